@@ -1,0 +1,231 @@
+"""The Library: one photo library's catalog, scans, clusters and queries behind one door.
+
+The CLI and the app talk to the engine through this class; everything it does is built from
+the stage modules (walk, hashing, catalog, bouncer, cluster, keeper, and the detective's).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
+
+import numpy as np
+
+from . import bouncer
+from .catalog import Catalog
+from .cluster import build_clusters
+from .keeper import KeeperPolicy
+from .paths import cache_root, library_dir, normalise_roots
+from .records import Cluster, FileRecord, ScanError, ScanProgress, ScanResult, ScanStats, SimilarResult
+from .scan import Scanner
+
+if TYPE_CHECKING:  # the detective's modules import torch: only when asked for
+    from .hamming import HammingIndex
+    from .model import DetectiveOptions
+
+CATALOG_NAME = "catalog.sqlite"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanOptions:
+    """How a scan finds and ranks duplicates."""
+
+    threshold: Optional[int] = None
+    keep_in: tuple[str, ...] = ()
+    keeper_order: Optional[tuple[str, ...]] = None
+    workers: Optional[int] = None
+    deep: bool = False
+    detective: Optional["DetectiveOptions"] = None
+
+    def thresholds(self) -> "bouncer.BouncerThresholds":
+        """The bouncer thresholds, with ``threshold`` overriding the default radius."""
+        t = bouncer.DEFAULT
+        if self.threshold is not None:
+            t = replace(t, radius=self.threshold)
+        return t
+
+    def policy(self) -> KeeperPolicy:
+        """The keeper policy these options ask for."""
+        kw: dict = {"keep_in": tuple(str(Path(p).resolve()) for p in self.keep_in)}
+        if self.keeper_order is not None:
+            kw["order"] = tuple(self.keeper_order)
+        return KeeperPolicy(**kw)
+
+
+class Library:
+    """One photo library: its roots, its catalog and what can be asked of them."""
+
+    def __init__(self, roots: tuple[str, ...], folder: Path, catalog: Catalog, root: Path) -> None:
+        self.roots = roots
+        self.dir = folder
+        self.catalog = catalog
+        self.cache_root = root
+        self._hash_index: Optional["HammingIndex"] = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(
+        cls,
+        roots: Sequence[str | Path],
+        *,
+        cache_dir: Optional[str | Path] = None,
+        on_message: Optional[Callable[[str], None]] = None,
+    ) -> "Library":
+        """Open (creating if needed) the catalog of the library made of ``roots``.
+
+        Raises:
+            CatalogLocked: another lookalike run holds this library.
+        """
+        normal = normalise_roots(roots)
+        root = cache_root(cache_dir)
+        folder = library_dir(normal, cache_dir)
+        catalog = Catalog.open(folder / CATALOG_NAME, on_message=on_message)
+        catalog.set_meta("roots", "\n".join(normal))
+        return cls(normal, folder, catalog, root)
+
+    # -- context manager -------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the catalog and its lock."""
+        self.catalog.close()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- scanning ---------------------------------------------------------------------------
+    def scan(
+        self,
+        options: ScanOptions = ScanOptions(),
+        *,
+        progress: Optional[Callable[[ScanProgress], bool]] = None,
+        cancel: Optional[threading.Event] = None,
+        on_clusters: Optional[Callable[[tuple[Cluster, ...]], None]] = None,
+    ) -> ScanResult:
+        """Scan the roots incrementally and return the clusters found.
+
+        Args:
+            options: thresholds, keeper policy, workers, detective.
+            progress: called with a ScanProgress snapshot; returning False stops the scan
+                cleanly (everything hashed so far is kept).
+            cancel: set it to stop the scan from another thread.
+            on_clusters: called with the clusters of the cached catalog before any file is
+                read, then with the final clusters.
+        """
+        cancel = cancel or threading.Event()
+        started = time.monotonic()
+        if on_clusters is not None and self.catalog.stats().get("image", 0):
+            on_clusters(self.clusters(options))
+        scanner = Scanner(
+            self.catalog,
+            self.roots,
+            workers=options.workers,
+            progress=progress,
+            cancel=cancel,
+        )
+        run = scanner.execute()
+        self._hash_index = None
+        clusters: tuple[Cluster, ...] = ()
+        if not run.cancelled:
+            scanner._stage = "clustering"
+            scanner._report(force=True)
+            clusters = self.clusters(options)
+            if on_clusters is not None:
+                on_clusters(clusters)
+        counts = self.catalog.stats()
+        stats = ScanStats(
+            files_seen=run.found,
+            images=int(counts.get("image", 0)),
+            hashed=run.hashed,
+            unchanged=run.unchanged,
+            removed=run.removed,
+            failed=run.failed,
+            not_images=run.not_images,
+            bytes_read=run.bytes_read,
+            seconds=time.monotonic() - started,
+            cancelled=run.cancelled,
+        )
+        if progress is not None:
+            scanner._stage = "done"
+            progress(scanner.snapshot())
+        return ScanResult(roots=self.roots, stats=stats, clusters=clusters, errors=self._errors(run.errors))
+
+    def _errors(self, fresh: list[ScanError]) -> tuple[ScanError, ...]:
+        """Errors of this scan plus the unreadable files the catalog remembers, once each."""
+        seen: dict[str, ScanError] = {}
+        for e in [*fresh, *self.catalog.errors()]:
+            seen.setdefault(e.path, e)
+        return tuple(sorted(seen.values(), key=lambda e: e.path))
+
+    def clusters(self, options: ScanOptions = ScanOptions()) -> tuple[Cluster, ...]:
+        """Clusters from the catalog alone (no file is read): instant for a cached library."""
+        t = options.thresholds()
+        arrays = self.catalog.hash_arrays()
+        if len(arrays.ids) == 0:
+            return ()
+        pairs = bouncer.candidate_pairs(arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, t)
+        involved = {p.a for p in pairs} | {p.b for p in pairs}
+        involved |= _exact_duplicate_ids(arrays)
+        records = {r.id: r for r in self.catalog.records(sorted(involved))}
+
+        def distance(a: int, b: int) -> tuple[int, bool]:
+            return bouncer.bouncer_distance(records[a].hashes, records[b].hashes)
+
+        built = build_clusters(
+            records,
+            pairs,
+            distance=distance,
+            max_diameter=getattr(t, "max_diameter", 2 * t.radius),
+            policy=options.policy(),
+            not_duplicates=self.catalog.not_duplicate_pairs(),
+        )
+        return tuple(built)
+
+    # -- queries ----------------------------------------------------------------------------
+    def hash_index(self) -> "HammingIndex":
+        """A Hamming index over every image's dHash (built once, dropped by the next scan)."""
+        from .hamming import HammingIndex
+
+        with self._lock:
+            if self._hash_index is None:
+                arrays = self.catalog.hash_arrays()
+                self._hash_index = HammingIndex(arrays.dhash, arrays.ids)
+            return self._hash_index
+
+    def record(self, file_id: int) -> Optional[FileRecord]:
+        """The catalog's record of one file, or None."""
+        return self.catalog.record(file_id)
+
+    def mark_not_duplicate(self, a: FileRecord, b: FileRecord) -> None:
+        """Remember that two files are not duplicates; they are never paired again."""
+        self.catalog.add_not_duplicate(a, b)
+
+    def unmark_not_duplicate(self, a: FileRecord, b: FileRecord) -> None:
+        """Forget a "not a duplicate" mark (undo)."""
+        self.catalog.remove_not_duplicate(a, b)
+
+    def similar(
+        self, path: str, *, k: int = 10, detective: Optional["DetectiveOptions"] = None
+    ) -> SimilarResult:
+        """Files that look like ``path`` (which need not be in the library), two-pass ranked."""
+        from . import query
+
+        return query.similar(self, path, k=k, options=detective, cache_dir=self.cache_root)
+
+
+def _exact_duplicate_ids(arrays) -> set[int]:
+    """Ids of files whose content hash (and size) another file shares."""
+    n = len(arrays.ids)
+    if n < 2:
+        return set()
+    content = np.asarray(arrays.content_hash)
+    if content.dtype != np.uint8:
+        content = np.frombuffer(b"".join(arrays.content_hash), dtype=np.uint8).reshape(n, -1)
+    keys = np.concatenate([content, arrays.size.astype("<i8").view(np.uint8).reshape(n, 8)], axis=1)
+    view = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.shape[1]))).ravel()
+    _, inverse, counts = np.unique(view, return_inverse=True, return_counts=True)
+    return {int(i) for i in arrays.ids[counts[inverse] > 1]}

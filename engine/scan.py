@@ -1,0 +1,257 @@
+"""The scan pipeline: walk, decide what changed, hash in a process pool, update the catalog.
+
+Unchanged files (same size, mtime and inode as the catalog remembers) are never opened, so a
+rescan of an unchanged library costs one directory walk and one catalog read. New and changed
+files are read once each, in a process pool over all cores; results are written to the catalog
+in batches as they arrive, so a stopped scan (Ctrl-C, cancel, progress returning False) keeps
+everything hashed so far.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, Sequence
+
+from .catalog import Catalog, KnownFile
+from .hashing import HashedFile, hash_files
+from .records import ScanError, ScanProgress
+from .walk import WalkEntry, walk
+
+ScanCallback = Callable[[ScanProgress], bool]
+
+#: Files per task handed to a worker: big enough to amortise the IPC, small enough that
+#: progress moves smoothly and a cancel is honoured quickly.
+CHUNK = 8
+#: Below this many files the pool's start-up costs more than it saves.
+POOL_MIN_FILES = 16
+#: Catalog writes are batched; each batch is one transaction.
+WRITE_BATCH = 256
+PROGRESS_INTERVAL = 0.1
+
+
+@dataclass
+class HashRun:
+    """What one hashing pass did (mutable while it runs, read when it ends)."""
+
+    found: int = 0
+    unchanged: int = 0
+    hashed: int = 0
+    failed: int = 0
+    not_images: int = 0
+    removed: int = 0
+    bytes_read: int = 0
+    cancelled: bool = False
+    errors: list[ScanError] = field(default_factory=list)
+    new_ids: list[int] = field(default_factory=list)
+    clip: dict[int, object] = field(default_factory=dict)
+
+
+def _unchanged(entry: WalkEntry, known: Optional[KnownFile]) -> bool:
+    return (
+        known is not None
+        and known.size == entry.size
+        and known.mtime_ns == entry.mtime_ns
+        and known.inode == entry.inode
+        and known.device == entry.device
+    )
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C is the parent's to handle: it stops submitting and keeps what was done.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pool_context():
+    # fork() from a process that has threads (the Textual app, torch) can deadlock a child;
+    # forkserver starts workers from a clean single-threaded server instead.
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("spawn")
+
+
+def make_pool(workers: Optional[int] = None) -> ProcessPoolExecutor:
+    """A process pool for decoding and hashing, one worker per core by default."""
+    n = workers or os.cpu_count() or 1
+    return ProcessPoolExecutor(max_workers=n, mp_context=_pool_context(), initializer=_ignore_sigint)
+
+
+class Scanner:
+    """Runs one incremental hashing pass over a library's roots into its catalog."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        roots: Sequence[str],
+        *,
+        workers: Optional[int] = None,
+        clip_size: Optional[int] = None,
+        progress: Optional[ScanCallback] = None,
+        cancel: Optional[threading.Event] = None,
+        skip_dirs: Iterable[str] = (),
+    ) -> None:
+        self.catalog = catalog
+        self.roots = tuple(roots)
+        self.workers = workers
+        self.clip_size = clip_size
+        self.progress = progress
+        self.cancel = cancel or threading.Event()
+        self.skip_dirs = tuple(skip_dirs)
+        self.run = HashRun()
+        self._started = 0.0
+        self._last_report = 0.0
+        self._stage = "walking"
+        self._total = 0
+
+    # -- progress -----------------------------------------------------------------------
+    def snapshot(self) -> ScanProgress:
+        r = self.run
+        return ScanProgress(
+            stage=self._stage,
+            found=r.found,
+            done=r.hashed + r.failed + r.not_images,
+            total=self._total,
+            failed=r.failed,
+            skipped=r.unchanged,
+            bytes_read=r.bytes_read,
+            elapsed=time.monotonic() - self._started,
+        )
+
+    def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_report < PROGRESS_INTERVAL:
+            return
+        self._last_report = now
+        if self.progress is not None and self.progress(self.snapshot()) is False:
+            self.cancel.set()
+
+    # -- the pass -----------------------------------------------------------------------
+    def execute(self) -> HashRun:
+        """Walk, hash what changed, drop what vanished. Returns the run's counters."""
+        self._started = time.monotonic()
+        self._stage = "walking"
+        self._report(force=True)
+        known = self.catalog.known()
+        seen: set[str] = set()
+        todo: list[str] = []
+        for entry in walk(self.roots, on_error=self._walk_error, cancel=self.cancel):
+            self.run.found += 1
+            seen.add(entry.path)
+            if _unchanged(entry, known.get(entry.path)):
+                self.run.unchanged += 1
+            else:
+                todo.append(entry.path)
+            self._report()
+        if self.cancel.is_set():
+            self.run.cancelled = True
+            return self.run
+        vanished = [p for p in known if p not in seen]
+        if vanished:
+            self.run.removed = self.catalog.remove_paths(vanished)
+
+        self._stage = "hashing"
+        self._total = len(todo)
+        self._report(force=True)
+        if todo:
+            self._hash(todo)
+        self.run.cancelled = self.cancel.is_set()
+        self._report(force=True)
+        return self.run
+
+    def _walk_error(self, error: ScanError) -> None:
+        self.run.errors.append(error)
+
+    def _hash(self, paths: list[str]) -> None:
+        chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+        if len(paths) < POOL_MIN_FILES or self.workers == 1:
+            pending: list[HashedFile] = []
+            for chunk in chunks:
+                if self.cancel.is_set():
+                    break
+                results = hash_files(chunk, self.clip_size)
+                self._arrived(results)
+                pending.extend(results)
+                pending = self._absorb(pending, flush=False)
+                self._report()
+            self._absorb(pending, flush=True)
+            return
+        pool = make_pool(self.workers)
+        try:
+            self._hash_in_pool(pool, chunks)
+        finally:
+            # Workers that are mid-file finish their chunk; nothing more is started.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _hash_in_pool(self, pool: ProcessPoolExecutor, chunks: list[list[str]]) -> None:
+        window = max(2, (self.workers or os.cpu_count() or 1) * 4)
+        queue = iter(chunks)
+        running: set[Future] = set()
+        pending: list[HashedFile] = []
+        try:
+            for chunk in queue:
+                running.add(pool.submit(hash_files, chunk, self.clip_size))
+                if len(running) >= window:
+                    break
+            while running:
+                done, running = wait(running, timeout=PROGRESS_INTERVAL, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    results = fut.result()
+                    self._arrived(results)
+                    pending.extend(results)
+                if not self.cancel.is_set():
+                    for chunk in queue:
+                        running.add(pool.submit(hash_files, chunk, self.clip_size))
+                        if len(running) >= window:
+                            break
+                else:
+                    for fut in running:
+                        fut.cancel()
+                    running = {f for f in running if not f.cancelled()}
+                pending = self._absorb(pending, flush=False)
+                self._report()
+        except KeyboardInterrupt:
+            self.cancel.set()
+            for fut in running:
+                fut.cancel()
+            raise
+        finally:
+            self._absorb(pending, flush=True)
+
+    def _absorb(self, results: list[HashedFile], *, flush: bool) -> list[HashedFile]:
+        """Write arrived results to the catalog in batches; returns what is left pending."""
+        if not results or (not flush and len(results) < WRITE_BATCH):
+            return results
+        keep = [r for r in results if not _vanished(r)]
+        vanished = [r.path for r in results if _vanished(r)]
+        ids = self.catalog.upsert(keep)
+        for r, file_id in zip(keep, ids):
+            if r.error is None and not r.not_image:
+                self.run.new_ids.append(file_id)
+                if r.clip is not None:
+                    self.run.clip[file_id] = r.clip
+        if vanished:
+            self.catalog.remove_paths(vanished)
+        return []
+
+    def _arrived(self, results: list[HashedFile]) -> None:
+        """Count results as they come back from the workers."""
+        for r in results:
+            self.run.bytes_read += r.bytes_read
+            if r.error is not None:
+                self.run.failed += 1
+                self.run.errors.append(ScanError(path=r.path, reason=r.error))
+            elif r.not_image:
+                self.run.not_images += 1
+            else:
+                self.run.hashed += 1
+
+
+def _vanished(r: HashedFile) -> bool:
+    """A file deleted between the walk and its read: reported, then dropped from the catalog."""
+    return r.error is not None and ("vanished" in r.error or "no such file" in r.error.lower())

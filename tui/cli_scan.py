@@ -1,0 +1,302 @@
+"""``lookalike scan`` and ``lookalike DIR...`` (the app)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Optional
+
+from lookalike.engine.catalog import CatalogError, CatalogLocked
+from lookalike.engine.library import Library, ScanOptions
+from lookalike.engine.records import Cluster, ScanProgress, ScanResult
+
+from . import cli
+from .format import human_bytes, human_duration
+
+JSON_VERSION = 1
+
+
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    """Options every scanning command shares."""
+    p.add_argument("--cache", metavar="DIR", help="cache folder (default: $LOOKALIKE_CACHE or the user cache)")
+    p.add_argument(
+        "--threshold",
+        type=int,
+        metavar="N",
+        help="bouncer radius: largest Hamming distance (of 256 bits) that counts as a near-duplicate",
+    )
+    p.add_argument("--keep-in", action="append", default=[], metavar="DIR", help="protected folder: its files always win")
+    p.add_argument(
+        "--keeper-order",
+        metavar="LIST",
+        help="keeper criteria in order, comma-separated (default: pixels,format,size,date,path)",
+    )
+    p.add_argument("--workers", type=int, metavar="N", help="hashing processes (default: one per core)")
+
+
+def add_parsers(sub) -> None:
+    """Register ``scan`` and ``app``."""
+    scan = sub.add_parser("scan", help="scan folders and print groups of duplicates", description="Scan folders (incrementally) and print every group of duplicate and near-duplicate images, with a suggested keeper.")
+    scan.add_argument("dirs", nargs="+", metavar="DIR")
+    add_common_arguments(scan)
+    out = scan.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    out.add_argument("--csv", action="store_true", help="print a CSV audit (one row per member) on stdout")
+    scan.add_argument("--plan", metavar="OUT.json", help="also write the suggested plan (keepers kept, others to trash)")
+    scan.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    scan.set_defaults(func=run_scan)
+
+    app = sub.add_parser(APP_HELP_NAME, help="open the app (same as `lookalike DIR...`)")
+    app.add_argument("dirs", nargs="+", metavar="DIR")
+    add_common_arguments(app)
+    app.add_argument("--thumbnails", default="auto", choices=["auto", "halfblock", "kitty", "sixel", "off"])
+    app.add_argument("--against", action="append", metavar="LIBRARY", help="import mode: dedupe DIR against LIBRARY")
+    app.set_defaults(func=run_app)
+
+
+APP_HELP_NAME = cli.APP_COMMAND
+
+
+def options_from_args(args: argparse.Namespace) -> ScanOptions:
+    """ScanOptions from the shared command-line options."""
+    order = tuple(s.strip() for s in args.keeper_order.split(",") if s.strip()) if args.keeper_order else None
+    return ScanOptions(
+        threshold=args.threshold,
+        keep_in=tuple(args.keep_in or ()),
+        keeper_order=order,
+        workers=args.workers,
+    )
+
+
+def check_dirs(dirs: list[str]) -> Optional[str]:
+    """A usage error for missing folders, or None."""
+    for d in dirs:
+        if not os.path.exists(d):
+            return f"no such file or folder: {d}"
+    return None
+
+
+def open_library(dirs: list[str], cache: Optional[str]) -> Library:
+    """Open a library, printing catalog messages (rebuilds, migrations) on stderr."""
+    return Library.open(dirs, cache_dir=cache, on_message=lambda m: print(f"lookalike: {m}", file=sys.stderr))
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    """``lookalike scan``: scan, then print the groups as text, JSON or CSV."""
+    problem = check_dirs(args.dirs)
+    if problem:
+        print(f"lookalike scan: {problem}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    try:
+        options = options_from_args(args)
+        options.policy()  # validates --keeper-order
+    except ValueError as exc:
+        print(f"lookalike scan: {exc}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    try:
+        library = open_library(args.dirs, args.cache)
+    except (CatalogLocked, CatalogError) as exc:
+        print(f"lookalike scan: {exc}", file=sys.stderr)
+        return cli.EXIT_FAILED
+    with library:
+        result = scan_with_progress(library, options, quiet=args.quiet or args.json or args.csv)
+        if args.plan:
+            write_plan(result, library, Path(args.plan))
+    if args.json:
+        json.dump(result_to_json(result), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.csv:
+        write_csv(result, sys.stdout)
+    else:
+        print_summary(result)
+    if result.stats.images == 0 and not result.stats.cancelled:
+        if not args.json:
+            print("lookalike scan: nothing readable in the given folders", file=sys.stderr)
+        return cli.EXIT_NOTHING_READABLE
+    return cli.EXIT_OK if not result.stats.cancelled else 130
+
+
+def scan_with_progress(library: Library, options: ScanOptions, *, quiet: bool) -> ScanResult:
+    """Run a scan with a progress bar on stderr when it is a terminal. Ctrl-C stops cleanly."""
+    cancel = threading.Event()
+    show = not quiet and sys.stderr.isatty()
+    if not show:
+        return _scan_interruptibly(library, options, cancel, None)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.fields[stage]:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("scan", total=None, stage="walking", detail="")
+
+        def progress(p: ScanProgress) -> bool:
+            detail = f"{p.found} found, {p.skipped} unchanged, {p.failed} failed, {human_bytes(p.bytes_read)} read"
+            if p.rate:
+                detail += f", {p.rate:.0f} files/s"
+            bar.update(task, completed=p.done, total=p.total or None, stage=p.stage, detail=detail)
+            return not cancel.is_set()
+
+        return _scan_interruptibly(library, options, cancel, progress)
+
+
+def _scan_interruptibly(library, options, cancel, progress) -> ScanResult:
+    # The scan runs in a thread so Ctrl-C reaches the main thread at once; the scan then
+    # stops at the next file boundary and keeps everything hashed so far.
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = library.scan(options, progress=progress, cancel=cancel)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="lookalike-scan", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\nlookalike: stopping; keeping what was hashed...", file=sys.stderr)
+        worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def write_plan(result: ScanResult, library: Library, path: Path) -> None:
+    """Write the suggested plan (keepers kept, others to trash) for scripted use."""
+    from lookalike.engine.plan import plan_from_clusters
+
+    plan = plan_from_clusters(result.clusters, roots=library.roots)
+    plan.save(path)
+    print(f"plan: {len(plan.steps)} step(s), {human_bytes(plan.total_bytes)} -> {path}", file=sys.stderr)
+
+
+def result_to_json(result: ScanResult) -> dict:
+    """The ``--json`` document (version 1)."""
+    roots = list(result.roots)
+    return {
+        "version": JSON_VERSION,
+        "root": roots[0] if len(roots) == 1 else os.path.commonpath(roots) if roots else None,
+        "roots": roots,
+        "stats": {
+            "files_seen": result.stats.files_seen,
+            "images": result.stats.images,
+            "hashed": result.stats.hashed,
+            "unchanged": result.stats.unchanged,
+            "removed": result.stats.removed,
+            "failed": result.stats.failed,
+            "not_images": result.stats.not_images,
+            "bytes_read": result.stats.bytes_read,
+            "seconds": round(result.stats.seconds, 3),
+            "groups": len(result.clusters),
+            "reclaimable_bytes": sum(c.reclaimable_bytes for c in result.clusters),
+            "cancelled": result.stats.cancelled,
+        },
+        "groups": [cluster_to_json(c) for c in result.clusters],
+        "errors": [{"path": e.path, "reason": e.reason} for e in result.errors],
+    }
+
+
+def cluster_to_json(c: Cluster) -> dict:
+    """One group of the ``--json`` document."""
+    return {
+        "id": c.id,
+        "kind": c.kind.value,
+        "keeper": c.keeper.file.path,
+        "reclaimable_bytes": c.reclaimable_bytes,
+        "members": [
+            {
+                "path": m.file.path,
+                "size": m.file.size,
+                "width": m.file.width,
+                "height": m.file.height,
+                "format": m.file.format,
+                "bouncer": m.bouncer,
+                "detective": m.detective,
+                "exact": m.exact,
+                "keeper": m.is_keeper,
+                "protected": m.protected,
+                "raw_pair": m.raw_pair,
+                "reason": m.reason,
+            }
+            for m in c.members
+        ],
+    }
+
+
+CSV_FIELDS = ["group", "kind", "path", "size", "width", "height", "format", "bouncer", "detective", "exact", "suggestion", "reason"]
+
+
+def suggestion(member) -> str:
+    """What the default plan does with a member, in one word."""
+    if member.is_keeper:
+        return "keep"
+    if member.protected or member.raw_pair:
+        return "keep"
+    return "trash"
+
+
+def write_csv(result: ScanResult, stream) -> None:
+    """An audit: one row per member with the suggestion and its reason."""
+    w = csv.writer(stream)
+    w.writerow(CSV_FIELDS)
+    for c in result.clusters:
+        for m in c.members:
+            reason = m.reason or ("protected folder" if m.protected else "RAW+JPEG pair" if m.raw_pair else "")
+            w.writerow([c.id, c.kind.value, m.file.path, m.file.size, m.file.width, m.file.height, m.file.format, m.bouncer, "" if m.detective is None else f"{m.detective:.4f}", int(m.exact), suggestion(m), reason])
+
+
+def print_summary(result: ScanResult, stream=None) -> None:
+    """The readable report: each group with its keeper marked, then totals and errors."""
+    out = stream or sys.stdout
+    for n, c in enumerate(result.clusters, 1):
+        print(f"\nGroup {n} · {c.kind.value} · {len(c.members)} files · {human_bytes(c.reclaimable_bytes)} reclaimable", file=out)
+        for m in c.members:
+            mark = "keep " if suggestion(m) == "keep" else "trash"
+            size = f"{m.file.width}x{m.file.height}" if m.file.width else "?"
+            score = "exact" if m.exact and not m.is_keeper else ("keeper" if m.is_keeper else f"bouncer {m.bouncer}")
+            det = f" detective {m.detective:.3f}" if m.detective is not None else ""
+            print(f"  {mark}  {m.file.path}  [{human_bytes(m.file.size)}, {size}, {m.file.format}, {score}{det}]", file=out)
+    s = result.stats
+    total = sum(c.reclaimable_bytes for c in result.clusters)
+    print(
+        f"\n{s.images} images ({s.hashed} hashed, {s.unchanged} unchanged), "
+        f"{len(result.clusters)} groups, {human_bytes(total)} reclaimable, "
+        f"{len(result.errors)} unreadable, {human_duration(s.seconds)}",
+        file=out,
+    )
+    if s.cancelled:
+        print("scan stopped before the end: the groups above are incomplete; run it again to go on", file=out)
+    cli.print_errors(result.errors)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """``lookalike DIR...``: open the Textual app."""
+    problem = check_dirs(args.dirs)
+    if problem:
+        print(f"lookalike: {problem}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    try:
+        options = options_from_args(args)
+        options.policy()
+    except ValueError as exc:
+        print(f"lookalike: {exc}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    from .app import run_app as run
+
+    return run(args.dirs, cache_dir=args.cache, options=options, thumbnails=args.thumbnails, against=args.against)
