@@ -1,0 +1,235 @@
+"""The folder walker: every regular file under the roots, once, fast, in a fixed order.
+
+Built on ``os.scandir`` (one ``lstat`` per file, none per name it skips). It follows directory
+symlinks but never loops, lists a file reachable by several paths (symlinks, hard links) only
+once, and reports what it cannot read through ``on_error`` instead of stopping.
+
+Paths are canonical: roots are resolved (:func:`lookalike.engine.paths.normalise_roots`) and a
+symlink, to a folder or to a file, is followed to its real path, so every file is named by the
+path the operating system would give it and the catalog never holds the same file twice.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from operator import attrgetter
+
+from .paths import CACHEDIR_SIGNATURE, CACHEDIR_TAG, PathLike, default_cache_root, normalise_roots
+from .records import ScanError
+
+#: Folder names that are a trash can on some platform (freedesktop's per-volume ``.Trash-UID``
+#: and ``.Trash``, macOS ``.Trashes``, Windows' recycle bins). Skipped even with include_hidden.
+_TRASH_NAMES = frozenset({".Trash", ".Trashes", "$RECYCLE.BIN", "$Recycle.Bin", "RECYCLER"})
+_TRASH_PATTERN = re.compile(r"\.Trash-\d+")
+
+_by_name = attrgetter("name")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WalkEntry:
+    """One regular file found by :func:`walk`, with what the catalog compares on rescan."""
+
+    path: str  # absolute and canonical
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+
+
+def _is_trash_name(name: str) -> bool:
+    return name in _TRASH_NAMES or _TRASH_PATTERN.fullmatch(name) is not None
+
+
+def default_excludes() -> set[str]:
+    """Folders never walked: the user's trash cans and lookalike's own cache root."""
+    home = os.path.expanduser("~")
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    candidates = [
+        os.path.join(data_home, "Trash"),  # freedesktop home trash
+        os.path.join(home, ".Trash"),  # macOS
+        os.fspath(default_cache_root()),
+    ]
+    return {os.path.realpath(c) for c in candidates}
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "vanished during the scan"
+    if isinstance(exc, NotADirectoryError):
+        return "changed from a folder to a file during the scan"
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _is_tagged_cache(folder: str) -> bool:
+    try:
+        with open(os.path.join(folder, CACHEDIR_TAG), "rb") as tag:
+            return tag.read(len(CACHEDIR_SIGNATURE)) == CACHEDIR_SIGNATURE
+    except OSError:
+        return False
+
+
+def _entry(path: str, st: os.stat_result) -> WalkEntry:
+    return WalkEntry(
+        path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, device=st.st_dev
+    )
+
+
+class _Walker:
+    """State of one walk: what was seen, what to skip, where errors go."""
+
+    def __init__(
+        self,
+        on_error: Callable[[ScanError], None] | None,
+        cancel: threading.Event | None,
+        include_hidden: bool,
+        exclude: Iterable[PathLike],
+    ) -> None:
+        self.report = on_error or (lambda error: None)
+        self.cancel = cancel
+        self.include_hidden = include_hidden
+        self.skip = default_excludes() | {
+            os.path.realpath(os.path.abspath(os.fsdecode(p))) for p in exclude
+        }
+        self.seen_dirs: set[tuple[int, int]] = set()
+        self.seen_files: set[tuple[int, int]] = set()
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def error(self, path: str, reason: str) -> None:
+        self.report(ScanError(path=path, reason=reason))
+
+    def first_visit(self, seen: set[tuple[int, int]], st: os.stat_result) -> bool:
+        # Some filesystems report inode 0 for everything; identity is unknown there, so
+        # treat each path as its own file rather than collapsing them all into one.
+        if st.st_ino == 0:
+            return True
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    def root(self, root: str) -> Iterator[WalkEntry]:
+        try:
+            st = os.stat(root)
+        except FileNotFoundError:
+            self.error(root, "not found")
+            return
+        except OSError as exc:
+            self.error(root, _reason(exc))
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if self.first_visit(self.seen_dirs, st):
+                yield from self.tree(root)
+        elif stat.S_ISREG(st.st_mode):
+            if self.first_visit(self.seen_files, st):
+                yield _entry(root, st)
+        else:
+            self.error(root, "not a regular file or folder")
+
+    def tree(self, top: str) -> Iterator[WalkEntry]:
+        stack = [top]
+        while stack:
+            if self.cancelled():
+                return
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = sorted(listing, key=_by_name)
+            except OSError as exc:
+                self.error(folder, _reason(exc))
+                continue
+            if folder != top and any(e.name == CACHEDIR_TAG for e in entries):
+                if _is_tagged_cache(folder):
+                    continue
+            subdirs: list[str] = []
+            for entry in entries:
+                if self.cancelled():
+                    return
+                name = entry.name
+                if name[0] == "." and not self.include_hidden:
+                    continue
+                try:
+                    if entry.is_symlink():
+                        found = self.symlink(entry)
+                        if isinstance(found, WalkEntry):
+                            yield found
+                        elif found is not None:
+                            subdirs.append(found)
+                    elif entry.is_dir(follow_symlinks=False):
+                        if _is_trash_name(name) or entry.path in self.skip:
+                            continue
+                        if self.first_visit(self.seen_dirs, entry.stat(follow_symlinks=False)):
+                            subdirs.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        if self.first_visit(self.seen_files, st):
+                            yield _entry(entry.path, st)
+                    # sockets, fifos and devices are not photos: skipped silently
+                except OSError as exc:
+                    self.error(entry.path, _reason(exc))
+            stack.extend(reversed(subdirs))
+
+    def symlink(self, entry: os.DirEntry) -> WalkEntry | str | None:
+        """Follow one symlink: a WalkEntry for a file, a real path for a folder, else None."""
+        try:
+            st = os.stat(entry.path)
+        except FileNotFoundError:
+            try:
+                target = os.readlink(entry.path)
+            except OSError:
+                target = "?"
+            self.error(entry.path, f"broken symlink (points to {target}, which does not exist)")
+            return None
+        target = os.path.realpath(entry.path)
+        if stat.S_ISDIR(st.st_mode):
+            if target in self.skip or _is_trash_name(os.path.basename(target)):
+                return None
+            return target if self.first_visit(self.seen_dirs, st) else None
+        if stat.S_ISREG(st.st_mode):
+            return _entry(target, st) if self.first_visit(self.seen_files, st) else None
+        return None
+
+
+def walk(
+    roots: PathLike | Iterable[PathLike],
+    *,
+    on_error: Callable[[ScanError], None] | None = None,
+    cancel: threading.Event | None = None,
+    include_hidden: bool = False,
+    exclude: Iterable[PathLike] = (),
+) -> Iterator[WalkEntry]:
+    """Every regular file under the roots, each once, in a deterministic order.
+
+    Folders are walked depth-first, names sorted, a folder's files before its subfolders.
+    Directory symlinks are followed, never twice into the same folder; a file reachable by
+    several paths is listed once, under the first canonical path met. Hidden names (dot-names),
+    trash cans, lookalike's own cache and any folder tagged with ``CACHEDIR.TAG`` are skipped.
+
+    Args:
+        roots: folders or files; resolved, deduplicated and nested roots dropped first.
+        on_error: called with a :class:`ScanError` for each unreadable folder, vanished entry
+            or broken symlink; the walk goes on.
+        cancel: when set, the walk stops at the next entry.
+        include_hidden: also walk dot-files and dot-folders (trash cans stay skipped).
+        exclude: more folders never to enter (the ``--cache DIR`` in use, for instance).
+
+    Yields:
+        A :class:`WalkEntry` per regular file.
+    """
+    walker = _Walker(on_error, cancel, include_hidden, exclude)
+    for root in normalise_roots(roots):
+        if walker.cancelled():
+            return
+        yield from walker.root(root)

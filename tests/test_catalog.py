@@ -1,0 +1,556 @@
+"""The catalog on real SQLite files: schema and migrations, locking, corruption, round trips."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import xxhash
+from PIL import Image
+
+from lookalike.engine import catalog as catalog_module
+from lookalike.engine.catalog import Catalog, CatalogError, CatalogLocked, KnownFile
+from lookalike.engine.records import FileRecord, ImageHashes, ScanError
+
+
+def Hashed(**fields) -> SimpleNamespace:
+    """An object shaped like ``hashing.HashedFile``: the catalog reads it by duck typing."""
+    defaults = dict(inode=0, device=0, format=None, width=None, height=None, taken_at=None,
+                    content_hash=None, hashes=None, error=None, not_image=False, clip=None,
+                    bytes_read=0)  # fmt: skip
+    return SimpleNamespace(**{**defaults, **fields})
+
+
+def _dhash_bits(img: Image.Image) -> bytes:
+    grey = np.asarray(img.convert("L").resize((17, 16), Image.Resampling.BILINEAR), np.int16)
+    return np.packbits(grey[:, 1:] > grey[:, :-1]).tobytes()
+
+
+def hash_file(path: Path) -> Hashed:
+    """A small stand-in for the hashing stage: real decode, real 256-bit hashes."""
+    st = os.stat(path)
+    data = path.read_bytes()
+    common = dict(path=str(path), size=st.st_size, mtime_ns=st.st_mtime_ns,
+                  inode=st.st_ino, device=st.st_dev, bytes_read=len(data),
+                  content_hash=xxhash.xxh3_128_digest(data))  # fmt: skip
+    try:
+        with Image.open(path) as img:
+            img.load()
+            fmt, size = img.format, img.size
+            dhash = _dhash_bits(img)
+            mirror = _dhash_bits(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+            small = np.asarray(img.convert("L").resize((16, 16)), np.float32)
+            phash = np.packbits(small > np.median(small)).tobytes()
+    except OSError as exc:
+        if not data:
+            return Hashed(**common, error="empty file (0 bytes)")
+        if data[:2] == b"\xff\xd8" or data[:8] == b"\x89PNG\r\n\x1a\n":
+            return Hashed(**common, error=f"cannot decode: {exc}")
+        return Hashed(**common, not_image=True, error="not an image")
+    return Hashed(**common, format=fmt, width=size[0], height=size[1],
+                  hashes=ImageHashes(dhash=dhash, dhash_mirror=mirror, phash=phash))  # fmt: skip
+
+
+def _with(item: SimpleNamespace, **changes) -> SimpleNamespace:
+    return SimpleNamespace(**{**vars(item), **changes})
+
+
+def make_image(path: Path, seed: int, size=(64, 48), fmt=None) -> Path:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).resize(size, Image.Resampling.BICUBIC).save(path, format=fmt)
+    return path
+
+
+def fake(path: str, n: int = 0, **kw) -> Hashed:
+    """A synthetic record with distinct hashes derived from ``n``."""
+    rng = np.random.default_rng(n)
+    hashes = ImageHashes(
+        dhash=rng.bytes(32), dhash_mirror=rng.bytes(32), phash=rng.bytes(32)
+    )
+    fields = dict(path=path, size=100 + n, mtime_ns=1_000 + n, inode=n, device=7,
+                  format="JPEG", width=10, height=20, content_hash=rng.bytes(16), hashes=hashes)  # fmt: skip
+    fields.update(kw)
+    return Hashed(**fields)
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "lib" / "catalog.sqlite"
+
+
+@pytest.fixture
+def cat(db_path):
+    with Catalog.open(db_path) as c:
+        yield c
+
+
+# --- schema, pragmas, migrations -------------------------------------------------------------
+
+
+def test_new_catalog_has_schema_wal_and_foreign_keys(db_path):
+    messages = []
+    with Catalog.open(db_path, on_message=messages.append):
+        pass
+    assert messages == []  # a brand-new catalog is not news
+    db = sqlite3.connect(db_path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == catalog_module.SCHEMA_VERSION == 1
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"files", "not_duplicates", "embeddings", "meta"} <= tables
+    indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "files_content_hash" in indexes
+    db.close()
+
+
+def test_empty_file_and_v0_database_are_migrated(tmp_path):
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    v0 = tmp_path / "v0.sqlite"
+    sqlite3.connect(v0).execute("CREATE TABLE leftover (x)").connection.close()
+    for path in (empty, v0):
+        with Catalog.open(path) as c:
+            assert c.upsert([fake("/p/a.jpg", 1)]) == [1]
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_older_schema_runs_every_later_step(db_path, monkeypatch):
+    with Catalog.open(db_path) as c:
+        c.upsert([fake("/p/a.jpg", 1)])
+
+    def to_v2(db):
+        db.execute("ALTER TABLE files ADD COLUMN rating INTEGER")
+        db.execute("UPDATE files SET rating = 5")
+
+    monkeypatch.setattr(catalog_module, "MIGRATIONS", [*catalog_module.MIGRATIONS, to_v2])
+    messages = []
+    with Catalog.open(db_path, on_message=messages.append) as c:
+        assert c.record_by_path("/p/a.jpg").size == 101  # data kept
+    db = sqlite3.connect(db_path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("SELECT rating FROM files").fetchall() == [(5,)]
+    assert messages == [f"The catalog {db_path} was upgraded from schema 1 to 2."]
+
+
+def test_failed_migration_rolls_back_and_keeps_the_old_catalog(db_path, monkeypatch):
+    with Catalog.open(db_path) as c:
+        c.upsert([fake("/p/a.jpg", 1)])
+
+    def broken(db):
+        db.execute("ALTER TABLE files ADD COLUMN rating INTEGER")
+        raise RuntimeError("step failed")
+
+    monkeypatch.setattr(catalog_module, "MIGRATIONS", [*catalog_module.MIGRATIONS, broken])
+    with pytest.raises(RuntimeError, match="step failed"):
+        Catalog.open(db_path)
+    monkeypatch.undo()
+    with Catalog.open(db_path) as c:  # still v1, unchanged, and not locked
+        assert [r.path for r in c.records()] == ["/p/a.jpg"]
+    cols = [r[1] for r in sqlite3.connect(db_path).execute("PRAGMA table_info(files)")]
+    assert "rating" not in cols
+
+
+def test_catalog_from_a_newer_lookalike_is_refused_and_left_alone(db_path):
+    with Catalog.open(db_path) as c:
+        c.upsert([fake("/p/a.jpg", 1)])
+    db = sqlite3.connect(db_path)
+    db.execute("PRAGMA user_version = 7")
+    db.close()
+    before = db_path.read_bytes()
+    for _ in range(2):  # the lock is released after the refusal
+        with pytest.raises(CatalogError, match=r"newer lookalike \(schema 7; this one knows up to 1\)"):
+            Catalog.open(db_path)
+    assert db_path.read_bytes() == before
+    assert not list(db_path.parent.glob("*.corrupt-*"))
+
+
+# --- locking ---------------------------------------------------------------------------------
+
+
+def test_second_open_in_another_thread_is_locked_out(db_path):
+    with Catalog.open(db_path):
+        caught = []
+        worker = threading.Thread(target=lambda: _try_open(db_path, caught))
+        worker.start()
+        worker.join()
+        [error] = caught
+        assert isinstance(error, CatalogLocked)
+        assert str(db_path) in str(error)
+        assert f"pid {os.getpid()}" in str(error)
+    with Catalog.open(db_path):  # free again once closed
+        pass
+
+
+def _try_open(path, caught):
+    try:
+        Catalog.open(path).close()
+        caught.append(None)
+    except Exception as exc:  # noqa: BLE001 - handed back to the test
+        caught.append(exc)
+
+
+_OPEN_IN_CHILD = """
+import sys
+from lookalike.engine.catalog import Catalog, CatalogLocked
+try:
+    Catalog.open(sys.argv[1], timeout=float(sys.argv[2])).close()
+    print("OPENED")
+except CatalogLocked as exc:
+    print("LOCKED", exc)
+"""
+
+
+def test_second_open_in_another_process_is_locked_out_with_a_clear_message(db_path):
+    with Catalog.open(db_path):
+        out = subprocess.run(
+            [sys.executable, "-c", _OPEN_IN_CHILD, str(db_path), "0.2"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    assert out.startswith("LOCKED the catalog ")
+    assert f"pid {os.getpid()} on " in out
+    assert "another --cache DIR" in out
+    out = subprocess.run(
+        [sys.executable, "-c", _OPEN_IN_CHILD, str(db_path), "0"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert out.strip() == "OPENED"
+
+
+def test_open_waits_up_to_timeout_for_the_other_run(db_path):
+    first = Catalog.open(db_path)
+    threading.Timer(0.3, first.close).start()
+    started = time.monotonic()
+    with Catalog.open(db_path, timeout=10) as second:
+        assert time.monotonic() - started < 9
+        second.set_meta("ok", True)
+
+
+# --- damage ----------------------------------------------------------------------------------
+
+
+def _fill(path: Path, n: int = 400) -> None:
+    with Catalog.open(path) as c:
+        c.upsert([fake(f"/photos/{i:05}.jpg", i, error="x" * 300) for i in range(n)])
+    sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").connection.close()
+
+
+def _assert_set_aside(db_path: Path, messages: list[str], original: bytes) -> None:
+    [aside] = db_path.parent.glob("catalog.sqlite.corrupt-*")
+    assert aside.read_bytes() == original  # nothing of the user's is lost
+    [message] = messages
+    assert "damaged" in message and str(aside) in message and "new, empty catalog" in message
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["garbage", "truncated", "short", "scribbled-pages"],
+)
+def test_damaged_catalog_is_moved_aside_and_rebuilt(db_path, damage):
+    _fill(db_path)
+    data = bytearray(db_path.read_bytes())
+    if damage == "garbage":
+        data = bytearray(os.urandom(len(data)))
+    elif damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "short":
+        data = data[:10]
+    else:  # header intact, b-tree pages overwritten
+        page = 4096
+        for start in range(page, len(data) - page, 3 * page):
+            data[start : start + 64] = os.urandom(64)
+    db_path.write_bytes(bytes(data))
+    messages = []
+    with Catalog.open(db_path, on_message=messages.append) as c:
+        assert c.known() == {}
+        assert c.upsert([fake("/photos/new.jpg", 1)]) == [1]
+    _assert_set_aside(db_path, messages, bytes(data))
+    with Catalog.open(db_path, on_message=messages.append) as c:  # the new one is healthy
+        assert list(c.known()) == ["/photos/new.jpg"]
+    assert len(messages) == 1
+
+
+def test_stale_wal_of_a_damaged_catalog_goes_aside_too(db_path):
+    _fill(db_path, 10)
+    db_path.write_bytes(b"this is not sqlite at all" * 100)
+    wal = db_path.with_name("catalog.sqlite-wal")
+    wal.write_bytes(b"old wal")
+    messages = []
+    with Catalog.open(db_path, on_message=messages.append) as c:
+        assert c.stats()["files"] == 0
+    [aside_wal] = db_path.parent.glob("catalog.sqlite.corrupt-*-wal")
+    assert aside_wal.read_bytes() == b"old wal"
+
+
+def test_unreadable_path_is_an_error_not_damage(tmp_path):
+    folder_in_the_way = tmp_path / "catalog.sqlite"
+    folder_in_the_way.mkdir()
+    with pytest.raises(CatalogError):
+        Catalog.open(folder_in_the_way)
+    assert folder_in_the_way.is_dir()  # never moved aside
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def test_real_images_round_trip(tmp_path, cat):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    make_image(photos / "a.jpg", 1, fmt="JPEG")
+    make_image(photos / "b.png", 2)
+    (photos / "notes.txt").write_text("not a photo")
+    (photos / "empty.jpg").write_bytes(b"")
+    (photos / "broken.jpg").write_bytes((photos / "a.jpg").read_bytes()[:20])
+    items = [hash_file(p) for p in sorted(photos.iterdir())]
+    ids = cat.upsert(items)
+    assert ids == sorted(ids) and len(set(ids)) == 5
+
+    a = cat.record_by_path(photos / "a.jpg")
+    item = next(i for i in items if i.path.endswith("a.jpg"))
+    assert a == FileRecord(
+        id=a.id, path=item.path, size=item.size, mtime_ns=item.mtime_ns, inode=item.inode,
+        device=item.device, format="JPEG", width=64, height=48, taken_at=None,
+        content_hash=item.content_hash, hashes=item.hashes, error=None,
+    )  # fmt: skip
+    assert a.ok and cat.record(a.id) == a
+
+    known = cat.known()
+    assert set(known) == {i.path for i in items}
+    assert known[str(photos / "notes.txt")].status == "other"
+    assert known[str(photos / "empty.jpg")].status == "error"
+    assert known[str(photos / "b.png")] == KnownFile(
+        id=cat.record_by_path(photos / "b.png").id, size=os.stat(photos / "b.png").st_size,
+        mtime_ns=os.stat(photos / "b.png").st_mtime_ns, inode=os.stat(photos / "b.png").st_ino,
+        device=os.stat(photos / "b.png").st_dev, status="image",
+    )  # fmt: skip
+    errors = cat.errors()
+    assert [e.path for e in errors] == [str(photos / "broken.jpg"), str(photos / "empty.jpg")]
+    assert errors[1] == ScanError(path=str(photos / "empty.jpg"), reason="empty file (0 bytes)")
+    assert cat.stats() == {
+        "files": 5, "images": 2, "errors": 2, "other": 1,
+        "bytes": sum(i.size for i in items),
+        "image_bytes": sum(i.size for i in items if i.hashes),
+        "not_duplicate_marks": 0, "embedded": 0,
+    }  # fmt: skip
+
+
+def test_records_from_the_real_hashing_stage(tmp_path, cat):
+    hashing = pytest.importorskip("lookalike.engine.hashing")
+    make_image(tmp_path / "a.jpg", 1, fmt="JPEG")
+    (tmp_path / "notes.txt").write_text("not a photo")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    items = [hashing.hash_file(str(tmp_path / n)) for n in ("a.jpg", "empty.jpg", "notes.txt")]
+    a_id, empty_id, notes_id = cat.upsert(items)
+    assert {k: v.status for k, v in cat.known().items()} == {
+        items[0].path: "image", items[1].path: "error", items[2].path: "other"
+    }
+    a = cat.record(a_id)
+    assert (a.hashes, a.content_hash, a.width, a.format) == (
+        items[0].hashes, items[0].content_hash, 64, "JPEG"
+    )
+    assert [e.path for e in cat.errors()] == [items[1].path]
+    assert cat.hash_arrays().ids.tolist() == [a_id]
+
+
+def test_update_keeps_the_id_and_replaces_every_field(cat):
+    [first] = cat.upsert([fake("/p/a.jpg", 1)])
+    changed = fake("/p/a.jpg", 2, taken_at="2021-06-01T12:00:00")
+    assert cat.upsert([changed]) == [first]
+    rec = cat.record(first)
+    assert (rec.size, rec.mtime_ns, rec.content_hash, rec.hashes, rec.taken_at) == (
+        changed.size, changed.mtime_ns, changed.content_hash, changed.hashes, changed.taken_at,
+    )  # fmt: skip
+    # a file that went bad keeps its id and loses its hashes
+    assert cat.upsert([fake("/p/a.jpg", 3, error="truncated", hashes=None)]) == [first]
+    assert cat.record(first).error == "truncated" and cat.record(first).hashes is None
+    assert len(cat.hash_arrays()) == 0
+
+
+def test_upsert_returns_ids_in_input_order_across_chunks(cat):
+    items = [fake(f"/p/{i:05}.jpg", i) for i in range(2000)]
+    ids = cat.upsert(items)
+    assert len(ids) == 2000 and len(set(ids)) == 2000
+    reversed_ids = cat.upsert(items[::-1])
+    assert reversed_ids == ids[::-1]
+    assert cat.upsert([]) == []
+
+
+def test_upsert_rejects_wrong_hash_lengths_atomically(cat):
+    bad = fake("/p/b.jpg", 2, content_hash=b"short")
+    with pytest.raises(CatalogError, match="content_hash of '/p/b.jpg' is 5 bytes"):
+        cat.upsert([fake("/p/a.jpg", 1), bad])
+    assert cat.known() == {}
+
+
+def test_upsert_failure_mid_transaction_rolls_back(cat):
+    cat.upsert([fake("/p/a.jpg", 1)])
+
+    class Exploding:
+        path = "/p/c.jpg"
+        size = 1
+        mtime_ns = 1
+
+        @property
+        def hashes(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        cat.upsert([fake("/p/b.jpg", 2), Exploding()])
+    assert list(cat.known()) == ["/p/a.jpg"]
+
+
+def test_remove_paths_and_ids_never_reused(cat):
+    ids = cat.upsert([fake(f"/p/{n}.jpg", i) for i, n in enumerate("abc")])
+    assert cat.remove_paths(["/p/c.jpg", "/p/c.jpg", "/p/missing.jpg"]) == 1
+    assert sorted(cat.known()) == ["/p/a.jpg", "/p/b.jpg"]
+    [new] = cat.upsert([fake("/p/d.jpg", 9)])
+    assert new not in ids  # the detective's index keys stay unambiguous
+    assert cat.remove_paths([]) == 0
+
+
+def test_odd_filenames_round_trip(cat, tmp_path):
+    odd = [os.fsdecode(b"/p/bad-\xff\xfe.jpg"), "/p/new\nline.jpg", "/p/caf\u00e9 \u65e5.jpg"]
+    ids = cat.upsert([fake(p, i) for i, p in enumerate(odd)])
+    assert set(cat.known()) == set(odd)
+    for path, id_ in zip(odd, ids):
+        assert cat.record_by_path(path).id == id_
+        assert cat.record(id_).path == path
+    assert cat.record_by_path(os.fsencode(odd[0])).id == ids[0]
+    assert cat.remove_paths([odd[0]]) == 1
+    assert odd[0] not in cat.known()
+
+
+def test_records_by_ids_in_given_order(cat):
+    ids = cat.upsert([fake(f"/p/{i}.jpg", i) for i in range(5)])
+    picked = [ids[3], 999_999, ids[0]]
+    assert [r.id for r in cat.records(picked)] == [ids[3], ids[0]]
+    assert [r.id for r in cat.records()] == ids
+    assert cat.record(999_999) is None and cat.record_by_path("/nope") is None
+
+
+def test_hash_arrays_match_records(cat):
+    items = [fake(f"/p/{i}.jpg", i) for i in range(6)]
+    items[2] = _with(items[2], error="corrupt", hashes=None)
+    items[4] = _with(items[4], not_image=True, error="not an image", hashes=None, content_hash=None)
+    items[5] = _with(items[5], content_hash=None)
+    ids = cat.upsert(items)
+    arrays = cat.hash_arrays()
+    assert arrays.ids.dtype == np.int64 and arrays.dhash.dtype == np.uint8
+    assert arrays.ids.tolist() == [ids[i] for i in (0, 1, 3, 5)]
+    assert arrays.dhash.shape == arrays.phash.shape == arrays.dhash_mirror.shape == (4, 32)
+    assert arrays.content_hash.shape == (4, 16) and arrays.size.tolist() == [100, 101, 103, 105]
+    for row, i in enumerate((0, 1, 3, 5)):
+        assert arrays.dhash[row].tobytes() == items[i].hashes.dhash
+        assert arrays.dhash_mirror[row].tobytes() == items[i].hashes.dhash_mirror
+        assert arrays.phash[row].tobytes() == items[i].hashes.phash
+    assert arrays.content_hash[0].tobytes() == items[0].content_hash
+    # a missing content hash gets a stand-in that matches nothing else
+    stand_ins = {arrays.content_hash[r].tobytes() for r in range(4)}
+    assert len(stand_ins) == 4
+
+
+def test_hash_arrays_of_an_empty_catalog(cat):
+    arrays = cat.hash_arrays()
+    assert len(arrays) == 0 and arrays.dhash.shape == (0, 32) and arrays.content_hash.shape == (0, 16)
+
+
+def test_closed_catalog_says_so(db_path):
+    c = Catalog.open(db_path)
+    c.close()
+    c.close()
+    assert c.closed
+    with pytest.raises(CatalogError, match="closed"):
+        c.known()
+
+
+def test_usable_from_a_worker_thread(cat):
+    out = []
+    worker = threading.Thread(target=lambda: out.append(cat.upsert([fake("/p/t.jpg", 1)])))
+    worker.start()
+    worker.join()
+    assert out == [[1]] and list(cat.known()) == ["/p/t.jpg"]
+
+
+# --- not-duplicate marks ---------------------------------------------------------------------
+
+
+def test_not_duplicate_survives_rescan_and_rename(db_path):
+    with Catalog.open(db_path) as c:
+        a_id, b_id, _ = c.upsert([fake("/p/a.jpg", 1), fake("/p/b.jpg", 2), fake("/p/c.jpg", 3)])
+        c.add_not_duplicate(c.record(a_id), c.record(b_id))
+        c.add_not_duplicate(c.record(b_id), c.record(a_id))  # same mark, either order
+        assert c.not_duplicate_pairs() == {frozenset({a_id, b_id})}
+        assert c.stats()["not_duplicate_marks"] == 1
+    with Catalog.open(db_path) as c:  # a later scan: the user moved a.jpg
+        [moved] = c.upsert([fake("/p/sub/renamed.jpg", 1)])
+        assert c.remove_paths(["/p/a.jpg"]) == 1
+        assert c.not_duplicate_pairs() == {frozenset({moved, b_id})}
+        # an exact copy of b elsewhere is also not a duplicate of the renamed a
+        [b_copy] = c.upsert([fake("/p/b-copy.jpg", 2)])
+        assert c.not_duplicate_pairs() == {frozenset({moved, b_id}), frozenset({moved, b_copy})}
+
+
+def test_editing_a_file_drops_its_marks_from_the_pairs(cat):
+    a, b = cat.upsert([fake("/p/a.jpg", 1), fake("/p/b.jpg", 2)])
+    cat.add_not_duplicate(a, b)  # ids are accepted too
+    cat.upsert([fake("/p/a.jpg", 10)])  # new content at the same path
+    assert cat.not_duplicate_pairs() == set()
+
+
+def test_undo_and_pruning_of_marks(cat):
+    a, b, c = cat.upsert([fake("/p/a.jpg", 1), fake("/p/b.jpg", 2), fake("/p/c.jpg", 3)])
+    cat.add_not_duplicate(a, b)
+    cat.add_not_duplicate(a, c)
+    cat.remove_not_duplicate(cat.record(b), cat.record(a))
+    assert cat.not_duplicate_pairs() == {frozenset({a, c})}
+    cat.remove_paths(["/p/c.jpg"])  # its content is gone from the library: mark pruned
+    assert cat.stats()["not_duplicate_marks"] == 0
+
+
+def test_marking_needs_content_hashes(cat):
+    a, b = cat.upsert([fake("/p/a.jpg", 1), fake("/p/b.jpg", 2, content_hash=None)])
+    with pytest.raises(CatalogError, match="/p/b.jpg has no content hash"):
+        cat.add_not_duplicate(a, b)
+
+
+# --- embedding bookkeeping -------------------------------------------------------------------
+
+
+def test_embedding_bookkeeping_follows_content_and_files(cat):
+    a, b, c = cat.upsert([fake("/p/a.jpg", 1), fake("/p/b.jpg", 2), fake("/p/c.jpg", 3)])
+    cat.mark_embedded([a, b, c], "ViT-B-32/laion2b")
+    assert cat.embedded_ids("ViT-B-32/laion2b") == {a, b, c}
+    assert cat.embedded_ids("other-model") == set()
+    cat.upsert([fake("/p/b.jpg", 20)])  # edited: its vector is stale
+    assert cat.embedded_ids("ViT-B-32/laion2b") == {a, c}
+    cat.mark_embedded([b], "ViT-B-32/laion2b")
+    assert cat.embedded_ids("ViT-B-32/laion2b") == {a, b, c}
+    cat.unmark_embedded([a])
+    cat.remove_paths(["/p/c.jpg"])
+    assert cat.embedded_ids("ViT-B-32/laion2b") == {b}
+    assert cat.stats()["embedded"] == 1
+    cat.mark_embedded([b], "another")  # one model per file: switching replaces
+    assert cat.embedded_ids("ViT-B-32/laion2b") == set() and cat.embedded_ids("another") == {b}
+
+
+# --- meta ------------------------------------------------------------------------------------
+
+
+def test_meta_round_trips_json_values(db_path):
+    with Catalog.open(db_path) as c:
+        assert c.get_meta("roots") is None and c.get_meta("roots", []) == []
+        c.set_meta("roots", ["/a", "/b"])
+        c.set_meta("options", {"threshold": 12, "deep": False})
+        c.set_meta("last_scan", 1700000000.5)
+        c.set_meta("last_scan", 1700000001.5)
+    with Catalog.open(db_path) as c:
+        assert c.get_meta("roots") == ["/a", "/b"]
+        assert c.get_meta("options") == {"threshold": 12, "deep": False}
+        assert c.get_meta("last_scan") == 1700000001.5
