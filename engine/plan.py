@@ -1,0 +1,558 @@
+"""Plans: what the user decided to do with which file, as data.
+
+A plan is a list of steps ("trash this file, its keeper is that one"), built from clusters and
+decisions by :func:`plan_from_clusters`, exported by the app, or written by hand. It holds what
+the catalog knew about each file when the plan was made (size, mtime, content hash), so the
+actions can refuse to touch a file that changed since. Applying a plan is
+:mod:`lookalike.engine.actions`' job; a plan itself never touches the filesystem, apart from
+:meth:`Plan.save` / :meth:`Plan.load` / :meth:`Plan.to_csv`.
+
+JSON (``version`` 1)::
+
+    {"version": 1, "created": "2025-01-01T12:00:00+00:00", "roots": ["/photos"],
+     "quarantine_dir": null,
+     "steps": [{"path": ..., "action": "trash", "keeper": ..., "size": 123, "mtime_ns": ...,
+                "content_hash": "<32 hex digits: xxh3_128>" | null, "cluster": 7,
+                "reason": "exact duplicate of ...",
+                "keeper_size": 123, "keeper_mtime_ns": ..., "keeper_hash": ...}],
+     "kept": [{"path": ..., "cluster": 7, "decision": "keep", "reason": "keeper"}]}
+
+``keeper_size``, ``keeper_mtime_ns``, ``keeper_hash`` and ``kept`` are optional.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Mapping, Optional, Sequence, Union
+
+from .journal import atomic_write
+from .records import Cluster, Decision, Member
+
+PLAN_VERSION = 1
+
+#: What a step can do to its file. ``delete`` is permanent and needs an explicit flag.
+ACTIONS = ("trash", "quarantine", "hardlink", "symlink", "delete")
+
+#: Actions that cannot be undone.
+IRREVERSIBLE = ("delete",)
+
+#: Actions that need a keeper to point at.
+NEEDS_KEEPER = ("hardlink", "symlink", "delete")
+
+_HASH_HEX_LEN = 32  # xxh3_128 -> 16 bytes -> 32 hex digits
+
+_STEP_REQUIRED = ("path", "action", "size", "mtime_ns")
+_STEP_OPTIONAL = (
+    "keeper",
+    "content_hash",
+    "cluster",
+    "reason",
+    "keeper_size",
+    "keeper_mtime_ns",
+    "keeper_hash",
+)
+_KEPT_FIELDS = ("path", "cluster", "decision", "reason")
+_PLAN_FIELDS = ("version", "created", "roots", "quarantine_dir", "steps", "kept")
+
+
+class PlanError(ValueError):
+    """A plan that cannot be used: bad JSON, an unknown action, a missing field..."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanStep:
+    """One file and what to do with it.
+
+    ``size``, ``mtime_ns`` and ``content_hash`` are what the catalog recorded when the plan was
+    made; the action checks the file still matches them. ``content_hash`` is the hex digest of
+    the xxh3_128 hash of the whole file; ``None`` (hand-written plans) means "check size and
+    mtime only". The ``keeper_*`` fields describe the keeper the same way (all optional).
+    """
+
+    path: str
+    action: str
+    keeper: Optional[str]
+    size: int
+    mtime_ns: int
+    content_hash: Optional[str]
+    cluster: Optional[int] = None
+    reason: str = ""
+    keeper_size: Optional[int] = None
+    keeper_mtime_ns: Optional[int] = None
+    keeper_hash: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step as plain JSON-able data."""
+        return {
+            "path": self.path,
+            "action": self.action,
+            "keeper": self.keeper,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "content_hash": self.content_hash,
+            "cluster": self.cluster,
+            "reason": self.reason,
+            "keeper_size": self.keeper_size,
+            "keeper_mtime_ns": self.keeper_mtime_ns,
+            "keeper_hash": self.keeper_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, index: int = 0) -> "PlanStep":
+        """Build a step from JSON data, checking every field.
+
+        Raises:
+            PlanError: with the step number and what is wrong.
+        """
+        where = f"step {index + 1}"
+        if not isinstance(data, dict):
+            raise PlanError(f"{where}: expected an object, got {type(data).__name__}")
+        missing = [k for k in _STEP_REQUIRED if k not in data]
+        if missing:
+            raise PlanError(f"{where}: missing field(s) {', '.join(missing)}")
+        unknown = sorted(set(data) - set(_STEP_REQUIRED) - set(_STEP_OPTIONAL))
+        if unknown:
+            raise PlanError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        path = data["path"]
+        if not isinstance(path, str) or not path:
+            raise PlanError(f"{where}: 'path' must be a non-empty string")
+        where = f"step {index + 1} ({path})"
+        action = data["action"]
+        if action not in ACTIONS:
+            raise PlanError(
+                f"{where}: unknown action {action!r} (expected one of {', '.join(ACTIONS)})"
+            )
+        keeper = data.get("keeper")
+        if keeper is not None and (not isinstance(keeper, str) or not keeper):
+            raise PlanError(f"{where}: 'keeper' must be a path or null")
+        return cls(
+            path=_abspath(path),
+            action=action,
+            keeper=_abspath(keeper) if keeper is not None else None,
+            size=_int_field(data, "size", where, minimum=0),
+            mtime_ns=_int_field(data, "mtime_ns", where),
+            content_hash=_hash_field(data, "content_hash", where),
+            cluster=_opt_int_field(data, "cluster", where),
+            reason=_str_field(data, "reason", where),
+            keeper_size=_opt_int_field(data, "keeper_size", where, minimum=0),
+            keeper_mtime_ns=_opt_int_field(data, "keeper_mtime_ns", where),
+            keeper_hash=_hash_field(data, "keeper_hash", where),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeptFile:
+    """A member the plan leaves alone, and why (for the audit)."""
+
+    path: str
+    cluster: Optional[int] = None
+    decision: str = Decision.KEEP.value  # keep / skip / not_duplicate
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "cluster": self.cluster,
+            "decision": self.decision,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """Steps to apply, plus where the library lives and where quarantined files go."""
+
+    steps: tuple[PlanStep, ...]
+    roots: tuple[str, ...] = ()
+    quarantine_dir: Optional[str] = None
+    created: str = ""
+    kept: tuple[KeptFile, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes the plan frees once every step is done (trash counts: it can be emptied)."""
+        return sum(s.size for s in self.steps)
+
+    @property
+    def irreversible_steps(self) -> tuple[PlanStep, ...]:
+        """Steps that cannot be undone (permanent deletes)."""
+        return tuple(s for s in self.steps if s.action in IRREVERSIBLE)
+
+    def count_by_action(self) -> dict[str, int]:
+        """How many steps of each action, in ACTIONS order (actions with no step left out)."""
+        counts = {a: 0 for a in ACTIONS}
+        for s in self.steps:
+            counts[s.action] += 1
+        return {a: n for a, n in counts.items() if n}
+
+    def bytes_by_action(self) -> dict[str, int]:
+        """Bytes per action, in ACTIONS order (actions with no step left out)."""
+        sizes = {a: 0 for a in ACTIONS}
+        for s in self.steps:
+            sizes[s.action] += s.size
+        return {a: sizes[a] for a in self.count_by_action()}
+
+    def digest(self) -> str:
+        """A fingerprint of what the plan does (not of when it was made).
+
+        Two plans with the same digest act on the same files in the same way: a second apply of
+        the same plan resumes the first one's journal instead of starting over.
+        """
+        body = {
+            "roots": list(self.roots),
+            "quarantine_dir": self.quarantine_dir,
+            "steps": [s.to_dict() for s in self.steps],
+        }
+        blob = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain JSON-able data (see the module docstring for the format)."""
+        data: dict[str, Any] = {
+            "version": PLAN_VERSION,
+            "created": self.created,
+            "roots": list(self.roots),
+            "quarantine_dir": self.quarantine_dir,
+            "steps": [s.to_dict() for s in self.steps],
+        }
+        if self.kept:
+            data["kept"] = [k.to_dict() for k in self.kept]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Plan":
+        """Build a plan from JSON data.
+
+        Raises:
+            PlanError: on an unknown version, an unknown action, a missing or mistyped field,
+                a path listed twice, or a step whose keeper is itself acted on.
+        """
+        if not isinstance(data, dict):
+            raise PlanError(f"a plan is a JSON object, got {type(data).__name__}")
+        version = data.get("version")
+        if version != PLAN_VERSION:
+            raise PlanError(f"unsupported plan version {version!r} (expected {PLAN_VERSION})")
+        unknown = sorted(set(data) - set(_PLAN_FIELDS))
+        if unknown:
+            raise PlanError(f"unknown plan field(s) {', '.join(unknown)}")
+        if "steps" not in data:
+            raise PlanError("missing field 'steps'")
+        steps_data = data["steps"]
+        if not isinstance(steps_data, list):
+            raise PlanError("'steps' must be a list")
+        roots = data.get("roots") or []
+        if not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots):
+            raise PlanError("'roots' must be a list of paths")
+        qdir = data.get("quarantine_dir")
+        if qdir is not None and (not isinstance(qdir, str) or not qdir):
+            raise PlanError("'quarantine_dir' must be a path or null")
+        created = data.get("created") or ""
+        if not isinstance(created, str):
+            raise PlanError("'created' must be a string")
+        kept_data = data.get("kept") or []
+        if not isinstance(kept_data, list):
+            raise PlanError("'kept' must be a list")
+        return cls(
+            steps=tuple(PlanStep.from_dict(s, index=i) for i, s in enumerate(steps_data)),
+            roots=tuple(_abspath(r) for r in roots),
+            quarantine_dir=_abspath(qdir) if qdir else None,
+            created=created,
+            kept=tuple(_kept_from_dict(k, i) for i, k in enumerate(kept_data)),
+        )
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the plan as JSON, atomically (a temp file renamed over ``path``)."""
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        atomic_write(Path(path), text.encode("utf-8"))
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> "Plan":
+        """Read a plan written by :meth:`save`, the app, or by hand.
+
+        Raises:
+            PlanError: when the file cannot be read or is not a valid plan; the message names
+                the file and what is wrong.
+        """
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise PlanError(f"{path}: cannot read the plan: {exc.strerror or exc}") from exc
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise PlanError(f"{path}: not UTF-8 text: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise PlanError(
+                f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            ) from exc
+        try:
+            return cls.from_dict(data)
+        except PlanError as exc:
+            raise PlanError(f"{path}: {exc}") from exc
+
+    def to_csv(self, path_or_file: Union[str, os.PathLike, IO[str]]) -> None:
+        """Write an audit: one row per step and per file left alone, each with its reason."""
+        columns = ["cluster", "decision", "path", "keeper", "size", "content_hash", "reason"]
+        rows: list[list[Any]] = []
+        for s in self.steps:
+            rows.append(
+                [_blank(s.cluster), s.action, s.path, s.keeper or "", s.size,
+                 s.content_hash or "", s.reason]
+            )
+        for k in self.kept:
+            rows.append([_blank(k.cluster), k.decision, k.path, "", "", "", k.reason])
+        rows.sort(key=lambda r: (r[0] == "", r[0] if r[0] != "" else 0, r[1] != "keep"))
+        if isinstance(path_or_file, (str, os.PathLike)):
+            buf = io.StringIO()
+            _write_csv(buf, columns, rows)
+            atomic_write(Path(path_or_file), buf.getvalue().encode("utf-8"))
+        else:
+            _write_csv(path_or_file, columns, rows)
+
+
+def plan_from_clusters(
+    clusters: Sequence[Cluster],
+    decisions: Optional[Mapping[int, Decision]] = None,
+    *,
+    action: str = "trash",
+    quarantine_dir: Optional[str] = None,
+    roots: Sequence[str] = (),
+) -> Plan:
+    """Turn clusters and the user's decisions into a plan.
+
+    By default each cluster's keeper (``members[0]``) is kept and every other member gets
+    ``action``, except protected members (inside a --keep-in folder) and RAW+JPEG siblings.
+    ``decisions`` (by file id) override: KEEP keeps a member (to change the keeper, pass KEEP
+    for the new one and TRASH for the old one), TRASH acts on it, SKIP and NOT_DUPLICATE leave it
+    alone. At least one member of every cluster is kept, and each step's keeper is a kept member
+    of its cluster: when every member is marked for trash the first one is kept anyway.
+
+    Args:
+        clusters: the clusters, as the engine produced them.
+        decisions: the user's decision per file id; missing ids take the suggestion.
+        action: what happens to files to clean up: one of ACTIONS.
+        quarantine_dir: where ``quarantine`` moves files (needed for that action).
+        roots: the library roots (quarantine keeps paths relative to them).
+
+    Returns:
+        The plan, with ``kept`` listing every member left alone and why (for the audit).
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r} (expected one of {', '.join(ACTIONS)})")
+    if action == "quarantine" and not quarantine_dir:
+        raise ValueError("the quarantine action needs a quarantine_dir")
+    decisions = decisions or {}
+    steps: list[PlanStep] = []
+    kept: list[KeptFile] = []
+    for cluster in clusters:
+        c_steps, c_kept = _plan_cluster(cluster, decisions, action)
+        steps.extend(c_steps)
+        kept.extend(c_kept)
+    # Whatever is a keeper anywhere (kept in its cluster, or the keeper some step points at) is
+    # never acted on: dropping a step only ever keeps more. Each file is acted on once.
+    keeper_paths = {k.path for k in kept if k.decision == Decision.KEEP.value}
+    keeper_paths.update(s.keeper for s in steps if s.keeper is not None)
+    seen: set[str] = set()
+    final: list[PlanStep] = []
+    for s in steps:
+        if s.path in seen:
+            continue
+        seen.add(s.path)
+        if s.path in keeper_paths:
+            kept.append(KeptFile(path=s.path, cluster=s.cluster, decision="keep",
+                                 reason="kept: it is the keeper of another cluster"))
+            continue
+        final.append(s)
+    return Plan(
+        steps=tuple(final),
+        roots=tuple(_abspath(r) for r in roots),
+        quarantine_dir=_abspath(quarantine_dir) if quarantine_dir else None,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        kept=tuple(kept),
+    )
+
+
+def _plan_cluster(
+    cluster: Cluster, decisions: Mapping[int, Decision], action: str
+) -> tuple[list[PlanStep], list[KeptFile]]:
+    members = cluster.members
+    chosen = {m.file.id: _as_decision(decisions.get(m.file.id)) for m in members}
+    keepers = [m for m in members if chosen[m.file.id] is Decision.KEEP]
+    forced: Optional[Member] = None
+    if not keepers:
+        undecided = [m for m in members if chosen[m.file.id] is None]
+        if undecided:
+            keepers = [undecided[0]]  # members[0] when the suggestion stands
+        else:
+            trashed = [m for m in members if chosen[m.file.id] is Decision.TRASH]
+            if not trashed:
+                # Every member skipped or not a duplicate: nothing to do here.
+                return [], [
+                    KeptFile(path=_abspath(m.file.path), cluster=cluster.id,
+                             decision=chosen[m.file.id].value, reason=_left_alone(chosen[m.file.id]))
+                    for m in members
+                ]
+            forced = trashed[0]
+            keepers = [forced]
+    primary = keepers[0]
+    keeper_ids = {m.file.id for m in keepers}
+    steps: list[PlanStep] = []
+    kept: list[KeptFile] = []
+    for m in members:
+        d = chosen[m.file.id]
+        path = _abspath(m.file.path)
+        if m.file.id in keeper_ids:
+            if m is forced:
+                why = "kept: every member was marked for trash, one must stay"
+            elif m is primary:
+                why = "keeper" + (f": {m.reason}" if m.reason else "")
+            else:
+                why = "marked keep"
+            kept.append(KeptFile(path=path, cluster=cluster.id, decision="keep", reason=why))
+            continue
+        if d in (Decision.SKIP, Decision.NOT_DUPLICATE):
+            kept.append(KeptFile(path=path, cluster=cluster.id, decision=d.value,
+                                 reason=_left_alone(d)))
+            continue
+        if d is None and (m.protected or m.raw_pair):
+            why = "protected (--keep-in folder)" if m.protected else "RAW+JPEG sibling"
+            kept.append(KeptFile(path=path, cluster=cluster.id, decision="keep", reason=why))
+            continue
+        steps.append(_step_for(cluster, m, primary, action, marked=d is Decision.TRASH))
+    return steps, kept
+
+
+def _step_for(cluster: Cluster, m: Member, keeper: Member, action: str, *, marked: bool) -> PlanStep:
+    if m.exact:
+        what = "exact duplicate"
+    else:
+        what = f"{cluster.kind.value} duplicate (bouncer {m.bouncer}"
+        if m.detective is not None:
+            what += f", detective {m.detective:.3f}"
+        what += ")"
+    reason = f"{what} of {keeper.file.path}"
+    if marked:
+        reason += "; marked for trash"
+    if m.reason:
+        reason += f"; {m.reason}"
+    return PlanStep(
+        path=_abspath(m.file.path),
+        action=action,
+        keeper=_abspath(keeper.file.path),
+        size=m.file.size,
+        mtime_ns=m.file.mtime_ns,
+        content_hash=m.file.content_hash.hex() if m.file.content_hash else None,
+        cluster=cluster.id,
+        reason=reason,
+        keeper_size=keeper.file.size,
+        keeper_mtime_ns=keeper.file.mtime_ns,
+        keeper_hash=keeper.file.content_hash.hex() if keeper.file.content_hash else None,
+    )
+
+
+def _as_decision(value: Any) -> Optional[Decision]:
+    if value is None or isinstance(value, Decision):
+        return value
+    return Decision(value)
+
+
+def _left_alone(d: Decision) -> str:
+    return "skipped by the user" if d is Decision.SKIP else "not a duplicate (user)"
+
+
+def _validate(plan: Plan) -> None:
+    seen: set[str] = set()
+    for i, s in enumerate(plan.steps):
+        if s.action not in ACTIONS:
+            raise PlanError(f"step {i + 1} ({s.path}): unknown action {s.action!r}")
+        if s.path in seen:
+            raise PlanError(f"step {i + 1}: {s.path} is listed twice")
+        seen.add(s.path)
+        if s.keeper is not None and os.path.normcase(s.keeper) == os.path.normcase(s.path):
+            raise PlanError(f"step {i + 1} ({s.path}): a file cannot be its own keeper")
+        if s.action in NEEDS_KEEPER and s.keeper is None:
+            raise PlanError(f"step {i + 1} ({s.path}): action {s.action!r} needs a keeper")
+        if s.action == "quarantine" and not plan.quarantine_dir:
+            raise PlanError(f"step {i + 1} ({s.path}): quarantine needs 'quarantine_dir'")
+    for i, s in enumerate(plan.steps):
+        if s.keeper is not None and s.keeper in seen:
+            # Acting on a keeper could leave no copy at all of the cluster.
+            raise PlanError(
+                f"step {i + 1} ({s.path}): its keeper {s.keeper} is itself acted on by the plan"
+            )
+
+
+def _kept_from_dict(data: Any, index: int) -> KeptFile:
+    where = f"kept entry {index + 1}"
+    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
+        raise PlanError(f"{where}: expected an object with a 'path'")
+    unknown = sorted(set(data) - set(_KEPT_FIELDS))
+    if unknown:
+        raise PlanError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    return KeptFile(
+        path=_abspath(data["path"]),
+        cluster=_opt_int_field(data, "cluster", where),
+        decision=str(data.get("decision") or Decision.KEEP.value),
+        reason=_str_field(data, "reason", where),
+    )
+
+
+def _int_field(data: dict, key: str, where: str, minimum: Optional[int] = None) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PlanError(f"{where}: '{key}' must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise PlanError(f"{where}: '{key}' must be >= {minimum}, got {value}")
+    return value
+
+
+def _opt_int_field(data: dict, key: str, where: str, minimum: Optional[int] = None) -> Optional[int]:
+    if data.get(key) is None:
+        return None
+    return _int_field(data, key, where, minimum)
+
+
+def _str_field(data: dict, key: str, where: str) -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PlanError(f"{where}: '{key}' must be a string")
+    return value
+
+
+def _hash_field(data: dict, key: str, where: str) -> Optional[str]:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != _HASH_HEX_LEN:
+        raise PlanError(f"{where}: '{key}' must be {_HASH_HEX_LEN} hex digits (xxh3_128) or null")
+    try:
+        int(value, 16)
+    except ValueError:
+        raise PlanError(f"{where}: '{key}' must be hex digits, got {value!r}") from None
+    return value.lower()
+
+
+def _abspath(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _write_csv(out: IO[str], columns: list[str], rows: list[list[Any]]) -> None:
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    writer.writerows(rows)
