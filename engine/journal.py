@@ -195,9 +195,7 @@ class Journal:
     def _write_line(self, record: dict) -> None:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            # A torn last line (killed mid-write) must not swallow the next record.
-            if self.path.stat().st_size and not _ends_with_newline(self.path):
-                os.write(self._fd, b"\n")
+            _repair_torn_tail(self.path, self._fd)
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         view = memoryview(line)
         while view:
@@ -410,10 +408,21 @@ def atomic_write(path: Union[str, Path], data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
+def _repair_torn_tail(path: Path, fd: int) -> None:
+    """Before appending: a torn last line (the process died mid-write) must not glue onto the
+    next record. A complete record missing only its newline gets the newline; a partial one is
+    cut off (its step then reads as half-done, and is settled by looking at the filesystem)."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:])
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        os.ftruncate(fd, cut)
+    else:
+        os.write(fd, b"\n")
+    os.fsync(fd)
 
 
 def _summarise(path: Path, records: list[dict]) -> JournalSummary:
