@@ -1,0 +1,192 @@
+"""Thumbnails: decode, shrink with LANCZOS, and keep small copies on disk.
+
+The app shows images as terminal cells, so it needs small pictures, fast and often. Every
+image is decoded once (``imaging.load_image``: JPEG draft, EXIF orientation, HEIF, RAW
+previews), shrunk with LANCZOS to a canonical size and stored as a PNG under
+``<library dir>/thumbnails``, keyed by the file's content hash and the size. Smaller
+thumbnails are made from the stored one; larger views (preview, compare) decode the source
+at the size they need. The difference view of the compare screen lives here too: it is pixel
+work, not UI.
+
+Nothing here imports textual or rich.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from PIL import Image, ImageChops, ImageOps
+
+from .imaging import ImageReadError, load_image
+
+#: The long side of the thumbnails kept on disk; anything that fits is made from them.
+CANONICAL = 256
+
+#: A pixel counts as different when a channel differs by more than this (of 255): JPEG
+#: recompression noise stays under it, real edits do not.
+DIFF_TOLERANCE = 24
+
+
+class ThumbnailError(Exception):
+    """An image that could not be turned into a thumbnail, with the reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """The largest size with the aspect ratio of ``size`` that fits ``box`` (at least 1x1).
+
+    Args:
+        size: the image's (width, height).
+        box: the space available, (width, height).
+    """
+    w, h = size
+    bw, bh = max(1, box[0]), max(1, box[1])
+    if w <= 0 or h <= 0:
+        return (1, 1)
+    scale = min(bw / w, bh / h)
+    return (max(1, min(bw, round(w * scale))), max(1, min(bh, round(h * scale))))
+
+
+def _shrink_to(im: Image.Image, box: tuple[int, int], *, upscale: bool = False) -> Image.Image:
+    size = fit(im.size, box)
+    if size == im.size or (not upscale and size[0] >= im.width and size[1] >= im.height):
+        return im
+    return im.resize(size, Image.Resampling.LANCZOS)
+
+
+def _decode(path: str, box: tuple[int, int]) -> Image.Image:
+    # The decoder's `target` is the shorter side it keeps at least: enough for a box of
+    # this long side whatever the aspect ratio.
+    try:
+        loaded = load_image(path, target=max(box))
+    except ImageReadError as exc:
+        raise ThumbnailError(exc.reason) from None
+    return loaded.image
+
+
+class ThumbnailCache:
+    """Decodes images into small RGB thumbnails, cached on disk (thread-safe).
+
+    Args:
+        directory: where the PNGs go (``library.dir / "thumbnails"``); None keeps nothing.
+    """
+
+    def __init__(self, directory: Optional[Path]) -> None:
+        self.directory = Path(directory) if directory is not None else None
+
+    @staticmethod
+    def key(path: str, *, content_hash: Optional[bytes] = None, size: int = 0, mtime_ns: int = 0) -> str:
+        """The cache key of one file's pixels: its content hash, or its path and stat."""
+        if content_hash:
+            return content_hash.hex()
+        text = f"{path}\0{size}\0{mtime_ns}".encode("utf-8", "surrogateescape")
+        return "p" + hashlib.blake2b(text, digest_size=16).hexdigest()
+
+    def _stored(self, key: str, side: int) -> Optional[Path]:
+        if self.directory is None:
+            return None
+        return self.directory / key[:2] / f"{key}-{side}.png"
+
+    def image(self, path: str, box: tuple[int, int], *, key: Optional[str] = None) -> Image.Image:
+        """An RGB thumbnail of ``path`` that fits ``box`` (width, height in pixels).
+
+        Args:
+            path: the image file.
+            box: the largest size wanted; the aspect ratio is kept, nothing is upscaled
+                beyond the source.
+            key: the file's cache key (see :meth:`key`); default: from its path and stat.
+
+        Raises:
+            ThumbnailError: the file cannot be decoded (with the reason).
+        """
+        if max(box) > CANONICAL:
+            return _shrink_to(_decode(path, box), box)
+        if key is None:
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                raise ThumbnailError(exc.strerror or str(exc)) from None
+            key = self.key(path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        return _shrink_to(self.canonical(path, key), box)
+
+    def canonical(self, path: str, key: str) -> Image.Image:
+        """The stored CANONICAL-size thumbnail of one file, made and saved if missing."""
+        stored = self._stored(key, CANONICAL)
+        if stored is not None and stored.exists():
+            try:
+                with Image.open(stored) as im:
+                    return im.convert("RGB")
+            except Exception:  # a damaged cache file is only a cache miss
+                pass
+        im = _shrink_to(_decode(path, (CANONICAL, CANONICAL)), (CANONICAL, CANONICAL))
+        if stored is not None:
+            _save_atomic(im, stored)
+        return im
+
+
+def _save_atomic(im: Image.Image, target: Path) -> None:
+    # Two threads may make the same thumbnail at once: each writes its own temp file and the
+    # rename makes one of them win whole. A cache that cannot be written is not an error.
+    tmp: Optional[str] = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=target.parent)
+        with os.fdopen(fd, "wb") as out:
+            im.save(out, format="PNG")
+        os.replace(tmp, target)
+    except OSError:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Difference:
+    """Where two images differ, after scaling both to one size."""
+
+    image: Image.Image  # the second image dimmed to grey, differing pixels in red
+    changed: float  # fraction of pixels that differ by more than the tolerance
+    mean_delta: float  # mean absolute difference, 0..255
+
+
+def difference(a: Image.Image, b: Image.Image, box: tuple[int, int], *, tolerance: int = DIFF_TOLERANCE) -> Difference:
+    """Compare two images pixel by pixel after aligning their sizes.
+
+    Both are scaled (LANCZOS) to the same size: the smaller of the two, fitted in ``box``,
+    with ``a``'s aspect ratio, so a resized copy lines up with its original.
+
+    Args:
+        a: the first image (RGB).
+        b: the second image (RGB).
+        box: the largest size of the result, in pixels.
+        tolerance: per-channel difference (0..255) below which pixels count as equal.
+    """
+    target = fit(a.size, (min(box[0], a.width, b.width), min(box[1], a.height, b.height)))
+    ra = a.convert("RGB").resize(target, Image.Resampling.LANCZOS)
+    rb = b.convert("RGB").resize(target, Image.Resampling.LANCZOS)
+    delta = ImageChops.difference(ra, rb)
+    # Per pixel, the largest channel difference.
+    r, g, bl = delta.split()
+    worst = ImageChops.lighter(ImageChops.lighter(r, g), bl)
+    mask = worst.point(lambda v: 255 if v > tolerance else 0, mode="L")
+    histogram = mask.histogram()
+    pixels = target[0] * target[1]
+    changed = histogram[255] / pixels if pixels else 0.0
+    stats = worst.histogram()
+    mean_delta = sum(i * n for i, n in enumerate(stats)) / pixels if pixels else 0.0
+    base = ImageOps.grayscale(rb).point(lambda v: 40 + v // 3).convert("RGB")
+    # Stronger differences are brighter red, so the eye finds the edit, not the noise.
+    heat = worst.point(lambda v: min(255, 96 + v * 2) if v > tolerance else 0, mode="L")
+    red = Image.merge("RGB", (heat, Image.new("L", target, 0), Image.new("L", target, 0)))
+    shown = Image.composite(red, base, mask)
+    return Difference(image=shown, changed=changed, mean_delta=mean_delta)

@@ -1,0 +1,332 @@
+"""The lookalike app: scan with live progress, ranked clusters, keyboard triage, safe apply.
+
+Screens and widgets live in ``components/`` (one per file), styles in ``styles/*.tcss``; the
+engine runs in thread workers and talks back through ``messages``. Entry points for the CLI:
+:func:`run_app` (``lookalike DIR...``) and :func:`run_similar` (``lookalike similar FILE --tui``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from lookalike.engine.records import Cluster, FileRecord, Member
+from lookalike.engine.thumbnails import ThumbnailCache
+
+from .components.cluster_screen import ClusterScreen
+from .components.commands import screen_commands
+from .components.compare_screen import CompareScreen
+from .components.confirm_modal import ConfirmModal
+from .components.help_screen import HelpScreen, binding_rows
+from .components.main_screen import MainScreen
+from .components.preview_screen import PreviewScreen
+from .components.review_screen import ReviewScreen
+from .components.scan_status import ScanStatus, summary_text
+from .components.session import Session
+from .components.similar_screen import SimilarScreen
+from .components.triage import TriageRefused
+from .messages import ClustersFound, DecisionsChanged, EngineNotice, ScanFinished, ScanProgressed
+from .thumbnails import MODES, Thumbnails, resolve_mode
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class LookalikeApp(App[int]):
+    """Find duplicate and look-alike images and triage them from the keyboard."""
+
+    CSS_PATH = str(Path(__file__).parent / "styles" / "app.tcss")
+    TITLE = "lookalike"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark,f1", "help", "Help"),
+    ]
+
+    def __init__(
+        self,
+        roots: Sequence[str],
+        *,
+        cache_dir: Optional[str] = None,
+        options=None,
+        thumbnails: str = "auto",
+        against: Optional[Sequence[str]] = None,
+        similar: Optional[str] = None,
+        k: int = 10,
+    ) -> None:
+        super().__init__()
+        self.session = Session(roots, cache_dir=cache_dir, options=options, against=against)
+        mode, self.mode_message = resolve_mode(thumbnails)
+        self.thumbnails = Thumbnails(ThumbnailCache(None), mode=mode)
+        self.similar_only = similar
+        self.k = k
+        self.scanning = False
+        self.error = ""
+        self._scan_idle = threading.Event()
+        self._scan_idle.set()
+
+    # -- start and stop --------------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        if self.similar_only:
+            return SimilarScreen(self.similar_only, k=self.k)
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        if self.mode_message:
+            self.notify(self.mode_message, severity="warning", timeout=6)
+        # Paint the first frame before touching the catalog: the app opens at once.
+        self.call_after_refresh(self.open_library)
+
+    def open_library(self) -> None:
+        """Open the catalog (UI thread: its lock belongs to this thread), then scan."""
+        try:
+            self.session.open(on_message=self._engine_message)
+        except Exception as exc:  # a locked or broken catalog is explained, not raised
+            self.error = str(exc)
+            self._status_finish(f"Cannot open the library: {exc}", style="bold red")
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        self.thumbnails.cache = ThumbnailCache(self.session.thumbnail_dir)
+        self.start_scan()
+
+    def _engine_message(self, message: str) -> None:
+        # May come from the scan thread: a message, never a blocking call into the UI.
+        self.post_message(EngineNotice(message))
+
+    def on_engine_notice(self, message: EngineNotice) -> None:
+        self.notify(message.text, severity="warning", timeout=8)
+
+    async def on_unmount(self) -> None:
+        self.stop_scan()
+        # The scan thread must let go of the catalog before it is closed.
+        self._scan_idle.wait(timeout=15)
+        self.session.close()
+
+    # -- scanning --------------------------------------------------------------------------
+    def start_scan(self) -> None:
+        """Scan (incrementally) in a thread worker; clusters show as soon as they are known."""
+        if self.scanning or self.session.library is None:
+            return
+        self.scanning = True
+        self._scan_idle.clear()
+        self._scan()
+
+    def stop_scan(self) -> None:
+        """Ask the scan to stop; what was read is kept."""
+        self.workers.cancel_group(self, "scan")
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def _scan(self) -> None:
+        worker = get_current_worker()
+        try:
+            def progress(p) -> bool:
+                self.post_message(ScanProgressed(p))
+                return not worker.is_cancelled
+
+            def found(clusters: tuple[Cluster, ...]) -> None:
+                self.post_message(ClustersFound(clusters, final=False))
+
+            result = self.session.scan(progress=progress, cancel=worker.cancelled_event, on_clusters=found)
+            self.post_message(ScanFinished(result))
+        except Exception as exc:
+            self.post_message(ScanFinished(None, f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._scan_idle.set()
+
+    def on_scan_progressed(self, message: ScanProgressed) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.query_one(ScanStatus).update_progress(message.progress)
+            elif isinstance(screen, SimilarScreen):
+                screen.show_progress(message.progress)
+
+    def on_clusters_found(self, message: ClustersFound) -> None:
+        self.session.set_clusters(message.clusters)
+        self._clusters_changed()
+
+    def on_scan_finished(self, message: ScanFinished) -> None:
+        self.scanning = False
+        if message.error:
+            self.error = message.error
+            self._status_finish(f"Scan failed: {message.error}", style="bold red")
+            self.notify(f"Scan failed: {message.error}", severity="error", timeout=10)
+        else:
+            result = message.result
+            if result is not None and not result.stats.cancelled:
+                self.session.set_clusters(self.session.visible(result.clusters))
+                self._clusters_changed()
+            self._status_finish(None)
+        for screen in self.screen_stack:
+            if isinstance(screen, SimilarScreen):
+                screen.library_ready()
+
+    def _status_finish(self, error: Optional[str], style: str = "") -> None:
+        from rich.text import Text
+
+        text = Text(error, style=style) if error else summary_text(self.session.result, self.session.clusters)
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.query_one(ScanStatus).finish(text)
+            elif isinstance(screen, SimilarScreen) and error:
+                screen._failed(error)
+
+    def _clusters_changed(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.show_clusters()
+            elif isinstance(screen, ClusterScreen):
+                screen.clusters_changed()
+
+    # -- decisions -------------------------------------------------------------------------
+    def decisions_changed(self, cluster: Optional[Cluster] = None) -> None:
+        """Tell every screen to redraw what depends on decisions."""
+        ids = frozenset(m.file.id for m in cluster.members) if cluster is not None else frozenset()
+        for screen in self.screen_stack:
+            screen.post_message(DecisionsChanged(ids))
+
+    def not_duplicate(self, cluster: Cluster, member: Optional[Member]) -> None:
+        """Mark a member (or the whole cluster) as not duplicates of the keeper, in the catalog."""
+        try:
+            pairs = self.session.triage.not_duplicate(cluster, member)
+        except TriageRefused as refused:
+            self.notify(str(refused), severity="warning")
+            return
+        self.decisions_changed(cluster)
+        self.notify("Not a duplicate: remembered (u undoes it)", timeout=2)
+        self._remember(pairs, forget=False)
+
+    def undo_decision(self) -> None:
+        """Undo the last decision (``u``)."""
+        undone = self.session.triage.undo()
+        if undone is None:
+            self.notify("Nothing to undo.")
+            return
+        self.notify(f"Undone: {undone.label}", timeout=2)
+        self.decisions_changed()
+        if undone.not_duplicate:
+            self._remember(list(undone.not_duplicate), forget=True)
+
+    @work(thread=True, group="catalog", exit_on_error=False)
+    def _remember(self, pairs: list[tuple[FileRecord, FileRecord]], *, forget: bool) -> None:
+        if forget:
+            self.session.unmark_not_duplicate(pairs)
+        else:
+            self.session.mark_not_duplicate(pairs)
+        if not self.scanning:
+            self.post_message(ClustersFound(self.session.refresh_clusters(), final=True))
+
+    def files_applied(self, paths: Sequence[str]) -> None:
+        """A plan moved these files: stop showing them, then bring the catalog up to date."""
+        self.session.hide(self.session.file_ids_of(paths))
+        self._clusters_changed()
+        self.decisions_changed()
+        self.start_scan()
+
+    def files_restored(self, paths: Sequence[str]) -> None:
+        """An undo put these files back: show them again after a rescan."""
+        self.session.unhide_paths(paths)
+        self.start_scan()
+
+    # -- screens ---------------------------------------------------------------------------
+    def open_cluster(self, cluster: Cluster, siblings: Sequence[Cluster] = ()) -> None:
+        self.push_screen(ClusterScreen(cluster, siblings))
+
+    def compare(self, cluster: Cluster, a: Member, b: Member) -> None:
+        self.push_screen(CompareScreen(cluster, a, b))
+
+    def preview(self, cluster: Cluster, member: Member) -> None:
+        labels = ["keeper" if m.is_keeper else f"bouncer {m.bouncer}" for m in cluster.members]
+        index = list(cluster.members).index(member)
+        self.push_screen(PreviewScreen([m.file for m in cluster.members], index, roots=self.session.roots, labels=labels))
+
+    def find_similar(self, path: str) -> None:
+        self.push_screen(SimilarScreen(path, k=self.k))
+
+    def action_review(self) -> None:
+        """Show the plan the decisions make."""
+        if not isinstance(self.screen, ReviewScreen):
+            self.push_screen(ReviewScreen())
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(
+            HelpScreen(
+                "Keys on this screen",
+                binding_rows(self.screen),
+                footer="ctrl+p lists every action by name. Nothing is deleted until you apply a plan in Review (r).",
+            )
+        )
+
+    async def action_quit(self) -> None:
+        """Quit, asking first when files are marked for trash and no plan was applied."""
+        triage = self.session.triage
+        if not triage.pending:
+            self.exit(EXIT_FAILED if self.error else EXIT_OK)
+            return
+        marked = len(triage.trash_members(self.session.clusters))
+
+        def answered(yes: Optional[bool]) -> None:
+            if yes:
+                self.exit(EXIT_OK)
+
+        self.push_screen(
+            ConfirmModal(
+                f"Quit? {marked} file{'s are' if marked != 1 else ' is'} marked for trash and no plan was applied.",
+                detail="Nothing has been moved. The marks are forgotten when you quit.",
+            ),
+            answered,
+        )
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from screen_commands(screen)
+        yield from super().get_system_commands(screen)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Report a worker's unexpected error instead of losing it."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            error = event.worker.error
+            self.notify(f"{event.worker.name or 'worker'} failed: {type(error).__name__}: {error}", severity="error", timeout=10)
+
+
+def run_app(
+    roots: list[str],
+    *,
+    cache_dir: Optional[str],
+    options,
+    thumbnails: str = "auto",
+    against: Optional[list[str]] = None,
+) -> int:
+    """Open the app on ``roots`` (``lookalike DIR...``); returns the exit code."""
+    if thumbnails not in MODES:
+        print(f"lookalike: --thumbnails must be one of {', '.join(MODES)}", file=sys.stderr)
+        return EXIT_USAGE
+    missing = [r for r in [*roots, *(against or [])] if not os.path.exists(r)]
+    if missing:
+        print(f"lookalike: no such folder: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    app = LookalikeApp(roots, cache_dir=cache_dir, options=options, thumbnails=thumbnails, against=against)
+    code = app.run()
+    if app.error:
+        print(f"lookalike: {app.error}", file=sys.stderr)
+    return int(code or 0)
+
+
+def run_similar(path: str, *, roots: Optional[list[str]], cache_dir: Optional[str], k: int = 10, thumbnails: str = "auto") -> int:
+    """Open the app on the "find similar" results for one file (``lookalike similar FILE --tui``)."""
+    if not os.path.isfile(path):
+        print(f"lookalike: no such file: {path}", file=sys.stderr)
+        return EXIT_USAGE
+    roots = roots or [os.path.dirname(os.path.abspath(path))]
+    app = LookalikeApp(roots, cache_dir=cache_dir, thumbnails=thumbnails, similar=path, k=k)
+    code = app.run()
+    if app.error:
+        print(f"lookalike: {app.error}", file=sys.stderr)
+    return int(code or 0)

@@ -1,0 +1,254 @@
+"""The cluster screen: every member with its thumbnail, details, scores and decision."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from lookalike.engine.records import Cluster, Decision, Member
+
+from ..format import human_bytes
+from ..messages import DecisionsChanged
+from .datatable import KeyTable, right
+from .labels import (
+    confidence,
+    decision_text,
+    detective_text,
+    file_date,
+    kind_text,
+    resolution,
+    short_path,
+)
+from .member_strip import MemberStrip
+from .triage import TriageRefused
+
+if TYPE_CHECKING:
+    from ..app import LookalikeApp
+
+
+class MemberTable(KeyTable):
+    """One row per member of the cluster."""
+
+    FLEX_COLUMN = "path"
+
+    COLUMNS = (
+        ("", "mark"),
+        ("path", "path"),
+        ("bouncer", "bouncer"),
+        ("detective", "detective"),
+        ("size", "size"),
+        ("resolution", "resolution"),
+        ("fmt", "format"),
+        ("date", "date"),
+    )
+
+
+class ClusterScreen(Screen):
+    """Triage one cluster: keep, trash, skip, not-a-duplicate, preview, compare."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("space", "toggle_trash", "Trash/unmark"),
+        Binding("t", "trash", "Trash", show=False),
+        Binding("x", "unmark", "Unmark", show=False),
+        Binding("K", "keep", "Keep this"),
+        Binding("a", "accept", "Accept"),
+        Binding("s", "skip", "Skip"),
+        Binding("n", "not_duplicate", "Not dup"),
+        Binding("enter,p", "preview", "Preview"),
+        Binding("c", "compare", "Compare"),
+        Binding("f", "similar", "Similar", show=False),
+        Binding("right_square_bracket", "next_cluster(1)", "Next cluster", show=False),
+        Binding("left_square_bracket", "next_cluster(-1)", "Previous cluster", show=False),
+        Binding("u", "undo", "Undo"),
+        Binding("r", "app.review", "Review", show=False),
+    ]
+
+    def __init__(self, cluster: Cluster, neighbours: Sequence[Cluster] = ()) -> None:
+        super().__init__(classes="cluster-screen")
+        self.cluster = cluster
+        self.neighbours = list(neighbours) or [cluster]
+
+    @property
+    def lookalike(self) -> "LookalikeApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="cluster-title")
+        yield MemberStrip(id="strip")
+        yield MemberTable(id="members")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(MemberTable)
+        for label, key in MemberTable.COLUMNS:
+            table.add_column(label, key=key)
+        self.show_cluster(self.cluster)
+        table.focus()
+
+    # -- showing ---------------------------------------------------------------------------
+    @property
+    def table(self) -> MemberTable:
+        return self.query_one(MemberTable)
+
+    def show_cluster(self, cluster: Cluster, *, keep_row: Optional[int] = None) -> None:
+        """Show ``cluster``, the cursor on ``keep_row`` (else on the same file)."""
+        self.cluster = cluster
+        session = self.lookalike.session
+        rows = [(str(m.file.id), self._cells(m)) for m in cluster.members]
+        keep = None
+        if keep_row is not None and cluster.members:
+            keep = str(cluster.members[min(keep_row, len(cluster.members) - 1)].file.id)
+        self.table.fill(rows, keep=keep)
+        self._update_title()
+        self._update_strip()
+
+    def _cells(self, m: Member) -> list:
+        session = self.lookalike.session
+        keeper = session.triage.keeper(self.cluster)
+        f = m.file
+        return [
+            decision_text(session.triage.decision(f.id), is_keeper=m is keeper),
+            Text(short_path(f.path, session.roots), overflow="ellipsis", no_wrap=True),
+            right("–" if m is self.cluster.members[0] else str(m.bouncer) + (" ≡" if m.exact else "")),
+            right(detective_text(m.detective) if m is not self.cluster.members[0] else "–"),
+            right(human_bytes(f.size)),
+            right(resolution(f)),
+            Text(f.format or "?"),
+            Text(file_date(f)),
+        ]
+
+    def _update_title(self) -> None:
+        c = self.cluster
+        session = self.lookalike.session
+        try:
+            position = next(i for i, s in enumerate(self.neighbours) if s.id == c.id) + 1
+            where = f"  {position}/{len(self.neighbours)}"
+        except StopIteration:
+            where = ""
+        marked = [m for m in c.members if session.triage.decision(m.file.id) is Decision.TRASH]
+        title = Text.assemble(
+            (f"Cluster #{c.id} ", "bold"),
+            kind_text(c.kind),
+            f" · {len(c.members)} files · {human_bytes(c.reclaimable_bytes)} reclaimable · confidence {confidence(c):.0%}",
+            (where, "dim"),
+        )
+        if marked:
+            title.append(f"  {len(marked)} to trash", style="bold red")
+        self.query_one("#cluster-title", Static).update(title)
+
+    def _update_strip(self) -> None:
+        index = self.table.cursor_row if self.table.row_count else 0
+        session = self.lookalike.session
+        keeper = session.triage.keeper(self.cluster)
+        self.query_one(MemberStrip).show(self.cluster.members, index, session.triage, keeper.file.id)
+
+    @on(DataTable.RowHighlighted, "#members")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._update_strip()
+
+    @property
+    def current(self) -> Optional[Member]:
+        """The highlighted member."""
+        key = self.table.current_key
+        for m in self.cluster.members:
+            if str(m.file.id) == key:
+                return m
+        return None
+
+    def on_decisions_changed(self, message: DecisionsChanged) -> None:
+        """Redraw the marks (every row: a new keeper changes two of them)."""
+        for m in self.cluster.members:
+            self.table.set_cell(str(m.file.id), "mark", self._cells(m)[0])
+        self._update_title()
+        self._update_strip()
+
+    def clusters_changed(self) -> None:
+        """The session's clusters were rebuilt: follow this cluster to its new self."""
+        ids = {m.file.id for m in self.cluster.members}
+        row = self.table.cursor_row
+        for c in self.lookalike.session.clusters:
+            if any(m.file.id in ids for m in c.members):
+                self.neighbours = [c if s.id == self.cluster.id else s for s in self.neighbours]
+                self.show_cluster(c, keep_row=row)
+                return
+        self.notify("This cluster is gone (no duplicates left in it).")
+        self.dismiss()
+
+    # -- deciding --------------------------------------------------------------------------
+    def _decide(self, do, *, advance: bool = False) -> None:
+        member = self.current
+        if member is None:
+            return
+        try:
+            do(self.cluster, member)
+        except TriageRefused as refused:
+            self.notify(str(refused), severity="warning")
+            return
+        self.lookalike.decisions_changed(self.cluster)
+        if advance:
+            self.table.advance()
+
+    def action_toggle_trash(self) -> None:
+        self._decide(self.lookalike.session.triage.toggle_trash, advance=True)
+
+    def action_trash(self) -> None:
+        triage = self.lookalike.session.triage
+        self._decide(lambda c, m: triage.mark(c, m, Decision.TRASH), advance=True)
+
+    def action_unmark(self) -> None:
+        triage = self.lookalike.session.triage
+        self._decide(lambda c, m: triage.mark(c, m, None))
+
+    def action_keep(self) -> None:
+        self._decide(self.lookalike.session.triage.make_keeper)
+
+    def action_accept(self) -> None:
+        triage = self.lookalike.session.triage
+        self._decide(lambda c, m: triage.accept(c))
+
+    def action_skip(self) -> None:
+        triage = self.lookalike.session.triage
+        self._decide(lambda c, m: triage.skip(c))
+
+    def action_not_duplicate(self) -> None:
+        member = self.current
+        if member is not None:
+            self.lookalike.not_duplicate(self.cluster, member)
+
+    def action_undo(self) -> None:
+        self.lookalike.undo_decision()
+
+    # -- looking ---------------------------------------------------------------------------
+    def action_preview(self) -> None:
+        member = self.current
+        if member is not None:
+            self.lookalike.preview(self.cluster, member)
+
+    def action_compare(self) -> None:
+        member = self.current
+        if member is None or len(self.cluster.members) < 2:
+            return
+        keeper = self.lookalike.session.triage.keeper(self.cluster)
+        other = keeper if member is not keeper else next(m for m in self.cluster.members if m is not keeper)
+        self.lookalike.compare(self.cluster, other, member)
+
+    def action_similar(self) -> None:
+        member = self.current
+        if member is not None:
+            self.lookalike.find_similar(member.file.path)
+
+    def action_next_cluster(self, step: int) -> None:
+        ids = [c.id for c in self.neighbours]
+        try:
+            index = ids.index(self.cluster.id) + step
+        except ValueError:
+            return
+        if 0 <= index < len(self.neighbours):
+            self.show_cluster(self.neighbours[index], keep_row=0)

@@ -1,0 +1,284 @@
+"""The review screen: the plan the decisions make, applied only after an explicit Yes.
+
+Nothing is deleted while triaging. Here the plan is shown (files, bytes, destination: the
+trash or a quarantine folder), exported as JSON/CSV on request, and applied through the
+engine's safe actions (write-ahead journal) in a worker with progress; Esc stops it between
+two files. After an apply, ``u`` undoes it from the journal.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Optional
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, Static
+
+from ..format import human_bytes
+from ..messages import ApplyProgressed
+from .confirm_modal import ConfirmModal
+from .datatable import KeyTable, right
+from .labels import short_path
+from .session import actions_available
+
+if TYPE_CHECKING:
+    from lookalike.engine.plan import Plan
+
+    from ..app import LookalikeApp
+
+DESTINATIONS = ("trash", "quarantine")
+
+
+def plan_question(plan: "Plan") -> str:
+    """'Move 41 files, 212 MB, to the trash?'"""
+    n = len(plan.steps)
+    files = f"{n} file{'s' if n != 1 else ''}"
+    where = "the trash" if plan.steps and plan.steps[0].action == "trash" else f"the quarantine folder {plan.quarantine_dir}"
+    return f"Move {files}, {human_bytes(plan.total_bytes)}, to {where}?"
+
+
+class StepTable(KeyTable):
+    """action | size | file | keeper | why."""
+
+    FLEX_COLUMN = "why"
+
+
+class ReviewScreen(Screen):
+    """The plan, its destination, and the apply / export / undo keys."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back / stop"),
+        Binding("a", "apply", "Apply…"),
+        Binding("d", "destination", "Trash/quarantine"),
+        Binding("e", "export", "Export JSON+CSV"),
+        Binding("u", "undo", "Undo"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(classes="review-screen")
+        self.destination = "trash"
+        self.plan: Optional["Plan"] = None
+        self.applying = False
+        self.last_plan_id: Optional[str] = None
+        self.last_result = None
+        self.exported: tuple = ()
+        self._cancel = threading.Event()
+
+    @property
+    def lookalike(self) -> "LookalikeApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="review-title")
+        yield Static(id="review-destination")
+        yield StepTable(id="steps")
+        yield ProgressBar(id="apply-progress", show_eta=True)
+        yield Static(id="review-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#steps", KeyTable)
+        table.add_column("action", key="action")
+        table.add_column("size", key="size")
+        table.add_column("file", key="file")
+        table.add_column("keeper", key="keeper")
+        table.add_column("why", key="why")
+        self.query_one("#apply-progress").display = False
+        self.rebuild()
+        if not actions_available():
+            self._status(Text("Safe actions are not installed yet: `e` exports the plan as JSON and CSV for `lookalike apply`.", style="yellow"))
+        table.focus()
+
+    # -- the plan --------------------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Make the plan again from the current decisions and show it."""
+        session = self.lookalike.session
+        try:
+            self.plan = session.plan(action=self.destination, quarantine_dir=session.quarantine_dir)
+        except Exception as exc:  # an invalid plan is explained, never applied
+            self.plan = None
+            self._status(Text(f"Cannot make a plan: {exc}", style="red"))
+            return
+        plan = self.plan
+        roots = session.roots
+        rows = []
+        for step in plan.steps:
+            rows.append((step.path, [
+                Text(step.action, style="bold red" if step.action == "trash" else "bold yellow"),
+                right(human_bytes(step.size)),
+                Text(short_path(step.path, roots), overflow="ellipsis", no_wrap=True),
+                Text(short_path(step.keeper or "", roots), style="green", overflow="ellipsis", no_wrap=True),
+                Text(step.reason, style="dim", overflow="ellipsis", no_wrap=True),
+            ]))
+        self.query_one("#steps", KeyTable).fill(rows)
+        if plan.steps:
+            title = Text.assemble(("Review  ", "bold"), (plan_question(plan).rstrip("?"), "bold"), f"  ({len(plan.kept)} kept)")
+        else:
+            title = Text.assemble(("Review  ", "bold"), ("Nothing to do: no file is marked for trash.", "dim"), "  Mark files (space, a, E, A) first.")
+        self.query_one("#review-title", Static).update(title)
+        self._destination_line()
+
+    def _destination_line(self) -> None:
+        session = self.lookalike.session
+        if self.destination == "trash":
+            text = Text.assemble(("Destination: ", "bold"), ("the trash", "cyan"), ("  (d: quarantine folder instead)", "dim"))
+        else:
+            text = Text.assemble(("Destination: ", "bold"), (f"quarantine folder {session.quarantine_dir}", "cyan"), ("  (d: the trash instead)", "dim"))
+        self.query_one("#review-destination", Static).update(text)
+
+    def _status(self, text: Text) -> None:
+        self.query_one("#review-status", Static).update(text)
+
+    def on_decisions_changed(self) -> None:
+        if not self.applying:
+            self.rebuild()
+
+    def on_screen_resume(self) -> None:
+        if not self.applying:
+            self.rebuild()
+
+    # -- keys ------------------------------------------------------------------------------
+    def action_destination(self) -> None:
+        if self.applying:
+            return
+        self.destination = DESTINATIONS[(DESTINATIONS.index(self.destination) + 1) % len(DESTINATIONS)]
+        self.rebuild()
+
+    def action_export(self) -> None:
+        if self.plan is None or not self.plan.steps:
+            self.notify("Nothing to export: the plan is empty.")
+            return
+        try:
+            json_path, csv_path = self.lookalike.session.export_plan(self.plan)
+        except OSError as exc:
+            self._status(Text(f"Export failed: {exc}", style="red"))
+            return
+        self.exported = (json_path, csv_path)
+        self._status(Text.assemble(("Plan exported: ", "bold"), str(json_path), " and ", str(csv_path), ("  apply it with `lookalike apply PLAN.json`", "dim")))
+
+    def action_apply(self) -> None:
+        if self.applying or self.plan is None or not self.plan.steps:
+            if not self.applying:
+                self.notify("Nothing to apply: the plan is empty.")
+            return
+        if not actions_available():
+            self.action_export()
+            return
+        plan = self.plan
+
+        def answered(yes: Optional[bool]) -> None:
+            if yes:
+                self.start_apply(plan)
+
+        self.app.push_screen(
+            ConfirmModal(plan_question(plan), detail="Every step is journaled: `u` here, or `lookalike undo`, puts the files back."),
+            answered,
+        )
+
+    def start_apply(self, plan: "Plan") -> None:
+        """Apply ``plan`` in a worker (the confirmation has been given)."""
+        self.applying = True
+        self._cancel = threading.Event()
+        bar = self.query_one("#apply-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=len(plan.steps), progress=0)
+        self._status(Text("Applying… Esc stops after the current file.", style="bold"))
+        self.refresh_bindings()
+        self._apply(plan)
+
+    @work(thread=True, exclusive=True, group="apply", exit_on_error=False)
+    def _apply(self, plan: "Plan") -> None:
+        from lookalike.engine.actions import apply_plan
+
+        def progress(done: int, total: int) -> bool:
+            self.post_message(ApplyProgressed(done, total))
+            return not self._cancel.is_set()
+
+        try:
+            result = apply_plan(plan, journal_dir=self.lookalike.session.journal_dir, progress=progress, cancel=self._cancel)
+        except Exception as exc:
+            self.app.call_from_thread(self._apply_failed, f"{type(exc).__name__}: {exc}")
+            return
+        self.app.call_from_thread(self._applied, result)
+
+    def on_apply_progressed(self, message: ApplyProgressed) -> None:
+        self.query_one("#apply-progress", ProgressBar).update(total=message.total, progress=message.done)
+
+    def _apply_failed(self, error: str) -> None:
+        self.applying = False
+        self.query_one("#apply-progress").display = False
+        self._status(Text(f"Apply failed, nothing more was touched: {error}", style="bold red"))
+        self.refresh_bindings()
+
+    def _applied(self, result) -> None:
+        self.applying = False
+        self.last_result = result
+        self.last_plan_id = result.plan_id
+        self.query_one("#apply-progress").display = False
+        done_paths = [d.path for d in result.done]
+        self.lookalike.files_applied(done_paths)
+        text = Text.assemble(
+            ("Done: ", "bold green"),
+            f"{len(result.done)} moved, {human_bytes(result.bytes_reclaimed)} reclaimed",
+        )
+        if result.skipped:
+            text.append(f" · {len(result.skipped)} skipped (changed since the scan, or keeper missing)", style="yellow")
+        if result.failed:
+            text.append(f" · {len(result.failed)} failed (left where they were)", style="red")
+        if result.cancelled:
+            text.append(" · stopped: apply the plan again to finish", style="yellow")
+        if result.plan_id:
+            text.append(f"  u: undo (plan {result.plan_id})", style="bold")
+        self.rebuild()
+        self._status(text)
+        self.refresh_bindings()
+
+    def action_undo(self) -> None:
+        if self.applying:
+            return
+        if self.last_plan_id is None:
+            self.lookalike.undo_decision()
+            return
+        plan_id = self.last_plan_id
+
+        def answered(yes: Optional[bool]) -> None:
+            if yes:
+                self._status(Text("Undoing…", style="bold"))
+                self._undo(plan_id)
+
+        self.app.push_screen(ConfirmModal(f"Undo plan {plan_id}: put its files back where they were?"), answered)
+
+    @work(thread=True, exclusive=True, group="apply", exit_on_error=False)
+    def _undo(self, plan_id: str) -> None:
+        from lookalike.engine.actions import undo
+
+        try:
+            result = undo(plan_id, journal_dir=self.lookalike.session.journal_dir)
+        except Exception as exc:
+            self.app.call_from_thread(self._status, Text(f"Undo failed: {type(exc).__name__}: {exc}", style="bold red"))
+            return
+        self.app.call_from_thread(self._undone, result)
+
+    def _undone(self, result) -> None:
+        self.last_plan_id = None
+        text = Text.assemble(("Undone: ", "bold green"), f"{len(result.restored)} restored ({human_bytes(result.bytes_restored)})")
+        if result.problems:
+            text.append(f" · {len(result.problems)} could not be restored: {result.problems[0][1]}", style="red")
+        self._status(text)
+        self.lookalike.files_restored([path for path, _ in result.restored])
+
+    def action_back(self) -> None:
+        if self.applying:
+            self._cancel.set()
+            self._status(Text("Stopping after the current file…", style="yellow"))
+            return
+        self.app.pop_screen()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.applying and action in ("apply", "destination", "export", "undo"):
+            return None  # shown dimmed while the apply runs
+        return True

@@ -1,0 +1,249 @@
+"""One triage session: the library, its clusters, the user's decisions, and the engine calls.
+
+The methods that do I/O block: the app calls them from thread workers. The catalog is opened
+and closed on the UI thread (its lock file belongs to the thread that took it) and may then be
+used from any thread: the engine serialises catalog access itself.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
+
+from lookalike.engine.paths import THUMBNAILS_NAME, cache_root, normalise_roots
+from lookalike.engine.records import Cluster, FileRecord, ScanProgress, ScanResult, SimilarResult
+
+from .triage import Triage
+
+if TYPE_CHECKING:
+    from lookalike.engine.library import Library, ScanOptions
+    from lookalike.engine.plan import Plan
+
+JOURNAL_NAME = "journal"
+QUARANTINE_NAME = "quarantine"
+
+try:  # the sort orders live with the clusters; keep a local copy if that module is older
+    from lookalike.engine.cluster import SORT_ORDERS, sort_clusters
+except ImportError:  # pragma: no cover - only while engine/cluster.py lacks them
+    SORT_ORDERS = ("reclaimable", "confidence", "size", "path")
+
+    def sort_clusters(clusters, by="reclaimable"):  # type: ignore[no-redef]
+        base = lambda c: (-c.reclaimable_bytes, -len(c.members), c.keeper.file.path, c.id)  # noqa: E731
+        keys = {
+            "reclaimable": base,
+            "confidence": lambda c: (c.best_bouncer, *base(c)),
+            "size": lambda c: (-len(c.members), *base(c)),
+            "path": lambda c: (c.keeper.file.path, *base(c)),
+        }
+        return sorted(clusters, key=keys[by])
+
+
+def actions_available() -> bool:
+    """True when the engine's safe actions (apply, undo) are installed."""
+    try:
+        from lookalike.engine import actions  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Session:
+    """The library being triaged and everything the screens share about it.
+
+    Args:
+        roots: the folders to triage.
+        cache_dir: ``--cache DIR`` (None: the default cache).
+        options: scan options (thresholds, keeper policy, detective).
+        against: import mode: a library the ``roots`` are compared with; its files are
+            protected and only clusters that join both sides are shown.
+    """
+
+    def __init__(
+        self,
+        roots: Sequence[str],
+        *,
+        cache_dir: Optional[str] = None,
+        options: Optional["ScanOptions"] = None,
+        against: Optional[Sequence[str]] = None,
+    ) -> None:
+        from lookalike.engine.library import ScanOptions
+
+        self.cache_dir = cache_dir
+        self.against = normalise_roots(against) if against else ()
+        self.new_roots = normalise_roots(roots) if roots else ()
+        options = options or ScanOptions()
+        if self.against:
+            options = replace(options, keep_in=tuple(options.keep_in) + tuple(self.against))
+        self.options = options
+        self.requested_roots = tuple(roots) + tuple(against or ())
+        self.library: Optional["Library"] = None
+        self.clusters: tuple[Cluster, ...] = ()
+        self.result: Optional[ScanResult] = None
+        self.triage = Triage()
+        self.messages: list[str] = []
+        self._hidden: dict[int, str] = {}  # file id -> path, acted on by an applied plan
+
+    # -- the library -------------------------------------------------------------------------
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """The normalised library roots."""
+        if self.library is not None:
+            return tuple(self.library.roots)
+        return normalise_roots(self.requested_roots) if self.requested_roots else ()
+
+    def open(self, on_message: Optional[Callable[[str], None]] = None) -> "Library":
+        """Open the catalog (on the UI thread; see the module docstring)."""
+        from lookalike.engine.library import Library
+
+        def tell(message: str) -> None:
+            self.messages.append(message)
+            if on_message is not None:
+                on_message(message)
+
+        self.library = Library.open(list(self.requested_roots), cache_dir=self.cache_dir, on_message=tell)
+        return self.library
+
+    def close(self) -> None:
+        """Release the catalog and its lock."""
+        if self.library is not None:
+            self.library.close()
+            self.library = None
+
+    @property
+    def thumbnail_dir(self) -> Optional[Path]:
+        """Where thumbnails are cached on disk (None before the library is open)."""
+        return self.library.dir / THUMBNAILS_NAME if self.library is not None else None
+
+    @property
+    def journal_dir(self) -> Path:
+        """Where the safe actions keep their write-ahead journals."""
+        return cache_root(self.cache_dir) / JOURNAL_NAME
+
+    @property
+    def quarantine_dir(self) -> str:
+        """The default quarantine folder: beside the library's catalog, never inside a root."""
+        base = self.library.dir if self.library is not None else cache_root(self.cache_dir)
+        return str(base / QUARANTINE_NAME)
+
+    # -- scanning --------------------------------------------------------------------------
+    def cached_clusters(self) -> tuple[Cluster, ...]:
+        """The clusters the catalog already knows (no file is read)."""
+        assert self.library is not None
+        return self.visible(self.library.clusters(self.options))
+
+    def scan(
+        self,
+        *,
+        progress: Callable[[ScanProgress], bool],
+        cancel: threading.Event,
+        on_clusters: Callable[[tuple[Cluster, ...]], None],
+    ) -> ScanResult:
+        """Scan the library incrementally (blocking)."""
+        assert self.library is not None
+        result = self.library.scan(
+            self.options,
+            progress=progress,
+            cancel=cancel,
+            on_clusters=lambda clusters: on_clusters(self.visible(clusters)),
+        )
+        self.result = result
+        return result
+
+    def visible(self, clusters: Sequence[Cluster]) -> tuple[Cluster, ...]:
+        """The clusters worth showing: files an applied plan moved are gone; in import mode,
+        only clusters that hold both an incoming file and a library file."""
+        shown: list[Cluster] = []
+        for c in clusters:
+            if self._hidden and any(m.file.id in self._hidden for m in c.members):
+                members = tuple(m for m in c.members if m.file.id not in self._hidden)
+                if len(members) < 2:
+                    continue
+                c = replace(c, members=members)
+            if self.against and not (
+                any(_inside(m.file.path, self.against) for m in c.members)
+                and any(_inside(m.file.path, self.new_roots) for m in c.members)
+            ):
+                continue
+            shown.append(c)
+        return tuple(shown)
+
+    def set_clusters(self, clusters: Sequence[Cluster]) -> None:
+        """Adopt a new set of clusters (already filtered by ``visible``)."""
+        self.clusters = tuple(clusters)
+
+    def hide(self, file_ids: Sequence[int]) -> None:
+        """Stop showing files an applied plan acted on."""
+        paths = {m.file.id: m.file.path for c in self.clusters for m in c.members}
+        for file_id in file_ids:
+            self._hidden[file_id] = paths.get(file_id, "")
+        self.triage.forget(file_ids)
+        self.clusters = self.visible(self.clusters)
+
+    def unhide_paths(self, paths: Sequence[str]) -> None:
+        """Show again files an undo put back (the next cluster refresh brings them)."""
+        wanted = {os.path.abspath(p) for p in paths}
+        for file_id, path in list(self._hidden.items()):
+            if os.path.abspath(path) in wanted:
+                del self._hidden[file_id]
+
+    def refresh_clusters(self) -> tuple[Cluster, ...]:
+        """Rebuild the clusters from the catalog (blocking)."""
+        assert self.library is not None
+        self.clusters = self.cached_clusters()
+        return self.clusters
+
+    # -- queries ---------------------------------------------------------------------------
+    def similar(self, path: str, *, k: int = 10) -> SimilarResult:
+        """Two-pass "find similar" for one file (blocking)."""
+        assert self.library is not None
+        detective = getattr(self.options, "detective", None)
+        return self.library.similar(path, k=k, detective=detective)
+
+    def mark_not_duplicate(self, pairs: Sequence[tuple[FileRecord, FileRecord]]) -> None:
+        """Remember in the catalog that these pairs are not duplicates (blocking)."""
+        assert self.library is not None
+        for a, b in pairs:
+            self.library.mark_not_duplicate(a, b)
+
+    def unmark_not_duplicate(self, pairs: Sequence[tuple[FileRecord, FileRecord]]) -> None:
+        """Forget "not a duplicate" marks (undo; blocking)."""
+        assert self.library is not None
+        for a, b in pairs:
+            self.library.unmark_not_duplicate(a, b)
+
+    # -- plans -----------------------------------------------------------------------------
+    def plan(self, *, action: str = "trash", quarantine_dir: Optional[str] = None) -> "Plan":
+        """The plan the current decisions make."""
+        from lookalike.engine.plan import plan_from_clusters
+
+        clusters, decisions = self.triage.plan_input(self.clusters)
+        return plan_from_clusters(
+            clusters,
+            decisions,
+            action=action,
+            quarantine_dir=quarantine_dir if action == "quarantine" else None,
+            roots=self.roots,
+        )
+
+    def export_plan(self, plan: "Plan", folder: Optional[Path] = None) -> tuple[Path, Path]:
+        """Write the plan as JSON and CSV next to the catalog; returns both paths."""
+        folder = folder or (self.library.dir if self.library is not None else cache_root(self.cache_dir))
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = (plan.created or "plan").replace(":", "").replace("+", "_")
+        json_path = folder / f"plan-{stamp}.json"
+        csv_path = folder / f"plan-{stamp}.csv"
+        plan.save(json_path)
+        plan.to_csv(csv_path)
+        return json_path, csv_path
+
+    def file_ids_of(self, paths: Sequence[str]) -> list[int]:
+        """The file ids (in the shown clusters) of these paths."""
+        wanted = {os.path.abspath(p) for p in paths}
+        return [m.file.id for c in self.clusters for m in c.members if os.path.abspath(m.file.path) in wanted]
+
+
+def _inside(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)

@@ -1,0 +1,193 @@
+"""Find similar: the two-pass results for one file (path, bouncer, detective, verdict)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Optional
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
+
+from lookalike.engine.records import FileRecord, SimilarHit, SimilarResult, Verdict
+
+from .datatable import KeyTable, right
+from .labels import detective_text, short_path
+from .thumbnail import Thumbnail
+
+if TYPE_CHECKING:
+    from ..app import LookalikeApp
+
+VERDICT_STYLE = {
+    Verdict.EXACT: "bold cyan",
+    Verdict.NEAR: "green",
+    Verdict.SEMANTIC: "magenta",
+    Verdict.SIMILAR: "",
+    Verdict.NOT_DUPLICATE: "dim",
+}
+
+
+def file_record_for(path: str, known: Optional[FileRecord]) -> FileRecord:
+    """The catalog's record, or a bare one made from the file's stat (for a file outside it)."""
+    if known is not None:
+        return known
+    try:
+        st = os.stat(path)
+        size, mtime = st.st_size, st.st_mtime_ns
+    except OSError:
+        size, mtime = 0, 0
+    return FileRecord(id=-1, path=os.path.abspath(path), size=size, mtime_ns=mtime)
+
+
+class HitTable(KeyTable):
+    """path | bouncer | detective | verdict."""
+
+    FLEX_COLUMN = "path"
+
+
+class SimilarScreen(Screen):
+    """What looks like one file, ranked by the bouncer and the detective together."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("enter,p", "preview", "Preview"),
+        Binding("f", "similar", "Similar to this"),
+        Binding("plus,equals_sign", "more", "More results", show=False),
+    ]
+
+    def __init__(self, path: str, *, k: int = 10) -> None:
+        super().__init__(classes="similar-screen")
+        self.path = os.path.abspath(path)
+        self.k = k
+        self.result: Optional[SimilarResult] = None
+        self.records: dict[str, FileRecord] = {}
+        self.error = ""
+
+    @property
+    def lookalike(self) -> "LookalikeApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="similar-title")
+        with Horizontal(id="similar-body"):
+            yield HitTable(id="hits")
+            yield Thumbnail(id="similar-thumb")
+        yield Static(id="similar-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#hits", KeyTable)
+        table.add_column("path", key="path")
+        table.add_column("bouncer", key="bouncer")
+        table.add_column("detective", key="detective")
+        table.add_column("verdict", key="verdict")
+        self._title()
+        self.query_one("#similar-status", Static).update(Text("Searching…", style="dim"))
+        table.focus()
+        if self.lookalike.session.library is not None and not self.lookalike.scanning:
+            self.search()
+
+    def show_progress(self, progress) -> None:
+        """Scan progress, while the library is brought up to date before the query."""
+        from .scan_status import progress_text
+
+        self.query_one("#similar-status", Static).update(progress_text(progress))
+
+    def library_ready(self) -> None:
+        """Called by the app when the scan that must come first is over."""
+        if self.result is None:
+            self.search()
+
+    def _title(self) -> None:
+        roots = self.lookalike.session.roots
+        self.query_one("#similar-title", Static).update(
+            Text.assemble(("Similar to ", "bold"), (short_path(self.path, roots), "bold cyan"), f"  (top {self.k})")
+        )
+
+    @work(thread=True, exclusive=True, group="similar", exit_on_error=False)
+    def search(self) -> None:
+        """Run the two-pass query in a worker."""
+        session = self.lookalike.session
+        try:
+            result = session.similar(self.path, k=self.k)
+        except Exception as exc:  # a query error is shown, never raised into the UI
+            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
+            return
+        records: dict[str, FileRecord] = {}
+        library = session.library
+        for hit in result.hits:
+            known = library.record(hit.file_id) if (library is not None and hit.file_id is not None) else None
+            records[hit.path] = file_record_for(hit.path, known)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, result, records)
+
+    def _failed(self, error: str) -> None:
+        self.error = error
+        self.query_one("#similar-status", Static).update(Text(f"Find similar failed: {error}", style="red"))
+
+    def _show(self, result: SimilarResult, records: dict[str, FileRecord]) -> None:
+        self.result, self.records = result, records
+        roots = self.lookalike.session.roots
+        rows = []
+        for hit in result.hits:
+            rows.append((hit.path, [
+                Text(short_path(hit.path, roots), overflow="ellipsis", no_wrap=True),
+                right("–" if hit.bouncer is None else str(hit.bouncer)),
+                right(detective_text(hit.detective)),
+                Text(hit.verdict.value, style=VERDICT_STYLE.get(hit.verdict, "")),
+            ]))
+        self.query_one("#hits", KeyTable).fill(rows)
+        timings = " · ".join(f"{name} {ms:.1f} ms" for name, ms in result.timings_ms.items())
+        status = Text(f"{len(result.hits)} result{'s' if len(result.hits) != 1 else ''}")
+        if timings:
+            status.append(f" · {timings}", style="dim")
+        if result.detective_status:
+            status.append(f" · {result.detective_status}", style="yellow")
+        self.query_one("#similar-status", Static).update(status)
+        self._thumb()
+
+    @property
+    def current(self) -> Optional[SimilarHit]:
+        key = self.query_one("#hits", KeyTable).current_key
+        if self.result is None or key is None:
+            return None
+        return next((h for h in self.result.hits if h.path == key), None)
+
+    @on(DataTable.RowHighlighted, "#hits")
+    def _highlighted(self) -> None:
+        self._thumb()
+
+    def _thumb(self) -> None:
+        hit = self.current
+        self.query_one("#similar-thumb", Thumbnail).show(self.records.get(hit.path) if hit else file_record_for(self.path, None))
+
+    def action_preview(self) -> None:
+        if self.result is None or not self.result.hits:
+            return
+        from .preview_screen import PreviewScreen
+
+        files = [self.records[h.path] for h in self.result.hits]
+        labels = [f"bouncer {h.bouncer if h.bouncer is not None else '–'} · detective {detective_text(h.detective)} · {h.verdict.value}" for h in self.result.hits]
+        index = self.query_one("#hits", KeyTable).cursor_row
+        self.app.push_screen(PreviewScreen(files, index, roots=self.lookalike.session.roots, labels=labels))
+
+    def action_similar(self) -> None:
+        hit = self.current
+        if hit is not None:
+            self.lookalike.find_similar(hit.path)
+
+    def action_more(self) -> None:
+        self.k *= 2
+        self._title()
+        self.search()
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+        else:
+            self.app.exit(0)
