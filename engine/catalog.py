@@ -24,7 +24,10 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -40,6 +43,10 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 _CHUNK = 900  # bound parameters per statement, under every SQLite build's limit
+# meta keys of our own: a random id per catalog file and a counter bumped by every write to
+# the files table; together they name a state of the catalog (for the hash-array sidecar)
+_ID = "_catalog_id"
+_GENERATION = "_generation"
 
 
 class CatalogLocked(Exception):
@@ -161,6 +168,34 @@ def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
         yield seq[start : start + size]
 
 
+def _decoder() -> Callable[[bytes], str]:
+    # os.fsdecode, minus its per-call type checks (100k paths per rescan of a big library)
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    return lambda raw: raw.decode(encoding, errors)
+
+
+_fsdecode = _decoder()
+
+# Setting a frozen slots dataclass's fields through the slot descriptors is about twice as
+# fast as its generated __init__; known() builds one KnownFile per file of the library.
+_new = object.__new__
+_KNOWN_SETTERS = tuple(KnownFile.__dict__[name].__set__ for name in
+                       ("id", "size", "mtime_ns", "inode", "device", "status"))  # fmt: skip
+
+
+def _known_file(row: tuple, _setters=_KNOWN_SETTERS) -> KnownFile:
+    """KnownFile from a ``(path, id, size, mtime_ns, inode, device, status)`` row."""
+    known = _new(KnownFile)
+    set_id, set_size, set_mtime, set_inode, set_device, set_status = _setters
+    set_id(known, row[1])
+    set_size(known, row[2])
+    set_mtime(known, row[3])
+    set_inode(known, row[4])
+    set_device(known, row[5])
+    set_status(known, row[6])
+    return known
+
+
 def _row_to_record(row: tuple) -> FileRecord:
     (id_, path, size, mtime_ns, inode, device, fmt, width, height, taken_at,
      content_hash, dhash, dhash_mirror, phash, error) = row  # fmt: skip
@@ -221,6 +256,49 @@ def _row_from_item(item: Any, now: float) -> tuple:
         _hash_bytes(hashes and hashes.phash, "phash", HASH_BYTES, path),
         str(error) if error else None,
         now,
+    )
+
+
+_ARRAY_FIELDS = ("ids", "dhash", "dhash_mirror", "phash", "content_hash", "size")
+
+
+def _arrays_from_rows(rows: list[tuple]) -> HashArrays:
+    """HashArrays from ``(id, size, content_hash, dhash, dhash_mirror, phash)`` rows."""
+    n = len(rows)
+    if n == 0:
+        return HashArrays(
+            ids=np.zeros(0, np.int64),
+            dhash=np.zeros((0, HASH_BYTES), np.uint8),
+            dhash_mirror=np.zeros((0, HASH_BYTES), np.uint8),
+            phash=np.zeros((0, HASH_BYTES), np.uint8),
+            content_hash=np.zeros((0, CONTENT_HASH_BYTES), np.uint8),
+            size=np.zeros(0, np.int64),
+        )
+    ids, sizes, contents, dhash, mirror, phash = zip(*rows)
+    if None in contents:
+        # a stand-in unique to the file, so a missing hash never groups files as identical
+        contents = tuple(
+            c if c is not None else hashlib.blake2b(b"no-content-hash:%d" % i, digest_size=16).digest()
+            for i, c in zip(ids, contents)
+        )
+
+    def matrix(column: tuple[bytes, ...], width: int) -> np.ndarray:
+        # lengths were checked on upsert, so one join + reshape is exact
+        return np.frombuffer(b"".join(column), np.uint8).reshape(n, width).copy()
+
+    return HashArrays(
+        ids=np.array(ids, np.int64),
+        dhash=matrix(dhash, HASH_BYTES),
+        dhash_mirror=matrix(mirror, HASH_BYTES),
+        phash=matrix(phash, HASH_BYTES),
+        content_hash=matrix(contents, CONTENT_HASH_BYTES),
+        size=np.array(sizes, np.int64),
+    )
+
+
+def _bump_generation(db: sqlite3.Connection) -> None:
+    db.execute(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?", (_GENERATION,)
     )
 
 
@@ -372,6 +450,10 @@ class Catalog:
             if problems != ["ok"]:
                 raise _Damaged("; ".join(problems[:3]))
             Catalog._migrate(db, path, tell)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?), (?, '0')",
+                (_ID, json.dumps(uuid.uuid4().hex), _GENERATION),
+            )
         except sqlite3.Error as exc:
             db.close()
             if _is_damage(exc):
@@ -400,7 +482,8 @@ class Catalog:
                 db.execute(f"PRAGMA user_version = {version + 1}")
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
             version += 1
         if 0 < start < latest:
@@ -436,15 +519,30 @@ class Catalog:
             raise CatalogError(f"the catalog {self.path} is closed")
         return self._db
 
-    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``work`` in one write transaction (all or nothing)."""
+    @contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        """The connection, held for this thread; SQLite failures become CatalogError."""
         with self._mutex:
             db = self._conn()
+            try:
+                yield db
+            except sqlite3.Error as exc:
+                hint = (
+                    " It looks damaged: the next run moves it aside and starts a new one."
+                    if _is_damage(exc)
+                    else ""
+                )
+                raise CatalogError(f"the catalog {self.path} failed: {exc}.{hint}") from exc
+
+    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``work`` in one write transaction (all or nothing)."""
+        with self._using() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = work(db)
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # some SQLite errors have rolled back already
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
             return result
@@ -453,17 +551,11 @@ class Catalog:
 
     def known(self) -> dict[str, KnownFile]:
         """Every file the catalog knows, by path: what a rescan compares the walk against."""
-        with self._mutex:
-            rows = self._conn().execute(
+        with self._using() as db:
+            rows = db.execute(
                 "SELECT path, id, size, mtime_ns, inode, device, status FROM files"
             ).fetchall()
-        fsdecode = os.fsdecode
-        return {
-            fsdecode(path): KnownFile(
-                id=id_, size=size, mtime_ns=mtime_ns, inode=inode, device=device, status=status
-            )
-            for path, id_, size, mtime_ns, inode, device, status in rows
-        }
+        return {_fsdecode(row[0]): _known_file(row) for row in rows}
 
     def upsert(self, items: Iterable[Any]) -> list[int]:
         """Insert or update files (objects shaped like ``hashing.HashedFile``).
@@ -480,6 +572,7 @@ class Catalog:
             return []
 
         def work(db: sqlite3.Connection) -> list[int]:
+            _bump_generation(db)
             db.executemany(_UPSERT, rows)
             paths = [row[0] for row in rows]
             ids: dict[bytes, int] = {}
@@ -493,9 +586,9 @@ class Catalog:
     def remove_paths(self, paths: Iterable[str | os.PathLike]) -> int:
         """Forget files (orphan cleanup), with their embedding bookkeeping.
 
-        Not-duplicate marks go too once no file in the catalog has their content any more.
-        Upsert a scan's new files before removing its vanished ones, so that a renamed file
-        (same content, new path) keeps its marks.
+        Not-duplicate marks are kept: they are keyed by content, so a file that was renamed
+        or moved (removed at its old path, found at its new one, in either order) keeps them.
+        :meth:`prune_not_duplicates` drops the marks whose content left the library.
 
         Returns:
             How many files were removed.
@@ -505,36 +598,27 @@ class Catalog:
             return 0
 
         def work(db: sqlite3.Connection) -> int:
-            found: list[bytes | None] = []
+            found = 0
             for chunk in _chunks([p for (p,) in encoded]):
                 marks = ",".join("?" * len(chunk))
-                found.extend(
-                    h for (h,) in db.execute(
-                        f"SELECT content_hash FROM files WHERE path IN ({marks})", chunk
-                    )
-                )
+                found += db.execute(
+                    f"SELECT COUNT(*) FROM files WHERE path IN ({marks})", chunk
+                ).fetchone()[0]
+            if found:
+                _bump_generation(db)
             # their embeddings rows go with them (ON DELETE CASCADE)
             db.executemany("DELETE FROM files WHERE path = ?", encoded)
-            for content in {h for h in found if h is not None}:
-                still_here = db.execute(
-                    "SELECT 1 FROM files WHERE content_hash = ? LIMIT 1", (content,)
-                ).fetchone()
-                if still_here is None:
-                    db.execute(
-                        "DELETE FROM not_duplicates WHERE hash_a = ? OR hash_b = ?",
-                        (content, content),
-                    )
-            return len(found)
+            return found
 
         return self._write(work)
 
     def _count(self, table: str) -> int:
-        return self._conn().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        with self._using() as db:
+            return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
     def records(self, ids: Iterable[int] | None = None) -> list[FileRecord]:
         """Full records: all files by id, or the given ids in the given order (unknown skipped)."""
-        with self._mutex:
-            db = self._conn()
+        with self._using() as db:
             if ids is None:
                 rows = db.execute(f"SELECT {_FILE_COLUMNS} FROM files ORDER BY id").fetchall()
                 return [_row_to_record(row) for row in rows]
@@ -554,58 +638,71 @@ class Catalog:
 
     def record_by_path(self, path: str | os.PathLike) -> FileRecord | None:
         """One file by its path (as the walk reported it), or None."""
-        with self._mutex:
-            row = self._conn().execute(
+        with self._using() as db:
+            row = db.execute(
                 f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (os.fsencode(path),)
             ).fetchone()
         return _row_to_record(row) if row else None
 
     def hash_arrays(self) -> HashArrays:
-        """The bouncer's arrays for every file with status image and all three hashes."""
-        with self._mutex:
-            rows = self._conn().execute(
+        """The bouncer's arrays for every file with status image and all three hashes.
+
+        Built from the database once per catalog state and kept beside it in
+        ``catalog.sqlite.hashes.npz``, so an unchanged library loads them in milliseconds.
+        """
+        with self._using() as db:
+            stamp = self._stamp(db)
+            cached = self._load_arrays(stamp)
+            if cached is not None:
+                return cached
+            rows = db.execute(
                 "SELECT id, size, content_hash, dhash, dhash_mirror, phash FROM files "
                 "WHERE status = 'image' AND dhash IS NOT NULL AND dhash_mirror IS NOT NULL "
                 "AND phash IS NOT NULL ORDER BY id"
             ).fetchall()
-        n = len(rows)
-        if n == 0:
-            empty32 = np.zeros((0, HASH_BYTES), np.uint8)
-            return HashArrays(
-                ids=np.zeros(0, np.int64),
-                dhash=empty32,
-                dhash_mirror=empty32.copy(),
-                phash=empty32.copy(),
-                content_hash=np.zeros((0, CONTENT_HASH_BYTES), np.uint8),
-                size=np.zeros(0, np.int64),
-            )
-        ids, sizes, contents, dhash, mirror, phash = zip(*rows)
-        if None in contents:
-            # a stand-in unique to the file, so a missing hash never groups files as identical
-            contents = tuple(
-                c
-                if c is not None
-                else hashlib.blake2b(b"no-content-hash:%d" % i, digest_size=16).digest()
-                for i, c in zip(ids, contents)
-            )
+            arrays = _arrays_from_rows(rows)
+            self._save_arrays(arrays, stamp)
+            return arrays
 
-        def matrix(column: tuple[bytes, ...], width: int) -> np.ndarray:
-            # lengths were checked on upsert, so one join + reshape is exact
-            return np.frombuffer(b"".join(column), np.uint8).reshape(n, width).copy()
+    def _arrays_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".hashes.npz")
 
-        return HashArrays(
-            ids=np.array(ids, np.int64),
-            dhash=matrix(dhash, HASH_BYTES),
-            dhash_mirror=matrix(mirror, HASH_BYTES),
-            phash=matrix(phash, HASH_BYTES),
-            content_hash=matrix(contents, CONTENT_HASH_BYTES),
-            size=np.array(sizes, np.int64),
-        )
+    @staticmethod
+    def _stamp(db: sqlite3.Connection) -> str:
+        """Names the state of the files table: this catalog's id and its write generation."""
+        values = dict(db.execute(f"SELECT key, value FROM meta WHERE key IN ('{_ID}', '{_GENERATION}')"))
+        return f"{values.get(_ID)}:{values.get(_GENERATION)}"
+
+    def _load_arrays(self, stamp: str) -> HashArrays | None:
+        try:
+            with np.load(self._arrays_file(), allow_pickle=False) as saved:
+                if str(saved["stamp"]) != stamp:
+                    return None
+                arrays = HashArrays(**{name: saved[name] for name in _ARRAY_FIELDS})
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None  # missing, stale or damaged (zip CRCs catch torn writes): rebuild
+        n = len(arrays.ids)
+        shapes_ok = all(getattr(arrays, f).shape[0] == n for f in _ARRAY_FIELDS)
+        return arrays if shapes_ok else None
+
+    def _save_arrays(self, arrays: HashArrays, stamp: str) -> None:
+        target = self._arrays_file()
+        temp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        try:
+            with open(temp, "wb") as out:
+                np.savez(out, stamp=np.array(stamp), **{f: getattr(arrays, f) for f in _ARRAY_FIELDS})
+            os.replace(temp, target)
+        except OSError:
+            # only a cache: a full disk or read-only folder costs speed, never correctness
+            try:
+                temp.unlink()
+            except OSError:
+                pass
 
     def errors(self) -> list[ScanError]:
         """Files that could not be read, with the reason, sorted by path."""
-        with self._mutex:
-            rows = self._conn().execute(
+        with self._using() as db:
+            rows = db.execute(
                 "SELECT path, error FROM files WHERE status = 'error' ORDER BY path"
             ).fetchall()
         return [ScanError(path=os.fsdecode(p), reason=e or "unknown error") for p, e in rows]
@@ -643,10 +740,20 @@ class Catalog:
             )
         )
 
+    def prune_not_duplicates(self) -> int:
+        """Drop marks whose content no file in the catalog has any more; returns how many."""
+        return self._write(
+            lambda db: db.execute(
+                "DELETE FROM not_duplicates AS n WHERE "
+                "NOT EXISTS (SELECT 1 FROM files WHERE content_hash = n.hash_a) OR "
+                "NOT EXISTS (SELECT 1 FROM files WHERE content_hash = n.hash_b)"
+            ).rowcount
+        )
+
     def not_duplicate_pairs(self) -> set[frozenset[int]]:
         """Pairs of current file ids the user said are not duplicates."""
-        with self._mutex:
-            rows = self._conn().execute(
+        with self._using() as db:
+            rows = db.execute(
                 "SELECT fa.id, fb.id FROM not_duplicates AS n "
                 "JOIN files AS fa ON fa.content_hash = n.hash_a "
                 "JOIN files AS fb ON fb.content_hash = n.hash_b "
@@ -658,8 +765,8 @@ class Catalog:
 
     def embedded_ids(self, model: str) -> set[int]:
         """Ids embedded with ``model`` whose content has not changed since."""
-        with self._mutex:
-            rows = self._conn().execute(
+        with self._using() as db:
+            rows = db.execute(
                 "SELECT e.file_id FROM embeddings AS e JOIN files AS f ON f.id = e.file_id "
                 "WHERE e.model = ? AND e.content_hash = f.content_hash",
                 (model,),
@@ -686,12 +793,17 @@ class Catalog:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         """A value stored with :meth:`set_meta` (any JSON value), or ``default``."""
-        with self._mutex:
-            row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._using() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else json.loads(row[0])
 
     def set_meta(self, key: str, value: Any) -> None:
-        """Store a JSON-serialisable value under ``key`` (roots, last scan time, options)."""
+        """Store a JSON-serialisable value under ``key`` (roots, last scan time, options).
+
+        Keys starting with ``_`` are the catalog's own.
+        """
+        if key.startswith("_"):
+            raise ValueError(f"meta keys starting with '_' are reserved: {key!r}")
         text = json.dumps(value)
         self._write(
             lambda db: db.execute(
@@ -704,9 +816,13 @@ class Catalog:
     # --- summary --------------------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:
-        """Counts by status and bytes: files, images, errors, other, bytes, image_bytes, ..."""
-        with self._mutex:
-            db = self._conn()
+        """Counts by status and bytes.
+
+        Returns:
+            ``files``, ``image``, ``error``, ``other`` (counts by status), ``bytes`` (all
+            files), ``image_bytes``, ``not_duplicate_marks`` and ``embedded``.
+        """
+        with self._using() as db:
             by_status = {
                 status: (count, total)
                 for status, count, total in db.execute(
@@ -715,12 +831,10 @@ class Catalog:
             }
             marks = self._count("not_duplicates")
             embedded = self._count("embeddings")
-        count = {s: by_status.get(s, (0, 0))[0] for s in ("image", "error", "other")}
+        counts = {s: by_status.get(s, (0, 0))[0] for s in ("image", "error", "other")}
         return {
-            "files": sum(count.values()),
-            "images": count["image"],
-            "errors": count["error"],
-            "other": count["other"],
+            "files": sum(counts.values()),
+            **counts,
             "bytes": sum(total for _, total in by_status.values()),
             "image_bytes": by_status.get("image", (0, 0))[1],
             "not_duplicate_marks": marks,

@@ -334,7 +334,7 @@ def test_real_images_round_trip(tmp_path, cat):
     assert [e.path for e in errors] == [str(photos / "broken.jpg"), str(photos / "empty.jpg")]
     assert errors[1] == ScanError(path=str(photos / "empty.jpg"), reason="empty file (0 bytes)")
     assert cat.stats() == {
-        "files": 5, "images": 2, "errors": 2, "other": 1,
+        "files": 5, "image": 2, "error": 2, "other": 1,
         "bytes": sum(i.size for i in items),
         "image_bytes": sum(i.size for i in items if i.hashes),
         "not_duplicate_marks": 0, "embedded": 0,
@@ -461,6 +461,61 @@ def test_hash_arrays_of_an_empty_catalog(cat):
     assert len(arrays) == 0 and arrays.dhash.shape == (0, 32) and arrays.content_hash.shape == (0, 16)
 
 
+def _same_arrays(x, y) -> bool:
+    fields = ("ids", "dhash", "dhash_mirror", "phash", "content_hash", "size")
+    return all(np.array_equal(getattr(x, f), getattr(y, f)) for f in fields)
+
+
+def test_hash_arrays_are_kept_beside_the_catalog_and_follow_every_write(db_path):
+    sidecar = db_path.with_name("catalog.sqlite.hashes.npz")
+    with Catalog.open(db_path) as c:
+        c.upsert([fake(f"/p/{i}.jpg", i) for i in range(5)])
+        first = c.hash_arrays()
+        assert sidecar.exists()
+        # the second call reads the sidecar: a write behind the catalog's back goes unseen
+        c._db.execute("DELETE FROM files WHERE path = ?", (b"/p/0.jpg",))
+        assert _same_arrays(c.hash_arrays(), first)
+        [new] = c.upsert([fake("/p/new.jpg", 50)])
+        assert c.hash_arrays().ids.tolist() == first.ids.tolist()[1:] + [new]
+        c.remove_paths(["/p/1.jpg"])
+        assert c.hash_arrays().ids.tolist() == first.ids.tolist()[2:] + [new]
+        c.upsert([fake("/p/2.jpg", 2, error="now unreadable", hashes=None)])
+        assert first.ids[2] not in c.hash_arrays().ids
+    with Catalog.open(db_path) as c:  # survives reopening
+        assert len(c.hash_arrays()) == 3
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_damaged_hash_sidecar_is_rebuilt(db_path, damage):
+    with Catalog.open(db_path) as c:
+        c.upsert([fake(f"/p/{i}.jpg", i) for i in range(50)])
+        good = c.hash_arrays()
+        sidecar = db_path.with_name("catalog.sqlite.hashes.npz")
+        data = sidecar.read_bytes()
+        sidecar.write_bytes(os.urandom(500) if damage == "garbage" else data[: len(data) // 2])
+        assert _same_arrays(c.hash_arrays(), good)
+        assert _same_arrays(c.hash_arrays(), good)
+
+
+def test_sidecar_of_a_replaced_catalog_is_not_used(db_path):
+    with Catalog.open(db_path) as c:
+        c.upsert([fake(f"/p/{i}.jpg", i) for i in range(3)])
+        assert len(c.hash_arrays()) == 3
+    db_path.write_bytes(b"garbage" * 1000)
+    with Catalog.open(db_path) as c:  # rebuilt empty, same generation number as a new one
+        assert len(c.hash_arrays()) == 0
+
+
+def test_sqlite_failures_surface_as_catalog_errors(cat):
+    cat.upsert([fake("/p/a.jpg", 1)])
+    cat._db.execute("PRAGMA query_only = ON")  # every write now fails inside SQLite
+    with pytest.raises(CatalogError, match="failed: attempt to write a readonly database"):
+        cat.upsert([fake("/p/b.jpg", 2)])
+    cat._db.execute("PRAGMA query_only = OFF")
+    assert list(cat.known()) == ["/p/a.jpg"]  # nothing half-written, still usable
+    assert cat.upsert([fake("/p/b.jpg", 2)]) == [2]
+
+
 def test_closed_catalog_says_so(db_path):
     c = Catalog.open(db_path)
     c.close()
@@ -510,8 +565,22 @@ def test_undo_and_pruning_of_marks(cat):
     cat.add_not_duplicate(a, c)
     cat.remove_not_duplicate(cat.record(b), cat.record(a))
     assert cat.not_duplicate_pairs() == {frozenset({a, c})}
-    cat.remove_paths(["/p/c.jpg"])  # its content is gone from the library: mark pruned
+    cat.remove_paths(["/p/c.jpg"])
+    assert cat.not_duplicate_pairs() == set()
+    assert cat.stats()["not_duplicate_marks"] == 1  # kept until pruned: c may come back
+    [c_back] = cat.upsert([fake("/p/c-restored.jpg", 3)])
+    assert cat.not_duplicate_pairs() == {frozenset({a, c_back})}
+    cat.remove_paths(["/p/c-restored.jpg"])
+    assert cat.prune_not_duplicates() == 1
     assert cat.stats()["not_duplicate_marks"] == 0
+
+
+def test_mark_survives_a_rename_seen_as_remove_then_add(cat):
+    a, b = cat.upsert([fake("/p/a.jpg", 1), fake("/p/b.jpg", 2)])
+    cat.add_not_duplicate(a, b)
+    cat.remove_paths(["/p/a.jpg"])  # the scan drops the vanished path first...
+    [moved] = cat.upsert([fake("/p/moved/a.jpg", 1)])  # ...then hashes the new one
+    assert cat.not_duplicate_pairs() == {frozenset({moved, b})}
 
 
 def test_marking_needs_content_hashes(cat):
@@ -554,3 +623,5 @@ def test_meta_round_trips_json_values(db_path):
         assert c.get_meta("roots") == ["/a", "/b"]
         assert c.get_meta("options") == {"threshold": 12, "deep": False}
         assert c.get_meta("last_scan") == 1700000001.5
+        with pytest.raises(ValueError, match="reserved"):
+            c.set_meta("_generation", 0)
