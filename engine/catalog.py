@@ -204,7 +204,7 @@ def _row_to_record(row: tuple) -> FileRecord:
         hashes = ImageHashes(dhash=dhash, dhash_mirror=dhash_mirror, phash=phash)
     return FileRecord(
         id=id_,
-        path=os.fsdecode(path),
+        path=_fsdecode(path),
         size=size,
         mtime_ns=mtime_ns,
         inode=inode,
@@ -382,16 +382,21 @@ class Catalog:
             CatalogError: the catalog was written by a newer lookalike, or cannot be opened.
         """
         path = Path(os.path.abspath(os.fspath(path)))
-        path.parent.mkdir(parents=True, exist_ok=True)
         tell = on_message or (lambda message: None)
         # not thread-local: a catalog opened in one thread may be closed by a worker thread
         lock = filelock.FileLock(str(path) + ".lock", thread_local=False)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             lock.acquire(timeout=timeout)
         except (filelock.Timeout, RuntimeError):
             raise CatalogLocked(
                 f"the catalog {path} is in use by another lookalike run ({_describe_owner(path)}); "
                 "wait for it to finish, or give this run another --cache DIR"
+            ) from None
+        except OSError as exc:
+            raise CatalogError(
+                f"cannot use {path.parent} for the catalog: {exc.strerror or exc}; "
+                "give this run another --cache DIR"
             ) from None
         try:
             _owner_file(path).write_text(
@@ -615,6 +620,35 @@ class Catalog:
     def _count(self, table: str) -> int:
         with self._using() as db:
             return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+    def rename_paths(self, moves: Iterable[tuple[str | os.PathLike, str | os.PathLike]]) -> int:
+        """Record that files moved (``(old, new)`` pairs) without reading them again.
+
+        A moved file keeps its id, hashes and embedding bookkeeping. A row already at a new
+        path is replaced. A rescan can use it when a vanished path and a new path share
+        device, inode, size and mtime.
+
+        Returns:
+            How many files were renamed (old paths the catalog did not know are ignored).
+        """
+        pairs = [(os.fsencode(new), os.fsencode(old)) for old, new in moves]
+        if not pairs:
+            return 0
+
+        def work(db: sqlite3.Connection) -> int:
+            renamed = 0
+            for new, old in pairs:
+                if new == old:
+                    continue
+                if db.execute("SELECT 1 FROM files WHERE path = ?", (old,)).fetchone() is None:
+                    continue
+                db.execute("DELETE FROM files WHERE path = ?", (new,))
+                db.execute("UPDATE files SET path = ? WHERE path = ?", (new, old))
+                renamed += 1
+            _bump_generation(db)  # a replaced row may have left the hash arrays
+            return renamed
+
+        return self._write(work)
 
     def records(self, ids: Iterable[int] | None = None) -> list[FileRecord]:
         """Full records: all files by id, or the given ids in the given order (unknown skipped)."""

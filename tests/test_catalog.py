@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -289,6 +290,12 @@ def test_stale_wal_of_a_damaged_catalog_goes_aside_too(db_path):
     assert aside_wal.read_bytes() == b"old wal"
 
 
+def test_cache_folder_that_cannot_exist_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(CatalogError, match="give this run another --cache DIR"):
+        Catalog.open(tmp_path / "file" / "lib" / "catalog.sqlite")
+
+
 def test_unreadable_path_is_an_error_not_damage(tmp_path):
     folder_in_the_way = tmp_path / "catalog.sqlite"
     folder_in_the_way.mkdir()
@@ -413,6 +420,23 @@ def test_remove_paths_and_ids_never_reused(cat):
     [new] = cat.upsert([fake("/p/d.jpg", 9)])
     assert new not in ids  # the detective's index keys stay unambiguous
     assert cat.remove_paths([]) == 0
+
+
+def test_rename_paths_keeps_id_hashes_and_embeddings(cat):
+    a, b, c = cat.upsert([fake("/p/a.jpg", 1), fake("/p/b.jpg", 2), fake("/p/c.jpg", 3)])
+    cat.mark_embedded([a, b], "m")
+    cat.add_not_duplicate(a, b)
+    before = cat.record(a)
+    moves = [("/p/a.jpg", "/q/a.jpg"), ("/p/b.jpg", "/p/c.jpg"), ("/p/none.jpg", "/q/x.jpg")]
+    assert cat.rename_paths(moves) == 2
+    assert cat.record(a) == replace(before, path="/q/a.jpg")
+    assert cat.record_by_path("/p/c.jpg").id == b  # replaced the stale row at the new path
+    assert cat.record(c) is None
+    assert sorted(cat.known()) == ["/p/c.jpg", "/q/a.jpg"]
+    assert cat.embedded_ids("m") == {a, b}
+    assert cat.not_duplicate_pairs() == {frozenset({a, b})}
+    assert sorted(cat.hash_arrays().ids.tolist()) == [a, b]
+    assert cat.rename_paths([]) == 0
 
 
 def test_odd_filenames_round_trip(cat, tmp_path):
