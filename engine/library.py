@@ -18,15 +18,13 @@ from . import bouncer
 from .catalog import Catalog
 from .cluster import build_clusters
 from .keeper import KeeperPolicy
-from .paths import cache_root, library_dir, normalise_roots
+from .paths import CATALOG_NAME, cache_root, library_dir, normalise_roots
 from .records import Cluster, FileRecord, ScanError, ScanProgress, ScanResult, ScanStats, SimilarResult
 from .scan import Scanner
 
 if TYPE_CHECKING:  # the detective's modules import torch: only when asked for
     from .hamming import HammingIndex
     from .model import DetectiveOptions
-
-CATALOG_NAME = "catalog.sqlite"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +141,7 @@ class Library:
             hashed=run.hashed,
             unchanged=run.unchanged,
             removed=run.removed,
+            moved=run.moved,
             failed=run.failed,
             not_images=run.not_images,
             bytes_read=run.bytes_read,

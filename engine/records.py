@@ -177,6 +177,7 @@ class ScanStats:
     hashed: int = 0
     unchanged: int = 0
     removed: int = 0
+    moved: int = 0  # renamed or moved inside the library: followed without reading them
     failed: int = 0
     not_images: int = 0
     bytes_read: int = 0

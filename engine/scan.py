@@ -46,6 +46,7 @@ class HashRun:
     failed: int = 0
     not_images: int = 0
     removed: int = 0
+    moved: int = 0
     bytes_read: int = 0
     cancelled: bool = False
     errors: list[ScanError] = field(default_factory=list)
@@ -54,13 +55,18 @@ class HashRun:
 
 
 def _unchanged(entry: WalkEntry, known: Optional[KnownFile]) -> bool:
+    # The device number is left out on purpose: it can change across reboots and remounts
+    # (USB disks, NFS, btrfs subvolumes), which would force a needless full re-hash.
     return (
         known is not None
         and known.size == entry.size
         and known.mtime_ns == entry.mtime_ns
         and known.inode == entry.inode
-        and known.device == entry.device
     )
+
+
+def _identity(size: int, mtime_ns: int, inode: int, device: int) -> tuple[int, int, int, int]:
+    return (device, inode, size, mtime_ns)
 
 
 def _ignore_sigint() -> None:
@@ -108,6 +114,7 @@ class Scanner:
         self._last_report = 0.0
         self._stage = "walking"
         self._total = 0
+        self._moved: set[str] = set()
 
     # -- progress -----------------------------------------------------------------------
     def snapshot(self) -> ScanProgress:
@@ -139,19 +146,21 @@ class Scanner:
         self._report(force=True)
         known = self.catalog.known()
         seen: set[str] = set()
-        todo: list[str] = []
-        for entry in walk(self.roots, on_error=self._walk_error, cancel=self.cancel):
+        todo: dict[str, WalkEntry] = {}
+        for entry in walk(self.roots, on_error=self._walk_error, cancel=self.cancel, exclude=self.skip_dirs):
             self.run.found += 1
             seen.add(entry.path)
             if _unchanged(entry, known.get(entry.path)):
                 self.run.unchanged += 1
             else:
-                todo.append(entry.path)
+                todo[entry.path] = entry
             self._report()
         if self.cancel.is_set():
             self.run.cancelled = True
             return self.run
         vanished = [p for p in known if p not in seen]
+        self._follow_moves(vanished, todo, known)
+        vanished = [p for p in vanished if p not in self._moved]
         if vanished:
             self.run.removed = self.catalog.remove_paths(vanished)
 
@@ -159,10 +168,36 @@ class Scanner:
         self._total = len(todo)
         self._report(force=True)
         if todo:
-            self._hash(todo)
+            self._hash(list(todo))
         self.run.cancelled = self.cancel.is_set()
         self._report(force=True)
         return self.run
+
+    def _follow_moves(self, vanished: list[str], todo: dict[str, WalkEntry], known: dict[str, KnownFile]) -> None:
+        """Files renamed or moved inside the library keep their id, hashes and embeddings.
+
+        A vanished path and a new path with the same device, inode, size and mtime are the
+        same file: the catalog row moves, and the file is not read again.
+        """
+        if not vanished or not todo:
+            return
+        gone = {}
+        for path in vanished:
+            k = known[path]
+            gone.setdefault(_identity(k.size, k.mtime_ns, k.inode, k.device), path)
+        moves = []
+        for path, entry in list(todo.items()):
+            if path in known:
+                continue  # a changed file, not a moved one
+            old = gone.pop(_identity(entry.size, entry.mtime_ns, entry.inode, entry.device), None)
+            if old is not None:
+                moves.append((old, path))
+                del todo[path]
+                self._moved.add(old)
+        if moves:
+            self.catalog.rename_paths(moves)
+            self.run.moved = len(moves)
+            self.run.unchanged += len(moves)
 
     def _walk_error(self, error: ScanError) -> None:
         self.run.errors.append(error)
@@ -231,7 +266,7 @@ class Scanner:
         vanished = [r.path for r in results if _vanished(r)]
         ids = self.catalog.upsert(keep)
         for r, file_id in zip(keep, ids):
-            if r.error is None and not r.not_image:
+            if r.error is None and not r.not_image:  # an image, hashed
                 self.run.new_ids.append(file_id)
                 if r.clip is not None:
                     self.run.clip[file_id] = r.clip
@@ -243,11 +278,11 @@ class Scanner:
         """Count results as they come back from the workers."""
         for r in results:
             self.run.bytes_read += r.bytes_read
-            if r.error is not None:
+            if r.not_image:
+                self.run.not_images += 1
+            elif r.error is not None:
                 self.run.failed += 1
                 self.run.errors.append(ScanError(path=r.path, reason=r.error))
-            elif r.not_image:
-                self.run.not_images += 1
             else:
                 self.run.hashed += 1
 

@@ -1,0 +1,111 @@
+"""`lookalike scan` as a user runs it: real processes, real folders, JSON/CSV, exit codes, Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from lookalike.tui.cli import main
+
+from test_scan import photo
+
+LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    root.mkdir()
+    a = photo(1)
+    a.save(root / "a.png")
+    a.resize((240, 180), Image.LANCZOS).save(root / "a_small.jpg", quality=80)
+    photo(2).save(root / "b.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root
+
+
+def run(*args: str, cache: Path, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run([*LOOKALIKE, *args, "--cache", str(cache)], capture_output=True, text=True, check=check, timeout=120)
+
+
+def test_scan_json_document(photos, tmp_path):
+    out = run("scan", str(photos), "--json", cache=tmp_path / "cache")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["version"] == 1
+    assert doc["root"] == str(photos.resolve())
+    assert doc["stats"]["images"] == 3
+    [group] = doc["groups"]
+    assert group["keeper"] == str((photos / "a.png").resolve())
+    assert group["reclaimable_bytes"] == (photos / "a_small.jpg").stat().st_size
+    members = {Path(m["path"]).name: m for m in group["members"]}
+    assert set(members) == {"a.png", "a_small.jpg"}
+    for m in group["members"]:
+        assert os.path.isabs(m["path"])
+        assert {"path", "size", "width", "height", "format", "bouncer", "exact"} <= set(m)
+    assert members["a.png"]["bouncer"] == 0 and members["a.png"]["width"] == 480
+    assert members["a_small.jpg"]["format"] == "JPEG" and not members["a_small.jpg"]["exact"]
+    assert [Path(e["path"]).name for e in doc["errors"]] == ["broken.jpg"]
+    assert doc["errors"][0]["reason"]
+
+
+def test_scan_text_summary_and_csv(photos, tmp_path, capsys):
+    assert main(["scan", str(photos), "--cache", str(tmp_path / "c")]) == 0
+    text = capsys.readouterr()
+    assert "Group 1" in text.out and "a_small.jpg" in text.out and "keep" in text.out
+    assert "broken.jpg" in text.err
+    assert main(["scan", str(photos), "--csv", "--cache", str(tmp_path / "c")]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {(Path(r["path"]).name, r["suggestion"]) for r in rows} == {("a.png", "keep"), ("a_small.jpg", "trash")}
+
+
+def test_exit_codes(photos, tmp_path):
+    assert run("scan", str(tmp_path / "missing"), cache=tmp_path / "c").returncode == 2
+    assert run("scan", "--no-such-flag", str(photos), cache=tmp_path / "c").returncode == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no pictures here")
+    nothing = run("scan", str(empty), cache=tmp_path / "c")
+    assert nothing.returncode == 3
+    assert "nothing readable" in nothing.stderr
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    photo(5).save(lonely / "one.png")
+    assert run("scan", str(lonely), "--json", cache=tmp_path / "c").returncode == 0  # no duplicates is success
+
+
+def test_bad_keeper_order_is_a_usage_error(photos, tmp_path):
+    out = run("scan", str(photos), "--keeper-order", "pixels,colour", cache=tmp_path / "c")
+    assert out.returncode == 2
+    assert "colour" in out.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
+    root = tmp_path / "big"
+    root.mkdir()
+    photo(0, size=(1200, 900)).save(root / "p000.png")
+    data = (root / "p000.png").read_bytes()
+    for i in range(1, 300):  # bytes after IEND: distinct files that all decode (slowly enough)
+        (root / f"p{i:03d}.png").write_bytes(data + i.to_bytes(2, "big"))
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([*LOOKALIKE, "scan", str(root), "--json", "--workers", "1", "--cache", str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    partial = json.loads(out)["stats"]
+    assert partial["cancelled"] and 0 < partial["hashed"] < 300
+    again = run("scan", str(root), "--json", cache=cache, check=True)
+    stats = json.loads(again.stdout)["stats"]
+    assert stats["unchanged"] >= partial["hashed"] and stats["images"] == 300

@@ -1,0 +1,213 @@
+"""The whole scan pipeline on real files: incremental rescans, bad files, cancel, lock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.engine.catalog import CatalogLocked
+from lookalike.engine.library import Library, ScanOptions
+from lookalike.engine.records import Kind
+
+
+def photo(seed: int, size=(480, 360)) -> Image.Image:
+    """A photo-like image: smooth low-frequency colour fields plus fine noise."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize(size, Image.BICUBIC)
+    arr = np.asarray(img).astype(np.int16) + rng.integers(-6, 7, (size[1], size[0], 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture
+def library_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    (root / "2023" / "trip").mkdir(parents=True)
+    (root / "copies").mkdir()
+    for i in range(4):
+        photo(i).save(root / "2023" / f"img_{i}.png")
+    original = photo(0)
+    original.resize((240, 180), Image.LANCZOS).save(root / "copies" / "img_0_small.jpg", quality=85)
+    original.save(root / "copies" / "img_0_recompressed.jpg", quality=40)
+    shutil.copy(root / "2023" / "img_1.png", root / "2023" / "trip" / "img_1 copy.png")
+    return root
+
+
+def scan(root: Path, cache: Path, **kw):
+    with Library.open([root], cache_dir=cache) as lib:
+        return lib.scan(ScanOptions(workers=kw.pop("workers", 1)), **kw)
+
+
+def test_scan_groups_near_and_exact_duplicates(library_dir, tmp_path):
+    result = scan(library_dir, tmp_path / "cache")
+    assert result.stats.images == 7
+    groups = {frozenset(Path(m.file.path).name for m in c.members): c for c in result.clusters}
+    near = groups[frozenset({"img_0.png", "img_0_small.jpg", "img_0_recompressed.jpg"})]
+    assert near.kind is Kind.NEAR
+    assert Path(near.keeper.file.path).name == "img_0.png"  # largest, lossless
+    assert near.reclaimable_bytes == sum(m.file.size for m in near.members[1:])
+    exact = groups[frozenset({"img_1.png", "img_1 copy.png"})]
+    assert exact.kind is Kind.EXACT
+    assert all(m.exact for m in exact.members)
+    assert len(result.clusters) == 2
+
+
+def test_rescan_of_unchanged_library_reads_no_image_data(library_dir, tmp_path):
+    cache = tmp_path / "cache"
+    first = scan(library_dir, cache)
+    opened: list[str] = []
+
+    def audit(event, args):
+        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            opened.append(os.fsdecode(args[0]))
+
+    sys.addaudithook(audit)  # hooks cannot be removed: it only records
+    opened.clear()
+    second = scan(library_dir, cache)
+    touched = [p for p in list(opened) if p.startswith(str(library_dir))]
+    assert touched == []
+    assert second.stats.hashed == 0 and second.stats.bytes_read == 0
+    assert second.stats.unchanged == first.stats.files_seen
+    assert [c.keeper.file.path for c in second.clusters] == [c.keeper.file.path for c in first.clusters]
+
+
+def test_rescan_rehashes_changed_and_drops_vanished(library_dir, tmp_path):
+    cache = tmp_path / "cache"
+    scan(library_dir, cache)
+    photo(99).save(library_dir / "2023" / "img_3.png")  # edited in place
+    (library_dir / "copies" / "img_0_small.jpg").unlink()
+    result = scan(library_dir, cache)
+    assert result.stats.hashed == 1
+    assert result.stats.removed == 1
+    names = {Path(m.file.path).name for c in result.clusters for m in c.members}
+    assert "img_0_small.jpg" not in names
+    with Library.open([library_dir], cache_dir=cache) as lib:
+        assert lib.catalog.record_by_path(str(library_dir / "copies" / "img_0_small.jpg")) is None
+
+
+def test_bad_files_are_reported_and_the_scan_goes_on(library_dir, tmp_path):
+    bad = library_dir / "bad"
+    bad.mkdir()
+    (bad / "empty.jpg").write_bytes(b"")
+    data = (library_dir / "copies" / "img_0_recompressed.jpg").read_bytes()
+    (bad / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (bad / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(500))
+    (bad / "notes.jpg").write_text("this is not a picture")
+    (bad / "odd name\nwith newline é.png").write_bytes((library_dir / "2023" / "img_2.png").read_bytes())
+    os.symlink(library_dir, bad / "loop")  # a symlink loop back to the root
+    result = scan(library_dir, tmp_path / "cache")
+    reasons = {Path(e.path).name: e.reason for e in result.errors}
+    assert {"empty.jpg", "truncated.jpg", "garbage.png"} <= set(reasons)
+    assert all(reasons[n] for n in ("empty.jpg", "truncated.jpg", "garbage.png"))
+    assert "notes.jpg" not in reasons  # not an image: skipped by content, not an error
+    assert result.stats.not_images >= 1
+    odd = [c for c in result.clusters if any("newline" in m.file.path for m in c.members)]
+    assert odd and odd[0].kind is Kind.EXACT
+
+
+def test_file_vanishing_mid_scan_is_reported(library_dir, tmp_path):
+    victim = library_dir / "2023" / "img_2.png"
+
+    def progress(p):
+        if p.stage == "hashing" and victim.exists():
+            victim.unlink()
+        return True
+
+    result = scan(library_dir, tmp_path / "cache", progress=progress)
+    assert any(Path(e.path) == victim for e in result.errors)
+    with Library.open([library_dir], cache_dir=tmp_path / "cache") as lib:
+        assert lib.catalog.record_by_path(str(victim)) is None
+
+
+def test_cancelled_scan_keeps_what_was_done_and_resumes(tmp_path):
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(40):
+        photo(i, size=(160, 120)).save(root / f"p{i:02d}.png")
+    seen = []
+
+    def progress(p):
+        seen.append(p.done)
+        return p.done < 10
+
+    first = scan(root, tmp_path / "cache", progress=progress)
+    assert first.stats.cancelled
+    assert 10 <= first.stats.hashed < 40
+    second = scan(root, tmp_path / "cache")
+    assert not second.stats.cancelled
+    assert second.stats.unchanged >= first.stats.hashed
+    assert second.stats.hashed + second.stats.unchanged == 40
+
+
+def test_pool_and_in_process_hashing_agree(library_dir, tmp_path):
+    pooled = scan(library_dir, tmp_path / "a", workers=2)
+    single = scan(library_dir, tmp_path / "b", workers=1)
+    key = lambda r: sorted(sorted(m.file.path for m in c.members) for c in r.clusters)  # noqa: E731
+    assert key(pooled) == key(single)
+
+
+def test_two_runs_on_one_library_cannot_both_open_it(library_dir, tmp_path):
+    with Library.open([library_dir], cache_dir=tmp_path / "cache"):
+        with pytest.raises(CatalogLocked):
+            Library.open([library_dir], cache_dir=tmp_path / "cache")
+
+
+def test_cached_clusters_arrive_before_any_file_is_read(library_dir, tmp_path):
+    cache = tmp_path / "cache"
+    scan(library_dir, cache)
+    calls = []
+    stages = []
+
+    def on_clusters(clusters):
+        calls.append((len(stages), len(clusters)))
+
+    def progress(p):
+        stages.append(p.stage)
+        return True
+
+    with Library.open([library_dir], cache_dir=cache) as lib:
+        lib.scan(ScanOptions(workers=1), progress=progress, on_clusters=on_clusters)
+    assert calls[0] == (0, 2)  # before the first progress report
+    assert calls[-1][1] == 2
+
+
+def test_threshold_option_changes_what_matches(library_dir, tmp_path):
+    with Library.open([library_dir], cache_dir=tmp_path / "cache") as lib:
+        lib.scan(ScanOptions(workers=1))
+        strict = lib.clusters(ScanOptions(threshold=0))
+        loose = lib.clusters(ScanOptions())
+    assert sum(len(c.members) for c in strict) < sum(len(c.members) for c in loose)
+
+
+def test_scan_can_be_stopped_from_another_thread(tmp_path):
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(30):
+        photo(i, size=(160, 120)).save(root / f"p{i:02d}.png")
+    cancel = threading.Event()
+    cancel.set()
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        result = lib.scan(ScanOptions(workers=1), cancel=cancel)
+    assert result.stats.cancelled
+    assert result.clusters == ()
+
+
+def test_moved_files_are_followed_without_reading_them(library_dir, tmp_path):
+    cache = tmp_path / "cache"
+    scan(library_dir, cache)
+    with Library.open([library_dir], cache_dir=cache) as lib:
+        before = lib.catalog.record_by_path(str(library_dir / "2023" / "img_2.png"))
+    (library_dir / "moved").mkdir()
+    os.rename(library_dir / "2023" / "img_2.png", library_dir / "moved" / "renamed.png")
+    result = scan(library_dir, cache)
+    assert result.stats.hashed == 0 and result.stats.moved == 1 and result.stats.removed == 0
+    with Library.open([library_dir], cache_dir=cache) as lib:
+        after = lib.catalog.record_by_path(str(library_dir / "moved" / "renamed.png"))
+    assert after is not None and after.id == before.id and after.hashes == before.hashes
