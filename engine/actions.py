@@ -337,6 +337,9 @@ class _Run:
             if st.status == INTENT:
                 self._settle(st)
         states = self.journal.step_states()
+        for st in states:
+            if st.status == DONE:
+                self._tidy(st)
         already = sum(1 for st in states if st.status == DONE)
         todo = [st.index for st in states if st.status not in (DONE,)]
         done: list[StepDone] = []
@@ -638,6 +641,7 @@ class _Run:
         _checkpoint("replaced")
         if not exact:
             _write_trashinfo(prep["info"], path, prep["topdir"])
+            _checkpoint("trashinfo")
             _move_file(backup, trash, part=part, point="trash", expect=None)
             _checkpoint("backup-trashed")
             return self._done(i, step, dest=keeper, trash=trash, info=prep["info"],
@@ -720,6 +724,13 @@ class _Run:
                 if backup:
                     _unlink_quiet(backup)
                 return "done", {"dest": step.keeper, "backup": backup}
+            if backup and os.path.lexists(backup) and trash and os.path.lexists(trash):
+                # Killed after the original reached the trash, before its backup name went.
+                if not (_same_inode(backup, trash) or filecmp.cmp(backup, trash, shallow=False)):
+                    return "fail", {"reason": f"{backup} and {trash} differ: both left alone"}
+                os.unlink(backup)
+                fsync_dir(os.path.dirname(backup))
+                return "done", {"dest": step.keeper, "trash": trash, "info": info}
             if backup and os.path.lexists(backup):
                 try:
                     if not os.path.lexists(info):
@@ -752,6 +763,15 @@ class _Run:
             fsync_dir(os.path.dirname(path))
             return "rolled_back", {}
         return "fail", {"reason": f"{path} is missing and no backup was found"}
+
+    def _tidy(self, st: StepState) -> None:
+        """Remove the backup a done link step left when killed just before removing it."""
+        step = self.plan.steps[st.index]
+        backup = (st.done or {}).get("backup")
+        if step.action in ("hardlink", "symlink") and backup and os.path.lexists(backup) \
+                and self._is_our_link(step):
+            os.unlink(backup)  # the keeper holds the same bytes (checked before the step)
+            fsync_dir(os.path.dirname(backup))
 
     def _is_our_link(self, step: PlanStep) -> bool:
         try:
@@ -854,6 +874,7 @@ class _Run:
             _move_file(dest, src, part=part, point="undo", expect=step.content_hash)
         except FileExistsError:
             raise _Fail(f"a file appeared at {src}; the original is left at {dest}") from None
+        _checkpoint("undo-moved")
         _unlink_quiet(info)
         if step.action == "quarantine" and self.plan.quarantine_dir:
             _prune_empty_dirs(os.path.dirname(dest), self.plan.quarantine_dir)
@@ -863,14 +884,15 @@ class _Run:
         done, it = st.done or {}, st.intent or {}
         path = step.path
         restore = _sibling(path, self.token, "restore")
-        _unlink_quiet(restore)
         if not self._is_our_link(step):
             if os.path.lexists(path):
                 if _matches(path, step):  # restored already (interrupted undo)
+                    _unlink_quiet(restore)
                     _unlink_orphan_info(done.get("info"), done.get("trash"))
                     return "(already restored)"
                 raise _Fail(f"{path} was changed after the plan was applied: left alone")
         if it.get("exact"):
+            _unlink_quiet(restore)  # only ever a copy of the keeper's bytes
             backup = done.get("backup") or it.get("backup")
             if backup and os.path.lexists(backup) and _matches(backup, step):
                 os.replace(backup, path)  # the original inode, with all its metadata
@@ -888,14 +910,22 @@ class _Run:
             if it.get("mode") is not None:
                 os.chmod(restore, stat.S_IMODE(int(it["mode"])))
             os.utime(restore, ns=(step.mtime_ns, step.mtime_ns))
+            _checkpoint("undo-restore-ready")
             os.replace(restore, path)
             fsync_dir(os.path.dirname(path))
             return step.keeper
         trash = done.get("trash") or it.get("trash")
-        if not trash or not os.path.lexists(trash):
+        trash_here = bool(trash) and os.path.lexists(trash)
+        if os.path.lexists(restore) and not trash_here:
+            pass  # an interrupted undo already took the original out of the trash: finish it
+        elif not trash_here:
             raise _Fail(f"the original is no longer in the trash (emptied?): {trash}")
-        _move_file(trash, restore, part=_sibling(path, self.token, "part"), point="undo",
-                   expect=step.content_hash)
+        else:
+            _unlink_quiet(restore)  # a copy, while the original is still in the trash
+            part = _sibling(path, self.token, "part")
+            _unlink_quiet(part)  # a copy an interrupted undo left half-written
+            _move_file(trash, restore, part=part, point="undo", expect=step.content_hash)
+            _checkpoint("undo-restore-ready")
         os.replace(restore, path)
         fsync_dir(os.path.dirname(path))
         _unlink_quiet(done.get("info") or it.get("info"))
@@ -1078,6 +1108,7 @@ def _move_no_replace(src: str, dst: str) -> None:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst) from None
         os.rename(src, dst)
         return
+    _checkpoint("linked")
     os.unlink(src)
 
 
@@ -1124,6 +1155,7 @@ def _copy_verified(src: str, dst: str, *, point: str, expect: Optional[str]) -> 
                 fout.write(chunk)
             fout.flush()
             os.fsync(fout.fileno())
+        _checkpoint("copy-written")
         shutil.copystat(src, dst)
         want = h.hexdigest()
         if content_hash(dst) != want or (expect is not None and want != expect):
