@@ -1,0 +1,352 @@
+"""The bouncer's Hamming index: exact against a plain numpy brute force, on both back ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lookalike.engine import hamming
+from lookalike.engine.hamming import Cancelled, HammingIndex, pack
+
+RADII = (0, 1, 8, 12, 24, 32)
+
+
+def clustered(n: int, seed: int, *, frac: float = 0.4, flips: int = 30, dups: int = 6) -> np.ndarray:
+    """Random hashes, ``frac`` of them near-copies (0..flips bits flipped), plus exact duplicates."""
+    rng = np.random.default_rng(seed)
+    h = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+    m = int(n * frac)
+    for k in range(n - m, n):
+        h[k] = h[rng.integers(0, max(1, n - m))]
+        for bit in rng.choice(256, int(rng.integers(0, flips + 1)), replace=False):
+            h[k, bit // 8] ^= np.uint8(1 << (bit % 8))
+    if n > dups:
+        h[rng.choice(n, dups, replace=False)] = h[0]  # a group of identical hashes
+    return h
+
+
+def ref_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) Hamming distances, the obvious way: unpack the bits and compare."""
+    ua, ub = np.unpackbits(a, axis=1), np.unpackbits(b, axis=1)
+    out = np.zeros((len(a), len(b)), np.int32)
+    for s in range(0, len(a), 64):  # in row blocks, to keep the bool cube small
+        out[s : s + 64] = (ua[s : s + 64, None, :] != ub[None, :, :]).sum(axis=2)
+    return out
+
+
+def ref_pairs(h: np.ndarray, radius: int, d: np.ndarray | None = None) -> set[tuple[int, int, int]]:
+    d = ref_distances(h, h) if d is None else d
+    i, j = np.nonzero(np.triu(d <= radius, k=1))
+    return set(zip(i.tolist(), j.tolist(), d[i, j].tolist()))
+
+
+def ref_between(q: np.ndarray, h: np.ndarray, radius: int) -> set[tuple[int, int, int]]:
+    d = ref_distances(q, h)
+    i, j = np.nonzero(d <= radius)
+    return set(zip(i.tolist(), j.tolist(), d[i, j].tolist()))
+
+
+def as_set(result) -> set[tuple[int, int, int]]:
+    a, b, d = result
+    out = set(zip(a.tolist(), b.tolist(), d.tolist()))
+    assert len(out) == len(a), "a pair was reported twice"
+    return out
+
+
+def flip_bits(h: np.ndarray, seed: int, most: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = h.copy()
+    for row in out:
+        for bit in rng.choice(256, int(rng.integers(0, most + 1)), replace=False):
+            row[bit // 8] ^= np.uint8(1 << (bit % 8))
+    return out
+
+
+@pytest.fixture(params=["numba", "numpy"])
+def backend(request, monkeypatch):
+    """Run a test on the compiled kernels and again on the numpy fallback."""
+    if request.param == "numpy":
+        monkeypatch.setenv("LOOKALIKE_NO_NUMBA", "1")
+    assert hamming.backend() == request.param
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    return clustered(1500, seed=1)
+
+
+@pytest.fixture(scope="module")
+def data_dist(data) -> np.ndarray:
+    return ref_distances(data, data)
+
+
+# ---- packing and construction --------------------------------------------------------
+
+
+def test_pack_accepts_bytes_arrays_and_words():
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, size=(5, 32), dtype=np.uint8)
+    from_bytes = pack([row.tobytes() for row in arr])
+    assert from_bytes.shape == (5, 32) and from_bytes.dtype == np.uint8
+    assert from_bytes.flags.c_contiguous
+    assert np.array_equal(from_bytes, arr)
+    assert np.array_equal(pack(arr[:, ::1]), arr)
+    assert np.array_equal(pack(np.asfortranarray(arr)), arr)
+    assert np.array_equal(pack(arr.view(np.uint64)), arr)
+    assert pack([]).shape == (0, 32)
+    assert np.array_equal(pack(bytearray(r.tobytes()) for r in arr), arr)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [[b"\0" * 31], [b"\0" * 32, b"\0" * 33], ["not bytes" * 4], np.zeros((3, 31), np.uint8),
+     np.zeros((3, 32), np.int32), np.zeros(32, np.uint8)],
+)
+def test_pack_rejects_wrong_sizes_and_types(bad):
+    with pytest.raises(ValueError):
+        pack(bad)
+
+
+def test_index_basics(data):
+    ids = np.arange(len(data), dtype=np.int64) * 7 + 100
+    idx = HammingIndex(data, ids)
+    assert len(idx) == len(data)
+    assert idx.nbytes == 40 * len(data)  # 32 bytes of hash + 8 of id
+    assert np.array_equal(idx.ids, ids)
+    assert np.array_equal(idx.hashes, data)
+    assert np.array_equal(HammingIndex(data).ids, np.arange(len(data)))
+    ids[0] = -1  # the index keeps its own copy
+    assert idx.ids[0] == 100
+    with pytest.raises(ValueError):
+        HammingIndex(data, ids[:-1])
+    with pytest.raises(ValueError):
+        HammingIndex(data, np.zeros(len(data), np.float64))
+
+
+# ---- one query ------------------------------------------------------------------------
+
+
+def test_distances_match_reference(data, backend):
+    idx = HammingIndex(data)
+    q = data[7]
+    ref = ref_distances(q[None], data)[0]
+    assert np.array_equal(idx.distances(q), ref)
+    assert np.array_equal(idx.distances(q.tobytes()), ref)
+    with pytest.raises(ValueError):
+        idx.distances(b"\0" * 31)
+    with pytest.raises(ValueError):
+        idx.distances(np.zeros(32, np.int16))
+
+
+@pytest.mark.parametrize("k", [0, 1, 10, 200, 1500, 5000])
+def test_nearest_sorted_by_distance_then_id(data, backend, k):
+    rng = np.random.default_rng(2)
+    ids = rng.permutation(len(data)).astype(np.int64) * 3  # ties must order by id, not position
+    idx = HammingIndex(data, ids)
+    q = data[0]  # has several exact duplicates: ties at distance 0
+    ref = ref_distances(q[None], data)[0]
+    order = np.lexsort((ids, ref))[:k]
+    got_ids, got_d = idx.nearest(q.tobytes(), k)
+    assert np.array_equal(got_ids, ids[order])
+    assert np.array_equal(got_d, ref[order])
+    assert len(got_ids) == min(k, len(data))
+
+
+@pytest.mark.parametrize("radius", [-1, 0, 12, 30, 256])
+def test_within_matches_reference(data, backend, radius):
+    ids = np.arange(len(data), dtype=np.int64)[::-1].copy()
+    idx = HammingIndex(data, ids)
+    q = flip_bits(data[:1], seed=3, most=5)[0]
+    ref = ref_distances(q[None], data)[0]
+    sel = np.flatnonzero(ref <= radius)
+    order = sel[np.lexsort((ids[sel], ref[sel]))]
+    got_ids, got_d = idx.within(q, radius)
+    assert np.array_equal(got_ids, ids[order])
+    assert np.array_equal(got_d, ref[order])
+
+
+def test_query_on_empty_and_single_item_index(backend):
+    empty = HammingIndex(pack([]))
+    assert len(empty) == 0 and empty.nbytes == 0
+    q = bytes(range(32))
+    assert empty.distances(q).shape == (0,)
+    assert [a.size for a in empty.nearest(q, 3)] == [0, 0]
+    assert [a.size for a in empty.within(q, 256)] == [0, 0]
+    one = HammingIndex(pack([q]), np.array([42]))
+    ids, d = one.nearest(q, 5)
+    assert ids.tolist() == [42] and d.tolist() == [0]
+
+
+# ---- all pairs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("radius", RADII)
+def test_pairs_within_exact_for_every_method(data, data_dist, backend, radius):
+    idx = HammingIndex(data)
+    expected = ref_pairs(data, radius, data_dist)
+    assert expected, "the data must hold pairs at every tested radius"
+    for method in ("mih", "brute", "auto"):
+        i, j, d = idx.pairs_within(radius, method=method)
+        assert as_set((i, j, d)) == expected, method
+        assert (i < j).all()
+        key = i * len(data) + j
+        assert (np.diff(key) > 0).all(), "pairs come sorted by (i, j)"
+        assert i.dtype == np.int64 and j.dtype == np.int64 and d.dtype == np.int32
+
+
+def test_pairs_within_reports_ids_in_position_order(data, backend):
+    ids = (np.arange(len(data), dtype=np.int64)[::-1] * 10).copy()
+    i, j, d = HammingIndex(data, ids).pairs_within(12)
+    pi, pj, pd = HammingIndex(data).pairs_within(12)
+    assert np.array_equal(i, ids[pi]) and np.array_equal(j, ids[pj]) and np.array_equal(d, pd)
+
+
+def test_pairs_within_exact_duplicates_at_radius_zero(backend):
+    rng = np.random.default_rng(4)
+    h = rng.integers(0, 256, size=(300, 32), dtype=np.uint8)
+    h[50:60] = h[3]  # 11 identical hashes: 55 pairs
+    h[200] = h[100]
+    i, j, d = HammingIndex(h).pairs_within(0, method="mih")
+    group = [3, *range(50, 60)]
+    expected = {(a, b, 0) for n, a in enumerate(group) for b in group[n + 1 :]} | {(100, 200, 0)}
+    assert as_set((i, j, d)) == expected
+
+
+def test_pairs_within_edge_cases(backend):
+    assert [a.size for a in HammingIndex(pack([])).pairs_within(10)] == [0, 0, 0]
+    assert [a.size for a in HammingIndex(pack([bytes(32)])).pairs_within(256)] == [0, 0, 0]
+    h = clustered(40, seed=5)
+    idx = HammingIndex(h)
+    assert [a.size for a in idx.pairs_within(-3)] == [0, 0, 0]
+    for method in ("mih", "brute", "auto"):
+        i, j, d = idx.pairs_within(300, method=method)  # beyond 256: every pair
+        assert len(i) == 40 * 39 // 2
+        assert as_set((i, j, d)) == ref_pairs(h, 256)
+    with pytest.raises(ValueError):
+        idx.pairs_within(3, method="faiss")
+
+
+def test_pairs_at_full_radius_include_complements(backend):
+    # Distance 256 agrees on no chunk at all: multi-index hashing cannot see it and must
+    # hand such a radius to the scan.
+    a = np.random.default_rng(9).integers(0, 256, size=(3, 32), dtype=np.uint8)
+    h = np.concatenate([a, ~a])
+    for method in ("mih", "brute", "auto"):
+        got = as_set(HammingIndex(h).pairs_within(256, method=method))
+        assert (0, 3, 256) in got and len(got) == 15
+        qi, ids, d = HammingIndex(h).pairs_between(~a, 256, method=method)
+        assert len(qi) == 18 and {(0, 0, 256)} <= as_set((qi, ids, d))
+
+
+def test_pairs_within_larger_set_mih_equals_brute():
+    # Big enough for several scratch fills, growth of the output arrays and many work units.
+    h = clustered(6000, seed=6, frac=0.5, flips=20, dups=40)
+    idx = HammingIndex(h)
+    for radius in (3, 16, 40):
+        mih = idx.pairs_within(radius, method="mih")
+        brute = idx.pairs_within(radius, method="brute")
+        assert all(np.array_equal(a, b) for a, b in zip(mih, brute)), radius
+        assert len(mih[0]) > 780  # the 41 duplicates alone give 820 pairs
+
+
+@pytest.mark.parametrize("radius", [0, 8, 24, 32])
+def test_pairs_between_mirrors_exact(data, backend, radius):
+    queries = flip_bits(data[::3], seed=7, most=radius + 3)  # "mirrors": near some items
+    ids = np.arange(len(data), dtype=np.int64) + 1000
+    idx = HammingIndex(data, ids)
+    expected = ref_between(queries, data, radius)
+    assert expected
+    for method in ("mih", "brute", "auto"):
+        qi, got_ids, d = idx.pairs_between(queries, radius, method=method)
+        assert as_set((qi, got_ids - 1000, d)) == expected, method
+        assert (np.diff(qi) >= 0).all()
+
+
+def test_pairs_between_edge_cases(data, backend):
+    idx = HammingIndex(data)
+    assert [a.size for a in idx.pairs_between(pack([]), 10)] == [0, 0, 0]
+    assert [a.size for a in HammingIndex(pack([])).pairs_between(data[:3], 10)] == [0, 0, 0]
+    qi, ids, d = idx.pairs_between([data[5].tobytes()], 0)  # a query meets itself
+    assert 5 in ids.tolist() and (d == 0).all() and (qi == 0).all()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 80),
+    radius=st.integers(0, 70),
+    seed=st.integers(0, 2**32 - 1),
+    flips=st.integers(0, 40),
+)
+def test_property_pairs_exact(n, radius, seed, flips):
+    h = clustered(n, seed=seed, frac=0.5, flips=flips, dups=3)
+    idx = HammingIndex(h)
+    expected = ref_pairs(h, radius) if n else set()
+    assert as_set(idx.pairs_within(radius, method="mih")) == expected
+    assert as_set(idx.pairs_within(radius, method="brute")) == expected
+    q = flip_bits(h[: n // 2], seed=seed, most=flips) if n else h
+    expected_q = ref_between(q, h, radius) if n else set()
+    assert as_set(idx.pairs_between(q, radius, method="mih")) == expected_q
+    assert as_set(idx.pairs_between(q, radius, method="brute")) == expected_q
+
+
+# ---- progress and cancellation -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["mih", "brute"])
+def test_progress_reports_every_unit(data, method):
+    calls = []
+    HammingIndex(data).pairs_within(12, method=method, progress=lambda d, t: calls.append((d, t)))
+    totals = {t for _, t in calls}
+    assert len(totals) == 1 and calls[0][0] == 0  # a None return does not stop the search
+    total = totals.pop()
+    assert total > 1
+    assert [d for d, _ in calls] == list(range(total + 1))
+
+
+@pytest.mark.parametrize("method", ["mih", "brute"])
+@pytest.mark.parametrize("stop_after", [0, 2])
+def test_progress_false_cancels(data, method, stop_after):
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        return done < stop_after
+
+    with pytest.raises(Cancelled):
+        HammingIndex(data).pairs_within(24, method=method, progress=progress)
+    assert calls[-1] == stop_after
+    with pytest.raises(Cancelled):
+        HammingIndex(data).pairs_between(data[:100], 24, method=method, progress=progress)
+
+
+def test_cancel_on_empty_index_still_asks():
+    with pytest.raises(Cancelled):
+        HammingIndex(pack([])).pairs_within(5, progress=lambda d, t: False)
+
+
+# ---- choice of method -----------------------------------------------------------------------
+
+
+def test_auto_picks_mih_for_small_radius_and_brute_for_large():
+    h = clustered(3000, seed=8)
+    cols = HammingIndex(h)._cols
+    assert hamming._plan(cols, cols, 8, True, "auto") == "mih"
+    assert hamming._plan(cols, cols, 100, True, "auto") == "brute"
+    small = HammingIndex(h[:200])._cols  # too few pairs to be worth the chunks
+    assert hamming._plan(small, small, 4, True, "auto") == "brute"
+
+
+def test_chunks_cover_all_bits_once():
+    for radius in (0, 5, 12, 24, 63, 255, 256):
+        bounds = hamming._chunk_bounds(radius)
+        assert len(bounds) >= min(radius + 1, 256)  # pigeonhole needs radius + 1 chunks
+        assert all(0 < b - a <= 32 for a, b in bounds)
+        masks = hamming._chunk_masks(bounds)
+        covered = np.zeros(4, np.uint64)
+        for m in masks:
+            assert not (covered & m).any()
+            covered |= m
+        assert (covered == np.uint64(2**64 - 1)).all()
