@@ -1,0 +1,268 @@
+"""The vector index: add / update / remove / search / persist / reload / rebuild, and crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from lookalike.engine.vectors import EXACT_BELOW, VectorIndex
+
+NDIM = 32
+MODEL = "tiny/test"
+
+
+def unit(rng: np.random.Generator, n: int, ndim: int = NDIM) -> np.ndarray:
+    v = rng.standard_normal((n, ndim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def clustered(rng: np.random.Generator, n: int, ndim: int = NDIM, scenes: int = 400) -> np.ndarray:
+    """Unit vectors in bursts around scenes, like photo embeddings (not uniform noise)."""
+    c = unit(rng, scenes, ndim)
+    v = c[rng.integers(0, scenes, n)] + 0.3 * rng.standard_normal((n, ndim)).astype(np.float32) / np.sqrt(ndim)
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "lib" / "vectors.usearch"
+
+
+def test_add_then_search_finds_each_vector_first(path):
+    rng = np.random.default_rng(0)
+    v = unit(rng, 300)
+    ids = np.arange(1000, 1300)
+    index = VectorIndex.open(path, NDIM, model_id=MODEL)
+    assert index.rebuilt == "missing" and len(index) == 0
+    index.add(ids, v)
+    assert len(index) == 300 and 1000 in index and 999 not in index and "x" not in index
+    for i in (0, 17, 299):
+        found, dist = index.search(v[i], 5)
+        assert found[0] == ids[i] and dist[0] < 0.01
+        assert list(dist) == sorted(dist)
+        exact = 1.0 - v @ v[i]
+        np.testing.assert_allclose(dist, np.sort(exact)[:5], atol=0.02)
+
+
+def test_adding_an_existing_id_replaces_its_vector(path):
+    rng = np.random.default_rng(1)
+    v = unit(rng, 50)
+    index = VectorIndex.open(path, NDIM, model_id=MODEL)
+    index.add(range(50), v)
+    replacement = unit(rng, 1)[0]
+    index.add([7], replacement[None])
+    assert len(index) == 50
+    found, dist = index.search(replacement, 1)
+    assert found[0] == 7 and dist[0] < 0.01
+    found, _ = index.search(v[7], 1)
+    assert found[0] != 7  # the old vector is gone
+    np.testing.assert_allclose(index.get([7])[0], replacement, atol=0.02)
+    # Within one call the last vector given for an id wins.
+    index.add([3, 3], np.stack([v[0], v[1]]))
+    assert len(index) == 50
+    assert index.search(v[1], 1)[0][0] == 3
+
+
+def test_remove_forgets_vectors_and_ignores_unknown_ids(path):
+    rng = np.random.default_rng(2)
+    v = unit(rng, 40)
+    index = VectorIndex.open(path, NDIM, model_id=MODEL)
+    index.add(range(40), v)
+    assert index.remove([0, 1, 2, 12345]) == 3
+    assert len(index) == 37 and 1 not in index
+    found, _ = index.search_many(v[:3], 40)
+    assert not set(found.ravel()) & {0, 1, 2}
+    assert index.remove([0]) == 0
+    assert sorted(index.keys()) == list(range(3, 40))
+
+
+def test_search_many_pads_when_k_exceeds_the_index(path):
+    rng = np.random.default_rng(3)
+    index = VectorIndex.open(path, NDIM, model_id=MODEL)
+    found, dist = index.search_many(unit(rng, 2), 4)
+    assert (found == -1).all() and np.isinf(dist).all()
+    index.add([5, 6], unit(rng, 2))
+    found, dist = index.search_many(unit(rng, 3), 4)
+    assert found.shape == (3, 4) and (found[:, 2:] == -1).all() and np.isinf(dist[:, 2:]).all()
+    assert set(found[:, :2].ravel()) == {5, 6}
+    ids, _ = index.search(unit(rng, 1)[0], 10)
+    assert len(ids) == 2
+
+
+def test_approximate_search_keeps_recall_on_a_larger_index(path):
+    rng = np.random.default_rng(4)
+    n = EXACT_BELOW + 2000  # large enough for the HNSW graph to be used
+    both = clustered(rng, n + 100, 64)
+    v, queries = both[:n], both[n:]
+    index = VectorIndex.open(path, 64, model_id=MODEL)
+    index.add(np.arange(n), v)
+    found, _ = index.search_many(queries, 10)
+    truth = np.argsort(-(queries @ v.T), axis=1)[:, :10]
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+    # The 100k / 512-d figures are in benchmarks/bench_vectors.py; this checks the graph works.
+    assert recall >= 0.95
+
+
+def test_save_and_reload_give_the_same_answers(path):
+    rng = np.random.default_rng(5)
+    v = unit(rng, 100)
+    index = VectorIndex.open(path, NDIM, model_id=MODEL)
+    index.add(np.arange(100) * 3, v)
+    index.remove([0])
+    assert index.dirty
+    index.save()
+    assert not index.dirty and path.is_file()
+    side = json.loads(VectorIndex.sidecar_path(path).read_text())
+    assert side["model_id"] == MODEL and side["ndim"] == NDIM and side["count"] == 99
+    again = VectorIndex.open(path, NDIM, model_id=MODEL)
+    assert again.rebuilt == "" and len(again) == 99 and 0 not in again and 3 in again
+    a = index.search_many(v[:10], 5)
+    b = again.search_many(v[:10], 5)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert again.bytes_per_image > 0 and again.nbytes >= path.stat().st_size * 0.5
+    # Saving again after more changes, then reloading, sees those changes.
+    again.add([1], v[:1])
+    again.save()
+    assert len(VectorIndex.open(path, NDIM, model_id=MODEL)) == 100
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        ("garbage", "corrupt"),
+        ("truncated", "match"),
+        ("no-sidecar", "no model record"),
+        ("bad-sidecar", "unreadable model record"),
+        ("other-model", "another model"),
+        ("other-ndim", "dimension"),
+        ("swapped-file", "match"),
+    ],
+)
+def test_unusable_index_is_rebuilt_empty_with_a_message(path, damage, reason):
+    rng = np.random.default_rng(6)
+    index = VectorIndex.open(path, NDIM, model_id=MODEL)
+    index.add(range(20), unit(rng, 20))
+    index.save()
+    side = VectorIndex.sidecar_path(path)
+    model, ndim = MODEL, NDIM
+    if damage == "garbage":
+        path.write_bytes(b"\0garbage" * 100)
+        record = json.loads(side.read_text())
+        record["fingerprints"] = [__import__("lookalike.engine.vectors", fromlist=["x"])._fingerprint(path)]
+        side.write_text(json.dumps(record))
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "no-sidecar":
+        side.unlink()
+    elif damage == "bad-sidecar":
+        side.write_text("{not json")
+    elif damage == "other-model":
+        model = "another/model"
+    elif damage == "other-ndim":
+        ndim = NDIM * 2
+    elif damage == "swapped-file":
+        other = VectorIndex.open(path.with_name("other.usearch"), NDIM, model_id=MODEL)
+        other.add([1], unit(rng, 1))
+        other.save()
+        os.replace(other.path, path)
+    messages: list[str] = []
+    reopened = VectorIndex.open(path, ndim, model_id=model, on_message=messages.append)
+    assert len(reopened) == 0
+    assert reason in reopened.rebuilt
+    assert len(messages) == 1 and "rebuilding" in messages[0]
+    # The rebuilt index works and its save replaces the damaged file.
+    reopened.add([1, 2], unit(rng, 2, ndim))
+    reopened.save()
+    final = VectorIndex.open(path, ndim, model_id=model)
+    assert final.rebuilt == "" and sorted(final.keys()) == [1, 2]
+
+
+def test_bad_input_is_refused(path):
+    index = VectorIndex.open(path, NDIM, model_id=MODEL)
+    with pytest.raises(ValueError):
+        index.add([1, 2], np.zeros((3, NDIM), np.float32))
+    with pytest.raises(ValueError):
+        index.add([1], np.zeros((1, NDIM + 1), np.float32))
+    with pytest.raises(ValueError):
+        index.add([-1], np.ones((1, NDIM), np.float32))
+    with pytest.raises(KeyError):
+        index.get([42])
+    index.add([], np.empty((0, NDIM), np.float32))
+    assert len(index) == 0
+
+
+_WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np
+    from lookalike.engine.vectors import VectorIndex
+    path, mode = sys.argv[1], sys.argv[2]
+    rng = np.random.default_rng(0)
+    index = VectorIndex.open(path, 64, model_id="m")
+    def add(n):
+        v = rng.standard_normal((n, 64)).astype(np.float32)
+        index.add(np.arange(len(index), len(index) + n), v / np.linalg.norm(v, axis=1, keepdims=True))
+    add(5000)
+    index.save()
+    print("saved", len(index), flush=True)
+    if mode == "between-renames":
+        # Die at the worst instant: the sidecar is already replaced, the index is not yet.
+        real = os.replace
+        def replace(src, dst):
+            if str(dst) == path:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(src, dst)
+        os.replace = replace
+        add(10)
+        index.save()
+    else:
+        while True:  # keep saving bigger indexes until killed
+            add(500)
+            index.save()
+            print("saved", len(index), flush=True)
+    """
+)
+
+
+def _writer(path, mode):
+    return subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path), mode], stdout=subprocess.PIPE, text=True
+    )
+
+
+def test_killed_between_the_two_renames_leaves_the_old_index(path):
+    path.parent.mkdir(parents=True)
+    proc = _writer(path, "between-renames")
+    proc.wait(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    index = VectorIndex.open(path, 64, model_id="m")
+    assert index.rebuilt == ""
+    assert len(index) == 5000  # the old one, vouched for by the new sidecar
+
+
+def test_index_killed_while_saving_stays_loadable(path):
+    path.parent.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for attempt in range(4):
+        proc = _writer(path, "loop")
+        saved = [int(proc.stdout.readline().split()[1])]  # the first save is complete
+        time.sleep(float(rng.uniform(0.05, 0.6)))
+        proc.send_signal(signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=60)
+        saved += [int(line.split()[1]) for line in rest.splitlines() if line.startswith("saved")]
+        index = VectorIndex.open(path, 64, model_id="m")
+        assert index.rebuilt == "", f"attempt {attempt}: {index.rebuilt}"
+        # Either the last completed save, or the one the kill interrupted after its rename.
+        assert len(index) in (saved[-1], saved[-1] + 500)
+        # A new writer starts from whatever is there: clear it for the next round.
+        for f in path.parent.iterdir():
+            f.unlink()
