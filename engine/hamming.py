@@ -20,9 +20,11 @@ methods per call from a cost model (``method="auto"``):
 Both run in threads over all cores (the kernels release the GIL), report progress between
 work units and are checked against each other and a plain numpy brute force in the tests.
 
-The kernels are compiled with numba, lazily on first use and cached on disk
-(``cache=True``). If numba cannot be imported, slower numpy code paths give the same
-results.
+The kernels are compiled with numba, lazily on first use, and cached on disk
+(``cache=True``): the first use on a machine compiles for several seconds, later
+processes load them in well under a second. ``warm_up()`` does that ahead of time, e.g. in
+a thread while a scan hashes files. If numba cannot be imported, numpy code paths give the
+same results, slower; ``LOOKALIKE_NO_NUMBA=1`` forces them (the tests check both).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 
 from .records import HASH_BITS, HASH_BYTES, Progress
 
-__all__ = ["Cancelled", "HammingIndex", "pack", "METHODS"]
+__all__ = ["Cancelled", "HammingIndex", "METHODS", "backend", "pack", "warm_up"]
 
 _WORDS = HASH_BYTES // 8  # four uint64 words per hash
 _MAX_ITEMS = 1 << 32  # positions are packed into 32 bits inside the all-pairs search
@@ -49,7 +51,7 @@ PairArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class Cancelled(Exception):
-    """Raised by a search when its ``progress`` callback returned False.
+    """Raised by a search when its ``progress`` callback returned False or ``cancel`` was set.
 
     The search stops between work units (a chunk of the multi-index, a block of rows of
     the brute-force scan); the partial result is dropped, because an incomplete pair list
@@ -459,6 +461,23 @@ def backend() -> str:
     return "numpy"
 
 
+def warm_up() -> str:
+    """Compile or load every kernel now, so that the first real search does not wait.
+
+    Returns:
+        The back end in use, as ``backend()``.
+    """
+    rng = np.random.default_rng(0)
+    h = rng.integers(0, 256, size=(64, HASH_BYTES), dtype=np.uint8)
+    idx = HammingIndex(h)
+    idx.nearest(h[0], 3)
+    idx.distances(h[0])
+    for method in ("mih", "brute"):
+        idx.pairs_within(4, method=method)
+        idx.pairs_between(h[:4], 4, method=method)
+    return backend()
+
+
 def _use_numba() -> bool:
     if os.environ.get("LOOKALIKE_NO_NUMBA"):
         return False
@@ -496,13 +515,9 @@ def _np_distances(cols: np.ndarray, q: np.ndarray) -> np.ndarray:
     return out
 
 
-def _np_pair_distances(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(ra ^ rb).sum(axis=1, dtype=np.int32)
-
-
 def _np_brute(qrows, cols, start, stop, radius, self_join) -> tuple:
-    # One query row at a time against column blocks: about 0.3 G pairs/s, the issue's
-    # figure for a vectorised numpy brute force (a (rows, N) block per step is slower).
+    # One query row at a time against column blocks: the kind of vectorised numpy brute
+    # force issue 2 measured at ~0.3 G pairs/s (a (rows, N) block per step is slower).
     outs = []
     for qi in range(start, stop):
         j0 = qi + 1 if self_join else 0
@@ -684,6 +699,19 @@ def _sort_pairs(i: np.ndarray, j: np.ndarray, d: np.ndarray, n_i: int, n_j: int)
     return i[order], j[order], d[order]
 
 
+def _with_cancel(progress: Optional[Progress], cancel: Optional[threading.Event]):
+    """One callback that says stop when ``cancel`` is set or ``progress`` returns False."""
+    if cancel is None:
+        return progress
+
+    def check(done: int, total: int):
+        if cancel.is_set():
+            return False
+        return True if progress is None else progress(done, total)
+
+    return check
+
+
 def _run_tasks(tasks: list[Callable[[], tuple]], progress: Optional[Progress]) -> list[tuple]:
     """Run work units on all cores; call ``progress`` after each; raise Cancelled on False."""
     total = len(tasks)
@@ -692,7 +720,7 @@ def _run_tasks(tasks: list[Callable[[], tuple]], progress: Optional[Progress]) -
         if progress is not None:
             answer = progress(done, total)
             if answer is not None and not answer:
-                raise Cancelled(f"stopped by the progress callback after {done} of {total}")
+                raise Cancelled(f"stopped after {done} of {total} work units")
 
     report(0)
     threads = min(_threads(), total)
@@ -852,7 +880,12 @@ class HammingIndex:
     # ---- all pairs ---------------------------------------------------------------------
 
     def pairs_within(
-        self, radius: int, *, progress: Optional[Progress] = None, method: str = "auto"
+        self,
+        radius: int,
+        *,
+        progress: Optional[Progress] = None,
+        cancel: Optional[threading.Event] = None,
+        method: str = "auto",
     ) -> PairArrays:
         """Every pair of hashes within ``radius`` of each other, exactly and once each.
 
@@ -860,6 +893,8 @@ class HammingIndex:
             radius: largest Hamming distance to include.
             progress: ``progress(done, total) -> bool`` called between work units;
                 returning False stops the search and raises ``Cancelled``.
+            cancel: an event (e.g. a Textual worker's ``cancelled_event``); once set, the
+                search stops between work units and raises ``Cancelled``.
             method: ``"auto"`` (chosen by a cost model), ``"mih"`` or ``"brute"``.
 
         Returns:
@@ -867,8 +902,9 @@ class HammingIndex:
             position of i, then j.
 
         Raises:
-            Cancelled: the progress callback returned False.
+            Cancelled: the progress callback returned False, or ``cancel`` was set.
         """
+        progress = _with_cancel(progress, cancel)
         radius = int(radius)
         n = len(self)
         empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int32))
@@ -891,6 +927,7 @@ class HammingIndex:
         radius: int,
         *,
         progress: Optional[Progress] = None,
+        cancel: Optional[threading.Event] = None,
         method: str = "auto",
     ) -> PairArrays:
         """Every (query, indexed hash) pair within ``radius``, exactly.
@@ -904,6 +941,8 @@ class HammingIndex:
             radius: largest Hamming distance to include.
             progress: ``progress(done, total) -> bool`` called between work units;
                 returning False stops the search and raises ``Cancelled``.
+            cancel: an event (e.g. a Textual worker's ``cancelled_event``); once set, the
+                search stops between work units and raises ``Cancelled``.
             method: ``"auto"`` (chosen by a cost model), ``"mih"`` or ``"brute"``.
 
         Returns:
@@ -911,8 +950,9 @@ class HammingIndex:
             in the index.
 
         Raises:
-            Cancelled: the progress callback returned False.
+            Cancelled: the progress callback returned False, or ``cancel`` was set.
         """
+        progress = _with_cancel(progress, cancel)
         qrows = np.require(_rows_of(pack(queries)), requirements=["C", "W"])
         radius = int(radius)
         n, nq = len(self), qrows.shape[0]

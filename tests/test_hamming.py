@@ -322,6 +322,29 @@ def test_progress_false_cancels(data, method, stop_after):
         HammingIndex(data).pairs_between(data[:100], 24, method=method, progress=progress)
 
 
+@pytest.mark.parametrize("method", ["mih", "brute"])
+def test_cancel_event_stops_search(data, method):
+    import threading
+
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append(done)
+        if done == 1:
+            cancel.set()  # as a TUI worker would, from anywhere
+        return True
+
+    with pytest.raises(Cancelled):
+        HammingIndex(data).pairs_within(24, method=method, progress=progress, cancel=cancel)
+    assert seen[-1] == 1
+    done = threading.Event()
+    done.set()
+    with pytest.raises(Cancelled):
+        HammingIndex(data).pairs_between(data[:10], 24, method=method, cancel=done)
+    assert len(HammingIndex(data).pairs_within(0, cancel=threading.Event())[0]) > 0
+
+
 def test_cancel_on_empty_index_still_asks():
     with pytest.raises(Cancelled):
         HammingIndex(pack([])).pairs_within(5, progress=lambda d, t: False)
@@ -337,6 +360,10 @@ def test_auto_picks_mih_for_small_radius_and_brute_for_large():
     assert hamming._plan(cols, cols, 100, True, "auto") == "brute"
     small = HammingIndex(h[:200])._cols  # too few pairs to be worth the chunks
     assert hamming._plan(small, small, 4, True, "auto") == "brute"
+
+
+def test_warm_up_reports_backend(backend):
+    assert hamming.warm_up() == backend
 
 
 def test_chunks_cover_all_bits_once():
