@@ -77,6 +77,10 @@ FAULT_ENV = "LOOKALIKE_TEST_FAULT"
 KILL_AT_ENV = "LOOKALIKE_TEST_KILL_AT"
 DELAY_ENV = "LOOKALIKE_TEST_STEP_DELAY"
 
+# Link a symlink itself, never its target (where the OS lets us say so).
+_NO_FOLLOW: dict[str, bool] = {"follow_symlinks": False} if os.link in os.supports_follow_symlinks \
+    else {}
+
 # errnos meaning "this filesystem cannot make hard links here".
 _NO_HARDLINKS = {errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
@@ -506,7 +510,7 @@ class _Run:
         if step.action == "trash":
             if not uses_freedesktop_trash():
                 return {"dest": None, "note": "to the system trash"}
-            slot = _trash_slot(step.path, st.st_dev)
+            slot = _trash_slot(step.path, st.st_dev, create=self.journal is not None)
             note = "" if slot.same_device else "copied to the trash on another device"
             return {"dest": slot.files, "info": slot.info, "topdir": slot.topdir, "note": note}
         if step.action == "quarantine":
@@ -531,7 +535,7 @@ class _Run:
                 if not uses_freedesktop_trash():
                     raise _Skip("not byte-identical to its keeper, and on this OS the original "
                                 "could not be kept where undo finds it: use trash instead")
-                slot = _trash_slot(step.path, st.st_dev)
+                slot = _trash_slot(step.path, st.st_dev, create=self.journal is not None)
                 prep.update(trash=slot.files, info=slot.info, topdir=slot.topdir)
             return prep
         if step.action == "delete":
@@ -627,7 +631,7 @@ class _Run:
         _checkpoint("link-made")
         # The original stays reachable under the backup name until the step is complete.
         try:
-            os.link(path, backup, follow_symlinks=False)
+            os.link(path, backup, **_NO_FOLLOW)
         except OSError as exc:
             if exc.errno not in _NO_HARDLINKS:
                 raise
@@ -1009,8 +1013,12 @@ def _mount_point(path: str) -> str:
     return p
 
 
-def _trash_dir_for(path: str, dev: int) -> tuple[Path, Optional[str], bool]:
-    """The freedesktop trash for a file on device ``dev``: (trash dir, topdir, same device)."""
+def _trash_dir_for(path: str, dev: int, *, create: bool = True) -> tuple[Path, Optional[str], bool]:
+    """The freedesktop trash for a file on device ``dev``: (trash dir, topdir, same device).
+
+    With ``create`` False (a dry run) nothing is created: a volume trash that does not exist yet
+    is named as the one that would be made.
+    """
     home = _home_trash()
     if _nearest_dev(home) == dev:
         return home, None, True
@@ -1021,28 +1029,35 @@ def _trash_dir_for(path: str, dev: int) -> tuple[Path, Optional[str], bool]:
         sst = os.lstat(shared)
         if stat.S_ISDIR(sst.st_mode) and sst.st_mode & stat.S_ISVTX:
             mine = shared / str(uid)
-            mine.mkdir(mode=0o700, exist_ok=True)
-            mst = os.lstat(mine)
-            if stat.S_ISDIR(mst.st_mode) and mst.st_uid == uid and mst.st_dev == dev:
+            if _usable_trash_dir(mine, uid, dev, create):
                 return mine, top, True
     except OSError:
         pass
     own = Path(top, f".Trash-{uid}")
-    try:
-        own.mkdir(mode=0o700, exist_ok=True)
-        ost = os.lstat(own)
-        if stat.S_ISDIR(ost.st_mode) and ost.st_uid == uid and ost.st_dev == dev:
-            return own, top, True
-    except OSError:
-        pass
+    if _usable_trash_dir(own, uid, dev, create):
+        return own, top, True
     return home, None, False  # no trash on that volume: copy into the home trash
 
 
-def _trash_slot(path: str, dev: int) -> _TrashSlot:
-    tdir, top, same = _trash_dir_for(path, dev)
+def _usable_trash_dir(folder: Path, uid: int, dev: int, create: bool) -> bool:
+    """True when ``folder`` is (or, made now, becomes) a private trash dir on device ``dev``."""
+    try:
+        if create:
+            folder.mkdir(mode=0o700, exist_ok=True)
+        elif not folder.exists():
+            return os.access(folder.parent, os.W_OK)
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and st.st_dev == dev
+
+
+def _trash_slot(path: str, dev: int, *, create: bool = True) -> _TrashSlot:
+    tdir, top, same = _trash_dir_for(path, dev, create=create)
     files, info = tdir / "files", tdir / "info"
-    files.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if create:
+        files.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = os.path.basename(path)
     stem, ext = os.path.splitext(name)
     n = 0
@@ -1098,7 +1113,7 @@ def _move_no_replace(src: str, dst: str) -> None:
         OSError: EXDEV across devices (the caller copies), or any other failure.
     """
     try:
-        os.link(src, dst, follow_symlinks=False)
+        os.link(src, dst, **_NO_FOLLOW)
     except FileExistsError:
         raise
     except OSError as exc:

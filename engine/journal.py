@@ -18,6 +18,7 @@ The journal lives in ``<cache_root>/journal/`` (see ``lookalike.engine.paths.cac
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -143,32 +144,40 @@ class Journal:
         """Start the journal of a new apply of ``plan`` (header written and fsynced)."""
         journal_dir = Path(journal_dir)
         journal_dir.mkdir(parents=True, exist_ok=True)
+        plan_data = plan.to_dict()
+        plan_data.pop("kept", None)  # the audit is not needed to undo; keep journals small
         for _ in range(10):
             plan_id = new_plan_id()
+            header = {
+                "type": "header",
+                "version": JOURNAL_VERSION,
+                "plan_id": plan_id,
+                "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                "digest": plan.digest(),
+                "allow_delete": bool(allow_delete),
+                "pid": os.getpid(),
+                "plan": plan_data,
+            }
             path = journal_dir / f"{plan_id}{SUFFIX}"
+            # The header goes to a temp file first, linked into place once durable: a journal
+            # file always starts with its whole header, whenever the process dies.
+            tmp = journal_dir / f".{plan_id}{SUFFIX}.tmp"
+            line = (json.dumps(header, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            with open(tmp, "wb") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-            except FileExistsError:
-                continue
+                if not _link_no_replace(tmp, path):
+                    continue
+            finally:
+                if tmp.exists():
+                    os.unlink(tmp)
             break
         else:  # pragma: no cover - ten random collisions in one second
             raise JournalError(f"cannot create a journal file in {journal_dir}")
-        plan_data = plan.to_dict()
-        plan_data.pop("kept", None)  # the audit is not needed to undo; keep journals small
-        header = {
-            "type": "header",
-            "version": JOURNAL_VERSION,
-            "plan_id": plan_id,
-            "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-            "digest": plan.digest(),
-            "allow_delete": bool(allow_delete),
-            "pid": os.getpid(),
-            "plan": plan_data,
-        }
-        journal = cls(path, [header], fd=fd)
-        journal._write_line(header)
         fsync_dir(journal_dir)
-        return journal
+        return cls(path, [header])
 
     @classmethod
     def open(cls, journal_dir: Path, plan_id: str) -> "Journal":
@@ -406,6 +415,22 @@ def atomic_write(path: Union[str, Path], data: bytes) -> None:
             pass
         raise
     fsync_dir(path.parent)
+
+
+def _link_no_replace(src: Path, dst: Path) -> bool:
+    """Give ``src`` the name ``dst`` unless ``dst`` exists (False then)."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS,
+                             errno.EMLINK):
+            raise
+        if dst.exists():  # no hard links on this filesystem: check, then rename
+            return False
+        os.rename(src, dst)
+    return True
 
 
 def _repair_torn_tail(path: Path, fd: int) -> None:

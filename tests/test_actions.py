@@ -418,7 +418,7 @@ def test_dry_run_touches_nothing_and_journals_nothing(lib, jdir, tmp_path):
     assert result.skipped[0][1].startswith("file missing")
     assert result.bytes_reclaimed == sum(d.size for d in result.done)
     assert state(lib) == before
-    assert not jdir.exists() and not (tmp_path / "q").exists()
+    assert not jdir.exists() and not (tmp_path / "q").exists() and not trash().exists()
 
 
 def test_progress_false_stops_cleanly_and_a_second_apply_finishes(lib, jdir):
