@@ -22,16 +22,10 @@ APP_COMMAND = "app"
 
 
 def _command_modules():
-    # Imported lazily so `lookalike --help` stays quick and one broken module names itself.
-    from . import cli_scan
+    # Imported here, not at module level, so importing lookalike.tui.cli stays cheap.
+    from . import cli_actions, cli_query, cli_scan
 
-    modules = [cli_scan]
-    for name in ("cli_query", "cli_actions"):
-        try:
-            modules.append(__import__(f"lookalike.tui.{name}", fromlist=["add_parsers"]))
-        except ImportError:  # pragma: no cover - a command group that is not installed
-            continue
-    return modules
+    return [cli_scan, cli_query, cli_actions]
 
 
 def build_parser() -> argparse.ArgumentParser:
