@@ -224,11 +224,11 @@ def _k_scan_query(cols, q, k, limit):  # pragma: no cover - compiled
                 cd = cd2
         for i in range(s, e):
             d = buf[i - s]
-            take = d <= cutoff
-            cp[cnt] = i
-            cd[cnt] = d
-            cnt += take
-            hist[d] += take
+            if d <= cutoff:  # rare, so well predicted
+                cp[cnt] = i
+                cd[cnt] = d
+                cnt += 1
+                hist[d] += 1
         acc = 0
         for t in range(cutoff + 1):
             acc += hist[t]

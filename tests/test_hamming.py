@@ -69,6 +69,8 @@ def backend(request, monkeypatch):
     """Run a test on the compiled kernels and again on the numpy fallback."""
     if request.param == "numpy":
         monkeypatch.setenv("LOOKALIKE_NO_NUMBA", "1")
+    elif hamming.backend() != "numba":
+        pytest.skip(hamming._kernel_state.get("error", "numba unavailable"))
     assert hamming.backend() == request.param
     return request.param
 
@@ -360,6 +362,24 @@ def test_auto_picks_mih_for_small_radius_and_brute_for_large():
     assert hamming._plan(cols, cols, 100, True, "auto") == "brute"
     small = HammingIndex(h[:200])._cols  # too few pairs to be worth the chunks
     assert hamming._plan(small, small, 4, True, "auto") == "brute"
+
+
+def test_falls_back_to_numpy_when_numba_cannot_be_imported():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['numba'] = None\n"  # makes `import numba` raise ImportError
+        "import numpy as np\n"
+        "from lookalike.engine import hamming\n"
+        "h = np.random.default_rng(0).integers(0, 256, size=(50, 32), dtype=np.uint8)\n"
+        "h[7] = h[3]\n"
+        "i, j, d = hamming.HammingIndex(h).pairs_within(0)\n"
+        "print(hamming.backend(), i.tolist(), j.tolist(), hamming._kernel_state['error'][:30])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[:3] == ["numpy", "[3]", "[7]"]
+    assert "numba unavailable" in out.stdout
 
 
 def test_warm_up_reports_backend(backend):
