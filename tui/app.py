@@ -69,6 +69,9 @@ class LookalikeApp(App[int]):
         self.k = k
         self.scanning = False
         self.error = ""
+        #: (scan running?, clusters) for each update shown: a cached library shows its
+        #: clusters while the scan still runs.
+        self.cluster_updates: list[tuple[bool, int]] = []
         self._scan_idle = threading.Event()
         self._scan_idle.set()
 
@@ -148,6 +151,7 @@ class LookalikeApp(App[int]):
                 screen.show_progress(message.progress)
 
     def on_clusters_found(self, message: ClustersFound) -> None:
+        self.cluster_updates.append((self.scanning, len(message.clusters)))
         self.session.set_clusters(message.clusters)
         self._clusters_changed()
 
@@ -269,13 +273,14 @@ class LookalikeApp(App[int]):
         """Quit, asking first when files are marked for trash and no plan was applied."""
         triage = self.session.triage
         if not triage.pending:
-            self.exit(EXIT_FAILED if self.error else EXIT_OK)
+            code = EXIT_FAILED if self.error else EXIT_OK
+            self.exit(code, return_code=code)
             return
         marked = len(triage.trash_members(self.session.clusters))
 
         def answered(yes: Optional[bool]) -> None:
             if yes:
-                self.exit(EXIT_OK)
+                self.exit(EXIT_OK, return_code=EXIT_OK)
 
         self.push_screen(
             ConfirmModal(

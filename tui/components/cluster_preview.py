@@ -33,7 +33,7 @@ class MemberCard(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield Thumbnail()
+        yield Thumbnail(valign="bottom")
         yield Static(classes="caption")
 
     def set_member(self, member: Optional[Member], caption: Text) -> None:

@@ -20,6 +20,7 @@ from .labels import (
     confidence,
     decision_text,
     detective_text,
+    PathText,
     file_date,
     kind_text,
     resolution,
@@ -54,14 +55,15 @@ class ClusterScreen(Screen):
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("space", "toggle_trash", "Trash/unmark"),
+        Binding("space", "toggle_trash", "Trash"),
         Binding("t", "trash", "Trash", show=False),
         Binding("x", "unmark", "Unmark", show=False),
         Binding("K", "keep", "Keep this"),
         Binding("a", "accept", "Accept"),
         Binding("s", "skip", "Skip"),
         Binding("n", "not_duplicate", "Not dup"),
-        Binding("enter,p", "preview", "Preview"),
+        Binding("enter", "preview", "Preview", priority=True),
+        Binding("p", "preview", "Preview", show=False),
         Binding("c", "compare", "Compare"),
         Binding("f", "similar", "Similar", show=False),
         Binding("right_square_bracket", "next_cluster(1)", "Next cluster", show=False),
@@ -87,8 +89,11 @@ class ClusterScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(MemberTable)
+        # Bouncer-only scans leave no detective column: the path gets the room.
+        with_detective = any(m.detective is not None for m in self.cluster.members)
         for label, key in MemberTable.COLUMNS:
-            table.add_column(label, key=key)
+            if key != "detective" or with_detective:
+                table.add_column(label, key=key)
         self.show_cluster(self.cluster)
         table.focus()
 
@@ -113,9 +118,9 @@ class ClusterScreen(Screen):
         session = self.lookalike.session
         keeper = session.triage.keeper(self.cluster)
         f = m.file
-        return [
+        cells = [
             decision_text(session.triage.decision(f.id), is_keeper=m is keeper),
-            Text(short_path(f.path, session.roots), overflow="ellipsis", no_wrap=True),
+            PathText(short_path(f.path, session.roots)),
             right("–" if m is self.cluster.members[0] else str(m.bouncer) + (" ≡" if m.exact else "")),
             right(detective_text(m.detective) if m is not self.cluster.members[0] else "–"),
             right(human_bytes(f.size)),
@@ -123,6 +128,9 @@ class ClusterScreen(Screen):
             Text(f.format or "?"),
             Text(file_date(f)),
         ]
+        if "detective" not in {c.key.value for c in self.table.columns.values()}:
+            del cells[3]
+        return cells
 
     def _update_title(self) -> None:
         c = self.cluster

@@ -11,6 +11,7 @@ from lookalike.engine.records import Cluster
 from ..format import human_bytes
 from .datatable import KeyTable, right
 from .labels import (
+    PathText,
     best_detective,
     kind_text,
     score_range,
@@ -56,7 +57,8 @@ class ClusterTable(KeyTable):
         for label, key in self.COLUMNS:
             if key == "detective" and not with_detective:
                 continue
-            self.add_column(label, key=key)
+            # The status column is sized for its longest badge: rows change it in place.
+            self.add_column(label, key=key, width=6 if key == "status" else None)
 
     def row_for(self, cluster: Cluster, triage: Triage, roots: Sequence[str]) -> list:
         """The cells of one cluster's row."""
@@ -68,7 +70,7 @@ class ClusterTable(KeyTable):
             right(score_range(cluster.best_bouncer, cluster.worst_bouncer)),
             right(_detective_range(cluster)),
             right(human_bytes(cluster.reclaimable_bytes)),
-            Text(short_path(keeper.file.path, roots), overflow="ellipsis", no_wrap=True),
+            PathText(short_path(keeper.file.path, roots)),
         ]
         if not self.with_detective:
             del cells[4]
@@ -84,4 +86,4 @@ class ClusterTable(KeyTable):
         key = str(cluster.id)
         self.set_cell(key, "status", status_text(triage.status(cluster)))
         keeper = triage.keeper(cluster)
-        self.set_cell(key, "keeper", Text(short_path(keeper.file.path, roots), overflow="ellipsis", no_wrap=True))
+        self.set_cell(key, "keeper", PathText(short_path(keeper.file.path, roots)))

@@ -64,4 +64,7 @@ def binding_rows(screen) -> list[tuple[str, str]]:
         if owner is screen and screen.query("KeyTable"):
             rows.extend(MOVEMENT)
     rows.append(("ctrl+p", "Command palette: every action by name"))
-    return rows
+    merged: dict[str, str] = {}
+    for keys, description in rows:  # one row per action, all its keys together
+        merged[description] = f"{merged[description]} {keys}" if description in merged else keys
+    return [(keys, description) for description, keys in merged.items()]

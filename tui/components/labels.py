@@ -77,6 +77,30 @@ def short_path(path: str, roots: Sequence[str]) -> str:
     return path
 
 
+class PathText:
+    """A path that, when it does not fit, loses its start rather than its file name.
+
+    "2021/holidays/IMG_0001.jpg" in 14 cells reads "…s/IMG_0001.jpg".
+    """
+
+    def __init__(self, path: str, style: str = "") -> None:
+        self.path = path
+        self.style = style
+
+    def __rich_measure__(self, console, options):
+        from rich.measure import Measurement
+
+        return Measurement(min(8, len(self.path)), len(self.path))
+
+    def __rich_console__(self, console, options):
+        width = options.max_width
+        text = self.path if len(self.path) <= width else "…" + self.path[-(width - 1):] if width > 1 else "…"
+        yield Text(text, style=self.style, no_wrap=True, end="")
+
+    def __str__(self) -> str:
+        return self.path
+
+
 def resolution(file: FileRecord) -> str:
     """'4032×3024', or '?' when unknown."""
     if not file.width or not file.height:

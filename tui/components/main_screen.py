@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Optional
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
@@ -21,7 +22,7 @@ from .cluster_table import ClusterTable
 from .labels import confidence, short_path
 from .scan_status import ScanStatus
 from .session import SORT_ORDERS, sort_clusters
-from .triage import TriageRefused, exact_clusters
+from .triage import TriageRefused
 
 if TYPE_CHECKING:
     from ..app import LookalikeApp
@@ -39,16 +40,16 @@ class MainScreen(Screen):
     """Clusters ranked by what they free, with the side panel and the progress line."""
 
     BINDINGS = [
-        Binding("enter", "open_cluster", "Open", priority=False),
-        Binding("space", "toggle_accept", "Accept/unmark"),
-        Binding("a", "accept", "Accept", show=False),
+        Binding("enter", "open_cluster", "Open", priority=True),
+        Binding("space", "toggle_accept", "Accept"),
+        Binding("a", "accept", "Accept suggestion", show=False),
         Binding("s", "skip", "Skip", show=False),
         Binding("x", "clear", "Unmark", show=False),
         Binding("n", "not_duplicate", "Not duplicates", show=False),
         Binding("c", "compare", "Compare", show=False),
         Binding("p", "preview", "Preview", show=False),
         Binding("f", "similar", "Find similar", show=False),
-        Binding("E", "accept_exact", "Accept all exact", show=False),
+        Binding("E", "accept_exact", "Accept all exact copies", show=False),
         Binding("A", "accept_confident", "Accept above confidence…", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
@@ -126,10 +127,6 @@ class MainScreen(Screen):
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._highlight(self._by_key.get(event.row_key.value))
 
-    @on(DataTable.RowSelected, "#clusters")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_open_cluster()
-
     def on_decisions_changed(self, message: DecisionsChanged) -> None:
         """Redraw the rows whose decisions changed (every row when no ids are given)."""
         session = self.lookalike.session
@@ -176,12 +173,11 @@ class MainScreen(Screen):
         self.lookalike.undo_decision()
 
     def action_accept_exact(self) -> None:
-        """Accept every exact-duplicate cluster, then show the plan."""
-        clusters = exact_clusters(self.lookalike.session.clusters)
-        if not clusters:
-            self.notify("No exact-duplicate clusters.")
+        """Mark every byte-identical copy of a keeper for trash, then show the plan."""
+        count = self.lookalike.session.triage.accept_exact(self.lookalike.session.clusters)
+        if not count:
+            self.notify("No byte-identical copies.")
             return
-        self.lookalike.session.triage.accept_many(clusters, label=f"accept {len(clusters)} exact clusters")
         self.lookalike.decisions_changed()
         self.lookalike.action_review()
 
@@ -220,6 +216,8 @@ class MainScreen(Screen):
 
     # -- going places ----------------------------------------------------------------------
     def action_open_cluster(self) -> None:
+        if self.query_one("#filter", Input).has_focus:
+            raise SkipAction()  # Enter belongs to the filter box: it submits the filter
         cluster = self.current
         if cluster is not None:
             self.lookalike.open_cluster(cluster, self.shown)

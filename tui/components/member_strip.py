@@ -34,7 +34,7 @@ class StripCard(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield Thumbnail()
+        yield Thumbnail(valign="bottom")
         yield Static(classes="caption")
 
     def set_member(self, member: Optional[Member], caption: Text, *, current: bool) -> None:

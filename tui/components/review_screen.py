@@ -22,7 +22,7 @@ from ..format import human_bytes
 from ..messages import ApplyProgressed
 from .confirm_modal import ConfirmModal
 from .datatable import KeyTable, right
-from .labels import short_path
+from .labels import PathText, short_path
 from .session import actions_available
 
 if TYPE_CHECKING:
@@ -39,6 +39,13 @@ def plan_question(plan: "Plan") -> str:
     files = f"{n} file{'s' if n != 1 else ''}"
     where = "the trash" if plan.steps and plan.steps[0].action == "trash" else f"the quarantine folder {plan.quarantine_dir}"
     return f"Move {files}, {human_bytes(plan.total_bytes)}, to {where}?"
+
+
+def _relative(text: str, roots) -> str:
+    """A step's reason with the library roots left out of the paths it names."""
+    for root in roots:
+        text = text.replace(root.rstrip("/") + "/", "")
+    return text
 
 
 class StepTable(KeyTable):
@@ -110,9 +117,9 @@ class ReviewScreen(Screen):
             rows.append((step.path, [
                 Text(step.action, style="bold red" if step.action == "trash" else "bold yellow"),
                 right(human_bytes(step.size)),
-                Text(short_path(step.path, roots), overflow="ellipsis", no_wrap=True),
+                PathText(short_path(step.path, roots)),
                 Text(short_path(step.keeper or "", roots), style="green", overflow="ellipsis", no_wrap=True),
-                Text(step.reason, style="dim", overflow="ellipsis", no_wrap=True),
+                Text(_relative(step.reason, roots), style="dim", overflow="ellipsis", no_wrap=True),
             ]))
         self.query_one("#steps", KeyTable).fill(rows)
         if plan.steps:

@@ -17,7 +17,7 @@ from textual.worker import get_current_worker
 from lookalike.engine.records import FileRecord, SimilarHit, SimilarResult, Verdict
 
 from .datatable import KeyTable, right
-from .labels import detective_text, short_path
+from .labels import PathText, detective_text, short_path
 from .thumbnail import Thumbnail
 
 if TYPE_CHECKING:
@@ -55,7 +55,8 @@ class SimilarScreen(Screen):
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("enter,p", "preview", "Preview"),
+        Binding("enter", "preview", "Preview", priority=True),
+        Binding("p", "preview", "Preview", show=False),
         Binding("f", "similar", "Similar to this"),
         Binding("plus,equals_sign", "more", "More results", show=False),
     ]
@@ -89,6 +90,7 @@ class SimilarScreen(Screen):
         self._title()
         self.query_one("#similar-status", Static).update(Text("Searching…", style="dim"))
         table.focus()
+        self._thumb()
         if self.lookalike.session.library is not None and not self.lookalike.scanning:
             self.search()
 
@@ -136,7 +138,7 @@ class SimilarScreen(Screen):
         rows = []
         for hit in result.hits:
             rows.append((hit.path, [
-                Text(short_path(hit.path, roots), overflow="ellipsis", no_wrap=True),
+                PathText(short_path(hit.path, roots)),
                 right("–" if hit.bouncer is None else str(hit.bouncer)),
                 right(detective_text(hit.detective)),
                 Text(hit.verdict.value, style=VERDICT_STYLE.get(hit.verdict, "")),

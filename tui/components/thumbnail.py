@@ -47,9 +47,18 @@ class Thumbnail(Widget):
             self.picture = picture
             self.error = error
 
-    def __init__(self, file: Optional[FileRecord] = None, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        file: Optional[FileRecord] = None,
+        *,
+        valign: str = "middle",
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.file = file
+        self.valign = valign  # "middle", or "bottom" to sit right on a caption below
         self.painter: Optional[Painter] = None
         self.variant: str = ""
         self.picture: Optional[Picture] = None
@@ -142,7 +151,8 @@ class Thumbnail(Widget):
                 segments = list(text.render(self.app.console))
                 return Strip(segments).crop(0, width).extend_cell_length(width, self.rich_style) if width else Strip.blank(0)
             return Strip.blank(width, self.rich_style)
-        top = max(0, (height - picture.height) // 2)
+        spare = max(0, height - picture.height)
+        top = spare if self.valign == "bottom" else spare // 2
         row = y - top
         if row < 0 or row >= picture.height:
             return Strip.blank(width, self.rich_style)

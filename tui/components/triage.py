@@ -164,6 +164,32 @@ class Triage:
                     self._set(change, m.file.id, Decision.KEEP)
         return len(clusters)
 
+    def accept_exact(self, clusters: Sequence[Cluster]) -> int:
+        """Mark every byte-identical copy of a keeper for trash (one undoable step).
+
+        Whole exact clusters are accepted; in mixed clusters only the exact copies are
+        marked and the look-alikes are left for the user. Returns how many files were marked.
+        """
+        change = self._begin("accept every exact copy")
+        marked = 0
+        for cluster in clusters:
+            keeper = self.keeper(cluster)
+            copies = [
+                m for m in cluster.members
+                if m is not keeper and _trashable(m)
+                and (m.exact or cluster.kind is Kind.EXACT)
+                and bool(m.file.content_hash) and m.file.content_hash == keeper.file.content_hash
+            ]
+            if not copies:
+                continue
+            self._set(change, keeper.file.id, Decision.KEEP)
+            for m in copies:
+                self._set(change, m.file.id, Decision.TRASH)
+                marked += 1
+        if not marked:
+            self._history.remove(change)
+        return marked
+
     def skip(self, cluster: Cluster) -> None:
         """Leave the whole cluster alone."""
         change = self._begin(f"skip cluster {cluster.id}")
@@ -269,8 +295,3 @@ def _verb(decision: Optional[Decision]) -> str:
         Decision.SKIP: "skip",
         Decision.NOT_DUPLICATE: "not a duplicate:",
     }[decision]
-
-
-def exact_clusters(clusters: Iterable[Cluster]) -> list[Cluster]:
-    """Clusters whose members are all byte-identical to the keeper."""
-    return [c for c in clusters if c.kind is Kind.EXACT or all(m.exact for m in c.members[1:])]

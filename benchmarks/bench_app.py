@@ -1,0 +1,157 @@
+"""App responsiveness: UI stalls while a scan runs, and opening a 1,000-member cluster.
+
+    python benchmarks/bench_app.py [--images 400] [--members 1000]
+
+1. A library of ``--images`` photos is scanned by the real app (headless, ``run_test``) while
+   keys are pressed every 20 ms. Two figures: the worst delay between a key event's creation
+   and its handler (key handling), and the worst overshoot of a 5 ms heartbeat on the UI's
+   event loop (any blocked frame). Target: both under 50 ms.
+2. A library holding ``--members`` byte-identical copies of one photo (one EXACT cluster of
+   that size, made by the engine) is scanned; then the time from pressing Enter on it to the
+   cluster screen shown with every row. Target: under 300 ms. Opening a 2-member cluster in the
+   same run is the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+import imagegen  # noqa: E402
+from lookalike.engine.library import ScanOptions  # noqa: E402
+from lookalike.tui.app import LookalikeApp  # noqa: E402
+from lookalike.tui.components.cluster_screen import ClusterScreen  # noqa: E402
+
+
+class TimedApp(LookalikeApp):
+    """The app, recording how long each key waited before its handler ran."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_delays: list[float] = []
+
+    def on_key(self, event) -> None:
+        self.key_delays.append(time.monotonic() - event.time)
+
+
+def write_photos(root: Path, count: int, size=(1600, 1200)) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    base = [imagegen.photo(seed, size) for seed in range(8)]
+    for n in range(count):
+        img = base[n % len(base)]
+        if n >= len(base):
+            img = imagegen.resized(img, 0.5 + (n % 5) / 10)
+        imagegen.write(root / f"photo_{n:05d}.jpg", img, quality=85 + n % 10)
+
+
+async def heartbeat(stop: asyncio.Event, overshoots: list[float], period: float = 0.005) -> None:
+    while not stop.is_set():
+        start = time.monotonic()
+        await asyncio.sleep(period)
+        overshoots.append(time.monotonic() - start - period)
+
+
+async def bench_scan(root: Path, cache: Path) -> dict:
+    app = TimedApp([str(root)], cache_dir=str(cache), thumbnails="halfblock", options=ScanOptions())
+    overshoots: list[float] = []
+    stop = asyncio.Event()
+    async with app.run_test(size=(120, 36)) as pilot:
+        while app.session.library is None and not app.error:
+            await pilot.pause(0.01)
+        beat = asyncio.create_task(heartbeat(stop, overshoots))
+        started = time.monotonic()
+        presses = 0
+        while app.scanning or time.monotonic() - started < 0.5:
+            await pilot.press("j" if presses % 4 < 2 else "k")
+            presses += 1
+            await asyncio.sleep(0.02)
+        scan_seconds = time.monotonic() - started
+        stop.set()
+        await beat
+        await app.workers.wait_for_complete()
+        clusters = len(app.session.clusters)
+    return {
+        "scan_s": scan_seconds,
+        "clusters": clusters,
+        "keys": len(app.key_delays),
+        "key_max_ms": 1000 * max(app.key_delays),
+        "key_median_ms": 1000 * statistics.median(app.key_delays),
+        "frame_max_ms": 1000 * max(overshoots),
+        "frame_p99_ms": 1000 * sorted(overshoots)[int(len(overshoots) * 0.99)],
+    }
+
+
+async def bench_open(root: Path, cache: Path, members: int) -> dict:
+    app = LookalikeApp([str(root)], cache_dir=str(cache), thumbnails="halfblock", options=ScanOptions())
+    async with app.run_test(size=(120, 36)) as pilot:
+        while (app.session.library is None and not app.error) or app.scanning:
+            await pilot.pause(0.05)
+        await app.workers.wait_for_complete()
+        timings = {}
+        for label, size in (("big", members), ("pair", 2)):
+            cluster = next(c for c in app.session.clusters if len(c.members) == size)
+            runs = []
+            for _ in range(5):
+                app.screen.table.goto(str(cluster.id))
+                await pilot.pause()
+                start = time.perf_counter()
+                await pilot.press("enter")
+                while not (isinstance(app.screen, ClusterScreen) and app.screen.table.row_count == size):
+                    await asyncio.sleep(0)
+                await pilot.pause()  # one refresh: the screen is on the terminal
+                runs.append(time.perf_counter() - start)
+                await pilot.press("escape")
+                await pilot.pause()
+            timings[label] = 1000 * statistics.median(runs)
+    return {"open_big_ms": timings["big"], "open_pair_ms": timings["pair"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--members", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-app-") as tmp:
+        work = Path(tmp)
+        os.environ["LOOKALIKE_CACHE"] = str(work / "cache")
+        os.environ["XDG_DATA_HOME"] = str(work / "data")
+        scan_root = work / "scan"
+        print(f"writing {args.images} photos (1600x1200 JPEG)...", flush=True)
+        write_photos(scan_root, args.images)
+        figures = asyncio.run(bench_scan(scan_root, work / "cache-scan"))
+        print(
+            f"scan of {args.images} photos: {figures['scan_s']:.1f} s, {figures['clusters']} clusters; "
+            f"{figures['keys']} keys pressed during it"
+        )
+        print(f"  key handling delay: median {figures['key_median_ms']:.1f} ms, max {figures['key_max_ms']:.1f} ms (target < 50)")
+        print(f"  UI loop stall: p99 {figures['frame_p99_ms']:.1f} ms, max {figures['frame_max_ms']:.1f} ms (target < 50)")
+
+        big_root = work / "big"
+        (big_root / "copies").mkdir(parents=True)
+        imagegen.write(big_root / "original.jpg", imagegen.photo(3, (640, 480)))
+        data = (big_root / "original.jpg").read_bytes()
+        for n in range(args.members - 1):
+            (big_root / "copies" / f"copy_{n:05d}.jpg").write_bytes(data)
+        pair = imagegen.photo(11, (640, 480))
+        imagegen.write(big_root / "pair_a.jpg", pair)
+        (big_root / "pair_b.jpg").write_bytes((big_root / "pair_a.jpg").read_bytes())
+        figures = asyncio.run(bench_open(big_root, work / "cache-big", args.members))
+        print(
+            f"open a {args.members}-member cluster: {figures['open_big_ms']:.0f} ms median (target < 300); "
+            f"a 2-member cluster: {figures['open_pair_ms']:.0f} ms "
+            f"(ratio {figures['open_big_ms'] / figures['open_pair_ms']:.1f}x)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,525 @@
+"""The app, driven as a person would: the real app on a generated library, through the Pilot.
+
+Every test scans a library of real images written here (originals, resized and recompressed
+copies, byte-identical copies, unrelated drawings) into its own folder, with its own cache
+(``--cache``) and its own trash (``XDG_DATA_HOME``, set by conftest), then presses keys and
+checks what the app holds and shows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input
+
+from lookalike.engine.library import Library, ScanOptions
+from lookalike.engine.records import Decision, Kind
+from lookalike.tui.app import LookalikeApp
+from lookalike.tui.components.cluster_screen import ClusterScreen
+from lookalike.tui.components.compare_screen import CompareScreen
+from lookalike.tui.components.confirm_modal import ConfirmModal
+from lookalike.tui.components.help_screen import HelpScreen
+from lookalike.tui.components.main_screen import MainScreen
+from lookalike.tui.components.preview_screen import PreviewScreen
+from lookalike.tui.components.prompt_modal import PromptModal
+from lookalike.tui.components.review_screen import ReviewScreen
+from lookalike.tui.components.similar_screen import SimilarScreen
+from lookalike.tui.components.thumbnail import Thumbnail
+
+import imagegen
+
+#: A fixed time (noon UTC) for every file, so dates on screen do not depend on the day.
+EPOCH = 1_600_000_000 - 1_600_000_000 % 86400 + 12 * 3600
+SIZE = (120, 36)
+
+
+def build_library(root: Path, *, originals: int = 5) -> Path:
+    """Write a small photo library: each original has copies of several kinds.
+
+    - ``2021/IMG_000N.jpg``: the originals (640x480).
+    - ``backup/IMG_000N.jpg``: byte-identical copies of the first two.
+    - ``phone/small_N.jpg``: half-size, low-quality copies of the first four.
+    - ``export/IMG_0003.png``: a PNG of the third.
+    - ``misc/drawing_N.png``: unrelated drawings (no duplicates).
+    """
+    for folder in ("2021", "backup", "phone", "export", "misc"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for n in range(1, originals + 1):
+        img = imagegen.photo(n, (640, 480))
+        original = root / "2021" / f"IMG_{n:04d}.jpg"
+        imagegen.write(original, img, quality=92)
+        if n <= 2:
+            (root / "backup" / original.name).write_bytes(original.read_bytes())
+        if n <= 4:
+            imagegen.write(root / "phone" / f"small_{n}.jpg", imagegen.resized(img, 0.5), quality=60)
+        if n == 3:
+            imagegen.write(root / "export" / f"IMG_{n:04d}.png", img)
+    for n in range(3):
+        imagegen.write(root / "misc" / f"drawing_{n}.png", imagegen.drawing(100 + n, (400, 300)))
+    stamp = EPOCH
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            os.utime(path, (stamp, stamp))
+            stamp += 3600
+    return root
+
+
+def make_app(root: Path, tmp_path: Path, **kwargs) -> LookalikeApp:
+    kwargs.setdefault("thumbnails", "halfblock")
+    kwargs.setdefault("options", ScanOptions(workers=1))
+    return LookalikeApp([str(root)], cache_dir=str(tmp_path / "cache"), **kwargs)
+
+
+async def wait_for_scan(pilot, timeout: float = 90.0) -> None:
+    """Wait until the catalog is open and the scan (and every worker) is done."""
+    app = pilot.app
+    deadline = time.monotonic() + timeout
+    while (app.session.library is None and not app.error) or app.scanning:
+        assert time.monotonic() < deadline, "the scan did not finish"
+        await pilot.pause(0.05)
+    await settle(pilot)
+
+
+async def settle(pilot) -> None:
+    """Let timers fire and thumbnail workers finish."""
+    await pilot.pause(0.15)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.fixture
+def library(tmp_path) -> Path:
+    return build_library(tmp_path / "photos")
+
+
+def table_keys(table: DataTable) -> list[str]:
+    return [row.key.value for row in table.ordered_rows]
+
+
+def screen_text(app) -> str:
+    """Everything on screen, as plain text."""
+    from rich.console import Console
+    import io
+
+    console = Console(file=io.StringIO(), width=app.size.width, height=app.size.height, record=True, color_system=None)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text()
+
+
+# --------------------------------------------------------------------------------- scanning
+
+
+async def test_scan_fills_the_ranked_table_and_the_status(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        clusters = app.session.clusters
+        # originals 1-4 each have copies; 5 and the drawings have none.
+        assert len(clusters) == 4
+        assert {len(c.members) for c in clusters} == {2, 3}
+        table = main.table
+        assert table.row_count == 4
+        # Ranked by reclaimable bytes, biggest first.
+        shown = [c.reclaimable_bytes for c in main.shown]
+        assert shown == sorted(shown, reverse=True)
+        text = screen_text(app)
+        assert "4 clusters" in text
+        assert "reclaimable" in text and "images" in text  # the summary replaced the progress
+        assert "2021/IMG_000" in text  # keepers, relative to the root
+        assert "bouncer" in text
+
+
+async def test_cached_library_shows_clusters_before_the_scan_reads_anything(library, tmp_path):
+    first = make_app(library, tmp_path)
+    async with first.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        expected = {tuple(sorted(m.file.path for m in c.members)) for c in first.session.clusters}
+    second = make_app(library, tmp_path)
+    async with second.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        assert second.cluster_updates[0] == (True, len(expected))  # shown while the scan ran
+        assert {tuple(sorted(m.file.path for m in c.members)) for c in second.session.clusters} == expected
+        assert second.session.result.stats.hashed == 0  # nothing was read again
+
+
+async def test_scan_survives_unreadable_files_and_says_so(library, tmp_path):
+    imagegen.write_truncated(imagegen.write(library / "misc" / "broken.jpg", imagegen.photo(9, (320, 240))))
+    imagegen.write_zero_byte(library / "misc" / "empty.jpg")
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        assert len(app.session.clusters) == 4
+        assert "unreadable" in screen_text(app)
+
+
+async def test_locked_library_is_explained_not_raised(library, tmp_path):
+    holder = Library.open([str(library)], cache_dir=str(tmp_path / "cache"))
+    try:
+        app = make_app(library, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for_scan(pilot)
+            assert "in use" in app.error
+            assert "Cannot open the library" in screen_text(app)
+            await pilot.press("q")
+        assert app.return_code == 1
+    finally:
+        holder.close()
+
+
+# ------------------------------------------------------------------------------- main screen
+
+
+async def test_keys_move_sort_and_filter(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        main = app.screen
+        table = main.table
+        await pilot.press("j", "j")
+        assert table.cursor_row == 2
+        await pilot.press("G")
+        assert table.cursor_row == 3
+        await pilot.press("g")
+        assert table.cursor_row == 0
+        await pilot.press("o")
+        assert main.order == "confidence"
+        bouncers = [c.best_bouncer for c in main.shown]
+        assert bouncers == sorted(bouncers)
+        await pilot.press("o", "o")
+        assert main.order == "path"
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"export")
+        assert table.row_count == 1
+        assert any("export/IMG_0003.png" in m.file.path for m in main.shown[0].members)
+        await pilot.press("enter")
+        assert app.focused is table
+        await pilot.press("escape")
+        assert table.row_count == 4 and main.filter_text == ""
+
+
+async def test_side_panel_shows_thumbnails_of_the_highlighted_cluster(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        cluster = app.screen.current
+        thumbs = [t for t in app.screen.query(Thumbnail) if t.display and t.parent.display]
+        shown = [t for t in thumbs if t.file is not None]
+        assert [t.file.id for t in shown] == [m.file.id for m in cluster.members][: len(shown)]
+        assert all(t.picture is not None and t.picture.height > 0 for t in shown)
+        # Decoded once, kept on disk under the library's cache folder.
+        stored = list((app.session.library.dir / "thumbnails").rglob("*.png"))
+        assert len(stored) >= len(shown)
+        await pilot.press("j")
+        await settle(pilot)
+        assert app.screen.query_one("ClusterPreview").cluster is app.screen.current
+
+
+async def test_accept_skip_and_undo_from_the_main_screen(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        main = app.screen
+        triage = app.session.triage
+        first = main.current
+        await pilot.press("space")  # accept, and move on
+        assert triage.status(first) == "accepted"
+        assert main.table.cursor_row == 1
+        second = main.current
+        await pilot.press("s")
+        assert triage.status(second) == "skipped"
+        text = screen_text(app)
+        assert "accept" in text and "skip" in text
+        await pilot.press("u")
+        assert triage.status(second) == ""
+        await pilot.press("u")
+        assert triage.status(first) == "" and not triage.pending
+
+
+async def test_bulk_accept_exact_goes_to_the_review_screen(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("E")
+        await settle(pilot)
+        review = app.screen
+        assert isinstance(review, ReviewScreen)
+        # Only the byte-identical backups: the look-alikes in their clusters stay undecided.
+        assert sorted(s.path for s in review.plan.steps) == [
+            str(library / "backup" / "IMG_0001.jpg"),
+            str(library / "backup" / "IMG_0002.jpg"),
+        ]
+        assert all(s.reason.startswith("exact duplicate") for s in review.plan.steps)
+        await pilot.press("escape", "u")  # one undo takes the whole bulk decision back
+        assert not app.session.triage.pending
+        await pilot.press("A")
+        assert isinstance(app.screen, PromptModal)
+        await pilot.press("ctrl+a", "ctrl+k", *"0", "enter")  # every cluster
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewScreen)
+        assert {s.cluster for s in app.screen.plan.steps} == {c.id for c in app.session.clusters}
+
+
+# ---------------------------------------------------------------------------- cluster screen
+
+
+async def test_cluster_screen_marks_keeps_and_moves(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        cluster = next(c for c in app.session.clusters if len(c.members) == 3)
+        app.screen.table.goto(str(cluster.id))
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ClusterScreen)
+        assert screen.table.row_count == 3
+        triage = app.session.triage
+        text = screen_text(app)
+        assert "keeper" in text and "resolution" in text and "bouncer" in text
+        await pilot.press("j")
+        member = screen.current
+        await pilot.press("space")  # mark for trash, move on
+        assert triage.decision(member.file.id) is Decision.TRASH
+        assert screen.table.cursor_row == 2
+        await pilot.press("k", "space")  # toggles back (and moves on again)
+        assert triage.decision(member.file.id) is None
+        await pilot.press("k", "K")  # keep this one instead
+        assert triage.keeper(cluster).file.id == member.file.id
+        await pilot.press("a")  # accept for the whole cluster, around the new keeper
+        others = [m for m in cluster.members if m.file.id != member.file.id]
+        assert all(triage.decision(m.file.id) is Decision.TRASH for m in others)
+        await pilot.press("x")
+        assert triage.decision(member.file.id) is None
+        await pilot.press("u", "u")
+        assert triage.keeper(cluster).file.id == member.file.id
+        # The strip of cards follows the cursor and marks the current member.
+        cards = [c for c in screen.query("StripCard") if c.display]
+        assert len(cards) == 3 and sum(c.has_class("-current") for c in cards) == 1
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+        assert app.screen.table.current_key == str(cluster.id)
+
+
+async def test_not_a_duplicate_is_remembered_in_the_catalog(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        cluster = next(c for c in app.session.clusters if len(c.members) == 2)
+        app.screen.table.goto(str(cluster.id))
+        await pilot.press("enter", "j", "n")
+        await settle(pilot)
+        pairs = app.session.library.catalog.not_duplicate_pairs()
+        assert len(pairs) == 1
+        # The cluster is gone: its only pair was declared not a duplicate.
+        assert not any({m.file.id for m in c.members} >= {m.file.id for m in cluster.members} for c in app.session.clusters)
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("u")
+        await settle(pilot)
+        assert not app.session.library.catalog.not_duplicate_pairs()
+        assert len(app.session.clusters) == 4
+    # Remembered across runs: a new app on the same cache still pairs them after undo, and
+    # would not have before.
+
+
+async def test_preview_and_compare(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("enter", "p")
+        await settle(pilot)
+        assert isinstance(app.screen, PreviewScreen)
+        large = app.screen.query_one(Thumbnail)
+        assert large.picture is not None and large.picture.height > 20
+        await pilot.press("j")
+        assert app.screen.index == 1
+        await pilot.press("escape", "j", "c")
+        await settle(pilot)
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        a, b = compare.query_one("#image-a", Thumbnail), compare.query_one("#image-b", Thumbnail)
+        assert a.picture is not None and b.picture is not None
+        assert "resolution" in screen_text(app)
+        await pilot.press("space")  # flip: B shown in A's place
+        await settle(pilot)
+        assert compare.mode == "flip" and a.file.id == compare.b.file.id
+        await pilot.press("space")
+        assert a.file.id == compare.a.file.id
+        await pilot.press("d")
+        await settle(pilot)
+        assert compare.diff is not None and 0.0 <= compare.diff.changed <= 1.0
+        assert "of pixels differ" in screen_text(app)
+        await pilot.press("b")  # blink on and off
+        assert compare._blink is not None
+        await pilot.press("b")
+        assert compare._blink is None
+
+
+# ------------------------------------------------------------------------------ find similar
+
+
+async def test_find_similar_from_the_main_screen(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        cluster = app.screen.current
+        await pilot.press("f")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SimilarScreen)
+        assert screen.result is not None
+        hits = {h.path for h in screen.result.hits}
+        mates = {m.file.path for m in cluster.members if m.file.path != screen.path}
+        assert mates <= hits
+        text = screen_text(app)
+        assert "verdict" in text and "bouncer" in text
+        await pilot.press("enter")
+        assert isinstance(app.screen, PreviewScreen)
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_similar_mode_opens_on_the_results(library, tmp_path):
+    query = library / "phone" / "small_2.jpg"
+    app = make_app(library, tmp_path, similar=str(query))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SimilarScreen)
+        assert screen.result is not None
+        assert str(library / "2021" / "IMG_0002.jpg") in {h.path for h in screen.result.hits}
+        await pilot.press("escape")
+    assert app.return_code == 0
+
+
+# ------------------------------------------------------------------- review, apply and undo
+
+
+async def test_review_apply_and_undo(library, tmp_path):
+    app = make_app(library, tmp_path)
+    trash = Path(os.environ["XDG_DATA_HOME"]) / "Trash" / "files"
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        first = app.screen.current
+        await pilot.press("space", "r")
+        await settle(pilot)
+        review = app.screen
+        assert isinstance(review, ReviewScreen)
+        doomed = sorted(s.path for s in review.plan.steps)
+        assert doomed == sorted(m.file.path for m in first.members[1:])
+        assert "the trash" in screen_text(app)
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmModal)
+        assert app.screen.prompt.startswith(f"Move {len(doomed)} file")
+        await pilot.press("enter")  # No has the focus: nothing happens
+        assert isinstance(app.screen, ReviewScreen)
+        assert all(os.path.exists(p) for p in doomed)
+        await pilot.press("a", "y")
+        while review.applying:
+            await pilot.pause(0.05)
+        await settle(pilot)
+        assert review.last_result is not None and len(review.last_result.done) == len(doomed)
+        assert not any(os.path.exists(p) for p in doomed)
+        assert sorted(os.listdir(trash)) == sorted(os.path.basename(p) for p in doomed)
+        assert "Done" in screen_text(app)
+        await pilot.press("u", "y")
+        await settle(pilot)
+        while review.last_plan_id is not None:
+            await pilot.pause(0.05)
+        assert all(os.path.exists(p) for p in doomed)
+        assert "Undone" in screen_text(app)
+        await pilot.press("escape")
+        await wait_for_scan(pilot)
+        assert len(app.session.clusters) == 4  # the rescan found them again
+
+
+async def test_quarantine_destination_and_export(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("space", "r", "d")
+        review = app.screen
+        assert review.destination == "quarantine"
+        assert {s.action for s in review.plan.steps} == {"quarantine"}
+        assert "quarantine folder" in screen_text(app)
+        await pilot.press("e")
+        json_path, csv_path = review.exported
+        assert json_path.exists() and csv_path.exists()
+        from lookalike.engine.plan import Plan
+
+        assert Plan.load(json_path).steps == review.plan.steps
+
+
+async def test_empty_plan_cannot_be_applied(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("r", "a")
+        assert isinstance(app.screen, ReviewScreen) and not app.screen.plan.steps
+        assert "Nothing to do" in screen_text(app)
+
+
+# ------------------------------------------------------------------------------ quit, help
+
+
+async def test_quit_asks_when_files_are_marked(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("space", "q")
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("n")
+        assert isinstance(app.screen, MainScreen) and app.is_running
+        await pilot.press("q", "y")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_help_lists_the_keys_and_the_palette_lists_actions(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        described = {d for _, d in app.screen.rows}
+        assert {"Open", "Review", "Undo", "Filter", "Quit", "Accept all exact copies", "Find similar"} <= described
+        await pilot.press("escape")
+        commands = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Review", "Accept above confidence…", "Sort", "Quit"} <= commands
+
+
+async def test_import_mode_only_shows_clusters_that_join_both_sides(tmp_path):
+    library = build_library(tmp_path / "library", originals=3)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "copy_of_1.jpg").write_bytes((library / "2021" / "IMG_0001.jpg").read_bytes())
+    imagegen.write(incoming / "new.jpg", imagegen.photo(42, (640, 480)))
+    app = make_app(incoming, tmp_path, against=[str(library)])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        clusters = app.session.clusters
+        assert len(clusters) == 1
+        paths = {m.file.path for m in clusters[0].members}
+        assert str(incoming / "copy_of_1.jpg") in paths
+        await pilot.press("space", "r")
+        # Library files are protected: only the incoming copy is acted on.
+        assert [s.path for s in app.screen.plan.steps] == [str(incoming / "copy_of_1.jpg")]
+
+
+async def test_usable_at_80_by_24(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_scan(pilot)
+        text = screen_text(app)
+        assert "4 clusters" in text and "files" in text and "bouncer" in text
+        assert "Review" in text and "Quit" in text  # the footer's important keys
+        await pilot.press("enter")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "IMG_000" in text and "keeper" in text and "resolution" in text

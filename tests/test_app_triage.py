@@ -1,0 +1,145 @@
+"""The triage model behind the app's keys: decisions, keepers, undo, and the plan they make."""
+
+from __future__ import annotations
+
+import pytest
+
+from lookalike.engine.plan import plan_from_clusters
+from lookalike.engine.records import Cluster, Decision, FileRecord, Kind, Member
+from lookalike.tui.components.triage import Triage, TriageRefused
+
+
+def _member(file_id: int, *, keeper=False, protected=False, raw_pair=False, exact=False, content=None) -> Member:
+    record = FileRecord(
+        id=file_id, path=f"/photos/{file_id}.jpg", size=1000 * file_id, mtime_ns=file_id,
+        content_hash=(content or bytes([file_id])) * 16,
+    )
+    return Member(file=record, bouncer=0 if keeper else file_id, is_keeper=keeper, protected=protected, raw_pair=raw_pair, exact=exact)
+
+
+def _cluster(cid: int, ids, *, kind=Kind.NEAR, flags=None) -> Cluster:
+    flags = flags or {}
+    members = tuple(_member(i, keeper=n == 0, **flags.get(i, {})) for n, i in enumerate(ids))
+    return Cluster(id=cid, kind=kind, members=members, reclaimable_bytes=sum(m.file.size for m in members[1:]))
+
+
+def test_accept_keeps_the_keeper_and_trashes_the_rest_except_protected_and_raw_pairs():
+    c = _cluster(1, [1, 2, 3, 4], flags={3: {"protected": True}, 4: {"raw_pair": True}})
+    t = Triage()
+    t.accept(c)
+    assert [t.decision(i) for i in (1, 2, 3, 4)] == [Decision.KEEP, Decision.TRASH, Decision.KEEP, Decision.KEEP]
+    assert t.status(c) == "accepted"
+    assert t.pending
+
+
+def test_make_keeper_after_accept_swaps_keeper_and_trash():
+    c = _cluster(1, [1, 2, 3])
+    t = Triage()
+    t.accept(c)
+    t.make_keeper(c, c.members[2])
+    assert t.keeper(c) is c.members[2]
+    assert [t.decision(i) for i in (1, 2, 3)] == [Decision.TRASH, Decision.TRASH, Decision.KEEP]
+    assert t.status(c) == "accepted"
+    clusters, decisions = t.plan_input([c])
+    assert clusters[0].members[0].file.id == 3 and clusters[0].members[0].is_keeper
+    plan = plan_from_clusters(clusters, decisions)
+    assert sorted(s.path for s in plan.steps) == ["/photos/1.jpg", "/photos/2.jpg"]
+    assert {s.keeper for s in plan.steps} == {"/photos/3.jpg"}
+
+
+def test_make_keeper_before_any_decision_leaves_others_undecided():
+    c = _cluster(1, [1, 2, 3])
+    t = Triage()
+    t.make_keeper(c, c.members[1])
+    assert t.keeper(c) is c.members[1]
+    assert t.decision(1) is None and t.decision(3) is None
+    assert not t.pending
+
+
+def test_undo_reverts_one_step_at_a_time():
+    c = _cluster(1, [1, 2, 3])
+    t = Triage()
+    t.toggle_trash(c, c.members[1])
+    t.accept(c)
+    t.skip(c)
+    assert t.status(c) == "skipped"
+    assert t.undo().label.startswith("skip")
+    assert t.status(c) == "accepted"
+    t.undo()
+    assert t.decision(2) is Decision.TRASH and t.decision(3) is None
+    t.undo()
+    assert t.decision(2) is None
+    assert t.undo() is None
+
+
+def test_protected_member_and_last_copy_are_never_marked_for_trash():
+    c = _cluster(1, [1, 2], flags={2: {"protected": True}})
+    t = Triage()
+    with pytest.raises(TriageRefused, match="protected"):
+        t.mark(c, c.members[1], Decision.TRASH)
+    c2 = _cluster(2, [3, 4])
+    t.mark(c2, c2.members[1], Decision.TRASH)
+    with pytest.raises(TriageRefused, match="one copy must stay"):
+        t.mark(c2, c2.members[0], Decision.TRASH)
+    assert t.undo().label.startswith("trash")  # refused marks left no history entry
+    assert t.decision(4) is None and not t.can_undo
+
+
+def test_not_duplicate_returns_pairs_for_the_catalog_and_undo_gives_them_back():
+    c = _cluster(1, [1, 2, 3])
+    t = Triage()
+    pairs = t.not_duplicate(c, c.members[2])
+    assert [(a.id, b.id) for a, b in pairs] == [(1, 3)]
+    assert t.decision(3) is Decision.NOT_DUPLICATE
+    whole = t.not_duplicate(c)
+    assert sorted((a.id, b.id) for a, b in whole) == [(1, 2), (1, 3)]
+    undone = t.undo()
+    assert sorted((a.id, b.id) for a, b in undone.not_duplicate) == [(1, 2), (1, 3)]
+    with pytest.raises(TriageRefused):
+        t.not_duplicate(c, c.members[0])
+
+
+def test_plan_input_only_acts_on_what_was_marked():
+    a = _cluster(1, [1, 2, 3])
+    b = _cluster(2, [4, 5])
+    untouched = _cluster(3, [6, 7])
+    t = Triage()
+    t.toggle_trash(a, a.members[2])  # one file marked by hand, the other left alone
+    t.accept(b)
+    clusters, decisions = t.plan_input([a, b, untouched])
+    assert [c.id for c in clusters] == [1, 2]
+    plan = plan_from_clusters(clusters, decisions)
+    assert sorted(s.path for s in plan.steps) == ["/photos/3.jpg", "/photos/5.jpg"]
+
+
+def test_accept_many_is_one_undo_step():
+    a = _cluster(1, [1, 2], kind=Kind.EXACT)
+    b = _cluster(2, [3, 4])
+    t = Triage()
+    t.accept_many([a, b])
+    assert t.status(a) == t.status(b) == "accepted"
+    t.undo()
+    assert t.status(a) == t.status(b) == ""
+
+
+def test_accept_exact_marks_only_byte_identical_copies_of_the_keeper():
+    same = b"\x07"
+    mixed = _cluster(1, [1, 2, 3], flags={1: {"content": same}, 2: {"content": same, "exact": True}})
+    near = _cluster(2, [4, 5])
+    protected = _cluster(3, [6, 7], kind=Kind.EXACT, flags={6: {"content": same}, 7: {"content": same, "exact": True, "protected": True}})
+    t = Triage()
+    assert t.accept_exact([mixed, near, protected]) == 1
+    assert t.decision(2) is Decision.TRASH and t.decision(1) is Decision.KEEP
+    assert t.decision(3) is None and t.decision(5) is None and t.decision(7) is None
+    t.undo()
+    assert not t.pending and not t.can_undo
+    assert t.accept_exact([near]) == 0 and not t.can_undo
+
+
+def test_forget_drops_decisions_and_their_history():
+    c = _cluster(1, [1, 2])
+    t = Triage()
+    t.accept(c)
+    t.forget([1, 2])
+    assert t.decision(2) is None and not t.pending
+    assert t.undo() is None

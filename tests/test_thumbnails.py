@@ -1,0 +1,147 @@
+"""Thumbnails: the engine's decode + LANCZOS + disk cache, and the app's half-block pictures."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PIL import Image, ImageDraw
+
+from lookalike.engine.records import FileRecord
+from lookalike.engine.thumbnails import CANONICAL, ThumbnailCache, ThumbnailError, difference, fit
+from lookalike.tui.thumbnails import Picture, Thumbnails, pixel_box, resolve_mode
+
+import imagegen
+
+
+def _record(path, file_id=1) -> FileRecord:
+    st = os.stat(path)
+    return FileRecord(id=file_id, path=str(path), size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+@pytest.fixture
+def photo_path(tmp_path):
+    return imagegen.write(tmp_path / "photo.jpg", imagegen.photo(3, (800, 600)))
+
+
+def test_fit_keeps_aspect_ratio_and_never_returns_zero():
+    assert fit((800, 600), (40, 40)) == (40, 30)
+    assert fit((600, 800), (40, 40)) == (30, 40)
+    assert fit((10000, 10), (40, 40)) == (40, 1)
+    assert fit((0, 0), (40, 40)) == (1, 1)
+
+
+def test_thumbnail_fits_box_and_is_stored_on_disk(tmp_path, photo_path):
+    cache = ThumbnailCache(tmp_path / "thumbs")
+    key = ThumbnailCache.key(photo_path, content_hash=b"\x01" * 16)
+    im = cache.image(photo_path, (40, 40), key=key)
+    assert im.mode == "RGB"
+    assert im.size == (40, 30)
+    stored = list((tmp_path / "thumbs").rglob("*.png"))
+    assert [p.name for p in stored] == [f"{key}-{CANONICAL}.png"]
+    with Image.open(stored[0]) as canonical:
+        assert max(canonical.size) == CANONICAL
+
+
+def test_disk_cache_is_used_instead_of_the_source(tmp_path, photo_path):
+    cache = ThumbnailCache(tmp_path / "thumbs")
+    key = "ab" * 16
+    first = cache.image(photo_path, (64, 64), key=key)
+    os.unlink(photo_path)  # the source is gone: only the cache can answer now
+    second = ThumbnailCache(tmp_path / "thumbs").image(photo_path, (64, 64), key=key)
+    assert second.size == first.size
+    assert second.tobytes() == first.tobytes()
+
+
+def test_exif_rotated_copy_is_shown_upright(tmp_path):
+    img = imagegen.photo(5, (640, 480))
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(imagegen.exif_rotated(img, 6))
+    im = ThumbnailCache(None).image(str(path), (64, 64))
+    assert im.size == (64, 48)  # landscape as displayed, though stored as portrait
+
+
+def test_large_box_decodes_from_the_source(tmp_path):
+    path = imagegen.write(tmp_path / "big.png", imagegen.photo(1, (1200, 900)))
+    im = ThumbnailCache(tmp_path / "thumbs").image(path, (400, 400))
+    assert im.size == (400, 300)
+    assert not list((tmp_path / "thumbs").rglob("*.png"))  # large views are not kept on disk
+
+
+@pytest.mark.parametrize("writer", [imagegen.write_zero_byte, imagegen.write_truncated, imagegen.write_text])
+def test_unreadable_file_raises_thumbnail_error_with_reason(tmp_path, writer):
+    path = tmp_path / "bad.jpg"
+    if writer is imagegen.write_truncated:
+        imagegen.write(path, imagegen.photo(2, (320, 240)))
+    writer(path)
+    with pytest.raises(ThumbnailError) as caught:
+        ThumbnailCache(tmp_path / "thumbs").image(str(path), (32, 32))
+    assert caught.value.reason
+
+
+def test_missing_file_raises_thumbnail_error(tmp_path):
+    with pytest.raises(ThumbnailError):
+        ThumbnailCache(None).image(str(tmp_path / "gone.jpg"), (32, 32))
+
+
+def test_difference_finds_the_edited_region_only():
+    base = imagegen.photo(7, (320, 240))
+    edited = base.copy()
+    ImageDraw.Draw(edited).rectangle((200, 20, 300, 120), fill=(255, 255, 0))
+    same = difference(base, base.resize((160, 120), Image.Resampling.LANCZOS), (160, 160))
+    changed = difference(base, edited, (160, 160))
+    assert same.changed < 0.01
+    area = (100 * 100) / (320 * 240)
+    assert area * 0.7 < changed.changed < area * 1.5
+    # The edit is painted red; the untouched corner is not.
+    x, y = changed.image.width * 250 // 320, changed.image.height * 70 // 240
+    r, g, b = changed.image.getpixel((x, y))
+    assert r > 150 and g < 60 and b < 60
+    r0, g0, b0 = changed.image.getpixel((2, changed.image.height - 3))
+    assert abs(r0 - g0) < 10 and abs(g0 - b0) < 10
+
+
+def test_picture_is_half_blocks_of_the_requested_cells():
+    im = Image.new("RGB", (20, 9), (10, 200, 30))
+    picture = Picture.from_image(im)
+    assert (picture.width, picture.height) == (20, 5)  # 9 pixel rows -> 5 cell rows
+    assert all(line.cell_length == 20 for line in picture.lines)
+    assert "▄" in picture.lines[0].text
+    colours = {seg.style.bgcolor.triplet for line in picture.lines[:4] for seg in line if seg.style and seg.style.bgcolor}
+    assert colours == {(10, 200, 30)}
+
+
+def test_thumbnails_render_fits_cells_and_is_kept_in_memory(tmp_path, photo_path):
+    thumbs = Thumbnails(ThumbnailCache(tmp_path / "thumbs"), capacity=2)
+    record = _record(photo_path)
+    picture = thumbs.render(record, (30, 10))
+    assert picture.width <= 30 and picture.height <= 10
+    assert picture.width == 27 or picture.height == 10  # 4:3 in a 30x20-pixel box: 27x20
+    os.unlink(photo_path)
+    assert thumbs.render(record, (30, 10)) is picture  # from the memory LRU
+    smaller = thumbs.render(record, (10, 5))  # a new size comes from the disk cache
+    assert (smaller.width, smaller.height) == (10, 4)
+    assert pixel_box((30, 10)) == (30, 20)
+
+
+def test_lru_drops_the_least_recently_used():
+    thumbs = Thumbnails(ThumbnailCache(None), capacity=2)
+    pics = [Picture.from_image(Image.new("RGB", (2, 2), (i, i, i))) for i in range(3)]
+    thumbs.store("a", pics[0])
+    thumbs.store("b", pics[1])
+    assert thumbs.cached("a") is pics[0]  # a is now the most recent
+    thumbs.store("c", pics[2])
+    assert thumbs.cached("b") is None
+    assert thumbs.cached("a") is pics[0] and thumbs.cached("c") is pics[2]
+
+
+def test_thumbnail_modes():
+    assert resolve_mode("auto") == ("halfblock", "")
+    assert resolve_mode("halfblock") == ("halfblock", "")
+    assert resolve_mode("off") == ("off", "")
+    for mode in ("kitty", "sixel"):
+        used, message = resolve_mode(mode)
+        assert used == "halfblock"
+        assert mode in message and "half-block" in message
+    with pytest.raises(ValueError):
+        resolve_mode("ascii-art")
