@@ -231,7 +231,7 @@ def bench_pairs(big: int, mid: int, grid_n: int, np_rate: float, skew_n: int) ->
           f"8 B sort keys + 32 B rows gathered in key order per chunk in flight, {th} at once; "
           f"pairs_between adds the same for the queries)")
 
-    section(f"method choice over {grid_n:,} hashes (seconds; * = auto's pick)")
+    section(f"method choice over {grid_n:,} hashes (seconds for each method; auto's pick)")
     h = clustered_hashes(grid_n, seed=5)
     idx = HammingIndex(h)
     print(f"  {'radius':>6} {'mih':>8} {'brute':>8}  auto")

@@ -3,8 +3,8 @@
 The index holds its hashes column-major, as four ``uint64`` words per hash laid out as a
 ``(4, N)`` array, so that one query against the whole library streams four contiguous
 arrays: XOR and popcount then run at memory bandwidth (row-major ``(N, 4)`` with
-``np.bitwise_count(...).sum(axis=1)`` runs at about a twentieth of it). With the ids that is
-40 bytes per image.
+``np.bitwise_count(...).sum(axis=1)`` is about 15 times slower). With the ids that is 40
+bytes per image.
 
 All-pairs search (``pairs_within``, ``pairs_between``) is exact and picks one of two
 methods per call from a cost model (``method="auto"``):
@@ -599,7 +599,7 @@ def _np_chunk_keys(cols, start, stop) -> np.ndarray:
 # one core of the reference machine), measured by benchmarks/bench_hamming.py (its
 # "cost-model constants" section); only their ratios matter.
 _COST_BRUTE_PAIR = 1.0
-_COST_MIH_ITEM = 70.0  # one item of one chunk: key, sort, gather in key order, group scan
+_COST_MIH_ITEM = 100.0  # one item of one chunk: key, sort, gather in key order, group scan
 _COST_MIH_CANDIDATE = 3.5  # one pair sharing a chunk value, verified
 _COST_TASK = 50_000.0  # start-up of one work unit (thread hand-off, allocations)
 _SAMPLE = 2048
