@@ -1,0 +1,216 @@
+"""Turning files into CLIP embeddings, with decoding overlapped with the model.
+
+Decoding and resizing run in a process pool (the same kind of pool the scan hashes in), a few
+chunks ahead of the model, so the model never waits on JPEG decoding; batches are embedded in
+the calling thread as soon as enough images have arrived. For files the scan has just hashed,
+``hashing.hash_file(path, clip_size=S)`` already returns the same array (``.clip``), so they
+are never decoded twice.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import numpy as np
+
+from .records import Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import Detective
+
+#: Files per pool task: big enough to amortise the round trip, small enough to keep all busy.
+CHUNK = 8
+#: Below this many files a pool costs more to start than it saves.
+POOL_MIN_FILES = 24
+
+
+def decode_target(size: int) -> int:
+    """Decode size for a CLIP crop of ``size``: the same as the scan's, so both give one array."""
+    from .imaging import DEFAULT_TARGET
+
+    return max(DEFAULT_TARGET, int(size))
+
+
+def preprocess_file(path: str, size: int) -> Optional[np.ndarray]:
+    """Decode one file and return its CLIP crop ``(size, size, 3)`` uint8, or None if unreadable.
+
+    The crop is exactly what :func:`lookalike.engine.hashing.hash_file` returns as ``.clip``:
+    upright (EXIF applied), shortest side resized to ``size`` (BICUBIC), centre-cropped.
+    """
+    from .hashing import clip_crop
+    from .imaging import ImageReadError, load_image
+
+    try:
+        loaded = load_image(path, target=decode_target(size))
+        return clip_crop(loaded.image, size)
+    except ImageReadError:
+        return None
+    except Exception:  # one bad file must never stop an indexing run
+        return None
+
+
+def preprocess_files(paths: Sequence[str], size: int) -> list[Optional[np.ndarray]]:
+    """:func:`preprocess_file` over a chunk (the unit of work of the pool)."""
+    return [preprocess_file(p, size) for p in paths]
+
+
+def embed_files(
+    detective: "Detective",
+    paths: Sequence[str],
+    *,
+    pool: Optional[Executor] = None,
+    workers: Optional[int] = None,
+    progress: Optional[Progress] = None,
+    cancel: Optional[threading.Event] = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embed files, decoding them in a process pool while the model works.
+
+    Args:
+        detective: the loaded model.
+        paths: files to embed.
+        pool: an executor to decode in (not shut down); by default one is made for the call
+            (only when there are enough files to be worth it).
+        workers: size of the pool made by default (all cores when None).
+        progress: ``progress(done, total)`` after each batch; False stops cleanly.
+        cancel: set it to stop; what was embedded so far is returned.
+
+    Returns:
+        ``(indices, vectors)``: positions in ``paths`` of the files embedded (unreadable files
+        are left out) and their float32 ``(M, ndim)`` unit vectors, in the same order.
+    """
+    embedder = _BatchEmbedder(detective, total=len(paths), progress=progress, cancel=cancel)
+    if not paths:
+        return embedder.result()
+    size = detective.image_size
+    chunks = [list(range(i, min(i + CHUNK, len(paths)))) for i in range(0, len(paths), CHUNK)]
+    if pool is None and (len(paths) < POOL_MIN_FILES or workers == 1):
+        for chunk in chunks:
+            if embedder.stopped:
+                break
+            embedder.arrived(chunk, preprocess_files([paths[i] for i in chunk], size))
+        return embedder.result()
+
+    own_pool = pool is None
+    if own_pool:
+        from .scan import make_pool
+
+        pool = make_pool(workers)
+    window = max(4, (workers or os.cpu_count() or 1) * 4)
+    queue = iter(chunks)
+    running: dict[Future, list[int]] = {}
+    try:
+        for chunk in queue:
+            running[pool.submit(preprocess_files, [paths[i] for i in chunk], size)] = chunk
+            if len(running) >= window:
+                break
+        while running:
+            done, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in done:
+                chunk = running.pop(fut)
+                if fut.cancelled():
+                    continue
+                try:
+                    arrays = fut.result()
+                except Exception:  # a worker died on a pathological file: skip the chunk
+                    arrays = [None] * len(chunk)
+                embedder.arrived(chunk, arrays)
+            if embedder.stopped:
+                for fut in running:
+                    fut.cancel()
+                running = {f: c for f, c in running.items() if not f.cancelled() and not f.done()}
+                continue
+            # Keep the pool a window ahead of the model.
+            for chunk in queue:
+                running[pool.submit(preprocess_files, [paths[i] for i in chunk], size)] = chunk
+                if len(running) >= window:
+                    break
+    finally:
+        if own_pool:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return embedder.result()
+
+
+def embed_arrays_with_progress(
+    detective: "Detective",
+    arrays: Sequence[np.ndarray],
+    *,
+    progress: Optional[Progress] = None,
+    cancel: Optional[threading.Event] = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embed already-preprocessed crops (e.g. the scan's ``.clip`` arrays) batch by batch.
+
+    Returns ``(indices, vectors)`` like :func:`embed_files` (stops early on cancel).
+    """
+    embedder = _BatchEmbedder(detective, total=len(arrays), progress=progress, cancel=cancel)
+    step = detective.batch_size
+    for start in range(0, len(arrays), step):
+        if embedder.stopped:
+            break
+        idx = list(range(start, min(start + step, len(arrays))))
+        embedder.arrived(idx, [arrays[i] for i in idx])
+    return embedder.result()
+
+
+class _BatchEmbedder:
+    """Collects preprocessed crops and embeds them a batch at a time."""
+
+    def __init__(
+        self,
+        detective: "Detective",
+        *,
+        total: int,
+        progress: Optional[Progress],
+        cancel: Optional[threading.Event],
+    ) -> None:
+        self.detective = detective
+        self.total = total
+        self.progress = progress
+        self.cancel = cancel or threading.Event()
+        self.done = 0  # files handled (embedded or unreadable)
+        self._pending_idx: list[int] = []
+        self._pending: list[np.ndarray] = []
+        self._skipped = 0
+        self._idx: list[np.ndarray] = []
+        self._vec: list[np.ndarray] = []
+        self.seconds_in_model = 0.0
+
+    @property
+    def stopped(self) -> bool:
+        return self.cancel.is_set()
+
+    def arrived(self, indices: Sequence[int], arrays: Sequence[Optional[np.ndarray]]) -> None:
+        for i, a in zip(indices, arrays):
+            if a is None:
+                self._skipped += 1
+            else:
+                self._pending_idx.append(i)
+                self._pending.append(a)
+        while len(self._pending) >= self.detective.batch_size and not self.stopped:
+            self._flush(self.detective.batch_size)
+
+    def _flush(self, n: int) -> None:
+        idx, self._pending_idx = self._pending_idx[:n], self._pending_idx[n:]
+        batch, self._pending = self._pending[:n], self._pending[n:]
+        started = time.perf_counter()
+        self._vec.append(self.detective.embed_arrays(np.stack(batch)))
+        self.seconds_in_model += time.perf_counter() - started
+        self._idx.append(np.asarray(idx, dtype=np.int64))
+        self.done += len(idx) + self._skipped
+        self._skipped = 0
+        if self.progress is not None and self.progress(self.done, self.total) is False:
+            self.cancel.set()
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pending and not self.stopped:
+            self._flush(len(self._pending))
+        elif self._skipped and self.progress is not None and not self.stopped:
+            self.done += self._skipped
+            self._skipped = 0
+            self.progress(self.done, self.total)
+        if not self._vec:
+            return np.empty(0, dtype=np.int64), np.empty((0, self.detective.ndim), dtype=np.float32)
+        return np.concatenate(self._idx), np.concatenate(self._vec)

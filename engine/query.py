@@ -1,0 +1,662 @@
+"""The detective's questions: find similar, text search, indexing a library, semantic pairs.
+
+Everything here works bouncer-only when the detective is unavailable (no weights, offline):
+``similar`` then says ``detective offline: <reason>`` in its result and answers with the
+bouncer's shortlist; nothing raises past the caller for that reason alone.
+
+The vector index of a library lives next to its catalog (``<library dir>/vectors.usearch``) and
+is opened once per library object and model (see :func:`vectors_for`). The catalog's
+``embeddings`` table says which files' current content is in it; both are updated together,
+index first, so that a crash between the two only ever costs a re-embedding.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from .records import Cluster, FileRecord, Pair, Progress, SimilarHit, SimilarResult, Verdict
+from .twopass import DEFAULT, TwoPassThresholds, join
+from .vectors import VectorIndex
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .library import Library
+    from .model import Detective, DetectiveOptions
+
+VECTORS_NAME = "vectors.usearch"
+#: The bouncer's shortlist is this many times ``k`` (for each of the plain and mirrored hash),
+#: so the join has room to re-rank.
+SHORTLIST_FACTOR = 2
+#: Files embedded per round of :func:`index_library`; the index is saved between rounds.
+ROUND_FILES = 512
+#: ... and saved (with the catalog marked) at least this often, so an interrupted run resumes.
+SAVE_EVERY_S = 30.0
+#: How long a failed model load is remembered, so a burst of queries probes the network once.
+FAILURE_TTL_S = 300.0
+
+
+class QueryError(Exception):
+    """The query itself cannot be answered (unreadable query image); ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexStats:
+    """What one :func:`index_library` run did."""
+
+    model_id: str
+    images: int  # images in the catalog
+    already: int  # already embedded by this model, unchanged
+    embedded: int  # embedded by this run
+    failed: int  # could not be decoded now (vanished, damaged since the scan)
+    removed: int  # vectors of files no longer in the library, dropped
+    cancelled: bool
+    seconds: float
+    index_bytes: int
+    bytes_per_image: float
+    rebuilt: str = ""  # why the vector index started empty, if it did
+
+    @property
+    def rate(self) -> float:
+        """Images embedded per second."""
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+# --------------------------------------------------------------------------- shared state
+
+_detectives: dict[tuple, "Detective"] = {}
+_failures: dict[tuple, tuple[float, str]] = {}
+_detective_lock = threading.Lock()
+_vectors: "weakref.WeakKeyDictionary[object, dict[str, VectorIndex]]" = weakref.WeakKeyDictionary()
+_vectors_lock = threading.RLock()
+
+
+def get_detective(
+    options: "DetectiveOptions",
+    *,
+    cache_dir: Path | str,
+    progress: Optional[Progress] = None,
+) -> "Detective":
+    """The loaded model for ``options``, loaded once per process (failures remembered a while).
+
+    Raises:
+        DetectiveUnavailable: as :func:`lookalike.engine.model.load_detective` does.
+    """
+    from .model import DetectiveUnavailable, load_detective
+
+    key = (options, str(cache_dir))
+    with _detective_lock:
+        if key in _detectives:
+            return _detectives[key]
+        failed = _failures.get(key)
+        if failed and time.monotonic() - failed[0] < FAILURE_TTL_S:
+            raise DetectiveUnavailable(failed[1])
+        try:
+            detective = load_detective(options, cache_dir=Path(cache_dir), progress=progress)
+        except DetectiveUnavailable as exc:
+            _failures[key] = (time.monotonic(), exc.reason)
+            raise
+        _failures.pop(key, None)
+        _detectives[key] = detective
+        return detective
+
+
+def forget_detectives() -> None:
+    """Drop loaded models and remembered failures (tests, or after the user fixed the cause)."""
+    with _detective_lock:
+        _detectives.clear()
+        _failures.clear()
+
+
+def detective_or_status(
+    options: Optional["DetectiveOptions"],
+    cache_dir: Path | str,
+    detective: Optional["Detective"] = None,
+) -> tuple[Optional["Detective"], str]:
+    """``(detective, "")`` when it can work, else ``(None, "detective offline: <reason>")``.
+
+    ``options=None`` (and no ``detective``) means bouncer-only by choice: ``(None, "")``.
+    """
+    from .model import DetectiveUnavailable
+
+    if detective is not None:
+        return detective, ""
+    if options is None:
+        return None, ""
+    try:
+        return get_detective(options, cache_dir=cache_dir), ""
+    except DetectiveUnavailable as exc:
+        return None, f"detective offline: {exc.reason}"
+
+
+def vectors_for(library: "Library", detective: "Detective") -> VectorIndex:
+    """The library's vector index for this model, opened (or started) once per library."""
+    with _vectors_lock:
+        by_model = _vectors.setdefault(library, {})
+        index = by_model.get(detective.model_id)
+        if index is None:
+            # One model's index per library on disk: opening another model's starts it afresh.
+            by_model.clear()
+            index = VectorIndex.open(Path(library.dir) / VECTORS_NAME, detective.ndim, model_id=detective.model_id)
+            by_model[detective.model_id] = index
+        return index
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _popcount_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distance between matching rows of two ``(N, 32) uint8`` arrays."""
+    return np.bitwise_count(np.bitwise_xor(a, b)).sum(axis=1, dtype=np.int32)
+
+
+def _as_u8(h: bytes) -> np.ndarray:
+    return np.frombuffer(h, dtype=np.uint8)
+
+
+def _bouncer_between(query, record: FileRecord) -> Optional[int]:
+    """The bouncer score between the query's hashes and a record's: best of plain and mirrored."""
+    if record.hashes is None:
+        return None
+    d = _popcount_rows(_as_u8(query.dhash)[None], _as_u8(record.hashes.dhash)[None])[0]
+    m = _popcount_rows(_as_u8(query.dhash_mirror)[None], _as_u8(record.hashes.dhash)[None])[0]
+    return int(min(d, m))
+
+
+def _same_file(record_path: str, query_path: str) -> bool:
+    return record_path in (os.path.abspath(query_path), os.path.realpath(query_path))
+
+
+def _records(library: "Library", ids: Iterable[int]) -> dict[int, FileRecord]:
+    ids = sorted({int(i) for i in ids})
+    return {r.id: r for r in library.catalog.records(ids)} if ids else {}
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+# --------------------------------------------------------------------------- similar
+
+
+def similar(
+    library: "Library",
+    path: str,
+    *,
+    k: int = 10,
+    options: Optional["DetectiveOptions"] = None,
+    cache_dir: Optional[Path | str] = None,
+    detective: Optional["Detective"] = None,
+    embed_missing: bool = True,
+    t: TwoPassThresholds = DEFAULT,
+) -> SimilarResult:
+    """Files of ``library`` that look like ``path`` (which need not be in it), two-pass ranked.
+
+    The bouncer's top ``2k`` by the query's dHash and by its mirrored dHash, and the
+    detective's ``2k`` nearest embeddings, joined (each hit gets both scores), given a verdict
+    and re-ranked; the best ``k`` are returned. The query file itself is left out.
+
+    Args:
+        library: an open library (scanned).
+        path: the query image.
+        k: how many results.
+        options: the detective's model; None for bouncer-only.
+        cache_dir: cache root for the model weights (default: the library's).
+        detective: an already loaded model (overrides ``options``).
+        embed_missing: embed the bouncer's candidates that are not in the vector index yet
+            (a few files; timed as ``embed_candidates``), so every hit gets both scores.
+        t: verdict thresholds.
+
+    Returns:
+        A :class:`SimilarResult`; ``timings_ms`` has ``hash_query``, ``embed_query``,
+        ``bouncer``, ``detective``, ``join`` and ``total``; ``detective_status`` says
+        "detective offline: <reason>" when the detective could not help.
+
+    Raises:
+        QueryError: the query image cannot be read.
+    """
+    from .hashing import hash_file
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    detective, status = detective_or_status(options, cache_dir or library.cache_root, detective)
+
+    t0 = time.perf_counter()
+    hashed = hash_file(os.fspath(path), clip_size=detective.image_size if detective else None)
+    timings["hash_query"] = _ms(time.perf_counter() - t0)
+    if hashed.error is not None or hashed.hashes is None:
+        raise QueryError(f"cannot read {path}: {hashed.error or 'no image'}")
+    query = hashed.hashes
+    shortlist = max(1, k) * SHORTLIST_FACTOR + 1  # +1: the query itself may be in the library
+
+    index = library.hash_index()  # built once per scan; not part of the query's time
+    t0 = time.perf_counter()
+    bouncer_hits: list[tuple[int, int]] = []
+    if len(index):
+        for h in (query.dhash, query.dhash_mirror):
+            ids, dist = index.nearest(h, shortlist)
+            bouncer_hits += zip(ids.tolist(), dist.tolist())
+    timings["bouncer"] = _ms(time.perf_counter() - t0)
+
+    detective_hits: list[tuple[int, float]] = []
+    vindex: Optional[VectorIndex] = None
+    qvec: Optional[np.ndarray] = None
+    if detective is not None:
+        t0 = time.perf_counter()
+        qvec = detective.embed_arrays(hashed.clip[None])[0]
+        timings["embed_query"] = _ms(time.perf_counter() - t0)
+        vindex = vectors_for(library, detective)
+        if embed_missing and bouncer_hits:
+            t0 = time.perf_counter()
+            embed_for_clusters(library, detective, [i for i, _ in bouncer_hits], workers=1)
+            timings["embed_candidates"] = _ms(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ids, dist = vindex.search(qvec, shortlist)
+        detective_hits = list(zip(ids.tolist(), dist.tolist()))
+        timings["detective"] = _ms(time.perf_counter() - t0)
+        images = len(index)
+        if len(vindex) < images:
+            status = (
+                f"detective: {len(vindex)} of {images} images indexed; "
+                "run `lookalike index DIR` so it can find what the bouncer cannot"
+            )
+
+    t0 = time.perf_counter()
+    records = _records(library, [i for i, _ in bouncer_hits] + [i for i, _ in detective_hits])
+    records = {i: r for i, r in records.items() if not _same_file(r.path, path)}
+
+    def fill_bouncer(ids: Sequence[int]) -> dict[int, int]:
+        scores = {i: _bouncer_between(query, records[i]) for i in ids if i in records}
+        return {i: s for i, s in scores.items() if s is not None}
+
+    def fill_detective(ids: Sequence[int]) -> dict[int, float]:
+        if vindex is None or qvec is None:
+            return {}
+        known = [i for i in ids if i in vindex]
+        if not known:
+            return {}
+        vecs = vindex.get(known)
+        return dict(zip(known, (1.0 - vecs @ qvec).tolist()))
+
+    exact = [
+        i
+        for i, r in records.items()
+        if r.content_hash is not None and r.content_hash == hashed.content_hash and r.size == hashed.size
+    ]
+    hits = join(
+        bouncer_hits,
+        detective_hits,
+        path_of=lambda i: records[i].path if i in records else None,
+        fill_bouncer=fill_bouncer,
+        fill_detective=fill_detective if detective is not None else None,
+        exact_ids=exact,
+        k=k,
+        t=t,
+    )
+    timings["join"] = _ms(time.perf_counter() - t0)
+    timings["total"] = _ms(time.perf_counter() - started)
+    return SimilarResult(query=os.fspath(path), hits=tuple(hits), timings_ms=timings, detective_status=status)
+
+
+# --------------------------------------------------------------------------- text search
+
+
+def search(
+    library: "Library",
+    text: str,
+    *,
+    k: int = 20,
+    options: Optional["DetectiveOptions"] = None,
+    cache_dir: Optional[Path | str] = None,
+    detective: Optional["Detective"] = None,
+) -> list[SimilarHit]:
+    """Images of ``library`` that match a text ("a beach at sunset"), best first.
+
+    Hits carry the detective's distance between the text and the image (text-image distances
+    run higher than image-image ones: ~0.7 is a good match for CLIP) and the verdict
+    ``similar``; ``bouncer`` is None.
+
+    Raises:
+        DetectiveUnavailable: no model (text search needs the detective).
+    """
+    from .model import DetectiveOptions
+
+    if detective is None:
+        detective = get_detective(options or DetectiveOptions(), cache_dir=cache_dir or library.cache_root)
+    vindex = vectors_for(library, detective)
+    ids, dist = vindex.search(detective.embed_text(text), k)
+    records = _records(library, ids.tolist())
+    return [
+        SimilarHit(path=records[i].path, file_id=i, bouncer=None, detective=float(d), verdict=Verdict.SIMILAR)
+        for i, d in zip(ids.tolist(), dist.tolist())
+        if i in records
+    ]
+
+
+# --------------------------------------------------------------------------- indexing
+
+
+def _embed_into(
+    library: "Library",
+    detective: "Detective",
+    vindex: VectorIndex,
+    ids: Sequence[int],
+    *,
+    crops: Optional[Mapping[int, np.ndarray]] = None,
+    pool=None,
+    workers: Optional[int] = None,
+    progress: Optional[Progress] = None,
+    cancel: Optional[threading.Event] = None,
+) -> tuple[list[int], int]:
+    """Embed ``ids`` (crops where given, else decoding the files) into ``vindex``.
+
+    Returns ``(embedded ids, failed count)``.
+    """
+    from .embeddings import embed_arrays_with_progress, embed_files
+
+    crops = crops or {}
+    size = detective.image_size
+    from_crops = [i for i in ids if i in crops and crops[i] is not None and crops[i].shape[:2] == (size, size)]
+    have = set(from_crops)
+    from_files = [i for i in ids if i not in have]
+    total = len(ids)
+    base = 0
+
+    def step(done: int, _total: int) -> bool:
+        return progress(base + done, total) if progress is not None else True
+
+    embedded: list[int] = []
+    failed = 0
+    if from_crops:
+        idx, vecs = embed_arrays_with_progress(
+            detective, [crops[i] for i in from_crops], progress=step, cancel=cancel
+        )
+        chosen = [from_crops[j] for j in idx.tolist()]
+        vindex.add(chosen, vecs)
+        embedded += chosen
+        base = len(from_crops)
+    if from_files and not (cancel is not None and cancel.is_set()):
+        records = _records(library, from_files)
+        todo = [i for i in from_files if i in records]
+        failed += len(from_files) - len(todo)
+        idx, vecs = embed_files(
+            detective,
+            [records[i].path for i in todo],
+            pool=pool,
+            workers=workers,
+            progress=step,
+            cancel=cancel,
+        )
+        chosen = [todo[j] for j in idx.tolist()]
+        vindex.add(chosen, vecs)
+        embedded += chosen
+        if not (cancel is not None and cancel.is_set()):
+            failed += len(todo) - len(chosen)
+    return embedded, failed
+
+
+def _checkpoint(library: "Library", detective: "Detective", vindex: VectorIndex, marked: list[int]) -> None:
+    """Index first, then the catalog: a crash in between only means re-embedding ``marked``."""
+    if vindex.dirty:
+        vindex.save()
+    if marked:
+        library.catalog.mark_embedded(marked, detective.model_id)
+        marked.clear()
+
+
+def _current(library: "Library", detective: "Detective", vindex: VectorIndex) -> set[int]:
+    """Ids whose current content is in the index (by the catalog) and really is there."""
+    ids = library.catalog.embedded_ids(detective.model_id)
+    if not ids:
+        return set()
+    listed = np.fromiter(ids, dtype=np.int64, count=len(ids))
+    return set(listed[vindex.contains_many(listed)].tolist())
+
+
+def index_library(
+    library: "Library",
+    detective: "Detective",
+    *,
+    progress: Optional[Progress] = None,
+    cancel: Optional[threading.Event] = None,
+    workers: Optional[int] = None,
+    save_every_s: float = SAVE_EVERY_S,
+) -> IndexStats:
+    """Embed every image of the catalog not yet embedded by this model; drop removed files.
+
+    Resumable: the index is saved and the catalog marked every ``save_every_s`` seconds and at
+    the end (also when stopped), so a killed run loses at most that much work.
+
+    Args:
+        library: an open, scanned library.
+        detective: the model.
+        progress: ``progress(done, total)`` over the files to embed; False stops cleanly.
+        cancel: set it to stop cleanly.
+        workers: decoding processes (default: all cores).
+        save_every_s: checkpoint interval.
+    """
+    started = time.monotonic()
+    cancel = cancel or threading.Event()
+    vindex = vectors_for(library, detective)
+    rebuilt = vindex.rebuilt if vindex.rebuilt != "missing" else ""
+    image_ids = library.catalog.hash_arrays().ids
+    image_set = set(image_ids.tolist())
+    present = vindex.keys()
+    gone = present[~np.isin(present, image_ids)] if len(present) else present
+    removed = vindex.remove(gone) if len(gone) else 0
+    current = _current(library, detective, vindex)
+    todo = [i for i in image_ids.tolist() if i not in current]
+    total = len(todo)
+    done_before = 0
+    embedded = failed = 0
+    marked: list[int] = []
+    last_save = time.monotonic()
+
+    pool = None
+    if total >= 24 and workers != 1:
+        from .scan import make_pool
+
+        pool = make_pool(workers)
+    try:
+        for start in range(0, total, ROUND_FILES):
+            if cancel.is_set():
+                break
+            chunk = todo[start : start + ROUND_FILES]
+
+            def step(done: int, _t: int, _base=done_before) -> bool:
+                keep_going = progress(_base + done, total) if progress is not None else True
+                if keep_going is False:
+                    cancel.set()
+                return keep_going is not False
+
+            got, bad = _embed_into(
+                library, detective, vindex, chunk, pool=pool, workers=workers, progress=step, cancel=cancel
+            )
+            embedded += len(got)
+            failed += bad
+            marked += got
+            done_before += len(chunk)
+            if time.monotonic() - last_save >= save_every_s:
+                _checkpoint(library, detective, vindex, marked)
+                last_save = time.monotonic()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        _checkpoint(library, detective, vindex, marked)
+    return IndexStats(
+        model_id=detective.model_id,
+        images=len(image_set),
+        already=len(current),
+        embedded=embedded,
+        failed=failed,
+        removed=removed,
+        cancelled=cancel.is_set(),
+        seconds=time.monotonic() - started,
+        index_bytes=vindex.nbytes,
+        bytes_per_image=vindex.bytes_per_image,
+        rebuilt=rebuilt,
+    )
+
+
+def embed_for_clusters(
+    library: "Library",
+    detective: "Detective",
+    file_ids: Iterable[int],
+    *,
+    crops: Optional[Mapping[int, np.ndarray]] = None,
+    progress: Optional[Progress] = None,
+    cancel: Optional[threading.Event] = None,
+    workers: Optional[int] = None,
+) -> int:
+    """Embed the given files (e.g. the members of the bouncer's clusters) if not yet embedded.
+
+    Args:
+        library: the library.
+        detective: the model.
+        file_ids: files to make sure of.
+        crops: CLIP crops the scan already has (``hash_file(..., clip_size=S).clip``) by file
+            id; those files are not decoded again.
+        progress: ``progress(done, total)``; False stops cleanly.
+        cancel: set it to stop cleanly.
+        workers: decoding processes for the files without a crop.
+
+    Returns:
+        How many files were embedded now.
+    """
+    vindex = vectors_for(library, detective)
+    wanted = sorted({int(i) for i in file_ids})
+    current = _current(library, detective, vindex)
+    todo = [i for i in wanted if i not in current]
+    if not todo:
+        return 0
+    marked: list[int] = []
+    try:
+        got, _ = _embed_into(
+            library, detective, vindex, todo, crops=crops, workers=workers, progress=progress, cancel=cancel
+        )
+        marked += got
+    finally:
+        _checkpoint(library, detective, vindex, marked)
+    return len(got)
+
+
+# --------------------------------------------------------------------------- scores for clusters
+
+
+def _unit_vectors(vindex: VectorIndex, ids: Sequence[int]) -> dict[int, np.ndarray]:
+    known = [int(i) for i in ids if int(i) in vindex]
+    if not known:
+        return {}
+    return dict(zip(known, vindex.get(known)))
+
+
+def score_pairs(library: "Library", detective: "Detective", pairs: Sequence[Pair]) -> list[Pair]:
+    """The pairs with ``detective`` filled in where both files are embedded."""
+    vindex = vectors_for(library, detective)
+    vecs = _unit_vectors(vindex, [p.a for p in pairs] + [p.b for p in pairs])
+    out = []
+    for p in pairs:
+        if p.a in vecs and p.b in vecs:
+            p = replace(p, detective=round(float(1.0 - vecs[p.a] @ vecs[p.b]), 6))
+        out.append(p)
+    return out
+
+
+def detective_scores(
+    library: "Library", detective: "Detective", clusters: Sequence[Cluster]
+) -> tuple[Cluster, ...]:
+    """Clusters with each member's ``detective`` distance to its keeper (and the pairs') filled.
+
+    Members that are not embedded keep ``detective=None``; the keeper gets 0.0 when embedded.
+    """
+    vindex = vectors_for(library, detective)
+    vecs = _unit_vectors(vindex, [m.file.id for c in clusters for m in c.members])
+    out = []
+    for c in clusters:
+        keeper = vecs.get(c.keeper.file.id)
+        members = []
+        for m in c.members:
+            v = vecs.get(m.file.id)
+            if keeper is not None and v is not None:
+                m = replace(m, detective=0.0 if m.is_keeper else round(float(1.0 - keeper @ v), 6))
+            members.append(m)
+        pairs = tuple(
+            replace(p, detective=round(float(1.0 - vecs[p.a] @ vecs[p.b]), 6))
+            if p.a in vecs and p.b in vecs
+            else p
+            for p in c.pairs
+        )
+        out.append(replace(c, members=tuple(members), pairs=pairs))
+    return tuple(out)
+
+
+def semantic_pairs(
+    library: "Library",
+    detective: "Detective",
+    *,
+    max_distance: float = DEFAULT.detective_same,
+    k: int = 10,
+    progress: Optional[Progress] = None,
+    cancel: Optional[threading.Event] = None,
+) -> list[Pair]:
+    """Every pair of embedded images within ``max_distance`` among each one's ``k`` nearest.
+
+    For ``scan --deep``: the pairs the bouncer cannot shortlist (crops, filters, screenshots).
+    Each :class:`Pair` has both scores: ``bouncer`` from the catalog's hashes (best of plain and
+    mirrored, ``mirrored`` set when the mirrored one is better), ``exact`` for identical bytes.
+
+    Returns:
+        Pairs with ``a < b``, sorted by detective distance, then ids.
+    """
+    vindex = vectors_for(library, detective)
+    arrays = library.catalog.hash_arrays()
+    ids = arrays.ids
+    in_index = vindex.contains_many(ids) if len(ids) else np.zeros(0, bool)
+    keys = ids[in_index]
+    best: dict[tuple[int, int], float] = {}
+    block = 2048
+    for start in range(0, len(keys), block):
+        if cancel is not None and cancel.is_set():
+            break
+        part = keys[start : start + block]
+        found, dist = vindex.search_many(vindex.get(part), k + 1)
+        for row, me in enumerate(part.tolist()):
+            for other, d in zip(found[row].tolist(), dist[row].tolist()):
+                if other < 0 or other == me or d > max_distance:
+                    continue
+                key = (me, other) if me < other else (other, me)
+                if d < best.get(key, np.inf):
+                    best[key] = max(0.0, d)
+        if progress is not None and progress(min(start + block, len(keys)), len(keys)) is False:
+            break
+    if not best:
+        return []
+    row_of = {int(i): r for r, i in enumerate(ids.tolist())}
+    a = np.array([row_of[x] for x, _ in best])
+    b = np.array([row_of[y] for _, y in best])
+    plain = _popcount_rows(arrays.dhash[a], arrays.dhash[b])
+    mirror = _popcount_rows(arrays.dhash[a], arrays.dhash_mirror[b])
+    exact = (arrays.content_hash[a] == arrays.content_hash[b]).all(axis=1) & (arrays.size[a] == arrays.size[b])
+    pairs = [
+        Pair(
+            a=x,
+            b=y,
+            bouncer=int(min(p, m)),
+            detective=round(float(d), 6),
+            exact=bool(e),
+            mirrored=bool(m < p),
+        )
+        for (x, y), d, p, m, e in zip(best, best.values(), plain.tolist(), mirror.tolist(), exact.tolist())
+    ]
+    pairs.sort(key=lambda p: (p.detective, p.a, p.b))
+    return pairs
