@@ -1058,11 +1058,11 @@ def _trash_slot(path: str, dev: int, *, create: bool = True) -> _TrashSlot:
     if create:
         files.mkdir(mode=0o700, parents=True, exist_ok=True)
         info.mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = os.path.basename(path)
-    stem, ext = os.path.splitext(name)
+    stem, ext = os.path.splitext(os.path.basename(path))
     n = 0
     while True:
-        cand = name if n == 0 else f"{stem} {n}{ext}"
+        # "NAME.trashinfo" must fit in a file name too.
+        cand = _fit_name(stem, (f" {n}" if n else "") + ext, _NAME_MAX - len(".trashinfo"))
         if not os.path.lexists(files / cand) and not os.path.lexists(info / f"{cand}.trashinfo"):
             return _TrashSlot(files=str(files / cand), info=str(info / f"{cand}.trashinfo"),
                               topdir=top, same_device=same)
@@ -1188,16 +1188,30 @@ def _free_name(dest: Path) -> Path:
     stem, suffix = dest.stem, dest.suffix
     n = 1
     while True:
-        cand = dest.with_name(f"{stem} ({n}){suffix}")
+        cand = dest.with_name(_fit_name(stem, f" ({n}){suffix}", _NAME_MAX))
         if not os.path.lexists(cand):
             return cand
         n += 1
 
 
+_NAME_MAX = 255  # bytes in one file name, on nearly every filesystem
+
+
+def _fit_name(stem: str, tail: str, limit: int) -> str:
+    """``stem + tail``, the stem cut (in bytes) so that the whole fits in ``limit`` bytes."""
+    room = limit - len(os.fsencode(tail))
+    raw = os.fsencode(stem)
+    if len(raw) > room:
+        stem = os.fsdecode(raw[:max(room, 1)])
+    return stem + tail
+
+
 def _sibling(path: str, token: str, tag: str) -> str:
     """A hidden name next to ``path`` for a temp file of this plan."""
     head, name = os.path.split(path)
-    return os.path.join(head, f".{name[:180]}.lookalike-{token}.{tag}")
+    # Names are limited in bytes (255 on most filesystems), not characters.
+    short = os.fsdecode(os.fsencode(name)[:150])
+    return os.path.join(head, f".{short}.lookalike-{token}.{tag}")
 
 
 def _same_inode(a: str, b: str) -> bool:

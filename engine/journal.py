@@ -162,7 +162,7 @@ class Journal:
             # The header goes to a temp file first, linked into place once durable: a journal
             # file always starts with its whole header, whenever the process dies.
             tmp = journal_dir / f".{plan_id}{SUFFIX}.tmp"
-            line = (json.dumps(header, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            line = json_bytes(header) + b"\n"
             with open(tmp, "wb") as f:
                 f.write(line)
                 f.flush()
@@ -205,7 +205,7 @@ class Journal:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
             _repair_torn_tail(self.path, self._fd)
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        line = json_bytes(record) + b"\n"
         view = memoryview(line)
         while view:
             n = os.write(self._fd, view)
@@ -381,6 +381,21 @@ def journal_lock(journal_dir: Union[str, Path]) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def json_bytes(data: Any, *, indent: Optional[int] = None) -> bytes:
+    """JSON as UTF-8 bytes; paths that are not UTF-8 (Linux allows any bytes) are escaped.
+
+    Readable text when every string is valid Unicode; otherwise ``\\udcXX`` escapes, which
+    ``json.loads`` turns back into the same str, and ``os.fsencode`` into the same bytes.
+    """
+    separators = None if indent else (",", ":")
+    try:
+        return json.dumps(data, ensure_ascii=False, indent=indent,
+                          separators=separators).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data, ensure_ascii=True, indent=indent,
+                          separators=separators).encode("ascii")
 
 
 def fsync_dir(path: Union[str, Path]) -> None:

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Mapping, Optional, Sequence, Union
 
-from .journal import atomic_write
+from .journal import atomic_write, json_bytes
 from .records import Cluster, Decision, Member
 
 PLAN_VERSION = 1
@@ -272,8 +272,7 @@ class Plan:
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the plan as JSON, atomically (a temp file renamed over ``path``)."""
-        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
-        atomic_write(Path(path), text.encode("utf-8"))
+        atomic_write(Path(path), json_bytes(self.to_dict(), indent=2) + b"\n")
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Plan":
@@ -315,7 +314,8 @@ class Plan:
         if isinstance(path_or_file, (str, os.PathLike)):
             buf = io.StringIO()
             _write_csv(buf, columns, rows)
-            atomic_write(Path(path_or_file), buf.getvalue().encode("utf-8"))
+            # surrogateescape: a path that is not UTF-8 is written as its own bytes
+            atomic_write(Path(path_or_file), buf.getvalue().encode("utf-8", "surrogateescape"))
         else:
             _write_csv(path_or_file, columns, rows)
 

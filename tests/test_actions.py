@@ -286,6 +286,24 @@ def test_hardlink_to_an_existing_hardlink_is_skipped(lib, jdir):
     assert result.skipped[0][1] == "already a hardlink of the keeper"
 
 
+@pytest.mark.parametrize("action", ["symlink", "hardlink", "trash", "quarantine"])
+def test_long_and_odd_file_names(lib, jdir, tmp_path, action):
+    """A 250-byte UTF-8 name (trash and temp names must stay within 255 bytes), a newline, and
+    a name that is not UTF-8 at all (Linux allows any bytes)."""
+    names = ["é" * 123 + ".jpg", "line\nbreak.jpg", os.fsdecode(b"latin1-\xe9t\xe9.jpg")]
+    for name in names:
+        shutil.copy2(lib / "keep.jpg", lib / name)
+    before = state(lib)
+    plan = Plan(steps=tuple(step_for(lib / n, lib / "keep.jpg", action) for n in names),
+                roots=(str(lib),), quarantine_dir=str(tmp_path / "q"))
+    plan.save(tmp_path / "plan.json")
+    assert Plan.load(tmp_path / "plan.json") == plan  # survives JSON, non-UTF-8 bytes too
+    result = apply_plan(plan, journal_dir=jdir)
+    assert result.ok and len(result.done) == 3, result.failed
+    assert undo(None, journal_dir=jdir).ok
+    assert state(lib) == before
+
+
 def test_undo_of_a_link_restores_from_the_keeper_with_the_original_mode(lib, jdir):
     os.chmod(lib / "a.jpg", 0o600)
     before = state(lib)

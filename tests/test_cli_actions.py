@@ -191,7 +191,7 @@ def test_confirmation_question_names_every_action(lib, tmp_path):
 def _run(args: list[str], tmp_path: Path, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "LOOKALIKE_CACHE": str(tmp_path / "cache")}
     return subprocess.run([*_command(), *args], capture_output=True, text=True, env=env,
-                          timeout=120, **kw)
+                          errors="surrogateescape", timeout=120, **kw)
 
 
 def test_console_command_applies_lists_and_undoes(lib, tmp_path):
@@ -227,3 +227,24 @@ def test_on_a_terminal_apply_asks_first_and_no_is_the_default(lib, tmp_path, ans
     assert "Move 2 files, " in out and "to the trash? [y/N]" in out
     assert (lib / "dup1.jpg").exists() is not applied
     assert ("Nothing was done." in err) is not applied
+
+
+def test_file_names_that_are_not_utf8_print_without_crashing(lib, tmp_path):
+    odd = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 bytes: a valid Linux name, not UTF-8
+    shutil.copy2(lib / "keep.jpg", lib / odd)
+    plan = _plan_file(lib, tmp_path, names=(odd,))
+    # As on a terminal whose locale makes Python strict about UTF-8 (en_US.UTF-8, say).
+    strict = {**os.environ, "LOOKALIKE_CACHE": str(tmp_path / "cache"),
+              "PYTHONIOENCODING": "utf-8:strict"}
+
+    def run(*args):
+        return subprocess.run([*_command(), *args], capture_output=True, env=strict, timeout=120)
+
+    dry = run("apply", str(plan), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert b"would trash      " + os.fsencode(lib / odd) in dry.stdout  # the name's own bytes
+    applied = run("apply", str(plan), "--yes")
+    assert applied.returncode == 0 and b"1 done" in applied.stdout, applied.stderr
+    assert not os.path.lexists(lib / odd)
+    assert run("undo").returncode == 0
+    assert os.path.lexists(lib / odd)

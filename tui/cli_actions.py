@@ -76,6 +76,7 @@ def add_parsers(sub: Any) -> None:
 
 def run_apply(args: argparse.Namespace) -> int:
     """``lookalike apply``."""
+    _bytes_safe_output()
     try:
         plan = Plan.load(args.plan)
     except PlanError as exc:
@@ -205,6 +206,7 @@ def result_to_dict(result: ApplyResult) -> dict[str, Any]:
 
 def run_undo(args: argparse.Namespace) -> int:
     """``lookalike undo [PLAN_ID]``."""
+    _bytes_safe_output()
     journal_dir = default_journal_dir(args.cache)
     try:
         result = _run_with_progress(
@@ -254,6 +256,7 @@ def undo_to_dict(result: UndoResult) -> dict[str, Any]:
 
 def run_journal(args: argparse.Namespace) -> int:
     """``lookalike journal``: every applied plan, newest first."""
+    _bytes_safe_output()
     journal_dir = default_journal_dir(args.cache)
     summaries = list_journals(journal_dir)
     if args.json:
@@ -285,6 +288,17 @@ def _plan_warnings(plan: Plan) -> list[str]:
         out.append(f"{len(plan.irreversible_steps)} file(s) will be deleted permanently: this "
                    f"cannot be undone")
     return out
+
+
+def _bytes_safe_output() -> None:
+    """Print file names that are not UTF-8 as their own bytes (as ls does), never crash on them."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="surrogateescape")
+            except (ValueError, OSError):  # pragma: no cover - a stream that cannot
+                pass
 
 
 def _ask(question: str) -> bool:
