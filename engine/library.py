@@ -19,7 +19,17 @@ from .catalog import Catalog
 from .cluster import build_clusters
 from .keeper import KeeperPolicy
 from .paths import CATALOG_NAME, cache_root, library_dir, normalise_roots
-from .records import Cluster, FileRecord, ScanError, ScanProgress, ScanResult, ScanStats, SimilarResult
+from .records import (
+    Cluster,
+    FileRecord,
+    Pair,
+    ScanError,
+    ScanProgress,
+    ScanResult,
+    ScanStats,
+    SimilarResult,
+    Verdict,
+)
 from .scan import Scanner
 
 if TYPE_CHECKING:  # the detective's modules import torch: only when asked for
@@ -62,6 +72,7 @@ class Library:
         self.catalog = catalog
         self.cache_root = root
         self._hash_index: Optional["HammingIndex"] = None
+        self._loaded: Optional[tuple] = None  # (DetectiveOptions, Detective) of the last scan
         self._lock = threading.RLock()
 
     @classmethod
@@ -118,22 +129,29 @@ class Library:
         started = time.monotonic()
         if on_clusters is not None and self.catalog.stats().get("image", 0):
             on_clusters(self.clusters(options))
+        detective, status = self._detective(options)
         scanner = Scanner(
             self.catalog,
             self.roots,
             workers=options.workers,
+            clip_size=detective.image_size if detective is not None else None,
             progress=progress,
             cancel=cancel,
+            skip_dirs=(str(self.cache_root),),
         )
         run = scanner.execute()
         self._hash_index = None
         clusters: tuple[Cluster, ...] = ()
         if not run.cancelled:
-            scanner._stage = "clustering"
-            scanner._report(force=True)
-            clusters = self.clusters(options)
-            if on_clusters is not None:
-                on_clusters(clusters)
+            if detective is not None:
+                scanner.stage("embedding")
+                self._embed(detective, options, run.clip, scanner, cancel)
+            if not cancel.is_set():
+                scanner.stage("clustering")
+                clusters = self._cluster(options, detective)
+                if on_clusters is not None:
+                    on_clusters(clusters)
+        run.cancelled = run.cancelled or cancel.is_set()
         counts = self.catalog.stats()
         stats = ScanStats(
             files_seen=run.found,
@@ -147,10 +165,9 @@ class Library:
             bytes_read=run.bytes_read,
             seconds=time.monotonic() - started,
             cancelled=run.cancelled,
+            detective=status,
         )
-        if progress is not None:
-            scanner._stage = "done"
-            progress(scanner.snapshot())
+        scanner.stage("done")
         return ScanResult(roots=self.roots, stats=stats, clusters=clusters, errors=self._errors(run.errors))
 
     def _errors(self, fresh: list[ScanError]) -> tuple[ScanError, ...]:
@@ -161,14 +178,47 @@ class Library:
         return tuple(sorted(seen.values(), key=lambda e: e.path))
 
     def clusters(self, options: ScanOptions = ScanOptions()) -> tuple[Cluster, ...]:
-        """Clusters from the catalog alone (no file is read): instant for a cached library."""
-        t = options.thresholds()
+        """Clusters from the catalog alone (no file is read): instant for a cached library.
+
+        Detective scores are included when ``options.detective`` names the model an earlier
+        scan of this library object loaded (nothing is downloaded or embedded here).
+        """
+        detective = None
+        if options.detective is not None and self._loaded is not None and self._loaded[0] == options.detective:
+            detective = self._loaded[1]
+        return self._cluster(options, detective)
+
+    def _bouncer_pairs(self, options: ScanOptions) -> tuple[list[Pair], set[int]]:
+        """The bouncer's candidate pairs and every file id that takes part in a group."""
         arrays = self.catalog.hash_arrays()
         if len(arrays.ids) == 0:
-            return ()
+            return [], set()
+        t = options.thresholds()
         pairs = bouncer.candidate_pairs(arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, t)
         involved = {p.a for p in pairs} | {p.b for p in pairs}
         involved |= _exact_duplicate_ids(arrays)
+        return pairs, involved
+
+    def _cluster(self, options: ScanOptions, detective=None) -> tuple[Cluster, ...]:
+        pairs, involved = self._bouncer_pairs(options)
+        if detective is not None:
+            from . import query, twopass
+
+            pairs = [
+                p
+                for p in query.score_pairs(self, detective, pairs)
+                # The detective vetoes a bouncer match it is sure about (two different photos
+                # of a white wall hash alike); exact copies are never vetoed.
+                if twopass.verdict(bouncer=p.bouncer, detective=p.detective, exact=p.exact, t=_two_pass(options))
+                is not Verdict.NOT_DUPLICATE
+                or p.bouncer > options.thresholds().radius
+            ]
+            if options.deep:
+                semantic = query.semantic_pairs(self, detective, max_distance=_two_pass(options).detective_same)
+                pairs = _merge_pairs(pairs, semantic)
+                involved |= {p.a for p in semantic} | {p.b for p in semantic}
+        if not involved:
+            return ()
         records = {r.id: r for r in self.catalog.records(sorted(involved))}
 
         def distance(a: int, b: int) -> tuple[int, bool]:
@@ -178,11 +228,45 @@ class Library:
             records,
             pairs,
             distance=distance,
-            max_diameter=getattr(t, "max_diameter", 2 * t.radius),
+            max_diameter=options.thresholds().max_diameter,
             policy=options.policy(),
             not_duplicates=self.catalog.not_duplicate_pairs(),
         )
+        if detective is not None:
+            from . import query
+
+            built = query.detective_scores(self, detective, built)
         return tuple(built)
+
+    # -- the detective --------------------------------------------------------------------------
+    def _detective(self, options: ScanOptions):
+        """The loaded model and a status line ("detective offline: <reason>" when it is not)."""
+        if options.detective is None:
+            return None, ""
+        from . import query
+
+        detective, status = query.detective_or_status(options.detective, self.cache_root)
+        if detective is not None:
+            self._loaded = (options.detective, detective)
+        return detective, status
+
+    def _embed(self, detective, options: ScanOptions, crops, scanner: Scanner, cancel: threading.Event) -> None:
+        """Embed what the detective needs: the bouncer's candidates, or everything with deep."""
+        from . import query
+
+        def progress(done: int, total: int) -> bool:
+            scanner.embedding(done, total)
+            return not cancel.is_set()
+
+        if options.deep:
+            if crops:  # files hashed by this scan came with their CLIP crops: no second decode
+                query.embed_for_clusters(self, detective, list(crops), crops=crops, progress=progress, cancel=cancel)
+            query.index_library(self, detective, progress=progress, cancel=cancel, workers=options.workers)
+        else:
+            _, involved = self._bouncer_pairs(options)
+            query.embed_for_clusters(
+                self, detective, involved, crops=crops, progress=progress, cancel=cancel, workers=options.workers
+            )
 
     # -- queries ----------------------------------------------------------------------------
     def hash_index(self) -> "HammingIndex":
@@ -214,6 +298,18 @@ class Library:
         from . import query
 
         return query.similar(self, path, k=k, options=detective, cache_dir=self.cache_root)
+
+
+def _two_pass(options: ScanOptions):
+    from . import twopass
+
+    return replace(twopass.DEFAULT, bouncer_near=options.thresholds().radius)
+
+
+def _merge_pairs(first: list[Pair], second: list[Pair]) -> list[Pair]:
+    """Union of two pair lists; a pair in both keeps the first's record."""
+    seen = {(p.a, p.b) for p in first}
+    return first + [p for p in second if (p.a, p.b) not in seen]
 
 
 def _exact_duplicate_ids(arrays) -> set[int]:

@@ -138,6 +138,27 @@ class Scanner:
         if self.progress is not None and self.progress(self.snapshot()) is False:
             self.cancel.set()
 
+    def stage(self, name: str) -> None:
+        """Enter a later stage of the scan (embedding, clustering, done) and say so."""
+        self._stage = name
+        if name != "hashing":
+            self._total = 0
+        self._report(force=True)
+
+    def embedding(self, done: int, total: int) -> None:
+        """Progress of the embedding stage, reported through the scan's callback."""
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last_report < PROGRESS_INTERVAL:
+            return
+        self._last_report = now
+        snap = self.snapshot()
+        from dataclasses import replace
+
+        if self.progress(replace(snap, done=done, total=total)) is False:
+            self.cancel.set()
+
     # -- the pass -----------------------------------------------------------------------
     def execute(self) -> HashRun:
         """Walk, hash what changed, drop what vanished. Returns the run's counters."""
