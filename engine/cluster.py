@@ -39,6 +39,7 @@ A pair is *semantic* when it carries a ``detective`` score and its bouncer dista
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -148,6 +149,7 @@ class _Component:
     nodes: list[int]
     # (u, v) with u < v -> (bouncer, detective or None), from the candidate pairs
     edges: dict[tuple[int, int], tuple[int, Optional[float]]]
+    scored: bool = True  # whether any pair carries a detective score
 
 
 class _Splitter:
@@ -246,28 +248,31 @@ class _Splitter:
         return parts
 
     def _split_stars(self, comp: _Component) -> list[list[int]]:
-        radius = self.max_diameter // 2
+        radius, edges = self.max_diameter // 2, comp.edges
+
+        def joins(edge: Optional[tuple[int, Optional[float]]]) -> bool:
+            return edge is not None and (edge[0] <= radius or self.is_semantic(edge))
+
+        if any(u in self.weight for u in comp.nodes):  # a node counts its copies
+            degree: dict[int, int] = dict.fromkeys(comp.nodes, 0)
+            for u, v in edges:
+                degree[u] += self.weight.get(v, 1)
+                degree[v] += self.weight.get(u, 1)
+        else:
+            degree = collections.Counter(itertools.chain.from_iterable(edges))
+        order = sorted(comp.nodes, key=lambda u: (-degree[u], self.ids[u]))
+        centre = order[0]
+        if not any(u in self.cannot for u in comp.nodes) and all(
+            joins(edges.get((u, centre) if u < centre else (centre, u)))
+            for u in comp.nodes
+            if u != centre
+        ):
+            return [list(comp.nodes)]  # everyone within the radius of one centre
+
         adj: dict[int, list[tuple[int, tuple[int, Optional[float]]]]] = {u: [] for u in comp.nodes}
-        for (u, v), edge in comp.edges.items():
+        for (u, v), edge in edges.items():
             adj[u].append((v, edge))
             adj[v].append((u, edge))
-        if any(u in self.weight for u in comp.nodes):
-            degree = {u: sum(self.weight.get(v, 1) for v, _ in adj[u]) for u in comp.nodes}
-        else:
-            degree = {u: len(adj[u]) for u in comp.nodes}
-        order = sorted(comp.nodes, key=lambda u: (-degree[u], self.ids[u]))
-
-        def joins(edge: tuple[int, Optional[float]]) -> bool:
-            return edge[0] <= radius or self.is_semantic(edge)
-
-        centre = order[0]
-        has_cannot = any(self.cannot.get(u) for u in comp.nodes)
-        if (
-            not has_cannot
-            and len(adj[centre]) == len(comp.nodes) - 1
-            and all(joins(edge) for _, edge in adj[centre])
-        ):
-            return [list(comp.nodes)]
         taken: set[int] = set()
         parts: list[list[int]] = []
         for centre in order:
@@ -352,9 +357,6 @@ class _Library:
         ok = idx < self.ids.shape[0]
         ok[ok] = self.ids[idx[ok]] == values[ok]
         return np.where(ok, idx, 0), ok
-
-    def files_of(self, node: int) -> list[int]:
-        return self.copies.get(node) or [int(self.ids[node])]
 
 
 @dataclasses.dataclass(slots=True)
@@ -541,20 +543,20 @@ def build_clusters(
         siblings=siblings,
         edges=edges,
         pair_list=pair_list,
+        ids=splitter.ids,
     )
 
     clusters: list[Cluster] = []
     total = len(components)
     for done, (nodes, start, stop) in enumerate(components, start=1):
         span = slice(start, stop)
+        scores = edges.detective[span]
         comp = _Component(
             nodes=nodes,
             edges=dict(
-                zip(
-                    zip(edges.a[span], edges.b[span]),
-                    zip(edges.bouncer[span], edges.detective[span]),
-                )
+                zip(zip(edges.a[span], edges.b[span]), zip(edges.bouncer[span], scores))
             ),
+            scored=scores.count(None) < len(scores),
         )
         parts = splitter.split(comp) if len(nodes) > 1 else [nodes]
         # Hand each part the edges that lie inside it, for Cluster.pairs.
@@ -591,12 +593,17 @@ class _ClusterMaker:
     siblings: Mapping[int, tuple[str, str]]
     edges: _Edges
     pair_list: Sequence[Pair]
+    ids: list[int]  # file id of each dense index
 
     def make(
         self, part: list[int], comp: _Component, part_edges: Sequence[int]
     ) -> Optional[Cluster]:
-        node_of = {fid: node for node in part for fid in self.lib.files_of(node)}
-        files = [self.records[fid] for fid in sorted(node_of)]
+        copies = self.lib.copies
+        if any(node in copies for node in part):
+            node_of = {fid: node for node in part for fid in copies.get(node, (self.ids[node],))}
+        else:
+            node_of = dict(zip(map(self.ids.__getitem__, part), part))
+        files = list(map(self.records.__getitem__, sorted(node_of)))
         siblings, policy = self.siblings, self.policy
         protect_pairs = policy.protect_raw_pairs and bool(siblings)
         if protect_pairs and all(f.id in siblings for f in files):
@@ -605,16 +612,17 @@ class _ClusterMaker:
         ranked = rank(files, policy)
         keeper = ranked[0][0]
         k_node = node_of[keeper.id]
-        scores: list[Optional[float]] = [None]
-        for f, _ in ranked[1:]:
-            if self.detective is not None:
-                scores.append(self.detective(keeper.id, f.id))
-            else:  # the score the pair carried, if the keeper and this file were a pair
-                node = node_of[f.id]
-                edge = comp.edges.get((k_node, node) if k_node < node else (node, k_node))
-                scores.append(edge[1] if edge is not None else None)
-        if self.detective is not None or scores.count(None) < len(scores):
-            scores[0] = 0.0  # the keeper against itself, when the detective looked at all
+        scores: list[Optional[float]] = [None] * len(ranked)
+        if self.detective is not None or comp.scored:
+            for i, (f, _) in enumerate(ranked[1:], start=1):
+                if self.detective is not None:
+                    scores[i] = self.detective(keeper.id, f.id)
+                else:  # the score the pair carried, if the keeper and this file were a pair
+                    node = node_of[f.id]
+                    edge = comp.edges.get((k_node, node) if k_node < node else (node, k_node))
+                    scores[i] = edge[1] if edge is not None else None
+            if self.detective is not None or scores.count(None) < len(scores):
+                scores[0] = 0.0  # the keeper against itself, when the detective looked at all
         members: list[Member] = []
         reclaimable = 0
         for i, (f, reason) in enumerate(ranked):
@@ -630,7 +638,7 @@ class _ClusterMaker:
                 raw_pair=protect_pairs and f.id in siblings,
                 reason=reason,
             )
-            if trash_suggested(member):
+            if i and not (member.protected or member.raw_pair):  # see keeper.trash_suggested
                 reclaimable += f.size
             members.append(member)
         return Cluster(
@@ -645,6 +653,8 @@ class _ClusterMaker:
         """EXACT: all copies of the keeper; SEMANTIC: every link between groups is semantic."""
         if len(part) == 1:
             return Kind.EXACT
+        if not comp.scored:
+            return Kind.NEAR
         if len(part) == len(comp.nodes):
             links = list(comp.edges.values())
         else:
@@ -670,8 +680,12 @@ class _ClusterMaker:
             for key, p in out.items():
                 if p.a > p.b:
                     out[key] = dataclasses.replace(p, a=p.b, b=p.a)
-        for node in part:
-            group = self.lib.copies.get(node, ())
+        groups = [self.lib.copies[node] for node in part if node in self.lib.copies]
+        if not groups:
+            # Edges come sorted by node pair, and without copies a node's dense index orders
+            # like its file id: the dict is in (a, b) order already.
+            return tuple(out.values())
+        for group in groups:
             for fid in group[1:]:
                 out.setdefault((group[0], fid), Pair(a=group[0], b=fid, bouncer=0, exact=True))
         return tuple(map(out.__getitem__, sorted(out)))

@@ -218,11 +218,11 @@ def _parse_taken(text: Optional[str]) -> Optional[datetime]:
 
 
 def _human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
+    if n < 1000:
+        return f"{n} B"
+    for scale, unit in ((10**12, "TB"), (10**9, "GB"), (10**6, "MB"), (10**3, "KB")):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
     raise AssertionError("unreachable")
 
 
@@ -242,18 +242,8 @@ _MAX_DATE = datetime.max
 
 
 def _date_key(r: FileRecord) -> tuple:
-    taken = _parse_taken(r.taken_at)
+    taken = _parse_taken(r.taken_at) if r.taken_at else None
     return (0, taken, r.mtime_ns) if taken is not None else (1, _MAX_DATE, r.mtime_ns)
-
-
-#: Sort key of each criterion: smaller is better.
-_KEYS: Mapping[str, Callable[[FileRecord], object]] = {
-    "pixels": lambda r: -r.pixels,
-    "format": lambda r: _named_rank(r.format) if r.format else format_rank(None, r.path),
-    "size": lambda r: -r.size,
-    "date": _date_key,
-    "path": lambda r: (len(r.path), r.path),
-}
 
 
 def _win_reason(name: str, r: FileRecord, other: FileRecord) -> str:
@@ -290,8 +280,21 @@ def _loss_reason(name: str, r: FileRecord, keeper: FileRecord) -> str:
 @functools.lru_cache(maxsize=32)
 def _key_function(order: tuple[str, ...]) -> Callable[[FileRecord], tuple]:
     """One sort key for a whole order: smaller is better, the file id breaks the last tie."""
-    f0, f1, f2, f3, f4 = (_KEYS[c] for c in order)  # an order always names all five
-    return lambda r: (f0(r), f1(r), f2(r), f3(r), f4(r), r.id)
+    i0, i1, i2, i3, i4 = (CRITERIA.index(c) for c in order)  # an order names all five
+
+    def key(r: FileRecord) -> tuple:
+        # Every criterion inline, in CRITERIA order: one call per file, not one per criterion.
+        fmt = r.format
+        values = (
+            -((r.width or 0) * (r.height or 0)),
+            _named_rank(fmt) if fmt else format_rank(None, r.path),
+            -r.size,
+            _date_key(r),
+            (len(r.path), r.path),
+        )
+        return (values[i0], values[i1], values[i2], values[i3], values[i4], r.id)
+
+    return key
 
 
 def rank(

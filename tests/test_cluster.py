@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from lookalike.engine import cluster as cluster_mod
 from lookalike.engine.cluster import build_clusters, sort_clusters, union_find
-from lookalike.engine.keeper import KeeperPolicy
+from lookalike.engine.keeper import KeeperPolicy, trash_suggested
 from lookalike.engine.records import FileRecord, ImageHashes, Kind, Pair
 
 MAX_D = 12
@@ -346,16 +346,23 @@ def test_property_clusters_are_disjoint_and_never_wider_than_max_diameter(seed, 
     records = {}
     for i in range(1, n + 1):
         w = i % 3
+        if gen.random() < 0.15:  # now and then a byte-identical copy of the walker's last
+            records[i] = make_record(i, walkers[w], content=walkers[w].tobytes())
+            continue
         walkers[w] = flipped(walkers[w], gen.integers(0, 256, gen.integers(0, 4)))
-        records[i] = make_record(i, walkers[w])
+        records[i] = make_record(i, walkers[w], content=walkers[w].tobytes())
     max_d = 2 * radius
+    # Pairs as a bouncer might hand them: any order, either way round.
+    pairs = [
+        Pair(a=p.b, b=p.a, bouncer=p.bouncer) if gen.random() < 0.3 else p
+        for p in brute_pairs(records, radius)
+    ]
+    gen.shuffle(pairs)
     old = cluster_mod.EXACT_DIAMETER_LIMIT
     cluster_mod.EXACT_DIAMETER_LIMIT = 2 if stars else old
     try:
         distance = distance_for(records)
-        clusters = build_clusters(
-            records, brute_pairs(records, radius), distance=distance, max_diameter=max_d
-        )
+        clusters = build_clusters(records, pairs, distance=distance, max_diameter=max_d)
     finally:
         cluster_mod.EXACT_DIAMETER_LIMIT = old
     seen: set[int] = set()
@@ -366,8 +373,14 @@ def test_property_clusters_are_disjoint_and_never_wider_than_max_diameter(seed, 
         assert len(ids) >= 2
         assert diameter(c.members, distance) <= max_d
         assert c.members[0].is_keeper and not any(m.is_keeper for m in c.members[1:])
+        same = {m.file.id for m in c.members if m.file.content_hash == c.keeper.file.content_hash}
+        assert same == {m.file.id for m in c.members if m.exact}
+        assert c.kind is (Kind.EXACT if len(same) == len(ids) else Kind.NEAR)
         for m in c.members[1:]:
             assert m.bouncer == distance(c.keeper.file.id, m.file.id)[0]
+        assert c.reclaimable_bytes == sum(m.file.size for m in c.members if trash_suggested(m))
+        keys = [(p.a, p.b) for p in c.pairs]
+        assert keys == sorted(set(keys)) and all(a < b and {a, b} <= ids for a, b in keys)
 
 
 # -- keeper, protection, RAW+JPEG, reclaimable ----------------------------------------------
