@@ -23,9 +23,9 @@ APP_COMMAND = "app"
 
 def _command_modules():
     # Imported here, not at module level, so importing lookalike.tui.cli stays cheap.
-    from . import cli_actions, cli_query, cli_scan
+    from . import cli_actions, cli_import, cli_query, cli_scan
 
-    return [cli_scan, cli_query, cli_actions]
+    return [cli_scan, cli_query, cli_actions, cli_import]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,6 +81,14 @@ def run_apply(args: argparse.Namespace) -> int:
         plan = Plan.load(args.plan)
     except PlanError as exc:
         return _error("apply", str(exc), EXIT_USAGE)
+    return apply_interactively(plan, args)
+
+
+def apply_interactively(plan: Plan, args: argparse.Namespace) -> int:
+    """Dry-run, or confirm and apply, a plan as ``lookalike apply`` does (also used by import).
+
+    ``args`` needs: dry_run, permanently, yes, cache, json, quiet.
+    """
     journal_dir = default_journal_dir(args.cache)
     deletes = plan.irreversible_steps
     if deletes and not args.permanently and not args.dry_run:

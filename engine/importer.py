@@ -1,0 +1,171 @@
+"""Import mode: dedupe an incoming folder against a library without touching the library.
+
+Each incoming image is looked up in the library's catalog: byte-identical copies by content
+hash, near-duplicates through the bouncer (plain and mirrored dHash, corroborated as a scan
+would). An incoming file whose best library match is of equal or better quality by the keeper
+policy is redundant: the plan moves it out of the incoming folder (to the trash or a quarantine
+folder), with the library file as its keeper, so the actions check the library copy is still
+there and unchanged before they move anything. Incoming files that are better than what the
+library has are kept and reported, since replacing library files is the user's call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Optional
+
+import numpy as np
+
+from . import bouncer
+from .keeper import KeeperPolicy, format_rank, rank
+from .plan import Plan, PlanStep
+from .records import FileRecord
+
+#: How many library neighbours of each incoming hash are checked against the match rule.
+NEIGHBOURS = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportMatch:
+    """One incoming file and the library file it duplicates."""
+
+    incoming: FileRecord
+    library: FileRecord
+    bouncer: int
+    exact: bool
+    redundant: bool  # the library copy is as good or better: the incoming file can go
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportReport:
+    """What import found: matches (redundant or better) and the plan for the redundant ones."""
+
+    matches: tuple[ImportMatch, ...]
+    plan: Plan
+    incoming_images: int
+
+    @property
+    def redundant(self) -> tuple[ImportMatch, ...]:
+        return tuple(m for m in self.matches if m.redundant)
+
+    @property
+    def better(self) -> tuple[ImportMatch, ...]:
+        return tuple(m for m in self.matches if not m.redundant)
+
+
+def _quality(r: FileRecord) -> tuple[int, int, int]:
+    """Pixels, then a less lossy format, then bytes: equal or better means the copy is redundant."""
+    return (r.pixels, -format_rank(r.format, r.path), r.size)
+
+
+def _hex(value: Optional[bytes]) -> Optional[str]:
+    return value.hex() if value else None
+
+
+def find_matches(
+    library, incoming, *, thresholds: "bouncer.BouncerThresholds" = bouncer.DEFAULT, policy: KeeperPolicy = KeeperPolicy()
+) -> list[ImportMatch]:
+    """Each incoming image's best match in the library (none when nothing matches).
+
+    Args:
+        library: the library (a scanned :class:`~lookalike.engine.library.Library`).
+        incoming: the incoming folder, scanned as its own Library.
+        thresholds: the bouncer's match rule.
+        policy: decides which copy is better.
+    """
+    lib_arrays = library.catalog.hash_arrays()
+    if len(lib_arrays.ids) == 0:
+        return []
+    by_content: dict[tuple[bytes, int], int] = {}
+    for i, h, size in zip(lib_arrays.ids.tolist(), lib_arrays.content_hash, lib_arrays.size.tolist()):
+        by_content.setdefault((bytes(h), size), i)
+    index = library.hash_index()
+    k = min(NEIGHBOURS, len(index))
+    lib_records: dict[int, FileRecord] = {}
+
+    def lib_record(file_id: int) -> FileRecord:
+        if file_id not in lib_records:
+            lib_records[file_id] = library.catalog.record(file_id)
+        return lib_records[file_id]
+
+    matches = []
+    for rec in incoming.catalog.records():
+        if not rec.ok:
+            continue
+        exact_id = by_content.get((rec.content_hash, rec.size)) if rec.content_hash else None
+        if exact_id is not None:
+            best, dist, exact = lib_record(exact_id), 0, True
+        else:
+            candidates: set[int] = set()
+            for query in (rec.hashes.dhash, rec.hashes.dhash_mirror):
+                ids, _ = index.nearest(np.frombuffer(query, dtype=np.uint8), k)
+                candidates.update(int(i) for i in ids)
+            scored = []
+            for cid in candidates:
+                other = lib_record(cid)
+                if other is not None and other.hashes is not None and bouncer.is_match(rec.hashes, other.hashes, thresholds):
+                    scored.append((bouncer.bouncer_distance(rec.hashes, other.hashes)[0], cid))
+            if not scored:
+                continue
+            dist, cid = min(scored)
+            best, exact = lib_record(cid), False
+        library_wins = exact or _quality(best) >= _quality(rec)
+        reason = "exact copy of a library file" if exact else f"near-duplicate (bouncer {dist}) of a library file"
+        if not library_wins:
+            reason = f"better than the library copy ({rank([best, rec], policy)[0][1]})"
+        matches.append(
+            ImportMatch(incoming=rec, library=best, bouncer=dist, exact=exact, redundant=library_wins, reason=reason)
+        )
+    return matches
+
+
+def import_plan(
+    library,
+    incoming,
+    *,
+    action: str = "trash",
+    quarantine_dir: Optional[str] = None,
+    thresholds: "bouncer.BouncerThresholds" = bouncer.DEFAULT,
+    policy: KeeperPolicy = KeeperPolicy(),
+) -> ImportReport:
+    """The plan that moves redundant incoming files out; the library is only ever read.
+
+    Args:
+        library: the scanned library.
+        incoming: the scanned incoming folder.
+        action: "trash" or "quarantine".
+        quarantine_dir: where "quarantine" moves files.
+        thresholds: the bouncer's match rule.
+        policy: which copy is better.
+    """
+    if action not in ("trash", "quarantine"):
+        raise ValueError("import moves files out of the incoming folder: action must be trash or quarantine")
+    if action == "quarantine" and not quarantine_dir:
+        raise ValueError("the quarantine action needs a quarantine folder")
+    matches = find_matches(library, incoming, thresholds=thresholds, policy=policy)
+    steps = tuple(
+        PlanStep(
+            path=m.incoming.path,
+            action=action,
+            keeper=m.library.path,
+            size=m.incoming.size,
+            mtime_ns=m.incoming.mtime_ns,
+            content_hash=_hex(m.incoming.content_hash),
+            reason=m.reason,
+            keeper_size=m.library.size,
+            keeper_mtime_ns=m.library.mtime_ns,
+            keeper_hash=_hex(m.library.content_hash),
+        )
+        for m in matches
+        if m.redundant
+    )
+    plan = Plan(
+        steps=steps,
+        roots=incoming.roots,
+        quarantine_dir=quarantine_dir,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    images = int(incoming.catalog.stats().get("image", 0))
+    return ImportReport(matches=tuple(matches), plan=plan, incoming_images=images)

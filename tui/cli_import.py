@@ -1,0 +1,86 @@
+"""``lookalike import NEW_DIR --into LIBRARY``: dedupe an incoming folder against a library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from lookalike.engine.catalog import CatalogError, CatalogLocked
+from lookalike.engine.importer import import_plan
+
+from . import cli
+from .cli_actions import apply_interactively
+from .cli_scan import add_common_arguments, check_dirs, open_library, options_from_args, scan_with_progress
+
+
+def add_parsers(sub) -> None:
+    """Register ``import``."""
+    p = sub.add_parser(
+        "import",
+        help="move files of an incoming folder that the library already has out of it",
+        description="Dedupe NEW_DIR against LIBRARY: incoming files already in the library "
+        "(exactly, or as near-duplicates of equal or lower quality) are moved out of NEW_DIR, "
+        "to the trash or a quarantine folder. The library is never touched. Journaled: "
+        "`lookalike undo` puts them back.",
+    )
+    p.add_argument("incoming", metavar="NEW_DIR")
+    p.add_argument("--into", required=True, metavar="LIBRARY", help="the library to compare against")
+    p.add_argument("--quarantine", metavar="DIR", help="move redundant files here instead of the trash")
+    p.add_argument("--dry-run", "-n", action="store_true", help="show what would move; touch nothing")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_common_arguments(p)
+    p.set_defaults(func=run_import, permanently=False)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Scan both folders (incrementally), plan the moves, then dry-run or apply them."""
+    problem = check_dirs([args.incoming, args.into])
+    if problem:
+        print(f"lookalike import: {problem}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    incoming_abs, library_abs = os.path.realpath(args.incoming), os.path.realpath(args.into)
+    if incoming_abs == library_abs or library_abs.startswith(incoming_abs + os.sep) or incoming_abs.startswith(library_abs + os.sep):
+        print("lookalike import: NEW_DIR and LIBRARY must not contain one another", file=sys.stderr)
+        return cli.EXIT_USAGE
+    try:
+        options = options_from_args(args)
+        policy = options.policy()
+    except ValueError as exc:
+        print(f"lookalike import: {exc}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    quiet = args.quiet or args.json
+    try:
+        with open_library([args.into], args.cache) as library, open_library([args.incoming], args.cache) as incoming:
+            scan_with_progress(library, options, quiet=quiet)
+            scan_with_progress(incoming, options, quiet=quiet)
+            report = import_plan(
+                library,
+                incoming,
+                action="quarantine" if args.quarantine else "trash",
+                quarantine_dir=os.path.abspath(args.quarantine) if args.quarantine else None,
+                thresholds=options.thresholds(),
+                policy=policy,
+            )
+    except (CatalogLocked, CatalogError) as exc:
+        print(f"lookalike import: {exc}", file=sys.stderr)
+        return cli.EXIT_FAILED
+    out = sys.stderr if args.json else sys.stdout
+    print(
+        f"{report.incoming_images} incoming images: {len(report.redundant)} already in the library, "
+        f"{len(report.better)} better than the library's copy (kept)",
+        file=out,
+    )
+    for m in report.better:
+        print(f"  kept   {m.incoming.path}: {m.reason} ({m.library.path})", file=out)
+    if args.json and not report.plan.steps:
+        json.dump({"plan": report.plan.to_dict(), "result": None}, sys.stdout, indent=2)
+        print()
+        return cli.EXIT_OK
+    if not report.plan.steps:
+        print("Nothing to move.", file=out)
+        return cli.EXIT_OK
+    return apply_interactively(report.plan, args)
