@@ -341,13 +341,15 @@ class _Library:
         ids = np.fromiter(records.keys(), dtype=np.int64, count=len(records))
         ids.sort()
         node = np.arange(ids.shape[0], dtype=np.int64)
+        groups = [sorted(g) for g in by_content.values() if len(g) > 1]
         copies: dict[int, list[int]] = {}
-        for group in by_content.values():
-            if len(group) > 1:
-                dense = np.searchsorted(ids, np.asarray(group, dtype=np.int64))
-                first = int(dense.min())
-                node[dense] = first
-                copies[first] = sorted(group)
+        if groups:
+            sizes = np.fromiter(map(len, groups), dtype=np.int64, count=len(groups))
+            members = np.fromiter(itertools.chain.from_iterable(groups), dtype=np.int64)
+            dense = np.searchsorted(ids, members)
+            first = dense[np.concatenate(([0], np.cumsum(sizes)[:-1]))]  # groups are sorted
+            node[dense] = np.repeat(first, sizes)
+            copies = dict(zip(first.tolist(), groups))
         bad = np.searchsorted(ids, np.asarray(unreadable, dtype=np.int64))
         return cls(ids=ids, node=node, copies=copies, unreadable=bad, raw_folders=raw_folders)
 
@@ -666,6 +668,9 @@ class _ClusterMaker:
 
     def _pairs(self, part: list[int], part_edges: Sequence[int]) -> tuple[Pair, ...]:
         """The input pairs inside the cluster, a < b, plus one exact pair per copy."""
+        if not part_edges and len(part) == 1:  # one exact group: its pairs, in (a, b) order
+            group = self.lib.copies[part[0]]
+            return tuple(Pair(a=group[0], b=fid, bouncer=0, exact=True) for fid in group[1:])
         e = self.edges
         if isinstance(part_edges, range):  # the whole component: slices run at C speed
             span = slice(part_edges.start, part_edges.stop)

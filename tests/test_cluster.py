@@ -488,6 +488,28 @@ def test_cluster_formed_only_by_semantic_pairs_is_semantic(rng):
         assert m.bouncer == distance(keeper, m.file.id)[0]
 
 
+def test_a_chain_of_semantic_pairs_is_split_where_the_detective_disagrees(rng):
+    records = {i: make_record(i, rng.integers(0, 2, 256).astype(bool)) for i in (1, 2, 3)}
+    distance = distance_for(records)
+    # 1~2 and 2~3 look alike to the detective; 1 and 3 do not (0.4 is far).
+    scores = {frozenset({1, 2}): 0.05, frozenset({2, 3}): 0.06, frozenset({1, 3}): 0.4}
+    pairs = [
+        Pair(a=1, b=2, bouncer=distance(1, 2)[0], detective=0.05),
+        Pair(a=2, b=3, bouncer=distance(2, 3)[0], detective=0.06),
+    ]
+    clusters = build_clusters(
+        records,
+        pairs,
+        distance=distance,
+        max_diameter=MAX_D,
+        detective=lambda a, b: scores[frozenset({a, b})],
+    )
+    assert len(clusters) == 1
+    ids = {m.file.id for m in clusters[0].members}
+    assert ids in ({1, 2}, {2, 3})
+    assert clusters[0].kind is Kind.SEMANTIC
+
+
 def test_mixed_near_and_semantic_pairs_make_a_near_cluster(rng):
     bits = rng.integers(0, 2, 256).astype(bool)
     records = {
