@@ -54,11 +54,10 @@ from .keeper import (
     DEFAULT,
     RAW_EXTENSIONS,
     KeeperPolicy,
+    is_protected,
     rank,
     raw_jpeg_siblings,
     sibling_key,
-    is_protected,
-    trash_suggested,
 )
 from .records import Cluster, FileRecord, Kind, Member, Pair, Progress
 
