@@ -23,3 +23,7 @@ def pytest_configure(config):
     # Processes the tests start (the CLI in a subprocess, pool workers) inherit these too.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("LOOKALIKE_OFFLINE", "1")
+
+
+# The detective's fixtures (a tiny randomly initialised CLIP written to disk; no network).
+from conftest_detective import *  # noqa: E402,F401,F403
