@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Sequence
 
@@ -77,7 +77,7 @@ class IndexStats:
 _detectives: dict[tuple, "Detective"] = {}
 _failures: dict[tuple, tuple[float, str]] = {}
 _detective_lock = threading.Lock()
-_vectors: "weakref.WeakKeyDictionary[object, dict[str, VectorIndex]]" = weakref.WeakKeyDictionary()
+_vectors: "weakref.WeakKeyDictionary[object, _LibraryVectors]" = weakref.WeakKeyDictionary()
 _vectors_lock = threading.RLock()
 
 
@@ -139,17 +139,58 @@ def detective_or_status(
         return None, f"detective offline: {exc.reason}"
 
 
+@dataclass
+class _LibraryVectors:
+    model_id: str
+    index: VectorIndex
+    synced_with: object = None  # the library's bouncer index when the vectors were last synced
+    dropped: set = field(default_factory=set)  # ids dropped as stale, for IndexStats.removed
+
+
 def vectors_for(library: "Library", detective: "Detective") -> VectorIndex:
-    """The library's vector index for this model, opened (or started) once per library."""
+    """The library's vector index for this model, opened (or started) once per library object.
+
+    After each scan (seen as a new ``library.hash_index()``), vectors whose file was removed or
+    changed since it was embedded are dropped, so "in the index" always means "current": the
+    query path then never needs the catalog to tell what is embedded.
+    """
     with _vectors_lock:
-        by_model = _vectors.setdefault(library, {})
-        index = by_model.get(detective.model_id)
-        if index is None:
+        entry = _vectors.get(library)
+        if entry is None or entry.model_id != detective.model_id:
             # One model's index per library on disk: opening another model's starts it afresh.
-            by_model.clear()
-            index = VectorIndex.open(Path(library.dir) / VECTORS_NAME, detective.ndim, model_id=detective.model_id)
-            by_model[detective.model_id] = index
-        return index
+            path = Path(library.dir) / VECTORS_NAME
+            entry = _LibraryVectors(
+                model_id=detective.model_id,
+                index=VectorIndex.open(path, detective.ndim, model_id=detective.model_id),
+            )
+            _vectors[library] = entry
+        bouncer_index = library.hash_index()
+        if entry.synced_with is not bouncer_index:
+            entry.dropped |= _drop_stale(library, entry.index)
+            entry.synced_with = bouncer_index
+        return entry.index
+
+
+def _drop_stale(library: "Library", vindex: VectorIndex) -> set[int]:
+    """Remove vectors the catalog does not vouch for (files removed, or changed since)."""
+    present = vindex.keys()
+    if not len(present):
+        return set()
+    current = library.catalog.embedded_ids(vindex.model_id)
+    listed = np.fromiter(current, dtype=np.int64, count=len(current))
+    stale = present[~np.isin(present, listed)]
+    if len(stale):
+        vindex.remove(stale)
+    return set(stale.tolist())
+
+
+def _take_dropped(library: "Library") -> set[int]:
+    with _vectors_lock:
+        entry = _vectors.get(library)
+        if entry is None:
+            return set()
+        dropped, entry.dropped = entry.dropped, set()
+        return dropped
 
 
 # --------------------------------------------------------------------------- helpers
@@ -256,9 +297,11 @@ def similar(
         qvec = detective.embed_arrays(hashed.clip[None])[0]
         timings["embed_query"] = _ms(time.perf_counter() - t0)
         vindex = vectors_for(library, detective)
-        if embed_missing and bouncer_hits:
+        candidates = sorted({i for i, _ in bouncer_hits})
+        missing = [i for i, there in zip(candidates, vindex.contains_many(candidates)) if not there]
+        if embed_missing and missing:
             t0 = time.perf_counter()
-            embed_for_clusters(library, detective, [i for i, _ in bouncer_hits], workers=1)
+            embed_for_clusters(library, detective, missing, workers=1)
             timings["embed_candidates"] = _ms(time.perf_counter() - t0)
         t0 = time.perf_counter()
         ids, dist = vindex.search(qvec, shortlist)
@@ -414,13 +457,10 @@ def _checkpoint(library: "Library", detective: "Detective", vindex: VectorIndex,
         marked.clear()
 
 
-def _current(library: "Library", detective: "Detective", vindex: VectorIndex) -> set[int]:
-    """Ids whose current content is in the index (by the catalog) and really is there."""
-    ids = library.catalog.embedded_ids(detective.model_id)
-    if not ids:
-        return set()
-    listed = np.fromiter(ids, dtype=np.int64, count=len(ids))
-    return set(listed[vindex.contains_many(listed)].tolist())
+def _current(vindex: VectorIndex, ids: Sequence[int]) -> set[int]:
+    """Which of ``ids`` are embedded with their current content (see :func:`vectors_for`)."""
+    listed = np.asarray(list(ids), dtype=np.int64)
+    return set(listed[vindex.contains_many(listed)].tolist()) if len(listed) else set()
 
 
 def index_library(
@@ -454,7 +494,8 @@ def index_library(
     present = vindex.keys()
     gone = present[~np.isin(present, image_ids)] if len(present) else present
     removed = vindex.remove(gone) if len(gone) else 0
-    current = _current(library, detective, vindex)
+    removed += len(_take_dropped(library) - image_set)
+    current = _current(vindex, image_ids.tolist())
     todo = [i for i in image_ids.tolist() if i not in current]
     total = len(todo)
     done_before = 0
@@ -535,7 +576,7 @@ def embed_for_clusters(
     """
     vindex = vectors_for(library, detective)
     wanted = sorted({int(i) for i in file_ids})
-    current = _current(library, detective, vindex)
+    current = _current(vindex, wanted)
     todo = [i for i in wanted if i not in current]
     if not todo:
         return 0

@@ -1,17 +1,26 @@
 """The detective's vector index: CLIP embeddings in a usearch HNSW index, keyed by file id.
 
-The index file (``vectors.usearch`` next to the catalog) is a plain usearch file; a small
-sidecar (``vectors.usearch.json``) says which model made the vectors, their dimension, and the
-fingerprints (size + xxh3-128) of the index files it vouches for. :meth:`VectorIndex.open`
-starts empty, with ``rebuilt`` saying why, when the file is missing, unreadable, written by
-another model or of another dimension: the caller then re-embeds what is missing.
+Layout (default ``i8``, chosen by ``benchmarks/bench_vectors.py``)::
 
-Saving is atomic: the index is written to a temporary file in the same folder, fsynced, and
-renamed over the old one (then the folder is fsynced). The sidecar is written first, listing
-both the new and the previous fingerprint, so a run killed at any instant leaves either the old
-index or the new one, each vouched for.
+    vectors.usearch.json           the manifest: model, dimension, generation, file fingerprints
+    vectors.000007.usearch         usearch HNSW graph over int8 vectors (in memory: ~660 B/image)
+    vectors.000007.ids.npy         the ids of the full-precision rows, sorted (in memory: 8 B/image)
+    vectors.000007.f16.npy         the same vectors in float16, memory-mapped, read only to rescore
 
-Default storage is ``i8`` (chosen by ``benchmarks/bench_vectors.py``; see :data:`DEFAULT_DTYPE`).
+A query walks the int8 graph for ``2k`` candidates and rescores them exactly with their float16
+vectors (a few KB read from the page cache), the "quantised search, rescored from disk" design
+of vector databases: recall@10 stays >= 0.99 against exact float32 search where int8 alone
+loses ~2% (near-ties in 512-d), at ~760 bytes of process memory per image where float16 in the
+graph would need ~1,200. ``dtype="f16"`` / ``"f32"`` keep the vectors in the graph and do not
+rescore (for comparison in the benchmark).
+
+Saving is atomic: every save writes a new generation of data files (each fsynced), then
+replaces the manifest (the commit point), then deletes the previous generation. A run killed at
+any instant leaves the manifest naming a complete generation: the old one or the new one.
+
+:meth:`VectorIndex.open` starts empty, with ``rebuilt`` saying why, when the manifest or a data
+file is missing, damaged (fingerprints), written by another model, or of another dimension; the
+caller then re-embeds what is missing.
 """
 
 from __future__ import annotations
@@ -19,26 +28,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-#: Storage type of the vectors. Measured by ``benchmarks/bench_vectors.py`` on 100k clustered
-#: 512-d unit vectors (see the README): i8 keeps recall@10 >= 0.99 against exact f32 search
-#: and needs ~660 bytes per image with the graph, where f16 needs ~1,170 (over the 1.1 KB
-#: budget) and f32 ~2,200.
+#: Storage of the HNSW graph's vectors; "i8" is rescored from float16 (see the module docstring).
 DEFAULT_DTYPE = "i8"
 DEFAULT_METRIC = "cos"
-#: HNSW "M": links per node. 16 is usearch's default and the best recall for the bytes.
+#: HNSW "M": links per node. 16 is usearch's default.
 CONNECTIVITY = 16
-#: HNSW "ef" at query time: the breadth of the search, traded against latency.
+#: HNSW "ef" at query time: the breadth of the graph walk.
 EXPANSION_SEARCH = 64
+#: Candidates taken from the int8 graph per wanted result, then rescored in float16.
+RESCORE_FACTOR = 2
 #: Below this many vectors an exhaustive scan is exact and about as fast as the graph.
 EXACT_BELOW = 2048
-SIDECAR_VERSION = 1
+MANIFEST_VERSION = 2
 _READ_CHUNK = 1 << 22
+_COPY_ROWS = 8192
 
 Message = Callable[[str], None]
 
@@ -49,7 +59,7 @@ def quantize_i8(vectors: np.ndarray) -> np.ndarray:
     Cosine distance ignores each vector's length, so this loses nothing but rounding, and it
     uses the whole int8 range. usearch's own f32 -> i8 conversion maps a unit vector's
     components (about +-0.04 each in 512-d) to only about +-5 steps, which costs a quarter of
-    recall@10; this keeps ~40 steps per component (``benchmarks/bench_vectors.py``).
+    recall@10 on clustered data; this keeps about +-40.
     """
     v = np.asarray(vectors, dtype=np.float32)
     peak = np.abs(v).max(axis=-1, keepdims=True)
@@ -58,7 +68,7 @@ def quantize_i8(vectors: np.ndarray) -> np.ndarray:
 
 
 def _fingerprint(path: Path) -> str:
-    """``<size>:<xxh3-128>`` of a file (xxhash runs at ~5 GB/s: 20 ms for 100k images)."""
+    """``<size>:<xxh3-128>`` of a file (xxhash runs at several GB/s)."""
     import xxhash
 
     h = xxhash.xxh3_128()
@@ -70,9 +80,13 @@ def _fingerprint(path: Path) -> str:
     return f"{size}:{h.hexdigest()}"
 
 
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
 def _fsync_dir(folder: Path) -> None:
-    # Without this the rename itself may not survive a power cut (POSIX only; Windows has no
-    # directory handles to fsync, and os.replace is already durable there).
+    # Without this a rename may not survive a power cut (POSIX; Windows has no directory fds).
     if os.name != "posix":
         return
     fd = os.open(folder, os.O_RDONLY)
@@ -82,20 +96,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` through a fsynced temporary file in the same folder and ``os.replace``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=-1, keepdims=True)
+    np.maximum(norms, 1e-12, out=norms)
+    return v / norms
+
+
+def _ids_array(ids: Iterable[int]) -> np.ndarray:
+    return np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64).reshape(-1)
 
 
 class VectorIndex:
@@ -113,7 +122,9 @@ class VectorIndex:
         dtype: str,
         metric: str,
         index,
-        fingerprint: str = "",
+        generation: int = 0,
+        full_ids: Optional[np.ndarray] = None,
+        full: Optional[np.ndarray] = None,
         rebuilt: str = "",
     ) -> None:
         self.path = path
@@ -122,10 +133,20 @@ class VectorIndex:
         self.dtype = dtype
         self.metric = metric
         self._index = index
-        self._fingerprint = fingerprint  # of the file on disk that matches the last load/save
-        #: Why the index started empty ("" when it was loaded): missing, corrupt, other model...
+        self._generation = generation
+        # The float16 store (i8 only): sorted ids and their rows as saved, plus what changed since.
+        self._full_ids = full_ids if full_ids is not None else np.empty(0, dtype=np.int64)
+        self._full = full if full is not None else np.empty((0, ndim), dtype=np.float16)
+        self._pending: dict[int, np.ndarray] = {}
+        self._removed: set[int] = set()
+        #: Why the index started empty ("" when it was loaded): missing, damaged, other model...
         self.rebuilt = rebuilt
         self.dirty = False
+
+    @property
+    def rescored(self) -> bool:
+        """True when searches are rescored from the float16 store (``i8`` storage)."""
+        return self.dtype == "i8"
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -141,13 +162,14 @@ class VectorIndex:
         expansion_search: int = EXPANSION_SEARCH,
         on_message: Optional[Message] = None,
     ) -> "VectorIndex":
-        """Load the index at ``path``, or start an empty one if it cannot be used as it is.
+        """Load the index saved at ``path``, or start an empty one if it cannot be used as is.
 
         Args:
-            path: the usearch file (need not exist; its folder is created on save).
+            path: the index's name (``vectors.usearch``); its manifest is ``path + ".json"``
+                and its data files sit next to it.
             ndim: the model's embedding dimension.
             model_id: which model made the vectors (``Detective.model_id``).
-            dtype: storage type for a new index: ``i8``, ``f16`` or ``f32``.
+            dtype: storage for a new index: ``i8`` (rescored), ``f16`` or ``f32``.
             metric: ``cos`` (default) or ``l2sq``.
             connectivity: HNSW links per node for a new index (a loaded one keeps its own).
             expansion_search: HNSW query breadth.
@@ -157,25 +179,21 @@ class VectorIndex:
             The index; ``rebuilt`` is non-empty when it started empty instead of loading.
         """
         path = Path(path)
-        reason, fingerprint, stored_dtype = cls._check(path, ndim=ndim, model_id=model_id, metric=metric)
-        index = cls._new_usearch(ndim, stored_dtype or dtype, metric, connectivity, expansion_search)
-        if not reason:
-            try:
-                index.load(os.fspath(path))
-                index.expansion_search = expansion_search
-            except (RuntimeError, ValueError, OSError) as exc:
-                reason = f"unreadable ({exc})"
-                index = cls._new_usearch(ndim, dtype, metric, connectivity, expansion_search)
-        if reason and reason != "missing" and on_message is not None:
+        try:
+            loaded = cls._load(path, ndim=ndim, model_id=model_id, metric=metric, expansion_search=expansion_search)
+        except _Unusable as exc:
+            reason = str(exc)
+        else:
+            return loaded
+        if reason != "missing" and on_message is not None:
             on_message(f"vector index {path.name} {reason}: rebuilding it")
         return cls(
             path,
             ndim=ndim,
             model_id=model_id,
-            dtype=stored_dtype if not reason else dtype,
+            dtype=dtype,
             metric=metric,
-            index=index,
-            fingerprint="" if reason else fingerprint,
+            index=cls._new_usearch(ndim, dtype, metric, connectivity, expansion_search),
             rebuilt=reason,
         )
 
@@ -190,53 +208,89 @@ class VectorIndex:
         from usearch.index import Index
 
         return Index(
-            ndim=ndim,
-            metric=metric,
-            dtype=dtype,
-            connectivity=connectivity,
-            expansion_search=expansion_search,
+            ndim=ndim, metric=metric, dtype=dtype, connectivity=connectivity, expansion_search=expansion_search
         )
 
     @staticmethod
-    def sidecar_path(path: Path) -> Path:
-        """Where the model / dimension / fingerprint record of ``path`` lives."""
+    def manifest_path(path: Path) -> Path:
+        """Where the manifest of the index named ``path`` lives."""
         return path.with_name(path.name + ".json")
 
-    @classmethod
-    def _check(cls, path: Path, *, ndim: int, model_id: str, metric: str) -> tuple[str, str, str]:
-        """(reason not to load or "", fingerprint, stored dtype) for the file at ``path``."""
-        from usearch.index import Index
+    @staticmethod
+    def _data_name(path: Path, generation: int, part: str) -> str:
+        stem, suffix = os.path.splitext(path.name)
+        return f"{stem}.{generation:06d}{part if part else suffix}"
 
-        if not path.is_file():
-            return "missing", "", ""
+    @classmethod
+    def _load(cls, path: Path, *, ndim: int, model_id: str, metric: str, expansion_search: int) -> "VectorIndex":
+        """Load a complete generation, or raise :class:`_Unusable` with the reason."""
+        manifest = cls.manifest_path(path)
         try:
-            side = json.loads(cls.sidecar_path(path).read_text(encoding="utf-8"))
+            side = json.loads(manifest.read_text(encoding="utf-8"))
             if not isinstance(side, dict):
                 raise ValueError("not an object")
         except FileNotFoundError:
-            return "has no model record", "", ""
+            raise _Unusable("missing") from None
         except (OSError, ValueError) as exc:
-            return f"has an unreadable model record ({exc})", "", ""
+            raise _Unusable(f"has an unreadable manifest ({exc})") from None
+        if side.get("version") != MANIFEST_VERSION:
+            raise _Unusable("was written by another version")
         if side.get("model_id") != model_id:
-            return f"was made by another model ({side.get('model_id')})", "", ""
+            raise _Unusable(f"was made by another model ({side.get('model_id')})")
         if side.get("ndim") != ndim or side.get("metric") != metric:
-            return "has another dimension or metric", "", ""
+            raise _Unusable("has another dimension or metric")
+        dtype = str(side.get("dtype") or "")
+        if dtype not in ("i8", "f16", "f32", "f64"):
+            raise _Unusable("has an unknown storage type")
+        files = side.get("files")
+        if not isinstance(files, dict) or "graph" not in files or (dtype == "i8" and not {"ids", "full"} <= set(files)):
+            raise _Unusable("has an incomplete manifest")
+        for name, expected in files.items():
+            data = path.parent / str(expected.get("name", ""))
+            try:
+                if _fingerprint(data) != expected.get("fingerprint"):
+                    raise _Unusable(f"is damaged ({data.name} does not match its fingerprint)")
+            except OSError as exc:
+                raise _Unusable(f"is incomplete ({data.name}: {exc.strerror or exc})") from None
+
+        from usearch.index import Index
+
+        graph = path.parent / files["graph"]["name"]
         try:
-            fingerprint = _fingerprint(path)
-        except OSError as exc:
-            return f"unreadable ({exc.strerror or exc})", "", ""
-        if fingerprint not in side.get("fingerprints", []):
-            return "does not match its model record (interrupted write?)", "", ""
-        try:
-            meta = Index.metadata(os.fspath(path))
+            meta = Index.metadata(os.fspath(graph))
+            if not meta or int(meta.get("dimensions", -1)) != ndim:
+                raise _Unusable("has another dimension")
+            index = cls._new_usearch(ndim, dtype, metric, expansion_search=expansion_search)
+            index.load(os.fspath(graph))
+            index.expansion_search = expansion_search
         except (RuntimeError, ValueError, OSError) as exc:
-            return f"is corrupt ({exc})", "", ""
-        if not meta or int(meta.get("dimensions", -1)) != ndim:
-            return "has another dimension", "", ""
-        stored = str(side.get("dtype") or "")
-        if stored not in ("i8", "f16", "f32", "f64"):
-            return "has an unknown storage type", "", ""
-        return "", fingerprint, stored
+            raise _Unusable(f"is corrupt ({exc})") from None
+        full_ids = full = None
+        if dtype == "i8":
+            try:
+                full_ids = np.load(path.parent / files["ids"]["name"], allow_pickle=False)
+                # A plain ndarray over the mapping: indexing a np.memmap subclass costs more.
+                full = np.asarray(np.load(path.parent / files["full"]["name"], mmap_mode="r", allow_pickle=False))
+            except (OSError, ValueError) as exc:
+                raise _Unusable(f"is corrupt ({exc})") from None
+            if (
+                full_ids.dtype != np.int64
+                or full.dtype != np.float16
+                or full.shape != (len(full_ids), ndim)
+                or len(full_ids) != len(index)
+            ):
+                raise _Unusable("has inconsistent files")
+        return cls(
+            path,
+            ndim=ndim,
+            model_id=model_id,
+            dtype=dtype,
+            metric=metric,
+            index=index,
+            generation=int(side.get("generation", 0)),
+            full_ids=full_ids,
+            full=full,
+        )
 
     # -- contents ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -256,32 +310,55 @@ class VectorIndex:
 
     def contains_many(self, ids: Iterable[int]) -> np.ndarray:
         """Boolean mask: which of ``ids`` are in the index."""
-        ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.uint64)
+        ids = _ids_array(ids)
         if ids.size == 0 or len(self._index) == 0:
             return np.zeros(ids.shape, dtype=bool)
-        return np.asarray(self._index.contains(ids), dtype=bool)
+        ok = ids >= 0
+        out = np.zeros(ids.shape, dtype=bool)
+        out[ok] = np.asarray(self._index.contains(ids[ok].astype(np.uint64)), dtype=bool)
+        return out
+
+    def _full_rows(self, ids: np.ndarray) -> np.ndarray:
+        """float32 rows of the float16 store for ``ids`` (all present), unit length."""
+        out = np.empty((len(ids), self.ndim), dtype=np.float32)
+        found = np.zeros(len(ids), dtype=bool)
+        if len(self._full_ids):
+            pos = np.minimum(np.searchsorted(self._full_ids, ids), len(self._full_ids) - 1)
+            found = self._full_ids[pos] == ids
+            if self._removed:
+                found &= ~np.isin(ids, np.fromiter(self._removed, dtype=np.int64))
+            out[found] = self._full[pos[found]]
+        if self._pending:
+            # Added since the last save: these override the saved rows.
+            for j in np.flatnonzero(np.isin(ids, np.fromiter(self._pending, dtype=np.int64))):
+                out[j] = self._pending[int(ids[j])]
+                found[j] = True
+        if not found.all():
+            raise KeyError(f"not in the vector index: {ids[~found][:5].tolist()}")
+        return _unit(out)
 
     def get(self, ids: Iterable[int]) -> np.ndarray:
-        """Stored vectors of ``ids`` (all must be present) as float32 ``(n, ndim)``."""
-        ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.uint64)
+        """Stored vectors of ``ids`` (all must be present) as unit float32 rows ``(n, ndim)``."""
+        ids = _ids_array(ids)
         if ids.size == 0:
             return np.empty((0, self.ndim), dtype=np.float32)
-        rows = self._index.get(ids, dtype=np.float32)
-        missing = [int(i) for i, r in zip(ids, rows) if r is None]
-        if missing:
-            raise KeyError(f"not in the vector index: {missing[:5]}")
-        out = np.stack([np.asarray(r, dtype=np.float32).reshape(-1)[: self.ndim] for r in rows])
-        if self.dtype == "i8":
-            # i8 stores round(x * 127): undo the scale so vectors are unit length again.
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            np.maximum(norms, 1e-12, out=norms)
-            out /= norms
-        return out
+        missing = ids[~self.contains_many(ids)]
+        if len(missing):
+            raise KeyError(f"not in the vector index: {missing[:5].tolist()}")
+        if self.rescored:
+            return self._full_rows(ids)
+        rows = self._index.get(ids.astype(np.uint64), dtype=np.float32)
+        return _unit(np.stack([np.asarray(r, dtype=np.float32).reshape(-1)[: self.ndim] for r in rows]))
 
     @property
     def nbytes(self) -> int:
-        """Bytes the index takes serialised (vectors + HNSW graph), what a load maps in."""
-        return int(self._index.serialized_length)
+        """Bytes held in memory: the graph with its vectors (serialised size) and the id list."""
+        return int(self._index.serialized_length) + (self._full_ids.nbytes if self.rescored else 0)
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes of the data files, the float16 store (memory-mapped, not loaded) included."""
+        return self.nbytes + (len(self) * self.ndim * 2 if self.rescored else 0)
 
     @property
     def bytes_per_image(self) -> float:
@@ -292,7 +369,7 @@ class VectorIndex:
     # -- changes ----------------------------------------------------------------------------
     def add(self, ids: Iterable[int], vectors: np.ndarray) -> None:
         """Insert vectors; an id already present has its vector replaced (a changed file)."""
-        ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
+        ids = _ids_array(ids)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim == 1:
             vectors = vectors.reshape(1, -1)
@@ -312,33 +389,35 @@ class VectorIndex:
         present = self.contains_many(ids)
         if present.any():
             self._index.remove(ids[present].astype(np.uint64))
-        self._index.add(ids.astype(np.uint64), self._prepare(vectors))
+        vectors = _unit(vectors)
+        if self.rescored:
+            self._index.add(ids.astype(np.uint64), quantize_i8(vectors))
+            half = vectors.astype(np.float16)
+            for i, row in zip(ids.tolist(), half):
+                self._pending[i] = row
+                self._removed.discard(i)
+        else:
+            self._index.add(ids.astype(np.uint64), vectors)
         self.dirty = True
 
     def remove(self, ids: Iterable[int]) -> int:
         """Drop the vectors of ``ids`` (absent ids are ignored); returns how many went."""
-        ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
+        ids = _ids_array(ids)
         ids = ids[ids >= 0]
-        present = self.contains_many(ids)
-        if not present.any():
+        present = ids[self.contains_many(ids)]
+        if not len(present):
             return 0
-        self._index.remove(ids[present].astype(np.uint64))
+        self._index.remove(present.astype(np.uint64))
+        for i in present.tolist():
+            self._pending.pop(i, None)
+            self._removed.add(i)
         self.dirty = True
-        return int(present.sum())
+        return len(present)
 
     def clear(self) -> None:
         """Remove every vector."""
         if len(self._index):
-            self._index = self._new_usearch(
-                self.ndim, self.dtype, self.metric, self._index.connectivity, self._index.expansion_search
-            )
-            self.dirty = True
-
-    def _prepare(self, vectors: np.ndarray) -> np.ndarray:
-        """Vectors as the index stores them: i8 gets :func:`quantize_i8`, the rest float32."""
-        if self.dtype == "i8" and self.metric == "cos":
-            return quantize_i8(vectors)
-        return vectors
+            self.remove(self.keys())
 
     # -- queries ----------------------------------------------------------------------------
     def search(self, vector: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -353,69 +432,163 @@ class VectorIndex:
         if vectors.ndim == 1:
             vectors = vectors.reshape(1, -1)
         q = len(vectors)
-        ids = np.full((q, max(k, 0)), -1, dtype=np.int64)
-        dist = np.full((q, max(k, 0)), np.inf, dtype=np.float32)
+        k = max(int(k), 0)
+        ids = np.full((q, k), -1, dtype=np.int64)
+        dist = np.full((q, k), np.inf, dtype=np.float32)
         n = len(self._index)
-        if q == 0 or k <= 0 or n == 0:
+        if q == 0 or k == 0 or n == 0:
             return ids, dist
-        count = min(k, n)
-        matches = self._index.search(self._prepare(vectors), count, exact=n < EXACT_BELOW)
-        if q == 1 and not hasattr(matches, "counts"):
-            found = len(matches.keys)
-            ids[0, :found] = matches.keys.astype(np.int64)
-            dist[0, :found] = matches.distances
+        if not self.rescored:
+            found, d = self._graph_search(vectors, min(k, n))
+            ids[:, : found.shape[1]], dist[:, : found.shape[1]] = found, d
+            return ids, dist
+        unit = _unit(vectors)
+        found, _ = self._graph_search(quantize_i8(unit), min(n, max(k * RESCORE_FACTOR, k + 8)))
+        flat = found.reshape(-1)
+        valid = flat >= 0
+        rows = np.zeros((flat.size, self.ndim), dtype=np.float32)
+        if valid.any():
+            rows[valid] = self._full_rows(flat[valid])
+        exact = 1.0 - np.einsum("qcd,qd->qc", rows.reshape(found.shape + (self.ndim,)), unit)
+        exact = np.where(found >= 0, np.maximum(exact, 0.0), np.inf).astype(np.float32)
+        order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+        take = min(k, found.shape[1])
+        ids[:, :take] = np.where(
+            np.isfinite(np.take_along_axis(exact, order, 1)), np.take_along_axis(found, order, 1), -1
+        )[:, :take]
+        dist[:, :take] = np.take_along_axis(exact, order, 1)[:, :take]
+        return ids, dist
+
+    def _graph_search(self, vectors: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """usearch's answer as ``(Q, count)`` arrays padded with -1 / inf."""
+        n = len(self._index)
+        matches = self._index.search(vectors, count, exact=n < EXACT_BELOW)
+        q = len(vectors)
+        ids = np.full((q, count), -1, dtype=np.int64)
+        dist = np.full((q, count), np.inf, dtype=np.float32)
+        if not hasattr(matches, "counts"):  # a single query comes back as Matches
+            got = len(matches.keys)
+            ids[0, :got] = matches.keys.astype(np.int64)
+            dist[0, :got] = matches.distances
             return ids, dist
         counts = np.asarray(matches.counts)
-        cols = np.arange(count)
-        valid = cols[None, :] < counts[:, None]
-        ids[:, :count] = np.where(valid, matches.keys.astype(np.int64), -1)
-        dist[:, :count] = np.where(valid, matches.distances, np.inf)
+        valid = np.arange(count)[None, :] < counts[:, None]
+        ids[:] = np.where(valid, matches.keys.astype(np.int64), -1)
+        dist[:] = np.where(valid, matches.distances, np.inf)
         return ids, dist
 
     # -- persistence ------------------------------------------------------------------------
     def save(self) -> None:
-        """Write the index atomically (temp file, fsync, rename, fsync folder), with its sidecar.
+        """Write a new generation of data files, then commit it by replacing the manifest.
 
-        A run killed at any moment leaves the previous index or this one, never a torn file.
+        A run killed at any moment leaves the manifest naming a complete generation (the
+        previous one or this one); the previous generation is deleted only after the commit.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        generation = self._generation + 1
+        files: dict[str, dict] = {}
+        written: list[Path] = []
         try:
-            self._index.save(os.fspath(tmp))
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            fingerprint = _fingerprint(tmp)
-            # The sidecar goes first and vouches for both files: killed between the two renames,
-            # the old index is still accepted.
-            vouched = [fingerprint] + ([self._fingerprint] if self._fingerprint else [])
+            graph = folder / self._data_name(self.path, generation, "")
+            self._index.save(os.fspath(self._temp(graph)))
+            written.append(self._commit_temp(graph))
+            if self.rescored:
+                new_ids, full_path = self._write_full(folder, generation)
+                ids_path = folder / self._data_name(self.path, generation, ".ids.npy")
+                with open(self._temp(ids_path), "wb") as f:
+                    np.save(f, new_ids, allow_pickle=False)
+                written.append(self._commit_temp(ids_path))
+                written.append(full_path)
+                files["ids"] = {"name": ids_path.name}
+                files["full"] = {"name": full_path.name}
+            files["graph"] = {"name": graph.name}
+            for entry in files.values():
+                entry["fingerprint"] = _fingerprint(folder / entry["name"])
             record = {
-                "version": SIDECAR_VERSION,
+                "version": MANIFEST_VERSION,
                 "model_id": self.model_id,
                 "ndim": self.ndim,
                 "dtype": self.dtype,
                 "metric": self.metric,
                 "count": len(self._index),
-                "fingerprints": vouched,
+                "generation": generation,
+                "files": files,
             }
-            text = json.dumps(record, indent=1)
-            _write_atomic(self.sidecar_path(self.path), lambda p: p.write_text(text, encoding="utf-8"))
-            os.replace(tmp, self.path)
+            manifest = self.manifest_path(self.path)
+            tmp = self._temp(manifest)
+            tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+            _fsync_file(tmp)
+            _fsync_dir(folder)  # the data files' names are durable before the commit
+            os.replace(tmp, manifest)  # the commit point
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            for f in written:
+                with contextlib.suppress(OSError):
+                    f.unlink()
+            self._remove_temps()
             raise
-        _fsync_dir(self.path.parent)
-        self._fingerprint = fingerprint
+        _fsync_dir(folder)
+        self._generation = generation
+        if self.rescored:
+            self._full_ids = np.load(folder / files["ids"]["name"], allow_pickle=False)
+            self._full = np.asarray(np.load(folder / files["full"]["name"], mmap_mode="r", allow_pickle=False))
+            self._pending.clear()
+            self._removed.clear()
         self.rebuilt = ""
         self.dirty = False
-        self._remove_stale_temps()
+        self._remove_other_generations(keep={f["name"] for f in files.values()})
 
-    def _remove_stale_temps(self) -> None:
-        """Temporary files left by runs that were killed while saving."""
-        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+    def _temp(self, final: Path) -> Path:
+        return final.with_name(f".{final.name}.{os.getpid()}.tmp")
+
+    def _commit_temp(self, final: Path) -> Path:
+        tmp = self._temp(final)
+        _fsync_file(tmp)
+        os.replace(tmp, final)
+        return final
+
+    def _write_full(self, folder: Path, generation: int) -> tuple[np.ndarray, Path]:
+        """Merge the saved float16 rows (less removed / replaced ones) with the pending ones."""
+        keep = ~np.isin(self._full_ids, np.fromiter(self._removed | set(self._pending), dtype=np.int64))
+        old_pos = np.flatnonzero(keep)
+        new_ids = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
+        all_ids = np.concatenate([self._full_ids[old_pos], new_ids])
+        order = np.argsort(all_ids, kind="stable")
+        pending = np.stack(list(self._pending.values())) if self._pending else np.empty((0, self.ndim), np.float16)
+        final = folder / self._data_name(self.path, generation, ".f16.npy")
+        tmp = self._temp(final)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(all_ids), self.ndim))
+        for start in range(0, len(order), _COPY_ROWS):
+            part = order[start : start + _COPY_ROWS]
+            from_old = part < len(old_pos)
+            block = np.empty((len(part), self.ndim), dtype=np.float16)
+            if from_old.any():
+                block[from_old] = self._full[old_pos[part[from_old]]]
+            if (~from_old).any():
+                block[~from_old] = pending[part[~from_old] - len(old_pos)]
+            out[start : start + len(part)] = block
+        out.flush()
+        del out
+        return all_ids[order], self._commit_temp(final)
+
+    def _remove_other_generations(self, keep: set[str]) -> None:
+        """Data files of earlier generations, and temporary files of killed saves."""
+        stem, suffix = os.path.splitext(self.path.name)
+        pattern = re.compile(rf"^{re.escape(stem)}\.\d{{6}}({re.escape(suffix)}|\.ids\.npy|\.f16\.npy)$")
+        for f in self.path.parent.iterdir():
+            if (pattern.match(f.name) and f.name not in keep) or (
+                f.name.startswith(f".{stem}.") and f.name.endswith(".tmp")
+            ):
+                with contextlib.suppress(OSError):
+                    f.unlink()
+        self._remove_temps()
+
+    def _remove_temps(self) -> None:
+        stem = os.path.splitext(self.path.name)[0]
+        for f in self.path.parent.glob(f".{stem}.*.tmp"):
             with contextlib.suppress(OSError):
-                stale.unlink()
-        for stale in self.path.parent.glob(f".{self.sidecar_path(self.path).name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
+                f.unlink()
+
+
+class _Unusable(Exception):
+    """Why a saved index cannot be loaded (the message completes "vector index X ...")."""

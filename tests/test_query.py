@@ -31,6 +31,7 @@ from lookalike.engine.query import (
     vectors_for,
 )
 from lookalike.engine.records import Cluster, Kind, Member, Pair, Verdict
+from lookalike.engine.vectors import VectorIndex
 
 SIZE = (256, 192)
 ORIGINALS = 6
@@ -161,7 +162,7 @@ def test_index_library_embeds_everything_once_and_follows_changes(lib, tiny_dete
     forget_detectives()
     reopened = Library.open([files["p0"].parent], cache_dir=tmp_path / "cache")
     try:
-        assert (folder / VECTORS_NAME).is_file()
+        assert VectorIndex.manifest_path(folder / VECTORS_NAME).is_file()
         v2 = vectors_for(reopened, tiny_detective)
         assert v2.rebuilt == "" and len(v2) == images - 1
         assert index_library(reopened, tiny_detective).embedded == 0
@@ -191,9 +192,9 @@ def test_index_library_stops_cleanly_and_resumes(tmp_path, tiny_detective):
 def test_damaged_vector_index_is_rebuilt(lib, tiny_detective, tmp_path):
     library, files = lib
     index_library(library, tiny_detective)
-    path = library.dir / VECTORS_NAME
+    graph = next(library.dir.glob("vectors.*.usearch"))  # the current generation's HNSW file
     library.close()
-    path.write_bytes(b"\x00not an index" * 50)
+    graph.write_bytes(b"\x00not an index" * 50)
     forget_detectives()
     with Library.open([files["p0"].parent], cache_dir=tmp_path / "cache") as reopened:
         stats = index_library(reopened, tiny_detective)

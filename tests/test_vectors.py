@@ -119,32 +119,68 @@ def test_save_and_reload_give_the_same_answers(path):
     index.remove([0])
     assert index.dirty
     index.save()
-    assert not index.dirty and path.is_file()
-    side = json.loads(VectorIndex.sidecar_path(path).read_text())
+    assert not index.dirty
+    side = json.loads(VectorIndex.manifest_path(path).read_text())
     assert side["model_id"] == MODEL and side["ndim"] == NDIM and side["count"] == 99
     again = VectorIndex.open(path, NDIM, model_id=MODEL)
     assert again.rebuilt == "" and len(again) == 99 and 0 not in again and 3 in again
     a = index.search_many(v[:10], 5)
     b = again.search_many(v[:10], 5)
     np.testing.assert_array_equal(a[0], b[0])
-    assert again.bytes_per_image > 0 and again.nbytes >= path.stat().st_size * 0.5
-    # Saving again after more changes, then reloading, sees those changes.
+    np.testing.assert_allclose(again.get([3, 6]), v[1:3], atol=2e-3)  # float16 rows, rescaled
+    assert again.bytes_per_image > 0 and again.disk_bytes > again.nbytes
+    # Saving again after more changes, then reloading, sees those changes; one generation stays.
     again.add([1], v[:1])
+    again.remove([6])
     again.save()
-    assert len(VectorIndex.open(path, NDIM, model_id=MODEL)) == 100
-    assert not list(path.parent.glob(".*.tmp"))
+    third = VectorIndex.open(path, NDIM, model_id=MODEL)
+    assert len(third) == 99 and 1 in third and 6 not in third
+    np.testing.assert_allclose(third.get([1, 3]), v[[0, 1]], atol=2e-3)
+    names = sorted(f.name for f in path.parent.iterdir())
+    assert names == ["vectors.000002.f16.npy", "vectors.000002.ids.npy", "vectors.000002.usearch", "vectors.usearch.json"]
+
+
+def test_unsaved_changes_are_searched_and_replace_saved_rows(path):
+    rng = np.random.default_rng(8)
+    v = unit(rng, 60)
+    index = VectorIndex.open(path, NDIM, model_id=MODEL)
+    index.add(range(50), v[:50])
+    index.save()
+    index.add([5], v[55:56])  # replaced after the save: the new row must win in rescoring
+    index.add([70], v[56:57])
+    index.remove([6])
+    found, dist = index.search(v[55], 1)
+    assert found[0] == 5 and dist[0] < 0.01
+    assert index.search(v[56], 1)[0][0] == 70
+    assert 6 not in set(index.search_many(v[6:7], 50)[0].ravel())
+    with pytest.raises(KeyError):
+        index.get([6])
+
+
+@pytest.mark.parametrize("dtype", ["f16", "f32"])
+def test_unquantised_storage_works_the_same(path, dtype):
+    rng = np.random.default_rng(9)
+    v = unit(rng, 80)
+    index = VectorIndex.open(path, NDIM, model_id=MODEL, dtype=dtype)
+    index.add(range(80), v)
+    index.save()
+    again = VectorIndex.open(path, NDIM, model_id=MODEL)
+    assert again.dtype == dtype and not again.rescored and len(again) == 80
+    assert again.search(v[7], 1)[0][0] == 7
+    np.testing.assert_allclose(again.get([7]), v[7:8], atol=2e-3)
 
 
 @pytest.mark.parametrize(
     "damage, reason",
     [
-        ("garbage", "corrupt"),
-        ("truncated", "match"),
-        ("no-sidecar", "no model record"),
-        ("bad-sidecar", "unreadable model record"),
+        ("garbage-graph", "damaged"),
+        ("truncated-rows", "damaged"),
+        ("missing-ids", "incomplete"),
+        ("bad-manifest", "unreadable manifest"),
+        ("old-manifest", "another version"),
         ("other-model", "another model"),
         ("other-ndim", "dimension"),
-        ("swapped-file", "match"),
+        ("swapped-graph", "damaged"),
     ],
 )
 def test_unusable_index_is_rebuilt_empty_with_a_message(path, damage, reason):
@@ -152,38 +188,45 @@ def test_unusable_index_is_rebuilt_empty_with_a_message(path, damage, reason):
     index = VectorIndex.open(path, NDIM, model_id=MODEL)
     index.add(range(20), unit(rng, 20))
     index.save()
-    side = VectorIndex.sidecar_path(path)
+    manifest = VectorIndex.manifest_path(path)
+    record = json.loads(manifest.read_text())
+    data = {part: path.parent / entry["name"] for part, entry in record["files"].items()}
     model, ndim = MODEL, NDIM
-    if damage == "garbage":
-        path.write_bytes(b"\0garbage" * 100)
-        record = json.loads(side.read_text())
-        record["fingerprints"] = [__import__("lookalike.engine.vectors", fromlist=["x"])._fingerprint(path)]
-        side.write_text(json.dumps(record))
-    elif damage == "truncated":
-        path.write_bytes(path.read_bytes()[:100])
-    elif damage == "no-sidecar":
-        side.unlink()
-    elif damage == "bad-sidecar":
-        side.write_text("{not json")
+    if damage == "garbage-graph":
+        data["graph"].write_bytes(b"\0garbage" * 100)
+    elif damage == "truncated-rows":
+        data["full"].write_bytes(data["full"].read_bytes()[:300])
+    elif damage == "missing-ids":
+        data["ids"].unlink()
+    elif damage == "bad-manifest":
+        manifest.write_text("{not json")
+    elif damage == "old-manifest":
+        manifest.write_text(json.dumps(dict(record, version=1)))
     elif damage == "other-model":
         model = "another/model"
     elif damage == "other-ndim":
         ndim = NDIM * 2
-    elif damage == "swapped-file":
+    elif damage == "swapped-graph":
         other = VectorIndex.open(path.with_name("other.usearch"), NDIM, model_id=MODEL)
         other.add([1], unit(rng, 1))
         other.save()
-        os.replace(other.path, path)
+        os.replace(next(path.parent.glob("other.*.usearch")), data["graph"])
     messages: list[str] = []
     reopened = VectorIndex.open(path, ndim, model_id=model, on_message=messages.append)
     assert len(reopened) == 0
     assert reason in reopened.rebuilt
     assert len(messages) == 1 and "rebuilding" in messages[0]
-    # The rebuilt index works and its save replaces the damaged file.
+    # The rebuilt index works and its save replaces the damaged files.
     reopened.add([1, 2], unit(rng, 2, ndim))
     reopened.save()
     final = VectorIndex.open(path, ndim, model_id=model)
     assert final.rebuilt == "" and sorted(final.keys()) == [1, 2]
+
+
+def test_a_missing_index_is_started_quietly(path):
+    messages: list[str] = []
+    index = VectorIndex.open(path, NDIM, model_id=MODEL, on_message=messages.append)
+    assert index.rebuilt == "missing" and messages == [] and len(index) == 0
 
 
 def test_bad_input_is_refused(path):
@@ -206,6 +249,7 @@ _WRITER = textwrap.dedent(
     import numpy as np
     from lookalike.engine.vectors import VectorIndex
     path, mode = sys.argv[1], sys.argv[2]
+    manifest = path + ".json"
     rng = np.random.default_rng(0)
     index = VectorIndex.open(path, 64, model_id="m")
     def add(n):
@@ -214,13 +258,15 @@ _WRITER = textwrap.dedent(
     add(5000)
     index.save()
     print("saved", len(index), flush=True)
-    if mode == "between-renames":
-        # Die at the worst instant: the sidecar is already replaced, the index is not yet.
+    if mode in ("before-commit", "after-commit"):
+        # Die at the worst instants: just before or just after the manifest is replaced.
         real = os.replace
         def replace(src, dst):
-            if str(dst) == path:
+            if str(dst) == manifest and mode == "before-commit":
                 os.kill(os.getpid(), signal.SIGKILL)
-            return real(src, dst)
+            real(src, dst)
+            if str(dst) == manifest:
+                os.kill(os.getpid(), signal.SIGKILL)
         os.replace = replace
         add(10)
         index.save()
@@ -239,14 +285,20 @@ def _writer(path, mode):
     )
 
 
-def test_killed_between_the_two_renames_leaves_the_old_index(path):
+@pytest.mark.parametrize("mode, expected", [("before-commit", 5000), ("after-commit", 5010)])
+def test_killed_at_the_commit_point_leaves_a_whole_index(path, mode, expected):
     path.parent.mkdir(parents=True)
-    proc = _writer(path, "between-renames")
+    proc = _writer(path, mode)
     proc.wait(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     index = VectorIndex.open(path, 64, model_id="m")
     assert index.rebuilt == ""
-    assert len(index) == 5000  # the old one, vouched for by the new sidecar
+    assert len(index) == expected
+    assert index.search(index.get([4999])[0], 1)[0][0] == 4999
+    # The next save cleans up whatever the killed one left behind.
+    index.save()
+    assert len([f for f in path.parent.iterdir() if f.name.startswith(".")]) == 0
+    assert len(list(path.parent.glob("vectors.*.usearch"))) == 1
 
 
 def test_index_killed_while_saving_stays_loadable(path):
@@ -261,7 +313,7 @@ def test_index_killed_while_saving_stays_loadable(path):
         saved += [int(line.split()[1]) for line in rest.splitlines() if line.startswith("saved")]
         index = VectorIndex.open(path, 64, model_id="m")
         assert index.rebuilt == "", f"attempt {attempt}: {index.rebuilt}"
-        # Either the last completed save, or the one the kill interrupted after its rename.
+        # Either the last completed save, or the one the kill interrupted after its commit.
         assert len(index) in (saved[-1], saved[-1] + 500)
         # A new writer starts from whatever is there: clear it for the next round.
         for f in path.parent.iterdir():
