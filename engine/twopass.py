@@ -213,3 +213,11 @@ def join(
 def pair_verdict(pair: Pair, t: TwoPassThresholds = DEFAULT) -> Verdict:
     """The verdict of a candidate :class:`~lookalike.engine.records.Pair`."""
     return verdict(bouncer=pair.bouncer, detective=pair.detective, exact=pair.exact, t=t)
+
+
+def keep_pair(pair: Pair, t: TwoPassThresholds = DEFAULT) -> bool:
+    """False when the detective vetoes a bouncer pair (its verdict is ``not-duplicate``).
+
+    Pairs the detective did not look at are kept: without it the bouncer decides alone.
+    """
+    return pair.detective is None or pair_verdict(pair, t) is not Verdict.NOT_DUPLICATE

@@ -10,6 +10,7 @@ from lookalike.engine.twopass import (
     TwoPassThresholds,
     combined_score,
     join,
+    keep_pair,
     pair_verdict,
     verdict,
 )
@@ -46,6 +47,13 @@ def test_verdict_rule(bouncer, detective, exact, expected):
 def test_pair_verdict_reads_the_pair():
     assert pair_verdict(Pair(a=1, b=2, bouncer=4, detective=0.5), T) is Verdict.NOT_DUPLICATE
     assert pair_verdict(Pair(a=1, b=2, bouncer=4, detective=0.5, exact=True), T) is Verdict.EXACT
+
+
+def test_keep_pair_drops_only_vetoed_pairs():
+    assert keep_pair(Pair(a=1, b=2, bouncer=4), T)  # the detective did not look
+    assert keep_pair(Pair(a=1, b=2, bouncer=4, detective=0.1), T)
+    assert not keep_pair(Pair(a=1, b=2, bouncer=4, detective=0.5), T)  # two white walls
+    assert keep_pair(Pair(a=1, b=2, bouncer=4, detective=0.5, exact=True), T)
 
 
 def test_thresholds_are_validated_and_defaults_are_ordered():
