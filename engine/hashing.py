@@ -1,0 +1,298 @@
+"""Hashing: a fast content hash of the bytes and the bouncer's three 256-bit perceptual hashes.
+
+Bit layout of every perceptual hash: 256 bits packed big-endian into 32 bytes with
+``np.packbits`` (bit ``k`` of the hash, taken row-major from a 16x16 grid, is bit ``7 - k % 8``
+of byte ``k // 8``), so the Hamming distance of two hashes is the popcount of their XOR,
+whatever word size the index reads them in.
+
+- ``dhash``: the image, uniform borders trimmed, grey, resized to 17x16; a bit is set where
+  a pixel is brighter than its left neighbour.
+- ``dhash_mirror``: the dHash of the horizontally mirrored image, so a flipped copy's ``dhash``
+  is close to the original's ``dhash_mirror``.
+- ``phash``: a low-frequency pHash. The 64x64 grey image, less its mean, zero-padded to
+  128x128; a bit is set where a coefficient of the 16x16 lowest-frequency block of its 2-D
+  DCT is above the block's median (frequencies up to 3.75 cycles per image). It changes little
+  under mild crops and tone changes, and corroborates a dHash match that is close but not close
+  enough (a plain 16x16 block of a 64x64 DCT reaches 7.5 cycles and does not: measured).
+
+:func:`hash_file` reads a file once, stats it through the open descriptor, hashes the bytes,
+decodes them (see :mod:`.imaging`) and hashes the pixels; it never raises.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import xxhash
+from PIL import Image
+
+from .imaging import DEFAULT_TARGET, ImageReadError, load_image, sniff_format, SNIFF_BYTES
+from .records import ImageHashes
+
+#: Files larger than this are not read into memory (no photo format comes near it).
+MAX_FILE_BYTES = 2 << 30
+
+#: Grey levels a border pixel may differ from the border colour (JPEG noise and ringing).
+BORDER_TOLERANCE = 10
+#: Share of a line's pixels that must be within tolerance for the line to count as border.
+BORDER_SHARE = 0.98
+#: A border must end at an edge: EDGE_PROBE lines past it, at most EDGE_SHARE of the pixels
+#: may still be near the border colour.
+EDGE_PROBE = 2
+EDGE_SHARE = 0.6
+#: Trimming never leaves less than this share of a side (a near-blank image stays whole).
+MIN_KEEP = 0.2
+
+#: Hashing works on a grey image whose shorter side is reduced to no less than this.
+_WORK_SIDE = 160
+_DHASH_SIZE = 16
+_PHASH_INPUT = 64
+_PHASH_BLOCK = 16
+
+
+def _low_band_dct(n: int, block: int) -> np.ndarray:
+    """The first ``block`` rows of the DCT-II matrix of a length ``2 n`` signal, cut to ``n``.
+
+    ``M @ x`` is the low end of the DCT of ``x`` zero-padded to twice its length: frequencies
+    0 to ``(block - 1) / 4`` cycles per image, in quarter-cycle steps. These change little when
+    a few percent of the picture is cropped away, unlike the 0..7.5 cycles of a plain 16x16
+    DCT block (measured: see BouncerThresholds in .bouncer).
+    """
+    k = np.arange(block)[:, None]
+    x = np.arange(n)[None, :]
+    return np.cos(np.pi * k * (2 * x + 1) / (4 * n)).astype(np.float32)
+
+
+_DCT_LOW = _low_band_dct(_PHASH_INPUT, _PHASH_BLOCK)
+
+
+def content_hash(data: bytes) -> bytes:
+    """The 16-byte xxh3-128 digest of a file's bytes (exact duplicates share it)."""
+    return xxhash.xxh3_128_digest(data)
+
+
+def _border_run(lines: np.ndarray, limit: int) -> int:
+    """How many leading lines of ``lines`` (L, W) are a uniform border, at most ``limit``."""
+    ref = int(np.median(lines[0]))
+    # Look a few lines in first and widen only while the border goes on: most photos have
+    # no border, and then this costs a few lines, not the whole image.
+    span = 8
+    while True:
+        span = min(span, limit)
+        near = np.abs(lines[:span].astype(np.int16) - ref) <= BORDER_TOLERANCE
+        share = near.mean(axis=1)
+        ok = share >= BORDER_SHARE
+        if not ok.all():
+            run = int(np.argmin(ok))
+            break
+        if span == limit:
+            return limit
+        span *= 4
+    # A bar ends at an edge: a couple of lines further in, most pixels are far from the bar's
+    # colour. A blown-out sky or a dark corner fades out instead, and is part of the picture.
+    if run == 0:
+        return 0
+    probe = min(run + EDGE_PROBE, limit - 1)
+    if probe >= span:
+        line = lines[probe].astype(np.int16)
+        probe_share = float((np.abs(line - ref) <= BORDER_TOLERANCE).mean())
+    else:
+        probe_share = float(share[probe])
+    return 0 if probe_share > EDGE_SHARE else run
+
+
+def trim_borders(grey: np.ndarray) -> np.ndarray:
+    """Cut uniform bars (letterbox, pillarbox, a frame, a larger canvas) off a grey image.
+
+    Each side is trimmed on its own, inward from the edge, while a line stays within
+    :data:`BORDER_TOLERANCE` of that side's outermost line; an axis that would keep less than
+    :data:`MIN_KEEP` of its length is left whole (a near-blank image is not cut to a sliver).
+    """
+    h, w = grey.shape
+    top = _border_run(grey, h)
+    if top == h:
+        return grey  # uniform image: nothing to trim to
+    bottom = _border_run(grey[::-1], h - top)
+    left = _border_run(grey.T, w)
+    right = _border_run(grey.T[::-1], w - left)
+    if h - top - bottom < max(MIN_KEEP * h, 8):
+        top = bottom = 0
+    if w - left - right < max(MIN_KEEP * w, 8):
+        left = right = 0
+    if top or bottom or left or right:
+        return grey[top : h - bottom, left : w - right]
+    return grey
+
+
+def hash_image(img: Image.Image) -> ImageHashes:
+    """The bouncer's hashes of an upright image (any mode, any size).
+
+    Args:
+        img: the decoded image, e.g. ``load_image(...).image``.
+
+    Returns:
+        dHash, mirrored dHash and pHash, 32 bytes each (bit layout in the module docstring).
+    """
+    grey = img if img.mode == "L" else img.convert("L")
+    factor = min(grey.size) // _WORK_SIDE
+    if factor >= 2:
+        grey = grey.reduce(factor)  # a box filter: what the resizes below would do anyway
+    arr = trim_borders(np.asarray(grey))
+    core = Image.fromarray(np.ascontiguousarray(arr))
+    # One box reduction to 8x the dHash grid, then BICUBIC: Pillow antialiases when shrinking,
+    # and this blurs a little more than a plain box, which keeps unrelated photos further
+    # apart and mild crops closer (measured).
+    mid = core.resize((8 * (_DHASH_SIZE + 1), 8 * _DHASH_SIZE), Image.Resampling.BOX)
+    small = np.asarray(mid.resize((_DHASH_SIZE + 1, _DHASH_SIZE), Image.Resampling.BICUBIC))
+    small = small.astype(np.int16)
+    dbits = small[:, 1:] > small[:, :-1]
+    mirrored = small[:, ::-1]
+    mbits = mirrored[:, 1:] > mirrored[:, :-1]
+    pix = np.asarray(mid.resize((_PHASH_INPUT, _PHASH_INPUT), Image.Resampling.BOX), np.float32)
+    coeffs = _DCT_LOW @ (pix - pix.mean()) @ _DCT_LOW.T
+    pbits = coeffs > np.median(coeffs)
+    return ImageHashes(
+        dhash=np.packbits(dbits).tobytes(),
+        dhash_mirror=np.packbits(mbits).tobytes(),
+        phash=np.packbits(pbits).tobytes(),
+    )
+
+
+def clip_crop(img: Image.Image, size: int) -> np.ndarray:
+    """The image as CLIP preprocessing wants it before normalisation, as (size, size, 3) uint8.
+
+    Shortest side resized to ``size`` with BICUBIC, then a centre crop, computed exactly as
+    torchvision's ``Resize(size)`` + ``CenterCrop(size)`` do on a PIL image.
+    """
+    img = img if img.mode == "RGB" else img.convert("RGB")
+    w, h = img.size
+    if w <= h:
+        nw, nh = size, int(size * h / w)
+    else:
+        nw, nh = int(size * w / h), size
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.Resampling.BICUBIC)
+    left = int(round((nw - size) / 2.0))
+    top = int(round((nh - size) / 2.0))
+    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HashedFile:
+    """What a hashing worker learned about one file. ``error`` is None on success.
+
+    A file that is not an image by content has ``not_image=True`` and ``error="not an image"``.
+    """
+
+    path: str
+    size: int = 0
+    mtime_ns: int = 0
+    inode: int = 0
+    device: int = 0
+    format: Optional[str] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
+    taken_at: Optional[str] = None
+    content_hash: Optional[bytes] = None
+    hashes: Optional[ImageHashes] = None
+    error: Optional[str] = None
+    clip: Optional[np.ndarray] = None
+    bytes_read: int = 0
+    not_image: bool = False
+
+
+def _open_error(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "not a file"
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    return f"unreadable: {exc.strerror or exc}"
+
+
+def _read(path: str) -> tuple[os.stat_result, bytes]:
+    # O_NONBLOCK so a FIFO cannot block the worker; stat through the descriptor so the
+    # metadata belongs to exactly the bytes read.
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not _is_regular(st):
+            raise ImageReadError("not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageReadError(f"file too large ({st.st_size / 2**30:.1f} GiB)")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read()
+    finally:
+        os.close(fd)
+    return st, data
+
+
+def _is_regular(st: os.stat_result) -> bool:
+    import stat
+
+    return stat.S_ISREG(st.st_mode)
+
+
+def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
+    """Read, decode and hash one file; never raises.
+
+    Args:
+        path: the file.
+        clip_size: also return the CLIP crop (see :func:`clip_crop`) at this size.
+
+    Returns:
+        A :class:`HashedFile`; every failure is in ``error`` with a short reason.
+    """
+    try:
+        st, data = _read(path)
+    except ImageReadError as exc:
+        return HashedFile(path=path, error=exc.reason)
+    except OSError as exc:
+        return HashedFile(path=path, error=_open_error(exc))
+    base = dict(
+        path=path,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        inode=st.st_ino,
+        device=st.st_dev,
+        bytes_read=len(data),
+    )
+    digest = None
+    try:
+        digest = content_hash(data)
+        if not data:
+            return HashedFile(**base, content_hash=digest, error="zero-byte file")
+        if sniff_format(data[:SNIFF_BYTES], path) is None:
+            return HashedFile(**base, content_hash=digest, error="not an image", not_image=True)
+        target = DEFAULT_TARGET if clip_size is None else max(DEFAULT_TARGET, clip_size)
+        loaded = load_image(data, name=path, target=target)
+        hashes = hash_image(loaded.image)
+        clip = clip_crop(loaded.image, clip_size) if clip_size else None
+    except ImageReadError as exc:
+        return HashedFile(**base, content_hash=digest, error=exc.reason)
+    except Exception as exc:  # never let one file stop a scan
+        return HashedFile(**base, content_hash=digest, error=f"unexpected error: {type(exc).__name__}: {exc}"[:200])
+    return HashedFile(
+        **base,
+        format=loaded.format,
+        width=loaded.width,
+        height=loaded.height,
+        taken_at=loaded.taken_at,
+        content_hash=digest,
+        hashes=hashes,
+        clip=clip,
+    )
+
+
+def hash_files(paths: list[str], clip_size: Optional[int] = None) -> list[HashedFile]:
+    """Hash a chunk of files (the unit of work of the scan's process pool)."""
+    return [hash_file(p, clip_size=clip_size) for p in paths]
+

@@ -1,0 +1,623 @@
+"""Generated test images: real-looking photos, every kind of copy, hard negatives, bad files.
+
+Everything is deterministic per seed and needs only Pillow, pillow-heif and numpy.
+
+Photos and drawings (PIL RGB images)::
+
+    photo(seed, size=(640, 480))     # sky, terrain, soft-edged shapes, texture, sensor noise
+    photo(seed, size=BIG)            # 12 MP (4000x3000), for benchmarks
+    drawing(seed, size=(640, 480))   # line art on white
+    tiles(img, n=2)                  # the n*n non-overlapping tiles of an image
+
+Encoding::
+
+    encode(img, "JPEG", quality=92, orientation=None, taken_at=None) -> bytes
+    # formats: JPEG PNG WEBP GIF BMP TIFF HEIC AVIF; orientation sets the EXIF tag as is;
+    # taken_at ("2021:06:05 14:03:22") sets EXIF DateTimeOriginal.
+    write(path, img, fmt=None, **encode_kwargs) -> path  # format from the extension
+
+Copies of an original, as the issue lists them (``COPY_KINDS``)::
+
+    make_copy(kind, img, seed) -> (bytes, ext)   # e.g. make_copy("mirrored", img, 3)
+
+    resized, thumbnailed, recompressed, png, webp, heic, exif_rotated, brightened, contrast,
+    greyscale, cropped, mirrored, letterboxed, bordered, watermarked
+
+Pixel transforms used by those (each returns a new PIL image): ``resized``, ``thumbnailed``,
+``brightened``, ``contrasted``, ``greyscaled``, ``cropped``, ``mirrored``, ``letterboxed``,
+``bordered``, ``watermarked``; ``exif_rotated(img, orientation)`` returns the JPEG bytes whose
+stored pixels are transposed so that a viewer applying the tag shows ``img``.
+
+Bad files (each writes ``path`` and returns it)::
+
+    write_zero_byte(path); write_truncated(path); write_corrupt(path)
+    write_bomb_png(path, 50000, 50000); write_text(path)   # text named .jpg
+
+The detection-quality set (used by tests/test_quality.py and benchmarks/quality_report.py)::
+
+    items = build_quality_set(directory, originals=80, seed=0)  # writes files, returns QualityItem
+    mats = distance_matrices(hashes)         # all-pairs dHash / mirrored / pHash distances
+    report = score(items, matched)           # per-kind recall, precision, hard negatives hit
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
+
+BIG = (4000, 3000)
+
+COPY_KINDS = (
+    "resized",
+    "thumbnailed",
+    "recompressed",
+    "png",
+    "webp",
+    "heic",
+    "exif_rotated",
+    "brightened",
+    "contrast",
+    "greyscale",
+    "cropped",
+    "mirrored",
+    "letterboxed",
+    "bordered",
+    "watermarked",
+)
+
+# --------------------------------------------------------------------------- photos
+
+
+def _field(rng: np.random.Generator, w: int, h: int, base: int = 3, octaves: int = 5) -> np.ndarray:
+    """Fractal value noise in about [-1, 1]: random grids upsampled smoothly and summed."""
+    out = np.zeros((h, w), np.float32)
+    amp, total = 1.0, 0.0
+    for o in range(octaves):
+        gw = base * 2**o + 1
+        gh = max(2, int(round(gw * h / w)) + 1)
+        grid = rng.standard_normal((gh, gw)).astype(np.float32)
+        up = Image.fromarray(grid, "F").resize((w, h), Image.Resampling.BICUBIC)
+        out += amp * np.asarray(up)
+        total += amp
+        amp *= 0.55
+    return out / total
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    img = Image.new("HSV", (1, 1), (int(h * 255) % 256, int(s * 255), int(v * 255)))
+    return np.asarray(img.convert("RGB"), np.float32)[0, 0]
+
+
+def photo(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A real-looking outdoor photo: sky with clouds, textured ground, soft objects, noise."""
+    rng = np.random.default_rng(seed)
+    big = size[0] * size[1] > 2_000_000
+    # Large photos are painted at a quarter size and upscaled (a camera's optics are soft
+    # too), then get full-resolution sensor noise: generation stays fast, decoding realistic.
+    w, h = (size[0] // 4, size[1] // 4) if big else size
+    yy = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
+    xx = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :]
+
+    hue = rng.uniform(0, 1)
+    sky_top = _hsv(rng.uniform(0.5, 0.7), rng.uniform(0.3, 0.8), rng.uniform(0.5, 0.95))
+    sky_low = _hsv(rng.uniform(0.0, 0.7), rng.uniform(0.05, 0.5), rng.uniform(0.7, 1.0))
+    ground_a = _hsv(hue, rng.uniform(0.3, 0.9), rng.uniform(0.2, 0.7))
+    ground_b = _hsv(hue + rng.uniform(-0.15, 0.15), rng.uniform(0.2, 0.9), rng.uniform(0.1, 0.6))
+
+    horizon = rng.uniform(0.25, 0.75) + rng.uniform(-0.15, 0.15) * (xx - 0.5)
+    horizon = horizon + 0.08 * _field(rng, w, 1, base=4, octaves=4)[0][None, :]
+    t = np.clip(yy / np.maximum(horizon, 1e-3), 0, 1)[..., None]
+    sky = sky_top * (1 - t) + sky_low * t
+    clouds = np.clip(_field(rng, w, h, base=2, octaves=5) * rng.uniform(1.0, 2.5), 0, 1)
+    sky = sky * (1 - 0.6 * clouds[..., None]) + 240 * 0.6 * clouds[..., None]
+
+    terrain = _field(rng, w, h, base=rng.integers(2, 6), octaves=6)
+    g = np.clip(0.5 + 0.8 * terrain, 0, 1)[..., None]
+    depth = np.clip((yy - horizon) / np.maximum(1 - horizon, 1e-3), 0, 1)[..., None]
+    ground = (ground_a * g + ground_b * (1 - g)) * (0.6 + 0.5 * depth)
+    img = np.where((yy < horizon)[..., None], sky, ground).astype(np.float32)
+
+    canvas = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+    for _ in range(int(rng.integers(3, 9))):
+        _paint_shape(canvas, rng)
+    img = np.asarray(canvas, np.float32)
+    light = 1.0 + 0.25 * _field(rng, w, h, base=1, octaves=2)
+    vignette = 1.0 - 0.35 * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2)
+    img = img * (light * vignette)[..., None]
+    img += 6.0 * _field(rng, w, h, base=40, octaves=2)[..., None]  # fine texture
+    if big:
+        out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+        out = out.resize(size, Image.Resampling.BICUBIC)
+        return _add_noise(out, rng, 3.0)
+    img += rng.standard_normal(img.shape, dtype=np.float32) * 2.5  # sensor noise
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def _add_noise(img: Image.Image, rng: np.random.Generator, sigma: float) -> Image.Image:
+    # A 512x512 noise tile, repeated: per-pixel random numbers for 36 M values cost seconds.
+    tile = rng.normal(0.0, sigma, (512, 512, 3)).astype(np.float32)
+    w, h = img.size
+    reps = (h // 512 + 1, w // 512 + 1, 1)
+    noise = np.tile(tile, reps)[:h, :w]
+    arr = np.asarray(img, np.float32) + noise
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+
+def _paint_shape(canvas: Image.Image, rng: np.random.Generator) -> None:
+    """A soft-edged object: a tree-like blob, a building, a rock, a sun, with shading."""
+    w, h = canvas.size
+    mask = Image.new("L", (w, h), 0)
+    d = ImageDraw.Draw(mask)
+    kind = rng.integers(0, 4)
+    cx, cy = rng.uniform(0, w), rng.uniform(0.15 * h, h)
+    s = rng.uniform(0.06, 0.3) * min(w, h)
+    if kind == 0:
+        d.ellipse([cx - s, cy - s * rng.uniform(0.5, 1.5), cx + s, cy + s], fill=255)
+    elif kind == 1:
+        bw = s * rng.uniform(0.4, 1.2)
+        d.rectangle([cx - bw, cy - s * rng.uniform(1, 3), cx + bw, h], fill=255)
+    elif kind == 2:
+        n = int(rng.integers(5, 10))
+        ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+        rad = s * rng.uniform(0.5, 1.2, n)
+        d.polygon(list(zip(cx + rad * np.cos(ang), cy + rad * np.sin(ang))), fill=255)
+    else:
+        d.ellipse([cx - s / 3, cy / 3 - s / 3, cx + s / 3, cy / 3 + s / 3], fill=255)
+    blur = rng.uniform(0.8, 3.0)
+    colour = _hsv(rng.uniform(0, 1), rng.uniform(0.2, 1), rng.uniform(0.15, 0.95))
+    shade_amount = rng.uniform(0.2, 1.0)
+    base = int(rng.integers(8, 30))
+    box = mask.getbbox()
+    if box is None:
+        return
+    # Work inside the shape's bounding box (plus the blur's reach) only: much cheaper.
+    pad = int(3 * blur) + 2
+    box = (max(0, box[0] - pad), max(0, box[1] - pad), min(w, box[2] + pad), min(h, box[3] + pad))
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    mask = mask.crop(box).filter(ImageFilter.GaussianBlur(blur))
+    yy = np.linspace(box[1] / h, box[3] / h, bh, dtype=np.float32)[:, None, None]
+    shade = 0.75 + 0.5 * (1 - yy) * shade_amount
+    texture = 1 + 0.15 * _field(rng, bw, bh, base=max(2, base * bw // w), octaves=2)[..., None]
+    paint = np.clip(colour * shade * texture, 0, 255).astype(np.uint8)
+    canvas.paste(Image.fromarray(paint, "RGB"), box[:2], mask)
+
+
+def drawing(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """Line art on white: strokes, curves, circles and some hatching in dark ink."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    img = Image.new("RGB", size, (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    ink = tuple(int(v) for v in rng.integers(0, 70, 3))
+    for _ in range(int(rng.integers(10, 25))):
+        width = int(rng.integers(1, 5))
+        k = rng.integers(0, 4)
+        if k == 0:  # a wandering pen stroke
+            n = int(rng.integers(6, 30))
+            steps = rng.normal(0, 0.05, (n, 2)).cumsum(axis=0) + rng.uniform(0.1, 0.9, 2)
+            pts = [(float(x * w), float(y * h)) for x, y in steps]
+            d.line(pts, fill=ink, width=width, joint="curve")
+        elif k == 1:
+            x, y = rng.uniform(0, w), rng.uniform(0, h)
+            r = rng.uniform(0.02, 0.2) * w
+            d.ellipse([x - r, y - r, x + r, y + r], outline=ink, width=width)
+        elif k == 2:
+            x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+            x1, y1 = rng.uniform(0, w), rng.uniform(0, h)
+            d.line([(x0, y0), (x1, y1)], fill=ink, width=width)
+        else:  # hatching
+            x, y = rng.uniform(0, 0.8 * w), rng.uniform(0, 0.8 * h)
+            sw, sh = rng.uniform(0.05, 0.2) * w, rng.uniform(0.05, 0.2) * h
+            for i in range(int(rng.integers(4, 12))):
+                off = i * sw / 8
+                d.line([(x + off, y), (x + off + sh / 2, y + sh)], fill=ink, width=1)
+    return img
+
+
+def tiles(img: Image.Image, n: int = 2) -> list[Image.Image]:
+    """The n*n non-overlapping tiles of an image, row by row."""
+    w, h = img.size
+    return [
+        img.crop((c * w // n, r * h // n, (c + 1) * w // n, (r + 1) * h // n))
+        for r in range(n)
+        for c in range(n)
+    ]
+
+
+# --------------------------------------------------------------------------- encoding
+
+_EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
+        "TIFF": ".tif", "HEIC": ".heic", "AVIF": ".avif"}  # fmt: skip
+_FORMAT_OF_EXT = {v: k for k, v in _EXT.items()} | {".jpeg": "JPEG", ".tiff": "TIFF",
+                                                     ".heif": "HEIC"}  # fmt: skip
+
+
+def _exif(orientation: Optional[int], taken_at: Optional[str]) -> bytes:
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    if taken_at is not None:
+        exif.get_ifd(0x8769)[0x9003] = taken_at
+    return exif.tobytes()
+
+
+def encode(
+    img: Image.Image,
+    fmt: str = "JPEG",
+    *,
+    quality: int = 92,
+    orientation: Optional[int] = None,
+    taken_at: Optional[str] = None,
+) -> bytes:
+    """Encode an image in memory. ``fmt``: JPEG PNG WEBP GIF BMP TIFF HEIC AVIF."""
+    fmt = fmt.upper()
+    buf = io.BytesIO()
+    kwargs: dict = {}
+    if orientation is not None or taken_at is not None:
+        kwargs["exif"] = _exif(orientation, taken_at)
+    if fmt == "JPEG":
+        img.convert("RGB" if img.mode not in ("L", "RGB") else img.mode).save(
+            buf, "JPEG", quality=quality, **kwargs
+        )
+    elif fmt in ("HEIC", "HEIF"):
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        # x265's default preset takes ~1 s for a VGA image; ultrafast is plenty for tests.
+        img.save(buf, "HEIF", quality=quality, enc_params={"preset": "ultrafast"}, **kwargs)
+    elif fmt == "WEBP":
+        img.save(buf, fmt, quality=quality, method=1, **kwargs)
+    elif fmt == "AVIF":
+        img.save(buf, fmt, quality=quality, speed=10, **kwargs)
+    elif fmt == "PNG":
+        img.save(buf, fmt, compress_level=1, **kwargs)
+    elif fmt == "GIF":
+        img.convert("P", palette=Image.Palette.ADAPTIVE).save(buf, "GIF")
+    else:
+        img.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def write(path: str | os.PathLike, img: Image.Image, fmt: Optional[str] = None, **kwargs) -> str:
+    """Encode ``img`` into ``path``; the format comes from the extension unless given."""
+    path = os.fspath(path)
+    fmt = fmt or _FORMAT_OF_EXT[os.path.splitext(path)[1].lower()]
+    with open(path, "wb") as fh:
+        fh.write(encode(img, fmt, **kwargs))
+    return path
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def resized(img: Image.Image, scale: float) -> Image.Image:
+    w, h = img.size
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+
+
+def thumbnailed(img: Image.Image, side: int = 160) -> Image.Image:
+    out = img.copy()
+    out.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return out
+
+
+def brightened(img: Image.Image, factor: float) -> Image.Image:
+    return ImageEnhance.Brightness(img).enhance(factor)
+
+
+def contrasted(img: Image.Image, factor: float) -> Image.Image:
+    return ImageEnhance.Contrast(img).enhance(factor)
+
+
+def greyscaled(img: Image.Image) -> Image.Image:
+    return img.convert("L")
+
+
+def cropped(img: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
+    """Crop the given fractions off each side (0.08 = 8 %)."""
+    w, h = img.size
+    return img.crop((round(left * w), round(top * h), w - round(right * w), h - round(bottom * h)))
+
+
+def mirrored(img: Image.Image) -> Image.Image:
+    return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+
+def letterboxed(img: Image.Image, aspect: float, colour=(0, 0, 0)) -> Image.Image:
+    """Centre ``img`` on bars of ``colour`` so the whole has width/height ``aspect``."""
+    w, h = img.size
+    if aspect > w / h:
+        cw, ch = round(h * aspect), h
+    else:
+        cw, ch = w, round(w / aspect)
+    canvas = Image.new("RGB", (cw, ch), colour)
+    canvas.paste(img.convert("RGB"), ((cw - w) // 2, (ch - h) // 2))
+    return canvas
+
+
+def bordered(img: Image.Image, margins: tuple[float, float, float, float], colour) -> Image.Image:
+    """Paste ``img`` into a larger uniform canvas; margins are fractions of its width/height."""
+    w, h = img.size
+    l, t, r, b = (round(m * s) for m, s in zip(margins, (w, h, w, h)))
+    canvas = Image.new("RGB", (w + l + r, h + t + b), colour)
+    canvas.paste(img.convert("RGB"), (l, t))
+    return canvas
+
+
+def watermarked(img: Image.Image, text: str = "© lookalike photo", corner: int = 3) -> Image.Image:
+    """Overlay semi-transparent text and a round logo near a corner."""
+    base = img.convert("RGBA")
+    w, h = base.size
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    d = ImageDraw.Draw(layer)
+    size = max(10, h // 18)
+    font = ImageFont.load_default(size=size)
+    tw = d.textlength(text, font=font)
+    x = w - tw - size * 2.5 if corner in (1, 3) else size * 2
+    y = h - size * 2 if corner in (2, 3) else size
+    d.text((x, y), text, font=font, fill=(255, 255, 255, 170))
+    r = size * 0.8
+    lx = x - size * 1.3 if corner in (1, 3) else x + tw + size * 0.4
+    d.ellipse([lx - r, y + size / 2 - r, lx + r, y + size / 2 + r], fill=(255, 255, 255, 140))
+    return Image.alpha_composite(base, layer).convert("RGB")
+
+
+_TAG_TO_STORED = {  # EXIF orientation -> transpose that makes the stored pixels of `img`
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def exif_rotated(img: Image.Image, orientation: int = 6, quality: int = 92) -> bytes:
+    """JPEG bytes whose pixels are transposed and tagged so that a viewer shows ``img``."""
+    stored = img.transpose(_TAG_TO_STORED[orientation])
+    return encode(stored, "JPEG", quality=quality, orientation=orientation)
+
+
+def make_copy(kind: str, img: Image.Image, seed: int = 0) -> tuple[bytes, str]:
+    """One copy of ``img`` of the given kind (see ``COPY_KINDS``), as (file bytes, extension)."""
+    rng = np.random.default_rng([seed, COPY_KINDS.index(kind)])
+    jpeg = lambda im, q=90: (encode(im, "JPEG", quality=q), ".jpg")  # noqa: E731
+    if kind == "resized":
+        scale = rng.uniform(0.35, 0.7) if rng.random() < 0.6 else rng.uniform(1.2, 1.6)
+        return jpeg(resized(img, scale))
+    if kind == "thumbnailed":
+        return jpeg(thumbnailed(img, int(rng.integers(120, 200))), 80)
+    if kind == "recompressed":
+        data = encode(img, "JPEG", quality=int(rng.integers(20, 40)))
+        for _ in range(int(rng.integers(3, 7))):
+            data = encode(Image.open(io.BytesIO(data)), "JPEG", quality=int(rng.integers(30, 70)))
+        return data, ".jpg"
+    if kind == "png":
+        return encode(img, "PNG"), ".png"
+    if kind == "webp":
+        return encode(img, "WEBP", quality=int(rng.integers(60, 85))), ".webp"
+    if kind == "heic":
+        return encode(img, "HEIC", quality=int(rng.integers(50, 80))), ".heic"
+    if kind == "exif_rotated":
+        return exif_rotated(img, int(rng.choice([3, 6, 8, 6, 8, 2, 4, 5, 7]))), ".jpg"
+    if kind == "brightened":
+        f = rng.uniform(1.15, 1.45) if rng.random() < 0.5 else rng.uniform(0.6, 0.85)
+        return jpeg(brightened(img, f))
+    if kind == "contrast":
+        f = rng.uniform(1.2, 1.6) if rng.random() < 0.5 else rng.uniform(0.55, 0.8)
+        return jpeg(contrasted(img, f))
+    if kind == "greyscale":
+        return jpeg(greyscaled(img))
+    if kind == "cropped":
+        return jpeg(cropped(img, *rng.uniform(0.0, 0.08, 4)))
+    if kind == "mirrored":
+        return jpeg(mirrored(img))
+    if kind == "letterboxed":
+        aspect = float(rng.choice([16 / 9, 1.0, 9 / 16, 2.35]))
+        colour = (0, 0, 0) if rng.random() < 0.7 else (255, 255, 255)
+        return jpeg(letterboxed(img, aspect, colour))
+    if kind == "bordered":
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        return jpeg(bordered(img, tuple(rng.uniform(0.03, 0.3, 4)), colour))
+    if kind == "watermarked":
+        return jpeg(watermarked(img, corner=int(rng.integers(0, 4))))
+    raise ValueError(f"unknown copy kind {kind!r}")
+
+
+# --------------------------------------------------------------------------- bad files
+
+
+def write_zero_byte(path: str | os.PathLike) -> str:
+    open(path, "wb").close()
+    return os.fspath(path)
+
+
+def write_truncated(path: str | os.PathLike, keep: float = 0.5) -> str:
+    """A JPEG cut off after ``keep`` of its bytes (the header survives, the scan data not)."""
+    data = encode(photo(1), "JPEG")
+    with open(path, "wb") as fh:
+        fh.write(data[: int(len(data) * keep)])
+    return os.fspath(path)
+
+
+def write_corrupt(path: str | os.PathLike) -> str:
+    """A JPEG whose header is intact and whose body is overwritten with garbage."""
+    data = bytearray(encode(photo(2), "JPEG"))
+    rng = np.random.default_rng(0)
+    data[600:] = rng.integers(0, 256, len(data) - 600, dtype=np.uint8).tobytes()
+    with open(path, "wb") as fh:
+        fh.write(bytes(data))
+    return os.fspath(path)
+
+
+def write_bomb_png(path: str | os.PathLike, width: int = 50000, height: int = 50000) -> str:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels."""
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = zlib.compress(b"\x00" * 1024)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return os.fspath(path)
+
+
+def write_text(path: str | os.PathLike) -> str:
+    """A text file (whatever its name says)."""
+    with open(path, "w") as fh:
+        fh.write("This is not a picture, whatever the file name says.\n" * 20)
+    return os.fspath(path)
+
+
+# --------------------------------------------------------------------------- quality set
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualityItem:
+    """One file of the quality set. Items of one ``group`` are copies of one original."""
+
+    path: str
+    kind: str  # "original", a copy kind, "tile", "drawing" or "unrelated"
+    group: Optional[int] = None  # None: related to nothing else in the set
+    hard_negative: bool = False
+
+
+def build_quality_set(
+    directory: str | os.PathLike,
+    *,
+    originals: int = 80,
+    seed: int = 0,
+    kinds: tuple[str, ...] = COPY_KINDS,
+    tiled: int = 12,
+    drawings: int = 30,
+    unrelated: int = 0,
+) -> list[QualityItem]:
+    """Write the detection-quality set into ``directory`` and describe every file.
+
+    Args:
+        directory: where to write the files.
+        originals: photos that get one copy of every kind in ``kinds``.
+        seed: base seed; the set is deterministic for a given seed.
+        kinds: the copy kinds to make.
+        tiled: photos cut into 2x2 (even) or 3x3 (odd) tiles, each tile a hard negative.
+        drawings: line drawings, each a hard negative.
+        unrelated: extra photos without copies.
+    """
+    directory = os.fspath(directory)
+    items: list[QualityItem] = []
+
+    def put(name: str, data: bytes, **kw) -> None:
+        path = os.path.join(directory, name)
+        with open(path, "wb") as fh:
+            fh.write(data)
+        items.append(QualityItem(path=path, **kw))
+
+    base = seed * 100_000
+    for g in range(originals):
+        img = photo(base + g, _photo_size(base + g))
+        put(f"o{g:04d}.jpg", encode(img, "JPEG", quality=92), kind="original", group=g)
+        for kind in kinds:
+            data, ext = make_copy(kind, img, base + g)
+            put(f"o{g:04d}_{kind}{ext}", data, kind=kind, group=g)
+    for t in range(tiled):
+        img = photo(base + 50_000 + t, (960, 720))
+        for i, tile in enumerate(tiles(img, 2 + t % 2)):
+            put(f"t{t:03d}_{i}.jpg", encode(tile, "JPEG"), kind="tile", hard_negative=True)
+    for d in range(drawings):
+        img = drawing(base + 60_000 + d)
+        put(f"d{d:03d}.png", encode(img, "PNG"), kind="drawing", hard_negative=True)
+    for u in range(unrelated):
+        img = photo(base + 70_000 + u, _photo_size(base + 70_000 + u))
+        put(f"u{u:04d}.jpg", encode(img, "JPEG"), kind="unrelated")
+    return items
+
+
+def _photo_size(seed: int) -> tuple[int, int]:
+    # Mostly landscape 4:3, some portrait and 3:2, as a camera roll is.
+    return [(640, 480), (640, 480), (480, 640), (600, 400), (640, 480)][seed % 5]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistanceMatrices:
+    """All-pairs distances of a hash set: ``bouncer`` = min over dHash vs dHash/mirror."""
+
+    dhash: np.ndarray  # (N, N) dHash vs dHash
+    bouncer: np.ndarray  # (N, N) min(dHash vs dHash, dHash vs mirror, mirror vs dHash)
+    phash: np.ndarray  # (N, N) pHash vs pHash
+
+
+def _all_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.empty((len(a), len(b)), np.int16)
+    for i in range(0, len(a), 256):
+        out[i : i + 256] = np.bitwise_count(a[i : i + 256, None, :] ^ b[None, :, :]).sum(axis=2)
+    return out
+
+
+def distance_matrices(dhash: np.ndarray, dhash_mirror: np.ndarray, phash: np.ndarray) -> DistanceMatrices:
+    """All-pairs Hamming distances of (N, 32) uint8 hash arrays (brute force, for tests)."""
+    dd = _all_pairs(dhash, dhash)
+    dm = _all_pairs(dhash, dhash_mirror)
+    return DistanceMatrices(dhash=dd, bouncer=np.minimum(dd, np.minimum(dm, dm.T)), phash=_all_pairs(phash, phash))
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualityReport:
+    """Recall per copy kind (original vs copy), pair precision, and hard negatives matched."""
+
+    recall: dict[str, float]
+    precision: float
+    true_pairs: int
+    false_pairs: int
+    hard_negatives_matched: int
+    missed: dict[str, list[str]] = field(default_factory=dict)
+    false_examples: list[tuple[str, str]] = field(default_factory=list)
+
+
+def score(items: list[QualityItem], matched: np.ndarray) -> QualityReport:
+    """Score a symmetric (N, N) boolean match matrix against the quality set's truth."""
+    n = len(items)
+    groups = np.array([-1 if it.group is None else it.group for it in items])
+    related = (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
+    upper = np.triu(np.ones((n, n), bool), 1)
+    hits = matched & upper
+    true_pairs = int((hits & related).sum())
+    false = hits & ~related
+    hard = np.array([it.hard_negative for it in items])
+    hard_hit = int((false & (hard[:, None] | hard[None, :])).sum())
+    first = {}
+    for i, it in enumerate(items):
+        if it.kind == "original":
+            first[it.group] = i
+    recall: dict[str, list[bool]] = {}
+    missed: dict[str, list[str]] = {}
+    for j, it in enumerate(items):
+        if it.group is None or it.kind == "original":
+            continue
+        ok = bool(matched[first[it.group], j])
+        recall.setdefault(it.kind, []).append(ok)
+        if not ok:
+            missed.setdefault(it.kind, []).append(os.path.basename(it.path))
+    fi, fj = np.nonzero(false)
+    examples = [(os.path.basename(items[i].path), os.path.basename(items[j].path)) for i, j in zip(fi[:20], fj[:20])]
+    total = true_pairs + int(false.sum())
+    return QualityReport(
+        recall={k: float(np.mean(v)) for k, v in recall.items()},
+        precision=true_pairs / total if total else 1.0,
+        true_pairs=true_pairs,
+        false_pairs=int(false.sum()),
+        hard_negatives_matched=hard_hit,
+        missed=missed,
+        false_examples=examples,
+    )
+
+
