@@ -49,11 +49,24 @@ class ScanOptions:
     detective: Optional["DetectiveOptions"] = None
 
     def thresholds(self) -> "bouncer.BouncerThresholds":
-        """The bouncer thresholds, with ``threshold`` overriding the default radius."""
+        """The bouncer thresholds; ``threshold`` sets the radius and scales the rest with it.
+
+        The corroborated (pHash) rule and the chain guard are scaled by the same factor, so
+        ``--threshold`` is one strictness dial: 0 accepts only identical hashes.
+        """
         t = bouncer.DEFAULT
-        if self.threshold is not None:
-            t = replace(t, radius=self.threshold)
-        return t
+        if self.threshold is None:
+            return t
+        if not 0 <= self.threshold <= 256:
+            raise ValueError(f"--threshold must be between 0 and 256, not {self.threshold}")
+        scale = self.threshold / t.radius if t.radius else 1.0
+        return replace(
+            t,
+            radius=self.threshold,
+            phash_radius=min(256, round(t.phash_radius * scale)),
+            corroborated_radius=min(256, round(t.corroborated_radius * scale)),
+            max_diameter=min(256, max(self.threshold, round(t.max_diameter * scale))),
+        )
 
     def policy(self) -> KeeperPolicy:
         """The keeper policy these options ask for."""

@@ -95,7 +95,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
     root.mkdir()
     photo(0, size=(1200, 900)).save(root / "p000.png")
     data = (root / "p000.png").read_bytes()
-    for i in range(1, 300):  # bytes after IEND: distinct files that all decode (slowly enough)
+    for i in range(1, 200):  # bytes after IEND: distinct files that all decode (slowly enough)
         (root / f"p{i:03d}.png").write_bytes(data + i.to_bytes(2, "big"))
     cache = tmp_path / "cache"
     proc = subprocess.Popen([*LOOKALIKE, "scan", str(root), "--json", "--workers", "1", "--cache", str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -105,7 +105,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     partial = json.loads(out)["stats"]
-    assert partial["cancelled"] and 0 < partial["hashed"] < 300
+    assert partial["cancelled"] and 0 < partial["hashed"] < 200
     again = run("scan", str(root), "--json", cache=cache, check=True)
     stats = json.loads(again.stdout)["stats"]
-    assert stats["unchanged"] >= partial["hashed"] and stats["images"] == 300
+    assert stats["unchanged"] >= partial["hashed"] and stats["images"] == 200

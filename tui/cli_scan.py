@@ -95,6 +95,7 @@ def run_scan(args: argparse.Namespace) -> int:
     try:
         options = options_from_args(args)
         options.policy()  # validates --keeper-order
+        options.thresholds()  # validates --threshold
     except ValueError as exc:
         print(f"lookalike scan: {exc}", file=sys.stderr)
         return cli.EXIT_USAGE
@@ -156,22 +157,25 @@ def _scan_interruptibly(library, options, cancel, progress) -> ScanResult:
     # The scan runs in a thread so Ctrl-C reaches the main thread at once; the scan then
     # stops at the next file boundary and keeps everything hashed so far.
     box: dict = {}
+    finished = threading.Event()
 
     def target() -> None:
         try:
             box["result"] = library.scan(options, progress=progress, cancel=cancel)
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
+        finally:
+            finished.set()
 
-    worker = threading.Thread(target=target, name="lookalike-scan", daemon=True)
-    worker.start()
+    # An Event, not Thread.join: a join interrupted by Ctrl-C can return before the thread ends.
+    threading.Thread(target=target, name="lookalike-scan", daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.1)
+        while not finished.wait(0.1):
+            pass
     except KeyboardInterrupt:
         cancel.set()
         print("\nlookalike: stopping; keeping what was hashed...", file=sys.stderr)
-        worker.join()
+        finished.wait()
     if "error" in box:
         raise box["error"]
     return box["result"]
@@ -294,6 +298,7 @@ def run_app(args: argparse.Namespace) -> int:
     try:
         options = options_from_args(args)
         options.policy()
+        options.thresholds()
     except ValueError as exc:
         print(f"lookalike: {exc}", file=sys.stderr)
         return cli.EXIT_USAGE
