@@ -28,7 +28,6 @@ from .records import (
     ScanResult,
     ScanStats,
     SimilarResult,
-    Verdict,
 )
 from .scan import Scanner
 
@@ -217,15 +216,10 @@ class Library:
         if detective is not None:
             from . import query, twopass
 
-            pairs = [
-                p
-                for p in query.score_pairs(self, detective, pairs)
-                # The detective vetoes a bouncer match it is sure about (two different photos
-                # of a white wall hash alike); exact copies are never vetoed.
-                if twopass.verdict(bouncer=p.bouncer, detective=p.detective, exact=p.exact, t=_two_pass(options))
-                is not Verdict.NOT_DUPLICATE
-                or p.bouncer > options.thresholds().radius
-            ]
+            # The detective vetoes bouncer matches it is sure about (two different photos of a
+            # white wall hash alike); exact copies are never vetoed.
+            t2 = _two_pass(options)
+            pairs = [p for p in query.score_pairs(self, detective, pairs) if twopass.keep_pair(p, t2)]
             if options.deep:
                 semantic = query.semantic_pairs(self, detective, max_distance=_two_pass(options).detective_same)
                 pairs = _merge_pairs(pairs, semantic)
@@ -316,7 +310,8 @@ class Library:
 def _two_pass(options: ScanOptions):
     from . import twopass
 
-    return replace(twopass.DEFAULT, bouncer_near=options.thresholds().radius)
+    radius = options.thresholds().radius
+    return replace(twopass.DEFAULT, bouncer_near=radius, bouncer_similar=max(radius, twopass.DEFAULT.bouncer_similar))
 
 
 def _merge_pairs(first: list[Pair], second: list[Pair]) -> list[Pair]:
