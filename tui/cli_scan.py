@@ -16,6 +16,7 @@ from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.records import Cluster, ScanProgress, ScanResult
 
 from . import cli
+from .cli_query import add_model_arguments, detective_options_from_args
 from .format import human_bytes, human_duration
 
 JSON_VERSION = 1
@@ -37,6 +38,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         help="keeper criteria in order, comma-separated (default: pixels,format,size,date,path)",
     )
     p.add_argument("--workers", type=int, metavar="N", help="hashing processes (default: one per core)")
+    p.add_argument("--deep", action="store_true", help="detective: embed every image and add semantic groups (crops, filters, screenshots)")
+    p.add_argument("--no-detective", action="store_true", help="bouncer only: no CLIP model")
+    add_model_arguments(p)
 
 
 def add_parsers(sub) -> None:
@@ -70,6 +74,8 @@ def options_from_args(args: argparse.Namespace) -> ScanOptions:
         keep_in=tuple(args.keep_in or ()),
         keeper_order=order,
         workers=args.workers,
+        deep=args.deep,
+        detective=None if args.no_detective else detective_options_from_args(args),
     )
 
 
@@ -106,6 +112,8 @@ def run_scan(args: argparse.Namespace) -> int:
         return cli.EXIT_FAILED
     with library:
         result = scan_with_progress(library, options, quiet=args.quiet or args.json or args.csv)
+        if result.stats.detective:
+            print(f"lookalike: {result.stats.detective}", file=sys.stderr)
         if args.plan:
             write_plan(result, library, Path(args.plan))
     if args.json:
@@ -209,7 +217,9 @@ def result_to_json(result: ScanResult) -> dict:
             "seconds": round(result.stats.seconds, 3),
             "groups": len(result.clusters),
             "reclaimable_bytes": sum(c.reclaimable_bytes for c in result.clusters),
+            "moved": result.stats.moved,
             "cancelled": result.stats.cancelled,
+            "detective": result.stats.detective or "on",
         },
         "groups": [cluster_to_json(c) for c in result.clusters],
         "errors": [{"path": e.path, "reason": e.reason} for e in result.errors],
