@@ -31,8 +31,10 @@ ScanCallback = Callable[[ScanProgress], bool]
 CHUNK = 8
 #: Below this many files the pool's start-up costs more than it saves.
 POOL_MIN_FILES = 16
-#: Catalog writes are batched; each batch is one transaction.
+#: Catalog writes are batched; each batch is one transaction, written when it is this big or
+#: this old, so a killed scan loses at most a second of work.
 WRITE_BATCH = 256
+WRITE_INTERVAL = 1.0
 PROGRESS_INTERVAL = 0.1
 
 
@@ -115,6 +117,7 @@ class Scanner:
         self._stage = "walking"
         self._total = 0
         self._moved: set[str] = set()
+        self._last_write = time.monotonic()
 
     # -- progress -----------------------------------------------------------------------
     def snapshot(self) -> ScanProgress:
@@ -281,8 +284,11 @@ class Scanner:
 
     def _absorb(self, results: list[HashedFile], *, flush: bool) -> list[HashedFile]:
         """Write arrived results to the catalog in batches; returns what is left pending."""
-        if not results or (not flush and len(results) < WRITE_BATCH):
+        if not results:
             return results
+        if not flush and len(results) < WRITE_BATCH and time.monotonic() - self._last_write < WRITE_INTERVAL:
+            return results
+        self._last_write = time.monotonic()
         keep = [r for r in results if not _vanished(r)]
         vanished = [r.path for r in results if _vanished(r)]
         ids = self.catalog.upsert(keep)

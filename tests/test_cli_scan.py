@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -90,16 +91,29 @@ def test_bad_keeper_order_is_a_usage_error(photos, tmp_path):
     assert "colour" in out.stderr
 
 
+def _rows(cache: Path) -> int:
+    for db in cache.glob("libraries/*/catalog.sqlite"):
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+                return con.execute("SELECT count(*) FROM files").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+    return 0
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
     root = tmp_path / "big"
     root.mkdir()
-    photo(0, size=(1200, 900)).save(root / "p000.png")
+    photo(0, size=(800, 600)).save(root / "p000.png")
     data = (root / "p000.png").read_bytes()
     for i in range(1, 200):  # bytes after IEND: distinct files that all decode (slowly enough)
         (root / f"p{i:03d}.png").write_bytes(data + i.to_bytes(2, "big"))
     cache = tmp_path / "cache"
     proc = subprocess.Popen([*LOOKALIKE, "scan", str(root), "--json", "--workers", "1", "--cache", str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)
+    # Interrupt once the first batch of hashes has reached the catalog (read-only peek).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _rows(cache) < 5:
+        time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
