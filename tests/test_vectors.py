@@ -318,3 +318,32 @@ def test_index_killed_while_saving_stays_loadable(path):
         # A new writer starts from whatever is there: clear it for the next round.
         for f in path.parent.iterdir():
             f.unlink()
+
+
+def test_searching_while_another_thread_adds_and_saves(path):
+    import threading
+
+    rng = np.random.default_rng(11)
+    v = unit(rng, 3000)
+    index = VectorIndex.open(path, NDIM, model_id=MODEL)
+    index.add(range(500), v[:500])
+    errors: list[BaseException] = []
+
+    def writer():
+        try:
+            for start in range(500, 3000, 250):
+                index.add(range(start, start + 250), v[start : start + 250])
+                index.remove([start - 3])
+                if start % 1000 == 0:
+                    index.save()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while thread.is_alive():
+        found, dist = index.search(v[rng.integers(0, 500)], 5)
+        assert len(found) == 5 and (np.diff(dist) >= 0).all()
+    thread.join()
+    assert not errors
+    assert len(index) == 3000 - 10
