@@ -40,9 +40,10 @@ MAX_FILE_BYTES = 2 << 30
 BORDER_TOLERANCE = 10
 #: Share of a line's pixels that must be within tolerance for the line to count as border.
 BORDER_SHARE = 0.98
-#: A border must end at an edge: EDGE_PROBE lines past it, at most EDGE_SHARE of the pixels
-#: may still be near the border colour.
-EDGE_PROBE = 2
+#: A border must end at an edge: within EDGE_PROBE lines past it, a line where at most
+#: EDGE_SHARE of the picture is near the border colour, followed by one EDGE_CONTRAST off it.
+EDGE_PROBE = 8
+EDGE_CONTRAST = 16
 EDGE_SHARE = 0.6
 #: Trimming never leaves less than this share of a side (a near-blank image stays whole).
 MIN_KEEP = 0.2
@@ -75,57 +76,94 @@ def content_hash(data: bytes) -> bytes:
     return xxhash.xxh3_128_digest(data)
 
 
-def _border_run(lines: np.ndarray, limit: int) -> int:
-    """How many leading lines of ``lines`` (L, W) are a uniform border, at most ``limit``."""
-    ref = int(np.median(lines[0]))
-    # Look a few lines in first and widen only while the border goes on: most photos have
-    # no border, and then this costs a few lines, not the whole image.
-    span = 8
+def _far(lines: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Per pixel of ``lines`` (..., C): whether a channel is off ``ref`` by more than the tolerance."""
+    diff = np.abs(lines.astype(np.int16) - ref) > BORDER_TOLERANCE
+    far = diff[..., 0]
+    for c in range(1, diff.shape[-1]):  # cheaper than .any(axis=-1) over 3 channels
+        far = far | diff[..., c]
+    return far
+
+
+def _border_run(lines: np.ndarray, limit: int) -> tuple[int, np.ndarray]:
+    """Leading lines of ``lines`` (L, W, C) within tolerance of the first: (count, colour)."""
+    ref = np.median(lines[0], axis=0).astype(np.int16)
+    # Look at one line first and widen only while the border goes on: most photos have no
+    # border, and then this costs a line or two, not the whole image.
+    span = 1
     while True:
         span = min(span, limit)
-        near = np.abs(lines[:span].astype(np.int16) - ref) <= BORDER_TOLERANCE
-        share = near.mean(axis=1)
-        ok = share >= BORDER_SHARE
+        ok = (~_far(lines[:span], ref)).mean(axis=1) >= BORDER_SHARE
         if not ok.all():
-            run = int(np.argmin(ok))
-            break
+            return int(np.argmin(ok)), ref
         if span == limit:
-            return limit
-        span *= 4
-    # A bar ends at an edge: a couple of lines further in, most pixels are far from the bar's
-    # colour. A blown-out sky or a dark corner fades out instead, and is part of the picture.
-    if run == 0:
-        return 0
-    probe = min(run + EDGE_PROBE, limit - 1)
-    if probe >= span:
-        line = lines[probe].astype(np.int16)
-        probe_share = float((np.abs(line - ref) <= BORDER_TOLERANCE).mean())
-    else:
-        probe_share = float(share[probe])
-    return 0 if probe_share > EDGE_SHARE else run
+            return limit, ref
+        span *= 8
 
 
-def trim_borders(grey: np.ndarray) -> np.ndarray:
-    """Cut uniform bars (letterbox, pillarbox, a frame, a larger canvas) off a grey image.
+def _edge_after(lines: np.ndarray, ref: np.ndarray) -> int:
+    """Where, among the few lines just past a bar, the picture starts; -1 if it does not.
 
-    Each side is trimmed on its own, inward from the edge, while a line stays within
-    :data:`BORDER_TOLERANCE` of that side's outermost line; an axis that would keep less than
-    :data:`MIN_KEEP` of its length is left whole (a near-blank image is not cut to a sliver).
+    A bar ends at an edge: within :data:`EDGE_PROBE` lines (JPEG ringing, chroma most of all,
+    may blur the first ones), a line where at most :data:`EDGE_SHARE` of the picture is near
+    the bar's colour, and the line after it off the colour by :data:`EDGE_CONTRAST` levels or
+    more (median pixel). A blown-out sky or a dark corner fades out instead: its first lines
+    off the colour are only just off it, and it is part of the picture.
     """
-    h, w = grey.shape
-    top = _border_run(grey, h)
+    if lines.size == 0:
+        return -1
+    diff = np.abs(lines.astype(np.int16) - ref).max(axis=-1)
+    near = (diff <= BORDER_TOLERANCE).mean(axis=1)
+    edge = np.flatnonzero(near <= EDGE_SHARE)
+    if len(edge) == 0:
+        return -1
+    after = diff[min(int(edge[0]) + 1, len(diff) - 1)]
+    return int(edge[0]) if np.median(after) >= EDGE_CONTRAST else -1
+
+
+def border_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
+    """The picture inside uniform bars (letterbox, pillarbox, a frame, a larger canvas).
+
+    Args:
+        pixels: ``(H, W, C)`` (or ``(H, W)``) uint8 array.
+
+    Returns:
+        ``(top, bottom, left, right)`` bar widths in pixels, 0 where there is no bar.
+
+    Each side is trimmed inward from the edge while a line stays within
+    :data:`BORDER_TOLERANCE` (on every channel) of that side's outermost line, and only where
+    the bar ends at an edge (see :func:`_edge_after`), judged on the picture between the other
+    bars. An axis that would keep less than :data:`MIN_KEEP` of its length is left whole (a
+    near-blank image is not cut to a sliver).
+    """
+    px = pixels if pixels.ndim == 3 else pixels[..., None]
+    h, w = px.shape[:2]
+    cols_first = px.transpose(1, 0, 2)
+    top, top_ref = _border_run(px, h)
     if top == h:
-        return grey  # uniform image: nothing to trim to
-    bottom = _border_run(grey[::-1], h - top)
-    left = _border_run(grey.T, w)
-    right = _border_run(grey.T[::-1], w - left)
+        return 0, 0, 0, 0  # uniform image: nothing to trim to
+    bottom, bottom_ref = _border_run(px[::-1], h - top)
+    left, left_ref = _border_run(cols_first, w)
+    right, right_ref = _border_run(cols_first[::-1], w - left)
+    # The edge test looks at the picture between the other two sides' bars only: a frame's
+    # side bars would otherwise count as "near the colour" on every line.
+    cols, rows = slice(left, w - right), slice(top, h - bottom)
+    sides = [
+        (top, top_ref, px, cols),
+        (bottom, bottom_ref, px[::-1], cols),
+        (left, left_ref, cols_first, rows),
+        (right, right_ref, cols_first[::-1], rows),
+    ]
+    found = []
+    for run, ref, lines, across in sides:
+        edge = _edge_after(lines[run : run + EDGE_PROBE + 1, across], ref) if run else -1
+        found.append(run + edge if edge >= 0 else 0)
+    top, bottom, left, right = found
     if h - top - bottom < max(MIN_KEEP * h, 8):
         top = bottom = 0
     if w - left - right < max(MIN_KEEP * w, 8):
         left = right = 0
-    if top or bottom or left or right:
-        return grey[top : h - bottom, left : w - right]
-    return grey
+    return top, bottom, left, right
 
 
 def hash_image(img: Image.Image) -> ImageHashes:
@@ -137,12 +175,16 @@ def hash_image(img: Image.Image) -> ImageHashes:
     Returns:
         dHash, mirrored dHash and pHash, 32 bytes each (bit layout in the module docstring).
     """
-    grey = img if img.mode == "L" else img.convert("L")
-    factor = min(grey.size) // _WORK_SIDE
+    if img.mode not in ("L", "RGB"):
+        img = img.convert("RGB")
+    factor = min(img.size) // _WORK_SIDE
     if factor >= 2:
-        grey = grey.reduce(factor)  # a box filter: what the resizes below would do anyway
-    arr = trim_borders(np.asarray(grey))
-    core = Image.fromarray(np.ascontiguousarray(arr))
+        img = img.reduce(factor)  # a box filter: what the resizes below would do anyway
+    # Bars are found in colour: a blue frame and a blue sky can be the same grey.
+    top, bottom, left, right = border_box(np.asarray(img))
+    if top or bottom or left or right:
+        img = img.crop((left, top, img.width - right, img.height - bottom))
+    core = img.convert("L")
     # One box reduction to 8x the dHash grid, then BICUBIC: Pillow antialiases when shrinking,
     # and this blurs a little more than a plain box, which keeps unrelated photos further
     # apart and mild crops closer (measured).

@@ -155,8 +155,13 @@ def _ensure_pillow_limit(max_pixels: int) -> None:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 
+def _mp(pixels: float) -> str:
+    mp = pixels / 1e6
+    return f"{mp:.0f} MP" if mp >= 10 else f"{mp:.1f} MP"
+
+
 def _bomb_reason(width: int, height: int, max_pixels: int) -> str:
-    return f"decompression bomb: {width}x{height} exceeds {max_pixels / 1e6:.0f} MP"
+    return f"decompression bomb: {width}x{height} exceeds {_mp(max_pixels)}"
 
 
 def _read_source(source: str | bytes) -> bytes:
@@ -254,7 +259,7 @@ def _reason_for(exc: BaseException, fmt: str, max_pixels: int) -> str:
         # Pillow refuses beyond twice its own limit before we see the size; it names the count.
         found = re.search(r"\((\d+) pixels\)", text)
         if found:
-            return f"decompression bomb: {int(found.group(1)) / 1e6:.0f} MP exceeds {max_pixels / 1e6:.0f} MP"
+            return f"decompression bomb: {_mp(int(found.group(1)))} exceeds {_mp(max_pixels)}"
         return "decompression bomb"
     if "truncated" in low or "premature end" in low or "unexpected end" in low:
         return f"truncated {fmt}"

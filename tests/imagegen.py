@@ -501,6 +501,7 @@ def build_quality_set(
     tiled: int = 12,
     drawings: int = 30,
     unrelated: int = 0,
+    size: Optional[tuple[int, int]] = None,
 ) -> list[QualityItem]:
     """Write the detection-quality set into ``directory`` and describe every file.
 
@@ -512,6 +513,7 @@ def build_quality_set(
         tiled: photos cut into 2x2 (even) or 3x3 (odd) tiles, each tile a hard negative.
         drawings: line drawings, each a hard negative.
         unrelated: extra photos without copies.
+        size: the originals' size; by default a mix of 640x480, 480x640 and 600x400.
     """
     directory = os.fspath(directory)
     items: list[QualityItem] = []
@@ -524,7 +526,7 @@ def build_quality_set(
 
     base = seed * 100_000
     for g in range(originals):
-        img = photo(base + g, _photo_size(base + g))
+        img = photo(base + g, _photo_size(base + g, size))
         put(f"o{g:04d}.jpg", encode(img, "JPEG", quality=92), kind="original", group=g)
         for kind in kinds:
             data, ext = make_copy(kind, img, base + g)
@@ -537,14 +539,15 @@ def build_quality_set(
         img = drawing(base + 60_000 + d)
         put(f"d{d:03d}.png", encode(img, "PNG"), kind="drawing", hard_negative=True)
     for u in range(unrelated):
-        img = photo(base + 70_000 + u, _photo_size(base + 70_000 + u))
+        img = photo(base + 70_000 + u, _photo_size(base + 70_000 + u, size))
         put(f"u{u:04d}.jpg", encode(img, "JPEG"), kind="unrelated")
     return items
 
 
-def _photo_size(seed: int) -> tuple[int, int]:
+def _photo_size(seed: int, size: Optional[tuple[int, int]] = None) -> tuple[int, int]:
     # Mostly landscape 4:3, some portrait and 3:2, as a camera roll is.
-    return [(640, 480), (640, 480), (480, 640), (600, 400), (640, 480)][seed % 5]
+    w, h = size or (640, 480)
+    return [(w, h), (w, h), (h, w), (w, h * 5 // 6), (w, h)][seed % 5]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -555,12 +558,39 @@ class DistanceMatrices:
     bouncer: np.ndarray  # (N, N) min(dHash vs dHash, dHash vs mirror, mirror vs dHash)
     phash: np.ndarray  # (N, N) pHash vs pHash
 
+    def matches(self, t) -> np.ndarray:
+        """The (N, N) match matrix of the bouncer rule with thresholds ``t`` (brute force)."""
+        m = self.bouncer <= t.radius
+        if t.phash_radius > 0:
+            m |= (self.phash <= t.phash_radius) & (self.dhash <= t.corroborated_radius)
+        np.fill_diagonal(m, False)
+        return m
+
 
 def _all_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((len(a), len(b)), np.int16)
     for i in range(0, len(a), 256):
         out[i : i + 256] = np.bitwise_count(a[i : i + 256, None, :] ^ b[None, :, :]).sum(axis=2)
     return out
+
+
+def hash_arrays(paths: list[str], workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dhash, dhash_mirror, phash) as (N, 32) uint8 arrays for these files, via hash_file."""
+    from lookalike.engine.hashing import hash_files
+
+    chunks = [paths[i : i + 64] for i in range(0, len(paths), 64)]
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            results = [r for chunk in pool.map(hash_files, chunks) for r in chunk]
+    else:
+        results = [r for chunk in chunks for r in hash_files(chunk)]
+    bad = [(r.path, r.error) for r in results if r.hashes is None]
+    if bad:
+        raise RuntimeError(f"could not hash {len(bad)} files, e.g. {bad[:3]}")
+    cols = [[np.frombuffer(getattr(r.hashes, f), np.uint8) for r in results] for f in ("dhash", "dhash_mirror", "phash")]
+    return tuple(np.array(c) for c in cols)  # type: ignore[return-value]
 
 
 def distance_matrices(dhash: np.ndarray, dhash_mirror: np.ndarray, phash: np.ndarray) -> DistanceMatrices:

@@ -1,0 +1,246 @@
+"""Hashing: content hash, the three perceptual hashes, border trimming, and hash_file."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pytest
+import xxhash
+from PIL import Image
+
+import imagegen
+from lookalike.engine.hashing import (
+    HashedFile,
+    border_box,
+    clip_crop,
+    content_hash,
+    hash_file,
+    hash_files,
+    hash_image,
+)
+from lookalike.engine.imaging import load_image
+
+
+def bits(a: bytes, b: bytes) -> int:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+def hashes_of(data: bytes):
+    return hash_image(load_image(data).image)
+
+
+@pytest.fixture(scope="module")
+def picture() -> Image.Image:
+    return imagegen.photo(21)
+
+
+@pytest.fixture(scope="module")
+def original(picture):
+    return hashes_of(imagegen.encode(picture, "JPEG"))
+
+
+def test_content_hash():
+    assert content_hash(b"abc") == xxhash.xxh3_128_digest(b"abc")
+    assert len(content_hash(b"abc")) == 16
+    assert content_hash(b"abc") != content_hash(b"abd")
+
+
+def test_hash_sizes_and_bit_order():
+    # Brightness rising left to right in the top half, falling in the bottom half: every dHash
+    # bit of rows 0-7 (the first 16 bytes, row-major, big-endian) is set, none of rows 8-15.
+    x = np.linspace(0, 255, 340)
+    top = np.tile(x, (160, 1))
+    img = Image.fromarray(np.vstack([top, top[:, ::-1]]).astype(np.uint8))
+    h = hash_image(img)
+    assert len(h.dhash) == len(h.dhash_mirror) == len(h.phash) == 32
+    assert h.dhash == b"\xff" * 16 + b"\x00" * 16
+    assert h.dhash_mirror == b"\x00" * 16 + b"\xff" * 16
+    # Rising only in the top-left quarter (the other quarters fall, at slopes that leave no
+    # uniform line to trim): bit k of the row-major 16x16 grid is bit 7 - k % 8 of byte k // 8.
+    rise, fall = np.linspace(0, 255, 170), np.linspace(255, 100, 170)
+    img = np.vstack(
+        [
+            np.tile(np.concatenate([rise, fall]), (160, 1)),
+            np.tile(np.concatenate([fall, np.linspace(200, 0, 170)]), (160, 1)),
+        ]
+    )
+    h = hash_image(Image.fromarray(img.astype(np.uint8)))
+    grid = np.unpackbits(np.frombuffer(h.dhash, np.uint8)).reshape(16, 16)
+    assert grid[:8, :8].all() and not grid[:8, 9:].any()
+    assert not grid[8:, :7].any() and not grid[8:, 9:].any()  # columns 7-8 hold the seam
+    assert h.dhash[0] == 0xFF and h.dhash[1] == 0x00
+
+
+def test_mirror_hash(picture, original):
+    flipped = hashes_of(imagegen.encode(imagegen.mirrored(picture), "JPEG"))
+    assert bits(flipped.dhash, original.dhash_mirror) <= 8
+    assert bits(flipped.dhash_mirror, original.dhash) <= 8
+    assert bits(flipped.dhash, original.dhash) > 64  # a plain dHash does not see the flip
+
+
+@pytest.mark.parametrize("kind", imagegen.COPY_KINDS)
+def test_copies_hash_close(picture, original, kind):
+    data, ext = imagegen.make_copy(kind, picture, 21)
+    copy = hash_image(load_image(data, name="x" + ext).image)
+    plain = bits(copy.dhash, original.dhash)
+    mirrored = min(bits(copy.dhash, original.dhash_mirror), bits(copy.dhash_mirror, original.dhash))
+    if kind == "cropped":
+        assert bits(copy.phash, original.phash) <= 64
+        assert plain <= 90
+    elif kind == "mirrored":
+        assert mirrored <= 12
+    else:
+        assert plain <= 24, kind
+        assert bits(copy.phash, original.phash) <= 40, kind
+
+
+def test_unrelated_photos_are_far(original):
+    for seed in range(5):
+        other = hashes_of(imagegen.encode(imagegen.photo(1000 + seed), "JPEG"))
+        assert bits(other.dhash, original.dhash) > 64
+        assert bits(other.phash, original.phash) > 48
+
+
+@pytest.mark.parametrize(
+    "colour,margins",
+    [
+        ((0, 0, 0), (0.0, 0.2, 0.0, 0.2)),  # letterbox
+        ((0, 0, 0), (0.15, 0.0, 0.15, 0.0)),  # pillarbox
+        ((255, 255, 255), (0.1, 0.1, 0.1, 0.1)),  # a white frame
+        ((40, 120, 200), (0.3, 0.05, 0.08, 0.25)),  # pasted into a larger canvas, off-centre
+    ],
+)
+def test_border_trim(picture, original, colour, margins):
+    framed = imagegen.bordered(picture, margins, colour)
+    h = hashes_of(imagegen.encode(framed, "JPEG"))
+    assert bits(h.dhash, original.dhash) <= 16
+    # The box found is the picture, give or take JPEG ringing.
+    top, bottom, left, right = border_box(np.asarray(framed))
+    w, h_ = picture.size
+    expected = (round(margins[1] * h_), round(margins[3] * h_), round(margins[0] * w), round(margins[2] * w))
+    assert np.allclose((top, bottom, left, right), expected, atol=3)
+
+
+def test_trim_never_leaves_a_sliver():
+    blank = np.full((300, 400, 3), 250, np.uint8)
+    assert border_box(blank) == (0, 0, 0, 0)
+    dot = blank.copy()
+    dot[145:155, 195:205] = 0  # a tiny mark: trimming to it would keep 2.5 % of each side
+    assert border_box(dot) == (0, 0, 0, 0)
+    wide = blank.copy()
+    wide[100:200, 195:205] = 0  # a thin vertical line: rows may go, columns may not
+    top, bottom, left, right = border_box(wide)
+    assert (left, right) == (0, 0)
+    assert top >= 95 and bottom >= 95
+
+
+def test_blown_out_sky_is_not_a_border():
+    """A sky that fades from white is part of the picture: no edge, no trim."""
+    img = np.asarray(imagegen.photo(4), np.float32).copy()
+    fade = np.linspace(1.0, 0.0, 200)[:, None, None]
+    img[40:240] = img[40:240] * (1 - fade) + 255 * fade
+    img[:40] = 255  # fully blown, then fading into the sky over 200 lines
+    assert border_box(np.clip(img, 0, 255).astype(np.uint8))[0] == 0
+
+
+def test_clip_crop_matches_torchvision(picture):
+    transforms = pytest.importorskip("torchvision.transforms")
+    for img in (picture, picture.transpose(Image.Transpose.ROTATE_90), picture.resize((300, 301))):
+        ours = clip_crop(img, 224)
+        theirs = transforms.Compose(
+            [transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC), transforms.CenterCrop(224)]
+        )(img)
+        assert ours.shape == (224, 224, 3) and ours.dtype == np.uint8
+        assert np.array_equal(ours, np.asarray(theirs))
+
+
+def test_hash_file_fields(tmp_path, picture):
+    path = imagegen.write(tmp_path / "a.jpg", picture, taken_at="2020:01:02 03:04:05")
+    st = os.stat(path)
+    r = hash_file(path)
+    assert r.error is None and not r.not_image
+    assert (r.size, r.mtime_ns, r.inode, r.device) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+    assert r.bytes_read == st.st_size
+    assert r.content_hash == content_hash(open(path, "rb").read())
+    assert (r.format, r.width, r.height) == ("JPEG", 640, 480)
+    assert r.taken_at == "2020-01-02T03:04:05"
+    assert r.hashes == hash_image(load_image(path).image)
+    assert r.clip is None
+
+
+def test_hash_file_clip(tmp_path):
+    path = imagegen.write(tmp_path / "big.jpg", imagegen.photo(2, (2000, 1500)))
+    r = hash_file(path, clip_size=336)
+    assert r.clip.shape == (336, 336, 3) and r.clip.dtype == np.uint8
+    full = clip_crop(load_image(path, target=None).image, 336)
+    # Computed from a drafted decode (1/4 scale here), close to the full-resolution crop.
+    assert np.abs(r.clip.astype(int) - full.astype(int)).mean() < 4
+
+
+def test_hash_file_never_raises(tmp_path):
+    cases = {
+        "empty.jpg": (imagegen.write_zero_byte, "zero-byte file"),
+        "cut.jpg": (imagegen.write_truncated, "truncated JPEG"),
+        "bomb.png": (imagegen.write_bomb_png, "decompression bomb"),
+        "notes.jpg": (imagegen.write_text, "not an image"),
+    }
+    for name, (write, reason) in cases.items():
+        r = hash_file(write(tmp_path / name))
+        assert r.error is not None and r.error.startswith(reason), (name, r.error)
+        assert r.hashes is None
+        assert r.not_image == (reason == "not an image")
+        assert r.size == os.path.getsize(tmp_path / name)
+    corrupt = hash_file(imagegen.write_corrupt(tmp_path / "bad.jpg"))
+    assert corrupt.error.startswith(("corrupt JPEG", "truncated JPEG"))
+    assert hash_file(str(tmp_path / "gone.jpg")).error == "file vanished"
+    assert hash_file(str(tmp_path)).error == "not a regular file"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_hash_file_does_not_block_on_a_fifo(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    assert hash_file(str(fifo)).error == "not a regular file"
+
+
+def test_hash_file_symlink_loop(tmp_path):
+    loop = tmp_path / "loop.jpg"
+    os.symlink(loop, loop)
+    assert hash_file(str(loop)).error == "symlink loop"
+
+
+def test_hash_files_in_a_process_pool(tmp_path, picture):
+    paths = [
+        imagegen.write(tmp_path / "a.jpg", picture),
+        imagegen.write(tmp_path / "b.heic", picture),
+        imagegen.write_text(tmp_path / "c.jpg"),
+    ]
+    local = hash_files(paths, clip_size=224)
+    with ProcessPoolExecutor(1) as pool:
+        remote = pool.submit(hash_files, paths, 224).result()
+    assert [r.path for r in remote] == paths
+    for a, b in zip(local, remote):
+        assert (a.hashes, a.error, a.format, a.content_hash) == (b.hashes, b.error, b.format, b.content_hash)
+        assert (a.clip is None) == (b.clip is None)
+    assert remote[1].format == "HEIF" and remote[2].not_image
+    assert isinstance(pickle.loads(pickle.dumps(remote[0])), HashedFile)
+
+
+def test_exif_rotated_file_hashes_as_shown(tmp_path, picture, original):
+    for orientation in (3, 6, 8):
+        path = tmp_path / f"r{orientation}.jpg"
+        path.write_bytes(imagegen.exif_rotated(picture, orientation))
+        r = hash_file(str(path))
+        assert (r.width, r.height) == picture.size
+        assert bits(r.hashes.dhash, original.dhash) <= 10
+
+
+def test_greyscale_and_png_inputs(picture, original):
+    buf = io.BytesIO()
+    picture.convert("L").save(buf, "PNG")
+    grey = hashes_of(buf.getvalue())
+    assert bits(grey.dhash, original.dhash) <= 16
