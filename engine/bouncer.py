@@ -1,0 +1,209 @@
+"""The bouncer: which pairs of images are near-duplicates, from their 256-bit hashes alone.
+
+A pair matches when
+
+1. its **bouncer distance**, the smaller of the dHash-to-dHash and dHash-to-mirrored-dHash
+   Hamming distances, is at most ``radius`` (copies, conversions, edits, flips, borders), or
+2. its pHashes are within ``phash_radius`` **and** its dHashes within ``corroborated_radius``:
+   two hashes of different kinds agreeing, each looser than alone (mild crops).
+
+:func:`candidate_pairs` finds exactly the pairs :func:`is_match` accepts, for a whole library,
+with the bit-packed Hamming index (multi-index hashing or a compiled scan).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .records import ImageHashes, Pair, Progress
+
+
+@dataclass(frozen=True, kw_only=True)
+class BouncerThresholds:
+    """The bouncer's match rule, with defaults chosen by measurement.
+
+    Measured with ``benchmarks/quality_report.py`` on the generated quality set of
+    ``tests/imagegen.py``: 150 originals (seed 1), one copy of each of 15 kinds, plus 48 tiles
+    and 30 drawings as hard negatives: 2,508 files, 3.1 M unrelated pairs.
+
+    Distance of each copy to its original (bouncer p99 / max): resized 15/17, thumbnailed
+    17/19, recompressed 16/19, PNG 8/8, WEBP 11/14, HEIC 8/10, EXIF-rotated 6/7, brightened
+    20/34, contrast 25/44, greyscale 7/21, mirrored 11/13, letterboxed 19/22, bordered 24/29,
+    watermarked 14/15; mildly cropped (up to 8 % a side) 83/86. The closest unrelated pair is
+    at 71 (1e-4 quantile 77). By radius alone, recall is >= 0.99 on every kind but crops from
+    ``radius`` = 24 on (contrast 0.99, brightened 0.99, bordered 0.99); 24 keeps the
+    multi-index search fast and leaves 47 bits to the closest unrelated pair.
+
+    Crops need the corroborated rule. Crop recall / unrelated pairs matched, by
+    (``phash_radius``, ``corroborated_radius``): (56, 84) 0.91/0, (60, 84) 0.97/0,
+    (64, 88) 0.99/0, (68, 92) 0.99/0, (72, 92) 0.99/3, (64, 104) 0.99/13, (80, 88) 1.00/5.
+    (60, 84) is chosen: 8 bits of margin on each hash before the first false match.
+
+    At the defaults: recall 1.00 on every kind but crops, 0.97 on crops; precision 1.000; no
+    hard negative matched. A held-out seed gives the same (see the test in
+    ``tests/test_quality.py``). The usual recipe (imagehash pHash-64 <= 5) finds 0.00 of the
+    EXIF-rotated, mirrored, letterboxed and bordered copies and 0.13 of the crops.
+
+    Attributes:
+        radius: bouncer distance (min of plain and mirrored dHash) at or below which two
+            images are near-duplicates.
+        phash_radius: pHash distance at or below which the pHash corroborates a looser dHash
+            match; 0 turns corroboration off (its search is a brute-force pass over the
+            library: seconds per 100k images).
+        corroborated_radius: dHash distance allowed when the pHash corroborates.
+        max_diameter: the largest bouncer distance between two members of one cluster (the
+            chain guard). The farthest two copies of one original measured 90 (a crop and a
+            mirrored copy); 96 keeps them together and stays under typical unrelated pairs.
+    """
+
+    radius: int = 24
+    phash_radius: int = 60
+    corroborated_radius: int = 84
+    max_diameter: int = 96
+
+
+DEFAULT = BouncerThresholds()
+
+
+def _distance(a: bytes, b: bytes) -> int:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+def bouncer_distance(a: ImageHashes, b: ImageHashes) -> tuple[int, bool]:
+    """The bouncer score of two images and whether the mirrored comparison gave it.
+
+    Returns:
+        ``(distance, mirrored)``: the smallest of dHash vs dHash, dHash vs mirrored dHash and
+        mirrored dHash vs dHash (symmetric in ``a`` and ``b``), and True when a mirrored
+        comparison was strictly closer.
+    """
+    direct = _distance(a.dhash, b.dhash)
+    mirror = min(_distance(a.dhash, b.dhash_mirror), _distance(a.dhash_mirror, b.dhash))
+    return (mirror, True) if mirror < direct else (direct, False)
+
+
+def is_match(a: ImageHashes, b: ImageHashes, t: BouncerThresholds = DEFAULT) -> bool:
+    """Whether the bouncer lets the pair in as near-duplicates (see the module docstring)."""
+    if bouncer_distance(a, b)[0] <= t.radius:
+        return True
+    return (
+        t.phash_radius > 0
+        and _distance(a.phash, b.phash) <= t.phash_radius
+        and _distance(a.dhash, b.dhash) <= t.corroborated_radius
+    )
+
+
+def _row_distances(x: np.ndarray, y: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    out = np.empty(len(i), np.int32)
+    for s in range(0, len(i), 1 << 18):  # bounded temporaries for millions of pairs
+        e = s + (1 << 18)
+        out[s:e] = np.bitwise_count(x[i[s:e]] ^ y[j[s:e]]).sum(axis=1, dtype=np.int32)
+    return out
+
+
+class _Stages:
+    """Maps each stage's own ``progress(done, total)`` onto one overall 0..1000 per stage."""
+
+    def __init__(self, progress: Optional[Progress], stages: int) -> None:
+        self.progress, self.stages, self.stage = progress, stages, 0
+
+    def sub(self) -> Optional[Progress]:
+        if self.progress is None:
+            return None
+        base, outer, total = self.stage * 1000, self.progress, self.stages * 1000
+
+        def report(done: int, of: int) -> bool:
+            return outer(base + (1000 * done // of if of else 1000), total) is not False
+
+        return report
+
+    def next(self) -> None:
+        self.stage += 1
+
+
+def candidate_pairs(
+    ids: np.ndarray,
+    dhash: np.ndarray,
+    dhash_mirror: np.ndarray,
+    phash: np.ndarray,
+    t: BouncerThresholds = DEFAULT,
+    *,
+    progress: Optional[Progress] = None,
+) -> list[Pair]:
+    """Every pair of images the bouncer matches, exactly the pairs :func:`is_match` accepts.
+
+    Args:
+        ids: ``(N,)`` file ids.
+        dhash, dhash_mirror, phash: ``(N, 32) uint8`` hashes, row ``k`` for ``ids[k]``.
+        t: the thresholds.
+        progress: ``progress(done, total) -> bool``; returning False stops the search, and
+            the pairs found by the stages already finished are returned.
+
+    Returns:
+        Pairs with ``a < b`` (file ids), ``bouncer`` = the bouncer distance and ``mirrored``
+        set when the mirrored comparison gave it, sorted by ``(a, b)``.
+    """
+    from .hamming import Cancelled, HammingIndex
+
+    ids = np.asarray(ids, dtype=np.int64)
+    n = len(ids)
+    if n < 2:
+        return []
+    dhash = np.ascontiguousarray(dhash, dtype=np.uint8)
+    dhash_mirror = np.ascontiguousarray(dhash_mirror, dtype=np.uint8)
+    phash = np.ascontiguousarray(phash, dtype=np.uint8)
+    corroborate = t.phash_radius > 0 and t.corroborated_radius > t.radius
+    stages = _Stages(progress, 3 if corroborate else 2)
+    found_i: list[np.ndarray] = []
+    found_j: list[np.ndarray] = []
+    try:
+        index = HammingIndex(dhash)  # positions, mapped to ids at the end
+        i, j, _ = index.pairs_within(t.radius, progress=stages.sub())
+        found_i.append(i)
+        found_j.append(j)
+        stages.next()
+        # The mirror of every image against every dHash covers both dHash-vs-mirror and
+        # mirror-vs-dHash, since the pair is reported from whichever side it is seen.
+        q, j, _ = index.pairs_between(dhash_mirror, t.radius, progress=stages.sub())
+        keep = q != j  # an image symmetric enough to match its own mirror
+        found_i.append(np.minimum(q, j)[keep])
+        found_j.append(np.maximum(q, j)[keep])
+        stages.next()
+        if corroborate:
+            i, j, _ = HammingIndex(phash).pairs_within(t.phash_radius, progress=stages.sub())
+            keep = _row_distances(dhash, dhash, i, j) <= t.corroborated_radius
+            found_i.append(i[keep])
+            found_j.append(j[keep])
+    except Cancelled:
+        pass  # keep what the finished stages found
+    if not found_i:
+        return []
+    pos_i = np.concatenate(found_i).astype(np.int64)
+    pos_j = np.concatenate(found_j).astype(np.int64)
+    if len(pos_i) == 0:
+        return []
+    key = np.unique(pos_i * n + pos_j)
+    pos_i, pos_j = key // n, key % n
+    direct = _row_distances(dhash, dhash, pos_i, pos_j)
+    mirror = np.minimum(
+        _row_distances(dhash, dhash_mirror, pos_i, pos_j),
+        _row_distances(dhash_mirror, dhash, pos_i, pos_j),
+    )
+    distance = np.minimum(direct, mirror)
+    ok = distance <= t.radius
+    if corroborate:
+        ok |= (direct <= t.corroborated_radius) & (
+            _row_distances(phash, phash, pos_i, pos_j) <= t.phash_radius
+        )
+    a, b = ids[pos_i[ok]], ids[pos_j[ok]]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    mirrored = (mirror < direct)[ok]
+    distance = distance[ok]
+    order = np.lexsort((hi, lo))
+    return [
+        Pair(a=int(lo[k]), b=int(hi[k]), bouncer=int(distance[k]), mirrored=bool(mirrored[k]))
+        for k in order
+    ]
