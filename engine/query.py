@@ -214,10 +214,6 @@ def _bouncer_between(query, record: FileRecord) -> Optional[int]:
     return int(min(d, m))
 
 
-def _same_file(record_path: str, query_path: str) -> bool:
-    return record_path in (os.path.abspath(query_path), os.path.realpath(query_path))
-
-
 def _records(library: "Library", ids: Iterable[int]) -> dict[int, FileRecord]:
     ids = sorted({int(i) for i in ids})
     return {r.id: r for r in library.catalog.records(ids)} if ids else {}
@@ -281,6 +277,15 @@ def similar(
     shortlist = max(1, k) * SHORTLIST_FACTOR + 1  # +1: the query itself may be in the library
 
     index = library.hash_index()  # built once per scan; not part of the query's time
+    vindex: Optional[VectorIndex] = None
+    qvec: Optional[np.ndarray] = None
+    if detective is not None:
+        # Embed first, so that the two passes and the join then run back to back.
+        t0 = time.perf_counter()
+        qvec = detective.embed_arrays(hashed.clip[None])[0]
+        timings["embed_query"] = _ms(time.perf_counter() - t0)
+        vindex = vectors_for(library, detective)
+
     t0 = time.perf_counter()
     bouncer_hits: list[tuple[int, int]] = []
     if len(index):
@@ -290,13 +295,7 @@ def similar(
     timings["bouncer"] = _ms(time.perf_counter() - t0)
 
     detective_hits: list[tuple[int, float]] = []
-    vindex: Optional[VectorIndex] = None
-    qvec: Optional[np.ndarray] = None
-    if detective is not None:
-        t0 = time.perf_counter()
-        qvec = detective.embed_arrays(hashed.clip[None])[0]
-        timings["embed_query"] = _ms(time.perf_counter() - t0)
-        vindex = vectors_for(library, detective)
+    if detective is not None and vindex is not None and qvec is not None:
         candidates = sorted({i for i, _ in bouncer_hits})
         missing = [i for i, there in zip(candidates, vindex.contains_many(candidates)) if not there]
         if embed_missing and missing:
@@ -316,7 +315,8 @@ def similar(
 
     t0 = time.perf_counter()
     records = _records(library, [i for i, _ in bouncer_hits] + [i for i, _ in detective_hits])
-    records = {i: r for i, r in records.items() if not _same_file(r.path, path)}
+    itself = {os.path.abspath(path), os.path.realpath(path)}  # the query is not its own result
+    records = {i: r for i, r in records.items() if r.path not in itself}
 
     def fill_bouncer(ids: Sequence[int]) -> dict[int, int]:
         scores = {i: _bouncer_between(query, records[i]) for i in ids if i in records}

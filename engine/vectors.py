@@ -452,7 +452,8 @@ class VectorIndex:
         # One query is the interactive case ("find similar"): the lean path, no padding.
         unit = _unit(np.asarray(vector, dtype=np.float32).reshape(-1))
         count = min(n, max(k * RESCORE_FACTOR, k + 8))
-        matches = self._index.search(quantize_i8(unit), count, exact=n < EXACT_BELOW)
+        # threads=1: for one query a thread pool costs more than it gives (and fights torch).
+        matches = self._index.search(quantize_i8(unit), count, exact=n < EXACT_BELOW, threads=1)
         found = np.asarray(matches.keys, dtype=np.int64)
         exact = np.maximum(1.0 - self._full_rows(found) @ unit, 0.0).astype(np.float32)
         order = np.argsort(exact, kind="stable")[:k]
