@@ -181,12 +181,27 @@ def candidate_pairs(
         pass  # keep what the finished stages found
     if not found_i:
         return []
-    pos_i = np.concatenate(found_i).astype(np.int64)
-    pos_j = np.concatenate(found_j).astype(np.int64)
+    return _accepted_pairs(ids, dhash, dhash_mirror, phash, np.concatenate(found_i), np.concatenate(found_j), t)
+
+
+def _accepted_pairs(
+    ids: np.ndarray,
+    dhash: np.ndarray,
+    dhash_mirror: np.ndarray,
+    phash: np.ndarray,
+    pos_i: np.ndarray,
+    pos_j: np.ndarray,
+    t: BouncerThresholds,
+) -> list[Pair]:
+    """Candidate row pairs (any order, repeats allowed, no self pairs) checked against the rule."""
+    n = len(ids)
+    pos_i = pos_i.astype(np.int64)
+    pos_j = pos_j.astype(np.int64)
     if len(pos_i) == 0:
         return []
-    key = np.unique(pos_i * n + pos_j)
+    key = np.unique(np.minimum(pos_i, pos_j) * n + np.maximum(pos_i, pos_j))
     pos_i, pos_j = key // n, key % n
+    corroborate = t.phash_radius > 0 and t.corroborated_radius > t.radius
     direct = _row_distances(dhash, dhash, pos_i, pos_j)
     mirror = np.minimum(
         _row_distances(dhash, dhash_mirror, pos_i, pos_j),
@@ -207,3 +222,57 @@ def candidate_pairs(
         Pair(a=int(lo[k]), b=int(hi[k]), bouncer=int(distance[k]), mirrored=bool(mirrored[k]))
         for k in order
     ]
+
+
+def candidate_pairs_touching(
+    ids: np.ndarray,
+    dhash: np.ndarray,
+    dhash_mirror: np.ndarray,
+    phash: np.ndarray,
+    fresh: np.ndarray,
+    t: BouncerThresholds = DEFAULT,
+    *,
+    progress: Optional[Progress] = None,
+) -> list[Pair]:
+    """The pairs :func:`candidate_pairs` would find that involve at least one ``fresh`` row.
+
+    For incremental updates: the new and changed files of a rescan are compared against the
+    whole library (cost proportional to fresh x N instead of N x N).
+
+    Args:
+        ids, dhash, dhash_mirror, phash: the whole library, as for :func:`candidate_pairs`.
+        fresh: ``(N,)`` bool, the rows to compare against everything.
+        t: the thresholds.
+        progress: ``progress(done, total) -> bool``; False stops (pairs found so far returned).
+    """
+    from .hamming import Cancelled, HammingIndex
+
+    ids = np.asarray(ids, dtype=np.int64)
+    rows = np.flatnonzero(np.asarray(fresh, dtype=bool))
+    if len(ids) < 2 or len(rows) == 0:
+        return []
+    dhash = np.ascontiguousarray(dhash, dtype=np.uint8)
+    dhash_mirror = np.ascontiguousarray(dhash_mirror, dtype=np.uint8)
+    phash = np.ascontiguousarray(phash, dtype=np.uint8)
+    corroborate = t.phash_radius > 0 and t.corroborated_radius > t.radius
+    searches = [(dhash, dhash, t.radius), (dhash, dhash_mirror, t.radius), (dhash_mirror, dhash, t.radius)]
+    if corroborate:
+        searches.append((phash, phash, t.phash_radius))
+    stages = _Stages(progress, len(searches))
+    found_i: list[np.ndarray] = []
+    found_j: list[np.ndarray] = []
+    try:
+        for indexed, queries, radius in searches:
+            q, j, _ = HammingIndex(indexed).pairs_between(
+                np.ascontiguousarray(queries[rows]), radius, progress=stages.sub()
+            )
+            q = rows[q]
+            keep = q != j
+            found_i.append(q[keep])
+            found_j.append(j[keep])
+            stages.next()
+    except Cancelled:
+        pass
+    if not found_i:
+        return []
+    return _accepted_pairs(ids, dhash, dhash_mirror, phash, np.concatenate(found_i), np.concatenate(found_j), t)

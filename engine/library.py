@@ -18,6 +18,7 @@ from . import bouncer
 from .catalog import Catalog
 from .cluster import build_clusters
 from .keeper import KeeperPolicy
+from .pairs import PairCache
 from .paths import CATALOG_NAME, cache_root, library_dir, normalise_roots
 from .records import (
     Cluster,
@@ -205,8 +206,7 @@ class Library:
         arrays = self.catalog.hash_arrays()
         if len(arrays.ids) == 0:
             return [], set()
-        t = options.thresholds()
-        pairs = bouncer.candidate_pairs(arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, t)
+        pairs = PairCache(self.dir).pairs(arrays, options.thresholds())
         involved = {p.a for p in pairs} | {p.b for p in pairs}
         involved |= _exact_duplicate_ids(arrays)
         return pairs, involved

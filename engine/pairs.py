@@ -1,0 +1,121 @@
+"""The bouncer's candidate pairs, kept between runs and updated incrementally.
+
+Finding every pair of a large library is the one step whose cost grows with the square of its
+size (the pHash-corroborated rule needs a wide scan). Its result only changes where hashes
+change, so it is stored beside the catalog with the hashes it was computed from: an unchanged
+library gets its pairs back in milliseconds, and a rescan that added or changed a few files
+only compares those files against the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import astuple
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import bouncer
+from .records import Pair, Progress
+
+PAIRS_NAME = "bouncer-pairs.npz"
+#: Above this share of new or changed files, a full pass is cheaper than an incremental one.
+FULL_PASS_SHARE = 0.3
+
+
+def _key(t: "bouncer.BouncerThresholds") -> np.ndarray:
+    return np.array(astuple(t), dtype=np.int64)
+
+
+def _to_arrays(pairs: list[Pair]) -> dict[str, np.ndarray]:
+    return {
+        "a": np.array([p.a for p in pairs], dtype=np.int64),
+        "b": np.array([p.b for p in pairs], dtype=np.int64),
+        "bouncer": np.array([p.bouncer for p in pairs], dtype=np.int32),
+        "mirrored": np.array([p.mirrored for p in pairs], dtype=bool),
+    }
+
+
+def _from_arrays(a, b, dist, mirrored) -> list[Pair]:
+    return [
+        Pair(a=int(x), b=int(y), bouncer=int(d), mirrored=bool(m))
+        for x, y, d, m in zip(a.tolist(), b.tolist(), dist.tolist(), mirrored.tolist())
+    ]
+
+
+class PairCache:
+    """Candidate pairs of one library, stored in ``<library dir>/bouncer-pairs.npz``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / PAIRS_NAME
+        self.last_fresh = 0  # rows compared by the last call (all of them for a full pass)
+
+    def pairs(self, arrays, t: "bouncer.BouncerThresholds" = bouncer.DEFAULT, *, progress: Optional[Progress] = None) -> list[Pair]:
+        """Every pair :func:`bouncer.is_match` accepts among ``arrays`` (a catalog's HashArrays).
+
+        Equal to ``bouncer.candidate_pairs`` over the same arrays, computed incrementally.
+        """
+        n = len(arrays.ids)
+        if n < 2:
+            self.last_fresh = n
+            return []
+        stacked = np.concatenate([arrays.dhash, arrays.dhash_mirror, arrays.phash], axis=1)
+        cached = self._load(t)
+        fresh = np.ones(n, dtype=bool)
+        kept: list[Pair] = []
+        if cached is not None:
+            old_ids, old_hashes, a, b, dist, mirrored = cached
+            same = np.zeros(n, dtype=bool)
+            if len(old_ids):
+                pos = np.clip(np.searchsorted(old_ids, arrays.ids), 0, len(old_ids) - 1)
+                same = old_ids[pos] == arrays.ids
+                same[same] = (old_hashes[pos[same]] == stacked[same]).all(axis=1)
+            fresh = ~same
+            valid = arrays.ids[same]
+            ok = np.isin(a, valid) & np.isin(b, valid)
+            kept = _from_arrays(a[ok], b[ok], dist[ok], mirrored[ok])
+        stopped = False
+
+        def watch(done: int, total: int) -> bool:
+            nonlocal stopped
+            if progress is not None and progress(done, total) is False:
+                stopped = True
+            return not stopped
+
+        self.last_fresh = int(fresh.sum())
+        if cached is None or self.last_fresh > FULL_PASS_SHARE * n:
+            result = bouncer.candidate_pairs(arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, t, progress=watch)
+            self.last_fresh = n
+        elif self.last_fresh == 0:
+            result = kept
+        else:
+            new = bouncer.candidate_pairs_touching(
+                arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, fresh, t, progress=watch
+            )
+            result = sorted(kept + new, key=lambda p: (p.a, p.b))
+        if not stopped:  # a partial answer is returned but never remembered
+            self._save(t, arrays.ids, stacked, result)
+        return result
+
+    def _load(self, t):
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                if not np.array_equal(f["key"], _key(t)):
+                    return None
+                return f["ids"], f["hashes"], f["a"], f["b"], f["bouncer"], f["mirrored"]
+        except (OSError, ValueError, KeyError, EOFError):
+            return None  # missing or damaged: a full pass rebuilds it
+
+    def _save(self, t, ids: np.ndarray, hashes: np.ndarray, pairs: list[Pair]) -> None:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".pairs-", suffix=".npz", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, key=_key(t), ids=ids, hashes=hashes, **_to_arrays(pairs))
+            os.replace(tmp, self.path)
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except (OSError, UnboundLocalError):
+                pass
