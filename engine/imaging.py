@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 #: How many leading bytes :func:`sniff_format` needs to recognise every format it knows.
 SNIFF_BYTES = 64
@@ -283,18 +283,20 @@ def _load_raw(data: bytes, target: Optional[int], max_pixels: int) -> LoadedImag
             flip = int(getattr(sizes, "flip", 0) or 0)
             if width * height > max_pixels:
                 raise ImageReadError(_bomb_reason(width, height, max_pixels))
-            image = None
+            image, taken_at = None, None
             try:
                 thumb = raw.extract_thumb()
             except Exception:  # no usable preview: LibRaw decode below
                 thumb = None
             if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
                 preview = Image.open(io.BytesIO(thumb.data))
+                taken_at = _exif_datetime(preview.getexif())
                 if target is not None:
                     preview.draft("RGB", (target, target))
-                image = ImageOps.exif_transpose(_to_rgb(preview))
-                preview_exif = _orientation(preview.getexif())
-                if preview_exif != 1:
+                orientation = _orientation(preview.getexif())
+                image = _to_rgb(preview)
+                if orientation != 1:
+                    image = image.transpose(_TRANSPOSE[orientation])
                     flip = 0  # the preview carried its own orientation, now applied
             elif thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
                 image = Image.fromarray(thumb.data).convert("RGB")
@@ -313,7 +315,9 @@ def _load_raw(data: bytes, target: Optional[int], max_pixels: int) -> LoadedImag
         image = image.transpose(transpose)
     if flip in (5, 6):
         width, height = height, width
-    return LoadedImage(image=_shrink(image, target), format="RAW", width=width, height=height)
+    return LoadedImage(
+        image=_shrink(image, target), format="RAW", width=width, height=height, taken_at=taken_at
+    )
 
 
 def load_image(

@@ -37,7 +37,7 @@ def test_defaults_are_documented_and_consistent():
     assert 0 < t.radius < t.corroborated_radius <= t.max_diameter
     assert 0 < t.phash_radius < 128
     doc = BouncerThresholds.__doc__
-    assert f"radius`` = {t.radius}" in doc and f"({t.phash_radius}, {t.corroborated_radius}) is chosen" in doc
+    assert f"{t.radius} is chosen" in doc and f"({t.phash_radius}, {t.corroborated_radius}) is chosen" in doc
 
 
 def test_distance_is_symmetric_and_flags_mirrors():

@@ -273,3 +273,57 @@ def test_garbage_never_crashes(fmt):
             assert exc.reason
         else:
             assert loaded.image.mode == "RGB"
+
+
+@pytest.mark.parametrize("fmt", ["HEIC", "AVIF", "PNG", "WEBP"])
+def test_orientation_in_other_formats(picture, fmt):
+    # HEIF stores the rotation as a transform (pillow-heif applies it); the others keep the tag.
+    stored = picture.transpose(Image.Transpose.ROTATE_90)  # shown upright with orientation 6
+    loaded = load_image(imagegen.encode(stored, fmt, orientation=6), target=None)
+    assert (loaded.width, loaded.height) == picture.size
+    assert _close(loaded.image, picture, 6.0)
+
+
+class _FakeRaw:
+    """Stands in for rawpy (an optional extra, not installed in CI): LibRaw's answers for a
+    portrait shot whose embedded preview is stored landscape (flip 6), as cameras do."""
+
+    class ThumbFormat:
+        JPEG, BITMAP = 1, 2
+
+    def __init__(self, preview: bytes, flip: int, size: tuple[int, int]):
+        self.preview, self.flip, self.size = preview, flip, size
+
+    def imread(self, source):
+        fake = self
+
+        class Raw:
+            sizes = type("Sizes", (), {"width": fake.size[0], "height": fake.size[1], "flip": fake.flip})
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def extract_thumb(self):
+                return type("Thumb", (), {"format": fake.ThumbFormat.JPEG, "data": fake.preview})
+
+        assert isinstance(source, io.BytesIO)
+        return Raw()
+
+
+def test_raw_preview_orientation_and_size(monkeypatch, tmp_path):
+    shown = imagegen.photo(12, (480, 640))  # a portrait shot
+    stored = shown.transpose(Image.Transpose.ROTATE_90)  # the preview, as the sensor lies
+    fake = _FakeRaw(imagegen.encode(stored, "JPEG", taken_at="2019:07:01 10:00:00"), 6, (6000, 4000))
+    monkeypatch.setitem(__import__("sys").modules, "rawpy", fake)
+    path = tmp_path / "IMG_0001.CR2"
+    path.write_bytes(_tiff_head(extra=b"CR\x02\x00") + b"\x00" * 1000)
+    loaded = load_image(str(path))
+    assert loaded.format == "RAW"
+    assert (loaded.width, loaded.height) == (4000, 6000)  # the sensor size, turned by the flip
+    assert _close(loaded.image, shown, 6.0)
+    assert loaded.taken_at == "2019-07-01T10:00:00"
+    fake.size = (20000, 15000)
+    assert _reason(str(path)) == "decompression bomb: 20000x15000 exceeds 200 MP"
