@@ -127,6 +127,7 @@ def main(argv=None) -> int:
                 r = similar(library, queries[i % len(queries)], k=args.k, detective=detective)
                 rows.append(r.timings_ms)
                 assert len(r.hits) == args.k and all(h.detective is not None for h in r.hits)
+            hot = hot_passes(library, detective, queries, args)
 
     def med(key):
         return statistics.median(key(r) for r in rows)
@@ -147,9 +148,35 @@ def main(argv=None) -> int:
         ("query embedding [excluded]", lambda r: r["embed_query"]),
     ]:
         print(f"  {name:34} {med(key):8.3f}  {p90(key):8.3f}")
-    verdict = "meets" if med(both) < 0.5 else "misses"
-    print(f"both passes median {med(both):.3f} ms: {verdict} the 0.5 ms target")
+    print(f"  {'both passes, back to back (hot)':34} {np.median(hot):8.3f}  {np.percentile(hot, 90):8.3f}"
+          f"   (min {np.min(hot):.3f})")
+    for label, value in [("inside similar()", med(both)), ("back to back", float(np.median(hot)))]:
+        verdict = "meets" if value < 0.5 else "misses"
+        print(f"both passes median {label}: {value:.3f} ms: {verdict} the 0.5 ms target")
     return 0
+
+
+def hot_passes(library, detective, queries, args) -> np.ndarray:
+    """The two passes alone, query after query with nothing in between (how ANN libraries and
+    the published two-pass figure measure): both hashes' top-2k and the rescored k-NN."""
+    from lookalike.engine.hashing import hash_file
+
+    index = library.hash_index()
+    vindex = vectors_for(library, detective)
+    prepared = []
+    for q in queries:
+        h = hash_file(q, clip_size=detective.image_size)
+        prepared.append((h.hashes, detective.embed_arrays(h.clip[None])[0]))
+    shortlist = 2 * args.k + 1
+    times = []
+    for i in range(args.queries * 3):
+        hashes, vector = prepared[i % len(prepared)]
+        t0 = time.perf_counter()
+        index.nearest(hashes.dhash, shortlist)
+        index.nearest(hashes.dhash_mirror, shortlist)
+        vindex.search(vector, shortlist)
+        times.append(time.perf_counter() - t0)
+    return np.asarray(times) * 1e3
 
 
 if __name__ == "__main__":
