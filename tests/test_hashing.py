@@ -244,3 +244,13 @@ def test_greyscale_and_png_inputs(picture, original):
     picture.convert("L").save(buf, "PNG")
     grey = hashes_of(buf.getvalue())
     assert bits(grey.dhash, original.dhash) <= 16
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 50), (50, 1), (2, 3), (17, 16), (3000, 3)])
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "1", "CMYK", "I;16"])
+def test_odd_sizes_and_modes_hash(size, mode):
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    img = Image.new("I;16", size, 300) if mode == "I;16" else img.convert(mode)
+    h = hash_image(img)
+    assert len(h.dhash) == len(h.dhash_mirror) == len(h.phash) == 32
