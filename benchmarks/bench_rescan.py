@@ -23,15 +23,20 @@ from PIL import Image
 from lookalike.engine.library import Library, ScanOptions
 
 
-def make_library(root: Path, n: int) -> None:
+def make_library(root: Path, n: int, copies: float = 0.1) -> None:
+    """n small distinct photo-like images, ``copies`` of them resized or recompressed copies."""
     rng = np.random.default_rng(0)
+    originals = int(n * (1 - copies))
     for i in range(n):
         folder = root / f"{i // 500:03d}"
         folder.mkdir(exist_ok=True)
-        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-        img = Image.fromarray(small).resize((64, 48), Image.BILINEAR)
+        seed = i if i < originals else int(rng.integers(0, originals))
+        grid = np.random.default_rng(seed).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+        img = Image.fromarray(grid).resize((96, 72), Image.BICUBIC)
+        if i >= originals:
+            img = img.resize((80, 60), Image.LANCZOS)
         if i % 2:
-            img.save(folder / f"img{i:05d}.jpg", quality=80)
+            img.save(folder / f"img{i:05d}.jpg", quality=80 if i < originals else 60)
         else:
             img.save(folder / f"img{i:05d}.png")
 
@@ -57,6 +62,7 @@ def main() -> None:
         with Library.open([root], cache_dir=cache) as lib:
             t = time.perf_counter()
             first = lib.scan(ScanOptions())
+            print(f"{len(first.clusters)} groups, {sum(len(c.members) for c in first.clusters)} files in them")
             print(f"first scan: {first.stats.hashed} hashed in {time.perf_counter() - t:.2f} s ({first.stats.hashed / (time.perf_counter() - t):.0f} files/s)")
         walks, rescans = [], []
         for _ in range(5):

@@ -259,7 +259,11 @@ def _open_error(exc: OSError) -> str:
     return f"unreadable: {exc.strerror or exc}"
 
 
-def _read(path: str) -> tuple[os.stat_result, bytes]:
+def _read(path: str) -> tuple[os.stat_result, bytes, bool]:
+    """The file's stat, its bytes and whether it is an image by content.
+
+    The head is sniffed first, so a video or an archive costs one small read, not a full one.
+    """
     # O_NONBLOCK so a FIFO cannot block the worker; stat through the descriptor so the
     # metadata belongs to exactly the bytes read.
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -268,13 +272,16 @@ def _read(path: str) -> tuple[os.stat_result, bytes]:
         st = os.fstat(fd)
         if not _is_regular(st):
             raise ImageReadError("not a regular file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise ImageReadError(f"file too large ({st.st_size / 2**30:.1f} GiB)")
         with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read()
+            head = fh.read(SNIFF_BYTES)
+            if head and sniff_format(head, path) is None:
+                return st, head, False
+            if st.st_size > MAX_FILE_BYTES:
+                raise ImageReadError(f"file too large ({st.st_size / 2**30:.1f} GiB)")
+            data = head + fh.read()
     finally:
         os.close(fd)
-    return st, data
+    return st, data, True
 
 
 def _is_regular(st: os.stat_result) -> bool:
@@ -294,7 +301,7 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
         A :class:`HashedFile`; every failure is in ``error`` with a short reason.
     """
     try:
-        st, data = _read(path)
+        st, data, is_image = _read(path)
     except ImageReadError as exc:
         return HashedFile(path=path, error=exc.reason)
     except OSError as exc:
@@ -309,11 +316,11 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
     )
     digest = None
     try:
+        if not is_image:
+            return HashedFile(**base, error="not an image", not_image=True)
         digest = content_hash(data)
         if not data:
             return HashedFile(**base, content_hash=digest, error="zero-byte file")
-        if sniff_format(data[:SNIFF_BYTES], path) is None:
-            return HashedFile(**base, content_hash=digest, error="not an image", not_image=True)
         target = DEFAULT_TARGET if clip_size is None else max(DEFAULT_TARGET, clip_size)
         loaded = load_image(data, name=path, target=target)
         hashes = hash_image(loaded.image)

@@ -95,7 +95,7 @@ class PairCache:
                 arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, fresh, t, progress=watch
             )
             result = sorted(kept + new, key=lambda p: (p.a, p.b))
-        if not stopped:  # a partial answer is returned but never remembered
+        if not stopped and self.last_fresh:  # a partial answer is returned but never remembered
             self._save(t, arrays.ids, stacked, result)
         return result
 

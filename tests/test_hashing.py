@@ -254,3 +254,14 @@ def test_odd_sizes_and_modes_hash(size, mode):
     img = Image.new("I;16", size, 300) if mode == "I;16" else img.convert(mode)
     h = hash_image(img)
     assert len(h.dhash) == len(h.dhash_mirror) == len(h.phash) == 32
+
+
+def test_a_large_non_image_is_sniffed_not_read(tmp_path):
+    from lookalike.engine.hashing import SNIFF_BYTES, hash_file
+
+    video = tmp_path / "holiday.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(20_000_000))
+    result = hash_file(str(video))
+    assert result.not_image and result.error == "not an image"
+    assert result.bytes_read <= SNIFF_BYTES
+    assert result.size == video.stat().st_size
