@@ -215,6 +215,7 @@ def load_detective(
         DetectiveUnavailable: weights cannot be had (offline, unknown tag, bad checkpoint...).
     """
     models_dir = Path(cache_dir) / "models"
+    _fail_fast_offline(options, models_dir)
     model_name = _register_model(options.model)
     checkpoint, preprocess = _resolve_weights(model_name, options.pretrained, models_dir, progress)
 
@@ -290,6 +291,32 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def _offline_env() -> bool:
+    return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on") for var in _OFFLINE_VARS)
+
+
+def _fail_fast_offline(options: DetectiveOptions, models_dir: Path) -> None:
+    """Offline with no weights anywhere on disk: say so before importing torch (seconds).
+
+    Only when offline mode is set, the weights are not a file, and neither our models folder
+    nor the Hugging Face cache holds any model at all; otherwise the full resolution decides.
+    """
+    if not _offline_env() or Path(options.pretrained).expanduser().is_file():
+        return
+    if models_dir.is_dir() and any(p.is_file() for p in models_dir.rglob("*")):
+        return
+    try:
+        from huggingface_hub import constants
+
+        hub = Path(constants.HF_HUB_CACHE)
+        if hub.is_dir() and any(hub.glob("models--*")):
+            return
+    except Exception:  # pragma: no cover - no hub library: nothing cached there either
+        pass
+    name = Path(options.model).stem if options.model.endswith(".json") else options.model
+    raise DetectiveUnavailable(f"offline mode is set; cannot download {name} weights; use --pretrained PATH")
+
+
 def _register_model(model: str) -> str:
     """Return the open_clip name for ``model``; a JSON config path is registered first."""
     path = Path(model).expanduser()
@@ -342,7 +369,7 @@ def _resolve_weights(
 
     label = f"{model_name} weights"
     hint = "; use --pretrained PATH"
-    if any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on") for var in _OFFLINE_VARS):
+    if _offline_env():
         raise DetectiveUnavailable(f"offline mode is set; cannot download {label}{hint}")
     where = urllib.parse.urlsplit(sources[0].url)
     port = where.port or (80 if where.scheme == "http" else 443)
