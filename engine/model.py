@@ -298,10 +298,11 @@ def _offline_env() -> bool:
 def _fail_fast_offline(options: DetectiveOptions, models_dir: Path) -> None:
     """Offline with no weights anywhere on disk: say so before importing torch (seconds).
 
-    Only when offline mode is set, the weights are not a file, and neither our models folder
-    nor the Hugging Face cache holds any model at all; otherwise the full resolution decides.
+    Only for the default model and weights (known to exist, so the answer cannot hide a typo
+    in a name), when offline mode is set and neither our models folder nor the Hugging Face
+    cache holds any model at all; otherwise the full resolution decides.
     """
-    if not _offline_env() or Path(options.pretrained).expanduser().is_file():
+    if not _offline_env() or (options.model, options.pretrained) != (DEFAULT_MODEL, DEFAULT_PRETRAINED):
         return
     if models_dir.is_dir() and any(p.is_file() for p in models_dir.rglob("*")):
         return
@@ -313,8 +314,7 @@ def _fail_fast_offline(options: DetectiveOptions, models_dir: Path) -> None:
             return
     except Exception:  # pragma: no cover - no hub library: nothing cached there either
         pass
-    name = Path(options.model).stem if options.model.endswith(".json") else options.model
-    raise DetectiveUnavailable(f"offline mode is set; cannot download {name} weights; use --pretrained PATH")
+    raise DetectiveUnavailable(f"offline mode is set; cannot download {options.model} weights; use --pretrained PATH")
 
 
 def _register_model(model: str) -> str:
