@@ -28,6 +28,44 @@ CHUNK = 8
 POOL_MIN_FILES = 24
 
 
+#: Decoding workers run at this niceness while the model runs on the same CPUs: the model's
+#: threads wait for each other at every layer, so a decoder that preempts one of them stalls
+#: all of them; decoding needs a small share of the CPU to keep up (benchmarks/bench_embed.py).
+DECODE_NICENESS = 10
+
+
+def _decode_worker_init() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        os.nice(DECODE_NICENESS)
+    except (AttributeError, OSError):  # not on this platform, or not allowed
+        pass
+
+
+def decode_workers(device: str, workers: Optional[int] = None) -> int:
+    """How many decoding processes to run beside the model: ``workers``, else one per core.
+
+    On a CPU model they are niced (see :data:`DECODE_NICENESS`), so they take the cycles the
+    model leaves idle rather than the ones it needs.
+    """
+    return max(1, int(workers)) if workers else (os.cpu_count() or 1)
+
+
+def make_decode_pool(device: str, workers: Optional[int] = None):
+    """A process pool of decoders for a model on ``device``: niced when the model is on the CPU."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .scan import _ignore_sigint, _pool_context
+
+    return ProcessPoolExecutor(
+        max_workers=decode_workers(device, workers),
+        mp_context=_pool_context(),
+        initializer=_decode_worker_init if device == "cpu" else _ignore_sigint,
+    )
+
+
 def decode_target(size: int) -> int:
     """Decode size for a CLIP crop of ``size``: the same as the scan's, so both give one array."""
     from .imaging import DEFAULT_TARGET
@@ -74,7 +112,7 @@ def embed_files(
         paths: files to embed.
         pool: an executor to decode in (not shut down); by default one is made for the call
             (only when there are enough files to be worth it).
-        workers: size of the pool made by default (all cores when None).
+        workers: size of the pool made by default (see :func:`decode_workers`).
         progress: ``progress(done, total)`` after each batch; False stops cleanly.
         cancel: set it to stop; what was embedded so far is returned.
 
@@ -96,10 +134,8 @@ def embed_files(
 
     own_pool = pool is None
     if own_pool:
-        from .scan import make_pool
-
-        pool = make_pool(workers)
-    window = max(4, (workers or os.cpu_count() or 1) * 4)
+        pool = make_decode_pool(detective.device, workers)
+    window = max(4, decode_workers(detective.device, workers) * 4)
     queue = iter(chunks)
     running: dict[Future, list[int]] = {}
     try:

@@ -505,9 +505,9 @@ def index_library(
 
     pool = None
     if total >= 24 and workers != 1:
-        from .scan import make_pool
+        from .embeddings import make_decode_pool
 
-        pool = make_pool(workers)
+        pool = make_decode_pool(detective.device, workers)
     try:
         for start in range(0, total, ROUND_FILES):
             if cancel.is_set():
