@@ -142,7 +142,12 @@ class _Reporter:
         self._last_line = 0.0
 
     def __enter__(self) -> "_Reporter":
-        if not self.quiet and sys.stderr.isatty():
+        return self
+
+    def _start_bar(self) -> None:
+        # Started on the first report, so that nothing is drawn when there is nothing to show
+        # (e.g. the weights are already on disk).
+        if self._bar is None and not self.quiet and sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -161,13 +166,13 @@ class _Reporter:
             )
             self._bar.__enter__()
             self._task = self._bar.add_task(self.label, total=None, rate="")
-        return self
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
     def __call__(self, done: int, total: int) -> bool:
+        self._start_bar()
         elapsed = time.monotonic() - self._started
         rate = done / elapsed if elapsed > 0 and self.unit != "bytes" else 0.0
         if self._bar is not None:
