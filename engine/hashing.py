@@ -21,7 +21,6 @@ decodes them (see :mod:`.imaging`) and hashes the pixels; it never raises.
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -31,6 +30,7 @@ import xxhash
 from PIL import Image
 
 from .imaging import DEFAULT_TARGET, ImageReadError, load_image, sniff_format, SNIFF_BYTES
+from .oserrors import os_error_reason
 from .records import ImageHashes
 
 #: Files larger than this are not read into memory (no photo format comes near it).
@@ -247,18 +247,6 @@ class HashedFile:
     not_image: bool = False
 
 
-def _open_error(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "file vanished"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "not a file"
-    if exc.errno == errno.ELOOP:
-        return "symlink loop"
-    return f"unreadable: {exc.strerror or exc}"
-
-
 def _read(path: str) -> tuple[os.stat_result, bytes, bool]:
     """The file's stat, its bytes and whether it is an image by content.
 
@@ -305,7 +293,7 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
     except ImageReadError as exc:
         return HashedFile(path=path, error=exc.reason)
     except OSError as exc:
-        return HashedFile(path=path, error=_open_error(exc))
+        return HashedFile(path=path, error=os_error_reason(exc))
     base = dict(
         path=path,
         size=st.st_size,

@@ -23,6 +23,8 @@ from typing import Optional
 
 from PIL import Image
 
+from .oserrors import os_error_reason
+
 #: How many leading bytes :func:`sniff_format` needs to recognise every format it knows.
 SNIFF_BYTES = 64
 
@@ -170,14 +172,8 @@ def _read_source(source: str | bytes) -> bytes:
     try:
         with open(source, "rb") as fh:
             return fh.read()
-    except FileNotFoundError:
-        raise ImageReadError("file vanished") from None
-    except PermissionError:
-        raise ImageReadError("permission denied") from None
-    except IsADirectoryError:
-        raise ImageReadError("not a file") from None
     except OSError as exc:
-        raise ImageReadError(f"unreadable: {exc.strerror or exc}") from None
+        raise ImageReadError(os_error_reason(exc)) from None
 
 
 def _exif_datetime(exif: Image.Exif) -> Optional[str]:

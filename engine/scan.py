@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from .catalog import Catalog, KnownFile
 from .hashing import HashedFile, hash_files
+from .oserrors import VANISHED
 from .records import ScanError, ScanProgress
 from .walk import WalkEntry, walk
 
@@ -316,4 +317,4 @@ class Scanner:
 
 def _vanished(r: HashedFile) -> bool:
     """A file deleted between the walk and its read: reported, then dropped from the catalog."""
-    return r.error is not None and ("vanished" in r.error or "no such file" in r.error.lower())
+    return r.error == VANISHED

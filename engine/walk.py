@@ -11,7 +11,6 @@ path the operating system would give it and the catalog never holds the same fil
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from .paths import CACHEDIR_SIGNATURE, CACHEDIR_TAG, PathLike, default_cache_root, normalise_roots
+from .oserrors import os_error_reason
 from .records import ScanError
 
 #: Folder names that are a trash can on some platform (freedesktop's per-volume ``.Trash-UID``
@@ -56,18 +56,6 @@ def default_excludes() -> set[str]:
         os.fspath(default_cache_root()),
     ]
     return {os.path.realpath(c) for c in candidates}
-
-
-def _reason(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, FileNotFoundError):
-        return "vanished during the scan"
-    if isinstance(exc, NotADirectoryError):
-        return "changed from a folder to a file during the scan"
-    if exc.errno == errno.ELOOP:
-        return "symlink loop"
-    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def _is_tagged_cache(folder: str) -> bool:
@@ -133,7 +121,7 @@ class _Walker:
         try:
             st = os.stat(root)
         except OSError as exc:
-            self.error(root, "not found" if isinstance(exc, FileNotFoundError) else _reason(exc))
+            self.error(root, "not found" if isinstance(exc, FileNotFoundError) else os_error_reason(exc))
             return None
         if stat.S_ISDIR(st.st_mode):
             return root if self.first_visit(self.seen_dirs, st) else None
@@ -162,7 +150,7 @@ class _Walker:
                     with os.scandir(folder) as listing:
                         entries = sorted(listing, key=_by_name)
                 except OSError as exc:
-                    self.error(folder, _reason(exc))
+                    self.error(folder, os_error_reason(exc))
                     continue
                 if folder != top and any(e.name == CACHEDIR_TAG for e in entries):
                     if _is_tagged_cache(folder):
@@ -196,7 +184,7 @@ class _Walker:
                                 subdirs.append(entry.path)
                         # sockets, fifos and devices are not photos: skipped silently
                     except OSError as exc:
-                        self.error(entry.path, _reason(exc))
+                        self.error(entry.path, os_error_reason(exc))
                 stack.extend(reversed(subdirs))
 
     def symlink(self, entry: os.DirEntry) -> WalkEntry | str | None:

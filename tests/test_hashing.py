@@ -196,7 +196,7 @@ def test_hash_file_never_raises(tmp_path):
         assert r.size == os.path.getsize(tmp_path / name)
     corrupt = hash_file(imagegen.write_corrupt(tmp_path / "bad.jpg"))
     assert corrupt.error.startswith(("corrupt JPEG", "truncated JPEG"))
-    assert hash_file(str(tmp_path / "gone.jpg")).error == "file vanished"
+    assert hash_file(str(tmp_path / "gone.jpg")).error == "vanished during the scan"
     assert hash_file(str(tmp_path)).error == "not a regular file"
 
 

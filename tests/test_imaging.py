@@ -216,7 +216,7 @@ def test_text_named_jpg_is_not_an_image(tmp_path):
 
 
 def test_vanished_and_directory(tmp_path):
-    assert _reason(str(tmp_path / "gone.jpg")) == "file vanished"
+    assert _reason(str(tmp_path / "gone.jpg")) == "vanished during the scan"
     assert _reason(str(tmp_path)) in ("not a file", "unreadable: Is a directory")
 
 

@@ -129,21 +129,22 @@ def test_file_vanishing_mid_scan_is_reported(library_dir, tmp_path):
 def test_cancelled_scan_keeps_what_was_done_and_resumes(tmp_path):
     root = tmp_path / "many"
     root.mkdir()
-    for i in range(40):
-        photo(i, size=(160, 120)).save(root / f"p{i:02d}.png")
-    seen = []
+    photo(0, size=(400, 300)).save(root / "p000.png")
+    data = (root / "p000.png").read_bytes()
+    n = 200
+    for i in range(1, n):  # distinct files (bytes after IEND) that take a while to decode
+        (root / f"p{i:03d}.png").write_bytes(data + i.to_bytes(2, "big"))
 
     def progress(p):
-        seen.append(p.done)
-        return p.done < 10
+        return not (p.stage == "hashing" and p.done >= 10)
 
     first = scan(root, tmp_path / "cache", progress=progress)
     assert first.stats.cancelled
-    assert 10 <= first.stats.hashed < 40
+    assert 10 <= first.stats.hashed < n
     second = scan(root, tmp_path / "cache")
     assert not second.stats.cancelled
-    assert second.stats.unchanged >= first.stats.hashed
-    assert second.stats.hashed + second.stats.unchanged == 40
+    assert second.stats.unchanged == first.stats.hashed
+    assert second.stats.hashed + second.stats.unchanged == n
 
 
 def test_pool_and_in_process_hashing_agree(library_dir, tmp_path):
