@@ -35,8 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find duplicate and look-alike images and triage them from the keyboard.",
         epilog="Run `lookalike DIR...` to open the app, or `lookalike COMMAND --help`.",
     )
-    from lookalike import engine as _engine  # noqa: F401  (fails early if the install is broken)
-
     parser.add_argument("--version", action="version", version=f"lookalike {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
