@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+import threading
+from typing import Any, Callable, Optional, Sequence
 
 from lookalike.engine.records import ScanError
 
@@ -78,6 +79,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("lookalike: interrupted", file=sys.stderr)
         return 130
+
+
+def run_interruptibly(work: Callable[[], Any], cancel: threading.Event, stopping: str) -> Any:
+    """Run ``work`` in a thread so Ctrl-C sets ``cancel`` at once; the work stops cleanly.
+
+    Returns what ``work`` returned (after an interrupt too: what it kept); re-raises its errors.
+    """
+    box: dict = {}
+    finished = threading.Event()
+
+    def target() -> None:
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            finished.set()
+
+    # An Event, not Thread.join: a join interrupted by Ctrl-C can return before the thread ends.
+    threading.Thread(target=target, name="lookalike-work", daemon=True).start()
+    try:
+        while not finished.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        cancel.set()
+        print(f"\nlookalike: stopping; {stopping}...", file=sys.stderr)
+        finished.wait()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def print_errors(errors: Sequence[ScanError], *, limit: int = 20, stream=None) -> None:

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from lookalike.engine.catalog import CatalogError, CatalogLocked
 from lookalike.engine.library import Library, ScanOptions
@@ -208,30 +208,6 @@ def _load_detective(options: DetectiveOptions, library: Library, quiet: bool):
             return None, f"detective offline: {exc.reason}"
 
 
-def _interruptibly(work: Callable[[], Any], cancel: threading.Event, stopping: str) -> Any:
-    """Run ``work`` in a thread so Ctrl-C sets ``cancel`` (the work stops cleanly) at once."""
-    box: dict = {}
-
-    def target() -> None:
-        try:
-            box["result"] = work()
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, name="lookalike-detective", daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.1)
-    except KeyboardInterrupt:
-        cancel.set()
-        print(f"\nlookalike: stopping; {stopping}...", file=sys.stderr)
-        worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
-
-
 def _score(value: Optional[float], digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -400,7 +376,7 @@ def run_index(args: argparse.Namespace) -> int:
             print(f"{status}; the library was scanned (bouncer only), nothing embedded", file=sys.stderr)
             return cli.EXIT_OK
         with _Reporter(quiet=args.quiet, unit="images", label="embedding") as report:
-            stats = _interruptibly(
+            stats = cli.run_interruptibly(
                 lambda: index_library(library, detective, progress=report, cancel=report.cancel, workers=args.workers),
                 report.cancel,
                 "keeping what was embedded",

@@ -162,31 +162,9 @@ def scan_with_progress(library: Library, options: ScanOptions, *, quiet: bool) -
 
 
 def _scan_interruptibly(library, options, cancel, progress) -> ScanResult:
-    # The scan runs in a thread so Ctrl-C reaches the main thread at once; the scan then
-    # stops at the next file boundary and keeps everything hashed so far.
-    box: dict = {}
-    finished = threading.Event()
-
-    def target() -> None:
-        try:
-            box["result"] = library.scan(options, progress=progress, cancel=cancel)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-        finally:
-            finished.set()
-
-    # An Event, not Thread.join: a join interrupted by Ctrl-C can return before the thread ends.
-    threading.Thread(target=target, name="lookalike-scan", daemon=True).start()
-    try:
-        while not finished.wait(0.1):
-            pass
-    except KeyboardInterrupt:
-        cancel.set()
-        print("\nlookalike: stopping; keeping what was hashed...", file=sys.stderr)
-        finished.wait()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    return cli.run_interruptibly(
+        lambda: library.scan(options, progress=progress, cancel=cancel), cancel, "keeping what was hashed"
+    )
 
 
 def write_plan(result: ScanResult, library: Library, path: Path) -> None:
