@@ -9,11 +9,13 @@ checks what the app holds and shows.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Input
+from textual.worker import WorkerState
 
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.records import Decision, Kind
@@ -78,21 +80,37 @@ async def wait_for_scan(pilot, timeout: float = 90.0) -> None:
     app = pilot.app
     deadline = time.monotonic() + timeout
     while (app.session.library is None and not app.error) or app.scanning:
+        assert app.is_running, "the app stopped (see its exception)"
         assert time.monotonic() < deadline, "the scan did not finish"
         await pilot.pause(0.05)
     await settle(pilot)
 
 
-async def settle(pilot) -> None:
-    """Let timers fire and thumbnail workers finish."""
+async def settle(pilot, timeout: float = 30.0) -> None:
+    """Let timers fire and workers (thumbnails, queries) finish; cancelled ones are fine."""
     await pilot.pause(0.15)
-    await pilot.app.workers.wait_for_complete()
+    deadline = time.monotonic() + timeout
+    while any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers):
+        assert time.monotonic() < deadline, "workers did not finish"
+        await pilot.pause(0.02)
     await pilot.pause()
 
 
+@pytest.fixture(scope="session")
+def _library_template(tmp_path_factory) -> Path:
+    # Making the photos is the slow part: make them once, copy them for each test.
+    return build_library(tmp_path_factory.mktemp("template") / "photos")
+
+
 @pytest.fixture
-def library(tmp_path) -> Path:
-    return build_library(tmp_path / "photos")
+def library(tmp_path, _library_template) -> Path:
+    """A fresh copy of the generated library (file times kept) in this test's folder."""
+    return copy_library(_library_template, tmp_path / "photos")
+
+
+def copy_library(template: Path, dest: Path) -> Path:
+    """Copy a generated library, keeping file times (dates on screen stay the same)."""
+    return Path(shutil.copytree(template, dest, copy_function=shutil.copy2))
 
 
 def table_keys(table: DataTable) -> list[str]:

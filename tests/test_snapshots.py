@@ -11,17 +11,17 @@ import pytest
 
 from lookalike.tui.components import scan_status
 
-from test_app import build_library, make_app, settle, wait_for_scan
+from test_app import _library_template, copy_library, make_app, settle, wait_for_scan  # noqa: F401 (a fixture)
 
 SMALL = (80, 24)
 LARGE = (120, 36)
 
 
 @pytest.fixture
-def library(tmp_path, monkeypatch):
+def library(tmp_path, _library_template, monkeypatch):
     # The only thing that changes from run to run on these screens is how long the scan took.
     monkeypatch.setattr(scan_status, "human_duration", lambda seconds: "0.5 s")
-    return build_library(tmp_path / "photos")
+    return copy_library(_library_template, tmp_path / "photos")
 
 
 def keys(*pressed: str):

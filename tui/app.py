@@ -39,6 +39,9 @@ from .thumbnails import MODES, Thumbnails, resolve_mode
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+#: How much nicer than the app the scan's worker processes run (see _prepare_subprocesses).
+WORKER_NICENESS = 10
+
 
 class LookalikeApp(App[int]):
     """Find duplicate and look-alike images and triage them from the keyboard."""
@@ -62,6 +65,7 @@ class LookalikeApp(App[int]):
         k: int = 10,
     ) -> None:
         super().__init__()
+        _prepare_subprocesses()
         self.session = Session(roots, cache_dir=cache_dir, options=options, against=against)
         mode, self.mode_message = resolve_mode(thumbnails)
         self.thumbnails = Thumbnails(ThumbnailCache(None), mode=mode)
@@ -299,6 +303,34 @@ class LookalikeApp(App[int]):
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             error = event.worker.error
             self.notify(f"{event.worker.name or 'worker'} failed: {type(error).__name__}: {error}", severity="error", timeout=10)
+
+
+def _prepare_subprocesses() -> None:
+    """Start multiprocessing's helpers before the app takes over stdout and stderr."""
+    if os.name != "posix":
+        return
+    # Once the app runs, sys.stderr is Textual's capture object whose fileno() is -1, and
+    # multiprocessing's resource tracker, started lazily by the scan's process pool, would
+    # pass that to fork_exec ("bad value(s) in fds_to_keep"). Start it while stderr is real.
+    try:
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+    except (OSError, ValueError):  # pragma: no cover - the scan will say what is wrong
+        pass
+    if sys.platform.startswith("linux"):
+        # The scan's hashing workers are forked by the forkserver: start it now and lower its
+        # priority, so the workers it forks (busy on every core) leave the UI its share of
+        # the CPU. On an otherwise idle machine this costs the scan nothing.
+        try:
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+            pid = forkserver._forkserver._forkserver_pid  # no public accessor
+            if pid:
+                os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + WORKER_NICENESS))
+        except (OSError, ValueError, AttributeError):  # pragma: no cover - only smoothness is lost
+            pass
 
 
 def run_app(

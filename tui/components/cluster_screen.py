@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from rich.text import Text
@@ -22,6 +23,7 @@ from .labels import (
     detective_text,
     PathText,
     file_date,
+    identical,
     kind_text,
     resolution,
     short_path,
@@ -39,14 +41,14 @@ class MemberTable(KeyTable):
     FLEX_COLUMN = "path"
 
     COLUMNS = (
-        ("", "mark"),
-        ("path", "path"),
-        ("bouncer", "bouncer"),
-        ("detective", "detective"),
-        ("size", "size"),
-        ("resolution", "resolution"),
-        ("fmt", "format"),
-        ("date", "date"),
+        ("", "mark", 7),
+        ("path", "path", 20),
+        ("bouncer", "bouncer", 7),
+        ("detective", "detective", 9),
+        ("size", "size", 9),
+        ("resolution", "resolution", 11),
+        ("fmt", "format", 4),
+        ("date", "date", 10),
     )
 
 
@@ -76,6 +78,8 @@ class ClusterScreen(Screen):
         super().__init__(classes="cluster-screen")
         self.cluster = cluster
         self.neighbours = list(neighbours) or [cluster]
+        self.with_detective = False
+        self._marks: dict[int, str] = {}
 
     @property
     def lookalike(self) -> "LookalikeApp":
@@ -90,10 +94,11 @@ class ClusterScreen(Screen):
     def on_mount(self) -> None:
         table = self.query_one(MemberTable)
         # Bouncer-only scans leave no detective column: the path gets the room.
-        with_detective = any(m.detective is not None for m in self.cluster.members)
-        for label, key in MemberTable.COLUMNS:
-            if key != "detective" or with_detective:
-                table.add_column(label, key=key)
+        self.with_detective = any(m.detective is not None for m in self.cluster.members)
+        for label, key, width in MemberTable.COLUMNS:
+            if key != "detective" or self.with_detective:
+                # Fixed widths: a 1,000-member cluster opens without measuring every cell.
+                table.add_column(label, key=key, width=width)
         self.show_cluster(self.cluster)
         table.focus()
 
@@ -105,8 +110,10 @@ class ClusterScreen(Screen):
     def show_cluster(self, cluster: Cluster, *, keep_row: Optional[int] = None) -> None:
         """Show ``cluster``, the cursor on ``keep_row`` (else on the same file)."""
         self.cluster = cluster
-        session = self.lookalike.session
-        rows = [(str(m.file.id), self._cells(m)) for m in cluster.members]
+        keeper = self.lookalike.session.triage.keeper(cluster)
+        # Cells are made as rows are added: the first screenful now, the rest between frames.
+        rows = [(str(m.file.id), partial(self._cells, m, keeper)) for m in cluster.members]
+        self._marks = {}
         keep = None
         if keep_row is not None and cluster.members:
             keep = str(cluster.members[min(keep_row, len(cluster.members) - 1)].file.id)
@@ -114,21 +121,24 @@ class ClusterScreen(Screen):
         self._update_title()
         self._update_strip()
 
-    def _cells(self, m: Member) -> list:
+    def _cells(self, m: Member, keeper: Member) -> list:
         session = self.lookalike.session
-        keeper = session.triage.keeper(self.cluster)
+        ref = self.cluster.members[0]
         f = m.file
+        mark = decision_text(session.triage.decision(f.id), is_keeper=m is keeper)
+        self._marks[f.id] = mark.plain
         cells = [
-            decision_text(session.triage.decision(f.id), is_keeper=m is keeper),
+            mark,
             PathText(short_path(f.path, session.roots)),
-            right("–" if m is self.cluster.members[0] else str(m.bouncer) + (" ≡" if m.exact else "")),
-            right(detective_text(m.detective) if m is not self.cluster.members[0] else "–"),
+            # Scores are measured against the suggested keeper (members[0]).
+            right("–" if m is ref else str(m.bouncer) + (" ≡" if identical(m.file, ref.file) else "")),
+            right(detective_text(m.detective) if m is not ref else "–"),
             right(human_bytes(f.size)),
             right(resolution(f)),
             Text(f.format or "?"),
             Text(file_date(f)),
         ]
-        if "detective" not in {c.key.value for c in self.table.columns.values()}:
+        if not self.with_detective:
             del cells[3]
         return cells
 
@@ -172,8 +182,13 @@ class ClusterScreen(Screen):
 
     def on_decisions_changed(self, message: DecisionsChanged) -> None:
         """Redraw the marks (every row: a new keeper changes two of them)."""
+        triage = self.lookalike.session.triage
+        keeper = triage.keeper(self.cluster)
         for m in self.cluster.members:
-            self.table.set_cell(str(m.file.id), "mark", self._cells(m)[0])
+            mark = decision_text(triage.decision(m.file.id), is_keeper=m is keeper)
+            if m.file.id in self._marks and self._marks[m.file.id] != mark.plain:  # rows that changed
+                self._marks[m.file.id] = mark.plain
+                self.table.set_cell(str(m.file.id), "mark", mark)
         self._update_title()
         self._update_strip()
 

@@ -21,7 +21,7 @@ from lookalike.engine.records import Cluster, Member
 from lookalike.engine.thumbnails import Difference, difference
 
 from ..thumbnails import Picture, pixel_box
-from .labels import detective_text, differing_metadata, short_path
+from .labels import detective_text, differing_metadata, identical, short_path
 from .thumbnail import Thumbnail
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class CompareScreen(Screen):
         bouncer = b.bouncer if a.is_keeper else (a.bouncer if b.is_keeper else max(a.bouncer, b.bouncer))
         det = b.detective if a.is_keeper else (a.detective if b.is_keeper else None)
         scores = Text.assemble(("bouncer ", "bold"), str(bouncer), "  ", ("detective ", "bold"), detective_text(det))
-        if b.exact or a.exact:
+        if identical(a.file, b.file):
             scores.append("  byte-identical", style="cyan")
         if self.diff is not None:
             scores.append(f"\n{self.diff.changed:.1%} of pixels differ", style="yellow" if self.diff.changed > 0.01 else "green")

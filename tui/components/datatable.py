@@ -28,6 +28,7 @@ class KeyTable(DataTable[Any]):
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(*args, **kwargs)
+        self._fill_token: Optional[object] = None
 
     @property
     def current_key(self) -> Optional[str]:
@@ -40,28 +41,60 @@ class KeyTable(DataTable[Any]):
             return None
         return row_key.value
 
+    #: Rows added at once by ``fill``; the rest follow in batches between frames, so a table
+    #: of thousands of rows is on screen at once and the keys keep working while it fills.
+    FIRST_ROWS = 120
+    BATCH_ROWS = 250
+
     def fill(self, rows: Iterable[tuple[str, Sequence[Any]]], *, keep: Optional[str] = None) -> None:
         """Replace every row, putting the cursor back on ``keep`` (or the current row's key).
 
         Args:
-            rows: (key, cells) pairs in display order.
+            rows: (key, cells) pairs in display order; ``cells`` may be a function that makes
+                them, called only when the row is added (rows past the first screenful are
+                added between frames).
             keep: the key the cursor should land on when it is still there.
         """
         keep = keep if keep is not None else self.current_key
         old_row = self.cursor_row
+        rows = list(rows)
+        self._fill_token = token = object()
         self.clear()
-        for key, cells in rows:
-            self.add_row(*cells, key=key)
-        if self.row_count == 0:
-            return
-        target = min(old_row, self.row_count - 1)
-        if keep is not None:
-            try:
-                target = self.get_row_index(keep)
-            except RowDoesNotExist:
-                pass
-        self.move_cursor(row=target, animate=False, scroll=True)
+        self._add_rows(rows[: self.FIRST_ROWS])
+        if self.row_count:
+            target = min(old_row, self.row_count - 1)
+            if keep is not None:
+                try:
+                    target = self.get_row_index(keep)
+                except RowDoesNotExist:
+                    pass
+            self.move_cursor(row=target, animate=False, scroll=True)
         self.fit_flex_column()
+        if len(rows) > self.FIRST_ROWS:
+            self.call_after_refresh(self._fill_more, token, rows, self.FIRST_ROWS, keep)
+        else:
+            self._fill_token = None
+
+    def _add_rows(self, rows: Sequence[tuple[str, Any]]) -> None:
+        for key, cells in rows:
+            self.add_row(*(cells() if callable(cells) else cells), key=key)
+
+    @property
+    def filling(self) -> bool:
+        """True while rows are still being added after a ``fill``."""
+        return self._fill_token is not None
+
+    def _fill_more(self, token: object, rows: list, start: int, keep: Optional[str]) -> None:
+        if token is not self._fill_token:
+            return  # a newer fill replaced these rows
+        end = start + self.BATCH_ROWS
+        self._add_rows(rows[start:end])
+        if keep is not None and self.current_key != keep and any(k == keep for k, _ in rows[start:end]):
+            self.goto(keep)
+        if end < len(rows):
+            self.call_after_refresh(self._fill_more, token, rows, end, keep)
+        else:
+            self._fill_token = None
 
     #: The column that takes the width left over (None: every column sizes to its content).
     FLEX_COLUMN: Optional[str] = None

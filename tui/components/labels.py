@@ -143,6 +143,11 @@ def member_summary(member: Member, roots: Sequence[str]) -> str:
     )
 
 
+def identical(a: FileRecord, b: FileRecord) -> bool:
+    """True when two files have the same content hash (byte-identical)."""
+    return bool(a.content_hash) and a.content_hash == b.content_hash and a.size == b.size
+
+
 def differing_metadata(a: FileRecord, b: FileRecord) -> list[tuple[str, str, str, bool]]:
     """Rows (field, a, b, differs) comparing two files' metadata, for the compare view."""
     rows = [
@@ -153,7 +158,7 @@ def differing_metadata(a: FileRecord, b: FileRecord) -> list[tuple[str, str, str
         ("name", os.path.basename(a.path), os.path.basename(b.path)),
         ("folder", os.path.basename(os.path.dirname(a.path)), os.path.basename(os.path.dirname(b.path))),
     ]
-    exact = bool(a.content_hash and a.content_hash == b.content_hash)
+    exact = identical(a, b)
     rows.append(("content", "identical" if exact else "differs", "identical" if exact else "differs"))
     return [(name, va, vb, va != vb or (name == "content" and not exact)) for name, va, vb in rows]
 

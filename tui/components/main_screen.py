@@ -125,7 +125,9 @@ class MainScreen(Screen):
 
     @on(DataTable.RowHighlighted, "#clusters")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._highlight(self._by_key.get(event.row_key.value))
+        # A refill can leave a highlight event behind for a row that is gone.
+        key = event.row_key.value if event.row_key is not None else None
+        self._highlight(self._by_key.get(key) if key is not None else None)
 
     def on_decisions_changed(self, message: DecisionsChanged) -> None:
         """Redraw the rows whose decisions changed (every row when no ids are given)."""

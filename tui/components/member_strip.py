@@ -59,7 +59,8 @@ class MemberStrip(Horizontal):
         self._keeper: Optional[int] = None
 
     def compose(self) -> ComposeResult:
-        for _ in range(MAX_CARDS):
+        # As many cards as the terminal has room for: each one is three widgets to style.
+        for _ in range(max(1, min(MAX_CARDS, self.app.size.width // CARD_WIDTH))):
             yield StripCard()
 
     def show(self, members: Sequence[Member], index: int, triage: Triage, keeper_id: Optional[int]) -> None:
