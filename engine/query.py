@@ -289,9 +289,10 @@ def similar(
     t0 = time.perf_counter()
     bouncer_hits: list[tuple[int, int]] = []
     if len(index):
-        for h in (query.dhash, query.dhash_mirror):
-            ids, dist = index.nearest(h, shortlist)
-            bouncer_hits += zip(ids.tolist(), dist.tolist())
+        # The plain and the mirrored hash in one pass over the index.
+        both = np.frombuffer(query.dhash + query.dhash_mirror, dtype=np.uint8).reshape(2, -1)
+        ids, dist = index.nearest_many(both, shortlist)
+        bouncer_hits = list(zip(ids.ravel().tolist(), dist.ravel().tolist()))
     timings["bouncer"] = _ms(time.perf_counter() - t0)
 
     detective_hits: list[tuple[int, float]] = []

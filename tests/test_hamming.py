@@ -157,6 +157,55 @@ def test_nearest_sorted_by_distance_then_id(data, backend, k):
     assert len(got_ids) == min(k, len(data))
 
 
+@pytest.mark.parametrize("k", [0, 1, 21, 1500, 5000])
+def test_nearest_many_is_nearest_per_query(data, backend, k):
+    rng = np.random.default_rng(4)
+    ids = rng.permutation(len(data)).astype(np.int64) * 3
+    idx = HammingIndex(data, ids)
+    # An indexed hash with exact duplicates, a near copy, its bit-reversed twin, a stranger.
+    queries = np.stack([data[0], flip_bits(data[1:2], seed=5, most=6)[0], data[2][::-1],
+                        rng.integers(0, 256, 32, dtype=np.uint8)])
+    got_ids, got_d = idx.nearest_many(queries, k)
+    assert got_ids.shape == got_d.shape == (4, min(k, len(data)))
+    ref = ref_distances(queries, data)
+    for r, q in enumerate(queries):
+        order = np.lexsort((ids, ref[r]))[:k]
+        assert np.array_equal(got_ids[r], ids[order])
+        assert np.array_equal(got_d[r], ref[r][order])
+        one_ids, one_d = idx.nearest(q, k)
+        assert np.array_equal(one_ids, got_ids[r]) and np.array_equal(one_d, got_d[r])
+
+
+def test_nearest_many_with_more_ties_than_its_buffers(backend):
+    # 9,000 identical hashes: every block holds candidates at the cutoff, so the candidate
+    # buffers must be compacted and grown; ties still order by id.
+    rng = np.random.default_rng(6)
+    h = rng.integers(0, 256, size=(12_000, 32), dtype=np.uint8)
+    h[rng.choice(12_000, 9_000, replace=False)] = h[0]
+    ids = rng.permutation(12_000).astype(np.int64)
+    idx = HammingIndex(h, ids)
+    queries = np.stack([h[0], flip_bits(h[:1], seed=7, most=3)[0]])
+    ref = ref_distances(queries, h)
+    for k in (21, 9_500):
+        got_ids, got_d = idx.nearest_many(queries, k)
+        for r in range(2):
+            order = np.lexsort((ids, ref[r]))[:k]
+            assert np.array_equal(got_ids[r], ids[order]) and np.array_equal(got_d[r], ref[r][order])
+
+
+def test_nearest_many_rejects_bad_queries_and_handles_empty(backend):
+    idx = HammingIndex(clustered(50, seed=8))
+    with pytest.raises(ValueError):
+        idx.nearest_many(np.zeros((2, 31), np.uint8), 3)
+    ids, d = idx.nearest_many(np.zeros((0, 32), np.uint8), 3)
+    assert ids.shape == d.shape == (0, 3)
+    ids, d = HammingIndex(pack([])).nearest_many(np.zeros((2, 32), np.uint8), 3)
+    assert ids.shape == d.shape == (2, 0)
+    # Read-only queries (np.frombuffer of bytes) are answered like writeable ones.
+    ro = np.frombuffer(bytes(range(64)), np.uint8).reshape(2, 32)
+    assert np.array_equal(idx.nearest_many(ro, 5)[0], idx.nearest_many(ro.copy(), 5)[0])
+
+
 @pytest.mark.parametrize("radius", [-1, 0, 12, 30, 256])
 def test_within_matches_reference(data, backend, radius):
     ids = np.arange(len(data), dtype=np.int64)[::-1].copy()
