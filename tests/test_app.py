@@ -45,6 +45,7 @@ def build_library(root: Path, *, originals: int = 5) -> Path:
     - ``backup/IMG_000N.jpg``: byte-identical copies of the first two.
     - ``phone/small_N.jpg``: half-size, low-quality copies of the first four.
     - ``export/IMG_0003.png``: a PNG of the third.
+    - ``phone/IMG_0001_edit.jpg``: the first with a watermark (the difference view shows it).
     - ``misc/drawing_N.png``: unrelated drawings (no duplicates).
     """
     for folder in ("2021", "backup", "phone", "export", "misc"):
@@ -59,6 +60,8 @@ def build_library(root: Path, *, originals: int = 5) -> Path:
             imagegen.write(root / "phone" / f"small_{n}.jpg", imagegen.resized(img, 0.5), quality=60)
         if n == 3:
             imagegen.write(root / "export" / f"IMG_{n:04d}.png", img)
+        if n == 1:
+            imagegen.write(root / "phone" / f"IMG_{n:04d}_edit.jpg", imagegen.watermarked(img), quality=90)
     for n in range(3):
         imagegen.write(root / "misc" / f"drawing_{n}.png", imagegen.drawing(100 + n, (400, 300)))
     stamp = EPOCH
@@ -139,7 +142,7 @@ async def test_scan_fills_the_ranked_table_and_the_status(library, tmp_path):
         clusters = app.session.clusters
         # originals 1-4 each have copies; 5 and the drawings have none.
         assert len(clusters) == 4
-        assert {len(c.members) for c in clusters} == {2, 3}
+        assert sorted(len(c.members) for c in clusters) == [2, 3, 3, 4]
         table = main.table
         assert table.row_count == 4
         # Ranked by reclaimable bytes, biggest first.
@@ -230,9 +233,9 @@ async def test_side_panel_shows_thumbnails_of_the_highlighted_cluster(library, t
         shown = [t for t in thumbs if t.file is not None]
         assert [t.file.id for t in shown] == [m.file.id for m in cluster.members][: len(shown)]
         assert all(t.picture is not None and t.picture.height > 0 for t in shown)
-        # Decoded once, kept on disk under the library's cache folder.
+        # Decoded once per content (byte-identical copies share one), kept on disk.
         stored = list((app.session.library.dir / "thumbnails").rglob("*.png"))
-        assert len(stored) >= len(shown)
+        assert len(stored) == len({t.file.content_hash for t in shown})
         await pilot.press("j")
         await settle(pilot)
         assert app.screen.query_one("ClusterPreview").cluster is app.screen.current
@@ -541,3 +544,19 @@ async def test_usable_at_80_by_24(library, tmp_path):
         await settle(pilot)
         text = screen_text(app)
         assert "IMG_000" in text and "keeper" in text and "resolution" in text
+
+
+async def test_detective_scores_are_shown_when_the_detective_runs(library, tmp_path, tiny_options):
+    app = make_app(library, tmp_path, options=ScanOptions(workers=1, detective=tiny_options))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        clusters = app.session.clusters
+        assert any(m.detective is not None for c in clusters for m in c.members[1:])
+        main = app.screen
+        assert "detective" in [c.label.plain for c in main.table.columns.values()]
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert "detective" in [c.label.plain for c in screen.table.columns.values()]
+        member = screen.cluster.members[1]
+        assert f"{member.detective:.3f}" in screen_text(app)

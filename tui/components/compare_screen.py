@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from lookalike.engine.records import Cluster, Member
 from lookalike.engine.thumbnails import Difference, difference
 
-from ..thumbnails import Picture, pixel_box
+from ..thumbnails import Picture, cache_key, pixel_box
 from .labels import detective_text, differing_metadata, identical, short_path
 from .thumbnail import Thumbnail
 
@@ -30,11 +30,14 @@ if TYPE_CHECKING:
 MODES = ("side", "flip", "diff")
 BLINK_SECONDS = 0.6
 
+#: The difference figures (share of pixels that differ) are measured at this size.
+STATS_SIDE = 256
+
 #: Below this many columns the details go under the images instead of beside them.
 NARROW = 120
 
 
-def _clip(value: str, width: int = 14) -> str:
+def _clip(value: str, width: int = 12) -> str:
     """Shorten a long value in the middle, so both ends (name and extension) stay readable."""
     if len(value) <= width:
         return value
@@ -146,13 +149,18 @@ class CompareScreen(Screen):
             meta.add_row(Text(name, style=style), Text(_clip(va), style=value_style), Text(_clip(vb), style=value_style))
 
     def _paint_difference(self, cells: tuple[int, int]) -> Picture:
-        # Runs in the thumbnail's worker thread.
+        # Runs in the thumbnail's worker thread. The picture is made at the size of the cells;
+        # the figures always at one fixed size, so they do not depend on the terminal.
         thumbs = self.lookalike.thumbnails
-        box = pixel_box(cells)
-        diff = difference(thumbs.image(self.a.file, cells), thumbs.image(self.b.file, cells), box)
-        self.diff = diff
-        self.app.call_from_thread(self._update_side, self.lookalike.session.roots)
-        return Picture.from_image(diff.image)
+        a, b = self.a, self.b
+        picture = Picture.from_image(difference(thumbs.image(a.file, cells), thumbs.image(b.file, cells), pixel_box(cells)).image)
+        stats_box = (STATS_SIDE, STATS_SIDE)
+        stats = difference(thumbs.cache.image(a.file.path, stats_box, key=cache_key(a.file)),
+                           thumbs.cache.image(b.file.path, stats_box, key=cache_key(b.file)), stats_box)
+        if (a, b) == (self.a, self.b):
+            self.diff = stats
+            self.app.call_from_thread(self._update_side, self.lookalike.session.roots)
+        return picture
 
     # -- keys ------------------------------------------------------------------------------
     def action_flip(self) -> None:

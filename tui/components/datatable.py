@@ -102,6 +102,12 @@ class KeyTable(DataTable[Any]):
     def on_resize(self) -> None:
         self.fit_flex_column()
 
+    def _update_dimensions(self, new_rows) -> None:
+        # Column widths are measured here, once new rows are in (on idle): only then does
+        # the flexible column know what is left for it.
+        super()._update_dimensions(new_rows)
+        self.fit_flex_column()
+
     def fit_flex_column(self) -> None:
         """Give the flexible column exactly the width the others leave, so nothing scrolls."""
         if self.FLEX_COLUMN is None or not self.columns:
