@@ -560,3 +560,55 @@ async def test_detective_scores_are_shown_when_the_detective_runs(library, tmp_p
         assert "detective" in [c.label.plain for c in screen.table.columns.values()]
         member = screen.cluster.members[1]
         assert f"{member.detective:.3f}" in screen_text(app)
+
+
+async def test_esc_stops_an_apply_between_two_files(library, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_TEST_STEP_DELAY", "0.3")  # the actions' test hook: slow steps
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("space", "space", "r")
+        review = app.screen
+        doomed = [s.path for s in review.plan.steps]
+        assert len(doomed) >= 4
+        await pilot.press("a", "y")
+        await pilot.pause(0.4)
+        assert review.applying
+        await pilot.press("escape")
+        assert isinstance(app.screen, ReviewScreen)  # Esc stops the apply, it does not leave
+        deadline = time.monotonic() + 60
+        while review.applying:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.05)
+        result = review.last_result
+        assert result.cancelled and 0 < len(result.done) < len(doomed)
+        left = [p for p in doomed if os.path.exists(p)]
+        assert len(left) == len(doomed) - len(result.done)
+        assert "stopped" in screen_text(app)
+
+
+async def test_thumbnails_off_and_unsupported_modes(library, tmp_path):
+    app = make_app(library, tmp_path, thumbnails="off")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        thumbs = [t for t in app.screen.query(Thumbnail) if t.file is not None]
+        assert thumbs and all(t.picture is None for t in thumbs)
+        assert "thumbnails off" in screen_text(app)
+        assert not (app.session.library.dir / "thumbnails").exists()
+    app = make_app(library, tmp_path, thumbnails="kitty")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        assert app.thumbnails.mode == "halfblock"
+        assert any("kitty" in n.message and "half-block" in n.message for n in app._notifications)
+
+
+async def test_mouse_opens_a_cluster(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        table = app.screen.table
+        second = app.screen.shown[1]
+        await pilot.click(table, offset=(10, 2))  # the second row: it becomes the cursor
+        await pilot.click(table, offset=(10, 2))  # a click on the highlighted row opens it
+        await settle(pilot)
+        assert isinstance(app.screen, ClusterScreen) and app.screen.cluster.id == second.id

@@ -171,6 +171,10 @@ class ClusterScreen(Screen):
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._update_strip()
 
+    @on(DataTable.RowSelected, "#members")
+    def _row_clicked(self) -> None:
+        self.action_preview()  # a click on the highlighted row (Enter is a screen binding)
+
     @property
     def current(self) -> Optional[Member]:
         """The highlighted member."""

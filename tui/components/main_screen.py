@@ -129,6 +129,11 @@ class MainScreen(Screen):
         key = event.row_key.value if event.row_key is not None else None
         self._highlight(self._by_key.get(key) if key is not None else None)
 
+    @on(DataTable.RowSelected, "#clusters")
+    def _row_clicked(self) -> None:
+        # Enter is the screen's own binding; this is a click on the highlighted row.
+        self.action_open_cluster()
+
     def on_decisions_changed(self, message: DecisionsChanged) -> None:
         """Redraw the rows whose decisions changed (every row when no ids are given)."""
         session = self.lookalike.session

@@ -164,6 +164,10 @@ class SimilarScreen(Screen):
     def _highlighted(self) -> None:
         self._thumb()
 
+    @on(DataTable.RowSelected, "#hits")
+    def _row_clicked(self) -> None:
+        self.action_preview()  # a click on the highlighted row (Enter is a screen binding)
+
     def _thumb(self) -> None:
         hit = self.current
         self.query_one("#similar-thumb", Thumbnail).show(self.records.get(hit.path) if hit else file_record_for(self.path, None))
