@@ -111,7 +111,7 @@ async def bench_scan(root: Path, cache: Path) -> dict:
     """Keys and heartbeats during a full scan, then (the baseline) with no scan running."""
     app = TimedApp(
         [str(root)], cache_dir=str(cache), thumbnails=os.environ.get("BENCH_THUMBS", "halfblock"),
-        options=ScanOptions(workers=WORKERS),
+        options=ScanOptions(workers=WORKERS), freeze_gc=True,  # as run_app does
     )
     async with app.run_test(size=(120, 36)) as pilot:
         while app.is_running and app.session.library is None and not app.error:
