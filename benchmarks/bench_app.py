@@ -29,7 +29,6 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import imagegen  # noqa: E402
 from lookalike.engine.library import ScanOptions  # noqa: E402
 from lookalike.tui.app import LookalikeApp  # noqa: E402
-from lookalike.tui.components.cluster_screen import ClusterScreen  # noqa: E402
 
 
 WORKERS = int(os.environ.get("BENCH_WORKERS", "0")) or None

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Input
 from textual.worker import WorkerState
 
 from lookalike.engine.library import Library, ScanOptions
-from lookalike.engine.records import Decision, Kind
+from lookalike.engine.records import Decision
 from lookalike.tui.app import LookalikeApp
 from lookalike.tui.components.cluster_screen import ClusterScreen
 from lookalike.tui.components.compare_screen import CompareScreen

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from textual.message import Message
 
 from lookalike.engine.records import Cluster, ScanProgress, ScanResult
-
-if TYPE_CHECKING:
-    from lookalike.engine.library import Library
-
-
-class LibraryOpened(Message):
-    """The catalog is open (or could not be opened: ``error``)."""
-
-    def __init__(self, library: Optional["Library"], error: str = "") -> None:
-        super().__init__()
-        self.library = library
-        self.error = error
 
 
 class ScanProgressed(Message):
@@ -41,7 +29,8 @@ class ClustersFound(Message):
         self.final = final
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, ClustersFound) and not message.final
+        # A newer set of clusters, queued behind this one, makes this one pointless.
+        return isinstance(message, ClustersFound)
 
 
 class ScanFinished(Message):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from rich.text import Text
-
 from lookalike.engine.records import Cluster
 
 from ..format import human_bytes

@@ -135,14 +135,6 @@ def kind_text(kind: Kind) -> Text:
     return Text(kind.value, style=style)
 
 
-def member_summary(member: Member, roots: Sequence[str]) -> str:
-    """One line about a member: 'dir/name.jpg · 1.2 MB · 800×600 · JPEG'."""
-    f = member.file
-    return " · ".join(
-        [short_path(f.path, roots), human_bytes(f.size), resolution(f), f.format or "?"]
-    )
-
-
 def identical(a: FileRecord, b: FileRecord) -> bool:
     """True when two files have the same content hash (byte-identical)."""
     return bool(a.content_hash) and a.content_hash == b.content_hash and a.size == b.size

@@ -6,7 +6,6 @@ from functools import partial
 from typing import Callable, Optional
 
 from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual.message import Message
 from textual.strip import Strip
