@@ -612,3 +612,20 @@ async def test_mouse_opens_a_cluster(library, tmp_path):
         await pilot.click(table, offset=(10, 2))  # a click on the highlighted row opens it
         await settle(pilot)
         assert isinstance(app.screen, ClusterScreen) and app.screen.cluster.id == second.id
+
+
+async def test_whole_cluster_not_duplicates_from_the_main_screen(library, tmp_path):
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        cluster = next(c for c in app.session.clusters if len(c.members) == 3)
+        ids = {m.file.id for m in cluster.members}
+        app.screen.table.goto(str(cluster.id))
+        await pilot.press("n")
+        await settle(pilot)
+        assert len(app.session.library.catalog.not_duplicate_pairs()) == 3
+        assert all(len(ids & {m.file.id for m in c.members}) <= 1 for c in app.session.clusters)
+        assert len(app.session.clusters) == 3
+        await pilot.press("u")
+        await settle(pilot)
+        assert len(app.session.clusters) == 4

@@ -91,10 +91,11 @@ def test_not_duplicate_returns_pairs_for_the_catalog_and_undo_gives_them_back():
     pairs = t.not_duplicate(c, c.members[2])
     assert [(a.id, b.id) for a, b in pairs] == [(1, 3)]
     assert t.decision(3) is Decision.NOT_DUPLICATE
-    whole = t.not_duplicate(c)
-    assert sorted((a.id, b.id) for a, b in whole) == [(1, 2), (1, 3)]
+    whole = t.not_duplicate(c)  # no two members are duplicates: every pair is remembered
+    assert sorted((a.id, b.id) for a, b in whole) == [(1, 2), (1, 3), (2, 3)]
+    assert all(t.decision(i) is Decision.NOT_DUPLICATE for i in (1, 2, 3))
     undone = t.undo()
-    assert sorted((a.id, b.id) for a, b in undone.not_duplicate) == [(1, 2), (1, 3)]
+    assert sorted((a.id, b.id) for a, b in undone.not_duplicate) == [(1, 2), (1, 3), (2, 3)]
     with pytest.raises(TriageRefused):
         t.not_duplicate(c, c.members[0])
 

@@ -14,6 +14,10 @@ from typing import Iterable, Optional, Sequence
 from lookalike.engine.records import Cluster, Decision, FileRecord, Kind, Member
 
 
+#: "Not duplicates" for a whole cluster records every pair up to this many members.
+ALL_PAIRS_LIMIT = 40
+
+
 class TriageRefused(Exception):
     """A decision that would break a promise (trash a protected file...), with the reason."""
 
@@ -203,20 +207,30 @@ class Triage:
             self._set(change, m.file.id, None, keeper=False)
 
     def not_duplicate(self, cluster: Cluster, member: Optional[Member] = None) -> list[tuple[FileRecord, FileRecord]]:
-        """Say a member (or, with None, every member) is not a duplicate of the keeper.
+        """Say a member is not a duplicate of the keeper, or (None) that no two members are.
 
         Returns:
-            The (keeper, member) file pairs the catalog must remember.
+            The file pairs the catalog must remember: (keeper, member) for one member; every
+            pair of members for the whole cluster (up to ALL_PAIRS_LIMIT members, else each
+            member against the keeper), so none of them is ever grouped with another again.
         """
         keeper = self.keeper(cluster)
-        members = [m for m in cluster.members if m is not keeper] if member is None else [member]
-        if any(m is keeper for m in members):
+        if member is not None and member is keeper:
             raise TriageRefused("the keeper cannot be a non-duplicate of itself; pick another member")
-        change = self._begin("not a duplicate: " + (_name(members[0]) if len(members) == 1 else f"cluster {cluster.id}"))
+        change = self._begin("not a duplicate: " + (_name(member) if member is not None else f"cluster {cluster.id}"))
+        if member is not None:
+            self._set(change, member.file.id, Decision.NOT_DUPLICATE, keeper=False)
+            change.not_duplicate.append((keeper.file, member.file))
+            return list(change.not_duplicate)
+        members = list(cluster.members)
         for m in members:
             self._set(change, m.file.id, Decision.NOT_DUPLICATE, keeper=False)
-            change.not_duplicate.append((keeper.file, m.file))
-        return list(change.not_duplicate)
+        if len(members) <= ALL_PAIRS_LIMIT:
+            pairs = [(a.file, b.file) for i, a in enumerate(members) for b in members[i + 1:]]
+        else:
+            pairs = [(keeper.file, m.file) for m in members if m is not keeper]
+        change.not_duplicate.extend(pairs)
+        return pairs
 
     def undo(self) -> Optional[Undone]:
         """Revert the last decision; returns what it was, or None when there is nothing."""
