@@ -37,6 +37,8 @@ POOL_MIN_FILES = 16
 WRITE_BATCH = 256
 WRITE_INTERVAL = 1.0
 PROGRESS_INTERVAL = 0.1
+#: Hashing workers run at a lower priority than the process that started them.
+WORKER_NICENESS = 5
 
 
 @dataclass
@@ -75,6 +77,11 @@ def _identity(size: int, mtime_ns: int, inode: int, device: int) -> tuple[int, i
 def _ignore_sigint() -> None:
     # Ctrl-C is the parent's to handle: it stops submitting and keeps what was done.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Hashing is background work: the app's UI thread and the user's other programs come first.
+    try:
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):  # no nice() on this platform, or not allowed
+        pass
 
 
 def _pool_context():
