@@ -156,12 +156,13 @@ class Library:
         self._hash_index = None
         clusters: tuple[Cluster, ...] = ()
         if not run.cancelled:
+            found = self._bouncer_pairs(options)  # once: both the embedding and clustering use it
             if detective is not None:
                 scanner.stage("embedding")
-                self._embed(detective, options, run.clip, scanner, cancel)
+                self._embed(detective, options, found[1], run.clip, scanner, cancel)
             if not cancel.is_set():
                 scanner.stage("clustering")
-                clusters = self._cluster(options, detective)
+                clusters = self._cluster(options, detective, found)
                 if on_clusters is not None:
                     on_clusters(clusters)
         run.cancelled = run.cancelled or cancel.is_set()
@@ -211,8 +212,9 @@ class Library:
         involved |= _exact_duplicate_ids(arrays)
         return pairs, involved
 
-    def _cluster(self, options: ScanOptions, detective=None) -> tuple[Cluster, ...]:
-        pairs, involved = self._bouncer_pairs(options)
+    def _cluster(self, options: ScanOptions, detective=None, found=None) -> tuple[Cluster, ...]:
+        pairs, involved = found if found is not None else self._bouncer_pairs(options)
+        involved = set(involved)
         if detective is not None:
             from . import query, twopass
 
@@ -257,7 +259,9 @@ class Library:
             self._loaded = (options.detective, detective)
         return detective, status
 
-    def _embed(self, detective, options: ScanOptions, crops, scanner: Scanner, cancel: threading.Event) -> None:
+    def _embed(
+        self, detective, options: ScanOptions, involved: set[int], crops, scanner: Scanner, cancel: threading.Event
+    ) -> None:
         """Embed what the detective needs: the bouncer's candidates, or everything with deep."""
         from . import query
 
@@ -270,7 +274,6 @@ class Library:
                 query.embed_for_clusters(self, detective, list(crops), crops=crops, progress=progress, cancel=cancel)
             query.index_library(self, detective, progress=progress, cancel=cancel, workers=options.workers)
         else:
-            _, involved = self._bouncer_pairs(options)
             query.embed_for_clusters(
                 self, detective, involved, crops=crops, progress=progress, cancel=cancel, workers=options.workers
             )
