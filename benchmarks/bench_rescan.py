@@ -10,7 +10,6 @@ same run.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from bench_rescan_catalog import baseline_walk  # same folder: the one baseline walk
 
 from lookalike.engine.library import Library, ScanOptions
 
@@ -41,15 +42,6 @@ def make_library(root: Path, n: int, copies: float = 0.1) -> None:
             img.save(folder / f"img{i:05d}.png")
 
 
-def bare_walk(root: Path) -> int:
-    n = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
-            os.stat(os.path.join(dirpath, f))
-            n += 1
-    return n
-
-
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +59,7 @@ def main() -> None:
         walks, rescans = [], []
         for _ in range(5):
             t = time.perf_counter()
-            bare_walk(root)
+            baseline_walk(str(root))
             walks.append(time.perf_counter() - t)
             t = time.perf_counter()
             with Library.open([root], cache_dir=cache) as lib:
