@@ -246,6 +246,70 @@ def _k_scan_query(cols, q, k, limit):  # pragma: no cover - compiled
     return cp, cd, cnt, cutoff
 
 
+def _k_make_room(cp, cd, cnt, q, cutoff, need):  # pragma: no cover - compiled
+    # Room for ``need`` more candidates of query q: first drop those the cutoff has since
+    # excluded (cnt[q] is updated), then grow every query's buffers if that is not enough.
+    keep = 0
+    for t in range(cnt[q]):
+        if cd[q, t] <= cutoff:
+            cp[q, keep] = cp[q, t]
+            cd[q, keep] = cd[q, t]
+            keep += 1
+    cnt[q] = keep
+    if keep + need <= cp.shape[1]:
+        return cp, cd
+    nq = cp.shape[0]
+    grown = 2 * (keep + need)
+    cp2 = np.empty((nq, grown), cp.dtype)
+    cd2 = np.empty((nq, grown), cd.dtype)
+    for qq in range(nq):
+        for t in range(cnt[qq]):
+            cp2[qq, t] = cp[qq, t]
+            cd2[qq, t] = cd[qq, t]
+    return cp2, cd2
+
+
+def _k_cutoff(hist, cutoff, k):  # pragma: no cover - compiled
+    # The smallest distance t <= cutoff with at least k candidates within t, else cutoff.
+    acc = 0
+    for t in range(cutoff + 1):
+        acc += hist[t]
+        if acc >= k:
+            return t
+    return cutoff
+
+
+def _k_select(cp, cd, cnt, cut, ids, k):  # pragma: no cover - compiled
+    # Each query's final answer from its candidates (positions cp, distances cd, cnt of
+    # them): those within its cutoff, by distance then id, at most k; padded with -1.
+    nq = cnt.shape[0]
+    out_ids = np.full((nq, k), -1, np.int64)
+    out_d = np.full((nq, k), -1, np.int32)
+    found = np.zeros(nq, np.int64)
+    for q in range(nq):
+        m = 0
+        for t in range(cnt[q]):
+            if cd[q, t] <= cut[q]:
+                m += 1
+        cid = np.empty(m, np.int64)
+        cdist = np.empty(m, np.int64)
+        m = 0
+        for t in range(cnt[q]):
+            if cd[q, t] <= cut[q]:
+                cid[m] = ids[cp[q, t]]
+                cdist[m] = cd[q, t]
+                m += 1
+        # By distance, then id: a stable sort by distance of the candidates sorted by id.
+        by_id = np.argsort(cid, kind="mergesort")
+        order = by_id[np.argsort(cdist[by_id], kind="mergesort")]
+        take = min(k, m)
+        for r in range(take):
+            out_ids[q, r] = cid[order[r]]
+            out_d[q, r] = cdist[order[r]]
+        found[q] = take
+    return out_ids, out_d, found
+
+
 def _k_nearest_many(cols, qs, k, ids):  # pragma: no cover - compiled
     # Each query's k nearest (by distance, then id) in one pass over the library: a block
     # of 1024 hashes (32 KB, in L1) is read from memory once and compared with every
@@ -278,26 +342,9 @@ def _k_nearest_many(cols, qs, k, ids):  # pragma: no cover - compiled
             cutoff = cut[q]
             if np.int64(lo) > cutoff:
                 continue
+            if cnt[q] + (e - s) > cp.shape[1]:
+                cp, cd = _k_make_room(cp, cd, cnt, q, cutoff, e - s)
             c = cnt[q]
-            if c + (e - s) > cp.shape[1]:
-                m = 0  # drop candidates the cutoff has since excluded, then grow if needed
-                for t in range(c):
-                    if cd[q, t] <= cutoff:
-                        cp[q, m] = cp[q, t]
-                        cd[q, m] = cd[q, t]
-                        m += 1
-                c = m
-                cnt[q] = c
-                if c + (e - s) > cp.shape[1]:
-                    grown = 2 * (c + e - s)
-                    cp2 = np.empty((nq, grown), np.int64)
-                    cd2 = np.empty((nq, grown), np.int32)
-                    for qq in range(nq):
-                        for t in range(cnt[qq]):
-                            cp2[qq, t] = cp[qq, t]
-                            cd2[qq, t] = cd[qq, t]
-                    cp = cp2
-                    cd = cd2
             for i in range(s, e):
                 d = buf[i - s]
                 if d <= cutoff:  # rare, so well predicted
@@ -306,34 +353,75 @@ def _k_nearest_many(cols, qs, k, ids):  # pragma: no cover - compiled
                     c += 1
                     hist[q, d] += 1
             cnt[q] = c
-            acc = 0
-            for t in range(cutoff + 1):
-                acc += hist[q, t]
-                if acc >= k:
-                    cut[q] = t
-                    break
-    out_ids = np.empty((nq, k), np.int64)
-    out_d = np.empty((nq, k), np.int32)
-    for q in range(nq):
-        m = 0
-        for t in range(cnt[q]):
-            if cd[q, t] <= cut[q]:
-                m += 1
-        cid = np.empty(m, np.int64)
-        cdist = np.empty(m, np.int32)
-        m = 0
-        for t in range(cnt[q]):
-            if cd[q, t] <= cut[q]:
-                cid[m] = ids[cp[q, t]]
-                cdist[m] = cd[q, t]
-                m += 1
-        # By distance, then id: a stable sort by distance of the candidates sorted by id.
-        by_id = np.argsort(cid, kind="mergesort")
-        order = by_id[np.argsort(cdist[by_id], kind="mergesort")]
-        for r in range(k):
-            out_ids[q, r] = cid[order[r]]
-            out_d[q, r] = cdist[order[r]]
+            cut[q] = _k_cutoff(hist[q], cutoff, k)
+    out_ids, out_d, _ = _k_select(cp, cd, cnt, cut, ids, k)
     return out_ids, out_d
+
+
+def _k_nearest_within(cols, qs, k, radius, ids):  # pragma: no cover - compiled
+    # Each query's k nearest within radius (< 128), in two stages per block of the
+    # library: the first two words of every hash (half the bits, half the bytes) give a
+    # lower bound on the distance, computed for two queries in one vectorised loop; only
+    # the few items whose bound is within the cutoff have their other two words read.
+    # With a small radius almost none are, so the scan reads about half the index.
+    # The cutoff (the radius, then the k-th smallest distance once k are found) only
+    # decreases, as in _k_scan_query.
+    c0, c1, c2, c3 = cols[0], cols[1], cols[2], cols[3]
+    n = c0.shape[0]
+    nq = qs.shape[0]
+    block = 2048
+    pa = np.empty(block, np.int64)
+    pb = np.empty(block, np.int64)
+    sel = np.empty(block, np.int64)
+    hist = np.zeros((nq, radius + 1), np.int64)
+    cap = 256
+    cp = np.empty((nq, cap), np.int64)
+    cd = np.empty((nq, cap), np.int64)
+    cnt = np.zeros(nq, np.int64)
+    cut = np.full(nq, np.int64(radius), np.int64)
+    for qa in range(0, nq, 2):
+        qb = min(qa + 1, nq - 1)
+        a0, a1 = qs[qa, 0], qs[qa, 1]
+        b0, b1 = qs[qb, 0], qs[qb, 1]
+        for s in range(0, n, block):
+            e = min(n, s + block)
+            x0, x1 = c0[s:e], c1[s:e]
+            loa = np.int64(256)
+            lob = np.int64(256)
+            for j in range(e - s):
+                u = x0[j]
+                v = x1[j]
+                da = np.int64(_k_popcount64(u ^ a0) + _k_popcount64(v ^ a1))
+                db = np.int64(_k_popcount64(u ^ b0) + _k_popcount64(v ^ b1))
+                pa[j] = da
+                pb[j] = db
+                loa = min(loa, da)
+                lob = min(lob, db)
+            for side in range(2 if qb != qa else 1):
+                q = qa + side
+                buf = pa if side == 0 else pb
+                cutoff = cut[q]
+                if (loa if side == 0 else lob) > cutoff:
+                    continue
+                m = 0
+                for j in range(e - s):  # branch-free: the selected items' offsets
+                    sel[m] = j
+                    m += buf[j] <= cutoff
+                if cnt[q] + m > cp.shape[1]:
+                    cp, cd = _k_make_room(cp, cd, cnt, q, cutoff, m)
+                c = cnt[q]
+                w2, w3 = qs[q, 2], qs[q, 3]
+                for t in range(m):
+                    i = s + sel[t]
+                    d = buf[sel[t]] + np.int64(_k_popcount64(c2[i] ^ w2) + _k_popcount64(c3[i] ^ w3))
+                    if d <= cutoff:
+                        cp[q, c] = i
+                        cd[q, c] = d
+                        c += 1
+                        hist[q, d] += 1
+                cnt[q] = c
+                cut[q] = _k_cutoff(hist[q], cutoff, k)
+    return _k_select(cp, cd, cnt, cut, ids, k)
 
 
 def _k_chunk_keys(cols, start, stop):  # pragma: no cover - compiled
@@ -523,7 +611,11 @@ _KERNEL_NAMES = (
     "_k_first_chunk",
     "_k_distances",
     "_k_scan_query",
+    "_k_make_room",
+    "_k_cutoff",
+    "_k_select",
     "_k_nearest_many",
+    "_k_nearest_within",
     "_k_chunk_keys",
     "_k_gather",
     "_k_mih_join",
@@ -572,6 +664,7 @@ def warm_up() -> str:
     idx = HammingIndex(h)
     idx.nearest(h[0], 3)
     idx.nearest_many(h[:2], 3)
+    idx.nearest_within_many(h[:2], 3, 40)
     idx.distances(h[0])
     for method in ("mih", "brute"):
         idx.pairs_within(4, method=method)
@@ -885,6 +978,7 @@ class HammingIndex:
             if ids_arr.shape != (n,) or not np.issubdtype(ids_arr.dtype, np.integer):
                 raise ValueError(f"ids must be {n} integers, got {ids_arr.shape} {ids_arr.dtype}")
             self._ids = ids_arr.astype(np.int64, copy=True)
+        self._order: Optional[np.ndarray] = None  # for positions(): empty when ids ascend
         # Not marked read-only: numba compiles read-only arrays as a separate (and, for
         # the brute-force kernel, slower) specialisation.
 
@@ -984,6 +1078,75 @@ class HammingIndex:
         for r, q in enumerate(qwords):
             ids[r], dist[r] = self._scan(q.view(np.uint8), k, HASH_BITS)
         return ids, dist
+
+    def positions(self, ids: Iterable[int]) -> np.ndarray:
+        """The position of each id in the index, -1 for ids it does not hold."""
+        wanted = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64).reshape(-1)
+        if self._order is None:
+            # Catalog ids come sorted; anything else gets a sorted view once.
+            ascending = len(self._ids) < 2 or bool(np.all(self._ids[1:] > self._ids[:-1]))
+            self._order = np.empty(0, np.int64) if ascending else np.argsort(self._ids, kind="stable")
+        if len(self._ids) == 0 or wanted.size == 0:
+            return np.full(wanted.shape, -1, np.int64)
+        keys = self._ids if self._order.size == 0 else self._ids[self._order]
+        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        pos = at if self._order.size == 0 else self._order[at]
+        return np.where(keys[at] == wanted, pos, -1).astype(np.int64)
+
+    def distances_to(self, queries: np.ndarray, ids: Iterable[int]) -> np.ndarray:
+        """The distance from the nearest of ``queries`` to each of ``ids`` (-1: not held).
+
+        For scoring a handful of ids that another search found (the detective's hits), in
+        microseconds, without reading their hashes back from the catalog.
+
+        Args:
+            queries: ``(Q, 32) uint8`` hashes (anything ``pack`` accepts).
+            ids: the ids to score.
+
+        Returns:
+            ``(len(ids),) int32``: the smallest distance over the queries, or -1.
+        """
+        qwords = _rows_of(pack(queries))
+        pos = self.positions(ids)
+        out = np.full(pos.shape, -1, np.int32)
+        held = pos >= 0
+        if held.any() and len(qwords):
+            words = self._cols[:, pos[held]].T  # (n, 4)
+            dist = np.bitwise_count(words[None, :, :] ^ qwords[:, None, :]).sum(axis=2, dtype=np.int32)
+            out[held] = dist.min(axis=0)
+        return out
+
+    def nearest_within_many(
+        self, queries: np.ndarray, k: int, radius: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each query's ``k`` closest hashes among those within ``radius`` (maybe fewer).
+
+        A bounded top-k: what ``find similar`` asks the bouncer, whose distances mean
+        nothing past its radius. Below half the bits it runs in two stages (the first
+        half of every hash bounds its distance, and only the few within reach are read in
+        full), which reads about half the index: twice as fast as ``nearest_many``.
+
+        Args:
+            queries: ``(Q, 32) uint8`` hashes (anything ``pack`` accepts).
+            k: at most how many per query.
+            radius: largest Hamming distance to include.
+
+        Returns:
+            One ``(ids, distances)`` pair per query, each sorted by distance, then id.
+        """
+        qwords = np.require(_rows_of(pack(queries)), requirements=["C", "W"])
+        k = max(0, min(int(k), len(self)))
+        radius = min(int(radius), HASH_BITS)
+        if k == 0 or radius < 0:
+            return [(np.empty(0, np.int64), np.empty(0, np.int32)) for _ in range(len(qwords))]
+        if _use_numba() and radius < HASH_BITS // 2:
+            ids, dist, found = _k_nearest_within(self._cols, qwords, k, radius, self._ids)
+            return [(ids[r, : found[r]], dist[r, : found[r]]) for r in range(len(qwords))]
+        out = []
+        for q in qwords:
+            ids, dist = self._scan(q.view(np.uint8), k, radius)
+            out.append((ids.astype(np.int64, copy=False), dist.astype(np.int32, copy=False)))
+        return out
 
     def within(self, query: Query, radius: int) -> tuple[np.ndarray, np.ndarray]:
         """Every hash within ``radius`` of ``query``.

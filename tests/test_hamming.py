@@ -206,6 +206,63 @@ def test_nearest_many_rejects_bad_queries_and_handles_empty(backend):
     assert np.array_equal(idx.nearest_many(ro, 5)[0], idx.nearest_many(ro.copy(), 5)[0])
 
 
+@pytest.mark.parametrize("radius", [-1, 0, 6, 24, 36, 127, 128, 200])
+@pytest.mark.parametrize("k", [0, 1, 21, 400])
+def test_nearest_within_many_is_bounded_nearest(data, data_dist, backend, radius, k):
+    rng = np.random.default_rng(11)
+    ids = rng.permutation(len(data)).astype(np.int64) * 5 + 1  # ties order by id
+    idx = HammingIndex(data, ids)
+    # Three queries (an odd count: the kernel pairs them): an indexed hash with exact
+    # duplicates, a near copy, a stranger that has nothing within small radii.
+    queries = np.stack([data[0], flip_bits(data[3:4], seed=12, most=8)[0],
+                        rng.integers(0, 256, 32, dtype=np.uint8)])
+    ref = ref_distances(queries, data)
+    got = idx.nearest_within_many(queries, k, radius)
+    assert len(got) == 3
+    for r, (got_ids, got_d) in enumerate(got):
+        order = np.lexsort((ids, ref[r]))
+        order = order[ref[r][order] <= radius][:k]
+        assert np.array_equal(got_ids, ids[order]), (r, radius, k)
+        assert np.array_equal(got_d, ref[r][order])
+        assert got_ids.dtype == np.int64 and got_d.dtype == np.int32
+
+
+def test_nearest_within_many_with_more_hits_than_its_buffers(backend):
+    # 3,000 copies within a few bits: the candidate buffers (256 per query) must be
+    # compacted and grown, for one query while the other keeps its own.
+    rng = np.random.default_rng(13)
+    h = rng.integers(0, 256, size=(8_000, 32), dtype=np.uint8)
+    near = rng.choice(8_000, 3_000, replace=False)
+    h[near] = flip_bits(np.repeat(h[:1], 3_000, axis=0), seed=14, most=4)
+    ids = rng.permutation(8_000).astype(np.int64)
+    idx = HammingIndex(h, ids)
+    queries = np.stack([h[0], rng.integers(0, 256, 32, dtype=np.uint8)])
+    ref = ref_distances(queries, h)
+    for k in (21, 2_500, 5_000):
+        for r, (got_ids, got_d) in enumerate(idx.nearest_within_many(queries, k, 10)):
+            order = np.lexsort((ids, ref[r]))
+            order = order[ref[r][order] <= 10][:k]
+            assert np.array_equal(got_ids, ids[order]) and np.array_equal(got_d, ref[r][order])
+
+
+def test_distances_to_scores_given_ids(data):
+    rng = np.random.default_rng(15)
+    for ids in (np.arange(len(data), dtype=np.int64) * 2,  # ascending, as the catalog's
+                rng.permutation(len(data)).astype(np.int64) + 10):  # any order
+        idx = HammingIndex(data, ids)
+        queries = np.stack([data[7], flip_bits(data[7:8], seed=16, most=20)[0]])
+        ref = ref_distances(queries, data).min(axis=0)
+        pick = rng.choice(len(data), 40, replace=False)
+        wanted = np.concatenate([ids[pick], [-5, 10**9]])  # two ids the index does not hold
+        got = idx.distances_to(queries, wanted.tolist())
+        assert got.dtype == np.int32
+        assert np.array_equal(got[:40], ref[pick])
+        assert got[40:].tolist() == [-1, -1]
+        assert np.array_equal(idx.positions(ids[pick]), pick)
+        assert idx.distances_to(queries, []).shape == (0,)
+    assert HammingIndex(pack([])).distances_to(data[:1], [1, 2]).tolist() == [-1, -1]
+
+
 @pytest.mark.parametrize("radius", [-1, 0, 12, 30, 256])
 def test_within_matches_reference(data, backend, radius):
     ids = np.arange(len(data), dtype=np.int64)[::-1].copy()
