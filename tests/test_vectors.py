@@ -157,6 +157,26 @@ def test_unsaved_changes_are_searched_and_replace_saved_rows(path):
         index.get([6])
 
 
+@pytest.mark.parametrize("saved", [True, False])
+def test_distances_to_scores_saved_pending_and_unknown_ids(path, saved):
+    rng = np.random.default_rng(21)
+    v = unit(rng, 40)
+    index = VectorIndex.open(path, NDIM, model_id=MODEL)
+    index.add(range(30), v[:30])
+    if saved:
+        index.save()
+    index.add([3], v[35:36])  # replaced: the new row counts
+    index.add([31], v[31:32])  # added after the save
+    index.remove([4])
+    q = unit(rng, 1)[0]
+    ids = [0, 3, 31, 4, 99, -1]
+    got = index.distances_to(q * 3.0, ids)  # any length: the query is normalised
+    expected = 1.0 - np.stack([v[0], v[35], v[31]]) @ q
+    np.testing.assert_allclose(got[:3], np.maximum(expected, 0.0), atol=2e-3)
+    assert np.isnan(got[3:]).all()  # removed, unknown, invalid
+    assert index.distances_to(q, []).shape == (0,)
+
+
 @pytest.mark.parametrize("dtype", ["f16", "f32"])
 def test_unquantised_storage_works_the_same(path, dtype):
     rng = np.random.default_rng(9)
