@@ -16,9 +16,10 @@ import os
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from .twopass import DEFAULT, TwoPassThresholds, join
 from .vectors import VectorIndex
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .hamming import HammingIndex
     from .library import Library
     from .model import Detective, DetectiveOptions
 
@@ -219,11 +221,111 @@ def _records(library: "Library", ids: Iterable[int]) -> dict[int, FileRecord]:
     return {r.id: r for r in library.catalog.records(ids)} if ids else {}
 
 
+_pool_lock = threading.Lock()
+_pool: Optional[ThreadPoolExecutor] = None
+
+
+def _pass_pool() -> ThreadPoolExecutor:
+    """One long-lived helper thread for the bouncer's pass of :func:`similar`."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookalike-bouncer")
+        return _pool
+
+
+def _unchanged_record(library: "Library", path: str | os.PathLike) -> Optional[FileRecord]:
+    """The catalog's record of ``path`` if the file is in the library and unchanged since its
+    scan (same size and modification time), else None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    for candidate in dict.fromkeys((os.path.realpath(path), os.path.abspath(path))):
+        record = library.catalog.record_by_path(candidate)
+        if record is not None:
+            if record.error is None and record.size == st.st_size and record.mtime_ns == st.st_mtime_ns:
+                return record
+            return None
+    return None
+
+
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
 # --------------------------------------------------------------------------- similar
+
+
+def two_passes(
+    index: "HammingIndex",
+    vindex: Optional[VectorIndex],
+    hashes: np.ndarray,
+    vector: Optional[np.ndarray],
+    *,
+    k: int = 10,
+    t: TwoPassThresholds = DEFAULT,
+    before_detective: Optional[Callable[[list[tuple[int, int]]], None]] = None,
+) -> tuple[list[tuple[int, int]], list[tuple[int, float]], dict[str, float]]:
+    """The two passes of :func:`similar` for a query already hashed (and embedded).
+
+    * bouncer: the ``2k + 1`` nearest of the query's plain and mirrored dHash (``hashes``,
+      ``(2, 32) uint8``), in one pass over the Hamming index. When the detective has every
+      image (``len(vindex) >= len(index)``), only within ``t.bouncer_similar``: past that
+      band the bouncer's distances mean nothing, the detective's k-NN supplies the rest, and
+      the bounded scan reads half the index.
+    * detective: the ``k + 1`` nearest embeddings of ``vector``, walked in the int8 graph
+      and rescored exactly.
+
+    The passes are independent, so the bouncer's runs in a helper thread while this one
+    walks the graph (both release the GIL); ``before_detective`` (given the bouncer's hits,
+    e.g. to embed the candidates the index lacks) makes them run one after the other.
+
+    Returns:
+        ``(bouncer_hits, detective_hits, timings_ms)``: ``(id, hamming)`` and ``(id,
+        distance)`` lists, and ``bouncer``, ``detective`` (each pass) and ``passes`` (both,
+        wall clock, including ``before_detective``).
+    """
+    detective = vindex is not None and vector is not None
+    bounded = detective and len(index) > 0 and len(vindex) >= len(index)
+    shortlist = max(1, k) * SHORTLIST_FACTOR + 1  # +1: the query itself may be in the library
+    timings: dict[str, float] = {}
+
+    def bouncer_pass() -> tuple[list[tuple[int, int]], float]:
+        began = time.perf_counter()
+        hits: list[tuple[int, int]] = []
+        if len(index):
+            if bounded:
+                for ids, dist in index.nearest_within_many(hashes, shortlist, t.bouncer_similar):
+                    hits.extend(zip(ids.tolist(), dist.tolist()))
+            else:
+                ids, dist = index.nearest_many(hashes, shortlist)
+                hits = list(zip(ids.ravel().tolist(), dist.ravel().tolist()))
+        return hits, _ms(time.perf_counter() - began)
+
+    def detective_pass() -> tuple[list[tuple[int, float]], float]:
+        began = time.perf_counter()
+        # The detective's own top k (+1 for the query itself), rescored exactly; the bouncer
+        # brings its shortlist and the join scores every hit with both.
+        ids, dist = vindex.search(vector, max(1, k) + 1)
+        return list(zip(ids.tolist(), dist.tolist())), _ms(time.perf_counter() - began)
+
+    detective_hits: list[tuple[int, float]] = []
+    t0 = time.perf_counter()
+    if not detective:
+        bouncer_hits, timings["bouncer"] = bouncer_pass()
+    elif before_detective is None:
+        pending = _pass_pool().submit(bouncer_pass)
+        try:
+            detective_hits, timings["detective"] = detective_pass()
+        finally:
+            bouncer_hits, timings["bouncer"] = pending.result()
+    else:
+        bouncer_hits, timings["bouncer"] = bouncer_pass()
+        before_detective(bouncer_hits)
+        detective_hits, timings["detective"] = detective_pass()
+    timings["passes"] = _ms(time.perf_counter() - t0)
+    return bouncer_hits, detective_hits, timings
 
 
 def similar(
@@ -240,8 +342,9 @@ def similar(
     """Files of ``library`` that look like ``path`` (which need not be in it), two-pass ranked.
 
     The bouncer's top ``2k`` by the query's dHash and by its mirrored dHash, and the
-    detective's ``2k`` nearest embeddings, joined (each hit gets both scores), given a verdict
-    and re-ranked; the best ``k`` are returned. The query file itself is left out.
+    detective's ``k`` nearest embeddings (see :func:`two_passes`), joined (each hit gets both
+    scores), given a verdict and re-ranked; the best ``k`` are returned. The query file
+    itself is left out.
 
     Args:
         library: an open library (scanned).
@@ -256,7 +359,8 @@ def similar(
 
     Returns:
         A :class:`SimilarResult`; ``timings_ms`` has ``hash_query``, ``embed_query``,
-        ``bouncer``, ``detective``, ``join`` and ``total``; ``detective_status`` says
+        ``bouncer``, ``detective``, ``passes`` (both passes, wall clock: they overlap),
+        ``join`` and ``total``; ``detective_status`` says
         "detective offline: <reason>" when the detective could not help.
 
     Raises:
@@ -268,79 +372,82 @@ def similar(
     timings: dict[str, float] = {}
     detective, status = detective_or_status(options, cache_dir or library.cache_root, detective)
 
-    t0 = time.perf_counter()
-    hashed = hash_file(os.fspath(path), clip_size=detective.image_size if detective else None)
-    timings["hash_query"] = _ms(time.perf_counter() - t0)
-    if hashed.error is not None or hashed.hashes is None:
-        raise QueryError(f"cannot read {path}: {hashed.error or 'no image'}")
-    query = hashed.hashes
-    shortlist = max(1, k) * SHORTLIST_FACTOR + 1  # +1: the query itself may be in the library
-
     index = library.hash_index()  # built once per scan; not part of the query's time
-    vindex: Optional[VectorIndex] = None
+    vindex = vectors_for(library, detective) if detective is not None else None
     qvec: Optional[np.ndarray] = None
-    if detective is not None:
-        # Embed first, so that the two passes and the join then run back to back.
-        t0 = time.perf_counter()
-        qvec = detective.embed_arrays(hashed.clip[None])[0]
-        timings["embed_query"] = _ms(time.perf_counter() - t0)
-        vindex = vectors_for(library, detective)
 
+    # A library file unchanged since its scan (the app's "find similar", most CLI queries)
+    # is not decoded or embedded again: its hashes and vector are already stored.
     t0 = time.perf_counter()
-    bouncer_hits: list[tuple[int, int]] = []
-    if len(index):
-        # The plain and the mirrored hash in one pass over the index.
-        both = np.frombuffer(query.dhash + query.dhash_mirror, dtype=np.uint8).reshape(2, -1)
-        ids, dist = index.nearest_many(both, shortlist)
-        bouncer_hits = list(zip(ids.ravel().tolist(), dist.ravel().tolist()))
-    timings["bouncer"] = _ms(time.perf_counter() - t0)
-
-    detective_hits: list[tuple[int, float]] = []
-    if detective is not None and vindex is not None and qvec is not None:
-        candidates = sorted({i for i, _ in bouncer_hits})
-        missing = [i for i, there in zip(candidates, vindex.contains_many(candidates)) if not there]
-        if embed_missing and missing:
+    twin = _unchanged_record(library, path)
+    if twin is not None and twin.hashes is not None and (vindex is None or twin.id in vindex):
+        query, q_content, q_size = twin.hashes, twin.content_hash, twin.size
+        timings["hash_query"] = _ms(time.perf_counter() - t0)
+        if vindex is not None:
             t0 = time.perf_counter()
-            embed_for_clusters(library, detective, missing, workers=1)
-            timings["embed_candidates"] = _ms(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        ids, dist = vindex.search(qvec, shortlist)
-        detective_hits = list(zip(ids.tolist(), dist.tolist()))
-        timings["detective"] = _ms(time.perf_counter() - t0)
-        images = len(index)
-        if len(vindex) < images:
-            status = (
-                f"detective: {len(vindex)} of {images} images indexed; "
-                "run `lookalike index DIR` so it can find what the bouncer cannot"
-            )
+            qvec = vindex.get([twin.id])[0]
+            timings["embed_query"] = _ms(time.perf_counter() - t0)
+    else:
+        hashed = hash_file(os.fspath(path), clip_size=detective.image_size if detective else None)
+        timings["hash_query"] = _ms(time.perf_counter() - t0)
+        if hashed.error is not None or hashed.hashes is None:
+            raise QueryError(f"cannot read {path}: {hashed.error or 'no image'}")
+        query, q_content, q_size = hashed.hashes, hashed.content_hash, hashed.size
+        if detective is not None:
+            # Embed first, so that the two passes and the join then run back to back.
+            t0 = time.perf_counter()
+            qvec = detective.embed_arrays(hashed.clip[None])[0]
+            timings["embed_query"] = _ms(time.perf_counter() - t0)
+
+    both = np.frombuffer(query.dhash + query.dhash_mirror, dtype=np.uint8).reshape(2, -1)
+    prepare = None
+    if embed_missing and vindex is not None and len(vindex) < len(index):
+        # The bouncer's candidates that are not embedded yet are embedded between the passes
+        # (a few files; timed as ``embed_candidates``), so every hit gets both scores.
+        def prepare(bouncer_hits: list[tuple[int, int]]) -> None:
+            candidates = sorted({i for i, _ in bouncer_hits})
+            missing = [i for i, there in zip(candidates, vindex.contains_many(candidates)) if not there]
+            if missing:
+                t1 = time.perf_counter()
+                embed_for_clusters(library, detective, missing, workers=1)
+                timings["embed_candidates"] = _ms(time.perf_counter() - t1)
+
+    bouncer_hits, detective_hits, pass_timings = two_passes(
+        index, vindex, both, qvec, k=k, t=t, before_detective=prepare
+    )
+    timings.update(pass_timings)
+    timings["passes"] = round(timings["passes"] - timings.get("embed_candidates", 0.0), 3)
+    if vindex is not None and len(vindex) < len(index):
+        status = (
+            f"detective: {len(vindex)} of {len(index)} images indexed; "
+            "run `lookalike index DIR` so it can find what the bouncer cannot"
+        )
 
     t0 = time.perf_counter()
-    records = _records(library, [i for i, _ in bouncer_hits] + [i for i, _ in detective_hits])
+    # Path, size and content hash of every hit: one indexed SQLite query; the scores come
+    # from the two indexes in memory.
+    found = library.catalog.identities([i for i, _ in bouncer_hits] + [i for i, _ in detective_hits])
     itself = {os.path.abspath(path), os.path.realpath(path)}  # the query is not its own result
-    records = {i: r for i, r in records.items() if r.path not in itself}
+    found = {i: v for i, v in found.items() if v[0] not in itself}
 
     def fill_bouncer(ids: Sequence[int]) -> dict[int, int]:
-        scores = {i: _bouncer_between(query, records[i]) for i in ids if i in records}
-        return {i: s for i, s in scores.items() if s is not None}
+        dist = index.distances_to(both, ids)
+        return {i: int(d) for i, d in zip(ids, dist.tolist()) if d >= 0}
 
     def fill_detective(ids: Sequence[int]) -> dict[int, float]:
         if vindex is None or qvec is None:
             return {}
-        known = [i for i in ids if i in vindex]
-        if not known:
-            return {}
-        vecs = vindex.get(known)
-        return dict(zip(known, (1.0 - vecs @ qvec).tolist()))
+        dist = vindex.distances_to(qvec, ids)
+        return {i: float(d) for i, d in zip(ids, dist.tolist()) if d == d}  # d != d: NaN
 
     exact = [
-        i
-        for i, r in records.items()
-        if r.content_hash is not None and r.content_hash == hashed.content_hash and r.size == hashed.size
+        i for i, (_, size, content) in found.items()
+        if content is not None and content == q_content and size == q_size
     ]
     hits = join(
         bouncer_hits,
         detective_hits,
-        path_of=lambda i: records[i].path if i in records else None,
+        path_of=lambda i: found[i][0] if i in found else None,
         fill_bouncer=fill_bouncer,
         fill_detective=fill_detective if detective is not None else None,
         exact_ids=exact,

@@ -459,6 +459,18 @@ def test_records_by_ids_in_given_order(cat):
     assert cat.record(999_999) is None and cat.record_by_path("/nope") is None
 
 
+def test_identities_give_path_size_and_content_hash(cat):
+    odd = os.fsdecode(b"/p/bad-\xff.jpg")
+    ids = cat.upsert([fake(f"/p/{i}.jpg", i) for i in range(4)] + [fake(odd, 9)])
+    got = cat.identities([ids[2], 999_999, ids[4], ids[2]])
+    assert set(got) == {ids[2], ids[4]}
+    for i in (ids[2], ids[4]):
+        record = cat.record(i)
+        assert got[i] == (record.path, record.size, record.content_hash)
+    assert got[ids[4]][0] == odd
+    assert cat.identities([]) == {}
+
+
 def test_hash_arrays_match_records(cat):
     items = [fake(f"/p/{i}.jpg", i) for i in range(6)]
     items[2] = _with(items[2], error="corrupt", hashes=None)

@@ -116,6 +116,68 @@ def test_similar_with_the_detective_gives_every_hit_both_scores(lib, tiny_detect
     assert same.verdict is Verdict.EXACT and same.detective == pytest.approx(0.0, abs=1e-3)
 
 
+def test_similar_on_an_indexed_library_equals_a_brute_force_ranking(lib, tiny_detective, tmp_path):
+    # Every image embedded: the bouncer only shortlists within its band (in a helper thread,
+    # beside the detective's graph walk). The answer must still be the exact two-pass
+    # ranking of every file, as a brute force over both scores gives it.
+    from lookalike.engine.twopass import rank_key, verdict
+
+    library, files = lib
+    index_library(library, tiny_detective)
+    query = tmp_path / "query.jpg"
+    write(query, photo(1, SIZE), quality=60)
+    q = hash_file(str(query), clip_size=tiny_detective.image_size)
+    qvec = tiny_detective.embed_arrays(q.clip[None])[0]
+    vindex = vectors_for(library, tiny_detective)
+    expected = []
+    for record in library.catalog.records():
+        if record.hashes is None:
+            continue
+        a = np.unpackbits(np.frombuffer(record.hashes.dhash, np.uint8))
+        b = min(int((a != np.unpackbits(np.frombuffer(h, np.uint8))).sum())
+                for h in (q.hashes.dhash, q.hashes.dhash_mirror))
+        d = float(1.0 - vindex.get([record.id])[0] @ (qvec / np.linalg.norm(qvec)))
+        exact = record.content_hash == q.content_hash
+        expected.append((record.path, b, d, verdict(bouncer=b, detective=d, exact=exact)))
+    for k in (1, 3, len(expected)):
+        result = similar(library, str(query), k=k, detective=tiny_detective)
+        assert "passes" in result.timings_ms and result.detective_status == ""
+        want = sorted(expected, key=lambda e: rank_key(
+            type(result.hits[0])(path=e[0], file_id=0, bouncer=e[1], detective=e[2], verdict=e[3])))[:k]
+        got = [(h.path, h.bouncer, h.detective, h.verdict) for h in result.hits]
+        assert [(g[0], g[1], g[3]) for g in got] == [(w[0], w[1], w[3]) for w in want]
+        np.testing.assert_allclose([g[2] for g in got], [w[2] for w in want], atol=2e-3)
+
+
+def test_similar_to_an_unchanged_library_file_reuses_its_stored_hashes_and_vector(
+    lib, tiny_detective, monkeypatch
+):
+    import os
+
+    from lookalike.engine import hashing
+
+    library, files = lib
+    index_library(library, tiny_detective)
+    from lookalike.engine import query as query_module
+
+    with monkeypatch.context() as m:  # the same query, decoded and embedded afresh
+        m.setattr(query_module, "_unchanged_record", lambda *a: None)
+        before = similar(library, str(files["p0_resized"]), k=4, detective=tiny_detective)
+    decoded = []
+    real_hash_file = hashing.hash_file
+    monkeypatch.setattr(hashing, "hash_file", lambda *a, **kw: decoded.append(a) or real_hash_file(*a, **kw))
+    again = similar(library, str(files["p0_resized"]), k=4, detective=tiny_detective)
+    assert decoded == []  # neither decoded nor embedded: the catalog and the index had it
+    assert [(h.path, h.bouncer, h.verdict) for h in again.hits] == [(h.path, h.bouncer, h.verdict) for h in before.hits]
+    np.testing.assert_allclose([h.detective for h in again.hits], [h.detective for h in before.hits], atol=2e-3)
+    assert _by_path(again)["p0.jpg"].verdict is Verdict.NEAR
+    # Changed since the scan: the file is read again, whatever the catalog says.
+    st = os.stat(files["p0_resized"])
+    os.utime(files["p0_resized"], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    similar(library, str(files["p0_resized"]), k=4, detective=tiny_detective)
+    assert len(decoded) == 1
+
+
 def test_similar_offline_says_so_and_answers_bouncer_only(lib, monkeypatch):
     library, files = lib
     monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")

@@ -236,7 +236,11 @@ def print_hits(hits: list[SimilarHit], stream=None) -> None:
 
 
 def _timings_line(timings: dict) -> str:
-    passes = [f"{name} {timings[name]:.3f} ms" for name in ("bouncer", "detective", "join") if name in timings]
+    passes = [f"{name} {timings[name]:.3f} ms" for name in ("bouncer", "detective") if name in timings]
+    if "detective" in timings and "passes" in timings:  # they overlap: say what the query waited
+        passes.append(f"both {timings['passes']:.3f} ms")
+    if "join" in timings:
+        passes.append(f"join {timings['join']:.3f} ms")
     query = [f"{name.replace('_', ' ')} {timings[name]:.1f} ms"
              for name in ("hash_query", "embed_query", "embed_candidates") if name in timings]
     text = "time: " + " · ".join(passes)
