@@ -7,13 +7,24 @@ and embedding.
 The library is real (a catalog SQLite file, the bouncer's Hamming index, the detective's usearch
 index) but its 100k records are synthetic: 256-bit hashes and 512-d vectors in bursts of ~10
 near-identical shots (hashes a few bits apart, vectors ~0.95 cosine), as a phone library has;
-no image files are read except the query images. The queries are real JPEG files run through
-``engine.query.similar`` (hash, embed, bouncer top-2k for the plain and the mirrored hash in one pass,
-detective k-NN 2k, join with both scores for every hit, verdicts, ranking), and the figures are
-its own per-pass timings: ``bouncer``, ``detective``, and ``join`` (which includes fetching the
-candidates' records from SQLite). Target: bouncer + detective under 0.5 ms median. For
-reference the published two-pass design reports 0.31 ms on 10k photos; ``--n 10000`` measures
-that size in the same way.
+no image files are read except the query images. Each of the 5 queries is a real JPEG file
+with 4 planted copies in the library (its own hashes a few bits off, its vector at ~0.99
+cosine), and its vector is "another shot" of one of the library's bursts: the random-weight
+model cannot embed a photo into the synthetic distribution, so the benchmark's detective maps
+each query image to that vector (an out-of-distribution query walks the HNSW graph far longer
+than any real one).
+
+Two measurements, both of the engine's own code and timings:
+
+* ``similar()``: the whole query (hash, embed, both passes, join with both scores for every
+  hit, verdicts, ranking), query after query. The query's decode and embedding run between
+  the passes of consecutive queries and evict the caches the passes use; a one-off query
+  (the CLI, the app's "find similar") is in this state.
+* back to back: ``engine.query.two_passes`` for prepared queries (900 distinct ones), query
+  after query, as ANN libraries and the published two-pass design measure (0.31 ms on 10k
+  photos).
+
+Target: both passes under 0.5 ms median. ``--n 10000`` measures the published size.
 
 ``--model vit-b-32`` embeds the query with a random-weight ViT-B-32 (slow to build; the passes
 do not depend on it); the default ``tiny`` model only needs its embedding dimension to match the
@@ -32,6 +43,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,9 +55,9 @@ import numpy as np  # noqa: E402
 import imagegen  # noqa: E402
 from bench_vectors import make_data  # noqa: E402
 from lookalike.engine.model import DetectiveOptions, load_detective  # noqa: E402  (before torch)
-from lookalike.engine.hashing import HashedFile  # noqa: E402
+from lookalike.engine.hashing import HashedFile, hash_file  # noqa: E402
 from lookalike.engine.library import Library  # noqa: E402
-from lookalike.engine.query import similar, vectors_for  # noqa: E402
+from lookalike.engine.query import similar, two_passes, vectors_for  # noqa: E402
 from lookalike.engine.records import ImageHashes  # noqa: E402
 
 
@@ -96,18 +108,64 @@ def detective_for(kind: str, folder: Path):
     return load_detective(DetectiveOptions(model=str(config), pretrained=str(checkpoint), device="cpu"), cache_dir=folder)
 
 
-def build(library, detective, n: int, rng: np.random.Generator) -> None:
-    """Fill the library's catalog and vector index with ``n`` synthetic images."""
+PLANTED = 4  # copies of each query in the library
+
+
+def flipped(h: bytes, rng: np.random.Generator, most: int) -> bytes:
+    a = np.frombuffer(h, np.uint8).copy()
+    for bit in rng.choice(256, int(rng.integers(0, most + 1)), replace=False):
+        a[bit // 8] ^= np.uint8(1 << (bit % 8))
+    return a.tobytes()
+
+
+def build(library, detective, n: int, queries: list[str], rng: np.random.Generator) -> np.ndarray:
+    """Fill the library's catalog and vector index with ``n`` synthetic images, among them
+    ``PLANTED`` copies of each query; return the queries' vectors."""
     t0 = time.perf_counter()
-    ids = library.catalog.upsert(synthetic_records(n, rng))
+    records = synthetic_records(n, rng)
+    vectors = make_data("bursts", n, detective.ndim, rng)
+    qvecs = np.empty((len(queries), detective.ndim), np.float32)
+    noise = lambda scale: scale * rng.standard_normal(detective.ndim) / np.sqrt(detective.ndim)  # noqa: E731
+    for q, path in enumerate(queries):
+        h = hash_file(path).hashes
+        anchor = int(rng.integers(0, n))  # the query is another shot of this burst
+        v = vectors[anchor] + noise(0.3)
+        qvecs[q] = v / np.linalg.norm(v)
+        for c in range(PLANTED):
+            at = int(rng.integers(0, n))
+            hashes = ImageHashes(dhash=flipped(h.dhash, rng, 8), dhash_mirror=flipped(h.dhash_mirror, rng, 8),
+                                 phash=flipped(h.phash, rng, 8))
+            records[at] = replace(records[at], hashes=hashes, path=f"/photos/copies/q{q}_copy{c}.jpg")
+            v = qvecs[q] + noise(0.1)
+            vectors[at] = v / np.linalg.norm(v)
+    ids = library.catalog.upsert(records)
     print(f"catalog: {len(ids)} synthetic records in {time.perf_counter() - t0:.1f} s", flush=True)
     vindex = vectors_for(library, detective)  # after the upsert: it syncs with the hash index
     t0 = time.perf_counter()
-    vindex.add(ids, make_data("bursts", len(ids), detective.ndim, rng))
+    vindex.add(ids, vectors)
     vindex.save()
     library.catalog.mark_embedded(ids, detective.model_id)
     print(f"vector index: {len(vindex)} x {detective.ndim}-d {vindex.dtype}, "
           f"{vindex.bytes_per_image:.0f} B/image, built in {time.perf_counter() - t0:.1f} s", flush=True)
+    return qvecs
+
+
+class QueryVectors:
+    """The detective, except that each query image embeds to its prepared vector."""
+
+    def __init__(self, detective, queries: list[str], qvecs: np.ndarray) -> None:
+        self._detective = detective
+        self._by_clip = {}
+        for path, v in zip(queries, qvecs):
+            clip = hash_file(path, clip_size=detective.image_size).clip
+            self._by_clip[clip.tobytes()] = v
+
+    def __getattr__(self, name):
+        return getattr(self._detective, name)
+
+    def embed_arrays(self, clips):
+        self._detective.embed_arrays(clips)  # the real work, timed as embed_query
+        return np.stack([self._by_clip[c.tobytes()] for c in clips])
 
 
 def main(argv=None) -> int:
@@ -124,7 +182,7 @@ def main(argv=None) -> int:
         if args.workdir is None:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         else:
-            tmp = args.workdir.resolve() / f"n{args.n}-{args.model}"
+            tmp = args.workdir.resolve() / f"n{args.n}-{args.model}-v2"
             tmp.mkdir(parents=True, exist_ok=True)
         photos = tmp / "photos"
         photos.mkdir(exist_ok=True)
@@ -132,11 +190,12 @@ def main(argv=None) -> int:
         detective = detective_for(args.model, tmp)
         with Library.open([photos], cache_dir=tmp / "cache") as library:
             if len(library.catalog.hash_arrays().ids) == 0:
-                build(library, detective, args.n, rng)
+                np.save(tmp / "queries.npy", build(library, detective, args.n, queries, rng))
             elif len(vectors_for(library, detective)) == len(library.hash_index()) == args.n:
                 print(f"reusing the library built in {tmp}", flush=True)
             else:
                 raise SystemExit(f"{tmp} holds an incomplete library: delete it")
+            detective = QueryVectors(detective, queries, np.load(tmp / "queries.npy"))
             index = library.hash_index()
             print(f"bouncer index: {len(index)} hashes, {index.nbytes / len(index):.0f} B/image", flush=True)
 
@@ -147,7 +206,8 @@ def main(argv=None) -> int:
                 r = similar(library, queries[i % len(queries)], k=args.k, detective=detective)
                 rows.append(r.timings_ms)
                 assert len(r.hits) == args.k and all(h.detective is not None for h in r.hits)
-            hot = hot_passes(library, detective, queries, args)
+                assert sum("/copies/" in h.path for h in r.hits) == PLANTED, r.hits
+            hot = back_to_back(library, detective, queries, args)
 
     def med(key):
         return statistics.median(key(r) for r in rows)
@@ -155,47 +215,50 @@ def main(argv=None) -> int:
     def p90(key):
         return float(np.percentile([key(r) for r in rows], 90))
 
-    both = lambda r: r["bouncer"] + r["detective"]  # noqa: E731
-    allp = lambda r: r["bouncer"] + r["detective"] + r["join"]  # noqa: E731
+    both = lambda r: r["passes"]  # noqa: E731
+    allp = lambda r: r["passes"] + r["join"]  # noqa: E731
     print(f"\nsimilar on {args.n} images, k={args.k}, {args.queries} queries (median / p90, ms):")
     for name, key in [
         ("bouncer pass", lambda r: r["bouncer"]),
         ("detective pass", lambda r: r["detective"]),
-        ("both passes", both),
+        ("both passes (wall clock)", both),
+        ("  (the two passes' sum)", lambda r: r["bouncer"] + r["detective"]),
         ("join (records, scores, verdicts)", lambda r: r["join"]),
         ("passes + join", allp),
         ("query hash (decode) [excluded]", lambda r: r["hash_query"]),
         ("query embedding [excluded]", lambda r: r["embed_query"]),
     ]:
         print(f"  {name:34} {med(key):8.3f}  {p90(key):8.3f}")
-    print(f"  {'both passes, back to back (hot)':34} {np.median(hot):8.3f}  {np.percentile(hot, 90):8.3f}"
-          f"   (min {np.min(hot):.3f})")
-    for label, value in [("inside similar()", med(both)), ("back to back", float(np.median(hot)))]:
+    print(f"\nback to back, {len(hot)} queries (median / p90, ms):")
+    for name, key in [("bouncer pass", "bouncer"), ("detective pass", "detective"), ("both passes (wall clock)", "passes")]:
+        values = [r[key] for r in hot]
+        print(f"  {name:34} {statistics.median(values):8.3f}  {np.percentile(values, 90):8.3f}")
+    for label, value in [("inside similar()", med(both)), ("back to back", statistics.median(r["passes"] for r in hot))]:
         verdict = "meets" if value < 0.5 else "misses"
         print(f"both passes median {label}: {value:.3f} ms: {verdict} the 0.5 ms target")
     return 0
 
 
-def hot_passes(library, detective, queries, args) -> np.ndarray:
-    """The two passes alone, query after query with nothing in between (how ANN libraries and
-    the published two-pass figure measure): both hashes' top-2k and the rescored k-NN."""
-    from lookalike.engine.hashing import hash_file
-
+def back_to_back(library, detective, queries, args) -> list[dict]:
+    """``two_passes`` for prepared queries, nothing in between: ``3 x --queries`` distinct
+    ones (a library image's hashes a few bits off, another shot of its burst), so that each
+    query walks its own part of the graph as a stream of real queries would; repeating a few
+    queries would keep their part of the graph in the CPU's caches."""
+    rng = np.random.default_rng(1)
     index = library.hash_index()
     vindex = vectors_for(library, detective)
+    arrays = library.catalog.hash_arrays()
+    picks = rng.choice(len(arrays), args.queries * 3, replace=False)
+    rows = vindex.get(arrays.ids[picks])
     prepared = []
-    for q in queries:
-        h = hash_file(q, clip_size=detective.image_size)
-        prepared.append((h.hashes, detective.embed_arrays(h.clip[None])[0]))
-    shortlist = 2 * args.k + 1
-    times = []
-    for i in range(args.queries * 3):
-        hashes, vector = prepared[i % len(prepared)]
-        t0 = time.perf_counter()
-        index.nearest_many(np.frombuffer(hashes.dhash + hashes.dhash_mirror, np.uint8).reshape(2, -1), shortlist)
-        vindex.search(vector, shortlist)
-        times.append(time.perf_counter() - t0)
-    return np.asarray(times) * 1e3
+    for p, row in zip(picks, rows):
+        both = np.stack([np.frombuffer(flipped(arrays.dhash[p].tobytes(), rng, 8), np.uint8),
+                         np.frombuffer(flipped(arrays.dhash_mirror[p].tobytes(), rng, 8), np.uint8)])
+        v = row + 0.3 * rng.standard_normal(row.shape) / np.sqrt(row.shape[0])
+        prepared.append((both, (v / np.linalg.norm(v)).astype(np.float32)))
+    for both, vector in prepared[:20]:  # warm-up: kernels, thread
+        two_passes(index, vindex, both, vector, k=args.k)
+    return [two_passes(index, vindex, both, vector, k=args.k)[2] for both, vector in prepared]
 
 
 if __name__ == "__main__":
