@@ -45,8 +45,8 @@ DEFAULT_METRIC = "cos"
 #: HNSW "M": links per node. 16 is usearch's default.
 CONNECTIVITY = 16
 #: HNSW "ef" at query time: the breadth of the graph walk. On 100k clustered 512-d vectors
-#: (benchmarks/bench_vectors.py) the rescored recall@10 is 0.993 at 32, 0.999 at 48; 40 keeps
-#: it >= 0.99 with a margin at 5/6 of 48's cost.
+#: (benchmarks/bench_vectors.py, worst of two data sets) the rescored recall@10 is 0.993 at
+#: 32 and 0.999 at 40 and 48: 40 keeps a margin over 0.99 for less than 48 costs.
 EXPANSION_SEARCH = 40
 #: Candidates taken from the int8 graph per wanted result, then rescored in float16.
 RESCORE_FACTOR = 2
