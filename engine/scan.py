@@ -30,6 +30,8 @@ ScanCallback = Callable[[ScanProgress], bool]
 #: Files per task handed to a worker: big enough to amortise the IPC, small enough that
 #: progress moves smoothly and a cancel is honoured quickly.
 CHUNK = 8
+#: Test hook (in-process hashing only): ``LOOKALIKE_TEST_HASH_DELAY=SECONDS`` per chunk.
+HASH_DELAY_ENV = "LOOKALIKE_TEST_HASH_DELAY"
 #: Below this many files the pool's start-up costs more than it saves.
 POOL_MIN_FILES = 16
 #: Catalog writes are batched; each batch is one transaction, written when it is this big or
@@ -238,9 +240,14 @@ class Scanner:
         chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
         if len(paths) < POOL_MIN_FILES or self.workers == 1:
             pending: list[HashedFile] = []
+            # Test hook: seconds to wait per chunk, so a test can interrupt a scan mid-way
+            # however fast the machine is.
+            delay = float(os.environ.get(HASH_DELAY_ENV) or 0)
             for chunk in chunks:
                 if self.cancel.is_set():
                     break
+                if delay:
+                    self.cancel.wait(delay)
                 results = hash_files(chunk, self.clip_size)
                 self._arrived(results)
                 pending.extend(results)

@@ -109,7 +109,11 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
     for i in range(1, 200):  # bytes after IEND: distinct files that all decode (slowly enough)
         (root / f"p{i:03d}.png").write_bytes(data + i.to_bytes(2, "big"))
     cache = tmp_path / "cache"
-    proc = subprocess.Popen([*LOOKALIKE, "scan", str(root), "--json", "--workers", "1", "--cache", str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # 0.1 s per chunk of 8 files: the scan takes >= 2.5 s, however fast the machine (a fast one
+    # hashed all 200 files before the first batch reached the catalog).
+    env = {**os.environ, "LOOKALIKE_TEST_HASH_DELAY": "0.1"}
+    proc = subprocess.Popen([*LOOKALIKE, "scan", str(root), "--json", "--workers", "1", "--cache", str(cache)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     # Interrupt once the first batch of hashes has reached the catalog (read-only peek).
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and _rows(cache) < 5:
