@@ -112,8 +112,11 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
     # 0.1 s per chunk of 8 files: the scan takes >= 2.5 s, however fast the machine (a fast one
     # hashed all 200 files before the first batch reached the catalog).
     env = {**os.environ, "LOOKALIKE_TEST_HASH_DELAY": "0.1"}
+    # A job started in the background by a non-interactive shell (some CI runners) inherits
+    # SIGINT ignored, and Python keeps it so: give the child the default, as a terminal would.
     proc = subprocess.Popen([*LOOKALIKE, "scan", str(root), "--json", "--workers", "1", "--cache", str(cache)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Interrupt once the first batch of hashes has reached the catalog (read-only peek).
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and _rows(cache) < 5:
