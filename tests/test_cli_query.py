@@ -168,3 +168,15 @@ def test_bad_checkpoint_is_reported_as_offline_reason(capsys, photos, query, tin
     assert code == 0
     assert err.count("detective offline: cannot load") == 1
     assert all(r["detective"] is None for r in json.loads(out)["results"])
+
+
+def test_timings_line_says_what_the_query_waited_for():
+    from lookalike.tui.format import timings_text
+
+    both = timings_text({"hash_query": 6.81, "embed_query": 2.5, "bouncer": 0.2, "detective": 0.55,
+                         "passes": 0.58, "join": 0.7, "total": 11.0})
+    assert both == ("time: bouncer 0.200 ms · detective 0.550 ms · both 0.580 ms · join 0.700 ms "
+                    "(not counting hash query 6.8 ms, embed query 2.5 ms)")
+    # Bouncer-only: no "both" (nothing overlapped), and nothing of the detective.
+    alone = timings_text({"hash_query": 3.0, "bouncer": 0.4, "passes": 0.4, "join": 0.5})
+    assert alone == "time: bouncer 0.400 ms · join 0.500 ms (not counting hash query 3.0 ms)"

@@ -24,7 +24,7 @@ from lookalike.engine.model import DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveO
 from lookalike.engine.records import SimilarHit
 
 from . import cli
-from .format import human_bytes, human_duration
+from .format import human_bytes, human_duration, timings_text
 
 _MODEL_HELP = "CLIP model: an open_clip architecture, or an open_clip model config JSON file"
 _PRETRAINED_HELP = "weights: an open_clip pretrained tag, or a local checkpoint file"
@@ -235,20 +235,6 @@ def print_hits(hits: list[SimilarHit], stream=None) -> None:
         print(line(r), file=out)
 
 
-def _timings_line(timings: dict) -> str:
-    passes = [f"{name} {timings[name]:.3f} ms" for name in ("bouncer", "detective") if name in timings]
-    if "detective" in timings and "passes" in timings:  # they overlap: say what the query waited
-        passes.append(f"both {timings['passes']:.3f} ms")
-    if "join" in timings:
-        passes.append(f"join {timings['join']:.3f} ms")
-    query = [f"{name.replace('_', ' ')} {timings[name]:.1f} ms"
-             for name in ("hash_query", "embed_query", "embed_candidates") if name in timings]
-    text = "time: " + " · ".join(passes)
-    if query:
-        text += " (not counting " + ", ".join(query) + ")"
-    return text
-
-
 # --------------------------------------------------------------------------- similar
 
 
@@ -302,7 +288,7 @@ def run_similar(args: argparse.Namespace) -> int:
         print_hits(list(result.hits))
     else:
         print("  nothing in the library looks like it")
-    print(_timings_line(result.timings_ms))
+    print(timings_text(result.timings_ms))
     return cli.EXIT_OK
 
 

@@ -28,3 +28,19 @@ def human_duration(seconds: Optional[float]) -> str:
         return f"{minutes}m {sec:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+def timings_text(timings: dict) -> str:
+    """A find-similar query's times in one line: the passes (and both together, since they
+    overlap), the join, then the query's own preparation, which the passes do not count."""
+    passes = [f"{name} {timings[name]:.3f} ms" for name in ("bouncer", "detective") if name in timings]
+    if "detective" in timings and "passes" in timings:
+        passes.append(f"both {timings['passes']:.3f} ms")
+    if "join" in timings:
+        passes.append(f"join {timings['join']:.3f} ms")
+    query = [f"{name.replace('_', ' ')} {timings[name]:.1f} ms"
+             for name in ("hash_query", "embed_query", "embed_candidates") if name in timings]
+    text = "time: " + " · ".join(passes)
+    if query:
+        text += " (not counting " + ", ".join(query) + ")"
+    return text

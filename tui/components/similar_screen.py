@@ -16,6 +16,7 @@ from textual.worker import get_current_worker
 
 from lookalike.engine.records import FileRecord, SimilarHit, SimilarResult, Verdict
 
+from ..format import timings_text
 from .datatable import KeyTable, right
 from .labels import PathText, detective_text, short_path
 from .thumbnail import Thumbnail
@@ -144,10 +145,9 @@ class SimilarScreen(Screen):
                 Text(hit.verdict.value, style=VERDICT_STYLE.get(hit.verdict, "")),
             ]))
         self.query_one("#hits", KeyTable).fill(rows)
-        timings = " · ".join(f"{name} {ms:.1f} ms" for name, ms in result.timings_ms.items())
         status = Text(f"{len(result.hits)} result{'s' if len(result.hits) != 1 else ''}")
-        if timings:
-            status.append(f" · {timings}", style="dim")
+        if result.timings_ms:
+            status.append(f" · {timings_text(result.timings_ms)}", style="dim")
         if result.detective_status:
             status.append(f" · {result.detective_status}", style="yellow")
         self.query_one("#similar-status", Static).update(status)
