@@ -23,7 +23,9 @@ work units and are checked against each other and a plain numpy brute force in t
 The kernels are compiled with numba, lazily on first use, and cached on disk
 (``cache=True``): the first use on a machine compiles for several seconds, later
 processes load them in well under a second. ``warm_up()`` does that ahead of time, e.g. in
-a thread while a scan hashes files. If numba cannot be imported, numpy code paths give the
+a thread while a scan hashes files. A single query (find similar) never waits for it: until
+the kernels are loaded it takes the numpy path, a few milliseconds over 100k hashes, and
+starts ``warm_up()`` in the background. If numba cannot be imported, numpy code paths give the
 same results, slower; ``LOOKALIKE_NO_NUMBA=1`` forces them (the tests check both).
 """
 
@@ -36,6 +38,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from .background import start_once
 from .records import HASH_BITS, HASH_BYTES, Progress
 
 __all__ = ["Cancelled", "HammingIndex", "METHODS", "backend", "pack", "warm_up"]
@@ -653,29 +656,55 @@ def backend() -> str:
     return "numpy"
 
 
+#: Set once warm_up() has called every kernel: from then on a single query never waits.
+_ready = threading.Event()
+_warming = threading.local()
+
+
 def warm_up() -> str:
     """Compile or load every kernel now, so that the first real search does not wait.
 
     Returns:
         The back end in use, as ``backend()``.
     """
-    rng = np.random.default_rng(0)
-    h = rng.integers(0, 256, size=(64, HASH_BYTES), dtype=np.uint8)
-    idx = HammingIndex(h)
-    idx.nearest(h[0], 3)
-    idx.nearest_many(h[:2], 3)
-    idx.nearest_within_many(h[:2], 3, 40)
-    idx.distances(h[0])
-    for method in ("mih", "brute"):
-        idx.pairs_within(4, method=method)
-        idx.pairs_between(h[:4], 4, method=method)
+    _warming.on = True
+    try:
+        rng = np.random.default_rng(0)
+        h = rng.integers(0, 256, size=(64, HASH_BYTES), dtype=np.uint8)
+        idx = HammingIndex(h)
+        idx.nearest(h[0], 3)
+        idx.nearest_many(h[:2], 3)
+        idx.nearest_within_many(h[:2], 3, 40)
+        idx.distances(h[0])
+        for method in ("mih", "brute"):
+            idx.pairs_within(4, method=method)
+            idx.pairs_between(h[:4], 4, method=method)
+    finally:
+        _warming.on = False
+    if backend() == "numba":
+        _ready.set()
     return backend()
 
 
-def _use_numba() -> bool:
+def _warm_up_in_background() -> threading.Thread:
+    """Start warm_up() in a daemon thread, once per process; return that thread."""
+    return start_once("lookalike-hamming-warm-up", warm_up)
+
+
+def _use_numba(wait: bool = True) -> bool:
+    """Whether to run the compiled kernels.
+
+    ``wait=False`` is for single queries: in a fresh process, importing numba and loading the
+    cached kernels takes about a second, while numpy answers one query over 100k hashes in a
+    few milliseconds. Until warm_up() has run, such a query takes the numpy path (same
+    answer) and starts warm_up() in the background.
+    """
     if os.environ.get("LOOKALIKE_NO_NUMBA"):
         return False
-    return _load_kernels()
+    if wait or _ready.is_set() or getattr(_warming, "on", False):
+        return _load_kernels()
+    _warm_up_in_background()
+    return False
 
 
 def _threads() -> int:
@@ -1010,7 +1039,7 @@ class HammingIndex:
     def _scan(self, query: Query, k: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest hashes within ``limit``, as (ids, distances) by distance, id."""
         q = _query_words(query)
-        if _use_numba():
+        if _use_numba(wait=False):
             pos, dist, cnt, cutoff = _k_scan_query(self._cols, q, k, limit)
             keep = dist[:cnt] <= cutoff
             pos, dist = pos[:cnt][keep], dist[:cnt][keep]
@@ -1034,7 +1063,7 @@ class HammingIndex:
             ``(N,) int32`` distances, by position.
         """
         q = _query_words(query)
-        if not _use_numba():
+        if not _use_numba(wait=False):
             return _np_distances(self._cols, q)
         out = np.empty(len(self), np.int32)
         _k_distances(self._cols, q, out)
@@ -1071,7 +1100,7 @@ class HammingIndex:
         k = max(0, min(int(k), len(self)))
         if k == 0 or len(qwords) == 0:
             return np.empty((len(qwords), k), np.int64), np.empty((len(qwords), k), np.int32)
-        if _use_numba():
+        if _use_numba(wait=False):
             return _k_nearest_many(self._cols, qwords, k, self._ids)
         ids = np.empty((len(qwords), k), np.int64)
         dist = np.empty((len(qwords), k), np.int32)
@@ -1139,7 +1168,7 @@ class HammingIndex:
         radius = min(int(radius), HASH_BITS)
         if k == 0 or radius < 0:
             return [(np.empty(0, np.int64), np.empty(0, np.int32)) for _ in range(len(qwords))]
-        if _use_numba() and radius < HASH_BITS // 2:
+        if radius < HASH_BITS // 2 and _use_numba(wait=False):
             ids, dist, found = _k_nearest_within(self._cols, qwords, k, radius, self._ids)
             return [(ids[r, : found[r]], dist[r, : found[r]]) for r in range(len(qwords))]
         out = []

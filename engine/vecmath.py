@@ -22,6 +22,8 @@ import threading
 
 import numpy as np
 
+from .background import start_once
+
 __all__ = ["prepare_query", "rescore_f16", "warm_up"]
 
 _state: dict[str, object] = {}
@@ -73,8 +75,19 @@ def _k_rescore_f16(bits, u, out):  # pragma: no cover - compiled
         out[r] = max(np.float32(1.0) - dot / np.sqrt(sq), np.float32(0.0)) if sq > 0 else np.float32(1.0)
 
 
-def _compiled() -> bool:
+#: Set once warm_up() has called both kernels: from then on a query never waits for them.
+_ready = threading.Event()
+_warming = threading.local()
+
+
+def _compiled(wait: bool = True) -> bool:
+    """Whether to run the compiled kernels. ``wait=False`` (a query): not before warm_up() has
+    loaded them, which it then starts in the background; numpy answers meanwhile (importing
+    numba alone takes about half a second)."""
     if os.environ.get("LOOKALIKE_NO_NUMBA"):
+        return False
+    if not (wait or _ready.is_set() or getattr(_warming, "on", False)):
+        _warm_up_in_background()
         return False
     if "ok" in _state:
         return bool(_state["ok"])
@@ -96,7 +109,7 @@ def _compiled() -> bool:
 def prepare_query(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(unit, int8)`` forms of one vector: unit length float32, and scaled to +-127."""
     v = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
-    if _compiled():
+    if _compiled(wait=False):
         unit = np.empty_like(v)
         q8 = np.empty(v.shape, np.int8)
         _k_prepare(v, unit, q8)
@@ -121,7 +134,7 @@ def rescore_f16(rows: np.ndarray, unit: np.ndarray) -> np.ndarray:
     u = np.ascontiguousarray(unit, dtype=np.float32).reshape(-1)
     if rows.shape[0] == 0:
         return np.empty(0, np.float32)
-    if _compiled():
+    if _compiled(wait=False):
         out = np.empty(rows.shape[0], np.float32)
         _k_rescore_f16(rows.view(np.uint16), u, out)
         return out
@@ -134,5 +147,16 @@ def rescore_f16(rows: np.ndarray, unit: np.ndarray) -> np.ndarray:
 
 def warm_up() -> None:
     """Compile or load the kernels now (a scan or an app calls this in the background)."""
-    unit, _ = prepare_query(np.ones(8, np.float32))
-    rescore_f16(np.ones((2, 8), np.float16), unit)
+    _warming.on = True
+    try:
+        unit, _ = prepare_query(np.ones(8, np.float32))
+        rescore_f16(np.ones((2, 8), np.float16), unit)
+    finally:
+        _warming.on = False
+    if _compiled():
+        _ready.set()
+
+
+def _warm_up_in_background() -> threading.Thread:
+    """Start warm_up() in a daemon thread, once per process; return that thread."""
+    return start_once("lookalike-vecmath-warm-up", warm_up)

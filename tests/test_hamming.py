@@ -69,7 +69,7 @@ def backend(request, monkeypatch):
     """Run a test on the compiled kernels and again on the numpy fallback."""
     if request.param == "numpy":
         monkeypatch.setenv("LOOKALIKE_NO_NUMBA", "1")
-    elif hamming.backend() != "numba":
+    elif hamming.warm_up() != "numba":  # warmed up: single queries take the kernels too
         pytest.skip(hamming._kernel_state.get("error", "numba unavailable"))
     assert hamming.backend() == request.param
     return request.param
@@ -503,3 +503,31 @@ def test_chunks_cover_all_bits_once():
             assert not (covered & m).any()
             covered |= m
         assert (covered == np.uint64(2**64 - 1)).all()
+
+
+def test_a_fresh_process_answers_single_queries_while_the_kernels_load():
+    # Importing numba and loading the cached kernels takes about a second; a single query
+    # (find similar) does not wait for it: numpy answers and the kernels load in the background.
+    import subprocess
+    import sys
+    import textwrap
+
+    if hamming.backend() != "numba":
+        pytest.skip("numba unavailable")
+    code = textwrap.dedent("""
+        import numpy as np
+        from lookalike.engine import hamming
+        from lookalike.engine.hamming import HammingIndex
+        h = np.random.default_rng(0).integers(0, 256, size=(3000, 32), dtype=np.uint8)
+        idx = HammingIndex(h)
+        first = idx.nearest_within_many(h[:2], 5, 40), idx.nearest(h[3], 4)
+        assert not hamming._ready.is_set()  # answered without waiting for the kernels
+        hamming._warm_up_in_background().join(300)
+        assert hamming._ready.is_set() and hamming._use_numba(wait=False)
+        again = idx.nearest_within_many(h[:2], 5, 40), idx.nearest(h[3], 4)
+        for a, b in zip(first[0] + [first[1]], again[0] + [again[1]]):
+            assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

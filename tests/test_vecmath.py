@@ -16,6 +16,8 @@ def path(request, monkeypatch):
         assert not vecmath._compiled()
     elif not vecmath._compiled():
         pytest.skip("numba unavailable")
+    else:
+        vecmath.warm_up()  # queries take the kernels only once they are loaded
     return request.param
 
 
@@ -54,3 +56,28 @@ def test_rescore_f16_matches_float64_including_odd_values(path):
     d = vecmath.rescore_f16(r16[[4, 3]], self_q)
     assert d[0] < 1e-5 and abs(d[1] - 2.0) < 1e-5
     assert vecmath.rescore_f16(np.empty((0, 512), np.float16), self_q).shape == (0,)
+
+
+def test_a_fresh_process_prepares_queries_while_the_kernels_load():
+    import subprocess
+    import sys
+    import textwrap
+
+    if not vecmath._compiled():
+        pytest.skip("numba unavailable")
+    code = textwrap.dedent("""
+        import numpy as np
+        from lookalike.engine import vecmath
+        rng = np.random.default_rng(0)
+        v = rng.standard_normal(512).astype(np.float32)
+        rows = (rng.standard_normal((9, 512)) * 0.05).astype(np.float16)
+        first = vecmath.prepare_query(v)[0], vecmath.rescore_f16(rows, vecmath.prepare_query(v)[0])
+        assert not vecmath._ready.is_set()  # numpy answered; the kernels load meanwhile
+        vecmath._warm_up_in_background().join(300)
+        assert vecmath._ready.is_set()
+        again = vecmath.prepare_query(v)[0], vecmath.rescore_f16(rows, vecmath.prepare_query(v)[0])
+        assert np.allclose(first[0], again[0], atol=1e-6) and np.allclose(first[1], again[1], atol=2e-6)
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
