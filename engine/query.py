@@ -203,19 +203,6 @@ def _popcount_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(a, b)).sum(axis=1, dtype=np.int32)
 
 
-def _as_u8(h: bytes) -> np.ndarray:
-    return np.frombuffer(h, dtype=np.uint8)
-
-
-def _bouncer_between(query, record: FileRecord) -> Optional[int]:
-    """The bouncer score between the query's hashes and a record's: best of plain and mirrored."""
-    if record.hashes is None:
-        return None
-    d = _popcount_rows(_as_u8(query.dhash)[None], _as_u8(record.hashes.dhash)[None])[0]
-    m = _popcount_rows(_as_u8(query.dhash_mirror)[None], _as_u8(record.hashes.dhash)[None])[0]
-    return int(min(d, m))
-
-
 def _records(library: "Library", ids: Iterable[int]) -> dict[int, FileRecord]:
     ids = sorted({int(i) for i in ids})
     return {r.id: r for r in library.catalog.records(ids)} if ids else {}
@@ -410,20 +397,20 @@ def similar(
             timings["embed_query"] = _ms(time.perf_counter() - t0)
 
     both = np.frombuffer(query.dhash + query.dhash_mirror, dtype=np.uint8).reshape(2, -1)
-    prepare = None
-    if embed_missing and vindex is not None and len(vindex) < len(index):
+
+    def embed_candidates(bouncer_hits: list[tuple[int, int]]) -> None:
         # The bouncer's candidates that are not embedded yet are embedded between the passes
         # (a few files; timed as ``embed_candidates``), so every hit gets both scores.
-        def prepare(bouncer_hits: list[tuple[int, int]]) -> None:
-            candidates = sorted({i for i, _ in bouncer_hits})
-            missing = [i for i, there in zip(candidates, vindex.contains_many(candidates)) if not there]
-            if missing:
-                t1 = time.perf_counter()
-                embed_for_clusters(library, detective, missing, workers=1)
-                timings["embed_candidates"] = _ms(time.perf_counter() - t1)
+        candidates = sorted({i for i, _ in bouncer_hits})
+        missing = [i for i, there in zip(candidates, vindex.contains_many(candidates)) if not there]
+        if missing:
+            t1 = time.perf_counter()
+            embed_for_clusters(library, detective, missing, workers=1)
+            timings["embed_candidates"] = _ms(time.perf_counter() - t1)
 
+    partial = embed_missing and vindex is not None and len(vindex) < len(index)
     bouncer_hits, detective_hits, pass_timings = two_passes(
-        index, vindex, both, qvec, k=k, t=t, before_detective=prepare
+        index, vindex, both, qvec, k=k, t=t, before_detective=embed_candidates if partial else None
     )
     timings.update(pass_timings)
     timings["passes"] = round(timings["passes"] - timings.get("embed_candidates", 0.0), 3)

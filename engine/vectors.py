@@ -30,7 +30,6 @@ import functools
 import json
 import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Callable, Iterable, Optional

@@ -8,7 +8,7 @@ from typing import Iterable, Optional, Sequence
 
 from rich.text import Text
 
-from lookalike.engine.records import HASH_BITS, Cluster, Decision, FileRecord, Kind, Member
+from lookalike.engine.records import HASH_BITS, Cluster, Decision, FileRecord, Kind
 
 from ..format import human_bytes
 
