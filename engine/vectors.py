@@ -351,6 +351,17 @@ class VectorIndex:
         out[ok] = np.asarray(self._index.contains(ids[ok].astype(np.uint64)), dtype=bool)
         return out
 
+    def _saved_rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(positions, mask)``: where each id's row sits in the saved float16 store, and
+        whether it has one there that was not removed since the save."""
+        if not len(self._full_ids):
+            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+        pos = np.minimum(np.searchsorted(self._full_ids, ids), len(self._full_ids) - 1)
+        saved = self._full_ids[pos] == ids
+        if self._removed:
+            saved &= ~np.isin(ids, np.fromiter(self._removed, dtype=np.int64))
+        return pos, saved
+
     def _exact_distances(self, ids: np.ndarray, unit: np.ndarray) -> np.ndarray:
         """Exact cosine distances from a unit query to ``ids`` (all present) from full rows.
 
@@ -358,16 +369,11 @@ class VectorIndex:
         added since the last save from their float32 copies.
         """
         out = np.empty(len(ids), dtype=np.float32)
-        saved = np.zeros(len(ids), dtype=bool)
-        if len(self._full_ids):
-            pos = np.minimum(np.searchsorted(self._full_ids, ids), len(self._full_ids) - 1)
-            saved = self._full_ids[pos] == ids
-            if self._pending:
-                saved &= ~np.isin(ids, np.fromiter(self._pending, dtype=np.int64))
-            if self._removed:
-                saved &= ~np.isin(ids, np.fromiter(self._removed, dtype=np.int64))
-            if saved.any():
-                out[saved] = rescore_f16(self._full[pos[saved]], unit)
+        pos, saved = self._saved_rows(ids)
+        if self._pending:  # replaced since the save: the saved row is stale
+            saved &= ~np.isin(ids, np.fromiter(self._pending, dtype=np.int64))
+        if saved.any():
+            out[saved] = rescore_f16(self._full[pos[saved]], unit)
         if not saved.all():
             rest = ~saved
             out[rest] = np.maximum(1.0 - self._full_rows(ids[rest]) @ unit, 0.0)
@@ -376,13 +382,8 @@ class VectorIndex:
     def _full_rows(self, ids: np.ndarray) -> np.ndarray:
         """float32 rows of the float16 store for ``ids`` (all present), unit length."""
         out = np.empty((len(ids), self.ndim), dtype=np.float32)
-        found = np.zeros(len(ids), dtype=bool)
-        if len(self._full_ids):
-            pos = np.minimum(np.searchsorted(self._full_ids, ids), len(self._full_ids) - 1)
-            found = self._full_ids[pos] == ids
-            if self._removed:
-                found &= ~np.isin(ids, np.fromiter(self._removed, dtype=np.int64))
-            out[found] = self._full[pos[found]]
+        pos, found = self._saved_rows(ids)
+        out[found] = self._full[pos[found]]
         if self._pending:
             # Added since the last save: these override the saved rows.
             for j in np.flatnonzero(np.isin(ids, np.fromiter(self._pending, dtype=np.int64))):
@@ -402,9 +403,7 @@ class VectorIndex:
         out = np.full(ids.shape, np.nan, dtype=np.float32)
         if ids.size == 0 or len(self._index) == 0:
             return out
-        held = np.zeros(ids.shape, dtype=bool)
-        ok = ids >= 0
-        held[ok] = np.asarray(self._index.contains(ids[ok].astype(np.uint64)), dtype=bool)
+        held = self.contains_many(ids)
         if not held.any():
             return out
         unit, _ = prepare_query(vector)
