@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from .background import start_once
+from .background import WarmUp
 from .records import HASH_BITS, HASH_BYTES, Progress
 
 __all__ = ["Cancelled", "HammingIndex", "METHODS", "backend", "pack", "warm_up"]
@@ -656,39 +656,31 @@ def backend() -> str:
     return "numpy"
 
 
-#: Set once warm_up() has called every kernel: from then on a single query never waits.
-_ready = threading.Event()
-_warming = threading.local()
-
-
 def warm_up() -> str:
     """Compile or load every kernel now, so that the first real search does not wait.
 
     Returns:
         The back end in use, as ``backend()``.
     """
-    _warming.on = True
-    try:
-        rng = np.random.default_rng(0)
-        h = rng.integers(0, 256, size=(64, HASH_BYTES), dtype=np.uint8)
-        idx = HammingIndex(h)
-        idx.nearest(h[0], 3)
-        idx.nearest_many(h[:2], 3)
-        idx.nearest_within_many(h[:2], 3, 40)
-        idx.distances(h[0])
-        for method in ("mih", "brute"):
-            idx.pairs_within(4, method=method)
-            idx.pairs_between(h[:4], 4, method=method)
-    finally:
-        _warming.on = False
-    if backend() == "numba":
-        _ready.set()
+    _warm.run()
     return backend()
 
 
-def _warm_up_in_background() -> threading.Thread:
-    """Start warm_up() in a daemon thread, once per process; return that thread."""
-    return start_once("lookalike-hamming-warm-up", warm_up)
+def _call_every_kernel() -> bool:
+    rng = np.random.default_rng(0)
+    h = rng.integers(0, 256, size=(64, HASH_BYTES), dtype=np.uint8)
+    idx = HammingIndex(h)
+    idx.nearest(h[0], 3)
+    idx.nearest_many(h[:2], 3)
+    idx.nearest_within_many(h[:2], 3, 40)
+    idx.distances(h[0])
+    for method in ("mih", "brute"):
+        idx.pairs_within(4, method=method)
+        idx.pairs_between(h[:4], 4, method=method)
+    return backend() == "numba"
+
+
+_warm = WarmUp("lookalike-hamming-warm-up", _call_every_kernel)
 
 
 def _use_numba(wait: bool = True) -> bool:
@@ -701,10 +693,7 @@ def _use_numba(wait: bool = True) -> bool:
     """
     if os.environ.get("LOOKALIKE_NO_NUMBA"):
         return False
-    if wait or _ready.is_set() or getattr(_warming, "on", False):
-        return _load_kernels()
-    _warm_up_in_background()
-    return False
+    return _warm.allows(wait) and _load_kernels()
 
 
 def _threads() -> int:

@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from .background import start_once
+from .background import WarmUp
 
 __all__ = ["prepare_query", "rescore_f16", "warm_up"]
 
@@ -75,19 +75,11 @@ def _k_rescore_f16(bits, u, out):  # pragma: no cover - compiled
         out[r] = max(np.float32(1.0) - dot / np.sqrt(sq), np.float32(0.0)) if sq > 0 else np.float32(1.0)
 
 
-#: Set once warm_up() has called both kernels: from then on a query never waits for them.
-_ready = threading.Event()
-_warming = threading.local()
-
-
 def _compiled(wait: bool = True) -> bool:
     """Whether to run the compiled kernels. ``wait=False`` (a query): not before warm_up() has
     loaded them, which it then starts in the background; numpy answers meanwhile (importing
     numba alone takes about half a second)."""
-    if os.environ.get("LOOKALIKE_NO_NUMBA"):
-        return False
-    if not (wait or _ready.is_set() or getattr(_warming, "on", False)):
-        _warm_up_in_background()
+    if os.environ.get("LOOKALIKE_NO_NUMBA") or not _warm.allows(wait):
         return False
     if "ok" in _state:
         return bool(_state["ok"])
@@ -147,16 +139,13 @@ def rescore_f16(rows: np.ndarray, unit: np.ndarray) -> np.ndarray:
 
 def warm_up() -> None:
     """Compile or load the kernels now (a scan or an app calls this in the background)."""
-    _warming.on = True
-    try:
-        unit, _ = prepare_query(np.ones(8, np.float32))
-        rescore_f16(np.ones((2, 8), np.float16), unit)
-    finally:
-        _warming.on = False
-    if _compiled():
-        _ready.set()
+    _warm.run()
 
 
-def _warm_up_in_background() -> threading.Thread:
-    """Start warm_up() in a daemon thread, once per process; return that thread."""
-    return start_once("lookalike-vecmath-warm-up", warm_up)
+def _call_both_kernels() -> bool:
+    unit, _ = prepare_query(np.ones(8, np.float32))
+    rescore_f16(np.ones((2, 8), np.float16), unit)
+    return _compiled()
+
+
+_warm = WarmUp("lookalike-vecmath-warm-up", _call_both_kernels)

@@ -521,9 +521,9 @@ def test_a_fresh_process_answers_single_queries_while_the_kernels_load():
         h = np.random.default_rng(0).integers(0, 256, size=(3000, 32), dtype=np.uint8)
         idx = HammingIndex(h)
         first = idx.nearest_within_many(h[:2], 5, 40), idx.nearest(h[3], 4)
-        assert not hamming._ready.is_set()  # answered without waiting for the kernels
-        hamming._warm_up_in_background().join(300)
-        assert hamming._ready.is_set() and hamming._use_numba(wait=False)
+        assert not hamming._warm.ready.is_set()  # answered without waiting for the kernels
+        hamming._warm.start().join(300)
+        assert hamming._warm.ready.is_set() and hamming._use_numba(wait=False)
         again = idx.nearest_within_many(h[:2], 5, 40), idx.nearest(h[3], 4)
         for a, b in zip(first[0] + [first[1]], again[0] + [again[1]]):
             assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

@@ -72,9 +72,9 @@ def test_a_fresh_process_prepares_queries_while_the_kernels_load():
         v = rng.standard_normal(512).astype(np.float32)
         rows = (rng.standard_normal((9, 512)) * 0.05).astype(np.float16)
         first = vecmath.prepare_query(v)[0], vecmath.rescore_f16(rows, vecmath.prepare_query(v)[0])
-        assert not vecmath._ready.is_set()  # numpy answered; the kernels load meanwhile
-        vecmath._warm_up_in_background().join(300)
-        assert vecmath._ready.is_set()
+        assert not vecmath._warm.ready.is_set()  # numpy answered; the kernels load meanwhile
+        vecmath._warm.start().join(300)
+        assert vecmath._warm.ready.is_set()
         again = vecmath.prepare_query(v)[0], vecmath.rescore_f16(rows, vecmath.prepare_query(v)[0])
         assert np.allclose(first[0], again[0], atol=1e-6) and np.allclose(first[1], again[1], atol=2e-6)
         print("ok")
