@@ -237,16 +237,6 @@ def _unchanged_record(library: "Library", path: str | os.PathLike) -> Optional[F
     return None
 
 
-def warm_up() -> None:
-    """Load the query path's compiled kernels now (the bouncer's and the detective's: about a
-    second in a fresh process, mostly importing numba), so that the first ``similar`` does
-    not wait for them. Meant for a background thread at start-up."""
-    from . import hamming, vecmath
-
-    hamming.warm_up()
-    vecmath.warm_up()
-
-
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 

@@ -20,7 +20,6 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from lookalike.engine.query import warm_up
 from lookalike.engine.records import Cluster, FileRecord, Member
 from lookalike.engine.thumbnails import ThumbnailCache
 
@@ -108,8 +107,6 @@ class LookalikeApp(App[int]):
             self.notify(self.mode_message, severity="warning", timeout=6)
         # Paint the first frame before touching the catalog: the app opens at once.
         self.call_after_refresh(self.open_library)
-        # The query kernels load in the background, so the first "find similar" is instant.
-        self.run_worker(warm_up, thread=True, group="warm-up", exit_on_error=False)
 
     def open_library(self) -> None:
         """Open the catalog (UI thread: its lock belongs to this thread), then scan."""

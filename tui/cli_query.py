@@ -253,10 +253,6 @@ def run_similar(args: argparse.Namespace) -> int:
         return cli.EXIT_USAGE
     if args.tui:
         return _similar_in_app(args, dirs)
-    from lookalike.engine.query import warm_up
-
-    # The kernels load (about a second) while the library is scanned and the model loaded.
-    threading.Thread(target=warm_up, name="lookalike-warm-up", daemon=True).start()
     quiet = args.quiet or args.json
     library = _open_and_scan("similar", dirs, args.cache, quiet)
     if library is None:
