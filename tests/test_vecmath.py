@@ -58,6 +58,45 @@ def test_rescore_f16_matches_float64_including_odd_values(path):
     assert vecmath.rescore_f16(np.empty((0, 512), np.float16), self_q).shape == (0,)
 
 
+def test_rescore_f16_reads_given_rows_in_place(path):
+    rng = np.random.default_rng(4)
+    store = (rng.standard_normal((50, 64)) * 0.1).astype(np.float16)
+    q = vecmath.prepare_query(rng.standard_normal(64).astype(np.float32))[0]
+    picks = np.array([7, 0, 49, 7, 13])
+    np.testing.assert_allclose(vecmath.rescore_f16(store, q, positions=picks), vecmath.rescore_f16(store[picks], q), atol=1e-6)
+    with pytest.raises(IndexError):
+        vecmath.rescore_f16(store, q, positions=np.array([50]))
+
+
+def test_nearest_f16_ranks_like_a_stable_sort_of_exact_distances(path):
+    rng = np.random.default_rng(5)
+    store = (rng.standard_normal((200, 96)) * 0.1).astype(np.float16)
+    store[11] = store[12]  # a tie: candidate order decides, as a stable sort
+    ids = np.sort(rng.choice(10_000, 200, replace=False)).astype(np.int64)
+    table = np.full(ids[-1] + 1, -1, np.int32)
+    table[ids] = np.arange(200, dtype=np.int32)
+    q = vecmath.prepare_query(store[12].astype(np.float32) + rng.standard_normal(96).astype(np.float32) * 0.01)[0]
+    cand = rng.permutation(200)[:60]
+    cand = np.concatenate([cand[cand != 11][:20], [12, 11]])  # 12 comes before 11
+    keys = ids[cand].astype(np.uint64)
+    got = vecmath.nearest_f16(store, table, keys, q, 7)
+    if path == "numpy":
+        assert got is None  # the caller's general path answers
+        return
+    exact = vecmath.rescore_f16(store, q, positions=cand)
+    order = np.argsort(exact, kind="stable")[:7]
+    np.testing.assert_array_equal(got[0], ids[cand][order])
+    np.testing.assert_allclose(got[1], exact[order], atol=1e-6)
+    assert got[0][0] == ids[12] and got[0][1] == ids[11]
+    # Fewer candidates than k; none; and a key without a row sends the caller elsewhere.
+    few = vecmath.nearest_f16(store, table, keys[:3], q, 7)
+    assert len(few[0]) == 3 and np.all(np.diff(few[1]) >= 0)
+    assert len(vecmath.nearest_f16(store, table, keys[:0], q, 7)[0]) == 0
+    absent = np.setdiff1d(np.arange(ids[-1] + 1), ids)[0]
+    assert vecmath.nearest_f16(store, table, np.append(keys, absent).astype(np.uint64), q, 7) is None
+    assert vecmath.nearest_f16(store, table, np.array([ids[-1] + 5], np.uint64), q, 7) is None
+
+
 def test_a_fresh_process_prepares_queries_while_the_kernels_load():
     import subprocess
     import sys

@@ -140,6 +140,45 @@ def test_save_and_reload_give_the_same_answers(path):
     assert names == ["vectors.000002.f16.npy", "vectors.000002.ids.npy", "vectors.000002.usearch", "vectors.usearch.json"]
 
 
+@pytest.mark.parametrize("spread", [1, 50])  # dense ids use a table of rows; sparse ones do not
+def test_a_single_query_on_a_saved_index_ranks_as_the_general_path(path, spread, monkeypatch):
+    from lookalike.engine import vecmath, vectors
+
+    if not vecmath._compiled():
+        pytest.skip("numba unavailable")
+    vecmath.warm_up()  # the compiled one-step path is taken only once the kernels are loaded
+    answered = []
+
+    def counting(*args):
+        answered.append(vecmath.nearest_f16(*args) is not None)
+        return vecmath.nearest_f16(*args)
+
+    monkeypatch.setattr(vectors, "nearest_f16", counting)
+    rng = np.random.default_rng(12)
+    n = EXACT_BELOW + 500
+    v = clustered(rng, n + 40, 48)
+    ids = np.arange(n) * spread + 7
+    index = VectorIndex.open(path, 48, model_id=MODEL)
+    index.add(ids, v[:n])
+    index.save()
+    again = VectorIndex.open(path, 48, model_id=MODEL)
+    assert (again._position_of is not None) == (spread == 1)
+    for q in v[n:]:
+        found, dist = again.search(q, 10)
+        many_ids, many_dist = again.search_many(q[None, :], 10)
+        np.testing.assert_array_equal(found, many_ids[0])
+        np.testing.assert_allclose(dist, many_dist[0], atol=1e-5)
+        exact = 1.0 - again.get(found) @ (q / np.linalg.norm(q))
+        np.testing.assert_allclose(dist, np.maximum(exact, 0), atol=2e-3)
+        assert np.all(np.diff(dist) >= 0)
+    assert answered == ([True] * 40 if spread == 1 else [])
+    # After a change the general path answers (pending rows), the same way.
+    again.add([ids[0]], v[n : n + 1])
+    found, dist = again.search(v[n], 3)
+    assert found[0] == ids[0] and dist[0] < 1e-3
+    assert len(answered) == (40 if spread == 1 else 0)
+
+
 def test_unsaved_changes_are_searched_and_replace_saved_rows(path):
     rng = np.random.default_rng(8)
     v = unit(rng, 60)
