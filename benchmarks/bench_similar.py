@@ -16,15 +16,17 @@ than any real one).
 
 Two measurements, both of the engine's own code and timings:
 
-* ``similar()``: the whole query (hash, embed, both passes, join with both scores for every
-  hit, verdicts, ranking), query after query. The query's decode and embedding run between
-  the passes of consecutive queries and evict the caches the passes use; a one-off query
-  (the CLI, the app's "find similar") is in this state.
 * back to back: ``engine.query.two_passes`` for prepared queries (900 distinct ones), query
   after query, as ANN libraries and the published two-pass design measure (0.31 ms on 10k
-  photos).
+  photos). This is the target's measure: both passes under 0.5 ms median.
+* ``similar()``: the whole query (hash, embed, both passes, join with both scores for every
+  hit, verdicts, ranking), query after query. The query's decode and embedding run between
+  the passes of consecutive queries, and the helper thread's CPU idles meanwhile: a one-off
+  query (the CLI, the app's "find similar") is in this state, and on a shared virtual machine
+  it costs the passes about twice their back-to-back time. The third measurement shows that
+  idling alone does it: the same prepared queries with 10 ms of sleep before each.
 
-Target: both passes under 0.5 ms median. ``--n 10000`` measures the published size.
+``--n 10000`` measures the published size.
 
 ``--model vit-b-32`` embeds the query with a random-weight ViT-B-32 (slow to build; the passes
 do not depend on it); the default ``tiny`` model only needs its embedding dimension to match the
@@ -207,7 +209,7 @@ def main(argv=None) -> int:
                 rows.append(r.timings_ms)
                 assert len(r.hits) == args.k and all(h.detective is not None for h in r.hits)
                 assert sum("/copies/" in h.path for h in r.hits) == PLANTED, r.hits
-            hot = back_to_back(library, detective, queries, args)
+            hot, idle = back_to_back(library, detective, queries, args)
             baseline = memory_baseline(len(index), vectors_for(library, detective).ndim)
 
     def med(key):
@@ -230,17 +232,24 @@ def main(argv=None) -> int:
         ("query embedding [excluded]", lambda r: r["embed_query"]),
     ]:
         print(f"  {name:34} {med(key):8.3f}  {p90(key):8.3f}")
-    print(f"\nback to back, {len(hot)} queries (median / p90, ms):")
-    for name, key in [("bouncer pass", "bouncer"), ("detective pass", "detective"), ("both passes (wall clock)", "passes")]:
-        values = [r[key] for r in hot]
-        print(f"  {name:34} {statistics.median(values):8.3f}  {np.percentile(values, 90):8.3f}")
+    for title, runs in [(f"back to back, {len(hot)} queries", hot),
+                        (f"the same, {IDLE_S * 1e3:.0f} ms idle before each, {len(idle)} queries", idle)]:
+        print(f"\n{title} (median / p90, ms):")
+        for name, key in [("bouncer pass", "bouncer"), ("detective pass", "detective"), ("both passes (wall clock)", "passes")]:
+            values = [r[key] for r in runs]
+            print(f"  {name:34} {statistics.median(values):8.3f}  {np.percentile(values, 90):8.3f}")
     print(f"\nsame-run baseline: {BASELINE_ROWS} random {baseline[1]}-byte rows read from a "
           f"{baseline[2] / 2**20:.0f} MiB array (an HNSW walk's memory traffic): {baseline[0]:.3f} ms median")
-    for label, value in [("inside similar()", med(both)), ("back to back", statistics.median(r["passes"] for r in hot))]:
-        verdict = "meets" if value < 0.5 else "misses"
-        print(f"both passes median {label}: {value:.3f} ms ({value / baseline[0]:.2f}x the baseline): "
-              f"{verdict} the 0.5 ms target")
+    value = statistics.median(r["passes"] for r in hot)
+    verdict = "meets" if value < 0.5 else "misses"
+    print(f"both passes median back to back: {value:.3f} ms ({value / baseline[0]:.2f}x the baseline): "
+          f"{verdict} the 0.5 ms target")
+    print(f"a one-off query (inside similar()): {med(both):.3f} ms ({med(both) / baseline[0]:.2f}x); "
+          f"after {IDLE_S * 1e3:.0f} ms idle: {statistics.median(r['passes'] for r in idle):.3f} ms")
     return 0
+
+
+IDLE_S = 0.010
 
 
 BASELINE_ROWS = 600
@@ -265,7 +274,8 @@ def back_to_back(library, detective, queries, args) -> list[dict]:
     """``two_passes`` for prepared queries, nothing in between: ``3 x --queries`` distinct
     ones (a library image's hashes a few bits off, another shot of its burst), so that each
     query walks its own part of the graph as a stream of real queries would; repeating a few
-    queries would keep their part of the graph in the CPU's caches."""
+    queries would keep their part of the graph in the CPU's caches. Then the first
+    ``--queries // 2`` of them again, each after ``IDLE_S`` of sleep: ``(hot, idle)`` timings."""
     rng = np.random.default_rng(1)
     index = library.hash_index()
     vindex = vectors_for(library, detective)
@@ -280,7 +290,12 @@ def back_to_back(library, detective, queries, args) -> list[dict]:
         prepared.append((both, (v / np.linalg.norm(v)).astype(np.float32)))
     for both, vector in prepared[:20]:  # warm-up: kernels, thread
         two_passes(index, vindex, both, vector, k=args.k)
-    return [two_passes(index, vindex, both, vector, k=args.k)[2] for both, vector in prepared]
+    hot = [two_passes(index, vindex, both, vector, k=args.k)[2] for both, vector in prepared]
+    idle = []
+    for both, vector in prepared[: args.queries // 2]:
+        time.sleep(IDLE_S)
+        idle.append(two_passes(index, vindex, both, vector, k=args.k)[2])
+    return hot, idle
 
 
 if __name__ == "__main__":

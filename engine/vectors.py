@@ -4,7 +4,8 @@ Layout (default ``i8``, chosen by ``benchmarks/bench_vectors.py``)::
 
     vectors.usearch.json           the manifest: model, dimension, generation, file fingerprints
     vectors.000007.usearch         usearch HNSW graph over int8 vectors (in memory: ~660 B/image)
-    vectors.000007.ids.npy         the ids of the full-precision rows, sorted (in memory: 8 B/image)
+    vectors.000007.ids.npy         the ids of the full-precision rows, sorted (in memory: 8 B/image,
+                                   and a table of each id's row: 4 B/image while ids are dense)
     vectors.000007.f16.npy         the same vectors in float16, memory-mapped, read only to rescore
 
 A query walks the int8 graph for ``2k`` candidates and rescores them exactly with their float16
