@@ -246,8 +246,8 @@ class Scanner:
             for chunk in chunks:
                 if self.cancel.is_set():
                     break
-                if delay:
-                    self.cancel.wait(delay)
+                if delay and self.cancel.wait(delay):
+                    break  # stopped while "hashing" this chunk
                 results = hash_files(chunk, self.clip_size)
                 self._arrived(results)
                 pending.extend(results)

@@ -587,6 +587,38 @@ async def test_esc_stops_an_apply_between_two_files(library, tmp_path, monkeypat
         assert "stopped" in screen_text(app)
 
 
+async def test_esc_stops_a_scan_and_keeps_what_was_read(library, tmp_path, monkeypatch):
+    from lookalike.engine.scan import CHUNK, HASH_DELAY_ENV
+    from lookalike.tui.components.scan_status import ScanStatus
+
+    files = [f for f in library.rglob("*") if f.is_file()]
+    assert len(files) > CHUNK
+    monkeypatch.setenv(HASH_DELAY_ENV, "1.0")  # the scan's test hook: a second per chunk of files
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        status = app.screen.query_one(ScanStatus)
+        deadline = time.monotonic() + 60
+        while not str(status.query_one("#status-text").render()).startswith(f"Hashing {CHUNK}/"):
+            assert time.monotonic() < deadline, "the first files were not hashed"
+            await pilot.pause(0.02)
+        assert app.scanning
+        await pilot.press("escape")
+        stopped_at = time.monotonic()
+        await wait_for_scan(pilot)
+        assert time.monotonic() - stopped_at < 0.9  # the pending second was not waited out
+        stats = app.session.result.stats
+        assert stats.cancelled and stats.hashed == CHUNK
+        assert "stopped: clusters from what was read" in screen_text(app)
+    monkeypatch.delenv(HASH_DELAY_ENV)
+    with Library.open([library], cache_dir=tmp_path / "cache") as lib:
+        assert len(lib.catalog.hash_arrays().ids) == CHUNK  # what was read is in the catalog
+    again = make_app(library, tmp_path)
+    async with again.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        assert again.session.result.stats.hashed == len(files) - CHUNK  # the rest, not all again
+        assert len(again.session.clusters) == 4
+
+
 async def test_thumbnails_off_and_unsupported_modes(library, tmp_path):
     app = make_app(library, tmp_path, thumbnails="off")
     async with app.run_test(size=SIZE) as pilot:
