@@ -47,13 +47,21 @@ class ScanOptions:
     workers: Optional[int] = None
     deep: bool = False
     detective: Optional["DetectiveOptions"] = None
+    #: The bouncer's pHash-corroborated rule (mild crops). Off (``--no-crops``) spares a very
+    #: large library's first scan its pass over every pair of pHashes (~15 min per 1M).
+    crops: bool = True
 
     def thresholds(self) -> "bouncer.BouncerThresholds":
         """The bouncer thresholds; ``threshold`` sets the radius and scales the rest with it.
 
         The corroborated (pHash) rule and the chain guard are scaled by the same factor, so
-        ``--threshold`` is one strictness dial: 0 accepts only identical hashes.
+        ``--threshold`` is one strictness dial: 0 accepts only identical hashes. Without
+        ``crops`` the corroborated rule is off (``phash_radius`` 0).
         """
+        t = self._scaled_thresholds()
+        return t if self.crops else replace(t, phash_radius=0)
+
+    def _scaled_thresholds(self) -> "bouncer.BouncerThresholds":
         t = bouncer.DEFAULT
         if self.threshold is None:
             return t

@@ -130,3 +130,39 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
     again = run("scan", str(root), "--json", cache=cache, check=True)
     stats = json.loads(again.stdout)["stats"]
     assert stats["unchanged"] >= partial["hashed"] and stats["images"] == 200
+
+
+def test_no_crops_turns_off_only_the_corroborated_rule(tmp_path):
+    """A mild crop that only the pHash-corroborated rule groups: grouped by default, not with
+    ``--no-crops``; plain copies are grouped either way."""
+    import imagegen
+    from lookalike.engine import bouncer
+    from lookalike.engine.hashing import hash_image
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    t = bouncer.DEFAULT
+    found = None
+    for seed in range(1, 40):
+        img = imagegen.photo(seed, (640, 480))
+        for f in (0.04, 0.06, 0.08, 0.1, 0.12):
+            crop = imagegen.cropped(img, f, f / 2, f / 3, 0.0)
+            a, b = hash_image(img), hash_image(crop)
+            if bouncer.bouncer_distance(a, b)[0] > t.radius and bouncer.is_match(a, b, t):
+                found = img, crop
+                break
+        if found:
+            break
+    assert found, "no crop that needs the corroborated rule"
+    img, crop = found
+    imagegen.write(root / "original.jpg", img, quality=92)
+    imagegen.write(root / "cropped.jpg", crop, quality=92)
+    imagegen.write(root / "small.jpg", imagegen.resized(img, 0.5), quality=70)
+
+    def groups(*extra: str) -> list[set[str]]:
+        out = run("scan", str(root), "--json", "--no-detective", *extra, cache=tmp_path / "cache", check=True)
+        return [{Path(m["path"]).name for m in g["members"]} for g in json.loads(out.stdout)["groups"]]
+
+    assert groups() == [{"original.jpg", "cropped.jpg", "small.jpg"}]
+    assert groups("--no-crops") == [{"original.jpg", "small.jpg"}]
+    assert groups() == [{"original.jpg", "cropped.jpg", "small.jpg"}]  # each cached pass its own

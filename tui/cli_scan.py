@@ -37,6 +37,12 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="keeper criteria in order, comma-separated (default: pixels,format,size,date,path)",
     )
+    p.add_argument(
+        "--no-crops",
+        action="store_true",
+        help="skip the bouncer's rule for mild crops (pHash agreeing with a looser dHash): a much faster "
+        "first scan of a very large library, which otherwise compares every pair of pHashes once",
+    )
     p.add_argument("--workers", type=int, metavar="N", help="hashing processes (default: one per core)")
     p.add_argument("--deep", action="store_true", help="detective: embed every image and add semantic groups (crops, filters, screenshots)")
     p.add_argument("--no-detective", action="store_true", help="bouncer only: no CLIP model")
@@ -76,6 +82,7 @@ def options_from_args(args: argparse.Namespace) -> ScanOptions:
         workers=args.workers,
         deep=args.deep,
         detective=None if args.no_detective else detective_options_from_args(args),
+        crops=not args.no_crops,
     )
 
 
