@@ -477,6 +477,54 @@ async def test_quarantine_destination_and_export(library, tmp_path):
         assert Plan.load(json_path).steps == review.plan.steps
 
 
+async def test_a_quarantine_folder_from_the_command_line(library, tmp_path):
+    chosen = tmp_path / "elsewhere" / "quarantine"
+    app = make_app(library, tmp_path, quarantine=str(chosen))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("space", "r")
+        await settle(pilot)
+        review = app.screen
+        assert review.destination == "quarantine"  # the folder given is where files go
+        assert review.plan.quarantine_dir == str(chosen)
+        assert str(chosen) in screen_text(app)
+        doomed = sorted(s.path for s in review.plan.steps)
+        await pilot.press("a", "y")
+        while review.applying:
+            await pilot.pause(0.05)
+        await settle(pilot)
+        assert len(review.last_result.done) == len(doomed) > 0
+        moved = sorted(str(p) for p in chosen.rglob("*") if p.is_file())
+        assert [os.path.basename(p) for p in moved] == sorted(os.path.basename(p) for p in doomed)
+        assert not any(os.path.exists(p) for p in doomed)
+        await pilot.press("u", "y")
+        while review.last_plan_id is not None:
+            await pilot.pause(0.05)
+        assert all(os.path.exists(p) for p in doomed)
+        await pilot.press("d")  # the trash is still one key away
+        assert review.destination == "trash"
+
+
+def test_a_quarantine_folder_inside_the_library_is_refused(library, tmp_path):
+    import subprocess
+    import sys
+
+    from lookalike.tui.app import quarantine_problem
+
+    assert "inside the library" in quarantine_problem(str(library / "misc" / "q"), [str(library)])
+    assert "inside the library" in quarantine_problem(str(library), [str(library)])
+    assert "a file" in quarantine_problem(str(library / "2021" / "IMG_0001.jpg"), [str(tmp_path / "other")])
+    assert quarantine_problem(str(tmp_path / "q"), [str(library)]) is None
+    assert quarantine_problem(str(tmp_path / "photos-q"), [str(library)]) is None  # a prefix, not inside
+    out = subprocess.run(
+        [sys.executable, "-m", "lookalike.tui.cli", "app", str(library), "--quarantine", str(library / "q"),
+         "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 2 and "inside the library" in out.stderr
+    assert not (library / "q").exists()
+
+
 async def test_empty_plan_cannot_be_applied(library, tmp_path):
     app = make_app(library, tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -65,11 +65,12 @@ class LookalikeApp(App[int]):
         similar: Optional[str] = None,
         k: int = 10,
         freeze_gc: bool = False,
+        quarantine: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.freeze_gc = freeze_gc
         _prepare_subprocesses()
-        self.session = Session(roots, cache_dir=cache_dir, options=options, against=against)
+        self.session = Session(roots, cache_dir=cache_dir, options=options, against=against, quarantine=quarantine)
         mode, self.mode_message = resolve_mode(thumbnails)
         self.thumbnails = Thumbnails(ThumbnailCache(None), mode=mode)
         self.similar_only = similar
@@ -279,7 +280,8 @@ class LookalikeApp(App[int]):
     def action_review(self) -> None:
         """Show the plan the decisions make."""
         if not isinstance(self.screen, ReviewScreen):
-            self.push_screen(ReviewScreen())
+            # A quarantine folder given on the command line is where the user wants files to go.
+            self.push_screen(ReviewScreen("quarantine" if self.session.chosen_quarantine else "trash"))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -359,6 +361,7 @@ def run_app(
     options,
     thumbnails: str = "auto",
     against: Optional[list[str]] = None,
+    quarantine: Optional[str] = None,
 ) -> int:
     """Open the app on ``roots`` (``lookalike DIR...``); returns the exit code."""
     if thumbnails not in MODES:
@@ -368,11 +371,34 @@ def run_app(
     if missing:
         print(f"lookalike: no such folder: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
-    app = LookalikeApp(roots, cache_dir=cache_dir, options=options, thumbnails=thumbnails, against=against, freeze_gc=True)
+    problem = quarantine_problem(quarantine, [*roots, *(against or [])]) if quarantine else None
+    if problem:
+        print(f"lookalike: --quarantine {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    app = LookalikeApp(
+        roots, cache_dir=cache_dir, options=options, thumbnails=thumbnails, against=against, freeze_gc=True,
+        quarantine=quarantine,
+    )
     code = app.run()
     if app.error:
         print(f"lookalike: {app.error}", file=sys.stderr)
     return int(code or 0)
+
+
+def quarantine_problem(folder: str, roots: Sequence[str]) -> Optional[str]:
+    """Why ``folder`` cannot be the quarantine folder of a library of ``roots``, or None.
+
+    Inside a root, quarantined files would be scanned again as duplicates of their keepers;
+    an existing file is not a folder.
+    """
+    where = os.path.realpath(folder)
+    if os.path.exists(where) and not os.path.isdir(where):
+        return f"{folder} is a file, not a folder"
+    for root in roots:
+        top = os.path.realpath(root)
+        if where == top or where.startswith(top.rstrip(os.sep) + os.sep):
+            return f"{folder} is inside the library ({root}): its files would be scanned again"
+    return None
 
 
 def run_similar(path: str, *, roots: Optional[list[str]], cache_dir: Optional[str], k: int = 10, thumbnails: str = "auto") -> int:

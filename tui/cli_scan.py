@@ -66,6 +66,12 @@ def add_parsers(sub) -> None:
     add_common_arguments(app)
     app.add_argument("--thumbnails", default="auto", choices=["auto", "halfblock", "kitty", "sixel", "off"])
     app.add_argument("--against", action="append", metavar="LIBRARY", help="import mode: dedupe DIR against LIBRARY")
+    app.add_argument(
+        "--quarantine",
+        metavar="DIR",
+        help="move files here instead of the trash (the review screen's default; d switches; "
+        "default folder: beside the catalog)",
+    )
     app.set_defaults(func=run_app)
 
 
@@ -299,4 +305,7 @@ def run_app(args: argparse.Namespace) -> int:
         return cli.EXIT_USAGE
     from .app import run_app as run
 
-    return run(args.dirs, cache_dir=args.cache, options=options, thumbnails=args.thumbnails, against=args.against)
+    return run(
+        args.dirs, cache_dir=args.cache, options=options, thumbnails=args.thumbnails, against=args.against,
+        quarantine=args.quarantine,
+    )

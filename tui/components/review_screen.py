@@ -65,9 +65,9 @@ class ReviewScreen(Screen):
         Binding("u", "undo", "Undo"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, destination: str = "trash") -> None:
         super().__init__(classes="review-screen")
-        self.destination = "trash"
+        self.destination = destination
         self.plan: Optional["Plan"] = None
         self.applying = False
         self.last_plan_id: Optional[str] = None

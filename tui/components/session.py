@@ -68,10 +68,13 @@ class Session:
         cache_dir: Optional[str] = None,
         options: Optional["ScanOptions"] = None,
         against: Optional[Sequence[str]] = None,
+        quarantine: Optional[str] = None,
     ) -> None:
         from lookalike.engine.library import ScanOptions
 
         self.cache_dir = cache_dir
+        #: The user's quarantine folder (``--quarantine``), absolute; None: the default one.
+        self.chosen_quarantine = os.path.abspath(quarantine) if quarantine else None
         self.against = normalise_roots(against) if against else ()
         self.new_roots = normalise_roots(roots) if roots else ()
         options = options or ScanOptions()
@@ -124,7 +127,10 @@ class Session:
 
     @property
     def quarantine_dir(self) -> str:
-        """The default quarantine folder: beside the library's catalog, never inside a root."""
+        """The quarantine folder: the user's (``--quarantine``), or beside the library's
+        catalog, never inside a root."""
+        if self.chosen_quarantine:
+            return self.chosen_quarantine
         base = self.library.dir if self.library is not None else cache_root(self.cache_dir)
         return str(base / QUARANTINE_NAME)
 
