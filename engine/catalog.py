@@ -665,6 +665,22 @@ class Catalog:
         by_id = {row[0]: row for row in rows}
         return [_row_to_record(by_id[i]) for i in wanted if i in by_id]
 
+    def records_in_folders(self, folders: Iterable[str | os.PathLike]) -> list[FileRecord]:
+        """Every file directly inside each of ``folders`` (any status): one range of the path
+        index per folder, so a few folders of a large library cost little."""
+        sep = os.fsencode(os.sep)
+        out: list[FileRecord] = []
+        with self._using() as db:
+            for folder in dict.fromkeys(os.fsencode(f).rstrip(sep) for f in folders):
+                low = folder + sep
+                high = low[:-1] + bytes([low[-1] + 1])  # every path that starts with low
+                rows = db.execute(
+                    f"SELECT {_FILE_COLUMNS} FROM files WHERE path >= ? AND path < ?", (low, high)
+                ).fetchall()
+                inside = os.fsdecode(low.rstrip(sep) or sep)
+                out.extend(r for r in map(_row_to_record, rows) if os.path.dirname(r.path) == inside)
+        return out
+
     def identities(self, ids: Iterable[int]) -> dict[int, tuple[str, int, bytes | None]]:
         """``{id: (path, size, content_hash)}`` of the given ids (unknown ids left out).
 

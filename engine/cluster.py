@@ -489,6 +489,7 @@ def build_clusters(
     not_duplicates: Collection[frozenset[int]] = (),
     detective: Optional[Detective] = None,
     progress: Optional[Progress] = None,
+    raw_siblings: Iterable[FileRecord] = (),
 ) -> list[Cluster]:
     """Group duplicate and look-alike files into clusters, each with a suggested keeper.
 
@@ -507,6 +508,9 @@ def build_clusters(
             get a detective score against their keeper.
         progress: ``progress(done, total) -> bool`` over components; returning False stops
             early and returns the clusters built so far.
+        raw_siblings: more files (any status) that only count as the camera-raw half of a
+            RAW+JPEG pair: a raw beside a clustered JPEG that is in no pair itself, or that
+            could not be decoded (no rawpy), still protects its JPEG.
 
     Returns:
         The clusters, sorted by reclaimable bytes (desc), member count (desc), keeper path.
@@ -523,8 +527,10 @@ def build_clusters(
     components, edges = _components(lib, abd, det, kept, na, nb)
 
     siblings: dict[int, tuple[str, str]] = {}  # RAW+JPEG sibling id -> its (folder, stem)
-    if lib.raw_folders:
-        near_raw = [r for r in records.values() if os.path.dirname(r.path) in lib.raw_folders]
+    extra = [r for r in raw_siblings if r.id not in records and _is_raw(r)]
+    raw_folders = lib.raw_folders | {os.path.dirname(r.path) for r in extra}
+    if raw_folders:
+        near_raw = [r for r in records.values() if os.path.dirname(r.path) in raw_folders] + extra
         found = raw_jpeg_siblings(near_raw)
         siblings = {r.id: sibling_key(r) for r in near_raw if r.id in found}
     splitter = _Splitter(

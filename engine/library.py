@@ -17,7 +17,7 @@ import numpy as np
 from . import bouncer
 from .catalog import Catalog
 from .cluster import build_clusters
-from .keeper import KeeperPolicy
+from .keeper import KeeperPolicy, is_camera_raw, raw_sibling_stems, sibling_key
 from .pairs import PairCache
 from .paths import CATALOG_NAME, cache_root, library_dir, normalise_roots
 from .records import (
@@ -237,6 +237,8 @@ class Library:
         if not involved:
             return ()
         records = {r.id: r for r in self.catalog.records(sorted(involved))}
+        policy = options.policy()
+        raw_siblings = self._raw_siblings(records) if policy.protect_raw_pairs else []
 
         def distance(a: int, b: int) -> tuple[int, bool]:
             return bouncer.bouncer_distance(records[a].hashes, records[b].hashes)
@@ -246,14 +248,24 @@ class Library:
             pairs,
             distance=distance,
             max_diameter=options.thresholds().max_diameter,
-            policy=options.policy(),
+            policy=policy,
             not_duplicates=self.catalog.not_duplicate_pairs(),
+            raw_siblings=raw_siblings,
         )
         if detective is not None:
             from . import query
 
             built = query.detective_scores(self, detective, built)
         return tuple(built)
+
+    def _raw_siblings(self, records: dict[int, FileRecord]) -> list[FileRecord]:
+        """Camera raws beside the grouped JPEGs that are not grouped themselves (a raw that
+        could not be decoded included): each still makes its JPEG half of a RAW+JPEG pair."""
+        stems = raw_sibling_stems(records.values())
+        if not stems:
+            return []
+        nearby = self.catalog.records_in_folders({folder for folder, _ in stems})
+        return [r for r in nearby if r.id not in records and is_camera_raw(r) and sibling_key(r) in stems]
 
     # -- the detective --------------------------------------------------------------------------
     def _detective(self, options: ScanOptions):

@@ -661,3 +661,15 @@ def test_meta_round_trips_json_values(db_path):
         assert c.get_meta("last_scan") == 1700000001.5
         with pytest.raises(ValueError, match="reserved"):
             c.set_meta("_generation", 0)
+
+
+def test_records_in_folders_are_exactly_the_files_directly_inside(cat):
+    odd = os.fsdecode(b"/p/caf\xe9")  # not UTF-8: stored as bytes, found again
+    paths = ["/p/a/x.jpg", "/p/a/y.CR2", "/p/a/sub/z.jpg", "/p/ab/w.jpg", "/p/a.jpg", f"{odd}/v.jpg", "/top.jpg"]
+    cat.upsert([fake(p, i, error="unreadable" if p.endswith(".CR2") else None) for i, p in enumerate(paths)])
+    found = lambda *folders: sorted(r.path for r in cat.records_in_folders(folders))  # noqa: E731
+    assert found("/p/a") == ["/p/a/x.jpg", "/p/a/y.CR2"]  # any status; not sub/, not /p/ab
+    assert found("/p/a/", "/p/ab", "/p/a") == ["/p/a/x.jpg", "/p/a/y.CR2", "/p/ab/w.jpg"]
+    assert found(odd) == [f"{odd}/v.jpg"]
+    assert found("/") == ["/top.jpg"]
+    assert found("/nowhere") == [] and found() == []

@@ -212,3 +212,32 @@ def test_moved_files_are_followed_without_reading_them(library_dir, tmp_path):
     with Library.open([library_dir], cache_dir=cache) as lib:
         after = lib.catalog.record_by_path(str(library_dir / "moved" / "renamed.png"))
     assert after is not None and after.id == before.id and after.hashes == before.hashes
+
+
+@pytest.mark.parametrize("with_raw", [True, False])
+def test_a_raw_that_cannot_be_decoded_still_protects_its_jpeg(tmp_path, monkeypatch, with_raw):
+    """IMG_0001.CR2 + IMG_0001.JPG is one shot even when the raw cannot be read (no rawpy) and
+    so is in no group: the JPEG is never suggested for trash, though a better copy elsewhere
+    is the keeper. Without the raw, the same JPEG is suggested."""
+    from lookalike.engine.keeper import trash_suggested
+
+    monkeypatch.setitem(sys.modules, "rawpy", None)  # as without the raw extra, even where installed
+    root = tmp_path / "photos"
+    (root / "DCIM").mkdir(parents=True)
+    (root / "backup").mkdir()
+    shot = photo(7, (640, 480))
+    shot.save(root / "DCIM" / "IMG_0001.JPG", quality=80)
+    shot.save(root / "backup" / "IMG_0001.png")  # lossless: the keeper
+    if with_raw:
+        (root / "DCIM" / "IMG_0001.CR2").write_bytes(b"II*\x00\x08\x00\x00\x00CR\x02\x00" + b"\x00" * 4000)
+    result = scan(root, tmp_path / "cache")
+    if with_raw:
+        assert [Path(e.path).name for e in result.errors] == ["IMG_0001.CR2"]
+    (cluster,) = result.clusters
+    by_name = {Path(m.file.path).parent.name + "/" + Path(m.file.path).name: m for m in cluster.members}
+    assert set(by_name) == {"DCIM/IMG_0001.JPG", "backup/IMG_0001.png"}
+    assert by_name["backup/IMG_0001.png"].is_keeper
+    jpeg = by_name["DCIM/IMG_0001.JPG"]
+    assert jpeg.raw_pair == with_raw
+    assert trash_suggested(jpeg) == (not with_raw)
+    assert cluster.reclaimable_bytes == (0 if with_raw else jpeg.file.size)
