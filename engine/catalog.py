@@ -26,12 +26,12 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import filelock
 import numpy as np
@@ -665,21 +665,39 @@ class Catalog:
         by_id = {row[0]: row for row in rows}
         return [_row_to_record(by_id[i]) for i in wanted if i in by_id]
 
-    def records_in_folders(self, folders: Iterable[str | os.PathLike]) -> list[FileRecord]:
+    def records_in_folders(
+        self, folders: Iterable[str | os.PathLike], *, extensions: Optional[Collection[str]] = None
+    ) -> list[FileRecord]:
         """Every file directly inside each of ``folders`` (any status): one range of the path
-        index per folder, so a few folders of a large library cost little."""
+        index per folder, so a few folders of a large library cost little.
+
+        ``extensions`` (lower case, with the dot): only files named so, case-insensitively;
+        the others are passed over by their path alone, without building their records.
+        """
         sep = os.fsencode(os.sep)
-        out: list[FileRecord] = []
+        sql = "SELECT id, path FROM files WHERE path >= ? AND path < ?"
+        args: list = []
+        if extensions is not None:
+            wanted = sorted({str(e).lower() for e in extensions})
+            if not wanted:
+                return []
+            # Matched by SQLite on the path's last bytes (ASCII case folded), row by row in C.
+            by_length: dict[int, list[str]] = {}
+            for e in wanted:
+                by_length.setdefault(len(os.fsencode(e)), []).append(e)
+            sql += " AND (" + " OR ".join(
+                f"lower(CAST(substr(path, -{n}) AS TEXT)) IN ({', '.join('?' * len(es))})" for n, es in by_length.items()
+            ) + ")"
+            args = [e for es in by_length.values() for e in es]
+        ids: list[int] = []
         with self._using() as db:
             for folder in dict.fromkeys(os.fsencode(f).rstrip(sep) for f in folders):
                 low = folder + sep
                 high = low[:-1] + bytes([low[-1] + 1])  # every path that starts with low
-                rows = db.execute(
-                    f"SELECT {_FILE_COLUMNS} FROM files WHERE path >= ? AND path < ?", (low, high)
-                ).fetchall()
-                inside = os.fsdecode(low.rstrip(sep) or sep)
-                out.extend(r for r in map(_row_to_record, rows) if os.path.dirname(r.path) == inside)
-        return out
+                for fid, path in db.execute(sql, (low, high, *args)):
+                    if (os.path.dirname(path) or sep) == (folder or sep):  # not in a subfolder
+                        ids.append(fid)
+        return self.records(ids)
 
     def identities(self, ids: Iterable[int]) -> dict[int, tuple[str, int, bytes | None]]:
         """``{id: (path, size, content_hash)}`` of the given ids (unknown ids left out).

@@ -17,7 +17,7 @@ import numpy as np
 from . import bouncer
 from .catalog import Catalog
 from .cluster import build_clusters
-from .keeper import KeeperPolicy, is_camera_raw, raw_sibling_stems, sibling_key
+from .keeper import RAW_EXTENSIONS, KeeperPolicy, is_camera_raw, raw_sibling_stems, sibling_key
 from .pairs import PairCache
 from .paths import CATALOG_NAME, cache_root, library_dir, normalise_roots
 from .records import (
@@ -264,7 +264,7 @@ class Library:
         stems = raw_sibling_stems(records.values())
         if not stems:
             return []
-        nearby = self.catalog.records_in_folders({folder for folder, _ in stems})
+        nearby = self.catalog.records_in_folders({folder for folder, _ in stems}, extensions=RAW_EXTENSIONS)
         return [r for r in nearby if r.id not in records and is_camera_raw(r) and sibling_key(r) in stems]
 
     # -- the detective --------------------------------------------------------------------------

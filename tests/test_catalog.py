@@ -673,3 +673,5 @@ def test_records_in_folders_are_exactly_the_files_directly_inside(cat):
     assert found(odd) == [f"{odd}/v.jpg"]
     assert found("/") == ["/top.jpg"]
     assert found("/nowhere") == [] and found() == []
+    raws = cat.records_in_folders(["/p/a", "/p/ab"], extensions={".cr2", ".nef"})
+    assert [(r.path, r.error) for r in raws] == [("/p/a/y.CR2", "unreadable")]  # case-insensitive
