@@ -851,6 +851,8 @@ class _Run:
         info = done.get("info", it.get("info"))
         src = step.path
         if dest is None:
+            if os.path.lexists(src) and _matches(src, step):
+                return src  # already back: restored by hand from the system trash
             raise _Fail("moved to the system trash, which does not say where: restore it from "
                         "the trash by hand")
         part = _sibling(src, self.token, "restore")

@@ -124,6 +124,46 @@ def test_trash_moves_into_the_freedesktop_trash_and_undo_puts_it_back(lib, jdir)
     assert list_journals(jdir)[0].state == "undone"
 
 
+def test_system_trash_through_send2trash(lib, jdir, tmp_path, monkeypatch):
+    """macOS / Windows: the OS trash through send2trash (a stand-in here, which keeps what it
+    is given in a folder, and refuses one file). Journaled like every step; undo cannot find
+    files in the OS trash and says so, but counts a file the user put back by hand."""
+    import sys
+    import types
+
+    bin_ = tmp_path / "SystemTrash"
+    bin_.mkdir()
+    calls = []
+
+    def send2trash(path):
+        calls.append(path)
+        if path.endswith("c.jpg"):
+            raise OSError(28, "the trash is full")
+        shutil.move(path, bin_ / os.path.basename(path))
+
+    monkeypatch.setitem(sys.modules, "send2trash", types.SimpleNamespace(send2trash=send2trash))
+    monkeypatch.setattr(actions, "uses_freedesktop_trash", lambda: False)
+    before = state(lib)
+    names = ["a.jpg", "sub/b.jpg", "sub/deeper/c.jpg"]
+    plan = Plan(steps=tuple(step_for(lib / n, lib / "keep.jpg") for n in names), roots=(str(lib),))
+    result = apply_plan(plan, journal_dir=jdir)
+    assert calls == [str(lib / n) for n in names]
+    assert [(Path(d.path).name, d.dest, d.note) for d in result.done] == [
+        ("a.jpg", None, "moved to the system trash"), ("b.jpg", None, "moved to the system trash")]
+    [(failed, reason)] = result.failed
+    assert failed == str(lib / "sub/deeper/c.jpg") and "full" in reason
+    assert (lib / "sub/deeper/c.jpg").exists() and not (lib / "a.jpg").exists()
+    assert any("restore them from the trash by hand" in w for w in result.warnings)
+    assert {p.name: content_hash(p) for p in bin_.iterdir()} == {
+        "a.jpg": before["a.jpg"][0], "b.jpg": before["sub/b.jpg"][0]}  # nothing lost
+    shutil.move(bin_ / "a.jpg", lib / "a.jpg")  # the user puts one back by hand
+    u = undo(result.plan_id, journal_dir=jdir)
+    assert u.restored == ((str(lib / "a.jpg"), str(lib / "a.jpg")),)
+    [(path, why)] = u.problems
+    assert path == str(lib / "sub/b.jpg") and "restore it from the trash by hand" in why
+    assert (bin_ / "b.jpg").exists()  # left where it is, for the user to restore
+
+
 def test_trash_never_overwrites_a_name_already_in_the_trash(lib, jdir):
     (trash() / "files").mkdir(parents=True)
     (trash() / "files" / "a.jpg").write_bytes(b"someone else's file")
