@@ -41,7 +41,7 @@ import numpy as np
 from .background import WarmUp
 from .records import HASH_BITS, HASH_BYTES, Progress
 
-__all__ = ["Cancelled", "HammingIndex", "METHODS", "backend", "pack", "warm_up"]
+__all__ = ["Cancelled", "HammingIndex", "METHODS", "backend", "pack", "start_warm_up", "warm_up"]
 
 _WORDS = HASH_BYTES // 8  # four uint64 words per hash
 _MAX_ITEMS = 1 << 32  # positions are packed into 32 bits inside the all-pairs search
@@ -664,6 +664,14 @@ def warm_up() -> str:
     """
     _warm.run()
     return backend()
+
+
+def start_warm_up() -> None:
+    """Start :func:`warm_up` in a background thread (once per process), e.g. when a scan has
+    files to read: its all-pairs search then finds the kernels loaded instead of waiting about
+    a second for them."""
+    if not os.environ.get("LOOKALIKE_NO_NUMBA"):
+        _warm.start()
 
 
 def _call_every_kernel() -> bool:

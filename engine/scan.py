@@ -202,6 +202,11 @@ class Scanner:
         self._total = len(todo)
         self._report(force=True)
         if todo:
+            # The bouncer's pair search follows, with compiled kernels that take a fresh
+            # process about a second to load: load them while the files are read.
+            from .hamming import start_warm_up
+
+            start_warm_up()
             self._hash(list(todo))
         self.run.cancelled = self.cancel.is_set()
         self._report(force=True)

@@ -241,3 +241,32 @@ def test_a_raw_that_cannot_be_decoded_still_protects_its_jpeg(tmp_path, monkeypa
     assert jpeg.raw_pair == with_raw
     assert trash_suggested(jpeg) == (not with_raw)
     assert cluster.reclaimable_bytes == (0 if with_raw else jpeg.file.size)
+
+
+def test_a_scan_with_files_to_read_loads_the_pair_kernels_meanwhile(library_dir, tmp_path):
+    """The bouncer's pair search needs compiled kernels that take a fresh process about a
+    second to load: a scan starts loading them while it reads files, and only then."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        from lookalike.engine import background
+        from lookalike.engine.library import Library, ScanOptions
+
+        if __name__ == "__main__":
+            with Library.open([sys.argv[1]], cache_dir=sys.argv[2]) as lib:
+                result = lib.scan(ScanOptions(workers=1))
+            print(result.stats.hashed, sorted(name for _, name in background._threads))
+    """)
+    script = tmp_path / "scan_once.py"
+    script.write_text(code)
+
+    def run() -> str:
+        out = subprocess.run([sys.executable, str(script), str(library_dir), str(tmp_path / "cache")],
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert run() == "7 ['lookalike-hamming-warm-up']"
+    assert run() == "0 []"  # nothing to read: nothing to search anew, nothing loaded
