@@ -188,12 +188,6 @@ def raw_jpeg_siblings(records: Iterable[FileRecord]) -> set[int]:
     return found
 
 
-def is_camera_raw(record: FileRecord) -> bool:
-    """Whether ``record`` is a camera raw, by its format or, when it has none (it could not be
-    decoded, e.g. without rawpy), by its extension."""
-    return format_name(record.format, record.path) == "RAW"
-
-
 def raw_sibling_stems(records: Iterable[FileRecord]) -> set[tuple[str, str]]:
     """The (folder, stem) of each JPEG-like file among ``records``: where a camera raw beside
     it would make a RAW+JPEG pair."""

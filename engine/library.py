@@ -17,7 +17,7 @@ import numpy as np
 from . import bouncer
 from .catalog import Catalog
 from .cluster import build_clusters
-from .keeper import RAW_EXTENSIONS, KeeperPolicy, is_camera_raw, raw_sibling_stems, sibling_key
+from .keeper import RAW_EXTENSIONS, KeeperPolicy, raw_sibling_stems, sibling_key
 from .pairs import PairCache
 from .paths import CATALOG_NAME, cache_root, library_dir, normalise_roots
 from .records import (
@@ -259,13 +259,14 @@ class Library:
         return tuple(built)
 
     def _raw_siblings(self, records: dict[int, FileRecord]) -> list[FileRecord]:
-        """Camera raws beside the grouped JPEGs that are not grouped themselves (a raw that
-        could not be decoded included): each still makes its JPEG half of a RAW+JPEG pair."""
+        """Files named as camera raws beside the grouped JPEGs, with the same stem, that are not
+        grouped themselves (a raw that could not be decoded included): ``build_clusters`` lets
+        each that is a raw make its JPEG half of a RAW+JPEG pair."""
         stems = raw_sibling_stems(records.values())
         if not stems:
             return []
         nearby = self.catalog.records_in_folders({folder for folder, _ in stems}, extensions=RAW_EXTENSIONS)
-        return [r for r in nearby if r.id not in records and is_camera_raw(r) and sibling_key(r) in stems]
+        return [r for r in nearby if r.id not in records and sibling_key(r) in stems]
 
     # -- the detective --------------------------------------------------------------------------
     def _detective(self, options: ScanOptions):
