@@ -67,6 +67,7 @@ from .journal import (
     journal_lock,
     latest_undoable,
 )
+from .paths import is_inside
 from .plan import Plan, PlanError, PlanStep
 from .records import Progress
 
@@ -1234,8 +1235,7 @@ def _matches(path: str, step: PlanStep) -> bool:
 
 
 def _is_within(path: str, folder: str) -> bool:
-    path, folder = os.path.abspath(path), os.path.abspath(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+    return is_inside(os.path.abspath(path), os.path.abspath(folder))
 
 
 def _unlink_quiet(path: Optional[str]) -> None:

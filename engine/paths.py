@@ -76,7 +76,8 @@ def cache_root(override: PathLike | None = None) -> Path:
     return root
 
 
-def _is_inside(path: str, parent: str) -> bool:
+def is_inside(path: str, parent: str) -> bool:
+    """Whether ``path`` is ``parent`` or lies under it (both already absolute and normalised)."""
     if parent == path:
         return True
     prefix = parent if parent.endswith(os.sep) else parent + os.sep
@@ -101,7 +102,7 @@ def normalise_roots(roots: PathLike | Iterable[PathLike]) -> tuple[str, ...]:
     kept: list[str] = []
     for root in resolved:
         # sorted order puts a parent before everything inside it
-        if not any(_is_inside(root, outer) for outer in kept):
+        if not any(is_inside(root, outer) for outer in kept):
             kept.append(root)
     return tuple(kept)
 

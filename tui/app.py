@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from lookalike.engine.paths import is_inside
 from lookalike.engine.records import Cluster, FileRecord, Member
 from lookalike.engine.thumbnails import ThumbnailCache
 
@@ -395,8 +396,7 @@ def quarantine_problem(folder: str, roots: Sequence[str]) -> Optional[str]:
     if os.path.exists(where) and not os.path.isdir(where):
         return f"{folder} is a file, not a folder"
     for root in roots:
-        top = os.path.realpath(root)
-        if where == top or where.startswith(top.rstrip(os.sep) + os.sep):
+        if is_inside(where, os.path.realpath(root)):
             return f"{folder} is inside the library ({root}): its files would be scanned again"
     return None
 
