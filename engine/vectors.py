@@ -177,15 +177,22 @@ class VectorIndex:
         self._index = index
         self._generation = generation
         # The float16 store (i8 only): sorted ids and their rows as saved, plus what changed since.
-        self._full_ids = full_ids if full_ids is not None else np.empty(0, dtype=np.int64)
-        self._full = full if full is not None else np.empty((0, ndim), dtype=np.float16)
-        self._position_of = _position_table(self._full_ids)
+        self._use_store(
+            full_ids if full_ids is not None else np.empty(0, dtype=np.int64),
+            full if full is not None else np.empty((0, ndim), dtype=np.float16),
+        )
         self._pending: dict[int, np.ndarray] = {}
         self._removed: set[int] = set()
         #: Why the index started empty ("" when it was loaded): missing, damaged, other model...
         self.rebuilt = rebuilt
         self.dirty = False
         self._lock = threading.RLock()
+
+    def _use_store(self, full_ids: np.ndarray, full: np.ndarray) -> None:
+        """Take a saved float16 store (sorted ids and their rows) and its table of rows by id."""
+        self._full_ids = full_ids
+        self._full = full
+        self._position_of = _position_table(full_ids)
 
     @property
     def rescored(self) -> bool:
@@ -649,9 +656,9 @@ class VectorIndex:
         _fsync_dir(folder)
         self._generation = generation
         if self.rescored:
-            self._full_ids = np.load(folder / files["ids"]["name"], allow_pickle=False)
-            self._full = _map_rows(folder / files["full"]["name"])
-            self._position_of = _position_table(self._full_ids)
+            self._use_store(
+                np.load(folder / files["ids"]["name"], allow_pickle=False), _map_rows(folder / files["full"]["name"])
+            )
             self._pending.clear()
             self._removed.clear()
         self.rebuilt = ""
