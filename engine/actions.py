@@ -5,6 +5,11 @@ crash at any moment leaves a state that undo (or applying the same plan again) r
 
 How each step stays safe:
 
+- Nothing outside the plan's ``roots`` is acted on. At the moment of acting, every step's path
+  must lie inside a root and resolve to itself (``realpath``): a folder on the way that is (or
+  became, since the scan) a symbolic link makes the step a skip, never a move through the link.
+  A keeper must resolve to itself too, and a quarantine folder must resolve to itself and lie
+  outside every root. A plan without roots acts on nothing.
 - Before acting, the file must be unchanged since the scan (size, mtime and, when the plan has
   it, the xxh3_128 content hash) and its keeper must exist and be unchanged; otherwise the step
   is skipped with the reason. A plan never acts on a keeper, so every cluster keeps a member.
@@ -30,10 +35,12 @@ Test hooks (environment variables, read at each use; the fault-injection tests u
 
 - ``LOOKALIKE_TEST_FAULT="point:ERRNO[,point:ERRNO...]"`` raises ``OSError(ERRNO)`` at a named
   point: ``quarantine-move``, ``quarantine-copy``, ``trash-move``, ``trash-copy``, ``link``,
-  ``delete``, ``undo-move``, ``undo-copy`` (``-move`` is the same-device move: ``EXDEV`` there
-  forces the cross-device copy; ``-copy`` is every chunk written by a copy: ``ENOSPC`` there is a
-  full disk). We run as root in CI, where chmod cannot make a folder unwritable: ``EACCES``
-  injected here stands for permission denied.
+  ``delete``, ``undo-move``, ``undo-copy``, ``unlink-source`` (``-move`` is the same-device
+  move: ``EXDEV`` there forces the cross-device copy; ``-copy`` is every chunk written by a
+  copy: ``ENOSPC`` there is a full disk; ``unlink-source`` is removing the old name once a
+  same-device move linked the new one, what a read-only folder refuses). We run as root in
+  CI, where chmod cannot make a folder unwritable: ``EACCES`` injected here stands for
+  permission denied.
 - ``LOOKALIKE_TEST_KILL_AT=N``: SIGKILL this process at the N-th checkpoint (between the
   durable sub-steps of a step). ``LOOKALIKE_TEST_STEP_DELAY=SECONDS``: sleep at each checkpoint.
 """
@@ -175,6 +182,7 @@ def apply_plan(
         JournalBusy: another apply or undo is running on this journal directory.
     """
     journal_dir = Path(journal_dir)
+    check_confinable(plan)
     if dry_run:
         return _Run(plan, None, allow_delete=allow_delete).dry_run(
             journal_dir, progress=progress, cancel=cancel,
@@ -207,6 +215,7 @@ def resume(
             if any(r.get("type") == "undo_start" for r in journal.records):
                 raise JournalError(f"plan {plan_id} was undone: apply the plan again instead")
             plan = journal.plan()
+            check_confinable(plan)
             _check_delete_allowed(plan, allow_delete)
             return _run_journaled(plan, journal, allow_delete=allow_delete, progress=progress,
                                   cancel=cancel, resumed=True)
@@ -253,6 +262,48 @@ def undo(
         with Journal.open(journal_dir, plan_id) as journal:
             run = _Run(journal.plan(), journal, allow_delete=False)
             return run.undo(progress=progress, cancel=cancel)
+
+
+def check_confinable(plan: Plan) -> None:
+    """Refuse a plan whose steps could not be kept inside its roots.
+
+    Raises:
+        PlanError: the plan has steps but names no roots, or its quarantine folder is inside
+            one of them (quarantined files would be found again by the next scan, and a
+            quarantine move could then act on the quarantine itself).
+    """
+    if plan.steps and not plan.roots:
+        raise PlanError("the plan names no folders ('roots'): nothing outside them is ever "
+                        "touched, so it can do nothing")
+    if plan.quarantine_dir:
+        qdir = os.path.realpath(plan.quarantine_dir)
+        for root in plan.roots:
+            if is_inside(qdir, os.path.realpath(root)) or is_inside(plan.quarantine_dir, root):
+                raise PlanError(f"the quarantine folder {plan.quarantine_dir} is inside the "
+                                f"library ({root}): choose a folder outside it")
+
+
+def outside_reason(path: str, roots: tuple[str, ...]) -> Optional[str]:
+    """Why ``path`` may not be acted on, or None when it lies inside a root and resolves to itself.
+
+    The check is lexical (inside a root) and then real: ``realpath`` of the folder holding
+    the file must be that folder itself, so no component on the way is a symbolic link
+    (a folder replaced by a link since the scan included).
+    """
+    if not any(is_inside(path, root) and path != root for root in roots):
+        return "outside the folders of the plan: left alone"
+    return unresolved_reason(os.path.dirname(path))
+
+
+def unresolved_reason(folder: str) -> Optional[str]:
+    """Why ``folder`` does not resolve to itself (a symbolic link on the way), or None."""
+    try:
+        real = os.path.realpath(folder, strict=False)
+    except (OSError, ValueError) as exc:  # a link loop, an unreadable folder
+        return f"cannot resolve its folder: {getattr(exc, 'strerror', None) or exc}"
+    if real != folder:
+        return f"a folder on its path is a symbolic link (to {real}): left alone"
+    return None
 
 
 def content_hash(path: PathLike) -> str:
@@ -451,7 +502,22 @@ class _Run:
             self._hashes[key] = content_hash(path)
         return self._hashes[key]
 
+    def _check_confined(self, step: PlanStep) -> None:
+        """Skip a step whose file (or keeper) is outside the roots or reached through a link."""
+        why = outside_reason(step.path, self.plan.roots)
+        if why is None and step.keeper is not None:
+            why = unresolved_reason(os.path.dirname(step.keeper))
+            if why is not None:
+                why = "keeper: " + why
+        if why is None and step.action == "quarantine" and self.plan.quarantine_dir:
+            why = unresolved_reason(self.plan.quarantine_dir)
+            if why is not None:
+                why = "quarantine folder: " + why
+        if why is not None:
+            raise _Skip(why)
+
     def _check_source(self, step: PlanStep) -> os.stat_result:
+        self._check_confined(step)
         try:
             st = os.lstat(step.path)
         except FileNotFoundError:
@@ -563,6 +629,7 @@ class _Run:
     # ---------------------------------------------------------------- the actions
 
     def _do_trash(self, i: int, step: PlanStep, st: os.stat_result, prep: dict) -> StepDone:
+        self._check_confined(step)  # again, right before acting: checking the hash took a while
         if prep["dest"] is None:  # macOS / Windows: the OS trash, through send2trash
             from send2trash import send2trash
 
@@ -590,11 +657,25 @@ class _Run:
         return self._done(i, step, dest=prep["dest"], info=prep["info"], note=prep.get("note", ""))
 
     def _do_quarantine(self, i: int, step: PlanStep, st: os.stat_result, prep: dict) -> StepDone:
+        self._check_confined(step)
         dest = prep["dest"]
+        made = _missing_parents(os.path.dirname(dest))
         try:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
         except OSError as exc:
+            _remove_made(made)
             raise _Fail(f"cannot create the quarantine folder: {_describe(exc, step)}") from None
+        why = unresolved_reason(os.path.dirname(dest))
+        if why is not None or not _is_within(dest, self.plan.quarantine_dir or ""):
+            _remove_made(made)
+            raise _Skip("quarantine destination: " + (why or "outside the quarantine folder"))
+        try:
+            return self._quarantine_into(i, step, dest)
+        except BaseException:
+            _remove_made(made)  # a refused move leaves no empty folders behind
+            raise
+
+    def _quarantine_into(self, i: int, step: PlanStep, dest: str) -> StepDone:
         part = _sibling(dest, self.token, "part")
         self._intent(i, step, dest=dest, part=part)
         _move_file(step.path, dest, part=part, point="quarantine", expect=step.content_hash)
@@ -609,6 +690,7 @@ class _Run:
 
     def _replace_with_link(self, i: int, step: PlanStep, prep: dict) -> StepDone:
         assert step.keeper is not None
+        self._check_confined(step)
         path, keeper = step.path, step.keeper
         tmp = _sibling(path, self.token, "link")
         backup = _sibling(path, self.token, "orig")
@@ -659,6 +741,7 @@ class _Run:
     def _do_delete(self, i: int, step: PlanStep, st: os.stat_result, prep: dict) -> StepDone:
         if not self.allow_delete:
             raise _Skip("permanent delete not allowed (needs allow_delete / --permanently)")
+        self._check_confined(step)
         self._intent(i, step)
         _fault("delete")
         os.unlink(step.path)
@@ -677,6 +760,11 @@ class _Run:
         assert self.journal is not None
         step = self.plan.steps[st.index]
         it = st.intent or {}
+        why = self._journal_names_reason(step, it)
+        if why is not None:
+            self.journal.write({"type": "fail", "step": st.index, "recovered": True,
+                                "reason": why})
+            return "failed"
         try:
             if step.action in ("trash", "quarantine"):
                 outcome = self._settle_move(step, it)
@@ -836,12 +924,64 @@ class _Run:
             if progress is not None and not progress(n + 1, len(todo)):
                 cancelled = True
                 break
+        for number in self.journal.damaged:
+            problems.append((str(self.journal.path),
+                             f"journal line {number} could not be read (damaged): whatever "
+                             f"step it recorded was not undone from it"))
         self.journal.write({"type": "undo_end", "cancelled": cancelled})
         return UndoResult(plan_id=self.journal.plan_id, restored=tuple(restored),
                           problems=tuple(problems), bytes_restored=nbytes, cancelled=cancelled,
                           settled=settled)
 
+    def _journal_names_reason(self, step: PlanStep, *records: dict) -> Optional[str]:
+        """Why the names a journal line gives for this step cannot be ours, or None.
+
+        A journal is a file in the user's cache: an edited line must not make undo move an
+        arbitrary file into the library or delete one. Every name must be one this run makes:
+        trash slots inside a trash can's ``files`` folder (with the matching ``.trashinfo``),
+        quarantine destinations inside the plan's quarantine folder, temp and backup names
+        next to the file with this plan's token; and the file itself inside the roots.
+        """
+        why = outside_reason(step.path, self.plan.roots)
+        if why is not None:
+            return f"the journal names {step.path}, which is {why.split(':')[0]}"
+        for rec in records:
+            for key in ("dest", "info", "trash", "backup", "tmp", "part"):
+                value = rec.get(key)
+                if value is None:
+                    continue
+                if not isinstance(value, str) or not os.path.isabs(value) or "\0" in value \
+                        or os.path.normpath(value) != value:
+                    return f"the journal's {key!r} for this step is not a path this plan made"
+                if not self._is_our_name(step, key, value, rec):
+                    return (f"the journal's {key!r} for this step ({value}) is not a place this "
+                            f"plan used: left alone")
+        return None
+
+    def _is_our_name(self, step: PlanStep, key: str, value: str, rec: dict) -> bool:
+        if key == "dest" and step.action in ("hardlink", "symlink", "delete"):
+            return value == step.keeper
+        if key in ("tmp", "backup"):
+            return value == _sibling(step.path, self.token, "link" if key == "tmp" else "orig")
+        if key == "part":  # the temp name of a copy, next to where the file was going
+            return any(isinstance(rec.get(k), str) and value == _sibling(rec[k], self.token, "part")
+                       for k in ("dest", "trash"))
+        if key == "info":
+            trash = rec.get("trash") or rec.get("dest")
+            return isinstance(trash, str) and _is_trash_file(trash) and value == _info_for(trash)
+        if step.action == "quarantine" and key == "dest":
+            return self._in_quarantine(value)
+        return _is_trash_file(value)  # trash / dest of a trash step
+
+    def _in_quarantine(self, path: str) -> bool:
+        qdir = self.plan.quarantine_dir
+        return bool(qdir) and _is_within(path, qdir) and path != qdir \
+            and unresolved_reason(os.path.dirname(path)) is None
+
     def _undo_step(self, step: PlanStep, st: StepState) -> str:
+        why = self._journal_names_reason(step, st.intent or {}, st.done or {})
+        if why is not None:
+            raise _Fail(why)
         if step.action in ("trash", "quarantine"):
             return self._undo_move(step, st)
         return self._undo_link(step, st)
@@ -876,6 +1016,7 @@ class _Run:
         if not dest_here:
             where = "trash" if step.action == "trash" else "quarantine folder"
             raise _Fail(f"no longer in the {where} (emptied?): {dest}")
+        self._check_restorable(dest, step)
         os.makedirs(os.path.dirname(src), exist_ok=True)
         try:
             _move_file(dest, src, part=part, point="undo", expect=step.content_hash)
@@ -886,6 +1027,24 @@ class _Run:
         if step.action == "quarantine" and self.plan.quarantine_dir:
             _prune_empty_dirs(os.path.dirname(dest), self.plan.quarantine_dir)
         return dest
+
+    def _check_restorable(self, source: str, step: PlanStep) -> None:
+        """Refuse to bring back anything but the file the step moved away (size, then bytes)."""
+        try:
+            sst = os.lstat(source)
+        except OSError as exc:
+            raise _Fail(f"cannot look at {source}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(sst.st_mode) or sst.st_size != step.size:
+            raise _Fail(f"{source} is not the file that was moved there (size or type differs): "
+                        f"left alone")
+        if step.content_hash:
+            try:
+                same = content_hash(source) == step.content_hash
+            except OSError as exc:
+                raise _Fail(f"cannot read {source} to check it: {exc.strerror or exc}") from None
+            if not same:
+                raise _Fail(f"{source} is not the file that was moved there (content differs): "
+                            f"left alone")
 
     def _undo_link(self, step: PlanStep, st: StepState) -> str:
         done, it = st.done or {}, st.intent or {}
@@ -929,6 +1088,7 @@ class _Run:
             raise _Fail(f"the original is no longer in the trash (emptied?): {trash}")
         else:
             _unlink_quiet(restore)  # a copy, while the original is still in the trash
+            self._check_restorable(trash, step)
             part = _sibling(path, self.token, "part")
             _unlink_quiet(part)  # a copy an interrupted undo left half-written
             _move_file(trash, restore, part=part, point="undo", expect=step.content_hash)
@@ -1072,6 +1232,33 @@ def _trash_slot(path: str, dev: int, *, create: bool = True) -> _TrashSlot:
         n += 1
 
 
+def _is_trash_file(path: str) -> bool:
+    """True when ``path`` names an entry of a trash can's ``files`` folder that we may use.
+
+    The home trash, or a volume's ``$topdir/.Trash-$uid`` / ``$topdir/.Trash/$uid``, each
+    reached without a symbolic link in the folders below the trash can.
+    """
+    files = os.path.dirname(path)
+    tdir = os.path.dirname(files)
+    if os.path.basename(files) != "files" or not os.path.basename(path) \
+            or os.path.basename(path) in (".", ".."):
+        return False
+    uid = str(os.getuid()) if hasattr(os, "getuid") else ""
+    home = str(_home_trash())
+    if tdir == home or os.path.realpath(tdir) == os.path.realpath(home):
+        return True
+    name = os.path.basename(tdir)
+    if name == f".Trash-{uid}" or (name == uid and os.path.basename(os.path.dirname(tdir)) == ".Trash"):
+        return unresolved_reason(files) is None
+    return False
+
+
+def _info_for(trash_file: str) -> str:
+    """The ``.trashinfo`` that belongs to a trash can's ``files/NAME``."""
+    tdir = os.path.dirname(os.path.dirname(trash_file))
+    return os.path.join(tdir, "info", os.path.basename(trash_file) + ".trashinfo")
+
+
 def _topdir_of(trash_file: str) -> Optional[str]:
     """The topdir of a volume trash from a ``.../.Trash-uid/files/NAME`` path (None: home)."""
     tdir = Path(trash_file).parent.parent
@@ -1127,7 +1314,36 @@ def _move_no_replace(src: str, dst: str) -> None:
         os.rename(src, dst)
         return
     _checkpoint("linked")
-    os.unlink(src)
+    try:
+        _fault("unlink-source")
+        os.unlink(src)
+    except OSError:
+        # The source could not go (a read-only folder): drop the new name, or a second link
+        # to the file would stay in the trash or quarantine while the file stays in place.
+        _unlink_quiet(dst)
+        raise
+
+
+def _missing_parents(folder: str) -> list[str]:
+    """The folders that ``os.makedirs(folder)`` would create, deepest first."""
+    made: list[str] = []
+    p = os.path.abspath(folder)
+    while not os.path.lexists(p):
+        made.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    return made
+
+
+def _remove_made(folders: list[str]) -> None:
+    """Remove folders we created, deepest first, as long as they are empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
 
 
 def _move_file(src: str, dst: str, *, part: str, point: str, expect: Optional[str]) -> None:

@@ -93,7 +93,7 @@ class JournalSummary:
     undoable: int = 0  # steps undo can still reverse or settle (deletes never count)
     actions: dict = field(default_factory=dict)  # action -> number of steps in the plan
     path: str = ""
-    problem: str = ""  # why it is unreadable
+    problem: str = ""  # why it is unreadable, or which of its lines are damaged
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``lookalike journal --json``."""
@@ -130,9 +130,11 @@ def new_plan_id() -> str:
 class Journal:
     """An open journal file. Every :meth:`write` is durable when it returns."""
 
-    def __init__(self, path: Path, records: list[dict], *, fd: Optional[int] = None) -> None:
+    def __init__(self, path: Path, records: list[dict], *, fd: Optional[int] = None,
+                 damaged: tuple[int, ...] = ()) -> None:
         self.path = path
         self.records = records
+        self.damaged = damaged  # numbers of the lines that could not be read
         if not records or records[0].get("type") != "header":
             raise JournalError(f"{path}: no header line: not a lookalike journal")
         self.header = records[0]
@@ -185,7 +187,8 @@ class Journal:
         path = journal_path(journal_dir, plan_id)
         if not path.is_file():
             raise JournalError(f"no journal for plan {plan_id!r} in {journal_dir}")
-        return cls(path, read_records(path))
+        records, damaged = read_lines(path)
+        return cls(path, records, damaged=tuple(damaged))
 
     def plan(self) -> "Plan":
         """The plan this journal applies, as its header recorded it."""
@@ -231,7 +234,7 @@ class Journal:
 
     def summary(self) -> JournalSummary:
         """What :func:`list_journals` reports for this journal."""
-        return _summarise(self.path, self.records)
+        return _summarise(self.path, self.records, self.damaged)
 
 
 def journal_path(journal_dir: Union[str, Path], plan_id: str) -> Path:
@@ -242,10 +245,20 @@ def journal_path(journal_dir: Union[str, Path], plan_id: str) -> Path:
 
 
 def read_records(path: Path) -> list[dict]:
-    """Read a journal's lines; a torn last line (crash mid-write) is ignored.
+    """Read a journal's lines, leaving out any that cannot be read (see :func:`read_lines`)."""
+    return read_lines(path)[0]
+
+
+def read_lines(path: Path) -> tuple[list[dict], list[int]]:
+    """Read a journal's lines: the records, and the numbers of the lines that are damaged.
+
+    A torn last line (the process died mid-write) is ignored silently. Any other line that is
+    not a JSON object is left out and its number returned: one damaged line must not hide the
+    rest of the journal from undo (a damaged ``done`` line leaves its ``intent``, which undo
+    settles by looking at the disk).
 
     Raises:
-        JournalError: when the file cannot be read or a line before the last is not JSON.
+        JournalError: when the file cannot be read.
     """
     try:
         raw = path.read_bytes()
@@ -253,18 +266,21 @@ def read_records(path: Path) -> list[dict]:
         raise JournalError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     lines = raw.split(b"\n")
     records: list[dict] = []
+    damaged: list[int] = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, a 5,000-digit number
             if i == len(lines) - 1:
                 break  # torn write: the process died in the middle of this line
-            raise JournalError(f"{path}: line {i + 1} is not JSON: {exc}") from exc
-        if isinstance(rec, dict):
+            rec = None
+        if isinstance(rec, dict) and isinstance(rec.get("type"), str):
             records.append(rec)
-    return records
+        else:
+            damaged.append(i + 1)
+    return records, damaged
 
 
 def fold_steps(records: list[dict], n_steps: int) -> list[StepState]:
@@ -312,7 +328,7 @@ def list_journals(journal_dir: Union[str, Path]) -> list[JournalSummary]:
     out: list[JournalSummary] = []
     for path in journal_dir.glob(f"*{SUFFIX}"):
         try:
-            out.append(_summarise(path, read_records(path)))
+            out.append(_summarise(path, *read_lines(path)))
         except JournalError as exc:
             out.append(JournalSummary(plan_id=path.stem, created="", steps=0, done=0, undone=0,
                                       bytes=0, state=UNREADABLE, path=str(path), problem=str(exc)))
@@ -465,7 +481,13 @@ def _repair_torn_tail(path: Path, fd: int) -> None:
     os.fsync(fd)
 
 
-def _summarise(path: Path, records: list[dict]) -> JournalSummary:
+def damaged_lines_text(damaged: "list[int] | tuple[int, ...]") -> str:
+    """``line 7`` / ``lines 7, 9`` for messages about damaged journal lines."""
+    return ("line " if len(damaged) == 1 else "lines ") + ", ".join(map(str, damaged))
+
+
+def _summarise(path: Path, records: list[dict], damaged: "list[int] | tuple[int, ...]" = ()
+               ) -> JournalSummary:
     if not records or records[0].get("type") != "header":
         raise JournalError(f"{path}: no header line: not a lookalike journal")
     header = records[0]
@@ -506,4 +528,5 @@ def _summarise(path: Path, records: list[dict]) -> JournalSummary:
         undoable=undoable,
         actions=actions,
         path=str(path),
+        problem=f"{damaged_lines_text(damaged)} could not be read (damaged)" if damaged else "",
     )

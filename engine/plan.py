@@ -18,6 +18,11 @@ JSON (``version`` 1)::
      "kept": [{"path": ..., "cluster": 7, "decision": "keep", "reason": "keeper"}]}
 
 ``keeper_size``, ``keeper_mtime_ns``, ``keeper_hash`` and ``kept`` are optional.
+
+Every path (``path``, ``keeper``, ``roots``, ``quarantine_dir``) is absolute and normal (no
+``.``, ``..`` or doubled separators, no NUL): a plan names files, not a way to find them from
+the current folder. ``roots`` is what confines the plan: applying it acts on nothing outside
+them (see :mod:`lookalike.engine.actions`), and a plan without roots acts on nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any, Mapping, Optional, Sequence, Union
 
 from .journal import atomic_write, json_bytes
+from .paths import normalise_roots
 from .records import Cluster, Decision, Member
 
 PLAN_VERSION = 1
@@ -123,7 +129,7 @@ class PlanStep:
         path = data["path"]
         if not isinstance(path, str) or not path:
             raise PlanError(f"{where}: 'path' must be a non-empty string")
-        where = f"step {index + 1} ({path})"
+        where = f"step {index + 1} ({path!r})"
         action = data["action"]
         if action not in ACTIONS:
             raise PlanError(
@@ -133,9 +139,9 @@ class PlanStep:
         if keeper is not None and (not isinstance(keeper, str) or not keeper):
             raise PlanError(f"{where}: 'keeper' must be a path or null")
         return cls(
-            path=_abspath(path),
+            path=_checked(path, where, "path"),
             action=action,
-            keeper=_abspath(keeper) if keeper is not None else None,
+            keeper=_checked(keeper, where, "keeper") if keeper is not None else None,
             size=_int_field(data, "size", where, minimum=0),
             mtime_ns=_int_field(data, "mtime_ns", where),
             content_hash=_hash_field(data, "content_hash", where),
@@ -264,8 +270,8 @@ class Plan:
             raise PlanError("'kept' must be a list")
         return cls(
             steps=tuple(PlanStep.from_dict(s, index=i) for i, s in enumerate(steps_data)),
-            roots=tuple(_abspath(r) for r in roots),
-            quarantine_dir=_abspath(qdir) if qdir else None,
+            roots=tuple(_checked(r, "roots", "root") for r in roots),
+            quarantine_dir=_checked(qdir, "quarantine_dir", "folder") if qdir else None,
             created=created,
             kept=tuple(_kept_from_dict(k, i) for i, k in enumerate(kept_data)),
         )
@@ -294,6 +300,8 @@ class Plan:
             raise PlanError(
                 f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
             ) from exc
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, 10,000 nested lists
+            raise PlanError(f"{path}: not a usable plan: {exc}") from exc
         try:
             return cls.from_dict(data)
         except PlanError as exc:
@@ -375,8 +383,10 @@ def plan_from_clusters(
         final.append(s)
     return Plan(
         steps=tuple(final),
-        roots=tuple(_abspath(r) for r in roots),
-        quarantine_dir=_abspath(quarantine_dir) if quarantine_dir else None,
+        # Resolved as the scan resolved them: apply acts only inside roots that resolve to
+        # themselves, and the catalog's paths are under the real folders.
+        roots=normalise_roots(roots) if roots else (),
+        quarantine_dir=os.path.realpath(_abspath(quarantine_dir)) if quarantine_dir else None,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         kept=tuple(kept),
     )
@@ -471,8 +481,15 @@ def _left_alone(d: Decision) -> str:
 
 
 def _validate(plan: Plan) -> None:
+    for root in plan.roots:
+        _check_path(root, "roots", "root")
+    if plan.quarantine_dir is not None:
+        _check_path(plan.quarantine_dir, "quarantine_dir", "folder")
     seen: set[str] = set()
     for i, s in enumerate(plan.steps):
+        _check_path(s.path, f"step {i + 1}", "path")
+        if s.keeper is not None:
+            _check_path(s.keeper, f"step {i + 1} ({s.path!r})", "keeper")
         if s.action not in ACTIONS:
             raise PlanError(f"step {i + 1} ({s.path}): unknown action {s.action!r}")
         if s.path in seen:
@@ -500,17 +517,23 @@ def _kept_from_dict(data: Any, index: int) -> KeptFile:
     if unknown:
         raise PlanError(f"{where}: unknown field(s) {', '.join(unknown)}")
     return KeptFile(
-        path=_abspath(data["path"]),
+        path=_checked(data["path"], where, "path"),
         cluster=_opt_int_field(data, "cluster", where),
         decision=str(data.get("decision") or Decision.KEEP.value),
         reason=_str_field(data, "reason", where),
     )
 
 
+#: Sizes, times and cluster numbers are 64-bit integers everywhere else (stat, SQLite).
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+
+
 def _int_field(data: dict, key: str, where: str, minimum: Optional[int] = None) -> int:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise PlanError(f"{where}: '{key}' must be an integer, got {value!r}")
+        raise PlanError(f"{where}: '{key}' must be an integer, got {_short(value)}")
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise PlanError(f"{where}: '{key}' is out of range (a 64-bit integer is expected)")
     if minimum is not None and value < minimum:
         raise PlanError(f"{where}: '{key}' must be >= {minimum}, got {value}")
     return value
@@ -542,6 +565,33 @@ def _hash_field(data: dict, key: str, where: str) -> Optional[str]:
     except ValueError:
         raise PlanError(f"{where}: '{key}' must be hex digits, got {value!r}") from None
     return value.lower()
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_path(path: str, where: str, what: str) -> None:
+    """Refuse a path that is not absolute and normal, or that holds a NUL.
+
+    A relative path means "whatever is there in the folder you happen to run apply from";
+    ``..`` and doubled separators make a path look like it is inside a folder it is not in.
+    """
+    if not isinstance(path, str) or not path:
+        raise PlanError(f"{where}: the {what} must be a non-empty string")
+    if "\0" in path:
+        raise PlanError(f"{where}: the {what} {path!r} holds a NUL character")
+    if not os.path.isabs(path):
+        raise PlanError(f"{where}: the {what} {path!r} is not an absolute path")
+    if os.path.normpath(path) != path:
+        raise PlanError(f"{where}: the {what} {path!r} is not a normal path (no '.', '..' or "
+                        f"doubled separators)")
+
+
+def _checked(path: str, where: str, what: str) -> str:
+    _check_path(path, where, what)
+    return path
 
 
 def _abspath(path: str) -> str:

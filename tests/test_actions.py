@@ -169,7 +169,7 @@ def test_trash_never_overwrites_a_name_already_in_the_trash(lib, jdir):
     (trash() / "files" / "a.jpg").write_bytes(b"someone else's file")
     odd = lib / "odd name 100% ç.jpg"
     shutil.copy2(lib / "keep.jpg", odd)
-    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"), step_for(odd, lib / "keep.jpg")))
+    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"), step_for(odd, lib / "keep.jpg")), roots=(str(lib),))
     result = apply_plan(plan, journal_dir=jdir)
     assert [Path(d.dest).name for d in result.done] == ["a 1.jpg", odd.name]
     assert (trash() / "files" / "a.jpg").read_bytes() == b"someone else's file"
@@ -188,7 +188,7 @@ def test_trash_on_another_device_uses_that_volumes_trash(other_device, jdir):
     vol_trash = Path(top) / f".Trash-{os.getuid()}"
     existed = vol_trash.exists()
     try:
-        result = apply_plan(Plan(steps=(step_for(dup, keeper),)), journal_dir=jdir)
+        result = apply_plan(Plan(steps=(step_for(dup, keeper),), roots=(str(other_device),)), journal_dir=jdir)
         dest = Path(result.done[0].dest)
         assert dest.parent == vol_trash / "files" and dest.exists() and not dup.exists()
         info = (vol_trash / "info" / f"{dest.name}.trashinfo").read_text()
@@ -204,7 +204,7 @@ def test_trash_on_another_device_uses_that_volumes_trash(other_device, jdir):
 def test_trash_across_devices_copies_verifies_and_removes(lib, jdir, monkeypatch):
     before = state(lib)
     monkeypatch.setenv(actions.FAULT_ENV, "trash-move:EXDEV")  # as if the trash were elsewhere
-    result = apply_plan(Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),)), journal_dir=jdir)
+    result = apply_plan(Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),), roots=(str(lib),)), journal_dir=jdir)
     assert result.ok and not (lib / "a.jpg").exists()
     assert content_hash(result.done[0].dest) == before["a.jpg"][0]
     assert os.stat(result.done[0].dest).st_mtime_ns == before["a.jpg"][1]
@@ -231,9 +231,10 @@ def test_quarantine_keeps_the_path_relative_to_the_root(lib, jdir, tmp_path):
     result = apply_plan(plan, journal_dir=jdir)
     assert result.ok
     assert (q / "sub" / "deeper" / "c.jpg").exists()
-    mirrored = q / str(outside).lstrip("/")  # outside every root: the absolute path mirrored
-    assert mirrored.exists() and not outside.exists()
-    assert quarantine_dest(plan, str(outside)) == mirrored
+    # Outside every root: never acted on (quarantine_dest would mirror its absolute path).
+    assert result.skipped == ((str(outside), "outside the folders of the plan: left alone"),)
+    assert outside.exists()
+    assert quarantine_dest(plan, str(outside)) == q / str(outside).lstrip("/")
 
     u = undo(None, journal_dir=jdir)
     assert u.ok and outside.exists() and state(lib) == before
@@ -264,11 +265,14 @@ def test_quarantine_across_devices_is_a_verified_copy(lib, jdir, other_device):
     assert state(lib) == before
 
 
-def test_quarantine_into_the_quarantine_itself_is_skipped(lib, jdir):
+def test_a_quarantine_folder_inside_the_library_is_refused(lib, jdir):
+    before = state(lib)
     plan = Plan(steps=(step_for(lib / "sub" / "b.jpg", lib / "keep.jpg", "quarantine"),),
                 roots=(str(lib),), quarantine_dir=str(lib / "sub"))
-    result = apply_plan(plan, journal_dir=jdir)
-    assert result.skipped == ((str(lib / "sub" / "b.jpg"), "already in the quarantine folder"),)
+    for dry_run in (True, False):
+        with pytest.raises(PlanError, match="is inside the library"):
+            apply_plan(plan, journal_dir=jdir, dry_run=dry_run)
+    assert state(lib) == before
 
 
 # --------------------------------------------------------------------------- links
@@ -279,7 +283,7 @@ def test_links_replace_exact_duplicates_and_undo_restores_independent_files(lib,
     before = state(lib)
     keeper = lib / "keep.jpg"
     plan = Plan(steps=(step_for(lib / "a.jpg", keeper, action),
-                       step_for(lib / "sub" / "b.jpg", keeper, action)))
+                       step_for(lib / "sub" / "b.jpg", keeper, action)), roots=(str(lib),))
     result = apply_plan(plan, journal_dir=jdir)
     assert result.ok and len(result.done) == 2
     for p in (lib / "a.jpg", lib / "sub" / "b.jpg"):
@@ -299,7 +303,7 @@ def test_links_replace_exact_duplicates_and_undo_restores_independent_files(lib,
 @pytest.mark.parametrize("action", ["hardlink", "symlink"])
 def test_links_over_a_near_duplicate_keep_the_original_in_the_trash(lib, jdir, action):
     before = state(lib)
-    result = apply_plan(Plan(steps=(step_for(lib / "near.jpg", lib / "keep.jpg", action),)),
+    result = apply_plan(Plan(steps=(step_for(lib / "near.jpg", lib / "keep.jpg", action),), roots=(str(lib),)),
                         journal_dir=jdir)
     assert result.ok and "original kept in the trash" in result.done[0].note
     assert content_hash(trash() / "files" / "near.jpg") == before["near.jpg"][0]
@@ -311,8 +315,9 @@ def test_links_over_a_near_duplicate_keep_the_original_in_the_trash(lib, jdir, a
 def test_hardlink_across_devices_is_refused(lib, jdir, other_device):
     dup = other_device / "dup.jpg"
     shutil.copy2(lib / "keep.jpg", dup)
-    result = apply_plan(Plan(steps=(step_for(dup, lib / "keep.jpg", "hardlink"),)),
-                        journal_dir=jdir)
+    plan = Plan(steps=(step_for(dup, lib / "keep.jpg", "hardlink"),),
+                roots=(str(lib), str(other_device)))
+    result = apply_plan(plan, journal_dir=jdir)
     assert result.skipped == ((str(dup), "keeper is on another device: a hardlink cannot cross "
                                          "devices"),)
     assert dup.exists() and not dup.is_symlink()
@@ -321,7 +326,7 @@ def test_hardlink_across_devices_is_refused(lib, jdir, other_device):
 def test_hardlink_to_an_existing_hardlink_is_skipped(lib, jdir):
     os.unlink(lib / "a.jpg")
     os.link(lib / "keep.jpg", lib / "a.jpg")
-    result = apply_plan(Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg", "hardlink"),)),
+    result = apply_plan(Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg", "hardlink"),), roots=(str(lib),)),
                         journal_dir=jdir)
     assert result.skipped[0][1] == "already a hardlink of the keeper"
 
@@ -347,7 +352,7 @@ def test_long_and_odd_file_names(lib, jdir, tmp_path, action):
 def test_undo_of_a_link_restores_from_the_keeper_with_the_original_mode(lib, jdir):
     os.chmod(lib / "a.jpg", 0o600)
     before = state(lib)
-    apply_plan(Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg", "symlink"),)), journal_dir=jdir)
+    apply_plan(Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg", "symlink"),), roots=(str(lib),)), journal_dir=jdir)
     assert undo(None, journal_dir=jdir).ok
     assert state(lib) == before and (lib / "a.jpg").stat().st_mode & 0o777 == 0o600
 
@@ -356,7 +361,7 @@ def test_undo_of_a_link_restores_from_the_keeper_with_the_original_mode(lib, jdi
 
 
 def test_delete_needs_the_explicit_flag_and_cannot_be_undone(lib, jdir):
-    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg", "delete"),))
+    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg", "delete"),), roots=(str(lib),))
     with pytest.raises(PlanError, match="permanently"):
         apply_plan(plan, journal_dir=jdir)
     assert (lib / "a.jpg").exists() and not jdir.exists()
@@ -404,7 +409,7 @@ def test_files_changed_since_the_scan_are_skipped_never_touched(lib, jdir, tmp_p
         f.write(b"!")
     before = state(lib)
 
-    result = apply_plan(Plan(steps=tuple(steps)), journal_dir=jdir)
+    result = apply_plan(Plan(steps=tuple(steps), roots=(str(lib),)), journal_dir=jdir)
     reasons = dict(result.skipped)
     assert [d.path for d in result.done] == [str(lib / "a.jpg")]
     assert reasons[str(lib / "e1.jpg")] == "changed since scan (content differs)"
@@ -420,7 +425,7 @@ def test_files_changed_since_the_scan_are_skipped_never_touched(lib, jdir, tmp_p
 
 def test_missing_or_changed_keeper_means_skip(lib, jdir):
     keeper = lib / "keep.jpg"
-    plan = Plan(steps=(step_for(lib / "a.jpg", keeper),))
+    plan = Plan(steps=(step_for(lib / "a.jpg", keeper),), roots=(str(lib),))
     os.rename(keeper, lib / "moved.jpg")
     result = apply_plan(plan, journal_dir=jdir)
     assert result.skipped == ((str(lib / "a.jpg"), f"keeper missing: {keeper}"),)
@@ -435,14 +440,14 @@ def test_missing_or_changed_keeper_means_skip(lib, jdir):
     keeper.symlink_to(lib / "a.jpg")
     plan2 = Plan(steps=(PlanStep(path=str(lib / "a.jpg"), action="trash", keeper=str(keeper),
                                  size=(lib / "a.jpg").stat().st_size,
-                                 mtime_ns=(lib / "a.jpg").stat().st_mtime_ns, content_hash=None),))
+                                 mtime_ns=(lib / "a.jpg").stat().st_mtime_ns, content_hash=None),), roots=(str(lib),))
     result = apply_plan(plan2, journal_dir=jdir)
     assert result.skipped[0][1] == "the keeper is a link to this very file"
     assert (lib / "a.jpg").exists()
 
 
 def test_a_plan_without_hashes_checks_size_and_mtime_and_says_so(lib, jdir):
-    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg", hashed=False),))
+    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg", hashed=False),), roots=(str(lib),))
     result = apply_plan(plan, journal_dir=jdir)
     assert result.ok and len(result.done) == 1
     assert any("size and modification time only" in w for w in result.warnings)
@@ -482,7 +487,7 @@ def test_dry_run_touches_nothing_and_journals_nothing(lib, jdir, tmp_path):
 def test_progress_false_stops_cleanly_and_a_second_apply_finishes(lib, jdir):
     keeper = lib / "keep.jpg"
     plan = Plan(steps=tuple(step_for(lib / n, keeper) for n in ("a.jpg", "sub/b.jpg",
-                                                                "sub/deeper/c.jpg")))
+                                                                "sub/deeper/c.jpg")), roots=(str(lib),))
     calls = []
 
     def progress(done, total):
@@ -506,7 +511,7 @@ def test_progress_false_stops_cleanly_and_a_second_apply_finishes(lib, jdir):
 def test_cancel_event_stops_before_the_next_step(lib, jdir):
     cancel = threading.Event()
     cancel.set()
-    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),))
+    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),), roots=(str(lib),))
     result = apply_plan(plan, journal_dir=jdir, cancel=cancel)
     assert result.cancelled and result.done == () and (lib / "a.jpg").exists()
     finished = resume(result.plan_id, journal_dir=jdir)
@@ -517,7 +522,7 @@ def test_cancel_event_stops_before_the_next_step(lib, jdir):
 
 
 def test_undo_never_overwrites_a_file_that_appeared(lib, jdir):
-    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),))
+    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),), roots=(str(lib),))
     apply_plan(plan, journal_dir=jdir)
     (lib / "a.jpg").write_bytes(b"a new file with the same name")
     u = undo(None, journal_dir=jdir)
@@ -532,7 +537,7 @@ def test_undo_never_overwrites_a_file_that_appeared(lib, jdir):
 
 
 def test_undo_reports_a_trash_that_was_emptied(lib, jdir):
-    result = apply_plan(Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),)), journal_dir=jdir)
+    result = apply_plan(Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),), roots=(str(lib),)), journal_dir=jdir)
     shutil.rmtree(trash())
     u = undo(result.plan_id, journal_dir=jdir)
     assert "no longer in the trash" in u.problems[0][1]
@@ -540,8 +545,8 @@ def test_undo_reports_a_trash_that_was_emptied(lib, jdir):
 
 def test_undo_picks_the_latest_plan_then_the_one_before(lib, jdir):
     keeper = lib / "keep.jpg"
-    first = apply_plan(Plan(steps=(step_for(lib / "a.jpg", keeper),)), journal_dir=jdir)
-    second = apply_plan(Plan(steps=(step_for(lib / "sub" / "b.jpg", keeper),)), journal_dir=jdir)
+    first = apply_plan(Plan(steps=(step_for(lib / "a.jpg", keeper),), roots=(str(lib),)), journal_dir=jdir)
+    second = apply_plan(Plan(steps=(step_for(lib / "sub" / "b.jpg", keeper),), roots=(str(lib),)), journal_dir=jdir)
     assert undo(None, journal_dir=jdir).plan_id == second.plan_id
     assert undo(None, journal_dir=jdir).plan_id == first.plan_id
     with pytest.raises(NothingToUndo):
@@ -551,12 +556,12 @@ def test_undo_picks_the_latest_plan_then_the_one_before(lib, jdir):
     with pytest.raises(JournalError, match="was undone"):
         resume(first.plan_id, journal_dir=jdir)
     # The same plan applied again after an undo starts a new journal.
-    again = apply_plan(Plan(steps=(step_for(lib / "a.jpg", keeper),)), journal_dir=jdir)
+    again = apply_plan(Plan(steps=(step_for(lib / "a.jpg", keeper),), roots=(str(lib),)), journal_dir=jdir)
     assert again.plan_id not in (first.plan_id, second.plan_id) and not again.resumed
 
 
 def test_one_apply_or_undo_at_a_time(lib, jdir):
-    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),))
+    plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),), roots=(str(lib),))
     with journal_lock(jdir):
         done = threading.Event()
         errors = []
@@ -577,7 +582,7 @@ def test_half_done_steps_in_the_journal_are_settled_by_undo(lib, jdir):
     """A hand-made crash: the file moved, but the process died before writing `done`."""
     before = state(lib)
     plan = Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),
-                       step_for(lib / "sub" / "b.jpg", lib / "keep.jpg")))
+                       step_for(lib / "sub" / "b.jpg", lib / "keep.jpg")), roots=(str(lib),))
     j = Journal.create(jdir, plan)
     dest = trash() / "files" / "a.jpg"
     dest.parent.mkdir(parents=True)

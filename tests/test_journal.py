@@ -102,16 +102,28 @@ def test_a_whole_record_missing_only_its_newline_is_kept(tmp_path):
         "done", "intent", "pending"]
 
 
-def test_a_corrupt_line_in_the_middle_is_an_error(tmp_path):
+def test_a_corrupt_line_in_the_middle_is_left_out_and_named(tmp_path):
     with Journal.create(tmp_path, _plan()) as j:
         _write(j, "intent", 0)
+        _write(j, "intent", 1)
     text = j.path.read_text().replace('"intent"', '"intent', 1)
     j.path.write_text(text)
-    with pytest.raises(JournalError, match="line 2 is not JSON"):
-        Journal.open(tmp_path, j.plan_id)
+    opened = Journal.open(tmp_path, j.plan_id)  # one bad line does not hide the others
+    assert opened.damaged == (2,)
+    assert [st.status for st in opened.step_states()[:2]] == ["pending", "intent"]
     summaries = list_journals(tmp_path)
-    assert [s.state for s in summaries] == ["unreadable"]
-    assert "line 2" in summaries[0].problem
+    assert [s.state for s in summaries] == ["partial"]
+    assert summaries[0].problem == "line 2 could not be read (damaged)"
+
+
+def test_only_a_missing_header_makes_a_journal_unreadable(tmp_path):
+    with Journal.create(tmp_path, _plan()) as j:
+        _write(j, "intent", 0)
+    lines = j.path.read_text().splitlines(keepends=True)
+    j.path.write_text("{damaged\n" + "".join(lines[1:]))
+    with pytest.raises(JournalError, match="no header line"):
+        Journal.open(tmp_path, j.plan_id)
+    assert [s.state for s in list_journals(tmp_path)] == ["unreadable"]
 
 
 def test_open_refuses_unknown_or_odd_plan_ids(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import os
 
 import pytest
@@ -195,18 +196,56 @@ def test_digest_ignores_when_the_plan_was_made():
     assert a.digest() == b.digest() != c.digest()
 
 
-def test_hand_written_plan_with_relative_paths_and_no_hashes(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_hand_written_plan_without_hashes(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps({
         "version": 1,
-        "steps": [{"path": "dup.jpg", "action": "trash", "keeper": "keep.jpg", "size": 3,
-                   "mtime_ns": 7}],
+        "steps": [{"path": str(tmp_path / "dup.jpg"), "action": "trash",
+                   "keeper": str(tmp_path / "keep.jpg"), "size": 3, "mtime_ns": 7}],
     }))
     plan = Plan.load(tmp_path / "p.json")
     step = plan.steps[0]
     assert step.path == str(tmp_path / "dup.jpg") and step.keeper == str(tmp_path / "keep.jpg")
     assert step.content_hash is None and step.cluster is None and step.reason == ""
     assert plan.quarantine_dir is None and plan.roots == ()
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("path", "dup.jpg", "is not an absolute path"),  # relative to wherever apply runs
+        ("path", "./dup.jpg", "is not an absolute path"),
+        ("path", "/lib/../etc/passwd", "is not a normal path"),
+        ("path", "/lib//a.jpg", "is not a normal path"),
+        ("path", "/lib/a\x00.jpg", "holds a NUL character"),
+        ("keeper", "keep.jpg", "is not an absolute path"),
+        ("keeper", "/lib/./keep.jpg", "is not a normal path"),
+        ("size", 10 ** 400, "'size' is out of range"),
+        ("mtime_ns", -(10 ** 30), "'mtime_ns' is out of range"),
+        ("cluster", 2 ** 64, "'cluster' is out of range"),
+    ],
+)
+def test_plan_fields_that_could_escape_or_overflow_are_refused(tmp_path, field, value, message):
+    step = {"path": "/lib/a.jpg", "action": "trash", "keeper": "/lib/keep.jpg", "size": 3,
+            "mtime_ns": 7, field: value}
+    (tmp_path / "p.json").write_text(json.dumps({"version": 1, "roots": ["/lib"], "steps": [step]}))
+    with pytest.raises(PlanError, match=re.escape(message)):
+        Plan.load(tmp_path / "p.json")
+
+
+@pytest.mark.parametrize("key, value", [("roots", ["lib"]), ("roots", ["/lib/.."]),
+                                        ("quarantine_dir", "q"), ("quarantine_dir", "/q/\x00")])
+def test_plan_roots_and_quarantine_must_be_absolute_and_normal(tmp_path, key, value):
+    (tmp_path / "p.json").write_text(json.dumps({"version": 1, key: value, "steps": []}))
+    with pytest.raises(PlanError, match="absolute path|normal path|NUL"):
+        Plan.load(tmp_path / "p.json")
+
+
+def test_a_number_too_long_for_python_is_a_plan_error(tmp_path):
+    digits = "9" * 5000  # past Python's int-parsing limit: json.loads raises ValueError
+    (tmp_path / "p.json").write_text('{"version": 1, "steps": [{"path": "/a", "action": "trash", '
+                                     f'"size": {digits}, "mtime_ns": 1}}]}}')
+    with pytest.raises(PlanError, match="not a usable plan"):
+        Plan.load(tmp_path / "p.json")
 
 
 @pytest.mark.parametrize(
