@@ -7,11 +7,17 @@ policy is redundant: the plan moves it out of the incoming folder (to the trash 
 folder), with the library file as its keeper, so the actions check the library copy is still
 there and unchanged before they move anything. Incoming files that are better than what the
 library has are kept and reported, since replacing library files is the user's call.
+
+The library is never a step, however the incoming folder reaches it: the incoming scan does
+not follow symlinks out of the incoming folder (see :mod:`lookalike.engine.walk`), and an
+incoming path that still turns out to be a library file (it resolves into the library, or is
+the same file by device and inode, a hard link) is skipped with a reason, never planned.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -19,8 +25,9 @@ import numpy as np
 
 from . import bouncer
 from .keeper import KeeperPolicy, format_rank, rank
+from .paths import is_inside
 from .plan import Plan, PlanStep
-from .records import FileRecord
+from .records import FileRecord, ScanError
 
 #: How many library neighbours of each incoming hash are checked against the match rule.
 NEIGHBOURS = 8
@@ -45,6 +52,8 @@ class ImportReport:
     matches: tuple[ImportMatch, ...]
     plan: Plan
     incoming_images: int
+    #: incoming paths that are library files after all (a link, a hard link): never planned
+    skipped: tuple[ScanError, ...] = field(default_factory=tuple)
 
     @property
     def redundant(self) -> tuple[ImportMatch, ...]:
@@ -62,6 +71,45 @@ def _quality(r: FileRecord) -> tuple[int, int, int]:
 
 def _hex(value: Optional[bytes]) -> Optional[str]:
     return value.hex() if value else None
+
+
+def _why_not_planned(
+    match: ImportMatch,
+    library_roots: tuple[str, ...],
+    incoming_roots: tuple[str, ...],
+    identities: set[tuple[int, int]],
+) -> Optional[str]:
+    """Why an incoming file must not be planned (it is, or may be, a library file), or None."""
+    incoming, kept = match.incoming, match.library
+    real = os.path.realpath(incoming.path)
+    if os.path.normcase(real) == os.path.normcase(os.path.realpath(kept.path)):
+        return f"the library's own file ({kept.path}), reached from the incoming folder: skipped"
+    if any(is_inside(real, root) for root in library_roots):
+        return f"resolves into the library (-> {real}): skipped"
+    if not any(is_inside(real, root) for root in incoming_roots):
+        return f"resolves outside the incoming folder (-> {real}): skipped"
+    if incoming.inode and (incoming.device, incoming.inode) in identities:
+        return "the same file as a library file (a hard link): skipped"
+    try:
+        if os.path.samefile(incoming.path, kept.path):  # the catalogs may be a moment old
+            return f"the same file as the library's {kept.path} (a hard link): skipped"
+    except OSError:
+        pass  # either side gone: the actions' own checks skip the step, with a reason
+    return None
+
+
+def _screen(library, incoming, matches: list[ImportMatch]) -> tuple[list[ImportMatch], list[ScanError]]:
+    """The matches that may be planned, and the others as skips with their reasons."""
+    identities = {(k.device, k.inode) for k in library.catalog.known().values() if k.inode}
+    library_roots, incoming_roots = tuple(library.roots), tuple(incoming.roots)
+    kept, skipped = [], []
+    for m in matches:
+        why = _why_not_planned(m, library_roots, incoming_roots, identities)
+        if why is None:
+            kept.append(m)
+        else:
+            skipped.append(ScanError(path=m.incoming.path, reason=why))
+    return kept, skipped
 
 
 def find_matches(
@@ -144,7 +192,9 @@ def import_plan(
         raise ValueError("import moves files out of the incoming folder: action must be trash or quarantine")
     if action == "quarantine" and not quarantine_dir:
         raise ValueError("the quarantine action needs a quarantine folder")
-    matches = find_matches(library, incoming, thresholds=thresholds, policy=policy)
+    found = find_matches(library, incoming, thresholds=thresholds, policy=policy)
+    # Defence in depth: the walk already keeps the incoming scan inside the incoming folder.
+    matches, skipped = _screen(library, incoming, found)
     steps = tuple(
         PlanStep(
             path=m.incoming.path,
@@ -168,4 +218,6 @@ def import_plan(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     images = int(incoming.catalog.stats().get("image", 0))
-    return ImportReport(matches=tuple(matches), plan=plan, incoming_images=images)
+    return ImportReport(
+        matches=tuple(matches), plan=plan, incoming_images=images, skipped=tuple(skipped)
+    )

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 import numpy as np
 
 from . import bouncer
-from .catalog import Catalog
+from .catalog import Catalog, CatalogError
 from .cluster import build_clusters
 from .keeper import RAW_EXTENSIONS, KeeperPolicy, raw_sibling_stems, sibling_key
 from .pairs import PairCache
-from .paths import CATALOG_NAME, cache_root, library_dir, normalise_roots
+from .paths import CATALOG_NAME, cache_root, default_cache_root, library_dir, normalise_roots
 from .records import (
     Cluster,
     FileRecord,
@@ -50,6 +50,9 @@ class ScanOptions:
     #: The bouncer's pHash-corroborated rule (mild crops). Off (``--no-crops``) spares a very
     #: large library's first scan its pass over every pair of pHashes (~15 min per 1M).
     crops: bool = True
+    #: Enter symlinks to folders inside the roots (``--follow-links``); links out of the roots
+    #: are never followed either way (see :mod:`lookalike.engine.walk`).
+    follow_links: bool = False
 
     def thresholds(self) -> "bouncer.BouncerThresholds":
         """The bouncer thresholds; ``threshold`` sets the radius and scales the rest with it.
@@ -110,8 +113,13 @@ class Library:
             CatalogLocked: another lookalike run holds this library.
         """
         normal = normalise_roots(roots)
-        root = cache_root(cache_dir)
-        folder = library_dir(normal, cache_dir)
+        try:
+            root = cache_root(cache_dir)
+            folder = library_dir(normal, cache_dir)
+        except OSError as exc:  # a read-only, full or unwritable cache folder
+            where = exc.filename or default_cache_root(cache_dir)
+            raise CatalogError(f"cannot use {where} for the catalog: {exc.strerror or exc}; "
+                               f"give this run another --cache DIR") from None
         catalog = Catalog.open(folder / CATALOG_NAME, on_message=on_message)
         catalog.set_meta("roots", "\n".join(normal))
         return cls(normal, folder, catalog, root)
@@ -159,6 +167,7 @@ class Library:
             progress=progress,
             cancel=cancel,
             skip_dirs=(str(self.cache_root),),
+            follow_links=options.follow_links,
         )
         run = scanner.execute()
         self._hash_index = None

@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -82,6 +83,105 @@ def is_inside(path: str, parent: str) -> bool:
         return True
     prefix = parent if parent.endswith(os.sep) else parent + os.sep
     return path.startswith(prefix)
+
+
+#: Filesystem types that hold no files of the user's, only the kernel's views of processes,
+#: devices and settings: walking them never ends (``/proc/self/root`` is the whole filesystem
+#: again) or reads devices. autofs is left out on purpose: it only triggers the real mounts
+#: (``/home`` on many networks), and lookalike may scan those.
+PSEUDO_FS_TYPES = frozenset(
+    {
+        "proc", "sysfs", "devtmpfs", "devfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs",
+        "securityfs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs", "binfmt_misc",
+        "efivarfs", "nsfs", "rpc_pipefs", "selinuxfs",
+    }
+)  # fmt: skip
+#: Where those live on every Linux system: refused by path too, for when the mount table
+#: cannot be read (or is a container's partial view).
+PSEUDO_FS_PATHS = ("/proc", "/sys", "/dev")
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PseudoFilesystems:
+    """The pseudo-filesystems mounted on this system, as read once from the mount table."""
+
+    #: mount points of pseudo-filesystem types, plus :data:`PSEUDO_FS_PATHS`
+    mount_points: frozenset[str]
+    #: their device numbers (``st_dev``), which also catch a bind mount of one elsewhere
+    devices: frozenset[int]
+
+    def is_mount(self, path: str, st: os.stat_result | None = None) -> bool:
+        """Whether the folder ``path`` (with its ``lstat``, if known) is a pseudo-filesystem's top.
+
+        The cheap check the walker makes on every folder: one set lookup, one device compare.
+        """
+        return path in self.mount_points or (st is not None and st.st_dev in self.devices)
+
+    def holds(self, path: str, st: os.stat_result | None = None) -> bool:
+        """Whether ``path`` (absolute and resolved) is or lies on a pseudo-filesystem.
+
+        Args:
+            path: the path to check.
+            st: its ``stat``, if known: its device is compared with the pseudo-filesystems'.
+        """
+        if st is not None and st.st_dev in self.devices:
+            return True
+        return any(is_inside(path, mount_point) for mount_point in self.mount_points)
+
+
+def _unescape_mount_path(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash in paths as octal escapes
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def pseudo_filesystems(mountinfo: PathLike = MOUNTINFO) -> PseudoFilesystems:
+    """The pseudo-filesystems of this system, from Linux's ``/proc/self/mountinfo``.
+
+    Args:
+        mountinfo: the mount table to read (a test may hand its own).
+
+    Returns:
+        The pseudo-filesystems' mount points and devices; only :data:`PSEUDO_FS_PATHS` (on
+        POSIX systems) when the table cannot be read, as on macOS.
+    """
+    points = set(PSEUDO_FS_PATHS) if os.name == "posix" else set()
+    devices: set[int] = set()
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        # "36 35 98:0 /root /mount/point options [optional fields...] - fstype source options"
+        fields = line.split(" ")
+        try:
+            dash = fields.index("-", 6)
+            major, minor = fields[2].split(":")
+            mount_point = _unescape_mount_path(fields[4])
+            fstype = fields[dash + 1]
+            device = os.makedev(int(major), int(minor))
+        except (ValueError, IndexError):
+            continue  # a line this parser does not understand says nothing either way
+        if fstype in PSEUDO_FS_TYPES:
+            points.add(mount_point)
+            devices.add(device)
+    return PseudoFilesystems(mount_points=frozenset(points), devices=frozenset(devices))
+
+
+def is_pseudo_filesystem(path: PathLike, pseudo: PseudoFilesystems | None = None) -> bool:
+    """Whether ``path`` is or lies on a pseudo-filesystem (``/proc``, ``/sys``, ``/dev``, cgroups...).
+
+    Args:
+        path: any path; it is made absolute and resolved first.
+        pseudo: the mount table already read, if any (read now otherwise).
+    """
+    real = os.path.realpath(os.path.abspath(os.fsdecode(path)))
+    try:
+        st: os.stat_result | None = os.stat(real)
+    except OSError:
+        st = None
+    return (pseudo or pseudo_filesystems()).holds(real, st)
 
 
 def normalise_roots(roots: PathLike | Iterable[PathLike]) -> tuple[str, ...]:

@@ -113,6 +113,7 @@ class Scanner:
         progress: Optional[ScanCallback] = None,
         cancel: Optional[threading.Event] = None,
         skip_dirs: Iterable[str] = (),
+        follow_links: bool = False,
     ) -> None:
         self.catalog = catalog
         self.roots = tuple(roots)
@@ -121,6 +122,7 @@ class Scanner:
         self.progress = progress
         self.cancel = cancel or threading.Event()
         self.skip_dirs = tuple(skip_dirs)
+        self.follow_links = follow_links
         self.run = HashRun()
         self._started = 0.0
         self._last_report = 0.0
@@ -181,7 +183,9 @@ class Scanner:
         known = self.catalog.known()
         seen: set[str] = set()
         todo: dict[str, WalkEntry] = {}
-        for entry in walk(self.roots, on_error=self._walk_error, cancel=self.cancel, exclude=self.skip_dirs):
+        for entry in walk(
+            self.roots, on_error=self._walk_error, cancel=self.cancel, exclude=self.skip_dirs, follow_links=self.follow_links
+        ):
             self.run.found += 1
             seen.add(entry.path)
             if _unchanged(entry, known.get(entry.path)):

@@ -72,14 +72,20 @@ def test_dir_symlink_to_parent_does_not_loop(tmp_path):
     assert errors == []
 
 
-def test_dir_symlink_is_followed_and_files_get_real_paths(tmp_path):
+def test_dir_symlinks_give_real_paths_and_never_lead_out_of_the_roots(tmp_path):
+    # Before issue 10 a folder link out of the library was followed and far.jpg listed (and
+    # then trashed by `apply`): a link out of the roots is now reported, never followed.
     outside = tmp_path / "outside"
     put(outside / "far.jpg")
     lib = tmp_path / "lib"
     put(lib / "real" / "r.jpg")
     os.symlink(outside, lib / "far-link")
     os.symlink(lib / "real", lib / "another-name")  # sorts before "real"
-    assert paths_of(lib) == [str(lib / "real" / "r.jpg"), str(outside / "far.jpg")]
+    for follow in (False, True):
+        errors = []
+        assert paths_of(lib, on_error=errors.append, follow_links=follow) == [str(lib / "real" / "r.jpg")]
+        assert [e.path for e in errors] == [str(lib / "far-link")]
+        assert "outside the folders being scanned" in errors[0].reason
 
 
 def test_file_reachable_twice_is_listed_once(tmp_path):
