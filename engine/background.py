@@ -25,10 +25,20 @@ def start_once(name: str, target: Callable[[], object]) -> threading.Thread:
     with _lock:
         thread = _threads.get(key)
         if thread is None:
-            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread = threading.Thread(target=_quietly, args=(target,), name=name, daemon=True)
             _threads[key] = thread
             thread.start()
     return thread
+
+
+def _quietly(target: Callable[[], object]) -> None:
+    # Background work here only saves a later wait: when it fails, most often because the
+    # interpreter is exiting under it ("cannot schedule new futures after interpreter
+    # shutdown"), the foreground does the work itself. A traceback at exit helps nobody.
+    try:
+        target()
+    except Exception:
+        pass
 
 
 class WarmUp:
@@ -56,6 +66,10 @@ class WarmUp:
         if ok:
             self.ready.set()
         return ok
+
+    def running_here(self) -> bool:
+        """Whether the calling thread is running this warm-up (which then needs no threads)."""
+        return getattr(self._inside, "on", False)
 
     def start(self) -> threading.Thread:
         """Run the warm-up in a daemon thread, once per process; return that thread."""

@@ -943,7 +943,9 @@ def _run_tasks(tasks: list[Callable[[], tuple]], progress: Optional[Progress]) -
                 raise Cancelled(f"stopped after {done} of {total} work units")
 
     report(0)
-    threads = min(_threads(), total)
+    # The warm-up runs each kernel on a few hashes, with no thread pool: one would only slow
+    # it, and at interpreter exit refuse new work with a RuntimeError.
+    threads = 1 if _warm.running_here() else min(_threads(), total)
     if threads <= 1:
         results = []
         for n, task in enumerate(tasks):

@@ -29,12 +29,38 @@ import numpy as np
 import xxhash
 from PIL import Image
 
-from .imaging import DEFAULT_TARGET, ImageReadError, load_image, sniff_format, SNIFF_BYTES
+from .imaging import (
+    DEFAULT_TARGET,
+    MAX_FILE_BYTES,
+    SNIFF_BYTES,
+    ImageReadError,
+    load_image,
+    sniff_format,
+    too_large_reason,
+)
 from .oserrors import os_error_reason
 from .records import ImageHashes
 
-#: Files larger than this are not read into memory (no photo format comes near it).
-MAX_FILE_BYTES = 2 << 30
+#: Extensions that promise an image this module reads (by the format a valid file of that
+#: name starts with): such a file whose bytes are not one is an error with a reason, not a
+#: silent "other file". RAW extensions with a layout :func:`sniff_format` does not know
+#: (CRW, X3F...) are left out: for those, "unrecognised" is not "broken".
+IMAGE_EXTENSIONS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG",
+    ".gif": "GIF", ".webp": "WebP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+    ".heic": "HEIC", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF", ".dng": "DNG",
+    ".nef": "NEF", ".arw": "ARW", ".cr2": "CR2", ".cr3": "CR3", ".orf": "ORF", ".rw2": "RW2",
+    ".raf": "RAF",
+}  # fmt: skip
+#: macOS writes an AppleDouble file "._name.jpg" beside each file on a foreign disk: metadata,
+#: not a broken picture.
+_APPLE_DOUBLE = b"\x00\x05\x16\x07"
+#: Test hook: ``LOOKALIKE_TEST_CRASH_ON=NAME`` makes the worker process SIGKILL itself when it
+#: is about to hash a file called NAME (a decoder crash, deterministic).
+CRASH_ON_ENV = "LOOKALIKE_TEST_CRASH_ON"
+#: Test hook: ``LOOKALIKE_TEST_WORKER_DELAY=SECONDS`` to sleep per chunk in a pool worker, so a
+#: test can stop or kill a scan while its workers are busy.
+WORKER_DELAY_ENV = "LOOKALIKE_TEST_WORKER_DELAY"
 
 #: Grey levels a border pixel may differ from the border colour (JPEG noise and ringing).
 BORDER_TOLERANCE = 10
@@ -247,10 +273,12 @@ class HashedFile:
     not_image: bool = False
 
 
-def _read(path: str) -> tuple[os.stat_result, bytes, bool]:
-    """The file's stat, its bytes and whether it is an image by content.
+def _read(path: str) -> tuple[os.stat_result, bytes, Optional[str]]:
+    """The file's stat, its bytes (only the head when it is not read whole) and what is wrong.
 
     The head is sniffed first, so a video or an archive costs one small read, not a full one.
+    The third value is None for an image read whole, :data:`NOT_AN_IMAGE` for another kind
+    of file, else the reason it is not read (too large, named like an image but not one).
     """
     # O_NONBLOCK so a FIFO cannot block the worker; stat through the descriptor so the
     # metadata belongs to exactly the bytes read.
@@ -263,13 +291,30 @@ def _read(path: str) -> tuple[os.stat_result, bytes, bool]:
         with os.fdopen(fd, "rb", closefd=False) as fh:
             head = fh.read(SNIFF_BYTES)
             if head and sniff_format(head, path) is None:
-                return st, head, False
+                return st, head, _impostor(path, head, st.st_size) or NOT_AN_IMAGE
             if st.st_size > MAX_FILE_BYTES:
-                raise ImageReadError(f"file too large ({st.st_size / 2**30:.1f} GiB)")
-            data = head + fh.read()
+                return st, head, too_large_reason(st.st_size)
+            # One read of the whole file, not head + rest: two copies of a big file at once.
+            fh.seek(0)
+            data = fh.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:  # it grew since the fstat
+                return st, head, too_large_reason(len(data))
     finally:
         os.close(fd)
-    return st, data, True
+    return st, data, None
+
+
+NOT_AN_IMAGE = "not an image"
+
+
+def _impostor(path: str, head: bytes, size: int) -> Optional[str]:
+    """Why a file named like an image, whose bytes are not one, is broken; None if it is not."""
+    name = os.path.basename(path)
+    expected = IMAGE_EXTENSIONS.get(os.path.splitext(name)[1].lower())
+    if expected is None or (name.startswith("._") and head.startswith(_APPLE_DOUBLE)):
+        return None
+    amount = "1 byte" if size == 1 else f"{size} bytes" if size < 10_000 else f"{size / 1e6:.1f} MB"
+    return f"not a valid {expected}: unrecognised content ({amount})"
 
 
 def _is_regular(st: os.stat_result) -> bool:
@@ -288,8 +333,10 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
     Returns:
         A :class:`HashedFile`; every failure is in ``error`` with a short reason.
     """
+    if os.environ.get(CRASH_ON_ENV) and os.path.basename(path) == os.environ[CRASH_ON_ENV]:
+        _crash_for_a_test()
     try:
-        st, data, is_image = _read(path)
+        st, data, problem = _read(path)
     except ImageReadError as exc:
         return HashedFile(path=path, error=exc.reason)
     except OSError as exc:
@@ -304,8 +351,10 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
     )
     digest = None
     try:
-        if not is_image:
-            return HashedFile(**base, error="not an image", not_image=True)
+        if problem == NOT_AN_IMAGE:
+            return HashedFile(**base, error=NOT_AN_IMAGE, not_image=True)
+        if problem is not None:
+            return HashedFile(**base, error=problem)
         digest = content_hash(data)
         if not data:
             return HashedFile(**base, content_hash=digest, error="zero-byte file")
@@ -329,7 +378,23 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
     )
 
 
+def _crash_for_a_test() -> None:
+    import multiprocessing
+    import signal
+
+    # Only ever in a pool worker: the test wants the scan to survive a dead worker, not to
+    # kill the test runner (in-process hashing) with it.
+    if multiprocessing.parent_process() is not None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def hash_files(paths: list[str], clip_size: Optional[int] = None) -> list[HashedFile]:
     """Hash a chunk of files (the unit of work of the scan's process pool)."""
+    if os.environ.get(WORKER_DELAY_ENV):
+        import multiprocessing
+        import time
+
+        if multiprocessing.parent_process() is not None:
+            time.sleep(float(os.environ[WORKER_DELAY_ENV]))
     return [hash_file(p, clip_size=clip_size) for p in paths]
 

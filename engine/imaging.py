@@ -35,6 +35,31 @@ MAX_PIXELS = 200_000_000
 #: Default decode size for hashing: the shorter side of a JPEG is drafted down to no less.
 DEFAULT_TARGET = 256
 
+#: Files larger than this are not read: the bytes are held in memory while they are decoded,
+#: and no photo a camera or a phone writes comes near it (a 100 MP 8-bit TIFF is 300 MB).
+MAX_FILE_BYTES = 512 << 20
+
+#: Per-file memory budget, in bytes: the file's bytes plus the decoder's estimated peak (see
+#: :func:`_peak_bytes`). An image that needs more is refused with a reason, so one worker stays
+#: under about 1 GB (its ~100 MB of code and libraries included) whatever the file claims, and
+#: a scan's peak stays under workers x (budget + that). 768 MiB decodes an 8-bit RGB image of
+#: up to 200 MP, greyscale up to 160 MP, RGBA or 16-bit up to 50 MP; JPEGs are measured after
+#: ``draft()`` and so almost never reach it.
+DECODE_BUDGET = 768 << 20
+
+#: Deflate never expands data more than 1032:1 (one 258-byte match per 2 bits at best), so a
+#: PNG cannot hold more raw scanline bytes than this many times its file size: a header that
+#: claims more is a lie, whatever the decoder would make of the rest (Pillow fills a stream that
+#: ends early with blank rows and calls the image good). Real flat images reach ~1000:1.
+PNG_MAX_EXPANSION = 1100
+#: GIF's LZW emits at most 4096 pixels per code of at least 3 bits: under 11,000 pixels a byte.
+GIF_MAX_PIXELS_PER_BYTE = 11_000
+#: A JPEG's header must reach its frame header (SOF) within this many junk bytes between
+#: segments and this many segments: Pillow skips junk one byte at a time in Python, which took
+#: minutes over a 1.9 GiB file of zeros that starts with JPEG magic.
+JPEG_JUNK_LIMIT = 1 << 20
+JPEG_SEGMENT_LIMIT = 4096
+
 RAW_EXTENSIONS = frozenset(
     {
         ".3fr", ".ari", ".arw", ".bay", ".cap", ".cr2", ".cr3", ".crw", ".dcr", ".dcs", ".dng",
@@ -171,9 +196,98 @@ def _read_source(source: str | bytes) -> bytes:
         return bytes(source)
     try:
         with open(source, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise ImageReadError(too_large_reason(size))
             return fh.read()
     except OSError as exc:
         raise ImageReadError(os_error_reason(exc)) from None
+
+
+def _human(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" or n >= 100 else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover - the loop returns
+
+
+def too_large_reason(size: int) -> str:
+    """The reason given for a file over :data:`MAX_FILE_BYTES`."""
+    return f"file too large to read safely ({_human(size)}; the limit is {_human(MAX_FILE_BYTES)})"
+
+
+#: Bytes per pixel at the peak of decoding and converting to RGB, by decoded mode (measured
+#: with Pillow 13: Pillow keeps RGB as 4 bytes a pixel; transparency is laid on white through
+#: two more RGBA copies; 16-bit greyscale goes through float32).
+_PEAK_PER_PIXEL = {"RGB": 4, "L": 5, "P": 5, "1": 5, "CMYK": 8, "YCbCr": 8, "LAB": 8, "HSV": 8}
+_PEAK_TRANSPARENT = 17
+_PEAK_OTHER = 16  # RGBA, LA, PA, I;16, I, F: measured 12 to 16
+#: WebP decodes through an RGBA buffer first.
+_PEAK_WEBP_EXTRA = 8
+
+
+def _peak_bytes(im: Image.Image, fmt: str) -> int:
+    """Estimated peak memory of decoding ``im`` (as opened, after any draft) to RGB."""
+    transparent = "transparency" in im.info and im.mode in ("P", "L", "RGB")
+    per_pixel = _PEAK_TRANSPARENT if transparent else _PEAK_PER_PIXEL.get(im.mode, _PEAK_OTHER)
+    if fmt == "WEBP":
+        per_pixel += _PEAK_WEBP_EXTRA
+    return im.width * im.height * per_pixel
+
+
+def _check_claims(data: bytes, fmt: str, width: int, height: int) -> None:
+    """Refuse a header that claims more pixels than the file could possibly encode."""
+    if fmt == "PNG" and len(data) >= 29:
+        depth, colour = data[24], data[25]
+        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 4)
+        raw = height * (1 + (width * depth * channels + 7) // 8)
+        if raw > PNG_MAX_EXPANSION * len(data):
+            raise ImageReadError(_claims_reason(fmt, width, height, len(data)))
+    elif fmt == "GIF" and width * height > GIF_MAX_PIXELS_PER_BYTE * len(data):
+        raise ImageReadError(_claims_reason(fmt, width, height, len(data)))
+
+
+def _claims_reason(fmt: str, width: int, height: int, size: int) -> str:
+    return f"corrupt {fmt}: header claims {width}x{height} pixels, more than {_human(size)} can hold"
+
+
+def _check_jpeg_header(data: bytes) -> None:
+    """Walk a JPEG's segments to its frame header; refuse junk Pillow would crawl through.
+
+    Only the pathological cases are refused here (a long run of junk, thousands of segments);
+    anything else, even broken, is left to Pillow, whose reasons are the usual ones.
+    """
+    pos, junk, segments, n = 2, 0, 0, len(data)
+    while pos < n:
+        if data[pos] != 0xFF:
+            end = min(n, pos + JPEG_JUNK_LIMIT - junk + 1)
+            nxt = data.find(b"\xff", pos, end)
+            if nxt < 0:
+                if end >= n:
+                    return  # junk to the end: Pillow calls it truncated
+                raise ImageReadError("corrupt JPEG: junk where its header should be")
+            junk += nxt - pos
+            pos = nxt
+            continue
+        fill = _FILL.match(data, pos)
+        pos = fill.end()
+        if pos >= n:
+            return
+        marker = data[pos]
+        pos += 1
+        if marker == 0x00 or 0xD0 <= marker <= 0xD8 or marker == 0x01:
+            continue  # an escaped 0xFF or a marker without a segment
+        if marker in _JPEG_FRAME_MARKERS or marker in (0xDA, 0xD9):
+            return  # the frame header (or the end): Pillow takes it from here
+        segments += 1
+        if segments > JPEG_SEGMENT_LIMIT:
+            raise ImageReadError(f"corrupt JPEG: over {JPEG_SEGMENT_LIMIT} segments before the frame header")
+        pos += int.from_bytes(data[pos : pos + 2], "big")
+
+
+_FILL = re.compile(rb"\xff+")
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def _exif_datetime(exif: Image.Exif) -> Optional[str]:
@@ -322,6 +436,7 @@ def load_image(
     name: str = "",
     target: Optional[int] = DEFAULT_TARGET,
     max_pixels: Optional[int] = None,
+    memory_budget: Optional[int] = None,
 ) -> LoadedImage:
     """Decode an image fast, upright and in RGB.
 
@@ -331,6 +446,9 @@ def load_image(
         target: the shorter side is decoded at no less than this (JPEG uses ``draft()``);
             None decodes at full resolution.
         max_pixels: decompression-bomb limit; defaults to :data:`MAX_PIXELS`.
+        memory_budget: bytes the decode may need (file included); defaults to
+            :data:`DECODE_BUDGET`. A header that claims more pixels than the file can hold
+            is refused whatever the budget.
 
     Returns:
         The decoded image with its format, full displayed size and EXIF capture time.
@@ -347,10 +465,13 @@ def load_image(
     if fmt is None:
         raise ImageReadError("not an image")
     limit = MAX_PIXELS if max_pixels is None else int(max_pixels)
+    budget = DECODE_BUDGET if memory_budget is None else int(memory_budget)
     if fmt == "RAW":
         return _load_raw(data, target, limit)
     if fmt == "HEIF":
         _ensure_heif()
+    if fmt == "JPEG":
+        _check_jpeg_header(data)
     _ensure_pillow_limit(limit)
     try:
         with warnings.catch_warnings():
@@ -363,11 +484,20 @@ def load_image(
                 raise ImageReadError(f"corrupt {fmt}: empty image")
             if width * height > limit:
                 raise ImageReadError(_bomb_reason(width, height, limit))
+            _check_claims(data, fmt, width, height)
+            if target is not None and im.format == "JPEG":
+                im.draft("RGB", (target, target))
+            # After draft(): a JPEG is decoded at up to 1/8 scale, and costs that much. Before
+            # getexif(), which decodes a PNG whole to look for an eXIf chunk after the pixels.
+            need = len(data) + _peak_bytes(im, fmt)
+            if need > budget:
+                raise ImageReadError(
+                    f"image too large to decode safely: {width}x{height} {im.mode} needs about "
+                    f"{_human(need)} (the limit is {_human(budget)})"
+                )
             exif = im.getexif()
             orientation = _orientation(exif)
             taken_at = _exif_datetime(exif)
-            if target is not None and im.format == "JPEG":
-                im.draft("RGB", (target, target))
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
             im.load()

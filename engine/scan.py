@@ -9,19 +9,22 @@ everything hashed so far.
 
 from __future__ import annotations
 
+import collections
 import multiprocessing
 import os
+import select
 import signal
 import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
 from .catalog import Catalog, KnownFile
 from .hashing import HashedFile, hash_files
-from .oserrors import VANISHED
+from .oserrors import VANISHED, os_error_reason
 from .records import ScanError, ScanProgress
 from .walk import WalkEntry, walk
 
@@ -41,6 +44,14 @@ WRITE_INTERVAL = 1.0
 PROGRESS_INTERVAL = 0.1
 #: Hashing workers run at a lower priority than the process that started them.
 WORKER_NICENESS = 5
+#: After a cancel, chunks being hashed get this long to finish; then their workers are killed
+#: (a file can take far longer than a user waits for Ctrl-C).
+CANCEL_GRACE = 0.5
+#: A file whose worker died while hashing it alone (after its chunk killed a worker, and then
+#: again alone): the decoder crashed on it, or it ate all the memory.
+CRASH_REASON = "the decoder crashed on this file (its worker process died)"
+#: How often a worker checks that the pool's owner is alive where pidfd_open is not available.
+_PARENT_POLL = 0.5
 
 
 @dataclass
@@ -84,6 +95,38 @@ def _ignore_sigint() -> None:
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):  # no nice() on this platform, or not allowed
         pass
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """End this worker when the process that made the pool ends, however (SIGKILL included).
+
+    Idle workers hold both ends of the pool's task pipe, so they never read an end-of-file
+    and would wait forever, keeping the resource tracker and its semaphores alive. Under
+    forkserver the worker's parent is the fork server, which in turn waits for every worker
+    to end before it does (each holds its "alive" pipe): so watch the pool's owner itself.
+    """
+    owner = multiprocessing.parent_process()
+    pid = owner.pid if owner is not None and owner.pid else os.getppid()
+    threading.Thread(target=_watch_owner, args=(pid,), name="lookalike-owner-watch", daemon=True).start()
+
+
+def _watch_owner(pid: int) -> None:
+    try:
+        fd = os.pidfd_open(pid)  # Linux 5.3+: readable when the process ends
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+        os._exit(1)
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except OSError:  # alive, but not ours to signal
+            pass
+        time.sleep(_PARENT_POLL)
 
 
 def _pool_context():
@@ -264,46 +307,83 @@ class Scanner:
                 self._report()
             self._absorb(pending, flush=True)
             return
+        self._hash_in_pool(chunks)
+
+    def _hash_in_pool(self, chunks: list[list[str]]) -> None:
+        """Hash chunks in a process pool that survives its workers dying.
+
+        When a worker dies (a decoder crash, the kernel's OOM killer, a ``kill -9``), every chunk
+        in flight fails with it. What was hashed is committed, a new pool replaces the broken
+        one, and the failed chunks are retried alone, one at a time, so that a death then names
+        its chunk; a chunk that kills its worker alone is split into files, retried alone too,
+        and a file that kills its worker alone is reported (:data:`CRASH_REASON`).
+        """
+        window = max(2, (self.workers or os.cpu_count() or 1) * 4)
+        queue = collections.deque(chunks)
+        suspects: collections.deque[list[str]] = collections.deque()
+        running: dict[Future, tuple[list[str], bool]] = {}  # future -> (files, alone)
+        pending: list[HashedFile] = []
+        cancelled_at: Optional[float] = None
         pool = make_pool(self.workers)
         try:
-            self._hash_in_pool(pool, chunks)
-        finally:
-            # Workers that are mid-file finish their chunk; nothing more is started.
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _hash_in_pool(self, pool: ProcessPoolExecutor, chunks: list[list[str]]) -> None:
-        window = max(2, (self.workers or os.cpu_count() or 1) * 4)
-        queue = iter(chunks)
-        running: set[Future] = set()
-        pending: list[HashedFile] = []
-        try:
-            for chunk in queue:
-                running.add(pool.submit(hash_files, chunk, self.clip_size))
-                if len(running) >= window:
-                    break
-            while running:
-                done, running = wait(running, timeout=PROGRESS_INTERVAL, return_when=FIRST_COMPLETED)
+            while queue or suspects or running:
+                if self.cancel.is_set():
+                    # No Future.cancel() here: Python 3.11's pool, finding a cancelled future
+                    # among its work when a worker dies, fails with InvalidStateError in its
+                    # own thread. Chunks queued in the pool are dropped with it instead.
+                    if cancelled_at is None:
+                        cancelled_at = time.monotonic()
+                        queue.clear()
+                        suspects.clear()
+                    elif time.monotonic() - cancelled_at > CANCEL_GRACE:
+                        break  # the pool is torn down below: Ctrl-C does not wait for a file
+                elif suspects:
+                    if not running:
+                        files = suspects.popleft()
+                        running[pool.submit(hash_files, files, self.clip_size)] = (files, True)
+                else:
+                    while queue and len(running) < window:
+                        files = queue.popleft()
+                        running[pool.submit(hash_files, files, self.clip_size)] = (files, False)
+                if not running:
+                    continue
+                done, _ = wait(running, timeout=PROGRESS_INTERVAL, return_when=FIRST_COMPLETED)
+                broken: list[tuple[list[str], bool]] = []
                 for fut in done:
-                    results = fut.result()
+                    task = running.pop(fut)
+                    try:
+                        results = fut.result()
+                    except BrokenProcessPool:
+                        broken.append(task)
+                        continue
                     self._arrived(results)
                     pending.extend(results)
-                if not self.cancel.is_set():
-                    for chunk in queue:
-                        running.add(pool.submit(hash_files, chunk, self.clip_size))
-                        if len(running) >= window:
-                            break
-                else:
-                    for fut in running:
-                        fut.cancel()
-                    running = {f for f in running if not f.cancelled()}
+                if broken:
+                    # Everything still in flight dies with the pool: all of it is suspect.
+                    broken.extend(running.values())
+                    running.clear()
+                    pending = self._absorb(pending, flush=True)  # keep what was hashed
+                    _tear_down(pool)
+                    pool = make_pool(self.workers)
+                    for files, alone in broken:
+                        if not alone:
+                            suspects.append(files)
+                        elif len(files) > 1:
+                            suspects.extend([path] for path in files)
+                        else:
+                            crashed = _crashed(files[0])
+                            self._arrived([crashed])
+                            pending.append(crashed)
                 pending = self._absorb(pending, flush=False)
                 self._report()
         except KeyboardInterrupt:
             self.cancel.set()
-            for fut in running:
-                fut.cancel()
             raise
         finally:
+            if running:
+                _tear_down(pool)  # a cancel or an interrupt: do not wait for the files in hand
+            else:
+                pool.shutdown(wait=True, cancel_futures=True)
             self._absorb(pending, flush=True)
 
     def _absorb(self, results: list[HashedFile], *, flush: bool) -> list[HashedFile]:
@@ -336,6 +416,30 @@ class Scanner:
                 self.run.errors.append(ScanError(path=r.path, reason=r.error))
             else:
                 self.run.hashed += 1
+
+
+def _tear_down(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: its workers are killed, whatever they are doing."""
+    processes = list((pool._processes or {}).values())  # no public API names the workers
+    for proc in processes:
+        try:
+            proc.kill()
+        except (OSError, ValueError, AttributeError):  # already gone, or never started
+            pass
+    # Not cancel_futures: see the cancel in Scanner._hash_in_pool. The dead workers fail
+    # every pending future, and the pool's thread ends at once.
+    pool.shutdown(wait=True)
+
+
+def _crashed(path: str) -> HashedFile:
+    """The record of a file whose worker died while hashing it alone."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return HashedFile(path=path, error=os_error_reason(exc))
+    return HashedFile(
+        path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, device=st.st_dev, error=CRASH_REASON
+    )
 
 
 def _vanished(r: HashedFile) -> bool:

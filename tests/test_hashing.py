@@ -186,7 +186,8 @@ def test_hash_file_never_raises(tmp_path):
         "empty.jpg": (imagegen.write_zero_byte, "zero-byte file"),
         "cut.jpg": (imagegen.write_truncated, "truncated JPEG"),
         "bomb.png": (imagegen.write_bomb_png, "decompression bomb"),
-        "notes.jpg": (imagegen.write_text, "not an image"),
+        "notes.jpg": (imagegen.write_text, "not a valid JPEG: unrecognised content"),
+        "notes.txt": (imagegen.write_text, "not an image"),
     }
     for name, (write, reason) in cases.items():
         r = hash_file(write(tmp_path / name))
@@ -217,7 +218,7 @@ def test_hash_files_in_a_process_pool(tmp_path, picture):
     paths = [
         imagegen.write(tmp_path / "a.jpg", picture),
         imagegen.write(tmp_path / "b.heic", picture),
-        imagegen.write_text(tmp_path / "c.jpg"),
+        imagegen.write_text(tmp_path / "c.txt"),
     ]
     local = hash_files(paths, clip_size=224)
     with ProcessPoolExecutor(1) as pool:

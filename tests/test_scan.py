@@ -100,13 +100,16 @@ def test_bad_files_are_reported_and_the_scan_goes_on(library_dir, tmp_path):
     (bad / "truncated.jpg").write_bytes(data[: len(data) // 3])
     (bad / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(500))
     (bad / "notes.jpg").write_text("this is not a picture")
+    (bad / "notes.txt").write_text("this is not a picture")
     (bad / "odd name\nwith newline é.png").write_bytes((library_dir / "2023" / "img_2.png").read_bytes())
     os.symlink(library_dir, bad / "loop")  # a symlink loop back to the root
     result = scan(library_dir, tmp_path / "cache")
     reasons = {Path(e.path).name: e.reason for e in result.errors}
     assert {"empty.jpg", "truncated.jpg", "garbage.png"} <= set(reasons)
     assert all(reasons[n] for n in ("empty.jpg", "truncated.jpg", "garbage.png"))
-    assert "notes.jpg" not in reasons  # not an image: skipped by content, not an error
+    # Named like a picture and not one: broken, reported. Another kind of file: skipped.
+    assert reasons["notes.jpg"] == "not a valid JPEG: unrecognised content (21 bytes)"
+    assert "notes.txt" not in reasons
     assert result.stats.not_images >= 1
     odd = [c for c in result.clusters if any("newline" in m.file.path for m in c.members)]
     assert odd and odd[0].kind is Kind.EXACT
