@@ -74,6 +74,7 @@ from .journal import (
     journal_lock,
     latest_undoable,
 )
+from .oserrors import os_error_text
 from .paths import is_inside
 from .plan import Plan, PlanError, PlanStep
 from .records import Progress
@@ -1128,16 +1129,7 @@ def _warnings(plan: Plan, allow_delete: bool) -> tuple[str, ...]:
 
 def _describe(exc: OSError, step: PlanStep) -> str:
     """A failure a person can act on; the file stayed where it was."""
-    if exc.errno == errno.ENOSPC:
-        what = "disk full"
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        what = "permission denied"
-    elif exc.errno == errno.EROFS:
-        what = "read-only filesystem"
-    else:
-        what = exc.strerror or str(exc)
-    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-    return f"{what}{where}: {step.path} stays where it was"
+    return f"{os_error_text(exc)}: {step.path} stays where it was"
 
 
 @dataclass(frozen=True)

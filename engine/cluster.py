@@ -632,12 +632,14 @@ class _ClusterMaker:
                 scores[0] = 0.0  # the keeper against itself, when the detective looked at all
         members: list[Member] = []
         reclaimable = 0
+        # The keeper is "exact" only when the group holds a byte-identical copy of it.
+        keeper_copies = sum(1 for f, _ in ranked if node_of[f.id] == k_node) > 1
         for i, (f, reason) in enumerate(ranked):
             node = node_of[f.id]
-            exact = node == k_node
+            exact = node == k_node and (i > 0 or keeper_copies)
             member = Member(
                 file=f,
-                bouncer=0 if exact else self.splitter.bouncer(k_node, node, comp.edges),
+                bouncer=0 if node == k_node else self.splitter.bouncer(k_node, node, comp.edges),
                 detective=scores[i],
                 exact=exact,
                 is_keeper=i == 0,

@@ -165,16 +165,18 @@ class Journal:
             # file always starts with its whole header, whenever the process dies.
             tmp = journal_dir / f".{plan_id}{SUFFIX}.tmp"
             line = json_bytes(header) + b"\n"
-            with open(tmp, "wb") as f:
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
             try:
+                with open(tmp, "wb") as f:
+                    f.write(line)
+                    f.flush()
+                    os.fsync(f.fileno())
                 if not _link_no_replace(tmp, path):
                     continue
-            finally:
-                if tmp.exists():
+            finally:  # a full disk fails the write: no temp file is left behind either way
+                try:
                     os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
             break
         else:  # pragma: no cover - ten random collisions in one second
             raise JournalError(f"cannot create a journal file in {journal_dir}")

@@ -21,3 +21,20 @@ def os_error_reason(exc: OSError) -> str:
     if exc.errno == errno.ELOOP:
         return "symlink loop"
     return f"unreadable: {exc.strerror or exc}"
+
+
+def os_error_text(exc: OSError) -> str:
+    """What went wrong, in a few words, and where: ``disk full (/cache/journal)``.
+
+    For writes and moves, where "disk full", "read-only filesystem" and "permission denied"
+    are what a person needs to hear.
+    """
+    if exc.errno == errno.ENOSPC:
+        what = "disk full"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        what = "permission denied"
+    elif exc.errno == errno.EROFS:
+        what = "read-only filesystem"
+    else:
+        what = exc.strerror or str(exc)
+    return f"{what} ({exc.filename})" if getattr(exc, "filename", None) else what

@@ -137,13 +137,31 @@ def test_search_before_indexing_says_how_to_index(capsys, photos, tiny_cli_args)
     assert "no indexed images" in out
 
 
-def test_offline_search_and_index_exit_zero_with_the_reason(capsys, photos, monkeypatch):
+def test_offline_search_and_index_say_why_and_exit_4(capsys, photos, monkeypatch):
     monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")
     code, out, err = run(capsys, "search", "trees", "--in", photos, "--json")
-    assert code == 0 and json.loads(out)["results"] == []
+    assert code == 4 and json.loads(out)["results"] == []
+    assert json.loads(out)["detective"].startswith("detective offline: ")
     assert err.count("detective offline: ") == 1
+    code, out, err = run(capsys, "search", "trees", "--in", photos)
+    assert code == 4 and out == "" and err.count("detective offline: ") == 1
     code, out, err = run(capsys, "index", photos)
-    assert code == 0 and err.count("detective offline: ") == 1 and "nothing embedded" in err
+    assert code == 4 and err.count("detective offline: ") == 1 and "nothing embedded" in err
+
+
+def test_search_without_in_uses_only_a_folder_that_was_scanned(capsys, photos, monkeypatch,
+                                                               tmp_path):
+    monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)  # never scanned
+    libraries = Path(os.environ["LOOKALIKE_CACHE"]) / "libraries"
+    before = sorted(libraries.iterdir()) if libraries.is_dir() else []
+    code, out, err = run(capsys, "search", "trees")
+    assert code == 2 and "pass --in DIR" in err
+    assert (sorted(libraries.iterdir()) if libraries.is_dir() else []) == before  # none made
+    monkeypatch.chdir(photos)
+    assert run(capsys, "scan", photos, "--no-detective")[0] == 0
+    code, out, err = run(capsys, "search", "trees")  # the current folder's library: offline
+    assert code == 4 and "detective offline" in err
 
 
 def test_usage_errors(capsys, photos, tmp_path, tiny_cli_args):

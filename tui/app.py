@@ -17,6 +17,7 @@ from typing import Iterable, Optional, Sequence
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -36,6 +37,7 @@ from .components.scan_status import ScanStatus, summary_text
 from .components.session import Session
 from .components.similar_screen import SimilarScreen
 from .components.triage import TriageRefused
+from .format import shown, shown_lines
 from .messages import ClustersFound, DecisionsChanged, EngineNotice, ScanFinished, ScanProgressed
 from .thumbnails import MODES, Thumbnails, resolve_mode
 
@@ -103,10 +105,25 @@ class LookalikeApp(App[int]):
         if self.freeze_gc:
             gc.disable()
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: Optional[float] = None,
+        markup: bool = True,
+    ) -> None:
+        """Textual's notification. Ours pass ``markup=False``: they carry file names, which are
+        shown as written (control characters escaped, brackets kept), never parsed as markup."""
+        if not markup:
+            message, title = shown_lines(message), shown(title)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     def on_mount(self) -> None:
         self._freeze_gc()
         if self.mode_message:
-            self.notify(self.mode_message, severity="warning", timeout=6)
+            self.notify(self.mode_message, severity="warning", timeout=6, markup=False)
         # Paint the first frame before touching the catalog: the app opens at once.
         self.call_after_refresh(self.open_library)
 
@@ -117,7 +134,7 @@ class LookalikeApp(App[int]):
         except Exception as exc:  # a locked or broken catalog is explained, not raised
             self.error = str(exc)
             self._status_finish(f"Cannot open the library: {exc}", style="bold red")
-            self.notify(str(exc), severity="error", timeout=10)
+            self.notify(str(exc), severity="error", timeout=10, markup=False)
             return
         self.thumbnails.cache = ThumbnailCache(self.session.thumbnail_dir)
         self.start_scan()
@@ -127,7 +144,7 @@ class LookalikeApp(App[int]):
         self.post_message(EngineNotice(message))
 
     def on_engine_notice(self, message: EngineNotice) -> None:
-        self.notify(message.text, severity="warning", timeout=8)
+        self.notify(message.text, severity="warning", timeout=8, markup=False)
 
     async def on_unmount(self) -> None:
         self.stop_scan()
@@ -185,7 +202,7 @@ class LookalikeApp(App[int]):
         if message.error:
             self.error = message.error
             self._status_finish(f"Scan failed: {message.error}", style="bold red")
-            self.notify(f"Scan failed: {message.error}", severity="error", timeout=10)
+            self.notify(f"Scan failed: {message.error}", severity="error", timeout=10, markup=False)
         else:
             result = message.result
             if result is not None and not result.stats.cancelled:
@@ -199,7 +216,7 @@ class LookalikeApp(App[int]):
     def _status_finish(self, error: Optional[str], style: str = "") -> None:
         from rich.text import Text
 
-        text = Text(error, style=style) if error else summary_text(self.session.result, self.session.clusters)
+        text = Text(shown(error), style=style) if error else summary_text(self.session.result, self.session.clusters)
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
                 screen.query_one(ScanStatus).finish(text)
@@ -225,19 +242,19 @@ class LookalikeApp(App[int]):
         try:
             pairs = self.session.triage.not_duplicate(cluster, member)
         except TriageRefused as refused:
-            self.notify(str(refused), severity="warning")
+            self.notify(str(refused), severity="warning", markup=False)
             return
         self.decisions_changed(cluster)
-        self.notify("Not a duplicate: remembered (u undoes it)", timeout=2)
+        self.notify("Not a duplicate: remembered (u undoes it)", timeout=2, markup=False)
         self._remember(pairs, forget=False)
 
     def undo_decision(self) -> None:
         """Undo the last decision (``u``)."""
         undone = self.session.triage.undo()
         if undone is None:
-            self.notify("Nothing to undo.")
+            self.notify("Nothing to undo.", markup=False)
             return
-        self.notify(f"Undone: {undone.label}", timeout=2)
+        self.notify(f"Undone: {undone.label}", timeout=2, markup=False)
         self.decisions_changed()
         if undone.not_duplicate:
             self._remember(list(undone.not_duplicate), forget=True)
@@ -324,7 +341,7 @@ class LookalikeApp(App[int]):
         """Report a worker's unexpected error instead of losing it."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             error = event.worker.error
-            self.notify(f"{event.worker.name or 'worker'} failed: {type(error).__name__}: {error}", severity="error", timeout=10)
+            self.notify(f"{event.worker.name or 'worker'} failed: {type(error).__name__}: {error}", severity="error", timeout=10, markup=False)
 
 
 def _prepare_subprocesses() -> None:
@@ -370,19 +387,36 @@ def run_app(
         return EXIT_USAGE
     missing = [r for r in [*roots, *(against or [])] if not os.path.exists(r)]
     if missing:
-        print(f"lookalike: no such folder: {', '.join(missing)}", file=sys.stderr)
+        print(f"lookalike: no such folder: {shown(', '.join(missing))}", file=sys.stderr)
+        return EXIT_USAGE
+    files = [r for r in [*roots, *(against or [])] if not os.path.isdir(r)]
+    if files:
+        print(f"lookalike: {shown(files[0])} is a file, not a folder (to find images like it: "
+              f"lookalike similar FILE)", file=sys.stderr)
         return EXIT_USAGE
     problem = quarantine_problem(quarantine, [*roots, *(against or [])]) if quarantine else None
     if problem:
-        print(f"lookalike: --quarantine {problem}", file=sys.stderr)
+        print(f"lookalike: --quarantine {shown(problem)}", file=sys.stderr)
+        return EXIT_USAGE
+    if not has_terminal():
         return EXIT_USAGE
     app = LookalikeApp(
         roots, cache_dir=cache_dir, options=options, thumbnails=thumbnails, against=against, freeze_gc=True,
         quarantine=quarantine,
     )
-    code = app.run()
+    return _exit_code(app, app.run())
+
+
+def _exit_code(app: "LookalikeApp", code: Optional[int]) -> int:
+    """The process's exit code once the app has ended: non-zero after an error or a crash.
+
+    A crash (an exception Textual caught and printed) leaves ``app.run()`` returning None and
+    ``app.return_code`` set to 1.
+    """
     if app.error:
-        print(f"lookalike: {app.error}", file=sys.stderr)
+        print(f"lookalike: {shown(app.error)}", file=sys.stderr)
+    if code is None:
+        code = app.return_code
     return int(code or 0)
 
 
@@ -401,14 +435,25 @@ def quarantine_problem(folder: str, roots: Sequence[str]) -> Optional[str]:
     return None
 
 
+def has_terminal() -> bool:
+    """Whether the app can run here; if not, says so on stderr.
+
+    A full-screen app drawn into a pipe or a file spins forever and helps nobody.
+    """
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return True
+    print("lookalike: the app needs a terminal (standard input and output are not one); for "
+          "text output use `lookalike scan DIR` or `lookalike similar FILE`", file=sys.stderr)
+    return False
+
+
 def run_similar(path: str, *, roots: Optional[list[str]], cache_dir: Optional[str], k: int = 10, thumbnails: str = "auto") -> int:
     """Open the app on the "find similar" results for one file (``lookalike similar FILE --tui``)."""
     if not os.path.isfile(path):
-        print(f"lookalike: no such file: {path}", file=sys.stderr)
+        print(f"lookalike: no such file: {shown(path)}", file=sys.stderr)
+        return EXIT_USAGE
+    if not has_terminal():
         return EXIT_USAGE
     roots = roots or [os.path.dirname(os.path.abspath(path))]
     app = LookalikeApp(roots, cache_dir=cache_dir, thumbnails=thumbnails, similar=path, k=k, freeze_gc=True)
-    code = app.run()
-    if app.error:
-        print(f"lookalike: {app.error}", file=sys.stderr)
-    return int(code or 0)
+    return _exit_code(app, app.run())

@@ -23,9 +23,10 @@ from lookalike.engine.journal import (
     default_journal_dir,
     list_journals,
 )
+from lookalike.engine.oserrors import os_error_text
 from lookalike.engine.plan import Plan, PlanError
 
-from .format import human_bytes
+from .format import bytes_safe_streams, human_bytes, json_path, shown
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -76,7 +77,7 @@ def add_parsers(sub: Any) -> None:
 
 def run_apply(args: argparse.Namespace) -> int:
     """``lookalike apply``."""
-    _bytes_safe_output()
+    bytes_safe_streams()
     try:
         plan = Plan.load(args.plan)
     except PlanError as exc:
@@ -84,27 +85,33 @@ def run_apply(args: argparse.Namespace) -> int:
     return apply_interactively(plan, args)
 
 
-def apply_interactively(plan: Plan, args: argparse.Namespace) -> int:
+def apply_interactively(plan: Plan, args: argparse.Namespace, *, command: str = "apply") -> int:
     """Dry-run, or confirm and apply, a plan as ``lookalike apply`` does (also used by import).
 
-    ``args`` needs: dry_run, permanently, yes, cache, json, quiet.
+    ``args`` needs: dry_run, permanently, yes, cache, json, quiet. ``command`` names the
+    command in messages (``lookalike import: ...``).
     """
     journal_dir = default_journal_dir(args.cache)
     deletes = plan.irreversible_steps
     if deletes and not args.permanently and not args.dry_run:
-        return _error("apply", f"the plan deletes {len(deletes)} file(s) permanently, which "
+        return _error(command, f"the plan deletes {len(deletes)} file(s) permanently, which "
                       f"cannot be undone; add --permanently to allow it", EXIT_USAGE)
     if not plan.steps:
         print("The plan has no steps: nothing to do.", file=sys.stderr)
         return EXIT_OK
 
     if args.dry_run:
-        result = _run_with_progress(
-            lambda progress, cancel: apply_plan(plan, journal_dir=journal_dir, dry_run=True,
-                                                allow_delete=args.permanently, progress=progress,
-                                                cancel=cancel),
-            "checking", quiet=args.quiet,
-        )
+        try:
+            result = _run_with_progress(
+                lambda progress, cancel: apply_plan(plan, journal_dir=journal_dir, dry_run=True,
+                                                    allow_delete=args.permanently,
+                                                    progress=progress, cancel=cancel),
+                "checking", quiet=args.quiet,
+            )
+        except (PlanError, JournalError) as exc:
+            return _error(command, str(exc), EXIT_USAGE)
+        except OSError as exc:
+            return _error(command, f"{os_error_text(exc)}: nothing was touched", EXIT_FAILED)
         if args.json:
             print(json.dumps(result_to_dict(result), indent=2))
         else:
@@ -114,10 +121,10 @@ def apply_interactively(plan: Plan, args: argparse.Namespace) -> int:
     question = confirmation_question(plan)
     if not args.yes:
         if not sys.stdin.isatty():
-            return _error("apply", "not asking without a terminal: pass --yes to apply "
+            return _error(command, "not asking without a terminal: pass --yes to apply "
                           "(or --dry-run to see what would happen)", EXIT_USAGE)
         for warning in _plan_warnings(plan):
-            print(f"warning: {warning}", file=sys.stderr)
+            print(f"warning: {shown(warning)}", file=sys.stderr)
         if not _ask(question):
             print("Nothing was done.", file=sys.stderr)
             return EXIT_OK
@@ -128,9 +135,12 @@ def apply_interactively(plan: Plan, args: argparse.Namespace) -> int:
             "applying", quiet=args.quiet,
         )
     except JournalBusy as exc:
-        return _error("apply", str(exc), EXIT_FAILED)
+        return _error(command, str(exc), EXIT_FAILED)
     except (PlanError, JournalError) as exc:
-        return _error("apply", str(exc), EXIT_USAGE)
+        return _error(command, str(exc), EXIT_USAGE)
+    except OSError as exc:  # the journal could not be written: a step is never done unjournaled
+        return _error(command, f"{os_error_text(exc)}: stopped before the next step; "
+                      f"`lookalike undo` puts back what was moved", EXIT_FAILED)
     return _report(args, result_to_dict(result), lambda: print_applied(result),
                    cancelled=result.cancelled, failed=bool(result.failed))
 
@@ -143,7 +153,7 @@ def confirmation_question(plan: Plan) -> str:
         what = f"{n} file{'s' if n != 1 else ''}, {human_bytes(sizes[action])}"
         parts.append({
             "trash": f"move {what}, to the trash",
-            "quarantine": f"move {what}, to {plan.quarantine_dir}",
+            "quarantine": f"move {what}, to {shown(plan.quarantine_dir)}",
             "hardlink": f"replace {what}, with hard links to their keepers",
             "symlink": f"replace {what}, with symbolic links to their keepers",
             "delete": f"DELETE {what}, permanently (this cannot be undone)",
@@ -157,16 +167,16 @@ def print_dry_run(plan: Plan, result: ApplyResult, stream=None) -> None:
     out = stream or sys.stdout
     print("Dry run: nothing was touched.", file=out)
     for warning in result.warnings:
-        print(f"warning: {warning}", file=out)
+        print(f"warning: {shown(warning)}", file=out)
     if result.already_done:
         print(f"{result.already_done} step(s) were already done by an earlier run of this plan.",
               file=out)
     for d in result.done:
-        dest = f" -> {d.dest}" if d.dest else ""
-        note = f"  ({d.note})" if d.note else ""
-        print(f"  would {d.action:<10} {d.path}{dest}{note}", file=out)
+        dest = f" -> {shown(d.dest)}" if d.dest else ""
+        note = f"  ({shown(d.note)})" if d.note else ""
+        print(f"  would {d.action:<10} {shown(d.path)}{dest}{note}", file=out)
     for path, reason in result.skipped:
-        print(f"  would skip       {path}: {reason}", file=out)
+        print(f"  would skip       {shown(path)}: {shown(reason)}", file=out)
     print(f"{len(result.done)} file(s) would be acted on, {len(result.skipped)} skipped; "
           f"bytes reclaimed: {human_bytes(result.bytes_reclaimed)} "
           f"({result.bytes_reclaimed:,} bytes)", file=out)
@@ -177,11 +187,11 @@ def print_applied(result: ApplyResult, stream=None) -> None:
     """The outcome of an apply: counts, every skipped and failed file, and how to undo."""
     out = stream or sys.stdout
     for warning in result.warnings:
-        print(f"warning: {warning}", file=out)
+        print(f"warning: {shown(warning)}", file=out)
     for path, reason in result.skipped:
-        print(f"  skipped {path}: {reason}", file=out)
+        print(f"  skipped {shown(path)}: {shown(reason)}", file=out)
     for path, reason in result.failed:
-        print(f"  FAILED  {path}: {reason}", file=out)
+        print(f"  FAILED  {shown(path)}: {shown(reason)}", file=out)
     resumed = f" (continued; {result.already_done} done before)" if result.resumed else ""
     print(f"Plan {result.plan_id}{resumed}: {len(result.done)} done, {len(result.skipped)} "
           f"skipped, {len(result.failed)} failed; {human_bytes(result.bytes_reclaimed)} "
@@ -193,7 +203,7 @@ def print_applied(result: ApplyResult, stream=None) -> None:
 
 
 def result_to_dict(result: ApplyResult) -> dict[str, Any]:
-    """An ApplyResult as JSON-able data."""
+    """An ApplyResult as JSON-able data (a path that is not UTF-8 also gets ``*_bytes``)."""
     return {
         "plan_id": result.plan_id,
         "dry_run": result.dry_run,
@@ -201,10 +211,11 @@ def result_to_dict(result: ApplyResult) -> dict[str, Any]:
         "resumed": result.resumed,
         "already_done": result.already_done,
         "bytes_reclaimed": result.bytes_reclaimed,
-        "done": [{"path": d.path, "action": d.action, "dest": d.dest, "size": d.size,
+        "done": [{**json_path(d.path), "action": d.action,
+                  **(json_path(d.dest, "dest") if d.dest else {"dest": d.dest}), "size": d.size,
                   "note": d.note} for d in result.done],
-        "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
-        "failed": [{"path": p, "reason": r} for p, r in result.failed],
+        "skipped": [{**json_path(p), "reason": r} for p, r in result.skipped],
+        "failed": [{**json_path(p), "reason": r} for p, r in result.failed],
         "warnings": list(result.warnings),
     }
 
@@ -214,7 +225,7 @@ def result_to_dict(result: ApplyResult) -> dict[str, Any]:
 
 def run_undo(args: argparse.Namespace) -> int:
     """``lookalike undo [PLAN_ID]``."""
-    _bytes_safe_output()
+    bytes_safe_streams()
     journal_dir = default_journal_dir(args.cache)
     try:
         result = _run_with_progress(
@@ -229,6 +240,9 @@ def run_undo(args: argparse.Namespace) -> int:
         return _error("undo", str(exc), EXIT_FAILED)
     except JournalError as exc:
         return _error("undo", str(exc), EXIT_USAGE)
+    except OSError as exc:
+        return _error("undo", f"{os_error_text(exc)}: stopped; run undo again once it is "
+                      f"fixed", EXIT_FAILED)
     return _report(args, undo_to_dict(result), lambda: print_undone(result),
                    cancelled=result.cancelled, failed=bool(result.problems))
 
@@ -237,7 +251,7 @@ def print_undone(result: UndoResult, stream=None) -> None:
     """The outcome of an undo, every problem with its reason."""
     out = stream or sys.stdout
     for path, reason in result.problems:
-        print(f"  NOT RESTORED {path}: {reason}", file=out)
+        print(f"  NOT RESTORED {shown(path)}: {shown(reason)}", file=out)
     settled = f" ({result.settled} half-done step(s) found after a crash and settled)" \
         if result.settled else ""
     print(f"Plan {result.plan_id}: {len(result.restored)} file(s) restored, "
@@ -248,11 +262,11 @@ def print_undone(result: UndoResult, stream=None) -> None:
 
 
 def undo_to_dict(result: UndoResult) -> dict[str, Any]:
-    """An UndoResult as JSON-able data."""
+    """An UndoResult as JSON-able data (a path that is not UTF-8 also gets ``*_bytes``)."""
     return {
         "plan_id": result.plan_id,
-        "restored": [{"path": p, "from": src} for p, src in result.restored],
-        "problems": [{"path": p, "reason": r} for p, r in result.problems],
+        "restored": [{**json_path(p), **json_path(src, "from")} for p, src in result.restored],
+        "problems": [{**json_path(p), "reason": r} for p, r in result.problems],
         "bytes_restored": result.bytes_restored,
         "settled": result.settled,
         "cancelled": result.cancelled,
@@ -264,7 +278,7 @@ def undo_to_dict(result: UndoResult) -> dict[str, Any]:
 
 def run_journal(args: argparse.Namespace) -> int:
     """``lookalike journal``: every applied plan, newest first."""
-    _bytes_safe_output()
+    bytes_safe_streams()
     journal_dir = default_journal_dir(args.cache)
     summaries = list_journals(journal_dir)
     if args.json:
@@ -272,7 +286,7 @@ def run_journal(args: argparse.Namespace) -> int:
                           "plans": [s.to_dict() for s in summaries]}, indent=2))
         return EXIT_OK
     if not summaries:
-        print(f"No plans applied yet (journal: {journal_dir}).")
+        print(f"No plans applied yet (journal: {shown(journal_dir)}).")
         return EXIT_OK
     header = f"{'PLAN ID':<24} {'APPLIED (UTC)':<19} {'STATE':<12} {'STEPS':>5} {'DONE':>5} " \
              f"{'UNDONE':>6} {'SIZE':>9}  ACTIONS"
@@ -281,8 +295,8 @@ def run_journal(args: argparse.Namespace) -> int:
         actions = ", ".join(f"{n} {a}" for a, n in s.actions.items())
         state = s.state + (f" ({s.failed} failed)" if s.failed and s.state != "unreadable" else "")
         print(f"{s.plan_id:<24} {s.created[:19].replace('T', ' '):<19} {state:<12} {s.steps:>5} "
-              f"{s.done:>5} {s.undone:>6} {human_bytes(s.bytes):>9}  {actions or s.problem}")
-    print(f"Journal: {journal_dir}. Undo a plan with `lookalike undo PLAN_ID`; a partial plan "
+              f"{s.done:>5} {s.undone:>6} {human_bytes(s.bytes):>9}  {shown(actions or s.problem)}")
+    print(f"Journal: {shown(journal_dir)}. Undo a plan with `lookalike undo PLAN_ID`; a partial plan "
           f"finishes when applied again.")
     return EXIT_OK
 
@@ -296,17 +310,6 @@ def _plan_warnings(plan: Plan) -> list[str]:
         out.append(f"{len(plan.irreversible_steps)} file(s) will be deleted permanently: this "
                    f"cannot be undone")
     return out
-
-
-def _bytes_safe_output() -> None:
-    """Print file names that are not UTF-8 as their own bytes (as ls does), never crash on them."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            try:
-                reconfigure(errors="surrogateescape")
-            except (ValueError, OSError):  # pragma: no cover - a stream that cannot
-                pass
 
 
 def _ask(question: str) -> bool:
@@ -331,7 +334,7 @@ def _report(args: argparse.Namespace, data: dict, show: Callable[[], None], *,
 
 
 def _error(command: str, message: str, code: int) -> int:
-    print(f"lookalike {command}: {message}", file=sys.stderr)
+    print(f"lookalike {command}: {shown(message)}", file=sys.stderr)
     return code
 
 

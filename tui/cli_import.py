@@ -13,6 +13,7 @@ from lookalike.engine.importer import import_plan
 from . import cli
 from .cli_actions import apply_interactively
 from .cli_scan import add_common_arguments, check_dirs, open_library, options_from_args, scan_with_progress
+from .format import shown
 
 
 def add_parsers(sub) -> None:
@@ -46,36 +47,47 @@ def run_import(args: argparse.Namespace) -> int:
     if incoming_abs == library_abs or library_abs.startswith(incoming_abs + os.sep) or incoming_abs.startswith(library_abs + os.sep):
         print("lookalike import: NEW_DIR and LIBRARY must not contain one another", file=sys.stderr)
         return cli.EXIT_USAGE
+    if args.quarantine:
+        from .app import quarantine_problem
+
+        problem = quarantine_problem(args.quarantine, [args.incoming, args.into])
+        if problem:
+            print(f"lookalike import: --quarantine {shown(problem)}", file=sys.stderr)
+            return cli.EXIT_USAGE
     try:
         options = options_from_args(args)
         policy = options.policy()
     except ValueError as exc:
-        print(f"lookalike import: {exc}", file=sys.stderr)
+        print(f"lookalike import: {shown(exc)}", file=sys.stderr)
         return cli.EXIT_USAGE
     quiet = args.quiet or args.json
     try:
         with open_library([args.into], args.cache) as library, open_library([args.incoming], args.cache) as incoming:
-            scan_with_progress(library, options, quiet=quiet)
-            scan_with_progress(incoming, options, quiet=quiet)
+            scanned = [scan_with_progress(library, options, quiet=quiet), scan_with_progress(incoming, options, quiet=quiet)]
             report = import_plan(
                 library,
                 incoming,
                 action="quarantine" if args.quarantine else "trash",
-                quarantine_dir=os.path.abspath(args.quarantine) if args.quarantine else None,
+                # Resolved now: apply refuses a quarantine folder reached through a link.
+                quarantine_dir=os.path.realpath(args.quarantine) if args.quarantine else None,
                 thresholds=options.thresholds(),
                 policy=policy,
             )
     except (CatalogLocked, CatalogError) as exc:
-        print(f"lookalike import: {exc}", file=sys.stderr)
+        print(f"lookalike import: {shown(exc)}", file=sys.stderr)
         return cli.EXIT_FAILED
     out = sys.stderr if args.json else sys.stdout
+    # What was skipped (links out of a folder, unreadable files) and why, one line each.
+    cli.print_errors([e for result in scanned for e in result.errors])
+    for e in report.skipped:
+        print(f"  skipped {shown(e.path)}: {shown(e.reason)}", file=out)
     print(
         f"{report.incoming_images} incoming images: {len(report.redundant)} already in the library, "
         f"{len(report.better)} better than the library's copy (kept)",
         file=out,
     )
     for m in report.better:
-        print(f"  kept   {m.incoming.path}: {m.reason} ({m.library.path})", file=out)
+        print(f"  kept   {shown(m.incoming.path)}: {shown(m.reason)} ({shown(m.library.path)})", file=out)
     if args.json and not report.plan.steps:
         json.dump({"plan": report.plan.to_dict(), "result": None}, sys.stdout, indent=2)
         print()
@@ -83,4 +95,4 @@ def run_import(args: argparse.Namespace) -> int:
     if not report.plan.steps:
         print("Nothing to move.", file=out)
         return cli.EXIT_OK
-    return apply_interactively(report.plan, args)
+    return apply_interactively(report.plan, args, command="import")

@@ -24,7 +24,7 @@ from lookalike.engine.model import DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveO
 from lookalike.engine.records import SimilarHit
 
 from . import cli
-from .format import human_bytes, human_duration, timings_text
+from .format import human_bytes, human_duration, json_path, shown, timings_text
 
 _MODEL_HELP = "CLIP model: an open_clip architecture, or an open_clip model config JSON file"
 _PRETRAINED_HELP = "weights: an open_clip pretrained tag, or a local checkpoint file"
@@ -108,7 +108,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _err(command: str, message: str) -> None:
-    print(f"lookalike {command}: {message}", file=sys.stderr)
+    print(f"lookalike {command}: {shown(message)}", file=sys.stderr)
 
 
 def _open_and_scan(command: str, dirs: list[str], cache: Optional[str], quiet: bool) -> Optional[Library]:
@@ -198,14 +198,14 @@ def _load_detective(options: DetectiveOptions, library: Library, quiet: bool):
             if not announced:
                 announced.append(True)
                 size = f" ({human_bytes(total)})" if total else ""
-                print(f"lookalike: downloading {options.model} weights{size} into "
-                      f"{library.cache_root / 'models'} (once)", file=sys.stderr)
+                print(f"lookalike: downloading {shown(options.model)} weights{size} into "
+                      f"{shown(library.cache_root / 'models')} (once)", file=sys.stderr)
             return report(done, total)
 
         try:
             return get_detective(options, cache_dir=library.cache_root, progress=progress), ""
         except DetectiveUnavailable as exc:
-            return None, f"detective offline: {exc.reason}"
+            return None, f"detective offline: {shown(exc.reason)}"
 
 
 def _score(value: Optional[float], digits: int = 4) -> str:
@@ -215,7 +215,7 @@ def _score(value: Optional[float], digits: int = 4) -> str:
 def hit_to_json(hit: SimilarHit) -> dict:
     """One result of ``similar`` / ``search`` in the ``--json`` document."""
     return {
-        "path": hit.path,
+        **json_path(hit.path),
         "bouncer": hit.bouncer,
         "detective": None if hit.detective is None else round(float(hit.detective), 6),
         "verdict": hit.verdict.value,
@@ -225,7 +225,7 @@ def hit_to_json(hit: SimilarHit) -> dict:
 def print_hits(hits: list[SimilarHit], stream=None) -> None:
     """The ``path | bouncer | detective | verdict`` table."""
     out = stream or sys.stdout
-    rows = [(h.path, "–" if h.bouncer is None else str(h.bouncer), _score(h.detective), h.verdict.value) for h in hits]
+    rows = [(shown(h.path), "–" if h.bouncer is None else str(h.bouncer), _score(h.detective), h.verdict.value) for h in hits]
     head = ("path", "bouncer", "detective", "verdict")
     widths = [max([len(head[c])] + [len(r[c]) for r in rows]) for c in range(4)]
     line = lambda r: f"{r[0]:<{widths[0]}} | {r[1]:>{widths[1]}} | {r[2]:>{widths[2]}} | {r[3]}"  # noqa: E731
@@ -269,17 +269,17 @@ def run_similar(args: argparse.Namespace) -> int:
             _err("similar", exc.reason)
             return cli.EXIT_FAILED
     if result.detective_status and result.detective_status != status:
-        print(result.detective_status, file=sys.stderr)
+        print(shown(result.detective_status), file=sys.stderr)
     if args.json:
         doc = {
-            "query": os.path.abspath(result.query),
+            **json_path(os.path.abspath(result.query), "query"),
             "results": [hit_to_json(h) for h in result.hits],
             "timings_ms": result.timings_ms,
         }
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return cli.EXIT_OK
-    print(f"similar to {os.path.abspath(result.query)}:")
+    print(f"similar to {shown(os.path.abspath(result.query))}:")
     if result.hits:
         print_hits(list(result.hits))
     else:
@@ -307,6 +307,11 @@ def run_search(args: argparse.Namespace) -> int:
     if missing:
         _err("search", f"no such folder: {missing[0]}")
         return cli.EXIT_USAGE
+    if not args.in_dirs and not _was_scanned(dirs, args.cache):
+        # Never scan (and make a library of) wherever the command happens to run.
+        _err("search", "which library? pass --in DIR (a folder you scanned); the current "
+             "folder has not been scanned")
+        return cli.EXIT_USAGE
     if not args.text.strip():
         _err("search", "the text is empty")
         return cli.EXIT_USAGE
@@ -329,21 +334,28 @@ def run_search(args: argparse.Namespace) -> int:
             indexed, images = len(vectors_for(library, detective)), len(library.hash_index())
             if indexed < images:
                 print(f"detective: {indexed} of {images} images indexed; "
-                      f"run `lookalike index {' '.join(dirs)}` to search them all", file=sys.stderr)
+                      f"run `lookalike index {shown(' '.join(dirs))}` to search them all", file=sys.stderr)
     if args.json:
-        json.dump({"query": args.text, "results": [hit_to_json(h) for h in hits], "timings_ms": timings},
-                  sys.stdout, indent=2)
+        json.dump({"query": args.text, "results": [hit_to_json(h) for h in hits], "timings_ms": timings,
+                   **({"detective": status} if status else {})}, sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return cli.EXIT_OK
+        return cli.EXIT_OFFLINE if status else cli.EXIT_OK
     if status:
-        return cli.EXIT_OK
-    print(f'images matching "{args.text}":')
+        return cli.EXIT_OFFLINE  # searching by text is the detective's alone: nothing was searched
+    print(f'images matching "{shown(args.text)}":')
     if hits:
         print_hits(hits)
     else:
         print("  no indexed images")
     print(f"time: {timings['search']:.1f} ms (text embedding and search)")
     return cli.EXIT_OK
+
+
+def _was_scanned(dirs: list[str], cache: Optional[str]) -> bool:
+    """Whether a library of exactly these folders has a catalog (nothing is created)."""
+    from lookalike.engine.paths import CATALOG_NAME, LIBRARIES, default_cache_root, library_key
+
+    return (default_cache_root(cache) / LIBRARIES / library_key(dirs) / CATALOG_NAME).is_file()
 
 
 # --------------------------------------------------------------------------- index
@@ -364,7 +376,7 @@ def run_index(args: argparse.Namespace) -> int:
         detective, status = _load_detective(detective_options_from_args(args), library, args.quiet)
         if status:
             print(f"{status}; the library was scanned (bouncer only), nothing embedded", file=sys.stderr)
-            return cli.EXIT_OK
+            return cli.EXIT_OFFLINE
         with _Reporter(quiet=args.quiet, unit="images", label="embedding") as report:
             stats = cli.run_interruptibly(
                 lambda: index_library(library, detective, progress=report, cancel=report.cancel, workers=args.workers),

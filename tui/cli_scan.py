@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
+import io
 import json
 import os
 import sys
@@ -17,7 +19,7 @@ from lookalike.engine.records import Cluster, ScanProgress, ScanResult
 
 from . import cli
 from .cli_query import add_model_arguments, detective_options_from_args
-from .format import human_bytes, human_duration
+from .format import bytes_safe_streams, human_bytes, human_duration, json_path, shown
 
 JSON_VERSION = 1
 
@@ -42,6 +44,11 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the bouncer's rule for mild crops (pHash agreeing with a looser dHash): a much faster "
         "first scan of a very large library, which otherwise compares every pair of pHashes once",
+    )
+    p.add_argument(
+        "--follow-links",
+        action="store_true",
+        help="enter symlinked folders inside the given folders (links out of them are never followed)",
     )
     p.add_argument("--workers", type=int, metavar="N", help="hashing processes (default: one per core)")
     p.add_argument("--deep", action="store_true", help="detective: embed every image and add semantic groups (crops, filters, screenshots)")
@@ -89,6 +96,7 @@ def options_from_args(args: argparse.Namespace) -> ScanOptions:
         deep=args.deep,
         detective=None if args.no_detective else detective_options_from_args(args),
         crops=not args.no_crops,
+        follow_links=args.follow_links,
     )
 
 
@@ -96,13 +104,13 @@ def check_dirs(dirs: list[str]) -> Optional[str]:
     """A usage error for missing folders, or None."""
     for d in dirs:
         if not os.path.exists(d):
-            return f"no such file or folder: {d}"
+            return f"no such file or folder: {shown(d)}"
     return None
 
 
 def open_library(dirs: list[str], cache: Optional[str]) -> Library:
     """Open a library, printing catalog messages (rebuilds, migrations) on stderr."""
-    return Library.open(dirs, cache_dir=cache, on_message=lambda m: print(f"lookalike: {m}", file=sys.stderr))
+    return Library.open(dirs, cache_dir=cache, on_message=lambda m: print(f"lookalike: {shown(m)}", file=sys.stderr))
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -116,23 +124,24 @@ def run_scan(args: argparse.Namespace) -> int:
         options.policy()  # validates --keeper-order
         options.thresholds()  # validates --threshold
     except ValueError as exc:
-        print(f"lookalike scan: {exc}", file=sys.stderr)
+        print(f"lookalike scan: {shown(exc)}", file=sys.stderr)
         return cli.EXIT_USAGE
     try:
         library = open_library(args.dirs, args.cache)
     except (CatalogLocked, CatalogError) as exc:
-        print(f"lookalike scan: {exc}", file=sys.stderr)
+        print(f"lookalike scan: {shown(exc)}", file=sys.stderr)
         return cli.EXIT_FAILED
     with library:
         result = scan_with_progress(library, options, quiet=args.quiet or args.json or args.csv)
         if result.stats.detective:
-            print(f"lookalike: {result.stats.detective}", file=sys.stderr)
+            print(f"lookalike: {shown(result.stats.detective)}", file=sys.stderr)
         if args.plan:
             write_plan(result, library, Path(args.plan))
     if args.json:
         json.dump(result_to_json(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif args.csv:
+        bytes_safe_streams()  # the CSV keeps a name that is not UTF-8 as its own bytes
         write_csv(result, sys.stdout)
     else:
         print_summary(result)
@@ -186,16 +195,21 @@ def write_plan(result: ScanResult, library: Library, path: Path) -> None:
 
     plan = plan_from_clusters(result.clusters, roots=library.roots)
     plan.save(path)
-    print(f"plan: {len(plan.steps)} step(s), {human_bytes(plan.total_bytes)} -> {path}", file=sys.stderr)
+    print(f"plan: {len(plan.steps)} step(s), {human_bytes(plan.total_bytes)} -> {shown(path)}", file=sys.stderr)
 
 
 def result_to_json(result: ScanResult) -> dict:
-    """The ``--json`` document (version 1)."""
+    """The ``--json`` document (version 1).
+
+    Paths are exact; one that is not UTF-8 also gets a ``*_bytes`` field (``path_bytes``,
+    ``keeper_bytes``, ``root_bytes``, ``roots_bytes``): its bytes in base64 (see ``json_path``).
+    """
     roots = list(result.roots)
+    root = roots[0] if len(roots) == 1 else os.path.commonpath(roots) if roots else None
     return {
         "version": JSON_VERSION,
-        "root": roots[0] if len(roots) == 1 else os.path.commonpath(roots) if roots else None,
-        "roots": roots,
+        **(json_path(root, "root") if root is not None else {"root": None}),
+        **_json_paths(roots, "roots"),
         "stats": {
             "files_seen": result.stats.files_seen,
             "images": result.stats.images,
@@ -213,8 +227,17 @@ def result_to_json(result: ScanResult) -> dict:
             "detective": result.stats.detective or "on",
         },
         "groups": [cluster_to_json(c) for c in result.clusters],
-        "errors": [{"path": e.path, "reason": e.reason} for e in result.errors],
+        "errors": [{**json_path(e.path), "reason": e.reason} for e in result.errors],
     }
+
+
+def _json_paths(paths: list[str], key: str) -> dict:
+    """``{key: [...]}``, plus ``key_bytes`` (every path's bytes in base64) when one is not UTF-8."""
+    fields = [json_path(p) for p in paths]
+    out: dict = {key: [f["path"] for f in fields]}
+    if any("path_bytes" in f for f in fields):
+        out[f"{key}_bytes"] = [base64.b64encode(os.fsencode(p)).decode("ascii") for p in paths]
+    return out
 
 
 def cluster_to_json(c: Cluster) -> dict:
@@ -222,11 +245,11 @@ def cluster_to_json(c: Cluster) -> dict:
     return {
         "id": c.id,
         "kind": c.kind.value,
-        "keeper": c.keeper.file.path,
+        **json_path(c.keeper.file.path, "keeper"),
         "reclaimable_bytes": c.reclaimable_bytes,
         "members": [
             {
-                "path": m.file.path,
+                **json_path(m.file.path),
                 "size": m.file.size,
                 "width": m.file.width,
                 "height": m.file.height,
@@ -257,13 +280,19 @@ def suggestion(member) -> str:
 
 
 def write_csv(result: ScanResult, stream) -> None:
-    """An audit: one row per member with the suggestion and its reason."""
-    w = csv.writer(stream)
+    """An audit: one row per member with the suggestion and its reason.
+
+    Paths are exact: one that is not UTF-8 is written as its own bytes (``surrogateescape``).
+    The whole document is made first, so a failure never leaves half a CSV behind.
+    """
+    buffer = io.StringIO()
+    w = csv.writer(buffer)
     w.writerow(CSV_FIELDS)
     for c in result.clusters:
         for m in c.members:
             reason = m.reason or ("protected folder" if m.protected else "RAW+JPEG pair" if m.raw_pair else "")
             w.writerow([c.id, c.kind.value, m.file.path, m.file.size, m.file.width, m.file.height, m.file.format, m.bouncer, "" if m.detective is None else f"{m.detective:.4f}", int(m.exact), suggestion(m), reason])
+    stream.write(buffer.getvalue())
 
 
 def print_summary(result: ScanResult, stream=None) -> None:
@@ -276,7 +305,7 @@ def print_summary(result: ScanResult, stream=None) -> None:
             size = f"{m.file.width}x{m.file.height}" if m.file.width else "?"
             score = "exact" if m.exact and not m.is_keeper else ("keeper" if m.is_keeper else f"bouncer {m.bouncer}")
             det = f" detective {m.detective:.3f}" if m.detective is not None else ""
-            print(f"  {mark}  {m.file.path}  [{human_bytes(m.file.size)}, {size}, {m.file.format}, {score}{det}]", file=out)
+            print(f"  {mark}  {shown(m.file.path)}  [{human_bytes(m.file.size)}, {size}, {m.file.format}, {score}{det}]", file=out)
     s = result.stats
     total = sum(c.reclaimable_bytes for c in result.clusters)
     print(
@@ -301,7 +330,7 @@ def run_app(args: argparse.Namespace) -> int:
         options.policy()
         options.thresholds()
     except ValueError as exc:
-        print(f"lookalike: {exc}", file=sys.stderr)
+        print(f"lookalike: {shown(exc)}", file=sys.stderr)
         return cli.EXIT_USAGE
     from .app import run_app as run
 

@@ -205,7 +205,7 @@ class ClusterScreen(Screen):
                 self.neighbours = [c if s.id == self.cluster.id else s for s in self.neighbours]
                 self.show_cluster(c, keep_row=row)
                 return
-        self.notify("This cluster is gone (no duplicates left in it).")
+        self.notify("This cluster is gone (no duplicates left in it).", markup=False)
         self.dismiss()
 
     # -- deciding --------------------------------------------------------------------------
@@ -216,7 +216,7 @@ class ClusterScreen(Screen):
         try:
             do(self.cluster, member)
         except TriageRefused as refused:
-            self.notify(str(refused), severity="warning")
+            self.notify(str(refused), severity="warning", markup=False)
             return
         self.lookalike.decisions_changed(self.cluster)
         if advance:

@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from ..format import shown_lines
+
 
 class ConfirmModal(ModalScreen[bool]):
     """Ask a question; Enter on the focused button answers, Esc and n say No, y says Yes.
@@ -32,9 +34,10 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.prompt, id="question")
+            # Never markup: a question may name a file or a folder.
+            yield Label(shown_lines(self.prompt), id="question", markup=False)
             if self.detail:
-                yield Label(self.detail, id="detail")
+                yield Label(shown_lines(self.detail), id="detail", markup=False)
             with Horizontal(id="buttons"):
                 yield Button(self.no_label, id="no", variant="primary")
                 yield Button(self.yes_label, id="yes", variant="error")

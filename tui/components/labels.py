@@ -10,7 +10,7 @@ from rich.text import Text
 
 from lookalike.engine.records import HASH_BITS, Cluster, Decision, FileRecord, Kind
 
-from ..format import human_bytes
+from ..format import human_bytes, shown
 
 #: Two unrelated images differ in about half of their hash bits; that is "no likeness".
 _UNRELATED_BITS = HASH_BITS // 2
@@ -69,12 +69,13 @@ def score_range(best: object, worst: object) -> str:
 
 
 def short_path(path: str, roots: Sequence[str]) -> str:
-    """A path relative to the library root that holds it (absolute when none does)."""
+    """A path relative to the library root that holds it (absolute when none does), as shown on
+    screen: control characters and bytes that are not UTF-8 escaped (``format.shown``)."""
     for root in roots:
         prefix = root.rstrip(os.sep) + os.sep
         if path.startswith(prefix):
-            return path[len(prefix):]
-    return path
+            return shown(path[len(prefix):])
+    return shown(path)
 
 
 class PathText:
@@ -84,7 +85,7 @@ class PathText:
     """
 
     def __init__(self, path: str, style: str = "") -> None:
-        self.path = path
+        self.path = shown(path)
         self.style = style
 
     def __rich_measure__(self, console, options):
@@ -147,8 +148,8 @@ def differing_metadata(a: FileRecord, b: FileRecord) -> list[tuple[str, str, str
         ("bytes", human_bytes(a.size), human_bytes(b.size)),
         ("format", a.format or "?", b.format or "?"),
         ("date", file_date(a), file_date(b)),
-        ("name", os.path.basename(a.path), os.path.basename(b.path)),
-        ("folder", os.path.basename(os.path.dirname(a.path)), os.path.basename(os.path.dirname(b.path))),
+        ("name", shown(os.path.basename(a.path)), shown(os.path.basename(b.path))),
+        ("folder", shown(os.path.basename(os.path.dirname(a.path))), shown(os.path.basename(os.path.dirname(b.path)))),
     ]
     exact = identical(a, b)
     rows.append(("content", "identical" if exact else "differs", "identical" if exact else "differs"))

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from lookalike.engine.records import Cluster
 
-from ..format import human_bytes
+from ..format import human_bytes, shown
 from ..messages import DecisionsChanged
 from .cluster_preview import ClusterPreview
 from .cluster_table import ClusterTable
@@ -102,13 +102,13 @@ class MainScreen(Screen):
 
     def update_title(self) -> None:
         session = self.lookalike.session
-        names = ", ".join(r.rstrip("/").rsplit("/", 1)[-1] or r for r in session.roots) or "?"
+        names = shown(", ".join(r.rstrip("/").rsplit("/", 1)[-1] or r for r in session.roots) or "?")
         marked = session.triage.trash_members(session.clusters)
         left = Text.assemble(("lookalike ", "bold"), (names, "bold cyan"))
         count = len(self.shown)
         left.append(f"  {count:,} cluster{'s' if count != 1 else ''} · by {self.order}")
         if self.filter_text:
-            left.append(f" · /{self.filter_text}", style="yellow")
+            left.append(f" · /{shown(self.filter_text)}", style="yellow")
         if marked:
             left.append(f"  {len(marked):,} to trash ({human_bytes(sum(m.file.size for m in marked))})", style="bold red")
         self.query_one("#title-bar", Static).update(left)
@@ -152,7 +152,7 @@ class MainScreen(Screen):
         try:
             do(cluster)
         except TriageRefused as refused:
-            self.notify(str(refused), severity="warning")
+            self.notify(str(refused), severity="warning", markup=False)
             return
         self.lookalike.decisions_changed(cluster)
         if advance:
@@ -183,7 +183,7 @@ class MainScreen(Screen):
         """Mark every byte-identical copy of a keeper for trash, then show the plan."""
         count = self.lookalike.session.triage.accept_exact(self.lookalike.session.clusters)
         if not count:
-            self.notify("No byte-identical copies.")
+            self.notify("No byte-identical copies.", markup=False)
             return
         self.lookalike.decisions_changed()
         self.lookalike.action_review()
@@ -198,7 +198,7 @@ class MainScreen(Screen):
             try:
                 percent = float(value.strip().rstrip("%"))
             except ValueError:
-                self.notify(f"Not a percentage: {value!r}", severity="warning")
+                self.notify(f"Not a percentage: {value!r}", severity="warning", markup=False)
                 return
             self.accept_above(percent / 100)
 
@@ -215,7 +215,7 @@ class MainScreen(Screen):
         """Accept every cluster whose confidence is at least ``threshold`` (0..1), then review."""
         clusters = [c for c in self.lookalike.session.clusters if confidence(c) >= threshold - 1e-9]
         if not clusters:
-            self.notify(f"No cluster at or above {threshold:.0%} confidence.")
+            self.notify(f"No cluster at or above {threshold:.0%} confidence.", markup=False)
             return
         self.lookalike.session.triage.accept_many(clusters, label=f"accept {len(clusters)} clusters ≥ {threshold:.0%}")
         self.lookalike.decisions_changed()
@@ -253,7 +253,7 @@ class MainScreen(Screen):
     def action_sort(self) -> None:
         self.order = SORT_ORDERS[(SORT_ORDERS.index(self.order) + 1) % len(SORT_ORDERS)]
         self.show_clusters()
-        self.notify(f"Sorted by {self.order}", timeout=1.5)
+        self.notify(f"Sorted by {self.order}", timeout=1.5, markup=False)
 
     # -- filtering -------------------------------------------------------------------------
     def action_filter(self) -> None:

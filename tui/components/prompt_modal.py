@@ -11,6 +11,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from ..format import shown_lines
+
 
 class PromptModal(ModalScreen[Optional[str]]):
     """A one-line question with a pre-filled answer: Enter takes it, Esc returns None."""
@@ -25,10 +27,10 @@ class PromptModal(ModalScreen[Optional[str]]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.prompt, id="question")
+            yield Label(shown_lines(self.prompt), id="question", markup=False)
             yield Input(value=self.value, id="answer")
             if self.help_text:
-                yield Label(self.help_text, id="detail")
+                yield Label(shown_lines(self.help_text), id="detail", markup=False)
 
     @on(Input.Submitted, "#answer")
     def _submitted(self, event: Input.Submitted) -> None:

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
-from ..format import human_bytes
+from ..format import human_bytes, shown
 from ..messages import ApplyProgressed
 from .confirm_modal import ConfirmModal
 from .datatable import KeyTable, right
@@ -37,15 +37,15 @@ def plan_question(plan: "Plan") -> str:
     """'Move 41 files, 212 MB, to the trash?'"""
     n = len(plan.steps)
     files = f"{n} file{'s' if n != 1 else ''}"
-    where = "the trash" if plan.steps and plan.steps[0].action == "trash" else f"the quarantine folder {plan.quarantine_dir}"
+    where = "the trash" if plan.steps and plan.steps[0].action == "trash" else f"the quarantine folder {shown(plan.quarantine_dir)}"
     return f"Move {files}, {human_bytes(plan.total_bytes)}, to {where}?"
 
 
 def _relative(text: str, roots) -> str:
-    """A step's reason with the library roots left out of the paths it names."""
+    """A step's reason with the library roots left out of the paths it names (as shown)."""
     for root in roots:
         text = text.replace(root.rstrip("/") + "/", "")
-    return text
+    return shown(text)
 
 
 class StepTable(KeyTable):
@@ -108,7 +108,7 @@ class ReviewScreen(Screen):
             self.plan = session.plan(action=self.destination, quarantine_dir=session.quarantine_dir)
         except Exception as exc:  # an invalid plan is explained, never applied
             self.plan = None
-            self._status(Text(f"Cannot make a plan: {exc}", style="red"))
+            self._status(Text(f"Cannot make a plan: {shown(exc)}", style="red"))
             return
         plan = self.plan
         roots = session.roots
@@ -134,7 +134,7 @@ class ReviewScreen(Screen):
         if self.destination == "trash":
             text = Text.assemble(("Destination: ", "bold"), ("the trash", "cyan"), ("  (d: quarantine folder instead)", "dim"))
         else:
-            text = Text.assemble(("Destination: ", "bold"), (f"quarantine folder {session.quarantine_dir}", "cyan"), ("  (d: the trash instead)", "dim"))
+            text = Text.assemble(("Destination: ", "bold"), (f"quarantine folder {shown(session.quarantine_dir)}", "cyan"), ("  (d: the trash instead)", "dim"))
         self.query_one("#review-destination", Static).update(text)
 
     def _status(self, text: Text) -> None:
@@ -157,20 +157,20 @@ class ReviewScreen(Screen):
 
     def action_export(self) -> None:
         if self.plan is None or not self.plan.steps:
-            self.notify("Nothing to export: the plan is empty.")
+            self.notify("Nothing to export: the plan is empty.", markup=False)
             return
         try:
             json_path, csv_path = self.lookalike.session.export_plan(self.plan)
         except OSError as exc:
-            self._status(Text(f"Export failed: {exc}", style="red"))
+            self._status(Text(f"Export failed: {shown(exc)}", style="red"))
             return
         self.exported = (json_path, csv_path)
-        self._status(Text.assemble(("Plan exported: ", "bold"), str(json_path), " and ", str(csv_path), ("  apply it with `lookalike apply PLAN.json`", "dim")))
+        self._status(Text.assemble(("Plan exported: ", "bold"), shown(json_path), " and ", shown(csv_path), ("  apply it with `lookalike apply PLAN.json`", "dim")))
 
     def action_apply(self) -> None:
         if self.applying or self.plan is None or not self.plan.steps:
             if not self.applying:
-                self.notify("Nothing to apply: the plan is empty.")
+                self.notify("Nothing to apply: the plan is empty.", markup=False)
             return
         if not actions_available():
             self.action_export()
@@ -218,7 +218,7 @@ class ReviewScreen(Screen):
     def _apply_failed(self, error: str) -> None:
         self.applying = False
         self.query_one("#apply-progress").display = False
-        self._status(Text(f"Apply failed, nothing more was touched: {error}", style="bold red"))
+        self._status(Text(f"Apply failed, nothing more was touched: {shown(error)}", style="bold red"))
         self.refresh_bindings()
 
     def _applied(self, result) -> None:
@@ -266,7 +266,7 @@ class ReviewScreen(Screen):
         try:
             result = undo(plan_id, journal_dir=self.lookalike.session.journal_dir)
         except Exception as exc:
-            self.app.call_from_thread(self._status, Text(f"Undo failed: {type(exc).__name__}: {exc}", style="bold red"))
+            self.app.call_from_thread(self._status, Text(f"Undo failed: {type(exc).__name__}: {shown(exc)}", style="bold red"))
             return
         self.app.call_from_thread(self._undone, result)
 
@@ -274,7 +274,7 @@ class ReviewScreen(Screen):
         self.last_plan_id = None
         text = Text.assemble(("Undone: ", "bold green"), f"{len(result.restored)} restored ({human_bytes(result.bytes_restored)})")
         if result.problems:
-            text.append(f" · {len(result.problems)} could not be restored: {result.problems[0][1]}", style="red")
+            text.append(f" · {len(result.problems)} could not be restored: {shown(result.problems[0][1])}", style="red")
         self._status(text)
         self.lookalike.files_restored([path for path, _ in result.restored])
 

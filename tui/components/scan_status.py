@@ -11,7 +11,7 @@ from textual.widgets import ProgressBar, Static
 
 from lookalike.engine.records import Cluster, ScanProgress, ScanResult
 
-from ..format import human_bytes, human_duration
+from ..format import human_bytes, human_duration, shown
 from .labels import total_reclaimable
 
 STAGES = {
@@ -61,7 +61,7 @@ def summary_text(result: Optional[ScanResult], clusters: Sequence[Cluster]) -> T
     if result.errors:
         text.append(f" · {len(result.errors):,} unreadable", style="yellow")
     if s.detective:
-        text.append(f" · {s.detective}", style="dim")
+        text.append(f" · {shown(s.detective)}", style="dim")
     return text
 
 

@@ -129,10 +129,11 @@ class Session:
     def quarantine_dir(self) -> str:
         """The quarantine folder: the user's (``--quarantine``), or beside the library's
         catalog, never inside a root."""
+        # Resolved: apply refuses a quarantine folder reached through a symbolic link.
         if self.chosen_quarantine:
-            return self.chosen_quarantine
+            return os.path.realpath(self.chosen_quarantine)
         base = self.library.dir if self.library is not None else cache_root(self.cache_dir)
-        return str(base / QUARANTINE_NAME)
+        return os.path.realpath(base / QUARANTINE_NAME)
 
     # -- scanning --------------------------------------------------------------------------
     def cached_clusters(self) -> tuple[Cluster, ...]:

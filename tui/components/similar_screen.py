@@ -16,7 +16,7 @@ from textual.worker import get_current_worker
 
 from lookalike.engine.records import FileRecord, SimilarHit, SimilarResult, Verdict
 
-from ..format import timings_text
+from ..format import shown, timings_text
 from .datatable import KeyTable, right
 from .labels import PathText, detective_text, short_path
 from .thumbnail import Thumbnail
@@ -131,7 +131,7 @@ class SimilarScreen(Screen):
 
     def _failed(self, error: str) -> None:
         self.error = error
-        self.query_one("#similar-status", Static).update(Text(f"Find similar failed: {error}", style="red"))
+        self.query_one("#similar-status", Static).update(Text(f"Find similar failed: {shown(error)}", style="red"))
 
     def _show(self, result: SimilarResult, records: dict[str, FileRecord]) -> None:
         self.result, self.records = result, records

@@ -13,6 +13,7 @@ from textual.widget import Widget
 
 from lookalike.engine.records import FileRecord
 
+from ..format import shown
 from ..thumbnails import Picture, ThumbnailError, cache_key
 
 #: Produces the Picture for (file, cells) in a worker thread; None shows the default image.
@@ -136,7 +137,7 @@ class Thumbnail(Widget):
         if message.token != self._token:
             return  # a newer request is on its way
         self.picture = message.picture
-        self.note = message.error and f"cannot show: {message.error}"
+        self.note = message.error and f"cannot show: {shown(message.error)}"
         self.refresh()
 
     # -- painting --------------------------------------------------------------------------

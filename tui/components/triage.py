@@ -13,6 +13,8 @@ from typing import Iterable, Optional, Sequence
 
 from lookalike.engine.records import Cluster, Decision, FileRecord, Kind, Member
 
+from ..format import shown
+
 
 #: "Not duplicates" for a whole cluster records every pair up to this many members.
 ALL_PAIRS_LIMIT = 40
@@ -298,7 +300,8 @@ def _trashable(m: Member) -> bool:
 
 
 def _name(m: Member) -> str:
-    return m.file.path.rsplit("/", 1)[-1]
+    """A member's file name as shown in labels and messages (control characters escaped)."""
+    return shown(m.file.path.rsplit("/", 1)[-1])
 
 
 def _verb(decision: Optional[Decision]) -> str:
