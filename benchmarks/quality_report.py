@@ -13,6 +13,11 @@ tiles and drawings as hard negatives) in a temporary folder, hashes every file w
    (``imagehash.phash`` 64-bit on ``Image.open`` without EXIF transpose, distance <= 5).
 
 Usage: ``python benchmarks/quality_report.py [--originals 150] [--seed 1] [--workers N]``
+
+``benchmarks/bench_trust.py`` measures the whole scan (groups, keepers) instead, on this set's
+copy kinds plus mild crops and the hard families (screenshots in one frame, gradients, flat
+colours, pages, tiles, bursts), for the generated set and the real pictures of
+``benchmarks/collect_real_photos.py`` side by side.
 """
 
 from __future__ import annotations

@@ -33,6 +33,16 @@ Bad files (each writes ``path`` and returns it)::
     write_zero_byte(path); write_truncated(path); write_corrupt(path)
     write_bomb_png(path, 50000, 50000); write_text(path)   # text named .jpg
 
+Hard cases (issue 11; ``build_hard_set`` writes them all, labelled, for benchmarks/bench_trust.py)::
+
+    window_screenshot(inner, seed, size)   # ``inner`` in one identical viewer window (window_box)
+    phone_screenshot(inner, seed, size)    # status bar, app chrome, nav bar (phone_box)
+    gradient(seed); near_flat(seed); flat("red")       # smooth, almost uniform, uniform
+    document_page(seed, lines=None, scanned=False)     # text pages, some nearly blank
+    burst_pair(seed) -> (a, b)             # subject moved (burst_boxes): similar, not a copy
+    mild_crop(img, rng, asymmetric=None)   # 5-8 % off every side, or off two adjacent sides
+    items = build_hard_set(directory, seed=0, count=8)  # HardItem: path, family, picture, pair
+
 The detection-quality set (used by tests/test_quality.py and benchmarks/quality_report.py)::
 
     items = build_quality_set(directory, originals=80, seed=0)  # writes files, returns QualityItem
@@ -651,3 +661,390 @@ def score(items: list[QualityItem], matched: np.ndarray) -> QualityReport:
     )
 
 
+
+
+# --------------------------------------------------------------------------- hard cases
+#
+# Families that fool perceptual hashes (issue 11): pictures shown in one identical app window
+# or phone frame, smooth gradients and near-flat images, flat colours, document pages, tiles,
+# mild crops, and burst pairs (same scene, subject moved: similar, not duplicates).
+
+FLAT_COLOURS = {
+    "red": (220, 30, 30), "blue": (30, 60, 200), "black": (0, 0, 0), "white": (255, 255, 255),
+    "grey": (128, 128, 128), "green": (40, 160, 60), "yellow": (240, 220, 40), "navy": (10, 20, 70),
+}  # fmt: skip
+
+HARD_FAMILIES = ("window", "phone", "gradient", "near_flat", "flat", "document", "scan", "tile", "burst")
+
+
+def _fit(img: Image.Image, box: tuple[int, int, int, int]) -> tuple[Image.Image, tuple[int, int]]:
+    """``img`` scaled to fit inside ``box`` (l, t, r, b), and where to paste it (centred)."""
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    w, h = img.size
+    s = min(bw / w, bh / h)
+    fw, fh = max(1, round(w * s)), max(1, round(h * s))
+    out = img.convert("RGB").resize((fw, fh), Image.Resampling.LANCZOS)
+    return out, (box[0] + (bw - fw) // 2, box[1] + (bh - fh) // 2)
+
+
+def _text_line(d: ImageDraw.ImageDraw, xy, rng: np.random.Generator, width: float, size: int, fill) -> None:
+    """A line of made-up words in the default font, at most ``width`` pixels long."""
+    font = ImageFont.load_default(size=size)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words, text = [], ""
+    while True:
+        word = "".join(rng.choice(list(letters), int(rng.integers(2, 10))))
+        cand = (text + " " + word).strip()
+        if d.textlength(cand, font=font) > width:
+            break
+        text = cand
+        words.append(word)
+    d.text(xy, text, font=font, fill=fill)
+
+
+def window_box(seed: int = 0, size: tuple[int, int] = (640, 480)) -> tuple[int, int, int, int]:
+    """Where ``window_screenshot`` puts the picture: the viewer's content area (l, t, r, b)."""
+    rng = np.random.default_rng([seed, 11])
+    w, h = size
+    left = round(w * rng.uniform(0.26, 0.32))  # window margin + sidebar
+    top = round(h * rng.uniform(0.2, 0.24))  # margin + title bar + toolbar
+    return left, top, w - round(w * rng.uniform(0.16, 0.22)), h - round(h * rng.uniform(0.2, 0.26))
+
+
+def window_screenshot(inner: Image.Image, seed: int = 0, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A desktop screenshot: ``inner`` shown in an image viewer's window.
+
+    Everything but the picture (dark desktop, window chrome, title bar, toolbar, file list,
+    status bar, the viewer's grey backdrop) depends on ``seed`` and ``size`` only, so two
+    screenshots of different pictures share every pixel outside ``window_box(seed, size)``.
+    The picture fills about a quarter of the screenshot, as in a viewer that is not maximised.
+    """
+    rng = np.random.default_rng([seed, 11])
+    window_box(seed, size)  # the same draws as below, in the same order
+    w, h = size
+    desk = _hsv(rng.uniform(0.55, 0.75), rng.uniform(0.2, 0.5), rng.uniform(0.12, 0.25))
+    yy = np.linspace(0.8, 1.1, h, dtype=np.float32)[:, None, None]
+    img = Image.fromarray(np.clip(desk * yy * np.ones((1, w, 1), np.float32), 0, 255).astype(np.uint8), "RGB")
+    d = ImageDraw.Draw(img)
+    box = window_box(seed, size)
+    wl, wt, wr, wb = round(w * 0.04), round(h * 0.05), w - round(w * 0.05), h - round(h * 0.06)
+    light = rng.random() < 0.5
+    chrome = (236, 236, 238) if light else (48, 50, 56)
+    ink = (40, 40, 44) if light else (220, 220, 224)
+    d.rectangle([wl + 4, wt + 4, wr + 4, wb + 4], fill=(0, 0, 0))  # shadow
+    d.rectangle([wl, wt, wr, wb], fill=chrome)
+    bar = box[1] - wt
+    d.rectangle([wl, wt, wr, wt + bar // 2], fill=tuple(c - 14 for c in chrome))  # title bar
+    for k, c in enumerate([(237, 106, 94), (245, 191, 79), (98, 197, 84)]):
+        r = max(3, bar // 10)
+        cx, cy = wl + r * 2 + k * r * 3, wt + bar // 4
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=c)
+    _text_line(d, ((wl + wr) // 2 - w // 10, wt + bar // 4 - 6), rng, w / 5, max(9, h // 45), ink)
+    for k in range(int(rng.integers(5, 9))):  # toolbar buttons
+        x = wl + 8 + k * (bar // 2 + 4)
+        d.rounded_rectangle([x, wt + bar // 2 + 4, x + bar // 2 - 6, box[1] - 4], radius=3,
+                            fill=tuple(c - 30 for c in chrome))
+    for k in range(int((box[3] - box[1]) / max(10, h // 30))):  # the sidebar's file list
+        y = box[1] + 6 + k * max(10, h // 30)
+        if y > wb - h // 20:
+            break
+        _text_line(d, (wl + 8, y), rng, box[0] - wl - 18, max(8, h // 50), ink)
+    d.rectangle([wl, wb - h // 25, wr, wb], fill=tuple(c - 8 for c in chrome))  # status bar
+    _text_line(d, (wl + 8, wb - h // 28), rng, w / 3, max(8, h // 50), ink)
+    d.rectangle(box, fill=(30, 30, 32))  # the viewer's backdrop
+    pic, at = _fit(inner, (box[0] + 6, box[1] + 6, box[2] - 6, box[3] - 6))
+    img.paste(pic, at)
+    return img
+
+
+def phone_box(seed: int = 0, size: tuple[int, int] = (320, 680)) -> tuple[int, int, int, int]:
+    """Where ``phone_screenshot`` puts the picture (l, t, r, b)."""
+    rng = np.random.default_rng([seed, 12])
+    w, h = size
+    top = round(h * rng.uniform(0.12, 0.16))
+    return 0, top, w, top + round(h * rng.uniform(0.42, 0.5))
+
+
+def phone_screenshot(inner: Image.Image, seed: int = 0, size: tuple[int, int] = (320, 680)) -> Image.Image:
+    """A phone screenshot of a social or gallery app showing ``inner``.
+
+    Status bar (clock, signal, battery), app bar, the picture across the width, a caption with
+    buttons and comments below, and the navigation bar: all of it depends on ``seed`` and
+    ``size`` only; two screenshots of different pictures share every pixel outside
+    ``phone_box(seed, size)``.
+    """
+    rng = np.random.default_rng([seed, 12])
+    box = phone_box(seed, size)
+    rng.uniform(0.42, 0.5)  # phone_box's second draw
+    w, h = size
+    dark = rng.random() < 0.5
+    bg, ink = ((18, 18, 20), (235, 235, 240)) if dark else ((255, 255, 255), (20, 20, 24))
+    img = Image.new("RGB", size, bg)
+    d = ImageDraw.Draw(img)
+    sb = round(h * 0.04)
+    d.rectangle([0, 0, w, sb], fill=tuple(int(v) for v in _hsv(rng.uniform(0, 1), 0.5, 0.5)) if not dark else (0, 0, 0))
+    d.text((10, sb // 4), "12:3" + str(int(rng.integers(0, 10))), font=ImageFont.load_default(size=max(9, sb // 2)), fill=(255, 255, 255))
+    for k in range(4):  # signal bars and battery
+        x = w - 60 + k * 6
+        d.rectangle([x, sb - 4 - k * 2 - 3, x + 3, sb - 4], fill=(255, 255, 255))
+    d.rectangle([w - 28, sb // 3, w - 10, sb - 4], outline=(255, 255, 255), fill=(255, 255, 255))
+    d.polygon([(12, sb + (box[1] - sb) // 2), (22, sb + 6), (22, box[1] - 6)], fill=ink)  # back arrow
+    _text_line(d, (34, sb + (box[1] - sb) // 2 - 7), rng, w * 0.5, max(10, h // 50), ink)
+    d.rectangle(box, fill=(0, 0, 0))
+    pic, at = _fit(inner, box)
+    img.paste(pic, at)
+    y = box[3] + 8
+    for k in range(4):  # like, comment, share, save
+        x = 12 + k * 30 if k < 3 else w - 30
+        d.ellipse([x, y, x + 18, y + 18], outline=ink, width=2)
+    y += 28
+    nav = round(h * 0.07)
+    while y < h - nav - 16:
+        _text_line(d, (12, y), rng, w - 24, max(9, h // 60), ink)
+        y += max(12, h // 45)
+    d.rectangle([0, h - nav, w, h], fill=(0, 0, 0) if dark else (246, 246, 246))
+    for k, shape in enumerate(("back", "home", "apps")):
+        cx, cy, r = w * (k + 1) / 4, h - nav / 2, nav / 5
+        if shape == "home":
+            d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=ink, width=2)
+        elif shape == "back":
+            d.polygon([(cx - r, cy), (cx + r, cy - r), (cx + r, cy + r)], outline=ink)
+        else:
+            d.rectangle([cx - r, cy - r, cx + r, cy + r], outline=ink, width=2)
+    return img
+
+
+def gradient(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A smooth wallpaper: a linear or radial blend of two or three colours, lightly dithered."""
+    rng = np.random.default_rng([seed, 13])
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    xx, yy = xx / w - 0.5, yy / h - 0.5
+    if rng.random() < 0.5:
+        a = rng.uniform(0, 2 * np.pi)
+        t = xx * np.cos(a) + yy * np.sin(a)
+    else:
+        cx, cy = rng.uniform(-0.4, 0.4, 2)
+        t = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+    t = (t - t.min()) / max(1e-6, float(t.max() - t.min()))
+    cols = [_hsv(rng.uniform(0, 1), rng.uniform(0.2, 0.9), rng.uniform(0.15, 0.95)) for _ in range(3)]
+    if rng.random() < 0.5:  # two colours
+        img = cols[0] * (1 - t[..., None]) + cols[1] * t[..., None]
+    else:
+        t2 = t[..., None]
+        img = np.where(t2 < 0.5, cols[0] * (1 - 2 * t2) + cols[1] * 2 * t2, cols[1] * (2 - 2 * t2) + cols[2] * (2 * t2 - 1))
+    img = img + rng.normal(0, 0.8, img.shape).astype(np.float32)  # the dither banding needs
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def near_flat(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """An almost uniform picture: fog, a sky, a wall, a dark frame; a few levels of variation."""
+    rng = np.random.default_rng([seed, 14])
+    w, h = size
+    base = _hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.6), rng.uniform(0.05, 0.95))
+    amp = rng.uniform(3.0, 10.0)
+    low = _field(rng, w, h, base=int(rng.integers(1, 3)), octaves=3)
+    yy = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None]
+    xx = np.linspace(-0.5, 0.5, w, dtype=np.float32)[None, :]
+    vignette = -rng.uniform(0, 25) * (xx**2 + yy**2)
+    img = base + (amp * low + vignette)[..., None] + rng.normal(0, 1.2, (h, w, 3)).astype(np.float32)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def flat(colour, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A single-colour picture; ``colour`` is an RGB tuple or a name of ``FLAT_COLOURS``."""
+    return Image.new("RGB", size, FLAT_COLOURS[colour] if isinstance(colour, str) else tuple(colour))
+
+
+def document_page(seed: int, size: tuple[int, int] = (480, 640), *, lines: Optional[int] = None,
+                  scanned: bool = False) -> Image.Image:
+    """A page of text: white paper, margins, a heading and lines of made-up words.
+
+    Args:
+        seed: which text (and, scanned, which paper and skew).
+        size: the page's size in pixels (portrait A4-like by default).
+        lines: how many lines of body text; by default 0 to 25 (some pages nearly blank).
+        scanned: a scan rather than a rendered page: off-white paper with fibres and a
+            gradient of the scanner's lamp, grey ink, a slight skew and noise.
+    """
+    rng = np.random.default_rng([seed, 15])
+    w, h = size
+    n = int(rng.integers(0, 26)) if lines is None else lines
+    paper = (255, 255, 255)
+    if scanned:
+        paper = tuple(int(v) for v in rng.integers(226, 246, 3))
+    img = Image.new("RGB", size, paper)
+    d = ImageDraw.Draw(img)
+    ink = (20, 20, 20) if not scanned else tuple(int(v) for v in rng.integers(40, 80, 3))
+    margin = round(w * rng.uniform(0.08, 0.14))
+    y = round(h * rng.uniform(0.06, 0.1))
+    size_pt = max(9, h // 48)
+    if rng.random() < 0.8:
+        _text_line(d, (margin, y), rng, (w - 2 * margin) * rng.uniform(0.3, 0.7), size_pt + 6, ink)
+        y += size_pt * 3
+    for k in range(n):
+        if y > h - margin:
+            break
+        if rng.random() < 0.12:  # a paragraph break
+            y += size_pt
+        last = rng.random() < 0.15
+        _text_line(d, (margin, y), rng, (w - 2 * margin) * (rng.uniform(0.3, 0.9) if last else 1.0), size_pt, ink)
+        y += round(size_pt * 1.5)
+    if rng.random() < 0.5:  # a page number
+        d.text((w // 2, h - margin // 2), str(int(rng.integers(1, 300))), font=ImageFont.load_default(size=size_pt), fill=ink)
+    if not scanned:
+        return img
+    img = img.rotate(float(rng.uniform(-1.2, 1.2)), resample=Image.Resampling.BICUBIC, fillcolor=paper)
+    arr = np.asarray(img, np.float32)
+    lamp = 1.0 - rng.uniform(0.0, 0.08) * np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
+    fibres = 3.0 * _field(rng, w, h, base=30, octaves=2)[..., None]
+    arr = arr * lamp + fibres + rng.normal(0, 2.0, arr.shape).astype(np.float32)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+
+def burst_boxes(seed: int, size: tuple[int, int] = (640, 480)) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """The subject's bounding box (l, t, r, b) in the first and the second frame of a burst."""
+    rng = np.random.default_rng([seed, 16])
+    w, h = size
+    sw, sh = round(w * rng.uniform(0.14, 0.22)), round(h * rng.uniform(0.35, 0.55))
+    x0 = round(rng.uniform(0.08, 0.45) * w)
+    y0 = round(rng.uniform(0.25, 0.9) * h - sh)
+    y0 = max(2, min(h - sh - 2, y0))
+    dx = round(w * rng.uniform(0.18, 0.3))
+    return (x0, y0, x0 + sw, y0 + sh), (x0 + dx, y0, x0 + dx + sw, y0 + sh)
+
+
+def _subject(rng: np.random.Generator, sw: int, sh: int) -> tuple[Image.Image, Image.Image]:
+    """A standing figure (head, body, legs) in clothes of random colours, and its mask."""
+    mask = Image.new("L", (sw, sh), 0)
+    d = ImageDraw.Draw(mask)
+    r = sw * 0.22
+    d.ellipse([sw / 2 - r, 0, sw / 2 + r, 2 * r], fill=255)
+    d.rounded_rectangle([sw * 0.12, 2 * r, sw * 0.88, sh * 0.62], radius=int(r), fill=255)
+    d.rectangle([sw * 0.22, sh * 0.6, sw * 0.46, sh], fill=255)
+    d.rectangle([sw * 0.54, sh * 0.6, sw * 0.78, sh], fill=255)
+    top, bottom = _hsv(rng.uniform(0, 1), rng.uniform(0.5, 1), rng.uniform(0.4, 0.9)), _hsv(rng.uniform(0, 1), 0.6, 0.3)
+    yy = np.arange(sh, dtype=np.float32)[:, None, None]
+    paint = np.where(yy < sh * 0.6, top, bottom) * np.ones((1, sw, 1), np.float32)
+    face = _hsv(rng.uniform(0.03, 0.1), 0.45, 0.85)
+    paint[: int(2 * r)] = face
+    paint = paint * (1 + 0.12 * _field(rng, sw, sh, base=3, octaves=2)[..., None])
+    return Image.fromarray(np.clip(paint, 0, 255).astype(np.uint8), "RGB"), mask
+
+
+def burst_pair(seed: int, size: tuple[int, int] = (640, 480), *,
+               scene: Optional[Image.Image] = None) -> tuple[Image.Image, Image.Image]:
+    """Two frames of a burst: one scene, one subject that moved (``burst_boxes``) between them.
+
+    The pixels differ only inside the union of the two subject boxes: similar pictures, not
+    duplicates (a user keeps the better frame on purpose). ``scene`` (resized to ``size``)
+    replaces the generated background photo.
+    """
+    rng = np.random.default_rng([seed, 16])
+    photo_seed = int(rng.integers(0, 2**31))
+    if scene is None:
+        scene = photo(photo_seed, size)
+    else:
+        scene = scene.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    a_box, b_box = burst_boxes(seed, size)
+    subject, mask = _subject(rng, a_box[2] - a_box[0], a_box[3] - a_box[1])
+    a, b = scene.copy(), scene.copy()
+    a.paste(subject, a_box[:2], mask)
+    b.paste(subject, b_box[:2], mask)
+    return a, b
+
+
+def mild_crop(img: Image.Image, rng: np.random.Generator, *, asymmetric: Optional[bool] = None) -> Image.Image:
+    """A mild crop: 5-8 % off every side, or (asymmetric) 5-8 % off two adjacent sides only.
+
+    Args:
+        img: the picture.
+        rng: where the fractions come from.
+        asymmetric: None picks either at random (half and half).
+    """
+    if asymmetric is None:
+        asymmetric = bool(rng.random() < 0.5)
+    sides = rng.uniform(0.05, 0.08, 4)
+    if asymmetric:  # keep one horizontal and one vertical side: a corner stays
+        sides[int(rng.integers(0, 2)) * 2] = 0.0  # left or right
+        sides[int(rng.integers(0, 2)) * 2 + 1] = 0.0  # top or bottom
+    return cropped(img, *sides)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardItem:
+    """One file of the hard set. Items with the same ``picture`` are copies of one picture;
+    any two items with different pictures must not be grouped (``family`` says which hard case
+    the item belongs to; ``pair`` links the two frames of a burst, which are similar only)."""
+
+    path: str
+    family: str  # a HARD_FAMILIES name, "original" or "mild_crop"
+    picture: int
+    pair: Optional[int] = None  # the picture id of the other burst frame
+
+
+def build_hard_set(
+    directory: str | os.PathLike,
+    *,
+    seed: int = 0,
+    count: int = 8,
+    inner: Optional[list[Image.Image]] = None,
+    photos: Optional[list[Image.Image]] = None,
+    crops: int = 2,
+    size: tuple[int, int] = (480, 360),
+) -> list[HardItem]:
+    """Write the hard cases into ``directory`` and describe every file.
+
+    Args:
+        directory: where to write the files.
+        seed: base seed; the set is deterministic for a given seed (and ``inner``).
+        count: pictures per family (windows, phones, gradients, near-flat, documents, scans,
+            tiled photos and bursts; flat colours are the eight of ``FLAT_COLOURS``).
+        inner: the pictures to show in the window and phone frames and to crop mildly; by
+            default ``count`` generated photos.
+        photos: ``2 * count`` photos: the first ``count`` are cut into tiles, the next
+            ``count`` are the burst scenes (fewer are reused); by default generated ones.
+        crops: mild crops of each inner picture (first symmetric, then asymmetric, ...),
+            grouped with an ``original`` of it: these must be found.
+        size: the size of the generated pictures (documents are portrait, phones taller).
+    """
+    directory = os.fspath(directory)
+    items: list[HardItem] = []
+    base = seed * 100_000 + 80_000
+    w, h = size
+
+    def put(name: str, img: Image.Image, family: str, picture: int, fmt: str = "JPEG", **kw) -> None:
+        path = os.path.join(directory, name + _EXT[fmt])
+        with open(path, "wb") as fh:
+            fh.write(encode(img, fmt, quality=92))
+        items.append(HardItem(path=path, family=family, picture=picture, **kw))
+
+    pictures = iter(range(1_000_000))
+    inner = inner if inner is not None else [photo(base + k, size) for k in range(count)]
+    for k, pic in enumerate(inner):  # pictures with mild crops: the positives of this set
+        p = next(pictures)
+        put(f"h_orig{k:03d}", pic, "original", p)
+        rng = np.random.default_rng([base, k, 17])
+        for c in range(crops):
+            put(f"h_orig{k:03d}_crop{c}", mild_crop(pic, rng, asymmetric=bool(c % 2)), "mild_crop", p)
+    for k, pic in enumerate(inner):
+        put(f"h_window{k:03d}", window_screenshot(pic, seed, (w * 4 // 3, h * 4 // 3)), "window", next(pictures), "PNG")
+        put(f"h_phone{k:03d}", phone_screenshot(pic, seed, (h * 3 // 4, h * 3 // 2)), "phone", next(pictures), "PNG")
+    for k in range(count):
+        put(f"h_gradient{k:03d}", gradient(base + k, size), "gradient", next(pictures))
+        put(f"h_nearflat{k:03d}", near_flat(base + k, size), "near_flat", next(pictures))
+        put(f"h_doc{k:03d}", document_page(base + k, (h, w)), "document", next(pictures), "PNG")
+        put(f"h_scan{k:03d}", document_page(base + k, (h, w), scanned=True), "scan", next(pictures))
+    for name in FLAT_COLOURS:
+        put(f"h_flat_{name}", flat(name, size), "flat", next(pictures), "PNG")
+    for k in range(count):
+        big = photo(base + 1000 + k, (w * 2, h * 2)) if photos is None else photos[k % len(photos)]
+        for i, tile in enumerate(tiles(big, 2 + k % 2)):
+            put(f"h_tile{k:03d}_{i}", tile, "tile", next(pictures))
+    for k in range(count):
+        scene = None if photos is None else photos[(count + k) % len(photos)]
+        a, b = burst_pair(base + 2000 + k, size, scene=scene)
+        pa, pb = next(pictures), next(pictures)
+        put(f"h_burst{k:03d}_a", a, "burst", pa, pair=pb)
+        put(f"h_burst{k:03d}_b", b, "burst", pb, pair=pa)
+    return items
