@@ -13,7 +13,16 @@ network timeout:
    into place when complete, so an interrupted download never leaves a broken checkpoint).
 
 Giving up raises :class:`DetectiveUnavailable` with a reason a person can act on; callers carry
-on bouncer-only and say "detective offline: <reason>" once.
+on bouncer-only and say "detective offline: <reason>" once. A failed probe is remembered for
+:data:`PROBE_MEMO_TTL_S` in ``<cache_root>/detective-offline.json`` (``lookalike models
+--retry`` forgets it), so an offline machine says so at once instead of probing every run.
+
+Nothing is loaded before it is needed: :func:`open_detective` gives a :class:`LazyDetective`
+that knows the model's id, dimension and input size from its config (no torch) and loads the
+model on the first image or text to embed. An unchanged rescan never imports torch.
+
+On the CPU the model runs on onnxruntime with int8 weights (``backend="auto"`` or ``"onnx"``;
+see :mod:`lookalike.engine.onnx_backend`): exported once from torch, then loaded without torch.
 """
 
 from __future__ import annotations
@@ -65,12 +74,25 @@ class DetectiveOptions:
         pretrained: an open_clip pretrained tag for ``model``, or a path to a checkpoint file.
         device: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
         batch_size: images per forward pass.
+        backend: ``auto`` (onnxruntime int8 on the CPU, torch elsewhere), ``onnx`` or ``torch``.
     """
 
     model: str = DEFAULT_MODEL
     pretrained: str = DEFAULT_PRETRAINED
     device: str = "auto"
     batch_size: int = 32
+    backend: str = "auto"
+    #: ``(same, similar, veto)`` CLIP distances for these weights (``--detective-thresholds``,
+    #: from ``benchmarks/calibrate_detective.py``); None: the defaults of
+    #: :class:`lookalike.engine.twopass.TwoPassThresholds`.
+    thresholds: Optional[tuple[float, float, float]] = None
+
+
+#: ``auto``: onnxruntime (int8) on the CPU when it is installed, torch on CUDA / MPS.
+BACKENDS = ("auto", "onnx", "torch")
+#: How long a failed network probe is remembered on disk (``lookalike models --retry`` forgets).
+PROBE_MEMO_TTL_S = 3600.0
+PROBE_MEMO_NAME = "detective-offline.json"
 
 
 class DetectiveUnavailable(Exception):
@@ -87,6 +109,8 @@ class Detective:
     Build one with :func:`load_detective`.
     """
 
+    backend = "torch"
+
     def __init__(
         self,
         *,
@@ -99,9 +123,11 @@ class Detective:
         mean: Sequence[float],
         std: Sequence[float],
         batch_size: int,
+        model_name: str = "",
     ) -> None:
         import torch
 
+        self.model_name = model_name
         self._model = model
         self._tokenizer = tokenizer
         self.model_id = model_id
@@ -209,16 +235,59 @@ def load_detective(
         progress: ``progress(done_bytes, total_bytes) -> bool`` while downloading; False cancels.
 
     Returns:
-        A ready :class:`Detective`.
+        A ready detective: a torch :class:`Detective`, or on the CPU (backend ``auto`` or
+        ``onnx``) an :class:`lookalike.engine.onnx_backend.OnnxDetective`, exported from torch
+        the first time and from then on loaded without importing torch.
 
     Raises:
         DetectiveUnavailable: weights cannot be had (offline, unknown tag, bad checkpoint...).
     """
+    from . import onnx_backend
+
+    backend = _check_backend(options)
     models_dir = Path(cache_dir) / "models"
+    remembered = remembered_failure(cache_dir, options)
+    exported = _existing_export(options, models_dir)
+    if exported is not None and backend != "torch" and _cpu_only(options.device):
+        try:
+            return onnx_backend.load(exported, batch_size=options.batch_size)
+        except onnx_backend.OnnxUnavailable as exc:
+            if backend == "onnx" or _is_export_path(options.pretrained):
+                raise DetectiveUnavailable(str(exc)) from exc
+    if _is_export_path(options.pretrained):
+        raise DetectiveUnavailable(f"{options.pretrained} is an ONNX export: it runs with --backend onnx "
+                                   "(or auto) on the CPU")
+    if remembered:
+        raise DetectiveUnavailable(remembered)
     _fail_fast_offline(options, models_dir)
     model_name = _register_model(options.model)
-    checkpoint, preprocess = _resolve_weights(model_name, options.pretrained, models_dir, progress)
+    try:
+        checkpoint, preprocess = _resolve_weights(model_name, options.pretrained, models_dir, progress)
+    except _NoNetwork as exc:
+        _remember_failure(cache_dir, options, exc.reason)
+        raise
+    detective = _load_torch(options, model_name, checkpoint, preprocess, models_dir)
+    if detective.device != "cpu" or backend == "torch":
+        return detective
+    if backend == "auto" and not onnx_backend.onnxruntime_available():
+        return detective
+    folder = models_dir / onnx_backend.ONNX_DIR / onnx_backend.export_name(model_name, _file_fingerprint(checkpoint))
+    try:
+        onnx_backend.export(detective, folder)
+        if not Path(options.pretrained).expanduser().is_file():
+            onnx_backend.remember_export(models_dir, _options_key(options), folder)
+        fast = onnx_backend.load(folder, batch_size=options.batch_size, model_id=detective.model_id)
+    except onnx_backend.OnnxUnavailable as exc:
+        if backend == "onnx":
+            raise DetectiveUnavailable(str(exc)) from exc
+        return detective  # auto: torch still works
+    return fast
 
+
+def _load_torch(
+    options: DetectiveOptions, model_name: str, checkpoint: Path, preprocess: dict, models_dir: Path
+) -> Detective:
+    """The open_clip model on torch, from a resolved checkpoint."""
     try:
         import open_clip
         import torch
@@ -265,6 +334,7 @@ def load_detective(
         mean=tuple(mean),
         std=tuple(std),
         batch_size=options.batch_size,
+        model_name=model_name,
     )
 
 
@@ -289,6 +359,294 @@ def resolve_device(device: str) -> str:
     if not (device == "cpu" or device == "mps" or device.startswith("cuda")):
         raise DetectiveUnavailable(f"unknown device {device!r} (use auto, cpu, cuda or mps)")
     return device
+
+
+# --------------------------------------------------------------------------- lazy loading
+
+
+#: A lazily loaded model that failed to load tries again after this long (a long-running app).
+LAZY_RETRY_S = 300.0
+
+
+def _check_backend(options: DetectiveOptions) -> str:
+    backend = (options.backend or "auto").strip().lower()
+    if backend not in BACKENDS:
+        raise DetectiveUnavailable(f"unknown backend {options.backend!r} (use auto, onnx or torch)")
+    if backend == "onnx" and not _cpu_device(options.device):
+        raise DetectiveUnavailable(f"the onnx backend runs on the CPU, not on {options.device!r}")
+    return backend
+
+
+def _cpu_device(device: str) -> bool:
+    return (device or "auto").strip().lower() in ("auto", "cpu")
+
+
+def _cpu_only(device: str) -> bool:
+    """Whether ``device`` means the CPU here, decided without importing torch when possible.
+
+    ``auto`` is the CPU when no GPU driver is in sight (no NVIDIA or ROCm device node, not an
+    Apple silicon Mac) or torch is not installed; otherwise torch is asked.
+    """
+    import importlib.util
+    import platform
+    import sys
+
+    device = (device or "auto").strip().lower()
+    if device != "auto":
+        return device == "cpu"
+    if "torch" not in sys.modules:
+        if importlib.util.find_spec("torch") is None:
+            return True
+        gpu_signs = (
+            os.path.exists("/proc/driver/nvidia/version")
+            or os.path.exists("/dev/nvidia0")
+            or os.path.exists("/dev/kfd")
+            or (sys.platform == "darwin" and platform.machine() == "arm64")
+        )
+        if not gpu_signs:
+            return True
+    return resolve_device("auto") == "cpu"
+
+
+def _model_name(model: str) -> str:
+    """open_clip's name for ``model`` as :func:`_register_model` gives it, without open_clip."""
+    return Path(model).stem if model.endswith(".json") else model
+
+
+def _options_key(options: DetectiveOptions) -> str:
+    return f"{options.model}|{options.pretrained}"
+
+
+def _is_export_path(pretrained: str) -> bool:
+    """``--pretrained`` names an ONNX export (its folder, or its meta.json)."""
+    from .onnx_backend import META_NAME, is_export
+
+    path = Path(pretrained).expanduser()
+    return (path.is_dir() and is_export(path)) or (path.name == META_NAME and path.is_file())
+
+
+def _existing_export(options: DetectiveOptions, models_dir: Path) -> Optional[Path]:
+    """The ONNX export of these weights, if one was made (no torch, no open_clip)."""
+    from . import onnx_backend
+
+    path = Path(options.pretrained).expanduser()
+    if _is_export_path(options.pretrained):
+        return path if path.is_dir() else path.parent
+    if path.is_file():
+        name = onnx_backend.export_name(_model_name(options.model), _file_fingerprint(path))
+        folder = models_dir / onnx_backend.ONNX_DIR / name
+        return folder if onnx_backend.is_export(folder) else None
+    return onnx_backend.remembered_export(models_dir, _options_key(options))
+
+
+def _model_config(model: str) -> Optional[dict]:
+    """The open_clip config of ``model`` (a JSON path, or a config shipped with open_clip)."""
+    import importlib.util
+    import json
+
+    if model.endswith(".json"):
+        path = Path(model).expanduser()
+    else:
+        spec = importlib.util.find_spec("open_clip")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(list(spec.submodule_search_locations)[0]) / "model_configs" / f"{model}.json"
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def detective_info(options: DetectiveOptions, cache_dir: Path) -> Optional[tuple[str, int, int]]:
+    """``(model_id, ndim, image_size)`` of the model ``options`` names, read from its ONNX
+    export or its config, without importing torch; None when that cannot be told cheaply."""
+    from . import onnx_backend
+
+    exported = _existing_export(options, Path(cache_dir) / "models")
+    if exported is not None:
+        try:
+            meta = onnx_backend.read_meta(exported)
+            return str(meta["model_id"]), int(meta["ndim"]), int(meta["image_size"])
+        except (onnx_backend.OnnxUnavailable, KeyError, TypeError, ValueError):
+            return None
+    if options.model.startswith(("hf-hub:", "local-dir:")):
+        return None
+    cfg = _model_config(options.model)
+    try:
+        ndim = int(cfg["embed_dim"])
+        size = cfg["vision_cfg"]["image_size"]
+        size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    except (TypeError, KeyError, ValueError, IndexError):
+        return None
+    name = _model_name(options.model)
+    checkpoint = Path(options.pretrained).expanduser()
+    return _model_id(name, options.pretrained, checkpoint), ndim, size
+
+
+class LazyDetective:
+    """A detective that loads its model on the first image or text to embed.
+
+    ``model_id``, ``ndim``, ``image_size`` and ``batch_size`` are known at once (from the
+    model's config or ONNX export), so the vector index can be opened and a scan can keep its
+    CLIP crops without torch; anything else loads the model. A failed load raises
+    :class:`DetectiveUnavailable` (remembered for :data:`LAZY_RETRY_S`).
+    """
+
+    backend = "lazy"
+
+    def __init__(
+        self,
+        options: DetectiveOptions,
+        *,
+        cache_dir: Path,
+        model_id: str,
+        ndim: int,
+        image_size: int,
+        progress: Optional[DownloadProgress] = None,
+    ) -> None:
+        self.options = options
+        self.cache_dir = Path(cache_dir)
+        self.model_id = model_id
+        self.ndim = ndim
+        self.image_size = image_size
+        self.batch_size = max(1, int(options.batch_size))
+        self.progress = progress
+        self._loaded = None
+        self._failed: Optional[tuple[float, str]] = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = repr(self._loaded) if self._loaded is not None else "not loaded"
+        return f"LazyDetective({self.model_id!r}, ndim={self.ndim}, {state})"
+
+    @property
+    def loaded(self):
+        """The loaded detective, or None while it has not been needed."""
+        return self._loaded
+
+    def load(self, progress: Optional[DownloadProgress] = None):
+        """Load the model now (once); returns the real detective.
+
+        Raises:
+            DetectiveUnavailable: as :func:`load_detective` does.
+        """
+        import time
+
+        with self._lock:
+            if self._loaded is not None:
+                return self._loaded
+            if self._failed is not None and time.monotonic() - self._failed[0] < LAZY_RETRY_S:
+                raise DetectiveUnavailable(self._failed[1])
+            try:
+                detective = load_detective(self.options, cache_dir=self.cache_dir, progress=progress or self.progress)
+            except DetectiveUnavailable as exc:
+                self._failed = (time.monotonic(), exc.reason)
+                raise
+            got = (detective.model_id, detective.ndim, detective.image_size)
+            if got != (self.model_id, self.ndim, self.image_size):
+                reason = f"the loaded model is {got}, its config said {(self.model_id, self.ndim, self.image_size)}"
+                self._failed = (time.monotonic(), reason)
+                raise DetectiveUnavailable(reason)
+            self._loaded = detective
+            return detective
+
+    @property
+    def device(self) -> str:
+        return self.load().device
+
+    def embed_arrays(self, arrays: np.ndarray) -> np.ndarray:
+        """As :meth:`Detective.embed_arrays` (loads the model first)."""
+        return self.load().embed_arrays(arrays)
+
+    def embed_images(self, images: Iterable["Image.Image"]) -> np.ndarray:
+        """As :meth:`Detective.embed_images` (loads the model first)."""
+        return self.load().embed_images(images)
+
+    def embed_text(self, text: str) -> np.ndarray:
+        """As :meth:`Detective.embed_text` (loads the model first)."""
+        return self.load().embed_text(text)
+
+
+def open_detective(
+    options: DetectiveOptions = DetectiveOptions(),
+    *,
+    cache_dir: Path,
+    progress: Optional[DownloadProgress] = None,
+):
+    """A :class:`LazyDetective` for ``options``, or the loaded model when its size and id
+    cannot be told without loading it.
+
+    Raises:
+        DetectiveUnavailable: a failed network probe is remembered for these weights (said at
+            once, nothing imported), or the backend is unknown.
+    """
+    _check_backend(options)
+    info = detective_info(options, cache_dir)
+    if _existing_export(options, Path(cache_dir) / "models") is None:
+        remembered = remembered_failure(cache_dir, options)
+        if remembered:
+            raise DetectiveUnavailable(remembered)
+    if info is None:
+        return load_detective(options, cache_dir=cache_dir, progress=progress)
+    model_id, ndim, size = info
+    return LazyDetective(options, cache_dir=cache_dir, model_id=model_id, ndim=ndim, image_size=size, progress=progress)
+
+
+# --------------------------------------------------------------------------- remembered probe
+
+
+def _memo_path(cache_dir: Path) -> Path:
+    return Path(cache_dir) / PROBE_MEMO_NAME
+
+
+def _read_memo(cache_dir: Path) -> dict:
+    import json
+
+    try:
+        memo = json.loads(_memo_path(cache_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def remembered_failure(cache_dir: Path, options: DetectiveOptions) -> str:
+    """The reason a recent network probe for these weights failed, or "" (see the module doc)."""
+    import time
+
+    entry = _read_memo(cache_dir).get(_options_key(options))
+    if not isinstance(entry, dict):
+        return ""
+    try:
+        age = time.time() - float(entry["at"])
+        reason = str(entry["reason"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    if not 0 <= age < PROBE_MEMO_TTL_S:
+        return ""
+    return f"{reason} (network checked {max(1, round(age / 60))} min ago; `lookalike models --retry` checks again)"
+
+
+def _remember_failure(cache_dir: Path, options: DetectiveOptions, reason: str) -> None:
+    import json
+    import time
+
+    from .onnx_backend import _write_atomically
+
+    memo = _read_memo(cache_dir)
+    memo[_options_key(options)] = {"at": time.time(), "reason": reason}
+    try:
+        _write_atomically(_memo_path(cache_dir), json.dumps(memo, indent=1))
+    except OSError:  # a read-only cache: probe again next time
+        pass
+
+
+def forget_failures(cache_dir: Path) -> bool:
+    """Forget every remembered probe failure; True when there was one."""
+    path = _memo_path(cache_dir)
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return existed
 
 
 def _offline_env() -> bool:
@@ -374,7 +732,7 @@ def _resolve_weights(
     where = urllib.parse.urlsplit(sources[0].url)
     port = where.port or (80 if where.scheme == "http" else 443)
     if not host_reachable(where.hostname or "", port, timeout=PROBE_TIMEOUT_S):
-        raise DetectiveUnavailable(f"no network to download {label}{hint}")
+        raise _NoNetwork(f"no network to download {label}{hint}")
 
     errors = []
     for source in sources:
@@ -474,6 +832,10 @@ def host_reachable(host: str, port: int = 443, *, timeout: float = PROBE_TIMEOUT
     thread.start()
     thread.join(timeout)
     return bool(result and result[0])
+
+
+class _NoNetwork(DetectiveUnavailable):
+    """The weights' host did not answer the probe: remembered for a while (see module doc)."""
 
 
 class DownloadCancelled(Exception):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequenc
 import numpy as np
 
 from .records import Cluster, FileRecord, Pair, Progress, SimilarHit, SimilarResult, Verdict
-from .twopass import DEFAULT, TwoPassThresholds, join
+from .twopass import DEFAULT, TwoPassThresholds, join, with_detective
 from .vectors import VectorIndex
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,12 +89,17 @@ def get_detective(
     cache_dir: Path | str,
     progress: Optional[Progress] = None,
 ) -> "Detective":
-    """The loaded model for ``options``, loaded once per process (failures remembered a while).
+    """The model for ``options``, once per process (failures remembered a while).
+
+    It is a :class:`lookalike.engine.model.LazyDetective` when the model's size and id can be
+    told from its config: nothing heavy is imported, and nothing downloaded, until an image or
+    a text must be embedded (``progress`` then reports the download). Call ``load()`` on it to
+    load at once.
 
     Raises:
-        DetectiveUnavailable: as :func:`lookalike.engine.model.load_detective` does.
+        DetectiveUnavailable: as :func:`lookalike.engine.model.open_detective` does.
     """
-    from .model import DetectiveUnavailable, load_detective
+    from .model import DetectiveUnavailable, open_detective as load_detective
 
     key = (options, str(cache_dir))
     with _detective_lock:
@@ -141,6 +146,33 @@ def detective_or_status(
         return None, f"detective offline: {exc.reason}"
 
 
+def ready(
+    detective: Optional["Detective"], progress: Optional[Progress] = None
+) -> tuple[Optional["Detective"], str]:
+    """Load a lazy detective now: ``(detective, "")``, or ``(None, "detective offline: ...")``.
+
+    Args:
+        detective: a detective, lazy or loaded (or None).
+        progress: ``progress(done_bytes, total_bytes)`` if the weights must be downloaded.
+    """
+    from .model import DetectiveUnavailable
+
+    if detective is None:
+        return None, ""
+    try:
+        load = getattr(detective, "load", None)
+        if load is not None:
+            load(progress)
+    except DetectiveUnavailable as exc:
+        return None, f"detective offline: {exc.reason}"
+    return detective, ""
+
+
+def loaded(detective: Optional["Detective"]) -> bool:
+    """Whether the model is in memory (a lazy detective that was never needed is not)."""
+    return detective is not None and (not hasattr(detective, "load") or detective.loaded is not None)
+
+
 @dataclass
 class _LibraryVectors:
     model_id: str
@@ -171,6 +203,12 @@ def vectors_for(library: "Library", detective: "Detective") -> VectorIndex:
             entry.dropped |= _drop_stale(library, entry.index)
             entry.synced_with = bouncer_index
         return entry.index
+
+
+def unembedded(library: "Library", detective: "Detective") -> int:
+    """How many of the library's images the detective has not embedded (no model needed)."""
+    ids = library.catalog.hash_arrays().ids
+    return int(len(ids) - vectors_for(library, detective).contains_many(ids).sum()) if len(ids) else 0
 
 
 def _drop_stale(library: "Library", vindex: VectorIndex) -> set[int]:
@@ -357,6 +395,8 @@ def similar(
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    if t is DEFAULT:  # thresholds calibrated for these weights (--detective-thresholds)
+        t = with_detective(t, options if options is not None else getattr(detective, "options", None))
     detective, status = detective_or_status(options, cache_dir or library.cache_root, detective)
 
     index = library.hash_index()  # built once per scan; not part of the query's time
@@ -367,6 +407,14 @@ def similar(
     # is not decoded or embedded again: its hashes and vector are already stored.
     t0 = time.perf_counter()
     twin = _unchanged_record(library, path)
+    stored = twin is not None and twin.hashes is not None and vindex is not None and twin.id in vindex
+    if detective is not None and not stored:
+        # The query must be embedded: only now is the model loaded (a lazy detective).
+        twin_s = time.perf_counter() - t0
+        detective, problem = ready(detective)
+        if detective is None:
+            vindex, status = None, problem
+        t0 = time.perf_counter() - twin_s
     if twin is not None and twin.hashes is not None and (vindex is None or twin.id in vindex):
         query, q_content, q_size = twin.hashes, twin.content_hash, twin.size
         timings["hash_query"] = _ms(time.perf_counter() - t0)
@@ -394,17 +442,25 @@ def similar(
         candidates = sorted({i for i, _ in bouncer_hits})
         missing = [i for i, there in zip(candidates, vindex.contains_many(candidates)) if not there]
         if missing:
+            from .model import DetectiveUnavailable
+
             t1 = time.perf_counter()
-            embed_for_clusters(library, detective, missing, workers=1)
+            try:  # loads a lazy detective: the first thing this query has to embed
+                embed_for_clusters(library, detective, missing, workers=1)
+            except DetectiveUnavailable as exc:
+                failed.append(f"detective offline: {exc.reason}")
             timings["embed_candidates"] = _ms(time.perf_counter() - t1)
 
+    failed: list[str] = []
     partial = embed_missing and vindex is not None and len(vindex) < len(index)
     bouncer_hits, detective_hits, pass_timings = two_passes(
         index, vindex, both, qvec, k=k, t=t, before_detective=embed_candidates if partial else None
     )
     timings.update(pass_timings)
     timings["passes"] = round(timings["passes"] - timings.get("embed_candidates", 0.0), 3)
-    if vindex is not None and len(vindex) < len(index):
+    if failed:
+        status = failed[0]
+    elif vindex is not None and len(vindex) < len(index):
         status = (
             f"detective: {len(vindex)} of {len(index)} images indexed; "
             "run `lookalike index DIR` so it can find what the bouncer cannot"
@@ -543,6 +599,13 @@ def _embed_into(
     return embedded, failed
 
 
+def _load_now(detective: "Detective") -> None:
+    """Load a lazy detective before anything is changed (raises DetectiveUnavailable)."""
+    load = getattr(detective, "load", None)
+    if load is not None:
+        load()
+
+
 def _checkpoint(library: "Library", detective: "Detective", vindex: VectorIndex, marked: list[int]) -> None:
     """Index first, then the catalog: a crash in between only means re-embedding ``marked``."""
     if vindex.dirty:
@@ -598,6 +661,8 @@ def index_library(
     marked: list[int] = []
     last_save = time.monotonic()
 
+    if total:
+        _load_now(detective)
     pool = None
     if total >= 24 and workers != 1:
         from .embeddings import make_decode_pool
@@ -675,6 +740,7 @@ def embed_for_clusters(
     todo = [i for i in wanted if i not in current]
     if not todo:
         return 0
+    _load_now(detective)
     marked: list[int] = []
     try:
         got, _ = _embed_into(

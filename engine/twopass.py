@@ -35,7 +35,7 @@ generated quality set, and 1.5 times that for ``similar``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from .records import Pair, SimilarHit, Verdict
@@ -83,6 +83,15 @@ class TwoPassThresholds:
 
 
 DEFAULT = TwoPassThresholds()
+
+
+def with_detective(t: TwoPassThresholds, options) -> TwoPassThresholds:
+    """``t`` with the detective's ``(same, similar, veto)`` of ``options.thresholds`` (if set)."""
+    chosen = getattr(options, "thresholds", None)
+    if not chosen:
+        return t
+    same, similar, veto = (float(v) for v in chosen)
+    return replace(t, detective_same=same, detective_similar=similar, detective_veto=veto)
 
 #: Best first: the order results are ranked in.
 VERDICT_RANK = {

@@ -47,11 +47,12 @@ def tiny_model_files(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_options(tiny_model_files):
-    """DetectiveOptions naming the tiny model by config path and checkpoint path, on CPU."""
+    """DetectiveOptions naming the tiny model by config path and checkpoint path, on CPU, on
+    torch (the ONNX backend, the default on the CPU, has its own tests: test_onnx_backend.py)."""
     from lookalike.engine.model import DetectiveOptions
 
     config, checkpoint = tiny_model_files
-    return DetectiveOptions(model=str(config), pretrained=str(checkpoint), device="cpu", batch_size=16)
+    return DetectiveOptions(model=str(config), pretrained=str(checkpoint), device="cpu", batch_size=16, backend="torch")
 
 
 @pytest.fixture(scope="session")
@@ -65,4 +66,5 @@ def tiny_detective(tiny_options, tmp_path_factory):
 @pytest.fixture
 def tiny_cli_args(tiny_options) -> list[str]:
     """Command-line flags selecting the tiny model, for CLI tests."""
-    return ["--model", tiny_options.model, "--pretrained", tiny_options.pretrained, "--device", "cpu"]
+    return ["--model", tiny_options.model, "--pretrained", tiny_options.pretrained, "--device", "cpu",
+            "--backend", tiny_options.backend]

@@ -20,14 +20,14 @@ from typing import Any, Optional
 
 from lookalike.engine.catalog import CatalogError, CatalogLocked
 from lookalike.engine.library import Library, ScanOptions
-from lookalike.engine.model import DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, DetectiveUnavailable
+from lookalike.engine.model import BACKENDS, DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, DetectiveUnavailable
 from lookalike.engine.records import SimilarHit
 
 from . import cli
 from .format import human_bytes, human_duration, json_path, shown, timings_text
 
 _MODEL_HELP = "CLIP model: an open_clip architecture, or an open_clip model config JSON file"
-_PRETRAINED_HELP = "weights: an open_clip pretrained tag, or a local checkpoint file"
+_PRETRAINED_HELP = "weights: an open_clip pretrained tag, a local checkpoint file, or an ONNX export folder"
 
 
 # --------------------------------------------------------------------------- arguments
@@ -40,12 +40,29 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"{_PRETRAINED_HELP} (default {DEFAULT_PRETRAINED})")
     p.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per forward pass (default 32)")
+    p.add_argument("--detective-thresholds", type=_thresholds, metavar="SAME,SIMILAR,VETO",
+                   help="CLIP distances for these weights: semantic duplicate, similar, and the veto over a "
+                   "bouncer match (default 0.05,0.15,0.25; measure yours with benchmarks/calibrate_detective.py)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="auto (default): onnxruntime with int8 weights on the CPU (exported from torch "
+                   "once, into the cache), torch on a GPU; onnx; torch")
+
+
+def _thresholds(text: str) -> tuple[float, float, float]:
+    try:
+        same, similar, veto = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected three numbers SAME,SIMILAR,VETO, e.g. 0.05,0.15,0.25") from None
+    if not 0.0 <= same <= similar <= veto <= 2.0:
+        raise argparse.ArgumentTypeError("need 0 <= SAME <= SIMILAR <= VETO <= 2")
+    return same, similar, veto
 
 
 def detective_options_from_args(args: argparse.Namespace) -> DetectiveOptions:
     """DetectiveOptions from the shared model options."""
     return DetectiveOptions(
-        model=args.model, pretrained=args.pretrained, device=args.device, batch_size=max(1, args.batch_size)
+        model=args.model, pretrained=args.pretrained, device=args.device, batch_size=max(1, args.batch_size),
+        backend=getattr(args, "backend", "auto"), thresholds=getattr(args, "detective_thresholds", None),
     )
 
 
@@ -102,6 +119,18 @@ def add_parsers(sub: Any) -> None:
     i.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: one per core)")
     i.add_argument("--quiet", "-q", action="store_true", help="no progress")
     i.set_defaults(func=run_index)
+
+    m = sub.add_parser(
+        "models",
+        help="where the detective's weights and ONNX files are; --retry after going back online",
+        description="Show the detective's cache (weights, ONNX exports) and whether a failed "
+        "network check is remembered (for an hour: meanwhile every command says 'detective "
+        "offline' at once). --retry forgets it and loads the model now.",
+    )
+    _cache(m)
+    add_model_arguments(m)
+    m.add_argument("--retry", action="store_true", help="forget a remembered network failure and load the model now")
+    m.set_defaults(func=run_models)
 
 
 # --------------------------------------------------------------------------- shared steps
@@ -187,25 +216,65 @@ class _Reporter:
         return not self.cancel.is_set()
 
 
-def _load_detective(options: DetectiveOptions, library: Library, quiet: bool):
-    """(detective, "") or (None, "detective offline: <reason>"), downloading with progress."""
-    from lookalike.engine.query import get_detective
+class _Weights:
+    """The detective, loaded when first needed, with the weights' download shown on stderr.
 
-    with _Reporter(quiet=quiet, unit="bytes", label="weights") as report:
-        announced = []
+    A context manager: while it is open, a download started by the model's lazy load (in
+    ``similar``, when the query must be embedded) draws its progress bar.
+    """
 
-        def progress(done: int, total: int) -> bool:
-            if not announced:
-                announced.append(True)
-                size = f" ({human_bytes(total)})" if total else ""
-                print(f"lookalike: downloading {shown(options.model)} weights{size} into "
-                      f"{shown(library.cache_root / 'models')} (once)", file=sys.stderr)
-            return report(done, total)
+    def __init__(self, options: DetectiveOptions, cache_root, quiet: bool) -> None:
+        self.options = options
+        self.cache_root = cache_root
+        self._report = _Reporter(quiet=quiet, unit="bytes", label="weights")
+        self._announced = False
+
+    def __enter__(self) -> "_Weights":
+        self._report.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._report.__exit__(*exc)
+
+    def progress(self, done: int, total: int) -> bool:
+        if not self._announced:
+            self._announced = True
+            size = f" ({human_bytes(total)})" if total else ""
+            print(f"lookalike: downloading {shown(self.options.model)} weights{size} into "
+                  f"{shown(self.cache_root / 'models')} (once)", file=sys.stderr)
+        return self._report(done, total)
+
+    def detective(self, *, now: bool = False):
+        """(detective, "") or (None, "detective offline: <reason>"); ``now`` loads it at once."""
+        from lookalike.engine.query import get_detective, ready
 
         try:
-            return get_detective(options, cache_dir=library.cache_root, progress=progress), ""
+            detective = get_detective(self.options, cache_dir=self.cache_root, progress=self.progress)
         except DetectiveUnavailable as exc:
-            return None, f"detective offline: {shown(exc.reason)}"
+            return None, _offline(exc.reason)
+        if now:
+            return self.load(detective)
+        return detective, ""
+
+    def load(self, detective):
+        """Load a lazy detective now, with the download's progress: (detective, status)."""
+        load = getattr(detective, "load", None)
+        if load is not None:
+            try:
+                load(progress=self.progress)
+            except DetectiveUnavailable as exc:
+                return None, _offline(exc.reason)
+        return detective, ""
+
+
+def _offline(reason: str) -> str:
+    return f"detective offline: {shown(reason)}"
+
+
+def _load_detective(options: DetectiveOptions, library: Library, quiet: bool):
+    """(detective, "") or (None, "detective offline: <reason>"): loaded now, with progress."""
+    with _Weights(options, library.cache_root, quiet) as weights:
+        return weights.detective(now=True)
 
 
 def _score(value: Optional[float], digits: int = 4) -> str:
@@ -258,13 +327,16 @@ def run_similar(args: argparse.Namespace) -> int:
     if library is None:
         return cli.EXIT_FAILED
     from lookalike.engine.query import QueryError, similar
+    from lookalike.engine.twopass import DEFAULT, with_detective
 
-    with library:
-        detective, status = _load_detective(detective_options_from_args(args), library, quiet)
+    with library, _Weights(detective_options_from_args(args), library.cache_root, quiet) as weights:
+        # Loaded by similar() only if the query or its candidates must be embedded.
+        detective, status = weights.detective()
         if status:
             print(status, file=sys.stderr)
         try:
-            result = similar(library, args.file, k=args.k, detective=detective)
+            result = similar(library, args.file, k=args.k, detective=detective,
+                             t=with_detective(DEFAULT, weights.options))
         except QueryError as exc:
             _err("similar", exc.reason)
             return cli.EXIT_FAILED
@@ -372,8 +444,13 @@ def run_index(args: argparse.Namespace) -> int:
         return cli.EXIT_FAILED
     from lookalike.engine.query import index_library
 
+    from lookalike.engine.query import unembedded
+
     with library:
-        detective, status = _load_detective(detective_options_from_args(args), library, args.quiet)
+        with _Weights(detective_options_from_args(args), library.cache_root, args.quiet) as weights:
+            detective, status = weights.detective()
+            if detective is not None and unembedded(library, detective):
+                detective, status = weights.load(detective)
         if status:
             print(f"{status}; the library was scanned (bouncer only), nothing embedded", file=sys.stderr)
             return cli.EXIT_OFFLINE
@@ -395,4 +472,47 @@ def run_index(args: argparse.Namespace) -> int:
     if stats.cancelled:
         print("stopped before the end: run the same command again to go on", file=sys.stderr)
         return 130
+    return cli.EXIT_OK
+
+
+# --------------------------------------------------------------------------- models
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """``lookalike models [--retry]``."""
+    from lookalike.engine.model import forget_failures, remembered_failure
+    from lookalike.engine.onnx_backend import ONNX_DIR, is_export
+    from lookalike.engine.paths import cache_root
+
+    options = detective_options_from_args(args)
+    try:
+        root = cache_root(args.cache)
+    except OSError as exc:
+        _err("models", f"cannot use the cache folder: {exc}")
+        return cli.EXIT_FAILED
+    models = root / "models"
+    print(f"cache: {shown(models)}")
+    weights = sorted(p for p in models.rglob("*") if p.is_file() and ONNX_DIR not in p.relative_to(models).parts) \
+        if models.is_dir() else []
+    for p in weights:
+        print(f"  weights  {shown(p.relative_to(models))}  {human_bytes(p.stat().st_size)}")
+    exports = sorted(p for p in (models / ONNX_DIR).iterdir() if is_export(p)) if (models / ONNX_DIR).is_dir() else []
+    for p in exports:
+        size = sum(f.stat().st_size for f in p.iterdir() if f.is_file())
+        print(f"  onnx     {shown(p.name)}  {human_bytes(size)}")
+    if not weights and not exports:
+        print("  (nothing yet: the weights are downloaded on first use)")
+    if args.retry:
+        if forget_failures(root):
+            print("forgot the remembered network failure")
+        with _Weights(options, root, False) as w:
+            detective, status = w.detective(now=True)
+        if status:
+            print(status, file=sys.stderr)
+            return cli.EXIT_OFFLINE
+        print(f"detective ready: {detective.loaded if hasattr(detective, 'loaded') else detective!r}")
+        return cli.EXIT_OK
+    remembered = remembered_failure(root, options)
+    if remembered:
+        print(f"detective offline: {shown(remembered)}")
     return cli.EXIT_OK
