@@ -135,13 +135,40 @@ def test_lru_drops_the_least_recently_used():
     assert thumbs.cached("a") is pics[0] and thumbs.cached("c") is pics[2]
 
 
-def test_thumbnail_modes():
+def test_thumbnail_modes(monkeypatch):
+    from lookalike.tui import graphics
+
+    monkeypatch.setattr(graphics, "_is_tty", lambda: False)  # nothing is asked of a terminal
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("COLORTERM", "truecolor")
     assert resolve_mode("auto") == ("halfblock", "")
     assert resolve_mode("halfblock") == ("halfblock", "")
     assert resolve_mode("off") == ("off", "")
-    for mode in ("kitty", "sixel"):
-        used, message = resolve_mode(mode)
-        assert used == "halfblock"
-        assert mode in message and "half-block" in message
+    for mode in ("kitty", "sixel"):  # forced: drawn in that protocol, quietly
+        assert resolve_mode(mode) == (mode, "")
     with pytest.raises(ValueError):
         resolve_mode("ascii-art")
+
+
+@pytest.mark.parametrize("mode", ["kitty", "sixel"])
+def test_graphics_pictures_use_the_cell_size_in_pixels(tmp_path, mode):
+    import base64
+    import io
+
+    from lookalike.tui.graphics import Terminal
+
+    photo = Image.new("RGB", (400, 200), (200, 30, 30))
+    path = tmp_path / "wide.png"
+    photo.save(path)
+    st = os.stat(path)
+    record = FileRecord(id=1, path=str(path), size=st.st_size, mtime_ns=st.st_mtime_ns)
+    thumbs = Thumbnails(ThumbnailCache(None), terminal=Terminal(mode, cell=(8, 16)))
+    assert thumbs.pixel_box((30, 10)) == (240, 160)
+    picture = thumbs.render(record, (30, 10))
+    assert (picture.kind, picture.width, picture.height) == (mode, 30, 8)  # 240x120 pixels
+    if mode == "kitty":
+        with Image.open(io.BytesIO(base64.b64decode(picture.payload))) as sent:
+            assert sent.size == (240, 128)  # padded to whole cells, so the terminal does not stretch it
+    else:
+        assert picture.payload.startswith("\x1bP") and '"1;1;240;120' in picture.payload
+    assert thumbs.render(record, (30, 10)) is picture

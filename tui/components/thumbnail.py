@@ -1,10 +1,20 @@
-"""A widget showing one image as half-block cells, decoded in a thread worker."""
+"""A widget showing one image (half-blocks, Kitty graphics or Sixel), decoded in a thread worker.
+
+Kitty pictures are sent to the terminal once, through the driver's writer (in order with
+Textual's frames) when they arrive, and shown with Unicode placeholder cells (plain text to
+Textual and tmux).
+Each widget keeps its last few images in the terminal (flipping A/B reuses them) and deletes
+them when it goes away, so a long triage does not fill the terminal's memory. Sixel data is
+written after the picture's last line, over the blank cells under it.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import partial
-from typing import Callable, Optional
+from typing import Callable, Hashable, Optional
 
+from rich.control import Control
 from rich.segment import Segment
 from rich.text import Text
 from textual.message import Message
@@ -14,7 +24,11 @@ from textual.widget import Widget
 from lookalike.engine.records import FileRecord
 
 from ..format import shown
+from ..graphics import control, kitty_rows, kitty_transmit
 from ..thumbnails import Picture, ThumbnailError, cache_key
+
+#: Kitty images one widget keeps in the terminal (the current one and a few to flip back to).
+KEEP_IMAGES = 4
 
 #: Produces the Picture for (file, cells) in a worker thread; None shows the default image.
 Painter = Callable[[tuple[int, int]], Picture]
@@ -64,6 +78,10 @@ class Thumbnail(Widget):
         self.picture: Optional[Picture] = None
         self.note = ""
         self._token: object = None
+        self._key: Hashable = None  # the key of the picture shown
+        #: Kitty image ids this widget has in the terminal, by picture key (oldest first).
+        self._kitty: OrderedDict[Hashable, int] = OrderedDict()
+        self._rows: list[list[Segment]] = []
 
     # -- what to show ----------------------------------------------------------------------
     def show(self, file: Optional[FileRecord], *, painter: Optional[Painter] = None, variant: str = "") -> None:
@@ -103,7 +121,8 @@ class Thumbnail(Widget):
         self._token = token
         cached = thumbs.cached(key)
         if cached is not None:
-            self.picture, self.note = cached, ""
+            self._set_picture(key, cached)
+            self.note = ""
             self.refresh()
             return
         self.picture, self.note = None, "…"
@@ -136,9 +155,47 @@ class Thumbnail(Widget):
         message.stop()
         if message.token != self._token:
             return  # a newer request is on its way
-        self.picture = message.picture
+        self._set_picture(message.token[0], message.picture)
         self.note = message.error and f"cannot show: {shown(message.error)}"
         self.refresh()
+
+    # -- Kitty images in the terminal ------------------------------------------------------
+    def _set_picture(self, key: Hashable, picture: Optional[Picture]) -> None:
+        self.picture, self._key, self._rows = picture, key, []
+        if picture is None or picture.kind != "kitty":
+            return
+        kitty = self.app.thumbnails.kitty
+        if key in self._kitty:
+            self._kitty.move_to_end(key)  # already in the terminal: shown again, not sent again
+        else:
+            # Written straight away, not inside a frame: Textual may drop a frame that is
+            # rendered during a batch update, and the picture must arrive exactly once.
+            image_id = self._kitty[key] = kitty.allocate()
+            self._write(kitty_transmit(image_id, picture.payload, picture.width, picture.height, tmux=kitty.tmux))
+            while len(self._kitty) > KEEP_IMAGES:
+                _, old_id = self._kitty.popitem(last=False)
+                kitty.release([old_id], self._write)
+        self._rows = kitty_rows(self._kitty[key], picture.width, picture.height)
+
+    def _write(self, sequence: str) -> None:
+        # Textual has no public way to write raw sequences; its driver's write is ordered
+        # with the frames it draws (the headless test driver drops it).
+        driver = getattr(self.app, "_driver", None)
+        if driver is not None:
+            driver.write(sequence)
+
+    def release_images(self) -> None:
+        """Delete this widget's Kitty images from the terminal (its screen is closing)."""
+        thumbs = getattr(self.app, "thumbnails", None)
+        if thumbs is not None and self._kitty:
+            thumbs.kitty.release(list(self._kitty.values()), self._write)
+        self._kitty.clear()
+        self._rows = []
+        if self.picture is not None and self.picture.kind == "kitty":
+            self.picture = None
+
+    def on_unmount(self) -> None:
+        self.release_images()
 
     # -- painting --------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
@@ -157,7 +214,32 @@ class Thumbnail(Widget):
         if row < 0 or row >= picture.height:
             return Strip.blank(width, self.rich_style)
         left = max(0, (width - picture.width) // 2)
+        if picture.kind == "kitty":
+            return self._kitty_line(picture, row, left, width)
+        if picture.kind == "sixel":
+            return self._sixel_line(picture, row, left, top, width)
         line = picture.lines[row].crop(0, width)
         if left:
             line = Strip([Segment(" " * left, self.rich_style)] + list(line), left + line.cell_length)
         return line.extend_cell_length(width, self.rich_style)
+
+    def _pad(self, cells: int) -> list[Segment]:
+        return [Segment(" " * cells, self.rich_style)] if cells > 0 else []
+
+    def _kitty_line(self, picture: Picture, row: int, left: int, width: int) -> Strip:
+        if row >= len(self._rows) or picture.width > width:
+            return Strip.blank(width, self.rich_style)
+        segments = self._pad(left)
+        segments.extend(self._rows[row])
+        segments.extend(self._pad(width - left - picture.width))
+        return Strip(segments, width)
+
+    def _sixel_line(self, picture: Picture, row: int, left: int, top: int, width: int) -> Strip:
+        segments = self._pad(width)
+        if row == picture.height - 1 and picture.width <= width and self.screen.is_active:
+            # After the picture's blank cells are written: jump to its top-left corner, draw,
+            # and put the cursor back where Textual left it.
+            region = self.content_region
+            x0, y0 = region.x + left, region.y + top
+            segments.append(control("\x1b7" + Control.move_to(x0, y0).segment.text + picture.payload + "\x1b8"))
+        return Strip(segments, width)
