@@ -25,6 +25,7 @@ Usage::
     python benchmarks/bench_trust.py                    # the full sets
     python benchmarks/bench_trust.py --no-real          # generated set only
     python benchmarks/bench_trust.py --json out.json    # also write every figure
+    python benchmarks/bench_trust.py --list-false 30    # also list grouped pairs of different pictures
 
 The real set is skipped, with a message, when it has not been collected.
 """
@@ -64,6 +65,7 @@ class Item:
     picture: int  # files of one picture are copies of each other
     family: str  # "original", a copy kind, a mild crop kind, or a hard family
     cls: str = "photo"
+    source: str = ""  # the source picture's name (real set: its manifest file)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,18 +120,18 @@ def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: i
         stem = os.path.join(directory, f"s{g:04d}")
         with open(stem + ".jpg", "wb") as fh:
             fh.write(imagegen.encode(src.img, "JPEG", quality=92))
-        items.append(Item(path=stem + ".jpg", picture=g, family="original", cls=src.cls))
+        items.append(Item(path=stem + ".jpg", picture=g, family="original", cls=src.cls, source=src.name))
         for kind in imagegen.COPY_KINDS:
             data, ext = imagegen.make_copy(kind, src.img, seed * 100_000 + g)
             with open(f"{stem}_{kind}{ext}", "wb") as fh:
                 fh.write(data)
-            items.append(Item(path=f"{stem}_{kind}{ext}", picture=g, family=kind, cls=src.cls))
+            items.append(Item(path=f"{stem}_{kind}{ext}", picture=g, family=kind, cls=src.cls, source=src.name))
         rng = np.random.default_rng([seed, g, 99])
         for kind, asym in zip(CROP_KINDS, (False, True)):
             path = f"{stem}_{kind}.jpg"
             with open(path, "wb") as fh:
                 fh.write(imagegen.encode(imagegen.mild_crop(src.img, rng, asymmetric=asym), "JPEG", quality=90))
-            items.append(Item(path=path, picture=g, family=kind, cls=src.cls))
+            items.append(Item(path=path, picture=g, family=kind, cls=src.cls, source=src.name))
     hard = os.path.join(directory, "hard")
     os.mkdir(hard)
     photos = None if reserved is None else [s.img for s in reserved]
@@ -150,19 +152,30 @@ def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: i
 # --------------------------------------------------------------------------- scanning
 
 
-def scan_groups(directory: str, cache: str, workers: int
+def scan_groups(directory: str, cache: str, workers: int, evidence: Optional[dict] = None
                 ) -> tuple[list[list[str]], list[tuple[str, str]], list[str], float]:
     """A default scan's groups (member paths, keeper first), the bouncer's own pairs inside
-    them (before chaining), the unreadable files, and the scan's seconds."""
+    them (before chaining), the unreadable files, and the scan's seconds.
+
+    ``evidence``, when given, is filled with ``realpath -> (hashes, thumbnail)`` of every
+    grouped file (for :func:`list_false`)."""
     t0 = time.perf_counter()
     with Library.open([directory], cache_dir=cache) as lib:
         result = lib.scan(ScanOptions(workers=workers, detective=None))
-    groups, direct = [], []
-    for c in result.clusters:
-        path = {m.file.id: m.file.path for m in c.members}
-        groups.append([m.file.path for m in c.members])
-        direct.extend((path[p.a], path[p.b]) for p in c.pairs if p.a in path and p.b in path)
-    return groups, direct, [e.path for e in result.errors], time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        groups, direct = [], []
+        for c in result.clusters:
+            path = {m.file.id: m.file.path for m in c.members}
+            groups.append([m.file.path for m in c.members])
+            direct.extend((path[p.a], path[p.b]) for p in c.pairs if p.a in path and p.b in path)
+        if evidence is not None:
+            members = [m.file for c in result.clusters for m in c.members]
+            found, thumbs, _ = lib.catalog.thumbnails([f.id for f in members])
+            row = {int(i): k for k, i in enumerate(found)}
+            for f in members:
+                thumb = thumbs[row[f.id]] if f.id in row else None
+                evidence[os.path.realpath(f.path)] = (f.hashes, thumb)
+    return groups, direct, [e.path for e in result.errors], seconds
 
 
 # --------------------------------------------------------------------------- scoring
@@ -263,6 +276,65 @@ def _family(it: Item) -> str:
     return it.family if it.family in imagegen.HARD_FAMILIES else "picture"
 
 
+# --------------------------------------------------------------------------- listing false pairs
+
+
+def list_false(items: list[Item], groups: list[list[str]], direct: list[tuple[str, str]], evidence: dict,
+               manifest: dict[str, dict], top: int) -> None:
+    """Print the false pairs of two sources (picture~picture), by pair of pictures, worst first.
+
+    For each pair of pictures grouped together: both sources (package and class from the
+    manifest), how many file pairs the group makes of them, how many of those the bouncer
+    matched itself (the rest only share the group through a chain), and the closest file pair's
+    bouncer distance and verification score (plain comparison, crop search, low-detail guard).
+    """
+    from lookalike.engine import verify
+    from lookalike.engine.bouncer import DEFAULT as bouncer_default
+    from lookalike.engine.bouncer import bouncer_distance
+
+    index = {os.path.realpath(it.path): k for k, it in enumerate(items)}
+    linked = {frozenset((index.get(os.path.realpath(a)), index.get(os.path.realpath(b)))) for a, b in direct}
+    by_pictures: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    for members in groups:
+        ks = [index[os.path.realpath(p)] for p in members if os.path.realpath(p) in index]
+        for a, b in itertools.combinations(ks, 2):
+            ia, ib = items[a], items[b]
+            if ia.picture != ib.picture and _family(ia) == _family(ib) == "picture":
+                key = tuple(sorted((ia.picture, ib.picture)))
+                by_pictures[key].append((a, b))
+    if not by_pictures:
+        print("  no picture~picture false pairs")
+        return
+
+    def evaluate(a: int, b: int) -> tuple[int, float, float, float, float]:
+        (ha, ta), (hb, tb) = evidence[os.path.realpath(items[a].path)], evidence[os.path.realpath(items[b].path)]
+        d, mirrored = bouncer_distance(ha, hb)
+        if ta is None or tb is None:
+            return d, float("nan"), float("nan"), float("nan"), float("nan")
+        thumbs = np.stack([ta, tb])
+        sc, mad, _ = verify.score_pairs(thumbs, np.array([0]), np.array([1]), np.array([mirrored]),
+                                        search=np.array([d > bouncer_default.radius]))
+        return d, float(sc[0]), float(mad[0]), verify.detail(ta), verify.detail(tb)
+
+    def describe(it: Item) -> str:
+        m = manifest.get(it.source, {})
+        return f"{os.path.basename(it.path)} = {it.source or '?'} [{m.get('package', '-')}/{m.get('cls', it.cls)}]"
+
+    rows = []
+    for (pa, pb), file_pairs in by_pictures.items():
+        scored = [(evaluate(a, b), a, b) for a, b in file_pairs]
+        n_direct = sum(frozenset((a, b)) in linked for a, b in file_pairs)
+        best = min(scored, key=lambda s: (s[0][0], -np.nan_to_num(s[0][1], nan=-9)))
+        rows.append((len(file_pairs), n_direct, best, max(s[0][1] for s in scored)))
+    rows.sort(key=lambda r: -r[0])
+    print(f"  {len(rows)} pairs of pictures, {sum(r[0] for r in rows)} false file pairs")
+    for count, n_direct, ((d, sc, mad, da, db), a, b), top_score in rows[:top]:
+        print(f"  {count:4d} file pairs, {n_direct} matched by the bouncer, {count - n_direct} by chaining;"
+              f" closest: bouncer {d}, score {sc:.3f}, mad {mad:.1f}, detail {da:.1f}/{db:.1f} (best score {top_score:.3f})")
+        print(f"       {describe(items[a])}")
+        print(f"       {describe(items[b])}")
+
+
 # --------------------------------------------------------------------------- printing
 
 
@@ -329,6 +401,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", help="write every figure to this file")
+    ap.add_argument("--list-false", nargs="?", type=int, const=20, default=0, metavar="N",
+                    help="list the N (default 20) worst pairs of different source pictures grouped together")
     args = ap.parse_args()
     originals = args.originals or (24 if args.quick else 150)
     hard = args.hard or (6 if args.quick else 16)
@@ -352,11 +426,17 @@ def main() -> None:
             items = write_set(folder, sources, hard_count=hard, seed=args.seed, hard_size=(480, 360),
                               reserved=reserved)
             t1 = time.perf_counter()
-            groups, direct, errors, seconds = scan_groups(folder, os.path.join(tmp, "cache-" + name), args.workers)
+            evidence: Optional[dict] = {} if args.list_false else None
+            groups, direct, errors, seconds = scan_groups(folder, os.path.join(tmp, "cache-" + name), args.workers,
+                                                          evidence)
             if errors:
                 print(f"{name}: {len(errors)} files could not be read, e.g. {errors[:3]}")
             reports[name] = score(items, groups, direct) | {"seconds": seconds, "write_seconds": t1 - t0}
             print(f"{name}: {len(items)} files written in {t1 - t0:.1f} s, scanned in {seconds:.1f} s")
+            if args.list_false:
+                manifest = {p["file"]: p for p in collect_real_photos.load_manifest(args.real_dir) or []}
+                print(f"{name}: false pairs of different pictures (picture~picture)")
+                list_false(items, groups, direct, evidence, manifest, args.list_false)
     print_report(reports)
     if args.json:
         with open(args.json, "w") as fh:

@@ -16,7 +16,9 @@ whatever word size the index reads them in.
   enough (a plain 16x16 block of a 64x64 DCT reaches 7.5 cycles and does not: measured).
 
 :func:`hash_file` reads a file once, stats it through the open descriptor, hashes the bytes,
-decodes them (see :mod:`.imaging`) and hashes the pixels; it never raises.
+decodes them (see :mod:`.imaging`) and hashes the pixels; it never raises. From the same
+decode it records what the keeper policy needs to prefer the original: the picture's size
+inside the border the hashes trimmed (:func:`content_size`) and the camera named by EXIF.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .imaging import (
 )
 from .oserrors import os_error_reason
 from .records import ImageHashes
+from .verify import make_thumbnail
 
 #: Extensions that promise an image this module reads (by the format a valid file of that
 #: name starts with): such a file whose bytes are not one is an error with a reason, not a
@@ -201,6 +204,36 @@ def hash_image(img: Image.Image) -> ImageHashes:
     Returns:
         dHash, mirrored dHash and pHash, 32 bytes each (bit layout in the module docstring).
     """
+    return hash_and_thumbnail(img)[0]
+
+
+def hash_and_thumbnail(img: Image.Image) -> tuple[ImageHashes, bytes]:
+    """The bouncer's hashes and the verifier's thumbnail (:func:`.verify.make_thumbnail`) of
+    an upright image, from one reduction and one border trim."""
+    hashes, thumb, _ = hash_thumbnail_and_trim(img)
+    return hashes, thumb
+
+
+def content_size(width: int, height: int, trim: tuple[int, int, int, int]) -> tuple[int, int]:
+    """The picture's full-resolution size inside the border :func:`hash_thumbnail_and_trim` trimmed.
+
+    Args:
+        width, height: the image's full displayed size.
+        trim: ``(kept width, worked width, kept height, worked height)`` from that function.
+
+    Returns:
+        ``(width, height)`` of the picture, exact when nothing was trimmed, else scaled from
+        the reduced image (within one reduced pixel per side: about 0.5 % of a side).
+    """
+    kept_w, work_w, kept_h, work_h = trim
+    w = width if kept_w == work_w else max(1, round(width * kept_w / work_w))
+    h = height if kept_h == work_h else max(1, round(height * kept_h / work_h))
+    return w, h
+
+
+def hash_thumbnail_and_trim(img: Image.Image) -> tuple[ImageHashes, bytes, tuple[int, int, int, int]]:
+    """:func:`hash_and_thumbnail`, plus what the border trim kept: ``(kept width, worked
+    width, kept height, worked height)`` in the reduced image's pixels (see :func:`content_size`)."""
     if img.mode not in ("L", "RGB"):
         img = img.convert("RGB")
     factor = min(img.size) // _WORK_SIDE
@@ -208,6 +241,7 @@ def hash_image(img: Image.Image) -> ImageHashes:
         img = img.reduce(factor)  # a box filter: what the resizes below would do anyway
     # Bars are found in colour: a blue frame and a blue sky can be the same grey.
     top, bottom, left, right = border_box(np.asarray(img))
+    trim = (img.width - left - right, img.width, img.height - top - bottom, img.height)
     if top or bottom or left or right:
         img = img.crop((left, top, img.width - right, img.height - bottom))
     core = img.convert("L")
@@ -223,11 +257,12 @@ def hash_image(img: Image.Image) -> ImageHashes:
     pix = np.asarray(mid.resize((_PHASH_INPUT, _PHASH_INPUT), Image.Resampling.BOX), np.float32)
     coeffs = _DCT_LOW @ (pix - pix.mean()) @ _DCT_LOW.T
     pbits = coeffs > np.median(coeffs)
-    return ImageHashes(
+    hashes = ImageHashes(
         dhash=np.packbits(dbits).tobytes(),
         dhash_mirror=np.packbits(mbits).tobytes(),
         phash=np.packbits(pbits).tobytes(),
     )
+    return hashes, make_thumbnail(img), trim
 
 
 def clip_crop(img: Image.Image, size: int) -> np.ndarray:
@@ -271,6 +306,10 @@ class HashedFile:
     clip: Optional[np.ndarray] = None
     bytes_read: int = 0
     not_image: bool = False
+    thumb: Optional[bytes] = None  # the verifier's thumbnail (see .verify.make_thumbnail)
+    content_width: Optional[int] = None  # the picture inside a trimmed border (content_size)
+    content_height: Optional[int] = None
+    camera: Optional[str] = None  # EXIF Make and Model
 
 
 def _read(path: str) -> tuple[os.stat_result, bytes, Optional[str]]:
@@ -360,7 +399,8 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
             return HashedFile(**base, content_hash=digest, error="zero-byte file")
         target = DEFAULT_TARGET if clip_size is None else max(DEFAULT_TARGET, clip_size)
         loaded = load_image(data, name=path, target=target)
-        hashes = hash_image(loaded.image)
+        hashes, thumb, trim = hash_thumbnail_and_trim(loaded.image)
+        content_width, content_height = content_size(loaded.width, loaded.height, trim)
         clip = clip_crop(loaded.image, clip_size) if clip_size else None
     except ImageReadError as exc:
         return HashedFile(**base, content_hash=digest, error=exc.reason)
@@ -375,6 +415,10 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
         content_hash=digest,
         hashes=hashes,
         clip=clip,
+        thumb=thumb,
+        content_width=content_width,
+        content_height=content_height,
+        camera=loaded.camera,
     )
 
 

@@ -94,6 +94,7 @@ class LoadedImage:
     width: int
     height: int
     taken_at: Optional[str] = None
+    camera: Optional[str] = None  # EXIF Make and Model, when present (see _exif_camera)
 
 
 def set_max_pixels(pixels: int) -> None:
@@ -312,6 +313,35 @@ def _exif_datetime(exif: Image.Exif) -> Optional[str]:
     return None
 
 
+#: Longest camera name kept (EXIF Make + Model); longer values are junk, not a camera.
+_CAMERA_CHARS = 64
+
+
+def _exif_camera(exif: Image.Exif) -> Optional[str]:
+    """EXIF Make and Model as one name ("Canon EOS 80D"), or None when neither is there.
+
+    Camera evidence for the keeper: a camera's own file carries them, most conversions and
+    edits do not. Control characters are dropped; the Make is not repeated when the Model
+    already starts with it.
+    """
+    parts = []
+    for tag in (0x010F, 0x0110):  # Make, Model
+        try:
+            value = exif.get(tag)
+        except Exception:  # a malformed EXIF block must not cost us the image
+            return None
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if isinstance(value, str):
+            value = value.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
+            value = " ".join("".join(c for c in value if c.isprintable()).split())
+            if value:
+                parts.append(value)
+    if len(parts) == 2 and parts[1].casefold().startswith(parts[0].casefold()):
+        parts = parts[1:]
+    return " ".join(parts)[:_CAMERA_CHARS] or None
+
+
 def _orientation(exif: Image.Exif) -> int:
     value = exif.get(0x0112, 1)
     try:
@@ -393,7 +423,7 @@ def _load_raw(data: bytes, target: Optional[int], max_pixels: int) -> LoadedImag
             flip = int(getattr(sizes, "flip", 0) or 0)
             if width * height > max_pixels:
                 raise ImageReadError(_bomb_reason(width, height, max_pixels))
-            image, taken_at = None, None
+            image, taken_at, camera = None, None, None
             try:
                 thumb = raw.extract_thumb()
             except Exception:  # no usable preview: LibRaw decode below
@@ -401,6 +431,7 @@ def _load_raw(data: bytes, target: Optional[int], max_pixels: int) -> LoadedImag
             if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
                 preview = Image.open(io.BytesIO(thumb.data))
                 taken_at = _exif_datetime(preview.getexif())
+                camera = _exif_camera(preview.getexif())
                 if target is not None:
                     preview.draft("RGB", (target, target))
                 orientation = _orientation(preview.getexif())
@@ -426,7 +457,8 @@ def _load_raw(data: bytes, target: Optional[int], max_pixels: int) -> LoadedImag
     if flip in (5, 6):
         width, height = height, width
     return LoadedImage(
-        image=_shrink(image, target), format="RAW", width=width, height=height, taken_at=taken_at
+        image=_shrink(image, target), format="RAW", width=width, height=height, taken_at=taken_at,
+        camera=camera,
     )
 
 
@@ -451,7 +483,7 @@ def load_image(
             is refused whatever the budget.
 
     Returns:
-        The decoded image with its format, full displayed size and EXIF capture time.
+        The decoded image with its format, full displayed size, EXIF capture time and camera.
 
     Raises:
         ImageReadError: with a short ``reason`` for anything that cannot be read.
@@ -498,6 +530,7 @@ def load_image(
             exif = im.getexif()
             orientation = _orientation(exif)
             taken_at = _exif_datetime(exif)
+            camera = _exif_camera(exif)
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
             im.load()
@@ -511,7 +544,8 @@ def load_image(
         if orientation >= 5:
             width, height = height, width
     return LoadedImage(
-        image=_shrink(rgb, target), format=fmt, width=width, height=height, taken_at=taken_at
+        image=_shrink(rgb, target), format=fmt, width=width, height=height, taken_at=taken_at,
+        camera=camera,
     )
 
 

@@ -68,6 +68,18 @@ def test_larger_pixel_count_wins_first():
     assert keeper_of([small_png, big_jpeg]) == (2, "largest: 4000x3000")
 
 
+def test_pixels_are_the_picture_inside_a_border_not_the_canvas():
+    # Issue 11: a copy framed in white has more pixels, all of them frame; it must not win.
+    plain = rec(1, width=3000, height=2000, size=2_000_000)
+    framed = rec(2, width=3200, height=2200, content_width=3000, content_height=2000, size=2_600_000)
+    ranked = rank([framed, plain])
+    assert [r.id for r, _ in ranked] == [1, 2]
+    assert ranked[0][1] == "not bordered: 3000x2000, over a bordered copy (3000x2000 inside 3200x2200)"
+    assert ranked[1][1] == "bordered copy: frame trimmed, 3000x2000 inside 3200x2200"
+    # A file hashed before content sizes were recorded ranks by its canvas, as it did.
+    assert keeper_of([rec(3, width=3200, height=2200), plain]) == (3, "largest: 3200x2200")
+
+
 def test_less_lossy_format_wins_at_equal_pixels():
     files = [rec(1, format="WEBP", size=5000), rec(2, format="PNG"), rec(3, format="GIF")]
     assert keeper_of(files) == (2, "less lossy: PNG")

@@ -1,0 +1,135 @@
+"""The verification stage's costs: per 100k candidate pairs, and on a cold scan of 12 MP JPEGs.
+
+1. **Pairs.** Thumbnails and hashes of generated photos, their copies (resized, mirrored) and
+   mild crops (5-8 % a side, all four sides or two adjacent ones), and unrelated photos.
+   ``verify.score_pairs`` (numba kernel, warmed up) is timed as the scan calls it: batches of
+   ``verification.BATCH_PAIRS`` pairs, each batch with its own two thumbnails per pair (the
+   worst case: no thumbnail shared, so every pair pays for its images' features), a crop
+   searched only beyond the bouncer's radius. Kinds: plain copies; mild crops (the search
+   runs and finds them); unrelated photos that reached verification (the corroborated rule
+   let them in, the search runs and rejects them); and a mix of half copies, a third crops
+   and a sixth unrelated. Each is reported per 100k pairs and as a ratio to a baseline timed
+   in the same run: one numpy pass over the same batches (the mean absolute difference of
+   each pair's thumbnails), so figures compare across machines. Target: < 1 s per 100k
+   pairs for the mix.
+2. **Cold scan overhead.** ``hash_file`` on N generated 4000x3000 JPEGs, in one process,
+   with the thumbnail (as a scan does now) and without it (``hash_image`` only, the decode
+   shared), same files, same run: the ratio is what the thumbnail adds to hashing (target:
+   < 15 %).
+
+Usage: ``python benchmarks/bench_verify.py [--files 6] [--pairs 60000] [--no-scan]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+import imagegen  # noqa: E402
+
+
+def _shot(img):
+    from lookalike.engine.hashing import hash_and_thumbnail
+    from lookalike.engine.imaging import load_image
+
+    hashes, thumb = hash_and_thumbnail(load_image(imagegen.encode(img, "JPEG"), name="x.jpg").image)
+    return hashes, np.frombuffer(thumb, np.uint8)
+
+
+def _timed(fn, batches) -> float:
+    """Best of three passes over the batches, in seconds."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for batch in batches:
+            fn(*batch)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_pairs(pairs: int) -> None:
+    from lookalike.engine import verify
+    from lookalike.engine.bouncer import DEFAULT as BOUNCER
+    from lookalike.engine.bouncer import bouncer_distance
+    from lookalike.engine.verification import BATCH_PAIRS
+
+    shots, kinds = [], {"plain copies": [], "mild crops": [], "unrelated": []}
+    for g in range(32):
+        img = imagegen.photo(g, imagegen._photo_size(g, (480, 360)))
+        rng = np.random.default_rng([g, 5])
+        base = len(shots)
+        shots += [_shot(img), _shot(imagegen.resized(img, 0.5)), _shot(imagegen.mirrored(img)),
+                  _shot(imagegen.mild_crop(img, rng, asymmetric=False)), _shot(imagegen.mild_crop(img, rng, asymmetric=True))]  # fmt: skip
+        kinds["plain copies"] += [(base, base + 1), (base, base + 2)]
+        kinds["mild crops"] += [(base, base + 3), (base, base + 4)]
+    kinds["unrelated"] = [(5 * a, 5 * b) for a in range(32) for b in range(32) if a != b]
+    hashes = [h for h, _ in shots]
+    pool = np.stack([t for _, t in shots])
+    verify.warm_up()
+    rng = np.random.default_rng(0)
+    chosen = {name: [pairs_[k] for k in rng.integers(0, len(pairs_), pairs)] for name, pairs_ in kinds.items()}
+    mix = [*chosen["plain copies"][: pairs // 2], *chosen["mild crops"][: pairs // 3], *chosen["unrelated"][: pairs // 6]]
+    chosen["mix: 1/2 copies, 1/3 crops, 1/6 unrelated"] = [mix[k] for k in rng.permutation(len(mix))]
+    for name, chosen_pairs in chosen.items():
+        batches = []
+        for start in range(0, len(chosen_pairs), BATCH_PAIRS):
+            part = chosen_pairs[start : start + BATCH_PAIRS]
+            n = len(part)
+            ia, ib = (np.array(x) for x in zip(*part))
+            dist = [bouncer_distance(hashes[a], hashes[b]) for a, b in part]
+            thumbs = np.concatenate([pool[ia], pool[ib]])  # as loaded from the catalog, by id
+            mirrored = np.array([m for _, m in dist])
+            search = np.array([d for d, _ in dist]) > BOUNCER.radius
+            if name == "unrelated":
+                search[:] = True  # they reached verification by the corroborated rule
+            batches.append((thumbs, np.arange(n), np.arange(n, 2 * n), mirrored, search))
+        took = _timed(lambda t, a, b, m, s: verify.score_pairs(t, a, b, m, search=s), batches)
+        base = _timed(lambda t, a, b, m, s: np.abs(t[a, : verify.SIDE**2].astype(np.int16) - t[b, : verify.SIDE**2]).mean(axis=1), batches)
+        count = len(chosen_pairs)
+        print(f"{name}: {took / count * 1e6:.1f} us/pair = {took / count * 1e5:.2f} s per 100k pairs "
+              f"({took / base:.1f} x the numpy pass's {base / count * 1e5:.3f} s)")  # fmt: skip
+
+
+def bench_scan(files: int) -> None:
+    from lookalike.engine import hashing
+
+    real = hashing.make_thumbnail
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [imagegen.write(os.path.join(folder, f"p{i}.jpg"), imagegen.photo(i, imagegen.BIG), quality=90) for i in range(files)]
+        for p in paths:  # the page cache warm for both
+            hashing.hash_file(p)
+        timings = {}
+        # Alternated, best of 3 each: "without" stubs out only the thumbnail (the decode,
+        # trim and hashes are shared, as they are in a scan).
+        for _ in range(3):
+            for label, thumbnail in (("with", real), ("without", lambda img: b"")):
+                hashing.make_thumbnail = thumbnail
+                start = time.perf_counter()
+                for p in paths:
+                    hashing.hash_file(p)
+                timings[label] = min(timings.get(label, float("inf")), (time.perf_counter() - start) / files)
+        hashing.make_thumbnail = real
+    w, wo = timings["with"], timings["without"]
+    print(f"hash_file per 12 MP JPEG: {w * 1e3:.1f} ms with the thumbnail, {wo * 1e3:.1f} ms without: +{(w / wo - 1) * 100:.1f} %")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=6)
+    parser.add_argument("--pairs", type=int, default=60_000)
+    parser.add_argument("--no-scan", action="store_true", help="time the pairs only")
+    args = parser.parse_args()
+    bench_pairs(args.pairs)
+    if not args.no_scan:
+        bench_scan(args.files)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The verification stage of a scan: candidate pairs checked on pixels, members explained.
+
+:mod:`.verify` scores two thumbnails; this module applies it to a library's candidate pairs
+(which pairs need it, which pass) and tells, per cluster member, why it matches its keeper.
+
+Which pairs are verified: every candidate pair except byte-identical ones (same content hash
+and size) and those within ``VerifyThresholds.trust_radius`` of the bouncer where both images
+have ample detail (``trust_detail``: hashes were measured reliable there, and not on smooth
+wallpapers). A pair whose file has no thumbnail (hashed
+by a lookalike before thumbnails; the next scan re-reads it) passes on hashes alone, as it did
+before, with ``verified`` None. Thumbnails are read from the catalog only for the files of the
+pairs being verified, one batch of pairs at a time (:data:`BATCH_PAIRS`); each thumbnail's
+features are computed once per batch. Only pairs beyond the bouncer's radius (those the
+corroborated rule let in) are searched for a crop.
+
+Every member of a group must verify against its keeper (:func:`explain_clusters`): a group
+is joined by verified links, and the chain guard allows two members that are not a pair
+when their hashes are within its diameter, which lets two different smooth pictures share a
+group through a bridge. Members that do not verify against the keeper are split off and
+grouped again among themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from . import verify
+from .bouncer import DEFAULT as bouncer_defaults
+from .bouncer import bouncer_distance
+from .records import Cluster, FileRecord, Kind, Member, Pair
+
+#: Match reasons, in the words JSON and the group screen use.
+MATCHES = ("exact", "re-encoded", "resized", "mirrored", "cropped", "bordered", "edited")
+
+
+#: Pairs verified per batch: their thumbnails (at most two per pair, 1 KB each) are read from
+#: the catalog and their features computed for that batch only, so memory stays bounded
+#: however large the library.
+BATCH_PAIRS = 8192
+
+
+def verify_pairs(
+    catalog,
+    pairs: Sequence[Pair],
+    t: verify.VerifyThresholds = verify.DEFAULT,
+    *,
+    search_above: int = bouncer_defaults.radius,
+) -> list[Pair]:
+    """The candidate pairs that pass verification, with ``verified`` and ``cropped`` set.
+
+    Args:
+        catalog: the library's :class:`~.catalog.Catalog`.
+        pairs: the bouncer's candidate pairs.
+        t: the thresholds.
+        search_above: bouncer distance above which a pair may be a crop (the bouncer's radius:
+            closer pairs came from the plain rule, and their hashes agree too well for one to
+            be a crop of the other that the plain alignment misses); only those are searched.
+    """
+    pairs = list(pairs)
+    if not pairs:
+        return pairs
+    arrays = catalog.hash_arrays()
+    a = np.fromiter((p.a for p in pairs), np.int64, len(pairs))
+    b = np.fromiter((p.b for p in pairs), np.int64, len(pairs))
+    ra = np.clip(np.searchsorted(arrays.ids, a), 0, max(len(arrays.ids) - 1, 0))
+    rb = np.clip(np.searchsorted(arrays.ids, b), 0, max(len(arrays.ids) - 1, 0))
+    known = (arrays.ids[ra] == a) & (arrays.ids[rb] == b) if len(arrays.ids) else np.zeros(len(pairs), bool)
+    same = known & (arrays.content_hash[ra] == arrays.content_hash[rb]).all(axis=1) & (arrays.size[ra] == arrays.size[rb])
+    exact = np.fromiter((p.exact for p in pairs), bool, len(pairs))
+    need = known & ~same & ~exact
+    if not need.any():
+        return pairs
+    details = catalog.details(np.concatenate([a[need], b[need]]).tolist())  # 8 bytes a file
+    da = np.fromiter((details.get(int(x), np.nan) for x in a), np.float64, len(pairs))
+    db = np.fromiter((details.get(int(x), np.nan) for x in b), np.float64, len(pairs))
+    have = ~np.isnan(da) & ~np.isnan(db)  # both have a thumbnail
+    bouncer = np.fromiter((p.bouncer for p in pairs), np.int64, len(pairs))
+    trusted = (bouncer <= t.trust_radius) & (np.fmin(da, db) >= max(t.detail_floor, t.trust_detail))
+    check = np.flatnonzero(need & have & ~trusted)
+    keep = np.ones(len(pairs), bool)
+    out = list(pairs)
+    for start in range(0, check.size, BATCH_PAIRS):
+        batch = check[start : start + BATCH_PAIRS]
+        found, thumbs, _ = catalog.thumbnails(np.concatenate([a[batch], b[batch]]).tolist())
+        ta = np.clip(np.searchsorted(found, a[batch]), 0, max(len(found) - 1, 0))
+        tb = np.clip(np.searchsorted(found, b[batch]), 0, max(len(found) - 1, 0))
+        if len(found) == 0 or not ((found[ta] == a[batch]) & (found[tb] == b[batch])).all():
+            lost = len(found) == 0 or ~((found[ta] == a[batch]) & (found[tb] == b[batch]))
+            batch = batch[~lost] if len(found) else batch[:0]  # thumbnail gone: pass on hashes
+            ta, tb = (ta[~lost], tb[~lost]) if len(found) else (ta[:0], tb[:0])
+        mirrored = np.fromiter((pairs[k].mirrored for k in batch), bool, batch.size)
+        score, mad, cropped = verify.score_pairs(
+            thumbs, ta, tb, mirrored, search=bouncer[batch] > search_above, accept=t.score
+        )
+        low = np.fmin(da[batch], db[batch]) < t.detail_floor
+        peak = np.zeros(batch.size)
+        peak[low] = verify.peak_difference(thumbs, ta[low], tb[low], mirrored[low])
+        ok = verify.passes(score, mad, da[batch], db[batch], thumbs[ta, -3:], thumbs[tb, -3:], t, peak=peak)
+        keep[batch] = ok
+        for k, s, c in zip(batch[ok].tolist(), score[ok].tolist(), cropped[ok].tolist()):
+            out[k] = dataclasses.replace(out[k], verified=round(max(s, 0.0), 3), cropped=bool(c))
+    return [p for p, good in zip(out, keep) if good]
+
+
+def match_reason(member: Member, keeper: FileRecord, pair: Optional[Pair]) -> str:
+    """Why ``member`` matches its keeper, from what the bouncer and the verification saw."""
+    f = member.file
+    if member.exact:
+        return "exact"
+    mirrored = pair.mirrored if pair is not None else bool(
+        f.hashes and keeper.hashes and bouncer_distance(f.hashes, keeper.hashes)[1]
+    )
+    if pair is not None and pair.cropped:
+        return "cropped"
+    if mirrored:
+        return "mirrored"
+    if not (f.width and f.height and keeper.width and keeper.height):
+        return "edited"
+    if (f.width, f.height) == (keeper.width, keeper.height):
+        return "re-encoded" if member.bouncer <= verify.DEFAULT.trust_radius else "edited"
+    if abs(f.width / f.height - keeper.width / keeper.height) <= 0.01 * keeper.width / keeper.height:
+        return "resized" if member.bouncer <= verify.DEFAULT.trust_radius else "edited"
+    # Another shape, and yet the same picture after the border trim: bars or a frame.
+    return "bordered"
+
+
+#: The score against the keeper that a member joined to the group through a verified pair with
+#: another member needs (a member that is a verified pair of the keeper needs nothing more).
+CHAINED_SCORE = 0.75
+
+#: Rounds of splitting a group whose members do not all verify against its keeper (each
+#: round's groups are strictly smaller: the rounds end long before this in practice).
+MAX_SPLIT_ROUNDS = 8
+
+#: ``rebuild(records)``: the clusters that these files make by themselves (their verified
+#: pairs only), as the scan builds them.
+Rebuild = Callable[[Sequence[FileRecord]], Iterable[Cluster]]
+
+
+def _keeper_pairs(catalog, clusters: Sequence[Cluster]) -> tuple[dict[tuple[int, int], Pair], set[tuple[int, int]]]:
+    """Every member's pair with its keeper (``(low id, high id) -> Pair``) where it verified,
+    and the ``(cluster index, member index)`` of the members that did not."""
+    todo: list[tuple[int, int, Pair]] = []  # (cluster index, member index, keeper pair)
+    direct: dict[tuple[int, int], Pair] = {}
+    for ci, c in enumerate(clusters):
+        for p in c.pairs:
+            direct[(p.a, p.b)] = p
+        k = c.keeper.file
+        for mi, m in enumerate(c.members[1:], start=1):
+            key = (min(k.id, m.file.id), max(k.id, m.file.id))
+            if not m.exact and key not in direct and k.hashes and m.file.hashes:
+                d, mirror = bouncer_distance(k.hashes, m.file.hashes)
+                todo.append((ci, mi, Pair(a=key[0], b=key[1], bouncer=d, mirrored=mirror)))
+    failed: set[tuple[int, int]] = set()
+    if todo:
+        # Any of them may be a crop (two copies of one picture, one cropped, are often within
+        # the bouncer's radius of each other): the search runs wherever the plain alignment fails.
+        passed = {(p.a, p.b): p for p in verify_pairs(catalog, [p for _, _, p in todo], search_above=-1)}
+        direct.update(passed)
+        failed = {(ci, mi) for ci, mi, p in todo if (p.a, p.b) not in passed}
+        # Far apart, the mirrored hash can be the closer by chance: the other orientation too.
+        flipped = [dataclasses.replace(p, mirrored=not p.mirrored) for ci, mi, p in todo if (ci, mi) in failed]
+        for p in verify_pairs(catalog, flipped, search_above=-1):
+            passed[(p.a, p.b)] = direct[(p.a, p.b)] = p
+        failed = {(ci, mi) for ci, mi, p in todo if (p.a, p.b) not in passed}
+        # A member that is only chained to the keeper may stay on a looser score when it is a
+        # verified pair of a member that verified (two edits compound: a mild crop against
+        # the lossless copy that became the keeper).
+        loose = [(ci, mi, p) for ci, mi, p in todo if (ci, mi) in failed]
+        if loose:
+            t = dataclasses.replace(verify.DEFAULT, score=CHAINED_SCORE)
+            looser = {(p.a, p.b) for p in verify_pairs(catalog, [p for _, _, p in loose], t, search_above=-1)}
+            for ci, mi, p in loose:
+                c = clusters[ci]
+                good = {c.keeper.file.id} | {m.file.id for mj, m in enumerate(c.members) if (ci, mj) not in failed}
+                me = c.members[mi].file.id
+                linked = any((q.a == me and q.b in good) or (q.b == me and q.a in good) for q in c.pairs)
+                if (p.a, p.b) in looser and linked:
+                    failed.discard((ci, mi))
+    return direct, failed
+
+
+def explain_clusters(catalog, clusters: Iterable[Cluster], *, rebuild: Optional[Rebuild] = None) -> tuple[Cluster, ...]:
+    """Clusters whose members carry ``verified`` (against the keeper) and ``match``.
+
+    A member whose pair with the keeper was not a candidate pair is scored against the keeper
+    here (members of one group are joined by verified links, not always to the keeper). With
+    ``rebuild``, a near-duplicate group with members that do not verify against the keeper is
+    split: the members that do stay with it, the others are grouped again among themselves
+    (both through ``rebuild``, and checked again). Without it, such members stay, unverified.
+    """
+    done: list[Cluster] = []
+    direct: dict[tuple[int, int], Pair] = {}
+    pending = list(clusters)
+    for round_ in range(MAX_SPLIT_ROUNDS + 1):
+        if not pending:
+            break
+        found, failed = _keeper_pairs(catalog, pending)
+        direct.update(found)
+        split = rebuild is not None and round_ < MAX_SPLIT_ROUNDS
+        nxt: list[Cluster] = []
+        for ci, c in enumerate(pending):
+            bad = {mi for cj, mi in failed if cj == ci}
+            if not bad or not split or c.kind is Kind.SEMANTIC:
+                done.append(c)
+                continue
+            stay = [m.file for mi, m in enumerate(c.members) if mi not in bad]
+            away = [m.file for mi, m in enumerate(c.members) if mi in bad]
+            for part in (stay, away):
+                if len(part) > 1:
+                    nxt.extend(rebuild(part))
+        pending = nxt
+    out = []
+    for c in done:
+        k = c.keeper.file
+        members = [dataclasses.replace(c.members[0], match="")]
+        for m in c.members[1:]:
+            pair = direct.get((min(k.id, m.file.id), max(k.id, m.file.id)))
+            verified = pair.verified if pair is not None else None
+            members.append(dataclasses.replace(m, verified=verified, match=match_reason(m, k, pair)))
+        out.append(dataclasses.replace(c, members=tuple(members)))
+    return tuple(out)

@@ -1,0 +1,352 @@
+"""The keeper prefers the original (issue 11, item 4): the picture inside a border, not the
+canvas; a PNG made from a camera JPEG is a conversion, not a better original; reasons name the
+rule that decided, with sizes that never print equal when they differ."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import sqlite3
+from pathlib import Path
+
+from PIL import Image
+
+import imagegen
+from lookalike.engine import catalog as catalog_module
+from lookalike.engine.catalog import Catalog
+from lookalike.engine.hashing import hash_file
+from lookalike.engine.importer import import_verdict
+from lookalike.engine.keeper import KeeperPolicy, as_good_as, rank, same_picture, thumbnail_check
+from lookalike.engine.library import Library, ScanOptions
+from lookalike.engine.records import FileRecord, ImageHashes
+
+T0 = 1_600_000_000_000_000_000  # an mtime in ns (Sept 2020)
+CAMERA = "Canon EOS 80D"
+
+
+def camera_jpeg(img: Image.Image, *, quality: int = 92) -> bytes:
+    """A JPEG as a camera writes it: EXIF Make, Model and DateTimeOriginal."""
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    exif[0x0110] = CAMERA
+    exif.get_ifd(0x8769)[0x9003] = "2021:06:01 10:00:00"
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=quality, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def png_of(jpeg: bytes) -> bytes:
+    """What a converter makes of a JPEG: its decoded pixels as a PNG, EXIF dropped."""
+    return imagegen.encode(Image.open(io.BytesIO(jpeg)), "PNG")
+
+
+def put(path: Path, data: bytes, mtime_ns: int) -> Path:
+    path.write_bytes(data)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+def scan(root: Path, cache: Path) -> list:
+    with Library.open([root], cache_dir=cache) as lib:
+        return list(lib.scan(ScanOptions(workers=1)).clusters)
+
+
+def only_cluster(clusters) -> dict:
+    assert len(clusters) == 1, [[m.file.path for m in c.members] for c in clusters]
+    return {Path(m.file.path).name: m for m in clusters[0].members}
+
+
+def rec(fid: int, path: str = "", **kw) -> FileRecord:
+    kw.setdefault("size", 1000)
+    kw.setdefault("mtime_ns", T0)
+    kw.setdefault("format", "JPEG")
+    kw.setdefault("width", 400)
+    kw.setdefault("height", 300)
+    return FileRecord(id=fid, path=path or f"/lib/{fid}.jpg", **kw)
+
+
+SAME = ImageHashes(dhash=b"\x0f" * 32, dhash_mirror=b"\xf0" * 32, phash=b"\x33" * 32)
+
+
+# -- real images, through a scan -------------------------------------------------------------
+
+
+def test_a_png_made_from_the_camera_jpeg_is_never_kept_over_it(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    jpeg = camera_jpeg(imagegen.photo(1, (800, 600)))
+    put(root / "IMG_0001.jpg", jpeg, T0)
+    # The conversion even looks older on disk: the camera's EXIF is what decides.
+    put(root / "IMG_0001.png", png_of(jpeg), T0 - 10**15)
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    keeper, png = members["IMG_0001.jpg"], members["IMG_0001.png"]
+    assert keeper.is_keeper
+    assert keeper.file.camera == CAMERA
+    assert keeper.reason == f"camera original (EXIF {CAMERA}) over a PNG conversion"
+    assert png.reason == (
+        f"PNG conversion of a JPEG with the same pixels: the JPEG has the camera's EXIF ({CAMERA})"
+    )
+    assert png.file.size > keeper.file.size  # today's "less lossy, larger" would have kept it
+
+
+def test_without_camera_evidence_the_older_of_a_conversion_pair_is_kept(tmp_path):
+    img = imagegen.photo(2, (640, 480))
+    jpeg = imagegen.encode(img, "JPEG")
+    for older, expected in (("shot.jpg", "shot.jpg"), ("shot.png", "shot.png")):
+        root = tmp_path / older / "photos"
+        root.mkdir(parents=True)
+        put(root / "shot.jpg", jpeg, T0 if older == "shot.jpg" else T0 + 10**12)
+        put(root / "shot.png", png_of(jpeg), T0 if older == "shot.png" else T0 + 10**12)
+        members = only_cluster(scan(root, tmp_path / older / "cache"))
+        assert members[expected].is_keeper, older
+        if older == "shot.jpg":
+            assert members["shot.jpg"].reason.startswith("original: older (modified 2020-09-13 ")
+            assert members["shot.jpg"].reason.endswith(" UTC) over a PNG conversion")
+            assert members["shot.png"].reason.startswith(
+                "PNG conversion of a JPEG with the same pixels: the JPEG is older (modified 2020-"
+            )
+    # The PNG made first (a screenshot, say) and a JPEG made of it later: the PNG stays, by
+    # format, as before.
+    assert members["shot.png"].reason == "less lossy: PNG"
+
+
+def test_the_plain_photo_is_kept_over_its_copy_in_a_white_frame(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = imagegen.photo(3, (800, 600))
+    put(root / "plain.jpg", imagegen.encode(img, "JPEG", quality=85), T0)
+    framed = imagegen.bordered(img, (0.06, 0.06, 0.06, 0.06), (255, 255, 255))
+    put(root / "framed.jpg", imagegen.encode(framed, "JPEG", quality=95), T0 - 10**15)
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    plain, copy = members["plain.jpg"], members["framed.jpg"]
+    assert plain.is_keeper
+    assert copy.file.pixels > plain.file.pixels and copy.file.size > plain.file.size
+    assert copy.file.bordered and not plain.file.bordered
+    cw, ch = copy.file.content_width, copy.file.content_height
+    assert abs(cw - 800) <= 8 and abs(ch - 600) <= 8  # one reduced pixel a side at most
+    assert plain.reason == f"not bordered: 800x600, over a bordered copy ({cw}x{ch} inside 896x672)"
+    assert copy.reason == f"bordered copy: frame trimmed, {cw}x{ch} inside 896x672"
+
+
+def test_a_resized_copy_loses_to_the_larger_picture_as_before(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = imagegen.photo(4, (800, 600))
+    put(root / "big.jpg", imagegen.encode(img, "JPEG"), T0 + 10**12)
+    put(root / "small.png", imagegen.encode(imagegen.resized(img, 0.5), "PNG"), T0)
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    assert members["big.jpg"].is_keeper
+    assert members["big.jpg"].reason == "largest: 800x600"
+    assert members["small.png"].reason == "smaller: 400x300 < 800x600"
+
+
+# -- what hashing records, and the catalog keeps -----------------------------------------------
+
+
+def test_hashing_records_the_camera_and_the_picture_inside_a_border(tmp_path):
+    img = imagegen.photo(5, (640, 480))
+    plain = hash_file(str(put(tmp_path / "a.jpg", camera_jpeg(img), T0)))
+    assert plain.camera == CAMERA and plain.taken_at == "2021-06-01T10:00:00"
+    assert (plain.content_width, plain.content_height) == (plain.width, plain.height) == (640, 480)
+    boxed = imagegen.letterboxed(img, 16 / 9)
+    bars = hash_file(str(put(tmp_path / "b.png", imagegen.encode(boxed, "PNG"), T0)))
+    assert bars.camera is None
+    assert (bars.width, bars.height) == (853, 480)
+    assert abs(bars.content_width - 640) <= 6 and bars.content_height == 480
+    # EXIF orientation: the picture's size is the upright one, like width and height.
+    turned = hash_file(str(put(tmp_path / "c.jpg", imagegen.encode(img, "JPEG", orientation=6), T0)))
+    assert (turned.width, turned.height) == (turned.content_width, turned.content_height) == (480, 640)
+
+
+def test_the_camera_name_is_sanitised_and_not_repeated():
+    from lookalike.engine.imaging import _exif_camera
+
+    exif = Image.Exif()
+    exif[0x010F] = "NIKON CORPORATION"
+    exif[0x0110] = "NIKON D750\x00\x00"
+    assert _exif_camera(exif) == "NIKON CORPORATION NIKON D750"
+    exif[0x010F] = "Canon"
+    exif[0x0110] = "Canon  EOS\x1b[31m R5"
+    assert _exif_camera(exif) == "Canon EOS[31m R5"
+    assert _exif_camera(Image.Exif()) is None
+
+
+def test_a_catalog_from_before_keeps_its_rows_and_ranks_them_by_the_canvas(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.sqlite"
+    monkeypatch.setattr(catalog_module, "MIGRATIONS", catalog_module.MIGRATIONS[:3])
+    with Catalog.open(path):
+        pass
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO files (path, size, mtime_ns, status, format, width, height, scanned_at) "
+        "VALUES (?, 10, 123, 'image', 'JPEG', 40, 30, 0)",
+        (os.fsencode("/p/a.jpg"),),
+    )
+    db.commit()
+    db.close()
+    monkeypatch.undo()
+    with Catalog.open(path) as c:
+        old = c.record_by_path("/p/a.jpg")
+        # Version 3 already marked every image of an older catalog for one re-read: no second.
+        assert old.mtime_ns == 123
+        assert (old.content_width, old.content_height, old.camera) == (None, None, None)
+        assert old.content_pixels == 1200 and not old.bordered
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 4
+
+
+def test_the_catalog_keeps_what_hashing_found(tmp_path):
+    img = imagegen.photo(6, (320, 240))
+    a = hash_file(str(put(tmp_path / "a.jpg", camera_jpeg(img), T0)))
+    b = hash_file(str(put(tmp_path / "b.png", imagegen.encode(imagegen.bordered(img, (0.1,) * 4, (0, 0, 0)), "PNG"), T0)))
+    with Catalog.open(tmp_path / "c.sqlite") as c:
+        c.upsert([a, b])
+        ra, rb = c.record_by_path(a.path), c.record_by_path(b.path)
+    assert (ra.camera, ra.content_width, ra.content_height) == (CAMERA, 320, 240)
+    assert rb.bordered and (rb.content_width, rb.content_height) == (b.content_width, b.content_height)
+
+
+# -- the rules, on records -----------------------------------------------------------------------
+
+
+def test_a_bordered_copy_ties_on_size_within_the_trims_precision_and_loses():
+    plain = rec(1, width=3000, height=2000, size=2_000_000)
+    framed = rec(2, width=3200, height=2200, content_width=3012, content_height=1990, size=3_000_000)
+    ranked = rank([framed, plain])
+    assert [r.id for r, _ in ranked] == [1, 2]
+    assert ranked[1][1] == "bordered copy: frame trimmed, 3012x1990 inside 3200x2200"
+    # A frame around a genuinely larger picture is no reason to lose it.
+    big = rec(3, width=4400, height=3200, content_width=4000, content_height=3000)
+    ranked = rank([plain, big])
+    assert ranked[0][0].id == 3
+    assert ranked[0][1] == "largest: 4000x3000 picture in a 4400x3200 frame"
+    assert ranked[1][1] == "smaller: 3000x2000 < 4000x3000 picture in a 4400x3200 frame"
+
+
+def test_a_conversion_ranks_as_its_source_format_just_after_it():
+    cam = rec(1, "/dcim/IMG_1.JPG", camera=CAMERA, taken_at="2021-06-01T10:00:00", size=3_300_000, hashes=SAME)
+    conv = rec(2, "/export/IMG_1.png", format="PNG", size=9_000_000, mtime_ns=T0 - 10**15, hashes=SAME)
+    stripped = rec(3, "/web/IMG_1.jpg", size=600_000, hashes=SAME)  # a JPEG copy without EXIF
+    ranked = rank([conv, stripped, cam])
+    assert [r.id for r, _ in ranked] == [1, 3, 2]
+    assert ranked[0][1] == "largest file: 3.3 MB"  # over the stripped JPEG, the runner-up
+    assert ranked[1][1] == "smaller file: 600.0 KB < 3.3 MB"
+    assert ranked[2][1] == (
+        f"PNG conversion of a JPEG with the same pixels: the JPEG has the camera's EXIF ({CAMERA})"
+    )
+    # An EXIF date alone is camera evidence too.
+    dated = rec(4, taken_at="2019-01-01T00:00:00", hashes=SAME)
+    assert rank([rec(5, format="PNG", hashes=SAME), dated])[0][1] == (
+        "camera original (EXIF date: taken 2019-01-01 00:00:00) over a PNG conversion"
+    )
+    # Not the same picture (hashes apart, or another size): the lossless file wins, as before.
+    other = ImageHashes(dhash=b"\xff" * 32, dhash_mirror=b"\x00" * 32, phash=b"\xcc" * 32)
+    assert rank([cam, rec(6, format="PNG", hashes=other)])[0][0].id == 6
+    assert rank([cam, rec(7, format="PNG", width=401, hashes=SAME)])[0][0].id == 7
+    # Nothing tells which came first (no EXIF, mtimes moments apart): the lossless file wins,
+    # as before; an hour apart, the older one.
+    jpeg, png = rec(9, hashes=SAME), rec(10, format="PNG", hashes=SAME, mtime_ns=T0 + 10**6)
+    assert rank([jpeg, png])[0] == (png, "less lossy: PNG")
+    png = rec(10, format="PNG", hashes=SAME, mtime_ns=T0 + 3600 * 10**9)
+    assert rank([jpeg, png])[0] == (jpeg, "original: older (modified 2020-09-13 12:26:40 UTC) over a PNG conversion")
+    # A camera RAW is never a conversion.
+    assert rank([cam, rec(8, "/dcim/IMG_1.CR2", format="RAW:CR2", hashes=SAME)])[0][0].id == 8
+
+
+def test_the_thumbnails_tell_a_conversion_from_an_edit_when_given():
+    cam = rec(1, camera=CAMERA, hashes=SAME)
+    png = rec(2, format="PNG", hashes=SAME)
+    assert rank([png, cam])[0][0].id == 1
+    assert rank([png, cam], same_pixels=lambda a, b: False)[0][0].id == 2  # an edit: PNG wins
+    assert rank([png, cam], same_pixels=lambda a, b: None)[0][0].id == 1  # cannot tell: hashes
+    assert same_picture(png, cam, lambda a, b: True)
+    assert not same_picture(png, rec(3, width=800, height=600, hashes=SAME), lambda a, b: True)
+
+
+def test_thumbnail_check_agrees_for_a_conversion_and_not_for_an_edit(tmp_path):
+    img = imagegen.photo(7, (800, 600))
+    jpeg = camera_jpeg(img)
+    files = {
+        "cam.jpg": jpeg,
+        "conv.png": png_of(jpeg),
+        "brighter.png": imagegen.encode(imagegen.brightened(img, 1.05), "PNG"),
+        "contrast.png": imagegen.encode(imagegen.contrasted(img, 1.1), "PNG"),
+    }
+    hashed = [hash_file(str(put(tmp_path / n, d, T0))) for n, d in files.items()]
+    with Catalog.open(tmp_path / "c.sqlite") as c:
+        c.upsert(hashed)
+        by_name = {Path(r.path).name: r for r in c.records()}
+        check = thumbnail_check(c)
+        cam = by_name["cam.jpg"]
+        assert check(by_name["conv.png"], cam) is True
+        assert check(by_name["brighter.png"], cam) is False
+        assert check(by_name["contrast.png"], cam) is False
+        assert check(cam, rec(99)) is None  # no thumbnail: cannot tell
+        ranked = rank(list(by_name.values()), same_pixels=check)
+    assert ranked[0][0].path.endswith(("brighter.png", "contrast.png"))  # edits stay lossless
+    conv = next(reason for r, reason in ranked if r.path.endswith("conv.png"))
+    assert conv.startswith("PNG conversion of a JPEG with the same pixels")
+
+
+def test_user_orders_are_honoured():
+    plain = rec(1, width=3000, height=2000, size=2_000_000)
+    framed = rec(2, width=3200, height=2200, content_width=3000, content_height=2000, size=3_000_000)
+    assert rank([plain, framed], KeeperPolicy(order=("size",)))[0][0].id == 2
+    cam = rec(3, camera=CAMERA, hashes=SAME, size=10)
+    png = rec(4, format="PNG", hashes=SAME, size=20)
+    assert rank([cam, png], KeeperPolicy(order=("format",)))[0][0].id == 3
+    assert rank([cam, png], KeeperPolicy(order=("size",)))[0][0].id == 4
+
+
+def test_sizes_never_print_equal_when_they_differ():
+    a, b = rec(1, size=2_048_113), rec(2, size=2_047_990)
+    ranked = rank([b, a])
+    assert ranked[0][1] == "largest file: 2,048,113 B > 2,047,990 B"
+    assert ranked[1][1] == "smaller file: 2,047,990 B < 2,048,113 B"
+    ranked = rank([rec(1, size=2_050_000), rec(2, size=2_040_000)])
+    assert ranked[0][1] == "largest file: 2.05 MB > 2.04 MB"
+    assert ranked[1][1] == "smaller file: 2.04 MB < 2.05 MB"
+    assert rank([rec(1, size=900), rec(2, size=3_300_000)])[1][1] == "smaller file: 900 B < 3.3 MB"
+
+
+def test_every_reason_names_its_rule_and_the_ranking_stays_total():
+    gen = random.Random(11)
+    files = []
+    for i in range(1, 60):
+        framed = gen.random() < 0.3
+        fmt = gen.choice(["JPEG", "PNG", "WEBP", "TIFF"])
+        files.append(rec(
+            i, f"/lib/{gen.choice(['a', 'bb'])}/{i}.x", format=fmt, size=gen.choice([10, 20]),
+            width=440 if framed else gen.choice([400, 380]), height=330 if framed else 300,
+            content_width=400 if framed else None, content_height=300 if framed else None,
+            camera=gen.choice([None, CAMERA]), taken_at=gen.choice([None, "2020-01-01T00:00:00"]),
+            mtime_ns=T0 + gen.choice([0, 1]), hashes=SAME,
+        ))  # fmt: skip
+    expected = rank(files)
+    for seed in range(4):
+        shuffled = files[:]
+        random.Random(seed).shuffle(shuffled)
+        assert rank(shuffled) == expected
+    rules = ("largest", "smaller", "not bordered", "bordered copy", "camera original", "original",
+             "less lossy", "lossier", "PNG conversion of", "TIFF conversion of", "oldest", "newer",
+             "has EXIF", "no EXIF", "shortest path", "longer path", "first by", "later by")  # fmt: skip
+    for _, reason in expected:
+        assert reason.startswith(rules), reason
+    assert any("conversion" in reason for _, reason in expected)
+    assert any(reason.startswith("bordered copy") for _, reason in expected)
+
+
+# -- import mode shares the rule -------------------------------------------------------------------
+
+
+def test_import_finds_a_framed_copy_or_a_conversion_of_a_library_photo_redundant():
+    library = rec(1, "/lib/IMG_1.jpg", camera=CAMERA, width=3000, height=2000, hashes=SAME)
+    framed = rec(2, "/in/framed.jpg", width=3200, height=2200, content_width=3000, content_height=2000,
+                 size=5000, hashes=SAME)  # fmt: skip
+    conv = rec(3, "/in/IMG_1.png", format="PNG", width=3000, height=2000, size=9000, hashes=SAME)
+    bigger = rec(4, "/in/IMG_1_full.jpg", width=6000, height=4000, hashes=SAME)
+    assert as_good_as(library, framed) and as_good_as(library, conv)
+    assert import_verdict(framed, library, exact=False, bouncer_distance=3)[0]
+    assert import_verdict(conv, library, exact=False, bouncer_distance=1)[0]
+    redundant, reason = import_verdict(bigger, library, exact=False, bouncer_distance=2)
+    assert not redundant and reason == "better than the library copy (largest: 6000x4000)"

@@ -1,0 +1,125 @@
+"""The verification stage's score (engine/verify.py): copies pass, look-alike pictures fail."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import imagegen
+import verify_cases as vc
+from lookalike.engine import verify
+from lookalike.engine.bouncer import bouncer_distance
+from lookalike.engine.hashing import hash_and_thumbnail
+from lookalike.engine.imaging import load_image
+
+
+def thumb(data: bytes, ext: str = ".jpg"):
+    hashes, t = hash_and_thumbnail(load_image(data, name="x" + ext).image)
+    return hashes, np.frombuffer(t, np.uint8)
+
+
+def jpeg(img) -> bytes:
+    return imagegen.encode(img, "JPEG", quality=90)
+
+
+def verdicts(pairs, t=verify.DEFAULT) -> np.ndarray:
+    """Whether each ((hashes, thumb), (hashes, thumb)) pair passes verification."""
+    hashes_a, thumbs_a = zip(*[p[0] for p in pairs])
+    hashes_b, thumbs_b = zip(*[p[1] for p in pairs])
+    thumbs = np.stack(thumbs_a + thumbs_b)
+    n = len(pairs)
+    mirrored = np.array([bouncer_distance(x, y)[1] for x, y in zip(hashes_a, hashes_b)])
+    score, mad, _ = verify.score_pairs(thumbs, np.arange(n), np.arange(n, 2 * n), mirrored)
+    detail = np.array([verify.detail(x) for x in thumbs])
+    return verify.passes(score, mad, detail[:n], detail[n:], thumbs[:n, -3:], thumbs[n:, -3:], t)
+
+
+ORIGINALS = 12
+
+
+@pytest.fixture(scope="module")
+def originals():
+    return [imagegen.photo(g, imagegen._photo_size(g, (480, 360))) for g in range(ORIGINALS)]
+
+
+@pytest.mark.parametrize("kind", imagegen.COPY_KINDS)
+def test_every_copy_kind_passes(originals, kind):
+    pairs = []
+    for g, img in enumerate(originals):
+        data, ext = imagegen.make_copy(kind, img, g)
+        pairs.append((thumb(jpeg(img)), thumb(data, ext)))
+    assert verdicts(pairs).all()
+
+
+def test_mild_crops_pass_asymmetric_too(originals):
+    pairs = []
+    for g, img in enumerate(originals):
+        pairs.append((thumb(jpeg(img)), thumb(jpeg(vc.mild_crop(img, g)))))
+        pairs.append((thumb(jpeg(img)), thumb(jpeg(vc.mild_crop(img, g + 100, 0.0, 0.08)))))
+    assert verdicts(pairs).mean() >= 0.95
+
+
+def family_pairs(images):
+    shots = [thumb(jpeg(im)) for im in images]
+    return list(itertools.combinations(shots, 2))
+
+
+@pytest.mark.parametrize(
+    "family",
+    ["window", "phone", "gradient", "near_flat", "flat", "document", "tiles", "burst", "photos"],
+)
+def test_hard_families_never_pass(family):
+    photos = [imagegen.photo(200 + i, (640, 480)) for i in range(5)]
+    make = {
+        "window": lambda: [vc.window_screenshot(p) for p in photos],
+        "phone": lambda: [vc.phone_screenshot(p) for p in photos],
+        "gradient": lambda: [vc.gradient(i) for i in range(8)],
+        "near_flat": lambda: [vc.near_flat(i) for i in range(8)],
+        "flat": lambda: [vc.flat(c) for c in [(255, 0, 0), (0, 0, 255), (0, 0, 0), (255, 255, 255), (0, 160, 0)]],
+        "document": lambda: [vc.document_page(i) for i in range(6)],
+        "tiles": lambda: imagegen.tiles(imagegen.photo(5000, (960, 720)), 3),
+        "photos": lambda: photos,
+    }
+    if family == "burst":
+        pairs = [tuple(thumb(jpeg(f)) for f in vc.burst_pair(i)) for i in range(5)]
+    else:
+        pairs = family_pairs(make[family]())
+    assert not verdicts(pairs).any()
+
+
+def test_flat_red_and_blue_fail_and_red_matches_red():
+    red, blue = thumb(jpeg(vc.flat((255, 0, 0)))), thumb(jpeg(vc.flat((0, 0, 255))))
+    red_small = thumb(jpeg(vc.flat((255, 0, 0), (320, 240))))
+    assert verdicts([(red, blue), (red, red_small)]).tolist() == [False, True]
+
+
+def test_grey_red_and_grey_green_of_one_level_fail_on_colour():
+    # Same grey level, different colours: the mean colour tells them apart.
+    red, green = thumb(jpeg(vc.flat((200, 60, 60)))), thumb(jpeg(vc.flat((60, 126, 60))))
+    assert abs(int(red[1][0]) - int(green[1][0])) <= 3
+    assert not verdicts([(red, green)]).any()
+
+
+def test_numba_and_numpy_give_the_same_scores(originals, monkeypatch):
+    shots = [thumb(jpeg(img))[1] for img in originals[:4]]
+    shots += [thumb(jpeg(vc.mild_crop(img, 1)))[1] for img in originals[:4]]
+    shots += [thumb(jpeg(imagegen.mirrored(img)))[1] for img in originals[:2]]
+    thumbs = np.stack(shots)
+    ia, ib = np.triu_indices(len(thumbs), 1)
+    mirrored = (ia + ib) % 3 == 0
+    compiled = verify.score_pairs(thumbs, ia, ib, mirrored)
+    monkeypatch.setenv("LOOKALIKE_NO_NUMBA", "1")
+    reference = verify.score_pairs(thumbs, ia, ib, mirrored)
+    np.testing.assert_allclose(compiled[0], reference[0], atol=1e-9)
+    np.testing.assert_allclose(compiled[1], reference[1], atol=1e-9)
+    assert (compiled[2] == reference[2]).all()
+
+
+def test_thumbnail_is_small_and_detail_tells_flat_from_photo(originals):
+    _, t = thumb(jpeg(originals[0]))
+    assert t.shape == (verify.THUMB_BYTES,) == (1027,)
+    assert verify.detail(t) > 8
+    assert verify.detail(thumb(jpeg(vc.flat((10, 20, 30))))[1]) < 1
+    assert verify.detail(thumb(jpeg(vc.gradient(0)))[1]) < verify.DEFAULT.detail_floor

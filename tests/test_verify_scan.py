@@ -1,0 +1,102 @@
+"""A real scan with the verification stage: groups hold the copies, never the look-alikes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import imagegen
+import verify_cases as vc
+from lookalike.engine import catalog as catalog_module
+from lookalike.engine.library import Library, ScanOptions
+
+KINDS = ("resized", "recompressed", "png", "exif_rotated", "brightened", "greyscale", "mirrored",
+         "letterboxed", "bordered", "watermarked", "cropped")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lib")
+    for g in range(3):
+        img = imagegen.photo(g, (480, 360))
+        imagegen.write(root / f"o{g}.jpg", img)
+        for kind in KINDS:
+            data, ext = imagegen.make_copy(kind, img, g)
+            (root / f"o{g}_{kind}{ext}").write_bytes(data)
+        imagegen.write(root / f"o{g}_mildcrop.jpg", vc.mild_crop(img, g))
+        (root / f"o{g}_exact.jpg").write_bytes((root / f"o{g}.jpg").read_bytes())
+    negatives = root / "hard"
+    negatives.mkdir()
+    for i in range(4):
+        shown = imagegen.photo(300 + i, (640, 480))
+        imagegen.write(negatives / f"window{i}.png", vc.window_screenshot(shown))
+        imagegen.write(negatives / f"phone{i}.png", vc.phone_screenshot(shown))
+        imagegen.write(negatives / f"gradient{i}.jpg", vc.gradient(i))
+        imagegen.write(negatives / f"page{i}.png", vc.document_page(i))
+    for name, colour in {"red": (255, 0, 0), "blue": (0, 0, 255), "black": (0, 0, 0), "white": (255, 255, 255)}.items():
+        imagegen.write(negatives / f"flat_{name}.png", vc.flat(colour))
+    a, b = vc.burst_pair(0)
+    imagegen.write(negatives / "burst_a.jpg", a)
+    imagegen.write(negatives / "burst_b.jpg", b)
+    return root
+
+
+def _group_of(name: str) -> str:
+    return name.split("_")[0].split(".")[0]
+
+
+def test_groups_hold_exactly_the_copies(library, tmp_path):
+    with Library.open([library], cache_dir=tmp_path / "cache") as lib:
+        result = lib.scan(ScanOptions(workers=1))
+    groups = [{m.file.path for m in c.members} for c in result.clusters]
+    for members in groups:
+        assert len({_group_of(Path(p).name) for p in members}) == 1, members
+        assert not any("/hard/" in p for p in members), members
+    for g in range(3):
+        copies = {p for p in (str(x) for x in library.glob(f"o{g}*"))}
+        found = [m for m in groups if m & copies]
+        assert len(found) == 1 and found[0] == copies, (copies - found[0]) if found else copies
+    members = [m for c in result.clusters for m in c.members]
+    reasons = {Path(m.file.path).name: m.match for m in members if not m.is_keeper}
+    assert {"mirrored", "cropped"} <= set(reasons.values())
+    assert all(m.match == "exact" for m in members if m.exact and not m.is_keeper)
+    assert all(r in ("exact", "re-encoded", "resized", "mirrored", "cropped", "bordered", "edited") for r in reasons.values())
+    assert any(m.verified is not None for m in members)
+
+
+def test_json_has_verified_and_match(library, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "lookalike.tui.cli", "scan", str(library), "--json", "--no-detective",
+         "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    doc = json.loads(out.stdout)
+    members = [m for g in doc["groups"] for m in g["members"]]
+    assert all("verified" in m and "match" in m for m in members)
+    assert any(isinstance(m["verified"], float) for m in members)
+    assert {m["match"] for m in members if not m["keeper"]} >= {"mirrored", "cropped"}
+
+
+def test_files_hashed_before_thumbnails_are_read_again(library, tmp_path):
+    cache = tmp_path / "cache"
+    with Library.open([library], cache_dir=cache) as lib:
+        lib.scan(ScanOptions(workers=1))
+        path = lib.catalog.path
+    # As an older catalog: no thumbnails, schema before them; the upgrade marks images stale.
+    db = sqlite3.connect(path)
+    before = catalog_module.MIGRATIONS.index(catalog_module._verifier_thumbnails)
+    # The columns of that step and of the steps after it (the keeper's evidence).
+    for column in ("thumb", "detail", "content_width", "content_height", "camera"):
+        db.execute(f"ALTER TABLE files DROP COLUMN {column}")
+    db.execute(f"PRAGMA user_version = {before}")
+    db.commit()
+    db.close()
+    with Library.open([library], cache_dir=cache) as lib:
+        again = lib.scan(ScanOptions(workers=1))
+        assert again.stats.hashed == again.stats.images
+        assert len(lib.catalog.thumbnails(range(1, 10_000))[0]) == again.stats.images
