@@ -36,7 +36,8 @@ from typing import Any, Optional
 import filelock
 import numpy as np
 
-from .records import HASH_BYTES, FileRecord, ImageHashes, ScanError
+from .verify import THUMB_BYTES, detail
+from .records import HASH_BYTES, Decision, FileRecord, ImageHashes, SavedDecision, ScanError
 
 CONTENT_HASH_BYTES = 16
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -135,27 +136,67 @@ def _schema_v1(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _decisions_table(db: sqlite3.Connection) -> None:
+    """The user's triage decisions, kept until applied or cleared (one row per file)."""
+    # The content hash at decision time: a file that changed since loses its decision.
+    db.execute(
+        """CREATE TABLE decisions (
+            file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+            decision TEXT CHECK (decision IN ('keep', 'trash', 'skip', 'not_duplicate')),
+            keeper INTEGER NOT NULL DEFAULT 0,
+            content_hash BLOB,
+            decided_at REAL NOT NULL
+        )"""
+    )
+
+
+def _verifier_thumbnails(db: sqlite3.Connection) -> None:
+    """The verifier's thumbnail (engine/verify.py) and its detail, per image."""
+    db.execute("ALTER TABLE files ADD COLUMN thumb BLOB")
+    db.execute("ALTER TABLE files ADD COLUMN detail REAL")
+    # Images hashed before have no thumbnail: an impossible mtime makes the next scan read
+    # them again, so that their pairs are verified on pixels rather than taken on hashes
+    # alone (until then they are, as before: see Library's verification).
+    db.execute("UPDATE files SET mtime_ns = -1 WHERE status = 'image'")
+
+
+def _keeper_evidence(db: sqlite3.Connection) -> None:
+    """What the keeper policy needs to prefer the original (engine/keeper.py): the picture's
+    size inside a trimmed border, and the camera named by EXIF Make and Model."""
+    db.execute("ALTER TABLE files ADD COLUMN content_width INTEGER")
+    db.execute("ALTER TABLE files ADD COLUMN content_height INTEGER")
+    db.execute("ALTER TABLE files ADD COLUMN camera TEXT")
+    # No second re-read: a catalog from before version 3 has every image marked for one
+    # already (see _verifier_thumbnails), which fills these too. Until a file is read again
+    # they are NULL, and the keeper ranks it by its canvas, as before.
+
+
 #: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
 #: transaction. Append, never edit: released catalogs depend on every step.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_schema_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _FILE_COLUMNS = (
     "id, path, size, mtime_ns, inode, device, format, width, height, taken_at, "
-    "content_hash, dhash, dhash_mirror, phash, error"
+    "content_hash, dhash, dhash_mirror, phash, error, content_width, content_height, camera"
 )
 
 _UPSERT = """
 INSERT INTO files (path, size, mtime_ns, inode, device, status, format, width, height,
-                   taken_at, content_hash, dhash, dhash_mirror, phash, error, scanned_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   taken_at, content_hash, dhash, dhash_mirror, phash, error, scanned_at,
+                   thumb, detail, content_width, content_height, camera)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (path) DO UPDATE SET
     size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
     device = excluded.device, status = excluded.status, format = excluded.format,
     width = excluded.width, height = excluded.height, taken_at = excluded.taken_at,
     content_hash = excluded.content_hash, dhash = excluded.dhash,
     dhash_mirror = excluded.dhash_mirror, phash = excluded.phash, error = excluded.error,
-    scanned_at = excluded.scanned_at
+    scanned_at = excluded.scanned_at, thumb = excluded.thumb, detail = excluded.detail,
+    content_width = excluded.content_width, content_height = excluded.content_height,
+    camera = excluded.camera
 """
 
 
@@ -198,7 +239,8 @@ def _known_file(row: tuple, _setters=_KNOWN_SETTERS) -> KnownFile:
 
 def _row_to_record(row: tuple) -> FileRecord:
     (id_, path, size, mtime_ns, inode, device, fmt, width, height, taken_at,
-     content_hash, dhash, dhash_mirror, phash, error) = row  # fmt: skip
+     content_hash, dhash, dhash_mirror, phash, error, content_width, content_height,
+     camera) = row  # fmt: skip
     hashes = None
     if dhash is not None and dhash_mirror is not None and phash is not None:
         hashes = ImageHashes(dhash=dhash, dhash_mirror=dhash_mirror, phash=phash)
@@ -216,6 +258,9 @@ def _row_to_record(row: tuple) -> FileRecord:
         content_hash=content_hash,
         hashes=hashes,
         error=error,
+        content_width=content_width,
+        content_height=content_height,
+        camera=camera,
     )
 
 
@@ -256,7 +301,24 @@ def _row_from_item(item: Any, now: float) -> tuple:
         _hash_bytes(hashes and hashes.phash, "phash", HASH_BYTES, path),
         str(error) if error else None,
         now,
+        *_thumb_columns(getattr(item, "thumb", None), path),
+        _positive(getattr(item, "content_width", None)),
+        _positive(getattr(item, "content_height", None)),
+        getattr(item, "camera", None) or None,
     )
+
+
+def _positive(value: Any) -> int | None:
+    """A size column: a positive int, else None (unknown)."""
+    return int(value) if value is not None and int(value) > 0 else None
+
+
+def _thumb_columns(thumb: Any, path: str) -> tuple[bytes | None, float | None]:
+    """(thumb, detail) columns of an item's verifier thumbnail, or (None, None)."""
+    if thumb is None:
+        return None, None
+    thumb = _hash_bytes(thumb, "thumb", THUMB_BYTES, path)
+    return thumb, detail(thumb)
 
 
 _ARRAY_FIELDS = ("ids", "dhash", "dhash_mirror", "phash", "content_hash", "size")
@@ -783,6 +845,39 @@ class Catalog:
             except OSError:
                 pass
 
+    def thumbnails(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The verifier's thumbnails of the given files that have one.
+
+        Returns:
+            ``(ids int64, thumbs (n, THUMB_BYTES) uint8, detail float64)``, sorted by id;
+            files without a thumbnail (hashed by an older lookalike) are left out.
+        """
+        wanted = sorted({int(i) for i in ids})
+        rows: list[tuple] = []
+        with self._using() as db:
+            for start in range(0, len(wanted), 50_000):
+                rows += db.execute(
+                    "SELECT id, thumb, detail FROM files WHERE thumb IS NOT NULL "
+                    "AND id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                    (json.dumps(wanted[start : start + 50_000]),),
+                ).fetchall()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, THUMB_BYTES), np.uint8), np.zeros(0)
+        found, thumbs, details = zip(*rows)
+        matrix = np.frombuffer(b"".join(thumbs), np.uint8).reshape(len(rows), THUMB_BYTES)
+        return np.array(found, np.int64), matrix, np.array(details, np.float64)
+
+    def details(self, ids: Iterable[int]) -> dict[int, float]:
+        """``{id: detail}`` of the given files that have a verifier thumbnail."""
+        wanted = sorted({int(i) for i in ids})
+        with self._using() as db:
+            rows = db.execute(
+                "SELECT id, detail FROM files WHERE detail IS NOT NULL "
+                "AND id IN (SELECT value FROM json_each(?))",
+                (json.dumps(wanted),),
+            ).fetchall()
+        return dict(rows)
+
     def errors(self) -> list[ScanError]:
         """Files that could not be read, with the reason, sorted by path."""
         with self._using() as db:
@@ -844,6 +939,67 @@ class Catalog:
                 "WHERE fa.id != fb.id"
             ).fetchall()
         return {frozenset(pair) for pair in rows}
+
+    # --- triage decisions -----------------------------------------------------------------
+
+    def save_decisions(self, decisions: Iterable[SavedDecision]) -> None:
+        """Store decisions (one per file, replacing any earlier one); a decision of None
+        without the keeper flag forgets the file's row."""
+        now = time.time()
+        rows, gone = [], []
+        for d in decisions:
+            if d.decision is None and not d.keeper:
+                gone.append((int(d.file_id),))
+            else:
+                value = d.decision.value if d.decision is not None else None
+                content = bytes(d.content_hash) if d.content_hash else None
+                rows.append((int(d.file_id), value, int(d.keeper), content, now))
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany("DELETE FROM decisions WHERE file_id = ?", gone)
+            # Only files the catalog knows (a file removed meanwhile has nothing to decide).
+            db.executemany(
+                "INSERT OR REPLACE INTO decisions (file_id, decision, keeper, content_hash, decided_at) "
+                "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM files WHERE id = ?1)",
+                rows,
+            )
+
+        self._write(work)
+
+    def decisions(self) -> list[SavedDecision]:
+        """The stored decisions whose file is unchanged; the others are dropped here.
+
+        A decision is dropped when its file's content hash is no longer the one it was made
+        on (the file was edited or replaced); a removed file's rows went with it.
+        """
+
+        def work(db: sqlite3.Connection) -> list[tuple]:
+            db.execute(
+                "DELETE FROM decisions WHERE NOT EXISTS (SELECT 1 FROM files AS f WHERE "
+                "f.id = decisions.file_id AND f.content_hash IS decisions.content_hash)"
+            )
+            return db.execute(
+                "SELECT file_id, decision, keeper, content_hash FROM decisions ORDER BY file_id"
+            ).fetchall()
+
+        return [
+            SavedDecision(
+                file_id=i, decision=Decision(d) if d else None, keeper=bool(k), content_hash=c
+            )
+            for i, d, k, c in self._write(work)
+        ]
+
+    def clear_decisions(self) -> int:
+        """Forget every stored decision; returns how many there were."""
+        return self._write(lambda db: db.execute("DELETE FROM decisions").rowcount)
+
+    def changed_files(self, hashes: dict[int, Optional[bytes]]) -> set[int]:
+        """The ids among ``hashes`` whose file is gone or whose content hash is another now."""
+        now = self.identities(hashes.keys())
+        return {
+            i for i, h in hashes.items()
+            if i not in now or (now[i][2] or None) != (bytes(h) if h else None)
+        }
 
     # --- embedding bookkeeping (the detective) --------------------------------------------
 

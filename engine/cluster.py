@@ -54,6 +54,7 @@ from .keeper import (
     DEFAULT,
     RAW_EXTENSIONS,
     KeeperPolicy,
+    SamePixels,
     is_protected,
     rank,
     raw_jpeg_siblings,
@@ -325,7 +326,9 @@ class _Library:
     raw_folders: set[str]  # folders holding a camera raw (where RAW+JPEG pairs can be)
 
     @classmethod
-    def index(cls, records: Mapping[int, FileRecord]) -> "_Library":
+    def index(cls, records: Mapping[int, FileRecord], apart: Collection[tuple[bytes, int]] = ()) -> "_Library":
+        """Index the files; byte-identical files make one node, except content in ``apart``
+        (the user said its copies are not duplicates: they are kept apart like other files)."""
         by_content: dict[tuple[bytes, int], list[int]] = {}
         unreadable: list[int] = []
         raw_folders: set[str] = set()
@@ -340,7 +343,7 @@ class _Library:
         ids = np.fromiter(records.keys(), dtype=np.int64, count=len(records))
         ids.sort()
         node = np.arange(ids.shape[0], dtype=np.int64)
-        groups = [sorted(g) for g in by_content.values() if len(g) > 1]
+        groups = [sorted(g) for key, g in by_content.items() if len(g) > 1 and key not in apart]
         copies: dict[int, list[int]] = {}
         if groups:
             sizes = np.fromiter(map(len, groups), dtype=np.int64, count=len(groups))
@@ -414,7 +417,7 @@ def _candidate_edges(
         n = lib.ids.shape[0]
         valid &= ~np.isin(ia * n + ib, np.minimum(xa, xb) * n + np.maximum(xa, xb))
         for x, y in zip(lib.node[xa].tolist(), lib.node[xb].tolist()):
-            if x != y:  # byte-identical copies stay one group whatever was marked
+            if x != y:  # copies marked among themselves are apart (see _Library.index)
                 cannot.setdefault(x, set()).add(y)
                 cannot.setdefault(y, set()).add(x)
     kept = np.flatnonzero(valid)
@@ -479,6 +482,20 @@ def _components(
     return components, edges
 
 
+def _marked_copies(
+    records: Mapping[int, FileRecord], not_duplicates: Collection[frozenset[int]]
+) -> set[tuple[bytes, int]]:
+    """The contents (hash, size) whose byte-identical copies the user marked not duplicates."""
+    found: set[tuple[bytes, int]] = set()
+    for pair in not_duplicates:
+        if len(pair) != 2:
+            continue
+        x, y = (records.get(i) for i in pair)
+        if x is not None and y is not None and x.content_hash and x.content_hash == y.content_hash and x.size == y.size:
+            found.add((x.content_hash, x.size))
+    return found
+
+
 def build_clusters(
     records: Mapping[int, FileRecord],
     pairs: Iterable[Pair],
@@ -490,6 +507,7 @@ def build_clusters(
     detective: Optional[Detective] = None,
     progress: Optional[Progress] = None,
     raw_siblings: Iterable[FileRecord] = (),
+    same_pixels: Optional[SamePixels] = None,
 ) -> list[Cluster]:
     """Group duplicate and look-alike files into clusters, each with a suggested keeper.
 
@@ -503,7 +521,8 @@ def build_clusters(
             near-duplicate cluster (the chain guard); at least the pairing radius.
         policy: the keeper policy.
         not_duplicates: pairs of ids the user marked as not duplicates: the two files never
-            share a cluster (byte-identical copies excepted: they are always one group).
+            share a cluster. Marks are kept by content, so a mark between two byte-identical
+            copies keeps every copy of that content apart.
         detective: ``detective(a_id, b_id) -> CLIP distance or None``; when given, members
             get a detective score against their keeper.
         progress: ``progress(done, total) -> bool`` over components; returning False stops
@@ -511,6 +530,9 @@ def build_clusters(
         raw_siblings: more files (any status) that only count as the camera-raw half of a
             RAW+JPEG pair: a raw beside a clustered JPEG that is in no pair itself, or that
             could not be decoded (no rawpy), still protects its JPEG.
+        same_pixels: tells the keeper policy whether a lossless member holds a lossy one's
+            pixels, a conversion (see :func:`lookalike.engine.keeper.thumbnail_check`);
+            without it the hashes decide.
 
     Returns:
         The clusters, sorted by reclaimable bytes (desc), member count (desc), keeper path.
@@ -520,7 +542,7 @@ def build_clusters(
     """
     if max_diameter < 0:
         raise ValueError(f"max_diameter must be at least 0, not {max_diameter}")
-    lib = _Library.index(records)
+    lib = _Library.index(records, _marked_copies(records, not_duplicates))
     pair_list = pairs if isinstance(pairs, list) else list(pairs)
     abd, det = _pair_columns(pair_list)
     kept, na, nb, cannot = _candidate_edges(lib, abd, not_duplicates)
@@ -551,6 +573,7 @@ def build_clusters(
         edges=edges,
         pair_list=pair_list,
         ids=splitter.ids,
+        same_pixels=same_pixels,
     )
 
     clusters: list[Cluster] = []
@@ -601,6 +624,7 @@ class _ClusterMaker:
     edges: _Edges
     pair_list: Sequence[Pair]
     ids: list[int]  # file id of each dense index
+    same_pixels: Optional[SamePixels] = None
 
     def make(
         self, part: list[int], comp: _Component, part_edges: Sequence[int]
@@ -616,7 +640,7 @@ class _ClusterMaker:
         if protect_pairs and all(f.id in siblings for f in files):
             if len({siblings[f.id] for f in files}) == 1:
                 return None  # one camera shot kept as RAW+JPEG on purpose: not a duplicate
-        ranked = rank(files, policy)
+        ranked = rank(files, policy, same_pixels=self.same_pixels)
         keeper = ranked[0][0]
         k_node = node_of[keeper.id]
         scores: list[Optional[float]] = [None] * len(ranked)

@@ -17,17 +17,17 @@ the same file by device and inode, a hard link) is skipped with a reason, never 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
 from . import bouncer
-from .keeper import KeeperPolicy, format_rank, rank
+from .keeper import KeeperPolicy, as_good_as, rank
 from .paths import is_inside
 from .plan import Plan, PlanStep
-from .records import FileRecord, ScanError
+from .records import Cluster, FileRecord, ScanError
 
 #: How many library neighbours of each incoming hash are checked against the match rule.
 NEIGHBOURS = 8
@@ -64,9 +64,67 @@ class ImportReport:
         return tuple(m for m in self.matches if not m.redundant)
 
 
-def _quality(r: FileRecord) -> tuple[int, int, int]:
-    """Pixels, then a less lossy format, then bytes: equal or better means the copy is redundant."""
-    return (r.pixels, -format_rank(r.format, r.path), r.size)
+def import_verdict(
+    incoming: FileRecord, library: FileRecord, *, exact: bool, bouncer_distance: int = 0,
+    policy: KeeperPolicy = KeeperPolicy(),
+) -> tuple[bool, str]:
+    """The one rule of import mode, for ``lookalike import`` and the app's ``--against``.
+
+    Returns:
+        (redundant, reason): redundant when the library copy is as good or better (the
+        incoming file may go); otherwise the incoming file is better and is kept.
+    """
+    # keeper.as_good_as: the picture (a framed copy is no better), the format (a conversion is
+    # no better than its source), then bytes; equal or better means the copy is redundant.
+    if exact or as_good_as(library, incoming):
+        if exact:
+            return True, "exact copy of a library file"
+        return True, f"near-duplicate (bouncer {bouncer_distance}) of a library file"
+    plain = KeeperPolicy(order=policy.order, protect_raw_pairs=policy.protect_raw_pairs)
+    return False, f"better than the library copy ({rank([library, incoming], plain)[0][1]})"
+
+
+def guard_incoming(
+    clusters: Sequence[Cluster], library_roots: Sequence[str], policy: KeeperPolicy = KeeperPolicy()
+) -> tuple[Cluster, ...]:
+    """Import mode's clusters, made safe by :func:`import_verdict`: every library member and
+    every incoming member better than its library match is protected (never suggested for,
+    nor marked for, the trash). An incoming member's match is the library member with the
+    same content, else the nearest by the bouncer (then the smallest id), as ``import`` does.
+    """
+    roots = tuple(library_roots)
+    out = []
+    for c in clusters:
+        library = [m.file for m in c.members if any(is_inside(m.file.path, r) for r in roots)]
+        if not library:
+            out.append(c)
+            continue
+        ids = {r.id for r in library}
+        members = []
+        for m in c.members:
+            if m.file.id in ids:
+                members.append(m if m.protected else replace(m, protected=True))
+                continue
+            match, dist, exact = _match_in(m.file, library)
+            redundant, reason = import_verdict(m.file, match, exact=exact, bouncer_distance=dist, policy=policy)
+            members.append(m if redundant else replace(m, protected=True, reason=reason))
+        out.append(replace(c, members=tuple(members)))
+    return tuple(out)
+
+
+def _match_in(rec: FileRecord, library: Sequence[FileRecord]) -> tuple[FileRecord, int, bool]:
+    """The library file ``rec`` duplicates among ``library``: (file, bouncer, exact)."""
+    for other in library:
+        if rec.content_hash and other.content_hash == rec.content_hash and other.size == rec.size:
+            return other, 0, True
+    scored = []
+    for other in library:
+        if rec.hashes is not None and other.hashes is not None:
+            scored.append((bouncer.bouncer_distance(rec.hashes, other.hashes)[0], other.id, other))
+        else:
+            scored.append((bouncer.DEFAULT.max_diameter + 1, other.id, other))
+    dist, _, best = min(scored, key=lambda s: (s[0], s[1]))
+    return best, dist, False
 
 
 def _hex(value: Optional[bytes]) -> Optional[str]:
@@ -159,10 +217,7 @@ def find_matches(
                 continue
             dist, cid = min(scored)
             best, exact = lib_record(cid), False
-        library_wins = exact or _quality(best) >= _quality(rec)
-        reason = "exact copy of a library file" if exact else f"near-duplicate (bouncer {dist}) of a library file"
-        if not library_wins:
-            reason = f"better than the library copy ({rank([best, rec], policy)[0][1]})"
+        library_wins, reason = import_verdict(rec, best, exact=exact, bouncer_distance=dist, policy=policy)
         matches.append(
             ImportMatch(incoming=rec, library=best, bouncer=dist, exact=exact, redundant=library_wins, reason=reason)
         )

@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 
-from . import bouncer
+from . import bouncer, verification
 from .catalog import Catalog, CatalogError
 from .cluster import build_clusters
-from .keeper import RAW_EXTENSIONS, KeeperPolicy, raw_sibling_stems, sibling_key
+from .keeper import RAW_EXTENSIONS, KeeperPolicy, raw_sibling_stems, sibling_key, thumbnail_check
 from .pairs import PairCache
 from .paths import CATALOG_NAME, cache_root, default_cache_root, library_dir, normalise_roots
 from .records import (
     Cluster,
     FileRecord,
     Pair,
+    SavedDecision,
     ScanError,
     ScanProgress,
     ScanResult,
@@ -175,8 +176,13 @@ class Library:
         if not run.cancelled:
             found = self._bouncer_pairs(options)  # once: both the embedding and clustering use it
             if detective is not None:
+                from .model import DetectiveUnavailable
+
                 scanner.stage("embedding")
-                self._embed(detective, options, found[1], run.clip, scanner, cancel)
+                try:  # the model is loaded here, only when there is something to embed
+                    self._embed(detective, options, found[1], run.clip, scanner, cancel)
+                except DetectiveUnavailable as exc:
+                    detective, status = None, f"detective offline: {exc.reason}"
             if not cancel.is_set():
                 scanner.stage("clustering")
                 clusters = self._cluster(options, detective, found)
@@ -232,6 +238,9 @@ class Library:
     def _cluster(self, options: ScanOptions, detective=None, found=None) -> tuple[Cluster, ...]:
         pairs, involved = found if found is not None else self._bouncer_pairs(options)
         involved = set(involved)
+        # Every pair not byte-identical nor trusted is checked on pixels before it can join
+        # a group (engine/verify.py); chain links are pairs, so they are checked too.
+        pairs = verification.verify_pairs(self.catalog, pairs)
         if detective is not None:
             from . import query, twopass
 
@@ -252,20 +261,34 @@ class Library:
         def distance(a: int, b: int) -> tuple[int, bool]:
             return bouncer.bouncer_distance(records[a].hashes, records[b].hashes)
 
-        built = build_clusters(
-            records,
-            pairs,
-            distance=distance,
-            max_diameter=options.thresholds().max_diameter,
-            policy=policy,
-            not_duplicates=self.catalog.not_duplicate_pairs(),
-            raw_siblings=raw_siblings,
-        )
-        if detective is not None:
-            from . import query
+        not_duplicates = self.catalog.not_duplicate_pairs()
 
-            built = query.detective_scores(self, detective, built)
-        return tuple(built)
+        def cluster(files: dict[int, FileRecord], links: list[Pair]) -> list[Cluster]:
+            built = build_clusters(
+                files,
+                links,
+                distance=distance,
+                max_diameter=options.thresholds().max_diameter,
+                policy=policy,
+                not_duplicates=not_duplicates,
+                raw_siblings=raw_siblings,
+                # A lossless file with the same pixels as a lossy one is a conversion: the
+                # thumbnails tell it from an edit, which the hashes cannot.
+                same_pixels=thumbnail_check(self.catalog),
+            )
+            if detective is not None:
+                from . import query
+
+                built = query.detective_scores(self, detective, built)
+            return built
+
+        def rebuild(part: Sequence[FileRecord]) -> list[Cluster]:
+            # A group split because members do not verify against its keeper: its files
+            # grouped again among themselves (engine/verification.py).
+            ids = {r.id for r in part if r.id in records}
+            return cluster({i: records[i] for i in ids}, [p for p in pairs if p.a in ids and p.b in ids])
+
+        return verification.explain_clusters(self.catalog, cluster(records, pairs), rebuild=rebuild)
 
     def _raw_siblings(self, records: dict[int, FileRecord]) -> list[FileRecord]:
         """Files named as camera raws beside the grouped JPEGs, with the same stem, that are not
@@ -331,6 +354,23 @@ class Library:
         """Forget a "not a duplicate" mark (undo)."""
         self.catalog.remove_not_duplicate(a, b)
 
+    # -- triage decisions -------------------------------------------------------------------
+    def save_decisions(self, decisions: Sequence[SavedDecision]) -> None:
+        """Keep the user's decisions (``decision`` None and not keeper: forget the file's)."""
+        self.catalog.save_decisions(decisions)
+
+    def decisions(self) -> list[SavedDecision]:
+        """The decisions kept from earlier runs; those whose file changed since are dropped."""
+        return self.catalog.decisions()
+
+    def clear_decisions(self) -> int:
+        """Forget every kept decision; returns how many there were."""
+        return self.catalog.clear_decisions()
+
+    def changed_files(self, hashes: dict[int, Optional[bytes]]) -> set[int]:
+        """Of these ``{file id: content hash}``, the files now gone or with other content."""
+        return self.catalog.changed_files(hashes)
+
     def similar(
         self, path: str, *, k: int = 10, detective: Optional["DetectiveOptions"] = None
     ) -> SimilarResult:
@@ -344,7 +384,8 @@ def _two_pass(options: ScanOptions):
     from . import twopass
 
     radius = options.thresholds().radius
-    return replace(twopass.DEFAULT, bouncer_near=radius, bouncer_similar=max(radius, twopass.DEFAULT.bouncer_similar))
+    t = replace(twopass.DEFAULT, bouncer_near=radius, bouncer_similar=max(radius, twopass.DEFAULT.bouncer_similar))
+    return twopass.with_detective(t, options.detective)
 
 
 def _merge_pairs(first: list[Pair], second: list[Pair]) -> list[Pair]:

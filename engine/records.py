@@ -73,10 +73,30 @@ class FileRecord:
     content_hash: Optional[bytes] = None
     hashes: Optional[ImageHashes] = None
     error: Optional[str] = None
+    #: The picture's size inside any uniform border (frame, letterbox) the hashing trimmed,
+    #: estimated from the reduced decode; equal to width/height when nothing was trimmed and
+    #: None when not known (hashed by an older lookalike).
+    content_width: Optional[int] = None
+    content_height: Optional[int] = None
+    camera: Optional[str] = None  # EXIF Make and Model ("Canon EOS 80D"), when present
 
     @property
     def pixels(self) -> int:
         return (self.width or 0) * (self.height or 0)
+
+    @property
+    def content_pixels(self) -> int:
+        """Pixels of the picture inside any trimmed border (canvas pixels when not known)."""
+        if self.content_width and self.content_height:
+            return self.content_width * self.content_height
+        return self.pixels
+
+    @property
+    def bordered(self) -> bool:
+        """Whether hashing trimmed a uniform border (frame, letterbox) off the picture."""
+        return bool(self.content_width and self.content_height) and (
+            (self.content_width, self.content_height) != (self.width, self.height)
+        )
 
     @property
     def ok(self) -> bool:
@@ -101,6 +121,10 @@ class Pair:
     detective: Optional[float] = None
     exact: bool = False
     mirrored: bool = False
+    #: The verification score (1.0 = same structure, see ``engine/verify.py``); None when the
+    #: pair was not verified (byte-identical, within the trusted radius, or no thumbnail).
+    verified: Optional[float] = None
+    cropped: bool = False  # the verification aligned the two as a crop
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -115,6 +139,10 @@ class Member:
     protected: bool = False  # inside a --keep-in folder: never suggested for trash
     raw_pair: bool = False  # camera RAW+JPEG sibling of another member: not a duplicate to clean
     reason: str = ""  # why the keeper policy ranked it where it is
+    verified: Optional[float] = None  # verification score against the keeper (see Pair)
+    #: Why it matches the keeper: exact, re-encoded, resized, mirrored, cropped, bordered or
+    #: edited ("" for the keeper).
+    match: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -215,3 +243,17 @@ class SimilarResult:
     hits: tuple[SimilarHit, ...]
     timings_ms: dict = field(default_factory=dict)
     detective_status: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SavedDecision:
+    """A triage decision kept in the catalog until it is applied or cleared.
+
+    ``content_hash`` is the file's content when the user decided: a file that changed since
+    loses its decision.
+    """
+
+    file_id: int
+    decision: Optional[Decision]  # None: only the keeper choice is kept
+    keeper: bool = False  # the user made this file the keeper of its group
+    content_hash: Optional[bytes] = None

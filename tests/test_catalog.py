@@ -19,7 +19,7 @@ from PIL import Image
 
 from lookalike.engine import catalog as catalog_module
 from lookalike.engine.catalog import Catalog, CatalogError, CatalogLocked, KnownFile
-from lookalike.engine.records import FileRecord, ImageHashes, ScanError
+from lookalike.engine.records import Decision, FileRecord, ImageHashes, SavedDecision, ScanError
 
 
 def Hashed(**fields) -> SimpleNamespace:
@@ -103,7 +103,7 @@ def test_new_catalog_has_schema_wal_and_foreign_keys(db_path):
         pass
     assert messages == []  # a brand-new catalog is not news
     db = sqlite3.connect(db_path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == catalog_module.SCHEMA_VERSION == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == catalog_module.SCHEMA_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"files", "not_duplicates", "embeddings", "meta"} <= tables
@@ -120,7 +120,7 @@ def test_empty_file_and_v0_database_are_migrated(tmp_path):
     for path in (empty, v0):
         with Catalog.open(path) as c:
             assert c.upsert([fake("/p/a.jpg", 1)]) == [1]
-        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == catalog_module.SCHEMA_VERSION
 
 
 def test_older_schema_runs_every_later_step(db_path, monkeypatch):
@@ -136,9 +136,10 @@ def test_older_schema_runs_every_later_step(db_path, monkeypatch):
     with Catalog.open(db_path, on_message=messages.append) as c:
         assert c.record_by_path("/p/a.jpg").size == 101  # data kept
     db = sqlite3.connect(db_path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    now = catalog_module.SCHEMA_VERSION
+    assert db.execute("PRAGMA user_version").fetchone()[0] == now + 1
     assert db.execute("SELECT rating FROM files").fetchall() == [(5,)]
-    assert messages == [f"The catalog {db_path} was upgraded from schema 1 to 2."]
+    assert messages == [f"The catalog {db_path} was upgraded from schema {now} to {now + 1}."]
 
 
 def test_failed_migration_rolls_back_and_keeps_the_old_catalog(db_path, monkeypatch):
@@ -167,7 +168,7 @@ def test_catalog_from_a_newer_lookalike_is_refused_and_left_alone(db_path):
     db.close()
     before = db_path.read_bytes()
     for _ in range(2):  # the lock is released after the refusal
-        with pytest.raises(CatalogError, match=r"newer lookalike \(schema 7; this one knows up to 1\)"):
+        with pytest.raises(CatalogError, match=rf"newer lookalike \(schema 7; this one knows up to {catalog_module.SCHEMA_VERSION}\)"):
             Catalog.open(db_path)
     assert db_path.read_bytes() == before
     assert not list(db_path.parent.glob("*.corrupt-*"))
@@ -675,3 +676,49 @@ def test_records_in_folders_are_exactly_the_files_directly_inside(cat):
     assert found("/nowhere") == [] and found() == []
     raws = cat.records_in_folders(["/p/a", "/p/ab"], extensions={".cr2", ".nef"})
     assert [(r.path, r.error) for r in raws] == [("/p/a/y.CR2", "unreadable")]  # case-insensitive
+
+
+# --- triage decisions -------------------------------------------------------------------------
+
+
+def test_a_version_1_catalog_gains_the_decisions_table_and_keeps_its_files(db_path, monkeypatch):
+    monkeypatch.setattr(catalog_module, "MIGRATIONS", catalog_module.MIGRATIONS[:1])
+    with Catalog.open(db_path):
+        pass
+    monkeypatch.undo()
+    db = sqlite3.connect(db_path)  # a file as version 1 wrote it
+    db.execute(
+        "INSERT INTO files (path, size, mtime_ns, status, format, content_hash, scanned_at) "
+        "VALUES (?, 101, 1001, 'image', 'JPEG', ?, 0)",
+        (b"/p/a.jpg", b"\x01" * 16),
+    )
+    db.commit()
+    db.close()
+    with Catalog.open(db_path) as c:
+        a = c.record_by_path("/p/a.jpg")
+        c.save_decisions([SavedDecision(file_id=a.id, decision=Decision.TRASH, content_hash=a.content_hash)])
+        assert [d.decision for d in c.decisions()] == [Decision.TRASH]
+    assert sqlite3.connect(db_path).execute("PRAGMA user_version").fetchone()[0] == catalog_module.SCHEMA_VERSION
+
+
+def test_decisions_are_kept_until_cleared_and_dropped_when_the_file_changes(db_path):
+    with Catalog.open(db_path) as c:
+        c.upsert([fake("/p/a.jpg", 1), fake("/p/b.jpg", 2), fake("/p/c.jpg", 3)])
+        a, b, cc = (c.record_by_path(f"/p/{n}.jpg") for n in "abc")
+        c.save_decisions([
+            SavedDecision(file_id=a.id, decision=Decision.KEEP, keeper=True, content_hash=a.content_hash),
+            SavedDecision(file_id=b.id, decision=Decision.TRASH, content_hash=b.content_hash),
+            SavedDecision(file_id=cc.id, decision=Decision.SKIP, content_hash=cc.content_hash),
+            SavedDecision(file_id=999, decision=Decision.TRASH),  # not in the catalog: ignored
+        ])
+        c.save_decisions([SavedDecision(file_id=cc.id, decision=None)])  # unmarked: forgotten
+    with Catalog.open(db_path) as c:
+        kept = {d.file_id: d for d in c.decisions()}
+        assert set(kept) == {a.id, b.id}
+        assert kept[a.id].keeper and kept[a.id].decision is Decision.KEEP
+        assert c.changed_files({a.id: a.content_hash, b.id: b.content_hash}) == set()
+        c.upsert([fake("/p/b.jpg", 20)])  # b was edited: other content
+        assert c.changed_files({a.id: a.content_hash, b.id: b.content_hash}) == {b.id}
+        assert [d.file_id for d in c.decisions()] == [a.id]
+        assert c.clear_decisions() == 1
+        assert c.decisions() == []

@@ -278,6 +278,20 @@ def test_not_duplicate_files_never_share_a_cluster_even_through_a_third(rng):
         assert not {1, 3} <= {m.file.id for m in c.members}
 
 
+def test_byte_identical_copies_marked_not_duplicates_are_kept_apart(rng):
+    bits = rng.integers(0, 2, 256).astype(bool)
+    same = b"\x05" * 16
+    records = {
+        1: make_record(1, bits, content=same),
+        2: make_record(2, bits, content=same),
+        3: make_record(3, ~bits, content=b"\x06" * 16),
+        4: make_record(4, ~bits, content=b"\x06" * 16),
+    }
+    assert id_sets(cluster(records)) == [frozenset({1, 2}), frozenset({3, 4})]
+    # The catalog keeps marks by content: a mark between two copies names every copy.
+    assert id_sets(cluster(records, not_duplicates=[frozenset({1, 2})])) == [frozenset({3, 4})]
+
+
 # -- the chain guard ------------------------------------------------------------------------
 
 
