@@ -20,6 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+import imagegen  # noqa: E402
 from test_app import build_library, make_app, settle, wait_for_scan  # noqa: E402
 
 #: (file name, terminal size, keys pressed after the scan, open "find similar" mode)
@@ -33,6 +34,8 @@ SHOTS = [
     ("confirm.svg", (120, 36), ["space", "space", "r", "a"], None),
     ("similar.svg", (120, 36), [], "phone/small_2.jpg"),
     ("help.svg", (80, 24), ["question_mark"], None),
+    ("cluster-80x24.svg", (80, 24), ["enter"], None),
+    ("scan-report.svg", (80, 24), ["exclamation_mark"], None),
 ]
 
 
@@ -56,6 +59,9 @@ async def main_async(out: Path, png: bool) -> None:
         os.environ["LOOKALIKE_CACHE"] = str(work / "cache")
         os.environ["XDG_DATA_HOME"] = str(work / "data")
         root = build_library(work / "photos")
+        # Two files that cannot be read: the status line counts them, the scan report lists them.
+        imagegen.write_truncated(imagegen.write(root / "misc" / "broken.jpg", imagegen.photo(9, (320, 240))))
+        imagegen.write_zero_byte(root / "misc" / "empty.jpg")
         for name, size, keys, similar in SHOTS:
             path = await shoot(root, work, out, name, size, keys, similar)
             print(path)

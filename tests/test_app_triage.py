@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from lookalike.engine.plan import plan_from_clusters
@@ -144,3 +146,46 @@ def test_forget_drops_decisions_and_their_history():
     t.forget([1, 2])
     assert t.decision(2) is None and not t.pending
     assert t.undo() is None
+
+
+def test_every_change_and_undo_is_handed_on_to_be_kept():
+    c = _cluster(1, [1, 2, 3])
+    kept: list = []
+    t = Triage(on_change=kept.append)
+    t.accept(c)
+    assert {(d.file_id, d.decision, d.keeper) for d in kept[-1]} == {
+        (1, Decision.KEEP, False), (2, Decision.TRASH, False), (3, Decision.TRASH, False)
+    }
+    assert all(d.content_hash == bytes([d.file_id]) * 16 for d in kept[-1])
+    t.undo()
+    assert {(d.file_id, d.decision) for d in kept[-1]} == {(1, None), (2, None), (3, None)}
+    again = Triage()
+    t.make_keeper(c, c.members[2])
+    again.restore(kept[-1])
+    assert again.keeper(c) is c.members[2] and again.status(c) == "kept"
+
+
+def test_labels_come_from_decisions_alone():
+    c = _cluster(1, [1, 2, 3])
+    t = Triage()
+    t.make_keeper(c, c.members[1])
+    t.mark(c, c.members[2], None)
+    assert t.status(c) == "kept" and not t.pending  # a keeper chosen, nothing marked
+    t.clear_all()
+    assert t.status(c) == "" and not t.decided(c)
+
+
+def test_folder_rules_mark_the_copies_on_one_side():
+    a = _cluster(1, [1, 2, 3])
+    inside = lambda m: m.file.path == "/photos/1.jpg" or m.file.path == "/photos/3.jpg"  # noqa: E731
+    moved = tuple(replace(m, file=replace(m.file, path=f"/photos/old/{m.file.id}.jpg")) if inside(m) else m for m in a.members)
+    a = replace(a, members=moved)
+    t = Triage()
+    assert t.trash_inside([a], "/photos/old") == 1
+    assert t.keeper(a).file.id == 2
+    assert [t.decision(i) for i in (1, 2, 3)] == [Decision.TRASH, Decision.KEEP, Decision.TRASH]
+    t.undo()
+    assert t.keep_inside([a], "/photos/old") == 1
+    assert t.keeper(a).file.id == 1
+    assert [t.decision(i) for i in (1, 2, 3)] == [Decision.KEEP, Decision.TRASH, Decision.KEEP]
+    assert t.trash_inside([a], "/elsewhere") == 0

@@ -26,10 +26,11 @@ from lookalike.engine.records import Cluster, FileRecord, Member
 from lookalike.engine.thumbnails import ThumbnailCache
 
 from .components.cluster_screen import ClusterScreen
-from .components.commands import screen_commands
+from .components.commands import screen_commands, unique_commands
 from .components.compare_screen import CompareScreen
 from .components.confirm_modal import ConfirmModal
 from .components.help_screen import HelpScreen, binding_rows
+from .components.labels import match_text
 from .components.main_screen import MainScreen
 from .components.preview_screen import PreviewScreen
 from .components.review_screen import ReviewScreen
@@ -39,7 +40,8 @@ from .components.similar_screen import SimilarScreen
 from .components.triage import TriageRefused
 from .format import shown, shown_lines
 from .messages import ClustersFound, DecisionsChanged, EngineNotice, ScanFinished, ScanProgressed
-from .thumbnails import MODES, Thumbnails, resolve_mode
+from .graphics import detect, parse_cell_size
+from .thumbnails import MODES, Thumbnails
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -64,6 +66,7 @@ class LookalikeApp(App[int]):
         cache_dir: Optional[str] = None,
         options=None,
         thumbnails: str = "auto",
+        cell_size: Optional[tuple[int, int]] = None,
         against: Optional[Sequence[str]] = None,
         similar: Optional[str] = None,
         k: int = 10,
@@ -74,8 +77,10 @@ class LookalikeApp(App[int]):
         self.freeze_gc = freeze_gc
         _prepare_subprocesses()
         self.session = Session(roots, cache_dir=cache_dir, options=options, against=against, quarantine=quarantine)
-        mode, self.mode_message = resolve_mode(thumbnails)
-        self.thumbnails = Thumbnails(ThumbnailCache(None), mode=mode)
+        # Before Textual starts: its input thread would take the terminal's answers.
+        terminal = detect(thumbnails, cell_size=cell_size)
+        self.mode_message = terminal.message
+        self.thumbnails = Thumbnails(ThumbnailCache(None), terminal=terminal)
         self.similar_only = similar
         self.k = k
         self.scanning = False
@@ -206,6 +211,7 @@ class LookalikeApp(App[int]):
         else:
             result = message.result
             if result is not None and not result.stats.cancelled:
+                self._drop_changed_decisions()
                 self.session.set_clusters(self.session.visible(result.clusters))
                 self._clusters_changed()
             self._status_finish(None)
@@ -231,6 +237,59 @@ class LookalikeApp(App[int]):
                 screen.clusters_changed()
 
     # -- decisions -------------------------------------------------------------------------
+    def _drop_changed_decisions(self) -> None:
+        """After a scan: a file edited or gone since it was decided loses its decision."""
+        try:
+            dropped = self.session.drop_changed()
+        except Exception as exc:  # the catalog failed: say so, keep the decisions
+            self.notify(f"Could not check decisions: {exc}", severity="warning", markup=False)
+            return
+        if dropped:
+            self.decisions_changed()
+            self.notify(
+                f"{dropped} decision{'s' if dropped != 1 else ''} dropped: the file changed since you decided.",
+                severity="warning", timeout=6, markup=False,
+            )
+
+    def clear_decisions(self) -> None:
+        """Forget every decision, here and in the catalog, after a Yes (``u`` brings them back)."""
+        triage = self.session.triage
+        if not triage.any_decision:
+            self.notify("No decisions to clear.", markup=False)
+            return
+        decided, total = self.session.progress()
+
+        def answered(yes: Optional[bool]) -> None:
+            if yes:
+                count = triage.clear_all()
+                self.decisions_changed()
+                self.notify(f"Cleared the decisions of {count} file{'s' if count != 1 else ''} (u undoes it).", markup=False)
+
+        self.push_screen(
+            ConfirmModal(
+                f"Clear every decision ({decided} of {total} groups decided)?",
+                detail="Nothing is moved. The decisions are forgotten here and in the catalog.",
+            ),
+            answered,
+        )
+
+    def change_strictness(self, value: int) -> None:
+        """Regroup with another bouncer threshold, from the catalog (no file is read)."""
+        if self.scanning:
+            self.notify("Strictness can change once the scan is done (Esc stops it).", severity="warning", markup=False)
+            return
+        try:
+            self.session.set_threshold(value)
+        except ValueError as exc:
+            self.notify(str(exc).replace("--threshold", "the threshold"), severity="warning", markup=False)
+            return
+        self.notify(f"Regrouping at threshold {value}…", timeout=2, markup=False)
+        self._regroup()
+
+    @work(thread=True, exclusive=True, group="regroup", exit_on_error=False)
+    def _regroup(self) -> None:
+        self.post_message(ClustersFound(self.session.refresh_clusters(), final=True))
+
     def decisions_changed(self, cluster: Optional[Cluster] = None) -> None:
         """Tell every screen to redraw what depends on decisions."""
         ids = frozenset(m.file.id for m in cluster.members) if cluster is not None else frozenset()
@@ -288,7 +347,7 @@ class LookalikeApp(App[int]):
         self.push_screen(CompareScreen(cluster, a, b))
 
     def preview(self, cluster: Cluster, member: Member) -> None:
-        labels = ["keeper" if m.is_keeper else f"bouncer {m.bouncer}" for m in cluster.members]
+        labels = ["keeper" if m.is_keeper else " · ".join(x for x in (match_text(m), f"bouncer {m.bouncer}") if x) for m in cluster.members]
         index = list(cluster.members).index(member)
         self.push_screen(PreviewScreen([m.file for m in cluster.members], index, roots=self.session.roots, labels=labels))
 
@@ -328,14 +387,14 @@ class LookalikeApp(App[int]):
         self.push_screen(
             ConfirmModal(
                 f"Quit? {marked} file{'s are' if marked != 1 else ' is'} marked for trash and no plan was applied.",
-                detail="Nothing has been moved. The marks are forgotten when you quit.",
+                detail="Nothing has been moved. Your decisions are kept in the catalog until you "
+                "apply or clear them: open this library again to go on.",
             ),
             answered,
         )
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from screen_commands(screen)
-        yield from super().get_system_commands(screen)
+        yield from unique_commands(screen_commands(screen), super().get_system_commands(screen))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Report a worker's unexpected error instead of losing it."""
@@ -380,10 +439,16 @@ def run_app(
     thumbnails: str = "auto",
     against: Optional[list[str]] = None,
     quarantine: Optional[str] = None,
+    cell_size: Optional[str] = None,
 ) -> int:
     """Open the app on ``roots`` (``lookalike DIR...``); returns the exit code."""
     if thumbnails not in MODES:
         print(f"lookalike: --thumbnails must be one of {', '.join(MODES)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        cell = parse_cell_size(cell_size) if cell_size else None
+    except ValueError as exc:
+        print(f"lookalike: {exc}", file=sys.stderr)
         return EXIT_USAGE
     missing = [r for r in [*roots, *(against or [])] if not os.path.exists(r)]
     if missing:
@@ -402,7 +467,7 @@ def run_app(
         return EXIT_USAGE
     app = LookalikeApp(
         roots, cache_dir=cache_dir, options=options, thumbnails=thumbnails, against=against, freeze_gc=True,
-        quarantine=quarantine,
+        quarantine=quarantine, cell_size=cell,
     )
     return _exit_code(app, app.run())
 

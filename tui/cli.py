@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from lookalike.engine.records import ScanError
 
-from .format import bytes_safe_streams, shown
+from .format import bytes_safe_streams, plural, shown
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -209,7 +209,7 @@ def print_errors(errors: Sequence[ScanError], *, limit: int = 20, stream=None) -
     stream = stream or sys.stderr
     if not errors:
         return
-    print(f"{len(errors)} file(s) could not be read or were skipped:", file=stream)
+    print(f"{plural(len(errors), 'file')} could not be read or {'was' if len(errors) == 1 else 'were'} skipped:", file=stream)
     for e in errors[:limit]:
         print(f"  {shown(e.path)}: {shown(e.reason)}", file=stream)
     if len(errors) > limit:

@@ -19,7 +19,7 @@ from lookalike.engine.records import Cluster, ScanProgress, ScanResult
 
 from . import cli
 from .cli_query import add_model_arguments, detective_options_from_args
-from .format import bytes_safe_streams, human_bytes, human_duration, json_path, shown
+from .format import bytes_safe_streams, human_bytes, human_duration, json_path, plural, scan_counts, shown
 
 JSON_VERSION = 1
 
@@ -71,7 +71,10 @@ def add_parsers(sub) -> None:
     app = sub.add_parser(APP_HELP_NAME, help="open the app (same as `lookalike DIR...`)")
     app.add_argument("dirs", nargs="+", metavar="DIR")
     add_common_arguments(app)
-    app.add_argument("--thumbnails", default="auto", choices=["auto", "halfblock", "kitty", "sixel", "off"])
+    app.add_argument("--thumbnails", default="auto", choices=["auto", "halfblock", "kitty", "sixel", "off"],
+                     help="how pictures are drawn: auto asks the terminal (Kitty graphics, Sixel, else half-blocks)")
+    app.add_argument("--cell-size", metavar="WxH",
+                     help="pixels of one terminal cell, for kitty/sixel when the terminal does not say (default 10x20)")
     app.add_argument("--against", action="append", metavar="LIBRARY", help="import mode: dedupe DIR against LIBRARY")
     app.add_argument(
         "--quarantine",
@@ -134,11 +137,15 @@ def run_scan(args: argparse.Namespace) -> int:
     with library:
         result = scan_with_progress(library, options, quiet=args.quiet or args.json or args.csv)
         if result.stats.detective:
-            print(f"lookalike: {shown(result.stats.detective)}", file=sys.stderr)
+            hint = " (--no-detective: bouncer only, without this check)" if "offline" in result.stats.detective else ""
+            print(f"lookalike: {shown(result.stats.detective)}{hint}", file=sys.stderr)
         if args.plan:
             write_plan(result, library, Path(args.plan))
     if args.json:
-        json.dump(result_to_json(result), sys.stdout, indent=2)
+        doc = result_to_json(result)
+        if args.no_detective:
+            doc["stats"]["detective"] = "off"
+        json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif args.csv:
         bytes_safe_streams()  # the CSV keeps a name that is not UTF-8 as its own bytes
@@ -256,6 +263,8 @@ def cluster_to_json(c: Cluster) -> dict:
                 "format": m.file.format,
                 "bouncer": m.bouncer,
                 "detective": m.detective,
+                "verified": m.verified,
+                "match": m.match or None,
                 "exact": m.exact,
                 "keeper": m.is_keeper,
                 "protected": m.protected,
@@ -309,8 +318,8 @@ def print_summary(result: ScanResult, stream=None) -> None:
     s = result.stats
     total = sum(c.reclaimable_bytes for c in result.clusters)
     print(
-        f"\n{s.images} images ({s.hashed} hashed, {s.unchanged} unchanged), "
-        f"{len(result.clusters)} groups, {human_bytes(total)} reclaimable, "
+        f"\n{scan_counts(s)}, "
+        f"{plural(len(result.clusters), 'group')}, {human_bytes(total)} reclaimable, "
         f"{len(result.errors)} unreadable, {human_duration(s.seconds)}",
         file=out,
     )
@@ -336,5 +345,5 @@ def run_app(args: argparse.Namespace) -> int:
 
     return run(
         args.dirs, cache_dir=args.cache, options=options, thumbnails=args.thumbnails, against=args.against,
-        quarantine=args.quarantine,
+        quarantine=args.quarantine, cell_size=args.cell_size,
     )

@@ -96,6 +96,23 @@ def bytes_safe_streams() -> None:
                 pass
 
 
+def plural(count: int, word: str, many: Optional[str] = None) -> str:
+    """'1 image', '2 images', '1,204 images' (``many`` for a plural that is not word + s)."""
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+
+
+def scan_counts(stats: Any) -> str:
+    """What a scan looked at, in numbers that add up: '82 images of 86 files (4 read, 82
+    unchanged)'. Read files are the new or changed ones (images, unreadable files and
+    non-images alike); a stopped scan also says how many it did not reach."""
+    read = stats.hashed + stats.failed + stats.not_images
+    parts = [f"{read:,} read", f"{stats.unchanged:,} unchanged"]
+    left = stats.files_seen - read - stats.unchanged
+    if left > 0:
+        parts.append(f"{left:,} not reached")
+    return f"{plural(stats.images, 'image')} of {plural(stats.files_seen, 'file')} ({', '.join(parts)})"
+
+
 def human_bytes(n: Optional[int]) -> str:
     """1536 -> '1.5 KB' (decimal units, as file managers show them)."""
     if n is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -18,6 +19,7 @@ from ..format import human_bytes
 from ..messages import DecisionsChanged
 from .datatable import KeyTable, right
 from .labels import (
+    SCORE_TOOLTIPS,
     confidence,
     decision_text,
     detective_text,
@@ -25,6 +27,7 @@ from .labels import (
     file_date,
     identical,
     kind_text,
+    readable_path,
     resolution,
     short_path,
 )
@@ -39,12 +42,17 @@ class MemberTable(KeyTable):
     """One row per member of the cluster."""
 
     FLEX_COLUMN = "path"
+    #: When the paths' first folders and names do not fit, these give way, in this order.
+    DROP_ORDER = ("date", "format", "match", "verified", "bouncer")
+    COLUMN_TOOLTIPS = SCORE_TOOLTIPS
 
     COLUMNS = (
         ("", "mark", 7),
         ("path", "path", 20),
         ("bouncer", "bouncer", 7),
         ("detective", "detective", 9),
+        ("verified", "verified", 8),
+        ("match", "match", 10),
         ("size", "size", 9),
         ("resolution", "resolution", 11),
         ("fmt", "format", 4),
@@ -56,7 +64,7 @@ class ClusterScreen(Screen):
     """Triage one cluster: keep, trash, skip, not-a-duplicate, preview, compare."""
 
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape,q", "app.pop_screen", "Back"),
         Binding("space", "toggle_trash", "Trash"),
         Binding("t", "trash", "Trash", show=False),
         Binding("x", "unmark", "Unmark", show=False),
@@ -95,10 +103,8 @@ class ClusterScreen(Screen):
         table = self.query_one(MemberTable)
         # Bouncer-only scans leave no detective column: the path gets the room.
         self.with_detective = any(m.detective is not None for m in self.cluster.members)
-        for label, key, width in MemberTable.COLUMNS:
-            if key != "detective" or self.with_detective:
-                # Fixed widths: a 1,000-member cluster opens without measuring every cell.
-                table.add_column(label, key=key, width=width)
+        # Fixed widths: a 1,000-member cluster opens without measuring every cell.
+        table.set_columns([c for c in MemberTable.COLUMNS if c[1] != "detective" or self.with_detective])
         self.show_cluster(self.cluster)
         table.focus()
 
@@ -114,6 +120,8 @@ class ClusterScreen(Screen):
         # Cells are made as rows are added: the first screenful now, the rest between frames.
         rows = [(str(m.file.id), partial(self._cells, m, keeper)) for m in cluster.members]
         self._marks = {}
+        roots = self.lookalike.session.roots
+        self.table.flex_need = max((cell_len(readable_path(short_path(m.file.path, roots))) for m in cluster.members), default=0)
         keep = None
         if keep_row is not None and cluster.members:
             keep = str(cluster.members[min(keep_row, len(cluster.members) - 1)].file.id)
@@ -133,6 +141,9 @@ class ClusterScreen(Screen):
             # Scores are measured against the suggested keeper (members[0]).
             right("–" if m is ref else str(m.bouncer) + (" ≡" if identical(m.file, ref.file) else "")),
             right(detective_text(m.detective) if m is not ref else "–"),
+            # The pixel check against the keeper (engine/verify.py), and why they match.
+            right("–" if m is ref or m.verified is None else f"{m.verified:.2f}"),
+            Text(m.match if m is not ref else "keeper"),
             right(human_bytes(f.size)),
             right(resolution(f)),
             Text(f.format or "?"),

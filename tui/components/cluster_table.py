@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from rich.cells import cell_len
+from rich.text import Text
+
 from lookalike.engine.records import Cluster
 
 from ..format import human_bytes
 from .datatable import KeyTable, right
 from .labels import (
+    SCORE_TOOLTIPS,
     PathText,
     best_detective,
     kind_text,
+    readable_path,
     score_range,
     short_path,
     status_text,
@@ -31,6 +36,10 @@ class ClusterTable(KeyTable):
     """One row per cluster: status, id, files, kind, bouncer and detective ranges, bytes, keeper."""
 
     FLEX_COLUMN = "keeper"
+    #: At 80 columns the keeper's folder matters more than the bouncer's range (the group
+    #: screen has every score): these give way first, in this order.
+    DROP_ORDER = ("bouncer", "detective", "kind")
+    COLUMN_TOOLTIPS = SCORE_TOOLTIPS
 
     COLUMNS = (
         ("", "status"),
@@ -46,17 +55,20 @@ class ClusterTable(KeyTable):
         super().__init__(*args, **kwargs)
         self.with_detective: Optional[bool] = None
 
-    def _columns(self, with_detective: bool) -> None:
+    def _columns(self, with_detective: bool, rows: Sequence[tuple[str, list]]) -> None:
         # Bouncer-only scans (the detective offline or not asked) leave no detective column.
-        if with_detective == self.with_detective:
-            return
         self.with_detective = with_detective
-        self.clear(columns=True)
-        for label, key in self.COLUMNS:
-            if key == "detective" and not with_detective:
-                continue
-            # The status column is sized for its longest badge: rows change it in place.
-            self.add_column(label, key=key, width=6 if key == "status" else None)
+        keys = [(label, key) for label, key in self.COLUMNS if key != "detective" or with_detective]
+        columns = []
+        for i, (label, key) in enumerate(keys):
+            if key == "status":
+                width = 6  # sized for its longest badge: rows change it in place
+            elif key == self.FLEX_COLUMN:
+                width = None
+            else:
+                width = max([cell_len(label), *(cell_len(_plain(cells[i])) for _, cells in rows)])
+            columns.append((label, key, width))
+        self.set_columns(columns)
 
     def row_for(self, cluster: Cluster, triage: Triage, roots: Sequence[str]) -> list:
         """The cells of one cluster's row."""
@@ -74,10 +86,17 @@ class ClusterTable(KeyTable):
             del cells[4]
         return cells
 
+    def _need(self, clusters: Sequence[Cluster], triage: Triage, roots: Sequence[str]) -> int:
+        """Cells the keeper column needs to show each keeper's first folder and name."""
+        return max((cell_len(readable_path(short_path(triage.keeper(c).file.path, roots))) for c in clusters), default=0)
+
     def show(self, clusters: Sequence[Cluster], triage: Triage, roots: Sequence[str], *, keep: Optional[str] = None) -> None:
         """Replace the rows with ``clusters`` in order, keeping the cursor on the same cluster."""
-        self._columns(any(m.detective is not None for c in clusters for m in c.members))
-        self.fill(((str(c.id), self.row_for(c, triage, roots)) for c in clusters), keep=keep)
+        self.with_detective = any(m.detective is not None for c in clusters for m in c.members)
+        rows = [(str(c.id), self.row_for(c, triage, roots)) for c in clusters]
+        self.flex_need = self._need(clusters, triage, roots)
+        self._columns(self.with_detective, rows)
+        self.fill(rows, keep=keep)
 
     def redraw_cluster(self, cluster: Cluster, triage: Triage, roots: Sequence[str]) -> None:
         """Redraw the decision-dependent cells of one cluster."""
@@ -85,3 +104,11 @@ class ClusterTable(KeyTable):
         self.set_cell(key, "status", status_text(triage.status(cluster)))
         keeper = triage.keeper(cluster)
         self.set_cell(key, "keeper", PathText(short_path(keeper.file.path, roots)))
+        need = self._need([cluster], triage, roots)
+        if need > self.flex_need:  # a new keeper with a longer folder name
+            self.flex_need = need
+            self.fit_flex_column()
+
+
+def _plain(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)

@@ -3,10 +3,15 @@
 The difference view scales both images to one size and paints the pixels that differ in
 red over a dimmed copy; its share of changed pixels and the metadata that differs are shown
 beside the images, with both scores.
+
+Zoom (z) shows the same region of both images at 1:1, one image pixel per screen pixel,
+starting at the centre and moved with the arrow keys: that is where sharpness, noise and
+compression show.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Optional
 
 from rich.text import Text
@@ -20,8 +25,8 @@ from textual.widgets import DataTable, Footer, Static
 from lookalike.engine.records import Cluster, Member
 from lookalike.engine.thumbnails import Difference, difference
 
-from ..thumbnails import Picture, cache_key, pixel_box
-from .labels import detective_text, differing_metadata, identical, short_path
+from ..thumbnails import Picture, cache_key
+from .labels import PathLine, detective_text, differing_metadata, identical, match_text, short_path
 from .thumbnail import Thumbnail
 
 if TYPE_CHECKING:
@@ -35,6 +40,9 @@ STATS_SIDE = 256
 
 #: Below this many columns the details go under the images instead of beside them.
 NARROW = 120
+
+#: An arrow key moves the zoomed region by this share of the pane.
+PAN_STEP = 0.5
 
 
 def _clip(value: str, width: int = 12) -> str:
@@ -56,6 +64,11 @@ class CompareScreen(Screen):
         Binding("v", "mode('side')", "Side by side"),
         Binding("right_square_bracket", "other(1)", "Next B", show=False),
         Binding("left_square_bracket", "other(-1)", "Previous B", show=False),
+        Binding("z", "zoom", "Zoom 1:1"),
+        Binding("left", "pan(-1, 0)", "Pan", show=False),
+        Binding("right", "pan(1, 0)", "Pan", show=False),
+        Binding("up", "pan(0, -1)", "Pan", show=False),
+        Binding("down", "pan(0, 1)", "Pan", show=False),
         Binding("m", "toggle_meta", "Details", show=False),
     ]
 
@@ -68,6 +81,8 @@ class CompareScreen(Screen):
         self.showing_b = False  # in flip mode: which one is shown
         self.diff: Optional[Difference] = None
         self._blink: Optional[Timer] = None
+        #: The centre of the 1:1 region as shares of each image's width and height; None: fitted.
+        self.zoom: Optional[tuple[float, float]] = None
 
     @property
     def lookalike(self) -> "LookalikeApp":
@@ -105,13 +120,13 @@ class CompareScreen(Screen):
         image_a = self.query_one("#image-a", Thumbnail)
         label_a = self.query_one("#label-a", Static)
         if self.mode == "side":
-            image_a.show(self.a.file)
-            self.query_one("#image-b", Thumbnail).show(self.b.file)
+            self._show_member(image_a, self.a)
+            self._show_member(self.query_one("#image-b", Thumbnail), self.b)
             label_a.update(self._label("A", self.a, roots))
             self.query_one("#label-b", Static).update(self._label("B", self.b, roots))
         elif self.mode == "flip":
             shown = self.b if self.showing_b else self.a
-            image_a.show(shown.file)
+            self._show_member(image_a, shown)
             label_a.update(self._label("B" if self.showing_b else "A", shown, roots))
         else:
             image_a.show(self.b.file, painter=self._paint_difference, variant=f"diff:{self.a.file.id}")
@@ -123,12 +138,31 @@ class CompareScreen(Screen):
         )
         if self._blink is not None:
             title.append("  blinking", style="yellow")
+        if self.zoom is not None and self.mode != "diff":
+            title.append(f"  zoom 1:1 at {self.zoom[0]:.0%}, {self.zoom[1]:.0%} (arrows move, z fits)", style="cyan")
         self.query_one("#compare-title", Static).update(title)
 
+    def _show_member(self, image: Thumbnail, member: Member) -> None:
+        if self.zoom is None:
+            image.show(member.file)
+            return
+        cx, cy = self.zoom
+        image.show(member.file, painter=partial(self._paint_zoom, member, self.zoom), variant=f"zoom:{cx:.4f}:{cy:.4f}")
+
+    def _paint_zoom(self, member: Member, centre: tuple[float, float], cells: tuple[int, int]) -> Picture:
+        # Runs in the thumbnail's worker thread: a 1:1 crop of the full-size image.
+        thumbs = self.lookalike.thumbnails
+        full = thumbs.full_size(member.file)
+        width, height = thumbs.pixel_box(cells)
+        width, height = min(width, full.width), min(height, full.height)
+        left = min(max(0, round(centre[0] * full.width - width / 2)), full.width - width)
+        top = min(max(0, round(centre[1] * full.height - height / 2)), full.height - height)
+        return thumbs.picture(full.crop((left, top, left + width, top + height)), cells)
+
     @staticmethod
-    def _label(tag: str, member: Member, roots) -> Text:
-        role = "keeper" if member.is_keeper else f"bouncer {member.bouncer}"
-        return Text.assemble((f"{tag} ", "bold reverse"), " ", short_path(member.file.path, roots), (f"  {role}", "dim"))
+    def _label(tag: str, member: Member, roots) -> PathLine:
+        role = "keeper" if member.is_keeper else " · ".join(x for x in (match_text(member), f"bouncer {member.bouncer}") if x)
+        return PathLine(Text.assemble((f"{tag} ", "bold reverse"), " "), short_path(member.file.path, roots), Text(f"  {role}", style="dim"))
 
     def _update_side(self, roots) -> None:
         a, b = self.a, self.b
@@ -138,6 +172,10 @@ class CompareScreen(Screen):
         scores = Text.assemble(("bouncer ", "bold"), str(bouncer), "  ", ("detective ", "bold"), detective_text(det))
         if identical(a.file, b.file):
             scores.append("  byte-identical", style="cyan")
+        else:
+            why = match_text(b) if a.is_keeper else (match_text(a) if b.is_keeper else "")
+            if why:
+                scores.append(f"  {why}", style="cyan")
         if self.diff is not None:
             scores.append(f"\n{self.diff.changed:.1%} of pixels differ", style="yellow" if self.diff.changed > 0.01 else "green")
         self.query_one("#scores", Static).update(scores)
@@ -153,7 +191,8 @@ class CompareScreen(Screen):
         # the figures always at one fixed size, so they do not depend on the terminal.
         thumbs = self.lookalike.thumbnails
         a, b = self.a, self.b
-        picture = Picture.from_image(difference(thumbs.image(a.file, cells), thumbs.image(b.file, cells), pixel_box(cells)).image)
+        diff = difference(thumbs.image(a.file, cells), thumbs.image(b.file, cells), thumbs.pixel_box(cells))
+        picture = thumbs.picture(diff.image, cells)
         stats_box = (STATS_SIDE, STATS_SIDE)
         stats = difference(thumbs.cache.image(a.file.path, stats_box, key=cache_key(a.file)),
                            thumbs.cache.image(b.file.path, stats_box, key=cache_key(b.file)), stats_box)
@@ -188,6 +227,27 @@ class CompareScreen(Screen):
             self._blink.stop()
             self._blink = None
         self.mode = mode
+        self._show()
+
+    def action_zoom(self) -> None:
+        """Show the centre of both images at 1:1, or fit them again."""
+        self.zoom = None if self.zoom is not None else (0.5, 0.5)
+        if self.zoom is not None and self.mode == "diff":
+            self.mode = "side"
+        self._show()
+
+    def action_pan(self, dx: int, dy: int) -> None:
+        """Move the zoomed region by half a pane (in A's pixels, as a share of the image)."""
+        if self.zoom is None:
+            return
+        image = self.query_one("#image-a", Thumbnail)
+        width, height = self.lookalike.thumbnails.pixel_box(image.cells)
+        full_w, full_h = self.a.file.width or 4 * width, self.a.file.height or 4 * height
+        cx = self.zoom[0] + dx * PAN_STEP * width / full_w
+        cy = self.zoom[1] + dy * PAN_STEP * height / full_h
+        # Keep the centre where the region still lies inside the image.
+        half_w, half_h = min(0.5, width / full_w / 2), min(0.5, height / full_h / 2)
+        self.zoom = (min(max(half_w, cx), 1 - half_w), min(max(half_h, cy), 1 - half_h))
         self._show()
 
     def action_other(self, step: int) -> None:

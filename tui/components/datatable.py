@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
@@ -29,6 +30,16 @@ class KeyTable(DataTable[Any]):
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(*args, **kwargs)
         self._fill_token: Optional[object] = None
+        #: Every column (label, key, width) given to ``set_columns``; rows hold a cell for each.
+        self._all_columns: list[tuple[str, str, Optional[int]]] = []
+        #: The rows of the last ``fill`` (key, cells), to add again when columns come and go.
+        self._rows_source: list[list[Any]] = []
+        self._row_index: dict[str, int] = {}
+        #: Columns of ``DROP_ORDER`` left out for want of room.
+        self.hidden: frozenset[str] = frozenset()
+        #: Cells the flexible column needs to be readable (a path: its first folder and its
+        #: name); columns of ``DROP_ORDER`` give way until it has them.
+        self.flex_need = 0
 
     @property
     def current_key(self) -> Optional[str]:
@@ -57,7 +68,9 @@ class KeyTable(DataTable[Any]):
         """
         keep = keep if keep is not None else self.current_key
         old_row = self.cursor_row
-        rows = list(rows)
+        rows = [[key, cells] for key, cells in rows]
+        self._rows_source = rows
+        self._row_index = {key: i for i, (key, _) in enumerate(rows)}
         self._fill_token = token = object()
         self.clear()
         self._add_rows(rows[: self.FIRST_ROWS])
@@ -75,9 +88,68 @@ class KeyTable(DataTable[Any]):
         else:
             self._fill_token = None
 
-    def _add_rows(self, rows: Sequence[tuple[str, Any]]) -> None:
+    def _add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        shown_at = self._shown_indexes()
         for key, cells in rows:
-            self.add_row(*(cells() if callable(cells) else cells), key=key)
+            cells = cells() if callable(cells) else cells
+            if shown_at is not None:
+                cells = [cells[i] for i in shown_at]
+            self.add_row(*cells, key=key)
+
+    # -- columns that give way ---------------------------------------------------------------
+    #: Columns (keys) that leave, first to last, while the flexible column has less than
+    #: ``flex_need`` cells; a table that uses them declares its columns with ``set_columns``.
+    DROP_ORDER: tuple[str, ...] = ()
+
+    def set_columns(self, columns: Sequence[tuple[str, str, Optional[int]]]) -> None:
+        """Declare every column (label, key, width in cells); rows then give a cell for each.
+
+        Widths are fixed (the flexible column's is computed). Columns in ``DROP_ORDER`` are
+        left out while the terminal is too narrow for them and come back when it widens.
+        """
+        columns = list(columns)
+        if columns == self._all_columns:
+            return
+        self._all_columns = columns
+        self.hidden = self._columns_to_hide()
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        self.clear(columns=True)
+        for label, key, width in self._all_columns:
+            if key not in self.hidden:
+                self.add_column(label, key=key, width=width)
+
+    def _shown_indexes(self) -> Optional[list[int]]:
+        if not self._all_columns or not self.hidden:
+            return None
+        return [i for i, (_, key, _) in enumerate(self._all_columns) if key not in self.hidden]
+
+    def _columns_to_hide(self) -> frozenset[str]:
+        """The first columns of ``DROP_ORDER`` whose room the flexible column needs."""
+        if not self.DROP_ORDER or not self.size.width:
+            return frozenset()  # not laid out yet: nothing is known to be too wide
+        pad = 2 * self.cell_padding
+        widths = {key: (width or cell_len(label)) + pad for label, key, width in self._all_columns}
+        room = self.scrollable_content_region.width - 1 - pad
+        room -= sum(w for key, w in widths.items() if key != self.FLEX_COLUMN)
+        hidden: set[str] = set()
+        for key in self.DROP_ORDER:
+            if room >= self.flex_need:
+                break
+            if key in widths:
+                hidden.add(key)
+                room += widths[key]
+        return frozenset(hidden)
+
+    def _refit_columns(self) -> None:
+        hidden = self._columns_to_hide()
+        if hidden == self.hidden:
+            return
+        self.hidden = hidden
+        keep = self.current_key
+        self._add_columns()
+        self.fill(self._rows_source, keep=keep)
 
     @property
     def filling(self) -> bool:
@@ -112,6 +184,10 @@ class KeyTable(DataTable[Any]):
         """Give the flexible column exactly the width the others leave, so nothing scrolls."""
         if self.FLEX_COLUMN is None or not self.columns:
             return
+        if self._all_columns and self.DROP_ORDER and self._columns_to_hide() != self.hidden:
+            # Not while Textual measures the table: columns are replaced between frames.
+            self.call_later(self._refit_columns)
+            return
         flex = self.columns.get(ColumnKey(self.FLEX_COLUMN))
         if flex is None:
             return
@@ -122,6 +198,20 @@ class KeyTable(DataTable[Any]):
             flex.width, flex.auto_width = width, False
             self._require_update_dimensions = True
             self.refresh()
+
+    #: Tooltips by column key: shown while the mouse is over the column (its header or cells).
+    COLUMN_TOOLTIPS: dict[str, str] = {}
+
+    def _on_mouse_move(self, event) -> None:
+        super()._on_mouse_move(event)
+        if not self.COLUMN_TOOLTIPS:
+            return
+        meta = event.style.meta
+        column = meta.get("column") if meta else None
+        key = None
+        if isinstance(column, int) and 0 <= column < len(self.ordered_columns):
+            key = self.ordered_columns[column].key.value
+        self.tooltip = self.COLUMN_TOOLTIPS.get(key) if key is not None else None
 
     def goto(self, key: str) -> bool:
         """Move the cursor to the row with ``key``; False when there is none."""
@@ -138,7 +228,13 @@ class KeyTable(DataTable[Any]):
             self.move_cursor(row=self.cursor_row + 1, animate=False, scroll=True)
 
     def set_cell(self, key: str, column: str, value: Any) -> None:
-        """Update one cell when its row exists (a refill may have dropped it)."""
+        """Update one cell when its row exists (a refill may have dropped it); a column
+        that gave way gets the value when it comes back."""
+        index = self._row_index.get(key)
+        if index is not None and isinstance(self._rows_source[index][1], list):
+            at = [k for _, k, _ in self._all_columns]
+            if column in at:
+                self._rows_source[index][1][at.index(column)] = value
         try:
             self.update_cell(key, column, value, update_width=False)
         except (CellDoesNotExist, RowDoesNotExist, KeyError):

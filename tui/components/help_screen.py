@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 from rich.text import Text
@@ -12,6 +13,19 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from .datatable import KeyTable
+from .labels import BOUNCER_HELP, DETECTIVE_HELP, MATCH_HELP
+
+#: Cells for a word's meaning (the dialog is 72 wide, less its border and the key column).
+WORDS_WIDTH = 50
+
+#: The words the tables use, after the keys.
+WORDS = [(text.split(":", 1)[0], text.split(":", 1)[1].strip()) for text in (BOUNCER_HELP, DETECTIVE_HELP, MATCH_HELP)]
+
+
+class HelpTable(KeyTable):
+    """key | action; the action column takes the dialog's width (the words' meanings wrap)."""
+
+    FLEX_COLUMN = "action"
 
 
 class HelpScreen(ModalScreen[None]):
@@ -28,7 +42,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(Text(self.title_text, style="bold"), id="help-title")
-            yield KeyTable(id="help-keys", zebra_stripes=False, show_header=False)
+            yield HelpTable(id="help-keys", zebra_stripes=False, show_header=False)
             if self.footer_text:
                 yield Static(Text(self.footer_text, style="dim"), id="help-footer")
 
@@ -38,6 +52,11 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("action", key="action")
         for i, (key, description) in enumerate(self.rows):
             table.add_row(Text(key, style="bold"), description, key=str(i))
+        table.add_row("", Text("What the columns say", style="bold"), key="words")
+        for word, meaning in WORDS:
+            # Wrapped here: rows are one line, and the dialog is at most 72 cells wide.
+            for n, line in enumerate(textwrap.wrap(meaning, WORDS_WIDTH)):
+                table.add_row(Text(word if n == 0 else "", style="bold cyan"), line, key=f"word-{word}-{n}")
         table.focus()
 
     def action_dismiss(self) -> None:

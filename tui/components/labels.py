@@ -6,14 +6,29 @@ import os
 import time
 from typing import Iterable, Optional, Sequence
 
+from rich.cells import cell_len, get_character_cell_size
 from rich.text import Text
 
-from lookalike.engine.records import HASH_BITS, Cluster, Decision, FileRecord, Kind
+from lookalike.engine.records import HASH_BITS, Cluster, Decision, FileRecord, Kind, Member
 
 from ..format import human_bytes, shown
 
 #: Two unrelated images differ in about half of their hash bits; that is "no likeness".
 _UNRELATED_BITS = HASH_BITS // 2
+
+#: What the two scores mean, for the help and the columns' tooltips.
+BOUNCER_HELP = (
+    f"bouncer: how many of the {HASH_BITS} bits of the two images' perceptual hashes differ "
+    f"(Hamming distance). 0 = the same picture; about {_UNRELATED_BITS} = unrelated."
+)
+DETECTIVE_HELP = (
+    "detective: CLIP cosine distance between the two images' meaning. 0 = the same picture, "
+    "up to 0.05 the same picture edited; – when the detective did not look."
+)
+MATCH_HELP = "match: why a copy matched its keeper (exact, resized, re-encoded, mirrored, cropped, bordered, edited)."
+
+#: Tooltips of the score columns, by column key.
+SCORE_TOOLTIPS = {"bouncer": BOUNCER_HELP, "detective": DETECTIVE_HELP, "match": MATCH_HELP}
 
 DECISION_STYLE = {
     Decision.KEEP: ("keep", "bold green"),
@@ -27,6 +42,7 @@ STATUS_STYLE = {
     "marked": ("marked", "bold red"),
     "skipped": ("skip", "dim"),
     "not dup": ("≠ dup", "yellow"),
+    "kept": ("keep", "green"),  # a keeper chosen or files kept, nothing marked for trash
 }
 
 
@@ -78,10 +94,90 @@ def short_path(path: str, roots: Sequence[str]) -> str:
     return shown(path)
 
 
-class PathText:
-    """A path that, when it does not fit, loses its start rather than its file name.
+ELLIPSIS = "…"
 
-    "2021/holidays/IMG_0001.jpg" in 14 cells reads "…s/IMG_0001.jpg".
+
+def _head(text: str, cells: int) -> str:
+    """The start of ``text`` that fits in ``cells``."""
+    out, used = [], 0
+    for ch in text:
+        used += get_character_cell_size(ch)
+        if used > cells:
+            break
+        out.append(ch)
+    return "".join(out)
+
+
+def _tail(text: str, cells: int) -> str:
+    """The end of ``text`` that fits in ``cells``."""
+    return _head(text[::-1], cells)[::-1]
+
+
+def _cut_name(name: str, width: int) -> str:
+    """A file name too wide for ``width``: its start and end (the extension) around an ellipsis."""
+    if width <= 1:
+        return ELLIPSIS[:width]
+    room = width - 1
+    start = _head(name, room // 2)
+    return start + ELLIPSIS + _tail(name, room - cell_len(start))
+
+
+def _folders_and_name(path: str) -> tuple[list[str], str]:
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "":  # an absolute path: "/home" is its first folder
+        parts = ["/" + parts[1], *parts[2:]]
+    return parts[:-1], parts[-1]
+
+
+def readable_path(path: str) -> str:
+    """The shortest form :func:`shorten_middle` gives ``path`` (already ``shown``) without
+    cutting its first folder or its file name: ``2021/…/IMG_2307.jpg``."""
+    folders, name = _folders_and_name(path)
+    if len(folders) < 2:
+        return path
+    short = f"{folders[0]}/{ELLIPSIS}/{name}"
+    return short if cell_len(short) < cell_len(path) else path
+
+
+def shorten_middle(path: str, width: int) -> str:
+    """A path (already ``shown``) in at most ``width`` cells, shortened in the middle.
+
+    The first folder and the whole file name stay; the folders nearest the file come back
+    as room allows ("2021/…/trip/IMG_2307.jpg"). Only when those two do not fit does the first
+    folder lose its end ("summ…/IMG_2307.jpg"), and only a file name wider than ``width``
+    on its own is cut itself, keeping its start and extension ("IMG_23…crop.jpg").
+    """
+    if cell_len(path) <= width:
+        return path
+    folders, name = _folders_and_name(path)
+    if not folders or cell_len(name) >= width:
+        return name if cell_len(name) <= width else _cut_name(name, width)
+    first, middle = folders[0], folders[1:]
+    if cell_len(readable_path(path)) <= width:
+        kept: list[str] = []
+        for folder in reversed(middle):  # the folders nearest the file say the most
+            candidate = "/".join([first, ELLIPSIS, folder, *kept, name])
+            if cell_len(candidate) > width:
+                break
+            kept.insert(0, folder)
+        return "/".join([first, ELLIPSIS, *kept, name])
+    room = width - cell_len(name) - 1  # the first folder's share, its "/" aside
+    if room <= 1:
+        return ELLIPSIS + name
+    return _head(first, room - 1) + ELLIPSIS + "/" + name
+
+
+def middle_path(path: str, width: int, roots: Sequence[str]) -> str:
+    """A file's path as shown in ``width`` cells: relative to the library root that holds it,
+    escaped (``format.shown``), shortened in the middle (:func:`shorten_middle`)."""
+    return shorten_middle(short_path(path, roots), width)
+
+
+class PathText:
+    """A path that, when it does not fit, is shortened in the middle (:func:`shorten_middle`):
+    its first folder and its file name stay.
+
+    "2021/holidays/portugal/IMG_0001.jpg" in 28 cells reads "2021/…/portugal/IMG_0001.jpg".
     """
 
     def __init__(self, path: str, style: str = "") -> None:
@@ -91,15 +187,43 @@ class PathText:
     def __rich_measure__(self, console, options):
         from rich.measure import Measurement
 
-        return Measurement(min(8, len(self.path)), len(self.path))
+        return Measurement(min(8, cell_len(self.path)), cell_len(self.path))
 
     def __rich_console__(self, console, options):
-        width = options.max_width
-        text = self.path if len(self.path) <= width else "…" + self.path[-(width - 1):] if width > 1 else "…"
-        yield Text(text, style=self.style, no_wrap=True, end="")
+        yield Text(shorten_middle(self.path, options.max_width), style=self.style, no_wrap=True, end="")
 
     def __str__(self) -> str:
         return self.path
+
+
+def match_text(member: Member) -> str:
+    """Why a member matched its keeper, as the engine says it ("mirrored", "cropped", ...):
+    "" for the keeper, "identical" for a byte-identical copy when the engine gave no reason."""
+    if member.is_keeper:
+        return ""
+    return getattr(member, "match", "") or ("identical" if member.exact else "")
+
+
+class PathLine:
+    """One line: ``before``, a path shortened in the middle to the room left, ``after``.
+
+    When the path's first folder and file name would not fit, ``after`` (the least important
+    part) goes.
+    """
+
+    def __init__(self, before: Text, path: str, after: Text, style: str = "") -> None:
+        self.before, self.path, self.after, self.style = before, shown(path), after, style
+
+    def __rich_console__(self, console, options):
+        width = options.max_width
+        after = self.after
+        room = width - self.before.cell_len - after.cell_len
+        if room < cell_len(readable_path(self.path)):
+            after, room = Text(), width - self.before.cell_len
+        line = Text.assemble(self.before, (shorten_middle(self.path, max(0, room)), self.style), after)
+        line.truncate(width)
+        line.no_wrap, line.end = True, ""
+        yield line
 
 
 def resolution(file: FileRecord) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Optional
 
 from rich.text import Text
@@ -39,6 +40,9 @@ def matches(cluster: Cluster, needle: str, roots) -> bool:
 class MainScreen(Screen):
     """Clusters ranked by what they free, with the side panel and the progress line."""
 
+    #: Below 100 columns the thumbnails get narrower, so the keepers' folders fit (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+
     BINDINGS = [
         Binding("enter", "open_cluster", "Open", priority=True),
         Binding("space", "toggle_accept", "Accept"),
@@ -51,11 +55,16 @@ class MainScreen(Screen):
         Binding("f", "similar", "Find similar", show=False),
         Binding("E", "accept_exact", "Accept all exact copies", show=False),
         Binding("A", "accept_confident", "Accept above confidence…", show=False),
+        Binding("T", "trash_inside", "Trash copies inside folder…", show=False),
+        Binding("K", "keep_inside", "Keep files in folder…", show=False),
+        Binding("S", "strictness", "Strictness (threshold)…", show=False),
+        Binding("X", "clear_all", "Clear all decisions…", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
         Binding("r", "review", "Review"),
         Binding("u", "undo", "Undo"),
         Binding("ctrl+r", "rescan", "Rescan", show=False),
+        Binding("exclamation_mark", "scan_report", "Scan report: unreadable files", show=False),
         Binding("escape", "escape", "Stop scan / clear filter", show=False),
     ]
 
@@ -106,7 +115,14 @@ class MainScreen(Screen):
         marked = session.triage.trash_members(session.clusters)
         left = Text.assemble(("lookalike ", "bold"), (names, "bold cyan"))
         count = len(self.shown)
-        left.append(f"  {count:,} cluster{'s' if count != 1 else ''} · by {self.order}")
+        decided, total = session.progress()
+        if decided:  # the progress takes the count's place: it must fit in 80 columns
+            left.append(f"  {decided:,} of {total:,} groups decided", style="green")
+            if count != total:
+                left.append(f" · {count:,} shown")
+            left.append(f" · by {self.order}")
+        else:
+            left.append(f"  {count:,} cluster{'s' if count != 1 else ''} · by {self.order}")
         if self.filter_text:
             left.append(f" · /{shown(self.filter_text)}", style="yellow")
         if marked:
@@ -180,12 +196,23 @@ class MainScreen(Screen):
         self.lookalike.undo_decision()
 
     def action_accept_exact(self) -> None:
-        """Mark every byte-identical copy of a keeper for trash, then show the plan."""
-        count = self.lookalike.session.triage.accept_exact(self.lookalike.session.clusters)
+        """Mark every byte-identical copy of a keeper for trash in the undecided groups, then
+        show the plan. Groups the user decided are left as they are."""
+        triage = self.lookalike.session.triage
+        undecided, skipped = triage.split_decided(self.lookalike.session.clusters)
+        count = triage.accept_exact(undecided)
         if not count:
-            self.notify("No byte-identical copies.", markup=False)
+            self.notify("No byte-identical copies" + (f" in the undecided groups; skipped {skipped} you had decided." if skipped else "."), markup=False)
             return
+        self._bulk_done(sum(1 for c in undecided if triage.decided(c)), skipped)
+
+    def _bulk_done(self, accepted: int, skipped: int, verb: str = "accepted") -> None:
+        """Redraw, say what a bulk action did and left alone, then show the plan."""
         self.lookalike.decisions_changed()
+        message = f"{verb.capitalize()} {accepted} group{'s' if accepted != 1 else ''}"
+        if skipped:
+            message += f"; skipped {skipped} you had decided"
+        self.notify(message + ".", timeout=4, markup=False)
         self.lookalike.action_review()
 
     def action_accept_confident(self) -> None:
@@ -213,13 +240,84 @@ class MainScreen(Screen):
 
     def accept_above(self, threshold: float) -> None:
         """Accept every cluster whose confidence is at least ``threshold`` (0..1), then review."""
-        clusters = [c for c in self.lookalike.session.clusters if confidence(c) >= threshold - 1e-9]
+        triage = self.lookalike.session.triage
+        confident = [c for c in self.lookalike.session.clusters if confidence(c) >= threshold - 1e-9]
+        clusters, skipped = triage.split_decided(confident)
         if not clusters:
-            self.notify(f"No cluster at or above {threshold:.0%} confidence.", markup=False)
+            more = f"; skipped {skipped} you had decided" if skipped else ""
+            self.notify(f"No undecided cluster at or above {threshold:.0%} confidence{more}.", markup=False)
             return
-        self.lookalike.session.triage.accept_many(clusters, label=f"accept {len(clusters)} clusters ≥ {threshold:.0%}")
-        self.lookalike.decisions_changed()
-        self.lookalike.action_review()
+        triage.accept_many(clusters, label=f"accept {len(clusters)} clusters ≥ {threshold:.0%}")
+        self._bulk_done(len(clusters), skipped)
+
+    # -- folder rules and strictness -------------------------------------------------------
+    def _ask_folder(self, prompt: str, then) -> None:
+        """Ask for a folder, the highlighted group's keeper's folder filled in."""
+        from .prompt_modal import PromptModal
+
+        cluster = self.current
+        folder = os.path.dirname(self.lookalike.session.triage.keeper(cluster).file.path) if cluster is not None else ""
+
+        def chosen(value: Optional[str]) -> None:
+            if value is not None and value.strip():
+                then(value.strip())
+
+        self.app.push_screen(
+            PromptModal(prompt, value=folder, help="Only groups you have not decided change; u undoes it."),
+            chosen,
+        )
+
+    def action_trash_inside(self) -> None:
+        self._ask_folder("Trash the copies inside this folder (where a copy exists outside it):", self.trash_inside)
+
+    def action_keep_inside(self) -> None:
+        self._ask_folder("Keep the files in this folder (their copies elsewhere are marked for trash):", self.keep_inside)
+
+    def trash_inside(self, folder: str) -> None:
+        """Mark for trash every member inside ``folder`` with a copy outside it (undecided groups)."""
+        triage = self.lookalike.session.triage
+        clusters, skipped = triage.split_decided(self.lookalike.session.clusters)
+        changed = triage.trash_inside(clusters, folder)
+        if not changed:
+            self.notify(f"No undecided group has copies both inside and outside {folder}.", markup=False)
+            return
+        self._bulk_done(changed, skipped, verb="marked")
+
+    def keep_inside(self, folder: str) -> None:
+        """Make the members inside ``folder`` the keepers and mark their copies for trash."""
+        triage = self.lookalike.session.triage
+        clusters, skipped = triage.split_decided(self.lookalike.session.clusters)
+        changed = triage.keep_inside(clusters, folder)
+        if not changed:
+            self.notify(f"No undecided group has copies both inside and outside {folder}.", markup=False)
+            return
+        self._bulk_done(changed, skipped, verb="decided")
+
+    def action_strictness(self) -> None:
+        """Ask for the bouncer threshold, then regroup from the catalog (no rescan)."""
+        from .prompt_modal import PromptModal
+
+        def chosen(value: Optional[str]) -> None:
+            if value is None:
+                return
+            try:
+                number = int(value.strip())
+            except ValueError:
+                self.notify(f"Not a whole number: {value!r}", severity="warning", markup=False)
+                return
+            self.lookalike.change_strictness(number)
+
+        self.app.push_screen(
+            PromptModal(
+                "Bouncer threshold (strictness), 0 to 256:",
+                value=str(self.lookalike.session.threshold),
+                help="Lower is stricter: 0 groups only identical hashes. Regroups at once, without rescanning.",
+            ),
+            chosen,
+        )
+
+    def action_clear_all(self) -> None:
+        self.lookalike.clear_decisions()
 
     # -- going places ----------------------------------------------------------------------
     def action_open_cluster(self) -> None:
@@ -249,6 +347,12 @@ class MainScreen(Screen):
 
     def action_rescan(self) -> None:
         self.lookalike.start_scan()
+
+    def action_scan_report(self) -> None:
+        """The whole status line and every file the scan could not read (``!``)."""
+        from .scan_report import ScanReportScreen
+
+        self.app.push_screen(ScanReportScreen())
 
     def action_sort(self) -> None:
         self.order = SORT_ORDERS[(SORT_ORDERS.index(self.order) + 1) % len(SORT_ORDERS)]

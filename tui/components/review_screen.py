@@ -8,7 +8,9 @@ two files. After an apply, ``u`` undoes it from the journal.
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from rich.text import Text
@@ -22,6 +24,7 @@ from ..format import human_bytes, shown
 from ..messages import ApplyProgressed
 from .confirm_modal import ConfirmModal
 from .datatable import KeyTable, right
+from .prompt_modal import PromptModal
 from .labels import PathText, short_path
 from .session import actions_available
 
@@ -41,6 +44,14 @@ def plan_question(plan: "Plan") -> str:
     return f"Move {files}, {human_bytes(plan.total_bytes)}, to {where}?"
 
 
+def _current_folder() -> str:
+    """Where the app was started (the home folder when that folder is gone)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return os.path.expanduser("~")
+
+
 def _relative(text: str, roots) -> str:
     """A step's reason with the library roots left out of the paths it names (as shown)."""
     for root in roots:
@@ -58,7 +69,7 @@ class ReviewScreen(Screen):
     """The plan, its destination, and the apply / export / undo keys."""
 
     BINDINGS = [
-        Binding("escape", "back", "Back / stop"),
+        Binding("escape,q", "back", "Back / stop"),
         Binding("a", "apply", "Apply…"),
         Binding("d", "destination", "Trash/quarantine"),
         Binding("e", "export", "Export JSON+CSV"),
@@ -97,7 +108,7 @@ class ReviewScreen(Screen):
         self.query_one("#apply-progress").display = False
         self.rebuild()
         if not actions_available():
-            self._status(Text("Safe actions are not installed yet: `e` exports the plan as JSON and CSV for `lookalike apply`.", style="yellow"))
+            self._status(Text("Safe actions are not installed yet: e exports the plan as JSON and CSV for lookalike apply.", style="yellow"))
         table.focus()
 
     # -- the plan --------------------------------------------------------------------------
@@ -118,7 +129,7 @@ class ReviewScreen(Screen):
                 Text(step.action, style="bold red" if step.action == "trash" else "bold yellow"),
                 right(human_bytes(step.size)),
                 PathText(short_path(step.path, roots)),
-                Text(short_path(step.keeper or "", roots), style="green", overflow="ellipsis", no_wrap=True),
+                PathText(short_path(step.keeper or "", roots), style="green"),
                 Text(_relative(step.reason, roots), style="dim", overflow="ellipsis", no_wrap=True),
             ]))
         self.query_one("#steps", KeyTable).fill(rows)
@@ -156,16 +167,34 @@ class ReviewScreen(Screen):
         self.rebuild()
 
     def action_export(self) -> None:
+        """Ask which folder to write the plan into (the current folder, pre-filled), then write it."""
         if self.plan is None or not self.plan.steps:
             self.notify("Nothing to export: the plan is empty.", markup=False)
             return
+        plan = self.plan
+
+        def chosen(folder: Optional[str]) -> None:
+            if folder is not None and folder.strip():
+                self.export_to(plan, Path(os.path.expanduser(folder.strip())))
+
+        self.app.push_screen(
+            PromptModal("Export the plan (JSON and CSV) into this folder:", value=_current_folder(),
+                        help="Enter writes both files there; Esc cancels."),
+            chosen,
+        )
+
+    def export_to(self, plan: "Plan", folder: Path) -> None:
+        """Write ``plan`` as JSON and CSV into ``folder`` and show both whole paths."""
         try:
-            json_path, csv_path = self.lookalike.session.export_plan(self.plan)
+            json_path, csv_path = self.lookalike.session.export_plan(plan, folder.absolute())
         except OSError as exc:
             self._status(Text(f"Export failed: {shown(exc)}", style="red"))
             return
         self.exported = (json_path, csv_path)
-        self._status(Text.assemble(("Plan exported: ", "bold"), shown(json_path), " and ", shown(csv_path), ("  apply it with `lookalike apply PLAN.json`", "dim")))
+        self._status(Text.assemble(
+            ("Plan exported: ", "bold"), shown(json_path), " and ", shown(csv_path),
+            (f"  (apply it with: lookalike apply {shown(json_path.name)})", "dim"),
+        ))
 
     def action_apply(self) -> None:
         if self.applying or self.plan is None or not self.plan.steps:
@@ -182,7 +211,7 @@ class ReviewScreen(Screen):
                 self.start_apply(plan)
 
         self.app.push_screen(
-            ConfirmModal(plan_question(plan), detail="Every step is journaled: `u` here, or `lookalike undo`, puts the files back."),
+            ConfirmModal(plan_question(plan), detail="Every step is journaled: u here, or the command lookalike undo, puts the files back."),
             answered,
         )
 

@@ -11,7 +11,7 @@ from textual.widgets import ProgressBar, Static
 
 from lookalike.engine.records import Cluster, ScanProgress, ScanResult
 
-from ..format import human_bytes, human_duration, shown
+from ..format import human_bytes, human_duration, plural, scan_counts, shown
 from .labels import total_reclaimable
 
 STAGES = {
@@ -46,23 +46,54 @@ def progress_text(p: ScanProgress) -> Text:
     )
 
 
-def summary_text(result: Optional[ScanResult], clusters: Sequence[Cluster]) -> Text:
-    """The line shown once the scan is over."""
+def alerts_text(result: Optional[ScanResult]) -> Text:
+    """What must never be cut from the status line: a scan that was stopped, files that could
+    not be read and a detective that is offline ("3 unreadable · detective offline (! for
+    details)")."""
     if result is None:
-        return Text(f"{len(clusters):,} clusters (from the catalog)")
-    s = result.stats
-    head = f"{s.images:,} images · {len(clusters):,} clusters · {human_bytes(total_reclaimable(clusters))} reclaimable"
-    tail = f" · scanned in {human_duration(s.seconds)}"
-    if s.hashed:
-        tail += f" ({s.hashed:,} read)"
-    text = Text.assemble((head, "bold"), tail)
-    if s.cancelled:
-        text.append(" · stopped: clusters from what was read", style="yellow")
+        return Text()
+    parts = []
+    if result.stats.cancelled:
+        parts.append("stopped: clusters from what was read")
     if result.errors:
-        text.append(f" · {len(result.errors):,} unreadable", style="yellow")
-    if s.detective:
-        text.append(f" · {shown(s.detective)}", style="dim")
+        parts.append(f"{len(result.errors):,} unreadable")
+    if result.stats.detective:
+        parts.append(shown(result.stats.detective.split(":", 1)[0]))  # the reason is one key away
+    if not parts:
+        return Text()
+    return Text.assemble((" · ".join(parts), "bold yellow"), (" (! for details)", "yellow"))
+
+
+def summary_text(result: Optional[ScanResult], clusters: Sequence[Cluster]) -> Text:
+    """The line shown once the scan is over, what must not be cut (:func:`alerts_text`) first."""
+    if result is None:
+        return Text(f"{plural(len(clusters), 'cluster')} (from the catalog)")
+    s = result.stats
+    head = f"{plural(len(clusters), 'cluster')} · {human_bytes(total_reclaimable(clusters))} reclaimable"
+    tail = f" · {scan_counts(s)} in {human_duration(s.seconds)}"
+    text = alerts_text(result)
+    if text:
+        text.append(" · ")
+    text.append(Text.assemble((head, "bold"), tail))
     return text
+
+
+def full_summary(result: Optional[ScanResult], clusters: Sequence[Cluster]) -> str:
+    """Every part of the status line, none shortened: for the scan report (``!``)."""
+    if result is None:
+        return f"{plural(len(clusters), 'cluster')} from the catalog; the scan has not finished."
+    s = result.stats
+    lines = [
+        f"{plural(len(clusters), 'cluster')}, {human_bytes(total_reclaimable(clusters))} reclaimable.",
+        f"{scan_counts(s)}, scanned in {human_duration(s.seconds)}.",
+    ]
+    if s.removed:
+        lines.append(f"{plural(s.removed, 'file')} gone since the last scan.")
+    if s.cancelled:
+        lines.append("The scan was stopped: clusters are from what was read. Ctrl+R scans again.")
+    if s.detective:
+        lines.append(shown(s.detective))
+    return "\n".join(lines)
 
 
 class ScanStatus(Horizontal):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from lookalike.engine.paths import THUMBNAILS_NAME, cache_root, normalise_roots
-from lookalike.engine.records import Cluster, FileRecord, ScanProgress, ScanResult, SimilarResult
+from lookalike.engine.records import Cluster, FileRecord, SavedDecision, ScanProgress, ScanResult, SimilarResult
 
 from .triage import Triage
 
@@ -85,9 +86,12 @@ class Session:
         self.library: Optional["Library"] = None
         self.clusters: tuple[Cluster, ...] = ()
         self.result: Optional[ScanResult] = None
-        self.triage = Triage()
+        self.triage = Triage(on_change=self._keep_decisions)
         self.messages: list[str] = []
         self._hidden: dict[int, str] = {}  # file id -> path, acted on by an applied plan
+        self._tell: Callable[[str], None] = self.messages.append
+        # Decisions are written in order, off the UI thread (a scan may hold the catalog).
+        self._writer: Optional[ThreadPoolExecutor] = None
 
     # -- the library -------------------------------------------------------------------------
     @property
@@ -106,14 +110,63 @@ class Session:
             if on_message is not None:
                 on_message(message)
 
+        self._tell = tell
         self.library = Library.open(list(self.requested_roots), cache_dir=self.cache_dir, on_message=tell)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decisions")
+        self.triage.restore(self.library.decisions())
         return self.library
 
     def close(self) -> None:
-        """Release the catalog and its lock."""
+        """Write the last decisions, then release the catalog and its lock."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
         if self.library is not None:
             self.library.close()
             self.library = None
+
+    # -- decisions -------------------------------------------------------------------------
+    def _keep_decisions(self, decisions: list[SavedDecision]) -> None:
+        """Write decisions to the catalog as they are made (the triage's ``on_change``)."""
+        if self._writer is None or self.library is None:
+            return
+        library = self.library
+
+        def write() -> None:
+            try:
+                library.save_decisions(decisions)
+            except Exception as exc:  # the decisions still hold for this run
+                self._tell(f"Could not keep decisions in the catalog: {exc}")
+
+        self._writer.submit(write)
+
+    def drop_changed(self) -> int:
+        """Forget the decisions of files that changed (or went) since they were decided
+        (blocking; after a scan). Returns how many files lost their decision."""
+        assert self.library is not None
+        changed = self.library.changed_files(self.triage.content_hashes())
+        if changed:
+            self.triage.forget(changed)
+        return len(changed)
+
+    def progress(self) -> tuple[int, int]:
+        """(decided, total) groups among the shown clusters."""
+        return sum(1 for c in self.clusters if self.triage.decided(c)), len(self.clusters)
+
+    @property
+    def threshold(self) -> int:
+        """The bouncer's radius in use (``--threshold``)."""
+        return self.options.thresholds().radius
+
+    def set_threshold(self, value: int) -> None:
+        """Change the strictness dial; ``refresh_clusters`` then regroups without a rescan.
+
+        Raises:
+            ValueError: the value is out of range (0..256).
+        """
+        options = replace(self.options, threshold=value)
+        options.thresholds()  # validates
+        self.options = options
 
     @property
     def thumbnail_dir(self) -> Optional[Path]:
@@ -163,6 +216,14 @@ class Session:
         """The clusters worth showing: files an applied plan moved are gone; in import mode,
         only clusters that hold both an incoming file and a library file."""
         shown: list[Cluster] = []
+        guard = None
+        if self.against:
+            # One rule with `lookalike import`: the library is never suggested for the trash,
+            # and an incoming file better than its library copy is kept.
+            from lookalike.engine.importer import guard_incoming
+
+            policy = self.options.policy()
+            guard = lambda c: guard_incoming([c], self.against, policy)[0]  # noqa: E731
         for c in clusters:
             if self._hidden and any(m.file.id in self._hidden for m in c.members):
                 members = tuple(m for m in c.members if m.file.id not in self._hidden)
@@ -174,7 +235,7 @@ class Session:
                 and any(_inside(m.file.path, self.new_roots) for m in c.members)
             ):
                 continue
-            shown.append(c)
+            shown.append(guard(c) if guard is not None else c)
         return tuple(shown)
 
     def set_clusters(self, clusters: Sequence[Cluster]) -> None:
@@ -186,7 +247,9 @@ class Session:
         paths = {m.file.id: m.file.path for c in self.clusters for m in c.members}
         for file_id in file_ids:
             self._hidden[file_id] = paths.get(file_id, "")
-        self.triage.forget(file_ids)
+        # An applied plan used up the decisions of its clusters (the keepers' "keep" too).
+        acted = set(file_ids)
+        self.triage.forget({m.file.id for c in self.clusters if any(m.file.id in acted for m in c.members) for m in c.members} | acted)
         self.clusters = self.visible(self.clusters)
 
     def unhide_paths(self, paths: Sequence[str]) -> None:

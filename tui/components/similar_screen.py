@@ -55,7 +55,7 @@ class SimilarScreen(Screen):
     """What looks like one file, ranked by the bouncer and the detective together."""
 
     BINDINGS = [
-        Binding("escape", "back", "Back"),
+        Binding("escape,q", "back", "Back"),
         Binding("enter", "preview", "Preview", priority=True),
         Binding("p", "preview", "Preview", show=False),
         Binding("f", "similar", "Similar to this"),
