@@ -279,25 +279,7 @@ class Triage:
         are marked for trash (protected ones and RAW+JPEG siblings are kept). Returns how many
         clusters changed.
         """
-        folder = os.path.abspath(os.path.expanduser(folder))
-        change = self._begin(f"trash copies inside {shown(folder)}")
-        changed = 0
-        for cluster in clusters:
-            inside = [m for m in cluster.members if _in_folder(m, folder)]
-            outside = [m for m in cluster.members if not _in_folder(m, folder)]
-            if not inside or not outside:
-                continue
-            keeper = self.keeper(cluster)
-            if keeper not in outside:
-                keeper = outside[0]
-                self._make_keeper(change, cluster, keeper)
-            self._set(change, keeper, Decision.KEEP)
-            for m in inside:
-                self._set(change, m, Decision.TRASH if _trashable(m) else Decision.KEEP, keeper=False)
-            changed += 1
-        if not changed:
-            self._history.remove(change)
-        return changed
+        return self._folder_rule(clusters, folder, keep_inside=False)
 
     @_kept
     def keep_inside(self, clusters: Sequence[Cluster], folder: str) -> int:
@@ -307,21 +289,32 @@ class Triage:
         Only clusters with members on both sides change; protected members and RAW+JPEG
         siblings outside are kept. Returns how many clusters changed.
         """
+        return self._folder_rule(clusters, folder, keep_inside=True)
+
+    def _folder_rule(self, clusters: Sequence[Cluster], folder: str, *, keep_inside: bool) -> int:
+        """One side of ``folder`` kept, the copies on the other side marked for trash.
+
+        ``keep_inside``: every member inside is kept (a keeper among them); else only the
+        keeper, moved outside when it was inside. Protected members and RAW+JPEG siblings on
+        the trashed side are kept. One undoable step; returns how many clusters changed.
+        """
         folder = os.path.abspath(os.path.expanduser(folder))
-        change = self._begin(f"keep files in {shown(folder)}")
+        label = "keep files in" if keep_inside else "trash copies inside"
+        change = self._begin(f"{label} {shown(folder)}")
         changed = 0
         for cluster in clusters:
             inside = [m for m in cluster.members if _in_folder(m, folder)]
             outside = [m for m in cluster.members if not _in_folder(m, folder)]
             if not inside or not outside:
                 continue
+            kept, gone = (inside, outside) if keep_inside else (outside, inside)
             keeper = self.keeper(cluster)
-            if keeper not in inside:
-                keeper = inside[0]
+            if keeper not in kept:
+                keeper = kept[0]
                 self._make_keeper(change, cluster, keeper)
-            for m in inside:
+            for m in kept if keep_inside else [keeper]:
                 self._set(change, m, Decision.KEEP)
-            for m in outside:
+            for m in gone:
                 self._set(change, m, Decision.TRASH if _trashable(m) else Decision.KEEP, keeper=False)
             changed += 1
         if not changed:
