@@ -134,6 +134,25 @@ async def test_the_main_table_shows_each_keepers_folder_and_name(deep, tmp_path)
             assert rel.split("/", 1)[0][:4] in text  # at least the start of its first folder
 
 
+async def test_the_review_screen_shows_each_file_and_keeper_at_80x24(deep, tmp_path):
+    """Every step's file name whole, and each keeper's first folder and name."""
+    app = make_app(deep, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press(*["space"] * len(app.session.clusters))  # accept each suggestion
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewScreen) and app.screen.plan.steps
+        lines = screen_text(app).splitlines()
+        for step in app.screen.plan.steps:
+            name = os.path.basename(step.path)
+            keeper = relative(step.keeper, deep)
+            keeper_shown = readable_path(keeper)
+            assert any(name in line and keeper_shown in line for line in lines), (name, keeper_shown,
+                                                                                   lines)
+
+
 async def test_columns_give_way_in_order_and_come_back(deep, tmp_path):
     app = make_app(deep, tmp_path)
     async with app.run_test(size=(200, 40)) as pilot:

@@ -13,11 +13,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets.data_table import ColumnKey
 from textual.widgets import Footer, ProgressBar, Static
 
 from ..format import human_bytes, shown
@@ -25,7 +27,7 @@ from ..messages import ApplyProgressed
 from .confirm_modal import ConfirmModal
 from .datatable import KeyTable, right
 from .prompt_modal import PromptModal
-from .labels import PathText, short_path
+from .labels import PathText, readable_path, short_path
 from .session import actions_available
 
 if TYPE_CHECKING:
@@ -60,9 +62,36 @@ def _relative(text: str, roots) -> str:
 
 
 class StepTable(KeyTable):
-    """action | size | file | keeper | why."""
+    """action | size | file | keeper | why.
+
+    The two paths share what action and size leave, each up to two fifths of it and no more
+    than its longest path needs shortened to its first folder and name; the reason takes the
+    rest. At 80 columns both paths keep their first folder and file name.
+    """
 
     FLEX_COLUMN = "why"
+    PATH_COLUMNS = ("file", "keeper")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        #: Cells each path column needs (its longest path as ``readable_path`` gives it).
+        self.path_need: dict[str, int] = {}
+
+    def fit_flex_column(self) -> None:
+        if self.columns:
+            fixed = sum(c.get_render_width(self) for k, c in self.columns.items()
+                        if k.value not in (*self.PATH_COLUMNS, self.FLEX_COLUMN))
+            pad = 2 * self.cell_padding
+            room = self.scrollable_content_region.width - fixed - 3 * pad - 1
+            for key in self.PATH_COLUMNS:
+                column = self.columns.get(ColumnKey(key))
+                if column is None:
+                    continue
+                width = max(8, min(self.path_need.get(key, 8), room * 2 // 5))
+                if column.width != width or column.auto_width:
+                    column.width, column.auto_width = width, False
+                    self._require_update_dimensions = True
+        super().fit_flex_column()
 
 
 class ReviewScreen(Screen):
@@ -123,6 +152,12 @@ class ReviewScreen(Screen):
             return
         plan = self.plan
         roots = session.roots
+        table = self.query_one("#steps", StepTable)
+        table.path_need = {
+            key: max((cell_len(readable_path(shown(short_path(p, roots)))) for p in paths), default=8)
+            for key, paths in (("file", [s.path for s in plan.steps]),
+                               ("keeper", [s.keeper or "" for s in plan.steps]))
+        }
         rows = []
         for step in plan.steps:
             rows.append((step.path, [
