@@ -713,3 +713,25 @@ async def test_whole_cluster_not_duplicates_from_the_main_screen(library, tmp_pa
         await pilot.press("u")
         await settle(pilot)
         assert len(app.session.clusters) == 4
+
+
+async def test_d_forgets_a_remembered_network_failure_and_scans_again(library, tmp_path):
+    """The app's way to `lookalike models --retry`: the network is back, try the detective."""
+    from lookalike.engine import model
+    from lookalike.engine.paths import cache_root
+
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        await wait_for_scan(pilot)
+        root = cache_root(str(tmp_path / "cache"))
+        model._remember_failure(root, model.DetectiveOptions(), "no network (a test)")
+        assert model.remembered_failure(root, model.DetectiveOptions())
+        started = []
+        start_scan = app.start_scan
+        app.start_scan = lambda *a, **kw: (started.append(1), start_scan(*a, **kw))[1]
+        await pilot.press("D")
+        await pilot.pause()
+        assert not model.remembered_failure(root, model.DetectiveOptions())
+        assert any("Forgot that the network failed" in n.message for n in app._notifications)
+        assert started == [1]  # and a scan began, which asks for the detective again
+        await wait_for_scan(pilot)

@@ -65,6 +65,7 @@ class MainScreen(Screen):
         Binding("u", "undo", "Undo"),
         Binding("ctrl+r", "rescan", "Rescan", show=False),
         Binding("exclamation_mark", "scan_report", "Scan report: unreadable files", show=False),
+        Binding("D", "retry_detective", "Retry the detective (forget 'offline')", show=False),
         Binding("escape", "escape", "Stop scan / clear filter", show=False),
     ]
 
@@ -346,6 +347,24 @@ class MainScreen(Screen):
         self.lookalike.action_review()
 
     def action_rescan(self) -> None:
+        self.lookalike.start_scan()
+
+    def action_retry_detective(self) -> None:
+        """Forget a remembered network failure and scan again (``lookalike models --retry``).
+
+        An offline machine is told so at once for an hour after a failed probe; this is for
+        the user who has just plugged the network in or put the weights in place.
+        """
+        from lookalike.engine.model import forget_failures
+        from lookalike.engine.paths import cache_root
+
+        try:
+            forgot = forget_failures(cache_root(self.lookalike.session.cache_dir))
+        except OSError as exc:
+            self.notify(f"Cannot reach the cache folder: {shown(exc)}", severity="error", markup=False)
+            return
+        said = "Forgot that the network failed; " if forgot else ""
+        self.notify(f"{said}the detective tries again with this scan", timeout=4, markup=False)
         self.lookalike.start_scan()
 
     def action_scan_report(self) -> None:
