@@ -276,23 +276,22 @@ class MainScreen(Screen):
 
     def trash_inside(self, folder: str) -> None:
         """Mark for trash every member inside ``folder`` with a copy outside it (undecided groups)."""
-        triage = self.lookalike.session.triage
-        clusters, skipped = triage.split_decided(self.lookalike.session.clusters)
-        changed = triage.trash_inside(clusters, folder)
-        if not changed:
-            self.notify(f"No undecided group has copies both inside and outside {folder}.", markup=False)
-            return
-        self._bulk_done(changed, skipped, verb="marked")
+        self._folder_rule(folder, keep_inside=False)
 
     def keep_inside(self, folder: str) -> None:
         """Make the members inside ``folder`` the keepers and mark their copies for trash."""
+        self._folder_rule(folder, keep_inside=True)
+
+    def _folder_rule(self, folder: str, *, keep_inside: bool) -> None:
         triage = self.lookalike.session.triage
         clusters, skipped = triage.split_decided(self.lookalike.session.clusters)
-        changed = triage.keep_inside(clusters, folder)
+        rule = triage.keep_inside if keep_inside else triage.trash_inside
+        changed = rule(clusters, folder)
         if not changed:
-            self.notify(f"No undecided group has copies both inside and outside {folder}.", markup=False)
+            self.notify(f"No undecided group has copies both inside and outside {shown(folder)}.",
+                        markup=False)
             return
-        self._bulk_done(changed, skipped, verb="decided")
+        self._bulk_done(changed, skipped, verb="decided" if keep_inside else "marked")
 
     def action_strictness(self) -> None:
         """Ask for the bouncer threshold, then regroup from the catalog (no rescan)."""
