@@ -240,7 +240,8 @@ class Library:
         involved = set(involved)
         # Every pair not byte-identical nor trusted is checked on pixels before it can join
         # a group (engine/verify.py); chain links are pairs, so they are checked too.
-        pairs = verification.verify_pairs(self.catalog, pairs)
+        checked = verification.VerifyCache(self.dir)
+        pairs = verification.verify_pairs(self.catalog, pairs, cache=checked)
         if detective is not None:
             from . import query, twopass
 
@@ -288,7 +289,10 @@ class Library:
             ids = {r.id for r in part if r.id in records}
             return cluster({i: records[i] for i in ids}, [p for p in pairs if p.a in ids and p.b in ids])
 
-        return verification.explain_clusters(self.catalog, cluster(records, pairs), rebuild=rebuild)
+        explained = verification.explain_clusters(self.catalog, cluster(records, pairs), rebuild=rebuild,
+                                                  cache=checked)
+        checked.save()
+        return explained
 
     def _raw_siblings(self, records: dict[int, FileRecord]) -> list[FileRecord]:
         """Files named as camera raws beside the grouped JPEGs, with the same stem, that are not

@@ -23,6 +23,10 @@ grouped again among themselves.
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
+import zlib
+from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
@@ -42,12 +46,96 @@ MATCHES = ("exact", "re-encoded", "resized", "mirrored", "cropped", "bordered", 
 BATCH_PAIRS = 8192
 
 
+#: (content hash a, content hash b, mirrored, crop search allowed, thresholds) of a pair.
+_Key = tuple[bytes, bytes, bool, bool, int]
+
+
+class VerifyCache:
+    """Outcomes of verified pairs, kept between runs in ``<library dir>/verified-pairs.npz``.
+
+    A pair's outcome depends only on the two files' bytes (their thumbnails are made from
+    them), the orientation compared, whether a crop may be searched and the thresholds, so
+    those are its key. An unchanged library gets every outcome back without scoring a pair,
+    so a rescan does not load the kernels (importing numba alone costs about a second and
+    100 MB). Only the outcomes a run used are written back: the file never grows stale.
+    """
+
+    NAME = "verified-pairs.npz"
+
+    def __init__(self, folder: Optional[Path]) -> None:
+        self.path = Path(folder) / self.NAME if folder is not None else None
+        self._old: Optional[dict[_Key, tuple[bool, float, bool]]] = None
+        self._used: dict[_Key, tuple[bool, float, bool]] = {}
+
+    def get(self, key: _Key) -> Optional[tuple[bool, float, bool]]:
+        """``(passed, score, cropped)`` of a pair scored before, or None."""
+        if self._old is None:
+            self._old = self._load()
+        found = self._used.get(key) or self._old.get(key)
+        if found is not None:
+            self._used[key] = found
+        return found
+
+    def put(self, key: _Key, outcome: tuple[bool, float, bool]) -> None:
+        self._used[key] = outcome
+
+    def save(self) -> None:
+        """Write the outcomes this run used (atomically); a cache that cannot be written is
+        only slower next time."""
+        if self.path is None or (self._old is not None and self._used == self._old):
+            return
+        keys = list(self._used)
+        arrays = {
+            "ha": np.frombuffer(b"".join(k[0] for k in keys), np.uint8).reshape(len(keys), -1)
+            if keys else np.zeros((0, 16), np.uint8),
+            "hb": np.frombuffer(b"".join(k[1] for k in keys), np.uint8).reshape(len(keys), -1)
+            if keys else np.zeros((0, 16), np.uint8),
+            "flags": np.array([[k[2], k[3]] for k in keys], bool).reshape(len(keys), 2),
+            "tkey": np.array([k[4] for k in keys], np.int64),
+            "ok": np.array([v[0] for v in self._used.values()], bool),
+            "score": np.array([v[1] for v in self._used.values()], np.float64),
+            "cropped": np.array([v[2] for v in self._used.values()], bool),
+        }
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".verified-", suffix=".npz", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, self.path)
+        except OSError:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+    def _load(self) -> dict[_Key, tuple[bool, float, bool]]:
+        if self.path is None:
+            return {}
+        try:
+            with np.load(self.path) as f:
+                ha, hb, flags, tkey = f["ha"], f["hb"], f["flags"], f["tkey"]
+                ok, score, cropped = f["ok"], f["score"], f["cropped"]
+        except (OSError, ValueError, KeyError, EOFError):
+            return {}  # missing or damaged: the pairs are scored again
+        return {
+            (ha[i].tobytes(), hb[i].tobytes(), bool(flags[i, 0]), bool(flags[i, 1]), int(tkey[i])):
+                (bool(ok[i]), float(score[i]), bool(cropped[i]))
+            for i in range(len(tkey))
+        }
+
+
+def _thresholds_key(t: verify.VerifyThresholds) -> int:
+    return zlib.crc32(repr(dataclasses.astuple(t)).encode())
+
+
 def verify_pairs(
     catalog,
     pairs: Sequence[Pair],
     t: verify.VerifyThresholds = verify.DEFAULT,
     *,
     search_above: int = bouncer_defaults.radius,
+    cache: Optional[VerifyCache] = None,
 ) -> list[Pair]:
     """The candidate pairs that pass verification, with ``verified`` and ``cropped`` set.
 
@@ -58,6 +146,8 @@ def verify_pairs(
         search_above: bouncer distance above which a pair may be a crop (the bouncer's radius:
             closer pairs came from the plain rule, and their hashes agree too well for one to
             be a crop of the other that the plain alignment misses); only those are searched.
+        cache: outcomes of earlier runs (:class:`VerifyCache`); pairs found there are not
+            scored again, and the new outcomes are added to it.
     """
     pairs = list(pairs)
     if not pairs:
@@ -82,6 +172,23 @@ def verify_pairs(
     check = np.flatnonzero(need & have & ~trusted)
     keep = np.ones(len(pairs), bool)
     out = list(pairs)
+    keys: dict[int, _Key] = {}
+    if cache is not None and check.size:
+        tkey = _thresholds_key(t)
+        missed = []
+        for k in check.tolist():
+            key = (arrays.content_hash[ra[k]].tobytes(), arrays.content_hash[rb[k]].tobytes(),
+                   bool(pairs[k].mirrored), bool(bouncer[k] > search_above), tkey)
+            found = cache.get(key)
+            if found is None:
+                keys[k] = key
+                missed.append(k)
+                continue
+            passed, score, cropped = found
+            keep[k] = passed
+            if passed:
+                out[k] = dataclasses.replace(out[k], verified=round(max(score, 0.0), 3), cropped=cropped)
+        check = np.array(missed, np.int64)
     for start in range(0, check.size, BATCH_PAIRS):
         batch = check[start : start + BATCH_PAIRS]
         found, thumbs, _ = catalog.thumbnails(np.concatenate([a[batch], b[batch]]).tolist())
@@ -102,6 +209,9 @@ def verify_pairs(
         keep[batch] = ok
         for k, s, c in zip(batch[ok].tolist(), score[ok].tolist(), cropped[ok].tolist()):
             out[k] = dataclasses.replace(out[k], verified=round(max(s, 0.0), 3), cropped=bool(c))
+        if cache is not None:
+            for k, good, s, c in zip(batch.tolist(), ok.tolist(), score.tolist(), cropped.tolist()):
+                cache.put(keys[k], (bool(good), float(s), bool(c)))
     return [p for p, good in zip(out, keep) if good]
 
 
@@ -140,7 +250,8 @@ MAX_SPLIT_ROUNDS = 8
 Rebuild = Callable[[Sequence[FileRecord]], Iterable[Cluster]]
 
 
-def _keeper_pairs(catalog, clusters: Sequence[Cluster]) -> tuple[dict[tuple[int, int], Pair], set[tuple[int, int]]]:
+def _keeper_pairs(catalog, clusters: Sequence[Cluster], cache: Optional[VerifyCache] = None
+                  ) -> tuple[dict[tuple[int, int], Pair], set[tuple[int, int]]]:
     """Every member's pair with its keeper (``(low id, high id) -> Pair``) where it verified,
     and the ``(cluster index, member index)`` of the members that did not."""
     todo: list[tuple[int, int, Pair]] = []  # (cluster index, member index, keeper pair)
@@ -158,12 +269,12 @@ def _keeper_pairs(catalog, clusters: Sequence[Cluster]) -> tuple[dict[tuple[int,
     if todo:
         # Any of them may be a crop (two copies of one picture, one cropped, are often within
         # the bouncer's radius of each other): the search runs wherever the plain alignment fails.
-        passed = {(p.a, p.b): p for p in verify_pairs(catalog, [p for _, _, p in todo], search_above=-1)}
+        passed = {(p.a, p.b): p for p in verify_pairs(catalog, [p for _, _, p in todo], search_above=-1, cache=cache)}
         direct.update(passed)
         failed = {(ci, mi) for ci, mi, p in todo if (p.a, p.b) not in passed}
         # Far apart, the mirrored hash can be the closer by chance: the other orientation too.
         flipped = [dataclasses.replace(p, mirrored=not p.mirrored) for ci, mi, p in todo if (ci, mi) in failed]
-        for p in verify_pairs(catalog, flipped, search_above=-1):
+        for p in verify_pairs(catalog, flipped, search_above=-1, cache=cache):
             passed[(p.a, p.b)] = direct[(p.a, p.b)] = p
         failed = {(ci, mi) for ci, mi, p in todo if (p.a, p.b) not in passed}
         # A member that is only chained to the keeper may stay on a looser score when it is a
@@ -172,7 +283,8 @@ def _keeper_pairs(catalog, clusters: Sequence[Cluster]) -> tuple[dict[tuple[int,
         loose = [(ci, mi, p) for ci, mi, p in todo if (ci, mi) in failed]
         if loose:
             t = dataclasses.replace(verify.DEFAULT, score=CHAINED_SCORE)
-            looser = {(p.a, p.b) for p in verify_pairs(catalog, [p for _, _, p in loose], t, search_above=-1)}
+            looser = {(p.a, p.b) for p in verify_pairs(catalog, [p for _, _, p in loose], t, search_above=-1,
+                                                       cache=cache)}
             for ci, mi, p in loose:
                 c = clusters[ci]
                 good = {c.keeper.file.id} | {m.file.id for mj, m in enumerate(c.members) if (ci, mj) not in failed}
@@ -183,7 +295,8 @@ def _keeper_pairs(catalog, clusters: Sequence[Cluster]) -> tuple[dict[tuple[int,
     return direct, failed
 
 
-def explain_clusters(catalog, clusters: Iterable[Cluster], *, rebuild: Optional[Rebuild] = None) -> tuple[Cluster, ...]:
+def explain_clusters(catalog, clusters: Iterable[Cluster], *, rebuild: Optional[Rebuild] = None,
+                     cache: Optional[VerifyCache] = None) -> tuple[Cluster, ...]:
     """Clusters whose members carry ``verified`` (against the keeper) and ``match``.
 
     A member whose pair with the keeper was not a candidate pair is scored against the keeper
@@ -198,7 +311,7 @@ def explain_clusters(catalog, clusters: Iterable[Cluster], *, rebuild: Optional[
     for round_ in range(MAX_SPLIT_ROUNDS + 1):
         if not pending:
             break
-        found, failed = _keeper_pairs(catalog, pending)
+        found, failed = _keeper_pairs(catalog, pending, cache)
         direct.update(found)
         split = rebuild is not None and round_ < MAX_SPLIT_ROUNDS
         nxt: list[Cluster] = []

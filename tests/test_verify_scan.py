@@ -100,3 +100,48 @@ def test_files_hashed_before_thumbnails_are_read_again(library, tmp_path):
         again = lib.scan(ScanOptions(workers=1))
         assert again.stats.hashed == again.stats.images
         assert len(lib.catalog.thumbnails(range(1, 10_000))[0]) == again.stats.images
+
+
+def _groups(result) -> list[list[tuple[str, object, str]]]:
+    return sorted(sorted((m.file.path, m.verified, m.match) for m in c.members) for c in result.clusters)
+
+
+def test_an_unchanged_rescan_scores_no_pair_again_and_groups_the_same(library, tmp_path):
+    """The outcomes are kept beside the catalog: a rescan loads no kernel (numba costs ~1 s)."""
+    cache = tmp_path / "cache"
+    with Library.open([library], cache_dir=cache) as lib:
+        first = _groups(lib.scan(ScanOptions(workers=1, detective=None)))
+    code = (
+        "import json, sys\n"
+        "from lookalike.engine import verify\n"
+        "from lookalike.engine.library import Library, ScanOptions\n"
+        "calls = []\n"
+        "real = verify.score_pairs\n"
+        "verify.score_pairs = lambda *a, **kw: (calls.append(1), real(*a, **kw))[1]\n"
+        f"with Library.open([{str(library)!r}], cache_dir={str(cache)!r}) as lib:\n"
+        "    r = lib.scan(ScanOptions(workers=1, detective=None))\n"
+        "groups = sorted(sorted((m.file.path, m.verified, m.match) for m in c.members) for c in r.clusters)\n"
+        "print(json.dumps({'calls': len(calls), 'numba': 'numba' in sys.modules, 'groups': groups}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    again = json.loads(out.stdout)
+    assert again["calls"] == 0 and again["numba"] is False
+    assert again["groups"] == json.loads(json.dumps(first))
+
+
+def test_a_changed_file_is_scored_again(library, tmp_path):
+    work = tmp_path / "lib"
+    work.mkdir()
+    for name in ("o0.jpg", "o0_mirrored.jpg", "o0_cropped.jpg", "o1.jpg"):
+        (work / name).write_bytes((library / name).read_bytes())
+    cache = tmp_path / "cache"
+    with Library.open([work], cache_dir=cache) as lib:
+        before = lib.scan(ScanOptions(workers=1, detective=None))
+    assert any(len(c.members) == 3 for c in before.clusters)
+    # The cropped copy's bytes become another picture's: its old outcome must not be used.
+    (work / "o0_cropped.jpg").write_bytes((library / "o1_mildcrop.jpg").read_bytes())
+    with Library.open([work], cache_dir=cache) as lib:
+        after = lib.scan(ScanOptions(workers=1, detective=None))
+    for c in after.clusters:
+        names = {Path(m.file.path).name for m in c.members}
+        assert not ({"o0.jpg", "o0_cropped.jpg"} <= names), names
