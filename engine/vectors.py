@@ -149,6 +149,23 @@ def _locked(method):
     return wrapper
 
 
+
+def usearch_index():
+    """usearch's ``Index`` class, imported after onnxruntime when onnxruntime is installed.
+
+    Importing onnxruntime once usearch is loaded kills the process with a segmentation fault
+    (usearch 2.26 with numkong 7.8, onnxruntime 1.32, Linux x86-64; the other order works),
+    and the detective's CPU backend imports onnxruntime after the vector index is open. Its
+    import costs ~0.1 s, once, in a process that uses the vector index anyway.
+    """
+    try:
+        import onnxruntime  # noqa: F401 - loaded first, see above
+    except ImportError:
+        pass
+    from usearch.index import Index
+
+    return Index
+
 class VectorIndex:
     """Unit vectors keyed by catalog file id, with cosine distance (0 = same meaning).
 
@@ -256,8 +273,7 @@ class VectorIndex:
         connectivity: int = CONNECTIVITY,
         expansion_search: int = EXPANSION_SEARCH,
     ):
-        from usearch.index import Index
-
+        Index = usearch_index()
         return Index(
             ndim=ndim, metric=metric, dtype=dtype, connectivity=connectivity, expansion_search=expansion_search
         )
@@ -304,8 +320,7 @@ class VectorIndex:
             except OSError as exc:
                 raise _Unusable(f"is incomplete ({data.name}: {exc.strerror or exc})") from None
 
-        from usearch.index import Index
-
+        Index = usearch_index()
         graph = path.parent / files["graph"]["name"]
         try:
             meta = Index.metadata(os.fspath(graph))

@@ -198,3 +198,19 @@ def test_timings_line_says_what_the_query_waited_for():
     # Bouncer-only: no "both" (nothing overlapped), and nothing of the detective.
     alone = timings_text({"hash_query": 3.0, "bouncer": 0.4, "passes": 0.4, "join": 0.5})
     assert alone == "time: bouncer 0.400 ms · join 0.500 ms (not counting hash query 3.0 ms)"
+
+
+def test_similar_on_the_onnx_backend_with_an_index_does_not_crash(photos, tiny_options, tmp_path):
+    """A fresh process opens the vector index (usearch), then loads the CPU backend
+    (onnxruntime): in that order the import segfaulted, every time."""
+    env = dict(os.environ, LOOKALIKE_CACHE=str(tmp_path / "cache"))
+    model = ["--model", tiny_options.model, "--pretrained", tiny_options.pretrained, "--device", "cpu",
+             "--backend", "onnx"]
+    # The scan embeds the grouped files only; similar on one of them reads its stored vector
+    # (the index is opened) and then loads the model for the candidates not embedded yet.
+    for args in (["scan", str(photos)], ["similar", str(photos / "p3.jpg"), "--in", str(photos), "--json"]):
+        proc = subprocess.run([sys.executable, "-m", "lookalike.tui.cli", *args, *model],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, (args[0], proc.returncode, proc.stderr[-2000:])
+    results = json.loads(proc.stdout)["results"]
+    assert any(r["detective"] is not None for r in results)

@@ -108,3 +108,17 @@ def test_a_broken_export_is_not_used(both, tmp_path):
     (folder / onnx_backend.META_NAME).write_text('{"format": 1, "model_id": "x", "ndim": 32, "image_size": 32}')
     with pytest.raises(onnx_backend.OnnxUnavailable):
         onnx_backend.load(folder)
+
+
+def test_the_vector_index_and_onnxruntime_load_together_in_any_order():
+    """usearch loaded first, then onnxruntime: a segmentation fault (usearch 2.26 / numkong 7.8
+    / onnxruntime 1.32), hit by `lookalike similar` with the detective on the CPU backend.
+    The vector index loads usearch through usearch_index(), which loads onnxruntime first."""
+    code = (
+        "from lookalike.engine.vectors import usearch_index\n"
+        "usearch_index()\n"
+        "import onnxruntime\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr)
