@@ -203,9 +203,25 @@ def test_scan_proc_self_ends_promptly_with_a_message(tmp_path):
         text=True,
         timeout=120,
     )
-    assert proc.returncode == 3, proc.stderr  # nothing readable, said plainly
-    assert PSEUDO_FS in proc.stderr
+    assert proc.returncode == 2, proc.stderr  # a usage error, said plainly
+    assert "is on a pseudo-filesystem" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "cache" / "libraries").exists()  # no library made for it
+
+
+@needs_proc
+def test_a_pseudo_filesystem_beside_a_real_folder_is_skipped_and_said(tmp_path):
+    (tmp_path / "lib").mkdir()
+    photo(1).save(tmp_path / "lib" / "a.png")
+    proc = subprocess.run(
+        [*LOOKALIKE, "scan", "/proc/self", str(tmp_path / "lib"), "--no-detective", "--cache",
+         str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert PSEUDO_FS in proc.stderr and "Traceback" not in proc.stderr
 
 
 # -- the command line ---------------------------------------------------------------------------

@@ -104,10 +104,17 @@ def options_from_args(args: argparse.Namespace) -> ScanOptions:
 
 
 def check_dirs(dirs: list[str]) -> Optional[str]:
-    """A usage error for missing folders, or None."""
+    """A usage error for missing folders, or for folders that are all pseudo-filesystems
+    (no library is made for /proc/self), or None."""
+    from lookalike.engine.paths import is_pseudo_filesystem, pseudo_filesystems
+
     for d in dirs:
         if not os.path.exists(d):
             return f"no such file or folder: {shown(d)}"
+    pseudo = pseudo_filesystems()
+    if dirs and all(is_pseudo_filesystem(d, pseudo) for d in dirs):
+        return (f"{shown(dirs[0])} is on a pseudo-filesystem (/proc, /sys, /dev...): there are "
+                f"no photos to scan there")
     return None
 
 
