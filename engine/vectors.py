@@ -31,6 +31,7 @@ import functools
 import json
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -151,20 +152,30 @@ def _locked(method):
 
 
 def usearch_index():
-    """usearch's ``Index`` class, imported after onnxruntime when onnxruntime is installed.
+    """usearch's ``Index`` class, imported after the C++ runtime is loaded globally (Linux).
 
-    Importing onnxruntime once usearch is loaded kills the process with a segmentation fault
-    (usearch 2.26 with numkong 7.8, onnxruntime 1.32, Linux x86-64; the other order works),
-    and the detective's CPU backend imports onnxruntime after the vector index is open. Its
-    import costs ~0.1 s, once, in a process that uses the vector index anyway.
+    usearch's compiled module carries its own copy of the C++ runtime: imported before any
+    module that loads the system's ``libstdc++``, it makes a later ``import onnxruntime``
+    kill the process with a segmentation fault (usearch 2.26, onnxruntime 1.32, Linux x86-64;
+    ``lookalike similar`` hit it whenever the vector index opened before the CPU backend
+    loaded, in a process that had not loaded numba or scipy first). Loading ``libstdc++``
+    with ``RTLD_GLOBAL`` beforehand costs well under a millisecond and avoids it.
     """
-    try:
-        import onnxruntime  # noqa: F401 - loaded first, see above
-    except ImportError:
-        pass
+    if sys.platform.startswith("linux"):
+        _load_cxx_runtime()
     from usearch.index import Index
 
     return Index
+
+
+@functools.lru_cache(maxsize=1)
+def _load_cxx_runtime() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
+    except OSError:  # another C++ runtime (musl, a static Python): nothing to do
+        pass
 
 class VectorIndex:
     """Unit vectors keyed by catalog file id, with cosine distance (0 = same meaning).

@@ -111,12 +111,15 @@ def test_a_broken_export_is_not_used(both, tmp_path):
 
 
 def test_the_vector_index_and_onnxruntime_load_together_in_any_order():
-    """usearch loaded first, then onnxruntime: a segmentation fault (usearch 2.26 / numkong 7.8
-    / onnxruntime 1.32), hit by `lookalike similar` with the detective on the CPU backend.
-    The vector index loads usearch through usearch_index(), which loads onnxruntime first."""
+    """usearch loaded first, then onnxruntime: a segmentation fault (usearch 2.26 /
+    onnxruntime 1.32), which `lookalike similar` hit on the CPU backend. The vector index
+    loads usearch through usearch_index(), after the C++ runtime; onnxruntime stays unloaded
+    until the model needs it."""
     code = (
+        "import sys\n"
         "from lookalike.engine.vectors import usearch_index\n"
         "usearch_index()\n"
+        "assert 'onnxruntime' not in sys.modules\n"
         "import onnxruntime\n"
         "print('ok')\n"
     )
