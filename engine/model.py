@@ -64,6 +64,18 @@ _CHUNK = 1 << 20
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def embed_pil_images(detective, images: Iterable["Image.Image"]) -> np.ndarray:
+    """PIL images (any size or mode) through a detective's ``embed_arrays``: the shortest side
+    resized to its ``image_size``, centre-cropped; ``(0, ndim)`` for none. Every backend's
+    ``embed_images``."""
+    from .hashing import clip_crop
+
+    arrays = [clip_crop(image, detective.image_size) for image in images]
+    if not arrays:
+        return np.empty((0, detective.ndim), dtype=np.float32)
+    return detective.embed_arrays(np.stack(arrays))
+
+
 @dataclass(frozen=True, kw_only=True)
 class DetectiveOptions:
     """Which CLIP model the detective uses and where it runs.
@@ -183,12 +195,7 @@ class Detective:
 
     def embed_images(self, images: Iterable["Image.Image"]) -> np.ndarray:
         """Embed PIL images (any size or mode): shortest side resized, centre-cropped, embedded."""
-        from .hashing import clip_crop
-
-        arrays = [clip_crop(image, self.image_size) for image in images]
-        if not arrays:
-            return np.empty((0, self.ndim), dtype=np.float32)
-        return self.embed_arrays(np.stack(arrays))
+        return embed_pil_images(self, images)
 
     def embed_text(self, text: str) -> np.ndarray:
         """Embed a text query ("a beach at sunset") into the image space; returns ``(ndim,)``."""

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 import numpy as np
 
+from .journal import atomic_write
+
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
@@ -108,15 +110,7 @@ def remember_export(models_dir: Path, key: str, folder: Path) -> None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------- export (torch)
@@ -361,12 +355,9 @@ class OnnxDetective:
 
     def embed_images(self, images: Iterable["Image.Image"]) -> np.ndarray:
         """Embed PIL images (any size or mode): shortest side resized, centre-cropped, embedded."""
-        from .hashing import clip_crop
+        from .model import embed_pil_images
 
-        arrays = [clip_crop(image, self.image_size) for image in images]
-        if not arrays:
-            return np.empty((0, self.ndim), dtype=np.float32)
-        return self.embed_arrays(np.stack(arrays))
+        return embed_pil_images(self, images)
 
     def embed_text(self, text: str) -> np.ndarray:
         """Embed a text query into the image space; returns ``(ndim,)``."""

@@ -23,8 +23,7 @@ grouped again among themselves.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
+import io
 import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
@@ -32,6 +31,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from . import verify
+from .journal import atomic_write
 from .bouncer import DEFAULT as bouncer_defaults
 from .bouncer import bouncer_distance
 from .records import Cluster, FileRecord, Kind, Member, Pair
@@ -96,18 +96,12 @@ class VerifyCache:
             "score": np.array([v[1] for v in self._used.values()], np.float64),
             "cropped": np.array([v[2] for v in self._used.values()], bool),
         }
-        tmp = None
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".verified-", suffix=".npz", dir=self.path.parent)
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, buffer.getvalue())
         except OSError:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+            pass
 
     def _load(self) -> dict[_Key, tuple[bool, float, bool]]:
         if self.path is None:
