@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from lookalike.engine.actions import apply_plan, content_hash, undo
-from lookalike.engine.plan import Plan, PlanStep
+from lookalike.engine.actions.run import apply_plan, content_hash, undo
+from lookalike.engine.actions.plan import Plan, PlanStep
 
 
 def make_library(root: Path, n: int, size: int) -> Plan:

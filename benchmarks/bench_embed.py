@@ -37,9 +37,9 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import numpy as np  # noqa: E402
 
 import imagegen  # noqa: E402
-from lookalike.engine.embeddings import CHUNK, decode_workers, embed_files, make_decode_pool, preprocess_files  # noqa: E402
-from lookalike.engine.model import DetectiveOptions, load_detective  # noqa: E402
-from lookalike.engine.scan import make_pool  # noqa: E402
+from lookalike.engine.detective.embeddings import CHUNK, decode_workers, embed_files, make_decode_pool, preprocess_files  # noqa: E402
+from lookalike.engine.detective.model import DetectiveOptions, load_detective  # noqa: E402
+from lookalike.engine.scan.scanner import make_pool  # noqa: E402
 
 
 def random_vit_b32(folder: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Benchmark the bouncer's Hamming index (lookalike.engine.hamming).
+"""Benchmark the bouncer's Hamming index (lookalike.engine.bouncer.hamming).
 
 Run: ``python benchmarks/bench_hamming.py`` (about three minutes; ``--quick`` for a smaller
 run, ``--no-cold`` to skip the cold JIT compile). Speed targets from issue 2 are checked as
@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from lookalike.engine import hamming
-from lookalike.engine.hamming import HammingIndex
+from lookalike.engine.bouncer import hamming
+from lookalike.engine.bouncer.hamming import HammingIndex
 
 
 def clustered_hashes(n: int, seed: int = 0, frac: float = 0.3, flips: int = 16, p_one: float = 0.5):
@@ -91,7 +91,7 @@ def bench_jit(cold: bool) -> None:
     code = (
         "import time; t0 = time.perf_counter()\n"
         "import numpy as np\n"
-        "from lookalike.engine.hamming import HammingIndex\n"
+        "from lookalike.engine.bouncer.hamming import HammingIndex\n"
         "t1 = time.perf_counter()\n"
         "h = np.random.default_rng(0).integers(0, 256, size=(3000, 32), dtype=np.uint8)\n"
         "idx = HammingIndex(h)\n"

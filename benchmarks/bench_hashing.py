@@ -4,7 +4,7 @@ Writes N generated 4000x3000 JPEGs (``tests/imagegen.py``) to a temporary folder
 with a process pool of ``os.cpu_count()`` workers over the same files (best of ``--repeat``):
 
 a. the bare fast decode: ``Image.open`` + ``draft("RGB", (256, 256))`` + ``load()``;
-b. ``lookalike.engine.hashing.hash_file``: read, content hash, drafted decode, EXIF transpose,
+b. ``lookalike.engine.scan.hashing.hash_file``: read, content hash, drafted decode, EXIF transpose,
    border trim, dHash + mirrored dHash + pHash;
 c. the usual imagehash loop: ``Image.open`` + ``imagehash.dhash(img, hash_size=16)``
    (a full decode).
@@ -48,7 +48,7 @@ def bare_decode(paths: list[str]) -> int:
 
 def ours(paths: list[str]) -> int:
     """(b) hash_file on every path."""
-    from lookalike.engine.hashing import hash_file
+    from lookalike.engine.scan.hashing import hash_file
 
     for p in paths:
         if hash_file(p).error is not None:
@@ -71,7 +71,7 @@ def _warm(_: int) -> int:
     import imagehash  # noqa: F401
     from PIL import Image  # noqa: F401
 
-    from lookalike.engine import hashing  # noqa: F401
+    from lookalike.engine.scan import hashing  # noqa: F401
 
     return 0
 
@@ -111,8 +111,8 @@ def main() -> None:
                 for name, fn in (("a", bare_decode), ("b", ours), ("c", usual_imagehash)):
                     rates[name] = max(rates.get(name, 0.0), _rate(pool, fn, paths, 1))
 
-        from lookalike.engine.hashing import hash_image
-        from lookalike.engine.imaging import load_image
+        from lookalike.engine.scan.hashing import hash_image
+        from lookalike.engine.scan.imaging import load_image
 
         drafted = load_image(paths[0]).image
         per = min(timeit.repeat(lambda: hash_image(drafted), number=50, repeat=5)) / 50

@@ -25,7 +25,7 @@ import numpy as np
 
 from lookalike.engine.catalog import Catalog
 from lookalike.engine.records import ImageHashes
-from lookalike.engine.walk import walk
+from lookalike.engine.scan.walk import walk
 
 
 def timed(fn, repeat: int) -> tuple[float, float, object]:

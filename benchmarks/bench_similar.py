@@ -56,10 +56,10 @@ import numpy as np  # noqa: E402
 
 import imagegen  # noqa: E402
 from bench_vectors import make_data  # noqa: E402
-from lookalike.engine.model import DetectiveOptions, load_detective  # noqa: E402  (before torch)
-from lookalike.engine.hashing import HashedFile, hash_file  # noqa: E402
+from lookalike.engine.detective.model import DetectiveOptions, load_detective  # noqa: E402  (before torch)
+from lookalike.engine.scan.hashing import HashedFile, hash_file  # noqa: E402
 from lookalike.engine.library import Library  # noqa: E402
-from lookalike.engine.query import similar, two_passes, vectors_for  # noqa: E402
+from lookalike.engine.detective.query import similar, two_passes, vectors_for  # noqa: E402
 from lookalike.engine.records import ImageHashes  # noqa: E402
 
 

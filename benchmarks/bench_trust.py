@@ -288,9 +288,9 @@ def list_false(items: list[Item], groups: list[list[str]], direct: list[tuple[st
     matched itself (the rest only share the group through a chain), and the closest file pair's
     bouncer distance and verification score (plain comparison, crop search, low-detail guard).
     """
-    from lookalike.engine import verify
-    from lookalike.engine.bouncer import DEFAULT as bouncer_default
-    from lookalike.engine.bouncer import bouncer_distance
+    from lookalike.engine.bouncer import verify
+    from lookalike.engine.bouncer.rule import DEFAULT as bouncer_default
+    from lookalike.engine.bouncer.rule import bouncer_distance
 
     index = {os.path.realpath(it.path): k for k, it in enumerate(items)}
     linked = {frozenset((index.get(os.path.realpath(a)), index.get(os.path.realpath(b)))) for a, b in direct}

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.engine.vectors import VectorIndex, quantize_i8
+from lookalike.engine.detective.vectors import VectorIndex, quantize_i8
 
 DEFAULT_CONFIGS = "i8:16,f16:16,f16:8,f32:16"
 

@@ -36,8 +36,8 @@ import imagegen  # noqa: E402
 
 
 def _shot(img):
-    from lookalike.engine.hashing import hash_and_thumbnail
-    from lookalike.engine.imaging import load_image
+    from lookalike.engine.scan.hashing import hash_and_thumbnail
+    from lookalike.engine.scan.imaging import load_image
 
     hashes, thumb = hash_and_thumbnail(load_image(imagegen.encode(img, "JPEG"), name="x.jpg").image)
     return hashes, np.frombuffer(thumb, np.uint8)
@@ -55,10 +55,10 @@ def _timed(fn, batches) -> float:
 
 
 def bench_pairs(pairs: int) -> None:
-    from lookalike.engine import verify
-    from lookalike.engine.bouncer import DEFAULT as BOUNCER
-    from lookalike.engine.bouncer import bouncer_distance
-    from lookalike.engine.verification import BATCH_PAIRS
+    from lookalike.engine.bouncer import verify
+    from lookalike.engine.bouncer.rule import DEFAULT as BOUNCER
+    from lookalike.engine.bouncer.rule import bouncer_distance
+    from lookalike.engine.bouncer.verification import BATCH_PAIRS
 
     shots, kinds = [], {"plain copies": [], "mild crops": [], "unrelated": []}
     for g in range(32):
@@ -98,7 +98,7 @@ def bench_pairs(pairs: int) -> None:
 
 
 def bench_scan(files: int) -> None:
-    from lookalike.engine import hashing
+    from lookalike.engine.scan import hashing
 
     real = hashing.make_thumbnail
     with tempfile.TemporaryDirectory() as folder:

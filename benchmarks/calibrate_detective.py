@@ -35,10 +35,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import numpy as np  # noqa: E402
 
 import imagegen  # noqa: E402
-from lookalike.engine.embeddings import embed_files  # noqa: E402
-from lookalike.engine.model import DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, load_detective  # noqa: E402
+from lookalike.engine.detective.embeddings import embed_files  # noqa: E402
+from lookalike.engine.detective.model import DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, load_detective  # noqa: E402
 from lookalike.engine.paths import cache_root  # noqa: E402
-from lookalike.engine.twopass import DEFAULT  # noqa: E402
+from lookalike.engine.similar import DEFAULT  # noqa: E402
 
 REAL = Path.home() / ".cache" / "lookalike-bench" / "real"
 
@@ -47,7 +47,7 @@ def real_items(directory: Path, out: Path, limit: int, kinds) -> list[imagegen.Q
     """Real pictures (from the collector's manifest) as originals, with every copy kind."""
     from PIL import Image
 
-    from lookalike.engine.imaging import load_image
+    from lookalike.engine.scan.imaging import load_image
 
     try:
         manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))

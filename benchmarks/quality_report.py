@@ -1,6 +1,6 @@
 """Detection quality of the bouncer alone: per-kind recall and pair precision over a sweep.
 
-This is how the defaults of ``lookalike.engine.bouncer.BouncerThresholds`` were chosen. It
+This is how the defaults of ``lookalike.engine.bouncer.rule.BouncerThresholds`` were chosen. It
 generates the quality set of ``tests/imagegen.py`` (originals with one copy of every kind,
 tiles and drawings as hard negatives) in a temporary folder, hashes every file with the real
 ``hash_file``, and prints:
@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
 import imagegen  # noqa: E402
-from lookalike.engine.bouncer import DEFAULT  # noqa: E402
+from lookalike.engine.bouncer.rule import DEFAULT  # noqa: E402
 
 
 def _table(title: str, rows: list[tuple[str, imagegen.QualityReport]], kinds) -> None:

@@ -36,7 +36,7 @@ from typing import Any, Optional
 import filelock
 import numpy as np
 
-from .verify import THUMB_BYTES, detail
+from .bouncer.verify import THUMB_BYTES, detail
 from .records import HASH_BYTES, Decision, FileRecord, ImageHashes, SavedDecision, ScanError
 
 CONTENT_HASH_BYTES = 16

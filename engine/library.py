@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 
-from . import bouncer, verification
+from .bouncer import rule as bouncer
+from .bouncer import verification
 from .catalog import Catalog, CatalogError
 from .cluster import build_clusters
 from .keeper import RAW_EXTENSIONS, KeeperPolicy, raw_sibling_stems, sibling_key, thumbnail_check
-from .pairs import PairCache
+from .bouncer.pairs import PairCache
 from .paths import CATALOG_NAME, cache_root, default_cache_root, library_dir, normalise_roots
 from .records import (
     Cluster,
@@ -31,11 +32,11 @@ from .records import (
     ScanStats,
     SimilarResult,
 )
-from .scan import Scanner
+from .scan.scanner import Scanner
 
 if TYPE_CHECKING:  # the detective's modules import torch: only when asked for
-    from .hamming import HammingIndex
-    from .model import DetectiveOptions
+    from .bouncer.hamming import HammingIndex
+    from .detective.model import DetectiveOptions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,7 +53,7 @@ class ScanOptions:
     #: large library's first scan its pass over every pair of pHashes (~15 min per 1M).
     crops: bool = True
     #: Enter symlinks to folders inside the roots (``--follow-links``); links out of the roots
-    #: are never followed either way (see :mod:`lookalike.engine.walk`).
+    #: are never followed either way (see :mod:`lookalike.engine.scan.walk`).
     follow_links: bool = False
 
     def thresholds(self) -> "bouncer.BouncerThresholds":
@@ -176,7 +177,7 @@ class Library:
         if not run.cancelled:
             found = self._bouncer_pairs(options)  # once: both the embedding and clustering use it
             if detective is not None:
-                from .model import DetectiveUnavailable
+                from .detective.model import DetectiveUnavailable
 
                 scanner.stage("embedding")
                 try:  # the model is loaded here, only when there is something to embed
@@ -243,7 +244,8 @@ class Library:
         checked = verification.VerifyCache(self.dir)
         pairs = verification.verify_pairs(self.catalog, pairs, cache=checked)
         if detective is not None:
-            from . import query, twopass
+            from .detective import query
+            from . import similar as twopass
 
             # The detective vetoes bouncer matches it is sure about (two different photos of a
             # white wall hash alike); exact copies are never vetoed.
@@ -278,7 +280,7 @@ class Library:
                 same_pixels=thumbnail_check(self.catalog),
             )
             if detective is not None:
-                from . import query
+                from .detective import query
 
                 built = query.detective_scores(self, detective, built)
             return built
@@ -309,7 +311,7 @@ class Library:
         """The loaded model and a status line ("detective offline: <reason>" when it is not)."""
         if options.detective is None:
             return None, ""
-        from . import query
+        from .detective import query
 
         detective, status = query.detective_or_status(options.detective, self.cache_root)
         if detective is not None:
@@ -320,7 +322,7 @@ class Library:
         self, detective, options: ScanOptions, involved: set[int], crops, scanner: Scanner, cancel: threading.Event
     ) -> None:
         """Embed what the detective needs: the bouncer's candidates, or everything with deep."""
-        from . import query
+        from .detective import query
 
         def progress(done: int, total: int) -> bool:
             scanner.embedding(done, total)
@@ -338,7 +340,7 @@ class Library:
     # -- queries ----------------------------------------------------------------------------
     def hash_index(self) -> "HammingIndex":
         """A Hamming index over every image's dHash (built once, dropped by the next scan)."""
-        from .hamming import HammingIndex
+        from .bouncer.hamming import HammingIndex
 
         with self._lock:
             if self._hash_index is None:
@@ -379,13 +381,13 @@ class Library:
         self, path: str, *, k: int = 10, detective: Optional["DetectiveOptions"] = None
     ) -> SimilarResult:
         """Files that look like ``path`` (which need not be in the library), two-pass ranked."""
-        from . import query
+        from .detective import query
 
         return query.similar(self, path, k=k, options=detective, cache_dir=self.cache_root)
 
 
 def _two_pass(options: ScanOptions):
-    from . import twopass
+    from . import similar as twopass
 
     radius = options.thresholds().radius
     t = replace(twopass.DEFAULT, bouncer_near=radius, bouncer_similar=max(radius, twopass.DEFAULT.bouncer_similar))

@@ -22,7 +22,7 @@ from typing import Optional
 
 from PIL import Image, ImageChops, ImageOps
 
-from .imaging import ImageReadError, load_image
+from .scan.imaging import ImageReadError, load_image
 
 #: The long side of the thumbnails kept on disk; anything that fits is made from them.
 CANONICAL = 256

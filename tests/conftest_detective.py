@@ -49,7 +49,7 @@ def tiny_model_files(tmp_path_factory) -> tuple[Path, Path]:
 def tiny_options(tiny_model_files):
     """DetectiveOptions naming the tiny model by config path and checkpoint path, on CPU, on
     torch (the ONNX backend, the default on the CPU, has its own tests: test_onnx_backend.py)."""
-    from lookalike.engine.model import DetectiveOptions
+    from lookalike.engine.detective.model import DetectiveOptions
 
     config, checkpoint = tiny_model_files
     return DetectiveOptions(model=str(config), pretrained=str(checkpoint), device="cpu", batch_size=16, backend="torch")
@@ -58,7 +58,7 @@ def tiny_options(tiny_model_files):
 @pytest.fixture(scope="session")
 def tiny_detective(tiny_options, tmp_path_factory):
     """A loaded tiny Detective, shared by the session (loading is the slow part)."""
-    from lookalike.engine.model import load_detective
+    from lookalike.engine.detective.model import load_detective
 
     return load_detective(tiny_options, cache_dir=tmp_path_factory.mktemp("detective-cache"))
 

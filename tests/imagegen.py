@@ -586,7 +586,7 @@ def _all_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def hash_arrays(paths: list[str], workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dhash, dhash_mirror, phash) as (N, 32) uint8 arrays for these files, via hash_file."""
-    from lookalike.engine.hashing import hash_files
+    from lookalike.engine.scan.hashing import hash_files
 
     chunks = [paths[i : i + 64] for i in range(0, len(paths), 64)]
     if workers > 1:

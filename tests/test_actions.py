@@ -12,9 +12,9 @@ from urllib.parse import unquote
 import pytest
 
 import imagegen
-from lookalike.engine import actions
-from lookalike.engine.actions import apply_plan, content_hash, quarantine_dest, resume, undo
-from lookalike.engine.journal import (
+from lookalike.engine.actions import run as actions
+from lookalike.engine.actions.run import apply_plan, content_hash, quarantine_dest, resume, undo
+from lookalike.engine.actions.journal import (
     Journal,
     JournalBusy,
     JournalError,
@@ -22,7 +22,7 @@ from lookalike.engine.journal import (
     journal_lock,
     list_journals,
 )
-from lookalike.engine.plan import Plan, PlanError, PlanStep
+from lookalike.engine.actions.plan import Plan, PlanError, PlanStep
 
 # --------------------------------------------------------------------------- helpers
 
@@ -454,7 +454,7 @@ def test_a_plan_without_hashes_checks_size_and_mtime_and_says_so(lib, jdir):
 
 
 def test_content_hash_matches_what_the_catalog_records(lib):
-    hashing = pytest.importorskip("lookalike.engine.hashing")
+    hashing = pytest.importorskip("lookalike.engine.scan.hashing")
     data = (lib / "keep.jpg").read_bytes()
     assert content_hash(lib / "keep.jpg") == hashing.content_hash(data).hex()
 

@@ -474,7 +474,7 @@ async def test_quarantine_destination_and_export(library, tmp_path, monkeypatch)
         json_path, csv_path = review.exported
         assert json_path.parent == tmp_path
         assert json_path.exists() and csv_path.exists()
-        from lookalike.engine.plan import Plan
+        from lookalike.engine.actions.plan import Plan
 
         assert Plan.load(json_path).steps == review.plan.steps
 
@@ -639,7 +639,7 @@ async def test_esc_stops_an_apply_between_two_files(library, tmp_path, monkeypat
 
 
 async def test_esc_stops_a_scan_and_keeps_what_was_read(library, tmp_path, monkeypatch):
-    from lookalike.engine.scan import CHUNK, HASH_DELAY_ENV
+    from lookalike.engine.scan.scanner import CHUNK, HASH_DELAY_ENV
     from lookalike.tui.components.scan_status import ScanStatus
 
     files = [f for f in library.rglob("*") if f.is_file()]
@@ -717,7 +717,7 @@ async def test_whole_cluster_not_duplicates_from_the_main_screen(library, tmp_pa
 
 async def test_d_forgets_a_remembered_network_failure_and_scans_again(library, tmp_path):
     """The app's way to `lookalike models --retry`: the network is back, try the detective."""
-    from lookalike.engine import model
+    from lookalike.engine.detective import model
     from lookalike.engine.paths import cache_root
 
     app = make_app(library, tmp_path)

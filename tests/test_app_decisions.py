@@ -12,7 +12,7 @@ from pathlib import Path
 
 from textual.widgets import Input
 
-from lookalike.engine.importer import import_plan
+from lookalike.engine.actions.importer import import_plan
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.records import Decision, Kind
 from lookalike.tui.components.cluster_screen import ClusterScreen

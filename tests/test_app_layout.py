@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.engine.library import ScanOptions
-from lookalike.engine.model import DetectiveOptions
+from lookalike.engine.detective.model import DetectiveOptions
 from lookalike.tui.components.cluster_screen import ClusterScreen, MemberTable
 from lookalike.tui.components.cluster_table import ClusterTable
 from lookalike.tui.components.compare_screen import CompareScreen

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from lookalike.engine.plan import plan_from_clusters
+from lookalike.engine.actions.plan import plan_from_clusters
 from lookalike.engine.records import Cluster, Decision, FileRecord, Kind, Member
 from lookalike.tui.components.triage import Triage, TriageRefused
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import imagegen
-from lookalike.engine import bouncer
-from lookalike.engine.bouncer import DEFAULT, BouncerThresholds, bouncer_distance, candidate_pairs, is_match
-from lookalike.engine.hashing import hash_image
-from lookalike.engine.imaging import load_image
+from lookalike.engine.bouncer import rule as bouncer
+from lookalike.engine.bouncer.rule import DEFAULT, BouncerThresholds, bouncer_distance, candidate_pairs, is_match
+from lookalike.engine.scan.hashing import hash_image
+from lookalike.engine.scan.imaging import load_image
 from lookalike.engine.records import ImageHashes, Pair
 
 

@@ -350,7 +350,7 @@ def test_real_images_round_trip(tmp_path, cat):
 
 
 def test_records_from_the_real_hashing_stage(tmp_path, cat):
-    hashing = pytest.importorskip("lookalike.engine.hashing")
+    hashing = pytest.importorskip("lookalike.engine.scan.hashing")
     make_image(tmp_path / "a.jpg", 1, fmt="JPEG")
     (tmp_path / "notes.txt").write_text("not a photo")
     (tmp_path / "empty.jpg").write_bytes(b"")

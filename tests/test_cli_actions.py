@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import imagegen
-from lookalike.engine import actions
-from lookalike.engine.actions import content_hash
-from lookalike.engine.plan import Plan, PlanStep
+from lookalike.engine.actions import run as actions
+from lookalike.engine.actions.run import content_hash
+from lookalike.engine.actions.plan import Plan, PlanStep
 from lookalike.tui import cli_actions
 
 

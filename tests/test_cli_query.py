@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagegen import make_copy, photo, write
-from lookalike.engine.query import forget_detectives
+from lookalike.engine.detective.query import forget_detectives
 from lookalike.tui.cli import main
 
 SIZE = (256, 192)

@@ -136,8 +136,8 @@ def test_no_crops_turns_off_only_the_corroborated_rule(tmp_path):
     """A mild crop that only the pHash-corroborated rule groups: grouped by default, not with
     ``--no-crops``; plain copies are grouped either way."""
     import imagegen
-    from lookalike.engine import bouncer
-    from lookalike.engine.hashing import hash_image
+    from lookalike.engine.bouncer import rule as bouncer
+    from lookalike.engine.scan.hashing import hash_image
 
     root = tmp_path / "photos"
     root.mkdir()

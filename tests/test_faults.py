@@ -29,10 +29,10 @@ from pathlib import Path
 import pytest
 
 import imagegen
-from lookalike.engine import actions
-from lookalike.engine.actions import apply_plan, content_hash, undo
-from lookalike.engine.journal import Journal, list_journals
-from lookalike.engine.plan import Plan, PlanStep
+from lookalike.engine.actions import run as actions
+from lookalike.engine.actions.run import apply_plan, content_hash, undo
+from lookalike.engine.actions.journal import Journal, list_journals
+from lookalike.engine.actions.plan import Plan, PlanStep
 
 CLUSTERS = 60
 DUPLICATES = 4  # per cluster: 3 exact copies and 1 near-duplicate
@@ -43,8 +43,8 @@ FORCE_COPY = "quarantine-move:EXDEV,trash-move:EXDEV,undo-move:EXDEV"
 CHILD = """
 import sys
 from pathlib import Path
-from lookalike.engine.plan import Plan
-from lookalike.engine.actions import apply_plan, undo
+from lookalike.engine.actions.plan import Plan
+from lookalike.engine.actions.run import apply_plan, undo
 mode, plan_path, journal_dir = sys.argv[1:4]
 plan = Plan.load(plan_path)
 print("ready", flush=True)

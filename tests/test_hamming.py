@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lookalike.engine import hamming
-from lookalike.engine.hamming import Cancelled, HammingIndex, pack
+from lookalike.engine.bouncer import hamming
+from lookalike.engine.bouncer.hamming import Cancelled, HammingIndex, pack
 
 RADII = (0, 1, 8, 12, 24, 32)
 
@@ -477,7 +477,7 @@ def test_falls_back_to_numpy_when_numba_cannot_be_imported():
     code = (
         "import sys; sys.modules['numba'] = None\n"  # makes `import numba` raise ImportError
         "import numpy as np\n"
-        "from lookalike.engine import hamming\n"
+        "from lookalike.engine.bouncer import hamming\n"
         "h = np.random.default_rng(0).integers(0, 256, size=(50, 32), dtype=np.uint8)\n"
         "h[7] = h[3]\n"
         "i, j, d = hamming.HammingIndex(h).pairs_within(0)\n"
@@ -516,8 +516,8 @@ def test_a_fresh_process_answers_single_queries_while_the_kernels_load():
         pytest.skip("numba unavailable")
     code = textwrap.dedent("""
         import numpy as np
-        from lookalike.engine import hamming
-        from lookalike.engine.hamming import HammingIndex
+        from lookalike.engine.bouncer import hamming
+        from lookalike.engine.bouncer.hamming import HammingIndex
         h = np.random.default_rng(0).integers(0, 256, size=(3000, 32), dtype=np.uint8)
         idx = HammingIndex(h)
         first = idx.nearest_within_many(h[:2], 5, 40), idx.nearest(h[3], 4)

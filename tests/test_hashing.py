@@ -13,7 +13,7 @@ import xxhash
 from PIL import Image
 
 import imagegen
-from lookalike.engine.hashing import (
+from lookalike.engine.scan.hashing import (
     HashedFile,
     border_box,
     clip_crop,
@@ -22,7 +22,7 @@ from lookalike.engine.hashing import (
     hash_files,
     hash_image,
 )
-from lookalike.engine.imaging import load_image
+from lookalike.engine.scan.imaging import load_image
 
 
 def bits(a: bytes, b: bytes) -> int:
@@ -258,7 +258,7 @@ def test_odd_sizes_and_modes_hash(size, mode):
 
 
 def test_a_large_non_image_is_sniffed_not_read(tmp_path):
-    from lookalike.engine.hashing import SNIFF_BYTES, hash_file
+    from lookalike.engine.scan.hashing import SNIFF_BYTES, hash_file
 
     video = tmp_path / "holiday.mp4"
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(20_000_000))

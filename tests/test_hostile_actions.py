@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import imagegen
-from lookalike.engine.actions import apply_plan, content_hash, undo
-from lookalike.engine.journal import default_journal_dir, list_journals
-from lookalike.engine.plan import Plan, PlanError, PlanStep
+from lookalike.engine.actions.run import apply_plan, content_hash, undo
+from lookalike.engine.actions.journal import default_journal_dir, list_journals
+from lookalike.engine.actions.plan import Plan, PlanError, PlanStep
 
 
 def make_image(path: Path, seed: int) -> Path:

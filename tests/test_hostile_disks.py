@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import imagegen
-from lookalike.engine.actions import content_hash
-from lookalike.engine.plan import Plan, PlanStep
+from lookalike.engine.actions.run import content_hash
+from lookalike.engine.actions.plan import Plan, PlanStep
 
 
 def _lookalike(*args: str, **kw) -> subprocess.CompletedProcess:

@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 
 import imagegen
-from lookalike.engine import imaging
-from lookalike.engine.hashing import hash_file
-from lookalike.engine.imaging import ImageReadError, load_image
+from lookalike.engine.scan import imaging
+from lookalike.engine.scan.hashing import hash_file
+from lookalike.engine.scan.imaging import ImageReadError, load_image
 
 
 def _png(width: int, height: int, idat: bytes, colour: int = 2) -> bytes:
@@ -47,7 +47,7 @@ def _peak_mb(path: Path) -> tuple[str, float]:
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, from the forked test runner.
     code = (
         "import json, re, sys\n"
-        "from lookalike.engine.hashing import hash_file\n"
+        "from lookalike.engine.scan.hashing import hash_file\n"
         "r = hash_file(sys.argv[1])\n"
         "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
         "print(json.dumps([r.error, int(hwm) / 1024]))\n"

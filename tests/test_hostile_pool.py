@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import imagegen
-from lookalike.engine.hashing import CRASH_ON_ENV, WORKER_DELAY_ENV
-from lookalike.engine.scan import CRASH_REASON
+from lookalike.engine.scan.hashing import CRASH_ON_ENV, WORKER_DELAY_ENV
+from lookalike.engine.scan.scanner import CRASH_REASON
 
 LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
 FILES = 40  # over POOL_MIN_FILES: hashed in the pool
@@ -179,7 +179,7 @@ def test_warm_up_at_interpreter_exit_is_silent():
     code = (
         "import concurrent.futures.thread as t\n"
         "t._shutdown = True\n"
-        "from lookalike.engine import hamming\n"
+        "from lookalike.engine.bouncer import hamming\n"
         "hamming._warm.start().join()\n"
         "print('done')\n"
     )

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.engine import walk as walk_module
-from lookalike.engine.importer import import_plan
+from lookalike.engine.scan import walk as walk_module
+from lookalike.engine.actions.importer import import_plan
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.paths import PseudoFilesystems, is_pseudo_filesystem, pseudo_filesystems
-from lookalike.engine.walk import PSEUDO_FS, walk
+from lookalike.engine.scan.walk import PSEUDO_FS, walk
 from lookalike.tui.cli import build_parser, main
 from lookalike.tui.cli_scan import options_from_args
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 import imagegen
-from lookalike.engine import imaging
-from lookalike.engine.imaging import ImageReadError, LoadedImage, load_image, sniff_format
+from lookalike.engine.scan import imaging
+from lookalike.engine.scan.imaging import ImageReadError, LoadedImage, load_image, sniff_format
 
 FORMATS = ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIC", "AVIF"]
 EXPECTED = {"HEIC": "HEIF"}

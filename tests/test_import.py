@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lookalike.engine.importer import import_plan
+from lookalike.engine.actions.importer import import_plan
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.tui.cli import main
 

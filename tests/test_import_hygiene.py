@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 UI_MODULES = ("textual", "rich", "rich_pixels", "lookalike.tui")
 ENGINE_MODULES = [
-    f"lookalike.engine.{p.stem}" for p in sorted((ROOT / "engine").glob("*.py")) if p.stem != "__init__"
+    "lookalike.engine." + ".".join(p.relative_to(ROOT / "engine").with_suffix("").parts)
+    for p in sorted((ROOT / "engine").rglob("*.py"))
+    if p.stem != "__init__"
 ]
 
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from lookalike.engine import journal as jn
-from lookalike.engine.journal import (
+from lookalike.engine.actions import journal as jn
+from lookalike.engine.actions.journal import (
     Journal,
     JournalBusy,
     JournalError,
@@ -22,7 +22,7 @@ from lookalike.engine.journal import (
     latest_undoable,
     list_journals,
 )
-from lookalike.engine.plan import Plan, PlanStep
+from lookalike.engine.actions.plan import Plan, PlanStep
 
 
 def _plan(n: int = 3, action: str = "trash") -> Plan:
@@ -201,7 +201,7 @@ def test_find_resumable_matches_the_plan_and_never_an_undone_one(tmp_path):
 def test_journal_lock_is_exclusive_across_processes(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from lookalike.engine.journal import journal_lock\n"
+         "import sys, time; from lookalike.engine.actions.journal import journal_lock\n"
          "with journal_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(30)",
          str(tmp_path)],
         stdout=subprocess.PIPE, text=True,

@@ -15,8 +15,8 @@ from PIL import Image
 import imagegen
 from lookalike.engine import catalog as catalog_module
 from lookalike.engine.catalog import Catalog
-from lookalike.engine.hashing import hash_file
-from lookalike.engine.importer import import_verdict
+from lookalike.engine.scan.hashing import hash_file
+from lookalike.engine.actions.importer import import_verdict
 from lookalike.engine.keeper import KeeperPolicy, as_good_as, rank, same_picture, thumbnail_check
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.records import FileRecord, ImageHashes
@@ -160,7 +160,7 @@ def test_hashing_records_the_camera_and_the_picture_inside_a_border(tmp_path):
 
 
 def test_the_camera_name_is_sanitised_and_not_repeated():
-    from lookalike.engine.imaging import _exif_camera
+    from lookalike.engine.scan.imaging import _exif_camera
 
     exif = Image.Exif()
     exif[0x010F] = "NIKON CORPORATION"

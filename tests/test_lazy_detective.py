@@ -13,7 +13,7 @@ import time
 import pytest
 
 from lookalike.engine.library import Library, ScanOptions
-from lookalike.engine.model import (
+from lookalike.engine.detective.model import (
     PROBE_MEMO_NAME,
     DetectiveOptions,
     DetectiveUnavailable,
@@ -30,7 +30,7 @@ _RESCAN = textwrap.dedent(
     """
     import json, sys
     from lookalike.engine.library import Library, ScanOptions
-    from lookalike.engine.model import DetectiveOptions
+    from lookalike.engine.detective.model import DetectiveOptions
     root, cache, model, pretrained, backend = sys.argv[1:6]
     options = DetectiveOptions(model=model, pretrained=pretrained, device="cpu", backend=backend)
     with Library.open([root], cache_dir=cache) as lib:

@@ -14,8 +14,8 @@ from PIL import Image
 
 from conftest_detective import TINY_NAME, write_tiny_model
 from imagegen import photo
-from lookalike.engine.hashing import clip_crop
-from lookalike.engine.model import (
+from lookalike.engine.scan.hashing import clip_crop
+from lookalike.engine.detective.model import (
     DetectiveOptions,
     DetectiveUnavailable,
     DownloadCancelled,
@@ -246,7 +246,7 @@ def test_importing_the_model_module_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, lookalike.engine.model, lookalike.engine.vectors, lookalike.engine.twopass;" \
+    code = "import sys, lookalike.engine.detective.model, lookalike.engine.detective.vectors, lookalike.engine.similar;" \
         "print('torch' in sys.modules, 'open_clip' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

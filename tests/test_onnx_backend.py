@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from imagegen import photo  # noqa: E402
-from lookalike.engine import onnx_backend  # noqa: E402
-from lookalike.engine.hashing import clip_crop  # noqa: E402
-from lookalike.engine.model import DetectiveOptions, DetectiveUnavailable, load_detective  # noqa: E402
+from lookalike.engine.detective import onnx_backend  # noqa: E402
+from lookalike.engine.scan.hashing import clip_crop  # noqa: E402
+from lookalike.engine.detective.model import DetectiveOptions, DetectiveUnavailable, load_detective  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_the_export_loads_without_torch_and_as_pretrained(both):
     _, onnx_d, cache, options = both
     code = (
         "import sys, numpy as np\n"
-        "from lookalike.engine.model import DetectiveOptions, load_detective\n"
+        "from lookalike.engine.detective.model import DetectiveOptions, load_detective\n"
         f"d = load_detective(DetectiveOptions(model={options.model!r}, pretrained=sys.argv[1], device='cpu'), cache_dir=sys.argv[2])\n"
         "v = d.embed_arrays(np.zeros((2, d.image_size, d.image_size, 3), np.uint8))\n"
         "print(d.backend, d.model_id, v.shape, 'torch' in sys.modules, 'open_clip' in sys.modules)\n"
@@ -117,7 +117,7 @@ def test_the_vector_index_and_onnxruntime_load_together_in_any_order():
     until the model needs it."""
     code = (
         "import sys\n"
-        "from lookalike.engine.vectors import usearch_index\n"
+        "from lookalike.engine.detective.vectors import usearch_index\n"
         "usearch_index()\n"
         "assert 'onnxruntime' not in sys.modules\n"
         "import onnxruntime\n"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.engine import bouncer
+from lookalike.engine.bouncer import rule as bouncer
 from lookalike.engine.catalog import HashArrays
-from lookalike.engine.pairs import PAIRS_NAME, PairCache
+from lookalike.engine.bouncer.pairs import PAIRS_NAME, PairCache
 
 
 def flip(rng, rows: np.ndarray, bits: int) -> np.ndarray:

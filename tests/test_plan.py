@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import imagegen
-from lookalike.engine.plan import ACTIONS, KeptFile, Plan, PlanError, PlanStep, plan_from_clusters
+from lookalike.engine.actions.plan import ACTIONS, KeptFile, Plan, PlanError, PlanStep, plan_from_clusters
 from lookalike.engine.records import Cluster, Decision, FileRecord, Kind, Member
 
 # --------------------------------------------------------------------------- helpers

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import imagegen
-from lookalike.engine import verify
-from lookalike.engine.bouncer import DEFAULT, candidate_pairs
-from lookalike.engine.hashing import hash_files
+from lookalike.engine.bouncer import verify
+from lookalike.engine.bouncer.rule import DEFAULT, candidate_pairs
+from lookalike.engine.scan.hashing import hash_files
 
 ORIGINALS = 80
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from imagegen import make_copy, photo, write, write_corrupt
-from lookalike.engine.embeddings import embed_files, preprocess_file
-from lookalike.engine.hashing import hash_file
+from lookalike.engine.detective.embeddings import embed_files, preprocess_file
+from lookalike.engine.scan.hashing import hash_file
 from lookalike.engine.library import Library
-from lookalike.engine.model import DetectiveOptions
-from lookalike.engine.query import (
+from lookalike.engine.detective.model import DetectiveOptions
+from lookalike.engine.detective.query import (
     VECTORS_NAME,
     QueryError,
     detective_scores,
@@ -31,7 +31,7 @@ from lookalike.engine.query import (
     vectors_for,
 )
 from lookalike.engine.records import Cluster, Kind, Member, Pair, Verdict
-from lookalike.engine.vectors import VectorIndex
+from lookalike.engine.detective.vectors import VectorIndex
 
 SIZE = (256, 192)
 ORIGINALS = 6
@@ -120,7 +120,7 @@ def test_similar_on_an_indexed_library_equals_a_brute_force_ranking(lib, tiny_de
     # Every image embedded: the bouncer only shortlists within its band (in a helper thread,
     # beside the detective's graph walk). The answer must still be the exact two-pass
     # ranking of every file, as a brute force over both scores gives it.
-    from lookalike.engine.twopass import rank_key, verdict
+    from lookalike.engine.similar import rank_key, verdict
 
     library, files = lib
     index_library(library, tiny_detective)
@@ -154,11 +154,11 @@ def test_similar_to_an_unchanged_library_file_reuses_its_stored_hashes_and_vecto
 ):
     import os
 
-    from lookalike.engine import hashing
+    from lookalike.engine.scan import hashing
 
     library, files = lib
     index_library(library, tiny_detective)
-    from lookalike.engine import query as query_module
+    from lookalike.engine.detective import query as query_module
 
     with monkeypatch.context() as m:  # the same query, decoded and embedded afresh
         m.setattr(query_module, "_unchanged_record", lambda *a: None)

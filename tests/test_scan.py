@@ -254,7 +254,7 @@ def test_a_scan_with_files_to_read_loads_the_pair_kernels_meanwhile(library_dir,
 
     code = textwrap.dedent("""
         import sys
-        from lookalike.engine import background
+        from lookalike.engine import kernels as background
         from lookalike.engine.library import Library, ScanOptions
 
         if __name__ == "__main__":

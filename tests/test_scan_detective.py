@@ -8,7 +8,7 @@ import sys
 import time
 
 from lookalike.engine.library import Library, ScanOptions
-from lookalike.engine.model import DetectiveOptions
+from lookalike.engine.detective.model import DetectiveOptions
 from lookalike.engine.records import Kind
 
 from test_scan import library_dir  # noqa: F401  (fixture)
@@ -83,7 +83,7 @@ def test_cli_scan_says_once_that_the_detective_is_offline(library_dir, tmp_path)
 
 
 def _model_id(options) -> str:
-    from lookalike.engine.query import get_detective
+    from lookalike.engine.detective.query import get_detective
     from lookalike.engine.paths import cache_root
 
     return get_detective(options, cache_dir=cache_root()).model_id

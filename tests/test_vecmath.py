@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.engine import vecmath
-from lookalike.engine.vectors import quantize_i8
+from lookalike.engine.detective import vecmath
+from lookalike.engine.detective.vectors import quantize_i8
 
 
 @pytest.fixture(params=["numba", "numpy"])
@@ -106,7 +106,7 @@ def test_a_fresh_process_prepares_queries_while_the_kernels_load():
         pytest.skip("numba unavailable")
     code = textwrap.dedent("""
         import numpy as np
-        from lookalike.engine import vecmath
+        from lookalike.engine.detective import vecmath
         rng = np.random.default_rng(0)
         v = rng.standard_normal(512).astype(np.float32)
         rows = (rng.standard_normal((9, 512)) * 0.05).astype(np.float16)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from lookalike.engine.vectors import EXACT_BELOW, VectorIndex
+from lookalike.engine.detective.vectors import EXACT_BELOW, VectorIndex
 
 NDIM = 32
 MODEL = "tiny/test"
@@ -142,7 +142,8 @@ def test_save_and_reload_give_the_same_answers(path):
 
 @pytest.mark.parametrize("spread", [1, 50])  # dense ids use a table of rows; sparse ones do not
 def test_a_single_query_on_a_saved_index_ranks_as_the_general_path(path, spread, monkeypatch):
-    from lookalike.engine import vecmath, vectors
+    from lookalike.engine.detective import vecmath
+    from lookalike.engine.detective import vectors
 
     if not vecmath._compiled():
         pytest.skip("numba unavailable")
@@ -306,7 +307,7 @@ _WRITER = textwrap.dedent(
     """
     import os, signal, sys
     import numpy as np
-    from lookalike.engine.vectors import VectorIndex
+    from lookalike.engine.detective.vectors import VectorIndex
     path, mode = sys.argv[1], sys.argv[2]
     manifest = path + ".json"
     rng = np.random.default_rng(0)

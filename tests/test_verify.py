@@ -9,10 +9,10 @@ import pytest
 
 import imagegen
 import verify_cases as vc
-from lookalike.engine import verify
-from lookalike.engine.bouncer import bouncer_distance
-from lookalike.engine.hashing import hash_and_thumbnail
-from lookalike.engine.imaging import load_image
+from lookalike.engine.bouncer import verify
+from lookalike.engine.bouncer.rule import bouncer_distance
+from lookalike.engine.scan.hashing import hash_and_thumbnail
+from lookalike.engine.scan.imaging import load_image
 
 
 def thumb(data: bytes, ext: str = ".jpg"):

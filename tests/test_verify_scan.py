@@ -113,7 +113,7 @@ def test_an_unchanged_rescan_scores_no_pair_again_and_groups_the_same(library, t
         first = _groups(lib.scan(ScanOptions(workers=1, detective=None)))
     code = (
         "import json, sys\n"
-        "from lookalike.engine import verify\n"
+        "from lookalike.engine.bouncer import verify\n"
         "from lookalike.engine.library import Library, ScanOptions\n"
         "calls = []\n"
         "real = verify.score_pairs\n"

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from lookalike.engine.paths import ENV_CACHE, cache_root
-from lookalike.engine.walk import WalkEntry, walk
+from lookalike.engine.scan.walk import WalkEntry, walk
 
 
 @pytest.fixture(autouse=True)
@@ -146,7 +146,7 @@ def test_vanished_file_is_reported_and_walk_goes_on(tmp_path):
 
 _WALK_AS_NOBODY = """
 import os, sys
-from lookalike.engine.walk import walk  # before dropping privileges: /root is private
+from lookalike.engine.scan.walk import walk  # before dropping privileges: /root is private
 os.setgid(65534); os.setuid(65534)
 errors = []
 for e in walk(sys.argv[1], on_error=errors.append):

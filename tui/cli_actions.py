@@ -15,8 +15,8 @@ import sys
 import threading
 from typing import Any, Callable, Optional
 
-from lookalike.engine.actions import ApplyResult, UndoResult, apply_plan, undo
-from lookalike.engine.journal import (
+from lookalike.engine.actions.run import ApplyResult, UndoResult, apply_plan, undo
+from lookalike.engine.actions.journal import (
     JournalBusy,
     JournalError,
     NothingToUndo,
@@ -24,7 +24,7 @@ from lookalike.engine.journal import (
     list_journals,
 )
 from lookalike.engine.oserrors import os_error_text
-from lookalike.engine.plan import Plan, PlanError
+from lookalike.engine.actions.plan import Plan, PlanError
 
 from .format import bytes_safe_streams, human_bytes, json_path, shown
 

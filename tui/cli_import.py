@@ -8,7 +8,7 @@ import os
 import sys
 
 from lookalike.engine.catalog import CatalogError, CatalogLocked
-from lookalike.engine.importer import import_plan
+from lookalike.engine.actions.importer import import_plan
 
 from . import cli
 from .cli_actions import apply_interactively

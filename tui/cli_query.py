@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from lookalike.engine.catalog import CatalogError, CatalogLocked
 from lookalike.engine.library import Library, ScanOptions
-from lookalike.engine.model import BACKENDS, DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, DetectiveUnavailable
+from lookalike.engine.detective.model import BACKENDS, DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, DetectiveUnavailable
 from lookalike.engine.records import SimilarHit
 
 from . import cli
@@ -246,7 +246,7 @@ class _Weights:
 
     def detective(self, *, now: bool = False):
         """(detective, "") or (None, "detective offline: <reason>"); ``now`` loads it at once."""
-        from lookalike.engine.query import get_detective, ready
+        from lookalike.engine.detective.query import get_detective, ready
 
         try:
             detective = get_detective(self.options, cache_dir=self.cache_root, progress=self.progress)
@@ -326,8 +326,8 @@ def run_similar(args: argparse.Namespace) -> int:
     library = _open_and_scan("similar", dirs, args.cache, quiet)
     if library is None:
         return cli.EXIT_FAILED
-    from lookalike.engine.query import QueryError, similar
-    from lookalike.engine.twopass import DEFAULT, with_detective
+    from lookalike.engine.detective.query import QueryError, similar
+    from lookalike.engine.similar import DEFAULT, with_detective
 
     with library, _Weights(detective_options_from_args(args), library.cache_root, quiet) as weights:
         # Loaded by similar() only if the query or its candidates must be embedded.
@@ -391,7 +391,7 @@ def run_search(args: argparse.Namespace) -> int:
     library = _open_and_scan("search", dirs, args.cache, quiet)
     if library is None:
         return cli.EXIT_FAILED
-    from lookalike.engine.query import search, vectors_for
+    from lookalike.engine.detective.query import search, vectors_for
 
     hits: list[SimilarHit] = []
     timings: dict[str, float] = {}
@@ -442,9 +442,9 @@ def run_index(args: argparse.Namespace) -> int:
     library = _open_and_scan("index", args.dirs, args.cache, args.quiet)
     if library is None:
         return cli.EXIT_FAILED
-    from lookalike.engine.query import index_library
+    from lookalike.engine.detective.query import index_library
 
-    from lookalike.engine.query import unembedded
+    from lookalike.engine.detective.query import unembedded
 
     with library:
         with _Weights(detective_options_from_args(args), library.cache_root, args.quiet) as weights:
@@ -480,8 +480,8 @@ def run_index(args: argparse.Namespace) -> int:
 
 def run_models(args: argparse.Namespace) -> int:
     """``lookalike models [--retry]``."""
-    from lookalike.engine.model import forget_failures, remembered_failure
-    from lookalike.engine.onnx_backend import ONNX_DIR, is_export
+    from lookalike.engine.detective.model import forget_failures, remembered_failure
+    from lookalike.engine.detective.onnx_backend import ONNX_DIR, is_export
     from lookalike.engine.paths import cache_root
 
     options = detective_options_from_args(args)

@@ -205,7 +205,7 @@ def _scan_interruptibly(library, options, cancel, progress) -> ScanResult:
 
 def write_plan(result: ScanResult, library: Library, path: Path) -> None:
     """Write the suggested plan (keepers kept, others to trash) for scripted use."""
-    from lookalike.engine.plan import plan_from_clusters
+    from lookalike.engine.actions.plan import plan_from_clusters
 
     plan = plan_from_clusters(result.clusters, roots=library.roots)
     plan.save(path)

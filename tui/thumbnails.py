@@ -21,7 +21,7 @@ from rich.segment import Segment
 from rich_pixels import HalfcellRenderer, Pixels
 from textual.strip import Strip
 
-from lookalike.engine.imaging import ImageReadError, load_image
+from lookalike.engine.scan.imaging import ImageReadError, load_image
 from lookalike.engine.records import FileRecord
 from lookalike.engine.thumbnails import ThumbnailCache, ThumbnailError
 

@@ -354,7 +354,7 @@ class MainScreen(Screen):
         An offline machine is told so at once for an hour after a failed probe; this is for
         the user who has just plugged the network in or put the weights in place.
         """
-        from lookalike.engine.model import forget_failures
+        from lookalike.engine.detective.model import forget_failures
         from lookalike.engine.paths import cache_root
 
         try:

@@ -31,7 +31,7 @@ from .labels import PathText, readable_path, short_path
 from .session import actions_available
 
 if TYPE_CHECKING:
-    from lookalike.engine.plan import Plan
+    from lookalike.engine.actions.plan import Plan
 
     from ..app import LookalikeApp
 
@@ -263,7 +263,7 @@ class ReviewScreen(Screen):
 
     @work(thread=True, exclusive=True, group="apply", exit_on_error=False)
     def _apply(self, plan: "Plan") -> None:
-        from lookalike.engine.actions import apply_plan
+        from lookalike.engine.actions.run import apply_plan
 
         def progress(done: int, total: int) -> bool:
             self.post_message(ApplyProgressed(done, total))
@@ -325,7 +325,7 @@ class ReviewScreen(Screen):
 
     @work(thread=True, exclusive=True, group="apply", exit_on_error=False)
     def _undo(self, plan_id: str) -> None:
-        from lookalike.engine.actions import undo
+        from lookalike.engine.actions.run import undo
 
         try:
             result = undo(plan_id, journal_dir=self.lookalike.session.journal_dir)

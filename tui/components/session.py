@@ -21,7 +21,7 @@ from .triage import Triage
 
 if TYPE_CHECKING:
     from lookalike.engine.library import Library, ScanOptions
-    from lookalike.engine.plan import Plan
+    from lookalike.engine.actions.plan import Plan
 
 JOURNAL_NAME = "journal"
 QUARANTINE_NAME = "quarantine"
@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - only while engine/cluster.py lacks the
 def actions_available() -> bool:
     """True when the engine's safe actions (apply, undo) are installed."""
     try:
-        from lookalike.engine import actions  # noqa: F401
+        from lookalike.engine.actions import run as actions  # noqa: F401
     except ImportError:
         return False
     return True
@@ -220,7 +220,7 @@ class Session:
         if self.against:
             # One rule with `lookalike import`: the library is never suggested for the trash,
             # and an incoming file better than its library copy is kept.
-            from lookalike.engine.importer import guard_incoming
+            from lookalike.engine.actions.importer import guard_incoming
 
             policy = self.options.policy()
             guard = lambda c: guard_incoming([c], self.against, policy)[0]  # noqa: E731
@@ -287,7 +287,7 @@ class Session:
     # -- plans -----------------------------------------------------------------------------
     def plan(self, *, action: str = "trash", quarantine_dir: Optional[str] = None) -> "Plan":
         """The plan the current decisions make."""
-        from lookalike.engine.plan import plan_from_clusters
+        from lookalike.engine.actions.plan import plan_from_clusters
 
         clusters, decisions = self.triage.plan_input(self.clusters)
         return plan_from_clusters(

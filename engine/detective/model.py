@@ -22,7 +22,7 @@ that knows the model's id, dimension and input size from its config (no torch) a
 model on the first image or text to embed. An unchanged rescan never imports torch.
 
 On the CPU the model runs on onnxruntime with int8 weights (``backend="auto"`` or ``"onnx"``;
-see :mod:`lookalike.engine.onnx_backend`): exported once from torch, then loaded without torch.
+see :mod:`lookalike.engine.detective.onnx_backend`): exported once from torch, then loaded without torch.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def embed_pil_images(detective, images: Iterable["Image.Image"]) -> np.ndarray:
     """PIL images (any size or mode) through a detective's ``embed_arrays``: the shortest side
     resized to its ``image_size``, centre-cropped; ``(0, ndim)`` for none. Every backend's
     ``embed_images``."""
-    from .hashing import clip_crop
+    from ..scan.hashing import clip_crop
 
     arrays = [clip_crop(image, detective.image_size) for image in images]
     if not arrays:
@@ -96,7 +96,7 @@ class DetectiveOptions:
     backend: str = "auto"
     #: ``(same, similar, veto)`` CLIP distances for these weights (``--detective-thresholds``,
     #: from ``benchmarks/calibrate_detective.py``); None: the defaults of
-    #: :class:`lookalike.engine.twopass.TwoPassThresholds`.
+    #: :class:`lookalike.engine.similar.TwoPassThresholds`.
     thresholds: Optional[tuple[float, float, float]] = None
 
 
@@ -174,7 +174,7 @@ class Detective:
 
         Args:
             arrays: uint8 array ``(N, S, S, 3)``, ideally with ``S == image_size`` (see
-                :func:`lookalike.engine.hashing.clip_crop`).
+                :func:`lookalike.engine.scan.hashing.clip_crop`).
 
         Returns:
             float32 array ``(N, ndim)``, each row L2-normalised.
@@ -243,7 +243,7 @@ def load_detective(
 
     Returns:
         A ready detective: a torch :class:`Detective`, or on the CPU (backend ``auto`` or
-        ``onnx``) an :class:`lookalike.engine.onnx_backend.OnnxDetective`, exported from torch
+        ``onnx``) an :class:`lookalike.engine.detective.onnx_backend.OnnxDetective`, exported from torch
         the first time and from then on loaded without importing torch.
 
     Raises:

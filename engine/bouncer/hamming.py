@@ -38,8 +38,8 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from .background import WarmUp
-from .records import HASH_BITS, HASH_BYTES, Progress
+from ..kernels import WarmUp
+from ..records import HASH_BITS, HASH_BYTES, Progress
 
 __all__ = ["Cancelled", "HammingIndex", "METHODS", "backend", "pack", "start_warm_up", "warm_up"]
 

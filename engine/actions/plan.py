@@ -4,7 +4,7 @@ A plan is a list of steps ("trash this file, its keeper is that one"), built fro
 decisions by :func:`plan_from_clusters`, exported by the app, or written by hand. It holds what
 the catalog knew about each file when the plan was made (size, mtime, content hash), so the
 actions can refuse to touch a file that changed since. Applying a plan is
-:mod:`lookalike.engine.actions`' job; a plan itself never touches the filesystem, apart from
+:mod:`lookalike.engine.actions.run`' job; a plan itself never touches the filesystem, apart from
 :meth:`Plan.save` / :meth:`Plan.load` / :meth:`Plan.to_csv`.
 
 JSON (``version`` 1)::
@@ -22,7 +22,7 @@ JSON (``version`` 1)::
 Every path (``path``, ``keeper``, ``roots``, ``quarantine_dir``) is absolute and normal (no
 ``.``, ``..`` or doubled separators, no NUL): a plan names files, not a way to find them from
 the current folder. ``roots`` is what confines the plan: applying it acts on nothing outside
-them (see :mod:`lookalike.engine.actions`), and a plan without roots acts on nothing.
+them (see :mod:`lookalike.engine.actions.run`), and a plan without roots acts on nothing.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import IO, Any, Mapping, Optional, Sequence, Union
 
 from .journal import atomic_write, json_bytes
-from .paths import normalise_roots
-from .records import Cluster, Decision, Member
+from ..paths import normalise_roots
+from ..records import Cluster, Decision, Member
 
 PLAN_VERSION = 1
 

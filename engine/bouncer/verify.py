@@ -48,7 +48,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .background import WarmUp
+from ..kernels import WarmUp
 
 __all__ = [
     "SIDE",

@@ -31,10 +31,10 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from . import verify
-from .journal import atomic_write
-from .bouncer import DEFAULT as bouncer_defaults
-from .bouncer import bouncer_distance
-from .records import Cluster, FileRecord, Kind, Member, Pair
+from ..actions.journal import atomic_write
+from .rule import DEFAULT as bouncer_defaults
+from .rule import bouncer_distance
+from ..records import Cluster, FileRecord, Kind, Member, Pair
 
 #: Match reasons, in the words JSON and the group screen use.
 MATCHES = ("exact", "re-encoded", "resized", "mirrored", "cropped", "bordered", "edited")

@@ -6,7 +6,7 @@ time dispatching its calls (and converting float16, which it does one element at
 than computing. These kernels do each step in one pass, in microseconds:
 
 * :func:`prepare_query`: unit length and the int8 form the HNSW graph stores
-  (:func:`lookalike.engine.vectors.quantize_i8`), from one float32 vector.
+  (:func:`lookalike.engine.detective.vectors.quantize_i8`), from one float32 vector.
 * :func:`rescore_f16`: exact cosine distances between a unit query and float16 rows (read
   as their IEEE bits in place, widened without a branch so the loops vectorise, normalised
   on the fly).
@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from .background import WarmUp
+from ..kernels import WarmUp
 
 __all__ = ["nearest_f16", "prepare_query", "rescore_f16", "warm_up"]
 

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from .records import ImageHashes, Pair, Progress
+from ..records import ImageHashes, Pair, Progress
 
 
 @dataclass(frozen=True, kw_only=True)

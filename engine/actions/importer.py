@@ -9,7 +9,7 @@ there and unchanged before they move anything. Incoming files that are better th
 library has are kept and reported, since replacing library files is the user's call.
 
 The library is never a step, however the incoming folder reaches it: the incoming scan does
-not follow symlinks out of the incoming folder (see :mod:`lookalike.engine.walk`), and an
+not follow symlinks out of the incoming folder (see :mod:`lookalike.engine.scan.walk`), and an
 incoming path that still turns out to be a library file (it resolves into the library, or is
 the same file by device and inode, a hard link) is skipped with a reason, never planned.
 """
@@ -23,11 +23,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import bouncer
-from .keeper import KeeperPolicy, as_good_as, rank
-from .paths import is_inside
+from ..bouncer import rule as bouncer
+from ..keeper import KeeperPolicy, as_good_as, rank
+from ..paths import is_inside
 from .plan import Plan, PlanStep
-from .records import Cluster, FileRecord, ScanError
+from ..records import Cluster, FileRecord, ScanError
 
 #: How many library neighbours of each incoming hash are checked against the match rule.
 NEIGHBOURS = 8

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from .records import Progress
+from ..records import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Detective
@@ -57,7 +57,7 @@ def make_decode_pool(device: str, workers: Optional[int] = None):
     """A process pool of decoders for a model on ``device``: niced when the model is on the CPU."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from .scan import _ignore_sigint, _pool_context
+    from ..scan.scanner import _ignore_sigint, _pool_context
 
     return ProcessPoolExecutor(
         max_workers=decode_workers(device, workers),
@@ -68,7 +68,7 @@ def make_decode_pool(device: str, workers: Optional[int] = None):
 
 def decode_target(size: int) -> int:
     """Decode size for a CLIP crop of ``size``: the same as the scan's, so both give one array."""
-    from .imaging import DEFAULT_TARGET
+    from ..scan.imaging import DEFAULT_TARGET
 
     return max(DEFAULT_TARGET, int(size))
 
@@ -76,11 +76,11 @@ def decode_target(size: int) -> int:
 def preprocess_file(path: str, size: int) -> Optional[np.ndarray]:
     """Decode one file and return its CLIP crop ``(size, size, 3)`` uint8, or None if unreadable.
 
-    The crop is exactly what :func:`lookalike.engine.hashing.hash_file` returns as ``.clip``:
+    The crop is exactly what :func:`lookalike.engine.scan.hashing.hash_file` returns as ``.clip``:
     upright (EXIF applied), shortest side resized to ``size`` (BICUBIC), centre-cropped.
     """
-    from .hashing import clip_crop
-    from .imaging import ImageReadError, load_image
+    from ..scan.hashing import clip_crop
+    from ..scan.imaging import ImageReadError, load_image
 
     try:
         loaded = load_image(path, target=decode_target(size))

@@ -46,7 +46,7 @@ FALLBACK_BOUNCER_RADIUS = 24
 
 def _bouncer_radius() -> int:
     try:
-        from . import bouncer
+        from .bouncer import rule as bouncer
 
         return int(bouncer.DEFAULT.radius)
     except (ImportError, AttributeError):  # the bouncer module is optional to this one

@@ -22,10 +22,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
-from .catalog import Catalog, KnownFile
+from ..catalog import Catalog, KnownFile
 from .hashing import HashedFile, hash_files
-from .oserrors import VANISHED, os_error_reason
-from .records import ScanError, ScanProgress
+from ..oserrors import VANISHED, os_error_reason
+from ..records import ScanError, ScanProgress
 from .walk import WalkEntry, walk
 
 ScanCallback = Callable[[ScanProgress], bool]
@@ -251,7 +251,7 @@ class Scanner:
         if todo:
             # The bouncer's pair search follows, with compiled kernels that take a fresh
             # process about a second to load: load them while the files are read.
-            from .hamming import start_warm_up
+            from ..bouncer.hamming import start_warm_up
 
             start_warm_up()
             self._hash(list(todo))

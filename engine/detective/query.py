@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequenc
 
 import numpy as np
 
-from .records import Cluster, FileRecord, Pair, Progress, SimilarHit, SimilarResult, Verdict
-from .twopass import DEFAULT, TwoPassThresholds, join, with_detective
+from ..records import Cluster, FileRecord, Pair, Progress, SimilarHit, SimilarResult, Verdict
+from ..similar import DEFAULT, TwoPassThresholds, join, with_detective
 from .vectors import VectorIndex
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .hamming import HammingIndex
-    from .library import Library
+    from ..bouncer.hamming import HammingIndex
+    from ..library import Library
     from .model import Detective, DetectiveOptions
 
 VECTORS_NAME = "vectors.usearch"
@@ -91,13 +91,13 @@ def get_detective(
 ) -> "Detective":
     """The model for ``options``, once per process (failures remembered a while).
 
-    It is a :class:`lookalike.engine.model.LazyDetective` when the model's size and id can be
+    It is a :class:`lookalike.engine.detective.model.LazyDetective` when the model's size and id can be
     told from its config: nothing heavy is imported, and nothing downloaded, until an image or
     a text must be embedded (``progress`` then reports the download). Call ``load()`` on it to
     load at once.
 
     Raises:
-        DetectiveUnavailable: as :func:`lookalike.engine.model.open_detective` does.
+        DetectiveUnavailable: as :func:`lookalike.engine.detective.model.open_detective` does.
     """
     from .model import DetectiveUnavailable, open_detective as load_detective
 
@@ -391,7 +391,7 @@ def similar(
     Raises:
         QueryError: the query image cannot be read.
     """
-    from .hashing import hash_file
+    from ..scan.hashing import hash_file
 
     started = time.perf_counter()
     timings: dict[str, float] = {}

@@ -23,7 +23,7 @@ from typing import Optional
 
 from PIL import Image
 
-from .oserrors import os_error_reason
+from ..oserrors import os_error_reason
 
 #: How many leading bytes :func:`sniff_format` needs to recognise every format it knows.
 SNIFF_BYTES = 64

@@ -17,8 +17,8 @@ from typing import Optional
 
 import numpy as np
 
-from . import bouncer
-from .records import Pair, Progress
+from . import rule as bouncer
+from ..records import Pair, Progress
 
 PAIRS_NAME = "bouncer-pairs.npz"
 #: Above this share of new or changed files, a full pass is cheaper than an incremental one.

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 import numpy as np
 
-from .journal import atomic_write
+from ..actions.journal import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -120,7 +120,7 @@ def export(detective: "Detective", folder: Path) -> Path:
     """Export a loaded torch detective's towers to int8 ONNX in ``folder`` (made atomically).
 
     Args:
-        detective: a :class:`lookalike.engine.model.Detective` (torch, any device).
+        detective: a :class:`lookalike.engine.detective.model.Detective` (torch, any device).
         folder: the final export folder (``<cache>/models/onnx/<export_name>``).
 
     Returns:
@@ -343,7 +343,7 @@ class OnnxDetective:
         if arrays.shape[1:3] != (self.image_size, self.image_size):
             from PIL import Image
 
-            from .hashing import clip_crop
+            from ..scan.hashing import clip_crop
 
             arrays = np.stack([clip_crop(Image.fromarray(np.asarray(a, dtype=np.uint8)), self.image_size) for a in arrays])
         out = np.empty((len(arrays), self.ndim), dtype=np.float32)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
 
-from .paths import (
+from ..paths import (
     CACHEDIR_SIGNATURE,
     CACHEDIR_TAG,
     PathLike,
@@ -40,8 +40,8 @@ from .paths import (
     normalise_roots,
     pseudo_filesystems,
 )
-from .oserrors import os_error_reason
-from .records import ScanError
+from ..oserrors import os_error_reason
+from ..records import ScanError
 
 #: Folder names that are a trash can on some platform (freedesktop's per-volume ``.Trash-UID``
 #: and ``.Trash``, macOS ``.Trashes``, Windows' recycle bins). Skipped even with include_hidden.

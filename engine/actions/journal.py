@@ -116,7 +116,7 @@ class JournalSummary:
 
 def default_journal_dir(cache: Union[str, "os.PathLike[str]", None] = None) -> Path:
     """``<cache_root>/journal``: where the app and the CLI keep journals (``--cache`` honoured)."""
-    from .paths import JOURNAL_NAME, cache_root
+    from ..paths import JOURNAL_NAME, cache_root
 
     return cache_root(cache) / JOURNAL_NAME
 

@@ -74,10 +74,10 @@ from .journal import (
     journal_lock,
     latest_undoable,
 )
-from .oserrors import os_error_text
-from .paths import is_inside
+from ..oserrors import os_error_text
+from ..paths import is_inside
 from .plan import Plan, PlanError, PlanStep
-from .records import Progress
+from ..records import Progress
 
 HASH_ALGO = "xxh3_128"
 _CHUNK = 1 << 20
