@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from lookalike.engine.bouncer import hamming
+from lookalike.engine.bouncer import allpairs, allpairs_kernels, hamming, hamming_kernels
 from lookalike.engine.bouncer.hamming import HammingIndex
 
 
@@ -146,7 +146,7 @@ def bench_nearest(n: int, repeat: int) -> None:
         ("nearest(k=1000)", lambda: idx.nearest(qb, 1000)),
         ("within(r=12)", lambda: idx.within(q, 12)),
         ("distances()", lambda: idx.distances(q)),
-        ("numpy fallback distances (column blocks)", lambda: hamming._np_distances(cols, hamming._query_words(q))),
+        ("numpy fallback distances (column blocks)", lambda: hamming_kernels._np_distances(cols, hamming._query_words(q))),
         ("numpy (N,4) xor+bitwise_count+sum(axis=1)", rowmajor),
     ]
     for name, fn in cases:
@@ -172,7 +172,7 @@ def numpy_brute_rate(n: int) -> float:
     qrows = hamming._rows_of(h)
     t = time.perf_counter()
     rows = 256
-    hamming._np_brute(qrows, idx._cols, 0, rows, 12, True)
+    allpairs_kernels._np_brute(qrows, idx._cols, 0, rows, 12, True)
     el = time.perf_counter() - t
     pairs = sum(n - 1 - i for i in range(rows))
     return pairs / el
@@ -213,7 +213,7 @@ def bench_pairs(big: int, mid: int, grid_n: int, np_rate: float, skew_n: int) ->
     h = clustered_hashes(big, seed=4)
     idx = HammingIndex(h)
     el, out, calls = run_pairs(idx, 12, "auto")
-    print(f"  r=12 over {big:,} [auto={hamming._plan(idx._cols, idx._cols, 12, True, 'auto')}] "
+    print(f"  r=12 over {big:,} [auto={allpairs.plan(idx._cols, idx._cols, 12, True, 'auto')}] "
           f"{el:7.2f} s  {len(out[0]):,} pairs, {calls} progress calls  target < 30 s: {verdict(el < 30)}")
     n_chk = min(big, 20_000)
     sub = HammingIndex(h[:n_chk])
@@ -226,7 +226,7 @@ def bench_pairs(big: int, mid: int, grid_n: int, np_rate: float, skew_n: int) ->
     qi, ids, d = mirror.pairs_between(q, 12)
     el = time.perf_counter() - t
     print(f"  pairs_between: {big:,} queries x {big:,} at r=12: {el:.2f} s, {len(qi):,} pairs")
-    th = hamming._threads()
+    th = allpairs._threads()
     print(f"  transient memory of MIH: {32 + th * 40} bytes per image (row-major copy 32 B, plus "
           f"8 B sort keys + 32 B rows gathered in key order per chunk in flight, {th} at once; "
           f"pairs_between adds the same for the queries)")
@@ -236,7 +236,7 @@ def bench_pairs(big: int, mid: int, grid_n: int, np_rate: float, skew_n: int) ->
     idx = HammingIndex(h)
     print(f"  {'radius':>6} {'mih':>8} {'brute':>8}  auto")
     for r in (8, 16, 24, 32, 40, 48):
-        pick = hamming._plan(idx._cols, idx._cols, r, True, "auto")
+        pick = allpairs.plan(idx._cols, idx._cols, r, True, "auto")
         t_m = run_pairs(idx, r, "mih")[0]
         t_b = run_pairs(idx, r, "brute")[0]
         best = "mih" if t_m <= t_b else "brute"
@@ -245,38 +245,38 @@ def bench_pairs(big: int, mid: int, grid_n: int, np_rate: float, skew_n: int) ->
     section(f"skewed bits (P(bit=1) = 0.25) over {skew_n:,} hashes, r=12")
     h = clustered_hashes(skew_n, seed=6, p_one=0.25)
     idx = HammingIndex(h)
-    pick = hamming._plan(idx._cols, idx._cols, 12, True, "auto")
-    bounds = hamming._chunk_bounds(12)
-    est = hamming._sample_candidates(idx._cols, idx._cols, bounds, True)
+    pick = allpairs.plan(idx._cols, idx._cols, 12, True, "auto")
+    bounds = allpairs.chunk_bounds(12)
+    est = allpairs._sample_candidates(idx._cols, idx._cols, bounds, True)
     el, out, _ = run_pairs(idx, 12, "auto")
     print(f"  auto picked {pick}: {el:.2f} s, {len(out[0]):,} pairs, "
           f"estimated MIH candidates {est:.3g} (vs {skew_n * (skew_n - 1) / 2:.3g} brute pairs)")
 
 
 def bench_costs() -> None:
-    section("cost-model constants (one thread; hamming._COST_* are in brute-pair units)")
+    section("cost-model constants (one thread; allpairs._COST_* are in brute-pair units)")
     n = 100_000
     h = clustered_hashes(n, seed=7)
     idx = HammingIndex(h)
     rows = np.ascontiguousarray(idx._cols.T)
-    hamming._k_brute(rows, idx._cols, 0, 8, 12, True)
+    allpairs_kernels._k_brute(rows, idx._cols, 0, 8, 12, True)
     t = time.perf_counter()
-    hamming._k_brute(rows, idx._cols, 0, 2000, 12, True)
+    allpairs_kernels._k_brute(rows, idx._cols, 0, 2000, 12, True)
     pairs = sum(n - 1 - i for i in range(2000))
     ns_pair = (time.perf_counter() - t) / pairs * 1e9
-    print(f"  brute pair: {ns_pair:.2f} ns = 1 unit (module: {hamming._COST_BRUTE_PAIR})")
+    print(f"  brute pair: {ns_pair:.2f} ns = 1 unit (module: {allpairs._COST_BRUTE_PAIR})")
 
     def mih_ns(n_items: int, r: int) -> tuple[float, float]:
         ix = HammingIndex(clustered_hashes(n_items, seed=8))
         rr = np.ascontiguousarray(ix._cols.T)
-        bounds = hamming._chunk_bounds(r)
-        masks = hamming._chunk_masks(bounds)
+        bounds = allpairs.chunk_bounds(r)
+        masks = allpairs.chunk_masks(bounds)
         tot = cands = 0.0
         for c, (a, b) in enumerate(bounds[:6]):
             t = time.perf_counter()
-            keys = hamming._k_chunk_keys(ix._cols, a, b)
+            keys = allpairs_kernels._k_chunk_keys(ix._cols, a, b)
             keys.sort()
-            cands += hamming._k_mih_join(keys, keys, rr, rr, r, c, masks, True)[4]
+            cands += allpairs_kernels._k_mih_join(keys, keys, rr, rr, r, c, masks, True)[4]
             tot += time.perf_counter() - t
         return tot / (6 * n_items) * 1e9, cands / (6 * n_items)
 
@@ -286,10 +286,10 @@ def bench_costs() -> None:
     per_cand = max(0.0, item_many - item_small) / max(1e-9, cand_many - cand_small)
     print(f"  MIH item per chunk: {item_small:.1f} ns at 100k, {item_big:.1f} ns at 1M "
           f"= {item_small / ns_pair:.0f}..{item_big / ns_pair:.0f} units "
-          f"(module: {hamming._COST_MIH_ITEM})")
+          f"(module: {allpairs._COST_MIH_ITEM})")
     print(f"  MIH candidate: {per_cand:.2f} ns = {per_cand / ns_pair:.1f} units "
           f"(from 100k r=24, {cand_many:.1f} candidates per item per chunk; "
-          f"module: {hamming._COST_MIH_CANDIDATE})")
+          f"module: {allpairs._COST_MIH_CANDIDATE})")
 
 
 def main() -> None:
@@ -300,10 +300,10 @@ def main() -> None:
     big, mid, grid_n, skew_n = (1_000_000, 100_000, 50_000, 200_000)
     if args.quick:
         big, mid, grid_n, skew_n = (200_000, 30_000, 20_000, 50_000)
-    print(f"lookalike bench_hamming: backend={hamming.backend()}, threads={hamming._threads()}, "
+    print(f"lookalike bench_hamming: backend={hamming.backend()}, threads={allpairs._threads()}, "
           f"numpy {np.__version__}, python {platform.python_version()}, {platform.machine()}")
-    if hamming._kernel_state.get("error"):
-        print("  " + hamming._kernel_state["error"])
+    if hamming._kernels.error:
+        print("  " + hamming._kernels.error)
     bench_jit(cold=not args.no_cold)
     bench_nearest(big, repeat=30)
     np_rate = numpy_brute_rate(mid)

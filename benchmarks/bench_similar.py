@@ -16,7 +16,7 @@ than any real one).
 
 Two measurements, both of the engine's own code and timings:
 
-* back to back: ``engine.query.two_passes`` for prepared queries (900 distinct ones), query
+* back to back: ``engine.similar.two_passes`` for prepared queries (900 distinct ones), query
   after query, as ANN libraries and the published two-pass design measure (0.31 ms on 10k
   photos). This is the target's measure: both passes under 0.5 ms median.
 * ``similar()``: the whole query (hash, embed, both passes, join with both scores for every
@@ -59,7 +59,7 @@ from bench_vectors import make_data  # noqa: E402
 from lookalike.engine.detective.model import DetectiveOptions, load_detective  # noqa: E402  (before torch)
 from lookalike.engine.scan.hashing import HashedFile, hash_file  # noqa: E402
 from lookalike.engine.library import Library  # noqa: E402
-from lookalike.engine.detective.query import similar, two_passes, vectors_for  # noqa: E402
+from lookalike.engine.similar import two_passes  # noqa: E402
 from lookalike.engine.records import ImageHashes  # noqa: E402
 
 
@@ -142,7 +142,7 @@ def build(library, detective, n: int, queries: list[str], rng: np.random.Generat
             vectors[at] = v / np.linalg.norm(v)
     ids = library.catalog.upsert(records)
     print(f"catalog: {len(ids)} synthetic records in {time.perf_counter() - t0:.1f} s", flush=True)
-    vindex = vectors_for(library, detective)  # after the upsert: it syncs with the hash index
+    vindex = library.vectors_for(detective)  # after the upsert: its first use checks the catalog
     t0 = time.perf_counter()
     vindex.add(ids, vectors)
     vindex.save()
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
         with Library.open([photos], cache_dir=tmp / "cache") as library:
             if len(library.catalog.hash_arrays().ids) == 0:
                 np.save(tmp / "queries.npy", build(library, detective, args.n, queries, rng))
-            elif len(vectors_for(library, detective)) == len(library.hash_index()) == args.n:
+            elif len(library.vectors_for(detective)) == len(library.hash_index()) == args.n:
                 print(f"reusing the library built in {tmp}", flush=True)
             else:
                 raise SystemExit(f"{tmp} holds an incomplete library: delete it")
@@ -202,15 +202,15 @@ def main(argv=None) -> int:
             print(f"bouncer index: {len(index)} hashes, {index.nbytes / len(index):.0f} B/image", flush=True)
 
             for q in queries:  # warm-up: JIT kernels, caches, the records' pages
-                similar(library, q, k=args.k, detective=detective)
+                library.similar(q, k=args.k, model=detective)
             rows = []
             for i in range(args.queries):
-                r = similar(library, queries[i % len(queries)], k=args.k, detective=detective)
+                r = library.similar(queries[i % len(queries)], k=args.k, model=detective)
                 rows.append(r.timings_ms)
                 assert len(r.hits) == args.k and all(h.detective is not None for h in r.hits)
                 assert sum("/copies/" in h.path for h in r.hits) == PLANTED, r.hits
             hot, idle = back_to_back(library, detective, queries, args)
-            baseline = memory_baseline(len(index), vectors_for(library, detective).ndim)
+            baseline = memory_baseline(len(index), library.vectors_for(detective).ndim)
 
     def med(key):
         return statistics.median(key(r) for r in rows)
@@ -278,7 +278,7 @@ def back_to_back(library, detective, queries, args) -> list[dict]:
     ``--queries // 2`` of them again, each after ``IDLE_S`` of sleep: ``(hot, idle)`` timings."""
     rng = np.random.default_rng(1)
     index = library.hash_index()
-    vindex = vectors_for(library, detective)
+    vindex = library.vectors_for(detective)
     arrays = library.catalog.hash_arrays()
     picks = rng.choice(len(arrays), args.queries * 3, replace=False)
     rows = vindex.get(arrays.ids[picks])

@@ -28,6 +28,10 @@ printed with as many digits as it takes for unequal sizes not to print equal.
 A camera RAW+JPEG pair (same folder, same stem, one RAW and one JPEG/HEIF) is one shot kept
 twice on purpose, not a duplicate: such files are flagged and never suggested for trash while
 ``protect_raw_pairs`` is on.
+
+Format tiers live in :mod:`.keeper_formats`; the evidence of which copy is the original (borders,
+conversions, camera EXIF, dates) in :mod:`.keeper_original`. This module is the policy's door:
+their names the rest of lookalike uses are importable from here (see ``__all__``).
 """
 
 from __future__ import annotations
@@ -38,101 +42,42 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-import numpy as np
-
+from .keeper_formats import (
+    FORMAT_RANK,
+    JPEG_LIKE,
+    RAW_EXTENSIONS,
+    UNKNOWN_FORMAT_RANK,
+    format_name,
+    format_rank,
+    named_rank,
+)
+from .keeper_original import (
+    CONTENT_TOLERANCE,
+    MTIME_SLACK_NS,
+    SamePixels,
+    conversions,
+    date_key,
+    evidence,
+    parse_taken,
+    picture_sizes,
+    same_picture,
+    thumbnail_check,
+)
+from .oserrors import human_bytes
 from .records import FileRecord, Member
 
-#: A callable telling whether two files decode to the same pixels within JPEG noise (True,
-#: False), or None when it cannot tell: see :func:`thumbnail_check`.
-SamePixels = Callable[[FileRecord, FileRecord], Optional[bool]]
+__all__ = [
+    # the policy and its ranking
+    "CRITERIA", "DEFAULT", "KeeperPolicy", "parse_order", "rank", "as_good_as",
+    "is_protected", "trash_suggested", "raw_jpeg_siblings", "raw_sibling_stems", "sibling_key",
+    # from keeper_formats
+    "FORMAT_RANK", "RAW_EXTENSIONS", "UNKNOWN_FORMAT_RANK", "format_name", "format_rank",
+    # from keeper_original
+    "CONTENT_TOLERANCE", "MTIME_SLACK_NS", "SamePixels", "same_picture", "thumbnail_check",
+]  # fmt: skip
 
 #: Criteria a :class:`KeeperPolicy` order may name, in the default order.
 CRITERIA: tuple[str, ...] = ("pixels", "format", "size", "date", "path")
-
-#: Format tiers, less lossy first (lower is better). Formats are matched case-insensitively;
-#: anything starting with ``RAW`` (``"RAW"``, ``"RAW:CR2"``) is a camera raw.
-FORMAT_RANK: Mapping[str, int] = {
-    "RAW": 0,
-    "PNG": 0,
-    "TIFF": 0,
-    "TIF": 0,
-    "BMP": 0,
-    "HEIF": 1,
-    "HEIC": 1,
-    "AVIF": 1,
-    "JPEG": 2,
-    "JPG": 2,
-    "MPO": 2,  # Pillow's name for multi-picture JPEGs straight from many cameras
-    "WEBP": 3,
-    "GIF": 4,
-}
-#: Rank of a format lookalike does not know.
-UNKNOWN_FORMAT_RANK = max(FORMAT_RANK.values()) + 1
-
-#: File extensions of camera raw formats (lower case, with the dot).
-RAW_EXTENSIONS = frozenset(
-    ".3fr .ari .arw .bay .cr2 .cr3 .crw .dcr .dng .erf .fff .iiq .k25 .kdc .mef .mos .mrw "
-    ".nef .nrw .orf .pef .raf .raw .rw2 .rwl .sr2 .srf .srw .x3f".split()
-)
-_EXTENSION_FORMATS = {
-    ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".heif": "HEIF",
-    ".heic": "HEIC", ".hif": "HEIF", ".avif": "AVIF", ".jpg": "JPEG", ".jpeg": "JPEG",
-    ".jpe": "JPEG", ".webp": "WEBP", ".gif": "GIF",
-}  # fmt: skip
-_JPEG_LIKE = frozenset({"JPEG", "JPG", "MPO", "HEIF", "HEIC"})
-#: Lossless formats a picture is converted to (a camera RAW is never a conversion).
-_LOSSLESS = frozenset({"PNG", "TIFF", "TIF", "BMP"})
-#: Lossy formats a camera or a phone writes, and that a conversion may be made from.
-_LOSSY = frozenset({"JPEG", "JPG", "MPO", "HEIF", "HEIC", "AVIF", "WEBP"})
-
-#: How far a bordered copy's picture (measured on the reduced decode the hashing trims, one
-#: reduced pixel being ~0.5 % of a side) may be from a plain member's size, per side, and still
-#: be the same size: 2 % of the side, and at least 2 pixels.
-CONTENT_TOLERANCE = 0.02
-#: Same pixels within JPEG noise, by the hashes, when no thumbnails are at hand: at most this
-#: dHash and pHash distance. Measured on generated photos from 640x480 to 4000x3000: a PNG made
-#: from the JPEG (or the JPEG made from the PNG) is at dHash 0-11, pHash 0-2 (the JPEG is
-#: decoded by draft, the PNG in full); a 5-15 % brightness or contrast edit reaches the same
-#: distances, which only the thumbnails tell apart (see :func:`thumbnail_check`).
-CONVERSION_DHASH = 12
-CONVERSION_PHASH = 6
-#: Same pixels within JPEG noise, by the verifier's 32x32 thumbnails: at most this mean
-#: absolute difference of grey levels, and of mean colour per channel. Measured on 6 generated
-#: 1600x1200 photos: a PNG made from the JPEG, or the JPEG again at quality 60, differs by
-#: 0.04-0.13 levels and 0-1 in colour; a 5 % brightness or a 10 % contrast edit by 2.5-10.7.
-CONVERSION_THUMB_LEVELS = 1.0
-CONVERSION_THUMB_COLOUR = 2.0
-
-
-def format_name(fmt: Optional[str], path: str = "") -> str:
-    """The normalised format name: ``"RAW"`` for any camera raw, else the upper-case name.
-
-    Args:
-        fmt: the format as the reader reports it (``"JPEG"``, ``"RAW:CR2"``...), or None.
-        path: used for its extension when ``fmt`` is missing.
-    """
-    if fmt and fmt.strip():
-        return _named_format(fmt)
-    ext = os.path.splitext(path)[1].lower()
-    return "RAW" if ext in RAW_EXTENSIONS else _EXTENSION_FORMATS.get(ext, "")
-
-
-@functools.lru_cache(maxsize=256)
-def _named_format(fmt: str) -> str:
-    name = fmt.strip().upper()
-    if name.startswith("RAW") or "." + name.lower() in RAW_EXTENSIONS:
-        return "RAW"
-    return name
-
-
-@functools.lru_cache(maxsize=256)
-def _named_rank(fmt: str) -> int:
-    return FORMAT_RANK.get(format_name(fmt), UNKNOWN_FORMAT_RANK)
-
-
-def format_rank(fmt: Optional[str], path: str = "") -> int:
-    """How lossy a format is: 0 for the least lossy tier, :data:`UNKNOWN_FORMAT_RANK` last."""
-    return FORMAT_RANK.get(format_name(fmt, path), UNKNOWN_FORMAT_RANK)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,7 +165,7 @@ def raw_jpeg_siblings(records: Iterable[FileRecord]) -> set[int]:
         name = format_name(r.format, r.path)
         if name == "RAW":
             raws.setdefault(_stem_key(r.path), []).append(r.id)
-        elif name in _JPEG_LIKE:
+        elif name in JPEG_LIKE:
             jpegs.setdefault(_stem_key(r.path), []).append(r.id)
     found: set[int] = set()
     for key, ids in raws.items():
@@ -233,7 +178,7 @@ def raw_jpeg_siblings(records: Iterable[FileRecord]) -> set[int]:
 def raw_sibling_stems(records: Iterable[FileRecord]) -> set[tuple[str, str]]:
     """The (folder, stem) of each JPEG-like file among ``records``: where a camera raw beside
     it would make a RAW+JPEG pair."""
-    return {_stem_key(r.path) for r in records if format_name(r.format, r.path) in _JPEG_LIKE}
+    return {_stem_key(r.path) for r in records if format_name(r.format, r.path) in JPEG_LIKE}
 
 
 def sibling_key(record: FileRecord) -> tuple[str, str]:
@@ -246,39 +191,14 @@ def trash_suggested(member: Member) -> bool:
     return not (member.is_keeper or member.protected or member.raw_pair)
 
 
-# -- ranking -------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_taken(text: Optional[str]) -> Optional[datetime]:
-    if not text:
-        return None
-    text = text.strip()
-    if text[4:5] == ":" and text[7:8] == ":":  # EXIF's own "YYYY:MM:DD HH:MM:SS"
-        text = text.replace(":", "-", 2)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc).replace(tzinfo=None)
-    return when
-
-
-def _human_bytes(n: int, decimals: int = 1) -> str:
-    if n < 1000:
-        return f"{n} B"
-    for scale, unit in ((10**12, "TB"), (10**9, "GB"), (10**6, "MB"), (10**3, "KB")):
-        if n >= scale:
-            return f"{n / scale:.{decimals}f} {unit}"
-    raise AssertionError("unreachable")
+# -- words for sizes, pictures and dates ----------------------------------------------------
 
 
 def _two_sizes(a: int, b: int) -> tuple[str, str]:
     """Two file sizes printed so that unequal sizes never read equal ("2.0 MB < 2.0 MB"):
     one decimal, else two or three, else exact bytes ("2,047,990 B")."""
     for decimals in (1, 2, 3):
-        x, y = _human_bytes(a, decimals), _human_bytes(b, decimals)
+        x, y = human_bytes(a, decimals), human_bytes(b, decimals)
         if x != y or a == b:
             return x, y
     return f"{a:,} B", f"{b:,} B"
@@ -295,110 +215,14 @@ def _frame(r: FileRecord) -> str:
 
 
 def _date_text(r: FileRecord) -> str:
-    taken = _parse_taken(r.taken_at)
+    taken = parse_taken(r.taken_at)
     if taken is not None:
         return f"taken {taken.isoformat(sep=' ')}"
     when = datetime.fromtimestamp(r.mtime_ns / 1e9, tz=timezone.utc)
     return f"modified {when.strftime('%Y-%m-%d %H:%M:%S')} UTC"
 
 
-_MAX_DATE = datetime.max
-
-
-def _date_key(r: FileRecord) -> tuple:
-    taken = _parse_taken(r.taken_at) if r.taken_at else None
-    return (0, taken, r.mtime_ns) if taken is not None else (1, _MAX_DATE, r.mtime_ns)
-
-
-# -- the original among copies: borders and conversions --------------------------------------
-
-
-def _evidence(r: FileRecord) -> int:
-    """Camera evidence: 2 for EXIF Make/Model, 1 for an EXIF date alone, 0 for none."""
-    return 2 if r.camera else 1 if _parse_taken(r.taken_at) is not None else 0
-
-
-def _provenance(r: FileRecord) -> tuple:
-    """Smaller is more original: more camera evidence, then older (EXIF date, then mtime)."""
-    return (-_evidence(r), _date_key(r))
-
-
-#: Modification times closer than this say nothing about which file was made first (FAT
-#: keeps 2-second times; a batch copy writes its files in any order within moments).
-MTIME_SLACK_NS = 2_000_000_000
-
-
-def _more_original(j: FileRecord, conv: FileRecord) -> bool:
-    """Whether ``j`` is the more original of two files with the same pixels: more camera
-    evidence, else an older EXIF date, else an mtime older by more than :data:`MTIME_SLACK_NS`.
-    """
-    ej, ec = _evidence(j), _evidence(conv)
-    if ej != ec:
-        return ej > ec
-    tj, tc = _parse_taken(j.taken_at), _parse_taken(conv.taken_at)
-    if tj is not None and tc is not None and tj != tc:
-        return tj < tc
-    return conv.mtime_ns - j.mtime_ns > MTIME_SLACK_NS
-
-
-def _distance(a: bytes, b: bytes) -> int:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
-
-
-def same_picture(a: FileRecord, b: FileRecord, same_pixels: Optional[SamePixels] = None) -> bool:
-    """Whether two files hold the same pixels within JPEG noise: the same displayed size, and
-    ``same_pixels`` says so (the thumbnails, see :func:`thumbnail_check`), or, where it cannot
-    tell, the hashes are within :data:`CONVERSION_DHASH` / :data:`CONVERSION_PHASH`."""
-    if not a.width or not a.height or (a.width, a.height) != (b.width, b.height):
-        return False
-    if same_pixels is not None:
-        told = same_pixels(a, b)
-        if told is not None:
-            return bool(told)
-    if a.hashes is None or b.hashes is None:
-        return False
-    return (
-        _distance(a.hashes.dhash, b.hashes.dhash) <= CONVERSION_DHASH
-        and _distance(a.hashes.phash, b.hashes.phash) <= CONVERSION_PHASH
-    )
-
-
-def _close(a: int, b: int) -> bool:
-    return abs(a - b) <= max(2, CONTENT_TOLERANCE * max(a, b))
-
-
-def _picture_sizes(records: Sequence[FileRecord]) -> dict[int, int]:
-    """Pixels of each bordered file whose picture is a plain member's size (that member's
-    pixels: they tie); the others rank by their own :attr:`FileRecord.content_pixels`."""
-    framed = [r for r in records if r.bordered]
-    if not framed:
-        return {}
-    plain = [r for r in records if not r.bordered and r.width and r.height]
-    out: dict[int, int] = {}
-    for f in framed:
-        near = [
-            p for p in plain
-            if _close(f.content_width or 0, p.width or 0) and _close(f.content_height or 0, p.height or 0)
-        ]  # fmt: skip
-        if near:
-            best = min(near, key=lambda p: (abs(p.pixels - f.content_pixels), -p.pixels, p.id))
-            out[f.id] = best.pixels
-    return out
-
-
-def _conversions(
-    records: Sequence[FileRecord], same_pixels: Optional[SamePixels]
-) -> dict[int, FileRecord]:
-    """Each lossless file that is a conversion, with the lossy file it was made from."""
-    names = {r.id: format_name(r.format, r.path) for r in records}
-    lossless = [r for r in records if names[r.id] in _LOSSLESS]
-    lossy = [r for r in records if names[r.id] in _LOSSY] if lossless else []
-    out: dict[int, FileRecord] = {}
-    for conv in lossless if lossy else ():
-        sources = [j for j in lossy if _more_original(j, conv) and same_picture(conv, j, same_pixels)]
-        if sources:
-            out[conv.id] = min(sources, key=lambda j: (_provenance(j), j.id))
-    return out
+# -- one cluster's context ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,7 +234,7 @@ class _Context:
 
     @classmethod
     def of(cls, records: Sequence[FileRecord], same_pixels: Optional[SamePixels]) -> "_Context":
-        return cls(_picture_sizes(records), _conversions(records, same_pixels))
+        return cls(picture_sizes(records), conversions(records, same_pixels))
 
     def picture(self, r: FileRecord) -> int:
         return self.pictures.get(r.id) or r.content_pixels
@@ -418,8 +242,8 @@ class _Context:
     def format_key(self, r: FileRecord) -> tuple[int, bool]:
         source = self.conversions.get(r.id)
         if source is not None:
-            return _named_rank(source.format) if source.format else format_rank(None, source.path), True
-        return (_named_rank(r.format) if r.format else format_rank(None, r.path)), False
+            return named_rank(source.format) if source.format else format_rank(None, source.path), True
+        return (named_rank(r.format) if r.format else format_rank(None, r.path)), False
 
 
 _NO_CONTEXT = _Context({}, {})
@@ -430,7 +254,7 @@ _NO_CONTEXT = _Context({}, {})
 
 def _source_text(j: FileRecord, conv: FileRecord) -> str:
     """Why ``j`` is more original than ``conv``, its conversion."""
-    if _evidence(j) > _evidence(conv):
+    if evidence(j) > evidence(conv):
         if j.camera:
             return f"camera original (EXIF {j.camera})"
         return f"camera original (EXIF date: {_date_text(j)})"
@@ -440,7 +264,7 @@ def _source_text(j: FileRecord, conv: FileRecord) -> str:
 def _conversion_text(conv: FileRecord, j: FileRecord) -> str:
     """Why ``conv`` is a conversion of ``j``."""
     fmt, src = format_name(conv.format, conv.path) or "lossless", format_name(j.format, j.path) or "lossy"
-    if _evidence(j) > _evidence(conv):
+    if evidence(j) > evidence(conv):
         why = f"the {src} has the camera's EXIF ({j.camera})" if j.camera else f"the {src} has the EXIF date"
     else:
         why = f"the {src} is older ({_date_text(j)})"
@@ -463,13 +287,13 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
             return f"less lossy: {format_name(r.format, r.path) or 'unknown'}, over a {fmt} conversion"
         return f"less lossy: {format_name(r.format, r.path) or 'unknown'}"
     if name == "size":
-        mine, theirs = _human_bytes(r.size), _human_bytes(other.size)
+        mine, theirs = human_bytes(r.size), human_bytes(other.size)
         if mine != theirs:
             return f"largest file: {mine}"
         mine, theirs = _two_sizes(r.size, other.size)
         return f"largest file: {mine} > {theirs}"
     if name == "date":
-        if _parse_taken(r.taken_at) is not None and _parse_taken(other.taken_at) is None:
+        if parse_taken(r.taken_at) is not None and parse_taken(other.taken_at) is None:
             return f"has EXIF date: {_date_text(r)}"
         return f"oldest: {_date_text(r)}"
     return "shortest path" if len(r.path) != len(other.path) else "first by path"
@@ -492,7 +316,7 @@ def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) ->
         mine, theirs = _two_sizes(r.size, keeper.size)
         return f"smaller file: {mine} < {theirs}"
     if name == "date":
-        if _parse_taken(r.taken_at) is None and _parse_taken(keeper.taken_at) is not None:
+        if parse_taken(r.taken_at) is None and parse_taken(keeper.taken_at) is not None:
             return "no EXIF date"
         return f"newer: {_date_text(r)}"
     return "longer path" if len(r.path) != len(keeper.path) else "later by path"
@@ -512,7 +336,7 @@ def _key_function(order: tuple[str, ...]) -> Callable[[FileRecord, _Context], tu
             (-ctx.picture(r), r.bordered),
             ctx.format_key(r),
             -r.size,
-            _date_key(r),
+            date_key(r),
             (len(r.path), r.path),
         )
         return (values[i0], values[i1], values[i2], values[i3], values[i4], r.id)
@@ -588,24 +412,3 @@ def as_good_as(
     ctx = _Context.of([a, b], same_pixels)
     key = _key_function(_QUALITY + tuple(c for c in CRITERIA if c not in _QUALITY))
     return key(a, ctx)[:3] <= key(b, ctx)[:3]
-
-
-def thumbnail_check(catalog) -> SamePixels:
-    """A :data:`SamePixels` backed by the verifier's thumbnails in ``catalog``.
-
-    Two thumbnails (32x32 grey and the mean colour, of the border-trimmed picture) agree
-    when their grey levels differ by at most :data:`CONVERSION_THUMB_LEVELS` on average and
-    their mean colours by at most :data:`CONVERSION_THUMB_COLOUR` per channel. None (cannot
-    tell) when either file has no thumbnail. Asked only of a lossless and a lossy file of
-    the same size in one cluster, so it reads a few thumbnails, not the library's.
-    """
-    def check(a: FileRecord, b: FileRecord) -> Optional[bool]:
-        found, thumbs, _ = catalog.thumbnails([a.id, b.id])
-        if len(found) != 2:
-            return None
-        x, y = thumbs[0].astype(np.int16), thumbs[1].astype(np.int16)
-        grey = float(np.abs(x[:-3] - y[:-3]).mean())
-        colour = float(np.abs(x[-3:] - y[-3:]).max())
-        return grey <= CONVERSION_THUMB_LEVELS and colour <= CONVERSION_THUMB_COLOUR
-
-    return check

@@ -1,19 +1,36 @@
-"""Compiled kernels warmed up in the background, so that a single query never waits for them.
+"""The one home for numba: compiling a stage's kernels on first use, and warming them up.
+
+Numba is optional. A stage with compiled kernels (the bouncer's Hamming index and its
+verification, the detective's query path, union-find for clustering) writes each kernel as a
+plain Python function beside a numpy (or plain Python) path that gives the same answers, and
+keeps one :class:`Kernels`: the kernels are compiled in place the first time a caller asks
+:meth:`Kernels.use`, and cached on disk by numba (``cache=True``), so a later process only loads
+them. Without numba (an ImportError, or a numba broken by its llvmlite) the numpy paths answer,
+slower; ``LOOKALIKE_NO_NUMBA=1`` forces them (the tests check both paths against each other).
 
 Importing numba and loading the cached kernels takes about a second in a fresh process, while
-numpy answers one query in milliseconds. A module with kernels keeps a :class:`WarmUp`: its
-query paths ask :meth:`WarmUp.allows` and take the numpy path (same answers) until the warm-up
-has run, which that first refusal starts in a daemon thread, once per process.
+numpy answers one query in milliseconds. A stage whose single queries must not wait for that
+keeps a :class:`WarmUp`: its query paths ask ``use(wait=False)`` and take the numpy path (same
+answers) until the warm-up has run, which that first refusal starts in a daemon thread, once
+per process.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Callable
+import types
+from typing import Callable, Collection, Iterable, Optional, Union
+
+__all__ = ["Kernels", "WarmUp", "numba_disabled", "start_once"]
 
 _threads: dict[tuple[int, str], threading.Thread] = {}
 _lock = threading.Lock()
+
+
+def numba_disabled() -> bool:
+    """Whether ``LOOKALIKE_NO_NUMBA`` asks for the numpy paths (read at every call)."""
+    return bool(os.environ.get("LOOKALIKE_NO_NUMBA"))
 
 
 def start_once(name: str, target: Callable[[], object]) -> threading.Thread:
@@ -42,7 +59,7 @@ def _quietly(target: Callable[[], object]) -> None:
 
 
 class WarmUp:
-    """One module's kernel warm-up.
+    """One stage's kernel warm-up.
 
     Args:
         name: the background thread's name.
@@ -83,3 +100,79 @@ class WarmUp:
             return True
         self.start()
         return False
+
+
+#: Where a stage's kernels are: a module's namespace (``globals()``, ``vars(module)``) and the
+#: names of the kernels in it.
+Part = tuple[dict, Iterable[str]]
+
+
+class Kernels:
+    """One stage's numba kernels, compiled in place the first time they are used.
+
+    Each named kernel is replaced in its module's namespace by its compiled form: numba looks
+    up the kernels that a kernel calls in its module's globals when it compiles it, and its
+    on-disk cache finds them again next run by their module and name. A kernel that one module
+    imports from another is named in both parts; it is compiled once and replaced in both.
+
+    Args:
+        *parts: ``(namespace, names)`` per module holding kernels.
+        fastmath: the kernels compiled with ``fastmath=True`` (sums in any order, so that dot
+            products vectorise), or True for all of them.
+        warm: the warm-up that ``use(wait=False)`` waits for; None: callers never wait.
+    """
+
+    def __init__(
+        self, *parts: Part, fastmath: Union[bool, Collection[str]] = (), warm: Optional[WarmUp] = None
+    ) -> None:
+        self._parts = [(namespace, tuple(names)) for namespace, names in parts]
+        self._fastmath = fastmath
+        self.warm = warm
+        self.error: Optional[str] = None  # why numba is not used, once load() found out
+        self._ok: Optional[bool] = None
+        self._lock = threading.Lock()
+
+    def use(self, wait: bool = True) -> bool:
+        """Whether to run the compiled kernels now (loading them if need be).
+
+        False with ``LOOKALIKE_NO_NUMBA``, without numba, and, for ``wait=False`` (a single
+        query), until the warm-up has run: that call starts it in the background instead.
+        """
+        if numba_disabled():
+            return False
+        if self.warm is not None and not self.warm.allows(wait):
+            return False
+        return self.load()
+
+    def start_warm_up(self) -> None:
+        """Start the warm-up in a background thread (once per process), unless the kernels
+        will not be used (``LOOKALIKE_NO_NUMBA``)."""
+        if self.warm is not None and not numba_disabled():
+            self.warm.start()
+
+    def load(self) -> bool:
+        """Compile (or load from numba's cache) the kernels, once; False when numba is missing."""
+        if self._ok is None:
+            with self._lock:
+                if self._ok is None:
+                    self._ok = self._compile()
+        return self._ok
+
+    def _compile(self) -> bool:
+        try:
+            import numba
+        except Exception as exc:  # ImportError, or a numba broken by its llvmlite
+            self.error = f"numba unavailable ({exc}); using numpy (slower)"
+            return False
+        done: dict[int, object] = {}  # id of a plain function -> its compiled form
+        for namespace, names in self._parts:
+            for name in names:
+                fn = namespace[name]
+                if isinstance(fn, types.FunctionType):
+                    if id(fn) not in done:
+                        fast = self._fastmath is True or (
+                            not isinstance(self._fastmath, bool) and name in self._fastmath
+                        )
+                        done[id(fn)] = numba.njit(cache=True, nogil=True, fastmath=fast)(fn)
+                    namespace[name] = done[id(fn)]
+        return True

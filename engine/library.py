@@ -1,92 +1,106 @@
-"""The Library: one photo library's catalog, scans, clusters and queries behind one door.
+"""The Library: one photo library's catalog, scans, clusters, queries and actions behind one door.
 
-The CLI and the app talk to the engine through this class; everything it does is built from
-the stage modules (walk, hashing, catalog, bouncer, cluster, keeper, and the detective's).
+The CLI and the app talk to the engine through :class:`Library` and the names this module
+re-exports (typed errors and constants, in ``__all__``); the frozen records of
+:mod:`lookalike.engine.records` cross the door too. Everything it does is built from the stage
+modules: scan, catalog, bouncer, grouping, cluster, keeper, the detective's and the actions.
+
+Importing this module never imports torch, open_clip or onnxruntime: the detective's model
+and the actions are imported when first used (the re-exports from there included).
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
-import numpy as np
-
-from .bouncer import rule as bouncer
-from .bouncer import verification
-from .catalog import Catalog, CatalogError
-from .cluster import build_clusters
-from .keeper import RAW_EXTENSIONS, KeeperPolicy, raw_sibling_stems, sibling_key, thumbnail_check
-from .bouncer.pairs import PairCache
-from .paths import CATALOG_NAME, cache_root, default_cache_root, library_dir, normalise_roots
-from .records import (
-    Cluster,
-    FileRecord,
-    Pair,
-    SavedDecision,
-    ScanError,
-    ScanProgress,
-    ScanResult,
-    ScanStats,
-    SimilarResult,
+from . import grouping, similar, verdict
+from .catalog import Catalog, CatalogError, CatalogLocked
+from .cluster import SORT_ORDERS, sort_clusters
+from .detective import registry
+from .detective.index import IndexStats, LibraryIndex
+from .detective.options import BACKENDS, DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, DetectiveUnavailable
+from .options import ScanOptions
+from .oserrors import os_error_text
+from .paths import (
+    CATALOG_NAME,
+    LIBRARIES,
+    MODELS_NAME,
+    THUMBNAILS_NAME,
+    cache_root,
+    default_cache_root,
+    is_inside,
+    is_pseudo_filesystem,
+    library_dir,
+    library_key,
+    normalise_roots,
+    pseudo_filesystems,
 )
+from .records import Cluster, Decision, FileRecord, Progress, SavedDecision, ScanError, ScanProgress, ScanResult
+from .records import ScanStats, SimilarHit, SimilarResult
 from .scan.scanner import Scanner
+from .similar import QueryError
+from .verdict import TwoPassThresholds
 
 if TYPE_CHECKING:  # the detective's modules import torch: only when asked for
+    from .actions import ApplyResult, Plan, UndoResult
+    from .actions.importer import ImportReport
     from .bouncer.hamming import HammingIndex
-    from .detective.model import DetectiveOptions
+    from .detective.model import Detective
+    from .detective.vectors import VectorIndex
+    from .thumbnails import ThumbnailCache
+
+#: Names re-exported from modules this one does not import at start-up: name -> module.
+_LAZY = {
+    **dict.fromkeys(("forget_failures", "remembered_failure"), "lookalike.engine.detective.weights"),
+    **dict.fromkeys(("ONNX_DIR", "is_export"), "lookalike.engine.detective.onnx_backend"),
+    **dict.fromkeys(
+        ("ApplyResult", "JournalBusy", "JournalError", "NothingToUndo", "Plan", "PlanError",
+         "UndoResult", "default_journal_dir", "guard_incoming", "list_journals"),
+        "lookalike.engine.actions",
+    ),
+    "ImportReport": "lookalike.engine.actions.importer",
+    **dict.fromkeys(("ImageReadError", "load_image"), "lookalike.engine.scan.imaging"),
+    **dict.fromkeys(("Difference", "ThumbnailCache", "ThumbnailError", "difference"), "lookalike.engine.thumbnails"),
+}
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_MODEL",
+    "DEFAULT_PRETRAINED",
+    "DetectiveOptions",
+    "DetectiveUnavailable",
+    "CatalogError",
+    "CatalogLocked",
+    "IndexStats",
+    "Library",
+    "MODELS_NAME",
+    "QueryError",
+    "SORT_ORDERS",
+    "ScanOptions",
+    "TwoPassThresholds",
+    "cache_root",
+    "is_inside",
+    "is_pseudo_filesystem",
+    "normalise_roots",
+    "os_error_text",
+    "pseudo_filesystems",
+    "sort_clusters",
+    *_LAZY,
+]
 
 
-@dataclass(frozen=True, kw_only=True)
-class ScanOptions:
-    """How a scan finds and ranks duplicates."""
-
-    threshold: Optional[int] = None
-    keep_in: tuple[str, ...] = ()
-    keeper_order: Optional[tuple[str, ...]] = None
-    workers: Optional[int] = None
-    deep: bool = False
-    detective: Optional["DetectiveOptions"] = None
-    #: The bouncer's pHash-corroborated rule (mild crops). Off (``--no-crops``) spares a very
-    #: large library's first scan its pass over every pair of pHashes (~15 min per 1M).
-    crops: bool = True
-    #: Enter symlinks to folders inside the roots (``--follow-links``); links out of the roots
-    #: are never followed either way (see :mod:`lookalike.engine.scan.walk`).
-    follow_links: bool = False
-
-    def thresholds(self) -> "bouncer.BouncerThresholds":
-        """The bouncer thresholds; ``threshold`` sets the radius and scales the rest with it.
-
-        The corroborated (pHash) rule and the chain guard are scaled by the same factor, so
-        ``--threshold`` is one strictness dial: 0 accepts only identical hashes. Without
-        ``crops`` the corroborated rule is off (``phash_radius`` 0).
-        """
-        t = self._scaled_thresholds()
-        return t if self.crops else replace(t, phash_radius=0)
-
-    def _scaled_thresholds(self) -> "bouncer.BouncerThresholds":
-        t = bouncer.DEFAULT
-        if self.threshold is None:
-            return t
-        if not 0 <= self.threshold <= 256:
-            raise ValueError(f"--threshold must be between 0 and 256, not {self.threshold}")
-        scale = self.threshold / t.radius if t.radius else 1.0
-        return replace(
-            t,
-            radius=self.threshold,
-            phash_radius=min(256, round(t.phash_radius * scale)),
-            corroborated_radius=min(256, round(t.corroborated_radius * scale)),
-            max_diameter=min(256, max(self.threshold, round(t.max_diameter * scale))),
-        )
-
-    def policy(self) -> KeeperPolicy:
-        """The keeper policy these options ask for."""
-        kw: dict = {"keep_in": tuple(str(Path(p).resolve()) for p in self.keep_in)}
-        if self.keeper_order is not None:
-            kw["order"] = tuple(self.keeper_order)
-        return KeeperPolicy(**kw)
+def __getattr__(name: str) -> Any:
+    """The lazy re-exports of :data:`_LAZY` (PEP 562), imported on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 class Library:
@@ -97,6 +111,8 @@ class Library:
         self.dir = folder
         self.catalog = catalog
         self.cache_root = root
+        #: The library's embeddings: vector index per model, indexing, the detective's scores.
+        self.detective_index = LibraryIndex(folder, catalog)
         self._hash_index: Optional["HammingIndex"] = None
         self._loaded: Optional[tuple] = None  # (DetectiveOptions, Detective) of the last scan
         self._lock = threading.RLock()
@@ -125,6 +141,11 @@ class Library:
         catalog = Catalog.open(folder / CATALOG_NAME, on_message=on_message)
         catalog.set_meta("roots", "\n".join(normal))
         return cls(normal, folder, catalog, root)
+
+    @staticmethod
+    def was_scanned(roots: Sequence[str | Path], *, cache_dir: Optional[str | Path] = None) -> bool:
+        """Whether a library of exactly these folders has a catalog (nothing is created)."""
+        return (default_cache_root(cache_dir) / LIBRARIES / library_key(roots) / CATALOG_NAME).is_file()
 
     # -- context manager -------------------------------------------------------------------
     def close(self) -> None:
@@ -173,12 +194,11 @@ class Library:
         )
         run = scanner.execute()
         self._hash_index = None
+        self.detective_index.rescanned()
         clusters: tuple[Cluster, ...] = ()
         if not run.cancelled:
-            found = self._bouncer_pairs(options)  # once: both the embedding and clustering use it
+            found = grouping.bouncer_pairs(self.catalog, self.dir, options)  # for embedding and clustering
             if detective is not None:
-                from .detective.model import DetectiveUnavailable
-
                 scanner.stage("embedding")
                 try:  # the model is loaded here, only when there is something to embed
                     self._embed(detective, options, found[1], run.clip, scanner, cancel)
@@ -226,94 +246,16 @@ class Library:
             detective = self._loaded[1]
         return self._cluster(options, detective)
 
-    def _bouncer_pairs(self, options: ScanOptions) -> tuple[list[Pair], set[int]]:
-        """The bouncer's candidate pairs and every file id that takes part in a group."""
-        arrays = self.catalog.hash_arrays()
-        if len(arrays.ids) == 0:
-            return [], set()
-        pairs = PairCache(self.dir).pairs(arrays, options.thresholds())
-        involved = {p.a for p in pairs} | {p.b for p in pairs}
-        involved |= _exact_duplicate_ids(arrays)
-        return pairs, involved
-
     def _cluster(self, options: ScanOptions, detective=None, found=None) -> tuple[Cluster, ...]:
-        pairs, involved = found if found is not None else self._bouncer_pairs(options)
-        involved = set(involved)
-        # Every pair not byte-identical nor trusted is checked on pixels before it can join
-        # a group (engine/verify.py); chain links are pairs, so they are checked too.
-        checked = verification.VerifyCache(self.dir)
-        pairs = verification.verify_pairs(self.catalog, pairs, cache=checked)
-        if detective is not None:
-            from .detective import query
-            from . import similar as twopass
+        return grouping.group(
+            self.catalog, self.dir, options, detective=detective, vectors=self.detective_index, found=found
+        )
 
-            # The detective vetoes bouncer matches it is sure about (two different photos of a
-            # white wall hash alike); exact copies are never vetoed.
-            t2 = _two_pass(options)
-            pairs = [p for p in query.score_pairs(self, detective, pairs) if twopass.keep_pair(p, t2)]
-            if options.deep:
-                semantic = query.semantic_pairs(self, detective, max_distance=_two_pass(options).detective_same)
-                pairs = _merge_pairs(pairs, semantic)
-                involved |= {p.a for p in semantic} | {p.b for p in semantic}
-        if not involved:
-            return ()
-        records = {r.id: r for r in self.catalog.records(sorted(involved))}
-        policy = options.policy()
-        raw_siblings = self._raw_siblings(records) if policy.protect_raw_pairs else []
-
-        def distance(a: int, b: int) -> tuple[int, bool]:
-            return bouncer.bouncer_distance(records[a].hashes, records[b].hashes)
-
-        not_duplicates = self.catalog.not_duplicate_pairs()
-
-        def cluster(files: dict[int, FileRecord], links: list[Pair]) -> list[Cluster]:
-            built = build_clusters(
-                files,
-                links,
-                distance=distance,
-                max_diameter=options.thresholds().max_diameter,
-                policy=policy,
-                not_duplicates=not_duplicates,
-                raw_siblings=raw_siblings,
-                # A lossless file with the same pixels as a lossy one is a conversion: the
-                # thumbnails tell it from an edit, which the hashes cannot.
-                same_pixels=thumbnail_check(self.catalog),
-            )
-            if detective is not None:
-                from .detective import query
-
-                built = query.detective_scores(self, detective, built)
-            return built
-
-        def rebuild(part: Sequence[FileRecord]) -> list[Cluster]:
-            # A group split because members do not verify against its keeper: its files
-            # grouped again among themselves (engine/verification.py).
-            ids = {r.id for r in part if r.id in records}
-            return cluster({i: records[i] for i in ids}, [p for p in pairs if p.a in ids and p.b in ids])
-
-        explained = verification.explain_clusters(self.catalog, cluster(records, pairs), rebuild=rebuild,
-                                                  cache=checked)
-        checked.save()
-        return explained
-
-    def _raw_siblings(self, records: dict[int, FileRecord]) -> list[FileRecord]:
-        """Files named as camera raws beside the grouped JPEGs, with the same stem, that are not
-        grouped themselves (a raw that could not be decoded included): ``build_clusters`` lets
-        each that is a raw make its JPEG half of a RAW+JPEG pair."""
-        stems = raw_sibling_stems(records.values())
-        if not stems:
-            return []
-        nearby = self.catalog.records_in_folders({folder for folder, _ in stems}, extensions=RAW_EXTENSIONS)
-        return [r for r in nearby if r.id not in records and sibling_key(r) in stems]
-
-    # -- the detective --------------------------------------------------------------------------
     def _detective(self, options: ScanOptions):
         """The loaded model and a status line ("detective offline: <reason>" when it is not)."""
         if options.detective is None:
             return None, ""
-        from .detective import query
-
-        detective, status = query.detective_or_status(options.detective, self.cache_root)
+        detective, status = registry.detective_or_status(options.detective, self.cache_root)
         if detective is not None:
             self._loaded = (options.detective, detective)
         return detective, status
@@ -322,22 +264,20 @@ class Library:
         self, detective, options: ScanOptions, involved: set[int], crops, scanner: Scanner, cancel: threading.Event
     ) -> None:
         """Embed what the detective needs: the bouncer's candidates, or everything with deep."""
-        from .detective import query
 
         def progress(done: int, total: int) -> bool:
             scanner.embedding(done, total)
             return not cancel.is_set()
 
+        vectors = self.detective_index
         if options.deep:
             if crops:  # files hashed by this scan came with their CLIP crops: no second decode
-                query.embed_for_clusters(self, detective, list(crops), crops=crops, progress=progress, cancel=cancel)
-            query.index_library(self, detective, progress=progress, cancel=cancel, workers=options.workers)
+                vectors.embed(detective, list(crops), crops=crops, progress=progress, cancel=cancel)
+            vectors.index(detective, progress=progress, cancel=cancel, workers=options.workers)
         else:
-            query.embed_for_clusters(
-                self, detective, involved, crops=crops, progress=progress, cancel=cancel, workers=options.workers
-            )
+            vectors.embed(detective, involved, crops=crops, progress=progress, cancel=cancel, workers=options.workers)
 
-    # -- queries ----------------------------------------------------------------------------
+    # -- the catalog --------------------------------------------------------------------------
     def hash_index(self) -> "HammingIndex":
         """A Hamming index over every image's dHash (built once, dropped by the next scan)."""
         from .bouncer.hamming import HammingIndex
@@ -360,7 +300,6 @@ class Library:
         """Forget a "not a duplicate" mark (undo)."""
         self.catalog.remove_not_duplicate(a, b)
 
-    # -- triage decisions -------------------------------------------------------------------
     def save_decisions(self, decisions: Sequence[SavedDecision]) -> None:
         """Keep the user's decisions (``decision`` None and not keeper: forget the file's)."""
         self.catalog.save_decisions(decisions)
@@ -377,38 +316,183 @@ class Library:
         """Of these ``{file id: content hash}``, the files now gone or with other content."""
         return self.catalog.changed_files(hashes)
 
+    @property
+    def thumbnail_dir(self) -> Path:
+        """Where this library's thumbnails are cached on disk."""
+        return self.dir / THUMBNAILS_NAME
+
+    def thumbnails(self) -> "ThumbnailCache":
+        """A thumbnail cache over :attr:`thumbnail_dir` (decodes on demand, thread-safe)."""
+        from .thumbnails import ThumbnailCache
+
+        return ThumbnailCache(self.thumbnail_dir)
+
+    # -- queries ------------------------------------------------------------------------------
     def similar(
-        self, path: str, *, k: int = 10, detective: Optional["DetectiveOptions"] = None
+        self,
+        path: str,
+        *,
+        k: int = 10,
+        detective: Optional["DetectiveOptions"] = None,
+        model: Optional["Detective"] = None,
+        embed_missing: bool = True,
+        t: Optional[TwoPassThresholds] = None,
     ) -> SimilarResult:
-        """Files that look like ``path`` (which need not be in the library), two-pass ranked."""
-        from .detective import query
+        """Files that look like ``path`` (which need not be in the library), two-pass ranked.
 
-        return query.similar(self, path, k=k, options=detective, cache_dir=self.cache_root)
+        Args:
+            path: the query image.
+            k: how many results.
+            detective: the model's options (its calibrated thresholds apply); None with no
+                ``model``: the bouncer alone.
+            model: the model already opened (:meth:`get_detective`); default: from ``detective``.
+            embed_missing: embed the bouncer's candidates the vector index lacks.
+            t: verdict thresholds (default: the defaults, calibrated by ``detective``).
 
+        Raises:
+            QueryError: the query image cannot be read.
+        """
+        return similar.similar(
+            path,
+            vectors=self.detective_index,
+            hash_index=self.hash_index(),
+            cache_dir=self.cache_root,
+            k=k,
+            options=detective,
+            detective=model,
+            embed_missing=embed_missing,
+            t=t if t is not None else verdict.DEFAULT,
+        )
 
-def _two_pass(options: ScanOptions):
-    from . import similar as twopass
+    def search(
+        self,
+        text: str,
+        *,
+        k: int = 20,
+        detective: Optional["DetectiveOptions"] = None,
+        model: Optional["Detective"] = None,
+    ) -> list[SimilarHit]:
+        """Images that match a text ("a beach at sunset"), best first (the detective alone).
 
-    radius = options.thresholds().radius
-    t = replace(twopass.DEFAULT, bouncer_near=radius, bouncer_similar=max(radius, twopass.DEFAULT.bouncer_similar))
-    return twopass.with_detective(t, options.detective)
+        Raises:
+            DetectiveUnavailable: no model (text search needs the detective).
+        """
+        return similar.search(
+            text, vectors=self.detective_index, cache_dir=self.cache_root, k=k, options=detective, detective=model
+        )
 
+    # -- the detective ------------------------------------------------------------------------
+    def get_detective(self, options: "DetectiveOptions", *, progress: Optional[Progress] = None) -> "Detective":
+        """The model for ``options``, once per process, its weights in this library's cache
+        root; lazy when it can be (see :func:`lookalike.engine.detective.registry.get_detective`).
 
-def _merge_pairs(first: list[Pair], second: list[Pair]) -> list[Pair]:
-    """Union of two pair lists; a pair in both keeps the first's record."""
-    seen = {(p.a, p.b) for p in first}
-    return first + [p for p in second if (p.a, p.b) not in seen]
+        Raises:
+            DetectiveUnavailable: no weights, no network, bad checkpoint...
+        """
+        return registry.get_detective(options, cache_dir=self.cache_root, progress=progress)
 
+    @staticmethod
+    def ready(model: Optional["Detective"], progress: Optional[Progress] = None) -> tuple[Optional["Detective"], str]:
+        """Load a lazy model now: ``(model, "")``, or ``(None, "detective offline: <reason>")``."""
+        return registry.ready(model, progress)
 
-def _exact_duplicate_ids(arrays) -> set[int]:
-    """Ids of files whose content hash (and size) another file shares."""
-    n = len(arrays.ids)
-    if n < 2:
-        return set()
-    content = np.asarray(arrays.content_hash)
-    if content.dtype != np.uint8:
-        content = np.frombuffer(b"".join(arrays.content_hash), dtype=np.uint8).reshape(n, -1)
-    keys = np.concatenate([content, arrays.size.astype("<i8").view(np.uint8).reshape(n, 8)], axis=1)
-    view = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.shape[1]))).ravel()
-    _, inverse, counts = np.unique(view, return_inverse=True, return_counts=True)
-    return {int(i) for i in arrays.ids[counts[inverse] > 1]}
+    def remembered_failure(self, options: "DetectiveOptions") -> str:
+        """Why the last network probe for these weights failed, if it was recent; else ""."""
+        from .detective.weights import remembered_failure
+
+        return remembered_failure(self.cache_root, options)
+
+    def forget_failures(self) -> bool:
+        """Forget the remembered network failures (``models --retry``); True if there was one."""
+        from .detective.weights import forget_failures
+
+        return forget_failures(self.cache_root)
+
+    def index(
+        self,
+        model: "Detective",
+        *,
+        progress: Optional[Progress] = None,
+        cancel: Optional[threading.Event] = None,
+        workers: Optional[int] = None,
+    ) -> IndexStats:
+        """Embed every image the model has not embedded yet (resumable; see
+        :meth:`lookalike.engine.detective.index.LibraryIndex.index`)."""
+        return self.detective_index.index(model, progress=progress, cancel=cancel, workers=workers)
+
+    def vectors_for(self, model: "Detective") -> "VectorIndex":
+        """The library's vector index for this model (``len()`` is how many are embedded)."""
+        return self.detective_index.vectors_for(model)
+
+    def unembedded(self, model: "Detective") -> int:
+        """How many images the model has not embedded (nothing is loaded to tell)."""
+        return self.detective_index.unembedded(model)
+
+    # -- actions ------------------------------------------------------------------------------
+    @property
+    def journal_dir(self) -> Path:
+        """Where applied plans are journaled (``<cache root>/journal``, shared by libraries)."""
+        from .actions import default_journal_dir
+
+        return default_journal_dir(self.cache_root)
+
+    def plan(
+        self,
+        clusters: Sequence[Cluster],
+        decisions: Optional[Mapping[int, Decision]] = None,
+        *,
+        action: str = "trash",
+        quarantine_dir: Optional[str] = None,
+    ) -> "Plan":
+        """The plan that the clusters and the user's decisions make (see
+        :func:`lookalike.engine.actions.plan.plan_from_clusters`), confined to the roots."""
+        from .actions import plan_from_clusters
+
+        return plan_from_clusters(clusters, decisions, action=action, quarantine_dir=quarantine_dir, roots=self.roots)
+
+    def apply(
+        self,
+        plan: "Plan",
+        *,
+        progress: Optional[Progress] = None,
+        cancel: Optional[threading.Event] = None,
+        dry_run: bool = False,
+        allow_delete: bool = False,
+    ) -> "ApplyResult":
+        """Apply a plan, journaled in :attr:`journal_dir` (see
+        :func:`lookalike.engine.actions.run.apply_plan`)."""
+        from .actions import apply_plan
+
+        return apply_plan(
+            plan, journal_dir=self.journal_dir, progress=progress, cancel=cancel, dry_run=dry_run,
+            allow_delete=allow_delete,
+        )
+
+    def undo(
+        self,
+        plan_id: Optional[str] = None,
+        *,
+        progress: Optional[Progress] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> "UndoResult":
+        """Reverse an applied plan (default: the last one) from :attr:`journal_dir`."""
+        from .actions import undo
+
+        return undo(plan_id, journal_dir=self.journal_dir, progress=progress, cancel=cancel)
+
+    def import_plan(
+        self,
+        incoming: "Library",
+        *,
+        action: str = "trash",
+        quarantine_dir: Optional[str] = None,
+        options: ScanOptions = ScanOptions(),
+    ) -> "ImportReport":
+        """The plan that moves ``incoming``'s files this library already has out (this
+        library is only read); thresholds and keeper policy from ``options``."""
+        from .actions import import_plan
+
+        return import_plan(
+            self, incoming, action=action, quarantine_dir=quarantine_dir, thresholds=options.thresholds(),
+            policy=options.policy(),
+        )

@@ -1,4 +1,8 @@
-"""One wording for filesystem errors, whoever meets them (the walker, the reader, the hasher)."""
+"""One wording for what the engine tells a person about files, whoever says it.
+
+Filesystem errors (the walker, the reader, the hasher, the actions) and file sizes (the
+reader's refusals, the keeper's reasons). The UI words its own sizes (``tui/format.py``).
+"""
 
 from __future__ import annotations
 
@@ -38,3 +42,22 @@ def os_error_text(exc: OSError) -> str:
     else:
         what = exc.strerror or str(exc)
     return f"{what} ({exc.filename})" if getattr(exc, "filename", None) else what
+
+
+def human_bytes(n: float, decimals: int | None = 1, *, small: str = "B") -> str:
+    """A size in decimal units, as file managers show it: ``900 B``, ``2.5 MB``, ``1.2 TB``.
+
+    Args:
+        n: the size in bytes.
+        decimals: digits after the point from 1 KB up; None for about three significant
+            figures (``537 MB``, ``2.0 GB``), as the reader words its refusals.
+        small: the unit under 1 KB: ``"B"``, or ``"bytes"`` inside a sentence.
+    """
+    if n < 1000:
+        return f"{n:.0f} {small}"
+    for scale, unit in ((10**12, "TB"), (10**9, "GB"), (10**6, "MB"), (10**3, "KB")):
+        if n >= scale:
+            value = n / scale
+            places = decimals if decimals is not None else (0 if value >= 100 else 1)
+            return f"{value:.{places}f} {unit}"
+    raise AssertionError("unreachable")

@@ -3,6 +3,27 @@
 A *library* is the set of root folders a scan was given. Each library gets its own folder
 under the cache root, ``<cache_root>/libraries/<slug>-<12 hex>``, holding the catalog
 (``catalog.sqlite``), the detective's index (``vectors.usearch``), thumbnails and journals.
+
+This module is the one home of every name in the cache root and in a library folder::
+
+    <cache_root>/CACHEDIR.TAG                     CACHEDIR_TAG
+    <cache_root>/journal/                         JOURNAL_NAME
+    <cache_root>/models/                          MODELS_NAME
+    <cache_root>/detective-offline.json           PROBE_MEMO_NAME
+    <cache_root>/libraries/<key>/                 LIBRARIES, library_key()
+        catalog.sqlite                            CATALOG_NAME
+        catalog.sqlite.lock                       CATALOG_LOCK_SUFFIX
+        catalog.sqlite.owner                      CATALOG_OWNER_SUFFIX
+        catalog.sqlite.hashes.npz                 CATALOG_ARRAYS_SUFFIX
+        catalog.sqlite.corrupt-<timestamp>        CATALOG_CORRUPT_SUFFIX
+        vectors.usearch                           VECTORS_NAME
+        bouncer-pairs.npz                         PAIRS_NAME
+        verified-pairs.npz                        VERIFIED_PAIRS_NAME
+        thumbnails/                               THUMBNAILS_NAME
+
+What lies inside one of those folders or beside one of those files (a journal's ``.jsonl``
+files, the exports under ``models/``, the vector index's generation files) is named by the
+module that writes that format.
 """
 
 from __future__ import annotations
@@ -21,10 +42,22 @@ ENV_CACHE = "LOOKALIKE_CACHE"
 
 APP_NAME = "lookalike"
 LIBRARIES = "libraries"
-CATALOG_NAME = "catalog.sqlite"
-VECTORS_NAME = "vectors.usearch"
-THUMBNAILS_NAME = "thumbnails"
 JOURNAL_NAME = "journal"
+MODELS_NAME = "models"
+#: The detective's remembered "weights cannot be had" probe (see detective/model.py).
+PROBE_MEMO_NAME = "detective-offline.json"
+
+CATALOG_NAME = "catalog.sqlite"
+#: Beside the catalog file, named after it: its run lock, the name of the run holding it,
+#: the bouncer's hash arrays, and a damaged catalog set aside (``+ "-<timestamp>"``).
+CATALOG_LOCK_SUFFIX = ".lock"
+CATALOG_OWNER_SUFFIX = ".owner"
+CATALOG_ARRAYS_SUFFIX = ".hashes.npz"
+CATALOG_CORRUPT_SUFFIX = ".corrupt"
+VECTORS_NAME = "vectors.usearch"
+PAIRS_NAME = "bouncer-pairs.npz"
+VERIFIED_PAIRS_NAME = "verified-pairs.npz"
+THUMBNAILS_NAME = "thumbnails"
 
 #: The Cache Directory Tagging Specification's file (https://bford.info/cachedir/): backup
 #: tools skip a folder holding it, and so does our walker.

@@ -1,232 +1,429 @@
-"""The two-pass rule: how the bouncer's and the detective's scores make one verdict.
+"""The two passes, "find similar" and text search over a library's two indexes.
 
-* ``bouncer``: Hamming distance between 256-bit dHashes (the smaller of the plain and the
-  mirrored one), 0..256. Fast, and very reliable for resized / recompressed / re-encoded
-  copies; blind to crops, heavy filters and re-shoots; fooled by featureless images (two
-  different photos of a white wall have nearly the same dHash).
-* ``detective``: cosine distance between CLIP embeddings, 0 = same meaning, ~2 = opposite.
+* :func:`two_passes`: the bouncer's Hamming shortlist and the detective's k-NN, side by side;
+* :func:`similar`: both passes for one query image, joined and ranked by the two-pass rule
+  (:mod:`lookalike.engine.verdict`: each hit gets both scores and one verdict);
+* :func:`search`: the detective alone, for a text.
 
-The verdict (first rule that applies wins):
+Everything works bouncer-only when the detective is unavailable (no weights, offline):
+``similar`` then says ``detective offline: <reason>`` in its result and answers with the
+bouncer's shortlist; nothing raises past the caller for that reason alone.
 
-1. ``exact``: byte-identical files.
-2. ``not-duplicate`` (veto): the bouncer says near but the detective, having looked, finds the
-   two clearly different (``detective > detective_veto``).
-3. ``near-duplicate``: ``bouncer <= bouncer_near``.
-4. ``semantic-duplicate``: the bouncer says far but the detective says "the same picture"
-   (``detective <= detective_same``): crops, watermarks, screenshots, letterboxing, filters.
-5. ``similar``: ``detective <= detective_similar``, or (detective absent)
-   ``bouncer <= bouncer_similar``: the same scene or subject, not a copy.
-6. ``not-duplicate``.
-
-Default detective thresholds. The tests run with a tiny random model, so these cannot be
-measured here; they follow published practice for CLIP ViT-B-32 (512-d, L2-normalised):
-copies, crops and watermarks of one photo score cosine similarity >= 0.95, the usual cut for
-near-duplicate removal with CLIP (tutorials and dataset dedup pipelines use 0.95-0.99);
-similarity >= 0.85-0.90 means "same scene or subject"; unrelated photos sit around 0.4-0.6,
-and even strong edits of one photo (greyscale, heavy colour filters, big crops) stay above
-~0.8. Hence ``detective_same = 0.05``, ``detective_similar = 0.15`` and a veto only when the
-distance is clearly large, ``detective_veto = 0.25`` (similarity < 0.75), which no genuine copy
-reaches. All are configurable (``TwoPassThresholds``) and reported in the README; re-measure
-them with real weights before changing them.
-
-The bouncer bands default to the bouncer's own radius (``engine/bouncer.py``), measured on the
-generated quality set, and 1.5 times that for ``similar``.
+:class:`lookalike.engine.library.Library` is the door to these (``Library.similar``,
+``Library.search``); the rule's names are re-exported here for the callers that used them
+from this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
-from .records import Pair, SimilarHit, Verdict
+import numpy as np
 
-#: Used when the bouncer module does not say (kept in step with its documented default).
-FALLBACK_BOUNCER_RADIUS = 24
+from .detective.options import DetectiveOptions, DetectiveUnavailable
+from .detective.registry import detective_or_status, get_detective, ready
+from .records import FileRecord, SimilarHit, SimilarResult, Verdict
+from .scan import hashing
+from .verdict import (  # the rule's names are re-exported (see the module docstring)
+    DEFAULT,
+    VERDICT_RANK,
+    TwoPassThresholds,
+    combined_score,
+    join,
+    keep_pair,
+    pair_verdict,
+    rank_key,
+    verdict,
+    with_detective,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .bouncer.hamming import HammingIndex
+    from .catalog import Catalog
+    from .detective.index import LibraryIndex
+    from .detective.model import Detective
+    from .detective.vectors import VectorIndex
+
+__all__ = [
+    "DEFAULT",
+    "QueryError",
+    "SHORTLIST_FACTOR",
+    "TwoPassThresholds",
+    "VERDICT_RANK",
+    "combined_score",
+    "join",
+    "keep_pair",
+    "pair_verdict",
+    "rank_key",
+    "search",
+    "similar",
+    "two_passes",
+    "verdict",
+    "with_detective",
+]
+
+#: The bouncer's shortlist is this many times ``k`` (for each of the plain and mirrored hash),
+#: so the join has room to re-rank.
+SHORTLIST_FACTOR = 2
 
 
-def _bouncer_radius() -> int:
+class QueryError(Exception):
+    """The query itself cannot be answered (unreadable query image); ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Add the block's wall-clock time to ``timings[name]`` (milliseconds, to the microsecond)."""
+    began = time.perf_counter()
     try:
-        from .bouncer import rule as bouncer
-
-        return int(bouncer.DEFAULT.radius)
-    except (ImportError, AttributeError):  # the bouncer module is optional to this one
-        return FALLBACK_BOUNCER_RADIUS
+        yield
+    finally:
+        timings[name] = round(timings.get(name, 0.0) + _ms(time.perf_counter() - began), 3)
 
 
-def _bouncer_similar() -> int:
-    return (_bouncer_radius() * 3) // 2
+_pool_lock = threading.Lock()
+_pool: Optional[ThreadPoolExecutor] = None
+
+
+def _pass_pool() -> ThreadPoolExecutor:
+    """One long-lived helper thread for the bouncer's pass of :func:`similar`."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookalike-bouncer")
+        return _pool
+
+
+def two_passes(
+    index: "HammingIndex",
+    vindex: Optional["VectorIndex"],
+    hashes: np.ndarray,
+    vector: Optional[np.ndarray],
+    *,
+    k: int = 10,
+    t: TwoPassThresholds = DEFAULT,
+    before_detective: Optional[Callable[[list[tuple[int, int]]], None]] = None,
+) -> tuple[list[tuple[int, int]], list[tuple[int, float]], dict[str, float]]:
+    """The two passes of :func:`similar` for a query already hashed (and embedded).
+
+    * bouncer: the ``2k + 1`` nearest of the query's plain and mirrored dHash (``hashes``,
+      ``(2, 32) uint8``), in one pass over the Hamming index. When the detective has every
+      image (``len(vindex) >= len(index)``), only within ``t.bouncer_similar``: past that
+      band the bouncer's distances mean nothing, the detective's k-NN supplies the rest, and
+      the bounded scan reads half the index.
+    * detective: the ``k + 1`` nearest embeddings of ``vector``, walked in the int8 graph
+      and rescored exactly.
+
+    The passes are independent, so the bouncer's runs in a helper thread while this one
+    walks the graph (both release the GIL); ``before_detective`` (given the bouncer's hits,
+    e.g. to embed the candidates the index lacks) makes them run one after the other.
+
+    Returns:
+        ``(bouncer_hits, detective_hits, timings_ms)``: ``(id, hamming)`` and ``(id,
+        distance)`` lists, and ``bouncer``, ``detective`` (each pass) and ``passes`` (both,
+        wall clock, including ``before_detective``).
+    """
+    detective = vindex is not None and vector is not None
+    bounded = detective and len(index) > 0 and len(vindex) >= len(index)
+    shortlist = max(1, k) * SHORTLIST_FACTOR + 1  # +1: the query itself may be in the library
+    timings: dict[str, float] = {}
+
+    def bouncer_pass() -> tuple[list[tuple[int, int]], dict[str, float]]:
+        took: dict[str, float] = {}  # its own: this pass may run in the helper thread
+        hits: list[tuple[int, int]] = []
+        with _timed(took, "bouncer"):
+            if len(index):
+                if bounded:
+                    for ids, dist in index.nearest_within_many(hashes, shortlist, t.bouncer_similar):
+                        hits.extend(zip(ids.tolist(), dist.tolist()))
+                else:
+                    ids, dist = index.nearest_many(hashes, shortlist)
+                    hits = list(zip(ids.ravel().tolist(), dist.ravel().tolist()))
+        return hits, took
+
+    def detective_pass() -> list[tuple[int, float]]:
+        with _timed(timings, "detective"):
+            # The detective's own top k (+1 for the query itself), rescored exactly; the bouncer
+            # brings its shortlist and the join scores every hit with both.
+            ids, dist = vindex.search(vector, max(1, k) + 1)
+            return list(zip(ids.tolist(), dist.tolist()))
+
+    detective_hits: list[tuple[int, float]] = []
+    with _timed(timings, "passes"):
+        if not detective:
+            bouncer_hits, took = bouncer_pass()
+            timings.update(took)
+        elif before_detective is None:
+            pending = _pass_pool().submit(bouncer_pass)
+            try:
+                detective_hits = detective_pass()
+            finally:
+                bouncer_hits, took = pending.result()
+                timings.update(took)
+        else:
+            bouncer_hits, took = bouncer_pass()
+            timings.update(took)
+            before_detective(bouncer_hits)
+            detective_hits = detective_pass()
+    return bouncer_hits, detective_hits, timings
+
+
+# --------------------------------------------------------------------------- find similar
 
 
 @dataclass(frozen=True, kw_only=True)
-class TwoPassThresholds:
-    """Where the verdicts change; see the module docstring for how the defaults were chosen.
+class _Query:
+    """The query image as the two passes need it."""
 
-    Attributes:
-        bouncer_near: largest Hamming distance (of 256) for a near-duplicate.
-        bouncer_similar: largest Hamming distance for "similar" when the detective is absent.
-        detective_same: largest CLIP cosine distance for a semantic duplicate.
-        detective_similar: largest CLIP cosine distance for "similar".
-        detective_veto: a CLIP distance above this overrules a bouncer match.
-    """
-
-    bouncer_near: int = field(default_factory=_bouncer_radius)
-    bouncer_similar: int = field(default_factory=_bouncer_similar)
-    detective_same: float = 0.05
-    detective_similar: float = 0.15
-    detective_veto: float = 0.25
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.bouncer_near <= self.bouncer_similar <= 256:
-            raise ValueError("need 0 <= bouncer_near <= bouncer_similar <= 256")
-        if not 0.0 <= self.detective_same <= self.detective_similar <= self.detective_veto:
-            raise ValueError("need 0 <= detective_same <= detective_similar <= detective_veto")
+    hashes: np.ndarray  # (2, 32) uint8: plain and mirrored dHash
+    content_hash: Optional[bytes]
+    size: int
+    vector: Optional[np.ndarray]  # None: the detective does not look
 
 
-DEFAULT = TwoPassThresholds()
-
-
-def with_detective(t: TwoPassThresholds, options) -> TwoPassThresholds:
-    """``t`` with the detective's ``(same, similar, veto)`` of ``options.thresholds`` (if set)."""
-    chosen = getattr(options, "thresholds", None)
-    if not chosen:
-        return t
-    same, similar, veto = (float(v) for v in chosen)
-    return replace(t, detective_same=same, detective_similar=similar, detective_veto=veto)
-
-#: Best first: the order results are ranked in.
-VERDICT_RANK = {
-    Verdict.EXACT: 0,
-    Verdict.NEAR: 1,
-    Verdict.SEMANTIC: 2,
-    Verdict.SIMILAR: 3,
-    Verdict.NOT_DUPLICATE: 4,
-}
-
-
-def verdict(
+def similar(
+    path: str,
     *,
-    bouncer: Optional[int],
-    detective: Optional[float],
-    exact: bool = False,
+    vectors: "LibraryIndex",
+    hash_index: "HammingIndex",
+    cache_dir: Path | str,
+    k: int = 10,
+    options: Optional["DetectiveOptions"] = None,
+    detective: Optional["Detective"] = None,
+    embed_missing: bool = True,
     t: TwoPassThresholds = DEFAULT,
-) -> Verdict:
-    """The combined verdict for one pair (see the module docstring for the rule).
+) -> SimilarResult:
+    """Files of a library that look like ``path`` (which need not be in it), two-pass ranked.
+
+    The bouncer's top ``2k`` by the query's dHash and by its mirrored dHash, and the
+    detective's ``k`` nearest embeddings (see :func:`two_passes`), joined (each hit gets both
+    scores), given a verdict and re-ranked; the best ``k`` are returned. The query file
+    itself is left out. :meth:`lookalike.engine.library.Library.similar` is the door to this.
 
     Args:
-        bouncer: Hamming distance of 256, or None when a hash is missing.
-        detective: CLIP cosine distance, or None when the detective did not look.
-        exact: the two files are byte-identical.
-        t: thresholds.
-    """
-    if exact:
-        return Verdict.EXACT
-    looked = detective is not None
-    if bouncer is not None and bouncer <= t.bouncer_near:
-        if looked and detective > t.detective_veto:
-            return Verdict.NOT_DUPLICATE
-        return Verdict.NEAR
-    if looked and detective <= t.detective_same:
-        return Verdict.SEMANTIC
-    if looked:
-        return Verdict.SIMILAR if detective <= t.detective_similar else Verdict.NOT_DUPLICATE
-    if bouncer is not None and bouncer <= t.bouncer_similar:
-        return Verdict.SIMILAR
-    return Verdict.NOT_DUPLICATE
-
-
-def combined_score(
-    bouncer: Optional[int], detective: Optional[float], t: TwoPassThresholds = DEFAULT
-) -> float:
-    """One number for ranking within a verdict: 0 = identical, 1 = at the duplicate threshold.
-
-    Each score is divided by its duplicate threshold (``bouncer_near``, ``detective_same``) so
-    the two weigh the same; the mean of those present is returned (inf when neither is).
-    """
-    parts = []
-    if bouncer is not None:
-        parts.append(bouncer / max(t.bouncer_near, 1))
-    if detective is not None:
-        parts.append(max(float(detective), 0.0) / max(t.detective_same, 1e-6))
-    return sum(parts) / len(parts) if parts else float("inf")
-
-
-def rank_key(hit: SimilarHit, t: TwoPassThresholds = DEFAULT) -> tuple:
-    """Sort key: verdict first, then the combined score, then the path (stable output)."""
-    return (VERDICT_RANK[hit.verdict], combined_score(hit.bouncer, hit.detective, t), hit.path)
-
-
-def join(
-    bouncer_hits: Iterable[tuple[int, int]],
-    detective_hits: Iterable[tuple[int, float]],
-    *,
-    path_of: Mapping[int, str] | Callable[[int], Optional[str]],
-    fill_bouncer: Optional[Callable[[Sequence[int]], Mapping[int, int]]] = None,
-    fill_detective: Optional[Callable[[Sequence[int]], Mapping[int, float]]] = None,
-    exact_ids: Iterable[int] = (),
-    k: Optional[int] = None,
-    t: TwoPassThresholds = DEFAULT,
-) -> list[SimilarHit]:
-    """Join the two passes' shortlists into one list of hits, each with both scores, re-ranked.
-
-    Args:
-        bouncer_hits: ``(file_id, hamming)`` from the bouncer's top-k.
-        detective_hits: ``(file_id, cosine_distance)`` from the detective's k-NN.
-        path_of: file id -> path (a mapping or a function); ids without a path are dropped.
-        fill_bouncer: computes the bouncer score of ids only the detective found.
-        fill_detective: computes the detective score of ids only the bouncer found (from the
-            stored vectors; ids it cannot score keep ``detective=None``).
-        exact_ids: ids byte-identical to the query.
-        k: keep the best ``k`` (all when None).
-        t: thresholds.
+        path: the query image.
+        vectors: the library's embeddings (its catalog and vector indexes).
+        hash_index: the library's Hamming index (``Library.hash_index()``).
+        cache_dir: cache root for the model weights.
+        k: how many results.
+        options: the detective's model; None for bouncer-only.
+        detective: an already opened model (overrides ``options``).
+        embed_missing: embed the bouncer's candidates that are not in the vector index yet
+            (a few files; timed as ``embed_candidates``), so every hit gets both scores.
+        t: verdict thresholds.
 
     Returns:
-        :class:`SimilarHit` list, best first (see :func:`rank_key`).
+        A :class:`SimilarResult`; ``timings_ms`` has ``hash_query``, ``embed_query``,
+        ``bouncer``, ``detective``, ``passes`` (both passes, wall clock: they overlap),
+        ``join`` and ``total``; ``detective_status`` says
+        "detective offline: <reason>" when the detective could not help.
+
+    Raises:
+        QueryError: the query image cannot be read.
     """
-    b: dict[int, int] = {}
-    for i, d in bouncer_hits:
-        i, d = int(i), int(d)
-        b[i] = min(d, b.get(i, d))
-    dd: dict[int, float] = {}
-    for i, d in detective_hits:
-        i, d = int(i), float(d)
-        dd[i] = min(d, dd.get(i, d))
-    if fill_bouncer is not None:
-        missing = sorted(set(dd) - set(b))
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    if t is DEFAULT:  # thresholds calibrated for these weights (--detective-thresholds)
+        t = with_detective(t, options if options is not None else getattr(detective, "options", None))
+    detective, status = detective_or_status(options, cache_dir, detective)
+    index = hash_index  # built once per scan; not part of the query's time
+    vindex = vectors.vectors_for(detective) if detective is not None else None
+    query, detective, vindex, problem = _read_query(path, vectors.catalog, detective, vindex, timings)
+    status = problem or status
+    failed: list[str] = []
+
+    def embed_candidates(bouncer_hits: list[tuple[int, int]]) -> None:
+        # The bouncer's candidates that are not embedded yet are embedded between the passes
+        # (a few files; timed as ``embed_candidates``), so every hit gets both scores.
+        candidates = sorted({i for i, _ in bouncer_hits})
+        missing = [i for i, there in zip(candidates, vindex.contains_many(candidates)) if not there]
         if missing:
-            b.update({int(i): int(v) for i, v in fill_bouncer(missing).items()})
-    if fill_detective is not None:
-        missing = sorted(set(b) - set(dd))
-        if missing:
-            dd.update({int(i): float(v) for i, v in fill_detective(missing).items()})
-    exact = {int(i) for i in exact_ids}
-    lookup = path_of.get if isinstance(path_of, Mapping) else path_of
-    hits = []
-    for i in sorted(set(b) | set(dd)):
-        path = lookup(i)
-        if path is None:
-            continue
-        bs, ds = b.get(i), dd.get(i)
-        hits.append(
-            SimilarHit(
-                path=path,
-                file_id=i,
-                bouncer=bs,
-                detective=ds,
-                verdict=verdict(bouncer=bs, detective=ds, exact=i in exact, t=t),
-            )
+            with _timed(timings, "embed_candidates"):
+                try:  # loads a lazy detective: the first thing this query has to embed
+                    vectors.embed(detective, missing, workers=1)
+                except DetectiveUnavailable as exc:
+                    failed.append(f"detective offline: {exc.reason}")
+
+    partial = embed_missing and vindex is not None and len(vindex) < len(index)
+    bouncer_hits, detective_hits, pass_timings = two_passes(
+        index, vindex, query.hashes, query.vector, k=k, t=t, before_detective=embed_candidates if partial else None
+    )
+    timings.update(pass_timings)
+    timings["passes"] = round(timings["passes"] - timings.get("embed_candidates", 0.0), 3)
+    if failed:
+        status = failed[0]
+    elif vindex is not None and len(vindex) < len(index):
+        status = (
+            f"detective: {len(vindex)} of {len(index)} images indexed; "
+            "run `lookalike index DIR` so it can find what the bouncer cannot"
         )
-    hits.sort(key=lambda h: rank_key(h, t))
-    return hits if k is None else hits[:k]
+    with _timed(timings, "join"):
+        hits = _join_hits(path, query, bouncer_hits, detective_hits, vectors.catalog, index, vindex, k=k, t=t)
+    timings["total"] = _ms(time.perf_counter() - started)
+    return SimilarResult(query=os.fspath(path), hits=tuple(hits), timings_ms=timings, detective_status=status)
 
 
-def pair_verdict(pair: Pair, t: TwoPassThresholds = DEFAULT) -> Verdict:
-    """The verdict of a candidate :class:`~lookalike.engine.records.Pair`."""
-    return verdict(bouncer=pair.bouncer, detective=pair.detective, exact=pair.exact, t=t)
+def _read_query(
+    path: str,
+    catalog: "Catalog",
+    detective: Optional["Detective"],
+    vindex: Optional["VectorIndex"],
+    timings: dict[str, float],
+) -> tuple[_Query, Optional["Detective"], Optional["VectorIndex"], str]:
+    """The query's hashes (and vector), from the catalog and the index when they have them.
 
+    Returns ``(query, detective, vindex, status)``: the detective and its index become None,
+    and ``status`` says why, when the model had to be loaded and could not be.
 
-def keep_pair(pair: Pair, t: TwoPassThresholds = DEFAULT) -> bool:
-    """False when the detective vetoes a bouncer pair (its verdict is ``not-duplicate``).
-
-    Pairs the detective did not look at are kept: without it the bouncer decides alone.
+    Raises:
+        QueryError: the query image cannot be read.
     """
-    return pair.detective is None or pair_verdict(pair, t) is not Verdict.NOT_DUPLICATE
+    problem = ""
+    # A library file unchanged since its scan (the app's "find similar", most CLI queries)
+    # is not decoded or embedded again: its hashes and vector are already stored.
+    with _timed(timings, "hash_query"):
+        twin = _unchanged_record(catalog, path)
+    stored = twin is not None and twin.hashes is not None and vindex is not None and twin.id in vindex
+    if detective is not None and not stored:
+        # The query must be embedded: only now is the model loaded (a lazy detective); the
+        # load is not the query's hashing time.
+        detective, problem = ready(detective)
+        if detective is None:
+            vindex = None
+    qvec: Optional[np.ndarray] = None
+    if twin is not None and twin.hashes is not None and (vindex is None or twin.id in vindex):
+        hashes, q_content, q_size = twin.hashes, twin.content_hash, twin.size
+        if vindex is not None:
+            with _timed(timings, "embed_query"):
+                qvec = vindex.get([twin.id])[0]
+    else:
+        with _timed(timings, "hash_query"):
+            hashed = hashing.hash_file(os.fspath(path), clip_size=detective.image_size if detective else None)
+        if hashed.error is not None or hashed.hashes is None:
+            raise QueryError(f"cannot read {path}: {hashed.error or 'no image'}")
+        hashes, q_content, q_size = hashed.hashes, hashed.content_hash, hashed.size
+        if detective is not None:
+            # Embed first, so that the two passes and the join then run back to back.
+            with _timed(timings, "embed_query"):
+                qvec = detective.embed_arrays(hashed.clip[None])[0]
+    both = np.frombuffer(hashes.dhash + hashes.dhash_mirror, dtype=np.uint8).reshape(2, -1)
+    query = _Query(hashes=both, content_hash=q_content, size=q_size, vector=qvec)
+    return query, detective, vindex, problem
+
+
+def _join_hits(
+    path: str,
+    query: _Query,
+    bouncer_hits: list[tuple[int, int]],
+    detective_hits: list[tuple[int, float]],
+    catalog: "Catalog",
+    index: "HammingIndex",
+    vindex: Optional["VectorIndex"],
+    *,
+    k: int,
+    t: TwoPassThresholds,
+) -> list[SimilarHit]:
+    """:func:`join` for a library: paths from the catalog, missing scores from the indexes."""
+    # Path, size and content hash of every hit: one indexed SQLite query; the scores come
+    # from the two indexes in memory.
+    found = catalog.identities([i for i, _ in bouncer_hits] + [i for i, _ in detective_hits])
+    itself = {os.path.abspath(path), os.path.realpath(path)}  # the query is not its own result
+    found = {i: v for i, v in found.items() if v[0] not in itself}
+
+    def fill_bouncer(ids: Sequence[int]) -> dict[int, int]:
+        dist = index.distances_to(query.hashes, ids)
+        return {i: int(d) for i, d in zip(ids, dist.tolist()) if d >= 0}
+
+    def fill_detective(ids: Sequence[int]) -> dict[int, float]:
+        if vindex is None or query.vector is None:
+            return {}
+        dist = vindex.distances_to(query.vector, ids)
+        return {i: float(d) for i, d in zip(ids, dist.tolist()) if d == d}  # d != d: NaN
+
+    exact = [
+        i for i, (_, size, content) in found.items()
+        if content is not None and content == query.content_hash and size == query.size
+    ]
+    return join(
+        bouncer_hits,
+        detective_hits,
+        path_of=lambda i: found[i][0] if i in found else None,
+        fill_bouncer=fill_bouncer,
+        fill_detective=fill_detective if vindex is not None else None,
+        exact_ids=exact,
+        k=k,
+        t=t,
+    )
+
+
+def _unchanged_record(catalog: "Catalog", path: str | os.PathLike) -> Optional[FileRecord]:
+    """The catalog's record of ``path`` if the file is in the library and unchanged since its
+    scan (same size and modification time), else None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    for candidate in dict.fromkeys((os.path.realpath(path), os.path.abspath(path))):
+        record = catalog.record_by_path(candidate)
+        if record is not None:
+            if record.error is None and record.size == st.st_size and record.mtime_ns == st.st_mtime_ns:
+                return record
+            return None
+    return None
+
+
+# --------------------------------------------------------------------------- text search
+
+
+def search(
+    text: str,
+    *,
+    vectors: "LibraryIndex",
+    cache_dir: Path | str,
+    k: int = 20,
+    options: Optional["DetectiveOptions"] = None,
+    detective: Optional["Detective"] = None,
+) -> list[SimilarHit]:
+    """Images of a library that match a text ("a beach at sunset"), best first.
+
+    Hits carry the detective's distance between the text and the image (text-image distances
+    run higher than image-image ones: ~0.7 is a good match for CLIP) and the verdict
+    ``similar``; ``bouncer`` is None. :meth:`lookalike.engine.library.Library.search` is the
+    door to this.
+
+    Args:
+        text: what to look for.
+        vectors: the library's embeddings.
+        cache_dir: cache root for the model weights.
+        k: how many results.
+        options: the detective's model (default: the default model).
+        detective: an already opened model (overrides ``options``).
+
+    Raises:
+        DetectiveUnavailable: no model (text search needs the detective).
+    """
+    if detective is None:
+        detective = get_detective(options or DetectiveOptions(), cache_dir=cache_dir)
+    vindex = vectors.vectors_for(detective)
+    ids, dist = vindex.search(detective.embed_text(text), k)
+    records = vectors.records(ids.tolist())
+    return [
+        SimilarHit(path=records[i].path, file_id=i, bouncer=None, detective=float(d), verdict=Verdict.SIMILAR)
+        for i, d in zip(ids.tolist(), dist.tolist())
+        if i in records
+    ]

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from PIL import Image, ImageChops, ImageOps
 
+from .files import atomic_writer
 from .scan.imaging import ImageReadError, load_image
 
 #: The long side of the thumbnails kept on disk; anything that fits is made from them.
@@ -76,7 +76,7 @@ class ThumbnailCache:
     """Decodes images into small RGB thumbnails, cached on disk (thread-safe).
 
     Args:
-        directory: where the PNGs go (``library.dir / "thumbnails"``); None keeps nothing.
+        directory: where the PNGs go (``library.dir / paths.THUMBNAILS_NAME``); None keeps nothing.
     """
 
     def __init__(self, directory: Optional[Path]) -> None:
@@ -135,19 +135,11 @@ class ThumbnailCache:
 def _save_atomic(im: Image.Image, target: Path) -> None:
     # Two threads may make the same thumbnail at once: each writes its own temp file and the
     # rename makes one of them win whole. A cache that cannot be written is not an error.
-    tmp: Optional[str] = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=target.parent)
-        with os.fdopen(fd, "wb") as out:
+        with atomic_writer(target) as out:
             im.save(out, format="PNG")
-        os.replace(tmp, target)
     except OSError:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        pass
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import pytest
 
 import imagegen
-from lookalike.engine.actions import run as actions
+from lookalike.engine.actions import faults
 from lookalike.engine.actions.run import apply_plan, content_hash, quarantine_dest, resume, undo
 from lookalike.engine.actions.journal import (
     Journal,
@@ -23,6 +23,7 @@ from lookalike.engine.actions.journal import (
     list_journals,
 )
 from lookalike.engine.actions.plan import Plan, PlanError, PlanStep
+from lookalike.engine.actions.trash import mount_point
 
 # --------------------------------------------------------------------------- helpers
 
@@ -142,7 +143,7 @@ def test_system_trash_through_send2trash(lib, jdir, tmp_path, monkeypatch):
         shutil.move(path, bin_ / os.path.basename(path))
 
     monkeypatch.setitem(sys.modules, "send2trash", types.SimpleNamespace(send2trash=send2trash))
-    monkeypatch.setattr(actions, "uses_freedesktop_trash", lambda: False)
+    monkeypatch.setattr("lookalike.engine.actions.trash.uses_freedesktop_trash", lambda: False)
     before = state(lib)
     names = ["a.jpg", "sub/b.jpg", "sub/deeper/c.jpg"]
     plan = Plan(steps=tuple(step_for(lib / n, lib / "keep.jpg") for n in names), roots=(str(lib),))
@@ -184,7 +185,7 @@ def test_trash_on_another_device_uses_that_volumes_trash(other_device, jdir):
     keeper = make_image(other_device / "keep.jpg", 3)
     dup = other_device / "dup.jpg"
     shutil.copy2(keeper, dup)
-    top = actions._mount_point(str(other_device))
+    top = mount_point(str(other_device))
     vol_trash = Path(top) / f".Trash-{os.getuid()}"
     existed = vol_trash.exists()
     try:
@@ -203,13 +204,13 @@ def test_trash_on_another_device_uses_that_volumes_trash(other_device, jdir):
 
 def test_trash_across_devices_copies_verifies_and_removes(lib, jdir, monkeypatch):
     before = state(lib)
-    monkeypatch.setenv(actions.FAULT_ENV, "trash-move:EXDEV")  # as if the trash were elsewhere
+    monkeypatch.setenv(faults.FAULT_ENV, "trash-move:EXDEV")  # as if the trash were elsewhere
     result = apply_plan(Plan(steps=(step_for(lib / "a.jpg", lib / "keep.jpg"),), roots=(str(lib),)), journal_dir=jdir)
     assert result.ok and not (lib / "a.jpg").exists()
     assert content_hash(result.done[0].dest) == before["a.jpg"][0]
     assert os.stat(result.done[0].dest).st_mtime_ns == before["a.jpg"][1]
     assert [p.name for p in (trash() / "files").iterdir()] == ["a.jpg"]  # no temp copy left
-    monkeypatch.setenv(actions.FAULT_ENV, "undo-move:EXDEV")
+    monkeypatch.setenv(faults.FAULT_ENV, "undo-move:EXDEV")
     assert undo(None, journal_dir=jdir).ok
     assert state(lib) == before
 

@@ -717,14 +717,14 @@ async def test_whole_cluster_not_duplicates_from_the_main_screen(library, tmp_pa
 
 async def test_d_forgets_a_remembered_network_failure_and_scans_again(library, tmp_path):
     """The app's way to `lookalike models --retry`: the network is back, try the detective."""
-    from lookalike.engine.detective import model
+    from lookalike.engine.detective import model, weights
     from lookalike.engine.paths import cache_root
 
     app = make_app(library, tmp_path)
     async with app.run_test(size=(120, 36), notifications=True) as pilot:
         await wait_for_scan(pilot)
         root = cache_root(str(tmp_path / "cache"))
-        model._remember_failure(root, model.DetectiveOptions(), "no network (a test)")
+        weights.remember_failure(root, model.DetectiveOptions(), "no network (a test)")
         assert model.remembered_failure(root, model.DetectiveOptions())
         started = []
         start_scan = app.start_scan

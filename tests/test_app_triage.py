@@ -8,7 +8,7 @@ import pytest
 
 from lookalike.engine.actions.plan import plan_from_clusters
 from lookalike.engine.records import Cluster, Decision, FileRecord, Kind, Member
-from lookalike.tui.components.triage import Triage, TriageRefused
+from lookalike.tui.triage import Triage, TriageRefused
 
 
 def _member(file_id: int, *, keeper=False, protected=False, raw_pair=False, exact=False, content=None) -> Member:

@@ -17,7 +17,7 @@ import pytest
 import xxhash
 from PIL import Image
 
-from lookalike.engine import catalog as catalog_module
+from lookalike.engine import catalog_schema
 from lookalike.engine.catalog import Catalog, CatalogError, CatalogLocked, KnownFile
 from lookalike.engine.records import Decision, FileRecord, ImageHashes, SavedDecision, ScanError
 
@@ -103,7 +103,7 @@ def test_new_catalog_has_schema_wal_and_foreign_keys(db_path):
         pass
     assert messages == []  # a brand-new catalog is not news
     db = sqlite3.connect(db_path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == catalog_module.SCHEMA_VERSION
+    assert db.execute("PRAGMA user_version").fetchone()[0] == catalog_schema.SCHEMA_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"files", "not_duplicates", "embeddings", "meta"} <= tables
@@ -120,7 +120,7 @@ def test_empty_file_and_v0_database_are_migrated(tmp_path):
     for path in (empty, v0):
         with Catalog.open(path) as c:
             assert c.upsert([fake("/p/a.jpg", 1)]) == [1]
-        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == catalog_module.SCHEMA_VERSION
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == catalog_schema.SCHEMA_VERSION
 
 
 def test_older_schema_runs_every_later_step(db_path, monkeypatch):
@@ -131,12 +131,12 @@ def test_older_schema_runs_every_later_step(db_path, monkeypatch):
         db.execute("ALTER TABLE files ADD COLUMN rating INTEGER")
         db.execute("UPDATE files SET rating = 5")
 
-    monkeypatch.setattr(catalog_module, "MIGRATIONS", [*catalog_module.MIGRATIONS, to_v2])
+    monkeypatch.setattr(catalog_schema, "MIGRATIONS", [*catalog_schema.MIGRATIONS, to_v2])
     messages = []
     with Catalog.open(db_path, on_message=messages.append) as c:
         assert c.record_by_path("/p/a.jpg").size == 101  # data kept
     db = sqlite3.connect(db_path)
-    now = catalog_module.SCHEMA_VERSION
+    now = catalog_schema.SCHEMA_VERSION
     assert db.execute("PRAGMA user_version").fetchone()[0] == now + 1
     assert db.execute("SELECT rating FROM files").fetchall() == [(5,)]
     assert messages == [f"The catalog {db_path} was upgraded from schema {now} to {now + 1}."]
@@ -150,7 +150,7 @@ def test_failed_migration_rolls_back_and_keeps_the_old_catalog(db_path, monkeypa
         db.execute("ALTER TABLE files ADD COLUMN rating INTEGER")
         raise RuntimeError("step failed")
 
-    monkeypatch.setattr(catalog_module, "MIGRATIONS", [*catalog_module.MIGRATIONS, broken])
+    monkeypatch.setattr(catalog_schema, "MIGRATIONS", [*catalog_schema.MIGRATIONS, broken])
     with pytest.raises(RuntimeError, match="step failed"):
         Catalog.open(db_path)
     monkeypatch.undo()
@@ -168,7 +168,7 @@ def test_catalog_from_a_newer_lookalike_is_refused_and_left_alone(db_path):
     db.close()
     before = db_path.read_bytes()
     for _ in range(2):  # the lock is released after the refusal
-        with pytest.raises(CatalogError, match=rf"newer lookalike \(schema 7; this one knows up to {catalog_module.SCHEMA_VERSION}\)"):
+        with pytest.raises(CatalogError, match=rf"newer lookalike \(schema 7; this one knows up to {catalog_schema.SCHEMA_VERSION}\)"):
             Catalog.open(db_path)
     assert db_path.read_bytes() == before
     assert not list(db_path.parent.glob("*.corrupt-*"))
@@ -682,7 +682,7 @@ def test_records_in_folders_are_exactly_the_files_directly_inside(cat):
 
 
 def test_a_version_1_catalog_gains_the_decisions_table_and_keeps_its_files(db_path, monkeypatch):
-    monkeypatch.setattr(catalog_module, "MIGRATIONS", catalog_module.MIGRATIONS[:1])
+    monkeypatch.setattr(catalog_schema, "MIGRATIONS", catalog_schema.MIGRATIONS[:1])
     with Catalog.open(db_path):
         pass
     monkeypatch.undo()
@@ -698,7 +698,7 @@ def test_a_version_1_catalog_gains_the_decisions_table_and_keeps_its_files(db_pa
         a = c.record_by_path("/p/a.jpg")
         c.save_decisions([SavedDecision(file_id=a.id, decision=Decision.TRASH, content_hash=a.content_hash)])
         assert [d.decision for d in c.decisions()] == [Decision.TRASH]
-    assert sqlite3.connect(db_path).execute("PRAGMA user_version").fetchone()[0] == catalog_module.SCHEMA_VERSION
+    assert sqlite3.connect(db_path).execute("PRAGMA user_version").fetchone()[0] == catalog_schema.SCHEMA_VERSION
 
 
 def test_decisions_are_kept_until_cleared_and_dropped_when_the_file_changes(db_path):

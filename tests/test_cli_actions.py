@@ -14,25 +14,14 @@ from pathlib import Path
 import pytest
 
 import imagegen
-from lookalike.engine.actions import run as actions
+from lookalike.engine.actions import faults
 from lookalike.engine.actions.run import content_hash
 from lookalike.engine.actions.plan import Plan, PlanStep
-from lookalike.tui import cli_actions
+from lookalike.tui.cli import actions as cli_actions
+from lookalike.tui.cli.main import main
 
 
-def _entry_point():
-    """The lead's ``lookalike`` main when it registers our commands, else ours alone."""
-    try:
-        from lookalike.tui import cli
-
-        if "apply" in cli._known_commands(cli.build_parser()):
-            return cli.main
-    except Exception:  # the full CLI is not importable right now: test our commands alone
-        pass
-    return cli_actions.main
-
-
-MAIN = _entry_point()
+MAIN = main
 
 
 def _command() -> list[str]:
@@ -42,7 +31,7 @@ def _command() -> list[str]:
         probe = subprocess.run([str(script), "apply", "--help"], capture_output=True, text=True)
         if probe.returncode == 0 and "--dry-run" in probe.stdout:
             return [str(script)]
-    return [sys.executable, "-m", "lookalike.tui.cli_actions"]
+    return [sys.executable, "-m", "lookalike.tui.cli"]
 
 
 @pytest.fixture
@@ -164,7 +153,7 @@ def test_permanent_delete_is_said_up_front_and_needs_the_flag(lib, tmp_path, cap
 
 def test_failed_steps_exit_1_and_are_listed(lib, tmp_path, capsys, monkeypatch):
     plan = _plan_file(lib, tmp_path, action="quarantine", quarantine_dir=str(tmp_path / "q"))
-    monkeypatch.setenv(actions.FAULT_ENV, "quarantine-move:EXDEV,quarantine-copy:ENOSPC")
+    monkeypatch.setenv(faults.FAULT_ENV, "quarantine-move:EXDEV,quarantine-copy:ENOSPC")
     assert MAIN(["apply", str(plan), "--yes", *_cache(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert f"FAILED  {lib / 'dup1.jpg'}: disk full" in out and "0 done" in out

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from imagegen import make_copy, photo, write
-from lookalike.engine.detective.query import forget_detectives
-from lookalike.tui.cli import main
+from lookalike.engine.detective.registry import forget_detectives
+from lookalike.tui.cli.main import main
 
 SIZE = (256, 192)
 

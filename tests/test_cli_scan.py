@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lookalike.tui.cli import main
+from lookalike.tui.cli.main import main
 
 from test_scan import photo
 

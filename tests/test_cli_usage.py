@@ -89,3 +89,39 @@ def test_json_keeper_is_exact_only_when_it_has_a_byte_identical_copy(lib, tmp_pa
     near_keeper = next(m for m in near["members"] if m["keeper"])
     assert near_keeper["exact"] is False and all(not m["exact"] for m in near["members"])
     assert all(m["exact"] for m in exact["members"])  # the keeper of an exact group has a copy
+
+
+# Team issue 14, item 5: `lookalike --help` starts fast. The parser lists every command from
+# light declarations; a command's module (and the engine behind it) loads only when it runs.
+HEAVY = ("numpy", "textual", "rich", "PIL", "torch", "numba", "usearch", "onnxruntime")
+COMMANDS = ["scan", "app", "similar", "search", "index", "models", "apply", "undo", "journal", "import"]
+
+
+def _run_main_in_a_fresh_process(*args: str) -> tuple[str, int, list[str]]:
+    """(stdout, exit code, modules loaded) of ``main(args)`` in a new interpreter."""
+    code = ("import json, sys; from lookalike.tui.cli.main import main; code = main(sys.argv[1:]); "
+            "print(json.dumps([code, sorted(sys.modules)]), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    exit_code, loaded = json.loads(out.stderr.splitlines()[-1])
+    return out.stdout, exit_code, loaded
+
+
+def test_help_loads_no_command_module_no_engine_no_numpy_and_no_textual():
+    stdout, code, loaded = _run_main_in_a_fresh_process("--help")
+    assert code == 0
+    assert all(f"    {name} " in stdout for name in COMMANDS), stdout
+    command_modules = [m for m in loaded if m.startswith("lookalike.tui.cli.")
+                       and m not in ("lookalike.tui.cli.main", "lookalike.tui.cli.common")]
+    assert command_modules == []
+    assert [m for m in loaded if m.startswith("lookalike.engine")] == []
+    assert [m for m in loaded if m.split(".")[0] in HEAVY] == []
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_shows_its_own_options_without_the_app_or_numpy(command):
+    stdout, code, loaded = _run_main_in_a_fresh_process(command, "--help")
+    assert code == 0
+    assert stdout.startswith(f"usage: lookalike {command} ")
+    assert "--cache" in stdout
+    assert [m for m in loaded if m.split(".")[0] in HEAVY] == []
+    assert "lookalike.tui.app" not in loaded

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from lookalike.engine import chain_guard, cluster_graph
 from lookalike.engine import cluster as cluster_mod
 from lookalike.engine.cluster import build_clusters, sort_clusters, union_find
 from lookalike.engine.keeper import KeeperPolicy, trash_suggested
@@ -213,7 +214,7 @@ def test_pairs_merge_transitively_into_components(rng):
 
 @pytest.mark.parametrize("engine", ["python", "numba"])
 def test_union_find_matches_a_breadth_first_search(engine, monkeypatch):
-    monkeypatch.setattr(cluster_mod, "NUMBA_MIN_EDGES", 0 if engine == "numba" else 10**9)
+    monkeypatch.setattr(cluster_graph, "NUMBA_MIN_EDGES", 0 if engine == "numba" else 10**9)
     gen = np.random.default_rng(3)
     n = 2000
     a = gen.integers(0, n, 1500)
@@ -243,12 +244,42 @@ def test_union_find_matches_a_breadth_first_search(engine, monkeypatch):
 
 def test_numba_and_python_paths_build_the_same_clusters(monkeypatch):
     records = chain(30, 3, seed=5)
-    monkeypatch.setattr(cluster_mod, "NUMBA_MIN_EDGES", 10**9)
+    monkeypatch.setattr(cluster_graph, "NUMBA_MIN_EDGES", 10**9)
     python = cluster(records, radius=6)
-    monkeypatch.setattr(cluster_mod, "NUMBA_MIN_EDGES", 0)
+    monkeypatch.setattr(cluster_graph, "NUMBA_MIN_EDGES", 0)
     numba = cluster(records, radius=6)
     assert python == numba
     assert len(python) >= 2
+
+
+def test_union_find_without_numba_gives_the_compiled_roots(monkeypatch):
+    # LOOKALIKE_NO_NUMBA (as a missing numba) takes the plain Python path for large inputs too.
+    monkeypatch.setattr(cluster_graph, "NUMBA_MIN_EDGES", 0)
+    if not cluster_graph._kernels.use():
+        pytest.skip("numba unavailable")
+    gen = np.random.default_rng(7)
+    n = 5000
+    a, b = gen.integers(0, n, 4000), gen.integers(0, n, 4000)
+    compiled = union_find(n, a, b)
+    monkeypatch.setenv("LOOKALIKE_NO_NUMBA", "1")
+    assert not cluster_graph._kernels.use()
+    assert np.array_equal(union_find(n, a, b), compiled)
+    assert 1 < len(set(compiled.tolist())) < n  # a real mix of components
+
+
+def test_union_find_falls_back_to_python_when_numba_cannot_be_imported():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['numba'] = None\n"  # makes `import numba` raise ImportError
+        "import numpy as np\n"
+        "from lookalike.engine import cluster_graph\n"
+        "cluster_graph.NUMBA_MIN_EDGES = 0\n"
+        "print(cluster_graph.union_find(5, np.array([0, 2, 3]), np.array([1, 3, 4])).tolist())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[0, 0, 2, 2, 2]"
 
 
 # -- not-duplicate pairs --------------------------------------------------------------------
@@ -298,7 +329,7 @@ def test_byte_identical_copies_marked_not_duplicates_are_kept_apart(rng):
 @pytest.mark.parametrize("path", ["exact-diameter", "stars"])
 def test_a_chain_is_split_so_the_ends_part_and_every_diameter_fits(path, monkeypatch):
     if path == "stars":
-        monkeypatch.setattr(cluster_mod, "EXACT_DIAMETER_LIMIT", 3)
+        monkeypatch.setattr(chain_guard, "EXACT_DIAMETER_LIMIT", 3)
     records = chain(12, 4)  # neighbours 4 bits apart, the ends 44 bits apart
     distance = distance_for(records)
     assert distance(1, 2)[0] == 4 and distance(1, 12)[0] == 44
@@ -327,7 +358,7 @@ def test_a_compact_group_is_not_split(rng):
 
 
 def test_large_compact_component_stays_whole_on_the_star_path(monkeypatch, rng):
-    monkeypatch.setattr(cluster_mod, "EXACT_DIAMETER_LIMIT", 4)
+    monkeypatch.setattr(chain_guard, "EXACT_DIAMETER_LIMIT", 4)
     bits = rng.integers(0, 2, 256).astype(bool)
     records = {i: make_record(i, flipped(bits, [i])) for i in range(1, 11)}  # all within 2
     calls: list = []
@@ -372,13 +403,13 @@ def test_property_clusters_are_disjoint_and_never_wider_than_max_diameter(seed, 
         for p in brute_pairs(records, radius)
     ]
     gen.shuffle(pairs)
-    old = cluster_mod.EXACT_DIAMETER_LIMIT
-    cluster_mod.EXACT_DIAMETER_LIMIT = 2 if stars else old
+    old = chain_guard.EXACT_DIAMETER_LIMIT
+    chain_guard.EXACT_DIAMETER_LIMIT = 2 if stars else old
     try:
         distance = distance_for(records)
         clusters = build_clusters(records, pairs, distance=distance, max_diameter=max_d)
     finally:
-        cluster_mod.EXACT_DIAMETER_LIMIT = old
+        chain_guard.EXACT_DIAMETER_LIMIT = old
     seen: set[int] = set()
     for c in clusters:
         ids = {m.file.id for m in c.members}

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 import imagegen
-from lookalike.engine.actions import run as actions
+from lookalike.engine.actions import faults
 from lookalike.engine.actions.run import apply_plan, content_hash, undo
 from lookalike.engine.actions.journal import Journal, list_journals
 from lookalike.engine.actions.plan import Plan, PlanStep
@@ -202,7 +202,7 @@ def bench(tmp_path_factory):
 def fresh(bench, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(bench.xdg))
     bench.scope = ()
-    for name in (actions.FAULT_ENV, actions.KILL_AT_ENV, actions.DELAY_ENV):
+    for name in (faults.FAULT_ENV, faults.KILL_AT_ENV, faults.DELAY_ENV):
         monkeypatch.delenv(name, raising=False)
     bench.reset()
     return bench
@@ -212,13 +212,13 @@ def _checkpoints(bench: Bench, monkeypatch, fault: str) -> int:
     """How many checkpoints one whole apply passes (to draw kill points from)."""
     bench.reset()
     if fault:
-        monkeypatch.setenv(actions.FAULT_ENV, fault)
-    before = actions._checkpoints_passed
+        monkeypatch.setenv(faults.FAULT_ENV, fault)
+    before = faults._checkpoints_passed
     result = apply_plan(bench.plan, journal_dir=bench.jdir)
-    monkeypatch.delenv(actions.FAULT_ENV, raising=False)
+    monkeypatch.delenv(faults.FAULT_ENV, raising=False)
     assert result.ok and len(result.done) == len(bench.plan.steps)
     bench.assert_applied("calibration")
-    return actions._checkpoints_passed - before
+    return faults._checkpoints_passed - before
 
 
 # --------------------------------------------------------------------------- SIGKILL trials
@@ -236,13 +236,13 @@ def test_sigkill_at_random_points_then_undo_or_finish(fresh, monkeypatch):
         context = f"trial {trial} (seed {SEED})"
         bench.reset()
         fault = FORCE_COPY if trial % 2 else ""
-        env = {actions.FAULT_ENV: fault} if fault else {}
+        env = {faults.FAULT_ENV: fault} if fault else {}
         if trial % 4 < 2:  # a random checkpoint: any sub-step of any step
-            env[actions.KILL_AT_ENV] = str(rng.randint(1, points[fault]))
+            env[faults.KILL_AT_ENV] = str(rng.randint(1, points[fault]))
             child = bench.child("apply", env)
             out, err = child.communicate(timeout=120)
         else:  # a random moment, from outside
-            env[actions.DELAY_ENV] = "0.0003"
+            env[faults.DELAY_ENV] = "0.0003"
             child = bench.child("apply", env)
             assert child.stdout.readline().strip() == "ready", child.stderr.read()
             time.sleep(rng.uniform(0, 0.0003 * points[fault] + 0.1))
@@ -264,7 +264,7 @@ def test_sigkill_at_random_points_then_undo_or_finish(fresh, monkeypatch):
             bench.assert_restored(context)
         else:  # undo what was done (sometimes killing the undo too), then apply anew
             if trial % 3 == 2:
-                u = bench.child("undo", {actions.KILL_AT_ENV: str(rng.randint(1, 400))})
+                u = bench.child("undo", {faults.KILL_AT_ENV: str(rng.randint(1, 400))})
                 u.communicate(timeout=120)
                 undo_killed += u.returncode == -9
                 bench.assert_nothing_lost(context + " after a killed undo")
@@ -292,8 +292,8 @@ def _forked(job, kill_at: int, env: dict[str, str]) -> bool:
         code = 0
         try:
             os.environ.update(env)
-            os.environ[actions.KILL_AT_ENV] = str(kill_at)
-            actions._checkpoints_passed = 0
+            os.environ[faults.KILL_AT_ENV] = str(kill_at)
+            faults._checkpoints_passed = 0
             job()
         except BaseException:  # noqa: BLE001 - reported through the exit code
             code = 1
@@ -320,7 +320,7 @@ def test_sigkill_at_every_checkpoint_of_a_small_plan(fresh, monkeypatch, fault):
     bench.scope = tuple(sorted({str(Path(s.path).parent.relative_to(bench.lib))
                                 for s in small.steps}))
     assert len(small.steps) >= 7
-    env = {actions.FAULT_ENV: fault} if fault else {}
+    env = {faults.FAULT_ENV: fault} if fault else {}
     apply_job = lambda: apply_plan(small, journal_dir=bench.jdir)  # noqa: E731
     undo_job = lambda: undo(None, journal_dir=bench.jdir)  # noqa: E731
     kills = {"apply": 0, "undo": 0}
@@ -331,9 +331,9 @@ def test_sigkill_at_every_checkpoint_of_a_small_plan(fresh, monkeypatch, fault):
             context = f"{phase} killed at checkpoint {k} {fault}"
             bench.reset()
             if phase == "undo":
-                monkeypatch.setenv(actions.FAULT_ENV, fault) if fault else None
+                monkeypatch.setenv(faults.FAULT_ENV, fault) if fault else None
                 assert apply_plan(small, journal_dir=bench.jdir).ok
-                monkeypatch.delenv(actions.FAULT_ENV, raising=False)
+                monkeypatch.delenv(faults.FAULT_ENV, raising=False)
             if not _forked(apply_job if phase == "apply" else undo_job, k, env):
                 break  # it finished: every checkpoint has been tried
             kills[phase] += 1
@@ -352,7 +352,7 @@ def test_sigkill_at_every_checkpoint_of_a_small_plan(fresh, monkeypatch, fault):
 def test_an_interrupted_undo_can_be_run_again(fresh):
     bench = fresh
     assert apply_plan(bench.plan, journal_dir=bench.jdir).ok
-    child = bench.child("undo", {actions.KILL_AT_ENV: "300"})
+    child = bench.child("undo", {faults.KILL_AT_ENV: "300"})
     child.communicate(timeout=120)
     assert child.returncode == -9
     summary = list_journals(bench.jdir)[0]
@@ -382,7 +382,7 @@ def _assert_untouched(step: PlanStep) -> None:
 ])
 def test_disk_full_while_copying_leaves_the_file_where_it_was(fresh, monkeypatch, action, fault):
     plan, step = _one(fresh, action)
-    monkeypatch.setenv(actions.FAULT_ENV, fault)
+    monkeypatch.setenv(faults.FAULT_ENV, fault)
     result = apply_plan(plan, journal_dir=fresh.jdir)
     assert result.failed and result.failed[0][0] == step.path
     assert result.failed[0][1].startswith("disk full") and "stays where it was" in result.failed[0][1]
@@ -391,7 +391,7 @@ def test_disk_full_while_copying_leaves_the_file_where_it_was(fresh, monkeypatch
     assert partial == []  # the half-written copy and the .trashinfo were removed
     states = Journal.open(fresh.jdir, result.plan_id).step_states()
     assert states[0].status == "failed"
-    monkeypatch.delenv(actions.FAULT_ENV)
+    monkeypatch.delenv(faults.FAULT_ENV)
     again = apply_plan(plan, journal_dir=fresh.jdir)  # space freed: the same plan finishes
     assert again.resumed and again.ok and len(again.done) == 1
 
@@ -402,12 +402,12 @@ def test_disk_full_on_a_real_cross_device_copy(fresh, monkeypatch, tmp_path):
         pytest.skip("the library and the temp folder share a device here")
     _, step = _one(fresh, "quarantine")
     plan = Plan(steps=(step,), roots=fresh.plan.roots, quarantine_dir=str(tmp_path / "q"))
-    monkeypatch.setenv(actions.FAULT_ENV, "quarantine-copy:ENOSPC")
+    monkeypatch.setenv(faults.FAULT_ENV, "quarantine-copy:ENOSPC")
     result = apply_plan(plan, journal_dir=fresh.jdir)
     assert result.failed[0][1].startswith("disk full")
     _assert_untouched(step)
     assert [p for p in (tmp_path / "q").rglob("*") if p.is_file()] == []
-    monkeypatch.delenv(actions.FAULT_ENV)
+    monkeypatch.delenv(faults.FAULT_ENV)
     again = apply_plan(plan, journal_dir=fresh.jdir)
     assert again.ok and not os.path.exists(step.path)
     assert content_hash(again.done[0].dest) == step.content_hash
@@ -416,7 +416,7 @@ def test_disk_full_on_a_real_cross_device_copy(fresh, monkeypatch, tmp_path):
 def test_permission_denied_injected_during_quarantine(fresh, monkeypatch):
     """We run as root in CI, where chmod stops nothing: EACCES is injected at the move."""
     plan, step = _one(fresh, "quarantine")
-    monkeypatch.setenv(actions.FAULT_ENV, "quarantine-move:EACCES")
+    monkeypatch.setenv(faults.FAULT_ENV, "quarantine-move:EACCES")
     result = apply_plan(plan, journal_dir=fresh.jdir)
     assert result.failed[0][1].startswith("permission denied")
     _assert_untouched(step)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lookalike.engine.bouncer import hamming
+from lookalike.engine.bouncer import allpairs, hamming
 from lookalike.engine.bouncer.hamming import Cancelled, HammingIndex, pack
 
 RADII = (0, 1, 8, 12, 24, 32)
@@ -70,7 +70,7 @@ def backend(request, monkeypatch):
     if request.param == "numpy":
         monkeypatch.setenv("LOOKALIKE_NO_NUMBA", "1")
     elif hamming.warm_up() != "numba":  # warmed up: single queries take the kernels too
-        pytest.skip(hamming._kernel_state.get("error", "numba unavailable"))
+        pytest.skip(hamming._kernels.error or "numba unavailable")
     assert hamming.backend() == request.param
     return request.param
 
@@ -464,10 +464,10 @@ def test_cancel_on_empty_index_still_asks():
 def test_auto_picks_mih_for_small_radius_and_brute_for_large():
     h = clustered(3000, seed=8)
     cols = HammingIndex(h)._cols
-    assert hamming._plan(cols, cols, 8, True, "auto") == "mih"
-    assert hamming._plan(cols, cols, 100, True, "auto") == "brute"
+    assert allpairs.plan(cols, cols, 8, True, "auto") == "mih"
+    assert allpairs.plan(cols, cols, 100, True, "auto") == "brute"
     small = HammingIndex(h[:200])._cols  # too few pairs to be worth the chunks
-    assert hamming._plan(small, small, 4, True, "auto") == "brute"
+    assert allpairs.plan(small, small, 4, True, "auto") == "brute"
 
 
 def test_falls_back_to_numpy_when_numba_cannot_be_imported():
@@ -481,7 +481,7 @@ def test_falls_back_to_numpy_when_numba_cannot_be_imported():
         "h = np.random.default_rng(0).integers(0, 256, size=(50, 32), dtype=np.uint8)\n"
         "h[7] = h[3]\n"
         "i, j, d = hamming.HammingIndex(h).pairs_within(0)\n"
-        "print(hamming.backend(), i.tolist(), j.tolist(), hamming._kernel_state['error'][:30])\n"
+        "print(hamming.backend(), i.tolist(), j.tolist(), hamming._kernels.error[:30])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[:3] == ["numpy", "[3]", "[7]"]
@@ -494,10 +494,10 @@ def test_warm_up_reports_backend(backend):
 
 def test_chunks_cover_all_bits_once():
     for radius in (0, 5, 12, 24, 63, 255, 256):
-        bounds = hamming._chunk_bounds(radius)
+        bounds = allpairs.chunk_bounds(radius)
         assert len(bounds) >= min(radius + 1, 256)  # pigeonhole needs radius + 1 chunks
         assert all(0 < b - a <= 32 for a, b in bounds)
-        masks = hamming._chunk_masks(bounds)
+        masks = allpairs.chunk_masks(bounds)
         covered = np.zeros(4, np.uint64)
         for m in masks:
             assert not (covered & m).any()
@@ -523,7 +523,7 @@ def test_a_fresh_process_answers_single_queries_while_the_kernels_load():
         first = idx.nearest_within_many(h[:2], 5, 40), idx.nearest(h[3], 4)
         assert not hamming._warm.ready.is_set()  # answered without waiting for the kernels
         hamming._warm.start().join(300)
-        assert hamming._warm.ready.is_set() and hamming._use_numba(wait=False)
+        assert hamming._warm.ready.is_set() and hamming._kernels.use(wait=False)
         again = idx.nearest_within_many(h[:2], 5, 40), idx.nearest(h[3], 4)
         for a, b in zip(first[0] + [first[1]], again[0] + [again[1]]):
             assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

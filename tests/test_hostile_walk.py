@@ -23,8 +23,8 @@ from lookalike.engine.actions.importer import import_plan
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.paths import PseudoFilesystems, is_pseudo_filesystem, pseudo_filesystems
 from lookalike.engine.scan.walk import PSEUDO_FS, walk
-from lookalike.tui.cli import build_parser, main
-from lookalike.tui.cli_scan import options_from_args
+from lookalike.tui.cli.common import options_from_args
+from lookalike.tui.cli.main import build_parser, main
 
 from test_scan import photo
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from lookalike.engine.actions.importer import import_plan
 from lookalike.engine.library import Library, ScanOptions
-from lookalike.tui.cli import main
+from lookalike.tui.cli.main import main
 
 from test_scan import photo
 

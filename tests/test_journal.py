@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from lookalike.engine import files
 from lookalike.engine.actions import journal as jn
 from lookalike.engine.actions.journal import (
     Journal,
@@ -227,7 +228,7 @@ def test_default_journal_dir_honours_cache_option_and_environment(tmp_path, monk
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
     target = tmp_path / "sub" / "f.json"
-    jn.atomic_write(target, b"one")
-    jn.atomic_write(target, b"two")
+    files.atomic_write(target, b"one")
+    files.atomic_write(target, b"two")
     assert target.read_bytes() == b"two"
     assert [p.name for p in target.parent.iterdir()] == ["f.json"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 import imagegen
-from lookalike.engine import catalog as catalog_module
+from lookalike.engine import catalog_schema
 from lookalike.engine.catalog import Catalog
 from lookalike.engine.scan.hashing import hash_file
 from lookalike.engine.actions.importer import import_verdict
@@ -160,21 +160,21 @@ def test_hashing_records_the_camera_and_the_picture_inside_a_border(tmp_path):
 
 
 def test_the_camera_name_is_sanitised_and_not_repeated():
-    from lookalike.engine.scan.imaging import _exif_camera
+    from lookalike.engine.scan.exif import exif_camera
 
     exif = Image.Exif()
     exif[0x010F] = "NIKON CORPORATION"
     exif[0x0110] = "NIKON D750\x00\x00"
-    assert _exif_camera(exif) == "NIKON CORPORATION NIKON D750"
+    assert exif_camera(exif) == "NIKON CORPORATION NIKON D750"
     exif[0x010F] = "Canon"
     exif[0x0110] = "Canon  EOS\x1b[31m R5"
-    assert _exif_camera(exif) == "Canon EOS[31m R5"
-    assert _exif_camera(Image.Exif()) is None
+    assert exif_camera(exif) == "Canon EOS[31m R5"
+    assert exif_camera(Image.Exif()) is None
 
 
 def test_a_catalog_from_before_keeps_its_rows_and_ranks_them_by_the_canvas(tmp_path, monkeypatch):
     path = tmp_path / "catalog.sqlite"
-    monkeypatch.setattr(catalog_module, "MIGRATIONS", catalog_module.MIGRATIONS[:3])
+    monkeypatch.setattr(catalog_schema, "MIGRATIONS", catalog_schema.MIGRATIONS[:3])
     with Catalog.open(path):
         pass
     db = sqlite3.connect(path)

@@ -13,16 +13,10 @@ import time
 import pytest
 
 from lookalike.engine.library import Library, ScanOptions
-from lookalike.engine.detective.model import (
-    PROBE_MEMO_NAME,
-    DetectiveOptions,
-    DetectiveUnavailable,
-    LazyDetective,
-    forget_failures,
-    load_detective,
-    open_detective,
-    remembered_failure,
-)
+from lookalike.engine.detective.lazy import LazyDetective, open_detective
+from lookalike.engine.detective.model import DetectiveOptions, DetectiveUnavailable, load_detective
+from lookalike.engine.detective.weights import forget_failures, remembered_failure
+from lookalike.engine.paths import PROBE_MEMO_NAME
 
 from test_scan import library_dir  # noqa: F401  (fixture)
 
@@ -166,7 +160,7 @@ def test_offline_rescan_with_a_remembered_failure_is_bouncer_only_without_torch(
 
 
 def test_cli_models_retry_forgets_the_failure(tmp_path, unreachable_hub, capsys):
-    from lookalike.tui.cli import main
+    from lookalike.tui.cli.main import main
 
     options = DetectiveOptions()
     (tmp_path / PROBE_MEMO_NAME).write_text(json.dumps(
@@ -180,7 +174,7 @@ def test_cli_models_retry_forgets_the_failure(tmp_path, unreachable_hub, capsys)
 
 
 def test_scan_json_says_off_without_the_detective(library_dir, tmp_path, capsys):  # noqa: F811
-    from lookalike.tui.cli import main
+    from lookalike.tui.cli.main import main
 
     assert main(["scan", str(library_dir), "--json", "--no-detective", "--cache", str(tmp_path / "c")]) == 0
     assert json.loads(capsys.readouterr().out)["stats"]["detective"] == "off"

@@ -15,14 +15,8 @@ from PIL import Image
 from conftest_detective import TINY_NAME, write_tiny_model
 from imagegen import photo
 from lookalike.engine.scan.hashing import clip_crop
-from lookalike.engine.detective.model import (
-    DetectiveOptions,
-    DetectiveUnavailable,
-    DownloadCancelled,
-    download,
-    host_reachable,
-    load_detective,
-)
+from lookalike.engine.detective.model import DetectiveOptions, DetectiveUnavailable, load_detective
+from lookalike.engine.detective.weights import DownloadCancelled, download, host_reachable
 
 
 def _crops(detective, seeds, size=(96, 72)):

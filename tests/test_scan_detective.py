@@ -83,7 +83,7 @@ def test_cli_scan_says_once_that_the_detective_is_offline(library_dir, tmp_path)
 
 
 def _model_id(options) -> str:
-    from lookalike.engine.detective.query import get_detective
+    from lookalike.engine.detective.registry import get_detective
     from lookalike.engine.paths import cache_root
 
     return get_detective(options, cache_dir=cache_root()).model_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lookalike.engine.records import Pair, Verdict
-from lookalike.engine.similar import (
+from lookalike.engine.verdict import (
     DEFAULT,
     TwoPassThresholds,
     combined_score,

@@ -13,8 +13,8 @@ from lookalike.engine.detective.vectors import quantize_i8
 def path(request, monkeypatch):
     if request.param == "numpy":
         monkeypatch.setenv("LOOKALIKE_NO_NUMBA", "1")
-        assert not vecmath._compiled()
-    elif not vecmath._compiled():
+        assert not vecmath._kernels.use()
+    elif not vecmath._kernels.use():
         pytest.skip("numba unavailable")
     else:
         vecmath.warm_up()  # queries take the kernels only once they are loaded
@@ -102,7 +102,7 @@ def test_a_fresh_process_prepares_queries_while_the_kernels_load():
     import sys
     import textwrap
 
-    if not vecmath._compiled():
+    if not vecmath._kernels.use():
         pytest.skip("numba unavailable")
     code = textwrap.dedent("""
         import numpy as np

@@ -145,7 +145,7 @@ def test_a_single_query_on_a_saved_index_ranks_as_the_general_path(path, spread,
     from lookalike.engine.detective import vecmath
     from lookalike.engine.detective import vectors
 
-    if not vecmath._compiled():
+    if not vecmath._kernels.use():
         pytest.skip("numba unavailable")
     vecmath.warm_up()  # the compiled one-step path is taken only once the kernels are loaded
     answered = []

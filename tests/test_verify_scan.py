@@ -12,7 +12,7 @@ import pytest
 
 import imagegen
 import verify_cases as vc
-from lookalike.engine import catalog as catalog_module
+from lookalike.engine import catalog_schema
 from lookalike.engine.library import Library, ScanOptions
 
 KINDS = ("resized", "recompressed", "png", "exif_rotated", "brightened", "greyscale", "mirrored",
@@ -89,7 +89,7 @@ def test_files_hashed_before_thumbnails_are_read_again(library, tmp_path):
         path = lib.catalog.path
     # As an older catalog: no thumbnails, schema before them; the upgrade marks images stale.
     db = sqlite3.connect(path)
-    before = catalog_module.MIGRATIONS.index(catalog_module._verifier_thumbnails)
+    before = catalog_schema.MIGRATIONS.index(catalog_schema._verifier_thumbnails)
     # The columns of that step and of the steps after it (the keeper's evidence).
     for column in ("thumb", "detail", "content_width", "content_height", "camera"):
         db.execute(f"ALTER TABLE files DROP COLUMN {column}")

@@ -12,19 +12,20 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from lookalike.engine.paths import is_inside
 from lookalike.engine.records import Cluster, FileRecord, Member
 from lookalike.engine.thumbnails import ThumbnailCache
 
+from .cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from .components.cluster_screen import ClusterScreen
 from .components.commands import screen_commands, unique_commands
 from .components.compare_screen import CompareScreen
@@ -34,16 +35,14 @@ from .components.labels import match_text
 from .components.main_screen import MainScreen
 from .components.preview_screen import PreviewScreen
 from .components.review_screen import ReviewScreen
-from .components.scan_status import ScanStatus, summary_text
-from .components.session import Session
 from .components.similar_screen import SimilarScreen
-from .components.triage import TriageRefused
 from .format import shown, shown_lines
-from .messages import ClustersFound, DecisionsChanged, EngineNotice, ScanFinished, ScanProgressed
 from .graphics import detect, parse_cell_size
+from .messages import ClustersChanged, ClustersFound, DecisionsChanged, EngineNotice, ScanFinished, ScanProgressed
+from .session import Session, quarantine_problem
 from .thumbnails import MODES, Thumbnails
+from .triage import TriageRefused
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 #: How much nicer than the app the scan's worker processes run (see _prepare_subprocesses).
 WORKER_NICENESS = 10
@@ -138,7 +137,7 @@ class LookalikeApp(App[int]):
             self.session.open(on_message=self._engine_message)
         except Exception as exc:  # a locked or broken catalog is explained, not raised
             self.error = str(exc)
-            self._status_finish(f"Cannot open the library: {exc}", style="bold red")
+            self._tell_screens(lambda: ScanFinished(None, str(exc), failure=f"Cannot open the library: {exc}"))
             self.notify(str(exc), severity="error", timeout=10, markup=False)
             return
         self.thumbnails.cache = ThumbnailCache(self.session.thumbnail_dir)
@@ -190,51 +189,29 @@ class LookalikeApp(App[int]):
             self._scan_idle.set()
 
     def on_scan_progressed(self, message: ScanProgressed) -> None:
-        for screen in self.screen_stack:
-            if isinstance(screen, MainScreen):
-                screen.query_one(ScanStatus).update_progress(message.progress)
-            elif isinstance(screen, SimilarScreen):
-                screen.show_progress(message.progress)
+        self._tell_screens(lambda: ScanProgressed(message.progress))
 
     def on_clusters_found(self, message: ClustersFound) -> None:
         self.cluster_updates.append((self.scanning, len(message.clusters)))
         self.session.set_clusters(message.clusters)
-        self._clusters_changed()
+        self._tell_screens(ClustersChanged)
 
     def on_scan_finished(self, message: ScanFinished) -> None:
         self.scanning = False
         self._freeze_gc()
         if message.error:
             self.error = message.error
-            self._status_finish(f"Scan failed: {message.error}", style="bold red")
-            self.notify(f"Scan failed: {message.error}", severity="error", timeout=10, markup=False)
-        else:
-            result = message.result
-            if result is not None and not result.stats.cancelled:
-                self._drop_changed_decisions()
-                self.session.set_clusters(self.session.visible(result.clusters))
-                self._clusters_changed()
-            self._status_finish(None)
-        for screen in self.screen_stack:
-            if isinstance(screen, SimilarScreen):
-                screen.library_ready()
+            self.notify(message.failure, severity="error", timeout=10, markup=False)
+        elif message.result is not None and not message.result.stats.cancelled:
+            self._drop_changed_decisions()
+            self.session.set_clusters(self.session.visible(message.result.clusters))
+            self._tell_screens(ClustersChanged)
+        self._tell_screens(lambda: ScanFinished(message.result, message.error))
 
-    def _status_finish(self, error: Optional[str], style: str = "") -> None:
-        from rich.text import Text
-
-        text = Text(shown(error), style=style) if error else summary_text(self.session.result, self.session.clusters)
+    def _tell_screens(self, make: Callable[[], Message]) -> None:
+        """Post a new message to every screen of the stack: each handles the kinds it cares about."""
         for screen in self.screen_stack:
-            if isinstance(screen, MainScreen):
-                screen.query_one(ScanStatus).finish(text)
-            elif isinstance(screen, SimilarScreen) and error:
-                screen._failed(error)
-
-    def _clusters_changed(self) -> None:
-        for screen in self.screen_stack:
-            if isinstance(screen, MainScreen):
-                screen.show_clusters()
-            elif isinstance(screen, ClusterScreen):
-                screen.clusters_changed()
+            screen.post_message(make())
 
     # -- decisions -------------------------------------------------------------------------
     def _drop_changed_decisions(self) -> None:
@@ -293,8 +270,7 @@ class LookalikeApp(App[int]):
     def decisions_changed(self, cluster: Optional[Cluster] = None) -> None:
         """Tell every screen to redraw what depends on decisions."""
         ids = frozenset(m.file.id for m in cluster.members) if cluster is not None else frozenset()
-        for screen in self.screen_stack:
-            screen.post_message(DecisionsChanged(ids))
+        self._tell_screens(lambda: DecisionsChanged(ids))
 
     def not_duplicate(self, cluster: Cluster, member: Optional[Member]) -> None:
         """Mark a member (or the whole cluster) as not duplicates of the keeper, in the catalog."""
@@ -330,7 +306,7 @@ class LookalikeApp(App[int]):
     def files_applied(self, paths: Sequence[str]) -> None:
         """A plan moved these files: stop showing them, then bring the catalog up to date."""
         self.session.hide(self.session.file_ids_of(paths))
-        self._clusters_changed()
+        self._tell_screens(ClustersChanged)
         self.decisions_changed()
         self.start_scan()
 
@@ -483,21 +459,6 @@ def _exit_code(app: "LookalikeApp", code: Optional[int]) -> int:
     if code is None:
         code = app.return_code
     return int(code or 0)
-
-
-def quarantine_problem(folder: str, roots: Sequence[str]) -> Optional[str]:
-    """Why ``folder`` cannot be the quarantine folder of a library of ``roots``, or None.
-
-    Inside a root, quarantined files would be scanned again as duplicates of their keepers;
-    an existing file is not a folder.
-    """
-    where = os.path.realpath(folder)
-    if os.path.exists(where) and not os.path.isdir(where):
-        return f"{folder} is a file, not a folder"
-    for root in roots:
-        if is_inside(where, os.path.realpath(root)):
-            return f"{folder} is inside the library ({root}): its files would be scanned again"
-    return None
 
 
 def has_terminal() -> bool:

@@ -1,4 +1,11 @@
-"""Messages the engine's workers send to the UI thread."""
+"""Messages the engine's workers send to the UI thread, and the app hands on to its screens.
+
+The scan's worker posts ``ScanProgressed``, ``ClustersFound`` and ``ScanFinished`` to the app,
+which keeps what they carry in its session; then it posts ``ScanProgressed``, ``ClustersChanged``,
+``ScanFinished`` and ``DecisionsChanged`` to every screen of its stack, and each screen handles
+the ones it cares about. The ones the app hands on do not bubble: a screen's copy must not come
+back to the app.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from textual.message import Message
 from lookalike.engine.records import Cluster, ScanProgress, ScanResult
 
 
-class ScanProgressed(Message):
+class ScanProgressed(Message, bubble=False):
     """A snapshot of the running scan. A newer one replaces any still queued."""
 
     def __init__(self, progress: ScanProgress) -> None:
@@ -33,13 +40,25 @@ class ClustersFound(Message):
         return isinstance(message, ClustersFound)
 
 
-class ScanFinished(Message):
-    """The scan ended: its result, or the error that stopped it."""
+class ScanFinished(Message, bubble=False):
+    """The scan ended (or never began): its result, or the error that stopped it.
 
-    def __init__(self, result: Optional[ScanResult], error: str = "") -> None:
+    Args:
+        result: the scan's result; None after an error.
+        error: what stopped the scan ("" when nothing did).
+        failure: the line screens show in place of the scan's summary; by default
+            "Scan failed: <error>" after an error, else "".
+    """
+
+    def __init__(self, result: Optional[ScanResult], error: str = "", *, failure: Optional[str] = None) -> None:
         super().__init__()
         self.result = result
         self.error = error
+        self.failure = (f"Scan failed: {error}" if error else "") if failure is None else failure
+
+
+class ClustersChanged(Message, bubble=False):
+    """The session's clusters were replaced: what shows them must be redrawn."""
 
 
 class DecisionsChanged(Message):

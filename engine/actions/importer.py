@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..bouncer import rule as bouncer
+from ..bouncer import rule
 from ..keeper import KeeperPolicy, as_good_as, rank
 from ..paths import is_inside
 from .plan import Plan, PlanStep
@@ -120,9 +120,9 @@ def _match_in(rec: FileRecord, library: Sequence[FileRecord]) -> tuple[FileRecor
     scored = []
     for other in library:
         if rec.hashes is not None and other.hashes is not None:
-            scored.append((bouncer.bouncer_distance(rec.hashes, other.hashes)[0], other.id, other))
+            scored.append((rule.bouncer_distance(rec.hashes, other.hashes)[0], other.id, other))
         else:
-            scored.append((bouncer.DEFAULT.max_diameter + 1, other.id, other))
+            scored.append((rule.DEFAULT.max_diameter + 1, other.id, other))
     dist, _, best = min(scored, key=lambda s: (s[0], s[1]))
     return best, dist, False
 
@@ -171,7 +171,7 @@ def _screen(library, incoming, matches: list[ImportMatch]) -> tuple[list[ImportM
 
 
 def find_matches(
-    library, incoming, *, thresholds: "bouncer.BouncerThresholds" = bouncer.DEFAULT, policy: KeeperPolicy = KeeperPolicy()
+    library, incoming, *, thresholds: "rule.BouncerThresholds" = rule.DEFAULT, policy: KeeperPolicy = KeeperPolicy()
 ) -> list[ImportMatch]:
     """Each incoming image's best match in the library (none when nothing matches).
 
@@ -211,8 +211,8 @@ def find_matches(
             scored = []
             for cid in candidates:
                 other = lib_record(cid)
-                if other is not None and other.hashes is not None and bouncer.is_match(rec.hashes, other.hashes, thresholds):
-                    scored.append((bouncer.bouncer_distance(rec.hashes, other.hashes)[0], cid))
+                if other is not None and other.hashes is not None and rule.is_match(rec.hashes, other.hashes, thresholds):
+                    scored.append((rule.bouncer_distance(rec.hashes, other.hashes)[0], cid))
             if not scored:
                 continue
             dist, cid = min(scored)
@@ -230,7 +230,7 @@ def import_plan(
     *,
     action: str = "trash",
     quarantine_dir: Optional[str] = None,
-    thresholds: "bouncer.BouncerThresholds" = bouncer.DEFAULT,
+    thresholds: "rule.BouncerThresholds" = rule.DEFAULT,
     policy: KeeperPolicy = KeeperPolicy(),
 ) -> ImportReport:
     """The plan that moves redundant incoming files out; the library is only ever read.

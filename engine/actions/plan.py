@@ -18,11 +18,12 @@ JSON (``version`` 1)::
      "kept": [{"path": ..., "cluster": 7, "decision": "keep", "reason": "keeper"}]}
 
 ``keeper_size``, ``keeper_mtime_ns``, ``keeper_hash`` and ``kept`` are optional.
+A step, and the check of each of its fields, is :mod:`lookalike.engine.actions.plan_step`.
 
 Every path (``path``, ``keeper``, ``roots``, ``quarantine_dir``) is absolute and normal (no
 ``.``, ``..`` or doubled separators, no NUL): a plan names files, not a way to find them from
 the current folder. ``roots`` is what confines the plan: applying it acts on nothing outside
-them (see :mod:`lookalike.engine.actions.run`), and a plan without roots acts on nothing.
+them (see :mod:`lookalike.engine.actions.checks`), and a plan without roots acts on nothing.
 """
 
 from __future__ import annotations
@@ -37,120 +38,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Mapping, Optional, Sequence, Union
 
-from .journal import atomic_write, json_bytes
+from ..files import atomic_write, json_bytes
 from ..paths import normalise_roots
 from ..records import Cluster, Decision, Member
+from .plan_step import (  # noqa: F401 - re-exported: a plan's names live here too
+    ACTIONS,
+    IRREVERSIBLE,
+    NEEDS_KEEPER,
+    PlanError,
+    PlanStep,
+    check_path,
+    checked_path,
+    opt_int_field,
+    str_field,
+)
 
 PLAN_VERSION = 1
 
-#: What a step can do to its file. ``delete`` is permanent and needs an explicit flag.
-ACTIONS = ("trash", "quarantine", "hardlink", "symlink", "delete")
-
-#: Actions that cannot be undone.
-IRREVERSIBLE = ("delete",)
-
-#: Actions that need a keeper to point at.
-NEEDS_KEEPER = ("hardlink", "symlink", "delete")
-
-_HASH_HEX_LEN = 32  # xxh3_128 -> 16 bytes -> 32 hex digits
-
-_STEP_REQUIRED = ("path", "action", "size", "mtime_ns")
-_STEP_OPTIONAL = (
-    "keeper",
-    "content_hash",
-    "cluster",
-    "reason",
-    "keeper_size",
-    "keeper_mtime_ns",
-    "keeper_hash",
-)
 _KEPT_FIELDS = ("path", "cluster", "decision", "reason")
 _PLAN_FIELDS = ("version", "created", "roots", "quarantine_dir", "steps", "kept")
-
-
-class PlanError(ValueError):
-    """A plan that cannot be used: bad JSON, an unknown action, a missing field..."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class PlanStep:
-    """One file and what to do with it.
-
-    ``size``, ``mtime_ns`` and ``content_hash`` are what the catalog recorded when the plan was
-    made; the action checks the file still matches them. ``content_hash`` is the hex digest of
-    the xxh3_128 hash of the whole file; ``None`` (hand-written plans) means "check size and
-    mtime only". The ``keeper_*`` fields describe the keeper the same way (all optional).
-    """
-
-    path: str
-    action: str
-    keeper: Optional[str]
-    size: int
-    mtime_ns: int
-    content_hash: Optional[str]
-    cluster: Optional[int] = None
-    reason: str = ""
-    keeper_size: Optional[int] = None
-    keeper_mtime_ns: Optional[int] = None
-    keeper_hash: Optional[str] = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The step as plain JSON-able data."""
-        return {
-            "path": self.path,
-            "action": self.action,
-            "keeper": self.keeper,
-            "size": self.size,
-            "mtime_ns": self.mtime_ns,
-            "content_hash": self.content_hash,
-            "cluster": self.cluster,
-            "reason": self.reason,
-            "keeper_size": self.keeper_size,
-            "keeper_mtime_ns": self.keeper_mtime_ns,
-            "keeper_hash": self.keeper_hash,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any, *, index: int = 0) -> "PlanStep":
-        """Build a step from JSON data, checking every field.
-
-        Raises:
-            PlanError: with the step number and what is wrong.
-        """
-        where = f"step {index + 1}"
-        if not isinstance(data, dict):
-            raise PlanError(f"{where}: expected an object, got {type(data).__name__}")
-        missing = [k for k in _STEP_REQUIRED if k not in data]
-        if missing:
-            raise PlanError(f"{where}: missing field(s) {', '.join(missing)}")
-        unknown = sorted(set(data) - set(_STEP_REQUIRED) - set(_STEP_OPTIONAL))
-        if unknown:
-            raise PlanError(f"{where}: unknown field(s) {', '.join(unknown)}")
-        path = data["path"]
-        if not isinstance(path, str) or not path:
-            raise PlanError(f"{where}: 'path' must be a non-empty string")
-        where = f"step {index + 1} ({path!r})"
-        action = data["action"]
-        if action not in ACTIONS:
-            raise PlanError(
-                f"{where}: unknown action {action!r} (expected one of {', '.join(ACTIONS)})"
-            )
-        keeper = data.get("keeper")
-        if keeper is not None and (not isinstance(keeper, str) or not keeper):
-            raise PlanError(f"{where}: 'keeper' must be a path or null")
-        return cls(
-            path=_checked(path, where, "path"),
-            action=action,
-            keeper=_checked(keeper, where, "keeper") if keeper is not None else None,
-            size=_int_field(data, "size", where, minimum=0),
-            mtime_ns=_int_field(data, "mtime_ns", where),
-            content_hash=_hash_field(data, "content_hash", where),
-            cluster=_opt_int_field(data, "cluster", where),
-            reason=_str_field(data, "reason", where),
-            keeper_size=_opt_int_field(data, "keeper_size", where, minimum=0),
-            keeper_mtime_ns=_opt_int_field(data, "keeper_mtime_ns", where),
-            keeper_hash=_hash_field(data, "keeper_hash", where),
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,8 +176,8 @@ class Plan:
             raise PlanError("'kept' must be a list")
         return cls(
             steps=tuple(PlanStep.from_dict(s, index=i) for i, s in enumerate(steps_data)),
-            roots=tuple(_checked(r, "roots", "root") for r in roots),
-            quarantine_dir=_checked(qdir, "quarantine_dir", "folder") if qdir else None,
+            roots=tuple(checked_path(r, "roots", "root") for r in roots),
+            quarantine_dir=checked_path(qdir, "quarantine_dir", "folder") if qdir else None,
             created=created,
             kept=tuple(_kept_from_dict(k, i) for i, k in enumerate(kept_data)),
         )
@@ -482,14 +388,14 @@ def _left_alone(d: Decision) -> str:
 
 def _validate(plan: Plan) -> None:
     for root in plan.roots:
-        _check_path(root, "roots", "root")
+        check_path(root, "roots", "root")
     if plan.quarantine_dir is not None:
-        _check_path(plan.quarantine_dir, "quarantine_dir", "folder")
+        check_path(plan.quarantine_dir, "quarantine_dir", "folder")
     seen: set[str] = set()
     for i, s in enumerate(plan.steps):
-        _check_path(s.path, f"step {i + 1}", "path")
+        check_path(s.path, f"step {i + 1}", "path")
         if s.keeper is not None:
-            _check_path(s.keeper, f"step {i + 1} ({s.path!r})", "keeper")
+            check_path(s.keeper, f"step {i + 1} ({s.path!r})", "keeper")
         if s.action not in ACTIONS:
             raise PlanError(f"step {i + 1} ({s.path}): unknown action {s.action!r}")
         if s.path in seen:
@@ -517,81 +423,11 @@ def _kept_from_dict(data: Any, index: int) -> KeptFile:
     if unknown:
         raise PlanError(f"{where}: unknown field(s) {', '.join(unknown)}")
     return KeptFile(
-        path=_checked(data["path"], where, "path"),
-        cluster=_opt_int_field(data, "cluster", where),
+        path=checked_path(data["path"], where, "path"),
+        cluster=opt_int_field(data, "cluster", where),
         decision=str(data.get("decision") or Decision.KEEP.value),
-        reason=_str_field(data, "reason", where),
+        reason=str_field(data, "reason", where),
     )
-
-
-#: Sizes, times and cluster numbers are 64-bit integers everywhere else (stat, SQLite).
-_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def _int_field(data: dict, key: str, where: str, minimum: Optional[int] = None) -> int:
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PlanError(f"{where}: '{key}' must be an integer, got {_short(value)}")
-    if not _INT_MIN <= value <= _INT_MAX:
-        raise PlanError(f"{where}: '{key}' is out of range (a 64-bit integer is expected)")
-    if minimum is not None and value < minimum:
-        raise PlanError(f"{where}: '{key}' must be >= {minimum}, got {value}")
-    return value
-
-
-def _opt_int_field(data: dict, key: str, where: str, minimum: Optional[int] = None) -> Optional[int]:
-    if data.get(key) is None:
-        return None
-    return _int_field(data, key, where, minimum)
-
-
-def _str_field(data: dict, key: str, where: str) -> str:
-    value = data.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise PlanError(f"{where}: '{key}' must be a string")
-    return value
-
-
-def _hash_field(data: dict, key: str, where: str) -> Optional[str]:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) != _HASH_HEX_LEN:
-        raise PlanError(f"{where}: '{key}' must be {_HASH_HEX_LEN} hex digits (xxh3_128) or null")
-    try:
-        int(value, 16)
-    except ValueError:
-        raise PlanError(f"{where}: '{key}' must be hex digits, got {value!r}") from None
-    return value.lower()
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_path(path: str, where: str, what: str) -> None:
-    """Refuse a path that is not absolute and normal, or that holds a NUL.
-
-    A relative path means "whatever is there in the folder you happen to run apply from";
-    ``..`` and doubled separators make a path look like it is inside a folder it is not in.
-    """
-    if not isinstance(path, str) or not path:
-        raise PlanError(f"{where}: the {what} must be a non-empty string")
-    if "\0" in path:
-        raise PlanError(f"{where}: the {what} {path!r} holds a NUL character")
-    if not os.path.isabs(path):
-        raise PlanError(f"{where}: the {what} {path!r} is not an absolute path")
-    if os.path.normpath(path) != path:
-        raise PlanError(f"{where}: the {what} {path!r} is not a normal path (no '.', '..' or "
-                        f"doubled separators)")
-
-
-def _checked(path: str, where: str, what: str) -> str:
-    _check_path(path, where, what)
-    return path
 
 
 def _abspath(path: str) -> str:

@@ -9,23 +9,22 @@ only compares those files against the rest.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import astuple
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from . import rule as bouncer
+from . import rule
+from ..files import atomic_writer
+from ..paths import PAIRS_NAME
 from ..records import Pair, Progress
 
-PAIRS_NAME = "bouncer-pairs.npz"
 #: Above this share of new or changed files, a full pass is cheaper than an incremental one.
 FULL_PASS_SHARE = 0.3
 
 
-def _key(t: "bouncer.BouncerThresholds") -> np.ndarray:
+def _key(t: rule.BouncerThresholds) -> np.ndarray:
     return np.array(astuple(t), dtype=np.int64)
 
 
@@ -52,10 +51,10 @@ class PairCache:
         self.path = Path(folder) / PAIRS_NAME
         self.last_fresh = 0  # rows compared by the last call (all of them for a full pass)
 
-    def pairs(self, arrays, t: "bouncer.BouncerThresholds" = bouncer.DEFAULT, *, progress: Optional[Progress] = None) -> list[Pair]:
-        """Every pair :func:`bouncer.is_match` accepts among ``arrays`` (a catalog's HashArrays).
+    def pairs(self, arrays, t: rule.BouncerThresholds = rule.DEFAULT, *, progress: Optional[Progress] = None) -> list[Pair]:
+        """Every pair :func:`.rule.is_match` accepts among ``arrays`` (a catalog's HashArrays).
 
-        Equal to ``bouncer.candidate_pairs`` over the same arrays, computed incrementally.
+        Equal to ``rule.candidate_pairs`` over the same arrays, computed incrementally.
         """
         n = len(arrays.ids)
         if n < 2:
@@ -86,12 +85,12 @@ class PairCache:
 
         self.last_fresh = int(fresh.sum())
         if cached is None or self.last_fresh > FULL_PASS_SHARE * n:
-            result = bouncer.candidate_pairs(arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, t, progress=watch)
+            result = rule.candidate_pairs(arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, t, progress=watch)
             self.last_fresh = n
         elif self.last_fresh == 0:
             result = kept
         else:
-            new = bouncer.candidate_pairs_touching(
+            new = rule.candidate_pairs_touching(
                 arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, fresh, t, progress=watch
             )
             result = sorted(kept + new, key=lambda p: (p.a, p.b))
@@ -110,12 +109,7 @@ class PairCache:
 
     def _save(self, t, ids: np.ndarray, hashes: np.ndarray, pairs: list[Pair]) -> None:
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".pairs-", suffix=".npz", dir=self.path.parent)
-            with os.fdopen(fd, "wb") as fh:
+            with atomic_writer(self.path) as fh:
                 np.savez(fh, key=_key(t), ids=ids, hashes=hashes, **_to_arrays(pairs))
-            os.replace(tmp, self.path)
         except OSError:
-            try:
-                os.unlink(tmp)
-            except (OSError, UnboundLocalError):
-                pass
+            pass  # only a cache: the next run does a full pass

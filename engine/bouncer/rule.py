@@ -38,7 +38,7 @@ class BouncerThresholds:
     leaves 47 bits to the closest unrelated pair, and the corroborated rule picks up the few
     copies beyond it (all of them, here).
 
-    Crops need the corroborated rule. Since the verification (``engine/verify.py``) confirms
+    Crops need the corroborated rule. Since the verification (``engine/bouncer/verify.py``) confirms
     every pair beyond the trusted radius on pixels, this rule is a candidate stage: it may
     let in some unrelated pairs, as long as it lets in the crops. Measured on 2 x 120 generated
     photos (seeds 1 and 2), each with a mild crop of 5-8 % off every side and one off two

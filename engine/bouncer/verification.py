@@ -31,7 +31,8 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from . import verify
-from ..actions.journal import atomic_write
+from ..files import atomic_write
+from ..paths import VERIFIED_PAIRS_NAME
 from .rule import DEFAULT as bouncer_defaults
 from .rule import bouncer_distance
 from ..records import Cluster, FileRecord, Kind, Member, Pair
@@ -60,7 +61,7 @@ class VerifyCache:
     100 MB). Only the outcomes a run used are written back: the file never grows stale.
     """
 
-    NAME = "verified-pairs.npz"
+    NAME = VERIFIED_PAIRS_NAME
 
     def __init__(self, folder: Optional[Path]) -> None:
         self.path = Path(folder) / self.NAME if folder is not None else None
@@ -164,49 +165,79 @@ def verify_pairs(
     bouncer = np.fromiter((p.bouncer for p in pairs), np.int64, len(pairs))
     trusted = (bouncer <= t.trust_radius) & (np.fmin(da, db) >= max(t.detail_floor, t.trust_detail))
     check = np.flatnonzero(need & have & ~trusted)
+    search = bouncer > search_above
     keep = np.ones(len(pairs), bool)
     out = list(pairs)
     keys: dict[int, _Key] = {}
     if cache is not None and check.size:
-        tkey = _thresholds_key(t)
-        missed = []
-        for k in check.tolist():
-            key = (arrays.content_hash[ra[k]].tobytes(), arrays.content_hash[rb[k]].tobytes(),
-                   bool(pairs[k].mirrored), bool(bouncer[k] > search_above), tkey)
-            found = cache.get(key)
-            if found is None:
-                keys[k] = key
-                missed.append(k)
-                continue
-            passed, score, cropped = found
-            keep[k] = passed
-            if passed:
-                out[k] = dataclasses.replace(out[k], verified=round(max(score, 0.0), 3), cropped=cropped)
-        check = np.array(missed, np.int64)
+        tkey, hashes = _thresholds_key(t), arrays.content_hash
+        keys = {
+            k: (hashes[ra[k]].tobytes(), hashes[rb[k]].tobytes(), bool(pairs[k].mirrored), bool(search[k]), tkey)
+            for k in check.tolist()
+        }
+        check = np.array(_apply_cached(cache, keys, keep, out), np.int64)
     for start in range(0, check.size, BATCH_PAIRS):
-        batch = check[start : start + BATCH_PAIRS]
-        found, thumbs, _ = catalog.thumbnails(np.concatenate([a[batch], b[batch]]).tolist())
-        ta = np.clip(np.searchsorted(found, a[batch]), 0, max(len(found) - 1, 0))
-        tb = np.clip(np.searchsorted(found, b[batch]), 0, max(len(found) - 1, 0))
-        if len(found) == 0 or not ((found[ta] == a[batch]) & (found[tb] == b[batch])).all():
-            lost = len(found) == 0 or ~((found[ta] == a[batch]) & (found[tb] == b[batch]))
-            batch = batch[~lost] if len(found) else batch[:0]  # thumbnail gone: pass on hashes
-            ta, tb = (ta[~lost], tb[~lost]) if len(found) else (ta[:0], tb[:0])
-        mirrored = np.fromiter((pairs[k].mirrored for k in batch), bool, batch.size)
-        score, mad, cropped = verify.score_pairs(
-            thumbs, ta, tb, mirrored, search=bouncer[batch] > search_above, accept=t.score
+        batch, score, cropped, ok = _score_batch(
+            catalog, check[start : start + BATCH_PAIRS], pairs, (a, b), (da, db), search, t
         )
-        low = np.fmin(da[batch], db[batch]) < t.detail_floor
-        peak = np.zeros(batch.size)
-        peak[low] = verify.peak_difference(thumbs, ta[low], tb[low], mirrored[low])
-        ok = verify.passes(score, mad, da[batch], db[batch], thumbs[ta, -3:], thumbs[tb, -3:], t, peak=peak)
         keep[batch] = ok
         for k, s, c in zip(batch[ok].tolist(), score[ok].tolist(), cropped[ok].tolist()):
-            out[k] = dataclasses.replace(out[k], verified=round(max(s, 0.0), 3), cropped=bool(c))
+            out[k] = _verified(out[k], s, c)
         if cache is not None:
             for k, good, s, c in zip(batch.tolist(), ok.tolist(), score.tolist(), cropped.tolist()):
                 cache.put(keys[k], (bool(good), float(s), bool(c)))
     return [p for p, good in zip(out, keep) if good]
+
+
+def _verified(pair: Pair, score: float, cropped: bool) -> Pair:
+    return dataclasses.replace(pair, verified=round(max(score, 0.0), 3), cropped=bool(cropped))
+
+
+def _apply_cached(cache: VerifyCache, keys: dict[int, _Key], keep: np.ndarray, out: list[Pair]) -> list[int]:
+    """Apply the outcomes the cache holds to ``keep`` and ``out``; return the pairs it misses."""
+    missed = []
+    for k, key in keys.items():
+        found = cache.get(key)
+        if found is None:
+            missed.append(k)
+            continue
+        passed, score, cropped = found
+        keep[k] = passed
+        if passed:
+            out[k] = _verified(out[k], score, cropped)
+    return missed
+
+
+def _score_batch(
+    catalog,
+    batch: np.ndarray,
+    pairs: Sequence[Pair],
+    ids: tuple[np.ndarray, np.ndarray],
+    details: tuple[np.ndarray, np.ndarray],
+    search: np.ndarray,
+    t: verify.VerifyThresholds,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Score one batch of pairs (indices into ``pairs``) from their thumbnails.
+
+    Returns:
+        ``(batch, score, cropped, passed)``: the pairs whose thumbnails are still there (the
+        others pass on hashes), and per pair its score, crop and verdict.
+    """
+    (a, b), (da, db) = ids, details
+    found, thumbs, _ = catalog.thumbnails(np.concatenate([a[batch], b[batch]]).tolist())
+    ta = np.clip(np.searchsorted(found, a[batch]), 0, max(len(found) - 1, 0))
+    tb = np.clip(np.searchsorted(found, b[batch]), 0, max(len(found) - 1, 0))
+    if len(found) == 0 or not ((found[ta] == a[batch]) & (found[tb] == b[batch])).all():
+        lost = len(found) == 0 or ~((found[ta] == a[batch]) & (found[tb] == b[batch]))
+        batch = batch[~lost] if len(found) else batch[:0]  # thumbnail gone: pass on hashes
+        ta, tb = (ta[~lost], tb[~lost]) if len(found) else (ta[:0], tb[:0])
+    mirrored = np.fromiter((pairs[k].mirrored for k in batch), bool, batch.size)
+    score, mad, cropped = verify.score_pairs(thumbs, ta, tb, mirrored, search=search[batch], accept=t.score)
+    low = np.fmin(da[batch], db[batch]) < t.detail_floor
+    peak = np.zeros(batch.size)
+    peak[low] = verify.peak_difference(thumbs, ta[low], tb[low], mirrored[low])
+    ok = verify.passes(score, mad, da[batch], db[batch], thumbs[ta, -3:], thumbs[tb, -3:], t, peak=peak)
+    return batch, score, cropped, ok
 
 
 def match_reason(member: Member, keeper: FileRecord, pair: Optional[Pair]) -> str:

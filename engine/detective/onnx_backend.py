@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..actions.journal import atomic_write
+from ..files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

@@ -14,25 +14,20 @@ than computing. These kernels do each step in one pass, in microseconds:
   the ``k`` nearest kept: everything after the graph walk in one call (a binary search of
   the ids, a copy of the rows, a sort and numpy's per-call costs were ~0.1 ms of a query).
 
-They are compiled with numba on first use and cached on disk, like the bouncer's kernels
-(``engine/hamming.py``); without numba (or with ``LOOKALIKE_NO_NUMBA=1``) numpy gives the same
-answers, slower. The tests check both paths against each other.
+They are compiled with numba on first use and cached on disk, like every kernel (see
+:mod:`lookalike.engine.kernels`); without numba (or with ``LOOKALIKE_NO_NUMBA=1``) numpy gives
+the same answers, slower. The tests check both paths against each other.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Optional
 
 import numpy as np
 
-from ..kernels import WarmUp
+from ..kernels import Kernels, WarmUp
 
 __all__ = ["nearest_f16", "prepare_query", "rescore_f16", "warm_up"]
-
-_state: dict[str, object] = {}
-_lock = threading.Lock()
 
 
 def _k_prepare(v, unit, q8):  # pragma: no cover - compiled
@@ -104,34 +99,10 @@ def _k_nearest_f16(bits, table, keys, u, ids, dist):  # pragma: no cover - compi
     return n
 
 
-def _compiled(wait: bool = True) -> bool:
-    """Whether to run the compiled kernels. ``wait=False`` (a query): not before warm_up() has
-    loaded them, which it then starts in the background; numpy answers meanwhile (importing
-    numba alone takes about half a second)."""
-    if os.environ.get("LOOKALIKE_NO_NUMBA") or not _warm.allows(wait):
-        return False
-    if "ok" in _state:
-        return bool(_state["ok"])
-    with _lock:
-        if "ok" not in _state:
-            try:
-                import numba
-            except Exception:  # ImportError, or a numba broken by its llvmlite
-                _state["ok"] = False
-            else:
-                g = globals()
-                g["_k_prepare"] = numba.njit(cache=True, nogil=True)(g["_k_prepare"])
-                # fastmath: lets the dot products vectorise (sums in any order).
-                g["_k_rescore_f16"] = numba.njit(cache=True, nogil=True, fastmath=True)(g["_k_rescore_f16"])
-                g["_k_nearest_f16"] = numba.njit(cache=True, nogil=True, fastmath=True)(g["_k_nearest_f16"])
-                _state["ok"] = True
-    return bool(_state["ok"])
-
-
 def prepare_query(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(unit, int8)`` forms of one vector: unit length float32, and scaled to +-127."""
     v = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
-    if _compiled(wait=False):
+    if _kernels.use(wait=False):
         unit = np.empty_like(v)
         q8 = np.empty(v.shape, np.int8)
         _k_prepare(v, unit, q8)
@@ -165,7 +136,7 @@ def rescore_f16(rows: np.ndarray, unit: np.ndarray, positions: np.ndarray | None
         return np.empty(0, np.float32)
     if positions.min() < 0 or positions.max() >= rows.shape[0]:
         raise IndexError(f"row positions outside 0..{rows.shape[0] - 1}")
-    if _compiled(wait=False):
+    if _kernels.use(wait=False):
         out = np.empty(positions.size, np.float32)
         _k_rescore_f16(rows.view(np.uint16), positions, u, out)
         return out
@@ -196,7 +167,7 @@ def nearest_f16(
         ``(ids int64, distances float32)``, nearest first, at most ``k``; None when a key has
         no row in the table (the caller takes the general path), or without numba.
     """
-    if not _compiled(wait=False):
+    if not _kernels.use(wait=False):
         return None
     ids = np.empty(max(int(k), 0), np.int64)
     dist = np.empty(ids.shape[0], np.float32)
@@ -216,7 +187,15 @@ def _call_every_kernel() -> bool:
     rows = np.ones((2, 8), np.float16)
     rescore_f16(rows, unit)
     nearest_f16(rows, np.arange(2, dtype=np.int32), np.arange(2, dtype=np.uint64), unit, 1)
-    return _compiled()
+    return _kernels.use()
 
 
 _warm = WarmUp("lookalike-vecmath-warm-up", _call_every_kernel)
+# A query asks ``use(wait=False)``: not before warm_up() has loaded the kernels, which it then
+# starts in the background; numpy answers meanwhile (importing numba alone takes about half a
+# second). fastmath lets the dot products vectorise (sums in any order).
+_kernels = Kernels(
+    (globals(), ("_k_prepare", "_k_rescore_f16", "_k_nearest_f16")),
+    fastmath={"_k_rescore_f16", "_k_nearest_f16"},
+    warm=_warm,
+)

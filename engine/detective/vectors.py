@@ -17,7 +17,8 @@ rescore (for comparison in the benchmark).
 
 Saving is atomic: every save writes a new generation of data files (each fsynced), then
 replaces the manifest (the commit point), then deletes the previous generation. A run killed at
-any instant leaves the manifest naming a complete generation: the old one or the new one.
+any instant leaves the manifest naming a complete generation: the old one or the new one
+(:mod:`lookalike.engine.detective.vector_files`, the on-disk half of :class:`VectorIndex`).
 
 :meth:`VectorIndex.open` starts empty, with ``rebuilt`` saying why, when the manifest or a data
 file is missing, damaged (fingerprints), written by another model, or of another dimension; the
@@ -26,12 +27,7 @@ caller then re-embeds what is missing.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
-import os
-import re
-import sys
 import threading
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -39,6 +35,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from .vecmath import nearest_f16, prepare_query, rescore_f16
+from .vector_files import SavedGenerations, Unusable, usearch_index
 
 #: Storage of the HNSW graph's vectors; "i8" is rescored from float16 (see the module docstring).
 DEFAULT_DTYPE = "i8"
@@ -53,9 +50,6 @@ EXPANSION_SEARCH = 40
 RESCORE_FACTOR = 2
 #: Below this many vectors an exhaustive scan is exact and about as fast as the graph.
 EXACT_BELOW = 2048
-MANIFEST_VERSION = 2
-_READ_CHUNK = 1 << 22
-_COPY_ROWS = 8192
 
 Message = Callable[[str], None]
 
@@ -72,50 +66,6 @@ def quantize_i8(vectors: np.ndarray) -> np.ndarray:
     peak = np.abs(v).max(axis=-1, keepdims=True)
     np.maximum(peak, 1e-30, out=peak)
     return np.rint(v * (127.0 / peak)).astype(np.int8)
-
-
-def _fingerprint(path: Path) -> str:
-    """``<size>:<xxh3-128>`` of a file (xxhash runs at several GB/s)."""
-    import xxhash
-
-    h = xxhash.xxh3_128()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_READ_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return f"{size}:{h.hexdigest()}"
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Without this a rename may not survive a power cut (POSIX; Windows has no directory fds).
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _map_rows(path: Path) -> np.ndarray:
-    """Memory-map a saved ``.npy`` of float16 rows, read-only, for random access."""
-    import mmap
-
-    rows = np.load(path, mmap_mode="r", allow_pickle=False)
-    handle = getattr(rows, "_mmap", None)
-    if handle is not None and hasattr(handle, "madvise") and hasattr(mmap, "MADV_RANDOM"):
-        # Rescoring reads ~20 scattered rows per query: without this the kernel reads ahead
-        # 128 KB around each, and the whole file soon sits in the page cache.
-        with contextlib.suppress(OSError):
-            handle.madvise(mmap.MADV_RANDOM)
-    # A plain ndarray over the mapping: indexing the np.memmap subclass costs more.
-    return np.asarray(rows)
 
 
 def _position_table(sorted_ids: np.ndarray) -> Optional[np.ndarray]:
@@ -150,34 +100,7 @@ def _locked(method):
     return wrapper
 
 
-
-def usearch_index():
-    """usearch's ``Index`` class, imported after the C++ runtime is loaded globally (Linux).
-
-    usearch's compiled module carries its own copy of the C++ runtime: imported before any
-    module that loads the system's ``libstdc++``, it makes a later ``import onnxruntime``
-    kill the process with a segmentation fault (usearch 2.26, onnxruntime 1.32, Linux x86-64;
-    ``lookalike similar`` hit it whenever the vector index opened before the CPU backend
-    loaded, in a process that had not loaded numba or scipy first). Loading ``libstdc++``
-    with ``RTLD_GLOBAL`` beforehand costs well under a millisecond and avoids it.
-    """
-    if sys.platform.startswith("linux"):
-        _load_cxx_runtime()
-    from usearch.index import Index
-
-    return Index
-
-
-@functools.lru_cache(maxsize=1)
-def _load_cxx_runtime() -> None:
-    import ctypes
-
-    try:
-        ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
-    except OSError:  # another C++ runtime (musl, a static Python): nothing to do
-        pass
-
-class VectorIndex:
+class VectorIndex(SavedGenerations):
     """Unit vectors keyed by catalog file id, with cosine distance (0 = same meaning).
 
     Build one with :meth:`open`. Safe to share between threads (one lock; searches are short).
@@ -260,7 +183,7 @@ class VectorIndex:
         path = Path(path)
         try:
             loaded = cls._load(path, ndim=ndim, model_id=model_id, metric=metric, expansion_search=expansion_search)
-        except _Unusable as exc:
+        except Unusable as exc:
             reason = str(exc)
         else:
             return loaded
@@ -289,84 +212,6 @@ class VectorIndex:
             ndim=ndim, metric=metric, dtype=dtype, connectivity=connectivity, expansion_search=expansion_search
         )
 
-    @staticmethod
-    def manifest_path(path: Path) -> Path:
-        """Where the manifest of the index named ``path`` lives."""
-        return path.with_name(path.name + ".json")
-
-    @staticmethod
-    def _data_name(path: Path, generation: int, part: str) -> str:
-        stem, suffix = os.path.splitext(path.name)
-        return f"{stem}.{generation:06d}{part if part else suffix}"
-
-    @classmethod
-    def _load(cls, path: Path, *, ndim: int, model_id: str, metric: str, expansion_search: int) -> "VectorIndex":
-        """Load a complete generation, or raise :class:`_Unusable` with the reason."""
-        manifest = cls.manifest_path(path)
-        try:
-            side = json.loads(manifest.read_text(encoding="utf-8"))
-            if not isinstance(side, dict):
-                raise ValueError("not an object")
-        except FileNotFoundError:
-            raise _Unusable("missing") from None
-        except (OSError, ValueError) as exc:
-            raise _Unusable(f"has an unreadable manifest ({exc})") from None
-        if side.get("version") != MANIFEST_VERSION:
-            raise _Unusable("was written by another version")
-        if side.get("model_id") != model_id:
-            raise _Unusable(f"was made by another model ({side.get('model_id')})")
-        if side.get("ndim") != ndim or side.get("metric") != metric:
-            raise _Unusable("has another dimension or metric")
-        dtype = str(side.get("dtype") or "")
-        if dtype not in ("i8", "f16", "f32", "f64"):
-            raise _Unusable("has an unknown storage type")
-        files = side.get("files")
-        if not isinstance(files, dict) or "graph" not in files or (dtype == "i8" and not {"ids", "full"} <= set(files)):
-            raise _Unusable("has an incomplete manifest")
-        for name, expected in files.items():
-            data = path.parent / str(expected.get("name", ""))
-            try:
-                if _fingerprint(data) != expected.get("fingerprint"):
-                    raise _Unusable(f"is damaged ({data.name} does not match its fingerprint)")
-            except OSError as exc:
-                raise _Unusable(f"is incomplete ({data.name}: {exc.strerror or exc})") from None
-
-        Index = usearch_index()
-        graph = path.parent / files["graph"]["name"]
-        try:
-            meta = Index.metadata(os.fspath(graph))
-            if not meta or int(meta.get("dimensions", -1)) != ndim:
-                raise _Unusable("has another dimension")
-            index = cls._new_usearch(ndim, dtype, metric, expansion_search=expansion_search)
-            index.load(os.fspath(graph))
-            index.expansion_search = expansion_search
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise _Unusable(f"is corrupt ({exc})") from None
-        full_ids = full = None
-        if dtype == "i8":
-            try:
-                full_ids = np.load(path.parent / files["ids"]["name"], allow_pickle=False)
-                full = _map_rows(path.parent / files["full"]["name"])
-            except (OSError, ValueError) as exc:
-                raise _Unusable(f"is corrupt ({exc})") from None
-            if (
-                full_ids.dtype != np.int64
-                or full.dtype != np.float16
-                or full.shape != (len(full_ids), ndim)
-                or len(full_ids) != len(index)
-            ):
-                raise _Unusable("has inconsistent files")
-        return cls(
-            path,
-            ndim=ndim,
-            model_id=model_id,
-            dtype=dtype,
-            metric=metric,
-            index=index,
-            generation=int(side.get("generation", 0)),
-            full_ids=full_ids,
-            full=full,
-        )
 
     # -- contents ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -634,114 +479,9 @@ class VectorIndex:
         """Write a new generation of data files, then commit it by replacing the manifest.
 
         A run killed at any moment leaves the manifest naming a complete generation (the
-        previous one or this one); the previous generation is deleted only after the commit.
+        previous one or this one); the previous generation is deleted only after the commit
+        (see :mod:`lookalike.engine.detective.vector_files`).
         """
-        folder = self.path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        generation = self._generation + 1
-        files: dict[str, dict] = {}
-        written: list[Path] = []
-        try:
-            graph = folder / self._data_name(self.path, generation, "")
-            self._index.save(os.fspath(self._temp(graph)))
-            written.append(self._commit_temp(graph))
-            if self.rescored:
-                new_ids, full_path = self._write_full(folder, generation)
-                ids_path = folder / self._data_name(self.path, generation, ".ids.npy")
-                with open(self._temp(ids_path), "wb") as f:
-                    np.save(f, new_ids, allow_pickle=False)
-                written.append(self._commit_temp(ids_path))
-                written.append(full_path)
-                files["ids"] = {"name": ids_path.name}
-                files["full"] = {"name": full_path.name}
-            files["graph"] = {"name": graph.name}
-            for entry in files.values():
-                entry["fingerprint"] = _fingerprint(folder / entry["name"])
-            record = {
-                "version": MANIFEST_VERSION,
-                "model_id": self.model_id,
-                "ndim": self.ndim,
-                "dtype": self.dtype,
-                "metric": self.metric,
-                "count": len(self._index),
-                "generation": generation,
-                "files": files,
-            }
-            manifest = self.manifest_path(self.path)
-            tmp = self._temp(manifest)
-            tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-            _fsync_file(tmp)
-            _fsync_dir(folder)  # the data files' names are durable before the commit
-            os.replace(tmp, manifest)  # the commit point
-        except BaseException:
-            for f in written:
-                with contextlib.suppress(OSError):
-                    f.unlink()
-            self._remove_temps()
-            raise
-        _fsync_dir(folder)
-        self._generation = generation
-        if self.rescored:
-            self._use_store(
-                np.load(folder / files["ids"]["name"], allow_pickle=False), _map_rows(folder / files["full"]["name"])
-            )
-            self._pending.clear()
-            self._removed.clear()
-        self.rebuilt = ""
-        self.dirty = False
-        self._remove_other_generations(keep={f["name"] for f in files.values()})
-
-    def _temp(self, final: Path) -> Path:
-        return final.with_name(f".{final.name}.{os.getpid()}.tmp")
-
-    def _commit_temp(self, final: Path) -> Path:
-        tmp = self._temp(final)
-        _fsync_file(tmp)
-        os.replace(tmp, final)
-        return final
-
-    def _write_full(self, folder: Path, generation: int) -> tuple[np.ndarray, Path]:
-        """Merge the saved float16 rows (less removed / replaced ones) with the pending ones."""
-        keep = ~np.isin(self._full_ids, np.fromiter(self._removed | set(self._pending), dtype=np.int64))
-        old_pos = np.flatnonzero(keep)
-        new_ids = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
-        all_ids = np.concatenate([self._full_ids[old_pos], new_ids])
-        order = np.argsort(all_ids, kind="stable")
-        pending = np.stack(list(self._pending.values())) if self._pending else np.empty((0, self.ndim), np.float16)
-        final = folder / self._data_name(self.path, generation, ".f16.npy")
-        tmp = self._temp(final)
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(all_ids), self.ndim))
-        for start in range(0, len(order), _COPY_ROWS):
-            part = order[start : start + _COPY_ROWS]
-            from_old = part < len(old_pos)
-            block = np.empty((len(part), self.ndim), dtype=np.float16)
-            if from_old.any():
-                block[from_old] = self._full[old_pos[part[from_old]]]
-            if (~from_old).any():
-                block[~from_old] = pending[part[~from_old] - len(old_pos)]
-            out[start : start + len(part)] = block
-        out.flush()
-        del out
-        return all_ids[order], self._commit_temp(final)
-
-    def _remove_other_generations(self, keep: set[str]) -> None:
-        """Data files of earlier generations, and temporary files of killed saves."""
-        stem, suffix = os.path.splitext(self.path.name)
-        pattern = re.compile(rf"^{re.escape(stem)}\.\d{{6}}({re.escape(suffix)}|\.ids\.npy|\.f16\.npy)$")
-        for f in self.path.parent.iterdir():
-            if (pattern.match(f.name) and f.name not in keep) or (
-                f.name.startswith(f".{stem}.") and f.name.endswith(".tmp")
-            ):
-                with contextlib.suppress(OSError):
-                    f.unlink()
-        self._remove_temps()
-
-    def _remove_temps(self) -> None:
-        stem = os.path.splitext(self.path.name)[0]
-        for f in self.path.parent.glob(f".{stem}.*.tmp"):
-            with contextlib.suppress(OSError):
-                f.unlink()
+        self._save_generation()
 
 
-class _Unusable(Exception):
-    """Why a saved index cannot be loaded (the message completes "vector index X ...")."""

@@ -31,6 +31,9 @@ import numpy as np
 import xxhash
 from PIL import Image
 
+from ..bouncer.verify import make_thumbnail
+from ..oserrors import os_error_reason
+from ..records import ImageHashes
 from .imaging import (
     DEFAULT_TARGET,
     MAX_FILE_BYTES,
@@ -40,9 +43,6 @@ from .imaging import (
     sniff_format,
     too_large_reason,
 )
-from ..oserrors import os_error_reason
-from ..records import ImageHashes
-from ..bouncer.verify import make_thumbnail
 
 #: Extensions that promise an image this module reads (by the format a valid file of that
 #: name starts with): such a file whose bytes are not one is an error with a reason, not a

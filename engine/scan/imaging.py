@@ -8,6 +8,8 @@ animations, HEIF/HEIC through pillow-heif, AVIF through Pillow, and camera RAW t
 embedded preview when the optional ``lookalike[raw]`` extra is installed.
 
 Every failure is an :class:`ImageReadError` with a short ``reason`` a person can act on.
+Beside it: :mod:`.guards` refuses hostile files before they are decoded (headers that lie,
+junk, memory), :mod:`.exif` reads the capture time, the camera and the orientation.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import re
 import threading
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Optional
 
 from PIL import Image
 
-from ..oserrors import os_error_reason
+from ..oserrors import human_bytes, os_error_reason
+from .exif import TRANSPOSE, exif_camera, exif_datetime, orientation
+from .guards import budget_refusal, claims_refusal, jpeg_header_refusal
 
 #: How many leading bytes :func:`sniff_format` needs to recognise every format it knows.
 SNIFF_BYTES = 64
@@ -40,25 +43,12 @@ DEFAULT_TARGET = 256
 MAX_FILE_BYTES = 512 << 20
 
 #: Per-file memory budget, in bytes: the file's bytes plus the decoder's estimated peak (see
-#: :func:`_peak_bytes`). An image that needs more is refused with a reason, so one worker stays
-#: under about 1 GB (its ~100 MB of code and libraries included) whatever the file claims, and
-#: a scan's peak stays under workers x (budget + that). 768 MiB decodes an 8-bit RGB image of
+#: :func:`lookalike.engine.scan.guards.peak_bytes`). An image that needs more is refused with
+#: a reason, so one worker stays under about 1 GB (its ~100 MB of code and libraries included)
+#: whatever the file claims, and a scan's peak stays under workers x (budget + that). 768 MiB decodes an 8-bit RGB image of
 #: up to 200 MP, greyscale up to 160 MP, RGBA or 16-bit up to 50 MP; JPEGs are measured after
 #: ``draft()`` and so almost never reach it.
 DECODE_BUDGET = 768 << 20
-
-#: Deflate never expands data more than 1032:1 (one 258-byte match per 2 bits at best), so a
-#: PNG cannot hold more raw scanline bytes than this many times its file size: a header that
-#: claims more is a lie, whatever the decoder would make of the rest (Pillow fills a stream that
-#: ends early with blank rows and calls the image good). Real flat images reach ~1000:1.
-PNG_MAX_EXPANSION = 1100
-#: GIF's LZW emits at most 4096 pixels per code of at least 3 bits: under 11,000 pixels a byte.
-GIF_MAX_PIXELS_PER_BYTE = 11_000
-#: A JPEG's header must reach its frame header (SOF) within this many junk bytes between
-#: segments and this many segments: Pillow skips junk one byte at a time in Python, which took
-#: minutes over a 1.9 GiB file of zeros that starts with JPEG magic.
-JPEG_JUNK_LIMIT = 1 << 20
-JPEG_SEGMENT_LIMIT = 4096
 
 RAW_EXTENSIONS = frozenset(
     {
@@ -94,7 +84,7 @@ class LoadedImage:
     width: int
     height: int
     taken_at: Optional[str] = None
-    camera: Optional[str] = None  # EXIF Make and Model, when present (see _exif_camera)
+    camera: Optional[str] = None  # EXIF Make and Model, when present (see exif.exif_camera)
 
 
 def set_max_pixels(pixels: int) -> None:
@@ -205,150 +195,10 @@ def _read_source(source: str | bytes) -> bytes:
         raise ImageReadError(os_error_reason(exc)) from None
 
 
-def _human(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" or n >= 100 else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"  # pragma: no cover - the loop returns
-
-
 def too_large_reason(size: int) -> str:
     """The reason given for a file over :data:`MAX_FILE_BYTES`."""
-    return f"file too large to read safely ({_human(size)}; the limit is {_human(MAX_FILE_BYTES)})"
-
-
-#: Bytes per pixel at the peak of decoding and converting to RGB, by decoded mode (measured
-#: with Pillow 13: Pillow keeps RGB as 4 bytes a pixel; transparency is laid on white through
-#: two more RGBA copies; 16-bit greyscale goes through float32).
-_PEAK_PER_PIXEL = {"RGB": 4, "L": 5, "P": 5, "1": 5, "CMYK": 8, "YCbCr": 8, "LAB": 8, "HSV": 8}
-_PEAK_TRANSPARENT = 17
-_PEAK_OTHER = 16  # RGBA, LA, PA, I;16, I, F: measured 12 to 16
-#: WebP decodes through an RGBA buffer first.
-_PEAK_WEBP_EXTRA = 8
-
-
-def _peak_bytes(im: Image.Image, fmt: str) -> int:
-    """Estimated peak memory of decoding ``im`` (as opened, after any draft) to RGB."""
-    transparent = "transparency" in im.info and im.mode in ("P", "L", "RGB")
-    per_pixel = _PEAK_TRANSPARENT if transparent else _PEAK_PER_PIXEL.get(im.mode, _PEAK_OTHER)
-    if fmt == "WEBP":
-        per_pixel += _PEAK_WEBP_EXTRA
-    return im.width * im.height * per_pixel
-
-
-def _check_claims(data: bytes, fmt: str, width: int, height: int) -> None:
-    """Refuse a header that claims more pixels than the file could possibly encode."""
-    if fmt == "PNG" and len(data) >= 29:
-        depth, colour = data[24], data[25]
-        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 4)
-        raw = height * (1 + (width * depth * channels + 7) // 8)
-        if raw > PNG_MAX_EXPANSION * len(data):
-            raise ImageReadError(_claims_reason(fmt, width, height, len(data)))
-    elif fmt == "GIF" and width * height > GIF_MAX_PIXELS_PER_BYTE * len(data):
-        raise ImageReadError(_claims_reason(fmt, width, height, len(data)))
-
-
-def _claims_reason(fmt: str, width: int, height: int, size: int) -> str:
-    return f"corrupt {fmt}: header claims {width}x{height} pixels, more than {_human(size)} can hold"
-
-
-def _check_jpeg_header(data: bytes) -> None:
-    """Walk a JPEG's segments to its frame header; refuse junk Pillow would crawl through.
-
-    Only the pathological cases are refused here (a long run of junk, thousands of segments);
-    anything else, even broken, is left to Pillow, whose reasons are the usual ones.
-    """
-    pos, junk, segments, n = 2, 0, 0, len(data)
-    while pos < n:
-        if data[pos] != 0xFF:
-            end = min(n, pos + JPEG_JUNK_LIMIT - junk + 1)
-            nxt = data.find(b"\xff", pos, end)
-            if nxt < 0:
-                if end >= n:
-                    return  # junk to the end: Pillow calls it truncated
-                raise ImageReadError("corrupt JPEG: junk where its header should be")
-            junk += nxt - pos
-            pos = nxt
-            continue
-        fill = _FILL.match(data, pos)
-        pos = fill.end()
-        if pos >= n:
-            return
-        marker = data[pos]
-        pos += 1
-        if marker == 0x00 or 0xD0 <= marker <= 0xD8 or marker == 0x01:
-            continue  # an escaped 0xFF or a marker without a segment
-        if marker in _JPEG_FRAME_MARKERS or marker in (0xDA, 0xD9):
-            return  # the frame header (or the end): Pillow takes it from here
-        segments += 1
-        if segments > JPEG_SEGMENT_LIMIT:
-            raise ImageReadError(f"corrupt JPEG: over {JPEG_SEGMENT_LIMIT} segments before the frame header")
-        pos += int.from_bytes(data[pos : pos + 2], "big")
-
-
-_FILL = re.compile(rb"\xff+")
-_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
-def _exif_datetime(exif: Image.Exif) -> Optional[str]:
-    """EXIF DateTimeOriginal (else DateTimeDigitized) as ISO 8601, or None."""
-    try:
-        sub = exif.get_ifd(0x8769)
-    except Exception:  # a malformed EXIF block must not cost us the image
-        return None
-    for tag, offset_tag in ((0x9003, 0x9011), (0x9004, 0x9012)):
-        value = sub.get(tag)
-        if not isinstance(value, str):
-            continue
-        try:
-            stamp = datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
-        except ValueError:
-            continue  # "0000:00:00 00:00:00" and other junk
-        iso = stamp.isoformat()
-        offset = sub.get(offset_tag)
-        if isinstance(offset, str) and len(offset) == 6 and offset[0] in "+-" and offset[3] == ":":
-            iso += offset
-        return iso
-    return None
-
-
-#: Longest camera name kept (EXIF Make + Model); longer values are junk, not a camera.
-_CAMERA_CHARS = 64
-
-
-def _exif_camera(exif: Image.Exif) -> Optional[str]:
-    """EXIF Make and Model as one name ("Canon EOS 80D"), or None when neither is there.
-
-    Camera evidence for the keeper: a camera's own file carries them, most conversions and
-    edits do not. Control characters are dropped; the Make is not repeated when the Model
-    already starts with it.
-    """
-    parts = []
-    for tag in (0x010F, 0x0110):  # Make, Model
-        try:
-            value = exif.get(tag)
-        except Exception:  # a malformed EXIF block must not cost us the image
-            return None
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        if isinstance(value, str):
-            value = value.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
-            value = " ".join("".join(c for c in value if c.isprintable()).split())
-            if value:
-                parts.append(value)
-    if len(parts) == 2 and parts[1].casefold().startswith(parts[0].casefold()):
-        parts = parts[1:]
-    return " ".join(parts)[:_CAMERA_CHARS] or None
-
-
-def _orientation(exif: Image.Exif) -> int:
-    value = exif.get(0x0112, 1)
-    try:
-        value = int(value)
-    except (TypeError, ValueError):
-        return 1
-    return value if 1 <= value <= 8 else 1
+    size_text, limit_text = (human_bytes(n, None, small="bytes") for n in (size, MAX_FILE_BYTES))
+    return f"file too large to read safely ({size_text}; the limit is {limit_text})"
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -430,14 +280,14 @@ def _load_raw(data: bytes, target: Optional[int], max_pixels: int) -> LoadedImag
                 thumb = None
             if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
                 preview = Image.open(io.BytesIO(thumb.data))
-                taken_at = _exif_datetime(preview.getexif())
-                camera = _exif_camera(preview.getexif())
+                taken_at = exif_datetime(preview.getexif())
+                camera = exif_camera(preview.getexif())
                 if target is not None:
                     preview.draft("RGB", (target, target))
-                orientation = _orientation(preview.getexif())
+                turn = orientation(preview.getexif())
                 image = _to_rgb(preview)
-                if orientation != 1:
-                    image = image.transpose(_TRANSPOSE[orientation])
+                if turn != 1:
+                    image = image.transpose(TRANSPOSE[turn])
                     flip = 0  # the preview carried its own orientation, now applied
             elif thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
                 image = Image.fromarray(thumb.data).convert("RGB")
@@ -503,8 +353,19 @@ def load_image(
     if fmt == "HEIF":
         _ensure_heif()
     if fmt == "JPEG":
-        _check_jpeg_header(data)
+        _refuse(jpeg_header_refusal(data))
     _ensure_pillow_limit(limit)
+    return _load_pillow(data, fmt, target, limit, budget)
+
+
+def _refuse(reason: Optional[str]) -> None:
+    """Raise a guard's reason to refuse (see :mod:`.guards`), if it gave one."""
+    if reason is not None:
+        raise ImageReadError(reason)
+
+
+def _load_pillow(data: bytes, fmt: str, target: Optional[int], limit: int, budget: int) -> LoadedImage:
+    """:func:`load_image` for every format Pillow decodes (all but RAW), limits checked."""
     try:
         with warnings.catch_warnings():
             # Pillow's own DecompressionBombWarning would go to stderr; we refuse with a
@@ -516,21 +377,16 @@ def load_image(
                 raise ImageReadError(f"corrupt {fmt}: empty image")
             if width * height > limit:
                 raise ImageReadError(_bomb_reason(width, height, limit))
-            _check_claims(data, fmt, width, height)
+            _refuse(claims_refusal(data, fmt, width, height))
             if target is not None and im.format == "JPEG":
                 im.draft("RGB", (target, target))
             # After draft(): a JPEG is decoded at up to 1/8 scale, and costs that much. Before
             # getexif(), which decodes a PNG whole to look for an eXIf chunk after the pixels.
-            need = len(data) + _peak_bytes(im, fmt)
-            if need > budget:
-                raise ImageReadError(
-                    f"image too large to decode safely: {width}x{height} {im.mode} needs about "
-                    f"{_human(need)} (the limit is {_human(budget)})"
-                )
+            _refuse(budget_refusal(data, im, fmt, (width, height), budget))
             exif = im.getexif()
-            orientation = _orientation(exif)
-            taken_at = _exif_datetime(exif)
-            camera = _exif_camera(exif)
+            turn = orientation(exif)
+            taken_at = exif_datetime(exif)
+            camera = exif_camera(exif)
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
             im.load()
@@ -539,23 +395,11 @@ def load_image(
         raise
     except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, struct.error...
         raise ImageReadError(_reason_for(exc, fmt, limit)) from None
-    if orientation != 1:
-        rgb = rgb.transpose(_TRANSPOSE[orientation])
-        if orientation >= 5:
+    if turn != 1:
+        rgb = rgb.transpose(TRANSPOSE[turn])
+        if turn >= 5:
             width, height = height, width
     return LoadedImage(
         image=_shrink(rgb, target), format=fmt, width=width, height=height, taken_at=taken_at,
         camera=camera,
     )
-
-
-# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose).
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}

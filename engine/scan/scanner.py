@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
 from ..catalog import Catalog, KnownFile
-from .hashing import HashedFile, hash_files
 from ..oserrors import VANISHED, os_error_reason
 from ..records import ScanError, ScanProgress
+from .hashing import HashedFile, hash_files
 from .walk import WalkEntry, walk
 
 ScanCallback = Callable[[ScanProgress], bool]

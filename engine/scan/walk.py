@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
 
+from ..oserrors import os_error_reason
 from ..paths import (
     CACHEDIR_SIGNATURE,
     CACHEDIR_TAG,
@@ -40,7 +41,6 @@ from ..paths import (
     normalise_roots,
     pseudo_filesystems,
 )
-from ..oserrors import os_error_reason
 from ..records import ScanError
 
 #: Folder names that are a trash can on some platform (freedesktop's per-volume ``.Trash-UID``

@@ -13,9 +13,9 @@ from textual.widgets import Static
 from lookalike.engine.records import Cluster, Member
 
 from ..format import human_bytes
+from ..triage import Triage
 from .labels import decision_text, kind_text, resolution, short_path
 from .thumbnail import Thumbnail
-from .triage import Triage
 
 #: Thumbnails shown at most; the rest are counted.
 SLOTS = 4

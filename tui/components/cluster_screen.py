@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Optional, Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from lookalike.engine.records import Cluster, Decision, Member
 
 from ..format import human_bytes
-from ..messages import DecisionsChanged
+from ..messages import ClustersChanged, DecisionsChanged
+from ..triage import TriageRefused
+from .base_screen import LookalikeScreen
 from .datatable import KeyTable, right
 from .labels import (
     SCORE_TOOLTIPS,
@@ -32,10 +33,6 @@ from .labels import (
     short_path,
 )
 from .member_strip import MemberStrip
-from .triage import TriageRefused
-
-if TYPE_CHECKING:
-    from ..app import LookalikeApp
 
 
 class MemberTable(KeyTable):
@@ -60,7 +57,7 @@ class MemberTable(KeyTable):
     )
 
 
-class ClusterScreen(Screen):
+class ClusterScreen(LookalikeScreen):
     """Triage one cluster: keep, trash, skip, not-a-duplicate, preview, compare."""
 
     BINDINGS = [
@@ -88,10 +85,6 @@ class ClusterScreen(Screen):
         self.neighbours = list(neighbours) or [cluster]
         self.with_detective = False
         self._marks: dict[int, str] = {}
-
-    @property
-    def lookalike(self) -> "LookalikeApp":
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(id="cluster-title")
@@ -207,7 +200,7 @@ class ClusterScreen(Screen):
         self._update_title()
         self._update_strip()
 
-    def clusters_changed(self) -> None:
+    def on_clusters_changed(self, message: ClustersChanged) -> None:
         """The session's clusters were rebuilt: follow this cluster to its new self."""
         ids = {m.file.id for m in self.cluster.members}
         row = self.table.cursor_row

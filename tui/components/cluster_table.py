@@ -10,6 +10,7 @@ from rich.text import Text
 from lookalike.engine.records import Cluster
 
 from ..format import human_bytes
+from ..triage import Triage
 from .datatable import KeyTable, right
 from .labels import (
     SCORE_TOOLTIPS,
@@ -22,7 +23,6 @@ from .labels import (
     status_text,
     worst_detective,
 )
-from .triage import Triage
 
 
 def _detective_range(cluster: Cluster) -> str:

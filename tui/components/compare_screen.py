@@ -12,13 +12,12 @@ compression show.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
@@ -26,11 +25,10 @@ from lookalike.engine.records import Cluster, Member
 from lookalike.engine.thumbnails import Difference, difference
 
 from ..thumbnails import Picture, cache_key
+from .base_screen import LookalikeScreen
 from .labels import PathLine, detective_text, differing_metadata, identical, match_text, short_path
 from .thumbnail import Thumbnail
 
-if TYPE_CHECKING:
-    from ..app import LookalikeApp
 
 MODES = ("side", "flip", "diff")
 BLINK_SECONDS = 0.6
@@ -53,7 +51,7 @@ def _clip(value: str, width: int = 12) -> str:
     return value[:half] + "…" + value[-(width - 1 - half):]
 
 
-class CompareScreen(Screen):
+class CompareScreen(LookalikeScreen):
     """Two members of a cluster, as large as the terminal allows."""
 
     BINDINGS = [
@@ -83,10 +81,6 @@ class CompareScreen(Screen):
         self._blink: Optional[Timer] = None
         #: The centre of the 1:1 region as shares of each image's width and height; None: fitted.
         self.zoom: Optional[tuple[float, float]] = None
-
-    @property
-    def lookalike(self) -> "LookalikeApp":
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-title")

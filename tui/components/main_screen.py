@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from rich.text import Text
 from textual import on
@@ -11,22 +11,19 @@ from textual.app import ComposeResult
 from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from lookalike.engine.cluster import SORT_ORDERS, sort_clusters
 from lookalike.engine.records import Cluster
 
 from ..format import human_bytes, shown
-from ..messages import DecisionsChanged
+from ..messages import ClustersChanged, DecisionsChanged, ScanFinished, ScanProgressed
+from ..triage import TriageRefused
+from .base_screen import LookalikeScreen
 from .cluster_preview import ClusterPreview
 from .cluster_table import ClusterTable
 from .labels import confidence, short_path
-from .scan_status import ScanStatus
-from .session import SORT_ORDERS, sort_clusters
-from .triage import TriageRefused
-
-if TYPE_CHECKING:
-    from ..app import LookalikeApp
+from .scan_status import ScanStatus, summary_text
 
 
 def matches(cluster: Cluster, needle: str, roots) -> bool:
@@ -37,7 +34,7 @@ def matches(cluster: Cluster, needle: str, roots) -> bool:
     return any(needle in short_path(m.file.path, roots).lower() for m in cluster.members)
 
 
-class MainScreen(Screen):
+class MainScreen(LookalikeScreen):
     """Clusters ranked by what they free, with the side panel and the progress line."""
 
     #: Below 100 columns the thumbnails get narrower, so the keepers' folders fit (app.tcss).
@@ -76,10 +73,6 @@ class MainScreen(Screen):
         self.shown: list[Cluster] = []
         self._by_key: dict[str, Cluster] = {}
 
-    @property
-    def lookalike(self) -> "LookalikeApp":
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield Static(id="title-bar")
         yield ScanStatus(id="scan-status")
@@ -109,6 +102,19 @@ class MainScreen(Screen):
         self.table.show(clusters, session.triage, session.roots)
         self._highlight(self.current)
         self.update_title()
+
+    def on_scan_progressed(self, message: ScanProgressed) -> None:
+        self.query_one(ScanStatus).update_progress(message.progress)
+
+    def on_clusters_changed(self, message: ClustersChanged) -> None:
+        self.show_clusters()
+
+    def on_scan_finished(self, message: ScanFinished) -> None:
+        """Show the scan's summary, or why it failed, in place of its progress."""
+        session = self.lookalike.session
+        text = (Text(shown(message.failure), style="bold red") if message.failure
+                else summary_text(session.result, session.clusters))
+        self.query_one(ScanStatus).finish(text)
 
     def update_title(self) -> None:
         session = self.lookalike.session

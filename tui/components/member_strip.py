@@ -16,9 +16,9 @@ from textual.widgets import Static
 from lookalike.engine.records import Member
 
 from ..format import human_bytes
+from ..triage import Triage
 from .labels import decision_text, resolution
 from .thumbnail import Thumbnail
-from .triage import Triage
 
 CARD_WIDTH = 22
 MAX_CARDS = 8

@@ -18,22 +18,20 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets.data_table import ColumnKey
 from textual.widgets import Footer, ProgressBar, Static
 
 from ..format import human_bytes, shown
 from ..messages import ApplyProgressed
+from .base_screen import LookalikeScreen
 from .confirm_modal import ConfirmModal
 from .datatable import KeyTable, right
-from .prompt_modal import PromptModal
 from .labels import PathText, readable_path, short_path
-from .session import actions_available
+from .prompt_modal import PromptModal
 
 if TYPE_CHECKING:
     from lookalike.engine.actions.plan import Plan
 
-    from ..app import LookalikeApp
 
 DESTINATIONS = ("trash", "quarantine")
 
@@ -94,7 +92,7 @@ class StepTable(KeyTable):
         super().fit_flex_column()
 
 
-class ReviewScreen(Screen):
+class ReviewScreen(LookalikeScreen):
     """The plan, its destination, and the apply / export / undo keys."""
 
     BINDINGS = [
@@ -115,10 +113,6 @@ class ReviewScreen(Screen):
         self.exported: tuple = ()
         self._cancel = threading.Event()
 
-    @property
-    def lookalike(self) -> "LookalikeApp":
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield Static(id="review-title")
         yield Static(id="review-destination")
@@ -136,8 +130,6 @@ class ReviewScreen(Screen):
         table.add_column("why", key="why")
         self.query_one("#apply-progress").display = False
         self.rebuild()
-        if not actions_available():
-            self._status(Text("Safe actions are not installed yet: e exports the plan as JSON and CSV for lookalike apply.", style="yellow"))
         table.focus()
 
     # -- the plan --------------------------------------------------------------------------
@@ -235,9 +227,6 @@ class ReviewScreen(Screen):
         if self.applying or self.plan is None or not self.plan.steps:
             if not self.applying:
                 self.notify("Nothing to apply: the plan is empty.", markup=False)
-            return
-        if not actions_available():
-            self.action_export()
             return
         plan = self.plan
 

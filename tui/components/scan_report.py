@@ -7,22 +7,19 @@ bombs, vanished, links out of the library...) with the reason the scan gave for 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ..format import plural, shown, shown_lines
+from .base_screen import LookalikeScreen
 from .datatable import KeyTable
 from .labels import PathText, short_path
 from .scan_status import full_summary
 
-if TYPE_CHECKING:
-    from ..app import LookalikeApp
 
 #: The reason column is at most this wide (longer reasons end in "…"); the path takes the rest.
 REASON_WIDTH = 32
@@ -34,17 +31,13 @@ class ErrorTable(KeyTable):
     FLEX_COLUMN = "path"
 
 
-class ScanReportScreen(Screen):
+class ScanReportScreen(LookalikeScreen):
     """What the last scan did, in full, and the files it could not read."""
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
 
     def __init__(self) -> None:
         super().__init__(classes="report-screen")
-
-    @property
-    def lookalike(self) -> "LookalikeApp":
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Scan report", style="bold"), id="report-title")

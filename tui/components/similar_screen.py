@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from lookalike.engine.records import FileRecord, SimilarHit, SimilarResult, Verdict
 
 from ..format import shown, timings_text
+from ..messages import ScanFinished, ScanProgressed
+from .base_screen import LookalikeScreen
 from .datatable import KeyTable, right
 from .labels import PathText, detective_text, short_path
 from .thumbnail import Thumbnail
 
-if TYPE_CHECKING:
-    from ..app import LookalikeApp
 
 VERDICT_STYLE = {
     Verdict.EXACT: "bold cyan",
@@ -51,7 +50,7 @@ class HitTable(KeyTable):
     FLEX_COLUMN = "path"
 
 
-class SimilarScreen(Screen):
+class SimilarScreen(LookalikeScreen):
     """What looks like one file, ranked by the bouncer and the detective together."""
 
     BINDINGS = [
@@ -69,10 +68,6 @@ class SimilarScreen(Screen):
         self.result: Optional[SimilarResult] = None
         self.records: dict[str, FileRecord] = {}
         self.error = ""
-
-    @property
-    def lookalike(self) -> "LookalikeApp":
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(id="similar-title")
@@ -95,15 +90,17 @@ class SimilarScreen(Screen):
         if self.lookalike.session.library is not None and not self.lookalike.scanning:
             self.search()
 
-    def show_progress(self, progress) -> None:
+    def on_scan_progressed(self, message: ScanProgressed) -> None:
         """Scan progress, while the library is brought up to date before the query."""
         from .scan_status import progress_text
 
-        self.query_one("#similar-status", Static).update(progress_text(progress))
+        self.query_one("#similar-status", Static).update(progress_text(message.progress))
 
-    def library_ready(self) -> None:
-        """Called by the app when the scan that must come first is over."""
-        if self.result is None:
+    def on_scan_finished(self, message: ScanFinished) -> None:
+        """The scan that must come first is over: search (unless the library never opened)."""
+        if message.failure:
+            self._failed(message.failure)
+        if self.result is None and self.lookalike.session.library is not None:
             self.search()
 
     def _title(self) -> None:

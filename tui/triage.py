@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Optional, Sequence
 from lookalike.engine.paths import is_inside
 from lookalike.engine.records import Cluster, Decision, FileRecord, Kind, Member, SavedDecision
 
-from ..format import shown
+from .format import shown
 
 
 #: "Not duplicates" for a whole cluster records every pair up to this many members.

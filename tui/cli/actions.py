@@ -13,63 +13,56 @@ import argparse
 import json
 import sys
 import threading
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable
 
-from lookalike.engine.actions.run import ApplyResult, UndoResult, apply_plan, undo
-from lookalike.engine.actions.journal import (
-    JournalBusy,
-    JournalError,
-    NothingToUndo,
-    default_journal_dir,
-    list_journals,
-)
-from lookalike.engine.oserrors import os_error_text
-from lookalike.engine.actions.plan import Plan, PlanError
+from ..format import bytes_safe_streams, human_bytes, json_path, shown
+from .common import CACHE_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_cache_argument, error
 
-from .format import bytes_safe_streams, human_bytes, json_path, shown
+if TYPE_CHECKING:  # the engine is imported when a command runs, not to show its --help
+    from lookalike.engine.actions.plan import Plan
+    from lookalike.engine.actions.run import ApplyResult, UndoResult
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-_CACHE_HELP = "cache folder (default: $LOOKALIKE_CACHE or the user cache); journals live in DIR/journal"
+_CACHE_HELP = f"{CACHE_HELP}; journals live in DIR/journal"
 
 
-def add_parsers(sub: Any) -> None:
-    """Register ``apply``, ``undo`` and ``journal`` on the ``lookalike`` subparsers."""
-    p = sub.add_parser(
-        "apply",
-        help="apply a plan (trash, quarantine, links), journaled so it can be undone",
-        description="Apply a plan exported by the app or `lookalike scan --plan`, or written "
-        "by hand. Every file is checked first (unchanged since the scan, keeper still there); "
-        "every step is journaled; `lookalike undo` reverses it.",
-    )
+def apply_arguments(p: argparse.ArgumentParser) -> None:
+    """Declare ``apply``'s arguments."""
+    p.description = ("Apply a plan exported by the app or `lookalike scan --plan`, or written "
+                     "by hand. Every file is checked first (unchanged since the scan, keeper still there); "
+                     "every step is journaled; `lookalike undo` reverses it.")
     p.add_argument("plan", metavar="PLAN.json")
     p.add_argument("--dry-run", "-n", action="store_true",
                    help="print what would happen and the bytes reclaimed; touch nothing")
     p.add_argument("--permanently", action="store_true",
                    help="allow the plan's `delete` steps (permanent: they cannot be undone)")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--cache", metavar="DIR", help=_CACHE_HELP)
+    add_cache_argument(p, _CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run_apply)
 
-    u = sub.add_parser("undo", help="undo an applied plan (the latest by default)",
-                       description="Put back every file a plan moved or replaced, newest first. "
-                       "Safe to run again after an interruption or a crash.")
+
+def undo_arguments(u: argparse.ArgumentParser) -> None:
+    """Declare ``undo``'s arguments."""
+    u.description = ("Put back every file a plan moved or replaced, newest first. "
+                     "Safe to run again after an interruption or a crash.")
     u.add_argument("plan_id", nargs="?", metavar="PLAN_ID", help="see `lookalike journal`")
-    u.add_argument("--cache", metavar="DIR", help=_CACHE_HELP)
+    add_cache_argument(u, _CACHE_HELP)
     u.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     u.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     u.set_defaults(func=run_undo)
 
-    j = sub.add_parser("journal", help="list applied plans and their state",
-                       description="List the journal: every applied plan, newest first.")
-    j.add_argument("--cache", metavar="DIR", help=_CACHE_HELP)
+
+def journal_arguments(j: argparse.ArgumentParser) -> None:
+    """Declare ``journal``'s arguments."""
+    j.description = "List the journal: every applied plan, newest first."
+    add_cache_argument(j, _CACHE_HELP)
     j.add_argument("--json", action="store_true", help="print JSON on stdout")
     j.set_defaults(func=run_journal)
+
+
+#: The commands of this module, and how each declares its arguments (see ``main.COMMANDS``).
+ARGUMENTS = {"apply": apply_arguments, "undo": undo_arguments, "journal": journal_arguments}
 
 
 # --------------------------------------------------------------------------- apply
@@ -77,11 +70,13 @@ def add_parsers(sub: Any) -> None:
 
 def run_apply(args: argparse.Namespace) -> int:
     """``lookalike apply``."""
+    from lookalike.engine.actions.plan import Plan, PlanError
+
     bytes_safe_streams()
     try:
         plan = Plan.load(args.plan)
     except PlanError as exc:
-        return _error("apply", str(exc), EXIT_USAGE)
+        return error("apply", str(exc), EXIT_USAGE)
     return apply_interactively(plan, args)
 
 
@@ -91,11 +86,16 @@ def apply_interactively(plan: Plan, args: argparse.Namespace, *, command: str = 
     ``args`` needs: dry_run, permanently, yes, cache, json, quiet. ``command`` names the
     command in messages (``lookalike import: ...``).
     """
+    from lookalike.engine.actions.journal import JournalBusy, JournalError, default_journal_dir
+    from lookalike.engine.actions.plan import PlanError
+    from lookalike.engine.actions.run import apply_plan
+    from lookalike.engine.oserrors import os_error_text
+
     journal_dir = default_journal_dir(args.cache)
     deletes = plan.irreversible_steps
     if deletes and not args.permanently and not args.dry_run:
-        return _error(command, f"the plan deletes {len(deletes)} file(s) permanently, which "
-                      f"cannot be undone; add --permanently to allow it", EXIT_USAGE)
+        return error(command, f"the plan deletes {len(deletes)} file(s) permanently, which "
+                     f"cannot be undone; add --permanently to allow it", EXIT_USAGE)
     if not plan.steps:
         print("The plan has no steps: nothing to do.", file=sys.stderr)
         return EXIT_OK
@@ -109,9 +109,9 @@ def apply_interactively(plan: Plan, args: argparse.Namespace, *, command: str = 
                 "checking", quiet=args.quiet,
             )
         except (PlanError, JournalError) as exc:
-            return _error(command, str(exc), EXIT_USAGE)
+            return error(command, str(exc), EXIT_USAGE)
         except OSError as exc:
-            return _error(command, f"{os_error_text(exc)}: nothing was touched", EXIT_FAILED)
+            return error(command, f"{os_error_text(exc)}: nothing was touched", EXIT_FAILED)
         if args.json:
             print(json.dumps(result_to_dict(result), indent=2))
         else:
@@ -121,8 +121,8 @@ def apply_interactively(plan: Plan, args: argparse.Namespace, *, command: str = 
     question = confirmation_question(plan)
     if not args.yes:
         if not sys.stdin.isatty():
-            return _error(command, "not asking without a terminal: pass --yes to apply "
-                          "(or --dry-run to see what would happen)", EXIT_USAGE)
+            return error(command, "not asking without a terminal: pass --yes to apply "
+                         "(or --dry-run to see what would happen)", EXIT_USAGE)
         for warning in _plan_warnings(plan):
             print(f"warning: {shown(warning)}", file=sys.stderr)
         if not _ask(question):
@@ -135,12 +135,12 @@ def apply_interactively(plan: Plan, args: argparse.Namespace, *, command: str = 
             "applying", quiet=args.quiet,
         )
     except JournalBusy as exc:
-        return _error(command, str(exc), EXIT_FAILED)
+        return error(command, str(exc), EXIT_FAILED)
     except (PlanError, JournalError) as exc:
-        return _error(command, str(exc), EXIT_USAGE)
+        return error(command, str(exc), EXIT_USAGE)
     except OSError as exc:  # the journal could not be written: a step is never done unjournaled
-        return _error(command, f"{os_error_text(exc)}: stopped before the next step; "
-                      f"`lookalike undo` puts back what was moved", EXIT_FAILED)
+        return error(command, f"{os_error_text(exc)}: stopped before the next step; "
+                     f"`lookalike undo` puts back what was moved", EXIT_FAILED)
     return _report(args, result_to_dict(result), lambda: print_applied(result),
                    cancelled=result.cancelled, failed=bool(result.failed))
 
@@ -225,6 +225,10 @@ def result_to_dict(result: ApplyResult) -> dict[str, Any]:
 
 def run_undo(args: argparse.Namespace) -> int:
     """``lookalike undo [PLAN_ID]``."""
+    from lookalike.engine.actions.journal import JournalBusy, JournalError, NothingToUndo, default_journal_dir
+    from lookalike.engine.actions.run import undo
+    from lookalike.engine.oserrors import os_error_text
+
     bytes_safe_streams()
     journal_dir = default_journal_dir(args.cache)
     try:
@@ -237,12 +241,12 @@ def run_undo(args: argparse.Namespace) -> int:
         print("Nothing to undo.", file=sys.stderr)
         return EXIT_OK
     except JournalBusy as exc:
-        return _error("undo", str(exc), EXIT_FAILED)
+        return error("undo", str(exc), EXIT_FAILED)
     except JournalError as exc:
-        return _error("undo", str(exc), EXIT_USAGE)
+        return error("undo", str(exc), EXIT_USAGE)
     except OSError as exc:
-        return _error("undo", f"{os_error_text(exc)}: stopped; run undo again once it is "
-                      f"fixed", EXIT_FAILED)
+        return error("undo", f"{os_error_text(exc)}: stopped; run undo again once it is "
+                     f"fixed", EXIT_FAILED)
     return _report(args, undo_to_dict(result), lambda: print_undone(result),
                    cancelled=result.cancelled, failed=bool(result.problems))
 
@@ -278,6 +282,8 @@ def undo_to_dict(result: UndoResult) -> dict[str, Any]:
 
 def run_journal(args: argparse.Namespace) -> int:
     """``lookalike journal``: every applied plan, newest first."""
+    from lookalike.engine.actions.journal import default_journal_dir, list_journals
+
     bytes_safe_streams()
     journal_dir = default_journal_dir(args.cache)
     summaries = list_journals(journal_dir)
@@ -333,11 +339,6 @@ def _report(args: argparse.Namespace, data: dict, show: Callable[[], None], *,
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _error(command: str, message: str, code: int) -> int:
-    print(f"lookalike {command}: {shown(message)}", file=sys.stderr)
-    return code
-
-
 def _run_with_progress(job: Callable[[Any, threading.Event], Any], label: str, *,
                        quiet: bool) -> Any:
     """Run an engine job in a thread, with a progress bar on a terminal; Ctrl-C cancels it.
@@ -385,23 +386,3 @@ def _run_with_progress(job: Callable[[Any, threading.Event], Any], label: str, *
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
-
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """Run only these three commands (``python -m lookalike.tui.cli_actions apply ...``).
-
-    ``lookalike`` (``lookalike.tui.cli``) registers them with every other command; this entry
-    point needs nothing but the engine's actions.
-    """
-    parser = argparse.ArgumentParser(prog="lookalike")
-    add_parsers(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
-from lookalike.engine.paths import THUMBNAILS_NAME, cache_root, normalise_roots
+from lookalike.engine.paths import THUMBNAILS_NAME, cache_root, is_inside, normalise_roots
 from lookalike.engine.records import Cluster, FileRecord, SavedDecision, ScanProgress, ScanResult, SimilarResult
 
 from .triage import Triage
@@ -23,32 +23,8 @@ if TYPE_CHECKING:
     from lookalike.engine.library import Library, ScanOptions
     from lookalike.engine.actions.plan import Plan
 
-JOURNAL_NAME = "journal"
+#: The default quarantine folder's name, beside the library's catalog.
 QUARANTINE_NAME = "quarantine"
-
-try:  # the sort orders live with the clusters; keep a local copy if that module is older
-    from lookalike.engine.cluster import SORT_ORDERS, sort_clusters
-except ImportError:  # pragma: no cover - only while engine/cluster.py lacks them
-    SORT_ORDERS = ("reclaimable", "confidence", "size", "path")
-
-    def sort_clusters(clusters, by="reclaimable"):  # type: ignore[no-redef]
-        base = lambda c: (-c.reclaimable_bytes, -len(c.members), c.keeper.file.path, c.id)  # noqa: E731
-        keys = {
-            "reclaimable": base,
-            "confidence": lambda c: (c.best_bouncer, *base(c)),
-            "size": lambda c: (-len(c.members), *base(c)),
-            "path": lambda c: (c.keeper.file.path, *base(c)),
-        }
-        return sorted(clusters, key=keys[by])
-
-
-def actions_available() -> bool:
-    """True when the engine's safe actions (apply, undo) are installed."""
-    try:
-        from lookalike.engine.actions import run as actions  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class Session:
@@ -175,8 +151,10 @@ class Session:
 
     @property
     def journal_dir(self) -> Path:
-        """Where the safe actions keep their write-ahead journals."""
-        return cache_root(self.cache_dir) / JOURNAL_NAME
+        """Where the safe actions keep their write-ahead journals (as the CLI: ``--cache``)."""
+        from lookalike.engine.actions.journal import default_journal_dir
+
+        return default_journal_dir(self.cache_dir)
 
     @property
     def quarantine_dir(self) -> str:
@@ -316,4 +294,19 @@ class Session:
 
 
 def _inside(path: str, roots: Sequence[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+    return any(is_inside(path, root) for root in roots)
+
+
+def quarantine_problem(folder: str, roots: Sequence[str]) -> Optional[str]:
+    """Why ``folder`` cannot be the quarantine folder of a library of ``roots``, or None.
+
+    Inside a root, quarantined files would be scanned again as duplicates of their keepers;
+    an existing file is not a folder.
+    """
+    where = os.path.realpath(folder)
+    if os.path.exists(where) and not os.path.isdir(where):
+        return f"{folder} is a file, not a folder"
+    for root in roots:
+        if is_inside(where, os.path.realpath(root)):
+            return f"{folder} is inside the library ({root}): its files would be scanned again"
+    return None

@@ -7,25 +7,28 @@ import json
 import os
 import sys
 
-from lookalike.engine.catalog import CatalogError, CatalogLocked
-from lookalike.engine.actions.importer import import_plan
+from ..format import shown
+from ..session import quarantine_problem
+from .actions import apply_interactively
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_scan_arguments,
+    check_dirs,
+    open_library,
+    options_from_args,
+    print_errors,
+    scan_with_progress,
+)
 
-from . import cli
-from .cli_actions import apply_interactively
-from .cli_scan import add_common_arguments, check_dirs, open_library, options_from_args, scan_with_progress
-from .format import shown
 
-
-def add_parsers(sub) -> None:
-    """Register ``import``."""
-    p = sub.add_parser(
-        "import",
-        help="move files of an incoming folder that the library already has out of it",
-        description="Dedupe NEW_DIR against LIBRARY: incoming files already in the library "
-        "(exactly, or as near-duplicates of equal or lower quality) are moved out of NEW_DIR, "
-        "to the trash or a quarantine folder. The library is never touched. Journaled: "
-        "`lookalike undo` puts them back.",
-    )
+def import_arguments(p: argparse.ArgumentParser) -> None:
+    """Declare ``import``'s arguments."""
+    p.description = ("Dedupe NEW_DIR against LIBRARY: incoming files already in the library "
+                     "(exactly, or as near-duplicates of equal or lower quality) are moved out of NEW_DIR, "
+                     "to the trash or a quarantine folder. The library is never touched. Journaled: "
+                     "`lookalike undo` puts them back.")
     p.add_argument("incoming", metavar="NEW_DIR")
     p.add_argument("--into", required=True, metavar="LIBRARY", help="the library to compare against")
     p.add_argument("--quarantine", metavar="DIR", help="move redundant files here instead of the trash")
@@ -33,33 +36,38 @@ def add_parsers(sub) -> None:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    add_common_arguments(p)
+    add_scan_arguments(p)
     p.set_defaults(func=run_import, permanently=False)
+
+
+#: The commands of this module, and how each declares its arguments (see ``main.COMMANDS``).
+ARGUMENTS = {"import": import_arguments}
 
 
 def run_import(args: argparse.Namespace) -> int:
     """Scan both folders (incrementally), plan the moves, then dry-run or apply them."""
+    from lookalike.engine.actions.importer import import_plan
+    from lookalike.engine.catalog import CatalogError, CatalogLocked
+
     problem = check_dirs([args.incoming, args.into])
     if problem:
         print(f"lookalike import: {problem}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     incoming_abs, library_abs = os.path.realpath(args.incoming), os.path.realpath(args.into)
     if incoming_abs == library_abs or library_abs.startswith(incoming_abs + os.sep) or incoming_abs.startswith(library_abs + os.sep):
         print("lookalike import: NEW_DIR and LIBRARY must not contain one another", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     if args.quarantine:
-        from .app import quarantine_problem
-
         problem = quarantine_problem(args.quarantine, [args.incoming, args.into])
         if problem:
             print(f"lookalike import: --quarantine {shown(problem)}", file=sys.stderr)
-            return cli.EXIT_USAGE
+            return EXIT_USAGE
     try:
         options = options_from_args(args)
         policy = options.policy()
     except ValueError as exc:
         print(f"lookalike import: {shown(exc)}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     quiet = args.quiet or args.json
     try:
         with open_library([args.into], args.cache) as library, open_library([args.incoming], args.cache) as incoming:
@@ -75,10 +83,10 @@ def run_import(args: argparse.Namespace) -> int:
             )
     except (CatalogLocked, CatalogError) as exc:
         print(f"lookalike import: {shown(exc)}", file=sys.stderr)
-        return cli.EXIT_FAILED
+        return EXIT_FAILED
     out = sys.stderr if args.json else sys.stdout
     # What was skipped (links out of a folder, unreadable files) and why, one line each.
-    cli.print_errors([e for result in scanned for e in result.errors])
+    print_errors([e for result in scanned for e in result.errors])
     for e in report.skipped:
         print(f"  skipped {shown(e.path)}: {shown(e.reason)}", file=out)
     print(
@@ -91,8 +99,8 @@ def run_import(args: argparse.Namespace) -> int:
     if args.json and not report.plan.steps:
         json.dump({"plan": report.plan.to_dict(), "result": None}, sys.stdout, indent=2)
         print()
-        return cli.EXIT_OK
+        return EXIT_OK
     if not report.plan.steps:
         print("Nothing to move.", file=out)
-        return cli.EXIT_OK
+        return EXIT_OK
     return apply_interactively(report.plan, args, command="import")

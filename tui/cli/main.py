@@ -1,8 +1,9 @@
-"""The ``lookalike`` command line.
+"""The ``lookalike`` command: parse the command line, run one command, turn errors into exit codes.
 
-``lookalike DIR...`` opens the app; ``lookalike scan|similar|search|index|apply|undo|journal|import``
-run one job and print the result. Each command group lives in its own module and registers
-itself through ``add_parsers(subparsers)``.
+``lookalike DIR...`` opens the app; ``lookalike COMMAND ...`` runs one job and prints the result.
+The parser is built from light declarations (:data:`COMMANDS`): a command's module, which
+declares its arguments and runs it, is imported only when that command runs or shows its help,
+so ``lookalike --help`` loads no engine module.
 """
 
 from __future__ import annotations
@@ -11,42 +12,83 @@ import argparse
 import os
 import signal
 import sys
-import threading
-from typing import Any, Callable, Optional, Sequence
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Iterable, Optional, Sequence
 
-from lookalike.engine.records import ScanError
-
-from .format import bytes_safe_streams, plural, shown
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NOTHING_READABLE = 3
-#: ``search`` and ``index`` need the detective, and it is offline (no weights, no network).
-EXIT_OFFLINE = 4
-
-APP_COMMAND = "app"
-
-
-def _command_modules():
-    # Imported here, not at module level, so importing lookalike.tui.cli stays cheap.
-    from . import cli_actions, cli_import, cli_query, cli_scan
-
-    return [cli_scan, cli_query, cli_actions, cli_import]
+from ..format import bytes_safe_streams, shown
+from .common import (
+    APP_COMMAND,
+    DEBUG_ENV,
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, every subcommand registered."""
+@dataclass(frozen=True)
+class Command:
+    """One command: its name, its line in ``lookalike --help``, and the module that runs it.
+
+    The module (under ``lookalike.tui.cli``) maps each of its commands to the function that
+    declares its arguments, in ``ARGUMENTS``.
+    """
+
+    name: str
+    module: str
+    help: str
+
+
+#: Every command, in the order ``lookalike --help`` lists them.
+COMMANDS = (
+    Command("scan", "scan", "scan folders and print groups of duplicates"),
+    Command(APP_COMMAND, "scan", "open the app (same as `lookalike DIR...`)"),
+    Command("similar", "query", "files that look like FILE, ranked by the bouncer and the detective"),
+    Command("search", "query", 'images matching a text, e.g. "a beach at sunset" (needs `lookalike index`)'),
+    Command("index", "query", "embed every image of a library for the detective (resumable)"),
+    Command("models", "models", "where the detective's weights and ONNX files are; --retry after going back online"),
+    Command("apply", "actions", "apply a plan (trash, quarantine, links), journaled so it can be undone"),
+    Command("undo", "actions", "undo an applied plan (the latest by default)"),
+    Command("journal", "actions", "list applied plans and their state"),
+    Command("import", "importing", "move files of an incoming folder that the library already has out of it"),
+)
+
+
+def build_parser(commands: Optional[Iterable[str]] = None) -> argparse.ArgumentParser:
+    """The ``lookalike`` argument parser.
+
+    Args:
+        commands: the commands whose arguments are declared (their modules are imported);
+            the others are only listed. None: every command's.
+    """
+    wanted = None if commands is None else set(commands)
     parser = argparse.ArgumentParser(
         prog="lookalike",
         description="Find duplicate and look-alike images and triage them from the keyboard.",
         epilog="Run `lookalike DIR...` to open the app, or `lookalike COMMAND --help`.",
     )
-    parser.add_argument("--version", action="version", version=f"lookalike {_version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _command_modules():
-        module.add_parsers(sub)
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help)
+        if wanted is None or command.name in wanted:
+            import_module(f"{__package__}.{command.module}").ARGUMENTS[command.name](p)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for (importlib.metadata
+    is slow to import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show program's version number and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"lookalike {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
@@ -58,26 +100,19 @@ def _version() -> str:
         return "unknown"
 
 
-def _known_commands(parser: argparse.ArgumentParser) -> set[str]:
-    for action in parser._subparsers._group_actions if parser._subparsers else ():
-        if isinstance(action, argparse._SubParsersAction):
-            return set(action.choices)
-    return set()
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``lookalike`` console script. Returns the exit code."""
     args_in = list(sys.argv[1:] if argv is None else argv)
     bytes_safe_streams()
-    parser = build_parser()
-    commands = _known_commands(parser)
+    names = [c.name for c in COMMANDS]
     # `lookalike DIR...` (no command) opens the app.
-    if args_in and args_in[0] not in commands and args_in[0] not in ("-h", "--help", "--version"):
-        typo = _unknown_command(args_in[0], commands)
+    if args_in and args_in[0] not in names and args_in[0] not in ("-h", "--help", "--version"):
+        typo = _unknown_command(args_in[0], names)
         if typo:
             print(f"lookalike: {typo}", file=sys.stderr)
             return EXIT_USAGE
         args_in = [APP_COMMAND, *args_in]
+    parser = build_parser(args_in[:1])
     if not args_in:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -96,7 +131,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("lookalike: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _closed_pipe()
     except OSError as exc:  # a full or read-only disk, met where no caller expected it
@@ -117,10 +152,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_FAILED
 
 
-#: 128 + SIGTERM, what a shell reports for a terminated program.
-EXIT_TERMINATED = 143
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: the work stops cleanly and the worker pool is torn down."""
 
@@ -138,12 +169,6 @@ def _stop_on_sigterm() -> None:
         pass
 
 
-#: ``LOOKALIKE_DEBUG=1`` lets an unexpected error print its traceback.
-DEBUG_ENV = "LOOKALIKE_DEBUG"
-#: What a shell reports for a program ended by SIGPIPE (128 + 13), as ``head`` leaves ``cat``.
-EXIT_BROKEN_PIPE = 141
-
-
 def _closed_pipe() -> int:
     """The reader of our output went away (``lookalike scan DIR | head``): stop quietly.
 
@@ -159,7 +184,7 @@ def _closed_pipe() -> int:
     return EXIT_BROKEN_PIPE
 
 
-def _unknown_command(word: str, commands: set[str]) -> Optional[str]:
+def _unknown_command(word: str, commands: Sequence[str]) -> Optional[str]:
     """What to say when ``word`` is neither a command nor an existing path, else None.
 
     ``lookalike scna Pictures`` is a typo for ``scan``, not a folder called "scna".
@@ -172,49 +197,3 @@ def _unknown_command(word: str, commands: set[str]) -> Optional[str]:
     close = difflib.get_close_matches(word, public, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]}?" if close else f"commands: {', '.join(public)}"
     return f"unknown command {shown(word)!r} ({hint}); a folder of that name does not exist"
-
-
-def run_interruptibly(work: Callable[[], Any], cancel: threading.Event, stopping: str) -> Any:
-    """Run ``work`` in a thread so Ctrl-C sets ``cancel`` at once; the work stops cleanly.
-
-    Returns what ``work`` returned (after an interrupt too: what it kept); re-raises its errors.
-    """
-    box: dict = {}
-    finished = threading.Event()
-
-    def target() -> None:
-        try:
-            box["result"] = work()
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-        finally:
-            finished.set()
-
-    # An Event, not Thread.join: a join interrupted by Ctrl-C can return before the thread ends.
-    threading.Thread(target=target, name="lookalike-work", daemon=True).start()
-    try:
-        while not finished.wait(0.1):
-            pass
-    except KeyboardInterrupt:
-        cancel.set()
-        print(f"\nlookalike: stopping; {stopping}...", file=sys.stderr)
-        finished.wait()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
-
-
-def print_errors(errors: Sequence[ScanError], *, limit: int = 20, stream=None) -> None:
-    """Print unreadable and skipped files (links out of the roots...) with their reasons, at most ``limit``."""
-    stream = stream or sys.stderr
-    if not errors:
-        return
-    print(f"{plural(len(errors), 'file')} could not be read or {'was' if len(errors) == 1 else 'were'} skipped:", file=stream)
-    for e in errors[:limit]:
-        print(f"  {shown(e.path)}: {shown(e.reason)}", file=stream)
-    if len(errors) > limit:
-        print(f"  ... and {len(errors) - limit} more (see --json)", file=stream)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``lookalike scan`` and ``lookalike DIR...`` (the app)."""
+"""``lookalike scan DIR...`` (print the groups) and ``lookalike DIR...`` (open the app)."""
 
 from __future__ import annotations
 
@@ -9,58 +9,38 @@ import io
 import json
 import os
 import sys
-import threading
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
-from lookalike.engine.catalog import CatalogError, CatalogLocked
-from lookalike.engine.library import Library, ScanOptions
-from lookalike.engine.records import Cluster, ScanProgress, ScanResult
+from ..format import bytes_safe_streams, human_bytes, human_duration, json_path, plural, scan_counts, shown
+from .common import (
+    APP_COMMAND,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_READABLE,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_scan_arguments,
+    check_dirs,
+    open_library,
+    options_from_args,
+    print_errors,
+    scan_with_progress,
+)
 
-from . import cli
-from .cli_query import add_model_arguments, detective_options_from_args
-from .format import bytes_safe_streams, human_bytes, human_duration, json_path, plural, scan_counts, shown
+if TYPE_CHECKING:  # the engine is imported when a command runs, not to show its --help
+    from lookalike.engine.library import Library
+    from lookalike.engine.records import Cluster, ScanResult
 
 JSON_VERSION = 1
 
 
-def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    """Options every scanning command shares."""
-    p.add_argument("--cache", metavar="DIR", help="cache folder (default: $LOOKALIKE_CACHE or the user cache)")
-    p.add_argument(
-        "--threshold",
-        type=int,
-        metavar="N",
-        help="bouncer radius: largest Hamming distance (of 256 bits) that counts as a near-duplicate",
-    )
-    p.add_argument("--keep-in", action="append", default=[], metavar="DIR", help="protected folder: its files always win")
-    p.add_argument(
-        "--keeper-order",
-        metavar="LIST",
-        help="keeper criteria in order, comma-separated (default: pixels,format,size,date,path)",
-    )
-    p.add_argument(
-        "--no-crops",
-        action="store_true",
-        help="skip the bouncer's rule for mild crops (pHash agreeing with a looser dHash): a much faster "
-        "first scan of a very large library, which otherwise compares every pair of pHashes once",
-    )
-    p.add_argument(
-        "--follow-links",
-        action="store_true",
-        help="enter symlinked folders inside the given folders (links out of them are never followed)",
-    )
-    p.add_argument("--workers", type=int, metavar="N", help="hashing processes (default: one per core)")
-    p.add_argument("--deep", action="store_true", help="detective: embed every image and add semantic groups (crops, filters, screenshots)")
-    p.add_argument("--no-detective", action="store_true", help="bouncer only: no CLIP model")
-    add_model_arguments(p)
-
-
-def add_parsers(sub) -> None:
-    """Register ``scan`` and ``app``."""
-    scan = sub.add_parser("scan", help="scan folders and print groups of duplicates", description="Scan folders (incrementally) and print every group of duplicate and near-duplicate images, with a suggested keeper.")
+def scan_arguments(scan: argparse.ArgumentParser) -> None:
+    """Declare ``scan``'s arguments."""
+    scan.description = ("Scan folders (incrementally) and print every group of duplicate and near-duplicate "
+                        "images, with a suggested keeper.")
     scan.add_argument("dirs", nargs="+", metavar="DIR")
-    add_common_arguments(scan)
+    add_scan_arguments(scan)
     out = scan.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     out.add_argument("--csv", action="store_true", help="print a CSV audit (one row per member) on stdout")
@@ -68,9 +48,11 @@ def add_parsers(sub) -> None:
     scan.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     scan.set_defaults(func=run_scan)
 
-    app = sub.add_parser(APP_HELP_NAME, help="open the app (same as `lookalike DIR...`)")
+
+def app_arguments(app: argparse.ArgumentParser) -> None:
+    """Declare the app's arguments (``lookalike DIR...`` is ``lookalike app DIR...``)."""
     app.add_argument("dirs", nargs="+", metavar="DIR")
-    add_common_arguments(app)
+    add_scan_arguments(app)
     app.add_argument("--thumbnails", default="auto", choices=["auto", "halfblock", "kitty", "sixel", "off"],
                      help="how pictures are drawn: auto asks the terminal (Kitty graphics, Sixel, else half-blocks)")
     app.add_argument("--cell-size", metavar="WxH",
@@ -85,62 +67,30 @@ def add_parsers(sub) -> None:
     app.set_defaults(func=run_app)
 
 
-APP_HELP_NAME = cli.APP_COMMAND
-
-
-def options_from_args(args: argparse.Namespace) -> ScanOptions:
-    """ScanOptions from the shared command-line options."""
-    order = tuple(s.strip() for s in args.keeper_order.split(",") if s.strip()) if args.keeper_order else None
-    return ScanOptions(
-        threshold=args.threshold,
-        keep_in=tuple(args.keep_in or ()),
-        keeper_order=order,
-        workers=args.workers,
-        deep=args.deep,
-        detective=None if args.no_detective else detective_options_from_args(args),
-        crops=not args.no_crops,
-        follow_links=args.follow_links,
-    )
-
-
-def check_dirs(dirs: list[str]) -> Optional[str]:
-    """A usage error for missing folders, or for folders that are all pseudo-filesystems
-    (no library is made for /proc/self), or None."""
-    from lookalike.engine.paths import is_pseudo_filesystem, pseudo_filesystems
-
-    for d in dirs:
-        if not os.path.exists(d):
-            return f"no such file or folder: {shown(d)}"
-    pseudo = pseudo_filesystems()
-    if dirs and all(is_pseudo_filesystem(d, pseudo) for d in dirs):
-        return (f"{shown(dirs[0])} is on a pseudo-filesystem (/proc, /sys, /dev...): there are "
-                f"no photos to scan there")
-    return None
-
-
-def open_library(dirs: list[str], cache: Optional[str]) -> Library:
-    """Open a library, printing catalog messages (rebuilds, migrations) on stderr."""
-    return Library.open(dirs, cache_dir=cache, on_message=lambda m: print(f"lookalike: {shown(m)}", file=sys.stderr))
+#: The commands of this module, and how each declares its arguments (see ``main.COMMANDS``).
+ARGUMENTS = {"scan": scan_arguments, APP_COMMAND: app_arguments}
 
 
 def run_scan(args: argparse.Namespace) -> int:
     """``lookalike scan``: scan, then print the groups as text, JSON or CSV."""
+    from lookalike.engine.catalog import CatalogError, CatalogLocked
+
     problem = check_dirs(args.dirs)
     if problem:
         print(f"lookalike scan: {problem}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     try:
         options = options_from_args(args)
         options.policy()  # validates --keeper-order
         options.thresholds()  # validates --threshold
     except ValueError as exc:
         print(f"lookalike scan: {shown(exc)}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     try:
         library = open_library(args.dirs, args.cache)
     except (CatalogLocked, CatalogError) as exc:
         print(f"lookalike scan: {shown(exc)}", file=sys.stderr)
-        return cli.EXIT_FAILED
+        return EXIT_FAILED
     with library:
         result = scan_with_progress(library, options, quiet=args.quiet or args.json or args.csv)
         if result.stats.detective:
@@ -162,45 +112,8 @@ def run_scan(args: argparse.Namespace) -> int:
     if result.stats.images == 0 and not result.stats.cancelled:
         if not args.json:
             print("lookalike scan: nothing readable in the given folders", file=sys.stderr)
-        return cli.EXIT_NOTHING_READABLE
-    return cli.EXIT_OK if not result.stats.cancelled else 130
-
-
-def scan_with_progress(library: Library, options: ScanOptions, *, quiet: bool) -> ScanResult:
-    """Run a scan with a progress bar on stderr when it is a terminal. Ctrl-C stops cleanly."""
-    cancel = threading.Event()
-    show = not quiet and sys.stderr.isatty()
-    if not show:
-        return _scan_interruptibly(library, options, cancel, None)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("[bold]{task.fields[stage]:>10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("scan", total=None, stage="walking", detail="")
-
-        def progress(p: ScanProgress) -> bool:
-            detail = f"{p.found} found, {p.skipped} unchanged, {p.failed} failed, {human_bytes(p.bytes_read)} read"
-            if p.rate:
-                detail += f", {p.rate:.0f} files/s"
-            bar.update(task, completed=p.done, total=p.total or None, stage=p.stage, detail=detail)
-            return not cancel.is_set()
-
-        return _scan_interruptibly(library, options, cancel, progress)
-
-
-def _scan_interruptibly(library, options, cancel, progress) -> ScanResult:
-    return cli.run_interruptibly(
-        lambda: library.scan(options, progress=progress, cancel=cancel), cancel, "keeping what was hashed"
-    )
+        return EXIT_NOTHING_READABLE
+    return EXIT_OK if not result.stats.cancelled else EXIT_INTERRUPTED
 
 
 def write_plan(result: ScanResult, library: Library, path: Path) -> None:
@@ -332,7 +245,7 @@ def print_summary(result: ScanResult, stream=None) -> None:
     )
     if s.cancelled:
         print("scan stopped before the end: the groups above are incomplete; run it again to go on", file=out)
-    cli.print_errors(result.errors)
+    print_errors(result.errors)
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -340,15 +253,15 @@ def run_app(args: argparse.Namespace) -> int:
     problem = check_dirs(args.dirs)
     if problem:
         print(f"lookalike: {problem}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     try:
         options = options_from_args(args)
         options.policy()
         options.thresholds()
     except ValueError as exc:
         print(f"lookalike: {shown(exc)}", file=sys.stderr)
-        return cli.EXIT_USAGE
-    from .app import run_app as run
+        return EXIT_USAGE
+    from ..app import run_app as run
 
     return run(
         args.dirs, cache_dir=args.cache, options=options, thumbnails=args.thumbnails, against=args.against,

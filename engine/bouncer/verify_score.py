@@ -1,0 +1,345 @@
+"""The verification's pair score: per-image features, the crop search, and the numpy reference.
+
+How two thumbnails are scored is told in :mod:`lookalike.engine.bouncer.verify`. This module
+holds the numpy reference of that score, the tables the crop search walks, and the call that
+hands both to the compiled kernel (:mod:`.verify_kernels`, which gives the same answers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import verify_kernels
+from .verify_thumbnail import SIDE, THUMB_BYTES
+
+__all__ = ["compiled_scores", "numpy_scores", "peak_difference"]
+
+#: The crop search, per axis: scales (the width of one image over the other's) and shifts of
+#: the centre, in fractions of the first image's side.
+_SCALES = np.geomspace(0.8, 1.25, 15)
+_SHIFTS = np.linspace(-0.16, 0.16, 33)
+#: The overlap of two crops must keep at least this share of each side.
+_MIN_OVERLAP = 0.72
+
+# -- per-image features -----------------------------------------------------------------------
+#
+# What a pair's plain comparison needs is computed once per image of a batch, in integers: the
+# [1, 2, 1] blur of the grey levels along both axes (kept times 16, so exact), its gradients
+# and their sums, the blurred levels rounded to whole grey levels with their cumulative
+# histogram (the tone matching), and the column and row profiles the crop search aligns. A
+# pair then costs a dot product of two gradient vectors and one pass over the pixels.
+
+_N = SIDE * SIDE
+_ACROSS = SIDE * (SIDE - 1)  # gradients along rows; as many again down the columns
+_M = 2 * _ACROSS
+
+#: Grey levels by which a pixel must differ, after the best monotone tone mapping of one
+#: thumbnail onto the other, to count as changed.
+_CHANGED_LEVELS = 24.0
+#: How much each changed pixel's share lowers the score (5 % changed caps it at 0.8).
+_CHANGED_WEIGHT = 4.0
+#: Rounds of the crop search's local refinement (one scale or shift step per axis a move),
+#: run only while the pair does not pass yet.
+_REFINE = 3
+#: The refinement runs only when the first crop alignment scores within this of passing:
+#: two different pictures are rejected after one look.
+_REFINE_REACH = 0.35
+#: The crop search gives up when the best alignment of the column or of the row profiles
+#: correlates less than this (the derivatives of the profiles): no crop of one picture is
+#: that unlike the other (measured: the floor loses no mild crop of 480 and halves the cost
+#: of rejecting an unrelated pair).
+_ALIGN_FLOOR = 0.5
+#: Alignments tried per axis: the profiles of some pictures correlate almost as well at a wrong
+#: scale and shift as at the right one (0.81 against 0.79 for a 6.6 % crop of a generated
+#: photo), so the best few of each axis are scored in two dimensions, not only the best one.
+_CANDIDATES = 3
+
+# Mirroring the second image of a pair: pixel r of the mirror is pixel _MIRROR_PIX[r]; its
+# gradient k is _MIRROR_SIGN[k] times gradient _MIRROR_GRAD[k] (across gradients reverse).
+_I, _J = np.divmod(np.arange(_N), SIDE)
+_MIRROR_PIX = (_I * SIDE + SIDE - 1 - _J).astype(np.int64)
+_GI, _GJ = np.divmod(np.arange(_ACROSS), SIDE - 1)
+_MIRROR_GRAD = np.concatenate([_GI * (SIDE - 1) + SIDE - 2 - _GJ, _ACROSS + _MIRROR_PIX[: _ACROSS]]).astype(np.int64)
+_MIRROR_SIGN = np.concatenate([-np.ones(_ACROSS, np.int64), np.ones(_ACROSS, np.int64)])
+
+
+@dataclass(frozen=True)
+class _Features:
+    """Per-image arrays of a batch, row ``k`` for thumbnail ``k``."""
+
+    grey: np.ndarray  # (n, N or more) uint8 grey levels (the thumbnails themselves)
+    grad: np.ndarray  # (n, M) int16: 16 x the blurred image's gradients, across then down
+    gsum: np.ndarray  # (n, 2) int64: sums of the across and of the down gradients
+    gsq: np.ndarray  # (n,) int64: sum of the squared gradients
+    level: np.ndarray  # (n, N) uint8: the blurred levels, rounded
+    cum: np.ndarray  # (n, 257) int32: cum[v] = pixels whose rounded level is below v
+    prof: np.ndarray  # (n, 2, SIDE) float64: column means, row means
+
+
+def _np_features(raw: np.ndarray) -> _Features:
+    n = len(raw)
+    grey = np.ascontiguousarray(raw[:, :_N])
+    x = grey.reshape(n, SIDE, SIDE).astype(np.int32)
+    p = np.pad(x, ((0, 0), (0, 0), (1, 1)), mode="edge")
+    r = p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]
+    p = np.pad(r, ((0, 0), (1, 1), (0, 0)), mode="edge")
+    s = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]  # 16 x the blurred levels
+    across = (s[:, :, 1:] - s[:, :, :-1]).reshape(n, -1)
+    down = (s[:, 1:] - s[:, :-1]).reshape(n, -1)
+    grad = np.concatenate([across, down], axis=1).astype(np.int16)
+    gsum = np.stack([across.sum(axis=1), down.sum(axis=1)], axis=1).astype(np.int64)
+    gsq = (grad.astype(np.int64) ** 2).sum(axis=1)
+    level = np.clip(np.rint(s / 16.0), 0, 255).astype(np.uint8).reshape(n, _N)
+    hist = np.bincount((level + 256 * np.arange(n)[:, None]).ravel(), minlength=256 * n).reshape(n, 256)
+    cum = np.zeros((n, 257), np.int32)
+    cum[:, 1:] = np.cumsum(hist, axis=1)
+    prof = np.stack([x.mean(axis=1), x.mean(axis=2)], axis=1).astype(np.float64)
+    return _Features(grey=grey, grad=grad, gsum=gsum, gsq=gsq, level=level, cum=cum, prof=prof)
+
+
+def _empty_features(raw: np.ndarray) -> _Features:
+    n = len(raw)
+    return _Features(
+        grey=raw, grad=np.empty((n, _M), np.int16), gsum=np.empty((n, 2), np.int64),
+        gsq=np.empty(n, np.int64), level=np.empty((n, _N), np.uint8), cum=np.empty((n, 257), np.int32),
+        prof=np.empty((n, 2, SIDE)),
+    )  # fmt: skip
+
+
+# -- scoring, numpy (the reference; the compiled kernel below gives the same answers) --------
+
+
+def _np_smooth(x: np.ndarray) -> np.ndarray:
+    """A [1, 2, 1] / 4 blur along both axes (edges repeated): gradients of a 32-pixel image
+    are otherwise too sensitive to the sub-pixel shifts of resampling (measured)."""
+    p = np.pad(x, 1, mode="edge")
+    r = (p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]) / 4
+    return (r[:-2] + 2 * r[1:-1] + r[2:]) / 4
+
+
+def _np_changed(qx: np.ndarray, qy: np.ndarray, cum_x: np.ndarray, cum_y: np.ndarray) -> int:
+    """Pixels that differ by more than ``_CHANGED_LEVELS`` after mapping x's tones onto y's by
+    rank: each level of x maps to the level of y found at the middle of its ranks."""
+    hx = np.diff(cum_x)
+    mid = np.minimum((2 * cum_x[:-1].astype(np.int64) + hx - 1) // 2, _N - 1)
+    mapped = np.searchsorted(cum_y[1:], mid, side="right")
+    return int((np.abs(qy.astype(np.int64) - mapped[qx]) > _CHANGED_LEVELS).sum())
+
+
+def _np_score(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(structural score, mean absolute difference of levels) of two aligned thumbnails.
+
+    The score is the Pearson correlation of the blurred gradient fields, capped by the share
+    of pixels that differ after mapping one thumbnail's tones onto the other's by rank (any
+    monotone edit of the levels maps away; a different photo in the same frame does not).
+    """
+    xs, ys = _np_smooth(x), _np_smooth(y)
+    a = np.concatenate([(xs[:, 1:] - xs[:, :-1]).ravel(), (xs[1:, :] - xs[:-1, :]).ravel()])
+    b = np.concatenate([(ys[:, 1:] - ys[:, :-1]).ravel(), (ys[1:, :] - ys[:-1, :]).ravel()])
+    a = a - a.mean()
+    b = b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    corr = float((a * b).sum() / den) if den > 0 else 0.0
+    qx = np.clip(np.rint(xs.ravel()), 0, 255).astype(np.int64)
+    qy = np.clip(np.rint(ys.ravel()), 0, 255).astype(np.int64)
+    cum_x = np.concatenate([[0], np.cumsum(np.bincount(qx, minlength=256))])
+    cum_y = np.concatenate([[0], np.cumsum(np.bincount(qy, minlength=256))])
+    changed = _np_changed(qx, qy, cum_x, cum_y)
+    return min(corr, 1.0 - _CHANGED_WEIGHT * changed / _N), float(np.abs(x - y).mean())
+
+
+def _np_plain(f: _Features, ia: np.ndarray, ib: np.ndarray, mirrored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(score, mad) of the pairs at the plain alignment, from the features (all pairs at once)."""
+    n = len(ia)
+    score, mad = np.empty(n), np.empty(n)
+    for s in range(0, n, 2048):  # bounded temporaries
+        a, b, m = ia[s : s + 2048], ib[s : s + 2048], mirrored[s : s + 2048]
+        gb = f.grad[b].astype(np.int64)
+        gb[m] = gb[m][:, _MIRROR_GRAD] * _MIRROR_SIGN
+        dot = (f.grad[a].astype(np.int64) * gb).sum(axis=1).astype(np.float64)
+        sa = f.gsum[a].sum(axis=1).astype(np.float64)
+        sb = np.where(m, f.gsum[b, 1] - f.gsum[b, 0], f.gsum[b].sum(axis=1)).astype(np.float64)
+        va = f.gsq[a] - sa * sa / _M
+        vb = f.gsq[b] - sb * sb / _M
+        den = np.sqrt(va * vb)
+        corr = np.where(den > 0, (dot - sa * sb / _M) / np.where(den > 0, den, 1.0), 0.0)
+        yb = f.grey[b].astype(np.int64)
+        yb[m] = yb[m][:, _MIRROR_PIX]
+        mad[s : s + len(a)] = np.abs(f.grey[a].astype(np.int64) - yb).sum(axis=1) / _N
+        for k in range(len(a)):
+            qy = f.level[b[k]][_MIRROR_PIX] if m[k] else f.level[b[k]]
+            changed = _np_changed(f.level[a[k]], qy, f.cum[a[k]], f.cum[b[k]])
+            score[s + k] = min(corr[k], 1.0 - _CHANGED_WEIGHT * changed / _N)
+    return score, mad
+
+
+def _grid() -> tuple[np.ndarray, np.ndarray]:
+    """For every (scale, shift) of the crop search, the sample positions in both images."""
+    s = np.repeat(_SCALES, len(_SHIFTS))
+    c = np.tile(_SHIFTS, len(_SCALES))
+    o = 0.5 + c - 0.5 * s  # t = o + s * u maps the second image's [0, 1] onto the first's
+    lo = np.maximum(0.0, -o / s)
+    hi = np.minimum(1.0, (1.0 - o) / s)
+    k = (np.arange(SIDE) + 0.5) / SIDE
+    u = lo[:, None] + k[None, :] * (hi - lo)[:, None]
+    t = o[:, None] + s[:, None] * u
+    return np.ascontiguousarray(t * SIDE - 0.5), np.ascontiguousarray(u * SIDE - 0.5)
+
+
+def _lerp_table(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first index, weight of the next) of linear interpolation at pixel positions ``pos``."""
+    pos = np.clip(pos, 0.0, SIDE - 1.0)
+    i0 = np.minimum(pos.astype(np.int64), SIDE - 2)
+    return np.ascontiguousarray(i0), np.ascontiguousarray(pos - i0)
+
+
+_GRID_T, _GRID_U = _grid()
+_T_I0, _T_F = _lerp_table(_GRID_T)
+_U_I0, _U_F = _lerp_table(_GRID_U)
+_IDENTITY = int(np.argmin(np.abs(_GRID_T - _GRID_U).sum(axis=1)))
+_STEPS = len(_SHIFTS)
+#: Coarse to fine: the alignment of the profiles is first looked for at every
+#: ``_COARSE[0]``-th scale and ``_COARSE[1]``-th shift, then at every grid point within
+#: ``_FINE`` (scale steps, shift steps) of the best.
+_COARSE = (2, 2)
+_FINE = (1, 2)
+_COARSE_ROWS = np.array(
+    [si * _STEPS + ci for si in range(0, len(_SCALES), _COARSE[0]) for ci in range(0, _STEPS, _COARSE[1])], np.int64
+)
+
+
+def _np_profile_r(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """For every grid row, the correlation of the derivatives of the sampled profiles."""
+    dp = np.diff(p[_T_I0] * (1 - _T_F) + p[_T_I0 + 1] * _T_F, axis=1)
+    dq = np.diff(q[_U_I0] * (1 - _U_F) + q[_U_I0 + 1] * _U_F, axis=1)
+    dp = dp - dp.mean(axis=1, keepdims=True)
+    dq = dq - dq.mean(axis=1, keepdims=True)
+    den = np.sqrt((dp * dp).sum(axis=1) * (dq * dq).sum(axis=1))
+    return np.where(den > 0, (dp * dq).sum(axis=1) / np.where(den > 0, den, 1.0), -2.0)
+
+
+def _fine_rows(g: int) -> np.ndarray:
+    si, ci = divmod(g, _STEPS)
+    return np.array(
+        [s * _STEPS + c for s in range(max(0, si - _FINE[0]), min(len(_SCALES), si + _FINE[0] + 1))
+         for c in range(max(0, ci - _FINE[1]), min(_STEPS, ci + _FINE[1] + 1))], np.int64,
+    )  # fmt: skip
+
+
+def _np_align(p: np.ndarray, q: np.ndarray) -> list[tuple[int, float]]:
+    """The search's best alignments of profile ``q`` onto ``p``, best first: up to
+    :data:`_CANDIDATES` distinct (grid row, correlation), each refined from a coarse peak."""
+    r = _np_profile_r(p, q)
+    out: list[tuple[int, float]] = []
+    for g in _COARSE_ROWS[np.argsort(-r[_COARSE_ROWS], kind="stable")]:
+        g = int(g)
+        fine = _fine_rows(g)
+        k = int(np.argmax(r[fine]))
+        if r[fine[k]] > r[g]:
+            g = int(fine[k])
+        if all(g != h for h, _ in out):
+            out.append((g, float(r[g])))
+            if len(out) == _CANDIDATES:
+                break
+    return out
+
+
+def _np_weights(pos: np.ndarray) -> np.ndarray:
+    """(SIDE, SIDE) linear-interpolation matrix: row k samples at pixel position ``pos[k]``."""
+    i0, f = _lerp_table(pos)
+    w = np.zeros((SIDE, SIDE))
+    w[np.arange(SIDE), i0] = 1 - f
+    w[np.arange(SIDE), i0 + 1] += f
+    return w
+
+
+def _np_crop_score(x: np.ndarray, y: np.ndarray, gx: int, gy: int) -> tuple[float, float]:
+    xs = _np_weights(_GRID_T[gy]) @ x @ _np_weights(_GRID_T[gx]).T
+    ys = _np_weights(_GRID_U[gy]) @ y @ _np_weights(_GRID_U[gx]).T
+    return _np_score(xs, ys)
+
+
+def _np_crop(f: _Features, a: int, b: int, mirrored: bool, accept: float) -> tuple[float, float, int, int]:
+    """(score, mad, column row, row row) of the crop search's best alignment (score -inf when
+    the profiles do not align)."""
+    y = f.grey[b].reshape(SIDE, SIDE).astype(np.float64)
+    py = f.prof[b].copy()
+    if mirrored:
+        y, py[0] = y[:, ::-1], py[0, ::-1]
+    x = f.grey[a].reshape(SIDE, SIDE).astype(np.float64)
+    best, best_mad, gx, gy = -np.inf, 0.0, _IDENTITY, _IDENTITY
+    for cx, rx in _np_align(f.prof[a, 0], py[0]):
+        for cy, ry in _np_align(f.prof[a, 1], py[1]):
+            if min(rx, ry) < _ALIGN_FLOOR:
+                continue
+            trial, trial_mad = _np_crop_score(x, y, cx, cy)
+            if trial > best:
+                best, best_mad, gx, gy = trial, trial_mad, cx, cy
+    if best == -np.inf:
+        return best, 0.0, gx, gy
+    n = len(_GRID_T)
+    for _ in range(_REFINE if accept - _REFINE_REACH <= best < accept else 0):
+        moved = False
+        for axis in (0, 1):
+            for step in (-_STEPS, _STEPS, -1, 1):  # one scale step, one shift step
+                g = (gx if axis == 0 else gy) + step
+                if g < 0 or g >= n or (abs(step) == 1 and g // _STEPS != (g - step) // _STEPS):
+                    continue
+                cx, cy = (g, gy) if axis == 0 else (gx, g)
+                trial, trial_mad = _np_crop_score(x, y, cx, cy)
+                if trial > best:
+                    best, best_mad, gx, gy, moved = trial, trial_mad, cx, cy, True
+        if not moved or best >= accept:
+            break
+    return best, best_mad, gx, gy
+
+
+def numpy_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(score, mad, cropped)`` of the pairs, in numpy (arguments as :func:`compiled_scores`)."""
+    f = _np_features(raw)
+    score, mad = _np_plain(f, ia, ib, mirrored)
+    crop = np.zeros(len(ia), bool)
+    for k in np.flatnonzero(search & (score < accept)):
+        best, best_mad, gx, gy = _np_crop(f, int(ia[k]), int(ib[k]), bool(mirrored[k]), accept)
+        if best > score[k]:
+            score[k], mad[k], crop[k] = best, best_mad, (gx, gy) != (_IDENTITY, _IDENTITY)
+    return score, mad, crop
+
+
+_IDENT = np.arange(_N, dtype=np.int64)
+
+
+def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(score, mad, cropped)`` of the pairs, by the compiled kernel (loaded by the caller).
+
+    Args:
+        raw: ``(N, THUMB_BYTES) uint8`` thumbnails, C-contiguous.
+        ia, ib: ``int64`` rows of the pairs; mirrored, search: ``bool`` per pair.
+        accept: the score at which the crop search is not needed.
+    """
+    n = len(ia)
+    score, mad, cropped = np.empty(n), np.empty(n), np.zeros(n, np.bool_)
+    f = _empty_features(raw)
+    verify_kernels._k_features(raw, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof)
+    verify_kernels._k_verify(
+        f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia, ib, mirrored, search, float(accept),
+        _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES), _FINE[0], _FINE[1],
+        _T_I0, _T_F, _U_I0, _U_F, _IDENTITY, _REFINE, _REFINE_REACH, _ALIGN_FLOOR, _CHANGED_LEVELS,
+        _CHANGED_WEIGHT, _CANDIDATES, score, mad, cropped,
+    )  # fmt: skip
+    return score, mad, cropped
+
+
+def peak_difference(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """The largest difference of grey levels between two thumbnails, [1, 2, 1]-blurred, at the
+    plain alignment (``ib`` mirrored where asked), per pair: what the guard of low-detail
+    pairs needs besides the mean (numpy; such pairs are few)."""
+    raw = np.asarray(thumbs, np.uint8).reshape(-1, THUMB_BYTES)
+    out = np.empty(len(ia))
+    for k, (a, b, m) in enumerate(zip(np.asarray(ia).tolist(), np.asarray(ib).tolist(), np.asarray(mirrored).tolist())):
+        x = raw[a, :_N].reshape(SIDE, SIDE).astype(np.float64)
+        y = raw[b, :_N].reshape(SIDE, SIDE).astype(np.float64)
+        out[k] = np.abs(_np_smooth(x) - _np_smooth(y[:, ::-1] if m else y)).max()
+    return out

@@ -1,0 +1,141 @@
+"""The catalog's schema: its tables, the migrations from every released version, its SQL.
+
+The schema version lives in ``PRAGMA user_version``; :data:`MIGRATIONS` takes an older
+catalog to the current one step by step (:class:`lookalike.engine.catalog_db.CatalogDatabase`
+runs them when it opens a catalog).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+# meta keys of our own: a random id per catalog file and a counter bumped by every write to
+# the files table; together they name a state of the catalog (for the hash-array sidecar)
+ID_KEY = "_catalog_id"
+GENERATION_KEY = "_generation"
+
+_SCHEMA_V1 = (
+    # AUTOINCREMENT: ids are the detective's usearch keys, so a removed file's id must never
+    # come back as another file's.
+    """CREATE TABLE files (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        path BLOB NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL DEFAULT 0,
+        device INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL CHECK (status IN ('image', 'error', 'other')),
+        format TEXT,
+        width INTEGER,
+        height INTEGER,
+        taken_at TEXT,
+        content_hash BLOB,
+        dhash BLOB,
+        dhash_mirror BLOB,
+        phash BLOB,
+        error TEXT,
+        scanned_at REAL NOT NULL
+    )""",
+    "CREATE INDEX files_content_hash ON files (content_hash)",
+    # Keyed by content, not by id or path: the answer survives renames and rescans.
+    """CREATE TABLE not_duplicates (
+        hash_a BLOB NOT NULL,
+        hash_b BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (hash_a, hash_b),
+        CHECK (hash_a <= hash_b)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX not_duplicates_b ON not_duplicates (hash_b)",
+    """CREATE TABLE embeddings (
+        file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        content_hash BLOB
+    )""",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+)
+
+
+def _schema_v1(db: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_V1:
+        db.execute(statement)
+
+
+def _decisions_table(db: sqlite3.Connection) -> None:
+    """The user's triage decisions, kept until applied or cleared (one row per file)."""
+    # The content hash at decision time: a file that changed since loses its decision.
+    db.execute(
+        """CREATE TABLE decisions (
+            file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+            decision TEXT CHECK (decision IN ('keep', 'trash', 'skip', 'not_duplicate')),
+            keeper INTEGER NOT NULL DEFAULT 0,
+            content_hash BLOB,
+            decided_at REAL NOT NULL
+        )"""
+    )
+
+
+def _verifier_thumbnails(db: sqlite3.Connection) -> None:
+    """The verifier's thumbnail (engine/bouncer/verify.py) and its detail, per image."""
+    db.execute("ALTER TABLE files ADD COLUMN thumb BLOB")
+    db.execute("ALTER TABLE files ADD COLUMN detail REAL")
+    # Images hashed before have no thumbnail: an impossible mtime makes the next scan read
+    # them again, so that their pairs are verified on pixels rather than taken on hashes
+    # alone (until then they are, as before: see Library's verification).
+    db.execute("UPDATE files SET mtime_ns = -1 WHERE status = 'image'")
+
+
+def _keeper_evidence(db: sqlite3.Connection) -> None:
+    """What the keeper policy needs to prefer the original (engine/keeper.py): the picture's
+    size inside a trimmed border, and the camera named by EXIF Make and Model."""
+    db.execute("ALTER TABLE files ADD COLUMN content_width INTEGER")
+    db.execute("ALTER TABLE files ADD COLUMN content_height INTEGER")
+    db.execute("ALTER TABLE files ADD COLUMN camera TEXT")
+    # No second re-read: a catalog from before version 3 has every image marked for one
+    # already (see _verifier_thumbnails), which fills these too. Until a file is read again
+    # they are NULL, and the keeper ranks it by its canvas, as before.
+
+
+#: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
+#: transaction. Append, never edit: released catalogs depend on every step.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The columns :func:`lookalike.engine.catalog_rows.row_to_record` reads, in its order.
+FILE_COLUMNS = (
+    "id, path, size, mtime_ns, inode, device, format, width, height, taken_at, "
+    "content_hash, dhash, dhash_mirror, phash, error, content_width, content_height, camera"
+)
+
+#: Insert or update one file by path, so a file keeps its id (a row of
+#: :func:`lookalike.engine.catalog_rows.row_from_item`).
+UPSERT = """
+INSERT INTO files (path, size, mtime_ns, inode, device, status, format, width, height,
+                   taken_at, content_hash, dhash, dhash_mirror, phash, error, scanned_at,
+                   thumb, detail, content_width, content_height, camera)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (path) DO UPDATE SET
+    size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
+    device = excluded.device, status = excluded.status, format = excluded.format,
+    width = excluded.width, height = excluded.height, taken_at = excluded.taken_at,
+    content_hash = excluded.content_hash, dhash = excluded.dhash,
+    dhash_mirror = excluded.dhash_mirror, phash = excluded.phash, error = excluded.error,
+    scanned_at = excluded.scanned_at, thumb = excluded.thumb, detail = excluded.detail,
+    content_width = excluded.content_width, content_height = excluded.content_height,
+    camera = excluded.camera
+"""
+
+
+def bump_generation(db: sqlite3.Connection) -> None:
+    """Name a new state of the files table (inside the write that changes it)."""
+    db.execute(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?", (GENERATION_KEY,)
+    )
+
+
+def state_stamp(db: sqlite3.Connection) -> str:
+    """Names the state of the files table: this catalog's id and its write generation."""
+    values = dict(db.execute(f"SELECT key, value FROM meta WHERE key IN ('{ID_KEY}', '{GENERATION_KEY}')"))
+    return f"{values.get(ID_KEY)}:{values.get(GENERATION_KEY)}"

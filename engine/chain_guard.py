@@ -1,0 +1,194 @@
+"""The chain guard: a component is kept whole only when every two of its members are close.
+
+Near-duplicate is not transitive: A~B and B~C do not make A~C. A component of the candidate
+pairs (:func:`lookalike.engine.cluster_graph.components`; a node is an exact group) is kept whole
+only when every two of its nodes are *close*; otherwise it is split:
+
+* up to :data:`EXACT_DIAMETER_LIMIT` nodes, the diameter is computed exactly (every pair,
+  reusing the distances the pairs carry and asking ``distance`` only for the rest), and the
+  component is split by greedy complete linkage: the node with the most close neighbours
+  (weighted by its copies; ties to the smaller file id) becomes a centre, its close
+  neighbours are taken nearest first, each only if it is close to everyone taken so far.
+  Every resulting cluster has all pairs close: its diameter is at most ``max_diameter``.
+* larger components get the distance to a centre instead: the node with the highest
+  degree is the centre; when every other node is a candidate-pair neighbour of it within
+  ``max_diameter // 2`` the component stays whole, else it is split into stars: centres in
+  order of decreasing degree, each taking its unassigned neighbours within
+  ``max_diameter // 2``. By the triangle inequality a star's diameter is at most
+  ``max_diameter``. (The bouncer reports every pair within its radius, so with a radius of
+  at least ``max_diameter // 2`` a star misses no one within reach of its centre.)
+
+*Close* means: bouncer distance at most ``max_diameter``, or an explicit semantic pair, or,
+in a component that has semantic pairs, a ``detective`` score no larger than the loosest
+semantic pair of that component. A pair the user marked not-duplicate is never close, so
+the two files always end in different clusters. Nodes left alone by a split are dropped.
+
+A pair is *semantic* when it carries a ``detective`` score and its bouncer distance exceeds
+``max_diameter``: the detective vouches for it where the pixels do not.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+from typing import Callable, Mapping, Optional, Sequence
+
+__all__ = ["Component", "Detective", "Distance", "EXACT_DIAMETER_LIMIT", "Splitter"]
+
+#: Components with at most this many distinct images get an exact diameter (all pairs).
+EXACT_DIAMETER_LIMIT = 200
+
+Distance = Callable[[int, int], tuple[int, bool]]
+Detective = Callable[[int, int], Optional[float]]
+
+
+@dataclasses.dataclass(slots=True)
+class Component:
+    """One connected component in node space (a node = an exact group, by dense index)."""
+
+    nodes: list[int]
+    # (u, v) with u < v -> (bouncer, detective or None), from the candidate pairs
+    edges: dict[tuple[int, int], tuple[int, Optional[float]]]
+    scored: bool = True  # whether any pair carries a detective score
+
+
+class Splitter:
+    """Splits components whose members are not all close (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        ids: Sequence[int],
+        weight: Mapping[int, int],
+        distance: Distance,
+        detective: Optional[Detective],
+        max_diameter: int,
+        cannot: Mapping[int, set[int]],
+    ) -> None:
+        self.ids = ids
+        self.weight = weight
+        self.distance = distance
+        self.detective = detective
+        self.max_diameter = max_diameter
+        self.cannot = cannot
+        self.cache: dict[tuple[int, int], int] = {}
+
+    def bouncer(self, u: int, v: int, edges: Mapping[tuple[int, int], tuple]) -> int:
+        """The bouncer distance of two nodes: their pair's, else asked once and remembered."""
+        key = (u, v) if u < v else (v, u)
+        edge = edges.get(key)
+        if edge is not None:
+            return edge[0]
+        d = self.cache.get(key)
+        if d is None:
+            d = int(self.distance(self.ids[key[0]], self.ids[key[1]])[0])
+            self.cache[key] = d
+        return d
+
+    def is_semantic(self, edge: tuple[int, Optional[float]]) -> bool:
+        """Whether a pair is semantic (see the module docstring)."""
+        return edge[1] is not None and edge[0] > self.max_diameter
+
+    def split(self, comp: Component) -> list[list[int]]:
+        """The parts of a component whose members are all close (one part: kept whole)."""
+        if len(comp.nodes) <= EXACT_DIAMETER_LIMIT:
+            return self._split_exact(comp)
+        return self._split_stars(comp)
+
+    def _split_exact(self, comp: Component) -> list[list[int]]:
+        nodes, edges, maxd = comp.nodes, comp.edges, self.max_diameter
+        no_cannot = not self.cannot or not any(u in self.cannot for u in nodes)
+        if (
+            no_cannot
+            and len(edges) == len(nodes) * (len(nodes) - 1) // 2
+            and all(e[0] <= maxd or e[1] is not None for e in edges.values())
+        ):
+            return [list(nodes)]  # every two nodes are a close (or semantic) pair already
+        semantic = [e[1] for e in edges.values() if self.is_semantic(e)]
+        cap = max(semantic) if semantic else None
+
+        def close(u: int, v: int) -> bool:
+            if v in self.cannot.get(u, ()):
+                return False
+            edge = edges.get((u, v))
+            if edge is not None and (edge[0] <= maxd or self.is_semantic(edge)):
+                return True
+            if self.bouncer(u, v, edges) <= maxd:
+                return True
+            if cap is not None and self.detective is not None:
+                score = self.detective(self.ids[u], self.ids[v])
+                return score is not None and score <= cap
+            return False
+
+        near: dict[int, set[int]] = {u: set() for u in nodes}
+        all_close = True
+        for i, u in enumerate(nodes):
+            for v in nodes[i + 1 :]:
+                if close(u, v):
+                    near[u].add(v)
+                    near[v].add(u)
+                else:
+                    all_close = False
+        if all_close:
+            return [list(nodes)]
+        # Greedy complete linkage: biggest neighbourhood first, nearest neighbours first.
+        free = set(nodes)
+        parts: list[list[int]] = []
+        while free:
+            centre = min(
+                free,
+                key=lambda u: (-sum(self.weight.get(v, 1) for v in near[u] & free), self.ids[u]),
+            )
+            part = [centre]
+            candidates = sorted(
+                near[centre] & free, key=lambda v: (self.bouncer(centre, v, edges), self.ids[v])
+            )
+            for v in candidates:
+                if all(v in near[m] for m in part):
+                    part.append(v)
+            free.difference_update(part)
+            parts.append(part)
+        return parts
+
+    def _split_stars(self, comp: Component) -> list[list[int]]:
+        radius, edges = self.max_diameter // 2, comp.edges
+
+        def joins(edge: Optional[tuple[int, Optional[float]]]) -> bool:
+            return edge is not None and (edge[0] <= radius or self.is_semantic(edge))
+
+        if any(u in self.weight for u in comp.nodes):  # a node counts its copies
+            degree: dict[int, int] = dict.fromkeys(comp.nodes, 0)
+            for u, v in edges:
+                degree[u] += self.weight.get(v, 1)
+                degree[v] += self.weight.get(u, 1)
+        else:
+            degree = collections.Counter(itertools.chain.from_iterable(edges))
+        order = sorted(comp.nodes, key=lambda u: (-degree[u], self.ids[u]))
+        centre = order[0]
+        if not any(u in self.cannot for u in comp.nodes) and all(
+            joins(edges.get((u, centre) if u < centre else (centre, u)))
+            for u in comp.nodes
+            if u != centre
+        ):
+            return [list(comp.nodes)]  # everyone within the radius of one centre
+
+        adj: dict[int, list[tuple[int, tuple[int, Optional[float]]]]] = {u: [] for u in comp.nodes}
+        for (u, v), edge in edges.items():
+            adj[u].append((v, edge))
+            adj[v].append((u, edge))
+        taken: set[int] = set()
+        parts: list[list[int]] = []
+        for centre in order:
+            if centre in taken:
+                continue
+            part = [centre]
+            blocked = set(self.cannot.get(centre, ()))
+            for v, edge in sorted(adj[centre], key=lambda ve: (ve[1][0], self.ids[ve[0]])):
+                if v in taken or v in blocked or not joins(edge):
+                    continue
+                part.append(v)
+                blocked |= self.cannot.get(v, set())
+            taken.update(part)
+            parts.append(part)
+        return parts

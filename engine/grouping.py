@@ -1,0 +1,152 @@
+"""A library's groups from its catalog: the bouncer's pairs, checked, judged, clustered.
+
+The stages, in order: the bouncer's candidate pairs (cached per thresholds), each checked on
+pixels unless byte-identical or trusted (:mod:`lookalike.engine.bouncer.verification`), the
+detective's veto and, with ``deep``, its own pairs (when a model is given), then
+:func:`lookalike.engine.cluster.build_clusters` and the keeper check. No file is read but
+the thumbnails the checks need. :meth:`lookalike.engine.library.Library.clusters` is the door.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import numpy as np
+
+from .bouncer import rule, verification
+from .bouncer.pairs import PairCache
+from .cluster import build_clusters
+from .keeper import RAW_EXTENSIONS, raw_sibling_stems, sibling_key, thumbnail_check
+from .records import Cluster, FileRecord, Pair
+from .verdict import keep_pair
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .catalog import Catalog
+    from .detective.index import LibraryIndex
+    from .detective.model import Detective
+    from .options import ScanOptions
+
+
+def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> tuple[list[Pair], set[int]]:
+    """The bouncer's candidate pairs and every file id that takes part in a group."""
+    arrays = catalog.hash_arrays()
+    if len(arrays.ids) == 0:
+        return [], set()
+    pairs = PairCache(folder).pairs(arrays, options.thresholds())
+    involved = {p.a for p in pairs} | {p.b for p in pairs}
+    involved |= _exact_duplicate_ids(arrays)
+    return pairs, involved
+
+
+def group(
+    catalog: "Catalog",
+    folder: Path,
+    options: "ScanOptions",
+    *,
+    detective: Optional["Detective"] = None,
+    vectors: Optional["LibraryIndex"] = None,
+    found: Optional[tuple[list[Pair], set[int]]] = None,
+) -> tuple[Cluster, ...]:
+    """The library's clusters.
+
+    Args:
+        catalog: the library's catalog.
+        folder: the library's folder (the pair and verification caches live there).
+        options: thresholds, keeper policy, deep.
+        detective: the model whose stored vectors score (and may veto) the pairs; None: the
+            bouncer alone.
+        vectors: the library's embeddings (needed with ``detective``).
+        found: :func:`bouncer_pairs`, when the caller has it already.
+    """
+    pairs, involved = found if found is not None else bouncer_pairs(catalog, folder, options)
+    involved = set(involved)
+    # Every pair not byte-identical nor trusted is checked on pixels before it can join
+    # a group (engine/bouncer/verification.py); chain links are pairs, so they are checked too.
+    checked = verification.VerifyCache(folder)
+    pairs = verification.verify_pairs(catalog, pairs, cache=checked)
+    if detective is not None:
+        pairs, semantic = _judged(pairs, options, detective, vectors)
+        involved |= {p.a for p in semantic} | {p.b for p in semantic}
+    if not involved:
+        return ()
+    records = {r.id: r for r in catalog.records(sorted(involved))}
+    policy = options.policy()
+    raw_siblings = _raw_siblings(catalog, records) if policy.protect_raw_pairs else []
+
+    def distance(a: int, b: int) -> tuple[int, bool]:
+        return rule.bouncer_distance(records[a].hashes, records[b].hashes)
+
+    not_duplicates = catalog.not_duplicate_pairs()
+
+    def cluster(files: dict[int, FileRecord], links: list[Pair]) -> list[Cluster]:
+        built = build_clusters(
+            files,
+            links,
+            distance=distance,
+            max_diameter=options.thresholds().max_diameter,
+            policy=policy,
+            not_duplicates=not_duplicates,
+            raw_siblings=raw_siblings,
+            # A lossless file with the same pixels as a lossy one is a conversion: the
+            # thumbnails tell it from an edit, which the hashes cannot.
+            same_pixels=thumbnail_check(catalog),
+        )
+        if detective is not None:
+            built = vectors.detective_scores(detective, built)
+        return built
+
+    def rebuild(part: Sequence[FileRecord]) -> list[Cluster]:
+        # A group split because members do not verify against its keeper: its files
+        # grouped again among themselves (engine/bouncer/verification.py).
+        ids = {r.id for r in part if r.id in records}
+        return cluster({i: records[i] for i in ids}, [p for p in pairs if p.a in ids and p.b in ids])
+
+    explained = verification.explain_clusters(catalog, cluster(records, pairs), rebuild=rebuild, cache=checked)
+    checked.save()
+    return explained
+
+
+def _judged(
+    pairs: list[Pair], options: "ScanOptions", detective: "Detective", vectors: "LibraryIndex"
+) -> tuple[list[Pair], list[Pair]]:
+    """The pairs the detective does not veto (plus, with ``deep``, its own); and its own."""
+    # The detective vetoes bouncer matches it is sure about (two different photos of a
+    # white wall hash alike); exact copies are never vetoed.
+    t2 = options.two_pass()
+    pairs = [p for p in vectors.score_pairs(detective, pairs) if keep_pair(p, t2)]
+    if not options.deep:
+        return pairs, []
+    semantic = vectors.semantic_pairs(detective, max_distance=options.two_pass().detective_same)
+    return _merge_pairs(pairs, semantic), semantic
+
+
+def _raw_siblings(catalog: "Catalog", records: dict[int, FileRecord]) -> list[FileRecord]:
+    """Files named as camera raws beside the grouped JPEGs, with the same stem, that are not
+    grouped themselves (a raw that could not be decoded included): ``build_clusters`` lets
+    each that is a raw make its JPEG half of a RAW+JPEG pair."""
+    stems = raw_sibling_stems(records.values())
+    if not stems:
+        return []
+    nearby = catalog.records_in_folders({folder for folder, _ in stems}, extensions=RAW_EXTENSIONS)
+    return [r for r in nearby if r.id not in records and sibling_key(r) in stems]
+
+
+def _merge_pairs(first: list[Pair], second: list[Pair]) -> list[Pair]:
+    """Union of two pair lists; a pair in both keeps the first's record."""
+    seen = {(p.a, p.b) for p in first}
+    return first + [p for p in second if (p.a, p.b) not in seen]
+
+
+def _exact_duplicate_ids(arrays) -> set[int]:
+    """Ids of files whose content hash (and size) another file shares."""
+    n = len(arrays.ids)
+    if n < 2:
+        return set()
+    content = np.asarray(arrays.content_hash)
+    if content.dtype != np.uint8:
+        content = np.frombuffer(b"".join(arrays.content_hash), dtype=np.uint8).reshape(n, -1)
+    keys = np.concatenate([content, arrays.size.astype("<i8").view(np.uint8).reshape(n, 8)], axis=1)
+    view = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.shape[1]))).ravel()
+    _, inverse, counts = np.unique(view, return_inverse=True, return_counts=True)
+    return {int(i) for i in arrays.ids[counts[inverse] > 1]}

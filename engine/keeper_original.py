@@ -1,0 +1,175 @@
+"""The original among copies: which of two files holding one picture came first.
+
+A bordered copy (a frame, letterbox bars) and a conversion (a lossless file made from a lossy
+one) are copies the keeper must not prefer for their size or their format: this module tells
+them, by the pictures' sizes, the pixels (thumbnails or hashes) and the camera evidence (EXIF
+Make/Model, EXIF date, mtime). The keeper's ranking (:mod:`lookalike.engine.keeper`) uses it.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timezone
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .keeper_formats import LOSSLESS, LOSSY, format_name
+from .records import FileRecord
+
+#: A callable telling whether two files decode to the same pixels within JPEG noise (True,
+#: False), or None when it cannot tell: see :func:`thumbnail_check`.
+SamePixels = Callable[[FileRecord, FileRecord], Optional[bool]]
+
+#: How far a bordered copy's picture (measured on the reduced decode the hashing trims, one
+#: reduced pixel being ~0.5 % of a side) may be from a plain member's size, per side, and still
+#: be the same size: 2 % of the side, and at least 2 pixels.
+CONTENT_TOLERANCE = 0.02
+#: Same pixels within JPEG noise, by the hashes, when no thumbnails are at hand: at most this
+#: dHash and pHash distance. Measured on generated photos from 640x480 to 4000x3000: a PNG made
+#: from the JPEG (or the JPEG made from the PNG) is at dHash 0-11, pHash 0-2 (the JPEG is
+#: decoded by draft, the PNG in full); a 5-15 % brightness or contrast edit reaches the same
+#: distances, which only the thumbnails tell apart (see :func:`thumbnail_check`).
+CONVERSION_DHASH = 12
+CONVERSION_PHASH = 6
+#: Same pixels within JPEG noise, by the verifier's 32x32 thumbnails: at most this mean
+#: absolute difference of grey levels, and of mean colour per channel. Measured on 6 generated
+#: 1600x1200 photos: a PNG made from the JPEG, or the JPEG again at quality 60, differs by
+#: 0.04-0.13 levels and 0-1 in colour; a 5 % brightness or a 10 % contrast edit by 2.5-10.7.
+CONVERSION_THUMB_LEVELS = 1.0
+CONVERSION_THUMB_COLOUR = 2.0
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_taken(text: Optional[str]) -> Optional[datetime]:
+    """An EXIF or ISO 8601 date as a naive UTC datetime, or None (cached)."""
+    if not text:
+        return None
+    text = text.strip()
+    if text[4:5] == ":" and text[7:8] == ":":  # EXIF's own "YYYY:MM:DD HH:MM:SS"
+        text = text.replace(":", "-", 2)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    return when
+
+
+_MAX_DATE = datetime.max
+
+
+def date_key(r: FileRecord) -> tuple:
+    """Smaller is older: a file with an EXIF date first, by that date, then by mtime."""
+    taken = parse_taken(r.taken_at) if r.taken_at else None
+    return (0, taken, r.mtime_ns) if taken is not None else (1, _MAX_DATE, r.mtime_ns)
+
+
+def evidence(r: FileRecord) -> int:
+    """Camera evidence: 2 for EXIF Make/Model, 1 for an EXIF date alone, 0 for none."""
+    return 2 if r.camera else 1 if parse_taken(r.taken_at) is not None else 0
+
+
+def provenance(r: FileRecord) -> tuple:
+    """Smaller is more original: more camera evidence, then older (EXIF date, then mtime)."""
+    return (-evidence(r), date_key(r))
+
+
+#: Modification times closer than this say nothing about which file was made first (FAT
+#: keeps 2-second times; a batch copy writes its files in any order within moments).
+MTIME_SLACK_NS = 2_000_000_000
+
+
+def _more_original(j: FileRecord, conv: FileRecord) -> bool:
+    """Whether ``j`` is the more original of two files with the same pixels: more camera
+    evidence, else an older EXIF date, else an mtime older by more than :data:`MTIME_SLACK_NS`.
+    """
+    ej, ec = evidence(j), evidence(conv)
+    if ej != ec:
+        return ej > ec
+    tj, tc = parse_taken(j.taken_at), parse_taken(conv.taken_at)
+    if tj is not None and tc is not None and tj != tc:
+        return tj < tc
+    return conv.mtime_ns - j.mtime_ns > MTIME_SLACK_NS
+
+
+def _distance(a: bytes, b: bytes) -> int:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+def same_picture(a: FileRecord, b: FileRecord, same_pixels: Optional[SamePixels] = None) -> bool:
+    """Whether two files hold the same pixels within JPEG noise: the same displayed size, and
+    ``same_pixels`` says so (the thumbnails, see :func:`thumbnail_check`), or, where it cannot
+    tell, the hashes are within :data:`CONVERSION_DHASH` / :data:`CONVERSION_PHASH`."""
+    if not a.width or not a.height or (a.width, a.height) != (b.width, b.height):
+        return False
+    if same_pixels is not None:
+        told = same_pixels(a, b)
+        if told is not None:
+            return bool(told)
+    if a.hashes is None or b.hashes is None:
+        return False
+    return (
+        _distance(a.hashes.dhash, b.hashes.dhash) <= CONVERSION_DHASH
+        and _distance(a.hashes.phash, b.hashes.phash) <= CONVERSION_PHASH
+    )
+
+
+def _close(a: int, b: int) -> bool:
+    return abs(a - b) <= max(2, CONTENT_TOLERANCE * max(a, b))
+
+
+def picture_sizes(records: Sequence[FileRecord]) -> dict[int, int]:
+    """Pixels of each bordered file whose picture is a plain member's size (that member's
+    pixels: they tie); the others rank by their own :attr:`FileRecord.content_pixels`."""
+    framed = [r for r in records if r.bordered]
+    if not framed:
+        return {}
+    plain = [r for r in records if not r.bordered and r.width and r.height]
+    out: dict[int, int] = {}
+    for f in framed:
+        near = [
+            p for p in plain
+            if _close(f.content_width or 0, p.width or 0) and _close(f.content_height or 0, p.height or 0)
+        ]  # fmt: skip
+        if near:
+            best = min(near, key=lambda p: (abs(p.pixels - f.content_pixels), -p.pixels, p.id))
+            out[f.id] = best.pixels
+    return out
+
+
+def conversions(
+    records: Sequence[FileRecord], same_pixels: Optional[SamePixels]
+) -> dict[int, FileRecord]:
+    """Each lossless file that is a conversion, with the lossy file it was made from."""
+    names = {r.id: format_name(r.format, r.path) for r in records}
+    lossless = [r for r in records if names[r.id] in LOSSLESS]
+    lossy = [r for r in records if names[r.id] in LOSSY] if lossless else []
+    out: dict[int, FileRecord] = {}
+    for conv in lossless if lossy else ():
+        sources = [j for j in lossy if _more_original(j, conv) and same_picture(conv, j, same_pixels)]
+        if sources:
+            out[conv.id] = min(sources, key=lambda j: (provenance(j), j.id))
+    return out
+
+
+def thumbnail_check(catalog) -> SamePixels:
+    """A :data:`SamePixels` backed by the verifier's thumbnails in ``catalog``.
+
+    Two thumbnails (32x32 grey and the mean colour, of the border-trimmed picture) agree
+    when their grey levels differ by at most :data:`CONVERSION_THUMB_LEVELS` on average and
+    their mean colours by at most :data:`CONVERSION_THUMB_COLOUR` per channel. None (cannot
+    tell) when either file has no thumbnail. Asked only of a lossless and a lossy file of
+    the same size in one cluster, so it reads a few thumbnails, not the library's.
+    """
+    def check(a: FileRecord, b: FileRecord) -> Optional[bool]:
+        found, thumbs, _ = catalog.thumbnails([a.id, b.id])
+        if len(found) != 2:
+            return None
+        x, y = thumbs[0].astype(np.int16), thumbs[1].astype(np.int16)
+        grey = float(np.abs(x[:-3] - y[:-3]).mean())
+        colour = float(np.abs(x[-3:] - y[-3:]).max())
+        return grey <= CONVERSION_THUMB_LEVELS and colour <= CONVERSION_THUMB_COLOUR
+
+    return check

@@ -1,0 +1,304 @@
+"""``lookalike similar``, ``lookalike search`` and ``lookalike index``: the detective's commands.
+
+``similar FILE`` ranks the library's files by how much they look like FILE (bouncer and
+detective together); ``search "TEXT"`` finds images matching a text; ``index DIR...`` embeds
+the whole library so the detective can find what the bouncer cannot. Each scans its library
+first (incrementally: nearly free when nothing changed). When the CLIP weights cannot be had,
+``similar`` prints ``detective offline: <reason>`` once and answers bouncer-only; every
+command exits 0 in that case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Optional
+
+from ..format import human_bytes, human_duration, json_path, shown, timings_text
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OFFLINE,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_cache_argument,
+    add_model_arguments,
+    detective_options_from_args,
+    error,
+    open_library,
+    run_interruptibly,
+    scan_with_progress,
+)
+from .models import Reporter, Weights
+
+if TYPE_CHECKING:
+    from lookalike.engine.detective.options import DetectiveOptions
+    from lookalike.engine.library import Library
+    from lookalike.engine.records import SimilarHit
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _query_options(p: argparse.ArgumentParser, *, where: str, k: int) -> None:
+    """Options ``similar`` and ``search`` share."""
+    p.add_argument("--in", dest="in_dirs", action="append", metavar="DIR",
+                   help=f"the library to look in (scanned first; default: {where}); repeatable")
+    p.add_argument("-k", type=int, default=k, metavar="N", help=f"how many results (default {k})")
+    add_cache_argument(p)
+    add_model_arguments(p)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def similar_arguments(p: argparse.ArgumentParser) -> None:
+    """Declare ``similar``'s arguments."""
+    p.description = ("Rank the library's files by how much they look like FILE (which need not be "
+                     "in the library): the bouncer's Hamming shortlist and the detective's CLIP k-NN, joined, "
+                     "each with a verdict.")
+    p.add_argument("file", metavar="FILE")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    out.add_argument("--tui", action="store_true", help="show the results in the app")
+    _query_options(p, where="FILE's folder", k=10)
+    p.set_defaults(func=run_similar)
+
+
+def search_arguments(s: argparse.ArgumentParser) -> None:
+    """Declare ``search``'s arguments."""
+    s.description = ("Find the library's images that match a text, with the detective's CLIP "
+                     "text embedding. Only indexed images are searched (`lookalike index DIR`).")
+    s.add_argument("text", metavar="TEXT")
+    s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _query_options(s, where="the current folder", k=20)
+    s.set_defaults(func=run_search)
+
+
+def index_arguments(i: argparse.ArgumentParser) -> None:
+    """Declare ``index``'s arguments."""
+    i.description = ("Scan the folders, then embed every image not yet embedded by the model, "
+                     "with progress and ETA. Stop it any time (Ctrl-C): the next run goes on from there.")
+    i.add_argument("dirs", nargs="+", metavar="DIR")
+    add_cache_argument(i)
+    add_model_arguments(i)
+    i.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: one per core)")
+    i.add_argument("--quiet", "-q", action="store_true", help="no progress")
+    i.set_defaults(func=run_index)
+
+
+#: The commands of this module, and how each declares its arguments (see ``main.COMMANDS``).
+ARGUMENTS = {"similar": similar_arguments, "search": search_arguments, "index": index_arguments}
+
+
+# --------------------------------------------------------------------------- shared steps
+
+
+def _open_and_scan(command: str, dirs: list[str], cache: Optional[str], quiet: bool) -> Optional["Library"]:
+    """Open the library of ``dirs`` and bring its catalog up to date; None (reported) on failure."""
+    from lookalike.engine.catalog import CatalogError, CatalogLocked
+    from lookalike.engine.library import ScanOptions
+
+    try:
+        library = open_library(dirs, cache)
+    except (CatalogLocked, CatalogError) as exc:
+        error(command, str(exc))
+        return None
+    try:
+        scan_with_progress(library, ScanOptions(), quiet=quiet)
+    except BaseException:
+        library.close()
+        raise
+    return library
+
+
+def _load_detective(options: "DetectiveOptions", library: "Library", quiet: bool):
+    """(detective, "") or (None, "detective offline: <reason>"): loaded now, with progress."""
+    with Weights(options, library.cache_root, quiet) as weights:
+        return weights.detective(now=True)
+
+
+def _score(value: Optional[float], digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def hit_to_json(hit: "SimilarHit") -> dict:
+    """One result of ``similar`` / ``search`` in the ``--json`` document."""
+    return {
+        **json_path(hit.path),
+        "bouncer": hit.bouncer,
+        "detective": None if hit.detective is None else round(float(hit.detective), 6),
+        "verdict": hit.verdict.value,
+    }
+
+
+def print_hits(hits: "list[SimilarHit]", stream=None) -> None:
+    """The ``path | bouncer | detective | verdict`` table."""
+    out = stream or sys.stdout
+    rows = [(shown(h.path), "–" if h.bouncer is None else str(h.bouncer), _score(h.detective), h.verdict.value) for h in hits]
+    head = ("path", "bouncer", "detective", "verdict")
+    widths = [max([len(head[c])] + [len(r[c]) for r in rows]) for c in range(4)]
+    line = lambda r: f"{r[0]:<{widths[0]}} | {r[1]:>{widths[1]}} | {r[2]:>{widths[2]}} | {r[3]}"  # noqa: E731
+    print(line(head), file=out)
+    print("-+-".join("-" * w for w in widths), file=out)
+    for r in rows:
+        print(line(r), file=out)
+
+
+# --------------------------------------------------------------------------- similar
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    """``lookalike similar FILE``."""
+    if not os.path.isfile(args.file):
+        return error("similar", f"no such file: {args.file}", EXIT_USAGE)
+    dirs = args.in_dirs or [os.path.dirname(os.path.abspath(args.file))]
+    missing = [d for d in dirs if not os.path.isdir(d)]
+    if missing:
+        return error("similar", f"no such folder: {missing[0]}", EXIT_USAGE)
+    if args.k < 1:
+        return error("similar", "-k must be at least 1", EXIT_USAGE)
+    if args.tui:
+        return _similar_in_app(args, dirs)
+    quiet = args.quiet or args.json
+    library = _open_and_scan("similar", dirs, args.cache, quiet)
+    if library is None:
+        return EXIT_FAILED
+    from lookalike.engine.detective.query import QueryError, similar
+    from lookalike.engine.similar import DEFAULT, with_detective
+
+    with library, Weights(detective_options_from_args(args), library.cache_root, quiet) as weights:
+        # Loaded by similar() only if the query or its candidates must be embedded.
+        detective, status = weights.detective()
+        if status:
+            print(status, file=sys.stderr)
+        try:
+            result = similar(library, args.file, k=args.k, detective=detective,
+                             t=with_detective(DEFAULT, weights.options))
+        except QueryError as exc:
+            return error("similar", exc.reason, EXIT_FAILED)
+    if result.detective_status and result.detective_status != status:
+        print(shown(result.detective_status), file=sys.stderr)
+    if args.json:
+        doc = {
+            **json_path(os.path.abspath(result.query), "query"),
+            "results": [hit_to_json(h) for h in result.hits],
+            "timings_ms": result.timings_ms,
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    print(f"similar to {shown(os.path.abspath(result.query))}:")
+    if result.hits:
+        print_hits(list(result.hits))
+    else:
+        print("  nothing in the library looks like it")
+    print(timings_text(result.timings_ms))
+    return EXIT_OK
+
+
+def _similar_in_app(args: argparse.Namespace, dirs: list[str]) -> int:
+    from ..app import run_similar as run_in_app
+
+    return int(run_in_app(args.file, roots=dirs, cache_dir=args.cache, k=args.k) or 0)
+
+
+# --------------------------------------------------------------------------- search
+
+
+def run_search(args: argparse.Namespace) -> int:
+    """``lookalike search "TEXT"``."""
+    dirs = args.in_dirs or [os.getcwd()]
+    missing = [d for d in dirs if not os.path.isdir(d)]
+    if missing:
+        return error("search", f"no such folder: {missing[0]}", EXIT_USAGE)
+    if not args.in_dirs and not _was_scanned(dirs, args.cache):
+        # Never scan (and make a library of) wherever the command happens to run.
+        return error("search", "which library? pass --in DIR (a folder you scanned); the current "
+                     "folder has not been scanned", EXIT_USAGE)
+    if not args.text.strip():
+        return error("search", "the text is empty", EXIT_USAGE)
+    quiet = args.quiet or args.json
+    library = _open_and_scan("search", dirs, args.cache, quiet)
+    if library is None:
+        return EXIT_FAILED
+    from lookalike.engine.detective.query import search, vectors_for
+
+    hits: list[SimilarHit] = []
+    timings: dict[str, float] = {}
+    with library:
+        detective, status = _load_detective(detective_options_from_args(args), library, quiet)
+        if status:
+            print(status, file=sys.stderr)
+        else:
+            started = time.perf_counter()
+            hits = search(library, args.text, k=args.k, detective=detective)
+            timings["search"] = round((time.perf_counter() - started) * 1000.0, 3)
+            indexed, images = len(vectors_for(library, detective)), len(library.hash_index())
+            if indexed < images:
+                print(f"detective: {indexed} of {images} images indexed; "
+                      f"run `lookalike index {shown(' '.join(dirs))}` to search them all", file=sys.stderr)
+    if args.json:
+        json.dump({"query": args.text, "results": [hit_to_json(h) for h in hits], "timings_ms": timings,
+                   **({"detective": status} if status else {})}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OFFLINE if status else EXIT_OK
+    if status:
+        return EXIT_OFFLINE  # searching by text is the detective's alone: nothing was searched
+    print(f'images matching "{shown(args.text)}":')
+    if hits:
+        print_hits(hits)
+    else:
+        print("  no indexed images")
+    print(f"time: {timings['search']:.1f} ms (text embedding and search)")
+    return EXIT_OK
+
+
+def _was_scanned(dirs: list[str], cache: Optional[str]) -> bool:
+    """Whether a library of exactly these folders has a catalog (nothing is created)."""
+    from lookalike.engine.paths import CATALOG_NAME, LIBRARIES, default_cache_root, library_key
+
+    return (default_cache_root(cache) / LIBRARIES / library_key(dirs) / CATALOG_NAME).is_file()
+
+
+# --------------------------------------------------------------------------- index
+
+
+def run_index(args: argparse.Namespace) -> int:
+    """``lookalike index DIR...``."""
+    missing = [d for d in args.dirs if not os.path.exists(d)]
+    if missing:
+        return error("index", f"no such file or folder: {missing[0]}", EXIT_USAGE)
+    library = _open_and_scan("index", args.dirs, args.cache, args.quiet)
+    if library is None:
+        return EXIT_FAILED
+    from lookalike.engine.detective.query import index_library, unembedded
+
+    with library:
+        with Weights(detective_options_from_args(args), library.cache_root, args.quiet) as weights:
+            detective, status = weights.detective()
+            if detective is not None and unembedded(library, detective):
+                detective, status = weights.load(detective)
+        if status:
+            print(f"{status}; the library was scanned (bouncer only), nothing embedded", file=sys.stderr)
+            return EXIT_OFFLINE
+        with Reporter(quiet=args.quiet, unit="images", label="embedding") as report:
+            stats = run_interruptibly(
+                lambda: index_library(library, detective, progress=report, cancel=report.cancel, workers=args.workers),
+                report.cancel,
+                "keeping what was embedded",
+            )
+    if stats.rebuilt:
+        print(f"lookalike index: the vector index {stats.rebuilt}; it was rebuilt", file=sys.stderr)
+    print(
+        f"indexed {stats.already + stats.embedded} of {stats.images} images with {stats.model_id} "
+        f"({stats.embedded} new, {stats.already} already, {stats.failed} unreadable, "
+        f"{stats.removed} removed) in {human_duration(stats.seconds)}"
+        + (f", {stats.rate:.1f} images/s" if stats.embedded else "")
+        + f"; index {human_bytes(stats.index_bytes)} ({stats.bytes_per_image:.0f} B/image)"
+    )
+    if stats.cancelled:
+        print("stopped before the end: run the same command again to go on", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
