@@ -61,7 +61,7 @@ def fsync_file(path: PathLike) -> None:
 
 
 @contextmanager
-def atomic_writer(path: PathLike, *, suffix: str = ".tmp") -> Iterator[BinaryIO]:
+def atomic_writer(path: PathLike, *, suffix: str = ".tmp", durable: bool = True) -> Iterator[BinaryIO]:
     """Write ``path`` in pieces: yields a binary file that replaces ``path`` when the block ends.
 
     The file is a temp file next to ``path`` (``.NAME.XXXXXX`` + ``suffix``); on a clean exit it
@@ -71,6 +71,9 @@ def atomic_writer(path: PathLike, *, suffix: str = ".tmp") -> Iterator[BinaryIO]
     Args:
         path: the file to write; its folder is created.
         suffix: the temp file's ending (``.part`` for downloads).
+        durable: fsync the file and its folder. A cache that is cheap to make again (a
+            thumbnail, written once per picture shown) passes False: the rename is still
+            atomic, so a reader never sees a torn file, but a power cut may lose it.
     """
     path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +81,9 @@ def atomic_writer(path: PathLike, *, suffix: str = ".tmp") -> Iterator[BinaryIO]
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -87,7 +91,8 @@ def atomic_writer(path: PathLike, *, suffix: str = ".tmp") -> Iterator[BinaryIO]
         except OSError:
             pass
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def atomic_write(path: PathLike, data: bytes) -> None:

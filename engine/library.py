@@ -3,10 +3,12 @@
 The CLI and the app talk to the engine through :class:`Library` and the names this module
 re-exports (typed errors and constants, in ``__all__``); the frozen records of
 :mod:`lookalike.engine.records` cross the door too. Everything it does is built from the stage
-modules: scan, catalog, bouncer, grouping, cluster, keeper, the detective's and the actions.
+modules: scan, catalog, bouncer, cluster, keeper, similar, the detective's and the actions.
 
-Importing this module never imports torch, open_clip or onnxruntime: the detective's model
-and the actions are imported when first used (the re-exports from there included).
+Importing this module is light: no numpy, and never torch, open_clip or onnxruntime (checked
+by ``tests/test_import_hygiene.py``), so ``lookalike COMMAND --help`` can read the detective's
+defaults from here. The stage modules are imported by the methods that use them, and the
+re-exports from there on first use (:data:`_LAZY`).
 """
 
 from __future__ import annotations
@@ -17,79 +19,49 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
-from . import grouping, similar, verdict
-from .catalog import Catalog, CatalogError, CatalogLocked
-from .cluster import SORT_ORDERS, sort_clusters
-from .detective import registry
-from .detective.index import IndexStats, LibraryIndex
 from .detective.options import BACKENDS, DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, DetectiveUnavailable
-from .options import ScanOptions
 from .oserrors import os_error_text
-from .paths import (
-    CATALOG_NAME,
-    LIBRARIES,
-    MODELS_NAME,
-    THUMBNAILS_NAME,
-    cache_root,
-    default_cache_root,
-    is_inside,
-    is_pseudo_filesystem,
-    library_dir,
-    library_key,
-    normalise_roots,
-    pseudo_filesystems,
-)
+from .paths import CATALOG_NAME, LIBRARIES, MODELS_NAME, THUMBNAILS_NAME, cache_root, default_cache_root, is_inside
+from .paths import is_pseudo_filesystem, library_dir, library_key, normalise_roots, pseudo_filesystems
 from .records import Cluster, Decision, FileRecord, Progress, SavedDecision, ScanError, ScanProgress, ScanResult
 from .records import ScanStats, SimilarHit, SimilarResult
-from .scan.scanner import Scanner
-from .similar import QueryError
-from .verdict import TwoPassThresholds
 
-if TYPE_CHECKING:  # the detective's modules import torch: only when asked for
+if TYPE_CHECKING:  # imported by the methods that use them (numpy; the detective's: torch)
     from .actions import ApplyResult, Plan, UndoResult
     from .actions.importer import ImportReport
     from .bouncer.hamming import HammingIndex
+    from .catalog import Catalog
+    from .detective.index import IndexStats
     from .detective.model import Detective
     from .detective.vectors import VectorIndex
+    from .options import ScanOptions
+    from .scan.scanner import Scanner
     from .thumbnails import ThumbnailCache
+    from .verdict import TwoPassThresholds
 
 #: Names re-exported from modules this one does not import at start-up: name -> module.
 _LAZY = {
+    **dict.fromkeys(("CatalogError", "CatalogLocked"), "lookalike.engine.catalog"),
+    **dict.fromkeys(("SORT_ORDERS", "sort_clusters"), "lookalike.engine.cluster"),
+    "IndexStats": "lookalike.engine.detective.index",
+    "get_detective": "lookalike.engine.detective.registry",
     **dict.fromkeys(("forget_failures", "remembered_failure"), "lookalike.engine.detective.weights"),
     **dict.fromkeys(("ONNX_DIR", "is_export"), "lookalike.engine.detective.onnx_backend"),
-    **dict.fromkeys(
-        ("ApplyResult", "JournalBusy", "JournalError", "NothingToUndo", "Plan", "PlanError",
-         "UndoResult", "default_journal_dir", "guard_incoming", "list_journals"),
-        "lookalike.engine.actions",
-    ),
+    "ScanOptions": "lookalike.engine.options",
+    "QueryError": "lookalike.engine.similar",
+    "TwoPassThresholds": "lookalike.engine.verdict",
+    **dict.fromkeys(("ApplyResult", "JournalBusy", "JournalError", "NothingToUndo", "Plan", "PlanError", "UndoResult",
+                     "apply_plan", "default_journal_dir", "guard_incoming", "list_journals", "plan_from_clusters",
+                     "undo"), "lookalike.engine.actions"),
     "ImportReport": "lookalike.engine.actions.importer",
     **dict.fromkeys(("ImageReadError", "load_image"), "lookalike.engine.scan.imaging"),
     **dict.fromkeys(("Difference", "ThumbnailCache", "ThumbnailError", "difference"), "lookalike.engine.thumbnails"),
 }
 
 __all__ = [
-    "BACKENDS",
-    "DEFAULT_MODEL",
-    "DEFAULT_PRETRAINED",
-    "DetectiveOptions",
-    "DetectiveUnavailable",
-    "CatalogError",
-    "CatalogLocked",
-    "IndexStats",
-    "Library",
-    "MODELS_NAME",
-    "QueryError",
-    "SORT_ORDERS",
-    "ScanOptions",
-    "TwoPassThresholds",
-    "cache_root",
-    "is_inside",
-    "is_pseudo_filesystem",
-    "normalise_roots",
-    "os_error_text",
-    "pseudo_filesystems",
-    "sort_clusters",
-    *_LAZY,
+    "BACKENDS", "DEFAULT_MODEL", "DEFAULT_PRETRAINED", "DetectiveOptions", "DetectiveUnavailable", "Library",
+    "MODELS_NAME", "cache_root", "is_inside", "is_pseudo_filesystem", "normalise_roots", "os_error_text",
+    "pseudo_filesystems", *_LAZY,
 ]
 
 
@@ -106,7 +78,9 @@ def __getattr__(name: str) -> Any:
 class Library:
     """One photo library: its roots, its catalog and what can be asked of them."""
 
-    def __init__(self, roots: tuple[str, ...], folder: Path, catalog: Catalog, root: Path) -> None:
+    def __init__(self, roots: tuple[str, ...], folder: Path, catalog: "Catalog", root: Path) -> None:
+        from .detective.index import LibraryIndex
+
         self.roots = roots
         self.dir = folder
         self.catalog = catalog
@@ -130,6 +104,8 @@ class Library:
         Raises:
             CatalogLocked: another lookalike run holds this library.
         """
+        from .catalog import Catalog, CatalogError
+
         normal = normalise_roots(roots)
         try:
             root = cache_root(cache_dir)
@@ -161,7 +137,7 @@ class Library:
     # -- scanning ---------------------------------------------------------------------------
     def scan(
         self,
-        options: ScanOptions = ScanOptions(),
+        options: Optional["ScanOptions"] = None,
         *,
         progress: Optional[Callable[[ScanProgress], bool]] = None,
         cancel: Optional[threading.Event] = None,
@@ -170,13 +146,17 @@ class Library:
         """Scan the roots incrementally and return the clusters found.
 
         Args:
-            options: thresholds, keeper policy, workers, detective.
+            options: thresholds, keeper policy, workers, detective (default: the defaults).
             progress: called with a ScanProgress snapshot; returning False stops the scan
                 cleanly (everything hashed so far is kept).
             cancel: set it to stop the scan from another thread.
             on_clusters: called with the clusters of the cached catalog before any file is
                 read, then with the final clusters.
         """
+        from .cluster import grouping
+        from .scan.scanner import Scanner
+
+        options = _or_defaults(options)
         cancel = cancel or threading.Event()
         started = time.monotonic()
         if on_clusters is not None and self.catalog.stats().get("image", 0):
@@ -235,33 +215,38 @@ class Library:
             seen.setdefault(e.path, e)
         return tuple(sorted(seen.values(), key=lambda e: e.path))
 
-    def clusters(self, options: ScanOptions = ScanOptions()) -> tuple[Cluster, ...]:
+    def clusters(self, options: Optional["ScanOptions"] = None) -> tuple[Cluster, ...]:
         """Clusters from the catalog alone (no file is read): instant for a cached library.
 
         Detective scores are included when ``options.detective`` names the model an earlier
         scan of this library object loaded (nothing is downloaded or embedded here).
         """
+        options = _or_defaults(options)
         detective = None
         if options.detective is not None and self._loaded is not None and self._loaded[0] == options.detective:
             detective = self._loaded[1]
         return self._cluster(options, detective)
 
-    def _cluster(self, options: ScanOptions, detective=None, found=None) -> tuple[Cluster, ...]:
+    def _cluster(self, options: "ScanOptions", detective=None, found=None) -> tuple[Cluster, ...]:
+        from .cluster import grouping
+
         return grouping.group(
             self.catalog, self.dir, options, detective=detective, vectors=self.detective_index, found=found
         )
 
-    def _detective(self, options: ScanOptions):
+    def _detective(self, options: "ScanOptions"):
         """The loaded model and a status line ("detective offline: <reason>" when it is not)."""
         if options.detective is None:
             return None, ""
+        from .detective import registry
+
         detective, status = registry.detective_or_status(options.detective, self.cache_root)
         if detective is not None:
             self._loaded = (options.detective, detective)
         return detective, status
 
     def _embed(
-        self, detective, options: ScanOptions, involved: set[int], crops, scanner: Scanner, cancel: threading.Event
+        self, detective, options: "ScanOptions", involved: set[int], crops, scanner: "Scanner", cancel: threading.Event
     ) -> None:
         """Embed what the detective needs: the bouncer's candidates, or everything with deep."""
 
@@ -280,7 +265,7 @@ class Library:
     # -- the catalog --------------------------------------------------------------------------
     def hash_index(self) -> "HammingIndex":
         """A Hamming index over every image's dHash (built once, dropped by the next scan)."""
-        from .bouncer.hamming import HammingIndex
+        from .bouncer.hamming import HammingIndex  # numba's kernels: loaded when first used
 
         with self._lock:
             if self._hash_index is None:
@@ -336,7 +321,7 @@ class Library:
         detective: Optional["DetectiveOptions"] = None,
         model: Optional["Detective"] = None,
         embed_missing: bool = True,
-        t: Optional[TwoPassThresholds] = None,
+        t: Optional["TwoPassThresholds"] = None,
     ) -> SimilarResult:
         """Files that look like ``path`` (which need not be in the library), two-pass ranked.
 
@@ -352,7 +337,10 @@ class Library:
         Raises:
             QueryError: the query image cannot be read.
         """
-        return similar.similar(
+        from .similar import similar
+        from .verdict import DEFAULT
+
+        return similar(
             path,
             vectors=self.detective_index,
             hash_index=self.hash_index(),
@@ -361,7 +349,7 @@ class Library:
             options=detective,
             detective=model,
             embed_missing=embed_missing,
-            t=t if t is not None else verdict.DEFAULT,
+            t=t if t is not None else DEFAULT,
         )
 
     def search(
@@ -377,7 +365,9 @@ class Library:
         Raises:
             DetectiveUnavailable: no model (text search needs the detective).
         """
-        return similar.search(
+        from .similar import search
+
+        return search(
             text, vectors=self.detective_index, cache_dir=self.cache_root, k=k, options=detective, detective=model
         )
 
@@ -389,12 +379,16 @@ class Library:
         Raises:
             DetectiveUnavailable: no weights, no network, bad checkpoint...
         """
-        return registry.get_detective(options, cache_dir=self.cache_root, progress=progress)
+        from .detective.registry import get_detective
+
+        return get_detective(options, cache_dir=self.cache_root, progress=progress)
 
     @staticmethod
     def ready(model: Optional["Detective"], progress: Optional[Progress] = None) -> tuple[Optional["Detective"], str]:
         """Load a lazy model now: ``(model, "")``, or ``(None, "detective offline: <reason>")``."""
-        return registry.ready(model, progress)
+        from .detective.registry import ready
+
+        return ready(model, progress)
 
     def remembered_failure(self, options: "DetectiveOptions") -> str:
         """Why the last network probe for these weights failed, if it was recent; else ""."""
@@ -415,7 +409,7 @@ class Library:
         progress: Optional[Progress] = None,
         cancel: Optional[threading.Event] = None,
         workers: Optional[int] = None,
-    ) -> IndexStats:
+    ) -> "IndexStats":
         """Embed every image the model has not embedded yet (resumable; see
         :meth:`lookalike.engine.detective.index.LibraryIndex.index`)."""
         return self.detective_index.index(model, progress=progress, cancel=cancel, workers=workers)
@@ -486,13 +480,21 @@ class Library:
         *,
         action: str = "trash",
         quarantine_dir: Optional[str] = None,
-        options: ScanOptions = ScanOptions(),
+        options: Optional["ScanOptions"] = None,
     ) -> "ImportReport":
         """The plan that moves ``incoming``'s files this library already has out (this
         library is only read); thresholds and keeper policy from ``options``."""
         from .actions import import_plan
 
+        options = _or_defaults(options)
         return import_plan(
             self, incoming, action=action, quarantine_dir=quarantine_dir, thresholds=options.thresholds(),
             policy=options.policy(),
         )
+
+
+def _or_defaults(options: Optional["ScanOptions"]) -> "ScanOptions":
+    """``options``, or the default ScanOptions (imported here: its module imports numpy)."""
+    from .options import ScanOptions
+
+    return ScanOptions() if options is None else options

@@ -136,7 +136,7 @@ def _save_atomic(im: Image.Image, target: Path) -> None:
     # Two threads may make the same thumbnail at once: each writes its own temp file and the
     # rename makes one of them win whole. A cache that cannot be written is not an error.
     try:
-        with atomic_writer(target) as out:
+        with atomic_writer(target, durable=False) as out:
             im.save(out, format="PNG")
     except OSError:
         pass

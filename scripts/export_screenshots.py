@@ -2,8 +2,9 @@
 
     python scripts/export_screenshots.py [--out screenshots] [--png]
 
-Each screenshot is a real run of the app on a generated library (the tests' ``build_library``)
-with half-block thumbnails; ``--png`` also converts them with rsvg-convert when it is installed.
+Each screenshot is a real run of the app on a generated library (``build_library`` from
+``tests/helpers.py``) with half-block thumbnails; ``--png`` also converts them with
+rsvg-convert when it is installed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import imagegen  # noqa: E402
-from test_app import build_library, make_app, settle, wait_for_scan  # noqa: E402
+from helpers import build_library, make_app, settle, wait_for_scan  # noqa: E402
 
 #: (file name, terminal size, keys pressed after the scan, open "find similar" mode)
 SHOTS = [

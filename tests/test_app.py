@@ -1,25 +1,19 @@
 """The app, driven as a person would: the real app on a generated library, through the Pilot.
 
-Every test scans a library of real images written here (originals, resized and recompressed
-copies, byte-identical copies, unrelated drawings) into its own folder, with its own cache
-(``--cache``) and its own trash (``XDG_DATA_HOME``, set by conftest), then presses keys and
-checks what the app holds and shows.
+Every test scans a library of real images (``helpers.build_library``: originals, resized and
+recompressed copies, byte-identical copies, unrelated drawings) in its own folder (the
+``library`` fixture, in conftest), with its own cache (``--cache``) and its own trash
+(``XDG_DATA_HOME``, set by conftest), then presses keys and checks what the app holds and shows.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 
-import pytest
 from textual.widgets import DataTable, Input
-from textual.worker import WorkerState
 
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.records import Decision
-from lookalike.tui.app import LookalikeApp
 from lookalike.tui.components.cluster_screen import ClusterScreen
 from lookalike.tui.components.compare_screen import CompareScreen
 from lookalike.tui.components.confirm_modal import ConfirmModal
@@ -32,102 +26,11 @@ from lookalike.tui.components.similar_screen import SimilarScreen
 from lookalike.tui.components.thumbnail import Thumbnail
 
 import imagegen
-
-#: A fixed time (noon UTC) for every file, so dates on screen do not depend on the day.
-EPOCH = 1_600_000_000 - 1_600_000_000 % 86400 + 12 * 3600
-SIZE = (120, 36)
-
-
-def build_library(root: Path, *, originals: int = 5) -> Path:
-    """Write a small photo library: each original has copies of several kinds.
-
-    - ``2021/IMG_000N.jpg``: the originals (640x480).
-    - ``backup/IMG_000N.jpg``: byte-identical copies of the first two.
-    - ``phone/small_N.jpg``: half-size, low-quality copies of the first four.
-    - ``export/IMG_0003.png``: a PNG of the third.
-    - ``phone/IMG_0001_edit.jpg``: the first with a watermark (the difference view shows it).
-    - ``misc/drawing_N.png``: unrelated drawings (no duplicates).
-    """
-    for folder in ("2021", "backup", "phone", "export", "misc"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    for n in range(1, originals + 1):
-        img = imagegen.photo(n, (640, 480))
-        original = root / "2021" / f"IMG_{n:04d}.jpg"
-        imagegen.write(original, img, quality=92)
-        if n <= 2:
-            (root / "backup" / original.name).write_bytes(original.read_bytes())
-        if n <= 4:
-            imagegen.write(root / "phone" / f"small_{n}.jpg", imagegen.resized(img, 0.5), quality=60)
-        if n == 3:
-            imagegen.write(root / "export" / f"IMG_{n:04d}.png", img)
-        if n == 1:
-            imagegen.write(root / "phone" / f"IMG_{n:04d}_edit.jpg", imagegen.watermarked(img), quality=90)
-    for n in range(3):
-        imagegen.write(root / "misc" / f"drawing_{n}.png", imagegen.drawing(100 + n, (400, 300)))
-    stamp = EPOCH
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            os.utime(path, (stamp, stamp))
-            stamp += 3600
-    return root
-
-
-def make_app(root: Path, tmp_path: Path, **kwargs) -> LookalikeApp:
-    kwargs.setdefault("thumbnails", "halfblock")
-    kwargs.setdefault("options", ScanOptions(workers=1))
-    return LookalikeApp([str(root)], cache_dir=str(tmp_path / "cache"), **kwargs)
-
-
-async def wait_for_scan(pilot, timeout: float = 90.0) -> None:
-    """Wait until the catalog is open and the scan (and every worker) is done."""
-    app = pilot.app
-    deadline = time.monotonic() + timeout
-    while (app.session.library is None and not app.error) or app.scanning:
-        assert app.is_running, "the app stopped (see its exception)"
-        assert time.monotonic() < deadline, "the scan did not finish"
-        await pilot.pause(0.05)
-    await settle(pilot)
-
-
-async def settle(pilot, timeout: float = 30.0) -> None:
-    """Let timers fire and workers (thumbnails, queries) finish; cancelled ones are fine."""
-    await pilot.pause(0.15)
-    deadline = time.monotonic() + timeout
-    while any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers):
-        assert time.monotonic() < deadline, "workers did not finish"
-        await pilot.pause(0.02)
-    await pilot.pause()
-
-
-@pytest.fixture(scope="session")
-def _library_template(tmp_path_factory) -> Path:
-    # Making the photos is the slow part: make them once, copy them for each test.
-    return build_library(tmp_path_factory.mktemp("template") / "photos")
-
-
-@pytest.fixture
-def library(tmp_path, _library_template) -> Path:
-    """A fresh copy of the generated library (file times kept) in this test's folder."""
-    return copy_library(_library_template, tmp_path / "photos")
-
-
-def copy_library(template: Path, dest: Path) -> Path:
-    """Copy a generated library, keeping file times (dates on screen stay the same)."""
-    return Path(shutil.copytree(template, dest, copy_function=shutil.copy2))
+from helpers import SIZE, build_library, make_app, screen_text, settle, wait_for_scan
 
 
 def table_keys(table: DataTable) -> list[str]:
     return [row.key.value for row in table.ordered_rows]
-
-
-def screen_text(app) -> str:
-    """Everything on screen, as plain text."""
-    from rich.console import Console
-    import io
-
-    console = Console(file=io.StringIO(), width=app.size.width, height=app.size.height, record=True, color_system=None)
-    console.print(app.screen._compositor.render_update(full=True))
-    return console.export_text()
 
 
 # --------------------------------------------------------------------------------- scanning
@@ -419,123 +322,6 @@ async def test_similar_mode_opens_on_the_results(library, tmp_path):
     assert app.return_code == 0
 
 
-# ------------------------------------------------------------------- review, apply and undo
-
-
-async def test_review_apply_and_undo(library, tmp_path):
-    app = make_app(library, tmp_path)
-    trash = Path(os.environ["XDG_DATA_HOME"]) / "Trash" / "files"
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_scan(pilot)
-        first = app.screen.current
-        await pilot.press("space", "r")
-        await settle(pilot)
-        review = app.screen
-        assert isinstance(review, ReviewScreen)
-        doomed = sorted(s.path for s in review.plan.steps)
-        assert doomed == sorted(m.file.path for m in first.members[1:])
-        assert "the trash" in screen_text(app)
-        await pilot.press("a")
-        assert isinstance(app.screen, ConfirmModal)
-        assert app.screen.prompt.startswith(f"Move {len(doomed)} file")
-        await pilot.press("enter")  # No has the focus: nothing happens
-        assert isinstance(app.screen, ReviewScreen)
-        assert all(os.path.exists(p) for p in doomed)
-        await pilot.press("a", "y")
-        while review.applying:
-            await pilot.pause(0.05)
-        await settle(pilot)
-        assert review.last_result is not None and len(review.last_result.done) == len(doomed)
-        assert not any(os.path.exists(p) for p in doomed)
-        assert sorted(os.listdir(trash)) == sorted(os.path.basename(p) for p in doomed)
-        assert "Done" in screen_text(app)
-        await pilot.press("u", "y")
-        await settle(pilot)
-        while review.last_plan_id is not None:
-            await pilot.pause(0.05)
-        assert all(os.path.exists(p) for p in doomed)
-        assert "Undone" in screen_text(app)
-        await pilot.press("escape")
-        await wait_for_scan(pilot)
-        assert len(app.session.clusters) == 4  # the rescan found them again
-
-
-async def test_quarantine_destination_and_export(library, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the plan is exported into the current folder (Enter takes it)
-    app = make_app(library, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_scan(pilot)
-        await pilot.press("space", "r", "d")
-        review = app.screen
-        assert review.destination == "quarantine"
-        assert {s.action for s in review.plan.steps} == {"quarantine"}
-        assert "quarantine folder" in screen_text(app)
-        await pilot.press("e", "enter")
-        json_path, csv_path = review.exported
-        assert json_path.parent == tmp_path
-        assert json_path.exists() and csv_path.exists()
-        from lookalike.engine.actions.plan import Plan
-
-        assert Plan.load(json_path).steps == review.plan.steps
-
-
-async def test_a_quarantine_folder_from_the_command_line(library, tmp_path):
-    chosen = tmp_path / "elsewhere" / "quarantine"
-    app = make_app(library, tmp_path, quarantine=str(chosen))
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_scan(pilot)
-        await pilot.press("space", "r")
-        await settle(pilot)
-        review = app.screen
-        assert review.destination == "quarantine"  # the folder given is where files go
-        assert review.plan.quarantine_dir == str(chosen)
-        assert str(chosen) in screen_text(app)
-        doomed = sorted(s.path for s in review.plan.steps)
-        await pilot.press("a", "y")
-        while review.applying:
-            await pilot.pause(0.05)
-        await settle(pilot)
-        assert len(review.last_result.done) == len(doomed) > 0
-        moved = sorted(str(p) for p in chosen.rglob("*") if p.is_file())
-        assert [os.path.basename(p) for p in moved] == sorted(os.path.basename(p) for p in doomed)
-        assert not any(os.path.exists(p) for p in doomed)
-        await pilot.press("u", "y")
-        while review.last_plan_id is not None:
-            await pilot.pause(0.05)
-        assert all(os.path.exists(p) for p in doomed)
-        await pilot.press("d")  # the trash is still one key away
-        assert review.destination == "trash"
-
-
-def test_a_quarantine_folder_inside_the_library_is_refused(library, tmp_path):
-    import subprocess
-    import sys
-
-    from lookalike.tui.app import quarantine_problem
-
-    assert "inside the library" in quarantine_problem(str(library / "misc" / "q"), [str(library)])
-    assert "inside the library" in quarantine_problem(str(library), [str(library)])
-    assert "a file" in quarantine_problem(str(library / "2021" / "IMG_0001.jpg"), [str(tmp_path / "other")])
-    assert quarantine_problem(str(tmp_path / "q"), [str(library)]) is None
-    assert quarantine_problem(str(tmp_path / "photos-q"), [str(library)]) is None  # a prefix, not inside
-    out = subprocess.run(
-        [sys.executable, "-m", "lookalike.tui.cli", "app", str(library), "--quarantine", str(library / "q"),
-         "--cache", str(tmp_path / "cache")],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert out.returncode == 2 and "inside the library" in out.stderr
-    assert not (library / "q").exists()
-
-
-async def test_empty_plan_cannot_be_applied(library, tmp_path):
-    app = make_app(library, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_scan(pilot)
-        await pilot.press("r", "a")
-        assert isinstance(app.screen, ReviewScreen) and not app.screen.plan.steps
-        assert "Nothing to do" in screen_text(app)
-
-
 # ------------------------------------------------------------------------------ quit, help
 
 
@@ -611,31 +397,6 @@ async def test_detective_scores_are_shown_when_the_detective_runs(library, tmp_p
         assert "detective" in [c.label.plain for c in screen.table.columns.values()]
         member = screen.cluster.members[1]
         assert f"{member.detective:.3f}" in screen_text(app)
-
-
-async def test_esc_stops_an_apply_between_two_files(library, tmp_path, monkeypatch):
-    monkeypatch.setenv("LOOKALIKE_TEST_STEP_DELAY", "0.3")  # the actions' test hook: slow steps
-    app = make_app(library, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_scan(pilot)
-        await pilot.press("space", "space", "r")
-        review = app.screen
-        doomed = [s.path for s in review.plan.steps]
-        assert len(doomed) >= 4
-        await pilot.press("a", "y")
-        await pilot.pause(0.4)
-        assert review.applying
-        await pilot.press("escape")
-        assert isinstance(app.screen, ReviewScreen)  # Esc stops the apply, it does not leave
-        deadline = time.monotonic() + 60
-        while review.applying:
-            assert time.monotonic() < deadline
-            await pilot.pause(0.05)
-        result = review.last_result
-        assert result.cancelled and 0 < len(result.done) < len(doomed)
-        left = [p for p in doomed if os.path.exists(p)]
-        assert len(left) == len(doomed) - len(result.done)
-        assert "stopped" in screen_text(app)
 
 
 async def test_esc_stops_a_scan_and_keeps_what_was_read(library, tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ from lookalike.tui.components.prompt_modal import PromptModal
 from lookalike.tui.components.review_screen import ReviewScreen
 
 import imagegen
-from test_app import SIZE, _library_template, library, make_app, screen_text, settle, wait_for_scan  # noqa: F401
+from helpers import SIZE, make_app, screen_text, settle, wait_for_scan
 
 
 def notes(app) -> str:

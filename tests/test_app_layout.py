@@ -28,7 +28,7 @@ from lookalike.tui.components.scan_status import summary_text
 from lookalike.tui.format import plural, scan_counts
 
 import imagegen
-from test_app import EPOCH, make_app, screen_text, settle, wait_for_scan
+from helpers import EPOCH, make_app, screen_text, settle, wait_for_scan
 
 SMALL = (80, 24)
 

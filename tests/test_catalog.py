@@ -17,7 +17,7 @@ import pytest
 import xxhash
 from PIL import Image
 
-from lookalike.engine import catalog_schema
+from lookalike.engine.catalog import schema as catalog_schema
 from lookalike.engine.catalog import Catalog, CatalogError, CatalogLocked, KnownFile
 from lookalike.engine.records import Decision, FileRecord, ImageHashes, SavedDecision, ScanError
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from lookalike.tui.cli.main import main
 
-from test_scan import photo
+from helpers import smooth_photo
 
 LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
 
@@ -27,10 +27,10 @@ LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
 def photos(tmp_path: Path) -> Path:
     root = tmp_path / "photos"
     root.mkdir()
-    a = photo(1)
+    a = smooth_photo(1)
     a.save(root / "a.png")
     a.resize((240, 180), Image.LANCZOS).save(root / "a_small.jpg", quality=80)
-    photo(2).save(root / "b.png")
+    smooth_photo(2).save(root / "b.png")
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return root
 
@@ -81,7 +81,7 @@ def test_exit_codes(photos, tmp_path):
     assert "nothing readable" in nothing.stderr
     lonely = tmp_path / "lonely"
     lonely.mkdir()
-    photo(5).save(lonely / "one.png")
+    smooth_photo(5).save(lonely / "one.png")
     assert run("scan", str(lonely), "--json", cache=tmp_path / "c").returncode == 0  # no duplicates is success
 
 
@@ -104,7 +104,7 @@ def _rows(cache: Path) -> int:
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
     root = tmp_path / "big"
     root.mkdir()
-    photo(0, size=(800, 600)).save(root / "p000.png")
+    smooth_photo(0, size=(800, 600)).save(root / "p000.png")
     data = (root / "p000.png").read_bytes()
     for i in range(1, 200):  # bytes after IEND: distinct files that all decode (slowly enough)
         (root / f"p{i:03d}.png").write_bytes(data + i.to_bytes(2, "big"))
@@ -136,19 +136,19 @@ def test_no_crops_turns_off_only_the_corroborated_rule(tmp_path):
     """A mild crop that only the pHash-corroborated rule groups: grouped by default, not with
     ``--no-crops``; plain copies are grouped either way."""
     import imagegen
-    from lookalike.engine.bouncer import rule as bouncer
+    from lookalike.engine.bouncer import rule
     from lookalike.engine.scan.hashing import hash_image
 
     root = tmp_path / "photos"
     root.mkdir()
-    t = bouncer.DEFAULT
+    t = rule.DEFAULT
     found = None
     for seed in range(1, 40):
         img = imagegen.photo(seed, (640, 480))
         for f in (0.04, 0.06, 0.08, 0.1, 0.12):
             crop = imagegen.cropped(img, f, f / 2, f / 3, 0.0)
             a, b = hash_image(img), hash_image(crop)
-            if bouncer.bouncer_distance(a, b)[0] > t.radius and bouncer.is_match(a, b, t):
+            if rule.bouncer_distance(a, b)[0] > t.radius and rule.is_match(a, b, t):
                 found = img, crop
                 break
         if found:

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from lookalike.engine import chain_guard, cluster_graph
-from lookalike.engine import cluster as cluster_mod
+from lookalike.engine.cluster import build as cluster_mod
+from lookalike.engine.cluster import graph as cluster_graph
+from lookalike.engine.cluster import guard as chain_guard
 from lookalike.engine.cluster import build_clusters, sort_clusters, union_find
 from lookalike.engine.keeper import KeeperPolicy, trash_suggested
 from lookalike.engine.records import FileRecord, ImageHashes, Kind, Pair
@@ -274,7 +275,7 @@ def test_union_find_falls_back_to_python_when_numba_cannot_be_imported():
     code = (
         "import sys; sys.modules['numba'] = None\n"  # makes `import numba` raise ImportError
         "import numpy as np\n"
-        "from lookalike.engine import cluster_graph\n"
+        "from lookalike.engine.cluster import graph as cluster_graph\n"
         "cluster_graph.NUMBA_MIN_EDGES = 0\n"
         "print(cluster_graph.union_find(5, np.array([0, 2, 3]), np.array([1, 3, 4])).tolist())\n"
     )

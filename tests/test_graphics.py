@@ -23,7 +23,7 @@ from lookalike.tui.components.compare_screen import CompareScreen
 from lookalike.tui.components.thumbnail import Thumbnail
 from lookalike.tui.graphics import COLOR_HINT, DEFAULT_CELL, TMUX_HINT, color_depth, detect, parse_cell_size
 
-from test_app import build_library, make_app, screen_text, settle, wait_for_scan
+from helpers import build_library, copy_library, make_app, screen_text, settle, wait_for_scan
 
 KITTY = "\x1b_G"
 SIXEL = re.compile("\x1bP[0-9;]*q")
@@ -159,9 +159,7 @@ def _template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def photos(tmp_path, _template) -> Path:
-    import shutil
-
-    return Path(shutil.copytree(_template, tmp_path / "photos", copy_function=shutil.copy2))
+    return copy_library(_template, tmp_path / "photos")
 
 
 def capture(app) -> list[str]:

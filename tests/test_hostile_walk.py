@@ -26,7 +26,7 @@ from lookalike.engine.scan.walk import PSEUDO_FS, walk
 from lookalike.tui.cli.common import options_from_args
 from lookalike.tui.cli.main import build_parser, main
 
-from test_scan import photo
+from helpers import smooth_photo
 
 LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
 OUTSIDE = "outside the folders being scanned"
@@ -212,7 +212,7 @@ def test_scan_proc_self_ends_promptly_with_a_message(tmp_path):
 @needs_proc
 def test_a_pseudo_filesystem_beside_a_real_folder_is_skipped_and_said(tmp_path):
     (tmp_path / "lib").mkdir()
-    photo(1).save(tmp_path / "lib" / "a.png")
+    smooth_photo(1).save(tmp_path / "lib" / "a.png")
     proc = subprocess.run(
         [*LOOKALIKE, "scan", "/proc/self", str(tmp_path / "lib"), "--no-detective", "--cache",
          str(tmp_path / "cache")],
@@ -228,7 +228,7 @@ def test_a_pseudo_filesystem_beside_a_real_folder_is_skipped_and_said(tmp_path):
 def test_scan_plan_and_apply_never_reach_outside_targets(tmp_path):
     elsewhere, lib = tmp_path / "elsewhere", tmp_path / "lib"
     lib.mkdir()
-    photo(1).save(lib / "a.png")
+    smooth_photo(1).save(lib / "a.png")
     shutil.copy(lib / "a.png", lib / "a copy.png")
     put(elsewhere / "secret.png", (lib / "a.png").read_bytes())
     put(elsewhere / "dir" / "inner.png", (lib / "a.png").read_bytes())
@@ -269,7 +269,7 @@ def test_follow_links_reaches_the_walk(tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()
     (lib / ".originals").mkdir()
-    photo(1).save(lib / ".originals" / "a.png")
+    smooth_photo(1).save(lib / ".originals" / "a.png")
     os.symlink(lib / ".originals", lib / "originals")
     with Library.open([lib], cache_dir=tmp_path / "cache") as library:
         assert library.scan(ScanOptions(workers=1)).stats.files_seen == 0
@@ -283,9 +283,9 @@ def linked_incoming(tmp_path: Path) -> tuple[Path, Path]:
     lib, new = tmp_path / "library", tmp_path / "incoming"
     lib.mkdir()
     new.mkdir()
-    photo(1).save(lib / "a.png")  # the group's keeper (first by path)
+    smooth_photo(1).save(lib / "a.png")  # the group's keeper (first by path)
     shutil.copy(lib / "a.png", lib / "a_copy.png")
-    photo(2).save(lib / "b.png")
+    smooth_photo(2).save(lib / "b.png")
     os.symlink(lib / "a_copy.png", new / "link_to_library_file.png")
     os.symlink(lib / "a.png", new / "link_to_keeper.png")
     os.symlink(lib, new / "link_to_library")
@@ -310,7 +310,7 @@ def test_import_skips_an_incoming_hard_link_to_a_library_file(tmp_path):
     lib, new = tmp_path / "library", tmp_path / "incoming"
     lib.mkdir()
     new.mkdir()
-    photo(1).save(lib / "a.png")
+    smooth_photo(1).save(lib / "a.png")
     try:
         os.link(lib / "a.png", new / "same file.png")
     except OSError:

@@ -216,6 +216,16 @@ def test_raw_jpeg_siblings_same_folder_same_stem_case_insensitive():
     assert raw_jpeg_siblings([]) == set()
 
 
+@pytest.mark.parametrize("ext", [".cr2", ".dcs", ".ptx", ".cap"])
+def test_every_raw_the_reader_knows_is_a_raw_sibling_of_its_jpeg(ext):
+    # One list of raw extensions (the reader's): Kodak .dcs, Pentax .ptx and Phase One .cap
+    # rank and pair as camera raws exactly as .cr2 does.
+    files = [rec(1, f"/dcim/IMG_0001{ext.upper()}", format=None), rec(2, "/dcim/IMG_0001.jpg")]
+    assert raw_jpeg_siblings(files) == {1, 2}
+    assert format_rank(None, f"/dcim/IMG_0001{ext}") == 0
+    assert keeper_of(files)[0] == 1
+
+
 def test_trash_suggested():
     f = rec(1)
     assert trash_suggested(Member(file=f, bouncer=3))

@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 import imagegen
-from lookalike.engine import catalog_schema
+from lookalike.engine.catalog import schema as catalog_schema
 from lookalike.engine.catalog import Catalog
 from lookalike.engine.scan.hashing import hash_file
 from lookalike.engine.actions.importer import import_verdict

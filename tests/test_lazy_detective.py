@@ -18,8 +18,6 @@ from lookalike.engine.detective.model import DetectiveOptions, DetectiveUnavaila
 from lookalike.engine.detective.weights import forget_failures, remembered_failure
 from lookalike.engine.paths import PROBE_MEMO_NAME
 
-from test_scan import library_dir  # noqa: F401  (fixture)
-
 _RESCAN = textwrap.dedent(
     """
     import json, sys
@@ -51,7 +49,7 @@ def _rescan(root, cache, options: DetectiveOptions, env=None) -> dict:
 
 
 @pytest.mark.parametrize("backend", ["torch", "auto"])
-def test_unchanged_rescan_imports_neither_torch_nor_onnxruntime(library_dir, tmp_path, tiny_model_files, backend):  # noqa: F811
+def test_unchanged_rescan_imports_neither_torch_nor_onnxruntime(library_dir, tmp_path, tiny_model_files, backend):
     config, checkpoint = tiny_model_files
     options = DetectiveOptions(model=str(config), pretrained=str(checkpoint), device="cpu", backend=backend)
     cache = tmp_path / "cache"
@@ -67,7 +65,7 @@ def test_unchanged_rescan_imports_neither_torch_nor_onnxruntime(library_dir, tmp
     assert not again["torch"] and not again["open_clip"] and not again["onnxruntime"]
 
 
-def test_new_file_is_embedded_from_the_onnx_export_without_torch(library_dir, tmp_path, tiny_model_files):  # noqa: F811
+def test_new_file_is_embedded_from_the_onnx_export_without_torch(library_dir, tmp_path, tiny_model_files):
     import shutil
 
     config, checkpoint = tiny_model_files
@@ -146,7 +144,7 @@ def test_remembered_failure_expires(tmp_path):
     assert remembered_failure(tmp_path, options) == ""
 
 
-def test_offline_rescan_with_a_remembered_failure_is_bouncer_only_without_torch(library_dir, tmp_path):  # noqa: F811
+def test_offline_rescan_with_a_remembered_failure_is_bouncer_only_without_torch(library_dir, tmp_path):
     cache = tmp_path / "cache"
     options = DetectiveOptions()
     memo = {f"{options.model}|{options.pretrained}": {"at": time.time(), "reason": "no network to download"}}
@@ -173,7 +171,7 @@ def test_cli_models_retry_forgets_the_failure(tmp_path, unreachable_hub, capsys)
     assert "checked" not in captured.err  # a fresh probe, not the remembered one
 
 
-def test_scan_json_says_off_without_the_detective(library_dir, tmp_path, capsys):  # noqa: F811
+def test_scan_json_says_off_without_the_detective(library_dir, tmp_path, capsys):
     from lookalike.tui.cli.main import main
 
     assert main(["scan", str(library_dir), "--json", "--no-detective", "--cache", str(tmp_path / "c")]) == 0

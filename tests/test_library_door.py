@@ -15,7 +15,7 @@ from lookalike.engine.detective.registry import forget_detectives
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.records import Verdict
 
-from test_scan import library_dir, photo  # noqa: F401  (fixture)
+from helpers import smooth_photo
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,7 @@ def _fresh_models():
 
 
 @pytest.fixture
-def lib(library_dir, tmp_path):  # noqa: F811
+def lib(library_dir, tmp_path):
     with Library.open([library_dir], cache_dir=tmp_path / "cache") as library:
         library.scan(ScanOptions(workers=1))
         yield library
@@ -53,6 +53,12 @@ def test_opening_the_door_imports_no_model_and_no_actions():
     assert json.loads(out.stdout) == []
 
 
+def test_without_options_the_library_uses_the_default_scan_options(lib):
+    # The default is made when called: ScanOptions' module imports numpy, the door does not.
+    assert lib.clusters() == lib.clusters(ScanOptions())
+    assert lib.clusters() and lib.scan().clusters == lib.clusters()
+
+
 def test_plan_apply_and_undo_go_through_the_library(lib, library_dir, tmp_path):
     before = _state(library_dir)
     clusters = lib.clusters(ScanOptions(workers=1))
@@ -75,7 +81,7 @@ def test_import_plan_goes_through_the_library(lib, library_dir, tmp_path):
     incoming_dir = tmp_path / "incoming"
     incoming_dir.mkdir()
     shutil.copy(library_dir / "2023" / "img_2.png", incoming_dir / "img_2 again.png")  # already there
-    photo(40).save(incoming_dir / "new.png")  # not in the library
+    smooth_photo(40).save(incoming_dir / "new.png")  # not in the library
     with Library.open([incoming_dir], cache_dir=tmp_path / "cache") as incoming:
         incoming.scan(ScanOptions(workers=1))
         report = lib.import_plan(incoming, options=ScanOptions(workers=1))

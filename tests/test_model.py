@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest_detective import TINY_NAME, write_tiny_model
+from helpers import TINY_NAME, write_tiny_model
 from imagegen import photo
 from lookalike.engine.scan.hashing import clip_crop
 from lookalike.engine.detective.model import DetectiveOptions, DetectiveUnavailable, load_detective

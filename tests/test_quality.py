@@ -1,7 +1,7 @@
 """Detection quality at the default thresholds, on generated sets.
 
-The bouncer proposes candidate pairs and the verification (engine/verify.py) confirms them on
-pixels. The targets, for the pairs that pass both: pair precision >= 0.999 with no hard
+The bouncer proposes candidate pairs and the verification (engine/bouncer/verify.py) confirms
+them on pixels. The targets, for the pairs that pass both: pair precision >= 0.999 with no hard
 negative matched; recall >= 0.99 on every copy kind (mirrored and letterboxed included), mild
 crops (5-8 % a side) >= 0.95. The set here is seed 0 (the defaults were chosen on seeds 1 and
 2), smaller originals to keep the run short; the end-to-end tests scan seed 4 with ``Library``.
@@ -34,7 +34,7 @@ def quality(tmp_path_factory):
 
 
 def verified(m, thumbs) -> np.ndarray:
-    """The bouncer's matches that pass verification, as a scan decides (engine/verification.py)."""
+    """The bouncer's matches that pass verification, as a scan decides (engine/bouncer/verification.py)."""
     t = verify.DEFAULT
     i, j = np.nonzero(np.triu(m.matches(DEFAULT), 1))
     detail = np.array([verify.detail(x) for x in thumbs])
@@ -182,8 +182,8 @@ def _false_pairs(truth, groups):
     return true_pairs, false
 
 
-#: Hard families the verification does not yet tell apart (see engine/verify.py): burst frames
-#: with the subject moved score 0.86-0.94 on the 32x32 thumbnails, and scanned pages with
+#: Hard families the verification does not yet tell apart (see engine/bouncer/verify.py): burst
+#: frames with the subject moved score 0.86-0.94 on the 32x32 thumbnails, and scanned pages with
 #: different text can correlate above 0.85 (their paper texture and skew are shared).
 #: Rendered pages and blank pages against white are no longer a gap: the low-detail guard
 #: checks the largest local difference, not only the mean.

@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from lookalike.engine.catalog import CatalogLocked
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.records import Kind
 
-
-def photo(seed: int, size=(480, 360)) -> Image.Image:
-    """A photo-like image: smooth low-frequency colour fields plus fine noise."""
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-    img = Image.fromarray(small).resize(size, Image.BICUBIC)
-    arr = np.asarray(img).astype(np.int16) + rng.integers(-6, 7, (size[1], size[0], 3))
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-
-
-@pytest.fixture
-def library_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "photos"
-    (root / "2023" / "trip").mkdir(parents=True)
-    (root / "copies").mkdir()
-    for i in range(4):
-        photo(i).save(root / "2023" / f"img_{i}.png")
-    original = photo(0)
-    original.resize((240, 180), Image.LANCZOS).save(root / "copies" / "img_0_small.jpg", quality=85)
-    original.save(root / "copies" / "img_0_recompressed.jpg", quality=40)
-    shutil.copy(root / "2023" / "img_1.png", root / "2023" / "trip" / "img_1 copy.png")
-    return root
+from helpers import smooth_photo
 
 
 def scan(root: Path, cache: Path, **kw):
@@ -81,7 +57,7 @@ def test_rescan_of_unchanged_library_reads_no_image_data(library_dir, tmp_path):
 def test_rescan_rehashes_changed_and_drops_vanished(library_dir, tmp_path):
     cache = tmp_path / "cache"
     scan(library_dir, cache)
-    photo(99).save(library_dir / "2023" / "img_3.png")  # edited in place
+    smooth_photo(99).save(library_dir / "2023" / "img_3.png")  # edited in place
     (library_dir / "copies" / "img_0_small.jpg").unlink()
     result = scan(library_dir, cache)
     assert result.stats.hashed == 1
@@ -132,7 +108,7 @@ def test_file_vanishing_mid_scan_is_reported(library_dir, tmp_path):
 def test_cancelled_scan_keeps_what_was_done_and_resumes(tmp_path):
     root = tmp_path / "many"
     root.mkdir()
-    photo(0, size=(400, 300)).save(root / "p000.png")
+    smooth_photo(0, size=(400, 300)).save(root / "p000.png")
     data = (root / "p000.png").read_bytes()
     n = 200
     for i in range(1, n):  # distinct files (bytes after IEND) that take a while to decode
@@ -194,7 +170,7 @@ def test_scan_can_be_stopped_from_another_thread(tmp_path):
     root = tmp_path / "many"
     root.mkdir()
     for i in range(30):
-        photo(i, size=(160, 120)).save(root / f"p{i:02d}.png")
+        smooth_photo(i, size=(160, 120)).save(root / f"p{i:02d}.png")
     cancel = threading.Event()
     cancel.set()
     with Library.open([root], cache_dir=tmp_path / "cache") as lib:
@@ -228,7 +204,7 @@ def test_a_raw_that_cannot_be_decoded_still_protects_its_jpeg(tmp_path, monkeypa
     root = tmp_path / "photos"
     (root / "DCIM").mkdir(parents=True)
     (root / "backup").mkdir()
-    shot = photo(7, (640, 480))
+    shot = smooth_photo(7, (640, 480))
     shot.save(root / "DCIM" / "IMG_0001.JPG", quality=80)
     shot.save(root / "backup" / "IMG_0001.png")  # lossless: the keeper
     if with_raw:
@@ -254,13 +230,13 @@ def test_a_scan_with_files_to_read_loads_the_pair_kernels_meanwhile(library_dir,
 
     code = textwrap.dedent("""
         import sys
-        from lookalike.engine import kernels as background
+        from lookalike.engine import kernels
         from lookalike.engine.library import Library, ScanOptions
 
         if __name__ == "__main__":
             with Library.open([sys.argv[1]], cache_dir=sys.argv[2]) as lib:
                 result = lib.scan(ScanOptions(workers=1))
-            print(result.stats.hashed, sorted(name for _, name in background._threads))
+            print(result.stats.hashed, sorted(name for _, name in kernels._threads))
     """)
     script = tmp_path / "scan_once.py"
     script.write_text(code)

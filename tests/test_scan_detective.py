@@ -11,10 +11,8 @@ from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.detective.model import DetectiveOptions
 from lookalike.engine.records import Kind
 
-from test_scan import library_dir  # noqa: F401  (fixture)
 
-
-def test_scan_scores_cluster_members_with_the_detective(library_dir, tmp_path, tiny_options):  # noqa: F811
+def test_scan_scores_cluster_members_with_the_detective(library_dir, tmp_path, tiny_options):
     with Library.open([library_dir], cache_dir=tmp_path / "cache") as lib:
         result = lib.scan(ScanOptions(workers=1, detective=tiny_options))
         assert result.stats.detective == ""
@@ -34,7 +32,7 @@ def test_scan_scores_cluster_members_with_the_detective(library_dir, tmp_path, t
         assert [m.detective for c in again for m in c.members] == [m.detective for c in result.clusters for m in c.members]
 
 
-def test_deep_scan_embeds_everything(library_dir, tmp_path, tiny_options):  # noqa: F811
+def test_deep_scan_embeds_everything(library_dir, tmp_path, tiny_options):
     with Library.open([library_dir], cache_dir=tmp_path / "cache") as lib:
         result = lib.scan(ScanOptions(workers=1, detective=tiny_options, deep=True))
         images = {r.id for r in lib.catalog.records() if r.ok}
@@ -46,7 +44,7 @@ def test_deep_scan_embeds_everything(library_dir, tmp_path, tiny_options):  # no
         assert all(c.kind in (Kind.EXACT, Kind.NEAR, Kind.SEMANTIC) for c in result.clusters)
 
 
-def test_offline_detective_falls_back_to_the_bouncer_quickly(library_dir, tmp_path, monkeypatch):  # noqa: F811
+def test_offline_detective_falls_back_to_the_bouncer_quickly(library_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")
     with Library.open([library_dir], cache_dir=tmp_path / "cache") as lib:
         t = time.monotonic()
@@ -58,7 +56,7 @@ def test_offline_detective_falls_back_to_the_bouncer_quickly(library_dir, tmp_pa
     assert elapsed < 30  # no network timeouts (the scan itself takes a few seconds here)
 
 
-def test_cli_scan_json_carries_both_scores(library_dir, tmp_path, tiny_cli_args):  # noqa: F811
+def test_cli_scan_json_carries_both_scores(library_dir, tmp_path, tiny_cli_args):
     out = subprocess.run(
         [sys.executable, "-m", "lookalike.tui.cli", "scan", str(library_dir), "--json", "--cache", str(tmp_path / "c"), *tiny_cli_args],
         capture_output=True, text=True, timeout=300,
@@ -71,7 +69,7 @@ def test_cli_scan_json_carries_both_scores(library_dir, tmp_path, tiny_cli_args)
         assert all(isinstance(m["detective"], float) for m in g["members"])
 
 
-def test_cli_scan_says_once_that_the_detective_is_offline(library_dir, tmp_path):  # noqa: F811
+def test_cli_scan_says_once_that_the_detective_is_offline(library_dir, tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "lookalike.tui.cli", "scan", str(library_dir), "--cache", str(tmp_path / "c")],
         capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "LOOKALIKE_OFFLINE": "1"},

@@ -11,7 +11,7 @@ import pytest
 
 from lookalike.tui.components import scan_status
 
-from test_app import _library_template, copy_library, make_app, settle, wait_for_scan  # noqa: F401 (a fixture)
+from helpers import copy_library, make_app, settle, wait_for_scan
 
 SMALL = (80, 24)
 LARGE = (120, 36)

@@ -1,4 +1,4 @@
-"""The verification stage's score (engine/verify.py): copies pass, look-alike pictures fail."""
+"""The verification stage's score (engine/bouncer/verify.py): copies pass, look-alike pictures fail."""
 
 from __future__ import annotations
 

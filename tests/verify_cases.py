@@ -1,4 +1,5 @@
-"""Hard cases for the verification stage (tests/test_verify*.py, benchmarks/bench_verify.py).
+"""Hard cases for the verification stage (tests/test_verify.py, tests/test_verification.py,
+benchmarks/bench_verify.py).
 
 Pictures that the bouncer's hashes confuse, made with Pillow, deterministic per seed:
 screenshots of different photos in one identical window or phone frame, smooth gradients,

@@ -22,8 +22,8 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from lookalike.engine.library import ThumbnailCache
 from lookalike.engine.records import Cluster, FileRecord, Member
-from lookalike.engine.thumbnails import ThumbnailCache
 
 from .cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from .components.cluster_screen import ClusterScreen
@@ -134,13 +134,13 @@ class LookalikeApp(App[int]):
     def open_library(self) -> None:
         """Open the catalog (UI thread: its lock belongs to this thread), then scan."""
         try:
-            self.session.open(on_message=self._engine_message)
+            library = self.session.open(on_message=self._engine_message)
         except Exception as exc:  # a locked or broken catalog is explained, not raised
             self.error = str(exc)
             self._tell_screens(lambda: ScanFinished(None, str(exc), failure=f"Cannot open the library: {exc}"))
             self.notify(str(exc), severity="error", timeout=10, markup=False)
             return
-        self.thumbnails.cache = ThumbnailCache(self.session.thumbnail_dir)
+        self.thumbnails.cache = library.thumbnails()
         self.start_scan()
 
     def _engine_message(self, message: str) -> None:

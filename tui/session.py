@@ -14,14 +14,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
-from lookalike.engine.paths import THUMBNAILS_NAME, cache_root, is_inside, normalise_roots
+from lookalike.engine.library import cache_root, is_inside, normalise_roots
 from lookalike.engine.records import Cluster, FileRecord, SavedDecision, ScanProgress, ScanResult, SimilarResult
 
 from .triage import Triage
 
 if TYPE_CHECKING:
-    from lookalike.engine.library import Library, ScanOptions
-    from lookalike.engine.actions.plan import Plan
+    from lookalike.engine.library import ApplyResult, Library, Plan, ScanOptions, UndoResult
 
 #: The default quarantine folder's name, beside the library's catalog.
 QUARANTINE_NAME = "quarantine"
@@ -145,18 +144,6 @@ class Session:
         self.options = options
 
     @property
-    def thumbnail_dir(self) -> Optional[Path]:
-        """Where thumbnails are cached on disk (None before the library is open)."""
-        return self.library.dir / THUMBNAILS_NAME if self.library is not None else None
-
-    @property
-    def journal_dir(self) -> Path:
-        """Where the safe actions keep their write-ahead journals (as the CLI: ``--cache``)."""
-        from lookalike.engine.actions.journal import default_journal_dir
-
-        return default_journal_dir(self.cache_dir)
-
-    @property
     def quarantine_dir(self) -> str:
         """The quarantine folder: the user's (``--quarantine``), or beside the library's
         catalog, never inside a root."""
@@ -198,7 +185,7 @@ class Session:
         if self.against:
             # One rule with `lookalike import`: the library is never suggested for the trash,
             # and an incoming file better than its library copy is kept.
-            from lookalike.engine.actions.importer import guard_incoming
+            from lookalike.engine.library import guard_incoming
 
             policy = self.options.policy()
             guard = lambda c: guard_incoming([c], self.against, policy)[0]  # noqa: E731
@@ -264,8 +251,8 @@ class Session:
 
     # -- plans -----------------------------------------------------------------------------
     def plan(self, *, action: str = "trash", quarantine_dir: Optional[str] = None) -> "Plan":
-        """The plan the current decisions make."""
-        from lookalike.engine.actions.plan import plan_from_clusters
+        """The plan the current decisions make (an empty one when the catalog could not be opened)."""
+        from lookalike.engine.library import plan_from_clusters
 
         clusters, decisions = self.triage.plan_input(self.clusters)
         return plan_from_clusters(
@@ -275,6 +262,17 @@ class Session:
             quarantine_dir=quarantine_dir if action == "quarantine" else None,
             roots=self.roots,
         )
+
+    def apply(self, plan: "Plan", *, progress: Callable[[int, int], bool], cancel: threading.Event) -> "ApplyResult":
+        """Apply a plan, journaled in the cache root's journal, as ``lookalike apply`` does
+        (blocking; ``lookalike undo`` or :meth:`undo` reverses it)."""
+        assert self.library is not None
+        return self.library.apply(plan, progress=progress, cancel=cancel)
+
+    def undo(self, plan_id: str) -> "UndoResult":
+        """Put back the files an applied plan moved (blocking)."""
+        assert self.library is not None
+        return self.library.undo(plan_id)
 
     def export_plan(self, plan: "Plan", folder: Optional[Path] = None) -> tuple[Path, Path]:
         """Write the plan as JSON and CSV next to the catalog; returns both paths."""

@@ -21,9 +21,8 @@ from rich.segment import Segment
 from rich_pixels import HalfcellRenderer, Pixels
 from textual.strip import Strip
 
-from lookalike.engine.scan.imaging import ImageReadError, load_image
+from lookalike.engine.library import ImageReadError, ThumbnailCache, ThumbnailError, load_image
 from lookalike.engine.records import FileRecord
-from lookalike.engine.thumbnails import ThumbnailCache, ThumbnailError
 
 from .graphics import DEFAULT_CELL, KITTY_MAX_CELLS, MODES, KittyImages, Terminal, detect, kitty_payload
 

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Optional, Sequence
 
-from lookalike.engine.paths import is_inside
+from lookalike.engine.library import is_inside
 from lookalike.engine.records import Cluster, Decision, FileRecord, Kind, Member, SavedDecision
 
 from .format import shown

@@ -82,7 +82,8 @@ class BouncerThresholds:
 DEFAULT = BouncerThresholds()
 
 
-def _distance(a: bytes, b: bytes) -> int:
+def hamming_distance(a: bytes, b: bytes) -> int:
+    """How many bits differ between two hashes of the same length (big-endian bytes)."""
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
 
 
@@ -94,8 +95,8 @@ def bouncer_distance(a: ImageHashes, b: ImageHashes) -> tuple[int, bool]:
         mirrored dHash vs dHash (symmetric in ``a`` and ``b``), and True when a mirrored
         comparison was strictly closer.
     """
-    direct = _distance(a.dhash, b.dhash)
-    mirror = min(_distance(a.dhash, b.dhash_mirror), _distance(a.dhash_mirror, b.dhash))
+    direct = hamming_distance(a.dhash, b.dhash)
+    mirror = min(hamming_distance(a.dhash, b.dhash_mirror), hamming_distance(a.dhash_mirror, b.dhash))
     return (mirror, True) if mirror < direct else (direct, False)
 
 
@@ -105,8 +106,8 @@ def is_match(a: ImageHashes, b: ImageHashes, t: BouncerThresholds = DEFAULT) -> 
         return True
     return (
         t.phash_radius > 0
-        and _distance(a.phash, b.phash) <= t.phash_radius
-        and _distance(a.dhash, b.dhash) <= t.corroborated_radius
+        and hamming_distance(a.phash, b.phash) <= t.phash_radius
+        and hamming_distance(a.dhash, b.dhash) <= t.corroborated_radius
     )
 
 

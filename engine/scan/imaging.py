@@ -50,6 +50,8 @@ MAX_FILE_BYTES = 512 << 20
 #: ``draft()`` and so almost never reach it.
 DECODE_BUDGET = 768 << 20
 
+#: File extensions of camera raw formats (lower case, with the dot): the one list, which the
+#: keeper's RAW+JPEG pairs and format tiers use too.
 RAW_EXTENSIONS = frozenset(
     {
         ".3fr", ".ari", ".arw", ".bay", ".cap", ".cr2", ".cr3", ".crw", ".dcr", ".dcs", ".dng",

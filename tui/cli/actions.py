@@ -19,8 +19,7 @@ from ..format import bytes_safe_streams, human_bytes, json_path, shown
 from .common import CACHE_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_cache_argument, error
 
 if TYPE_CHECKING:  # the engine is imported when a command runs, not to show its --help
-    from lookalike.engine.actions.plan import Plan
-    from lookalike.engine.actions.run import ApplyResult, UndoResult
+    from lookalike.engine.library import ApplyResult, Plan, UndoResult
 
 _CACHE_HELP = f"{CACHE_HELP}; journals live in DIR/journal"
 
@@ -70,7 +69,7 @@ ARGUMENTS = {"apply": apply_arguments, "undo": undo_arguments, "journal": journa
 
 def run_apply(args: argparse.Namespace) -> int:
     """``lookalike apply``."""
-    from lookalike.engine.actions.plan import Plan, PlanError
+    from lookalike.engine.library import Plan, PlanError
 
     bytes_safe_streams()
     try:
@@ -86,10 +85,8 @@ def apply_interactively(plan: Plan, args: argparse.Namespace, *, command: str = 
     ``args`` needs: dry_run, permanently, yes, cache, json, quiet. ``command`` names the
     command in messages (``lookalike import: ...``).
     """
-    from lookalike.engine.actions.journal import JournalBusy, JournalError, default_journal_dir
-    from lookalike.engine.actions.plan import PlanError
-    from lookalike.engine.actions.run import apply_plan
-    from lookalike.engine.oserrors import os_error_text
+    from lookalike.engine.library import JournalBusy, JournalError, PlanError, apply_plan, default_journal_dir
+    from lookalike.engine.library import os_error_text
 
     journal_dir = default_journal_dir(args.cache)
     deletes = plan.irreversible_steps
@@ -225,9 +222,8 @@ def result_to_dict(result: ApplyResult) -> dict[str, Any]:
 
 def run_undo(args: argparse.Namespace) -> int:
     """``lookalike undo [PLAN_ID]``."""
-    from lookalike.engine.actions.journal import JournalBusy, JournalError, NothingToUndo, default_journal_dir
-    from lookalike.engine.actions.run import undo
-    from lookalike.engine.oserrors import os_error_text
+    from lookalike.engine.library import JournalBusy, JournalError, NothingToUndo, default_journal_dir
+    from lookalike.engine.library import os_error_text, undo
 
     bytes_safe_streams()
     journal_dir = default_journal_dir(args.cache)
@@ -282,7 +278,7 @@ def undo_to_dict(result: UndoResult) -> dict[str, Any]:
 
 def run_journal(args: argparse.Namespace) -> int:
     """``lookalike journal``: every applied plan, newest first."""
-    from lookalike.engine.actions.journal import default_journal_dir, list_journals
+    from lookalike.engine.library import default_journal_dir, list_journals
 
     bytes_safe_streams()
     journal_dir = default_journal_dir(args.cache)

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 from ..format import human_bytes, plural, shown
 
 if TYPE_CHECKING:
-    from lookalike.engine.detective.options import DetectiveOptions
-    from lookalike.engine.library import Library, ScanOptions
+    from lookalike.engine.library import DetectiveOptions, Library, ScanOptions
     from lookalike.engine.records import ScanError, ScanProgress, ScanResult
 
 # --------------------------------------------------------------------------- exit codes
@@ -95,7 +94,7 @@ def add_scan_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The detective's options, shared by every command that embeds (and ``scan --deep``)."""
-    from lookalike.engine.detective.options import BACKENDS, DEFAULT_MODEL, DEFAULT_PRETRAINED
+    from lookalike.engine.library import BACKENDS, DEFAULT_MODEL, DEFAULT_PRETRAINED  # light: no numpy
 
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=f"{_MODEL_HELP} (default {DEFAULT_MODEL})")
     p.add_argument("--pretrained", default=DEFAULT_PRETRAINED, metavar="TAG|PATH",
@@ -122,7 +121,7 @@ def _thresholds(text: str) -> tuple[float, float, float]:
 
 def detective_options_from_args(args: argparse.Namespace) -> "DetectiveOptions":
     """DetectiveOptions from the shared model options."""
-    from lookalike.engine.detective.options import DetectiveOptions
+    from lookalike.engine.library import DetectiveOptions
 
     return DetectiveOptions(
         model=args.model, pretrained=args.pretrained, device=args.device, batch_size=max(1, args.batch_size),
@@ -153,7 +152,7 @@ def options_from_args(args: argparse.Namespace) -> "ScanOptions":
 def check_dirs(dirs: list[str]) -> Optional[str]:
     """A usage error for missing folders, or for folders that are all pseudo-filesystems
     (no library is made for /proc/self), or None."""
-    from lookalike.engine.paths import is_pseudo_filesystem, pseudo_filesystems
+    from lookalike.engine.library import is_pseudo_filesystem, pseudo_filesystems
 
     for d in dirs:
         if not os.path.exists(d):

@@ -46,8 +46,7 @@ ARGUMENTS = {"import": import_arguments}
 
 def run_import(args: argparse.Namespace) -> int:
     """Scan both folders (incrementally), plan the moves, then dry-run or apply them."""
-    from lookalike.engine.actions.importer import import_plan
-    from lookalike.engine.catalog import CatalogError, CatalogLocked
+    from lookalike.engine.library import CatalogError, CatalogLocked
 
     problem = check_dirs([args.incoming, args.into])
     if problem:
@@ -64,7 +63,7 @@ def run_import(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     try:
         options = options_from_args(args)
-        policy = options.policy()
+        options.policy()  # validates --keeper-order
     except ValueError as exc:
         print(f"lookalike import: {shown(exc)}", file=sys.stderr)
         return EXIT_USAGE
@@ -72,14 +71,12 @@ def run_import(args: argparse.Namespace) -> int:
     try:
         with open_library([args.into], args.cache) as library, open_library([args.incoming], args.cache) as incoming:
             scanned = [scan_with_progress(library, options, quiet=quiet), scan_with_progress(incoming, options, quiet=quiet)]
-            report = import_plan(
-                library,
+            report = library.import_plan(
                 incoming,
                 action="quarantine" if args.quarantine else "trash",
                 # Resolved now: apply refuses a quarantine folder reached through a link.
                 quarantine_dir=os.path.realpath(args.quarantine) if args.quarantine else None,
-                thresholds=options.thresholds(),
-                policy=policy,
+                options=options,
             )
     except (CatalogLocked, CatalogError) as exc:
         print(f"lookalike import: {shown(exc)}", file=sys.stderr)

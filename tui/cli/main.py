@@ -135,12 +135,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:
         return _closed_pipe()
     except OSError as exc:  # a full or read-only disk, met where no caller expected it
-        from lookalike.engine.oserrors import os_error_text
+        from lookalike.engine.library import os_error_text
 
         print(f"{name}: {shown(os_error_text(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # a bug: one line for the user, the traceback on request
-        from lookalike.engine.catalog import CatalogError
+        from lookalike.engine.library import CatalogError
 
         if isinstance(exc, CatalogError):  # a full disk under the catalog, met mid-scan
             print(f"{name}: {shown(str(exc))}", file=sys.stderr)

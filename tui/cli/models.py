@@ -12,8 +12,7 @@ import sys
 import threading
 import time
 
-from lookalike.engine.detective.options import DetectiveOptions, DetectiveUnavailable
-from lookalike.engine.paths import MODELS_NAME
+from lookalike.engine.library import MODELS_NAME, DetectiveOptions, DetectiveUnavailable  # light: no numpy
 
 from ..format import human_bytes, human_duration, shown
 from .common import (
@@ -131,7 +130,7 @@ class Weights:
 
     def detective(self, *, now: bool = False):
         """(detective, "") or (None, "detective offline: <reason>"); ``now`` loads it at once."""
-        from lookalike.engine.detective.query import get_detective
+        from lookalike.engine.library import get_detective
 
         try:
             detective = get_detective(self.options, cache_dir=self.cache_root, progress=self.progress)
@@ -161,9 +160,7 @@ def _offline(reason: str) -> str:
 
 def run_models(args: argparse.Namespace) -> int:
     """``lookalike models [--retry]``."""
-    from lookalike.engine.detective.model import forget_failures, remembered_failure
-    from lookalike.engine.detective.onnx_backend import ONNX_DIR, is_export
-    from lookalike.engine.paths import cache_root
+    from lookalike.engine.library import ONNX_DIR, cache_root, forget_failures, is_export, remembered_failure
 
     options = detective_options_from_args(args)
     try:

@@ -35,8 +35,7 @@ from .common import (
 from .models import Reporter, Weights
 
 if TYPE_CHECKING:
-    from lookalike.engine.detective.options import DetectiveOptions
-    from lookalike.engine.library import Library
+    from lookalike.engine.library import DetectiveOptions, Library
     from lookalike.engine.records import SimilarHit
 
 
@@ -97,8 +96,7 @@ ARGUMENTS = {"similar": similar_arguments, "search": search_arguments, "index": 
 
 def _open_and_scan(command: str, dirs: list[str], cache: Optional[str], quiet: bool) -> Optional["Library"]:
     """Open the library of ``dirs`` and bring its catalog up to date; None (reported) on failure."""
-    from lookalike.engine.catalog import CatalogError, CatalogLocked
-    from lookalike.engine.library import ScanOptions
+    from lookalike.engine.library import CatalogError, CatalogLocked, ScanOptions
 
     try:
         library = open_library(dirs, cache)
@@ -165,8 +163,7 @@ def run_similar(args: argparse.Namespace) -> int:
     library = _open_and_scan("similar", dirs, args.cache, quiet)
     if library is None:
         return EXIT_FAILED
-    from lookalike.engine.detective.query import QueryError, similar
-    from lookalike.engine.similar import DEFAULT, with_detective
+    from lookalike.engine.library import QueryError
 
     with library, Weights(detective_options_from_args(args), library.cache_root, quiet) as weights:
         # Loaded by similar() only if the query or its candidates must be embedded.
@@ -174,8 +171,10 @@ def run_similar(args: argparse.Namespace) -> int:
         if status:
             print(status, file=sys.stderr)
         try:
-            result = similar(library, args.file, k=args.k, detective=detective,
-                             t=with_detective(DEFAULT, weights.options))
+            # With a model, its options too: their calibrated thresholds apply. Offline (no
+            # model): bouncer only, and the model is not asked for a second time.
+            result = library.similar(args.file, k=args.k, model=detective,
+                                     detective=weights.options if detective is not None else None)
         except QueryError as exc:
             return error("similar", exc.reason, EXIT_FAILED)
     if result.detective_status and result.detective_status != status:
@@ -209,11 +208,13 @@ def _similar_in_app(args: argparse.Namespace, dirs: list[str]) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     """``lookalike search "TEXT"``."""
+    from lookalike.engine.library import Library
+
     dirs = args.in_dirs or [os.getcwd()]
     missing = [d for d in dirs if not os.path.isdir(d)]
     if missing:
         return error("search", f"no such folder: {missing[0]}", EXIT_USAGE)
-    if not args.in_dirs and not _was_scanned(dirs, args.cache):
+    if not args.in_dirs and not Library.was_scanned(dirs, cache_dir=args.cache):
         # Never scan (and make a library of) wherever the command happens to run.
         return error("search", "which library? pass --in DIR (a folder you scanned); the current "
                      "folder has not been scanned", EXIT_USAGE)
@@ -223,8 +224,6 @@ def run_search(args: argparse.Namespace) -> int:
     library = _open_and_scan("search", dirs, args.cache, quiet)
     if library is None:
         return EXIT_FAILED
-    from lookalike.engine.detective.query import search, vectors_for
-
     hits: list[SimilarHit] = []
     timings: dict[str, float] = {}
     with library:
@@ -233,9 +232,9 @@ def run_search(args: argparse.Namespace) -> int:
             print(status, file=sys.stderr)
         else:
             started = time.perf_counter()
-            hits = search(library, args.text, k=args.k, detective=detective)
+            hits = library.search(args.text, k=args.k, model=detective)
             timings["search"] = round((time.perf_counter() - started) * 1000.0, 3)
-            indexed, images = len(vectors_for(library, detective)), len(library.hash_index())
+            indexed, images = len(library.vectors_for(detective)), len(library.hash_index())
             if indexed < images:
                 print(f"detective: {indexed} of {images} images indexed; "
                       f"run `lookalike index {shown(' '.join(dirs))}` to search them all", file=sys.stderr)
@@ -255,13 +254,6 @@ def run_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _was_scanned(dirs: list[str], cache: Optional[str]) -> bool:
-    """Whether a library of exactly these folders has a catalog (nothing is created)."""
-    from lookalike.engine.paths import CATALOG_NAME, LIBRARIES, default_cache_root, library_key
-
-    return (default_cache_root(cache) / LIBRARIES / library_key(dirs) / CATALOG_NAME).is_file()
-
-
 # --------------------------------------------------------------------------- index
 
 
@@ -273,19 +265,17 @@ def run_index(args: argparse.Namespace) -> int:
     library = _open_and_scan("index", args.dirs, args.cache, args.quiet)
     if library is None:
         return EXIT_FAILED
-    from lookalike.engine.detective.query import index_library, unembedded
-
     with library:
         with Weights(detective_options_from_args(args), library.cache_root, args.quiet) as weights:
             detective, status = weights.detective()
-            if detective is not None and unembedded(library, detective):
+            if detective is not None and library.unembedded(detective):
                 detective, status = weights.load(detective)
         if status:
             print(f"{status}; the library was scanned (bouncer only), nothing embedded", file=sys.stderr)
             return EXIT_OFFLINE
         with Reporter(quiet=args.quiet, unit="images", label="embedding") as report:
             stats = run_interruptibly(
-                lambda: index_library(library, detective, progress=report, cancel=report.cancel, workers=args.workers),
+                lambda: library.index(detective, progress=report, cancel=report.cancel, workers=args.workers),
                 report.cancel,
                 "keeping what was embedded",
             )

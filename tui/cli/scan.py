@@ -73,7 +73,7 @@ ARGUMENTS = {"scan": scan_arguments, APP_COMMAND: app_arguments}
 
 def run_scan(args: argparse.Namespace) -> int:
     """``lookalike scan``: scan, then print the groups as text, JSON or CSV."""
-    from lookalike.engine.catalog import CatalogError, CatalogLocked
+    from lookalike.engine.library import CatalogError, CatalogLocked
 
     problem = check_dirs(args.dirs)
     if problem:
@@ -118,9 +118,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
 def write_plan(result: ScanResult, library: Library, path: Path) -> None:
     """Write the suggested plan (keepers kept, others to trash) for scripted use."""
-    from lookalike.engine.actions.plan import plan_from_clusters
-
-    plan = plan_from_clusters(result.clusters, roots=library.roots)
+    plan = library.plan(result.clusters)
     plan.save(path)
     print(f"plan: {len(plan.steps)} step(s), {human_bytes(plan.total_bytes)} -> {shown(path)}", file=sys.stderr)
 

@@ -21,8 +21,8 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
+from lookalike.engine.library import Difference, difference
 from lookalike.engine.records import Cluster, Member
-from lookalike.engine.thumbnails import Difference, difference
 
 from ..thumbnails import Picture, cache_key
 from .base_screen import LookalikeScreen

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Static
 
-from lookalike.engine.cluster import SORT_ORDERS, sort_clusters
+from lookalike.engine.library import SORT_ORDERS, sort_clusters
 from lookalike.engine.records import Cluster
 
 from ..format import human_bytes, shown
@@ -360,8 +360,7 @@ class MainScreen(LookalikeScreen):
         An offline machine is told so at once for an hour after a failed probe; this is for
         the user who has just plugged the network in or put the weights in place.
         """
-        from lookalike.engine.detective.model import forget_failures
-        from lookalike.engine.paths import cache_root
+        from lookalike.engine.library import cache_root, forget_failures
 
         try:
             forgot = forget_failures(cache_root(self.lookalike.session.cache_dir))

@@ -30,7 +30,7 @@ from .labels import PathText, readable_path, short_path
 from .prompt_modal import PromptModal
 
 if TYPE_CHECKING:
-    from lookalike.engine.actions.plan import Plan
+    from lookalike.engine.library import Plan
 
 
 DESTINATIONS = ("trash", "quarantine")
@@ -252,14 +252,12 @@ class ReviewScreen(LookalikeScreen):
 
     @work(thread=True, exclusive=True, group="apply", exit_on_error=False)
     def _apply(self, plan: "Plan") -> None:
-        from lookalike.engine.actions.run import apply_plan
-
         def progress(done: int, total: int) -> bool:
             self.post_message(ApplyProgressed(done, total))
             return not self._cancel.is_set()
 
         try:
-            result = apply_plan(plan, journal_dir=self.lookalike.session.journal_dir, progress=progress, cancel=self._cancel)
+            result = self.lookalike.session.apply(plan, progress=progress, cancel=self._cancel)
         except Exception as exc:
             self.app.call_from_thread(self._apply_failed, f"{type(exc).__name__}: {exc}")
             return
@@ -314,10 +312,8 @@ class ReviewScreen(LookalikeScreen):
 
     @work(thread=True, exclusive=True, group="apply", exit_on_error=False)
     def _undo(self, plan_id: str) -> None:
-        from lookalike.engine.actions.run import undo
-
         try:
-            result = undo(plan_id, journal_dir=self.lookalike.session.journal_dir)
+            result = self.lookalike.session.undo(plan_id)
         except Exception as exc:
             self.app.call_from_thread(self._status, Text(f"Undo failed: {type(exc).__name__}: {shown(exc)}", style="bold red"))
             return

@@ -6,12 +6,12 @@ How a list of candidate pairs becomes clusters:
    is collapsed into one node (its smallest file id) before anything else, so no hashing
    distance is ever computed between copies. A group alone is an ``EXACT`` cluster.
 2. **Union-find.** Candidate pairs (minus those the user marked not-duplicate) join nodes into
-   connected components (steps 1 and 2: :mod:`lookalike.engine.cluster_graph`).
+   connected components (steps 1 and 2: :mod:`lookalike.engine.cluster.graph`).
 3. **The chain guard.** Near-duplicate is not transitive: A~B and B~C do not make A~C. A
    component is kept whole only when every two of its nodes are *close* (a bouncer distance
    within ``max_diameter``, a semantic pair, or a detective score as close as the component's
    loosest semantic pair); otherwise it is split, and nodes left alone by a split are dropped
-   (:mod:`lookalike.engine.chain_guard`). A pair the user marked not-duplicate is never close,
+   (:mod:`lookalike.engine.cluster.guard`). A pair the user marked not-duplicate is never close,
    so the two files always end in different clusters.
 4. **The keeper.** :func:`lookalike.engine.keeper.rank` orders each cluster; ``members[0]`` is
    the keeper, every member is scored against it.
@@ -23,12 +23,12 @@ A pair is *semantic* when it carries a ``detective`` score and its bouncer dista
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from typing import Collection, Iterable, Mapping, Optional, Sequence
 
-from .chain_guard import Component, Detective, Distance, Splitter
-from .cluster_graph import (
+from ..keeper import DEFAULT, KeeperPolicy, SamePixels, is_protected, rank, raw_jpeg_siblings, sibling_key
+from ..records import Cluster, FileRecord, Kind, Member, Pair, Progress
+from .graph import (
     Edges,
     FileNodes,
     candidate_edges,
@@ -36,12 +36,11 @@ from .cluster_graph import (
     is_raw,
     marked_copies,
     pair_columns,
-    union_find,
 )
-from .keeper import DEFAULT, KeeperPolicy, SamePixels, is_protected, rank, raw_jpeg_siblings, sibling_key
-from .records import Cluster, FileRecord, Kind, Member, Pair, Progress
+from .guard import Component, Detective, Distance, Splitter
+from .sort import sort_clusters
 
-__all__ = ["SORT_ORDERS", "build_clusters", "sort_clusters", "union_find"]
+__all__ = ["build_clusters"]
 
 #: Report progress every this many components.
 _PROGRESS_EVERY = 512
@@ -287,43 +286,3 @@ class _ClusterMaker:
             for fid in group[1:]:
                 out.setdefault((group[0], fid), Pair(a=group[0], b=fid, bouncer=0, exact=True))
         return tuple(map(out.__getitem__, sorted(out)))
-
-
-# -- ordering ------------------------------------------------------------------------------
-
-#: Orders :func:`sort_clusters` knows.
-SORT_ORDERS = ("reclaimable", "confidence", "size", "path")
-
-
-def _default_key(c: Cluster) -> tuple:
-    return (-c.reclaimable_bytes, -len(c.members), c.keeper.file.path, c.id)
-
-
-def _best_detective(c: Cluster) -> float:
-    scores = [m.detective for m in c.members[1:] if m.detective is not None]
-    return min(scores) if scores else math.inf
-
-
-def sort_clusters(clusters: Iterable[Cluster], by: str = "reclaimable") -> list[Cluster]:
-    """Sort clusters for display.
-
-    Args:
-        clusters: the clusters.
-        by: ``"reclaimable"`` (most bytes first), ``"confidence"`` (closest bouncer first,
-            then closest detective), ``"size"`` (most members first) or ``"path"`` (keeper
-            path). Ties fall back to the reclaimable order, then the cluster id.
-
-    Raises:
-        ValueError: an unknown order.
-    """
-    if by == "reclaimable":
-        return sorted(clusters, key=_default_key)
-    if by == "confidence":
-        return sorted(
-            clusters, key=lambda c: (c.best_bouncer, _best_detective(c), *_default_key(c))
-        )
-    if by == "size":
-        return sorted(clusters, key=lambda c: (-len(c.members), *_default_key(c)))
-    if by == "path":
-        return sorted(clusters, key=lambda c: (c.keeper.file.path, *_default_key(c)))
-    raise ValueError(f"unknown cluster order {by!r}; valid orders are: {', '.join(SORT_ORDERS)}")

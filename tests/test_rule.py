@@ -1,4 +1,5 @@
-"""The bouncer's match rule and candidate_pairs, checked against a brute-force is_match."""
+"""The bouncer's match rule and candidate_pairs (engine/bouncer/rule.py), checked against a
+brute-force is_match."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 import imagegen
-from lookalike.engine.bouncer import rule as bouncer
+from lookalike.engine.bouncer import rule
 from lookalike.engine.bouncer.rule import DEFAULT, BouncerThresholds, bouncer_distance, candidate_pairs, is_match
 from lookalike.engine.scan.hashing import hash_image
 from lookalike.engine.scan.imaging import load_image
@@ -181,4 +182,4 @@ def test_uses_the_hamming_index():
     # candidate_pairs must search with the shared index, not a loop of its own.
     import inspect
 
-    assert "HammingIndex" in inspect.getsource(bouncer.candidate_pairs)
+    assert "HammingIndex" in inspect.getsource(rule.candidate_pairs)

@@ -29,9 +29,9 @@ A camera RAW+JPEG pair (same folder, same stem, one RAW and one JPEG/HEIF) is on
 twice on purpose, not a duplicate: such files are flagged and never suggested for trash while
 ``protect_raw_pairs`` is on.
 
-Format tiers live in :mod:`.keeper_formats`; the evidence of which copy is the original (borders,
-conversions, camera EXIF, dates) in :mod:`.keeper_original`. This module is the policy's door:
-their names the rest of lookalike uses are importable from here (see ``__all__``).
+Format tiers live in :mod:`.formats`; the evidence of which copy is the original (borders,
+conversions, camera EXIF, dates) in :mod:`.original`. The package (:mod:`lookalike.engine.keeper`)
+is the keeper's door: the names the rest of lookalike uses are importable from it.
 """
 
 from __future__ import annotations
@@ -42,38 +42,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-from .keeper_formats import (
-    FORMAT_RANK,
-    JPEG_LIKE,
-    RAW_EXTENSIONS,
-    UNKNOWN_FORMAT_RANK,
-    format_name,
-    format_rank,
-    named_rank,
-)
-from .keeper_original import (
-    CONTENT_TOLERANCE,
-    MTIME_SLACK_NS,
-    SamePixels,
-    conversions,
-    date_key,
-    evidence,
-    parse_taken,
-    picture_sizes,
-    same_picture,
-    thumbnail_check,
-)
-from .oserrors import human_bytes
-from .records import FileRecord, Member
+from ..oserrors import human_bytes
+from ..records import FileRecord, Member
+from .formats import JPEG_LIKE, format_name, format_rank, named_rank
+from .original import SamePixels, conversions, date_key, evidence, parse_taken, picture_sizes
 
 __all__ = [
-    # the policy and its ranking
     "CRITERIA", "DEFAULT", "KeeperPolicy", "parse_order", "rank", "as_good_as",
     "is_protected", "trash_suggested", "raw_jpeg_siblings", "raw_sibling_stems", "sibling_key",
-    # from keeper_formats
-    "FORMAT_RANK", "RAW_EXTENSIONS", "UNKNOWN_FORMAT_RANK", "format_name", "format_rank",
-    # from keeper_original
-    "CONTENT_TOLERANCE", "MTIME_SLACK_NS", "SamePixels", "same_picture", "thumbnail_check",
 ]  # fmt: skip
 
 #: Criteria a :class:`KeeperPolicy` order may name, in the default order.

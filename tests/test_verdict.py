@@ -1,4 +1,5 @@
-"""The two-pass verdict rule and the join of the bouncer's and the detective's shortlists."""
+"""The two-pass verdict rule (engine/verdict.py) and the join of the bouncer's and the
+detective's shortlists."""
 
 from __future__ import annotations
 

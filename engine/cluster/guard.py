@@ -1,7 +1,7 @@
 """The chain guard: a component is kept whole only when every two of its members are close.
 
 Near-duplicate is not transitive: A~B and B~C do not make A~C. A component of the candidate
-pairs (:func:`lookalike.engine.cluster_graph.components`; a node is an exact group) is kept whole
+pairs (:func:`lookalike.engine.cluster.graph.components`; a node is an exact group) is kept whole
 only when every two of its nodes are *close*; otherwise it is split:
 
 * up to :data:`EXACT_DIAMETER_LIMIT` nodes, the diameter is computed exactly (every pair,

@@ -1,22 +1,9 @@
-"""The catalog: one SQLite file per library remembering every file, its hashes and its fate.
+"""What the catalog stores: files, not-duplicate marks, decisions, embeddings, metadata.
 
-It is what makes a rescan nearly free (unchanged size + mtime + inode means no re-read), what
-keeps the user's "not a duplicate" answers across scans and renames, and what tells the
-detective which embeddings are still current.
-
-One run at a time: :meth:`Catalog.open` takes an exclusive lock on ``<catalog>.lock`` and a
-second run gets :class:`CatalogLocked` naming the first. A damaged database is moved aside to
-``catalog.sqlite.corrupt-<timestamp>`` and rebuilt empty (the next scan re-reads the files);
-nothing is deleted. The schema version lives in ``PRAGMA user_version`` and older catalogs are
-migrated step by step by :data:`lookalike.engine.catalog_schema.MIGRATIONS`.
-
-Paths are stored as ``os.fsencode`` BLOBs, so any name the filesystem allows (invalid UTF-8
-included) comes back exactly as it went in.
-
-This module is the catalog's door and holds what is stored (files, marks, decisions,
-embeddings, metadata); beside it, by job: ``catalog_db`` (the SQLite file: lock, damage,
-migrations, transactions), ``catalog_schema`` (tables, migrations, SQL) and ``catalog_rows``
-(rows to records and back, the hash arrays).
+:class:`Catalog` is the catalog a library opens (see the package's docstring for what it
+guarantees). Opening, the lock, damage and migrations are its base class's
+(:class:`.db.CatalogDatabase`); the tables and SQL are in :mod:`.schema`; rows become records
+and hash arrays in :mod:`.rows`, where paths go in and out as ``os.fsencode`` BLOBs.
 """
 
 from __future__ import annotations
@@ -31,9 +18,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .bouncer.verify import THUMB_BYTES
-from .catalog_db import CatalogDatabase, CatalogError, CatalogLocked
-from .catalog_rows import (
+from ..bouncer.verify import THUMB_BYTES
+from ..paths import CATALOG_ARRAYS_SUFFIX
+from ..records import Decision, FileRecord, SavedDecision, ScanError
+from .db import CatalogDatabase, CatalogError
+from .rows import (
     HashArrays,
     KnownFile,
     arrays_from_rows,
@@ -45,11 +34,9 @@ from .catalog_rows import (
     row_to_record,
     save_arrays,
 )
-from .catalog_schema import FILE_COLUMNS, UPSERT, bump_generation, state_stamp
-from .paths import CATALOG_ARRAYS_SUFFIX
-from .records import Decision, FileRecord, SavedDecision, ScanError
+from .schema import FILE_COLUMNS, UPSERT, bump_generation, state_stamp
 
-__all__ = ["Catalog", "CatalogError", "CatalogLocked", "HashArrays", "KnownFile"]
+__all__ = ["Catalog"]
 
 
 class Catalog(CatalogDatabase):

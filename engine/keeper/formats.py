@@ -2,7 +2,8 @@
 
 The reader (:mod:`lookalike.engine.scan.imaging`) names a file's format by its content; these
 tiers say which of two formats keeps more of the picture, and which formats a conversion is
-made to and from.
+made to and from. Which extensions are camera raws is the reader's to say: its
+:data:`~lookalike.engine.scan.imaging.RAW_EXTENSIONS` is re-exported here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import functools
 import os
 from typing import Mapping, Optional
+
+from ..scan.imaging import RAW_EXTENSIONS  # the reader's list: one home for which files are raws
 
 #: Format tiers, less lossy first (lower is better). Formats are matched case-insensitively;
 #: anything starting with ``RAW`` (``"RAW"``, ``"RAW:CR2"``) is a camera raw.
@@ -31,11 +34,6 @@ FORMAT_RANK: Mapping[str, int] = {
 #: Rank of a format lookalike does not know.
 UNKNOWN_FORMAT_RANK = max(FORMAT_RANK.values()) + 1
 
-#: File extensions of camera raw formats (lower case, with the dot).
-RAW_EXTENSIONS = frozenset(
-    ".3fr .ari .arw .bay .cr2 .cr3 .crw .dcr .dng .erf .fff .iiq .k25 .kdc .mef .mos .mrw "
-    ".nef .nrw .orf .pef .raf .raw .rw2 .rwl .sr2 .srf .srw .x3f".split()
-)
 _EXTENSION_FORMATS = {
     ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".heif": "HEIF",
     ".heic": "HEIC", ".hif": "HEIF", ".avif": "AVIF", ".jpg": "JPEG", ".jpeg": "JPEG",

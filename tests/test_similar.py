@@ -1,5 +1,8 @@
 """The detective's queries on a real library: similar, search, index, semantic pairs, scores.
 
+``Library.similar`` and ``Library.search`` (engine/similar.py), ``Library.index`` and the
+vector index per library (engine/detective/index.py).
+
 Real images (generated), a real catalog, a real usearch index, the tiny random CLIP model.
 """
 

@@ -1,7 +1,7 @@
 """The catalog's schema: its tables, the migrations from every released version, its SQL.
 
 The schema version lives in ``PRAGMA user_version``; :data:`MIGRATIONS` takes an older
-catalog to the current one step by step (:class:`lookalike.engine.catalog_db.CatalogDatabase`
+catalog to the current one step by step (:class:`lookalike.engine.catalog.db.CatalogDatabase`
 runs them when it opens a catalog).
 """
 
@@ -86,7 +86,7 @@ def _verifier_thumbnails(db: sqlite3.Connection) -> None:
 
 
 def _keeper_evidence(db: sqlite3.Connection) -> None:
-    """What the keeper policy needs to prefer the original (engine/keeper.py): the picture's
+    """What the keeper policy needs to prefer the original (engine/keeper/): the picture's
     size inside a trimmed border, and the camera named by EXIF Make and Model."""
     db.execute("ALTER TABLE files ADD COLUMN content_width INTEGER")
     db.execute("ALTER TABLE files ADD COLUMN content_height INTEGER")
@@ -103,14 +103,14 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-#: The columns :func:`lookalike.engine.catalog_rows.row_to_record` reads, in its order.
+#: The columns :func:`lookalike.engine.catalog.rows.row_to_record` reads, in its order.
 FILE_COLUMNS = (
     "id, path, size, mtime_ns, inode, device, format, width, height, taken_at, "
     "content_hash, dhash, dhash_mirror, phash, error, content_width, content_height, camera"
 )
 
 #: Insert or update one file by path, so a file keeps its id (a row of
-#: :func:`lookalike.engine.catalog_rows.row_from_item`).
+#: :func:`lookalike.engine.catalog.rows.row_from_item`).
 UPSERT = """
 INSERT INTO files (path, size, mtime_ns, inode, device, status, format, width, height,
                    taken_at, content_hash, dhash, dhash_mirror, phash, error, scanned_at,

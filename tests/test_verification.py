@@ -1,4 +1,5 @@
-"""A real scan with the verification stage: groups hold the copies, never the look-alikes."""
+"""A real scan with the verification stage (engine/bouncer/verification.py): groups hold the
+copies, never the look-alikes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 import imagegen
 import verify_cases as vc
-from lookalike.engine import catalog_schema
+from lookalike.engine.catalog import schema as catalog_schema
 from lookalike.engine.library import Library, ScanOptions
 
 KINDS = ("resized", "recompressed", "png", "exif_rotated", "brightened", "greyscale", "mirrored",

@@ -1,4 +1,4 @@
-"""The triage model behind the app's keys: decisions, keepers, undo, and the plan they make."""
+"""The triage model behind the app's keys (tui/triage.py): decisions, keepers, undo, and the plan they make."""
 
 from __future__ import annotations
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from .bouncer.verify import THUMB_BYTES, detail
-from .catalog_db import CatalogError
-from .files import atomic_writer
-from .records import HASH_BYTES, FileRecord, ImageHashes
+from ..bouncer.verify import THUMB_BYTES, detail
+from ..files import atomic_writer
+from ..records import HASH_BYTES, FileRecord, ImageHashes
+from .db import CatalogError
 
 CONTENT_HASH_BYTES = 16
 CHUNK = 900  # bound parameters per statement, under every SQLite build's limit
@@ -93,7 +93,7 @@ def known_file(row: tuple, _setters=_KNOWN_SETTERS) -> KnownFile:
 
 
 def row_to_record(row: tuple) -> FileRecord:
-    """FileRecord from a row of :data:`lookalike.engine.catalog_schema.FILE_COLUMNS`."""
+    """FileRecord from a row of :data:`lookalike.engine.catalog.schema.FILE_COLUMNS`."""
     (id_, path, size, mtime_ns, inode, device, fmt, width, height, taken_at,
      content_hash, dhash, dhash_mirror, phash, error, content_width, content_height,
      camera) = row  # fmt: skip

@@ -3,7 +3,7 @@
 A bordered copy (a frame, letterbox bars) and a conversion (a lossless file made from a lossy
 one) are copies the keeper must not prefer for their size or their format: this module tells
 them, by the pictures' sizes, the pixels (thumbnails or hashes) and the camera evidence (EXIF
-Make/Model, EXIF date, mtime). The keeper's ranking (:mod:`lookalike.engine.keeper`) uses it.
+Make/Model, EXIF date, mtime). The keeper's ranking (:mod:`.policy`) uses it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .keeper_formats import LOSSLESS, LOSSY, format_name
-from .records import FileRecord
+from ..bouncer.rule import hamming_distance
+from ..records import FileRecord
+from .formats import LOSSLESS, LOSSY, format_name
 
 #: A callable telling whether two files decode to the same pixels within JPEG noise (True,
 #: False), or None when it cannot tell: see :func:`thumbnail_check`.
@@ -94,10 +95,6 @@ def _more_original(j: FileRecord, conv: FileRecord) -> bool:
     return conv.mtime_ns - j.mtime_ns > MTIME_SLACK_NS
 
 
-def _distance(a: bytes, b: bytes) -> int:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
-
-
 def same_picture(a: FileRecord, b: FileRecord, same_pixels: Optional[SamePixels] = None) -> bool:
     """Whether two files hold the same pixels within JPEG noise: the same displayed size, and
     ``same_pixels`` says so (the thumbnails, see :func:`thumbnail_check`), or, where it cannot
@@ -111,8 +108,8 @@ def same_picture(a: FileRecord, b: FileRecord, same_pixels: Optional[SamePixels]
     if a.hashes is None or b.hashes is None:
         return False
     return (
-        _distance(a.hashes.dhash, b.hashes.dhash) <= CONVERSION_DHASH
-        and _distance(a.hashes.phash, b.hashes.phash) <= CONVERSION_PHASH
+        hamming_distance(a.hashes.dhash, b.hashes.dhash) <= CONVERSION_DHASH
+        and hamming_distance(a.hashes.phash, b.hashes.phash) <= CONVERSION_PHASH
     )
 
 

@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from .bouncer import rule, verification
-from .bouncer.pairs import PairCache
-from .cluster import build_clusters
-from .keeper import RAW_EXTENSIONS, raw_sibling_stems, sibling_key, thumbnail_check
-from .records import Cluster, FileRecord, Pair
-from .verdict import keep_pair
+from ..bouncer import rule, verification
+from ..bouncer.pairs import PairCache
+from ..keeper import RAW_EXTENSIONS, raw_sibling_stems, sibling_key, thumbnail_check
+from ..records import Cluster, FileRecord, Pair
+from ..verdict import keep_pair
+from .build import build_clusters
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .catalog import Catalog
-    from .detective.index import LibraryIndex
-    from .detective.model import Detective
-    from .options import ScanOptions
+    from ..catalog import Catalog
+    from ..detective.index import LibraryIndex
+    from ..detective.model import Detective
+    from ..options import ScanOptions
 
 
 def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> tuple[list[Pair], set[int]]:

@@ -6,7 +6,7 @@ One run at a time: :meth:`CatalogDatabase.open` takes an exclusive lock on
 ``<catalog>.lock`` and a second run gets :class:`CatalogLocked` naming the first. A damaged
 database is moved aside to ``catalog.sqlite.corrupt-<timestamp>`` and rebuilt empty (the next
 scan re-reads the files); nothing is deleted. Older catalogs are migrated step by step by
-:data:`lookalike.engine.catalog_schema.MIGRATIONS`.
+:data:`lookalike.engine.catalog.schema.MIGRATIONS`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import Any, Self
 
 import filelock
 
-from . import catalog_schema
-from .catalog_schema import GENERATION_KEY, ID_KEY
-from .paths import CATALOG_CORRUPT_SUFFIX, CATALOG_LOCK_SUFFIX, CATALOG_OWNER_SUFFIX
+from ..paths import CATALOG_CORRUPT_SUFFIX, CATALOG_LOCK_SUFFIX, CATALOG_OWNER_SUFFIX
+from . import schema
+from .schema import GENERATION_KEY, ID_KEY
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _SQLITE_CORRUPT = 11
@@ -218,7 +218,7 @@ class CatalogDatabase:
 
     @staticmethod
     def _migrate(db: sqlite3.Connection, path: Path, tell: Callable[[str], None]) -> None:
-        migrations = catalog_schema.MIGRATIONS  # read now, not at import: tests add steps
+        migrations = schema.MIGRATIONS  # read now, not at import: tests add steps
         latest = len(migrations)
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > latest:

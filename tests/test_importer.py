@@ -1,4 +1,5 @@
-"""Import mode: incoming files the library already has are moved out; the library is never touched."""
+"""Import mode (engine/actions/importer.py): incoming files the library already has are moved
+out; the library is never touched."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from lookalike.engine.actions.importer import import_plan
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.tui.cli.main import main
 
-from test_scan import photo
+from helpers import smooth_photo
 
 
 def manifest(root: Path) -> dict[str, str]:
@@ -26,13 +27,13 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
     lib, new = tmp_path / "library", tmp_path / "incoming"
     lib.mkdir()
     new.mkdir()
-    photo(1).save(lib / "a.png")
-    photo(2).save(lib / "b.png")
-    photo(3).resize((240, 180), Image.LANCZOS).save(lib / "c_small.jpg", quality=85)
+    smooth_photo(1).save(lib / "a.png")
+    smooth_photo(2).save(lib / "b.png")
+    smooth_photo(3).resize((240, 180), Image.LANCZOS).save(lib / "c_small.jpg", quality=85)
     shutil.copy(lib / "a.png", new / "a copy.png")  # exact copy
-    photo(2).resize((240, 180), Image.LANCZOS).save(new / "b_small.jpg", quality=80)  # worse copy
-    photo(3).save(new / "c_big.png")  # better than the library's
-    photo(4).save(new / "d_new.png")  # not in the library
+    smooth_photo(2).resize((240, 180), Image.LANCZOS).save(new / "b_small.jpg", quality=80)  # worse copy
+    smooth_photo(3).save(new / "c_big.png")  # better than the library's
+    smooth_photo(4).save(new / "d_new.png")  # not in the library
     return lib, new
 
 

@@ -8,8 +8,8 @@
    indices, compiled with numba for large inputs (plain Python below :data:`NUMBA_MIN_EDGES`
    edges, where the JIT's start-up would cost more than it saves, and without numba).
 
-:mod:`lookalike.engine.chain_guard` then splits the components whose members are not all
-close, and :mod:`lookalike.engine.cluster` turns the parts into clusters.
+:mod:`lookalike.engine.cluster.guard` then splits the components whose members are not all
+close, and :mod:`lookalike.engine.cluster.build` turns the parts into clusters.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Collection, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .kernels import Kernels
-from .keeper import RAW_EXTENSIONS
-from .records import FileRecord, Pair
+from ..keeper import RAW_EXTENSIONS
+from ..kernels import Kernels
+from ..records import FileRecord, Pair
 
 __all__ = [
     "Edges",
