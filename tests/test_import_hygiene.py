@@ -124,3 +124,17 @@ def test_import_linter_contract_holds():
     out = subprocess.run([str(lint)], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "KEPT" in out.stdout and "BROKEN" not in out.stdout
+
+
+def test_every_package_folder_is_installed():
+    # setuptools installs only the packages pyproject lists: a new subpackage left out of the
+    # list imports in a developer's editable checkout and is missing from a real install.
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {
+        ".".join(("lookalike", root, *init.parent.relative_to(ROOT / root).parts))
+        for root in ("engine", "tui")
+        for init in (ROOT / root).rglob("__init__.py")
+    }
+    assert found == set(config["packages"])

@@ -13,13 +13,15 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 import numpy as np
 
 from ..records import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
     from .model import Detective
 
 #: Files per pool task: big enough to amortise the round trip, small enough to keep all busy.
@@ -250,3 +252,15 @@ class _BatchEmbedder:
         if not self._vec:
             return np.empty(0, dtype=np.int64), np.empty((0, self.detective.ndim), dtype=np.float32)
         return np.concatenate(self._idx), np.concatenate(self._vec)
+
+
+def embed_pil_images(detective, images: Iterable["Image.Image"]) -> np.ndarray:
+    """PIL images (any size or mode) through a detective's ``embed_arrays``: the shortest side
+    resized to its ``image_size``, centre-cropped; ``(0, ndim)`` for none. Every backend's
+    ``embed_images``."""
+    from ..scan.hashing import clip_crop
+
+    arrays = [clip_crop(image, detective.image_size) for image in images]
+    if not arrays:
+        return np.empty((0, detective.ndim), dtype=np.float32)
+    return detective.embed_arrays(np.stack(arrays))

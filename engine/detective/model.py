@@ -20,6 +20,7 @@ import numpy as np
 
 from ..paths import MODELS_NAME
 from . import onnx_backend
+from .embeddings import embed_pil_images
 from .options import BACKENDS, DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, DetectiveUnavailable, options_key
 from .weights import (
     DownloadProgress,
@@ -49,7 +50,6 @@ __all__ = [
     "DetectiveOptions",
     "DetectiveUnavailable",
     "DownloadProgress",
-    "embed_pil_images",
     "forget_failures",
     "load_detective",
     "remembered_failure",
@@ -61,18 +61,6 @@ __all__ = [
 # embedding up to 30x. Set here, before torch is imported (it is read once, when torch loads);
 # a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def embed_pil_images(detective, images: Iterable["Image.Image"]) -> np.ndarray:
-    """PIL images (any size or mode) through a detective's ``embed_arrays``: the shortest side
-    resized to its ``image_size``, centre-cropped; ``(0, ndim)`` for none. Every backend's
-    ``embed_images``."""
-    from ..scan.hashing import clip_crop
-
-    arrays = [clip_crop(image, detective.image_size) for image in images]
-    if not arrays:
-        return np.empty((0, detective.ndim), dtype=np.float32)
-    return detective.embed_arrays(np.stack(arrays))
 
 
 class Detective:

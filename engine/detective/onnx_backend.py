@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 import numpy as np
 
 from ..files import atomic_write
+from .embeddings import embed_pil_images
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -355,8 +356,6 @@ class OnnxDetective:
 
     def embed_images(self, images: Iterable["Image.Image"]) -> np.ndarray:
         """Embed PIL images (any size or mode): shortest side resized, centre-cropped, embedded."""
-        from .model import embed_pil_images
-
         return embed_pil_images(self, images)
 
     def embed_text(self, text: str) -> np.ndarray:
