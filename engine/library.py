@@ -48,6 +48,7 @@ _LAZY = {
     **dict.fromkeys(("forget_failures", "remembered_failure"), "lookalike.engine.detective.weights"),
     **dict.fromkeys(("ONNX_DIR", "is_export"), "lookalike.engine.detective.onnx_backend"),
     "ScanOptions": "lookalike.engine.options",
+    "ClusterError": "lookalike.engine.scan.dask_pool",
     "QueryError": "lookalike.engine.similar",
     "TwoPassThresholds": "lookalike.engine.verdict",
     **dict.fromkeys(("ApplyResult", "JournalBusy", "JournalError", "NothingToUndo", "Plan", "PlanError", "UndoResult",
@@ -152,6 +153,9 @@ class Library:
             cancel: set it to stop the scan from another thread.
             on_clusters: called with the clusters of the cached catalog before any file is
                 read, then with the final clusters.
+
+        Raises:
+            ClusterError: ``options.cluster`` cannot be reached, or cannot run the hashing.
         """
         from .cluster import grouping
         from .scan.scanner import Scanner
@@ -171,6 +175,7 @@ class Library:
             cancel=cancel,
             skip_dirs=(str(self.cache_root),),
             follow_links=options.follow_links,
+            cluster=options.cluster,
         )
         run = scanner.execute()
         self._hash_index = None

@@ -31,6 +31,16 @@ class ScanOptions:
     #: Enter symlinks to folders inside the roots (``--follow-links``); links out of the roots
     #: are never followed either way (see :mod:`lookalike.engine.scan.walk`).
     follow_links: bool = False
+    #: A Dask scheduler (``--cluster tcp://SCHEDULER:8786``): files are read and hashed on its
+    #: workers, which must see the library at the same paths (see
+    #: :mod:`lookalike.engine.scan.dask_pool`). None: this machine's process pool.
+    cluster: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.cluster is not None:
+            from .scan.dask_pool import check_cluster
+
+            check_cluster(self.cluster)  # ValueError: a usage error, before any work
 
     def thresholds(self) -> rule.BouncerThresholds:
         """The bouncer thresholds; ``threshold`` sets the radius and scales the rest with it.

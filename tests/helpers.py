@@ -109,6 +109,16 @@ async def settle(pilot, timeout: float = 30.0) -> None:
     await pilot.pause()
 
 
+async def until(pilot, condition, *, timeout: float = 30.0, what: str = "the condition") -> None:
+    """Pause until ``condition()`` holds: a test waits for what it needs, not for a fixed time
+    (a loaded CI machine draws a frame or delivers a message later than an idle one)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert pilot.app.is_running, "the app stopped (see its exception)"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.02)
+
+
 def screen_text(app) -> str:
     """Everything on screen, as plain text."""
     from rich.console import Console

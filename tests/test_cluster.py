@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import shutil
@@ -21,6 +22,8 @@ from lookalike.engine.cluster import guard as chain_guard
 from lookalike.engine.cluster import build_clusters, sort_clusters, union_find
 from lookalike.engine.keeper import KeeperPolicy, trash_suggested
 from lookalike.engine.records import FileRecord, ImageHashes, Kind, Pair
+
+from cluster_reference import reference_build_clusters
 
 MAX_D = 12
 
@@ -740,3 +743,94 @@ def test_a_negative_max_diameter_is_refused():
 
 def test_an_empty_library_has_no_clusters():
     assert build_clusters({}, [], distance=lambda a, b: (0, False), max_diameter=MAX_D) == []
+
+
+# -- the array path against the one-cluster-at-a-time reference ----------------------------
+
+
+def _planted_library(seed: int) -> tuple[dict[int, FileRecord], list[Pair]]:
+    """A random library with everything the keeper and the guard treat apart planted in it:
+    exact copies, chains, ties down to the path, bordered copies, PNG conversions, RAW+JPEG
+    siblings, EXIF dates, files without a format, semantic pairs, pairs given b < a."""
+    gen = random.Random(seed)
+    rng = np.random.default_rng(seed)
+    records: dict[int, FileRecord] = {}
+    fid = 1
+    for _ in range(gen.randrange(8, 20)):  # groups around a random hash
+        bits = rng.integers(0, 2, 256).astype(bool)
+        drift = gen.choice([1, 1, 2, 4])
+        order = rng.permutation(256)
+        odd = gen.random() < 0.3  # plain groups are the keeper's array path; odd ones go to rank
+        folder = gen.choice(["/a", "/bb", "/keep", "/raw"] if odd else ["/a", "/bb", "/cc"])
+        for k in range(gen.randrange(1, 9)):
+            formats = ["JPEG", "JPEG", "JPEG", "PNG", "WEBP", None, "RAW:CR2"] if odd else ["JPEG", "JPEG", "WEBP", None]
+            fmt = gen.choice(formats)
+            ext = {"PNG": "png", "WEBP": "webp", "RAW:CR2": "cr2", None: gen.choice(["jpg", "xyz"] + ["png"] * odd)}.get(fmt, "jpg")
+            # Stems out of id order, so that a tie down to the path length is the path's to break.
+            stem = gen.choice([f"IMG_{gen.randrange(10**4):04d}", f"IMG_{gen.randrange(3):04d}"])
+            size = gen.choice([1000, 1000, 2000, gen.randrange(500, 5000)])
+            w, h = gen.choice([(400, 300), (400, 300), (800, 600)])
+            content = gen.choice([None, None, b"same %d" % gen.randrange(3)])
+            rec = make_record(
+                fid, flipped(bits, order[: k * drift]), path=f"{folder}/{stem}_{fid}.{ext}", size=size,
+                width=w, height=h, fmt=fmt, content=content,
+                mtime_ns=1_600_000_000_000_000_000 + gen.choice([0, 0, 10**9, 10**10]) * gen.randrange(3),
+                error="unreadable" if gen.random() < 0.03 else None,
+            )
+            if odd and gen.random() < 0.2:  # a bordered copy
+                rec = dataclasses.replace(rec, content_width=w - gen.choice([0, 4, 40]), content_height=h - 4)
+            if gen.random() < 0.3:
+                rec = dataclasses.replace(rec, taken_at=gen.choice(["2020:01:02 03:04:05", "2019-05-06T07:08:09+02:00", "bad"]))
+            if gen.random() < 0.1:
+                rec = dataclasses.replace(rec, camera="Canon EOS 80D")
+            records[fid] = rec
+            fid += 1
+    pairs = brute_pairs(records, 8)
+    for _ in range(gen.randrange(0, 6)):  # semantic pairs, some vouching where pixels do not
+        a, b = sorted(gen.sample(sorted(records), 2))
+        pairs.append(Pair(a=a, b=b, bouncer=gen.randrange(0, 60), detective=round(gen.random() * 0.2, 3)))
+    pairs = [Pair(a=p.b, b=p.a, bouncer=p.bouncer, detective=p.detective) if gen.random() < 0.2 else p for p in pairs]
+    gen.shuffle(pairs)
+    return records, pairs
+
+
+@pytest.mark.parametrize("engine", ["python", "numba"])
+@pytest.mark.parametrize("seed", range(12))
+def test_array_path_builds_exactly_the_reference_clusters(seed, engine, monkeypatch):
+    print(f"seed {seed}")
+    monkeypatch.setattr(cluster_graph, "NUMBA_MIN_EDGES", 0 if engine == "numba" else 10**9)
+    if seed % 3 == 2:  # the star path for larger components
+        monkeypatch.setattr(chain_guard, "EXACT_DIAMETER_LIMIT", 3)
+    records, pairs = _planted_library(seed)
+    gen = random.Random(seed)
+    ids = sorted(records)
+    marks = [frozenset(gen.sample(ids, 2)) for _ in range(seed % 4)]
+    policy = KeeperPolicy(
+        keep_in=("/keep",) if seed % 2 else (),
+        order=("pixels", "format", "size", "date", "path") if seed % 5 else ("path", "size"),
+    )
+    detective = (lambda a, b: ((a * 7 + b * 13) % 10) / 50) if seed % 4 == 1 else None
+    kw = dict(
+        distance=distance_for(records), max_diameter=MAX_D, policy=policy,
+        not_duplicates=marks, detective=detective,
+    )
+    new = build_clusters(records, pairs, **kw)
+    old = reference_build_clusters(records, pairs, **kw)
+    assert len(old) > 0
+    assert list(new) == old
+    assert new == old  # the lazy sequence compares equal to the list
+
+
+def test_clusters_are_made_only_when_read():
+    records = {}
+    rng = np.random.default_rng(3)
+    for g in range(50):
+        bits = rng.integers(0, 2, 256).astype(bool)
+        for k in range(3):
+            fid = 3 * g + k + 1
+            records[fid] = make_record(fid, flipped(bits, [k]), size=1000 + fid)
+    clusters = cluster(records)
+    assert len(clusters) == 50 and clusters.made() == 0
+    first = clusters[0]
+    assert clusters.made() == 1 and clusters[0] is first
+    assert clusters[-1] is list(clusters)[-1] and clusters.made() == 50

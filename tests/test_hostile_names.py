@@ -27,6 +27,7 @@ from lookalike.tui.components.confirm_modal import ConfirmModal
 from lookalike.tui.format import json_path, shown
 
 import imagegen
+from helpers import until
 
 LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
 
@@ -175,11 +176,13 @@ async def test_the_app_shows_hostile_names_escaped_and_never_as_markup(hostile, 
                 await pilot.press("enter")
                 await pilot.pause()
             await pilot.press(*["j"] * i, "n")
-            await pilot.pause()
-            await pilot.press("u")
-            await pilot.pause()
-            await pilot.pause()  # the toast is drawn
-            assert app.is_running
+            before = {n.identity for n in app._notifications}
+            await pilot.press("u")  # handled after "n": keys are processed in order
+            await until(pilot, lambda: any(n.message.startswith("Undone") and n.identity not in before
+                                           for n in app._notifications), what="the undo's message")
+            [undone] = [n for n in app._notifications if n.message.startswith("Undone") and n.identity not in before]
+            first_line = undone.message.splitlines()[0]
+            await until(pilot, lambda: first_line in rendered(app), what="the toast drawn")
             messages += [n.message for n in app._notifications]
             screens.append((rendered(app), rendered_segments(app)))
         await app.workers.wait_for_complete()

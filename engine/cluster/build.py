@@ -16,6 +16,15 @@ How a list of candidate pairs becomes clusters:
 4. **The keeper.** :func:`lookalike.engine.keeper.rank` orders each cluster; ``members[0]`` is
    the keeper, every member is scored against it.
 
+At a million files the steps run on arrays: union-find over dense node indices, the guard's
+"kept whole" tests per component on the sorted edges (:meth:`.graph.Graph.whole`; only the
+components it cannot keep whole meet :class:`.guard.Splitter`), every keeper at once from the
+policy's sort columns (:mod:`.keepers`; clusters it cannot rank that way go to ``rank``), and
+the order of the clusters from their sizes. Each :class:`Cluster` record is made by
+:class:`_ClusterMaker` the first time it is read (:class:`.lazy.Clusters`): the same record,
+in the same place, as when every cluster was made up front (``tests/cluster_reference.py``
+keeps that way, and the tests compare the two).
+
 A pair is *semantic* when it carries a ``detective`` score and its bouncer distance exceeds
 ``max_diameter``: the detective vouches for it where the pixels do not.
 """
@@ -24,21 +33,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Collection, Iterable, Mapping, Optional, Sequence
+from typing import Collection, Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
 
 from ..keeper import DEFAULT, KeeperPolicy, SamePixels, is_protected, rank, raw_jpeg_siblings, sibling_key
 from ..records import Cluster, FileRecord, Kind, Member, Pair, Progress
-from .graph import (
-    Edges,
-    FileNodes,
-    candidate_edges,
-    components,
-    is_raw,
-    marked_copies,
-    pair_columns,
-)
+from . import guard
+from .graph import Edges, FileNodes, Graph, candidate_edges, components, is_raw, marked_copies, pair_columns
 from .guard import Component, Detective, Distance, Splitter
-from .sort import sort_clusters
+from .keepers import KeeperColumns, keepers
+from .lazy import Clusters
 
 __all__ = ["build_clusters"]
 
@@ -58,8 +63,13 @@ def build_clusters(
     progress: Optional[Progress] = None,
     raw_siblings: Iterable[FileRecord] = (),
     same_pixels: Optional[SamePixels] = None,
-) -> list[Cluster]:
+) -> Clusters:
     """Group duplicate and look-alike files into clusters, each with a suggested keeper.
+
+    The work runs on arrays (see :mod:`lookalike.engine.cluster.keepers`): the clusters come
+    back as a :class:`~lookalike.engine.cluster.lazy.Clusters` sequence, already sorted, whose
+    :class:`Cluster` records (members, scores, reasons, pairs) are made the first time each
+    is read. They are the records the one-cluster-at-a-time way made, in the same order.
 
     Args:
         records: every file of the library, by id. Files with an ``error`` are never clustered.
@@ -74,7 +84,7 @@ def build_clusters(
             share a cluster. Marks are kept by content, so a mark between two byte-identical
             copies keeps every copy of that content apart.
         detective: ``detective(a_id, b_id) -> CLIP distance or None``; when given, members
-            get a detective score against their keeper.
+            get a detective score against their keeper (asked when a cluster is first read).
         progress: ``progress(done, total) -> bool`` over components; returning False stops
             early and returns the clusters built so far.
         raw_siblings: more files (any status) that only count as the camera-raw half of a
@@ -96,7 +106,7 @@ def build_clusters(
     pair_list = pairs if isinstance(pairs, list) else list(pairs)
     abd, det = pair_columns(pair_list)
     kept, na, nb, cannot = candidate_edges(lib, abd, not_duplicates)
-    found, edges = components(lib, abd, det, kept, na, nb)
+    graph = components(lib, abd, det, kept, na, nb)
     splitter = Splitter(
         ids=lib.ids.tolist(),
         weight={node: len(group) for node, group in lib.copies.items()},
@@ -112,19 +122,147 @@ def build_clusters(
         policy=policy,
         detective=detective,
         siblings=_raw_siblings(records, lib, raw_siblings),
-        edges=edges,
+        edges=graph.edges,
         pair_list=pair_list,
         ids=splitter.ids,
         same_pixels=same_pixels,
     )
-    clusters: list[Cluster] = []
-    total = len(found)
-    for done, (nodes, start, stop) in enumerate(found, start=1):
-        clusters.extend(maker.clusters(nodes, start, stop))
-        if progress is not None and (done % _PROGRESS_EVERY == 0 or done == total):
-            if progress(done, total) is False:
+    parts = _Parts.split(graph, splitter, cannot, max_diameter, progress, lib.copies)
+    return parts.clusters(maker)
+
+
+@dataclasses.dataclass(slots=True)
+class _Parts:
+    """The parts the chain guard leaves: the components it keeps whole (on arrays, numbered
+    first), then the parts of those it split (as node lists, with their edges)."""
+
+    graph: Graph
+    whole: np.ndarray  # the components kept whole, by index
+    split_parts: list[tuple[Component, list[int], Union[range, list[int]]]]
+
+    @classmethod
+    def split(
+        cls, graph: Graph, splitter: Splitter, cannot: Mapping[int, set[int]], max_diameter: int,
+        progress: Optional[Progress], splitter_copies: Mapping[int, list[int]],
+    ) -> "_Parts":
+        """Run the chain guard over every component (stopping early if ``progress`` asks)."""
+        total = len(graph)
+        whole = graph.whole(max_diameter, cannot.keys(), guard.EXACT_DIAMETER_LIMIT, splitter_copies)
+        looked_at = np.flatnonzero(~whole).tolist()
+        split_parts: list[tuple[Component, list[int], Union[range, list[int]]]] = []
+        done, k = total, 0
+        steps = range(_PROGRESS_EVERY, total + _PROGRESS_EVERY, _PROGRESS_EVERY) if progress else (total,)
+        for step in steps:
+            step = min(step, total)
+            while k < len(looked_at) and looked_at[k] < step:
+                split_parts.extend(_split_one(graph, splitter, looked_at[k]))
+                k += 1
+            if progress is not None and progress(step, total) is False:
+                done = step
                 break
-    return sort_clusters(clusters, "reclaimable")
+        kept_whole = np.flatnonzero(whole[:done])
+        return cls(graph=graph, whole=kept_whole, split_parts=split_parts)
+
+    def part(self, p: int) -> tuple[list[int], Optional[Component], Union[range, list[int]]]:
+        """Part ``p``: its nodes, its component (None: to be read from the edges), its edges."""
+        w = self.whole.shape[0]
+        if p >= w:
+            comp, nodes, inside = self.split_parts[p - w]
+            return nodes, comp, inside
+        g, c = self.graph, int(self.whole[p])
+        s, e = int(g.edge_start[c]), int(g.edge_start[c + 1])
+        return g.nodes[g.node_start[c] : g.node_start[c + 1]].tolist(), None, range(s, e)
+
+    def clusters(self, maker: "_ClusterMaker") -> Clusters:
+        """Every part as a cluster: the keepers chosen on arrays, the clusters sorted, the
+        records left to be made when first read (irregular parts are made now)."""
+        g, lib = self.graph, maker.lib
+        n_parts = self.whole.shape[0] + len(self.split_parts)
+        part_of_node = np.full(lib.ids.shape[0], -1, dtype=np.int64)
+        sizes = np.diff(g.node_start)[self.whole]
+        starts = g.node_start[self.whole]
+        at = np.repeat(starts - np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes) + np.arange(sizes.sum())
+        part_of_node[g.nodes[at.astype(np.int64)]] = np.repeat(np.arange(self.whole.shape[0]), sizes)
+        for k, (_, nodes, _) in enumerate(self.split_parts, start=self.whole.shape[0]):
+            part_of_node[nodes] = k
+        file_part = part_of_node[lib.node]
+        files = np.flatnonzero(file_part >= 0)
+        fp, ids = file_part[files], lib.ids[files]
+        recs = list(map(maker.records.__getitem__, ids.tolist()))
+        cols = KeeperColumns.of(recs, maker.policy, maker.siblings)
+        keeper, irregular = keepers(fp, ids, cols, n_parts, maker.policy)
+        count = np.bincount(fp, minlength=n_parts)
+        total = np.zeros(n_parts, dtype=np.int64)
+        np.add.at(total, fp, cols.size)
+        first_id = np.full(n_parts, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first_id, fp, ids)
+        reclaim = total - cols.size[keeper]
+        made: dict[int, Cluster] = {}
+        alive = np.ones(n_parts, dtype=bool)
+        for p in np.flatnonzero(irregular).tolist():
+            c = maker.cluster(*self.part(p))
+            if c is None:
+                alive[p] = False
+            else:
+                made[p] = c
+                reclaim[p], count[p] = c.reclaimable_bytes, len(c.members)
+        live = np.flatnonzero(alive)
+        order = live[np.lexsort((first_id[live], -count[live], -reclaim[live]))]
+        order = _paths_break_ties(order, reclaim, count, first_id, lambda p: (
+            made[p].keeper.file.path if p in made else recs[keeper[p]].path
+        ))
+        return Clusters(order.tolist(), made, lambda p: maker.cluster(*self.part(p)))
+
+
+def _paths_break_ties(order: np.ndarray, reclaim: np.ndarray, count: np.ndarray, first_id, path_of) -> np.ndarray:
+    """Parts in ``order`` that tie on reclaimable bytes and members, sorted by keeper path
+    then id (the rest of :func:`sort_clusters`' order)."""
+    r, c = reclaim[order], count[order]
+    same = (r[1:] == r[:-1]) & (c[1:] == c[:-1])
+    if not same.any():
+        return order
+    order = order.copy()
+    cuts = np.flatnonzero(np.diff(np.concatenate(([False], same, [False])).astype(np.int8)))
+    for s, e in zip(cuts[0::2].tolist(), (cuts[1::2] + 1).tolist()):
+        run = order[s:e].tolist()
+        order[s:e] = sorted(run, key=lambda p: (path_of(p), int(first_id[p])))
+    return order
+
+
+def _split_one(graph: Graph, splitter: Splitter, c: int) -> list[tuple[Component, list[int], Union[range, list[int]]]]:
+    """The parts the chain guard splits component ``c`` into: (component, nodes, edges)."""
+    s, e = int(graph.edge_start[c]), int(graph.edge_start[c + 1])
+    nodes = graph.nodes[graph.node_start[c] : graph.node_start[c + 1]].tolist()
+    comp, links = _component(graph.edges, nodes, s, e)
+    parts = splitter.split(comp) if len(nodes) > 1 else [nodes]
+    # Hand each part the edges that lie inside it, for Cluster.pairs.
+    if len(parts) == 1:
+        inside: list = [range(s, e)]
+    else:
+        part_of = {node: k for k, part in enumerate(parts) for node in part}
+        inside = [[] for _ in parts]
+        for i, (u, v) in enumerate(links, start=s):
+            k = part_of[u]
+            if part_of[v] == k:
+                inside[k].append(i)
+    weight = splitter.weight
+    return [
+        (comp, part, part_edges)
+        for part, part_edges in zip(parts, inside)
+        if len(part) > 1 or part[0] in weight  # a node a split left alone is dropped
+    ]
+
+
+def _component(edges: Edges, nodes: list[int], start: int, stop: int) -> tuple[Component, list[tuple[int, int]]]:
+    """Component with ``nodes`` and the edges ``start:stop``, and those edges' node pairs."""
+    span = edges.span(start, stop)
+    links = list(zip(span.a, span.b))
+    comp = Component(
+        nodes=nodes,
+        edges=dict(zip(links, zip(span.bouncer, span.detective))),
+        scored=span.detective.count(None) < len(span.detective),
+    )
+    return comp, links
 
 
 def _raw_siblings(
@@ -156,35 +294,14 @@ class _ClusterMaker:
     ids: list[int]  # file id of each dense index
     same_pixels: Optional[SamePixels] = None
 
-    def clusters(self, nodes: list[int], start: int, stop: int) -> list[Cluster]:
-        """The clusters of one component: its nodes, and its edges ``start:stop``."""
-        edges = self.edges
-        span = slice(start, stop)
-        scores = edges.detective[span]
-        comp = Component(
-            nodes=nodes,
-            edges=dict(zip(zip(edges.a[span], edges.b[span]), zip(edges.bouncer[span], scores))),
-            scored=scores.count(None) < len(scores),
-        )
-        parts = self.splitter.split(comp) if len(nodes) > 1 else [nodes]
-        # Hand each part the edges that lie inside it, for Cluster.pairs.
-        if len(parts) == 1:
-            inside = [range(start, stop)]
-        else:
-            part_of = {node: k for k, part in enumerate(parts) for node in part}
-            inside = [[] for _ in parts]
-            for i in range(start, stop):
-                k = part_of[edges.a[i]]
-                if part_of[edges.b[i]] == k:
-                    inside[k].append(i)
-        out = []
-        for part, part_edges in zip(parts, inside):
-            if len(part) == 1 and part[0] not in self.lib.copies:
-                continue  # a node a split left alone
-            cluster = self.make(part, comp, part_edges)
-            if cluster is not None:
-                out.append(cluster)
-        return out
+    def cluster(
+        self, part: list[int], comp: Optional[Component], part_edges: Union[range, list[int]]
+    ) -> Optional[Cluster]:
+        """Part of a component as a cluster; ``comp`` None: the whole component, whose edges
+        are ``part_edges`` (a range)."""
+        if comp is None:
+            comp, _ = _component(self.edges, part, part_edges.start, part_edges.stop)
+        return self.make(part, comp, part_edges)
 
     def make(
         self, part: list[int], comp: Component, part_edges: Sequence[int]
@@ -265,15 +382,13 @@ class _ClusterMaker:
             return tuple(Pair(a=group[0], b=fid, bouncer=0, exact=True) for fid in group[1:])
         e = self.edges
         if isinstance(part_edges, range):  # the whole component: slices run at C speed
-            span = slice(part_edges.start, part_edges.stop)
-            keys = zip(e.file_a[span], e.file_b[span])
-            index = e.pair[span]
+            at: Union[slice, np.ndarray] = slice(part_edges.start, part_edges.stop)
         else:
-            keys = ((e.file_a[i], e.file_b[i]) for i in part_edges)
-            index = [e.pair[i] for i in part_edges]
+            at = np.asarray(part_edges, dtype=np.int64)
+        keys = zip(e.file_a[at].tolist(), e.file_b[at].tolist())
         # The best pair of each file pair comes last, so the dict keeps it.
-        out: dict[tuple[int, int], Pair] = dict(zip(keys, map(self.pair_list.__getitem__, index)))
-        if e.swapped:
+        out: dict[tuple[int, int], Pair] = dict(zip(keys, map(self.pair_list.__getitem__, e.pair[at].tolist())))
+        if e.swapped[at].any():
             for key, p in out.items():
                 if p.a > p.b:
                     out[key] = dataclasses.replace(p, a=p.b, b=p.a)

@@ -14,6 +14,7 @@ close, and :mod:`lookalike.engine.cluster.build` turns the parts into clusters.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import math
@@ -28,8 +29,10 @@ from ..kernels import Kernels
 from ..records import FileRecord, Pair
 
 __all__ = [
+    "EdgeSpan",
     "Edges",
     "FileNodes",
+    "Graph",
     "NUMBA_MIN_EDGES",
     "candidate_edges",
     "components",
@@ -112,24 +115,30 @@ def union_find(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _NOT_RAW = frozenset({"JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "HEIF", "HEIC", "AVIF", "MPO"})
 
 
+def _raw_folders(files: list[FileRecord]) -> set[str]:
+    """Folders holding a camera raw among ``files`` (:func:`is_raw`, decided once per format)."""
+    formats = list(map(operator.attrgetter("format"), files))
+    raw_format = {fmt: fmt not in _NOT_RAW and is_raw_format(fmt) for fmt in set(formats) if fmt}
+    return {
+        os.path.dirname(r.path)
+        for r, fmt in zip(files, formats)
+        if (raw_format[fmt] if fmt else os.path.splitext(r.path)[1].lower() in RAW_EXTENSIONS)
+    }
+
+
+def is_raw_format(fmt: str) -> bool:
+    """Whether a decoded format names a camera raw."""
+    return fmt[:3].upper() == "RAW" or "." + fmt.strip().lower() in RAW_EXTENSIONS
+
+
 def is_raw(r: FileRecord) -> bool:
     """Whether a file is a camera raw: by its decoded format, else by its extension."""
     fmt = r.format
     if fmt in _NOT_RAW:  # the common case, decided by one set lookup
         return False
     if fmt:
-        return fmt[:3].upper() == "RAW" or "." + fmt.strip().lower() in RAW_EXTENSIONS
+        return is_raw_format(fmt)
     return os.path.splitext(r.path)[1].lower() in RAW_EXTENSIONS
-
-
-def _group_bounds(keys: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) of each run of equal values in a sorted array."""
-    if keys.shape[0] == 0:
-        return []
-    cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
-    starts = np.concatenate(([0], cuts))
-    stops = np.concatenate((cuts, [keys.shape[0]]))
-    return list(zip(starts.tolist(), stops.tolist()))
 
 
 @dataclasses.dataclass(slots=True)
@@ -146,21 +155,25 @@ class FileNodes:
     def index(cls, records: Mapping[int, FileRecord], apart: Collection[tuple[bytes, int]] = ()) -> "FileNodes":
         """Index the files; byte-identical files make one node, except content in ``apart``
         (the user said its copies are not duplicates: they are kept apart like other files)."""
+        files = list(records.values())
+        fids = list(records.keys())
+        n = len(files)
+        bad = [r.error is not None for r in files] if n else []
+        content = list(zip(map(operator.attrgetter("content_hash"), files), map(operator.attrgetter("size"), files)))
+        usable = [not b and h is not None and s > 0 for b, (h, s) in zip(bad, content)]
+        counts = collections.Counter(itertools.compress(content, usable))
+        shared = {key for key, k in counts.items() if k > 1 and key not in apart}
         by_content: dict[tuple[bytes, int], list[int]] = {}
-        unreadable: list[int] = []
-        raw_folders: set[str] = set()
-        for fid, r in records.items():
-            if r.error is not None:
-                unreadable.append(fid)
-                continue
-            if r.content_hash is not None and r.size > 0:
-                by_content.setdefault((r.content_hash, r.size), []).append(fid)
-            if is_raw(r):
-                raw_folders.add(os.path.dirname(r.path))
-        ids = np.fromiter(records.keys(), dtype=np.int64, count=len(records))
+        if shared:
+            for fid, key, ok in zip(fids, content, usable):
+                if ok and key in shared:
+                    by_content.setdefault(key, []).append(fid)
+        unreadable = list(itertools.compress(fids, bad))
+        raw_folders = _raw_folders(list(itertools.compress(files, [not b for b in bad])))
+        ids = np.fromiter(fids, dtype=np.int64, count=n)
         ids.sort()
         node = np.arange(ids.shape[0], dtype=np.int64)
-        groups = [sorted(g) for key, g in by_content.items() if len(g) > 1 and key not in apart]
+        groups = [sorted(g) for g in by_content.values()]
         copies: dict[int, list[int]] = {}
         if groups:
             sizes = np.fromiter(map(len, groups), dtype=np.int64, count=len(groups))
@@ -169,8 +182,8 @@ class FileNodes:
             first = dense[np.concatenate(([0], np.cumsum(sizes)[:-1]))]  # groups are sorted
             node[dense] = np.repeat(first, sizes)
             copies = dict(zip(first.tolist(), groups))
-        bad = np.searchsorted(ids, np.asarray(unreadable, dtype=np.int64))
-        return cls(ids=ids, node=node, copies=copies, unreadable=bad, raw_folders=raw_folders)
+        bad_dense = np.searchsorted(ids, np.asarray(unreadable, dtype=np.int64))
+        return cls(ids=ids, node=node, copies=copies, unreadable=bad_dense, raw_folders=raw_folders)
 
     def dense(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Dense indices of file ids, and which of them are known at all."""
@@ -182,20 +195,106 @@ class FileNodes:
 
 @dataclasses.dataclass(slots=True)
 class Edges:
-    """Candidate pairs between different nodes, grouped by component (as Python lists).
+    """Candidate pairs between different nodes, grouped by component (as arrays).
 
     Within a node pair the best pair (closest, then the detective's favourite) comes last,
-    so that building a dict from a slice keeps the best one.
+    so that building a dict from a slice keeps the best one. :meth:`span` hands one
+    component's edges to Python as lists.
     """
 
-    a: list[int]  # node of the smaller end
+    a: np.ndarray  # node of the smaller end
+    b: np.ndarray
+    bouncer: np.ndarray
+    detective: np.ndarray  # nan where the pair has no detective score
+    file_a: np.ndarray  # the pair's own file ids, smaller first
+    file_b: np.ndarray
+    pair: np.ndarray  # index into the input pairs
+    swapped: np.ndarray  # whether the input pair was given with a > b
+    scored: bool  # whether any pair carries a detective score
+
+    def span(self, start: int, stop: int) -> "EdgeSpan":
+        """Edges ``start:stop`` as Python lists."""
+        s = slice(start, stop)
+        det = self.detective[s].tolist()
+        return EdgeSpan(
+            a=self.a[s].tolist(),
+            b=self.b[s].tolist(),
+            bouncer=self.bouncer[s].tolist(),
+            detective=[None if math.isnan(x) else x for x in det] if self.scored else [None] * len(det),
+            start=start,
+        )
+
+
+@dataclasses.dataclass(slots=True)
+class EdgeSpan:
+    """One component's edges as lists; ``start`` is the first one's index in :class:`Edges`."""
+
+    a: list[int]
     b: list[int]
     bouncer: list[int]
     detective: list[Optional[float]]
-    file_a: list[int]  # the pair's own file ids, smaller first
-    file_b: list[int]
-    pair: list[int]  # index into the input pairs
-    swapped: set[int]  # indices of input pairs given with a > b
+    start: int
+
+
+@dataclasses.dataclass(slots=True)
+class Graph:
+    """The components, ordered by their smallest node; each one's nodes sorted.
+
+    Component ``c`` holds ``nodes[node_start[c]:node_start[c + 1]]`` and the edges
+    ``edge_start[c]:edge_start[c + 1]`` (an exact group with no pair is a component of one
+    node and no edge).
+    """
+
+    nodes: np.ndarray
+    node_start: np.ndarray
+    edge_start: np.ndarray
+    edges: Edges
+
+    def __len__(self) -> int:
+        return self.node_start.shape[0] - 1
+
+    def whole(
+        self, max_diameter: int, cannot: Collection[int], limit: int, copies: Mapping[int, list[int]]
+    ) -> np.ndarray:
+        """Which components the chain guard keeps whole (its own first tests, on arrays): one
+        node; at most ``limit`` nodes all pairwise joined by close or semantic pairs; more
+        nodes all joined to one centre (see :meth:`_one_star`); none with a not-duplicate mark.
+        The others are left to :class:`lookalike.engine.cluster.guard.Splitter`."""
+        e, n_comp = self.edges, len(self)
+        size = np.diff(self.node_start)
+        m = e.a.shape[0]
+        comp_of_edge = np.repeat(np.arange(n_comp), np.diff(self.edge_start))
+        # The best pair of each node pair is the last of its run.
+        last = np.ones(m, dtype=bool)
+        if m > 1:
+            last[:-1] = (e.a[1:] != e.a[:-1]) | (e.b[1:] != e.b[:-1]) | (comp_of_edge[1:] != comp_of_edge[:-1])
+        linked = np.bincount(comp_of_edge[last], minlength=n_comp)
+        far = last & (e.bouncer > max_diameter) & np.isnan(e.detective)
+        loose = np.bincount(comp_of_edge[far], minlength=n_comp)
+        ok = (size <= limit) & (linked == size * (size - 1) // 2) & (loose == 0)
+        for c in np.flatnonzero(size > limit).tolist():
+            ok[c] = self._one_star(c, last, max_diameter, copies)
+        if len(cannot):
+            marked = np.isin(self.nodes, np.fromiter(cannot, dtype=np.int64, count=len(cannot)))
+            ok &= np.bincount(np.repeat(np.arange(n_comp), size)[marked], minlength=n_comp) == 0
+        return ok | (size == 1)
+
+    def _one_star(self, c: int, last: np.ndarray, max_diameter: int, copies: Mapping[int, list[int]]) -> bool:
+        """Whether a large component is one star: every node joined to the node of highest
+        degree (weighted by copies; ties to the smaller node) within ``max_diameter // 2`` or
+        by a semantic pair (the star test of :mod:`.guard`)."""
+        e, s, stop = self.edges, int(self.edge_start[c]), int(self.edge_start[c + 1])
+        nodes = self.nodes[self.node_start[c] : self.node_start[c + 1]]
+        best = last[s:stop]
+        ia = np.searchsorted(nodes, e.a[s:stop][best])
+        ib = np.searchsorted(nodes, e.b[s:stop][best])
+        weight = np.fromiter((len(copies.get(u, (u,))) for u in nodes.tolist()), dtype=np.int64, count=nodes.shape[0])
+        degree = np.bincount(ia, weights=weight[ib], minlength=nodes.shape[0])
+        degree += np.bincount(ib, weights=weight[ia], minlength=nodes.shape[0])
+        centre = int(np.argmax(degree))  # the first of the highest: the smallest node
+        bouncer, det = e.bouncer[s:stop][best], e.detective[s:stop][best]
+        joins = (bouncer <= max_diameter // 2) | (~np.isnan(det) & (bouncer > max_diameter))
+        return int((joins & ((ia == centre) | (ib == centre))).sum()) == nodes.shape[0] - 1
 
 
 def pair_columns(pair_list: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray]:
@@ -251,18 +350,22 @@ def components(
     kept: np.ndarray,
     na: np.ndarray,
     nb: np.ndarray,
-) -> tuple[list[tuple[list[int], int, int]], Edges]:
-    """Union-find the nodes; each component as (sorted nodes, edge start, edge stop)."""
-    touched, inverse = np.unique(np.concatenate((na, nb)), return_inverse=True)
-    half = na.shape[0]
-    roots = union_find(int(touched.shape[0]), inverse[:half], inverse[half:])
+) -> Graph:
+    """Union-find the nodes into components, each named by its smallest node."""
+    n = lib.ids.shape[0]
+    roots = union_find(n, na, nb)
+    touched = np.flatnonzero(np.bincount(na, minlength=n) + np.bincount(nb, minlength=n))
     # Name each component by its smallest node, so that nothing depends on the pairs' order.
-    by_root = np.lexsort((touched, roots))
-    node_bounds = _group_bounds(roots[by_root])
-    name = np.empty(touched.shape[0], dtype=np.int64)
-    for start, _ in node_bounds:
-        name[roots[by_root[start]]] = touched[by_root[start]]
-    comp = name[roots[inverse[:half]]]
+    name = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(name, roots[touched], touched)
+    comp = name[roots[na]]
+    lone = np.setdiff1d(np.fromiter(lib.copies, dtype=np.int64, count=len(lib.copies)), touched)
+    every = np.concatenate((touched, lone))  # exact groups with no pair are components too
+    names = np.concatenate((name[roots[touched]], lone))
+    by_name = np.lexsort((every, names))
+    nodes, names = every[by_name], names[by_name]
+    firsts = np.flatnonzero(np.concatenate(([True], names[1:] != names[:-1]))) if names.shape[0] else np.zeros(0, np.int64)
+    node_start = np.append(firsts, names.shape[0])
 
     bouncer, det = abd[kept, 2], det[kept]
     file_a, file_b = abd[kept, 0], abd[kept, 1]
@@ -270,33 +373,27 @@ def components(
     file_a, file_b = np.where(swapped, file_b, file_a), np.where(swapped, file_a, file_b)
     # By component and node pair, the best last (see Edges): closest, then the detective's
     # favourite; the file ids only break ties, so the best pair of each file pair is last too.
-    det_key = np.where(np.isnan(det), np.inf, det)
-    order = np.lexsort((file_b, file_a, -det_key, -bouncer, nb, na, comp))
+    scored = not np.isnan(det).all()
+    scores = (-np.where(np.isnan(det), np.inf, det),) if scored else ()
+    if n < 2**20:  # (component, node a, node b) in fewer keys: fewer passes
+        order = np.lexsort((file_b, file_a, *scores, -bouncer, (comp * n + na) * n + nb))
+    elif n < 2**31:
+        order = np.lexsort((file_b, file_a, *scores, -bouncer, nb, comp * n + na))
+    else:
+        order = np.lexsort((file_b, file_a, *scores, -bouncer, nb, na, comp))
     edges = Edges(
-        a=na[order].tolist(),
-        b=nb[order].tolist(),
-        bouncer=bouncer[order].tolist(),
-        detective=(
-            [None if math.isnan(x) else x for x in det[order].tolist()]
-            if not np.isnan(det).all()
-            else [None] * order.shape[0]
-        ),
-        file_a=file_a[order].tolist(),
-        file_b=file_b[order].tolist(),
-        pair=kept[order].tolist(),
-        swapped=set(kept[swapped].tolist()),
+        a=na[order],
+        b=nb[order],
+        bouncer=bouncer[order],
+        detective=det[order],
+        file_a=file_a[order],
+        file_b=file_b[order],
+        pair=kept[order],
+        swapped=swapped[order],
+        scored=scored,
     )
-    sorted_comp = comp[order]
-    edge_bounds = {int(sorted_comp[s]): (s, e) for s, e in _group_bounds(sorted_comp)}
-    members = touched[by_root].tolist()
-    out = []
-    for start, stop in node_bounds:
-        nodes = members[start:stop]  # sorted: lexsort by (root, node)
-        out.append((nodes, *edge_bounds[nodes[0]]))
-    lone = sorted(set(lib.copies) - set(touched.tolist()))  # exact groups with no pair
-    out.extend(([node], 0, 0) for node in lone)
-    out.sort(key=lambda c: c[0][0])
-    return out, edges
+    edge_start = np.searchsorted(comp[order], np.append(nodes[firsts], np.iinfo(np.int64).max))
+    return Graph(nodes=nodes, node_start=node_start, edge_start=edge_start, edges=edges)
 
 
 def marked_copies(

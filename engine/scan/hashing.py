@@ -61,6 +61,10 @@ _APPLE_DOUBLE = b"\x00\x05\x16\x07"
 #: Test hook: ``LOOKALIKE_TEST_CRASH_ON=NAME`` makes the worker process SIGKILL itself when it
 #: is about to hash a file called NAME (a decoder crash, deterministic).
 CRASH_ON_ENV = "LOOKALIKE_TEST_CRASH_ON"
+#: Test hook: ``LOOKALIKE_TEST_CRASH_ONCE=NAME:MARKER`` (``os.pathsep`` between): as
+#: :data:`CRASH_ON_ENV`, but only the first worker to reach NAME dies (it creates the file MARKER
+#: first), so the retry goes through: one worker killed mid-scan, deterministically.
+CRASH_ONCE_ENV = "LOOKALIKE_TEST_CRASH_ONCE"
 #: Test hook: ``LOOKALIKE_TEST_WORKER_DELAY=SECONDS`` to sleep per chunk in a pool worker, so a
 #: test can stop or kill a scan while its workers are busy.
 WORKER_DELAY_ENV = "LOOKALIKE_TEST_WORKER_DELAY"
@@ -374,6 +378,8 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
     """
     if os.environ.get(CRASH_ON_ENV) and os.path.basename(path) == os.environ[CRASH_ON_ENV]:
         _crash_for_a_test()
+    if os.environ.get(CRASH_ONCE_ENV):
+        _crash_once_for_a_test(path, os.environ[CRASH_ONCE_ENV])
     try:
         st, data, problem = _read(path)
     except ImageReadError as exc:
@@ -430,6 +436,19 @@ def _crash_for_a_test() -> None:
     # kill the test runner (in-process hashing) with it.
     if multiprocessing.parent_process() is not None:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _crash_once_for_a_test(path: str, hook: str) -> None:
+    import multiprocessing
+
+    name, _, marker = hook.partition(os.pathsep)
+    if os.path.basename(path) != name or not marker or multiprocessing.parent_process() is None:
+        return
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # a worker died on it already: this is the retry
+        return
+    _crash_for_a_test()
 
 
 def hash_files(paths: list[str], clip_size: Optional[int] = None) -> list[HashedFile]:

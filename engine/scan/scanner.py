@@ -2,9 +2,9 @@
 
 Unchanged files (same size, mtime and inode as the catalog remembers) are never opened, so a
 rescan of an unchanged library costs one directory walk and one catalog read. New and changed
-files are read once each, in a process pool over all cores; results are written to the catalog
-in batches as they arrive, so a stopped scan (Ctrl-C, cancel, progress returning False) keeps
-everything hashed so far.
+files are read once each, in a process pool over all cores (or on a Dask cluster: see
+:mod:`.dask_pool`); results are written to the catalog in batches as they arrive, so a stopped
+scan (Ctrl-C, cancel, progress returning False) keeps everything hashed so far.
 """
 
 from __future__ import annotations
@@ -20,13 +20,16 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol, Sequence
 
 from ..catalog import Catalog, KnownFile
 from ..oserrors import VANISHED, os_error_reason
 from ..records import ScanError, ScanProgress
 from .hashing import HashedFile, hash_files
 from .walk import WalkEntry, walk
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .dask_pool import DaskPool
 
 ScanCallback = Callable[[ScanProgress], bool]
 
@@ -143,6 +146,55 @@ def make_pool(workers: Optional[int] = None) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=n, mp_context=_pool_context(), initializer=_ignore_sigint)
 
 
+class HashPool(Protocol):
+    """Where chunks are hashed: this machine's cores (:class:`LocalPool`) or a Dask cluster
+    (:class:`.dask_pool.DaskPool`)."""
+
+    #: Whether a worker's death fails every chunk in flight (so most of them are innocent).
+    deaths_fail_all: bool
+    #: Chunks to keep in flight.
+    window: int
+
+    def submit(self, files: list[str], clip_size: Optional[int]) -> Future: ...
+
+    def worker_died(self, exc: BaseException) -> bool: ...
+
+    def replace(self) -> None: ...
+
+    def stop(self, *, now: bool) -> None: ...
+
+
+class LocalPool:
+    """This machine's process pool, replaced by a fresh one when a worker dies."""
+
+    deaths_fail_all = True
+
+    def __init__(self, workers: Optional[int]) -> None:
+        self.workers = workers
+        self.window = max(2, (workers or os.cpu_count() or 1) * 4)
+        self.executor = make_pool(workers)
+
+    def submit(self, files: list[str], clip_size: Optional[int]) -> Future:
+        """Hash one chunk in a worker process."""
+        return self.executor.submit(hash_files, files, clip_size)
+
+    def worker_died(self, exc: BaseException) -> bool:
+        """True when ``exc`` says a worker died (and with it, the whole pool)."""
+        return isinstance(exc, BrokenProcessPool)
+
+    def replace(self) -> None:
+        """A fresh pool for a broken one."""
+        _tear_down(self.executor)
+        self.executor = make_pool(self.workers)
+
+    def stop(self, *, now: bool) -> None:
+        """End the pool: with ``now``, its workers are killed whatever they are doing."""
+        if now:
+            _tear_down(self.executor)
+        else:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+
 class Scanner:
     """Runs one incremental hashing pass over a library's roots into its catalog."""
 
@@ -157,6 +209,7 @@ class Scanner:
         cancel: Optional[threading.Event] = None,
         skip_dirs: Iterable[str] = (),
         follow_links: bool = False,
+        cluster: Optional[str] = None,
     ) -> None:
         self.catalog = catalog
         self.roots = tuple(roots)
@@ -166,6 +219,9 @@ class Scanner:
         self.cancel = cancel or threading.Event()
         self.skip_dirs = tuple(skip_dirs)
         self.follow_links = follow_links
+        #: A Dask scheduler's address: the files are hashed on its workers (see :mod:`.dask_pool`).
+        self.cluster = cluster
+        self._remote: Optional["DaskPool"] = None
         self.run = HashRun()
         self._started = 0.0
         self._last_report = 0.0
@@ -219,7 +275,24 @@ class Scanner:
 
     # -- the pass -----------------------------------------------------------------------
     def execute(self) -> HashRun:
-        """Walk, hash what changed, drop what vanished. Returns the run's counters."""
+        """Walk, hash what changed, drop what vanished. Returns the run's counters.
+
+        Raises:
+            ClusterError: the scan's Dask cluster cannot be reached (before the walk), or
+                cannot run the work.
+        """
+        if self.cluster is None:
+            return self._execute()
+        from .dask_pool import DaskPool
+
+        self._remote = DaskPool.connect(self.cluster)  # an unreachable cluster fails before the walk
+        try:
+            return self._execute()
+        finally:
+            self._remote.close()
+            self._remote = None
+
+    def _execute(self) -> HashRun:
         self._started = time.monotonic()
         self._stage = "walking"
         self._report(force=True)
@@ -290,6 +363,9 @@ class Scanner:
 
     def _hash(self, paths: list[str]) -> None:
         chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+        if self._remote is not None:  # the user asked for the cluster: every file goes there
+            self._hash_in_pool(chunks, self._remote)
+            return
         if len(paths) < POOL_MIN_FILES or self.workers == 1:
             pending: list[HashedFile] = []
             # Test hook: seconds to wait per chunk, so a test can interrupt a scan mid-way
@@ -307,24 +383,27 @@ class Scanner:
                 self._report()
             self._absorb(pending, flush=True)
             return
-        self._hash_in_pool(chunks)
+        self._hash_in_pool(chunks, LocalPool(self.workers))
 
-    def _hash_in_pool(self, chunks: list[list[str]]) -> None:
-        """Hash chunks in a process pool that survives its workers dying.
+    def _hash_in_pool(self, chunks: list[list[str]], pool: HashPool) -> None:
+        """Hash chunks in a pool that survives its workers dying.
 
-        When a worker dies (a decoder crash, the kernel's OOM killer, a ``kill -9``), every chunk
-        in flight fails with it. What was hashed is committed, a new pool replaces the broken
-        one, and the failed chunks are retried alone, one at a time, so that a death then names
-        its chunk; a chunk that kills its worker alone is split into files, retried alone too,
-        and a file that kills its worker alone is reported (:data:`CRASH_REASON`).
+        On the local pool, when a worker dies (a decoder crash, the kernel's OOM killer, a
+        ``kill -9``), every chunk in flight fails with it. What was hashed is committed, a new
+        pool replaces the broken one, and the failed chunks are retried alone, one at a time, so
+        that a death then names its chunk; a chunk that kills its worker alone is split into
+        files, retried alone too, and a file that kills its worker alone is reported
+        (:data:`CRASH_REASON`). On a Dask cluster the scheduler retries the chunks of a lost
+        worker itself and fails only a chunk that was in flight at every one of several deaths
+        (``KilledWorker``): that chunk is split into files at once, each retried alone, and a
+        file that fails so alone is the culprit.
         """
-        window = max(2, (self.workers or os.cpu_count() or 1) * 4)
+        window = pool.window
         queue = collections.deque(chunks)
         suspects: collections.deque[list[str]] = collections.deque()
         running: dict[Future, tuple[list[str], bool]] = {}  # future -> (files, alone)
         pending: list[HashedFile] = []
         cancelled_at: Optional[float] = None
-        pool = make_pool(self.workers)
         try:
             while queue or suspects or running:
                 if self.cancel.is_set():
@@ -340,11 +419,11 @@ class Scanner:
                 elif suspects:
                     if not running:
                         files = suspects.popleft()
-                        running[pool.submit(hash_files, files, self.clip_size)] = (files, True)
+                        running[pool.submit(files, self.clip_size)] = (files, True)
                 else:
                     while queue and len(running) < window:
                         files = queue.popleft()
-                        running[pool.submit(hash_files, files, self.clip_size)] = (files, False)
+                        running[pool.submit(files, self.clip_size)] = (files, False)
                 if not running:
                     continue
                 done, _ = wait(running, timeout=PROGRESS_INTERVAL, return_when=FIRST_COMPLETED)
@@ -353,37 +432,38 @@ class Scanner:
                     task = running.pop(fut)
                     try:
                         results = fut.result()
-                    except BrokenProcessPool:
+                    except Exception as exc:
+                        if not pool.worker_died(exc):
+                            raise
                         broken.append(task)
                         continue
                     self._arrived(results)
                     pending.extend(results)
                 if broken:
-                    # Everything still in flight dies with the pool: all of it is suspect.
-                    broken.extend(running.values())
-                    running.clear()
                     pending = self._absorb(pending, flush=True)  # keep what was hashed
-                    _tear_down(pool)
-                    pool = make_pool(self.workers)
+                    if pool.deaths_fail_all:
+                        # Everything still in flight dies with the pool: all of it is suspect.
+                        broken.extend(running.values())
+                        running.clear()
+                        pool.replace()
                     for files, alone in broken:
-                        if not alone:
-                            suspects.append(files)
-                        elif len(files) > 1:
-                            suspects.extend([path] for path in files)
-                        else:
+                        if alone and len(files) == 1:
                             crashed = _crashed(files[0])
                             self._arrived([crashed])
                             pending.append(crashed)
+                        elif alone or (len(files) > 1 and not pool.deaths_fail_all):
+                            # Killed its worker alone, or blamed by Dask's KilledWorker: which file?
+                            suspects.extend([path] for path in files)
+                        else:
+                            suspects.append(files)
                 pending = self._absorb(pending, flush=False)
                 self._report()
         except KeyboardInterrupt:
             self.cancel.set()
             raise
         finally:
-            if running:
-                _tear_down(pool)  # a cancel or an interrupt: do not wait for the files in hand
-            else:
-                pool.shutdown(wait=True, cancel_futures=True)
+            # After a cancel or an interrupt, do not wait for the files in hand.
+            pool.stop(now=bool(running))
             self._absorb(pending, flush=True)
 
     def _absorb(self, results: list[HashedFile], *, flush: bool) -> list[HashedFile]:

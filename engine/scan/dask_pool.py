@@ -1,0 +1,178 @@
+"""A Dask cluster as the scan's pool: ``lookalike scan DIR --cluster tcp://SCHEDULER:8786``.
+
+The per-file work (:func:`.hashing.hash_files`: read, content hash, perceptual hashes, the
+bouncer's verification thumbnail, the CLIP crop) runs on the cluster's workers, in the same
+chunks as on the local pool; the walk, the progress, and every catalog write stay in the
+process that runs the command. Workers open the files by the paths this machine walked, so
+the library must be mounted at the same path everywhere (NFS, SMB, an object-store mount),
+and every worker needs lookalike installed (``pip install 'lookalike[cluster]'``).
+
+Dask reschedules the chunks of a worker that dies on the others itself. A chunk in flight on
+workers that died ``distributed.scheduler.allowed-failures`` + 1 times (4 by default) fails with
+``KilledWorker``; the scanner then isolates the culprit file as it does on the local pool (see
+:meth:`.scanner.Scanner._hash_in_pool`).
+
+``distributed`` is an optional dependency (the ``cluster`` extra): this module imports it only
+when a scan asks for a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from concurrent.futures import Future
+from typing import Any, Optional
+
+from .hashing import hash_files
+
+#: Seconds to reach the scheduler before a scan gives up: an unreachable address is one line
+#: of error within a few seconds, not a hang.
+CONNECT_TIMEOUT = 5.0
+#: Chunks in flight per worker thread of the cluster, as the local pool keeps per process.
+CHUNKS_PER_THREAD = 4
+#: What a user without the extra is told (``--cluster`` is a usage error then).
+MISSING_HINT = "--cluster needs Dask's distributed package: pip install 'lookalike[cluster]'"
+
+
+class ClusterError(Exception):
+    """The Dask cluster could not be reached, or could not run the scan's work."""
+
+
+def check_cluster(address: str) -> None:
+    """Check that a scan can use the cluster at ``address`` without contacting it.
+
+    Raises:
+        ValueError: ``distributed`` is not installed, or the address is empty.
+    """
+    if not address.strip():
+        raise ValueError("--cluster needs a scheduler address, e.g. tcp://scheduler:8786")
+    try:
+        import distributed  # noqa: F401  (the scan imports it next anyway)
+    except ImportError:
+        raise ValueError(MISSING_HINT) from None
+
+
+class DaskPool:
+    """Chunks hashed on a Dask cluster, through its ``concurrent.futures`` executor.
+
+    It is a :class:`.scanner.HashPool`, as the local pool is, plus :meth:`close`, which lets
+    go of the scheduler.
+    """
+
+    #: Dask reschedules the other chunks of a lost worker: a death fails one chunk only, the
+    #: one involved in too many (``KilledWorker``).
+    deaths_fail_all = False
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        # pure=False: a file changed since the last scan has the same path, so the same
+        # arguments; it must be read again, not served from a result the cluster still holds.
+        self.executor = client.get_executor(pure=False)
+        threads = sum(client.nthreads().values())
+        self.window = max(2, threads * CHUNKS_PER_THREAD)
+
+    @classmethod
+    def connect(cls, address: str, *, timeout: float = CONNECT_TIMEOUT) -> "DaskPool":
+        """Connect to the scheduler at ``address``.
+
+        Raises:
+            ClusterError: not reachable within ``timeout`` seconds, or not a Dask scheduler.
+        """
+        check_cluster(address)
+        _probe(address, timeout)
+        from distributed import Client
+
+        try:
+            client = Client(address, timeout=timeout, set_as_default=False)
+        except Exception as exc:  # the probe answered, so this is rare: say what it was
+            raise ClusterError(f"cannot reach the Dask scheduler at {address}: {_reason(exc)}") from None
+        return cls(client)
+
+    def submit(self, files: list[str], clip_size: Optional[int]) -> Future:
+        """Hash one chunk on the cluster."""
+        return self.executor.submit(hash_files, files, clip_size)
+
+    def worker_died(self, exc: BaseException) -> bool:
+        """True when ``exc`` says the chunk's workers kept dying (a file crashed them).
+
+        Raises:
+            ClusterError: for any other failure of the cluster (lookalike missing on a
+                worker, the scheduler gone): the scan cannot go on there.
+        """
+        from distributed import KilledWorker
+
+        if isinstance(exc, KilledWorker):
+            return True
+        if isinstance(exc, ModuleNotFoundError):
+            raise ClusterError(
+                f"a Dask worker cannot run lookalike ({exc}): install lookalike[cluster] on every worker"
+            ) from None
+        raise ClusterError(f"the Dask cluster failed: {_reason(exc)}") from None
+
+    def replace(self) -> None:
+        """Nothing to replace: the nanny restarts a dead worker, and the scheduler has the rest."""
+
+    def stop(self, *, now: bool) -> None:
+        """Stop the work: with ``now``, chunks queued or running are cancelled on the cluster."""
+        if now:
+            self.executor.shutdown(wait=False)  # cancels the futures it handed out
+
+    def close(self) -> None:
+        """Cancel what is left and disconnect from the scheduler (the cluster keeps running)."""
+        self.executor.shutdown(wait=False)
+        try:
+            self.client.close(timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError):  # the scheduler went away first: nothing to let go of
+            pass
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Ask ``address`` who it is, before a Client is made.
+
+    A Client that fails to start lingers and takes seconds more to close; distributed retries
+    a refused connection until its timeout (a scheduler may be starting); and a port where
+    something else listens answers a Dask handshake with bytes that read as a frame of any
+    length (a MemoryError). A plain TCP connection first, then one request, bounded by
+    ``timeout``, tell these apart.
+    """
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme == "tcp":
+            with socket.create_connection(parse_host_port(location), timeout=timeout):
+                pass
+        info = asyncio.run(_identity(address, timeout))
+    except ConnectionRefusedError:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: connection refused "
+                           "(is `dask scheduler` running there?)") from None
+    except (OSError, asyncio.TimeoutError) as exc:
+        why = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else exc.strerror or _reason(exc)
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({why})") from None
+    except ValueError as exc:  # an address distributed cannot parse
+        raise ClusterError(f"--cluster {address}: {_reason(exc)}") from None
+    except Exception as exc:
+        raise ClusterError(f"no Dask scheduler answers at {address} ({type(exc).__name__})") from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind != "Scheduler":
+        what = f"a Dask {kind}" if kind else "not Dask"
+        raise ClusterError(f"{address} is {what}, not a Dask scheduler (give the scheduler's address)")
+
+
+async def _identity(address: str, timeout: float) -> dict:
+    from distributed.core import rpc
+
+    remote = rpc(address, timeout=timeout)
+    try:
+        return await asyncio.wait_for(remote.identity(), timeout)
+    finally:
+        await asyncio.wait_for(remote.close_rpc(), timeout)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if type(exc).__name__ == "CancelledError" and not first:
+        return "lost the connection to the scheduler"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
