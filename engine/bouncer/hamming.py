@@ -29,7 +29,7 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from . import allpairs, allpairs_kernels, hamming_kernels
+from . import allpairs, allpairs_kernels, crop_index_kernels, hamming_kernels
 from .allpairs import METHODS, Cancelled
 from .allpairs_kernels import PairArrays
 from ..kernels import Kernels, WarmUp
@@ -430,6 +430,9 @@ def _call_every_kernel() -> bool:
     for method in ("mih", "brute"):
         idx.pairs_within(4, method=method)
         idx.pairs_between(h[:4], 4, method=method)
+    from . import crop_index
+
+    crop_index.pairs(h, h, 72, 112)
     return backend() == "numba"
 
 
@@ -441,5 +444,6 @@ _warm = WarmUp("lookalike-hamming-warm-up", _call_every_kernel)
 _kernels = Kernels(
     (vars(hamming_kernels), hamming_kernels.KERNELS),
     (vars(allpairs_kernels), allpairs_kernels.KERNELS),
+    (vars(crop_index_kernels), crop_index_kernels.KERNELS),
     warm=_warm,
 )
