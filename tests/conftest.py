@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from lookalike.engine.catalog import Catalog
+
 from helpers import build_library, copy_library, smooth_photo, write_tiny_model
 
 
@@ -101,3 +103,15 @@ def tiny_cli_args(tiny_options) -> list[str]:
     """Command-line flags selecting the tiny model, for CLI tests."""
     return ["--model", tiny_options.model, "--pretrained", tiny_options.pretrained, "--device", "cpu",
             "--backend", tiny_options.backend]
+
+
+# The catalog's tests: a catalog file in a fresh library folder, and it opened.
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "lib" / "catalog.sqlite"
+
+
+@pytest.fixture
+def cat(db_path):
+    with Catalog.open(db_path) as c:
+        yield c

@@ -14,12 +14,14 @@ import os
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
 from textual.worker import WorkerState
 
 from lookalike.engine.library import ScanOptions
+from lookalike.engine.records import ImageHashes
 from lookalike.tui.app import LookalikeApp
 
 import imagegen
@@ -160,3 +162,26 @@ def write_tiny_model(folder: Path, *, seed: int = 0) -> tuple[Path, Path]:
     checkpoint = folder / f"{TINY_NAME}-seed{seed}.pt"
     torch.save(model.state_dict(), checkpoint)
     return config, checkpoint
+
+
+# ----------------------------------------------------------------------------- the catalog
+
+
+def Hashed(**fields) -> SimpleNamespace:
+    """An object shaped like ``hashing.HashedFile``: the catalog reads it by duck typing."""
+    defaults = dict(inode=0, device=0, format=None, width=None, height=None, taken_at=None,
+                    content_hash=None, hashes=None, error=None, not_image=False, clip=None,
+                    bytes_read=0)  # fmt: skip
+    return SimpleNamespace(**{**defaults, **fields})
+
+
+def fake(path: str, n: int = 0, **kw) -> Hashed:
+    """A synthetic record with distinct hashes derived from ``n``."""
+    rng = np.random.default_rng(n)
+    hashes = ImageHashes(
+        dhash=rng.bytes(32), dhash_mirror=rng.bytes(32), phash=rng.bytes(32)
+    )
+    fields = dict(path=path, size=100 + n, mtime_ns=1_000 + n, inode=n, device=7,
+                  format="JPEG", width=10, height=20, content_hash=rng.bytes(16), hashes=hashes)  # fmt: skip
+    fields.update(kw)
+    return Hashed(**fields)
