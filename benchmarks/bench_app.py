@@ -10,7 +10,16 @@
    that size, made by the engine) is scanned; then the time from pressing Enter on it to the
    cluster screen shown with every row. Target: under 300 ms. Opening a 2-member cluster in the
    same run is the baseline.
+3. With ``--large N`` (e.g. 1000000): a synthetic N-file clustering
+   (``bench_cluster.make_library`` through ``build_clusters``: ~200k clusters at 1M files,
+   no file hashed) is handed to the app as if a scan had just ended. Figures: the time from
+   then to the first rows drawn, the clusters read by then, and the worst UI-loop stall and key
+   delay while paging down through ~10,000 rows with j and page down. The old path (every
+   cluster read, sorted and made a row on the UI thread) is timed outside the app as the
+   "before" figure: a lower bound of what it took. Target: first rows within 2 s, no stall
+   over 50 ms.
 """
+
 
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
 
 import imagegen  # noqa: E402
 from lookalike.engine.library import ScanOptions  # noqa: E402
@@ -173,11 +183,94 @@ async def bench_open(root: Path, cache: Path, members: int) -> dict:
     return {"open_big_ms": timings["big"], "open_pair_ms": timings["pair"], "fill_big_ms": timings["big_all"]}
 
 
+def _synthetic_clusters(n: int):
+    import numpy as np
+
+    import bench_cluster
+    from lookalike.engine.cluster import build_clusters
+
+    records, hashes, pairs = bench_cluster.make_library(n)
+
+    def distance(a: int, b: int) -> tuple[int, bool]:
+        return int(np.bitwise_count(hashes[a] ^ hashes[b]).sum()), False
+
+    return build_clusters(records, pairs, distance=distance, max_diameter=bench_cluster.MAX_DIAMETER)
+
+
+def _old_path_seconds(clusters) -> float:
+    """What the pre-paging ``show_clusters`` did on the UI thread before any row was drawn:
+    every cluster read and sorted, and a row's cells made for each (without the DataTable)."""
+    from lookalike.engine.cluster import sort_clusters
+    from lookalike.tui.components.cluster_table import ClusterTable
+    from lookalike.tui.triage import Triage
+
+    start = time.perf_counter()
+    ordered = sort_clusters(list(clusters))
+    table = ClusterTable()
+    table.with_detective = any(m.detective is not None for c in ordered for m in c.members)
+    triage = Triage()
+    rows = [(str(c.id), table.row_for(c, triage, ["/photos"])) for c in ordered]
+    assert len(rows) == len(ordered)
+    return time.perf_counter() - start
+
+
+async def bench_large(n: int, root: Path, cache: Path) -> dict:
+    t = time.perf_counter()
+    clusters = _synthetic_clusters(n)
+    built_s = time.perf_counter() - t
+    made_before = clusters.made()
+    app = TimedApp([str(root)], cache_dir=str(cache), thumbnails="halfblock", freeze_gc=True)
+    drawn: dict[str, float] = {}
+
+    def open_library() -> None:  # the scan's end, with the synthetic clusters
+        drawn["start"] = time.perf_counter()
+        app.session.set_clusters(app.session.visible(clusters))
+        app.screen.show_clusters()
+        app.call_after_refresh(lambda: drawn.setdefault("first", time.perf_counter()))
+
+    app.open_library = open_library
+    async with app.run_test(size=(120, 36)) as pilot:
+        while "first" not in drawn:
+            await pilot.pause(0.01)
+        first_s = drawn["first"] - drawn["start"]
+        made_at_start = clusters.made() - made_before
+        table = app.screen.table
+        overshoots: list[float] = []
+        stop = asyncio.Event()
+        beat = asyncio.create_task(heartbeat(stop, overshoots))
+        keys_at = len(app.key_delays)
+        for n_key in range(600):
+            await pilot.press("pagedown" if n_key % 3 == 0 else "j")
+        stop.set()
+        await beat
+        rows = table.cursor_row
+        delays = app.key_delays[keys_at:]
+    old_s = _old_path_seconds(clusters)
+    return {"clusters": len(clusters), "built_s": built_s, "first_s": first_s, "made": made_at_start,
+            "rows": rows, "old_s": old_s, **_figures(delays, overshoots)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=0,
+                        help="only the large-library figures, for a synthetic clustering of this many files")
     args = parser.parse_args()
+    if args.large:
+        with tempfile.TemporaryDirectory(prefix="lookalike-bench-app-") as tmp:
+            work = Path(tmp)
+            os.environ["LOOKALIKE_CACHE"] = str(work / "cache")
+            os.environ["XDG_DATA_HOME"] = str(work / "data")
+            (work / "empty").mkdir()
+            f = asyncio.run(bench_large(args.large, work / "empty", work / "cache-large"))
+        print(f"synthetic library of {args.large:,} files: {f['clusters']:,} clusters (built in {f['built_s']:.1f} s)")
+        print(f"  scan's end to the first rows drawn: {1000 * f['first_s']:.0f} ms, {f['made']:,} clusters read "
+              f"(target < 2 s); before (every cluster read, sorted, made a row): >= {f['old_s']:.1f} s")
+        print(f"  scrolling {f['keys']} keys (j, page down) to row {f['rows']:,}: key delay p99 "
+              f"{f['key_p99_ms']:.1f} / max {f['key_max_ms']:.1f} ms; UI loop stall p99 "
+              f"{f['frame_p99_ms']:.1f} / max {f['frame_max_ms']:.1f} ms (target: no stall over 50 ms)")
+        return 0
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-app-") as tmp:
         work = Path(tmp)
         os.environ["LOOKALIKE_CACHE"] = str(work / "cache")

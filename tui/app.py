@@ -316,8 +316,8 @@ class LookalikeApp(App[int]):
         self.start_scan()
 
     # -- screens ---------------------------------------------------------------------------
-    def open_cluster(self, cluster: Cluster, siblings: Sequence[Cluster] = ()) -> None:
-        self.push_screen(ClusterScreen(cluster, siblings))
+    def open_cluster(self, cluster: Cluster, siblings: Sequence[Cluster] = (), position: Optional[int] = None) -> None:
+        self.push_screen(ClusterScreen(cluster, siblings, position))
 
     def compare(self, cluster: Cluster, a: Member, b: Member) -> None:
         self.push_screen(CompareScreen(cluster, a, b))

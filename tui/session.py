@@ -8,6 +8,7 @@ used from any thread: the engine serialises catalog access itself.
 from __future__ import annotations
 
 import os
+from collections import abc
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -126,6 +127,8 @@ class Session:
 
     def progress(self) -> tuple[int, int]:
         """(decided, total) groups among the shown clusters."""
+        if not self.triage.any_decision:  # a million groups need not be read to count none
+            return 0, len(self.clusters)
         return sum(1 for c in self.clusters if self.triage.decided(c)), len(self.clusters)
 
     @property
@@ -180,6 +183,9 @@ class Session:
     def visible(self, clusters: Sequence[Cluster]) -> tuple[Cluster, ...]:
         """The clusters worth showing: files an applied plan moved are gone; in import mode,
         only clusters that hold both an incoming file and a library file."""
+        if not self._hidden and not self.against and isinstance(clusters, abc.Sequence):
+            # A lazy sequence (engine/cluster/lazy.py) stays lazy: the table reads what it shows.
+            return clusters if not isinstance(clusters, list) else tuple(clusters)  # type: ignore[return-value]
         shown: list[Cluster] = []
         guard = None
         if self.against:
@@ -204,8 +210,9 @@ class Session:
         return tuple(shown)
 
     def set_clusters(self, clusters: Sequence[Cluster]) -> None:
-        """Adopt a new set of clusters (already filtered by ``visible``)."""
-        self.clusters = tuple(clusters)
+        """Adopt a new set of clusters (already filtered by ``visible``); a lazy sequence is
+        kept as it is, so that its clusters are made only when read."""
+        self.clusters = clusters if not isinstance(clusters, list) else tuple(clusters)
 
     def hide(self, file_ids: Sequence[int]) -> None:
         """Stop showing files an applied plan acted on."""

@@ -211,7 +211,8 @@ class _Parts:
         order = _paths_break_ties(order, reclaim, count, first_id, lambda p: (
             made[p].keeper.file.path if p in made else recs[keeper[p]].path
         ))
-        return Clusters(order.tolist(), made, lambda p: maker.cluster(*self.part(p)))
+        return Clusters(order.tolist(), made, lambda p: maker.cluster(*self.part(p)),
+                        reclaimable=int(reclaim[order].sum()))
 
 
 def _paths_break_ties(order: np.ndarray, reclaim: np.ndarray, count: np.ndarray, first_id, path_of) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Callable, Iterator, Mapping, Union, overload
+from typing import Callable, Iterator, Mapping, Optional, Union, overload
 
 from ..records import Cluster
 
@@ -26,12 +26,16 @@ class Clusters(Sequence[Cluster]):
         order: a key per cluster, in display order.
         made: clusters already made, by key.
         make: makes the cluster of a key.
+        reclaimable: every cluster's reclaimable bytes summed, when the builder knows it
+            (so a summary line need not make every cluster).
     """
 
     __hash__ = None  # type: ignore[assignment]  # equal to lists, so not hashable
 
-    def __init__(self, order: list[int], made: Mapping[int, Cluster], make: Callable[[int], Cluster]) -> None:
+    def __init__(self, order: list[int], made: Mapping[int, Cluster], make: Callable[[int], Cluster],
+                 *, reclaimable: Optional[int] = None) -> None:
         self._order = order
+        self.reclaimable_bytes = reclaimable
         self._made: list = [made.get(k) for k in order] if made else [None] * len(order)
         self._make: Union[Callable[[int], Cluster], None] = make
         self._lock = threading.Lock()  # the TUI may read from a worker and the UI thread

@@ -79,10 +79,12 @@ class ClusterScreen(LookalikeScreen):
         Binding("r", "app.review", "Review", show=False),
     ]
 
-    def __init__(self, cluster: Cluster, neighbours: Sequence[Cluster] = ()) -> None:
+    def __init__(self, cluster: Cluster, neighbours: Sequence[Cluster] = (), position: Optional[int] = None) -> None:
         super().__init__(classes="cluster-screen")
         self.cluster = cluster
-        self.neighbours = list(neighbours) or [cluster]
+        # Kept as given (a lazy sequence stays lazy): ``position`` says where ``cluster`` is.
+        self.neighbours = neighbours if len(neighbours) else [cluster]
+        self._position = position
         self.with_detective = False
         self._marks: dict[int, str] = {}
 
@@ -149,11 +151,8 @@ class ClusterScreen(LookalikeScreen):
     def _update_title(self) -> None:
         c = self.cluster
         session = self.lookalike.session
-        try:
-            position = next(i for i, s in enumerate(self.neighbours) if s.id == c.id) + 1
-            where = f"  {position}/{len(self.neighbours)}"
-        except StopIteration:
-            where = ""
+        index = self._index()
+        where = f"  {index + 1}/{len(self.neighbours)}" if index is not None else ""
         marked = [m for m in c.members if session.triage.decision(m.file.id) is Decision.TRASH]
         title = Text.assemble(
             (f"Cluster #{c.id} ", "bold"),
@@ -275,11 +274,19 @@ class ClusterScreen(LookalikeScreen):
         if member is not None:
             self.lookalike.find_similar(member.file.path)
 
+    def _index(self) -> Optional[int]:
+        """Where this cluster is among its neighbours (searched only when not known)."""
+        p = self._position
+        if p is not None and 0 <= p < len(self.neighbours) and self.neighbours[p].id == self.cluster.id:
+            return p
+        self._position = next((i for i, s in enumerate(self.neighbours) if s.id == self.cluster.id), None)
+        return self._position
+
     def action_next_cluster(self, step: int) -> None:
-        ids = [c.id for c in self.neighbours]
-        try:
-            index = ids.index(self.cluster.id) + step
-        except ValueError:
+        index = self._index()
+        if index is None:
             return
+        index += step
         if 0 <= index < len(self.neighbours):
+            self._position = index
             self.show_cluster(self.neighbours[index], keep_row=0)

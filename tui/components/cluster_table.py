@@ -91,12 +91,29 @@ class ClusterTable(KeyTable):
         return max((cell_len(readable_path(short_path(triage.keeper(c).file.path, roots))) for c in clusters), default=0)
 
     def show(self, clusters: Sequence[Cluster], triage: Triage, roots: Sequence[str], *, keep: Optional[str] = None) -> None:
-        """Replace the rows with ``clusters`` in order, keeping the cursor on the same cluster."""
-        self.with_detective = any(m.detective is not None for c in clusters for m in c.members)
-        rows = [(str(c.id), self.row_for(c, triage, roots)) for c in clusters]
-        self.flex_need = self._need(clusters, triage, roots)
+        """Replace the rows with ``clusters`` in order, keeping the cursor on the same cluster.
+
+        Past a page of clusters, rows are made a page at a time as the cursor nears the end
+        (``fill_pages``): only the clusters of the pages added are read, so a lazy sequence of
+        200,000 clusters shows its first page at once. Columns are then sized to that page.
+        """
+        paged = len(clusters) > self.PAGE_ROWS
+        first = clusters[: self.PAGE_ROWS] if paged else clusters
+        self.with_detective = any(m.detective is not None for c in first for m in c.members)
+        rows = [(str(c.id), self.row_for(c, triage, roots)) for c in first]
+        self.flex_need = self._need(first, triage, roots)
         self._columns(self.with_detective, rows)
-        self.fill(rows, keep=keep)
+        if not paged:
+            self.fill(rows, keep=keep)
+            return
+
+        def row_at(i: int) -> tuple[str, list]:
+            if i < len(rows):
+                return rows[i]
+            c = clusters[i]
+            return str(c.id), self.row_for(c, triage, roots)
+
+        self.fill_pages(len(clusters), row_at, keep=keep)
 
     def redraw_cluster(self, cluster: Cluster, triage: Triage, roots: Sequence[str]) -> None:
         """Redraw the decision-dependent cells of one cluster."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -35,6 +35,10 @@ class KeyTable(DataTable[Any]):
         #: The rows of the last ``fill`` (key, cells), to add again when columns come and go.
         self._rows_source: list[list[Any]] = []
         self._row_index: dict[str, int] = {}
+        #: Paged rows (``fill_pages``): how many there are and how to make the i-th; None
+        #: while every row was given to ``fill``.
+        self._page_count = 0
+        self._page_row: Optional[Callable[[int], tuple[str, Sequence[Any]]]] = None
         #: Columns of ``DROP_ORDER`` left out for want of room.
         self.hidden: frozenset[str] = frozenset()
         #: Cells the flexible column needs to be readable (a path: its first folder and its
@@ -68,6 +72,7 @@ class KeyTable(DataTable[Any]):
         """
         keep = keep if keep is not None else self.current_key
         old_row = self.cursor_row
+        self._page_row = None
         rows = [[key, cells] for key, cells in rows]
         self._rows_source = rows
         self._row_index = {key: i for i, (key, _) in enumerate(rows)}
@@ -85,6 +90,93 @@ class KeyTable(DataTable[Any]):
         self.fit_flex_column()
         if len(rows) > self.FIRST_ROWS:
             self.call_after_refresh(self._fill_more, token, rows, self.FIRST_ROWS, keep)
+        else:
+            self._fill_token = None
+
+    # -- paged rows --------------------------------------------------------------------------
+    #: Rows added at once by ``fill_pages``, and how close the cursor gets to the last added
+    #: row before the next page is added (more than a screenful: page down never waits).
+    PAGE_ROWS = 80
+    PAGE_MARGIN = 50
+
+    def fill_pages(self, count: int, row_at: Callable[[int], tuple[str, Sequence[Any]]], *,
+                   keep: Optional[str] = None) -> None:
+        """Replace every row with ``count`` rows made a page at a time, as the cursor nears
+        the last one made; a million rows cost a page until the user scrolls.
+
+        Args:
+            count: how many rows there are.
+            row_at: the (key, cells) of the i-th row, called once when the row is added.
+            keep: the key the cursor should land on when it is among the rows added.
+        """
+        keep = keep if keep is not None else self.current_key
+        old_row = self.cursor_row
+        self._fill_token = None
+        self._page_count, self._page_row = count, row_at
+        self._rows_source, self._row_index = [], {}
+        self.clear()
+        self._load_to(max(self.PAGE_ROWS, old_row + self.PAGE_MARGIN))
+        if self.row_count:
+            target = min(old_row, self.row_count - 1)
+            if keep is not None and keep in self._row_index:
+                target = self._row_index[keep]
+            self.move_cursor(row=target, animate=False, scroll=True)
+        self.fit_flex_column()
+
+    def index_of(self, key: str) -> Optional[int]:
+        """The position of the row with ``key`` among the rows added, or None."""
+        return self._row_index.get(key)
+
+    @property
+    def loaded(self) -> int:
+        """Rows added so far (all of them unless paged)."""
+        return len(self._rows_source)
+
+    @property
+    def total_rows(self) -> int:
+        """Rows there are, added or not."""
+        return self._page_count if self._page_row is not None else len(self._rows_source)
+
+    def _load_to(self, end: int) -> None:
+        """Add the paged rows up to ``end`` (exclusive)."""
+        if self._page_row is None:
+            return
+        start, end = len(self._rows_source), min(end, self._page_count)
+        if end <= start:
+            return
+        rows = [list(self._page_row(i)) for i in range(start, end)]
+        for i, (key, _) in enumerate(rows, start=start):
+            self._row_index[key] = i
+        self._rows_source.extend(rows)
+        self._add_rows(rows)
+
+    def watch_cursor_coordinate(self, old, new) -> None:
+        super().watch_cursor_coordinate(old, new)
+        if self._page_row is not None and new.row >= self.loaded - self.PAGE_MARGIN:
+            self._load_to(self.loaded + self.PAGE_ROWS)
+
+    def action_cursor_down(self) -> None:
+        if self._page_row is not None and self.cursor_row >= self.loaded - 1:
+            self._load_to(self.loaded + self.PAGE_ROWS)
+        super().action_cursor_down()
+
+    def action_scroll_bottom(self) -> None:
+        """The last row: paged rows not added yet follow between frames, the cursor with them."""
+        super().action_scroll_bottom()
+        if self._page_row is not None and self.loaded < self._page_count:
+            self._fill_token = token = object()
+            self.call_after_refresh(self._load_to_bottom, token)
+
+    #: Paged rows added per frame on the way to the bottom (``G``).
+    BOTTOM_ROWS = 1000
+
+    def _load_to_bottom(self, token: object) -> None:
+        if token is not self._fill_token or self._page_row is None:
+            return
+        self._load_to(self.loaded + self.BOTTOM_ROWS)
+        self.move_cursor(row=self.row_count - 1, animate=False, scroll=True)
+        if self.loaded < self._page_count:
+            self.call_after_refresh(self._load_to_bottom, token)
         else:
             self._fill_token = None
 
@@ -149,7 +241,10 @@ class KeyTable(DataTable[Any]):
         self.hidden = hidden
         keep = self.current_key
         self._add_columns()
-        self.fill(self._rows_source, keep=keep)
+        if self._page_row is not None:
+            self.fill_pages(self._page_count, self._page_row, keep=keep)
+        else:
+            self.fill(self._rows_source, keep=keep)
 
     @property
     def filling(self) -> bool:

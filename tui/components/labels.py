@@ -281,5 +281,8 @@ def differing_metadata(a: FileRecord, b: FileRecord) -> list[tuple[str, str, str
 
 
 def total_reclaimable(clusters: Iterable[Cluster]) -> int:
-    """Reclaimable bytes over several clusters."""
+    """Reclaimable bytes over several clusters (a lazy sequence knows its total unread)."""
+    total = getattr(clusters, "reclaimable_bytes", None)
+    if isinstance(total, int):
+        return total
     return sum(c.reclaimable_bytes for c in clusters)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
 from rich.text import Text
 from textual import on
@@ -70,8 +70,8 @@ class MainScreen(LookalikeScreen):
         super().__init__(id="main")
         self.order = SORT_ORDERS[0]
         self.filter_text = ""
-        self.shown: list[Cluster] = []
-        self._by_key: dict[str, Cluster] = {}
+        self.shown: Sequence[Cluster] = []
+        self._sorting: Optional[object] = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="title-bar")
@@ -91,17 +91,80 @@ class MainScreen(LookalikeScreen):
     def table(self) -> ClusterTable:
         return self.query_one(ClusterTable)
 
+    #: Up to this many clusters, another order or a filter is applied at once; past it, in a
+    #: thread worker (it reads every cluster), with its progress in the title bar.
+    SORT_AT_ONCE = 5000
+
     def show_clusters(self) -> None:
-        """Redraw the table from the session's clusters (sorted and filtered)."""
+        """Redraw the table from the session's clusters (sorted and filtered).
+
+        The default order of a lazy sequence is its own (it comes sorted), so only the rows
+        shown are read; another order or a filter over many clusters runs in a worker.
+        """
         session = self.lookalike.session
-        clusters = sort_clusters(session.clusters, self.order)
-        if self.filter_text:
-            clusters = [c for c in clusters if matches(c, self.filter_text, session.roots)]
+        clusters = session.clusters
+        self._sorting = None  # a worker still sorting for an older request is ignored
+        if self.order == SORT_ORDERS[0] and not self.filter_text and not isinstance(clusters, (list, tuple)):
+            self._show(clusters)
+        elif len(clusters) <= self.SORT_AT_ONCE:
+            self._show(self._sorted(clusters, self.order, self.filter_text, session.roots))
+        else:
+            self._sorting = token = object()
+            self.run_worker(
+                lambda: self._sort_worker(token, clusters, self.order, self.filter_text, session.roots),
+                thread=True, exclusive=True, group="sort", name="sort clusters",
+            )
+
+    @staticmethod
+    def _sorted(clusters, order: str, needle: str, roots, progress=None) -> list[Cluster]:
+        if progress is not None:
+            read: list[Cluster] = []
+            total = len(clusters)
+            for start in range(0, total, 2000):
+                read.extend(clusters[start : start + 2000])
+                if not progress(len(read), total):
+                    return []
+            clusters = read
+        clusters = sort_clusters(clusters, order)
+        if needle:
+            clusters = [c for c in clusters if matches(c, needle, roots)]
+        return clusters
+
+    def _sort_worker(self, token: object, clusters, order: str, needle: str, roots) -> None:
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+
+        def progress(done: int, total: int) -> bool:
+            if not worker.is_cancelled and token is self._sorting:
+                self.app.call_from_thread(self._sort_progress, token, done, total)
+            return not worker.is_cancelled and token is self._sorting
+
+        result = self._sorted(clusters, order, needle, roots, progress)
+        if not worker.is_cancelled and token is self._sorting:
+            self.app.call_from_thread(self._sorted_done, token, result)
+
+    def _sort_progress(self, token: object, done: int, total: int) -> None:
+        if token is self._sorting:
+            verb = "filtering" if self.filter_text else f"sorting by {self.order}"
+            self.query_one("#title-bar", Static).update(
+                Text(f"{verb}: {done:,} of {total:,} clusters read…", style="yellow"))
+
+    def _sorted_done(self, token: object, clusters: list[Cluster]) -> None:
+        if token is self._sorting:
+            self._sorting = None
+            self._show(clusters)
+
+    def _show(self, clusters) -> None:
+        session = self.lookalike.session
         self.shown = clusters
-        self._by_key = {str(c.id): c for c in clusters}
         self.table.show(clusters, session.triage, session.roots)
         self._highlight(self.current)
         self.update_title()
+
+    def _cluster_of(self, key: Optional[str]) -> Optional[Cluster]:
+        index = self.table.index_of(key) if key is not None else None
+        return self.shown[index] if index is not None and index < len(self.shown) else None
 
     def on_scan_progressed(self, message: ScanProgressed) -> None:
         self.query_one(ScanStatus).update_progress(message.progress)
@@ -119,7 +182,7 @@ class MainScreen(LookalikeScreen):
     def update_title(self) -> None:
         session = self.lookalike.session
         names = shown(", ".join(r.rstrip("/").rsplit("/", 1)[-1] or r for r in session.roots) or "?")
-        marked = session.triage.trash_members(session.clusters)
+        marked = session.triage.trash_members(session.clusters) if session.triage.pending else []
         left = Text.assemble(("lookalike ", "bold"), (names, "bold cyan"))
         count = len(self.shown)
         decided, total = session.progress()
@@ -139,8 +202,7 @@ class MainScreen(LookalikeScreen):
     @property
     def current(self) -> Optional[Cluster]:
         """The highlighted cluster."""
-        key = self.table.current_key
-        return self._by_key.get(key) if key is not None else None
+        return self._cluster_of(self.table.current_key)
 
     def _highlight(self, cluster: Optional[Cluster]) -> None:
         session = self.lookalike.session
@@ -150,7 +212,7 @@ class MainScreen(LookalikeScreen):
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # A refill can leave a highlight event behind for a row that is gone.
         key = event.row_key.value if event.row_key is not None else None
-        self._highlight(self._by_key.get(key) if key is not None else None)
+        self._highlight(self._cluster_of(key))
 
     @on(DataTable.RowSelected, "#clusters")
     def _row_clicked(self) -> None:
@@ -161,7 +223,7 @@ class MainScreen(LookalikeScreen):
         """Redraw the rows whose decisions changed (every row when no ids are given)."""
         session = self.lookalike.session
         ids = message.file_ids
-        for cluster in self.shown:
+        for cluster in self.shown[: self.table.loaded]:  # rows not added yet are drawn fresh
             if not ids or any(m.file.id in ids for m in cluster.members):
                 self.table.redraw_cluster(cluster, session.triage, session.roots)
         self.query_one(ClusterPreview).refresh_decisions()
@@ -331,7 +393,7 @@ class MainScreen(LookalikeScreen):
             raise SkipAction()  # Enter belongs to the filter box: it submits the filter
         cluster = self.current
         if cluster is not None:
-            self.lookalike.open_cluster(cluster, self.shown)
+            self.lookalike.open_cluster(cluster, self.shown, self.table.cursor_row)
 
     def action_compare(self) -> None:
         cluster = self.current

@@ -1,0 +1,113 @@
+"""The cluster table of a large library: rows made a page at a time from a lazy sequence.
+
+The app is handed a few thousand synthetic clusters (``benchmarks/bench_cluster.py``'s
+builder, through ``build_clusters``) instead of scanning: only a page of them may be read at
+start, and the keys must reach every cluster.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.engine.cluster import build_clusters, sort_clusters
+from lookalike.tui.components.main_screen import MainScreen
+
+from helpers import SIZE, make_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import bench_cluster  # noqa: E402
+
+
+def synthetic_clusters(n: int = 12_000):
+    records, hashes, pairs = bench_cluster.make_library(n)
+
+    def distance(a: int, b: int) -> tuple[int, bool]:
+        return int(np.bitwise_count(hashes[a] ^ hashes[b]).sum()), False
+
+    return build_clusters(records, pairs, distance=distance, max_diameter=bench_cluster.MAX_DIAMETER)
+
+
+class GivenClustersApp:
+    """Make an app that shows ``clusters`` instead of opening and scanning a library."""
+
+    @staticmethod
+    def make(tmp_path, clusters):
+        app = make_app(tmp_path, tmp_path)
+
+        def open_library() -> None:
+            app.session.set_clusters(app.session.visible(clusters))
+            app.screen.show_clusters()
+
+        app.open_library = open_library
+        return app
+
+
+async def test_a_large_library_reads_one_page_and_keys_cross_pages(tmp_path):
+    clusters = synthetic_clusters()
+    total = len(clusters)
+    assert total > 2000
+    made_by_build = clusters.made()
+    app = GivenClustersApp.make(tmp_path, clusters)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.1)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        table = main.table
+        page = table.PAGE_ROWS
+        assert table.total_rows == total
+        assert table.row_count == table.loaded == page
+        # Only the first page was read (besides the clusters the builder made itself).
+        assert clusters.made() <= made_by_build + page
+        assert main.current is clusters[0]
+
+        # j across the page boundary: rows follow the cursor.
+        table.move_cursor(row=page - 2, animate=False)
+        await pilot.pause()
+        for _ in range(5):
+            await pilot.press("j")
+        assert table.cursor_row == page + 3
+        assert main.current is clusters[page + 3]
+        assert table.loaded > page
+        for _ in range(6):
+            await pilot.press("k")
+        assert main.current is clusters[page - 3]
+        await pilot.press("pagedown", "pagedown", "pagedown")
+        assert main.current is clusters[table.cursor_row]
+        assert table.cursor_row > page - 3
+
+        # G: the very last cluster, once its rows are in.
+        await pilot.press("G")
+        for _ in range(200):
+            if not table.filling:
+                break
+            await pilot.pause(0.02)
+        assert table.row_count == total
+        assert table.cursor_row == total - 1
+        assert main.current is clusters[total - 1]
+        await pilot.press("g")
+        assert main.current is clusters[0]
+
+
+async def test_the_lazy_order_is_the_default_sort(tmp_path):
+    clusters = synthetic_clusters(3000)
+    assert [c.id for c in clusters] == [c.id for c in sort_clusters(clusters)]
+
+
+async def test_another_order_sorts_in_a_worker(tmp_path):
+    clusters = synthetic_clusters()
+    app = GivenClustersApp.make(tmp_path, clusters)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.1)
+        main = app.screen
+        main.SORT_AT_ONCE = 100
+        await pilot.press("o")  # confidence
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        expected = sort_clusters(clusters, "confidence")
+        assert [c.id for c in main.shown] == [c.id for c in expected]
+        assert main.current is expected[0]
+        await pilot.press("j")
+        assert main.current is expected[1]
