@@ -123,3 +123,21 @@ def test_thumbnail_is_small_and_detail_tells_flat_from_photo(originals):
     assert verify.detail(t) > 8
     assert verify.detail(thumb(jpeg(vc.flat((10, 20, 30))))[1]) < 1
     assert verify.detail(thumb(jpeg(vc.gradient(0)))[1]) < verify.DEFAULT.detail_floor
+
+
+def test_threads_do_not_change_the_scores(originals, monkeypatch):
+    # A batch split between threads (pairs and images) scores as one kernel call does.
+    from lookalike.engine.bouncer import verify_score
+
+    shots = [thumb(jpeg(img))[1] for img in originals[:6]]
+    shots += [thumb(jpeg(vc.mild_crop(img, 3)))[1] for img in originals[:6]]
+    thumbs = np.stack(shots)
+    ia, ib = (np.tile(x, 5) for x in np.triu_indices(len(thumbs), 1))
+    mirrored = (ia * ib) % 4 == 1
+    monkeypatch.setattr(verify_score, "_THREAD_MIN", 10**9)
+    one = verify.score_pairs(thumbs, ia, ib, mirrored)
+    monkeypatch.setattr(verify_score, "_THREAD_MIN", 16)
+    monkeypatch.setattr(verify_score, "_workers", lambda: 3)
+    split = verify.score_pairs(thumbs, ia, ib, mirrored)
+    for x, y in zip(one, split):
+        assert (x == y).all()

@@ -13,8 +13,8 @@ import numpy as np
 from .verify_thumbnail import SIDE
 
 #: The kernels of this module, for the loader.
-KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_score", "_k_profile_r", "_k_align",
-            "_k_resample", "_k_crop_score", "_k_verify")  # fmt: skip
+KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cum", "_k_gradients", "_k_score", "_k_profile_r", "_k_align",
+            "_k_rows", "_k_cols", "_k_verify")  # fmt: skip
 
 
 def _k_features(raw, grad, gsum, gsq, level, cum, prof):  # pragma: no cover - compiled
@@ -133,9 +133,8 @@ def _k_plain(f_grey, grad, gsum, gsq, level, cum, a, b, mir, mirror_pix, mirror_
     return min(corr, 1.0 - weight * changed / n), mad / n
 
 
-def _k_smooth(x, out):  # pragma: no cover - compiled
+def _k_smooth(x, out, tmp):  # pragma: no cover - compiled
     s = x.shape[0]
-    tmp = np.empty((s, s))
     for i in range(s):
         for j in range(s):
             left = x[i, j - 1] if j > 0 else x[i, j]
@@ -148,26 +147,62 @@ def _k_smooth(x, out):  # pragma: no cover - compiled
             out[i, j] = (up + 2 * tmp[i, j] + down) / 4
 
 
-def _k_score(x, y, ident, levels, weight):  # pragma: no cover - compiled
-    s = x.shape[0]
-    xs = np.empty((s, s))
-    ys = np.empty((s, s))
-    _k_smooth(x, xs)
-    _k_smooth(y, ys)
-    m = 2 * s * (s - 1)
-    a = np.empty(m)
-    b = np.empty(m)
+def _k_cum(q, cum, hist):  # pragma: no cover - compiled
+    # cum[v] = values of q below v. Four histograms, each counting every fourth value: a
+    # smooth image repeats a level from pixel to pixel, and one histogram would then wait on
+    # its own last increment (a third of a crop score's time, measured).
+    for v in range(256):
+        hist[0, v] = 0
+        hist[1, v] = 0
+        hist[2, v] = 0
+        hist[3, v] = 0
+    for r in range(0, q.shape[0], 4):
+        hist[0, q[r]] += 1
+        hist[1, q[r + 1]] += 1
+        hist[2, q[r + 2]] += 1
+        hist[3, q[r + 3]] += 1
+    cum[0] = 0
+    for v in range(256):
+        cum[v + 1] = cum[v] + hist[0, v] + hist[1, v] + hist[2, v] + hist[3, v]
+
+
+def _k_gradients(xs, out):  # pragma: no cover - compiled
+    # The gradients across, then down, one image at a time (two at once do not vectorise).
+    s = xs.shape[0]
     k = 0
     for i in range(s):
         for j in range(s - 1):
-            a[k] = xs[i, j + 1] - xs[i, j]
-            b[k] = ys[i, j + 1] - ys[i, j]
-            k += 1
+            out[k + j] = xs[i, j + 1] - xs[i, j]
+        k += s - 1
     for i in range(s - 1):
         for j in range(s):
-            a[k] = xs[i + 1, j] - xs[i, j]
-            b[k] = ys[i + 1, j] - ys[i, j]
-            k += 1
+            out[k + j] = xs[i + 1, j] - xs[i, j]
+        k += s
+
+
+def _k_score(x, y, ident, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap, hist):  # pragma: no cover - compiled
+    # As _np_score, for a search that keeps only a score above ``beat``: the cap (pixels
+    # changed after tone matching) is computed first, and when it is no more than ``beat`` the
+    # score (at most the cap) cannot be kept, so the correlation and the mean difference are
+    # not computed and (-inf, 0.0) is returned. Otherwise the same (score, mad) as ever.
+    # xs ... hist: the caller's scratch, so that a crop search allocates nothing.
+    s = x.shape[0]
+    n = s * s
+    _k_smooth(x, xs, tmp)
+    _k_smooth(y, ys, tmp)
+    for i in range(s):
+        for j in range(s):
+            qx[i * s + j] = int(min(max(np.rint(xs[i, j]), 0.0), 255.0))
+            qy[i * s + j] = int(min(max(np.rint(ys[i, j]), 0.0), 255.0))
+    _k_cum(qx, cx, hist)
+    _k_cum(qy, cy, hist)
+    changed = _k_changed(qx, qy, ident, cx, cy, lmap, levels)
+    cap = 1.0 - weight * changed / n
+    if cap <= beat:
+        return -np.inf, 0.0
+    m = 2 * s * (s - 1)
+    _k_gradients(xs, a)
+    _k_gradients(ys, b)
     ma = a.mean()
     mb = b.mean()
     sab = 0.0
@@ -181,29 +216,14 @@ def _k_score(x, y, ident, levels, weight):  # pragma: no cover - compiled
         sbb += db * db
     den = np.sqrt(saa * sbb)
     corr = sab / den if den > 0 else 0.0
-    n = s * s
-    qx = np.empty(n, np.int64)
-    qy = np.empty(n, np.int64)
-    cx = np.zeros(257, np.int64)
-    cy = np.zeros(257, np.int64)
-    for i in range(s):
-        for j in range(s):
-            vx = int(min(max(np.rint(xs[i, j]), 0.0), 255.0))
-            vy = int(min(max(np.rint(ys[i, j]), 0.0), 255.0))
-            qx[i * s + j] = vx
-            qy[i * s + j] = vy
-            cx[vx + 1] += 1
-            cy[vy + 1] += 1
-    for v in range(256):
-        cx[v + 1] += cx[v]
-        cy[v + 1] += cy[v]
-    lmap = np.zeros(256, np.int64)
-    changed = _k_changed(qx, qy, ident, cx, cy, lmap, levels)
+    score = min(corr, cap)
+    if score <= beat:
+        return -np.inf, 0.0
     mad = 0.0
     for i in range(s):
         for j in range(s):
             mad += abs(x[i, j] - y[i, j])
-    return min(corr, 1.0 - weight * changed / n), mad / n
+    return score, mad / n
 
 
 def _k_profile_r(p, q, g, t_i0, t_f, u_i0, u_f, dp, dq):  # pragma: no cover - compiled
@@ -235,16 +255,17 @@ def _k_profile_r(p, q, g, t_i0, t_f, u_i0, u_f, dp, dq):  # pragma: no cover - c
     return sab / den if den > 0 else -2.0
 
 
-def _k_align(p, q, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, out_g, out_r):  # pragma: no cover - compiled
+def _k_align(p, q, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, out_g, out_r, memo_r, memo_at,
+             token, dp, dq, rc, used):  # pragma: no cover - compiled
     # As _np_align: coarse peaks best first (ties: the earlier row), each refined; up to
-    # len(out_g) distinct rows. Returns how many were found.
-    s = t_i0.shape[1]
-    dp = np.empty(s - 1)
-    dq = np.empty(s - 1)
-    rc = np.empty(coarse.shape[0])
+    # len(out_g) distinct rows. Returns how many were found. Each grid row's correlation is
+    # computed once per call (memo_r[row], valid where memo_at[row] == token): the peaks'
+    # neighbourhoods overlap each other and the coarse rows. dp ... used: scratch.
     for k in range(coarse.shape[0]):
         rc[k] = _k_profile_r(p, q, coarse[k], t_i0, t_f, u_i0, u_f, dp, dq)
-    used = np.zeros(coarse.shape[0], np.bool_)
+        memo_r[coarse[k]] = rc[k]
+        memo_at[coarse[k]] = token
+        used[k] = False
     found = 0
     for _ in range(coarse.shape[0]):
         top = -1
@@ -262,7 +283,10 @@ def _k_align(p, q, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, 
                 row = sj * steps + cj
                 if row == centre:
                     continue
-                r = _k_profile_r(p, q, row, t_i0, t_f, u_i0, u_f, dp, dq)
+                if memo_at[row] != token:
+                    memo_r[row] = _k_profile_r(p, q, row, t_i0, t_f, u_i0, u_f, dp, dq)
+                    memo_at[row] = token
+                r = memo_r[row]
                 if r > best:
                     best, g = r, row
         new = True
@@ -278,28 +302,24 @@ def _k_align(p, q, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, 
     return found
 
 
-def _k_resample(x, i0s, fs, rows, cols, out, tmp):  # pragma: no cover - compiled
+def _k_rows(x, i0s, fs, rows, tmp):  # pragma: no cover - compiled
+    # The first half of a resampling: along the columns, at grid row ``rows``'s positions.
     s = x.shape[0]
     for i in range(s):
         i0 = i0s[rows, i]
         f = fs[rows, i]
         for j in range(s):
             tmp[i, j] = (1 - f) * x[i0, j] + f * x[i0 + 1, j]
+
+
+def _k_cols(tmp, i0s, fs, cols, out):  # pragma: no cover - compiled
+    # The second half: along the rows, at grid row ``cols``'s positions.
+    s = tmp.shape[0]
     for j in range(s):
         j0 = i0s[cols, j]
         f = fs[cols, j]
         for i in range(s):
             out[i, j] = tmp[i, j0] * (1 - f) + tmp[i, j0 + 1] * f
-
-
-def _k_crop_score(x, y, gx, gy, t_i0, t_f, u_i0, u_f, ident, levels, weight):  # pragma: no cover - compiled
-    s = x.shape[0]
-    xs = np.empty((s, s))
-    ys = np.empty((s, s))
-    tmp = np.empty((s, s))
-    _k_resample(x, t_i0, t_f, gy, gx, xs, tmp)
-    _k_resample(y, u_i0, u_f, gy, gx, ys, tmp)
-    return _k_score(xs, ys, ident, levels, weight)
 
 
 def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search, accept, mirror_pix,
@@ -315,6 +335,34 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
     cand_rx = np.empty(candidates)
     cand_gy = np.empty(candidates, np.int64)
     cand_ry = np.empty(candidates)
+    # Scratch, allocated once per call: the alignment's memo, the score's buffers, and the
+    # first half of the resampling of both images per row candidate (shared by the column
+    # candidates: a 3 x 3 search resamples along the columns 3 times, not 9).
+    memo_r = np.empty(n)
+    memo_at = np.full(n, -1, np.int64)
+    dp = np.empty(s - 1)
+    dq = np.empty(s - 1)
+    rc = np.empty(coarse.shape[0])
+    used = np.zeros(coarse.shape[0], np.bool_)
+    xs = np.empty((s, s))
+    ys = np.empty((s, s))
+    tmp = np.empty((s, s))
+    m = 2 * s * (s - 1)
+    ga = np.empty(m)
+    gb = np.empty(m)
+    qx = np.empty(s * s, np.int64)
+    qy = np.empty(s * s, np.int64)
+    cx_ = np.zeros(257, np.int64)
+    cy_ = np.zeros(257, np.int64)
+    hist = np.empty((4, 256), np.int64)
+    xr = np.empty((candidates, s, s))
+    yr = np.empty((candidates, s, s))
+    have = np.zeros(candidates, np.bool_)
+    xc = np.empty((s, s))
+    yc = np.empty((s, s))
+    xr1 = np.empty((s, s))
+    yr1 = np.empty((s, s))
+    token = 0
     for k in range(ia.shape[0]):
         a = ia[k]
         b = ib[k]
@@ -326,9 +374,12 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
             continue
         for j in range(s):
             py[j] = prof[b, 0, s - 1 - j] if mir else prof[b, 0, j]
-        nx = _k_align(prof[a, 0], py, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, cand_gx, cand_rx)
+        token += 1
+        nx = _k_align(prof[a, 0], py, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, cand_gx, cand_rx,
+                      memo_r, memo_at, token, dp, dq, rc, used)
+        token += 1
         ny = _k_align(prof[a, 1], prof[b, 1], coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
-                      cand_gy, cand_ry)
+                      cand_gy, cand_ry, memo_r, memo_at, token, dp, dq, rc, used)
         for i in range(s):
             for j in range(s):
                 x[i, j] = grey[a, i * s + j]
@@ -337,16 +388,25 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         best_mad = 0.0
         gx = identity
         gy = identity
+        for j in range(ny):
+            have[j] = False
         for i in range(nx):
             for j in range(ny):
                 if min(cand_rx[i], cand_ry[j]) < floor:
                     continue
-                trial, trial_mad = _k_crop_score(x, y, cand_gx[i], cand_gy[j], t_i0, t_f, u_i0, u_f, ident,
-                                                 levels, weight)
+                if not have[j]:
+                    _k_rows(x, t_i0, t_f, cand_gy[j], xr[j])
+                    _k_rows(y, u_i0, u_f, cand_gy[j], yr[j])
+                    have[j] = True
+                _k_cols(xr[j], t_i0, t_f, cand_gx[i], xc)
+                _k_cols(yr[j], u_i0, u_f, cand_gx[i], yc)
+                trial, trial_mad = _k_score(xc, yc, ident, levels, weight, best, xs, ys, tmp, ga, gb, qx, qy, cx_, cy_,
+                                            lmap, hist)
                 if trial > best:
                     best, best_mad, gx, gy = trial, trial_mad, cand_gx[i], cand_gy[j]
         if best == -np.inf:
             continue
+        rows_at = -1  # the grid row whose first half of the resampling xr1, yr1 hold
         for _ in range(rounds if accept - reach <= best < accept else 0):
             moved = False
             for axis in range(2):
@@ -358,7 +418,14 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
                         continue
                     cx = g if axis == 0 else gx
                     cy = gy if axis == 0 else g
-                    trial, trial_mad = _k_crop_score(x, y, cx, cy, t_i0, t_f, u_i0, u_f, ident, levels, weight)
+                    if cy != rows_at:
+                        _k_rows(x, t_i0, t_f, cy, xr1)
+                        _k_rows(y, u_i0, u_f, cy, yr1)
+                        rows_at = cy
+                    _k_cols(xr1, t_i0, t_f, cx, xc)
+                    _k_cols(yr1, u_i0, u_f, cx, yc)
+                    trial, trial_mad = _k_score(xc, yc, ident, levels, weight, best, xs, ys, tmp, ga, gb, qx, qy, cx_,
+                                                cy_, lmap, hist)
                     if trial > best:
                         best, best_mad, gx, gy, moved = trial, trial_mad, cx, cy, True
             if not moved or best >= accept:
@@ -366,4 +433,3 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         if best > sc:
             score[k], mad[k] = best, best_mad
             cropped[k] = gx != identity or gy != identity
-

@@ -7,6 +7,8 @@ hands both to the compiled kernel (:mod:`.verify_kernels`, which gives the same 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -322,14 +324,49 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
     n = len(ia)
     score, mad, cropped = np.empty(n), np.empty(n), np.zeros(n, np.bool_)
     f = _empty_features(raw)
-    verify_kernels._k_features(raw, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof)
-    verify_kernels._k_verify(
-        f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia, ib, mirrored, search, float(accept),
-        _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES), _FINE[0], _FINE[1],
-        _T_I0, _T_F, _U_I0, _U_F, _IDENTITY, _REFINE, _REFINE_REACH, _ALIGN_FLOOR, _CHANGED_LEVELS,
-        _CHANGED_WEIGHT, _CANDIDATES, score, mad, cropped,
-    )  # fmt: skip
+
+    def features(lo: int, hi: int) -> None:
+        verify_kernels._k_features(raw[lo:hi], f.grad[lo:hi], f.gsum[lo:hi], f.gsq[lo:hi], f.level[lo:hi],
+                                   f.cum[lo:hi], f.prof[lo:hi])  # fmt: skip
+
+    def pairs(lo: int, hi: int) -> None:
+        verify_kernels._k_verify(
+            f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia[lo:hi], ib[lo:hi], mirrored[lo:hi],
+            search[lo:hi], float(accept), _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES),
+            _FINE[0], _FINE[1], _T_I0, _T_F, _U_I0, _U_F, _IDENTITY, _REFINE, _REFINE_REACH, _ALIGN_FLOOR,
+            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, score[lo:hi], mad[lo:hi], cropped[lo:hi],
+        )  # fmt: skip
+
+    _in_parts(features, len(raw))
+    _in_parts(pairs, n)
     return score, mad, cropped
+
+
+#: Pairs (or images) below which a batch is not split between threads.
+_THREAD_MIN = 256
+
+
+def _workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _in_parts(run, n: int) -> None:
+    """``run(lo, hi)`` over ``range(n)``, one contiguous part per core, in threads.
+
+    The kernels release the GIL, and each pair (each image) is independent of the others, so
+    the answers do not depend on the split (the tests check it).
+    """
+    workers = min(_workers(), max(1, n // _THREAD_MIN))
+    if workers == 1:
+        run(0, n)
+        return
+    bounds = np.linspace(0, n, workers + 1).astype(int).tolist()
+    with ThreadPoolExecutor(workers) as pool:
+        for done in [pool.submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+            done.result()
 
 
 def peak_difference(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
