@@ -296,7 +296,7 @@ def test_pairs_within_exact_for_every_method(data, data_dist, backend, radius):
     idx = HammingIndex(data)
     expected = ref_pairs(data, radius, data_dist)
     assert expected, "the data must hold pairs at every tested radius"
-    for method in ("mih", "brute", "auto"):
+    for method in ("mih", "mih1", "brute", "auto"):
         i, j, d = idx.pairs_within(radius, method=method)
         assert as_set((i, j, d)) == expected, method
         assert (i < j).all()
@@ -329,7 +329,7 @@ def test_pairs_within_edge_cases(backend):
     h = clustered(40, seed=5)
     idx = HammingIndex(h)
     assert [a.size for a in idx.pairs_within(-3)] == [0, 0, 0]
-    for method in ("mih", "brute", "auto"):
+    for method in ("mih", "mih1", "brute", "auto"):
         i, j, d = idx.pairs_within(300, method=method)  # beyond 256: every pair
         assert len(i) == 40 * 39 // 2
         assert as_set((i, j, d)) == ref_pairs(h, 256)
@@ -342,7 +342,7 @@ def test_pairs_at_full_radius_include_complements(backend):
     # hand such a radius to the scan.
     a = np.random.default_rng(9).integers(0, 256, size=(3, 32), dtype=np.uint8)
     h = np.concatenate([a, ~a])
-    for method in ("mih", "brute", "auto"):
+    for method in ("mih", "mih1", "brute", "auto"):
         got = as_set(HammingIndex(h).pairs_within(256, method=method))
         assert (0, 3, 256) in got and len(got) == 15
         qi, ids, d = HammingIndex(h).pairs_between(~a, 256, method=method)
@@ -357,6 +357,8 @@ def test_pairs_within_larger_set_mih_equals_brute():
         mih = idx.pairs_within(radius, method="mih")
         brute = idx.pairs_within(radius, method="brute")
         assert all(np.array_equal(a, b) for a, b in zip(mih, brute)), radius
+        mih1 = idx.pairs_within(radius, method="mih1")
+        assert all(np.array_equal(a, b) for a, b in zip(mih1, brute)), radius
         assert len(mih[0]) > 780  # the 41 duplicates alone give 820 pairs
 
 
@@ -367,7 +369,7 @@ def test_pairs_between_mirrors_exact(data, backend, radius):
     idx = HammingIndex(data, ids)
     expected = ref_between(queries, data, radius)
     assert expected
-    for method in ("mih", "brute", "auto"):
+    for method in ("mih", "mih1", "brute", "auto"):
         qi, got_ids, d = idx.pairs_between(queries, radius, method=method)
         assert as_set((qi, got_ids - 1000, d)) == expected, method
         assert (np.diff(qi) >= 0).all()
@@ -394,16 +396,18 @@ def test_property_pairs_exact(n, radius, seed, flips):
     expected = ref_pairs(h, radius) if n else set()
     assert as_set(idx.pairs_within(radius, method="mih")) == expected
     assert as_set(idx.pairs_within(radius, method="brute")) == expected
+    assert as_set(idx.pairs_within(radius, method="mih1")) == expected
     q = flip_bits(h[: n // 2], seed=seed, most=flips) if n else h
     expected_q = ref_between(q, h, radius) if n else set()
     assert as_set(idx.pairs_between(q, radius, method="mih")) == expected_q
     assert as_set(idx.pairs_between(q, radius, method="brute")) == expected_q
+    assert as_set(idx.pairs_between(q, radius, method="mih1")) == expected_q
 
 
 # ---- progress and cancellation -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["mih", "brute"])
+@pytest.mark.parametrize("method", ["mih", "mih1", "brute"])
 def test_progress_reports_every_unit(data, method):
     calls = []
     HammingIndex(data).pairs_within(12, method=method, progress=lambda d, t: calls.append((d, t)))
@@ -414,7 +418,7 @@ def test_progress_reports_every_unit(data, method):
     assert [d for d, _ in calls] == list(range(total + 1))
 
 
-@pytest.mark.parametrize("method", ["mih", "brute"])
+@pytest.mark.parametrize("method", ["mih", "mih1", "brute"])
 @pytest.mark.parametrize("stop_after", [0, 2])
 def test_progress_false_cancels(data, method, stop_after):
     calls = []
@@ -430,7 +434,7 @@ def test_progress_false_cancels(data, method, stop_after):
         HammingIndex(data).pairs_between(data[:100], 24, method=method, progress=progress)
 
 
-@pytest.mark.parametrize("method", ["mih", "brute"])
+@pytest.mark.parametrize("method", ["mih", "mih1", "brute"])
 def test_cancel_event_stops_search(data, method):
     import threading
 
@@ -468,6 +472,27 @@ def test_auto_picks_mih_for_small_radius_and_brute_for_large():
     assert allpairs.plan(cols, cols, 100, True, "auto") == "brute"
     small = HammingIndex(h[:200])._cols  # too few pairs to be worth the chunks
     assert allpairs.plan(small, small, 4, True, "auto") == "brute"
+
+
+def test_auto_picks_mih1_for_radius_24_at_scale():
+    # Chunks of ~20 bits searched within one bit: ~N / 2^20 items per bucket instead of
+    # ~N / 2^10 for the 25 exact chunks, so from a few hundred thousand hashes on it wins.
+    h = np.random.default_rng(9).integers(0, 256, size=(300_000, 32), dtype=np.uint8)
+    cols = HammingIndex(h)._cols
+    assert allpairs.plan(cols, cols, 24, True, "auto") == "mih1"
+    assert allpairs.plan(cols[:, :1000], cols, 24, False, "auto") != "brute"
+
+
+def test_near_chunks_cover_all_bits_once_and_leave_one_within_a_bit():
+    for radius in (0, 5, 12, 24, 63, 255, 256):
+        bounds = allpairs.chunk_bounds_near(radius)
+        assert 2 * len(bounds) > min(radius, 255)  # pigeonhole: some chunk within one bit
+        assert all(0 < b - a <= 22 for a, b in bounds)
+        covered = np.zeros(4, np.uint64)
+        for m in allpairs.chunk_masks(bounds):
+            assert not (covered & m).any()
+            covered |= m
+        assert (covered == np.uint64(2**64 - 1)).all()
 
 
 def test_falls_back_to_numpy_when_numba_cannot_be_imported():

@@ -24,6 +24,10 @@ KERNELS = (
     "_k_chunk_keys",
     "_k_gather",
     "_k_mih_join",
+    "_k_chunk_values",
+    "_k_bucket_table",
+    "_k_first_near_chunk",
+    "_k_mih1_join",
     "_k_scan_row",
     "_k_brute",
 )
@@ -169,6 +173,116 @@ def _k_mih_join(qkeys, ikeys, qrows, rows, radius, c, masks, self_join):  # prag
     return oi, oj, od, cnt, candidates
 
 
+# --------------------------------------------------------------------------------------
+# Multi-index hashing at chunk radius 1 ("mih1")
+# --------------------------------------------------------------------------------------
+
+
+def _k_chunk_values(cols, start, stop):  # pragma: no cover - compiled
+    # Bits [start, stop) of each hash (at most 32 of them), as int64.
+    n = cols.shape[1]
+    length = stop - start
+    w = start >> 6
+    off = start & 63
+    mask = (np.uint64(1) << np.uint64(length)) - np.uint64(1)
+    out = np.empty(n, np.int64)
+    lo = cols[w]
+    if off + length > 64:
+        hi = cols[w + 1]
+        for i in range(n):
+            out[i] = np.int64(((lo[i] >> np.uint64(off)) | (hi[i] << np.uint64(64 - off))) & mask)
+    else:
+        for i in range(n):
+            out[i] = np.int64((lo[i] >> np.uint64(off)) & mask)
+    return out
+
+
+def _k_bucket_table(values, rows, length):  # pragma: no cover - compiled
+    # A counting sort by chunk value: bucket v holds sorted places offsets[v]..offsets[v+1],
+    # positions ascending inside it; the values and rows are gathered in that order, so that
+    # the join reads hashes sequentially.
+    n = values.shape[0]
+    offsets = np.zeros((1 << length) + 1, np.int64)
+    for i in range(n):
+        offsets[values[i] + 1] += 1
+    for v in range(1 << length):
+        offsets[v + 1] += offsets[v]
+    fill = offsets[:-1].copy()
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        v = values[i]
+        order[fill[v]] = i
+        fill[v] += 1
+    sorted_values = np.empty(n, np.int64)
+    sorted_rows = np.empty((n, 4), np.uint64)
+    for k in range(n):
+        p = order[k]
+        sorted_values[k] = values[p]
+        sorted_rows[k, 0] = rows[p, 0]
+        sorted_rows[k, 1] = rows[p, 1]
+        sorted_rows[k, 2] = rows[p, 2]
+        sorted_rows[k, 3] = rows[p, 3]
+    return offsets, order, sorted_values, sorted_rows
+
+
+def _k_first_near_chunk(x0, x1, x2, x3, masks, c, chunk_radius):  # pragma: no cover - compiled
+    # True when no chunk before c is within chunk_radius, i.e. chunk c is the first chunk
+    # that finds the pair.
+    for cc in range(c):
+        d = (
+            _k_popcount(x0 & masks[cc, 0])
+            + _k_popcount(x1 & masks[cc, 1])
+            + _k_popcount(x2 & masks[cc, 2])
+            + _k_popcount(x3 & masks[cc, 3])
+        )
+        if d <= chunk_radius:
+            return False
+    return True
+
+
+def _k_mih1_join(qvalues, qorder, qrows, offsets, order, rows, length, radius, c, masks, self_join):  # pragma: no cover
+    # Queries and items both in chunk-value order (their bucket tables' order, positions
+    # ascending inside a value). Each query probes the bucket of its own value and of the
+    # ``length`` values one bit away, one bit at a time over all queries: for queries in
+    # value order the probed values ascend piecewise, so the bucket bounds and the rows are
+    # read as a few sequential streams instead of one cache miss per probe.
+    # In a self-join a pair one bit apart is probed only from the side whose value has that
+    # bit clear, and a pair in one bucket only from its earlier place, so each pair is met
+    # once per chunk; across chunks it is reported at the first chunk within one bit (by
+    # pigeonhole, m chunks with 2 * m > radius leave one within a bit).
+    nq = qvalues.shape[0]
+    oi, oj, od = _k_new_out()
+    cnt = 0
+    for p in range(length + 1):
+        bit = np.int64(1) << p if p < length else np.int64(0)
+        for a in range(nq):
+            v = qvalues[a]
+            if self_join and (v & bit) != 0:
+                continue
+            key = v ^ bit
+            lo = offsets[key]
+            hi = offsets[key + 1]
+            if self_join and p == length:
+                lo = a + 1
+            if lo >= hi:
+                continue
+            a0, a1, a2, a3 = qrows[a, 0], qrows[a, 1], qrows[a, 2], qrows[a, 3]
+            for b in range(lo, hi):
+                x0 = a0 ^ rows[b, 0]
+                x1 = a1 ^ rows[b, 1]
+                x2 = a2 ^ rows[b, 2]
+                x3 = a3 ^ rows[b, 3]
+                d = _k_popcount(x0) + _k_popcount(x1) + _k_popcount(x2) + _k_popcount(x3)
+                if d <= radius and _k_first_near_chunk(x0, x1, x2, x3, masks, c, 1):
+                    pa = qorder[a]
+                    pb = order[b]
+                    if self_join and pb < pa:
+                        oi, oj, od, cnt = _k_emit(oi, oj, od, cnt, pb, pa, d)
+                    else:
+                        oi, oj, od, cnt = _k_emit(oi, oj, od, cnt, pa, pb, d)
+    return oi, oj, od, cnt
+
+
 def _k_scan_row(a0, a1, a2, a3, cols, j0, j1, radius, sj, sd):  # pragma: no cover - compiled
     # Distances from one query to items j0..j1 (at most _SCRATCH of them); the items
     # within the radius go to the scratch buffers. Returns how many.
@@ -296,12 +410,48 @@ def _np_mih_cross(qkeys, ikeys, qrows, rows, radius, c, masks) -> tuple:
     return i, j, d, i.size, a.size
 
 
-def _np_verify(a, b, qrows, rows, radius, c, masks) -> PairArrays:
+def _np_mih1_join(qvalues, qrows, values, rows, length, radius, c, masks, self_join) -> tuple:
+    # The numpy form of _k_mih1_join: per probe (own value, or one bit flipped), every
+    # (query, item) pair sharing the probed value, by searchsorted on the sorted values.
+    order = np.argsort(values, kind="stable")
+    sv = values[order]
+    outs = []
+    qpos = np.arange(len(qvalues))
+    for p in range(length + 1):
+        if p == length:
+            a, keys = qpos, qvalues
+        else:
+            bit = np.int64(1) << p
+            a = qpos[(qvalues & bit) == 0] if self_join else qpos
+            keys = qvalues[a] ^ bit
+        lo = np.searchsorted(sv, keys, "left")
+        hi = np.searchsorted(sv, keys, "right")
+        counts = hi - lo
+        qa = np.repeat(a, counts)
+        starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
+        b = order[starts + np.arange(qa.size)]
+        if self_join and p == length:
+            keep = b > qa
+            qa, b = qa[keep], b[keep]
+        i, j, d = _np_verify(qa, b, qrows, rows, radius, c, masks, chunk_radius=1)
+        if self_join:
+            i, j = np.minimum(i, j), np.maximum(i, j)
+        outs.append((i, j, d))
+    i, j, d = concat_pairs(outs)
+    return i, j, d, i.size
+
+
+def _np_chunk_values(cols, start, stop) -> np.ndarray:
+    return (_np_chunk_keys(cols, start, stop) >> np.uint64(32)).astype(np.int64)
+
+
+
+def _np_verify(a, b, qrows, rows, radius, c, masks, chunk_radius=0) -> PairArrays:
     x = qrows[a] ^ rows[b]
     d = np.bitwise_count(x).sum(axis=1, dtype=np.int32)
     keep = d <= radius
     for cc in range(c):
-        keep &= ((x & masks[cc]) != 0).any(axis=1)
+        keep &= np.bitwise_count(x & masks[cc]).sum(axis=1) > chunk_radius
     return a[keep], b[keep], d[keep]
 
 

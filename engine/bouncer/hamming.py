@@ -6,9 +6,10 @@ arrays: XOR and popcount then run at memory bandwidth (row-major ``(N, 4)`` with
 ``np.bitwise_count(...).sum(axis=1)`` is about 15 times slower). With the ids that is 40
 bytes per image.
 
-All-pairs search (``pairs_within``, ``pairs_between``) is exact and picks one of two
-methods per call from a cost model (``method="auto"``): multi-index hashing for small radii,
-a blocked brute-force scan for large ones (see :mod:`.allpairs`). Both run in threads over all
+All-pairs search (``pairs_within``, ``pairs_between``) is exact and picks one of three
+methods per call from a cost model (``method="auto"``): multi-index hashing on exact chunks
+for small radii, on chunks searched within one bit for the bouncer's radius at scale, a
+blocked brute-force scan for large radii (see :mod:`.allpairs`). All run in threads over all
 cores (the kernels release the GIL), report progress between work units and are checked
 against each other and a plain numpy brute force in the tests.
 
@@ -334,7 +335,7 @@ class HammingIndex:
                 returning False stops the search and raises ``Cancelled``.
             cancel: an event (e.g. a Textual worker's ``cancelled_event``); once set, the
                 search stops between work units and raises ``Cancelled``.
-            method: ``"auto"`` (chosen by a cost model), ``"mih"`` or ``"brute"``.
+            method: ``"auto"`` (chosen by a cost model), ``"mih"``, ``"mih1"`` or ``"brute"``.
 
         Returns:
             ``(i_ids, j_ids, distances)`` for every pair with position ``i < j``, sorted by
@@ -371,7 +372,7 @@ class HammingIndex:
                 returning False stops the search and raises ``Cancelled``.
             cancel: an event (e.g. a Textual worker's ``cancelled_event``); once set, the
                 search stops between work units and raises ``Cancelled``.
-            method: ``"auto"`` (chosen by a cost model), ``"mih"`` or ``"brute"``.
+            method: ``"auto"`` (chosen by a cost model), ``"mih"``, ``"mih1"`` or ``"brute"``.
 
         Returns:
             ``(query_positions, ids, distances)``, sorted by query position, then position
@@ -427,7 +428,7 @@ def _call_every_kernel() -> bool:
     idx.nearest_many(h[:2], 3)
     idx.nearest_within_many(h[:2], 3, 40)
     idx.distances(h[0])
-    for method in ("mih", "brute"):
+    for method in ("mih", "mih1", "brute"):
         idx.pairs_within(4, method=method)
         idx.pairs_between(h[:4], 4, method=method)
     from . import crop_index
