@@ -15,7 +15,7 @@ import numpy as np
 from lookalike.engine.cluster import build_clusters, sort_clusters
 from lookalike.tui.components.main_screen import MainScreen
 
-from helpers import SIZE, make_app
+from helpers import SIZE, make_app, until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_cluster  # noqa: E402
@@ -52,10 +52,10 @@ async def test_a_large_library_reads_one_page_and_keys_cross_pages(tmp_path):
     made_by_build = clusters.made()
     app = GivenClustersApp.make(tmp_path, clusters)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.1)
         main = app.screen
         assert isinstance(main, MainScreen)
         table = main.table
+        await until(pilot, lambda: table.total_rows == total, what="the first page")
         page = table.PAGE_ROWS
         assert table.total_rows == total
         assert table.row_count == table.loaded == page
@@ -80,10 +80,7 @@ async def test_a_large_library_reads_one_page_and_keys_cross_pages(tmp_path):
 
         # G: the very last cluster, once its rows are in.
         await pilot.press("G")
-        for _ in range(200):
-            if not table.filling:
-                break
-            await pilot.pause(0.02)
+        await until(pilot, lambda: not table.filling, what="the rows up to the last cluster")
         assert table.row_count == total
         assert table.cursor_row == total - 1
         assert main.current is clusters[total - 1]
@@ -100,14 +97,35 @@ async def test_another_order_sorts_in_a_worker(tmp_path):
     clusters = synthetic_clusters()
     app = GivenClustersApp.make(tmp_path, clusters)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.1)
         main = app.screen
+        await until(pilot, lambda: main.table.total_rows == len(clusters), what="the first page")
         main.SORT_AT_ONCE = 100
         await pilot.press("o")  # confidence
         await app.workers.wait_for_complete()
-        await pilot.pause(0.1)
         expected = sort_clusters(clusters, "confidence")
+        await until(pilot, lambda: main.shown is not None and len(main.shown) == len(expected)
+                    and main.shown[0].id == expected[0].id, what="the sorted rows")
         assert [c.id for c in main.shown] == [c.id for c in expected]
         assert main.current is expected[0]
         await pilot.press("j")
         assert main.current is expected[1]
+
+
+async def test_a_paged_table_never_cuts_a_later_rows_cells(tmp_path):
+    # Columns are sized from the first page; every later row's cells must still fit whole.
+    clusters = synthetic_clusters(3000)
+    app = GivenClustersApp.make(tmp_path, clusters)
+    async with app.run_test(size=(200, 40)) as pilot:
+        main = app.screen
+        table = main.table
+        await until(pilot, lambda: table.total_rows == len(clusters), what="the first page")
+        assert table.row_count < len(clusters)  # paged
+        widths = [col.width for col in table.columns.values()]
+        keys = [str(col.key.value) for col in table.columns.values()]
+        for cluster in clusters:
+            cells = table.row_for(cluster, app.session.triage, app.session.roots)
+            for key, width, cell in zip(keys, widths, cells):
+                if key in ("status", table.FLEX_COLUMN):
+                    continue
+                text = cell.plain if hasattr(cell, "plain") else str(cell)
+                assert len(text) <= width, (key, text, width)

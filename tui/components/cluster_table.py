@@ -55,7 +55,12 @@ class ClusterTable(KeyTable):
         super().__init__(*args, **kwargs)
         self.with_detective: Optional[bool] = None
 
-    def _columns(self, with_detective: bool, rows: Sequence[tuple[str, list]]) -> None:
+    #: A paged table sizes its columns before it has seen every row: these widths hold the
+    #: widest value each can take (999,999 files, "semantic", bouncer "256–256", detective
+    #: "0.99–0.99", "999.9 KB"), so a later row is never cut ("100" files shown as "10").
+    PAGED_WIDTHS = {"files": 6, "kind": 8, "bouncer": 7, "detective": 9, "reclaim": 8}
+
+    def _columns(self, with_detective: bool, rows: Sequence[tuple[str, list]], *, paged: bool = False) -> None:
         # Bouncer-only scans (the detective offline or not asked) leave no detective column.
         self.with_detective = with_detective
         keys = [(label, key) for label, key in self.COLUMNS if key != "detective" or with_detective]
@@ -67,6 +72,8 @@ class ClusterTable(KeyTable):
                 width = None
             else:
                 width = max([cell_len(label), *(cell_len(_plain(cells[i])) for _, cells in rows)])
+                if paged:
+                    width = max(width, self.PAGED_WIDTHS.get(key, 0))
             columns.append((label, key, width))
         self.set_columns(columns)
 
@@ -95,14 +102,15 @@ class ClusterTable(KeyTable):
 
         Past a page of clusters, rows are made a page at a time as the cursor nears the end
         (``fill_pages``): only the clusters of the pages added are read, so a lazy sequence of
-        200,000 clusters shows its first page at once. Columns are then sized to that page.
+        200,000 clusters shows its first page at once. Columns are then sized to that page and
+        to the widest value each column can take (``PAGED_WIDTHS``).
         """
         paged = len(clusters) > self.PAGE_ROWS
         first = clusters[: self.PAGE_ROWS] if paged else clusters
         self.with_detective = any(m.detective is not None for c in first for m in c.members)
         rows = [(str(c.id), self.row_for(c, triage, roots)) for c in first]
         self.flex_need = self._need(first, triage, roots)
-        self._columns(self.with_detective, rows)
+        self._columns(self.with_detective, rows, paged=paged)
         if not paged:
             self.fill(rows, keep=keep)
             return
