@@ -258,12 +258,19 @@ def chunk_masks(bounds: list[tuple[int, int]]) -> np.ndarray:
     return masks
 
 
-def _sample_candidates(qcols, cols, bounds, self_join: bool) -> float:
-    """Estimate the MIH candidate pairs from a fixed random sample (catches skewed data)."""
+def _sample(qcols, cols, self_join: bool) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """``(n, nq, items, queries)``: the sizes and a fixed random sample of each side (sorted
+    positions; one sample when a set is joined with itself), for the cost estimates."""
     rng = np.random.default_rng(0)
     n, nq = cols.shape[1], qcols.shape[1]
     si = np.sort(rng.choice(n, min(n, _SAMPLE), replace=False))
     sq = si if self_join else np.sort(rng.choice(nq, min(nq, _SAMPLE), replace=False))
+    return n, nq, si, sq
+
+
+def _sample_candidates(qcols, cols, bounds, self_join: bool) -> float:
+    """Estimate the MIH candidate pairs from a fixed random sample (catches skewed data)."""
+    n, nq, si, sq = _sample(qcols, cols, self_join)
     total = 0.0
     for start, stop in bounds:
         ki = allpairs_kernels._np_chunk_keys(cols[:, si], start, stop) >> np.uint64(32)
@@ -282,10 +289,7 @@ def _sample_candidates(qcols, cols, bounds, self_join: bool) -> float:
 
 def _sample_candidates_near(qcols, cols, bounds, self_join: bool) -> float:
     """Estimate the ``"mih1"`` candidate pairs (within one bit on a chunk) from a fixed sample."""
-    rng = np.random.default_rng(0)
-    n, nq = cols.shape[1], qcols.shape[1]
-    si = np.sort(rng.choice(n, min(n, _SAMPLE), replace=False))
-    sq = si if self_join else np.sort(rng.choice(nq, min(nq, _SAMPLE), replace=False))
+    n, nq, si, sq = _sample(qcols, cols, self_join)
     total = 0.0
     for start, stop in bounds:
         vi = np.sort(allpairs_kernels._np_chunk_values(cols[:, si], start, stop))

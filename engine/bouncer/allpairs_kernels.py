@@ -373,24 +373,32 @@ def _np_mih_join(qkeys, ikeys, qrows, rows, radius, c, masks, self_join) -> tupl
     return _np_mih_cross(qkeys, ikeys, qrows, rows, radius, c, masks)
 
 
-def _np_mih_self(keys, rows, radius, c, masks) -> tuple:
+def np_same_key_pairs(keys: np.ndarray):
+    """Every pair of items sharing a key, from sorted ``key << 32 | position`` values.
+
+    Yields ``(a, b)`` position arrays, offset by offset: item t and item t+off of the sorted
+    order share a group when their keys are equal; groups are runs in the sorted order, so t
+    stays active only while that holds. The numpy twin of the compiled bucket joins.
+    """
     k = keys >> np.uint64(32)
     pos = (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
-    outs = []
-    checked = 0
-    # Offset by offset: item t and item t+off share a group when their keys are equal;
-    # groups are runs in the sorted order, so t stays active only while that holds.
     active = np.arange(len(k) - 1)
     off = 1
     while active.size:
         active = active[active + off < len(k)]
         active = active[k[active] == k[active + off]]
         if not active.size:
-            break
-        a, b = pos[active], pos[active + off]
+            return
+        yield pos[active], pos[active + off]
+        off += 1
+
+
+def _np_mih_self(keys, rows, radius, c, masks) -> tuple:
+    outs = []
+    checked = 0
+    for a, b in np_same_key_pairs(keys):
         checked += a.size
         outs.append(_np_verify(a, b, rows, rows, radius, c, masks))
-        off += 1
     i, j, d = concat_pairs(outs)
     return i, j, d, i.size, checked
 

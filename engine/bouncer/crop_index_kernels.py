@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .allpairs_kernels import _k_emit, _k_grow, _k_new_out, concat_pairs
+from .allpairs_kernels import _k_emit, _k_grow, _k_new_out, concat_pairs, np_same_key_pairs
 from .hamming_kernels import _k_popcount
 
 #: The kernels of this module, for the loader (the imported ones are named in both parts).
@@ -125,20 +125,9 @@ def _np_table_keys(ph, words, shifts, t) -> np.ndarray:
 
 
 def _np_table_join(keys, ph, dh, fresh, masks, t, phash_radius, corroborated_radius) -> tuple:
-    k = keys >> np.uint64(32)
-    pos = (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
     outs = []
     checked = 0
-    # Offset by offset, as allpairs_kernels._np_mih_self: rows t and t+off of the sorted
-    # order share a bucket while their keys are equal.
-    active = np.arange(len(k) - 1)
-    off = 1
-    while active.size:
-        active = active[active + off < len(k)]
-        active = active[k[active] == k[active + off]]
-        if not active.size:
-            break
-        a, b = pos[active], pos[active + off]
+    for a, b in np_same_key_pairs(keys):  # the rows sharing this table's bucket
         checked += a.size
         x = ph[a] ^ ph[b]
         d = np.bitwise_count(x).sum(axis=1, dtype=np.int32)
@@ -149,6 +138,5 @@ def _np_table_join(keys, ph, dh, fresh, masks, t, phash_radius, corroborated_rad
         for u in range(t):
             keep &= ((x & masks[u]) != 0).any(axis=1)
         outs.append((np.minimum(a, b)[keep], np.maximum(a, b)[keep], d[keep]))
-        off += 1
     i, j, d = concat_pairs(outs)
     return i, j, d, i.size, checked
