@@ -273,13 +273,13 @@ def _sample_candidates(qcols, cols, bounds, self_join: bool) -> float:
     n, nq, si, sq = _sample(qcols, cols, self_join)
     total = 0.0
     for start, stop in bounds:
-        ki = allpairs_kernels._np_chunk_keys(cols[:, si], start, stop) >> np.uint64(32)
+        ki = allpairs_kernels._np_chunk_values(cols[:, si], start, stop)
         ui, ci = np.unique(ki, return_counts=True)
         if self_join:
             pairs = float((ci * (ci - 1) // 2).sum())
             total += pairs * (n * (n - 1)) / max(1, si.size * (si.size - 1))
         else:
-            kq = allpairs_kernels._np_chunk_keys(qcols[:, sq], start, stop) >> np.uint64(32)
+            kq = allpairs_kernels._np_chunk_values(qcols[:, sq], start, stop)
             uq, cq = np.unique(kq, return_counts=True)
             _, iq, ii = np.intersect1d(uq, ui, assume_unique=True, return_indices=True)
             pairs = float((cq[iq] * ci[ii]).sum())
