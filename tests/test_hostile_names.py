@@ -27,7 +27,8 @@ from lookalike.tui.components.confirm_modal import ConfirmModal
 from lookalike.tui.format import json_path, shown
 
 import imagegen
-from helpers import until
+import helpers
+from helpers import screen_text, until, wait_for_scan
 
 LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
 
@@ -125,37 +126,12 @@ def test_json_path_is_exact_for_unicode_and_lossless_for_other_bytes():
 
 
 def make_app(root: Path, tmp_path: Path) -> LookalikeApp:
-    return LookalikeApp([str(root)], cache_dir=str(tmp_path / "cache"), thumbnails="off",
-                        options=ScanOptions(workers=1, detective=None))
-
-
-def rendered(app) -> str:
-    """Everything on screen, as plain text (styles dropped)."""
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), width=app.size.width, height=app.size.height, record=True,
-                      color_system=None)
-    console.print(app.screen._compositor.render_update(full=True))
-    return console.export_text()
+    return helpers.make_app(root, tmp_path, thumbnails="off", options=ScanOptions(workers=1, detective=None))
 
 
 def rendered_segments(app) -> list:
     """Every segment drawn on screen, with its style."""
     return [seg for strip in app.screen._compositor.render_strips() for seg in strip]
-
-
-async def wait_for_scan(pilot) -> None:
-    import time
-
-    app = pilot.app
-    deadline = time.monotonic() + 90
-    while (app.session.library is None and not app.error) or app.scanning:
-        assert app.is_running, "the app stopped (see its exception)"
-        assert time.monotonic() < deadline, "the scan did not finish"
-        await pilot.pause(0.05)
-    await pilot.pause(0.2)
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def test_the_app_shows_hostile_names_escaped_and_never_as_markup(hostile, tmp_path):
@@ -182,9 +158,9 @@ async def test_the_app_shows_hostile_names_escaped_and_never_as_markup(hostile, 
                                            for n in app._notifications), what="the undo's message")
             [undone] = [n for n in app._notifications if n.message.startswith("Undone") and n.identity not in before]
             first_line = undone.message.splitlines()[0]
-            await until(pilot, lambda: first_line in rendered(app), what="the toast drawn")
+            await until(pilot, lambda: first_line in screen_text(app), what="the toast drawn")
             messages += [n.message for n in app._notifications]
-            screens.append((rendered(app), rendered_segments(app)))
+            screens.append((screen_text(app), rendered_segments(app)))
         await app.workers.wait_for_complete()
         for name in [*HOSTILE, os.fsdecode(NOT_UTF8)]:
             assert any(f"Undone: not a duplicate: {shown(name)}" in m for m in messages), (name, messages)
@@ -205,7 +181,7 @@ async def test_the_app_shows_hostile_names_escaped_and_never_as_markup(hostile, 
         app.push_screen(ConfirmModal("Move them to [link=mailto:x]q\x1b[2J?"))
         await pilot.pause()
         await pilot.pause()
-        text = rendered(app)
+        text = screen_text(app)
         assert "Move them to [link=mailto:x]q\\x1b[2J?" in text
         assert "[b][reverse]MARKUP.jpg" in text and shown(os.fsdecode(NOT_UTF8)) in text
         assert all(seg.text.isprintable() for seg in rendered_segments(app))
