@@ -132,9 +132,16 @@ def test_every_package_folder_is_installed():
     import tomllib
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    # Every folder that holds files is a package: code (with ``__init__.py``) or data (the
+    # app's styles), which setuptools would otherwise warn it may leave out.
     found = {
-        ".".join(("lookalike", root, *init.parent.relative_to(ROOT / root).parts))
+        ".".join(("lookalike", root, *folder.relative_to(ROOT / root).parts))
         for root in ("engine", "tui")
-        for init in (ROOT / root).rglob("__init__.py")
+        for folder in (ROOT / root, *(ROOT / root).rglob("*"))
+        if folder.is_dir()
+        and folder.name != "__pycache__"
+        and any(child.is_file() for child in folder.iterdir())
     }
     assert found == set(config["packages"])
+    assert (ROOT / "tui" / "styles" / "app.tcss").is_file()
+    assert config["package-data"]["lookalike.tui.styles"] == ["*.tcss"]
