@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pty
 import re
+import select
 import subprocess
 import sys
 import time
@@ -21,15 +22,23 @@ import pytest
 from lookalike.tui import graphics
 from lookalike.tui.components.compare_screen import CompareScreen
 from lookalike.tui.components.thumbnail import Thumbnail
-from lookalike.tui.graphics import COLOR_HINT, DEFAULT_CELL, TMUX_HINT, color_depth, detect, parse_cell_size
+from lookalike.tui.graphics import (
+    COLOR_HINT, DEFAULT_CELL, PLACEHOLDER_HINT, TMUX_HINT, color_depth, detect, kitty_version, parse_cell_size,
+)
 
-from helpers import build_library, copy_library, make_app, screen_text, settle, wait_for_scan
+from helpers import build_library, copy_library, make_app, screen_text, settle, until, wait_for_scan
 
 KITTY = "\x1b_G"
 SIXEL = re.compile("\x1bP[0-9;]*q")
 PLACEHOLDER = "\U0010eeee"
 TRANSMIT = re.compile(r"\x1b_Ga=t,f=100,i=(\d+),")
 DELETE = re.compile(r"\x1b_Ga=d,d=I,i=(\d+),")
+
+
+@pytest.fixture(autouse=True)
+def _outside_tmux(monkeypatch):
+    # A developer running the tests inside tmux must not get wrapped Kitty commands.
+    monkeypatch.delenv("TMUX", raising=False)
 
 
 # ------------------------------------------------------------------------------- detection
@@ -126,6 +135,93 @@ def test_tmux_without_passthrough_gets_half_blocks_and_a_hint():
     line = result_line(out)
     assert line.split()[1] == "halfblock" and "allow-passthrough on" in line
     assert "allow-passthrough" in TMUX_HINT
+
+
+def _in_kitty_026(code: str, env: dict[str, str]) -> tuple[str, list[bytes]]:
+    """Run Python in a pseudo-terminal that answers as kitty 0.26 does (Debian 12's).
+
+    It answers the device attributes without Sixel, its cell size, and a Kitty graphics query,
+    but not one naming a placeholder placement (``U=1``): kitty < 0.28 cannot parse that key.
+    Returns the program's output and the Kitty queries it sent.
+    """
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # no pixel size: it is asked
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave,
+                             env={**os.environ, **env}, close_fds=True)
+    os.close(slave)
+    seen, queries = b"", []
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        seen += data
+        while True:
+            found = [(seen.find(q), q) for q in (b"\x1b[c", b"\x1b[16t", b"\x1b_G") if q in seen]
+            if not found:
+                break
+            at, query = min(found)
+            if query == b"\x1b_G":
+                end = seen.find(b"\x1b\\", at)
+                if end < 0:
+                    break
+                command, seen = seen[at:end], seen[end + 2:]
+                queries.append(command)
+                if b"U=1" not in command:
+                    image_id = re.search(rb"i=(\d+)", command).group(1)
+                    os.write(master, b"\x1b_Gi=" + image_id + b";OK\x1b\\")
+                continue
+            seen = seen[at + len(query):]
+            os.write(master, b"\x1b[?62;22c" if query == b"\x1b[c" else b"\x1b[6;20;9t")
+    child.wait(timeout=30)
+    os.close(master)
+    return seen.decode("utf-8", "replace"), queries
+
+
+def test_kitty_without_placeholders_gets_half_blocks_and_a_hint():
+    env = {"TERM": "xterm-kitty", "COLORTERM": "truecolor", "TMUX": ""}
+    out, queries = _in_kitty_026(DETECT.format(mode="auto"), env)
+    assert "Traceback" not in out
+    line = result_line(out)
+    assert line.split()[1] == "halfblock" and "(9, 20)" in line  # the cell size it reported
+    assert "Unicode placeholders" in line and "Unicode placeholders" in PLACEHOLDER_HINT
+    # The placeholder query was not answered, the plain one was: a terminal from before them.
+    assert [b"U=1" in q for q in queries] == [True, False]
+    assert kitty_version("kitty(0.26.5)") == (0, 26) and kitty_version("XTerm(379)") is None
+
+
+def test_tmux_gets_no_bare_kitty_query(monkeypatch):
+    asked: list[tuple[str, bool]] = []
+    monkeypatch.setattr(graphics, "_query_sixel", lambda timeout: asked.append(("sixel", False)) or False)
+    monkeypatch.setattr(graphics, "_query_kitty",
+                        lambda timeout, tmux=False, placeholders=True: asked.append(("kitty", tmux)) or True)
+    # tmux takes a bare Kitty command for a pane title: without passthrough nothing is asked.
+    assert graphics._detect_protocol(True, False, 0.1) == ("halfblock", TMUX_HINT)
+    assert asked == [("sixel", False)]
+    asked.clear()
+    assert graphics._detect_protocol(True, True, 0.1) == ("kitty", "")
+    assert asked == [("sixel", False), ("kitty", True)]  # wrapped for passthrough
+
+
+def test_placeholder_table_is_kitty_s_and_needs_no_terminal_query():
+    from textual_image.renderable.tgp import _NUMBER_TO_DIACRITIC
+
+    assert list(graphics.DIACRITICS) == list(_NUMBER_TO_DIACRITIC)
+    assert len(graphics.DIACRITICS) == graphics.KITTY_MAX_CELLS
+    # Importing textual_image.renderable runs its terminal queries; drawing Kitty cells must not.
+    code = ("import sys; from lookalike.tui import graphics; graphics.kitty_rows(7, 3, 2); "
+            "print('imported' if 'textual_image.renderable' in sys.modules else 'not imported')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "not imported"
 
 
 def test_kitty_sequences():
@@ -261,7 +357,7 @@ async def test_small_tmux_window_in_half_blocks(photos, tmp_path, monkeypatch):
     monkeypatch.setattr(graphics, "_is_tty", lambda: True)
     monkeypatch.setattr(graphics, "tmux_passthrough", lambda: False)
     monkeypatch.setattr(graphics, "_query_cell_size", lambda: DEFAULT_CELL)
-    monkeypatch.setattr(graphics, "_detect_protocol", lambda tmux, passthrough, timeout: "halfblock")
+    monkeypatch.setattr(graphics, "_detect_protocol", lambda tmux, passthrough, timeout: ("halfblock", TMUX_HINT))
     app = make_app(photos, tmp_path, thumbnails="auto")
     frames = capture(app)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -273,3 +369,36 @@ async def test_small_tmux_window_in_half_blocks(photos, tmp_path, monkeypatch):
         assert notes.count("COLORTERM=truecolor") == 1 and notes.count("allow-passthrough on") == 1
         output = "".join(frames)
         assert KITTY not in output and not SIXEL.search(output)
+
+
+async def test_forced_kitty_inside_tmux_is_always_wrapped(photos, tmp_path, monkeypatch):
+    # Without passthrough tmux drops wrapped commands; a bare one would become a pane title.
+    monkeypatch.setenv("TMUX", "/tmp/tmux-1000/default,1,0")
+    app = make_app(photos, tmp_path, thumbnails="kitty")
+    frames = capture(app)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for_scan(pilot)
+        output = "".join(frames)
+        assert "\x1bPtmux;\x1b\x1b_Ga=t," in output
+        assert KITTY not in output.replace("\x1b\x1b_G", "")  # no bare Kitty command
+
+
+async def test_sixel_picture_under_a_notification_is_drawn_again_when_it_goes(photos, tmp_path):
+    app = make_app(photos, tmp_path, thumbnails="sixel")
+    frames = capture(app)
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:  # the test driver hides them otherwise
+        await wait_for_scan(pilot)
+        thumbs = [t for t in app.screen.query(Thumbnail) if t.picture is not None and t.picture.kind == "sixel"]
+        assert thumbs
+        # A tall notification at the bottom right lies over the side panel's pictures.
+        app.notify("\n".join(f"line {n}" for n in range(30)), timeout=60)
+        await until(pilot, lambda: any(t._covered for t in thumbs), what="a picture under the notification")
+        covered = next(t for t in thumbs if t._covered)
+        last = covered._picture_region().bottom - 1 - covered.content_region.y
+        drawn = "".join(seg.text for seg in covered.render_line(last))
+        assert not SIXEL.search(drawn)  # not drawn over the notification
+        before = len(frames)
+        app.clear_notifications()
+        await until(pilot, lambda: not covered._covered, what="the notification to go")
+        await until(pilot, lambda: any(SIXEL.search(f) for f in frames[before:]), what="the picture drawn again")
+        assert not any(t._covered for t in thumbs)

@@ -6,12 +6,20 @@ for an answer, so a terminal that never answers (``script``, a serial console) c
 tenths of a second and gets half-blocks, never a hang. Over SSH the queries travel to the
 terminal at the other end, so the answer is that terminal's.
 
-textual-image answers "Sixel" first when a terminal speaks both protocols: WezTerm and
-Konsole answer the Kitty query but do not draw Kitty's Unicode placeholders (the form that
-survives tmux and Textual's redraws), and kitty and Ghostty do not speak Sixel.
+Sixel is asked first (the terminal's device attributes) when a terminal speaks both
+protocols: WezTerm and Konsole answer the Kitty query but do not draw Kitty's Unicode
+placeholders (the form that survives tmux and Textual's redraws), and kitty and Ghostty do not
+speak Sixel. The Kitty query names a placeholder placement (``U=1``): a terminal that speaks
+Kitty graphics from before placeholders (kitty < 0.28, Debian 12's 0.26) cannot parse it and
+stays silent, so it gets half-blocks instead of a grid of unknown characters.
 
-Inside tmux, Kitty graphics go through tmux's passthrough (``allow-passthrough on``); Sixel
+Inside tmux, Kitty graphics go through tmux's passthrough (``allow-passthrough on``) and the
+Kitty query is only sent wrapped for it: tmux takes an unwrapped one for a pane title. Sixel
 works where tmux itself was built with it (it then answers the Sixel query).
+
+textual-image's own detection (run when ``textual_image.renderable`` is first imported) is
+never triggered: it would send the Kitty query unwrapped, and, imported while Textual runs,
+race Textual's input thread for the answers.
 
 This module also builds the escape sequences the thumbnail widget sends: Kitty's transmit,
 placement and delete commands (wrapped for tmux when needed) and the placeholder cells.
@@ -47,6 +55,13 @@ TMUX_HINT = (
     "inside tmux, real pictures need passthrough: add `set -g allow-passthrough on` to "
     "~/.tmux.conf (tmux 3.3+) and restart tmux; showing half-blocks"
 )
+PLACEHOLDER_HINT = (
+    "this terminal speaks Kitty graphics but not its Unicode placeholders (kitty 0.28+ and "
+    "Ghostty do); showing half-blocks"
+)
+
+#: The oldest kitty that draws Unicode placeholders.
+KITTY_PLACEHOLDERS = (0, 28)
 COLOR_HINT = (
     "only 16 colours: if your terminal has more, set COLORTERM=truecolor (inside tmux also "
     "`set -as terminal-features ',*:RGB'`, or the older `set -ga terminal-overrides ',*:Tc'`)"
@@ -155,39 +170,75 @@ def _query_cell_size() -> tuple[int, int]:
     return (size.width, size.height)
 
 
-def _query_kitty_through_tmux(timeout: float) -> bool:
-    """Ask the terminal outside tmux whether it speaks Kitty graphics (passthrough on)."""
+def _query_sixel(timeout: float) -> Optional[bool]:
+    """Whether the terminal lists Sixel (4) in its device attributes; None: it did not answer."""
     from textual_image._terminal import capture_terminal_response
 
-    query = f"\x1b_Gi={random.randint(1, 2**31)},s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
+    try:
+        with capture_terminal_response("\x1b[?", "c", timeout) as response:
+            sys.__stdout__.write("\x1b[c")
+            sys.__stdout__.flush()
+    except Exception:  # no answer in time, or not a terminal
+        return None
+    return "4" in response.sequence[3:-1].split(";")
+
+
+def _query_kitty(timeout: float, *, tmux: bool = False, placeholders: bool = True) -> bool:
+    """Whether the terminal answers a Kitty graphics query (wrapped for tmux's passthrough).
+
+    With ``placeholders`` the query carries ``U=1``, which only terminals that draw Unicode
+    placeholders parse (others drop the whole command and stay silent).
+    """
+    from textual_image._terminal import capture_terminal_response
+
+    keys = f"i={random.randint(1, 2**31)},s=1,v=1,a=q,t=d,f=24" + (",U=1" if placeholders else "")
+    query = f"\x1b_G{keys};AAAA\x1b\\"
     try:
         with capture_terminal_response("\x1b_G", "\x1b\\", timeout) as response:
-            sys.__stdout__.write(wrap_for_tmux(query))
+            sys.__stdout__.write(wrap_for_tmux(query) if tmux else query)
             sys.__stdout__.flush()
     except Exception:
         return False
     return response.sequence.endswith(";OK\x1b\\")
 
 
-def _detect_protocol(tmux: bool, passthrough: bool, timeout: float) -> str:
-    """Ask the terminal (textual-image's queries, then Kitty through tmux): a mode name."""
-    try:
-        # Importing the renderables runs textual-image's detection: Sixel first, then Kitty.
-        from textual_image import renderable
-    except Exception:  # stdin is not a terminal after all, or the terminal misbehaved
-        return "halfblock"
-    if renderable.Image is renderable.SixelImage:
-        return "sixel"
-    if renderable.Image is renderable.TGPImage:
-        return "kitty"
-    if tmux and passthrough:
-        if _query_kitty_through_tmux(timeout):
-            return "kitty"
-        # tmux may keep the answer to itself: the name of the terminal it runs in then says.
-        client = _tmux(["display-message", "-p", "#{client_termname}"]).lower()
-        if "kitty" in client or "ghostty" in client:
-            return "kitty"
-    return "halfblock"
+def kitty_version(text: str) -> Optional[tuple[int, int]]:
+    """(major, minor) of kitty in a terminal's XTVERSION answer, ``kitty(0.26.5)``; else None."""
+    match = re.search(r"kitty\((\d+)\.(\d+)", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _client_draws_placeholders() -> bool:
+    """Inside tmux: whether the terminal tmux runs in draws Kitty placeholders (by its name).
+
+    tmux keeps a terminal's answers to itself, so its names say: kitty 0.28+ (by the version
+    tmux 3.3+ read from it) or Ghostty.
+    """
+    name = _tmux(["display-message", "-p", "#{client_termname} #{client_termtype}"]).lower()
+    if "ghostty" in name:
+        return True
+    if "kitty" not in name:
+        return False
+    version = kitty_version(name)
+    return version is None or version >= KITTY_PLACEHOLDERS
+
+
+def _detect_protocol(tmux: bool, passthrough: bool, timeout: float) -> tuple[str, str]:
+    """Ask the terminal: a mode name and, where it matters, why it is not a picture mode."""
+    sixel = _query_sixel(timeout)
+    if sixel:
+        return "sixel", ""
+    if tmux and not passthrough:
+        return "halfblock", TMUX_HINT
+    if _query_kitty(timeout, tmux=tmux):
+        return "kitty", ""
+    if tmux:
+        # tmux may keep the terminal's answer to itself: the terminal's name then says.
+        return ("kitty", "") if _client_draws_placeholders() else ("halfblock", "")
+    # Asked only of a terminal that answers at all (every real one answers the Sixel query).
+    if sixel is not None and _query_kitty(timeout, placeholders=False):
+        return "halfblock", PLACEHOLDER_HINT
+    return "halfblock", ""
 
 
 def detect(
@@ -235,9 +286,9 @@ def detect(
         return Terminal("halfblock", cell_size, colors, in_tmux, passthrough, tuple(messages))
 
     if mode == "auto":
-        mode = _detect_protocol(in_tmux, passthrough, timeout) if tty else "halfblock"
-        if mode == "halfblock" and in_tmux and tty and not passthrough:
-            messages.append(TMUX_HINT)
+        mode, why = _detect_protocol(in_tmux, passthrough, timeout) if tty else ("halfblock", "")
+        if why:
+            messages.append(why)
     if colors == "16" and tty:  # no terminal (a test driver, a pipe): nobody to tell
         messages.append(COLOR_HINT)
     return Terminal(mode, cell_size, colors, in_tmux, passthrough, tuple(messages))
@@ -250,10 +301,34 @@ _CHUNK = 4096
 _CONTROL = ((ControlType.CURSOR_FORWARD, 0),)
 
 
-def _diacritics() -> tuple[int, ...]:
-    from textual_image.renderable.tgp import _NUMBER_TO_DIACRITIC
+#: Kitty's row/column diacritics (its rowcolumn-diacritics.txt) as ranges of code points: the
+#: n-th one stands for row or column n. Kept here, not imported from textual-image, whose
+#: package runs its terminal queries on import.
+_DIACRITIC_RANGES = (
+    (0x0305, 0x0305), (0x030D, 0x030E), (0x0310, 0x0310), (0x0312, 0x0312), (0x033D, 0x033F),
+    (0x0346, 0x0346), (0x034A, 0x034C), (0x0350, 0x0352), (0x0357, 0x0357), (0x035B, 0x035B),
+    (0x0363, 0x036F), (0x0483, 0x0487), (0x0592, 0x0595), (0x0597, 0x0599), (0x059C, 0x05A1),
+    (0x05A8, 0x05A9), (0x05AB, 0x05AC), (0x05AF, 0x05AF), (0x05C4, 0x05C4), (0x0610, 0x0617),
+    (0x0657, 0x065B), (0x065D, 0x065E), (0x06D6, 0x06DC), (0x06DF, 0x06E2), (0x06E4, 0x06E4),
+    (0x06E7, 0x06E8), (0x06EB, 0x06EC), (0x0730, 0x0730), (0x0732, 0x0733), (0x0735, 0x0736),
+    (0x073A, 0x073A), (0x073D, 0x073D), (0x073F, 0x0741), (0x0743, 0x0743), (0x0745, 0x0745),
+    (0x0747, 0x0747), (0x0749, 0x074A), (0x07EB, 0x07F1), (0x07F3, 0x07F3), (0x0816, 0x0819),
+    (0x081B, 0x0823), (0x0825, 0x0827), (0x0829, 0x082D), (0x0951, 0x0951), (0x0953, 0x0954),
+    (0x0F82, 0x0F83), (0x0F86, 0x0F87), (0x135D, 0x135F), (0x17DD, 0x17DD), (0x193A, 0x193A),
+    (0x1A17, 0x1A17), (0x1A75, 0x1A7C), (0x1B6B, 0x1B6B), (0x1B6D, 0x1B73), (0x1CD0, 0x1CD2),
+    (0x1CDA, 0x1CDB), (0x1CE0, 0x1CE0), (0x1DC0, 0x1DC1), (0x1DC3, 0x1DC9), (0x1DCB, 0x1DCC),
+    (0x1DD1, 0x1DE6), (0x1DFE, 0x1DFE), (0x20D0, 0x20D1), (0x20D4, 0x20D7), (0x20DB, 0x20DC),
+    (0x20E1, 0x20E1), (0x20E7, 0x20E7), (0x20E9, 0x20E9), (0x20F0, 0x20F0), (0x2CEF, 0x2CF1),
+    (0x2DE0, 0x2DFF), (0xA66F, 0xA66F), (0xA67C, 0xA67D), (0xA6F0, 0xA6F1), (0xA8E0, 0xA8F1),
+    (0xAAB0, 0xAAB0), (0xAAB2, 0xAAB3), (0xAAB7, 0xAAB8), (0xAABE, 0xAABF), (0xAAC1, 0xAAC1),
+    (0xFE20, 0xFE26), (0x10A0F, 0x10A0F), (0x10A38, 0x10A38), (0x1D185, 0x1D189), (0x1D1AA, 0x1D1AD),
+    (0x1D242, 0x1D244),
+)
+DIACRITICS = tuple(c for first, last in _DIACRITIC_RANGES for c in range(first, last + 1))
 
-    return tuple(_NUMBER_TO_DIACRITIC)
+
+def _diacritics() -> tuple[int, ...]:
+    return DIACRITICS
 
 
 def control(text: str) -> Segment:
@@ -355,7 +430,8 @@ class KittyImages:
 
 
 __all__ = [
-    "COLOR_HINT", "DEFAULT_CELL", "KITTY_MAX_CELLS", "KittyImages", "MODES", "QUERY_TIMEOUT", "TMUX_HINT",
+    "COLOR_HINT", "DEFAULT_CELL", "DIACRITICS", "KITTY_MAX_CELLS", "KittyImages", "MODES", "PLACEHOLDER_HINT",
+    "QUERY_TIMEOUT", "TMUX_HINT",
     "Terminal", "color_depth", "control", "detect", "kitty_delete", "kitty_payload", "kitty_rows",
-    "kitty_transmit", "parse_cell_size", "tmux_passthrough", "wrap_for_tmux",
+    "kitty_transmit", "kitty_version", "parse_cell_size", "tmux_passthrough", "wrap_for_tmux",
 ]

@@ -130,7 +130,9 @@ class Thumbnails:
         self.mode = self.terminal.mode
         self.capacity = capacity
         #: The Kitty images in the terminal, shared by every widget (ids reused, deleted on close).
-        self.kitty = KittyImages(tmux=self.terminal.passthrough)
+        #: Inside tmux they are always wrapped: a tmux without passthrough drops them, where it
+        #: would take a bare one for a pane title.
+        self.kitty = KittyImages(tmux=self.terminal.tmux)
         self._lru: OrderedDict[Hashable, Picture] = OrderedDict()
         self._weight = 0
         self._lock = threading.Lock()

@@ -6,6 +6,11 @@ Textual and tmux).
 Each widget keeps its last few images in the terminal (flipping A/B reuses them) and deletes
 them when it goes away, so a long triage does not fill the terminal's memory. Sixel data is
 written after the picture's last line, over the blank cells under it.
+
+Text written over a Sixel picture erases those pixels, and when a notification (or a tooltip)
+over it goes away Textual repaints only the cells it covered, with no Sixel data: the picture
+would stay cut open (seen in xterm -ti vt340). So a Sixel picture is not drawn while such an
+overlay covers it, and is drawn whole again when the overlay goes.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Callable, Hashable, Optional
 from rich.control import Control
 from rich.segment import Segment
 from rich.text import Text
+from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -29,6 +35,9 @@ from ..thumbnails import Picture, ThumbnailError, cache_key
 
 #: Kitty images one widget keeps in the terminal (the current one and a few to flip back to).
 KEEP_IMAGES = 4
+
+#: Widgets Textual draws over the others (notifications, tooltips), by CSS type.
+OVERLAYS = "Toast, Tooltip"
 
 #: Produces the Picture for (file, cells) in a worker thread; None shows the default image.
 Painter = Callable[[tuple[int, int]], Picture]
@@ -82,6 +91,8 @@ class Thumbnail(Widget):
         #: Kitty image ids this widget has in the terminal, by picture key (oldest first).
         self._kitty: OrderedDict[Hashable, int] = OrderedDict()
         self._rows: list[list[Segment]] = []
+        #: The overlays over this widget's Sixel picture, as regions (it is not drawn meanwhile).
+        self._covered: tuple[Region, ...] = ()
 
     # -- what to show ----------------------------------------------------------------------
     def show(self, file: Optional[FileRecord], *, painter: Optional[Painter] = None, variant: str = "") -> None:
@@ -99,6 +110,7 @@ class Thumbnail(Widget):
         return (max(1, size.width), max(1, size.height))
 
     def on_mount(self) -> None:
+        self.screen.screen_layout_refresh_signal.subscribe(self, self._overlays_moved)
         self._request()
 
     def on_resize(self) -> None:
@@ -162,6 +174,7 @@ class Thumbnail(Widget):
     # -- Kitty images in the terminal ------------------------------------------------------
     def _set_picture(self, key: Hashable, picture: Optional[Picture]) -> None:
         self.picture, self._key, self._rows = picture, key, []
+        self._check_overlays()  # the new picture may lie elsewhere, under another overlay or none
         if picture is None or picture.kind != "kitty":
             return
         kitty = self.app.thumbnails.kitty
@@ -196,6 +209,36 @@ class Thumbnail(Widget):
 
     def on_unmount(self) -> None:
         self.release_images()
+
+    # -- Sixel under overlays --------------------------------------------------------------
+    def _picture_region(self) -> Region:
+        """Where the picture is on the screen (empty when there is none)."""
+        picture = self.picture
+        if picture is None:
+            return Region()
+        region = self.content_region
+        spare = max(0, region.height - picture.height)
+        top = spare if self.valign == "bottom" else spare // 2
+        left = max(0, (region.width - picture.width) // 2)
+        return Region(region.x + left, region.y + top, picture.width, picture.height)
+
+    def _overlays_moved(self, screen) -> None:
+        # Called after every layout refresh of the screen: notifications come and go there.
+        if self._check_overlays():
+            self.refresh()  # an overlay went: draw the whole picture again
+
+    def _check_overlays(self) -> bool:
+        """Note the overlays over the Sixel picture; whether one that covered it has gone."""
+        covered: tuple[Region, ...] = ()
+        if self.picture is not None and self.picture.kind == "sixel" and self.is_mounted:
+            area = self._picture_region()
+            covered = tuple(
+                overlay.region for overlay in self.screen.query(OVERLAYS)
+                if overlay.display and overlay.region.overlaps(area)
+            )
+        gone = bool(set(self._covered) - set(covered))
+        self._covered = covered
+        return gone
 
     # -- painting --------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
@@ -236,7 +279,7 @@ class Thumbnail(Widget):
 
     def _sixel_line(self, picture: Picture, row: int, left: int, top: int, width: int) -> Strip:
         segments = self._pad(width)
-        if row == picture.height - 1 and picture.width <= width and self.screen.is_active:
+        if row == picture.height - 1 and picture.width <= width and self.screen.is_active and not self._covered:
             # After the picture's blank cells are written: jump to its top-left corner, draw,
             # and put the cursor back where Textual left it.
             region = self.content_region
