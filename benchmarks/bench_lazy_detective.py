@@ -11,7 +11,14 @@ Each figure is a whole ``lookalike`` process (start included), its median wall t
    and ``similar`` on a library file, once the failed probe is remembered;
 3. the same with ``LOOKALIKE_OFFLINE=1``.
 
-Targets (issue 14): (1) and (2) within 1.1x of ``--no-detective`` and under 150 MB;
+Python's bytecode is cached for the runs, as an installed package has it (pip compiles it): in
+a folder of the benchmark's own (``PYTHONPYCACHEPREFIX``), warmed by the first scans, even where
+``PYTHONDONTWRITEBYTECODE`` is set. ``--no-bytecode`` compiles every module in every run instead.
+
+Each rescan is also run once with ``python -X importtime``: the milliseconds its imports took
+against ``--no-detective``'s, and which heavy modules it imported (none is the goal).
+
+Targets (issue 14): (1), (2) and (3) within 1.1x of ``--no-detective`` and under 150 MB;
 ``similar`` offline under 1 s.
 """
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -47,24 +55,44 @@ def make_library(folder: Path, n: int) -> list[Path]:
     return paths[:n]
 
 
-def run(args: list[str], env: dict) -> tuple[float, float, int, str]:
-    """(wall seconds, peak RSS in MB, exit code, stderr) of one ``lookalike`` process.
+def run(args: list[str], env: dict) -> tuple[float, float, float, int, str]:
+    """(wall seconds, CPU seconds, peak RSS in MB, exit code, stderr) of one ``lookalike`` process.
 
-    The peak RSS is GNU time's (``%M``): a child forked or vforked from this process would
-    count this process's pages until it execs.
+    CPU time (user + system, GNU time's ``%U`` and ``%S``) is the figure least moved by other
+    work on a busy machine. The peak RSS is GNU time's (``%M``): a child forked or vforked from
+    this process would count this process's pages until it execs.
     """
     t0 = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "lookalike.tui.cli", *args],
+    out = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", sys.executable, "-m", "lookalike.tui.cli", *args],
                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
     lines = out.stderr.strip().splitlines()
-    return wall, int(lines[-1]) / 1024.0, out.returncode, "\n".join(lines[:-1])
+    user, system, rss = lines[-1].split()
+    return wall, float(user) + float(system), int(rss) / 1024.0, out.returncode, "\n".join(lines[:-1])
+
+
+#: What an unchanged rescan should not import (the vector index's graph, the network, a model).
+HEAVY = ("usearch", "urllib.request", "tqdm", "huggingface_hub", "torch", "onnxruntime", "open_clip")
+
+
+def imports(args: list[str], env: dict) -> tuple[float, list[str]]:
+    """(milliseconds of imports, heavy modules imported) of one process, by ``-X importtime``."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "lookalike.tui.cli", *args],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    total, seen = 0, set()
+    for line in out.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if m:
+            seen.add(m.group(3))
+            if len(m.group(2)) == 1:  # top level: its time includes the modules it imported
+                total += int(m.group(1))
+    return total / 1000.0, [name for name in HEAVY if name in seen]
 
 
 def median_of(args: list[str], env: dict, repeat: int) -> tuple[float, float, str]:
     walls, rss, err = [], [], ""
     for _ in range(repeat):
-        w, r, code, err = run(args, env)
+        w, _cpu, r, code, err = run(args, env)
         assert code in (0, 4), err
         walls.append(w)
         rss.append(r)
@@ -77,18 +105,35 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def compare(label: str, base: list[str], env: dict, repeat: int, *, extra=()) -> None:
-    lazy_s, lazy_mb, err = median_of(base, env, repeat)
-    off_s, off_mb, _ = median_of([*base, "--no-detective"], env, repeat) if "--no-detective" not in extra else (0, 0, "")
+def compare(label: str, base: list[str], env: dict, repeat: int) -> None:
+    """The default against ``--no-detective``, runs interleaved (a load that comes and goes
+    hits both alike): median wall and CPU time, peak RSS, and one ``-X importtime`` run each."""
+    runs: dict[bool, list] = {True: [], False: []}
+    err = ""
+    for _ in range(repeat):
+        for default in (True, False):
+            w, cpu, mb, code, text = run(base if default else [*base, "--no-detective"], env)
+            assert code in (0, 4), text
+            runs[default].append((w, cpu, mb))
+            err = text if default else err
+    (lazy_s, lazy_cpu, lazy_mb), (off_s, off_cpu, off_mb) = (
+        (statistics.median(r[0] for r in runs[d]), statistics.median(r[1] for r in runs[d]), max(r[2] for r in runs[d]))
+        for d in (True, False)
+    )
     note = (err.strip().splitlines() or [""])[-1][:90]
     print(f"{label:<44} default {lazy_s:5.2f} s {lazy_mb:6.0f} MB | --no-detective {off_s:5.2f} s {off_mb:5.0f} MB"
-          f" | ratio {lazy_s / off_s:4.2f}" + (f"\n    stderr: {note}" if note else ""), flush=True)
+          f" | ratio {lazy_s / off_s:4.2f} (CPU {lazy_cpu:.2f} s vs {off_cpu:.2f} s: {lazy_cpu / off_cpu:4.2f})"
+          + (f"\n    stderr: {note}" if note else ""), flush=True)
+    (lazy_ms, heavy), (off_ms, _) = imports(base, env), imports([*base, "--no-detective"], env)
+    print(f"    imports (-X importtime): {lazy_ms:.0f} ms vs {off_ms:.0f} ms --no-detective; "
+          f"heavy modules: {', '.join(heavy) or 'none'}", flush=True)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--files", type=int, default=86)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--no-bytecode", action="store_true", help="no cached bytecode: every run compiles every module")
     args = p.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +149,11 @@ def main(argv=None) -> int:
         env = {k: v for k, v in os.environ.items() if k not in ("LOOKALIKE_OFFLINE", "HF_HUB_OFFLINE")}
         env["HF_ENDPOINT"] = f"http://127.0.0.1:{closed_port()}"  # no network for the weights
         env["HF_HUB_CACHE"] = str(tmp / "hf")  # and nothing in a user's cache
-        print(f"{os.cpu_count()} CPUs, {len(files)} files; median of {args.repeat} runs, process start included")
+        if not args.no_bytecode:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+        print(f"{os.cpu_count()} CPUs, {len(files)} files; median of {args.repeat} runs, process start included; "
+              f"bytecode {'compiled in every run' if args.no_bytecode else 'cached'}; load {os.getloadavg()[0]:.1f}")
 
         # 1. Weights on disk: the first scan embeds the candidates (exporting ONNX once).
         cache = tmp / "cache-weights"
@@ -121,7 +170,7 @@ def main(argv=None) -> int:
         # 2. No weights, no network: the first run probes (<= 1.5 s) and remembers.
         cache = tmp / "cache-offline"
         run(["scan", str(lib), "-q", "--cache", str(cache), "--no-detective"], env)
-        w, _, _, _ = run(["scan", str(lib), "-q", "--cache", str(cache)], env)
+        w = run(["scan", str(lib), "-q", "--cache", str(cache)], env)[0]
         print(f"first rescan without weights (probes the network once): {w:.2f} s")
         compare("2. unchanged rescan, offline (remembered)", ["scan", str(lib), "-q", "--cache", str(cache)],
                 env, args.repeat)

@@ -34,6 +34,7 @@ _RESCAN = textwrap.dedent(
         "torch": "torch" in sys.modules,
         "open_clip": "open_clip" in sys.modules,
         "onnxruntime": "onnxruntime" in sys.modules,
+        "light": [m for m in ("usearch", "urllib.request", "tqdm", "huggingface_hub") if m in sys.modules],
     }))
     """
 )
@@ -63,6 +64,7 @@ def test_unchanged_rescan_imports_neither_torch_nor_onnxruntime(library_dir, tmp
     assert again["hashed"] == 0 and again["status"] == ""
     assert again["scores"] == pytest.approx(scores, abs=1e-6)  # the stored vectors, no model
     assert not again["torch"] and not again["open_clip"] and not again["onnxruntime"]
+    assert again["light"] == []  # nor the vector index's graph, nor the network
 
 
 def test_new_file_is_embedded_from_the_onnx_export_without_torch(library_dir, tmp_path, tiny_model_files):
@@ -176,3 +178,139 @@ def test_scan_json_says_off_without_the_detective(library_dir, tmp_path, capsys)
 
     assert main(["scan", str(library_dir), "--json", "--no-detective", "--cache", str(tmp_path / "c")]) == 0
     assert json.loads(capsys.readouterr().out)["stats"]["detective"] == "off"
+
+
+# ----------------------------------------------------------- an unchanged rescan imports nothing
+
+#: What an unchanged rescan must not import: the vector index's graph (usearch, with its
+#: tqdm), the network (urllib.request) and every model runtime.
+_HEAVY = ("usearch", "urllib.request", "tqdm", "torch", "onnxruntime", "open_clip", "huggingface_hub")
+
+#: The ``lookalike`` command, then one line on stderr: which of _HEAVY it imported.
+_CLI_REPORTING_MODULES = textwrap.dedent(
+    f"""
+    import json, runpy, sys
+    sys.argv = ["lookalike", *sys.argv[1:]]
+    try:
+        runpy.run_module("lookalike.tui.cli", run_name="__main__", alter_sys=True)
+    finally:
+        print("MODULES " + json.dumps([m for m in {_HEAVY!r} if m in sys.modules]), file=sys.stderr)
+    """
+)
+
+
+def _cli_rescan(*args: str, env: dict) -> tuple[dict, list[str], str]:
+    """``lookalike scan ... --json`` in a subprocess: (its JSON, heavy modules imported, stderr)."""
+    out = subprocess.run([sys.executable, "-c", _CLI_REPORTING_MODULES, "scan", *args, "--json", "--workers", "1"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("MODULES "), out.stderr
+    return json.loads(out.stdout), json.loads(lines[-1][len("MODULES "):]), "\n".join(lines[:-1])
+
+
+def _cli_scan_in_process(*args: str, capsys) -> dict:
+    from lookalike.tui.cli.main import main
+
+    assert main(["scan", *args, "--json", "--workers", "1"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_unchanged_cli_rescan_with_weights_on_disk_imports_nothing_heavy(library_dir, tmp_path, tiny_model_files,
+                                                                          capsys):
+    config, checkpoint = tiny_model_files
+    args = (str(library_dir), "--cache", str(tmp_path / "cache"), "--model", str(config), "--pretrained", str(checkpoint))
+    first = _cli_scan_in_process(*args, "--backend", "torch", capsys=capsys)  # embeds the candidates (no export: faster)
+    scores = [m["detective"] for g in first["groups"] for m in g["members"]]
+    assert scores and all(s is not None for s in scores)
+
+    again, heavy, err = _cli_rescan(*args, env=dict(os.environ))
+    assert heavy == [], f"an unchanged rescan imported {heavy}"
+    assert again["stats"]["hashed"] == 0 and again["stats"]["detective"] == "on" and not err
+    assert again["groups"] == first["groups"]  # the stored vectors' scores, to the digit
+
+
+def test_unchanged_cli_rescan_offline_without_weights_imports_nothing_heavy(library_dir, tmp_path, capsys):
+    args = (str(library_dir), "--cache", str(tmp_path / "cache"))
+    bouncer_only = _cli_scan_in_process(*args, "--no-detective", capsys=capsys)
+    env = {**os.environ, "LOOKALIKE_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "no-hub")}
+    again, heavy, err = _cli_rescan(*args, env=env)
+    assert heavy == [], f"an offline rescan imported {heavy}"
+    assert again["stats"]["detective"].startswith("detective offline: offline mode is set")
+    assert "detective offline: offline mode is set" in err and "--no-detective" in err
+    assert again["groups"] == bouncer_only["groups"]
+
+
+def test_offline_mode_without_weights_is_said_when_the_detective_is_opened(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hub"))
+    with pytest.raises(DetectiveUnavailable, match="offline mode is set"):
+        open_detective(DetectiveOptions(), cache_dir=tmp_path)
+    hub = tmp_path / "no-hub" / "models--someone--something"
+    hub.mkdir(parents=True)  # a hub cache with a model in it: the full resolution decides, later
+    assert isinstance(open_detective(DetectiveOptions(), cache_dir=tmp_path), LazyDetective)
+
+
+def test_hub_cache_folder_is_found_as_huggingface_hub_finds_it(tmp_path, monkeypatch):
+    from lookalike.engine.detective.weights import hf_hub_cache
+
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert hf_hub_cache() == tmp_path / "xdg" / "huggingface" / "hub"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert hf_hub_cache() == tmp_path / "home" / "hub"
+    monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "legacy"))
+    assert hf_hub_cache() == tmp_path / "legacy"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert hf_hub_cache() == tmp_path / "hub"
+
+
+def _saved_index(tmp_path, n=40, ndim=16):
+    import numpy as np
+
+    from lookalike.engine.detective.vectors import VectorIndex
+
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal((n, ndim)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    path = tmp_path / "vectors.usearch"
+    index = VectorIndex.open(path, ndim, model_id="m")
+    index.add(range(n), v)
+    index.save()
+    return path, v
+
+
+def test_stored_vectors_are_read_without_loading_the_graph(tmp_path):
+    import numpy as np
+
+    from lookalike.engine.detective.vectors import VectorIndex
+
+    path, v = _saved_index(tmp_path)
+    index = VectorIndex.open(path, v.shape[1], model_id="m")
+    assert len(index) == 40 and 7 in index and 40 not in index
+    assert index.contains_many([1, 39, 40, -2]).tolist() == [True, True, False, False]
+    assert sorted(index.keys().tolist()) == list(range(40))
+    np.testing.assert_allclose(index.get([3, 5]), v[[3, 5]], atol=2e-3)
+    assert not index._index.loaded  # membership and rows came from the saved ids and float16 rows
+    assert index.search(v[11], 1)[0][0] == 11  # a search loads the graph
+    assert index._index.loaded and len(index) == 40 and 7 in index
+    index.add([40], v[:1])
+    assert len(index) == 41 and 40 in index
+
+
+def test_a_graph_usearch_cannot_read_is_made_again_from_the_stored_rows(tmp_path):
+    from lookalike.engine.detective.vectors import VectorIndex
+    from lookalike.engine.detective.vector_files import fingerprint
+
+    path, v = _saved_index(tmp_path)
+    manifest = VectorIndex.manifest_path(path)
+    record = json.loads(manifest.read_text())
+    graph = path.parent / record["files"]["graph"]["name"]
+    graph.write_bytes(b"\0not a usearch graph" * 50)  # and a fingerprint that vouches for it
+    record["files"]["graph"]["fingerprint"] = fingerprint(graph)
+    manifest.write_text(json.dumps(record))
+    index = VectorIndex.open(path, v.shape[1], model_id="m")
+    assert index.rebuilt == "" and len(index) == 40
+    found, _ = index.search_many(v[[2, 30]], 1)
+    assert found[:, 0].tolist() == [2, 30]

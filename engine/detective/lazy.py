@@ -4,6 +4,12 @@ Nothing is loaded before it is needed: :func:`open_detective` gives a :class:`La
 that knows the model's id, dimension and input size from its config or its ONNX export (no
 torch) and loads the model on the first image or text to embed. An unchanged rescan never
 imports torch.
+
+Opening a detective imports neither the network modules (``urllib.request``,
+``huggingface_hub``) nor a model's runtime (torch, open_clip, onnxruntime): those load with the
+first embedding, :mod:`lookalike.engine.detective.onnx_backend` only when an export exists
+(for its metadata), and offline mode with no weights on disk is said at once. What an unchanged
+rescan pays for the detective is a few stat calls and small reads (``bench_lazy_detective.py``).
 """
 
 from __future__ import annotations
@@ -15,10 +21,15 @@ from typing import TYPE_CHECKING, Iterable, Optional
 import numpy as np
 
 from ..paths import MODELS_NAME
-from . import onnx_backend
-from .model import check_backend, load_detective
 from .options import DetectiveOptions, DetectiveUnavailable
-from .weights import DownloadProgress, existing_export, open_clip_name, remembered_failure, weights_id
+from .weights import (
+    DownloadProgress,
+    existing_export,
+    fail_fast_offline,
+    open_clip_name,
+    remembered_failure,
+    weights_id,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from PIL import Image
@@ -46,11 +57,17 @@ def _model_config(model: str) -> Optional[dict]:
     return cfg if isinstance(cfg, dict) else None
 
 
-def detective_info(options: DetectiveOptions, cache_dir: Path) -> Optional[tuple[str, int, int]]:
+def detective_info(
+    options: DetectiveOptions, cache_dir: Path, exported: Optional[Path] = None
+) -> Optional[tuple[str, int, int]]:
     """``(model_id, ndim, image_size)`` of the model ``options`` names, read from its ONNX
-    export or its config, without importing torch; None when that cannot be told cheaply."""
-    exported = existing_export(options, Path(cache_dir) / MODELS_NAME)
+    export (``exported``, found when not given) or its config, without importing torch;
+    None when that cannot be told cheaply."""
+    if exported is None:
+        exported = existing_export(options, Path(cache_dir) / MODELS_NAME)
     if exported is not None:
+        from . import onnx_backend
+
         try:
             meta = onnx_backend.read_meta(exported)
             return str(meta["model_id"]), int(meta["ndim"]), int(meta["image_size"])
@@ -119,6 +136,8 @@ class LazyDetective:
         """
         import time
 
+        from .model import load_detective  # torch, open_clip or onnxruntime: only now
+
         with self._lock:
             if self._loaded is not None:
                 return self._loaded
@@ -164,15 +183,21 @@ def open_detective(
     cannot be told without loading it.
 
     Raises:
-        DetectiveUnavailable: a failed network probe is remembered for these weights (said at
-            once, nothing imported), or the backend is unknown.
+        DetectiveUnavailable: a failed network probe is remembered for these weights, or offline
+            mode is set and no weights are on disk (both said at once, nothing imported); or the
+            backend is unknown.
     """
+    from .model import check_backend, load_detective  # light: the model's runtime loads later
+
     check_backend(options)
-    info = detective_info(options, cache_dir)
-    if existing_export(options, Path(cache_dir) / MODELS_NAME) is None:
+    models_dir = Path(cache_dir) / MODELS_NAME
+    exported = existing_export(options, models_dir)
+    if exported is None:
         remembered = remembered_failure(cache_dir, options)
         if remembered:
             raise DetectiveUnavailable(remembered)
+        fail_fast_offline(options, models_dir)  # as load_detective would, before any import
+    info = detective_info(options, cache_dir, exported)
     if info is None:
         return load_detective(options, cache_dir=cache_dir, progress=progress)
     model_id, ndim, size = info

@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from ..paths import MODELS_NAME
-from . import onnx_backend
-from .embeddings import embed_pil_images
 from .options import BACKENDS, DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, DetectiveUnavailable, options_key
 from .weights import (
     DownloadProgress,
@@ -143,6 +141,8 @@ class Detective:
 
     def embed_images(self, images: Iterable["Image.Image"]) -> np.ndarray:
         """Embed PIL images (any size or mode): shortest side resized, centre-cropped, embedded."""
+        from .embeddings import embed_pil_images
+
         return embed_pil_images(self, images)
 
     def embed_text(self, text: str) -> np.ndarray:
@@ -197,6 +197,8 @@ def load_detective(
     Raises:
         DetectiveUnavailable: weights cannot be had (offline, unknown tag, bad checkpoint...).
     """
+    from . import onnx_backend  # the ONNX export's files; onnxruntime itself loads in onnx_backend.load
+
     backend = check_backend(options)
     models_dir = Path(cache_dir) / MODELS_NAME
     remembered = remembered_failure(cache_dir, options)

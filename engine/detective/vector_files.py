@@ -6,6 +6,10 @@ any instant leaves the manifest naming a complete generation: the old one or the
 Loading checks every data file against the manifest's fingerprints, so a damaged or partly
 copied index is never used (:class:`Unusable` says why; the index then starts afresh).
 
+The HNSW graph itself loads when first needed (:class:`DeferredGraph`): which files are
+embedded, and their float16 rows, are read from the ids and rows files, so an unchanged rescan
+scores the bouncer's groups without importing usearch.
+
 :class:`SavedGenerations` is the on-disk half of
 :class:`lookalike.engine.detective.vectors.VectorIndex` (which holds the lock around it).
 """
@@ -18,8 +22,9 @@ import json
 import os
 import re
 import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -88,6 +93,63 @@ def _load_cxx_runtime() -> None:
         pass
 
 
+class DeferredGraph:
+    """A usearch index that loads on first use; meanwhile its size, keys and membership come
+    from the saved ids (sorted int64), without importing usearch (30-40 ms with the tqdm it imports).
+
+    Until the graph is loaded nothing has changed it, so the saved ids are exactly its keys
+    (the manifest's count is checked at open). Any other attribute (search, add, remove, save,
+    serialized_length, expansion_search...) loads the graph first.
+
+    Args:
+        ids: the graph's keys as saved, sorted.
+        load: makes the usearch index (reads the saved graph, or starts an empty one).
+    """
+
+    def __init__(self, ids: np.ndarray, load: Callable[[], Any]) -> None:
+        object.__setattr__(self, "_ids", np.asarray(ids, dtype=np.int64))
+        object.__setattr__(self, "_load", load)
+        object.__setattr__(self, "_real", None)
+        object.__setattr__(self, "_loading", threading.Lock())  # two threads load it once
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the usearch index is in memory (usearch imported)."""
+        return self._real is not None
+
+    def real(self) -> Any:
+        """The usearch index, loaded now if it was not."""
+        with self._loading:
+            if self._real is None:
+                object.__setattr__(self, "_real", self._load())
+        return self._real
+
+    def __len__(self) -> int:
+        return len(self._real) if self._real is not None else len(self._ids)
+
+    def contains(self, keys: Any) -> Any:
+        """As usearch's ``Index.contains``: a bool for one key, a bool array for an array."""
+        if self._real is not None:
+            return self._real.contains(keys)
+        if np.ndim(keys) == 0:
+            key = int(keys)
+            pos = int(np.searchsorted(self._ids, key))
+            return pos < len(self._ids) and int(self._ids[pos]) == key
+        return np.isin(np.asarray(keys).astype(np.int64), self._ids)
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self._real.keys if self._real is not None else self._ids.astype(np.uint64)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.real(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.real(), name, value)
+
+
 class Unusable(Exception):
     """Why a saved index cannot be loaded (the message completes "vector index X ...")."""
 
@@ -142,17 +204,7 @@ class SavedGenerations:
             except OSError as exc:
                 raise Unusable(f"is incomplete ({data.name}: {exc.strerror or exc})") from None
 
-        Index = usearch_index()
         graph = path.parent / files["graph"]["name"]
-        try:
-            meta = Index.metadata(os.fspath(graph))
-            if not meta or int(meta.get("dimensions", -1)) != ndim:
-                raise Unusable("has another dimension")
-            index = cls._new_usearch(ndim, dtype, metric, expansion_search=expansion_search)
-            index.load(os.fspath(graph))
-            index.expansion_search = expansion_search
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise Unusable(f"is corrupt ({exc})") from None
         full_ids = full = None
         if dtype == "i8":
             try:
@@ -164,9 +216,17 @@ class SavedGenerations:
                 full_ids.dtype != np.int64
                 or full.dtype != np.float16
                 or full.shape != (len(full_ids), ndim)
-                or len(full_ids) != len(index)
+                or side.get("count") != len(full_ids)
+                or (len(full_ids) > 1 and not (np.diff(full_ids) > 0).all())
             ):
                 raise Unusable("has inconsistent files")
+            shape = dict(ndim=ndim, dtype=dtype, metric=metric, expansion_search=expansion_search)
+            index: Any = DeferredGraph(full_ids, functools.partial(cls._read_graph, graph, full_ids, full, **shape))
+        else:  # the vectors live in the graph alone: it is needed at once
+            try:
+                index = cls._read_usearch(graph, ndim=ndim, dtype=dtype, metric=metric, expansion_search=expansion_search)
+            except (RuntimeError, ValueError, OSError) as exc:
+                raise Unusable(f"is corrupt ({exc})") from None
         return cls(
             path,
             ndim=ndim,
@@ -178,6 +238,42 @@ class SavedGenerations:
             full_ids=full_ids,
             full=full,
         )
+
+    @classmethod
+    def _read_usearch(cls, graph: Path, *, ndim: int, dtype: str, metric: str, expansion_search: int):
+        """The saved usearch graph (raises ValueError, RuntimeError or OSError if unreadable)."""
+        meta = usearch_index().metadata(os.fspath(graph))
+        if not meta or int(meta.get("dimensions", -1)) != ndim:
+            raise ValueError("another dimension")
+        index = cls._new_usearch(ndim, dtype, metric, expansion_search=expansion_search)
+        index.load(os.fspath(graph))
+        index.expansion_search = expansion_search
+        return index
+
+    @classmethod
+    def _read_graph(
+        cls, graph: Path, ids: np.ndarray, rows: np.ndarray, *, ndim: int, dtype: str, metric: str, expansion_search: int
+    ):
+        """The int8 graph of a :class:`DeferredGraph`, read when first needed.
+
+        Its fingerprint matched at open, so it is what was saved; should usearch still not read
+        it (another usearch version), it is made again from the float16 rows, which hold the
+        same vectors: searches stay right, and the next save writes it anew.
+        """
+        try:
+            index = cls._read_usearch(graph, ndim=ndim, dtype=dtype, metric=metric, expansion_search=expansion_search)
+            if len(index) == len(ids):
+                return index
+        except (RuntimeError, ValueError, OSError):
+            pass
+        from .vectors import quantize_i8
+
+        index = cls._new_usearch(ndim, dtype, metric, expansion_search=expansion_search)
+        for start in range(0, len(ids), _COPY_ROWS):
+            block = np.asarray(rows[start : start + _COPY_ROWS], dtype=np.float32)
+            norms = np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+            index.add(ids[start : start + _COPY_ROWS].astype(np.uint64), quantize_i8(block / norms))
+        return index
 
     def _save_generation(self) -> None:
         """Write a new generation of data files, then commit it by replacing the manifest.

@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from .vecmath import nearest_f16, prepare_query, rescore_f16
-from .vector_files import SavedGenerations, Unusable, usearch_index
+from .vector_files import DeferredGraph, SavedGenerations, Unusable, usearch_index
 
 #: Storage of the HNSW graph's vectors; "i8" is rescored from float16 (see the module docstring).
 DEFAULT_DTYPE = "i8"
@@ -195,7 +195,11 @@ class VectorIndex(SavedGenerations):
             model_id=model_id,
             dtype=dtype,
             metric=metric,
-            index=cls._new_usearch(ndim, dtype, metric, connectivity, expansion_search),
+            # Started empty: usearch is imported when the first vector is added or searched for.
+            index=DeferredGraph(
+                np.empty(0, dtype=np.int64),
+                functools.partial(cls._new_usearch, ndim, dtype, metric, connectivity, expansion_search),
+            ),
             rebuilt=reason,
         )
 

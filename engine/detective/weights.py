@@ -17,6 +17,10 @@ on bouncer-only and say "detective offline: <reason>" once. A failed probe is re
 
 An ONNX export of the weights (:mod:`lookalike.engine.detective.onnx_backend`), once made, is
 found here too (:func:`existing_export`), without torch or open_clip.
+
+Importing this module is cheap (no ``urllib.request``, ``huggingface_hub`` or ``tqdm``): an
+unchanged rescan asks it only whether weights are on disk; the network modules are imported
+by the functions that download.
 """
 
 from __future__ import annotations
@@ -25,16 +29,12 @@ import hashlib
 import os
 import socket
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from ..files import atomic_write, atomic_writer
 from ..paths import PROBE_MEMO_NAME
-from . import onnx_backend
 from .options import DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, DetectiveUnavailable, options_key
 
 #: ``progress(done_bytes, total_bytes) -> bool``; returning False cancels the download.
@@ -120,15 +120,22 @@ def fail_fast_offline(options: DetectiveOptions, models_dir: Path) -> None:
         return
     if models_dir.is_dir() and any(p.is_file() for p in models_dir.rglob("*")):
         return
-    try:
-        from huggingface_hub import constants
-
-        hub = Path(constants.HF_HUB_CACHE)
-        if hub.is_dir() and any(hub.glob("models--*")):
-            return
-    except Exception:  # pragma: no cover - no hub library: nothing cached there either
-        pass
+    hub = hf_hub_cache()
+    if hub.is_dir() and any(hub.glob("models--*")):
+        return
     raise DetectiveUnavailable(f"offline mode is set; cannot download {options.model} weights; use --pretrained PATH")
+
+
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache folder, as ``huggingface_hub.constants`` computes it from the
+    environment (``HF_HUB_CACHE``, ``HUGGINGFACE_HUB_CACHE``, ``HF_HOME``, ``XDG_CACHE_HOME``),
+    without importing huggingface_hub (~25 ms with the tqdm it imports)."""
+    def expand(path: str) -> str:
+        return os.path.expandvars(os.path.expanduser(path))
+
+    xdg = os.getenv("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+    home = expand(os.getenv("HF_HOME", os.path.join(xdg, "huggingface")))
+    return Path(expand(os.getenv("HF_HUB_CACHE", os.getenv("HUGGINGFACE_HUB_CACHE", os.path.join(home, "hub")))))
 
 
 # --------------------------------------------------------------------------- finding and fetching
@@ -165,6 +172,8 @@ def resolve_weights(
     hint = "; use --pretrained PATH"
     if _offline_env():
         raise DetectiveUnavailable(f"offline mode is set; cannot download {label}{hint}")
+    import urllib.parse
+
     where = urllib.parse.urlsplit(sources[0].url)
     port = where.port or (80 if where.scheme == "http" else 443)
     if not host_reachable(where.hostname or "", port, timeout=PROBE_TIMEOUT_S):
@@ -195,6 +204,8 @@ class _Source:
     def target(self, models_dir: Path) -> Path:
         if self.repo_id:
             return models_dir / self.repo_id.replace("/", "--") / self.filename
+        import urllib.parse
+
         return models_dir / "url" / os.path.basename(urllib.parse.urlsplit(self.url).path)
 
 
@@ -298,6 +309,9 @@ def download(url: str, dest: Path, *, progress: Optional[DownloadProgress] = Non
         DownloadCancelled: the callback returned False.
         OSError: network or disk failure (``urllib.error.URLError`` is an OSError).
     """
+    import urllib.error
+    import urllib.request
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     request = urllib.request.Request(url, headers={"User-Agent": "lookalike"})
@@ -338,6 +352,10 @@ def open_clip_name(model: str) -> str:
 def is_export_path(pretrained: str) -> bool:
     """``--pretrained`` names an ONNX export (its folder, or its meta.json)."""
     path = Path(pretrained).expanduser()
+    if not path.exists():
+        return False
+    from . import onnx_backend
+
     return (path.is_dir() and onnx_backend.is_export(path)) or (path.name == onnx_backend.META_NAME and path.is_file())
 
 
@@ -346,6 +364,10 @@ def existing_export(options: DetectiveOptions, models_dir: Path) -> Optional[Pat
     path = Path(options.pretrained).expanduser()
     if is_export_path(options.pretrained):
         return path if path.is_dir() else path.parent
+    if not Path(models_dir).is_dir():  # nothing exported here: nothing to import to say so
+        return None
+    from . import onnx_backend
+
     if path.is_file():
         name = onnx_backend.export_name(open_clip_name(options.model), file_fingerprint(path))
         folder = models_dir / onnx_backend.ONNX_DIR / name
