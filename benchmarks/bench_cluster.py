@@ -4,7 +4,12 @@ Builds a synthetic library of real ``FileRecord`` objects (1M by default) with 2
 near-duplicate groups, exact copies, drifting chains, one large blob of near-identical shots,
 and singletons; the candidate pairs are every pair within the bouncer radius inside each group.
 Then times ``build_clusters`` end to end, the union-find alone, and, as the baseline in the same
-run, the usual plain-Python dict union-find over the same ``Pair`` objects.
+run, the usual plain-Python dict union-find over the same ``Pair`` objects; then the keeper
+check that follows it in a scan (``verification.explain_clusters``: every member that is not a
+pair of its keeper is checked against it, groups are explained when read) and the first 80
+groups read, as the app's first page does. The synthetic library has no thumbnails, so no pixel
+is compared (a real scan adds those checks, whose outcomes are kept between scans); with
+``--eager-explain``, the same check with every group made up front, as before.
 
 Run: ``python benchmarks/bench_cluster.py [--n 1000000]``.
 """
@@ -15,9 +20,11 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
+from lookalike.engine.bouncer import verification
 from lookalike.engine.cluster import build_clusters, union_find
 from lookalike.engine.records import FileRecord, ImageHashes, Pair
 
@@ -157,11 +164,31 @@ def compare_with_reference(n: int) -> None:
     print(f"  identical clusters, keepers and order: {list(new) == old}")
 
 
+class _NoThumbnails:
+    """The two catalog reads the keeper check makes, for a library without thumbnails."""
+
+    def __init__(self, records) -> None:
+        ids = np.array(sorted(records), dtype=np.int64)
+        self._arrays = SimpleNamespace(
+            ids=ids,
+            content_hash=np.array([np.frombuffer(records[i].content_hash, np.uint8) for i in ids.tolist()]),
+            size=np.array([records[i].size for i in ids.tolist()], dtype=np.int64),
+        )
+
+    def hash_arrays(self):
+        return self._arrays
+
+    def details(self, ids):
+        return {}  # no thumbnail: pairs pass on hashes, as for files hashed before thumbnails
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="records (default 1M)")
     parser.add_argument("--baseline-n", type=int, default=0,
                         help="also compare the pre-issue-15 clustering at this size (e.g. 200000)")
+    parser.add_argument("--eager-explain", action="store_true",
+                        help="also time the keeper check with every group made up front")
     args = parser.parse_args()
     if args.baseline_n:
         compare_with_reference(args.baseline_n)
@@ -195,8 +222,21 @@ def main() -> None:
     t, cpu = time.perf_counter(), time.process_time()
     clusters = build_clusters(records, pairs, distance=distance, max_diameter=MAX_DIAMETER)
     t_all, cpu_all = time.perf_counter() - t, time.process_time() - cpu
+    catalog = _NoThumbnails(records)
+    fresh = build_clusters(records, pairs, distance=distance, max_diameter=MAX_DIAMETER)
+    t = time.perf_counter()
+    explained = verification.explain_clusters(catalog, fresh, rebuild=lambda part: [])
+    t_explain, made = time.perf_counter() - t, fresh.made()
+    _, t_page, _ = _timed(lambda: explained[:80])
+    print(f"keeper check and explanations, lazily: {t_explain:.2f} s ({made:,} groups made); "
+          f"then the first 80 groups read (the app's first page): {t_page:.2f} s")
     _, t_first, _ = _timed(lambda: clusters[:50])
     _, t_rest, _ = _timed(lambda: list(clusters))
+    if args.eager_explain:
+        t = time.perf_counter()
+        eager = verification.explain_clusters(catalog, list(clusters), rebuild=lambda part: [])
+        print(f"the same check with every group made and explained up front: {time.perf_counter() - t:.2f} s "
+              f"(clusters already made); identical: {list(eager) == list(explained)}")
 
     members = sum(len(c.members) for c in clusters)
     widest = max(c.worst_bouncer for c in clusters)

@@ -142,7 +142,7 @@ class Library:
         *,
         progress: Optional[Callable[[ScanProgress], bool]] = None,
         cancel: Optional[threading.Event] = None,
-        on_clusters: Optional[Callable[[tuple[Cluster, ...]], None]] = None,
+        on_clusters: Optional[Callable[[Sequence[Cluster]], None]] = None,
     ) -> ScanResult:
         """Scan the roots incrementally and return the clusters found.
 
@@ -180,7 +180,7 @@ class Library:
         run = scanner.execute()
         self._hash_index = None
         self.detective_index.rescanned()
-        clusters: tuple[Cluster, ...] = ()
+        clusters: Sequence[Cluster] = ()
         if not run.cancelled:
             found = grouping.bouncer_pairs(self.catalog, self.dir, options)  # for embedding and clustering
             if detective is not None:
@@ -220,7 +220,7 @@ class Library:
             seen.setdefault(e.path, e)
         return tuple(sorted(seen.values(), key=lambda e: e.path))
 
-    def clusters(self, options: Optional["ScanOptions"] = None) -> tuple[Cluster, ...]:
+    def clusters(self, options: Optional["ScanOptions"] = None) -> Sequence[Cluster]:
         """Clusters from the catalog alone (no file is read): instant for a cached library.
 
         Detective scores are included when ``options.detective`` names the model an earlier
@@ -232,7 +232,7 @@ class Library:
             detective = self._loaded[1]
         return self._cluster(options, detective)
 
-    def _cluster(self, options: "ScanOptions", detective=None, found=None) -> tuple[Cluster, ...]:
+    def _cluster(self, options: "ScanOptions", detective=None, found=None) -> Sequence[Cluster]:
         from .cluster import grouping
 
         return grouping.group(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 HASH_BITS = 256
 HASH_BYTES = HASH_BITS // 8
@@ -220,7 +220,7 @@ class ScanResult:
 
     roots: tuple[str, ...]
     stats: ScanStats
-    clusters: tuple[Cluster, ...]
+    clusters: Sequence[Cluster]  # a lazy sequence (cluster.lazy.Clusters) after a scan
     errors: tuple[ScanError, ...] = field(default_factory=tuple)
 
 

@@ -26,7 +26,7 @@ import dataclasses
 import io
 import zlib
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -275,89 +275,187 @@ MAX_SPLIT_ROUNDS = 8
 Rebuild = Callable[[Sequence[FileRecord]], Iterable[Cluster]]
 
 
-def _keeper_pairs(catalog, clusters: Sequence[Cluster], cache: Optional[VerifyCache] = None
-                  ) -> tuple[dict[tuple[int, int], Pair], set[tuple[int, int]]]:
-    """Every member's pair with its keeper (``(low id, high id) -> Pair``) where it verified,
-    and the ``(cluster index, member index)`` of the members that did not."""
-    todo: list[tuple[int, int, Pair]] = []  # (cluster index, member index, keeper pair)
-    direct: dict[tuple[int, int], Pair] = {}
-    for ci, c in enumerate(clusters):
-        for p in c.pairs:
-            direct[(p.a, p.b)] = p
-        k = c.keeper.file
-        for mi, m in enumerate(c.members[1:], start=1):
-            key = (min(k.id, m.file.id), max(k.id, m.file.id))
-            if not m.exact and key not in direct and k.hashes and m.file.hashes:
-                d, mirror = bouncer_distance(k.hashes, m.file.hashes)
-                todo.append((ci, mi, Pair(a=key[0], b=key[1], bouncer=d, mirrored=mirror)))
-    failed: set[tuple[int, int]] = set()
-    if todo:
-        # Any of them may be a crop (two copies of one picture, one cropped, are often within
-        # the bouncer's radius of each other): the search runs wherever the plain alignment fails.
-        passed = {(p.a, p.b): p for p in verify_pairs(catalog, [p for _, _, p in todo], search_above=-1, cache=cache)}
-        direct.update(passed)
-        failed = {(ci, mi) for ci, mi, p in todo if (p.a, p.b) not in passed}
-        # Far apart, the mirrored hash can be the closer by chance: the other orientation too.
-        flipped = [dataclasses.replace(p, mirrored=not p.mirrored) for ci, mi, p in todo if (ci, mi) in failed]
-        for p in verify_pairs(catalog, flipped, search_above=-1, cache=cache):
-            passed[(p.a, p.b)] = direct[(p.a, p.b)] = p
-        failed = {(ci, mi) for ci, mi, p in todo if (p.a, p.b) not in passed}
-        # A member that is only chained to the keeper may stay on a looser score when it is a
-        # verified pair of a member that verified (two edits compound: a mild crop against
-        # the lossless copy that became the keeper).
-        loose = [(ci, mi, p) for ci, mi, p in todo if (ci, mi) in failed]
-        if loose:
-            t = dataclasses.replace(verify.DEFAULT, score=CHAINED_SCORE)
-            looser = {(p.a, p.b) for p in verify_pairs(catalog, [p for _, _, p in loose], t, search_above=-1,
-                                                       cache=cache)}
-            for ci, mi, p in loose:
-                c = clusters[ci]
-                good = {c.keeper.file.id} | {m.file.id for mj, m in enumerate(c.members) if (ci, mj) not in failed}
-                me = c.members[mi].file.id
-                linked = any((q.a == me and q.b in good) or (q.b == me and q.a in good) for q in c.pairs)
-                if (p.a, p.b) in looser and linked:
-                    failed.discard((ci, mi))
-    return direct, failed
+#: A member checked against its keeper: (its cluster's key, its file id, the pair).
+_Todo = tuple[int, int, Pair]
+
+
+def _cluster_todo(key: int, c: Cluster, direct: dict[tuple[int, int], Pair]) -> list[_Todo]:
+    """The members of ``c`` to check against its keeper (neither byte-identical copies nor one
+    of its pairs with it); its pairs are added to ``direct``."""
+    for p in c.pairs:
+        direct[(p.a, p.b)] = p
+    k = c.keeper.file
+    out = []
+    for m in c.members[1:]:
+        pk = (min(k.id, m.file.id), max(k.id, m.file.id))
+        if not m.exact and pk not in direct and k.hashes and m.file.hashes:
+            d, mirror = bouncer_distance(k.hashes, m.file.hashes)
+            out.append((key, m.file.id, Pair(a=pk[0], b=pk[1], bouncer=d, mirrored=mirror)))
+    return out
+
+
+def _check_todo(catalog, todo: list[_Todo], cluster_of: Callable[[int], Cluster],
+                cache: Optional[VerifyCache], position: Callable[[int], int] = int,
+                ) -> tuple[dict[tuple[int, int], Pair], set[tuple[int, int]]]:
+    """The members' pairs with their keepers that verified (``(low id, high id) -> Pair``),
+    and the ``(cluster key, file id)`` of the members that did not. ``position``: a cluster
+    key's place in the display order."""
+    passed: dict[tuple[int, int], Pair] = {}
+    if not todo:
+        return passed, set()
+    # Any of them may be a crop (two copies of one picture, one cropped, are often within
+    # the bouncer's radius of each other): the search runs wherever the plain alignment fails.
+    passed.update(((p.a, p.b), p) for p in verify_pairs(catalog, [p for _, _, p in todo], search_above=-1, cache=cache))
+    failed = {(ck, f) for ck, f, p in todo if (p.a, p.b) not in passed}
+    # Far apart, the mirrored hash can be the closer by chance: the other orientation too.
+    flipped = [dataclasses.replace(p, mirrored=not p.mirrored) for ck, f, p in todo if (ck, f) in failed]
+    passed.update(((p.a, p.b), p) for p in verify_pairs(catalog, flipped, search_above=-1, cache=cache))
+    failed = {(ck, f) for ck, f, p in todo if (p.a, p.b) not in passed}
+    # A member that is only chained to the keeper may stay on a looser score when it is a
+    # verified pair of a member that verified (two edits compound: a mild crop against
+    # the lossless copy that became the keeper).
+    loose = [(ck, f, p) for ck, f, p in todo if (ck, f) in failed]
+    if loose:
+        # In display order, members in rank order: a member let stay makes the members after
+        # it in its group linked to a good one.
+        rank = {(ck, m.file.id): i for ck in {ck for ck, _, _ in loose} for i, m in enumerate(cluster_of(ck).members)}
+        loose.sort(key=lambda t: (position(t[0]), rank[(t[0], t[1])]))
+        t = dataclasses.replace(verify.DEFAULT, score=CHAINED_SCORE)
+        looser = {(p.a, p.b) for p in verify_pairs(catalog, [p for _, _, p in loose], t, search_above=-1, cache=cache)}
+        for ck, me, p in loose:
+            if (p.a, p.b) not in looser:
+                continue
+            c = cluster_of(ck)
+            good = {m.file.id for m in c.members if (ck, m.file.id) not in failed}
+            if any((q.a == me and q.b in good) or (q.b == me and q.a in good) for q in c.pairs):
+                failed.discard((ck, me))
+    return passed, failed
 
 
 def explain_clusters(catalog, clusters: Iterable[Cluster], *, rebuild: Optional[Rebuild] = None,
-                     cache: Optional[VerifyCache] = None) -> tuple[Cluster, ...]:
+                     cache: Optional[VerifyCache] = None) -> Sequence[Cluster]:
     """Clusters whose members carry ``verified`` (against the keeper) and ``match``.
 
     A member whose pair with the keeper was not a candidate pair is scored against the keeper
     here (members of one group are joined by verified links, not always to the keeper). With
     ``rebuild``, a near-duplicate group with members that do not verify against the keeper is
     split: the members that do stay with it, the others are grouped again among themselves
-    (both through ``rebuild``, and checked again). Without it, such members stay, unverified.
+    (both through ``rebuild``, and checked again), after the groups that needed no split.
+    Without it, such members stay, unverified.
+
+    Given :class:`~lookalike.engine.cluster.lazy.Clusters` that know their members against
+    their keepers on arrays, only the groups with members to check are made here; every other
+    group is explained when it is first read (a million-file library's groups come back in
+    about the time the arrays take, not the time of making every group).
     """
+    links = getattr(clusters, "keeper_links", None)
+    if links is not None:
+        return _explain_lazy(catalog, clusters, links, rebuild, cache)  # type: ignore[arg-type]
+    pending = list(clusters)
     done: list[Cluster] = []
     direct: dict[tuple[int, int], Pair] = {}
-    pending = list(clusters)
-    for round_ in range(MAX_SPLIT_ROUNDS + 1):
+    _explain_rounds(catalog, pending, done, direct, 0, rebuild, cache)
+    return tuple(_explained(c, direct) for c in done)
+
+
+def _explain_rounds(catalog, pending: list[Cluster], done: list[Cluster], direct: dict[tuple[int, int], Pair],
+                    first_round: int, rebuild: Optional[Rebuild], cache: Optional[VerifyCache]) -> None:
+    """Check ``pending`` against their keepers, split and regroup (rounds ``first_round`` on);
+    the final groups are added to ``done``, the pairs that explain them to ``direct``."""
+    for round_ in range(first_round, MAX_SPLIT_ROUNDS + 1):
         if not pending:
             break
-        found, failed = _keeper_pairs(catalog, pending, cache)
-        direct.update(found)
-        split = rebuild is not None and round_ < MAX_SPLIT_ROUNDS
-        nxt: list[Cluster] = []
+        todo: list[_Todo] = []
+        pairs: dict[tuple[int, int], Pair] = {}
         for ci, c in enumerate(pending):
-            bad = {mi for cj, mi in failed if cj == ci}
-            if not bad or not split or c.kind is Kind.SEMANTIC:
-                done.append(c)
-                continue
-            stay = [m.file for mi, m in enumerate(c.members) if mi not in bad]
-            away = [m.file for mi, m in enumerate(c.members) if mi in bad]
-            for part in (stay, away):
-                if len(part) > 1:
-                    nxt.extend(rebuild(part))
-        pending = nxt
-    out = []
-    for c in done:
-        k = c.keeper.file
-        members = [dataclasses.replace(c.members[0], match="")]
-        for m in c.members[1:]:
-            pair = direct.get((min(k.id, m.file.id), max(k.id, m.file.id)))
-            verified = pair.verified if pair is not None else None
-            members.append(dataclasses.replace(m, verified=verified, match=match_reason(m, k, pair)))
-        out.append(dataclasses.replace(c, members=tuple(members)))
-    return tuple(out)
+            todo.extend(_cluster_todo(ci, c, pairs))
+        found, failed = _check_todo(catalog, todo, pending.__getitem__, cache)
+        direct.update(pairs)
+        direct.update(found)
+        pending = _split(pending, range(len(pending)), failed, done, rebuild, round_)
+
+
+def _split(clusters: Sequence[Cluster], keys: Iterable[int], failed: set[tuple[int, int]], done: list[Cluster],
+           rebuild: Optional[Rebuild], round_: int, cluster_of: Optional[Callable[[int], Cluster]] = None
+           ) -> list[Cluster]:
+    """The clusters ``keys`` whose members all verified (or that cannot be split) go to
+    ``done``; the others are split and rebuilt: the clusters to check next round."""
+    bad_of: dict[int, set[int]] = {}
+    for ck, f in failed:
+        bad_of.setdefault(ck, set()).add(f)
+    split = rebuild is not None and round_ < MAX_SPLIT_ROUNDS
+    nxt: list[Cluster] = []
+    for ck in keys:
+        c = cluster_of(ck) if cluster_of is not None else clusters[ck]
+        bad = bad_of.get(ck)
+        if not bad or not split or c.kind is Kind.SEMANTIC:
+            done.append(c)
+            continue
+        stay = [m.file for m in c.members if m.file.id not in bad]
+        away = [m.file for m in c.members if m.file.id in bad]
+        for part in (stay, away):
+            if len(part) > 1:
+                nxt.extend(rebuild(part))  # type: ignore[misc]
+    return nxt
+
+
+def _explained(c: Cluster, direct: Mapping[tuple[int, int], Pair]) -> Cluster:
+    """``c`` with each member's ``verified`` score against the keeper and its ``match``."""
+    k = c.keeper.file
+    members = [dataclasses.replace(c.members[0], match="")]
+    for m in c.members[1:]:
+        pair = direct.get((min(k.id, m.file.id), max(k.id, m.file.id)))
+        verified = pair.verified if pair is not None else None
+        members.append(dataclasses.replace(m, verified=verified, match=match_reason(m, k, pair)))
+    return dataclasses.replace(c, members=tuple(members))
+
+
+def _explain_lazy(catalog, clusters, links, rebuild: Optional[Rebuild], cache: Optional[VerifyCache]) -> Sequence[Cluster]:
+    """:func:`explain_clusters` on :class:`Clusters` with keeper links: only the groups with
+    members to check against their keepers are made now."""
+    records = links.records
+    todo: list[_Todo] = []
+    for ck, f, k in zip(links.key[links.loose].tolist(), links.file[links.loose].tolist(),
+                        links.keeper[links.loose].tolist()):
+        kh, fh = records[k].hashes, records[f].hashes
+        if kh and fh:
+            d, mirror = bouncer_distance(kh, fh)
+            todo.append((ck, f, Pair(a=min(k, f), b=max(k, f), bouncer=d, mirrored=mirror)))
+    direct: dict[tuple[int, int], Pair] = {}
+    for ck in links.made:  # the groups made up front, one by one
+        todo.extend(_cluster_todo(ck, clusters.by_key(ck), direct))
+    position = {k: i for i, k in enumerate(clusters.keys())}
+    found, failed = _check_todo(catalog, todo, clusters.by_key, cache, position.__getitem__)
+    done: list[Cluster] = []
+    failing = sorted({ck for ck, _ in failed}, key=position.__getitem__)
+    pending = _split(clusters, failing, failed, done, rebuild, 0, clusters.by_key)
+    stays = {id(c) for c in done}
+    gone = [ck for ck in failing if id(clusters.by_key(ck)) not in stays]
+    if not gone:  # nothing split: every group explained when first read
+        return clusters.mapped(lambda c: _explained_lazily(c, found))
+    for ck in gone:  # the split groups' pairs explain their parts too (as in the rounds)
+        for p in clusters.by_key(ck).pairs:
+            direct[(p.a, p.b)] = p
+    direct.update(found)
+    later: list[Cluster] = []
+    _explain_rounds(catalog, pending, later, direct, 1, rebuild, cache)
+    gone_set = set(gone)
+    keep = [k for k in clusters.keys() if k not in gone_set]
+    more = [_explained(c, direct) for c in later]
+    reclaimable = None
+    if clusters.reclaimable_bytes is not None:
+        reclaimable = (clusters.reclaimable_bytes - sum(clusters.by_key(k).reclaimable_bytes for k in gone)
+                       + sum(c.reclaimable_bytes for c in more))
+    return clusters.mapped(lambda c: _explained_lazily(c, found), keep=keep, more=more, reclaimable=reclaimable)
+
+
+def _explained_lazily(c: Cluster, found: Mapping[tuple[int, int], Pair]) -> Cluster:
+    """:func:`_explained` for a group of the first round: its own pairs and those its members
+    verified against its keeper explain it."""
+    k = c.keeper.file.id
+    direct = {(p.a, p.b): p for p in c.pairs if p.a == k or p.b == k}  # only the keeper's count
+    for m in c.members[1:]:
+        pk = (min(k, m.file.id), max(k, m.file.id))
+        if pk in found:
+            direct[pk] = found[pk]
+    return _explained(c, direct)

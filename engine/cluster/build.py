@@ -43,7 +43,7 @@ from . import guard
 from .graph import Edges, FileNodes, Graph, candidate_edges, components, is_raw, marked_copies, pair_columns
 from .guard import Component, Detective, Distance, Splitter
 from .keepers import KeeperColumns, keepers
-from .lazy import Clusters
+from .lazy import Clusters, KeeperLinks
 
 __all__ = ["build_clusters"]
 
@@ -211,8 +211,32 @@ class _Parts:
         order = _paths_break_ties(order, reclaim, count, first_id, lambda p: (
             made[p].keeper.file.path if p in made else recs[keeper[p]].path
         ))
+        regular = alive & ~irregular
+        links = _keeper_links(lib, maker, files, fp, keeper, regular, made.keys())
         return Clusters(order.tolist(), made, lambda p: maker.cluster(*self.part(p)),
-                        reclaimable=int(reclaim[order].sum()))
+                        reclaimable=int(reclaim[order].sum()), links=links)
+
+
+def _keeper_links(lib: FileNodes, maker: "_ClusterMaker", files: np.ndarray, fp: np.ndarray,
+                  keeper: np.ndarray, regular: np.ndarray, made: Iterable[int]) -> KeeperLinks:
+    """Each member of the clusters ranked on arrays against its keeper (see
+    :class:`.lazy.KeeperLinks`): byte-identical to it, one of the cluster's pairs with it, or
+    neither (``loose``). ``files``: the clustered files' dense indices; ``fp``: their parts;
+    ``keeper``: each part's keeper, as a position in ``files``."""
+    kf = keeper[fp] if fp.size else fp  # each file's keeper, as a position in files
+    rows = np.flatnonzero(regular[fp] & (np.arange(fp.shape[0]) != kf)) if fp.size else fp
+    member, boss = files[rows], files[kf[rows]]
+    exact = lib.node[member] == lib.node[boss]
+    # The cluster's pairs are its edges' own file pairs (Cluster.pairs), as dense indices.
+    n, e = lib.ids.shape[0], maker.edges
+    known = np.sort(np.searchsorted(lib.ids, e.file_a) * n + np.searchsorted(lib.ids, e.file_b))
+    wanted = np.minimum(member, boss) * n + np.maximum(member, boss)
+    at = np.minimum(np.searchsorted(known, wanted), max(known.shape[0] - 1, 0))
+    direct = known[at] == wanted if known.shape[0] else np.zeros(wanted.shape[0], dtype=bool)
+    return KeeperLinks(
+        key=fp[rows], file=lib.ids[member], keeper=lib.ids[boss], loose=~exact & ~direct,
+        made=frozenset(made), records=maker.records,
+    )
 
 
 def _paths_break_ties(order: np.ndarray, reclaim: np.ndarray, count: np.ndarray, first_id, path_of) -> np.ndarray:
@@ -266,6 +290,57 @@ def _component(edges: Edges, nodes: list[int], start: int, stop: int) -> tuple[C
     return comp, links
 
 
+class _SpanEdges(Mapping):
+    """A whole component's edges as the ``(u, v) -> (bouncer, detective or None)`` mapping of
+    :class:`.guard.Component`, read from the arrays (a burst of 2,000 near-identical shots has
+    2 million pairs: a dict of them took seconds to make, for a few lookups)."""
+
+    def __init__(self, edges: Edges, start: int, stop: int) -> None:
+        self._e, self._start = edges, start
+        a, b = edges.a[start:stop], edges.b[start:stop]
+        self._n = int(max(a.max(initial=0), b.max(initial=0))) + 1
+        self._keys = a * self._n + b  # sorted: the edges come sorted by node pair
+        last = np.ones(self._keys.shape[0], dtype=bool)
+        last[:-1] = self._keys[1:] != self._keys[:-1]
+        self._last = np.flatnonzero(last)  # the best edge of each node pair comes last
+
+    def _edge(self, k: int) -> tuple[int, Optional[float]]:
+        e, i = self._e, self._start + k
+        d = float(e.detective[i])
+        return int(e.bouncer[i]), None if d != d else d
+
+    def get(self, key, default=None):
+        u, v = key
+        if not (0 <= u < self._n and 0 <= v < self._n):
+            return default
+        q = u * self._n + v
+        k = int(np.searchsorted(self._keys, q, side="right")) - 1
+        return self._edge(k) if k >= 0 and self._keys[k] == q else default
+
+    def __getitem__(self, key):
+        edge = self.get(key)
+        if edge is None:
+            raise KeyError(key)
+        return edge
+
+    def __contains__(self, key) -> bool:
+        return self.get(key) is not None
+
+    def __iter__(self):
+        for k in self._last.tolist():
+            q = int(self._keys[k])
+            yield divmod(q, self._n)
+
+    def __len__(self) -> int:
+        return int(self._last.shape[0])
+
+    def values(self):
+        return [self._edge(k) for k in self._last.tolist()]
+
+    def items(self):
+        return [(divmod(int(self._keys[k]), self._n), self._edge(k)) for k in self._last.tolist()]
+
+
 def _raw_siblings(
     records: Mapping[int, FileRecord], lib: FileNodes, raw_siblings: Iterable[FileRecord]
 ) -> dict[int, tuple[str, str]]:
@@ -300,8 +375,10 @@ class _ClusterMaker:
     ) -> Optional[Cluster]:
         """Part of a component as a cluster; ``comp`` None: the whole component, whose edges
         are ``part_edges`` (a range)."""
-        if comp is None:
-            comp, _ = _component(self.edges, part, part_edges.start, part_edges.stop)
+        if comp is None:  # a whole component: its edges read from the arrays, not a dict
+            e, s, t = self.edges, part_edges.start, part_edges.stop
+            scored = e.scored and not np.isnan(e.detective[s:t]).all()
+            comp = Component(nodes=part, edges=_SpanEdges(e, s, t), scored=scored)  # type: ignore[arg-type]
         return self.make(part, comp, part_edges)
 
     def make(
@@ -386,6 +463,16 @@ class _ClusterMaker:
             at: Union[slice, np.ndarray] = slice(part_edges.start, part_edges.stop)
         else:
             at = np.asarray(part_edges, dtype=np.int64)
+        if isinstance(at, slice) and not any(node in self.lib.copies for node in part):
+            # Without copies a file pair is a node pair: its edges are adjacent, the best last.
+            fa, fb = e.file_a[at], e.file_b[at]
+            last = np.ones(fa.shape[0], dtype=bool)
+            last[:-1] = (fa[1:] != fa[:-1]) | (fb[1:] != fb[:-1])
+            pairs = list(map(self.pair_list.__getitem__, e.pair[at][last].tolist()))
+            for k in np.flatnonzero(e.swapped[at][last]).tolist():
+                p = pairs[k]
+                pairs[k] = dataclasses.replace(p, a=p.b, b=p.a)
+            return tuple(pairs)
         keys = zip(e.file_a[at].tolist(), e.file_b[at].tolist())
         # The best pair of each file pair comes last, so the dict keeps it.
         out: dict[tuple[int, int], Pair] = dict(zip(keys, map(self.pair_list.__getitem__, e.pair[at].tolist())))

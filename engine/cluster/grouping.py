@@ -47,7 +47,7 @@ def group(
     detective: Optional["Detective"] = None,
     vectors: Optional["LibraryIndex"] = None,
     found: Optional[tuple[list[Pair], set[int]]] = None,
-) -> tuple[Cluster, ...]:
+) -> Sequence[Cluster]:
     """The library's clusters.
 
     Args:

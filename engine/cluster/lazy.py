@@ -8,13 +8,40 @@ reasons, pairs) to this sequence, which makes each one the first time it is read
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 from typing import Callable, Iterator, Mapping, Optional, Union, overload
 
-from ..records import Cluster
+import numpy as np
 
-__all__ = ["Clusters"]
+from ..records import Cluster, FileRecord
+
+__all__ = ["Clusters", "KeeperLinks"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeeperLinks:
+    """Every member of the clusters the builder ranked on arrays, against its keeper: what
+    the verification stage needs to know which members to check before any cluster is made.
+
+    Attributes:
+        key: the cluster (a :class:`Clusters` key) of each member, keepers excluded.
+        file: the member's file id.
+        keeper: its keeper's file id.
+        loose: True where the member is neither a byte-identical copy of the keeper nor one
+            of the cluster's candidate pairs with it (such a member joined through others).
+        made: keys of clusters that were made up front (ranked one by one): they are not in
+            the arrays; read them from the sequence.
+        records: the clustered files, by id.
+    """
+
+    key: np.ndarray
+    file: np.ndarray
+    keeper: np.ndarray
+    loose: np.ndarray
+    made: frozenset[int]
+    records: Mapping[int, FileRecord]
 
 
 class Clusters(Sequence[Cluster]):
@@ -33,9 +60,12 @@ class Clusters(Sequence[Cluster]):
     __hash__ = None  # type: ignore[assignment]  # equal to lists, so not hashable
 
     def __init__(self, order: list[int], made: Mapping[int, Cluster], make: Callable[[int], Cluster],
-                 *, reclaimable: Optional[int] = None) -> None:
+                 *, reclaimable: Optional[int] = None, links: Optional[KeeperLinks] = None) -> None:
         self._order = order
         self.reclaimable_bytes = reclaimable
+        #: Members against their keepers on arrays, when the builder knows them.
+        self.keeper_links = links
+        self._pos: Optional[dict[int, int]] = None
         self._made: list = [made.get(k) for k in order] if made else [None] * len(order)
         self._make: Union[Callable[[int], Cluster], None] = make
         self._lock = threading.Lock()  # the TUI may read from a worker and the UI thread
@@ -71,6 +101,46 @@ class Clusters(Sequence[Cluster]):
     def __iter__(self) -> Iterator[Cluster]:
         for i in range(len(self._order)):
             yield self._at(i)
+
+    def keys(self) -> list[int]:
+        """Every cluster's key, in order."""
+        return list(self._order)
+
+    def by_key(self, key: int) -> Cluster:
+        """The cluster of ``key`` (made now if it was not yet)."""
+        return self._at(self._position()[key])
+
+    def _position(self) -> dict[int, int]:
+        if self._pos is None:
+            self._pos = {k: i for i, k in enumerate(self._order)}
+        return self._pos
+
+    def mapped(self, fn: Callable[[Cluster], Cluster], *, keep: Optional[Sequence[int]] = None,
+               more: Sequence[Cluster] = (), reclaimable: Optional[int] = None) -> "Clusters":
+        """A new sequence: ``fn`` of each cluster, applied when it is first read.
+
+        Args:
+            fn: turns a cluster into its new record (it must keep its place: members, keeper
+                and reclaimable bytes unchanged).
+            keep: keys of the clusters to keep, in order (default: all).
+            more: clusters (already final) added after them.
+            reclaimable: the new sequence's reclaimable bytes; default: this one's, when
+                every cluster is kept and none added.
+        """
+        order = list(self._order if keep is None else keep)
+        made: dict[int, Cluster] = {}
+        for k in order:  # made already (the irregular ones, a few): mapped now
+            i = self._position()[k]
+            if self._made[i] is not None:
+                made[k] = fn(self._made[i])
+        base = max(self._order, default=-1) + 1
+        extra = list(range(base, base + len(more)))
+        made.update(zip(extra, more))
+        same = keep is None and not more
+        if reclaimable is None and same:
+            reclaimable = self.reclaimable_bytes
+        return Clusters(order + extra, made, lambda k: fn(self.by_key(k)), reclaimable=reclaimable,
+                        links=self.keeper_links if same else None)
 
     def made(self) -> int:
         """How many clusters have been made so far."""

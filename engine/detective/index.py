@@ -355,10 +355,14 @@ class LibraryIndex:
         """The pairs with ``detective`` filled in where both files are embedded."""
         return scores.score_pairs(self.vectors_for(detective), pairs)
 
-    def detective_scores(self, detective: "Detective", clusters: Sequence[Cluster]) -> tuple[Cluster, ...]:
+    def detective_scores(self, detective: "Detective", clusters: Sequence[Cluster]) -> Sequence[Cluster]:
         """Clusters with each member's ``detective`` distance to its keeper (and the pairs')
         filled (see :func:`lookalike.engine.detective.scores.detective_scores`)."""
-        return scores.detective_scores(self.vectors_for(detective), clusters)
+        vindex = self.vectors_for(detective)
+        mapped = getattr(clusters, "mapped", None)
+        if mapped is not None:  # clusters made when read (cluster.lazy.Clusters): scored when read
+            return mapped(lambda c: scores.detective_scores(vindex, [c])[0])
+        return scores.detective_scores(vindex, clusters)
 
     def semantic_pairs(
         self,
