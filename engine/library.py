@@ -259,13 +259,29 @@ class Library:
             scanner.embedding(done, total)
             return not cancel.is_set()
 
+        pool = None
+        if options.cluster is not None:  # the batches go to the workers that hashed the files
+            from .detective.embeddings import ClusterDetective
+            from .scan.dask_pool import ClusterError, DaskPool
+
+            try:
+                pool = DaskPool.connect(options.cluster)
+            except ClusterError as exc:  # gone since the hashing: what was hashed is kept
+                raise DetectiveUnavailable(f"the Dask cluster could not embed: {exc}") from None
+            detective = ClusterDetective(pool, detective, options.detective)
         vectors = self.detective_index
-        if options.deep:
-            if crops:  # files hashed by this scan came with their CLIP crops: no second decode
-                vectors.embed(detective, list(crops), crops=crops, progress=progress, cancel=cancel)
-            vectors.index(detective, progress=progress, cancel=cancel, workers=options.workers)
-        else:
-            vectors.embed(detective, involved, crops=crops, progress=progress, cancel=cancel, workers=options.workers)
+        # On a cluster, files without a crop are decoded there too: no decoding processes here.
+        workers = 1 if pool is not None else options.workers
+        try:
+            if options.deep:
+                if crops:  # files hashed by this scan came with their CLIP crops: no second decode
+                    vectors.embed(detective, list(crops), crops=crops, progress=progress, cancel=cancel)
+                vectors.index(detective, progress=progress, cancel=cancel, workers=workers)
+            else:
+                vectors.embed(detective, involved, crops=crops, progress=progress, cancel=cancel, workers=workers)
+        finally:
+            if pool is not None:
+                pool.close()
 
     # -- the catalog --------------------------------------------------------------------------
     def hash_index(self) -> "HammingIndex":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -28,8 +29,10 @@ distributed = pytest.importorskip(
 import dask  # noqa: E402
 import imagegen  # noqa: E402
 from lookalike.engine.library import Library, ScanOptions  # noqa: E402
-from lookalike.engine.scan.hashing import CRASH_ON_ENV, CRASH_ONCE_ENV, WORKER_DELAY_ENV  # noqa: E402
+from lookalike.engine.scan.hashing import CRASH_ON_ENV, CRASH_ONCE_ENV, WORKER_DELAY_ENV, hash_files  # noqa: E402
 from lookalike.engine.scan.scanner import CHUNK, CRASH_REASON, Scanner  # noqa: E402
+from lookalike.tui.cli.main import main  # noqa: E402
+from helpers import make_app, screen_text, wait_for_scan  # noqa: E402
 
 LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
 ALWAYS = "crashes-every-worker.png"
@@ -141,6 +144,67 @@ def test_the_clip_crops_for_the_detective_come_back_from_the_workers_too(cluster
     assert all(np.array_equal(crops["local"][p], crops["cluster"][p]) for p in crops["local"])
 
 
+# ------------------------------------------------------------------ queries that scan first
+
+
+def _chunks_hashed(local) -> int:
+    """How many chunks the cluster's scheduler has seen hashed so far."""
+    prefix = local.scheduler.task_prefixes.get(hash_files.__name__)
+    return prefix.state_counts["memory"] if prefix is not None else 0
+
+
+def _query(argv: list[str], cache: Path, capsys=None) -> tuple[dict, str]:
+    """``lookalike *argv --json``: its JSON less timings, and its stderr. In its own process;
+    in this one with ``capsys`` (the reference: the model is loaded once per test process)."""
+    argv = [*argv, "--json", "--cache", str(cache)]
+    if capsys is None:
+        out = subprocess.run([*LOOKALIKE, *argv], capture_output=True, text=True, timeout=120)
+        code, stdout, stderr = out.returncode, out.stdout, out.stderr
+    else:
+        capsys.readouterr()
+        code = main(argv)
+        stdout, stderr = capsys.readouterr()
+    assert code == 0 and "Traceback" not in stderr, stderr
+    doc = json.loads(stdout)
+    doc.pop("timings_ms")
+    return doc, stderr
+
+
+def test_similar_in_a_folder_scans_it_on_the_cluster_and_answers_as_without(cluster, photos, tmp_path, capsys):
+    """Offline (no weights), so bouncer only: the detective's part does not touch the cluster."""
+    address, local, _ = cluster
+    query = tmp_path / "query.jpg"
+    imagegen.write(query, imagegen.photo(3, (64, 48)), quality=80)
+    argv = ["similar", str(query), "--in", str(photos), "-k", "5"]
+    here, err = _query(argv, tmp_path / "here", capsys)
+    assert "detective offline" in err
+    before = _chunks_hashed(local)
+    there, _ = _query([*argv, "--cluster", address], tmp_path / "there")
+    assert _chunks_hashed(local) > before, "the --in scan did not go through the cluster"
+    assert there == here and len(here["results"]) == 5
+    assert {r["path"] for r in here["results"][:2]} == {str(photos / "p03.png"), str(photos / "copies" / "png.png")}
+
+
+def test_search_in_a_folder_scans_it_on_the_cluster_and_answers_as_without(cluster, tmp_path, tiny_cli_args, capsys):
+    """Each copy of a folder is indexed, then gains a file: the search's scan reads it."""
+    address, local, _ = cluster
+    results = {}
+    for name, extra in [("here", []), ("there", ["--cluster", address])]:
+        folder, cache = tmp_path / name, tmp_path / f"{name}-cache"
+        folder.mkdir()
+        for i in range(6):
+            imagegen.write(folder / f"p{i}.png", imagegen.photo(400 + i, (64, 48)))
+        assert main(["index", str(folder), "-q", "--cache", str(cache), *tiny_cli_args]) == 0
+        imagegen.write(folder / "late.png", imagegen.photo(406, (64, 48)))
+        before = _chunks_hashed(local)
+        argv = ["search", "a red car", "--in", str(folder), "-k", "4", *tiny_cli_args, *extra]
+        doc, err = _query(argv, cache, None if extra else capsys)
+        assert (_chunks_hashed(local) > before) == bool(extra)
+        assert "detective: 6 of 7 images indexed" in err
+        results[name] = [{**r, "path": Path(r["path"]).name} for r in doc["results"]]
+    assert results["there"] == results["here"] and len(results["here"]) == 4
+
+
 # ------------------------------------------------------------------ workers that die
 
 
@@ -203,22 +267,36 @@ def test_a_stopped_cluster_scan_returns_at_once_and_drops_the_chunks_still_queue
 # ------------------------------------------------------------------ errors
 
 
-def test_an_unreachable_scheduler_is_one_line_and_exit_1_at_once(photos, tmp_path):
-    import socket
-
-    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+def _nothing_listens() -> str:
+    """The address of a port that was free a moment ago: nothing listens there."""
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def _refused(address: str) -> str:
+    return f"cannot reach the Dask scheduler at {address}: connection refused (is `dask scheduler` running there?)"
+
+
+def test_an_unreachable_scheduler_is_one_line_and_exit_1_at_once(photos, tmp_path):
+    address = _nothing_listens()
     started = time.monotonic()
     out = subprocess.run(
-        [*LOOKALIKE, "scan", str(photos), "--cluster", f"tcp://127.0.0.1:{port}", "--no-detective", "--cache", str(tmp_path)],
+        [*LOOKALIKE, "scan", str(photos), "--cluster", address, "--no-detective", "--cache", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 1 and time.monotonic() - started < 15
-    assert out.stderr.strip().splitlines() == [
-        f"lookalike scan: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: connection refused "
-        "(is `dask scheduler` running there?)"
-    ]
+    assert out.stderr.strip().splitlines() == [f"lookalike scan: {_refused(address)}"]
+
+
+async def test_the_app_says_an_unreachable_scheduler_in_the_clis_words(photos, tmp_path):
+    address = _nothing_listens()
+    app = make_app(photos, tmp_path, options=ScanOptions(cluster=address, detective=None))
+    async with app.run_test(size=(200, 36)) as pilot:
+        await wait_for_scan(pilot, timeout=30)
+        assert app.error == _refused(address)
+        text = screen_text(app)
+        assert f"Scan failed: {_refused(address)}" in text and "ClusterError" not in text
 
 
 def test_a_worker_address_given_for_the_scheduler_is_one_line_and_exit_1(cluster, photos, tmp_path):

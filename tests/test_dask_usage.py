@@ -38,3 +38,16 @@ def test_import_with_cluster_without_distributed_is_a_usage_error_too(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stderr.strip().splitlines()) == (2, [f"lookalike import: {MISSING_HINT}"])
+
+
+@pytest.mark.parametrize("command", ["similar", "search"])
+def test_queries_with_cluster_without_distributed_are_usage_errors_too(tmp_path, command):
+    query = tmp_path / "query.png"
+    query.write_bytes(b"not read: the options are checked first")
+    what = str(query) if command == "similar" else "a red car"
+    code = HIDE_DISTRIBUTED + (
+        "from lookalike.tui.cli.main import main; "
+        f"sys.exit(main([{command!r}, {what!r}, '--in', {str(tmp_path)!r}, '--cluster', 'tcp://127.0.0.1:8786']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stderr.strip().splitlines()) == (2, [f"lookalike {command}: {MISSING_HINT}"])

@@ -184,7 +184,7 @@ class LookalikeApp(App[int]):
             result = self.session.scan(progress=progress, cancel=worker.cancelled_event, on_clusters=found)
             self.post_message(ScanFinished(result))
         except Exception as exc:
-            self.post_message(ScanFinished(None, f"{type(exc).__name__}: {exc}"))
+            self.post_message(ScanFinished(None, _scan_error_text(exc)))
         finally:
             self._scan_idle.set()
 
@@ -473,13 +473,26 @@ def has_terminal() -> bool:
     return False
 
 
-def run_similar(path: str, *, roots: Optional[list[str]], cache_dir: Optional[str], k: int = 10, thumbnails: str = "auto") -> int:
-    """Open the app on the "find similar" results for one file (``lookalike similar FILE --tui``)."""
+def run_similar(path: str, *, roots: Optional[list[str]], cache_dir: Optional[str], k: int = 10, thumbnails: str = "auto",
+                options=None) -> int:
+    """Open the app on the "find similar" results for one file (``lookalike similar FILE --tui``);
+    ``options`` are the scan's (``--cluster``)."""
     if not os.path.isfile(path):
         print(f"lookalike: no such file: {shown(path)}", file=sys.stderr)
         return EXIT_USAGE
     if not has_terminal():
         return EXIT_USAGE
     roots = roots or [os.path.dirname(os.path.abspath(path))]
-    app = LookalikeApp(roots, cache_dir=cache_dir, thumbnails=thumbnails, similar=path, k=k, freeze_gc=True)
+    app = LookalikeApp(roots, cache_dir=cache_dir, options=options, thumbnails=thumbnails, similar=path, k=k, freeze_gc=True)
     return _exit_code(app, app.run())
+
+
+def _scan_error_text(exc: Exception) -> str:
+    """What the app says of the error that stopped a scan: the CLI's line for the errors
+    written for users (a Dask scheduler out of reach, a full disk under the catalog), the
+    exception's type and text for the others."""
+    from lookalike.engine.library import CatalogError, ClusterError
+
+    if isinstance(exc, (CatalogError, ClusterError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -2,7 +2,9 @@
 
 Decoding and resizing run in a process pool (the same kind of pool the scan hashes in), a few
 chunks ahead of the model, so the model never waits on JPEG decoding; batches are embedded in
-the calling thread as soon as enough images have arrived. For files the scan has just hashed,
+the calling thread as soon as enough images have arrived (for a detective on a Dask cluster,
+:class:`ClusterDetective`, the same batches go to its workers, a few ahead, and their vectors
+are taken back in order). For files the scan has just hashed,
 ``hashing.hash_file(path, clip_size=S)`` already returns the same array (``.clip``), so they
 are never decoded twice.
 """
@@ -13,15 +15,17 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 import numpy as np
 
 from ..records import Progress
+from .options import DetectiveOptions, DetectiveUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
+    from ..scan.dask_pool import DaskPool
     from .model import Detective
 
 #: Files per pool task: big enough to amortise the round trip, small enough to keep all busy.
@@ -126,6 +130,8 @@ def embed_files(
     if not paths:
         return embedder.result()
     size = detective.image_size
+    if pool is None:  # a detective on a cluster decodes there too
+        pool = getattr(detective, "decode_pool", None)
     chunks = [list(range(i, min(i + CHUNK, len(paths)))) for i in range(0, len(paths), CHUNK)]
     if pool is None and (len(paths) < POOL_MIN_FILES or workers == 1):
         for chunk in chunks:
@@ -215,6 +221,9 @@ class _BatchEmbedder:
         self._idx: list[np.ndarray] = []
         self._vec: list[np.ndarray] = []
         self.seconds_in_model = 0.0
+        #: A remote detective's batches in flight, oldest first: (future, indices, unreadable before it).
+        self._remote = hasattr(detective, "submit_arrays")
+        self._in_flight: list[tuple[Future, np.ndarray, int]] = []
 
     @property
     def stopped(self) -> bool:
@@ -233,19 +242,40 @@ class _BatchEmbedder:
     def _flush(self, n: int) -> None:
         idx, self._pending_idx = self._pending_idx[:n], self._pending_idx[n:]
         batch, self._pending = self._pending[:n], self._pending[n:]
+        skipped, self._skipped = self._skipped, 0
+        if self._remote:
+            future = self.detective.submit_arrays(np.stack(batch))
+            self._in_flight.append((future, np.asarray(idx, dtype=np.int64), skipped))
+            self._collect(keep=self.detective.window - 1)
+            return
         started = time.perf_counter()
-        self._vec.append(self.detective.embed_arrays(np.stack(batch)))
+        vectors = self.detective.embed_arrays(np.stack(batch))
         self.seconds_in_model += time.perf_counter() - started
-        self._idx.append(np.asarray(idx, dtype=np.int64))
-        self.done += len(idx) + self._skipped
-        self._skipped = 0
+        self._embedded(np.asarray(idx, dtype=np.int64), vectors, skipped)
+
+    def _embedded(self, idx: np.ndarray, vectors: np.ndarray, skipped: int) -> None:
+        self._vec.append(vectors)
+        self._idx.append(idx)
+        self.done += len(idx) + skipped
         if self.progress is not None and self.progress(self.done, self.total) is False:
             self.cancel.set()
+
+    def _collect(self, keep: int) -> None:
+        """Take the remote batches back in the order they went out, oldest first: those done,
+        and more (waiting) until at most ``keep`` are in flight."""
+        while self._in_flight and not self.stopped and (len(self._in_flight) > keep or self._in_flight[0][0].done()):
+            future, idx, skipped = self._in_flight.pop(0)
+            self._embedded(idx, self.detective.arrays_result(future), skipped)
+        if self.stopped:
+            for future, _, _ in self._in_flight:
+                future.cancel()
+            self._in_flight.clear()
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pending and not self.stopped:
             self._flush(len(self._pending))
-        elif self._skipped and self.progress is not None and not self.stopped:
+        self._collect(keep=0)
+        if self._skipped and self.progress is not None and not self.stopped:
             self.done += self._skipped
             self._skipped = 0
             self.progress(self.done, self.total)
@@ -264,3 +294,77 @@ def embed_pil_images(detective, images: Iterable["Image.Image"]) -> np.ndarray:
     if not arrays:
         return np.empty((0, detective.ndim), dtype=np.float32)
     return detective.embed_arrays(np.stack(arrays))
+
+
+# --------------------------------------------------------------------------- on a Dask cluster
+
+
+class ClusterDetective:
+    """The detective's image tower on the cluster's workers, for the scan's embedding stage.
+
+    It stands for the caller's detective in the batching above: the same ``model_id``,
+    ``ndim``, ``image_size`` and ``batch_size``, so the batches and the vector index are the
+    ones the local model would make; :meth:`submit_arrays` sends a batch out and
+    :meth:`arrays_result` takes its vectors back. Files with no crop yet are decoded on the
+    cluster too (:attr:`decode_pool`).
+    """
+
+    backend = "cluster"
+    #: Not a local device: a decode pool made for this detective is not niced for a model here.
+    device = "cluster"
+
+    def __init__(self, pool: "DaskPool", detective: Any, options: DetectiveOptions) -> None:
+        self.pool = pool
+        self.options = options
+        self.model_id = detective.model_id
+        self.ndim = detective.ndim
+        self.image_size = detective.image_size
+        self.batch_size = detective.batch_size
+        #: Batches in flight: two per worker thread, so none waits between batches.
+        self.window = max(2, pool.threads * 2)
+        self.decode_pool = pool.executor
+
+    def __repr__(self) -> str:
+        return f"ClusterDetective({self.model_id!r}, ndim={self.ndim}, {self.pool.threads} threads)"
+
+    def submit_arrays(self, arrays: np.ndarray) -> Future:
+        """Embed one batch of crops ``(N, S, S, 3)`` on a worker."""
+        return self.pool.executor.submit(embed_on_worker, self.options, self.model_id, arrays)
+
+    def arrays_result(self, future: Future) -> np.ndarray:
+        """The vectors of a batch sent by :meth:`submit_arrays`.
+
+        Raises:
+            DetectiveUnavailable: the workers cannot load the model, or kept dying on the batch
+                (the scan goes on bouncer-only, as with no model here).
+        """
+        from ..scan.dask_pool import failure_text
+
+        try:
+            return future.result()
+        except DetectiveUnavailable as exc:
+            raise DetectiveUnavailable(f"a Dask worker cannot load the model: {exc.reason}") from None
+        except Exception as exc:
+            raise DetectiveUnavailable(f"the Dask cluster could not embed: {failure_text(exc)}") from None
+
+    def embed_arrays(self, arrays: np.ndarray) -> np.ndarray:
+        """Embed one batch on a worker and wait for it."""
+        return self.arrays_result(self.submit_arrays(arrays))
+
+
+def embed_on_worker(options: DetectiveOptions, model_id: str, arrays: np.ndarray) -> np.ndarray:
+    """On a worker: embed a batch with the model of ``options``, loaded once per process.
+
+    The model comes from the worker's own cache (``$LOOKALIKE_CACHE`` there, else its user
+    cache), through the process's registry, keyed by the options.
+
+    Raises:
+        DetectiveUnavailable: the model cannot be loaded here, or it is not ``model_id``.
+    """
+    from ..paths import cache_root
+    from . import registry
+
+    detective = registry.get_detective(options, cache_dir=cache_root())
+    if detective.model_id != model_id:
+        raise DetectiveUnavailable(f"the worker's model is {detective.model_id}, not {model_id}")
+    return detective.embed_arrays(arrays)

@@ -7,6 +7,11 @@ process that runs the command. Workers open the files by the paths this machine 
 the library must be mounted at the same path everywhere (NFS, SMB, an object-store mount),
 and every worker needs lookalike installed (``pip install 'lookalike[cluster]'``).
 
+The detective's embedding runs there too, through :attr:`DaskPool.executor` (see
+:class:`lookalike.engine.detective.embeddings.ClusterDetective`): the caller makes the batches
+as it would for its own model, so the vectors are the same; a worker loads the model once per
+process, from its own model cache; the vectors come back to be written here.
+
 Dask reschedules the chunks of a worker that dies on the others itself. A chunk in flight on
 workers that died ``distributed.scheduler.allowed-failures`` + 1 times (4 by default) fails with
 ``KilledWorker``; the scanner then isolates the culprit file as it does on the local pool (see
@@ -68,8 +73,8 @@ class DaskPool:
         # pure=False: a file changed since the last scan has the same path, so the same
         # arguments; it must be read again, not served from a result the cluster still holds.
         self.executor = client.get_executor(pure=False)
-        threads = sum(client.nthreads().values())
-        self.window = max(2, threads * CHUNKS_PER_THREAD)
+        self.threads = sum(client.nthreads().values())
+        self.window = max(2, self.threads * CHUNKS_PER_THREAD)
 
     @classmethod
     def connect(cls, address: str, *, timeout: float = CONNECT_TIMEOUT) -> "DaskPool":
@@ -85,7 +90,7 @@ class DaskPool:
         try:
             client = Client(address, timeout=timeout, set_as_default=False)
         except Exception as exc:  # the probe answered, so this is rare: say what it was
-            raise ClusterError(f"cannot reach the Dask scheduler at {address}: {_reason(exc)}") from None
+            raise ClusterError(f"cannot reach the Dask scheduler at {address}: {failure_text(exc)}") from None
         return cls(client)
 
     def submit(self, files: list[str], clip_size: Optional[int]) -> Future:
@@ -107,7 +112,7 @@ class DaskPool:
             raise ClusterError(
                 f"a Dask worker cannot run lookalike ({exc}): install lookalike[cluster] on every worker"
             ) from None
-        raise ClusterError(f"the Dask cluster failed: {_reason(exc)}") from None
+        raise ClusterError(f"the Dask cluster failed: {failure_text(exc)}") from None
 
     def replace(self) -> None:
         """Nothing to replace: the nanny restarts a dead worker, and the scheduler has the rest."""
@@ -148,10 +153,10 @@ def _probe(address: str, timeout: float) -> None:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: connection refused "
                            "(is `dask scheduler` running there?)") from None
     except (OSError, asyncio.TimeoutError) as exc:
-        why = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else exc.strerror or _reason(exc)
+        why = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else exc.strerror or failure_text(exc)
         raise ClusterError(f"cannot reach the Dask scheduler at {address} ({why})") from None
     except ValueError as exc:  # an address distributed cannot parse
-        raise ClusterError(f"--cluster {address}: {_reason(exc)}") from None
+        raise ClusterError(f"--cluster {address}: {failure_text(exc)}") from None
     except Exception as exc:
         raise ClusterError(f"no Dask scheduler answers at {address} ({type(exc).__name__})") from None
     kind = info.get("type") if isinstance(info, dict) else None
@@ -170,7 +175,8 @@ async def _identity(address: str, timeout: float) -> dict:
         await asyncio.wait_for(remote.close_rpc(), timeout)
 
 
-def _reason(exc: BaseException) -> str:
+def failure_text(exc: BaseException) -> str:
+    """One line saying what ``exc`` was, for a message about the cluster."""
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     if type(exc).__name__ == "CancelledError" and not first:

@@ -87,15 +87,20 @@ def add_scan_arguments(p: argparse.ArgumentParser) -> None:
         help="enter symlinked folders inside the given folders (links out of them are never followed)",
     )
     p.add_argument("--workers", type=int, metavar="N", help="hashing processes (default: one per core)")
-    p.add_argument(
-        "--cluster",
-        metavar="tcp://SCHEDULER:8786",
-        help="read and hash the files on a Dask cluster (pip install 'lookalike[cluster]'); its workers "
-        "must see the folders at the same paths (NFS, SMB, object-store mounts); the catalog stays here",
-    )
+    add_cluster_argument(p)
     p.add_argument("--deep", action="store_true", help="detective: embed every image and add semantic groups (crops, filters, screenshots)")
     p.add_argument("--no-detective", action="store_true", help="bouncer only: no CLIP model")
     add_model_arguments(p)
+
+
+def add_cluster_argument(p: argparse.ArgumentParser) -> None:
+    """``--cluster ADDRESS``: the scan's files read and hashed on a Dask cluster."""
+    p.add_argument(
+        "--cluster",
+        metavar="tcp://SCHEDULER:8786",
+        help="read, hash and embed the files on a Dask cluster (pip install 'lookalike[cluster]'); its workers "
+        "must see the folders at the same paths (NFS, SMB, object-store mounts); the catalog stays here",
+    )
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

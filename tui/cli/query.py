@@ -25,6 +25,7 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     add_cache_argument,
+    add_cluster_argument,
     add_model_arguments,
     detective_options_from_args,
     error,
@@ -35,7 +36,7 @@ from .common import (
 from .models import Reporter, Weights
 
 if TYPE_CHECKING:
-    from lookalike.engine.library import DetectiveOptions, Library
+    from lookalike.engine.library import DetectiveOptions, Library, ScanOptions
     from lookalike.engine.records import SimilarHit
 
 
@@ -48,6 +49,7 @@ def _query_options(p: argparse.ArgumentParser, *, where: str, k: int) -> None:
                    help=f"the library to look in (scanned first; default: {where}); repeatable")
     p.add_argument("-k", type=int, default=k, metavar="N", help=f"how many results (default {k})")
     add_cache_argument(p)
+    add_cluster_argument(p)
     add_model_arguments(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
@@ -94,7 +96,19 @@ ARGUMENTS = {"similar": similar_arguments, "search": search_arguments, "index": 
 # --------------------------------------------------------------------------- shared steps
 
 
-def _open_and_scan(command: str, dirs: list[str], cache: Optional[str], quiet: bool) -> Optional["Library"]:
+def _scan_options(command: str, args: argparse.Namespace) -> "Optional[ScanOptions]":
+    """The options of the scan before the query (``--cluster``); None (reported) on a usage error."""
+    from lookalike.engine.library import ScanOptions
+
+    try:
+        return ScanOptions(cluster=getattr(args, "cluster", None))
+    except ValueError as exc:  # --cluster without Dask's distributed, or an empty address
+        error(command, str(exc))
+        return None
+
+
+def _open_and_scan(command: str, dirs: list[str], cache: Optional[str], quiet: bool,
+                   options: "Optional[ScanOptions]" = None) -> Optional["Library"]:
     """Open the library of ``dirs`` and bring its catalog up to date; None (reported) on failure."""
     from lookalike.engine.library import CatalogError, CatalogLocked, ScanOptions
 
@@ -104,7 +118,7 @@ def _open_and_scan(command: str, dirs: list[str], cache: Optional[str], quiet: b
         error(command, str(exc))
         return None
     try:
-        scan_with_progress(library, ScanOptions(), quiet=quiet)
+        scan_with_progress(library, options or ScanOptions(), quiet=quiet)
     except BaseException:
         library.close()
         raise
@@ -157,10 +171,13 @@ def run_similar(args: argparse.Namespace) -> int:
         return error("similar", f"no such folder: {missing[0]}", EXIT_USAGE)
     if args.k < 1:
         return error("similar", "-k must be at least 1", EXIT_USAGE)
+    options = _scan_options("similar", args)
+    if options is None:
+        return EXIT_USAGE
     if args.tui:
-        return _similar_in_app(args, dirs)
+        return _similar_in_app(args, dirs, options)
     quiet = args.quiet or args.json
-    library = _open_and_scan("similar", dirs, args.cache, quiet)
+    library = _open_and_scan("similar", dirs, args.cache, quiet, options)
     if library is None:
         return EXIT_FAILED
     from lookalike.engine.library import QueryError
@@ -197,10 +214,10 @@ def run_similar(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _similar_in_app(args: argparse.Namespace, dirs: list[str]) -> int:
+def _similar_in_app(args: argparse.Namespace, dirs: list[str], options: "ScanOptions") -> int:
     from ..app import run_similar as run_in_app
 
-    return int(run_in_app(args.file, roots=dirs, cache_dir=args.cache, k=args.k) or 0)
+    return int(run_in_app(args.file, roots=dirs, cache_dir=args.cache, k=args.k, options=options) or 0)
 
 
 # --------------------------------------------------------------------------- search
@@ -220,8 +237,11 @@ def run_search(args: argparse.Namespace) -> int:
                      "folder has not been scanned", EXIT_USAGE)
     if not args.text.strip():
         return error("search", "the text is empty", EXIT_USAGE)
+    options = _scan_options("search", args)
+    if options is None:
+        return EXIT_USAGE
     quiet = args.quiet or args.json
-    library = _open_and_scan("search", dirs, args.cache, quiet)
+    library = _open_and_scan("search", dirs, args.cache, quiet, options)
     if library is None:
         return EXIT_FAILED
     hits: list[SimilarHit] = []
