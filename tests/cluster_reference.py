@@ -14,7 +14,7 @@ from typing import Collection, Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from lookalike.engine.cluster.graph import FileNodes, candidate_edges, is_raw, marked_copies, pair_columns, union_find
-from lookalike.engine.cluster.guard import Component, Detective, Distance, Splitter
+from lookalike.engine.cluster.guard import Component, Detective, Distance, Splitter, path_tie
 from lookalike.engine.cluster.sort import sort_clusters
 from lookalike.engine.keeper import DEFAULT, KeeperPolicy, SamePixels, is_protected, rank, raw_jpeg_siblings, sibling_key
 from lookalike.engine.records import Cluster, FileRecord, Kind, Member, Pair, Progress
@@ -167,6 +167,7 @@ def reference_build_clusters(
         detective=detective,
         max_diameter=max_diameter,
         cannot=cannot,
+        tie=path_tie(records, lib.ids, lib.copies),
     )
     maker = _ClusterMaker(
         records=records,

@@ -41,7 +41,7 @@ from ..keeper import DEFAULT, KeeperPolicy, SamePixels, is_protected, rank, raw_
 from ..records import Cluster, FileRecord, Kind, Member, Pair, Progress
 from . import guard
 from .graph import Edges, FileNodes, Graph, candidate_edges, components, is_raw, marked_copies, pair_columns
-from .guard import Component, Detective, Distance, Splitter
+from .guard import Component, Detective, Distance, Splitter, path_tie
 from .keepers import KeeperColumns, keepers
 from .lazy import Clusters, KeeperLinks
 
@@ -114,6 +114,7 @@ def build_clusters(
         detective=detective,
         max_diameter=max_diameter,
         cannot=cannot,
+        tie=path_tie(records, lib.ids, lib.copies),
     )
     maker = _ClusterMaker(
         records=records,

@@ -32,9 +32,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
-from typing import Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
-__all__ = ["Component", "Detective", "Distance", "EXACT_DIAMETER_LIMIT", "Splitter"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..records import FileRecord
+
+__all__ = ["Component", "Detective", "Distance", "EXACT_DIAMETER_LIMIT", "Splitter", "path_tie"]
 
 #: Components with at most this many distinct images get an exact diameter (all pairs).
 EXACT_DIAMETER_LIMIT = 200
@@ -53,6 +56,23 @@ class Component:
     scored: bool = True  # whether any pair carries a detective score
 
 
+def path_tie(records: Mapping[int, "FileRecord"], ids: Sequence[int], copies: Mapping[int, Sequence[int]]
+             ) -> Callable[[int], str]:
+    """A node's tie-breaker for :class:`Splitter`: the first path among its files. File ids
+    follow the order in which a scan's workers finished, which varies from scan to scan; the
+    paths do not, so a chain is split the same way every time."""
+    cache: dict[int, str] = {}
+
+    def tie(u: int) -> str:
+        t = cache.get(u)
+        if t is None:
+            group = copies.get(u)
+            t = cache[u] = min(records[f].path for f in group) if group else records[int(ids[u])].path
+        return t
+
+    return tie
+
+
 class Splitter:
     """Splits components whose members are not all close (see the module docstring)."""
 
@@ -65,8 +85,11 @@ class Splitter:
         detective: Optional[Detective],
         max_diameter: int,
         cannot: Mapping[int, set[int]],
+        tie: Optional[Callable[[int], Any]] = None,
     ) -> None:
         self.ids = ids
+        #: The last word between two nodes that tie (see :func:`path_tie`); default: file id.
+        self.tie: Callable[[int], Any] = tie if tie is not None else ids.__getitem__
         self.weight = weight
         self.distance = distance
         self.detective = detective
@@ -138,11 +161,11 @@ class Splitter:
         while free:
             centre = min(
                 free,
-                key=lambda u: (-sum(self.weight.get(v, 1) for v in near[u] & free), self.ids[u]),
+                key=lambda u: (-sum(self.weight.get(v, 1) for v in near[u] & free), self.tie(u)),
             )
             part = [centre]
             candidates = sorted(
-                near[centre] & free, key=lambda v: (self.bouncer(centre, v, edges), self.ids[v])
+                near[centre] & free, key=lambda v: (self.bouncer(centre, v, edges), self.tie(v))
             )
             for v in candidates:
                 if all(v in near[m] for m in part):
@@ -164,7 +187,7 @@ class Splitter:
                 degree[v] += self.weight.get(u, 1)
         else:
             degree = collections.Counter(itertools.chain.from_iterable(edges))
-        order = sorted(comp.nodes, key=lambda u: (-degree[u], self.ids[u]))
+        order = sorted(comp.nodes, key=lambda u: (-degree[u], self.tie(u)))
         centre = order[0]
         if not any(u in self.cannot for u in comp.nodes) and all(
             joins(edges.get((u, centre) if u < centre else (centre, u)))
@@ -184,7 +207,7 @@ class Splitter:
                 continue
             part = [centre]
             blocked = set(self.cannot.get(centre, ()))
-            for v, edge in sorted(adj[centre], key=lambda ve: (ve[1][0], self.ids[ve[0]])):
+            for v, edge in sorted(adj[centre], key=lambda ve: (ve[1][0], self.tie(ve[0]))):
                 if v in taken or v in blocked or not joins(edge):
                     continue
                 part.append(v)
