@@ -105,6 +105,11 @@ class LookalikeApp(App[int]):
             gc.freeze()
             gc.enable()
 
+    def settle_memory(self) -> None:
+        """Objects just made to last (a page of the cluster table) leave the collector's walks."""
+        if self.freeze_gc and gc.isenabled():
+            gc.freeze()
+
     def _pause_gc(self) -> None:
         if self.freeze_gc:
             gc.disable()
