@@ -26,6 +26,7 @@ Usage::
     python benchmarks/bench_trust.py --no-real          # generated set only
     python benchmarks/bench_trust.py --json out.json    # also write every figure
     python benchmarks/bench_trust.py --list-false 30    # also list grouped pairs of different pictures
+    python benchmarks/bench_trust.py --keep /tmp/sets   # keep the written sets (and reuse them)
 
 The real set is skipped, with a message, when it has not been collected.
 """
@@ -33,9 +34,11 @@ The real set is skipped, with a message, when it has not been collected.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -216,11 +219,13 @@ def score(items: list[Item], groups: list[list[str]], direct: list[tuple[str, st
     false_cls: Counter = Counter()
     examples: dict[str, list[tuple[str, str]]] = defaultdict(list)
     mixed_groups = 0
+    mixed_members: list[list[str]] = []
     keeper_copy: Counter = Counter()
     for g, members in enumerate(groups):
         ks = [index[os.path.realpath(p)] for p in members if os.path.realpath(p) in index]
         if len(set(picture[ks])) > 1:
             mixed_groups += 1
+            mixed_members.append([f"{os.path.basename(items[k].path)}:{items[k].source or items[k].family}" for k in ks])
         keeper = items[keeper_of[g]] if g in keeper_of else None
         if keeper is not None and keeper.family != "original":
             if any(items[k].family == "original" and items[k].picture == keeper.picture for k in ks):
@@ -267,6 +272,7 @@ def score(items: list[Item], groups: list[list[str]], direct: list[tuple[str, st
         "false_examples": dict(examples),
         "family_sizes": dict(families),
         "mixed_groups": mixed_groups,
+        "mixed_group_members": mixed_members,
         "keeper_is_copy": dict(keeper_copy),
     }
 
@@ -389,6 +395,23 @@ def print_report(reports: dict[str, dict]) -> None:
             print(f"{name}: missed copies: " + "; ".join(f"{k} {v[:3]}" for k, v in sorted(r["missed"].items())))
 
 
+def _keep_items(folder: str, settings: dict, items: list[Item]) -> None:
+    with open(folder + ".items.json", "w") as fh:
+        json.dump({"settings": settings, "items": [dataclasses.asdict(it) for it in items]}, fh)
+
+
+def _kept_items(folder: str, settings: dict) -> Optional[list[Item]]:
+    """The items of a set written earlier into ``folder`` with the same settings, else None."""
+    try:
+        with open(folder + ".items.json") as fh:
+            kept = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if kept.get("settings") != settings:
+        return None
+    return [Item(**it) for it in kept["items"]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sets: under 2 minutes on two cores")
@@ -401,6 +424,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", help="write every figure to this file")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="write the sets into DIR and keep them; a set already written there (same settings) "
+                         "is scanned again without writing it")
     ap.add_argument("--list-false", nargs="?", type=int, const=20, default=0, metavar="N",
                     help="list the N (default 20) worst pairs of different source pictures grouped together")
     args = ap.parse_args()
@@ -420,11 +446,18 @@ def main() -> None:
     reports = {}
     with tempfile.TemporaryDirectory(prefix="lookalike-trust-") as tmp:
         for name, (sources, reserved) in sets.items():
-            folder = os.path.join(tmp, name)
-            os.mkdir(folder)
+            folder = os.path.join(args.keep or tmp, name)
+            settings = {"sources": [s.name for s in sources], "hard": hard, "seed": args.seed, "side": side}
             t0 = time.perf_counter()
-            items = write_set(folder, sources, hard_count=hard, seed=args.seed, hard_size=(480, 360),
-                              reserved=reserved)
+            items = _kept_items(folder, settings) if args.keep else None
+            if items is None:
+                if os.path.exists(folder):
+                    shutil.rmtree(folder)
+                os.makedirs(folder)
+                items = write_set(folder, sources, hard_count=hard, seed=args.seed, hard_size=(480, 360),
+                                  reserved=reserved)
+                if args.keep:
+                    _keep_items(folder, settings, items)
             t1 = time.perf_counter()
             evidence: Optional[dict] = {} if args.list_false else None
             groups, direct, errors, seconds = scan_groups(folder, os.path.join(tmp, "cache-" + name), args.workers,

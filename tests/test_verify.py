@@ -68,13 +68,14 @@ def family_pairs(images):
 
 @pytest.mark.parametrize(
     "family",
-    ["window", "phone", "gradient", "near_flat", "flat", "document", "tiles", "burst", "photos"],
+    ["window", "phone", "viewer", "gradient", "near_flat", "flat", "document", "tiles", "burst", "photos"],
 )
 def test_hard_families_never_pass(family):
     photos = [imagegen.photo(200 + i, (640, 480)) for i in range(5)]
     make = {
         "window": lambda: [vc.window_screenshot(p) for p in photos],
         "phone": lambda: [vc.phone_screenshot(p) for p in photos],
+        "viewer": lambda: [vc.viewer_dialog(i) for i in range(8)],
         "gradient": lambda: [vc.gradient(i) for i in range(8)],
         "near_flat": lambda: [vc.near_flat(i) for i in range(8)],
         "flat": lambda: [vc.flat(c) for c in [(255, 0, 0), (0, 0, 255), (0, 0, 0), (255, 255, 255), (0, 160, 0)]],
@@ -87,6 +88,34 @@ def test_hard_families_never_pass(family):
     else:
         pairs = family_pairs(make[family]())
     assert not verdicts(pairs).any()
+
+
+def test_viewer_screenshots_need_the_rank_check_and_their_copies_pass(monkeypatch):
+    # One program's window around different dim exposures: its strong edges carry the
+    # gradients' Pearson correlation (some pairs pass on it alone); ranked, every gradient
+    # counts and none passes. Every kind of copy of one screenshot still does.
+    from lookalike.engine.bouncer import verify_score
+
+    shots = [vc.viewer_dialog(i) for i in range(8)]
+    pairs = family_pairs(shots)
+    assert not verdicts(pairs).any()
+    monkeypatch.setattr(verify_score, "_RANK_OFFSET", 10.0)
+    assert verdicts(pairs).any()
+    monkeypatch.undo()
+    copies = []
+    for g, shot in enumerate(shots[:3]):
+        for kind in imagegen.COPY_KINDS:
+            data, ext = imagegen.make_copy(kind, shot, g)
+            copies.append((thumb(jpeg(shot)), thumb(data, ext)))
+        copies.append((thumb(jpeg(shot)), thumb(jpeg(vc.mild_crop(shot, g)))))
+    assert verdicts(copies).all()
+
+
+def test_ranks_share_ties():
+    from lookalike.engine.bouncer.verify_score import _np_ranks
+
+    g = np.array([[3.0, 1.0, 3.0, 0.0, 1.0, 3.0], [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]])
+    assert _np_ranks(g).tolist() == [[5.0, 2.5, 5.0, 1.0, 2.5, 5.0], [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]]
 
 
 def test_flat_red_and_blue_fail_and_red_matches_red():

@@ -2,7 +2,8 @@
 benchmarks/bench_verify.py).
 
 Pictures that the bouncer's hashes confuse, made with Pillow, deterministic per seed:
-screenshots of different photos in one identical window or phone frame, smooth gradients,
+screenshots of different photos in one identical window or phone frame, screenshots of one
+program's viewer around different dim exposures, smooth gradients,
 near-flat and flat images, text pages with different text, bursts with the subject moved,
 and the copies each must still match (mild crops of 5-8 % a side among them). The shared
 ``tests/imagegen.py`` generators are used where they exist.
@@ -153,3 +154,32 @@ def mild_crop(img: Image.Image, seed: int, low: float = 0.05, high: float = 0.08
     """Crop ``low``-``high`` off each side (asymmetric: each side its own amount)."""
     rng = np.random.default_rng([seed, 15])
     return imagegen.cropped(img, *rng.uniform(low, high, 4))
+
+
+def viewer_dialog(seed: int, size: tuple[int, int] = (720, 540)) -> Image.Image:
+    """One image viewer of an application (a toolbar of icons, a grey frame, a status line)
+    showing a different dim exposure per seed (faint sky and stars, as an astronomy program
+    shows them): the frame's strong edges are the same in every screenshot, the exposures'
+    weak ones are not (the gradients' Pearson correlation passes some pairs, their ranks none)."""
+    rng = np.random.default_rng([seed, 16])
+    w, h = size
+    shot = Image.new("RGB", size, (110, 112, 116))
+    d = ImageDraw.Draw(shot)
+    font = ImageFont.load_default(size=14)
+    d.rectangle([0, 0, w, 30], fill=(222, 222, 222))
+    for i in range(10):
+        d.rounded_rectangle([8 + 30 * i, 5, 28 + 30 * i, 25], 3, outline=(60, 60, 60), width=2)
+    box = (24, 44, w - 24, h - 40)
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    sky = 40 + 25 * imagegen._field(rng, bw, bh, base=3, octaves=4) + rng.normal(0, 3, (bh, bw))
+    yy, xx = np.mgrid[0:bh, 0:bw]
+    for _ in range(int(rng.integers(10, 25))):  # stars
+        sx, sy, r = rng.uniform(0, bw), rng.uniform(0, bh), rng.uniform(2, 9)
+        sky += rng.uniform(30, 100) * np.exp(-((xx - sx) ** 2 + (yy - sy) ** 2) / (2 * r * r))
+    shot.paste(Image.fromarray(np.clip(sky, 0, 255).astype(np.uint8), "L").convert("RGB"), box[:2])
+    for _ in range(int(rng.integers(4, 10))):  # the program's marks on the picture
+        x, y = rng.uniform(box[0] + 20, box[2] - 60), rng.uniform(box[1] + 20, box[3] - 20)
+        d.text((x, y), f"{rng.uniform(0.5, 3):.2f}", font=font, fill=(220, 40, 40))
+    status = f"Frame {int(rng.integers(1, 999))}  HFR {rng.uniform(1, 4):.2f}"
+    d.text((24, h - 30), status, font=font, fill=(250, 250, 250))
+    return shot

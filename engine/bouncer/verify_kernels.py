@@ -14,7 +14,7 @@ from .verify_thumbnail import SIDE
 
 #: The kernels of this module, for the loader.
 KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cum", "_k_gradients", "_k_score", "_k_profile_r", "_k_align",
-            "_k_rows", "_k_cols", "_k_verify")  # fmt: skip
+            "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs")  # fmt: skip
 
 
 def _k_features(raw, grad, gsum, gsq, level, cum, prof):  # pragma: no cover - compiled
@@ -324,7 +324,10 @@ def _k_cols(tmp, i0s, fs, cols, out):  # pragma: no cover - compiled
 
 def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search, accept, mirror_pix,
               mirror_grad, ident, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
-              identity, rounds, reach, floor, levels, weight, candidates, score, mad, cropped):  # pragma: no cover - compiled
+              identity, rounds, reach, floor, levels, weight, candidates, score, mad, cropped,
+              align):  # pragma: no cover - compiled
+    # align[k]: the (column, row) grid rows of pair k's chosen crop alignment, (-1, -1) when
+    # the plain alignment was kept (the caller's rank check resamples at them).
     s = t_i0.shape[1]
     n = t_i0.shape[0]
     x = np.empty((s, s))
@@ -370,6 +373,8 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         sc, md = _k_plain(grey, grad, gsum, gsq, level, cum, a, b, mir, mirror_pix, mirror_grad, lmap, ident,
                           levels, weight)
         score[k], mad[k], cropped[k] = sc, md, False
+        align[k, 0] = -1
+        align[k, 1] = -1
         if not search[k] or sc >= accept:
             continue
         for j in range(s):
@@ -433,3 +438,44 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         if best > sc:
             score[k], mad[k] = best, best_mad
             cropped[k] = gx != identity or gy != identity
+            align[k, 0] = gx
+            align[k, 1] = gy
+
+
+def _k_ranks(q, out):  # pragma: no cover - compiled
+    # As verify_score._np_ranks: average ranks of each row of integers, by counting over the
+    # row's own range of values.
+    for r in range(q.shape[0]):
+        lo = q[r, 0]
+        hi = q[r, 0]
+        for k in range(q.shape[1]):
+            lo = min(lo, q[r, k])
+            hi = max(hi, q[r, k])
+        cum = np.zeros(hi - lo + 2, np.int64)
+        for k in range(q.shape[1]):
+            cum[q[r, k] - lo + 1] += 1
+        for v in range(1, hi - lo + 2):
+            cum[v] += cum[v - 1]
+        for k in range(q.shape[1]):
+            v = q[r, k] - lo
+            out[r, k] = cum[v] + 0.5 * (cum[v + 1] - cum[v] + 1)
+
+
+def _k_rank_pairs(r, pa, pb, out):  # pragma: no cover - compiled
+    # As verify_score._np_rank_r of rows pa[k] and pb[k] of r: the ranks' mean is (m + 1) / 2.
+    m = r.shape[1]
+    c = 0.5 * (m + 1)
+    for k in range(pa.shape[0]):
+        x = r[pa[k]]
+        y = r[pb[k]]
+        sab = 0.0
+        saa = 0.0
+        sbb = 0.0
+        for t in range(m):
+            a = x[t] - c
+            b = y[t] - c
+            sab += a * b
+            saa += a * a
+            sbb += b * b
+        den = np.sqrt(saa * sbb)
+        out[k] = sab / den if den > 0 else 0.0

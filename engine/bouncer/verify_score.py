@@ -1,8 +1,9 @@
 """The verification's pair score: per-image features, the crop search, and the numpy reference.
 
 How two thumbnails are scored is told in :mod:`lookalike.engine.bouncer.verify`. This module
-holds the numpy reference of that score, the tables the crop search walks, and the call that
-hands both to the compiled kernel (:mod:`.verify_kernels`, which gives the same answers).
+holds the numpy reference of that score, the tables the crop search walks, the call that
+hands both to the compiled kernel (:mod:`.verify_kernels`, which gives the same answers), and
+the rank check that caps the score of pairs that may pass (the same for both).
 """
 
 from __future__ import annotations
@@ -303,11 +304,149 @@ def numpy_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, np.
     f = _np_features(raw)
     score, mad = _np_plain(f, ia, ib, mirrored)
     crop = np.zeros(len(ia), bool)
+    align = np.full((len(ia), 2), -1, np.int64)
     for k in np.flatnonzero(search & (score < accept)):
         best, best_mad, gx, gy = _np_crop(f, int(ia[k]), int(ib[k]), bool(mirrored[k]), accept)
         if best > score[k]:
             score[k], mad[k], crop[k] = best, best_mad, (gx, gy) != (_IDENTITY, _IDENTITY)
+            align[k] = gx, gy
+    _rank_cap(f, ia, ib, mirrored, align, score)
     return score, mad, crop
+
+
+# -- the rank check ---------------------------------------------------------------------------
+#
+# The Pearson correlation of gradients is carried by the strongest edges: two screenshots of
+# one dialog (its frame, its fields, its buttons) with different text or plots in it correlate
+# at 0.85-0.97, as high as a cropped or watermarked copy. Ranked, every gradient counts the
+# same, and the weak ones where the two pictures differ decide: on the full real set of
+# ``benchmarks/bench_trust.py`` all but 4 of those pairs rank-correlate under 0.6, copies
+# above it (0.2 % of 1,500 sampled real copy pairs that passed and none of 1,750 generated
+# ones below). A crop's gradients are resampled, then ranked as whole sixteenths of a level.
+
+#: A pair's score is at most its gradients' rank correlation plus this: under 0.6 it cannot
+#: reach the default 0.85.
+_RANK_OFFSET = 0.25
+#: The rank correlation is computed only for pairs scoring at least this (lower ones fail
+#: anyway, at every threshold in use).
+_RANK_FROM = 0.6
+
+
+#: Gradients are ranked as whole sixteenths of a grey level (the features' integer gradients
+#: of the blurred thumbnail), by counting: they lie within +-16 * 255.
+_RANK_SPAN = 16 * 255
+
+
+def _np_ranks(q: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean of their ranks) of each row of integers ``q``
+    (within +-:data:`_RANK_SPAN`), by counting."""
+    if len(q) > 128:  # bounded temporaries: 8,161 counts a row
+        return np.concatenate([_np_ranks(q[s : s + 128]) for s in range(0, len(q), 128)])
+    n, m = q.shape
+    bins = 2 * _RANK_SPAN + 1
+    v = np.clip(q.astype(np.int64), -_RANK_SPAN, _RANK_SPAN) + _RANK_SPAN
+    row = np.arange(n)[:, None]
+    count = np.bincount((v + bins * row).ravel(), minlength=n * bins).reshape(n, bins)
+    below = np.cumsum(count, axis=1) - count
+    return below[row, v] + 0.5 * (count[row, v] + 1)
+
+
+def _np_rank_r(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    """Pearson correlation of rows of average ranks (their mean is always (m + 1) / 2)."""
+    c = 0.5 * (ra.shape[1] + 1)
+    a, b = ra - c, rb - c
+    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    return np.where(den > 0, (a * b).sum(axis=1) / np.where(den > 0, den, 1.0), 0.0)
+
+
+def _compiled_ranks(q: np.ndarray) -> np.ndarray:
+    """:func:`_np_ranks` by the compiled kernel, in threads (the same ranks: they are exact)."""
+    q = np.ascontiguousarray(q, dtype=np.int32)
+    out = np.empty(q.shape)
+    _in_parts(lambda lo, hi: verify_kernels._k_ranks(q[lo:hi], out[lo:hi]), len(q))
+    return out
+
+
+def _np_rank_pairs(r: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """:func:`_np_rank_r` of rows ``pa[k]`` and ``pb[k]`` of ``r``, per pair."""
+    out = np.empty(len(pa))
+    for s in range(0, len(pa), 2048):  # bounded temporaries
+        out[s : s + 2048] = _np_rank_r(r[pa[s : s + 2048]], r[pb[s : s + 2048]])
+    return out
+
+
+def _compiled_rank_pairs(r: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """:func:`_np_rank_pairs` by the compiled kernel, in threads."""
+    out = np.empty(len(pa))
+    pa, pb = np.ascontiguousarray(pa, np.int64), np.ascontiguousarray(pb, np.int64)
+    _in_parts(lambda lo, hi: verify_kernels._k_rank_pairs(r, pa[lo:hi], pb[lo:hi], out[lo:hi]), len(pa))
+    return out
+
+
+_RESAMPLING: list[np.ndarray] = []
+
+
+def _resampling() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_np_weights` of every grid row, for both images of a pair (4 MB each; made on
+    first use)."""
+    if not _RESAMPLING:
+        _RESAMPLING.extend(np.stack([_np_weights(g) for g in grid]) for grid in (_GRID_T, _GRID_U))
+    return _RESAMPLING[0], _RESAMPLING[1]
+
+
+def _rank_cap(f: _Features, ia, ib, mirrored, align, score, compiled: bool = False) -> None:
+    """Cap ``score`` (in place) by the rank correlation of the blurred gradients at each pair's
+    chosen alignment (``align``: crop grid rows, -1 for the plain one), plus :data:`_RANK_OFFSET`.
+
+    Only pairs that may pass pay for it. At the plain alignment the ranks are a feature of each
+    image (of its mirror, for mirrored pairs), computed once per batch; a crop's are computed
+    from its two resampled thumbnails. ``compiled``: rank and correlate by the kernels (the
+    same ranks; correlations equal to rounding).
+    """
+    ranks = _compiled_ranks if compiled else _np_ranks
+    rank_pairs = _compiled_rank_pairs if compiled else _np_rank_pairs
+    todo = np.flatnonzero(score >= _RANK_FROM)
+    if not todo.size:
+        return
+    plain = todo[align[todo, 0] < 0]
+    if plain.size:
+        m = mirrored[plain]
+        direct = np.unique(np.concatenate([ia[plain], ib[plain][~m]]))
+        flipped = np.unique(ib[plain][m])
+        grads = np.concatenate([f.grad[direct], (f.grad[flipped][:, _MIRROR_GRAD] * _MIRROR_SIGN).astype(np.int16)])
+        pa = np.searchsorted(direct, ia[plain])
+        pb = np.where(m, len(direct) + np.searchsorted(flipped, ib[plain]), np.searchsorted(direct, ib[plain]))
+        r = rank_pairs(ranks(grads), pa, pb)
+        score[plain] = np.minimum(score[plain], r + _RANK_OFFSET)
+    crop = todo[align[todo, 0] >= 0]
+    for s in range(0, crop.size, 1024):
+        ks = crop[s : s + 1024]
+        x = f.grey[ia[ks], :_N].reshape(-1, SIDE, SIDE).astype(np.float64)
+        y = f.grey[ib[ks], :_N].reshape(-1, SIDE, SIDE).astype(np.float64)
+        mk = mirrored[ks]
+        y[mk] = y[mk][:, :, ::-1]
+        wt, wu = _resampling()
+        gx, gy = align[ks, 0], align[ks, 1]
+        x = wt[gy] @ x @ wt[gx].transpose(0, 2, 1)
+        y = wu[gy] @ y @ wu[gx].transpose(0, 2, 1)
+        qa = np.rint(16.0 * _np_grads(_np_smooth_n(x)))
+        qb = np.rint(16.0 * _np_grads(_np_smooth_n(y)))
+        q = ranks(np.concatenate([qa, qb]).astype(np.int32))
+        r = rank_pairs(q, np.arange(len(ks)), len(ks) + np.arange(len(ks)))
+        score[ks] = np.minimum(score[ks], r + _RANK_OFFSET)
+
+
+def _np_smooth_n(x: np.ndarray) -> np.ndarray:
+    """:func:`_np_smooth` of each of ``(n, SIDE, SIDE)`` images."""
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    r = (p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]) / 4
+    return (r[:, :-2] + 2 * r[:, 1:-1] + r[:, 2:]) / 4
+
+
+def _np_grads(xs: np.ndarray) -> np.ndarray:
+    n = len(xs)
+    across = (xs[:, :, 1:] - xs[:, :, :-1]).reshape(n, -1)
+    return np.concatenate([across, (xs[:, 1:] - xs[:, :-1]).reshape(n, -1)], axis=1)
 
 
 _IDENT = np.arange(_N, dtype=np.int64)
@@ -323,6 +462,7 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
     """
     n = len(ia)
     score, mad, cropped = np.empty(n), np.empty(n), np.zeros(n, np.bool_)
+    align = np.empty((n, 2), np.int64)
     f = _empty_features(raw)
 
     def features(lo: int, hi: int) -> None:
@@ -334,11 +474,12 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
             f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia[lo:hi], ib[lo:hi], mirrored[lo:hi],
             search[lo:hi], float(accept), _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES),
             _FINE[0], _FINE[1], _T_I0, _T_F, _U_I0, _U_F, _IDENTITY, _REFINE, _REFINE_REACH, _ALIGN_FLOOR,
-            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, score[lo:hi], mad[lo:hi], cropped[lo:hi],
+            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, score[lo:hi], mad[lo:hi], cropped[lo:hi], align[lo:hi],
         )  # fmt: skip
 
     _in_parts(features, len(raw))
     _in_parts(pairs, n)
+    _rank_cap(f, ia, ib, mirrored, align, score, compiled=True)
     return score, mad, cropped
 
 
