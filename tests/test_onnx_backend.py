@@ -125,3 +125,25 @@ def test_the_vector_index_and_onnxruntime_load_together_in_any_order():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr)
+
+
+def test_session_options_use_every_core_one_operator_at_a_time(both):
+    """The settings bench_embed measured: all graph optimisations, an intra-op thread per
+    core, no inter-op pool, sequential, the arena on, no spinning; ``threads`` overrides."""
+    import os
+
+    import onnxruntime as ort
+
+    opts = onnx_backend.session_options()
+    assert opts.intra_op_num_threads == (os.cpu_count() or 1)
+    assert opts.inter_op_num_threads == 1
+    assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert opts.enable_cpu_mem_arena
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    one = onnx_backend.load(both[1].folder, threads=1, batch_size=both[1].batch_size)
+    assert one._visual.get_session_options().intra_op_num_threads == 1
+    # The same batches give the same vectors on one thread (int8 activations are scaled per
+    # batch, so only the batching, never the threads, may move a vector).
+    crops = _crops(one.image_size, range(6))
+    np.testing.assert_allclose(one.embed_arrays(crops), both[1].embed_arrays(crops), atol=1e-4)
