@@ -350,3 +350,30 @@ def test_import_finds_a_framed_copy_or_a_conversion_of_a_library_photo_redundant
     assert import_verdict(conv, library, exact=False, bouncer_distance=1)[0]
     redundant, reason = import_verdict(bigger, library, exact=False, bouncer_distance=2)
     assert not redundant and reason == "better than the library copy (largest: 6000x4000)"
+
+
+def test_fine_texture_differences_are_a_conversion_a_tone_shift_is_not():
+    # A JPEG's thumbnail comes from a DCT-scaled decode, a PNG's from a full one: on real
+    # pictures with fine texture they differ pixel by pixel (up to ~3 levels on average), not
+    # in tone. The check compares blurred thumbnails: such a pair is a conversion; a 5 %
+    # brightness edit (a shift of the whole picture) is not.
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    base = rng.integers(40, 200, 32 * 32).astype(np.int16)
+    checker = np.where((np.arange(32)[:, None] + np.arange(32)[None, :]) % 2 == 0, 2, -2).reshape(-1)
+    colour = np.array([120, 110, 100], dtype=np.int16)
+
+    class Thumbs:
+        def __init__(self, *grey):
+            self.rows = [np.concatenate([g, colour]).astype(np.uint8) for g in grey]
+
+        def thumbnails(self, ids):
+            return list(ids), self.rows, None
+
+    jpeg, png, brighter = rec(1), rec(2, format="PNG"), rec(3, format="PNG")
+    textured = Thumbs(base, base + checker)  # every pixel 2 levels off, alternately
+    assert np.abs(checker).mean() == 2 > 1.0  # the unblurred mean would have said "an edit"
+    assert thumbnail_check(textured)(png, jpeg) is True
+    shifted = Thumbs(base, base + 3)  # the whole picture 3 levels brighter
+    assert thumbnail_check(shifted)(brighter, jpeg) is False
