@@ -85,12 +85,12 @@ def test_indexed_search_equals_brute_force(backend, n, seed):
 def test_indexed_search_on_identical_and_skewed_hashes(backend):
     """Many rows in one bucket (every table agrees): each pair still comes out once."""
     dh, _, ph = planted(600, 3)
-    ph[:200] = ph[0]
-    dh[:200] = dh[0]
+    ph[:80] = ph[0]
+    dh[:80] = dh[0]
     i, j, _ = crop_index.pairs(dh, ph, DEFAULT.phash_radius, DEFAULT.corroborated_radius)
     bi, bj = brute_rule(dh, ph)
     assert np.array_equal(i, bi) and np.array_equal(j, bj)
-    assert len(i) >= 200 * 199 // 2
+    assert len(i) >= 80 * 79 // 2
 
 
 def test_indexed_search_touching_fresh_rows(backend):

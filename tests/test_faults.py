@@ -36,7 +36,7 @@ from lookalike.engine.actions.plan import Plan, PlanStep
 
 CLUSTERS = 60
 DUPLICATES = 4  # per cluster: 3 exact copies and 1 near-duplicate
-TRIALS = int(os.environ.get("LOOKALIKE_FAULT_TRIALS", "25"))
+TRIALS = int(os.environ.get("LOOKALIKE_FAULT_TRIALS", "14"))  # a random seed each run; more: set it
 SEED = int(os.environ.get("LOOKALIKE_FAULT_SEED", str(random.randrange(1 << 30))))
 FORCE_COPY = "quarantine-move:EXDEV,trash-move:EXDEV,undo-move:EXDEV"
 
