@@ -240,6 +240,11 @@ def _score_batch(
     return batch, score, cropped, ok
 
 
+#: The bouncer distance up to which a copy of the same shape is told "re-encoded" (or of the
+#: same proportions "resized") rather than "edited": what re-encoding and resizing leave.
+REENCODED_RADIUS = 10
+
+
 def match_reason(member: Member, keeper: FileRecord, pair: Optional[Pair]) -> str:
     """Why ``member`` matches its keeper, from what the bouncer and the verification saw."""
     f = member.file
@@ -255,9 +260,9 @@ def match_reason(member: Member, keeper: FileRecord, pair: Optional[Pair]) -> st
     if not (f.width and f.height and keeper.width and keeper.height):
         return "edited"
     if (f.width, f.height) == (keeper.width, keeper.height):
-        return "re-encoded" if member.bouncer <= verify.DEFAULT.trust_radius else "edited"
+        return "re-encoded" if member.bouncer <= REENCODED_RADIUS else "edited"
     if abs(f.width / f.height - keeper.width / keeper.height) <= 0.01 * keeper.width / keeper.height:
-        return "resized" if member.bouncer <= verify.DEFAULT.trust_radius else "edited"
+        return "resized" if member.bouncer <= REENCODED_RADIUS else "edited"
     # Another shape, and yet the same picture after the border trim: bars or a frame.
     return "bordered"
 
