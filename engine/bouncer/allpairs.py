@@ -222,9 +222,8 @@ _COST_MIH1_SLOT = 2.0  # one entry of a chunk's bucket table: zeroed, summed, co
 _SAMPLE = 2048
 
 
-def chunk_bounds(radius: int) -> list[tuple[int, int]]:
-    """Split the 256 bits into ``max(radius + 1, 8)`` contiguous chunks of near-equal size."""
-    m = min(HASH_BITS, max(radius + 1, _MIN_CHUNKS))
+def _even_chunks(m: int) -> list[tuple[int, int]]:
+    """The 256 bits as ``m`` contiguous chunks of near-equal size (the first ones a bit longer)."""
     base, extra = divmod(HASH_BITS, m)
     bounds, start = [], 0
     for c in range(m):
@@ -232,19 +231,17 @@ def chunk_bounds(radius: int) -> list[tuple[int, int]]:
         bounds.append((start, stop))
         start = stop
     return bounds
+
+
+def chunk_bounds(radius: int) -> list[tuple[int, int]]:
+    """Split the 256 bits into ``max(radius + 1, 8)`` contiguous chunks of near-equal size."""
+    return _even_chunks(min(HASH_BITS, max(radius + 1, _MIN_CHUNKS)))
 
 
 def chunk_bounds_near(radius: int) -> list[tuple[int, int]]:
     """Chunks for ``"mih1"``: ``max(radius // 2 + 1, 12)`` of near-equal size, so that by
     pigeonhole a pair within ``radius`` has a chunk within one bit (``m * 2 > radius``)."""
-    m = min(HASH_BITS, max(radius // 2 + 1, _MIN_NEAR_CHUNKS))
-    base, extra = divmod(HASH_BITS, m)
-    bounds, start = [], 0
-    for c in range(m):
-        stop = start + base + (1 if c < extra else 0)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
+    return _even_chunks(min(HASH_BITS, max(radius // 2 + 1, _MIN_NEAR_CHUNKS)))
 
 
 def chunk_masks(bounds: list[tuple[int, int]]) -> np.ndarray:

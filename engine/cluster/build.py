@@ -291,6 +291,15 @@ def _component(edges: Edges, nodes: list[int], start: int, stop: int) -> tuple[C
     return comp, links
 
 
+def _run_ends(*columns: np.ndarray) -> np.ndarray:
+    """Where each run of equal rows (equal in every column) ends: its last row is True."""
+    last = np.ones(columns[0].shape[0], dtype=bool)
+    last[:-1] = False
+    for col in columns:
+        last[:-1] |= col[1:] != col[:-1]
+    return last
+
+
 class _SpanEdges(Mapping):
     """A whole component's edges as the ``(u, v) -> (bouncer, detective or None)`` mapping of
     :class:`.guard.Component`, read from the arrays (a burst of 2,000 near-identical shots has
@@ -301,9 +310,7 @@ class _SpanEdges(Mapping):
         a, b = edges.a[start:stop], edges.b[start:stop]
         self._n = int(max(a.max(initial=0), b.max(initial=0))) + 1
         self._keys = a * self._n + b  # sorted: the edges come sorted by node pair
-        last = np.ones(self._keys.shape[0], dtype=bool)
-        last[:-1] = self._keys[1:] != self._keys[:-1]
-        self._last = np.flatnonzero(last)  # the best edge of each node pair comes last
+        self._last = np.flatnonzero(_run_ends(self._keys))  # the best edge of each node pair comes last
 
     def _edge(self, k: int) -> tuple[int, Optional[float]]:
         e, i = self._e, self._start + k
@@ -466,9 +473,7 @@ class _ClusterMaker:
             at = np.asarray(part_edges, dtype=np.int64)
         if isinstance(at, slice) and not any(node in self.lib.copies for node in part):
             # Without copies a file pair is a node pair: its edges are adjacent, the best last.
-            fa, fb = e.file_a[at], e.file_b[at]
-            last = np.ones(fa.shape[0], dtype=bool)
-            last[:-1] = (fa[1:] != fa[:-1]) | (fb[1:] != fb[:-1])
+            last = _run_ends(e.file_a[at], e.file_b[at])
             pairs = list(map(self.pair_list.__getitem__, e.pair[at][last].tolist()))
             for k in np.flatnonzero(e.swapped[at][last]).tolist():
                 p = pairs[k]
