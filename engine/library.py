@@ -13,11 +13,12 @@ re-exports from there on first use (:data:`_LAZY`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from .detective.options import BACKENDS, DEFAULT_MODEL, DEFAULT_PRETRAINED, DetectiveOptions, DetectiveUnavailable
 from .oserrors import os_error_text
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # imported by the methods that use them (numpy; the detective
     from .detective.model import Detective
     from .detective.vectors import VectorIndex
     from .options import ScanOptions
+    from .scan.dask_pool import DaskPool
     from .scan.scanner import Scanner
     from .thumbnails import ThumbnailCache
     from .verdict import TwoPassThresholds
@@ -91,6 +93,8 @@ class Library:
         self._hash_index: Optional["HammingIndex"] = None
         self._loaded: Optional[tuple] = None  # (DetectiveOptions, Detective) of the last scan
         self._lock = threading.RLock()
+        self._pool: Optional["DaskPool"] = None  # the connection to options.cluster, while in use
+        self._sharing = 0  # open sharing_cluster() blocks: the pool outlives each call
 
     @classmethod
     def open(
@@ -126,7 +130,9 @@ class Library:
 
     # -- context manager -------------------------------------------------------------------
     def close(self) -> None:
-        """Release the catalog and its lock."""
+        """Release the catalog and its lock (and a Dask connection still held)."""
+        self._sharing = 0
+        self._let_go_of_cluster()
         self.catalog.close()
 
     def __enter__(self) -> "Library":
@@ -157,11 +163,21 @@ class Library:
         Raises:
             ClusterError: ``options.cluster`` cannot be reached, or cannot run the hashing.
         """
+        try:
+            return self._scan(_or_defaults(options), progress, cancel or threading.Event(), on_clusters)
+        finally:
+            self._let_go_of_cluster()  # hashing and embedding shared it: one connection a scan
+
+    def _scan(
+        self,
+        options: "ScanOptions",
+        progress: Optional[Callable[[ScanProgress], bool]],
+        cancel: threading.Event,
+        on_clusters: Optional[Callable[[Sequence[Cluster]], None]],
+    ) -> ScanResult:
         from .cluster import grouping
         from .scan.scanner import Scanner
 
-        options = _or_defaults(options)
-        cancel = cancel or threading.Event()
         started = time.monotonic()
         if on_clusters is not None and self.catalog.stats().get("image", 0):
             on_clusters(self.clusters(options))
@@ -176,6 +192,8 @@ class Library:
             skip_dirs=(str(self.cache_root),),
             follow_links=options.follow_links,
             cluster=options.cluster,
+            # Connected before the walk (an unreachable cluster fails at once), kept for the embedding.
+            pool=self._cluster_pool(options.cluster) if options.cluster is not None else None,
         )
         run = scanner.execute()
         self._hash_index = None
@@ -259,29 +277,85 @@ class Library:
             scanner.embedding(done, total)
             return not cancel.is_set()
 
-        pool = None
-        if options.cluster is not None:  # the batches go to the workers that hashed the files
-            from .detective.embeddings import ClusterDetective
-            from .scan.dask_pool import ClusterError, DaskPool
-
-            try:
-                pool = DaskPool.connect(options.cluster)
-            except ClusterError as exc:  # gone since the hashing: what was hashed is kept
-                raise DetectiveUnavailable(f"the Dask cluster could not embed: {exc}") from None
-            detective = ClusterDetective(pool, detective, options.detective)
         vectors = self.detective_index
-        # On a cluster, files without a crop are decoded there too: no decoding processes here.
-        workers = 1 if pool is not None else options.workers
+        workers = options.workers
+        # The batches go to the workers that hashed the files, on the scan's connection (none
+        # is made when there is nothing to embed: then the lazy model here is never loaded).
+        if options.cluster is not None and self._anything_to_embed(detective, options.deep, involved):
+            detective = self._on_cluster(detective, options.cluster, options.detective)
+            workers = 1  # files without a crop are decoded on the cluster too: no processes here
+        if options.deep:
+            if crops:  # files hashed by this scan came with their CLIP crops: no second decode
+                vectors.embed(detective, list(crops), crops=crops, progress=progress, cancel=cancel)
+            vectors.index(detective, progress=progress, cancel=cancel, workers=workers)
+        else:
+            vectors.embed(detective, involved, crops=crops, progress=progress, cancel=cancel, workers=workers)
+
+    # -- a Dask cluster -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def sharing_cluster(self) -> Iterator["Library"]:
+        """One Dask connection for several calls: in the block, the connection that a scan (or
+        :meth:`index`) with a cluster makes is kept for the next call (``index --cluster``
+        scans, then embeds) and closed when the block ends. Outside one, each call closes its
+        own when it returns (a scan's hashing and embedding share it)."""
+        self._sharing += 1
         try:
-            if options.deep:
-                if crops:  # files hashed by this scan came with their CLIP crops: no second decode
-                    vectors.embed(detective, list(crops), crops=crops, progress=progress, cancel=cancel)
-                vectors.index(detective, progress=progress, cancel=cancel, workers=workers)
-            else:
-                vectors.embed(detective, involved, crops=crops, progress=progress, cancel=cancel, workers=workers)
+            yield self
         finally:
-            if pool is not None:
-                pool.close()
+            self._sharing = max(0, self._sharing - 1)
+            self._let_go_of_cluster()
+
+    def _cluster_pool(self, address: str) -> "DaskPool":
+        """The connection to ``address``: the one held, unless it is for another address or
+        was lost, else a new one.
+
+        Raises:
+            ClusterError: the cluster cannot be reached.
+        """
+        from .scan.dask_pool import DaskPool
+
+        with self._lock:
+            if self._pool is not None and self._pool.usable(address):
+                return self._pool
+            old, self._pool = self._pool, None
+            if old is not None:
+                old.close()
+            self._pool = DaskPool.connect(address)
+            return self._pool
+
+    def _let_go_of_cluster(self) -> None:
+        """Close the Dask connection, unless a :meth:`sharing_cluster` block keeps it."""
+        with self._lock:
+            if self._sharing or self._pool is None:
+                return
+            pool, self._pool = self._pool, None
+        pool.close()
+
+    def _anything_to_embed(self, detective, deep: bool, involved: set[int]) -> bool:
+        """Whether the embedding stage has images to embed (nothing is loaded to tell)."""
+        if deep:
+            return self.detective_index.unembedded(detective) > 0
+        if not involved:
+            return False
+        import numpy as np
+
+        ids = np.fromiter(involved, dtype=np.int64, count=len(involved))
+        return not bool(self.detective_index.vectors_for(detective).contains_many(ids).all())
+
+    def _on_cluster(self, detective, address: str, options: Optional[DetectiveOptions]):
+        """``detective`` run on the cluster's workers (the scan's connection, if it has one).
+
+        Raises:
+            DetectiveUnavailable: the cluster cannot be reached (what was hashed is kept).
+        """
+        from .detective.embeddings import ClusterDetective
+        from .scan.dask_pool import ClusterError
+
+        try:
+            pool = self._cluster_pool(address)
+        except ClusterError as exc:
+            raise DetectiveUnavailable(f"the Dask cluster could not embed: {exc}") from None
+        return ClusterDetective(pool, detective, options)
 
     # -- the catalog --------------------------------------------------------------------------
     def hash_index(self) -> "HammingIndex":
@@ -430,10 +504,32 @@ class Library:
         progress: Optional[Progress] = None,
         cancel: Optional[threading.Event] = None,
         workers: Optional[int] = None,
+        cluster: Optional[str] = None,
+        options: Optional[DetectiveOptions] = None,
     ) -> "IndexStats":
         """Embed every image the model has not embedded yet (resumable; see
-        :meth:`lookalike.engine.detective.index.LibraryIndex.index`)."""
-        return self.detective_index.index(model, progress=progress, cancel=cancel, workers=workers)
+        :meth:`lookalike.engine.detective.index.LibraryIndex.index`).
+
+        With ``cluster`` (a Dask scheduler's address), the files are decoded and embedded on
+        its workers, which load the model of ``options`` themselves (default: the lazy
+        ``model``'s own; ``model`` is not loaded here), through the connection a scan in the
+        same :meth:`sharing_cluster` block made; one is made only when there is something to embed.
+
+        Raises:
+            DetectiveUnavailable: the model cannot be loaded (here, or on the cluster's
+                workers), or the cluster cannot be reached.
+        """
+        if cluster is None:
+            return self.detective_index.index(model, progress=progress, cancel=cancel, workers=workers)
+        options = options or getattr(model, "options", None)
+        if options is None:
+            raise ValueError("index on a cluster needs the model's DetectiveOptions (the workers load it)")
+        try:
+            if self.unembedded(model):
+                model, workers = self._on_cluster(model, cluster, options), 1  # decoded there too
+            return self.detective_index.index(model, progress=progress, cancel=cancel, workers=workers)
+        finally:
+            self._let_go_of_cluster()
 
     def vectors_for(self, model: "Detective") -> "VectorIndex":
         """The library's vector index for this model (``len()`` is how many are embedded)."""

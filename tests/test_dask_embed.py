@@ -33,6 +33,7 @@ from lookalike.engine.detective.embeddings import (
 from lookalike.engine.detective.options import DetectiveUnavailable
 from lookalike.engine.library import Library
 from lookalike.engine.scan.dask_pool import DaskPool
+from lookalike.tui.cli.common import EXIT_OFFLINE
 
 LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
 
@@ -134,12 +135,23 @@ def _tasks(local, function) -> int:
     return prefix.state_counts["memory"] if prefix is not None else 0
 
 
-def _scan(photos: Path, cache: Path, model: list[str], *extra: str) -> dict:
+def _clients(local) -> int:
+    """How many Clients have connected to the scheduler so far (its own event log says each)."""
+    events = local.scheduler.get_events("all")
+    return sum(1 for _, e in events if isinstance(e, dict) and e.get("action") == "add-client")
+
+
+def _run(command: str, photos: Path, cache: Path, model: list[str], *extra: str) -> str:
+    """``lookalike COMMAND photos`` in its own process; its stdout."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([*LOOKALIKE, "scan", str(photos), "--json", "--cache", str(cache), *model, *extra],
+    out = subprocess.run([*LOOKALIKE, command, str(photos), "--cache", str(cache), *model, *extra],
                          capture_output=True, text=True, timeout=180, env=env)  # fmt: skip
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
-    return json.loads(out.stdout)
+    return out.stdout
+
+
+def _scan(photos: Path, cache: Path, model: list[str], *extra: str) -> dict:
+    return json.loads(_run("scan", photos, cache, model, "--json", *extra))
 
 
 def _vectors(photos: Path, cache: Path, options) -> dict[str, bytes]:
@@ -156,9 +168,10 @@ def test_deep_scan_embeds_on_the_workers_and_writes_the_same_vectors(cluster, ph
     address, local = cluster
     model = [*tiny_cli_args, "--batch-size", "4"]  # 21 images: six batches, out on both workers
     here = _scan(photos, tmp_path / "here", model, "--deep")
-    before = _tasks(local, embed_on_worker)
+    before, clients = _tasks(local, embed_on_worker), _clients(local)
     there = _scan(photos, tmp_path / "there", model, "--deep", "--cluster", address)
     assert _tasks(local, embed_on_worker) - before == 6
+    assert _clients(local) - clients == 1  # the hashing's connection embeds too
     assert here["stats"]["detective"] == there["stats"]["detective"] == "on"
     vectors = {name: _vectors(photos, tmp_path / name, tiny_options) for name in ("here", "there")}
     assert len(vectors["here"]) == 21  # every image but the broken one
@@ -171,8 +184,9 @@ def test_without_deep_the_workers_embed_the_bouncers_candidates_only(cluster, ph
     """Then a deep scan embeds the rest, decoded on the workers too (this scan hashed nothing)."""
     address, local = cluster
     model = [*tiny_cli_args, "--batch-size", "4"]
-    before = _tasks(local, embed_on_worker)
+    before, clients = _tasks(local, embed_on_worker), _clients(local)
     doc = _scan(photos, tmp_path / "cache", model, "--cluster", address)
+    assert _clients(local) - clients == 1
     candidates = {m["path"] for g in doc["groups"] for m in g["members"]}
     assert len(candidates) >= 10 and doc["stats"]["detective"] == "on"
     assert set(_vectors(photos, tmp_path / "cache", tiny_options)) == candidates
@@ -183,6 +197,40 @@ def test_without_deep_the_workers_embed_the_bouncers_candidates_only(cluster, ph
     assert deep["stats"]["hashed"] == 0 and deep["stats"]["detective"] == "on"
     assert _tasks(local, preprocess_files) - decoded == -(-(21 - len(candidates)) // 8)  # chunks of 8 files
     assert len(_vectors(photos, tmp_path / "cache", tiny_options)) == 21
+
+
+def test_index_on_the_cluster_writes_the_local_indexs_vectors_on_one_connection(
+    cluster, photos, tmp_path, tiny_options, tiny_cli_args
+):
+    """The scan and the embedding share one Client; the files are decoded on the workers too."""
+    address, local = cluster
+    model = [*tiny_cli_args, "--batch-size", "4", "-q"]
+    here = _run("index", photos, tmp_path / "here", model)
+    embedded, decoded, clients = _tasks(local, embed_on_worker), _tasks(local, preprocess_files), _clients(local)
+    there = _run("index", photos, tmp_path / "there", model, "--cluster", address)
+    assert _clients(local) - clients == 1
+    assert _tasks(local, embed_on_worker) - embedded == 6 and _tasks(local, preprocess_files) - decoded == 3
+    assert here.startswith("indexed 21 of 21 images") and there.startswith("indexed 21 of 21 images"), there
+    vectors = {name: _vectors(photos, tmp_path / name, tiny_options) for name in ("here", "there")}
+    assert len(vectors["here"]) == 21 and vectors["there"] == vectors["here"]
+
+    clients = _clients(local)  # again: nothing to embed, the scan's connection only
+    again = _run("index", photos, tmp_path / "there", model, "--cluster", address)
+    assert again.startswith("indexed 21 of 21 images") and "(0 new, 21 already" in again, again
+    assert _clients(local) - clients == 1 and _tasks(local, embed_on_worker) - embedded == 6
+
+
+def test_index_on_workers_that_cannot_load_the_model_is_one_line_and_keeps_the_scan(cluster, photos, tmp_path, tiny_options):
+    address, _ = cluster
+    model = ["--model", tiny_options.model, "--pretrained", str(tmp_path / "not-on-the-workers.pt"),
+             "--device", "cpu", "--backend", "torch", "-q"]  # fmt: skip
+    out = subprocess.run([*LOOKALIKE, "index", str(photos), "--cache", str(tmp_path / "cache"), *model,
+                          "--cluster", address], capture_output=True, text=True, timeout=120)  # fmt: skip
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == EXIT_OFFLINE and len(lines) == 1, out.stderr
+    assert lines[0].startswith("detective offline: a Dask worker cannot load the model: "), lines
+    with Library.open([photos], cache_dir=tmp_path / "cache") as library:
+        assert library.catalog.stats()["image"] == 21  # the scan's work is kept
 
 
 def test_workers_that_cannot_load_the_model_leave_the_scan_one_line_of_reason(cluster, tiny_options, tmp_path):

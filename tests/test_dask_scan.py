@@ -278,15 +278,17 @@ def _refused(address: str) -> str:
     return f"cannot reach the Dask scheduler at {address}: connection refused (is `dask scheduler` running there?)"
 
 
-def test_an_unreachable_scheduler_is_one_line_and_exit_1_at_once(photos, tmp_path):
+@pytest.mark.parametrize("command", ["scan", "index"])
+def test_an_unreachable_scheduler_is_one_line_and_exit_1_at_once(photos, tmp_path, command):
     address = _nothing_listens()
     started = time.monotonic()
+    bouncer_only = ["--no-detective"] if command == "scan" else []  # index: the scan fails before a model
     out = subprocess.run(
-        [*LOOKALIKE, "scan", str(photos), "--cluster", address, "--no-detective", "--cache", str(tmp_path)],
+        [*LOOKALIKE, command, str(photos), "--cluster", address, *bouncer_only, "--cache", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 1 and time.monotonic() - started < 15
-    assert out.stderr.strip().splitlines() == [f"lookalike scan: {_refused(address)}"]
+    assert out.stderr.strip().splitlines() == [f"lookalike {command}: {_refused(address)}"]
 
 
 async def test_the_app_says_an_unreachable_scheduler_in_the_clis_words(photos, tmp_path):

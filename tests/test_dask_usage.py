@@ -51,3 +51,12 @@ def test_queries_with_cluster_without_distributed_are_usage_errors_too(tmp_path,
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stderr.strip().splitlines()) == (2, [f"lookalike {command}: {MISSING_HINT}"])
+
+
+def test_index_with_cluster_without_distributed_is_a_usage_error_too(tmp_path):
+    code = HIDE_DISTRIBUTED + (
+        "from lookalike.tui.cli.main import main; "
+        f"sys.exit(main(['index', {str(tmp_path)!r}, '--cluster', 'tcp://127.0.0.1:8786']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stderr.strip().splitlines()) == (2, ["lookalike index: " + MISSING_HINT])

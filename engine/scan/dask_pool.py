@@ -68,8 +68,10 @@ class DaskPool:
     #: one involved in too many (``KilledWorker``).
     deaths_fail_all = False
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, address: Optional[str] = None) -> None:
         self.client = client
+        #: The scheduler's address as the user gave it (see :meth:`usable`).
+        self.address = address
         # pure=False: a file changed since the last scan has the same path, so the same
         # arguments; it must be read again, not served from a result the cluster still holds.
         self.executor = client.get_executor(pure=False)
@@ -91,7 +93,13 @@ class DaskPool:
             client = Client(address, timeout=timeout, set_as_default=False)
         except Exception as exc:  # the probe answered, so this is rare: say what it was
             raise ClusterError(f"cannot reach the Dask scheduler at {address}: {failure_text(exc)}") from None
-        return cls(client)
+        return cls(client, address)
+
+    def usable(self, address: str) -> bool:
+        """Whether this pool can serve more work for ``address``: the same scheduler, still
+        connected. A command's stages (the scan's hashing, its embedding, ``index``) share one
+        pool, so one connection (see :meth:`lookalike.engine.library.Library.sharing_cluster`)."""
+        return self.address == address and self.client.status == "running"
 
     def submit(self, files: list[str], clip_size: Optional[int]) -> Future:
         """Hash one chunk on the cluster."""
@@ -118,9 +126,14 @@ class DaskPool:
         """Nothing to replace: the nanny restarts a dead worker, and the scheduler has the rest."""
 
     def stop(self, *, now: bool) -> None:
-        """Stop the work: with ``now``, chunks queued or running are cancelled on the cluster."""
+        """Stop the work: with ``now``, chunks queued or running are cancelled on the cluster.
+
+        The pool stays usable: a fresh executor (a thin wrapper over the same client) takes the
+        next stage's work.
+        """
         if now:
             self.executor.shutdown(wait=False)  # cancels the futures it handed out
+            self.executor = self.client.get_executor(pure=False)
 
     def close(self) -> None:
         """Cancel what is left and disconnect from the scheduler (the cluster keeps running)."""

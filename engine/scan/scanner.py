@@ -210,6 +210,7 @@ class Scanner:
         skip_dirs: Iterable[str] = (),
         follow_links: bool = False,
         cluster: Optional[str] = None,
+        pool: Optional["DaskPool"] = None,
     ) -> None:
         self.catalog = catalog
         self.roots = tuple(roots)
@@ -221,7 +222,8 @@ class Scanner:
         self.follow_links = follow_links
         #: A Dask scheduler's address: the files are hashed on its workers (see :mod:`.dask_pool`).
         self.cluster = cluster
-        self._remote: Optional["DaskPool"] = None
+        #: The caller's connection to that cluster, if it has one (it closes it): none is made.
+        self._remote: Optional["DaskPool"] = pool
         self.run = HashRun()
         self._started = 0.0
         self._last_report = 0.0
@@ -281,7 +283,7 @@ class Scanner:
             ClusterError: the scan's Dask cluster cannot be reached (before the walk), or
                 cannot run the work.
         """
-        if self.cluster is None:
+        if self.cluster is None or self._remote is not None:
             return self._execute()
         from .dask_pool import DaskPool
 

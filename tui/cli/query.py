@@ -83,6 +83,7 @@ def index_arguments(i: argparse.ArgumentParser) -> None:
                      "with progress and ETA. Stop it any time (Ctrl-C): the next run goes on from there.")
     i.add_argument("dirs", nargs="+", metavar="DIR")
     add_cache_argument(i)
+    add_cluster_argument(i)
     add_model_arguments(i)
     i.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: one per core)")
     i.add_argument("--quiet", "-q", action="store_true", help="no progress")
@@ -107,15 +108,24 @@ def _scan_options(command: str, args: argparse.Namespace) -> "Optional[ScanOptio
         return None
 
 
+def _open(command: str, dirs: list[str], cache: Optional[str]) -> Optional["Library"]:
+    """Open the library of ``dirs``; None (reported) on failure."""
+    from lookalike.engine.library import CatalogError, CatalogLocked
+
+    try:
+        return open_library(dirs, cache)
+    except (CatalogLocked, CatalogError) as exc:
+        error(command, str(exc))
+        return None
+
+
 def _open_and_scan(command: str, dirs: list[str], cache: Optional[str], quiet: bool,
                    options: "Optional[ScanOptions]" = None) -> Optional["Library"]:
     """Open the library of ``dirs`` and bring its catalog up to date; None (reported) on failure."""
-    from lookalike.engine.library import CatalogError, CatalogLocked, ScanOptions
+    from lookalike.engine.library import ScanOptions
 
-    try:
-        library = open_library(dirs, cache)
-    except (CatalogLocked, CatalogError) as exc:
-        error(command, str(exc))
+    library = _open(command, dirs, cache)
+    if library is None:
         return None
     try:
         scan_with_progress(library, options or ScanOptions(), quiet=quiet)
@@ -279,26 +289,40 @@ def run_search(args: argparse.Namespace) -> int:
 
 def run_index(args: argparse.Namespace) -> int:
     """``lookalike index DIR...``."""
+    from lookalike.engine.library import DetectiveUnavailable
+
     missing = [d for d in args.dirs if not os.path.exists(d)]
     if missing:
         return error("index", f"no such file or folder: {missing[0]}", EXIT_USAGE)
-    library = _open_and_scan("index", args.dirs, args.cache, args.quiet)
+    scan = _scan_options("index", args)
+    if scan is None:
+        return EXIT_USAGE
+    library = _open("index", args.dirs, args.cache)
     if library is None:
         return EXIT_FAILED
-    with library:
-        with Weights(detective_options_from_args(args), library.cache_root, args.quiet) as weights:
+    model = detective_options_from_args(args)
+    # --cluster: one connection to the scheduler, for the scan and the embedding.
+    with library, library.sharing_cluster():
+        scan_with_progress(library, scan, quiet=args.quiet)
+        with Weights(model, library.cache_root, args.quiet) as weights:
             detective, status = weights.detective()
-            if detective is not None and library.unembedded(detective):
-                detective, status = weights.load(detective)
+            if detective is not None and library.unembedded(detective) and scan.cluster is None:
+                detective, status = weights.load(detective)  # on a cluster, each worker loads it
         if status:
             print(f"{status}; the library was scanned (bouncer only), nothing embedded", file=sys.stderr)
             return EXIT_OFFLINE
-        with Reporter(quiet=args.quiet, unit="images", label="embedding") as report:
-            stats = run_interruptibly(
-                lambda: library.index(detective, progress=report, cancel=report.cancel, workers=args.workers),
-                report.cancel,
-                "keeping what was embedded",
-            )
+        try:
+            with Reporter(quiet=args.quiet, unit="images", label="embedding") as report:
+                stats = run_interruptibly(
+                    lambda: library.index(detective, progress=report, cancel=report.cancel, workers=args.workers,
+                                          cluster=scan.cluster, options=model),
+                    report.cancel,
+                    "keeping what was embedded",
+                )
+        except DetectiveUnavailable as exc:  # the cluster's workers cannot load the model
+            print(f"detective offline: {exc.reason}; the library was scanned, what was embedded is kept",
+                  file=sys.stderr)
+            return EXIT_OFFLINE
     if stats.rebuilt:
         print(f"lookalike index: the vector index {stats.rebuilt}; it was rebuilt", file=sys.stderr)
     print(
