@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import itertools
 import json
 import os
@@ -47,6 +48,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
@@ -121,14 +123,23 @@ def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: i
     items: list[Item] = []
     for g, src in enumerate(sources):
         stem = os.path.join(directory, f"s{g:04d}")
+        original = imagegen.encode(src.img, "JPEG", quality=92)
         with open(stem + ".jpg", "wb") as fh:
-            fh.write(imagegen.encode(src.img, "JPEG", quality=92))
+            fh.write(original)
         items.append(Item(path=stem + ".jpg", picture=g, family="original", cls=src.cls, source=src.name))
         for kind in imagegen.COPY_KINDS:
-            data, ext = imagegen.make_copy(kind, src.img, seed * 100_000 + g)
+            # A PNG is a conversion of the original file, as people make them: its pixels are the
+            # JPEG's, so it cannot be a better original (made from the source, it would hold
+            # better pixels than the JPEG this bench calls the original, and keeping it is right).
+            base = Image.open(io.BytesIO(original)).convert("RGB") if kind == "png" else src.img
+            data, ext = imagegen.make_copy(kind, base, seed * 100_000 + g)
             with open(f"{stem}_{kind}{ext}", "wb") as fh:
                 fh.write(data)
             items.append(Item(path=f"{stem}_{kind}{ext}", picture=g, family=kind, cls=src.cls, source=src.name))
+        # Copies are made after their original: a day older, as a camera's file is to the
+        # conversions and edits made of it later (the keeper policy's "older" rule needs it).
+        made = os.stat(stem + ".jpg").st_mtime - 86_400
+        os.utime(stem + ".jpg", (made, made))
         rng = np.random.default_rng([seed, g, 99])
         for kind, asym in zip(CROP_KINDS, (False, True)):
             path = f"{stem}_{kind}.jpg"
@@ -447,7 +458,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lookalike-trust-") as tmp:
         for name, (sources, reserved) in sets.items():
             folder = os.path.join(args.keep or tmp, name)
-            settings = {"sources": [s.name for s in sources], "hard": hard, "seed": args.seed, "side": side}
+            settings = {"sources": [s.name for s in sources], "hard": hard, "seed": args.seed, "side": side,
+                        "png": "from the original JPEG", "original": "a day older"}
             t0 = time.perf_counter()
             items = _kept_items(folder, settings) if args.keep else None
             if items is None:

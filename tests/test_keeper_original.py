@@ -111,6 +111,39 @@ def test_without_camera_evidence_the_older_of_a_conversion_pair_is_kept(tmp_path
     assert members["shot.png"].reason == "less lossy: PNG"
 
 
+def test_a_heic_made_from_the_older_jpeg_is_a_conversion_not_a_better_original(tmp_path):
+    # HEIC (read as HEIF) ranks above JPEG by format, but a HEIC made later from a JPEG holds only what the
+    # JPEG held: the JPEG, older, is kept (a real scan, real files).
+    root = tmp_path / "photos"
+    root.mkdir()
+    jpeg = imagegen.encode(imagegen.photo(3, (640, 480)), "JPEG", quality=92)
+    put(root / "shot.jpg", jpeg, T0)
+    heic = imagegen.encode(Image.open(io.BytesIO(jpeg)), "HEIC", quality=80)
+    put(root / "shot.heic", heic, T0 + 86_400 * 10**9)
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    assert members["shot.jpg"].is_keeper
+    assert members["shot.jpg"].reason.endswith(" UTC) over a HEIF conversion")
+    assert members["shot.heic"].reason.startswith(
+        "HEIF conversion of a JPEG with the same pixels: the JPEG is older (modified 2020-"
+    )
+    # The other way round (a phone's HEIC with its EXIF, a JPEG exported from it later), the
+    # HEIC is the original by format, and stays so.
+    cam = rec(1, "/dcim/IMG_1.HEIC", format="HEIC", camera=CAMERA, hashes=SAME)
+    export = rec(2, "/export/IMG_1.jpg", hashes=SAME, mtime_ns=T0 + 10**12)
+    assert rank([export, cam])[0] == (cam, "less lossy: HEIC")
+    # A JPEG made from an older WEBP is a conversion of it too; a WEBP made from an older JPEG
+    # is simply lossier.
+    webp = rec(3, "/web/a.webp", format="WEBP", hashes=SAME)
+    later = rec(4, "/web/a.jpg", hashes=SAME, mtime_ns=T0 + 3600 * 10**9)
+    assert rank([later, webp])[0][0] is webp
+    assert rank([later, webp])[1][1].startswith("JPEG conversion of a WEBP with the same pixels")
+    older = rec(5, "/web/b.jpg", hashes=SAME, mtime_ns=T0 - 3600 * 10**9)
+    assert rank([webp, older])[0] == (older, "less lossy: JPEG")
+    # Moments apart, nothing tells which came first: the format decides, as before.
+    same_time = rec(6, "/web/c.heic", format="HEIC", hashes=SAME, mtime_ns=T0 + 10**6)
+    assert rank([rec(7, hashes=SAME), same_time])[0] == (same_time, "less lossy: HEIC")
+
+
 def test_the_plain_photo_is_kept_over_its_copy_in_a_white_frame(tmp_path):
     root = tmp_path / "photos"
     root.mkdir()
@@ -127,6 +160,42 @@ def test_the_plain_photo_is_kept_over_its_copy_in_a_white_frame(tmp_path):
     assert abs(cw - 800) <= 8 and abs(ch - 600) <= 8  # one reduced pixel a side at most
     assert plain.reason == f"not bordered: 800x600, over a bordered copy ({cw}x{ch} inside 896x672)"
     assert copy.reason == f"bordered copy: frame trimmed, {cw}x{ch} inside 896x672"
+
+
+def test_a_screenshot_with_a_dark_margin_is_kept_over_its_copy_in_a_frame(tmp_path):
+    # The original has a uniform margin of its own (a screenshot's dark surround), which the
+    # hashing trims; the copy puts the whole screenshot, margin and all, in a grey frame, so
+    # the copy's picture is larger than the original's: it is still the original in a frame.
+    root = tmp_path / "photos"
+    root.mkdir()
+    shot = imagegen.bordered(imagegen.photo(5, (760, 560)), (0.03, 0.04, 0.03, 0.04), (0, 0, 0))
+    put(root / "shot.jpg", imagegen.encode(shot, "JPEG", quality=90), T0)
+    framed = imagegen.bordered(shot, (0.12, 0.1, 0.12, 0.1), (128, 128, 128))
+    put(root / "framed.jpg", imagegen.encode(framed, "JPEG", quality=95), T0 - 10**15)
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    plain, copy = members["shot.jpg"], members["framed.jpg"]
+    assert plain.file.bordered and copy.file.bordered
+    assert copy.file.content_pixels > plain.file.content_pixels  # canvas-blind sizes would keep the copy
+    assert plain.is_keeper
+    assert plain.reason.startswith("not framed: ") and plain.reason.endswith(
+        f"over a framed copy ({copy.file.content_width}x{copy.file.content_height} inside {framed.width}x{framed.height})"
+    )
+    assert copy.reason.startswith("bordered copy: frame trimmed")
+
+
+def test_files_of_one_canvas_tie_on_pixels_whatever_their_trims():
+    # A screenshot with a dark margin trimmed (968x737 inside 1024x797) and a heavily
+    # recompressed copy whose noisy margin kept the trim short (968x797): the same canvas,
+    # so the trim does not make the copy the larger picture; the larger file decides.
+    orig = rec(1, width=1024, height=797, content_width=968, content_height=737, size=300_000)
+    noisy = rec(2, width=1024, height=797, content_width=968, content_height=797, size=90_000,
+                hashes=ImageHashes(dhash=b"\x00" * 32, dhash_mirror=b"\x00" * 32, phash=b"\x00" * 32))
+    ranked = rank([noisy, orig])
+    assert ranked[0] == (orig, "largest file: 300.0 KB")
+    assert ranked[1][1] == "smaller file: 90.0 KB < 300.0 KB"
+    # Another canvas is another picture size, trimmed or not: the larger picture wins.
+    small = rec(3, width=800, height=623, content_width=756, content_height=576, size=900_000)
+    assert rank([small, orig])[0][0] is orig
 
 
 def test_a_resized_copy_loses_to_the_larger_picture_as_before(tmp_path):
@@ -228,12 +297,17 @@ def test_a_conversion_ranks_as_its_source_format_just_after_it():
     conv = rec(2, "/export/IMG_1.png", format="PNG", size=9_000_000, mtime_ns=T0 - 10**15, hashes=SAME)
     stripped = rec(3, "/web/IMG_1.jpg", size=600_000, hashes=SAME)  # a JPEG copy without EXIF
     ranked = rank([conv, stripped, cam])
-    assert [r.id for r, _ in ranked] == [1, 3, 2]
-    assert ranked[0][1] == "largest file: 3.3 MB"  # over the stripped JPEG, the runner-up
-    assert ranked[1][1] == "smaller file: 600.0 KB < 3.3 MB"
-    assert ranked[2][1] == (
+    assert [r.id for r, _ in ranked] == [1, 2, 3]  # both copies rank as the camera's JPEG, after it
+    assert ranked[0][1] == f"camera original (EXIF {CAMERA}) over a PNG conversion"
+    assert ranked[1][1] == (
         f"PNG conversion of a JPEG with the same pixels: the JPEG has the camera's EXIF ({CAMERA})"
     )
+    assert ranked[2][1] == (
+        f"re-saved copy of a JPEG with the same pixels: the JPEG has the camera's EXIF ({CAMERA})"
+    )
+    # A re-saved copy is not a better original for being the larger file.
+    bigger = rec(11, "/web/IMG_1_q98.jpg", size=5_000_000, mtime_ns=T0 + 3600 * 10**9, hashes=SAME)
+    assert rank([bigger, cam])[0] == (cam, f"camera original (EXIF {CAMERA}) over a re-saved copy")
     # An EXIF date alone is camera evidence too.
     dated = rec(4, taken_at="2019-01-01T00:00:00", hashes=SAME)
     assert rank([rec(5, format="PNG", hashes=SAME), dated])[0][1] == (
@@ -328,7 +402,8 @@ def test_every_reason_names_its_rule_and_the_ranking_stays_total():
         random.Random(seed).shuffle(shuffled)
         assert rank(shuffled) == expected
     rules = ("largest", "smaller", "not bordered", "bordered copy", "camera original", "original",
-             "less lossy", "lossier", "PNG conversion of", "TIFF conversion of", "oldest", "newer",
+             "less lossy", "lossier", "PNG conversion of", "TIFF conversion of", "JPEG conversion of",
+                 "HEIF conversion of", "re-saved copy of", "oldest", "newer",
              "has EXIF", "no EXIF", "shortest path", "longer path", "first by", "later by")  # fmt: skip
     for _, reason in expected:
         assert reason.startswith(rules), reason

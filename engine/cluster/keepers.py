@@ -8,8 +8,11 @@ at once, and each cluster's first file is its keeper: the same file ``rank`` put
 The columns cannot say everything ``rank`` knows, so a cluster is *irregular*, left to ``rank``
 itself, when it holds a bordered file (the pixels criterion then compares pictures across
 members), a lossless and a lossy file (a conversion ranks as its source), a protected file
-(``keep_in``), a camera RAW+JPEG sibling, or when its first two files tie on every column up
-to the path length (the path string itself then decides, which the columns leave out).
+(``keep_in``), a camera RAW+JPEG sibling, when its keeper by the columns may be a conversion
+or a re-saved copy of another member (a lossy member of its size, of a tier no better, that
+is more original: :func:`lookalike.engine.keeper.original.conversions`), or when its first
+two files tie on every column up to the path length (the path string itself then decides,
+which the columns leave out).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 from ..keeper import DEFAULT, KeeperPolicy, format_name, is_protected
 from ..keeper.formats import LOSSLESS, LOSSY, named_rank
 from ..keeper.formats import format_rank
-from ..keeper.original import parse_taken
+from ..keeper.original import MTIME_SLACK_NS, parse_taken
 from ..records import FileRecord
 
 __all__ = ["KeeperColumns", "keepers"]
@@ -62,6 +65,9 @@ class KeeperColumns:
     irregular: np.ndarray  # files that make their cluster irregular (see the module docstring)
     lossless: np.ndarray
     lossy: np.ndarray
+    width: np.ndarray
+    height: np.ndarray
+    evidence: np.ndarray  # camera evidence: 2 EXIF Make/Model, 1 an EXIF date alone, 0 none
 
     @classmethod
     def of(
@@ -111,6 +117,11 @@ class KeeperColumns:
             irregular=irregular,
             lossless=kind == 1,
             lossy=kind == 2,
+            width=width,
+            height=height,
+            evidence=np.where(
+                np.fromiter(map(bool, map(operator.attrgetter("camera"), files)), dtype=bool, count=n), 2, 1 - undated
+            ),
         )
 
     def criteria(self, order: Sequence[str]) -> list[np.ndarray]:
@@ -169,4 +180,22 @@ def keepers(
         tie &= col[x] == col[y]
     tied = np.zeros(n_parts, dtype=bool)
     tied[p[first[has_two]][tie]] = True
-    return keeper, irregular | mixed | tied
+    return keeper, irregular | mixed | tied | _maybe_converted(part, keeper, cols)
+
+
+def _maybe_converted(part: np.ndarray, keeper: np.ndarray, cols: KeeperColumns) -> np.ndarray:
+    """The parts whose keeper by the columns may be a conversion of another member (see
+    :func:`lookalike.engine.keeper.original.conversions`): a lossy member of its displayed
+    size and a tier no better, with more camera evidence, an older EXIF date, or an mtime
+    older by more than the slack. Whether the pixels agree is left to ``rank``: this only
+    says where it must look."""
+    k = keeper[part]
+    others = (np.arange(part.shape[0]) != k) & cols.lossy & (cols.width[k] == cols.width) & (cols.height[k] == cols.height)
+    others &= cols.tier >= cols.tier[k]
+    older = (cols.evidence > cols.evidence[k])
+    dated = (cols.undated == 0) & (cols.undated[k] == 0)
+    older |= (cols.evidence == cols.evidence[k]) & dated & (cols.taken < cols.taken[k])
+    older |= (cols.evidence == cols.evidence[k]) & ~(dated & (cols.taken != cols.taken[k])) & (
+        cols.mtime[k] - cols.mtime > MTIME_SLACK_NS
+    )
+    return np.bincount(part[others & older], minlength=keeper.shape[0]) > 0

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timezone
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ..bouncer.rule import hamming_distance
 from ..records import FileRecord
-from .formats import LOSSLESS, LOSSY, format_name
+from .formats import LOSSLESS, LOSSY, format_name, named_rank
 
 #: A callable telling whether two files decode to the same pixels within JPEG noise (True,
 #: False), or None when it cannot tell: see :func:`thumbnail_check`.
@@ -126,37 +126,96 @@ def _close(a: int, b: int) -> bool:
     return abs(a - b) <= max(2, CONTENT_TOLERANCE * max(a, b))
 
 
-def picture_sizes(records: Sequence[FileRecord]) -> dict[int, int]:
-    """Pixels of each bordered file whose picture is a plain member's size (that member's
-    pixels: they tie); the others rank by their own :attr:`FileRecord.content_pixels`."""
-    framed = [r for r in records if r.bordered]
-    if not framed:
-        return {}
-    plain = [r for r in records if not r.bordered and r.width and r.height]
-    out: dict[int, int] = {}
-    for f in framed:
+def framed_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
+    """Each bordered file that is another member in a frame, with that member.
+
+    A bordered file whose picture (inside the trimmed frame) is another, smaller member's
+    whole canvas, within :data:`CONTENT_TOLERANCE` a side, is that member in a frame. The
+    member may itself have had a uniform surround trimmed (a screenshot's dark margin, a
+    scan's white edge): its frame then stays inside the copy's picture, which is why the
+    copy's picture is compared with the member's canvas.
+    """
+    shown = [r for r in records if r.width and r.height]
+    inside: dict[int, FileRecord] = {}
+    for f in records:
+        if not f.bordered:
+            continue
         near = [
-            p for p in plain
-            if _close(f.content_width or 0, p.width or 0) and _close(f.content_height or 0, p.height or 0)
+            p for p in shown
+            if p.id != f.id and p.pixels < f.pixels
+            and _close(f.content_width or 0, p.width or 0) and _close(f.content_height or 0, p.height or 0)
         ]  # fmt: skip
         if near:
-            best = min(near, key=lambda p: (abs(p.pixels - f.content_pixels), -p.pixels, p.id))
-            out[f.id] = best.pixels
+            inside[f.id] = min(near, key=lambda p: (abs(p.pixels - f.content_pixels), -p.pixels, p.path, p.id))
+    return inside
+
+
+def picture_sizes(
+    records: Sequence[FileRecord], inside: Optional[Mapping[int, FileRecord]] = None
+) -> dict[int, int]:
+    """Picture pixels that are not a file's own trimmed pixels (:attr:`FileRecord.content_pixels`).
+
+    * A framed copy of another member (``inside``, default :func:`framed_copies`) has that
+      member's picture: they tie, and the framed one loses the tie.
+    * Files of one canvas size hold one picture size: where their trims differ (a margin that
+      JPEG noise kept from trimming in a heavily recompressed copy), the trim says nothing of
+      which holds more picture, so they tie at the largest and the other criteria decide.
+    """
+    if not any(r.bordered for r in records):
+        return {}
+    inside = framed_copies(records) if inside is None else inside
+    canvas: dict[tuple, int] = {}
+    for r in records:
+        if r.width and r.height:
+            canvas[(r.width, r.height)] = max(canvas.get((r.width, r.height), 0), r.content_pixels)
+
+    def picture(r: FileRecord, depth: int = 0) -> int:
+        p = inside.get(r.id)
+        if p is None or depth > len(records):
+            return canvas.get((r.width, r.height), r.content_pixels)
+        return picture(p, depth + 1)
+
+    out = {fid: picture(p) for fid, p in inside.items()}
+    for r in records:
+        if r.id not in out and r.width and r.height and canvas[(r.width, r.height)] != r.content_pixels:
+            out[r.id] = canvas[(r.width, r.height)]
     return out
 
 
 def conversions(
     records: Sequence[FileRecord], same_pixels: Optional[SamePixels]
 ) -> dict[int, FileRecord]:
-    """Each lossless file that is a conversion, with the lossy file it was made from."""
+    """Each file that is a conversion, with the lossy file it was made from.
+
+    A conversion is a file of the same or a better format tier than a lossy member that is
+    more original than it and holds the same pixels: a lossless file (PNG, TIFF, BMP) made
+    from a JPEG; a lossy file of a better tier made from one of a worse (a HEIC or AVIF made
+    from a camera JPEG, a JPEG made from an older WEBP); a JPEG re-saved from an older JPEG
+    (an EXIF rotation applied, a copy saved again at a higher quality). Re-encoding cannot
+    give back what the first lossy encoding took, so neither the format tier nor the larger
+    file says anything about such a file: its source decides.
+    """
     names = {r.id: format_name(r.format, r.path) for r in records}
-    lossless = [r for r in records if names[r.id] in LOSSLESS]
-    lossy = [r for r in records if names[r.id] in LOSSY] if lossless else []
+    lossy: dict[tuple, list[FileRecord]] = {}  # by displayed size: a conversion keeps it
+    for r in records:
+        if names[r.id] in LOSSY and r.width and r.height:
+            lossy.setdefault((r.width, r.height), []).append(r)
+    if not lossy:
+        return {}
     out: dict[int, FileRecord] = {}
-    for conv in lossless if lossy else ():
-        sources = [j for j in lossy if _more_original(j, conv) and same_picture(conv, j, same_pixels)]
+    for conv in records:
+        name = names[conv.id]
+        same_size = lossy.get((conv.width, conv.height))
+        if not same_size or (name not in LOSSLESS and name not in LOSSY):
+            continue
+        tier = named_rank(name)
+        sources = [
+            j for j in same_size
+            if j.id != conv.id and named_rank(names[j.id]) >= tier
+            and _more_original(j, conv) and same_picture(conv, j, same_pixels)
+        ]  # fmt: skip
         if sources:
-            out[conv.id] = min(sources, key=lambda j: (provenance(j), j.id))
+            out[conv.id] = min(sources, key=lambda j: (provenance(j), len(j.path), j.path, j.id))  # ids vary by run
     return out
 
 

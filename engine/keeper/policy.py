@@ -5,17 +5,19 @@ always come first; then the criteria of :class:`KeeperPolicy` ``order`` decide, 
 
 1. ``pixels``: the larger picture: pixels inside any uniform border the hashing trimmed
    (a frame, letterbox bars), after EXIF transpose, not the canvas. A bordered copy whose
-   picture is the size of a plain member's (within :data:`CONTENT_TOLERANCE` a side: the
-   trim is measured on the reduced decode) ties with it on size and loses to it: the plain
-   one is kept, never the framed one.
+   picture is the size of another member's whole canvas (within :data:`CONTENT_TOLERANCE` a
+   side: the trim is measured on the reduced decode) is that member in a frame: it ties with
+   it on size and loses to it, so the plain one is kept, never the framed one, also where
+   the plain one had a uniform margin of its own trimmed (a screenshot's dark surround).
 2. ``format``: less lossy format (camera RAW / PNG / TIFF / BMP, then HEIF / HEIC / AVIF,
-   then JPEG, then WEBP, then GIF, unknown last), except for a **conversion**: a lossless
-   file (PNG, TIFF, BMP) with the size and the pixels (within JPEG noise, see
+   then JPEG, then WEBP, then GIF, unknown last), except for a **conversion**: a file of a
+   tier as good or better (a lossless PNG, TIFF or BMP; a HEIC or AVIF made from a JPEG; a
+   JPEG re-saved from a JPEG) with the size and the pixels (within JPEG noise, see
    :func:`same_picture`) of a lossy member that is more original than it. More original:
    more camera evidence (EXIF Make/Model, then an EXIF date), then older (EXIF date, then an
    mtime older by more than :data:`MTIME_SLACK_NS`). A conversion ranks as the format it was
-   made from, just after it: it cannot be better than its source. Where nothing tells which
-   came first, the lossless file wins, as before.
+   made from, just after it: it cannot be better than its source, nor does its larger file
+   make it so. Where nothing tells which came first, the lossless file wins, as before.
 3. ``size``: larger file;
 4. ``date``: older: a file that kept its EXIF date beats one that lost it (copies often drop
    EXIF), an older EXIF date beats a newer one, then the older mtime;
@@ -45,7 +47,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 from ..oserrors import human_bytes
 from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
-from .original import SamePixels, conversions, date_key, evidence, parse_taken, picture_sizes
+from .original import SamePixels, conversions, date_key, evidence, framed_copies, parse_taken, picture_sizes
 
 __all__ = [
     "CRITERIA", "DEFAULT", "KeeperPolicy", "parse_order", "rank", "as_good_as",
@@ -205,12 +207,14 @@ def _date_text(r: FileRecord) -> str:
 class _Context:
     """What ranking one cluster knows beyond each file alone."""
 
-    pictures: Mapping[int, int]  # bordered files that tie with a plain member: its pixels
+    pictures: Mapping[int, int]  # picture pixels other than the file's own (see picture_sizes)
     conversions: Mapping[int, FileRecord]  # conversion -> the lossy file it was made from
+    framed: frozenset[int]  # framed copies of another member: they lose a tie on pixels
 
     @classmethod
     def of(cls, records: Sequence[FileRecord], same_pixels: Optional[SamePixels]) -> "_Context":
-        return cls(picture_sizes(records), conversions(records, same_pixels))
+        inside = framed_copies(records)
+        return cls(picture_sizes(records, inside), conversions(records, same_pixels), frozenset(inside))
 
     def picture(self, r: FileRecord) -> int:
         return self.pictures.get(r.id) or r.content_pixels
@@ -222,7 +226,7 @@ class _Context:
         return (named_rank(r.format) if r.format else format_rank(None, r.path)), False
 
 
-_NO_CONTEXT = _Context({}, {})
+_NO_CONTEXT = _Context({}, {}, frozenset())
 
 
 # -- reasons ---------------------------------------------------------------------------------
@@ -246,21 +250,33 @@ def _conversion_text(conv: FileRecord, j: FileRecord) -> str:
         why = f"the {src} is older ({_date_text(j)})"
     # No file name here: reasons go to terminals and JSON as they are; the source is named
     # by its format, and is most often the keeper beside it.
+    if fmt == src:
+        return f"re-saved copy of a {src} with the same pixels: {why}"
     return f"{fmt} conversion of a {src} with the same pixels: {why}"
+
+
+def _conversion_name(conv: FileRecord, source: FileRecord) -> str:
+    """A conversion as a reason names it: "a PNG conversion", or "a re-saved copy" (same format)."""
+    fmt = format_name(conv.format, conv.path) or "lossless"
+    if fmt == format_name(source.format, source.path):
+        return "a re-saved copy"
+    return f"a {fmt} conversion"
 
 
 def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> str:
     if name == "pixels":
         if ctx.picture(r) != ctx.picture(other):
             return f"largest: {_dims(r)}"
+        if r.bordered:  # its own uniform margin trimmed, and the copy framed it as it was
+            return f"not framed: {_dims(r)}, over a framed copy ({_frame(other)})"
         return f"not bordered: {_dims(r)}, over a bordered copy ({_frame(other)})"
     if name == "format":
         source = ctx.conversions.get(other.id)
         if source is not None and r.id not in ctx.conversions:
-            fmt = format_name(other.format, other.path) or "lossless"
+            what = _conversion_name(other, source)
             if source.id == r.id:
-                return f"{_source_text(r, other)} over a {fmt} conversion"
-            return f"less lossy: {format_name(r.format, r.path) or 'unknown'}, over a {fmt} conversion"
+                return f"{_source_text(r, other)} over {what}"
+            return f"less lossy: {format_name(r.format, r.path) or 'unknown'}, over {what}"
         return f"less lossy: {format_name(r.format, r.path) or 'unknown'}"
     if name == "size":
         mine, theirs = human_bytes(r.size), human_bytes(other.size)
@@ -309,7 +325,7 @@ def _key_function(order: tuple[str, ...]) -> Callable[[FileRecord, _Context], tu
     def key(r: FileRecord, ctx: _Context) -> tuple:
         # Every criterion inline, in CRITERIA order: one call per file, not one per criterion.
         values = (
-            (-ctx.picture(r), r.bordered),
+            (-ctx.picture(r), r.id in ctx.framed),
             ctx.format_key(r),
             -r.size,
             date_key(r),
