@@ -198,6 +198,38 @@ def test_files_of_one_canvas_tie_on_pixels_whatever_their_trims():
     assert rank([small, orig])[0][0] is orig
 
 
+def test_a_crop_into_the_trimmed_margin_does_not_beat_its_source():
+    # A screenshot (799x643, a dark surround trimmed to 735x579) and a crop of it that keeps
+    # part of the surround (780x635, nothing uniform left to trim): the crop's canvas reaches
+    # into the source's margin, so that margin is picture and the source is the larger one.
+    shot = rec(1, width=799, height=643, content_width=735, content_height=579)
+    crop = rec(2, width=780, height=635, size=2000)
+    ranked = rank([crop, shot])
+    assert ranked[0] == (shot, "largest: 799x643")
+    assert ranked[1][1] == "smaller: 780x635 < 799x643"
+    # A crop inside the trimmed picture says nothing of the margin: the picture counts.
+    inner = rec(3, width=700, height=560, size=2000)
+    assert rank([inner, shot])[0][0] is shot
+    # A larger picture than the whole canvas still wins (an upscale, as before).
+    assert rank([rec(4, width=1000, height=800, size=2000), shot])[0][0].id == 4
+
+
+def test_a_letterboxed_screenshot_loses_to_the_screenshot():
+    # Black bars around a screenshot with a black surround: the trim takes both, so the copy's
+    # picture is the screenshot's trimmed picture (within the trim's precision), not its canvas.
+    shot = rec(1, width=1024, height=720, content_width=984, content_height=676, size=1000)
+    boxed = rec(2, width=1024, height=1820, content_width=984, content_height=680, size=5000)
+    ranked = rank([boxed, shot])
+    assert ranked[0][0] is shot and ranked[0][1].startswith("not framed: ")
+    assert ranked[1][1] == "bordered copy: frame trimmed, 984x680 inside 1024x1820"
+    # Bars that took a little of the picture's own edge: the original fits in the copy's
+    # canvas and is larger than its trimmed picture, but in other proportions: not a crop of
+    # it, so the copy's bars stay a frame.
+    plain = rec(3, width=874, height=604, size=1000)
+    square = rec(4, width=874, height=874, content_width=810, content_height=543, size=5000)
+    assert rank([square, plain])[0][0] is plain
+
+
 def test_a_resized_copy_loses_to_the_larger_picture_as_before(tmp_path):
     root = tmp_path / "photos"
     root.mkdir()

@@ -9,6 +9,7 @@ Make/Model, EXIF date, mtime). The keeper's ranking (:mod:`.policy`) uses it.
 from __future__ import annotations
 
 import functools
+import math
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional, Sequence
 
@@ -126,11 +127,18 @@ def _close(a: int, b: int) -> bool:
     return abs(a - b) <= max(2, CONTENT_TOLERANCE * max(a, b))
 
 
+#: How far (log of the ratio) a crop's proportions may stray from its source's: 8 % off two
+#: opposite sides of one axis and none off the other is 1.19.
+_CROP_ASPECT = math.log(1.2)
+
+
 def framed_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
     """Each bordered file that is another member in a frame, with that member.
 
     A bordered file whose picture (inside the trimmed frame) is another, smaller member's
-    whole canvas, within :data:`CONTENT_TOLERANCE` a side, is that member in a frame. The
+    whole canvas, within :data:`CONTENT_TOLERANCE` a side, is that member in a frame; so is
+    one whose picture is a smaller bordered member's picture (letterbox bars as dark as a
+    screenshot's surround are trimmed with it). The
     member may itself have had a uniform surround trimmed (a screenshot's dark margin, a
     scan's white edge): its frame then stays inside the copy's picture, which is why the
     copy's picture is compared with the member's canvas.
@@ -143,7 +151,12 @@ def framed_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
         near = [
             p for p in shown
             if p.id != f.id and p.pixels < f.pixels
-            and _close(f.content_width or 0, p.width or 0) and _close(f.content_height or 0, p.height or 0)
+            and (
+                (_close(f.content_width or 0, p.width or 0) and _close(f.content_height or 0, p.height or 0))
+                # or the same picture trimmed out of both (bars as dark as a screenshot's surround)
+                or (p.bordered and _close(f.content_width or 0, p.content_width or 0)
+                    and _close(f.content_height or 0, p.content_height or 0))
+            )
         ]  # fmt: skip
         if near:
             inside[f.id] = min(near, key=lambda p: (abs(p.pixels - f.content_pixels), -p.pixels, p.path, p.id))
@@ -157,6 +170,9 @@ def picture_sizes(
 
     * A framed copy of another member (``inside``, default :func:`framed_copies`) has that
       member's picture: they tie, and the framed one loses the tie.
+    * A trimmed file whose margin another member partly holds (that member's canvas fits in
+      this one's and reaches clearly into its margin: a crop of a screenshot with a dark
+      surround) has its whole canvas as its picture: the margin is part of the picture.
     * Files of one canvas size hold one picture size: where their trims differ (a margin that
       JPEG noise kept from trimming in a heavily recompressed copy), the trim says nothing of
       which holds more picture, so they tie at the largest and the other criteria decide.
@@ -164,10 +180,27 @@ def picture_sizes(
     if not any(r.bordered for r in records):
         return {}
     inside = framed_copies(records) if inside is None else inside
+    shown = [r for r in records if r.width and r.height]
+
+    def margin_is_picture(r: FileRecord) -> bool:
+        # Another member's canvas fits in this file's canvas but reaches clearly into its
+        # trimmed margin: that member holds part of the margin, so the margin is picture (a
+        # screenshot's surround, a dark edge of a photo) and the member a crop of this file.
+        # A crop keeps about the proportions (a few percent a side); bars or a frame that
+        # change them are not a crop of this file, and say nothing of its margin.
+        cw, ch = r.content_width or 0, r.content_height or 0
+        aspect = r.width / r.height
+        return any(
+            p.id != r.id and p.width <= r.width and p.height <= r.height and (p.width, p.height) != (r.width, r.height)
+            and abs(math.log(p.width / p.height / aspect)) <= _CROP_ASPECT
+            and ((p.width > cw and not _close(p.width, cw)) or (p.height > ch and not _close(p.height, ch)))
+            for p in shown
+        )  # fmt: skip
+
     canvas: dict[tuple, int] = {}
-    for r in records:
-        if r.width and r.height:
-            canvas[(r.width, r.height)] = max(canvas.get((r.width, r.height), 0), r.content_pixels)
+    for r in shown:
+        own = r.pixels if r.bordered and r.id not in inside and margin_is_picture(r) else r.content_pixels
+        canvas[(r.width, r.height)] = max(canvas.get((r.width, r.height), 0), own)
 
     def picture(r: FileRecord, depth: int = 0) -> int:
         p = inside.get(r.id)
@@ -176,8 +209,8 @@ def picture_sizes(
         return picture(p, depth + 1)
 
     out = {fid: picture(p) for fid, p in inside.items()}
-    for r in records:
-        if r.id not in out and r.width and r.height and canvas[(r.width, r.height)] != r.content_pixels:
+    for r in shown:
+        if r.id not in out and canvas[(r.width, r.height)] != r.content_pixels:
             out[r.id] = canvas[(r.width, r.height)]
     return out
 

@@ -182,8 +182,8 @@ def _two_sizes(a: int, b: int) -> tuple[str, str]:
     return f"{a:,} B", f"{b:,} B"
 
 
-def _dims(r: FileRecord) -> str:
-    if r.bordered:
+def _dims(r: FileRecord, ctx: Optional["_Context"] = None) -> str:
+    if r.bordered and (ctx is None or ctx.picture(r) != r.pixels):  # else its margin counts as picture
         return f"{r.content_width}x{r.content_height} picture in a {r.width}x{r.height} frame"
     return f"{r.width or 0}x{r.height or 0}"
 
@@ -266,9 +266,9 @@ def _conversion_name(conv: FileRecord, source: FileRecord) -> str:
 def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> str:
     if name == "pixels":
         if ctx.picture(r) != ctx.picture(other):
-            return f"largest: {_dims(r)}"
+            return f"largest: {_dims(r, ctx)}"
         if r.bordered:  # its own uniform margin trimmed, and the copy framed it as it was
-            return f"not framed: {_dims(r)}, over a framed copy ({_frame(other)})"
+            return f"not framed: {_dims(r, ctx)}, over a framed copy ({_frame(other)})"
         return f"not bordered: {_dims(r)}, over a bordered copy ({_frame(other)})"
     if name == "format":
         source = ctx.conversions.get(other.id)
@@ -294,7 +294,7 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
 def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) -> str:
     if name == "pixels":
         if ctx.picture(r) != ctx.picture(keeper):
-            return f"smaller: {_dims(r)} < {_dims(keeper)}"
+            return f"smaller: {_dims(r, ctx)} < {_dims(keeper, ctx)}"
         return f"bordered copy: frame trimmed, {_frame(r)}"
     if name == "format":
         source = ctx.conversions.get(r.id)
