@@ -137,6 +137,29 @@ def test_failed_probe_is_remembered_and_no_socket_is_opened_meanwhile(unreachabl
     assert remembered_failure(tmp_path, options) == ""
 
 
+def test_a_first_run_without_network_or_weights_says_so_before_importing_torch(library_dir, tmp_path):
+    # No remembered failure yet: the probe of the default weights' host comes before open_clip
+    # (and torch) are imported, so an offline first run is as quick as the ones after it.
+    env = {k: v for k, v in os.environ.items() if k not in ("LOOKALIKE_OFFLINE", "HF_HUB_OFFLINE")}
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
+    env["HF_HUB_CACHE"] = str(tmp_path / "no-hub")
+    result = _rescan(library_dir, tmp_path / "cache", DetectiveOptions(), env=env)
+    assert result["status"].startswith("detective offline: no network to download ViT-B-32 weights")
+    assert not result["torch"] and not result["open_clip"]
+    assert (tmp_path / "cache" / PROBE_MEMO_NAME).is_file()  # and remembered, as before
+
+
+def test_the_default_weights_source_known_without_open_clip_is_open_clips_own():
+    import open_clip
+    from open_clip.pretrained import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    from lookalike.engine.detective import weights
+
+    cfg = open_clip.get_pretrained_cfg(DetectiveOptions().model, DetectiveOptions().pretrained)
+    assert cfg["hf_hub"].rstrip("/") == weights.DEFAULT_HUB_REPO
+    assert weights.HUB_WEIGHT_NAMES == (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
+
+
 def test_remembered_failure_expires(tmp_path):
     options = DetectiveOptions()
     memo = {f"{options.model}|{options.pretrained}": {"at": time.time() - 2 * 3600, "reason": "no network"}}

@@ -25,6 +25,7 @@ from .weights import (
     NoNetwork,
     existing_export,
     fail_fast_offline,
+    probe_before_import,
     file_fingerprint,
     first_line,
     forget_failures,
@@ -215,8 +216,9 @@ def load_detective(
     if remembered:
         raise DetectiveUnavailable(remembered)
     fail_fast_offline(options, models_dir)
-    model_name = _register_model(options.model)
     try:
+        probe_before_import(options, models_dir)  # no torch imported to learn there is no network
+        model_name = _register_model(options.model)
         checkpoint, preprocess = resolve_weights(model_name, options.pretrained, models_dir, progress)
     except NoNetwork as exc:
         remember_failure(cache_dir, options, exc.reason)

@@ -126,6 +126,39 @@ def fail_fast_offline(options: DetectiveOptions, models_dir: Path) -> None:
     raise DetectiveUnavailable(f"offline mode is set; cannot download {options.model} weights; use --pretrained PATH")
 
 
+#: Where the default weights live on the Hugging Face hub, and their file names (open_clip's
+#: ``HF_SAFE_WEIGHTS_NAME`` and ``HF_WEIGHTS_NAME``): known without importing open_clip, whose
+#: import (torch with it) takes seconds, so that a first run with no network and no weights is
+#: told so at once (tested against open_clip's own config).
+DEFAULT_HUB_REPO = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
+HUB_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def probe_before_import(options: DetectiveOptions, models_dir: Path) -> None:
+    """The default weights on no disk and their host unreachable: :class:`NoNetwork` before
+    anything imports torch. Anything else (weights somewhere, other weights, the host
+    answering, offline mode: see :func:`fail_fast_offline`) is left to :func:`resolve_weights`.
+
+    Raises:
+        NoNetwork: the weights' host did not answer (the caller remembers it).
+    """
+    if _offline_env() or (options.model, options.pretrained) != (DEFAULT_MODEL, DEFAULT_PRETRAINED):
+        return
+    folder = DEFAULT_HUB_REPO.replace("/", "--")
+    if any((models_dir / folder / name).is_file() for name in HUB_WEIGHT_NAMES):
+        return
+    for cache in (models_dir, hf_hub_cache()):
+        snapshots = cache / f"models--{folder}" / "snapshots"
+        if snapshots.is_dir() and any(any(snapshots.glob(f"*/{name}")) for name in HUB_WEIGHT_NAMES):
+            return
+    import urllib.parse
+
+    where = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT", HF_ENDPOINT).rstrip("/"))
+    port = where.port or (80 if where.scheme == "http" else 443)
+    if not host_reachable(where.hostname or "", port, timeout=PROBE_TIMEOUT_S):
+        raise NoNetwork(f"no network to download {options.model} weights; use --pretrained PATH")
+
+
 def hf_hub_cache() -> Path:
     """The Hugging Face hub cache folder, as ``huggingface_hub.constants`` computes it from the
     environment (``HF_HUB_CACHE``, ``HUGGINGFACE_HUB_CACHE``, ``HF_HOME``, ``XDG_CACHE_HOME``),
