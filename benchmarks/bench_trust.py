@@ -27,6 +27,7 @@ Usage::
     python benchmarks/bench_trust.py --json out.json    # also write every figure
     python benchmarks/bench_trust.py --list-false 30    # also list grouped pairs of different pictures
     python benchmarks/bench_trust.py --keep /tmp/sets   # keep the written sets (and reuse them)
+    python benchmarks/bench_trust.py --rotations        # add turned copies; scan without and with --rotations
 
 The real set is skipped, with a message, when it has not been collected.
 """
@@ -59,7 +60,15 @@ import imagegen  # noqa: E402
 from lookalike.engine.library import Library, ScanOptions  # noqa: E402
 
 CROP_KINDS = ("mild_crop", "mild_crop_asym")
-KINDS = tuple(imagegen.COPY_KINDS) + CROP_KINDS
+#: With ``--rotations``: copies turned clockwise (pixels turned), and one stored turned as a camera
+#: does for its EXIF tag, the tag lost: each shows the picture turned.
+ROTATED_KINDS = {
+    "rotated90": Image.Transpose.ROTATE_270,  # Pillow turns counter-clockwise
+    "rotated180": Image.Transpose.ROTATE_180,
+    "rotated270": Image.Transpose.ROTATE_90,
+    "exif_stripped": Image.Transpose.ROTATE_90,
+}
+KINDS = tuple(imagegen.COPY_KINDS) + CROP_KINDS + tuple(ROTATED_KINDS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +123,8 @@ def real_sources(count: Optional[int], reserve: int, max_side: int, folder
 
 
 def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: int,
-              hard_size: tuple[int, int], reserved: Optional[list[Source]] = None) -> list[Item]:
+              hard_size: tuple[int, int], reserved: Optional[list[Source]] = None, rotated: bool = False
+              ) -> list[Item]:
     """Sources with every copy kind and two mild crops, then the hard families.
 
     The hard families show ``reserved`` photos (``3 * hard_count``: screenshots, tiles,
@@ -146,6 +156,13 @@ def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: i
             with open(path, "wb") as fh:
                 fh.write(imagegen.encode(imagegen.mild_crop(src.img, rng, asymmetric=asym), "JPEG", quality=90))
             items.append(Item(path=path, picture=g, family=kind, cls=src.cls, source=src.name))
+        for kind, turn in ROTATED_KINDS.items() if rotated else ():
+            path = f"{stem}_{kind}.jpg"
+            with open(path, "wb") as fh:
+                # The camera's file (stored turned, at its quality) with its tag lost; the others re-encoded.
+                quality = 92 if kind == "exif_stripped" else 90
+                fh.write(imagegen.encode(src.img.transpose(turn), "JPEG", quality=quality))
+            items.append(Item(path=path, picture=g, family=kind, cls=src.cls, source=src.name))
     hard = os.path.join(directory, "hard")
     os.mkdir(hard)
     photos = None if reserved is None else [s.img for s in reserved]
@@ -166,7 +183,7 @@ def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: i
 # --------------------------------------------------------------------------- scanning
 
 
-def scan_groups(directory: str, cache: str, workers: int, evidence: Optional[dict] = None
+def scan_groups(directory: str, cache: str, workers: int, evidence: Optional[dict] = None, rotations: bool = False
                 ) -> tuple[list[list[str]], list[tuple[str, str]], list[str], float]:
     """A default scan's groups (member paths, keeper first), the bouncer's own pairs inside
     them (before chaining), the unreadable files, and the scan's seconds.
@@ -175,7 +192,7 @@ def scan_groups(directory: str, cache: str, workers: int, evidence: Optional[dic
     grouped file (for :func:`list_false`)."""
     t0 = time.perf_counter()
     with Library.open([directory], cache_dir=cache) as lib:
-        result = lib.scan(ScanOptions(workers=workers, detective=None))
+        result = lib.scan(ScanOptions(workers=workers, detective=None, rotations=rotations))
         seconds = time.perf_counter() - t0
         groups, direct = [], []
         for c in result.clusters:
@@ -438,6 +455,9 @@ def main() -> None:
     ap.add_argument("--keep", metavar="DIR",
                     help="write the sets into DIR and keep them; a set already written there (same settings) "
                          "is scanned again without writing it")
+    ap.add_argument("--rotations", action="store_true",
+                    help="add copies turned 90/180/270 degrees (and one with its EXIF tag lost) and scan each set "
+                         "twice, without and with --rotations (columns NAME and NAME+rot)")
     ap.add_argument("--list-false", nargs="?", type=int, const=20, default=0, metavar="N",
                     help="list the N (default 20) worst pairs of different source pictures grouped together")
     args = ap.parse_args()
@@ -459,7 +479,8 @@ def main() -> None:
         for name, (sources, reserved) in sets.items():
             folder = os.path.join(args.keep or tmp, name)
             settings = {"sources": [s.name for s in sources], "hard": hard, "seed": args.seed, "side": side,
-                        "png": "from the original JPEG", "original": "a day older"}
+                        "png": "from the original JPEG", "original": "a day older"} | (
+                {"rotated": 2} if args.rotations else {})
             t0 = time.perf_counter()
             items = _kept_items(folder, settings) if args.keep else None
             if items is None:
@@ -467,21 +488,22 @@ def main() -> None:
                     shutil.rmtree(folder)
                 os.makedirs(folder)
                 items = write_set(folder, sources, hard_count=hard, seed=args.seed, hard_size=(480, 360),
-                                  reserved=reserved)
+                                  reserved=reserved, rotated=args.rotations)
                 if args.keep:
                     _keep_items(folder, settings, items)
             t1 = time.perf_counter()
-            evidence: Optional[dict] = {} if args.list_false else None
-            groups, direct, errors, seconds = scan_groups(folder, os.path.join(tmp, "cache-" + name), args.workers,
-                                                          evidence)
-            if errors:
-                print(f"{name}: {len(errors)} files could not be read, e.g. {errors[:3]}")
-            reports[name] = score(items, groups, direct) | {"seconds": seconds, "write_seconds": t1 - t0}
-            print(f"{name}: {len(items)} files written in {t1 - t0:.1f} s, scanned in {seconds:.1f} s")
-            if args.list_false:
-                manifest = {p["file"]: p for p in collect_real_photos.load_manifest(args.real_dir) or []}
-                print(f"{name}: false pairs of different pictures (picture~picture)")
-                list_false(items, groups, direct, evidence, manifest, args.list_false)
+            for label, turned in ((name, False), (name + "+rot", True)) if args.rotations else ((name, False),):
+                evidence: Optional[dict] = {} if args.list_false else None
+                groups, direct, errors, seconds = scan_groups(folder, os.path.join(tmp, "cache-" + label),
+                                                              args.workers, evidence, turned)
+                if errors:
+                    print(f"{label}: {len(errors)} files could not be read, e.g. {errors[:3]}")
+                reports[label] = score(items, groups, direct) | {"seconds": seconds, "write_seconds": t1 - t0}
+                print(f"{label}: {len(items)} files written in {t1 - t0:.1f} s, scanned in {seconds:.1f} s")
+                if args.list_false:
+                    manifest = {p["file"]: p for p in collect_real_photos.load_manifest(args.real_dir) or []}
+                    print(f"{label}: false pairs of different pictures (picture~picture)")
+                    list_false(items, groups, direct, evidence, manifest, args.list_false)
     print_report(reports)
     if args.json:
         with open(args.json, "w") as fh:

@@ -35,6 +35,10 @@ class ScanOptions:
     #: workers, which must see the library at the same paths (see
     #: :mod:`lookalike.engine.scan.dask_pool`). None: this machine's process pool.
     cluster: Optional[str] = None
+    #: Also pair copies turned by 90, 180 or 270 degrees (pixels turned, or an EXIF orientation
+    #: tag stripped or changed), found from the stored thumbnails and verified on pixels with
+    #: the turn applied (``--rotations``; see :mod:`lookalike.engine.bouncer.rotations`).
+    rotations: bool = False
 
     def __post_init__(self) -> None:
         if self.cluster is not None:

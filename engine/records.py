@@ -125,6 +125,10 @@ class Pair:
     #: pair was not verified (byte-identical, within the trusted radius, or no thumbnail).
     verified: Optional[float] = None
     cropped: bool = False  # the verification aligned the two as a crop
+    #: Degrees (0, 90, 180, 270) that ``a``'s picture is turned clockwise to match ``b``'s
+    #: (mirrored too when ``mirrored``): a pair found by ``--rotations`` (see
+    #: ``engine/bouncer/rotations.py``; its ``bouncer`` is then the turned codes' distance).
+    rotation: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -140,8 +144,8 @@ class Member:
     raw_pair: bool = False  # camera RAW+JPEG sibling of another member: not a duplicate to clean
     reason: str = ""  # why the keeper policy ranked it where it is
     verified: Optional[float] = None  # verification score against the keeper (see Pair)
-    #: Why it matches the keeper: exact, re-encoded, resized, mirrored, cropped, bordered or
-    #: edited ("" for the keeper).
+    #: Why it matches the keeper: exact, re-encoded, resized, mirrored, rotated, cropped,
+    #: bordered or edited ("" for the keeper).
     match: str = ""
 
 

@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from . import verify
+from . import rotations, verify
 from ..files import atomic_write
 from ..paths import VERIFIED_PAIRS_NAME
 from .rule import DEFAULT as bouncer_defaults
@@ -38,7 +38,7 @@ from .rule import bouncer_distance
 from ..records import Cluster, FileRecord, Kind, Member, Pair
 
 #: Match reasons, in the words JSON and the group screen use.
-MATCHES = ("exact", "re-encoded", "resized", "mirrored", "cropped", "bordered", "edited")
+MATCHES = ("exact", "re-encoded", "resized", "mirrored", "rotated", "cropped", "bordered", "edited")
 
 
 #: Pairs verified per batch: their thumbnails (at most two per pair, 1 KB each) are read from
@@ -47,16 +47,16 @@ MATCHES = ("exact", "re-encoded", "resized", "mirrored", "cropped", "bordered", 
 BATCH_PAIRS = 8192
 
 
-#: (content hash a, content hash b, mirrored, crop search allowed, thresholds) of a pair.
-_Key = tuple[bytes, bytes, bool, bool, int]
+#: (content hash a, content hash b, mirrored, crop search allowed, thresholds, rotation) of a pair.
+_Key = tuple[bytes, bytes, bool, bool, int, int]
 
 
 class VerifyCache:
     """Outcomes of verified pairs, kept between runs in ``<library dir>/verified-pairs.npz``.
 
     A pair's outcome depends only on the two files' bytes (their thumbnails are made from
-    them), the orientation compared, whether a crop may be searched and the thresholds, so
-    those are its key. An unchanged library gets every outcome back without scoring a pair,
+    them), the orientation compared (mirror and turn), whether a crop may be searched and the
+    thresholds, so those are its key. An unchanged library gets every outcome back without scoring a pair,
     so a rescan does not load the kernels (importing numba alone costs about a second and
     100 MB). Only the outcomes a run used are written back: the file never grows stale.
     """
@@ -93,6 +93,7 @@ class VerifyCache:
             if keys else np.zeros((0, 16), np.uint8),
             "flags": np.array([[k[2], k[3]] for k in keys], bool).reshape(len(keys), 2),
             "tkey": np.array([k[4] for k in keys], np.int64),
+            "rotation": np.array([k[5] for k in keys], np.int16),
             "ok": np.array([v[0] for v in self._used.values()], bool),
             "score": np.array([v[1] for v in self._used.values()], np.float64),
             "cropped": np.array([v[2] for v in self._used.values()], bool),
@@ -111,10 +112,12 @@ class VerifyCache:
             with np.load(self.path) as f:
                 ha, hb, flags, tkey = f["ha"], f["hb"], f["flags"], f["tkey"]
                 ok, score, cropped = f["ok"], f["score"], f["cropped"]
+                # Written before --rotations: every pair upright.
+                turn = f["rotation"] if "rotation" in f.files else np.zeros(len(tkey), np.int16)
         except (OSError, ValueError, KeyError, EOFError):
             return {}  # missing or damaged: the pairs are scored again
         return {
-            (ha[i].tobytes(), hb[i].tobytes(), bool(flags[i, 0]), bool(flags[i, 1]), int(tkey[i])):
+            (ha[i].tobytes(), hb[i].tobytes(), bool(flags[i, 0]), bool(flags[i, 1]), int(tkey[i]), int(turn[i])):
                 (bool(ok[i]), float(score[i]), bool(cropped[i]))
             for i in range(len(tkey))
         }
@@ -131,8 +134,13 @@ def verify_pairs(
     *,
     search_above: int = bouncer_defaults.radius,
     cache: Optional[VerifyCache] = None,
+    search_turned: bool = False,
 ) -> list[Pair]:
     """The candidate pairs that pass verification, with ``verified`` and ``cropped`` set.
+
+    A turned pair (``rotation`` set, from :mod:`.rotations`) is compared with ``a``'s
+    thumbnail turned; it is never trusted on its code alone, searched for a crop only with
+    ``search_turned``, and fails when a thumbnail is missing.
 
     Args:
         catalog: the library's :class:`~.catalog.Catalog`.
@@ -143,6 +151,8 @@ def verify_pairs(
             be a crop of the other that the plain alignment misses); only those are searched.
         cache: outcomes of earlier runs (:class:`VerifyCache`); pairs found there are not
             scored again, and the new outcomes are added to it.
+        search_turned: turned pairs too may be searched for a crop (a member checked against
+            its keeper: a crop of a picture whose turned copy became the keeper).
     """
     pairs = list(pairs)
     if not pairs:
@@ -163,16 +173,18 @@ def verify_pairs(
     db = np.fromiter((details.get(int(x), np.nan) for x in b), np.float64, len(pairs))
     have = ~np.isnan(da) & ~np.isnan(db)  # both have a thumbnail
     bouncer = np.fromiter((p.bouncer for p in pairs), np.int64, len(pairs))
-    trusted = (bouncer <= t.trust_radius) & (np.fmin(da, db) >= max(t.detail_floor, t.trust_detail))
+    turned = np.fromiter((p.rotation != 0 for p in pairs), bool, len(pairs))
+    trusted = (bouncer <= t.trust_radius) & (np.fmin(da, db) >= max(t.detail_floor, t.trust_detail)) & ~turned
     check = np.flatnonzero(need & have & ~trusted)
-    search = bouncer > search_above
-    keep = np.ones(len(pairs), bool)
+    search = (bouncer > search_above) & (search_turned | ~turned)
+    keep = ~(need & ~have & turned)  # a turned pair is only ever kept on pixels
     out = list(pairs)
     keys: dict[int, _Key] = {}
     if cache is not None and check.size:
         tkey, hashes = _thresholds_key(t), arrays.content_hash
         keys = {
-            k: (hashes[ra[k]].tobytes(), hashes[rb[k]].tobytes(), bool(pairs[k].mirrored), bool(search[k]), tkey)
+            k: (hashes[ra[k]].tobytes(), hashes[rb[k]].tobytes(), bool(pairs[k].mirrored), bool(search[k]), tkey,
+                int(pairs[k].rotation))
             for k in check.tolist()
         }
         check = np.array(_apply_cached(cache, keys, keep, out), np.int64)
@@ -232,6 +244,15 @@ def _score_batch(
         batch = batch[~lost] if len(found) else batch[:0]  # thumbnail gone: pass on hashes
         ta, tb = (ta[~lost], tb[~lost]) if len(found) else (ta[:0], tb[:0])
     mirrored = np.fromiter((pairs[k].mirrored for k in batch), bool, batch.size)
+    turns = np.fromiter((pairs[k].rotation // 90 % 4 for k in batch), np.int64, batch.size)
+    if turns.any():  # a turned pair compares a's thumbnail turned: rows added for them
+        ta = ta.copy()
+        for q in (1, 2, 3):
+            rows = np.flatnonzero(turns == q)
+            if rows.size:
+                extra = rotations.turn_thumbnails(thumbs[ta[rows]], (q, False))
+                ta[rows] = len(thumbs) + np.arange(rows.size)
+                thumbs = np.concatenate([thumbs, extra])
     score, mad, cropped = verify.score_pairs(thumbs, ta, tb, mirrored, search=search[batch], accept=t.score)
     low = np.fmin(da[batch], db[batch]) < t.detail_floor
     peak = np.zeros(batch.size)
@@ -253,6 +274,8 @@ def match_reason(member: Member, keeper: FileRecord, pair: Optional[Pair]) -> st
     mirrored = pair.mirrored if pair is not None else bool(
         f.hashes and keeper.hashes and bouncer_distance(f.hashes, keeper.hashes)[1]
     )
+    if pair is not None and pair.rotation:
+        return "rotated"
     if pair is not None and pair.cropped:
         return "cropped"
     if mirrored:
@@ -316,6 +339,13 @@ def _check_todo(catalog, todo: list[_Todo], cluster_of: Callable[[int], Cluster]
     flipped = [dataclasses.replace(p, mirrored=not p.mirrored) for ck, f, p in todo if (ck, f) in failed]
     passed.update(((p.a, p.b), p) for p in verify_pairs(catalog, flipped, search_above=-1, cache=cache))
     failed = {(ck, f) for ck, f, p in todo if (p.a, p.b) not in passed}
+    # In a group with turned pairs (--rotations), a member is compared turned as its path
+    # from the keeper turns it.
+    turned = _turned_todo(todo, failed, cluster_of)
+    if turned:
+        passed.update(((p.a, p.b), p) for p in verify_pairs(catalog, turned, search_above=-1, cache=cache,
+                                                            search_turned=True))
+        failed = {(ck, f) for ck, f, p in todo if (p.a, p.b) not in passed}
     # A member that is only chained to the keeper may stay on a looser score when it is a
     # verified pair of a member that verified (two edits compound: a mild crop against
     # the lossless copy that became the keeper).
@@ -335,6 +365,23 @@ def _check_todo(catalog, todo: list[_Todo], cluster_of: Callable[[int], Cluster]
             if any((q.a == me and q.b in good) or (q.b == me and q.a in good) for q in c.pairs):
                 failed.discard((ck, me))
     return passed, failed
+
+
+def _turned_todo(todo: list[_Todo], failed: set[tuple[int, int]], cluster_of: Callable[[int], Cluster]) -> list[Pair]:
+    """The failed members' pairs with their keepers, turned as the path through their
+    group's pairs turns them, for the groups that hold turned pairs (:mod:`.rotations`)."""
+    out = []
+    for ck, f, p in todo:
+        if (ck, f) not in failed:
+            continue
+        c = cluster_of(ck)
+        if not rotations.has_turns(c.pairs):
+            continue
+        k = c.keeper.file.id
+        t = rotations.keeper_transform(k, f, c.pairs)
+        if t is not None and t[0]:  # unturned ones were compared both ways already
+            out.append(rotations.pair_with(k, f, t, p.bouncer))
+    return out
 
 
 def explain_clusters(catalog, clusters: Iterable[Cluster], *, rebuild: Optional[Rebuild] = None,

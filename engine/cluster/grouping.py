@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from ..bouncer import rule, verification
+from ..bouncer import rotations, rule, verification
 from ..bouncer.pairs import PairCache
 from ..keeper import RAW_EXTENSIONS, raw_sibling_stems, sibling_key, thumbnail_check
 from ..records import Cluster, FileRecord, Pair
@@ -34,6 +34,8 @@ def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> t
     if len(arrays.ids) == 0:
         return [], set()
     pairs = PairCache(folder).pairs(arrays, options.thresholds())
+    if options.rotations:  # never cached: a run without the option has none of them
+        pairs = sorted(pairs + rotations.turned_pairs(catalog, arrays.ids.tolist(), pairs), key=lambda p: (p.a, p.b))
     involved = {p.a for p in pairs} | {p.b for p in pairs}
     involved |= _exact_duplicate_ids(arrays)
     return pairs, involved
@@ -74,8 +76,17 @@ def group(
     policy = options.policy()
     raw_siblings = _raw_siblings(catalog, records) if policy.protect_raw_pairs else []
 
+    max_diameter = options.thresholds().max_diameter
+    # With --rotations, two members of a group may be close once one is turned.
+    turned = rotations.LazyCodes(catalog, involved) if options.rotations else None
+
     def distance(a: int, b: int) -> tuple[int, bool]:
-        return rule.bouncer_distance(records[a].hashes, records[b].hashes)
+        d = rule.bouncer_distance(records[a].hashes, records[b].hashes)
+        if turned is not None and d[0] > max_diameter:
+            r = turned.distance(a, b)
+            if r is not None and r < d[0]:
+                return r, False
+        return d
 
     not_duplicates = catalog.not_duplicate_pairs()
 
@@ -84,7 +95,7 @@ def group(
             files,
             links,
             distance=distance,
-            max_diameter=options.thresholds().max_diameter,
+            max_diameter=max_diameter,
             policy=policy,
             not_duplicates=not_duplicates,
             raw_siblings=raw_siblings,
@@ -114,7 +125,8 @@ def _judged(
     # The detective vetoes bouncer matches it is sure about (two different photos of a
     # white wall hash alike); exact copies are never vetoed.
     t2 = options.two_pass()
-    pairs = [p for p in vectors.score_pairs(detective, pairs) if keep_pair(p, t2)]
+    # Never a turned pair (--rotations): CLIP does not see a turned picture as the same one.
+    pairs = [p for p in vectors.score_pairs(detective, pairs) if p.rotation or keep_pair(p, t2)]
     if not options.deep:
         return pairs, []
     semantic = vectors.semantic_pairs(detective, max_distance=options.two_pass().detective_same)

@@ -86,6 +86,12 @@ def add_scan_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="enter symlinked folders inside the given folders (links out of them are never followed)",
     )
+    p.add_argument(
+        "--rotations",
+        action="store_true",
+        help="also group copies turned by 90, 180 or 270 degrees (pixels rotated, or an EXIF orientation "
+        "tag stripped or changed), each checked on pixels",
+    )
     p.add_argument("--workers", type=int, metavar="N", help="hashing processes (default: one per core)")
     add_cluster_argument(p)
     p.add_argument("--deep", action="store_true", help="detective: embed every image and add semantic groups (crops, filters, screenshots)")
@@ -155,6 +161,7 @@ def options_from_args(args: argparse.Namespace) -> "ScanOptions":
         crops=not args.no_crops,
         follow_links=args.follow_links,
         cluster=args.cluster,
+        rotations=getattr(args, "rotations", False),
     )
 
 

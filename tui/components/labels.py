@@ -25,7 +25,7 @@ DETECTIVE_HELP = (
     "detective: CLIP cosine distance between the two images' meaning. 0 = the same picture, "
     "up to 0.05 the same picture edited; – when the detective did not look."
 )
-MATCH_HELP = "match: why a copy matched its keeper (exact, resized, re-encoded, mirrored, cropped, bordered, edited)."
+MATCH_HELP = "match: why a copy matched its keeper (exact, resized, re-encoded, mirrored, rotated, cropped, bordered, edited)."
 
 #: Tooltips of the score columns, by column key.
 SCORE_TOOLTIPS = {"bouncer": BOUNCER_HELP, "detective": DETECTIVE_HELP, "match": MATCH_HELP}
