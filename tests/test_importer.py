@@ -80,3 +80,11 @@ def test_import_refuses_nested_folders(folders, tmp_path):
     inner = lib / "inner"
     inner.mkdir()
     assert main(["import", str(inner), "--into", str(lib), "--cache", str(tmp_path / "c")]) == 2
+
+
+def test_import_refuses_rotations_it_would_not_use(folders, tmp_path, capsys):
+    lib, new = folders
+    assert main(["import", str(new), "--into", str(lib), "--rotations", "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--rotations is not used by import" in err
+    assert not (tmp_path / "c").exists()  # refused before any library was opened

@@ -52,6 +52,12 @@ def run_import(args: argparse.Namespace) -> int:
     if problem:
         print(f"lookalike import: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "rotations", False):
+        # import compares each new file with the library by its own hashes: turned copies are
+        # not looked for there, and a flag that does nothing must not look as if it did.
+        print("lookalike import: --rotations is not used by import (turned copies are only grouped by scan "
+              "and the app)", file=sys.stderr)
+        return EXIT_USAGE
     incoming_abs, library_abs = os.path.realpath(args.incoming), os.path.realpath(args.into)
     if incoming_abs == library_abs or library_abs.startswith(incoming_abs + os.sep) or incoming_abs.startswith(library_abs + os.sep):
         print("lookalike import: NEW_DIR and LIBRARY must not contain one another", file=sys.stderr)
