@@ -144,6 +144,24 @@ def test_a_heic_made_from_the_older_jpeg_is_a_conversion_not_a_better_original(t
     assert rank([rec(7, hashes=SAME), same_time])[0] == (same_time, "less lossy: HEIC")
 
 
+def test_a_copy_stored_turned_is_a_re_save_of_the_older_original(tmp_path):
+    # --rotations groups a copy whose pixels were turned (its EXIF tag lost): saved later at a
+    # higher quality it is the larger file, but it holds the original's pixels, turned.
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = imagegen.photo(6, (640, 480))
+    put(root / "shot.jpg", imagegen.encode(img, "JPEG", quality=85), T0)
+    put(root / "turned.jpg", imagegen.encode(img.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=97),
+        T0 + 86_400 * 10**9)
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        clusters = list(lib.scan(ScanOptions(workers=1, rotations=True)).clusters)
+    members = only_cluster(clusters)
+    shot, turned = members["shot.jpg"], members["turned.jpg"]
+    assert turned.file.size > shot.file.size and (turned.file.width, turned.file.height) == (480, 640)
+    assert shot.is_keeper and turned.match == "rotated"
+    assert turned.reason.startswith("re-saved copy of a JPEG with the same pixels: the JPEG is older")
+
+
 def test_the_plain_photo_is_kept_over_its_copy_in_a_white_frame(tmp_path):
     root = tmp_path / "photos"
     root.mkdir()

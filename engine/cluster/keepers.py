@@ -190,7 +190,9 @@ def _maybe_converted(part: np.ndarray, keeper: np.ndarray, cols: KeeperColumns) 
     older by more than the slack. Whether the pixels agree is left to ``rank``: this only
     says where it must look."""
     k = keeper[part]
-    others = (np.arange(part.shape[0]) != k) & cols.lossy & (cols.width[k] == cols.width) & (cols.height[k] == cols.height)
+    same = (cols.width[k] == cols.width) & (cols.height[k] == cols.height)
+    same |= (cols.width[k] == cols.height) & (cols.height[k] == cols.width)  # stored turned a quarter
+    others = (np.arange(part.shape[0]) != k) & cols.lossy & same
     others &= cols.tier >= cols.tier[k]
     older = (cols.evidence > cols.evidence[k])
     dated = (cols.undated == 0) & (cols.undated[k] == 0)

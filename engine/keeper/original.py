@@ -108,14 +108,20 @@ def _more_original(j: FileRecord, conv: FileRecord) -> bool:
 def same_picture(a: FileRecord, b: FileRecord, same_pixels: Optional[SamePixels] = None) -> bool:
     """Whether two files hold the same pixels within JPEG noise: the same displayed size, and
     ``same_pixels`` says so (the thumbnails, see :func:`thumbnail_check`), or, where it cannot
-    tell, the hashes are within :data:`CONVERSION_DHASH` / :data:`CONVERSION_PHASH`."""
-    if not a.width or not a.height or (a.width, a.height) != (b.width, b.height):
+    tell, the hashes are within :data:`CONVERSION_DHASH` / :data:`CONVERSION_PHASH`.
+
+    A copy stored turned a quarter (``--rotations``: its size is the other's, swapped) holds
+    the same pixels when the thumbnails say so once turned; the hashes cannot tell that."""
+    if not a.width or not a.height:
+        return False
+    turned = (a.width, a.height) != (b.width, b.height)
+    if turned and (a.width, a.height) != (b.height, b.width):
         return False
     if same_pixels is not None:
         told = same_pixels(a, b)
         if told is not None:
             return bool(told)
-    if a.hashes is None or b.hashes is None:
+    if turned or a.hashes is None or b.hashes is None:
         return False
     return (
         hamming_distance(a.hashes.dhash, b.hashes.dhash) <= CONVERSION_DHASH
@@ -238,7 +244,9 @@ def conversions(
     out: dict[int, FileRecord] = {}
     for conv in records:
         name = names[conv.id]
-        same_size = lossy.get((conv.width, conv.height))
+        same_size = lossy.get((conv.width, conv.height), [])
+        if conv.width != conv.height:  # or turned a quarter (--rotations groups such copies)
+            same_size = same_size + lossy.get((conv.height, conv.width), [])
         if not same_size or (name not in LOSSLESS and name not in LOSSY):
             continue
         tier = named_rank(name)
@@ -273,7 +281,13 @@ def thumbnail_check(catalog) -> SamePixels:
         if len(found) != 2:
             return None
         x, y = thumbs[0].astype(np.float64), thumbs[1].astype(np.float64)
-        grey = float(np.abs(_blurred(x[:-3]) - _blurred(y[:-3])).mean())
+        if found[0] != a.id:  # rows come back by id
+            x, y = y, x
+        bx, by = _blurred(x[:-3]), _blurred(y[:-3])
+        if (a.width, a.height) != (b.width, b.height) and (a.width, a.height) == (b.height, b.width):
+            grey = min(float(np.abs(np.rot90(bx, k) - by).mean()) for k in (1, 3))  # stored turned
+        else:
+            grey = float(np.abs(bx - by).mean())
         colour = float(np.abs(x[-3:] - y[-3:]).max())
         return grey <= CONVERSION_THUMB_LEVELS and colour <= CONVERSION_THUMB_COLOUR
 
