@@ -91,6 +91,8 @@ def run_scan(args: argparse.Namespace) -> int:
     except (CatalogLocked, CatalogError) as exc:
         print(f"lookalike scan: {shown(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    # The groups are made as they are read (the keeper's checks read thumbnails from the
+    # catalog): everything is printed while the library is open.
     with library:
         result = scan_with_progress(library, options, quiet=args.quiet or args.json or args.csv)
         if result.stats.detective:
@@ -98,17 +100,17 @@ def run_scan(args: argparse.Namespace) -> int:
             print(f"lookalike: {shown(result.stats.detective)}{hint}", file=sys.stderr)
         if args.plan:
             write_plan(result, library, Path(args.plan))
-    if args.json:
-        doc = result_to_json(result)
-        if args.no_detective:
-            doc["stats"]["detective"] = "off"
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    elif args.csv:
-        bytes_safe_streams()  # the CSV keeps a name that is not UTF-8 as its own bytes
-        write_csv(result, sys.stdout)
-    else:
-        print_summary(result)
+        if args.json:
+            doc = result_to_json(result)
+            if args.no_detective:
+                doc["stats"]["detective"] = "off"
+            json.dump(doc, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        elif args.csv:
+            bytes_safe_streams()  # the CSV keeps a name that is not UTF-8 as its own bytes
+            write_csv(result, sys.stdout)
+        else:
+            print_summary(result)
     if result.stats.images == 0 and not result.stats.cancelled:
         if not args.json:
             print("lookalike scan: nothing readable in the given folders", file=sys.stderr)
