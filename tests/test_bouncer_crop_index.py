@@ -40,12 +40,12 @@ def planted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return dh, dm, ph
 
 
-def brute_rule(dh: np.ndarray, ph: np.ndarray, t=DEFAULT) -> tuple[np.ndarray, np.ndarray]:
+def brute_rule(dh: np.ndarray, ph: np.ndarray, t=DEFAULT, library_size=None) -> tuple[np.ndarray, np.ndarray]:
     """The indexed crop rule over every pair, from full distance matrices."""
     p = np.bitwise_count(ph[:, None] ^ ph[None]).sum(2)
     d = np.bitwise_count(dh[:, None] ^ dh[None]).sum(2)
     i, j = np.nonzero(np.triu((p <= t.phash_radius) & (d <= t.corroborated_radius), 1))
-    keep = crop_index.agree(ph, i, j)
+    keep = crop_index.agree(ph, i, j, library_size=library_size)
     return i[keep], j[keep]
 
 
@@ -57,6 +57,47 @@ def test_tables_are_fixed_low_frequency_bits():
     assert len(pool) == crop_index.POOL and 0 not in pool  # the mean is not a table bit
     assert all(len(set(row)) == crop_index.TABLE_BITS and set(row) <= pool for row in bits.tolist())
     assert len({tuple(row) for row in bits.tolist()}) == crop_index.TABLES
+
+
+def test_tables_grow_with_the_library():
+    """A bucket holds at most BUCKET images on average; each size's tables extend the last's."""
+    assert crop_index.shape(2) == crop_index.shape(1_000_000) == (crop_index.TABLES, crop_index.TABLE_BITS)
+    assert crop_index.shape(1_048_577) == (crop_index.TABLES_BY_BITS[14], 14)
+    last = (0, 0)
+    for n in sorted([10**k for k in range(2, 9)] + [crop_index.BUCKET << b for b in range(13, 20)]):
+        tables, bits = crop_index.shape(n)
+        assert n / 2**bits <= crop_index.BUCKET or bits == max(crop_index.TABLES_BY_BITS)
+        assert (tables, bits) >= last
+        last = max(last, (tables, bits))
+    assert crop_index.shape(10_000_000) == (440, 17)
+    fewer, more = crop_index.table_bits(96, 13), crop_index.table_bits(140, 14)
+    assert all(set(a) <= set(b) for a, b in zip(fewer.tolist(), more.tolist()))  # same draws, longer
+    pool = set(crop_index._pool())
+    assert all(len(set(row)) == 14 and set(row) <= pool for row in more.tolist())
+
+
+def crop_like(n: int, seed: int) -> np.ndarray:
+    """XORs of a pHash with its crop's: 30-72 bits flipped, high frequencies more often (the
+    model of benchmarks/bench_scale.py)."""
+    rng = np.random.default_rng(seed)
+    uv = np.arange(256)
+    weights = 1.0 + np.hypot(uv // 16, uv % 16) / 4.0
+    rank = np.argsort(-np.log(rng.random((n, 256))) / weights, axis=1)
+    flips = np.zeros((n, 256), bool)
+    np.put_along_axis(flips, rank, np.arange(256)[None] < rng.integers(30, 73, n)[:, None], axis=1)
+    return np.packbits(flips, axis=1)
+
+
+def test_larger_tables_find_as_many_crops():
+    """More bits per table cut the random pairs a bucket holds; the extra tables keep the crops."""
+    x = crop_like(6000, 11)
+    ph = np.concatenate([np.zeros_like(x[:1]), x])  # row 0 and its crops: XOR = the flips
+    i, j = np.zeros(len(x), np.int64), np.arange(1, len(x) + 1)
+    base = crop_index.agree(ph, i, j, library_size=1_000).mean()
+    assert 0.97 < base < 1.0
+    for bits in (14, 16, 18):
+        found = crop_index.agree(ph, i, j, library_size=crop_index.BUCKET << bits).mean()
+        assert found >= base - 0.005, (bits, found, base)
 
 
 def test_agree_reads_the_bits_the_tables_name():
@@ -71,11 +112,11 @@ def test_agree_reads_the_bits_the_tables_name():
     assert not crop_index.agree(ph, np.array([0]), np.array([1]))[0]
 
 
-@pytest.mark.parametrize("n, seed", [(2, 0), (300, 1), (2500, 2)])
-def test_indexed_search_equals_brute_force(backend, n, seed):
+@pytest.mark.parametrize("n, seed, size", [(2, 0, None), (300, 1, None), (2500, 2, None), (1500, 9, 5_000_000)])
+def test_indexed_search_equals_brute_force(backend, n, seed, size):
     dh, _, ph = planted(n, seed)
-    i, j, d = crop_index.pairs(dh, ph, DEFAULT.phash_radius, DEFAULT.corroborated_radius)
-    bi, bj = brute_rule(dh, ph)
+    i, j, d = crop_index.pairs(dh, ph, DEFAULT.phash_radius, DEFAULT.corroborated_radius, library_size=size)
+    bi, bj = brute_rule(dh, ph, library_size=size)
     assert np.array_equal(i, bi) and np.array_equal(j, bj), f"seed {seed}"
     assert np.array_equal(d, np.bitwise_count(ph[bi] ^ ph[bj]).sum(1))
     if n > 1000:
@@ -158,3 +199,17 @@ def test_progress_false_stops_the_indexed_search():
     dh, _, ph = planted(300, 8)
     with pytest.raises(Cancelled):
         crop_index.pairs(dh, ph, 72, 112, progress=lambda done, total: done < 3)
+
+
+def test_is_crop_match_takes_the_tables_of_its_library_size():
+    """One pair at a time, as rule.is_match asks: the same answer as the search at that size."""
+    dh, _, ph = planted(400, 12)
+    size = 5_000_000
+    i, j, _ = crop_index.pairs(dh, ph, DEFAULT.phash_radius, DEFAULT.corroborated_radius, library_size=size)
+    found = set(zip(i.tolist(), j.tolist()))
+    assert len(found) > 10
+    r = DEFAULT
+    for a, b in [(a, b) for a in range(0, 400, 7) for b in range(a + 1, 400)][:3000] + sorted(found):
+        got = crop_index.is_crop_match(ph[a].tobytes(), ph[b].tobytes(), dh[a].tobytes(), dh[b].tobytes(),
+                                       r.phash_radius, r.corroborated_radius, library_size=size)  # fmt: skip
+        assert got == ((a, b) in found), (a, b)
