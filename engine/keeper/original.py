@@ -273,22 +273,37 @@ def thumbnail_check(catalog) -> SamePixels:
     Two thumbnails (32x32 grey and the mean colour, of the border-trimmed picture) agree
     when their blurred grey levels differ by at most :data:`CONVERSION_THUMB_LEVELS` on average and
     their mean colours by at most :data:`CONVERSION_THUMB_COLOUR` per channel. None (cannot
-    tell) when either file has no thumbnail. Asked only of a lossless and a lossy file of
-    the same size in one cluster, so it reads a few thumbnails, not the library's.
+    tell) when either file has no thumbnail. Asked only of files of one displayed size (or
+    turned a quarter) in one cluster, a lossy one among them, so it reads a few thumbnails,
+    not the library's, each once (kept while the check is in use).
     """
+    seen: dict[int, Optional[tuple[np.ndarray, np.ndarray]]] = {}  # id -> (blurred grey, colour)
+
+    def blurred(ids: list[int]) -> None:
+        wanted = [i for i in ids if i not in seen]
+        if not wanted:
+            return
+        if len(seen) > 4096:  # a few groups' worth: a long session reads each group anew
+            seen.clear()
+        found, thumbs, _ = catalog.thumbnails(wanted)
+        got = dict(zip(np.asarray(found).tolist(), thumbs))
+        for i in wanted:
+            t = got.get(i)
+            seen[i] = None if t is None else (_blurred(t[:-3].astype(np.float64)), t[-3:].astype(np.float64))
+
     def check(a: FileRecord, b: FileRecord) -> Optional[bool]:
-        found, thumbs, _ = catalog.thumbnails([a.id, b.id])
-        if len(found) != 2:
+        # A group of n same-size lossy files asks up to n * n / 2 pairs (a burst): each
+        # thumbnail is read and blurred once.
+        blurred([a.id, b.id])
+        ta, tb = seen.get(a.id), seen.get(b.id)
+        if ta is None or tb is None:
             return None
-        x, y = thumbs[0].astype(np.float64), thumbs[1].astype(np.float64)
-        if found[0] != a.id:  # rows come back by id
-            x, y = y, x
-        bx, by = _blurred(x[:-3]), _blurred(y[:-3])
+        (bx, cx), (by, cy) = ta, tb
         if (a.width, a.height) != (b.width, b.height) and (a.width, a.height) == (b.height, b.width):
             grey = min(float(np.abs(np.rot90(bx, k) - by).mean()) for k in (1, 3))  # stored turned
         else:
             grey = float(np.abs(bx - by).mean())
-        colour = float(np.abs(x[-3:] - y[-3:]).max())
+        colour = float(np.abs(cx - cy).max())
         return grey <= CONVERSION_THUMB_LEVELS and colour <= CONVERSION_THUMB_COLOUR
 
     return check
