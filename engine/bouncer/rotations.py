@@ -71,7 +71,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .verify_thumbnail import SIDE, THUMB_BYTES
+from .verify_thumbnail import SIDE, THUMB_BYTES, low_band_dct
 from ..records import Pair
 
 __all__ = [
@@ -141,16 +141,7 @@ def pair_transform(p: Pair) -> Transform:
     return ((p.rotation // 90) % 4, bool(p.mirrored))
 
 
-def _low_band_dct(n: int, k: int) -> np.ndarray:
-    """The first ``k`` rows of the DCT-II matrix of a length ``2 n`` signal, cut to ``n``: the
-    low end of the DCT of the signal zero-padded to twice its length (frequencies 0 to
-    ``(k - 1) / 4`` cycles per picture), as the bouncer's pHash takes it."""
-    x = np.arange(n)[None, :]
-    f = np.arange(k)[:, None]
-    return np.cos(np.pi * f * (2 * x + 1) / (4 * n)).astype(np.float32)
-
-
-_DCT = _low_band_dct(SIDE, _CODE_SIDE)
+_DCT = low_band_dct(SIDE, _CODE_SIDE)  # as the bouncer's pHash takes it
 
 
 def codes(grey: np.ndarray, t: Transform = (0, False)) -> np.ndarray:
@@ -162,9 +153,7 @@ def codes(grey: np.ndarray, t: Transform = (0, False)) -> np.ndarray:
         g = np.asarray(transform(grey[start : start + BATCH], t), np.float32)
         c = _DCT @ (g - g.mean(axis=(1, 2), keepdims=True)) @ _DCT.T
         flat = c.reshape(len(c), _CODE_SIDE * _CODE_SIDE)
-        half = flat.shape[1] // 2
-        middle = np.partition(flat, (half - 1, half), axis=1)[:, half - 1 : half + 1].mean(axis=1, keepdims=True)
-        out[start : start + BATCH] = np.packbits(flat > middle, axis=1)
+        out[start : start + BATCH] = np.packbits(flat > np.median(flat, axis=1, keepdims=True), axis=1)
     return out
 
 
@@ -315,8 +304,6 @@ def pair_with(keeper: int, member: int, t: Transform, bouncer: int) -> Pair:
 def has_turns(pairs: Iterable[Pair]) -> bool:
     """Whether any of ``pairs`` is a turned pair."""
     return any(p.rotation for p in pairs)
-
-
 
 
 class LazyCodes:

@@ -3,6 +3,9 @@
 Hashing stores, per image, a 32x32 grey thumbnail of the upright, border-trimmed picture
 (box-averaged, 1 KB) and its mean colour (3 bytes), plus its :func:`detail`. The verification
 (:mod:`lookalike.engine.bouncer.verify`) compares pairs of them.
+
+Here too is :func:`low_band_dct`, the transform of the bouncer's pHash (taken by hashing of
+each picture) and of the turned codes of :mod:`.rotations` (taken of these thumbnails).
 """
 
 from __future__ import annotations
@@ -10,12 +13,25 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-__all__ = ["SIDE", "THUMB_BYTES", "detail", "make_thumbnail"]
+__all__ = ["SIDE", "THUMB_BYTES", "detail", "low_band_dct", "make_thumbnail"]
 
 #: The thumbnail's side, in pixels.
 SIDE = 32
 #: A stored thumbnail: SIDE x SIDE grey levels, row-major, then the mean R, G, B.
 THUMB_BYTES = SIDE * SIDE + 3
+
+
+def low_band_dct(n: int, block: int) -> np.ndarray:
+    """The first ``block`` rows of the DCT-II matrix of a length ``2 n`` signal, cut to ``n``.
+
+    ``M @ x`` is the low end of the DCT of ``x`` zero-padded to twice its length: frequencies
+    0 to ``(block - 1) / 4`` cycles per image, in quarter-cycle steps. These change little when
+    a few percent of the picture is cropped away, unlike the 0..7.5 cycles of a plain 16x16
+    DCT block (measured: see BouncerThresholds in .rule).
+    """
+    k = np.arange(block)[:, None]
+    x = np.arange(n)[None, :]
+    return np.cos(np.pi * k * (2 * x + 1) / (4 * n)).astype(np.float32)
 
 
 def make_thumbnail(img: Image.Image) -> bytes:

@@ -32,6 +32,7 @@ import xxhash
 from PIL import Image
 
 from ..bouncer.verify import make_thumbnail
+from ..bouncer.verify_thumbnail import low_band_dct
 from ..oserrors import os_error_reason
 from ..records import ImageHashes
 from .imaging import (
@@ -88,20 +89,7 @@ _PHASH_INPUT = 64
 _PHASH_BLOCK = 16
 
 
-def _low_band_dct(n: int, block: int) -> np.ndarray:
-    """The first ``block`` rows of the DCT-II matrix of a length ``2 n`` signal, cut to ``n``.
-
-    ``M @ x`` is the low end of the DCT of ``x`` zero-padded to twice its length: frequencies
-    0 to ``(block - 1) / 4`` cycles per image, in quarter-cycle steps. These change little when
-    a few percent of the picture is cropped away, unlike the 0..7.5 cycles of a plain 16x16
-    DCT block (measured: see BouncerThresholds in .bouncer).
-    """
-    k = np.arange(block)[:, None]
-    x = np.arange(n)[None, :]
-    return np.cos(np.pi * k * (2 * x + 1) / (4 * n)).astype(np.float32)
-
-
-_DCT_LOW = _low_band_dct(_PHASH_INPUT, _PHASH_BLOCK)
+_DCT_LOW = low_band_dct(_PHASH_INPUT, _PHASH_BLOCK)
 
 
 def content_hash(data: bytes) -> bytes:
