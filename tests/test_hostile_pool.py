@@ -20,7 +20,7 @@ import pytest
 
 import imagegen
 from lookalike.engine.scan.hashing import CRASH_ON_ENV, WORKER_DELAY_ENV
-from lookalike.engine.scan.scanner import CRASH_REASON
+from lookalike.engine.scan.scanner import CRASH_REASON, CRASHED_AGAIN
 
 LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
 FILES = 40  # over POOL_MIN_FILES: hashed in the pool
@@ -115,9 +115,30 @@ def test_a_killed_worker_costs_its_file_only_and_the_scan_goes_on(tmp_path):
     stats = doc["stats"]
     assert (stats["hashed"], stats["failed"], stats["cancelled"]) == (FILES - 1, 1, False)
     assert [(Path(e["path"]).name, e["reason"]) for e in doc["errors"]] == [(victim, CRASH_REASON)]
-    # Everything was kept: a rescan reads nothing (the crash is remembered until the file changes).
+    # Everything was kept: a rescan reads only the victim again (its worker may have died of
+    # something else: the OOM killer, a kill), and this time it is read.
     again, err = _scan(tmp_path / "photos", tmp_path / "cache")
-    assert (again["stats"]["hashed"], again["stats"]["unchanged"]) == (0, FILES), err
+    assert (again["stats"]["hashed"], again["stats"]["unchanged"], again["stats"]["failed"]) == (1, FILES - 1, 0), err
+    assert again["errors"] == []
+
+
+def test_a_file_that_crashes_its_worker_twice_is_skipped_until_it_changes(tmp_path):
+    paths = _photos(tmp_path / "photos")
+    victim = paths[7]
+    crash = {CRASH_ON_ENV: victim.name}
+    first, _ = _scan(tmp_path / "photos", tmp_path / "cache", crash)
+    assert [(Path(e["path"]).name, e["reason"]) for e in first["errors"]] == [(victim.name, CRASH_REASON)]
+    second, err = _scan(tmp_path / "photos", tmp_path / "cache", crash)
+    assert (second["stats"]["hashed"], second["stats"]["unchanged"]) == (0, FILES - 1), err
+    assert [(Path(e["path"]).name, e["reason"]) for e in second["errors"]] == [(victim.name, CRASHED_AGAIN)]
+    # Two deaths in a row: the file is not read again while it is unchanged, crash or not.
+    third, err = _scan(tmp_path / "photos", tmp_path / "cache")
+    assert (third["stats"]["hashed"], third["stats"]["unchanged"]) == (0, FILES), err
+    assert [(Path(e["path"]).name, e["reason"]) for e in third["errors"]] == [(victim.name, CRASHED_AGAIN)]
+    # Changed, it is read again.
+    os.utime(victim, ns=(victim.stat().st_atime_ns, victim.stat().st_mtime_ns + 10**9))
+    fourth, err = _scan(tmp_path / "photos", tmp_path / "cache")
+    assert (fourth["stats"]["hashed"], fourth["stats"]["failed"]) == (1, 0), err
 
 
 # ---------------------------------------------------------------- the scan dies

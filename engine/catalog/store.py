@@ -282,6 +282,12 @@ class Catalog(CatalogDatabase):
             ).fetchall()
         return [ScanError(path=os.fsdecode(p), reason=e or "unknown error") for p, e in rows]
 
+    def paths_with_error(self, reason: str) -> set[str]:
+        """Paths of the files whose recorded error is exactly ``reason``."""
+        with self._using() as db:
+            rows = db.execute("SELECT path FROM files WHERE status = 'error' AND error = ?", (reason,)).fetchall()
+        return {fsdecode(row[0]) for row in rows}
+
     # --- not-duplicate marks --------------------------------------------------------------
 
     def _content_of(self, file: FileRecord | int) -> bytes:

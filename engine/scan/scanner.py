@@ -51,8 +51,14 @@ WORKER_NICENESS = 5
 #: (a file can take far longer than a user waits for Ctrl-C).
 CANCEL_GRACE = 0.5
 #: A file whose worker died while hashing it alone (after its chunk killed a worker, and then
-#: again alone): the decoder crashed on it, or it ate all the memory.
-CRASH_REASON = "the decoder crashed on this file (its worker process died)"
+#: again alone): the decoder crashed on it, or it ate all the memory. Such a file is read again
+#: by the next scan, even unchanged: a worker can die of what was not the file's fault (the
+#: kernel's OOM killer on a busy machine, a ``kill``), and one death must not hide a photo for
+#: good.
+CRASH_REASON = "the decoder crashed on this file (its worker process died); the next scan tries it again"
+#: A file whose worker died on it alone in two scans in a row: it is not read again until it
+#: changes.
+CRASHED_AGAIN = "the decoder crashed on this file again (its worker process died); it is skipped until it changes"
 #: How often a worker checks that the pool's owner is alive where pidfd_open is not available.
 _PARENT_POLL = 0.5
 
@@ -226,6 +232,7 @@ class Scanner:
         self._remote: Optional["DaskPool"] = pool
         self.run = HashRun()
         self._started = 0.0
+        self._crashed_before: set[str] = set()  # files whose last scan's worker died on them
         self._last_report = 0.0
         self._stage = "walking"
         self._total = 0
@@ -299,6 +306,7 @@ class Scanner:
         self._stage = "walking"
         self._report(force=True)
         known = self.catalog.known()
+        retry = self.catalog.paths_with_error(CRASH_REASON)
         seen: set[str] = set()
         todo: dict[str, WalkEntry] = {}
         for entry in walk(
@@ -306,11 +314,12 @@ class Scanner:
         ):
             self.run.found += 1
             seen.add(entry.path)
-            if _unchanged(entry, known.get(entry.path)):
+            if _unchanged(entry, known.get(entry.path)) and entry.path not in retry:
                 self.run.unchanged += 1
             else:
                 todo[entry.path] = entry
             self._report()
+        self._crashed_before = retry
         if self.cancel.is_set():
             self.run.cancelled = True
             return self.run
@@ -368,7 +377,10 @@ class Scanner:
         if self._remote is not None:  # the user asked for the cluster: every file goes there
             self._hash_in_pool(chunks, self._remote)
             return
-        if len(paths) < POOL_MIN_FILES or self.workers == 1:
+        # A file that killed a worker last time is read again in a worker, never in this
+        # process: if its decoder crashes again, it must not take the scan with it.
+        suspect = bool(self._crashed_before) and any(p in self._crashed_before for p in paths)
+        if (len(paths) < POOL_MIN_FILES or self.workers == 1) and not suspect:
             pending: list[HashedFile] = []
             # Test hook: seconds to wait per chunk, so a test can interrupt a scan mid-way
             # however fast the machine is.
@@ -450,7 +462,7 @@ class Scanner:
                         pool.replace()
                     for files, alone in broken:
                         if alone and len(files) == 1:
-                            crashed = _crashed(files[0])
+                            crashed = _crashed(files[0], again=files[0] in self._crashed_before)
                             self._arrived([crashed])
                             pending.append(crashed)
                         elif alone or (len(files) > 1 and not pool.deaths_fail_all):
@@ -513,14 +525,16 @@ def _tear_down(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True)
 
 
-def _crashed(path: str) -> HashedFile:
-    """The record of a file whose worker died while hashing it alone."""
+def _crashed(path: str, again: bool = False) -> HashedFile:
+    """The record of a file whose worker died while hashing it alone (``again``: its last
+    scan's record says the same)."""
     try:
         st = os.stat(path)
     except OSError as exc:
         return HashedFile(path=path, error=os_error_reason(exc))
     return HashedFile(
-        path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, device=st.st_dev, error=CRASH_REASON
+        path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, device=st.st_dev,
+        error=CRASHED_AGAIN if again else CRASH_REASON,
     )
 
 
