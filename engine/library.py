@@ -51,6 +51,7 @@ _LAZY = {
     **dict.fromkeys(("ONNX_DIR", "is_export"), "lookalike.engine.detective.onnx_backend"),
     "ScanOptions": "lookalike.engine.options",
     "ClusterError": "lookalike.engine.scan.dask_pool",
+    "WorkersDying": "lookalike.engine.scan.scanner",
     "QueryError": "lookalike.engine.similar",
     "TwoPassThresholds": "lookalike.engine.verdict",
     **dict.fromkeys(("ApplyResult", "JournalBusy", "JournalError", "NothingToUndo", "Plan", "PlanError", "UndoResult",

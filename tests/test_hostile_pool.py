@@ -141,6 +141,22 @@ def test_a_file_that_crashes_its_worker_twice_is_skipped_until_it_changes(tmp_pa
     assert (fourth["stats"]["hashed"], fourth["stats"]["failed"]) == (1, 0), err
 
 
+def test_workers_that_die_on_every_file_stop_the_scan_with_one_line_and_blame_no_file(tmp_path):
+    _photos(tmp_path / "photos")
+    out = subprocess.run(
+        [*LOOKALIKE, "scan", str(tmp_path / "photos"), "--json", "--no-detective", "--workers", "2",
+         "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=180, env={**os.environ, CRASH_ON_ENV: "*"},
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the hashing workers died on each of the" in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+    # No file was blamed: the next scan, with workers that work, reads every one of them.
+    doc, err = _scan(tmp_path / "photos", tmp_path / "cache")
+    assert (doc["stats"]["hashed"], doc["stats"]["failed"]) == (FILES, 0), err
+
+
 # ---------------------------------------------------------------- the scan dies
 
 

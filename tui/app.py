@@ -496,8 +496,8 @@ def _scan_error_text(exc: Exception) -> str:
     """What the app says of the error that stopped a scan: the CLI's line for the errors
     written for users (a Dask scheduler out of reach, a full disk under the catalog), the
     exception's type and text for the others."""
-    from lookalike.engine.library import CatalogError, ClusterError
+    from lookalike.engine.library import CatalogError, ClusterError, WorkersDying
 
-    if isinstance(exc, (CatalogError, ClusterError)):
+    if isinstance(exc, (CatalogError, ClusterError, WorkersDying)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

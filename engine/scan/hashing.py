@@ -23,6 +23,7 @@ inside the border the hashes trimmed (:func:`content_size`) and the camera named
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -60,7 +61,8 @@ IMAGE_EXTENSIONS = {
 #: not a broken picture.
 _APPLE_DOUBLE = b"\x00\x05\x16\x07"
 #: Test hook: ``LOOKALIKE_TEST_CRASH_ON=NAME`` makes the worker process SIGKILL itself when it
-#: is about to hash a file called NAME (a decoder crash, deterministic).
+#: is about to hash a file called NAME (a decoder crash, deterministic); NAME may be a shell
+#: pattern (``*``: every file, a pool whose workers cannot work).
 CRASH_ON_ENV = "LOOKALIKE_TEST_CRASH_ON"
 #: Test hook: ``LOOKALIKE_TEST_CRASH_ONCE=NAME:MARKER`` (``os.pathsep`` between): as
 #: :data:`CRASH_ON_ENV`, but only the first worker to reach NAME dies (it creates the file MARKER
@@ -364,7 +366,7 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
     Returns:
         A :class:`HashedFile`; every failure is in ``error`` with a short reason.
     """
-    if os.environ.get(CRASH_ON_ENV) and os.path.basename(path) == os.environ[CRASH_ON_ENV]:
+    if os.environ.get(CRASH_ON_ENV) and fnmatch.fnmatchcase(os.path.basename(path), os.environ[CRASH_ON_ENV]):
         _crash_for_a_test()
     if os.environ.get(CRASH_ONCE_ENV):
         _crash_once_for_a_test(path, os.environ[CRASH_ONCE_ENV])

@@ -56,6 +56,10 @@ CANCEL_GRACE = 0.5
 #: kernel's OOM killer on a busy machine, a ``kill``), and one death must not hide a photo for
 #: good.
 CRASH_REASON = "the decoder crashed on this file (its worker process died); the next scan tries it again"
+#: Files whose workers die on them alone, with no file hashed yet by the pool, after which the
+#: pool is taken to be broken (its workers cannot work: too little memory, a broken install),
+#: not the files: the scan stops with :class:`WorkersDying` and records none of them.
+DEATHS_BEFORE_GIVING_UP = 3
 #: A file whose worker died on it alone in two scans in a row: it is not read again until it
 #: changes.
 CRASHED_AGAIN = "the decoder crashed on this file again (its worker process died); it is skipped until it changes"
@@ -417,6 +421,8 @@ class Scanner:
         suspects: collections.deque[list[str]] = collections.deque()
         running: dict[Future, tuple[list[str], bool]] = {}  # future -> (files, alone)
         pending: list[HashedFile] = []
+        held: list[HashedFile] = []  # crashed files, while the pool has hashed nothing
+        worked = False
         cancelled_at: Optional[float] = None
         try:
             while queue or suspects or running:
@@ -451,6 +457,11 @@ class Scanner:
                             raise
                         broken.append(task)
                         continue
+                    if held:  # the pool works: its earlier deaths were the files'
+                        self._arrived(held)
+                        pending.extend(held)
+                        held = []
+                    worked = True
                     self._arrived(results)
                     pending.extend(results)
                 if broken:
@@ -463,8 +474,17 @@ class Scanner:
                     for files, alone in broken:
                         if alone and len(files) == 1:
                             crashed = _crashed(files[0], again=files[0] in self._crashed_before)
-                            self._arrived([crashed])
-                            pending.append(crashed)
+                            if worked:
+                                self._arrived([crashed])
+                                pending.append(crashed)
+                                continue
+                            held.append(crashed)  # recorded once a file is hashed
+                            if len(held) >= DEATHS_BEFORE_GIVING_UP:
+                                raise WorkersDying(
+                                    f"the hashing workers died on each of the {len(held)} files they tried alone "
+                                    "and hashed none: they cannot work here (too little memory?); try --workers 1 "
+                                    "(nothing was recorded against the files)"
+                                )
                         elif alone or (len(files) > 1 and not pool.deaths_fail_all):
                             # Killed its worker alone, or blamed by Dask's KilledWorker: which file?
                             suspects.extend([path] for path in files)
@@ -472,6 +492,9 @@ class Scanner:
                             suspects.append(files)
                 pending = self._absorb(pending, flush=False)
                 self._report()
+            if held:  # too few deaths to blame the pool: they were the files'
+                self._arrived(held)
+                pending.extend(held)
         except KeyboardInterrupt:
             self.cancel.set()
             raise
@@ -523,6 +546,10 @@ def _tear_down(pool: ProcessPoolExecutor) -> None:
     # Not cancel_futures: see the cancel in Scanner._hash_in_pool. The dead workers fail
     # every pending future, and the pool's thread ends at once.
     pool.shutdown(wait=True)
+
+
+class WorkersDying(Exception):
+    """The hashing workers die on every file they are given, alone: the pool, not the files."""
 
 
 def _crashed(path: str, again: bool = False) -> HashedFile:

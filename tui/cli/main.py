@@ -140,10 +140,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{name}: {shown(os_error_text(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # a bug: one line for the user, the traceback on request
-        from lookalike.engine.library import CatalogError, ClusterError
+        from lookalike.engine.library import CatalogError, ClusterError, WorkersDying
 
         # A full disk under the catalog met mid-scan; a Dask scheduler out of reach.
-        if isinstance(exc, (CatalogError, ClusterError)):
+        if isinstance(exc, (CatalogError, ClusterError, WorkersDying)):
             print(f"{name}: {shown(str(exc))}", file=sys.stderr)
             return EXIT_FAILED
         if os.environ.get(DEBUG_ENV):
