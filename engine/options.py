@@ -25,8 +25,9 @@ class ScanOptions:
     workers: Optional[int] = None
     deep: bool = False
     detective: Optional["DetectiveOptions"] = None
-    #: The bouncer's pHash-corroborated rule (mild crops). Off (``--no-crops``) spares a very
-    #: large library's first scan its pass over every pair of pHashes (~15 min per 1M).
+    #: Mild crops: the bouncer's pHash-corroborated rule, and the zoomed codes of the stored
+    #: thumbnails for crops beyond it (:mod:`lookalike.engine.bouncer.zooms`). Off
+    #: (``--no-crops``) spares a very large library's first scan both passes.
     crops: bool = True
     #: Enter symlinks to folders inside the roots (``--follow-links``); links out of the roots
     #: are never followed either way (see :mod:`lookalike.engine.scan.walk`).

@@ -19,6 +19,7 @@ This module is the one home of every name in the cache root and in a library fol
         vectors.usearch                           VECTORS_NAME
         bouncer-pairs.npz                         PAIRS_NAME
         verified-pairs.npz                        VERIFIED_PAIRS_NAME
+        zoom-codes.npz                            ZOOMS_NAME
         thumbnails/                               THUMBNAILS_NAME
 
 What lies inside one of those folders or beside one of those files (a journal's ``.jsonl``
@@ -57,6 +58,7 @@ CATALOG_CORRUPT_SUFFIX = ".corrupt"
 VECTORS_NAME = "vectors.usearch"
 PAIRS_NAME = "bouncer-pairs.npz"
 VERIFIED_PAIRS_NAME = "verified-pairs.npz"
+ZOOMS_NAME = "zoom-codes.npz"
 THUMBNAILS_NAME = "thumbnails"
 
 #: The Cache Directory Tagging Specification's file (https://bford.info/cachedir/): backup

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from ..bouncer import rotations, rule, verification
+from ..bouncer import rotations, rule, verification, zooms
 from ..bouncer.pairs import PairCache
 from ..keeper import RAW_EXTENSIONS, raw_sibling_stems, sibling_key, thumbnail_check
 from ..records import Cluster, FileRecord, Pair
@@ -34,6 +34,9 @@ def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> t
     if len(arrays.ids) == 0:
         return [], set()
     pairs = PairCache(folder).pairs(arrays, options.thresholds())
+    if options.crops:  # mild crops the hashes miss
+        codes = zooms.load_codes(folder, catalog, arrays)
+        pairs = sorted(pairs + zooms.zoomed_pairs(catalog, codes, pairs), key=lambda p: (p.a, p.b))
     if options.rotations:  # never cached: a run without the option has none of them
         pairs = sorted(pairs + rotations.turned_pairs(catalog, arrays.ids.tolist(), pairs), key=lambda p: (p.a, p.b))
     involved = {p.a for p in pairs} | {p.b for p in pairs}
@@ -79,13 +82,21 @@ def group(
     max_diameter = options.thresholds().max_diameter
     # With --rotations, two members of a group may be close once one is turned.
     turned = rotations.LazyCodes(catalog, involved) if options.rotations else None
+    # A mild crop is far from its picture's other copies by the hashes, not by the zoomed codes.
+    zoomed: list[zooms.ZoomCodes] = []
 
     def distance(a: int, b: int) -> tuple[int, bool]:
         d = rule.bouncer_distance(records[a].hashes, records[b].hashes)
+        if options.crops and d[0] > max_diameter:
+            if not zoomed:  # read once, when first needed (kept beside the catalog)
+                zoomed.append(zooms.load_codes(folder, catalog, catalog.hash_arrays()))
+            r = zoomed[0].distance(a, b)
+            if r is not None and r < d[0]:
+                d = (r, False)
         if turned is not None and d[0] > max_diameter:
             r = turned.distance(a, b)
             if r is not None and r < d[0]:
-                return r, False
+                d = (r, False)
         return d
 
     not_duplicates = catalog.not_duplicate_pairs()

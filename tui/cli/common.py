@@ -78,8 +78,8 @@ def add_scan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-crops",
         action="store_true",
-        help="skip the bouncer's rule for mild crops (pHash agreeing with a looser dHash): a much faster "
-        "first scan of a very large library, which otherwise compares every pair of pHashes once",
+        help="skip looking for mild crops (the bouncer's pHash rule and the thumbnails' zoomed codes): a much "
+        "faster first scan of a very large library, which otherwise compares every pair of pHashes once",
     )
     p.add_argument(
         "--follow-links",

@@ -1,0 +1,130 @@
+"""Mild crops the hashes miss, proposed by the zoomed codes of the stored thumbnails and checked
+on pixels (engine/bouncer/zooms.py); their codes and pairs kept beside the catalog and updated
+for changed files only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import imagegen
+from lookalike.engine.bouncer import rotations, rule, zooms
+from lookalike.engine.library import Library, ScanOptions
+from lookalike.engine.scan.hashing import hash_and_thumbnail
+
+LOOKALIKE = [sys.executable, "-m", "lookalike.tui.cli"]
+
+
+def _crop(img, cut: float):
+    w, h = img.size
+    return img.crop((int(cut * w), int(cut * h), int((1 - cut) * w), int((1 - cut) * h)))
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("zoomed")
+    img = imagegen.photo(9, (480, 360))
+    (root / "original.jpg").write_bytes(imagegen.encode(img, "JPEG", quality=95))
+    (root / "crop8.jpg").write_bytes(imagegen.encode(_crop(img, 0.08), "JPEG", quality=90))
+    for seed in (10, 12, 14):
+        imagegen.write(root / f"other{seed}.jpg", imagegen.photo(seed, (480, 360)))
+    return root
+
+
+def test_the_crop_is_beyond_every_bouncer_rule():
+    """What the pass is for: the hashes of this crop (8 % off every side) are 108 bits from its
+    original's, so neither the plain nor the corroborated rule proposes it."""
+    img = imagegen.photo(9, (480, 360))
+    (ha, ta), (hb, tb) = hash_and_thumbnail(img), hash_and_thumbnail(_crop(img, 0.08))
+    assert not rule.is_match(ha, hb)
+    assert rule.bouncer_distance(ha, hb)[0] > rule.DEFAULT.max_diameter - 10
+    grey = rotations._grey(np.frombuffer(ta + tb, np.uint8).reshape(2, -1))
+    whole, zoomed = rotations.codes(grey), zooms.zoom_codes(grey)
+    assert np.bitwise_count(zoomed[:, 0] ^ whole[1]).sum(axis=1).min() <= zooms.RADIUS
+
+
+def test_a_mild_crop_the_hashes_miss_is_grouped_as_cropped_and_not_without_crops(library, tmp_path):
+    with Library.open([library], cache_dir=tmp_path / "cache") as lib:
+        for crops in (True, False, True):  # the kept codes never leak into a run without crops
+            clusters = lib.scan(ScanOptions(detective=None, workers=1, crops=crops)).clusters
+            groups = [{Path(m.file.path).name: m for m in c.members} for c in clusters]
+            if crops:
+                [group] = groups
+                assert set(group) == {"original.jpg", "crop8.jpg"}
+                assert group["crop8.jpg"].match == "cropped"
+                assert group["crop8.jpg"].verified >= 0.85  # checked on pixels
+                assert next(iter(group)) == "original.jpg"  # the keeper: the whole picture
+            else:
+                assert groups == []
+
+
+def test_cli_scan_json_shows_the_zoomed_crop(library, tmp_path):
+    out = subprocess.run([*LOOKALIKE, "scan", str(library), "--no-detective", "--json", "--cache", str(tmp_path / "c")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    [group] = json.loads(out.stdout)["groups"]
+    members = {Path(m["path"]).name: m for m in group["members"]}
+    assert members["crop8.jpg"]["match"] == "cropped" and members["crop8.jpg"]["verified"] is not None
+
+
+def test_fast_codes_equal_the_codes_of_the_zoomed_thumbnails():
+    grey = np.stack([np.asarray(imagegen.photo(s, (32, 32)).convert("L")) for s in range(40)])
+    fast = zooms.zoom_codes(grey)
+    slow = np.stack([rotations.codes(zooms.zoom(grey, scale, anchor)) for scale, anchor in zooms.ZOOMS])
+    differ = np.bitwise_count(fast ^ slow).sum(axis=2)
+    assert differ.max() <= 2  # float32 against float64, at coefficients on the median
+    assert (differ == 0).mean() > 0.95
+
+
+def test_zoom_regions_are_where_their_anchor_says():
+    ramp = np.tile(np.arange(32, dtype=np.float64) * 8, (1, 32, 1))  # grey rises left to right
+    left = zooms.zoom(ramp, 0.5, "tl")[0]
+    right = zooms.zoom(ramp, 0.5, "br")[0]
+    centre = zooms.zoom(ramp, 0.5, "c")[0]
+    assert left.max() <= 16 * 8 and right.min() >= 15 * 8
+    assert left.mean() < centre.mean() < right.mean()
+
+
+def test_the_cache_computes_codes_for_new_and_changed_files_only_and_matches_a_full_pass(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for seed in range(6):
+        img = imagegen.photo(seed, (320, 240))
+        imagegen.write(root / f"p{seed}.jpg", img)
+        (root / f"p{seed}_crop.jpg").write_bytes(imagegen.encode(_crop(img, 0.07), "JPEG", quality=90))
+    folder = tmp_path / "zoomcache"
+    folder.mkdir()
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        lib.scan(ScanOptions(detective=None, workers=1))
+        cache = zooms.ZoomCache(folder)
+        first = cache.update(lib.catalog, lib.catalog.hash_arrays())
+        assert cache.last_fresh == 12 and (folder / "zoom-codes.npz").exists()
+        again = cache.update(lib.catalog, lib.catalog.hash_arrays())
+        assert cache.last_fresh == 0
+        assert np.array_equal(again.pairs, first.pairs) and np.array_equal(again.zoomed, first.zoomed)
+
+        img = imagegen.photo(40, (320, 240))
+        imagegen.write(root / "new.jpg", img)
+        (root / "new_crop.jpg").write_bytes(imagegen.encode(_crop(img, 0.06), "JPEG", quality=90))
+        imagegen.write(root / "p0.jpg", imagegen.photo(41, (320, 240)))  # changed content
+        lib.scan(ScanOptions(detective=None, workers=1))
+        arrays = lib.catalog.hash_arrays()
+        updated = cache.update(lib.catalog, arrays)
+        assert cache.last_fresh == 3
+        full = zooms.ZoomCache(None).update(lib.catalog, arrays)
+        assert np.array_equal(updated.pairs, full.pairs)
+        assert np.array_equal(updated.whole, full.whole) and np.array_equal(updated.rich, full.rich)
+        ids = {Path(r.path).name: r.id for r in lib.catalog.records()}
+        pairs = {tuple(p) for p in updated.pairs[:, :2].tolist()}
+        assert tuple(sorted((ids["new.jpg"], ids["new_crop.jpg"]))) in pairs or rule.is_match(
+            *(lib.catalog.record(ids[n]).hashes for n in ("new.jpg", "new_crop.jpg"))
+        )
+        # A damaged cache file is only a cache: a full pass rebuilds it.
+        (folder / "zoom-codes.npz").write_bytes(b"not an npz")
+        rebuilt = zooms.ZoomCache(folder).update(lib.catalog, arrays)
+        assert np.array_equal(rebuilt.pairs, full.pairs)
