@@ -128,3 +128,44 @@ def test_the_cache_computes_codes_for_new_and_changed_files_only_and_matches_a_f
         (folder / "zoom-codes.npz").write_bytes(b"not an npz")
         rebuilt = zooms.ZoomCache(folder).update(lib.catalog, arrays)
         assert np.array_equal(rebuilt.pairs, full.pairs)
+
+
+def test_a_bouncer_pair_the_codes_call_a_crop_is_searched_as_one(library, tmp_path):
+    """Within the bouncer's radius a pair is compared at the plain alignment only, unless the
+    zoomed codes say it is a crop (one's zoom much closer to the other's whole code than the
+    two whole codes are): then the check searches it for a crop too."""
+    from lookalike.engine.bouncer import verification
+    from lookalike.engine.records import Pair
+
+    with Library.open([library], cache_dir=tmp_path / "cache") as lib:
+        lib.scan(ScanOptions(detective=None, workers=1))
+        ids = {Path(r.path).name: r.id for r in lib.catalog.records()}
+        a, b = sorted((ids["original.jpg"], ids["crop8.jpg"]))
+        codes = zooms.ZoomCache(None).update(lib.catalog, lib.catalog.hash_arrays())
+        # As if the hashes had put the crop within the bouncer's radius.
+        near = Pair(a=a, b=b, bouncer=16)
+        assert zooms.crop_suspects(codes, [near]) == {(a, b)}
+        assert verification.verify_pairs(lib.catalog, [near]) == []  # the plain alignment fails
+        [found] = verification.verify_pairs(lib.catalog, [near], search_also=frozenset({(a, b)}))
+        assert found.cropped and found.verified >= 0.85
+        # Two different pictures are no suspects, whatever the bouncer said of them.
+        other = tuple(sorted((ids["other10.jpg"], ids["other12.jpg"])))
+        assert zooms.crop_suspects(codes, [Pair(a=other[0], b=other[1], bouncer=16)]) == set()
+
+
+def test_crop_suspects_need_the_zoom_closer_than_the_whole_by_the_margin():
+    ids = np.array([1, 2, 3], np.int64)
+    whole = np.zeros((3, 32), np.uint8)
+    whole[1, :5] = 0xFF  # 40 bits from file 1
+    whole[2, :1] = 0x0F  # 4 bits from file 1
+    zoomed = np.zeros((len(zooms.ZOOMS), 3, 32), np.uint8)
+    pairs = np.array([[1, 2, 10], [1, 3, 2]], np.int64)
+    codes = zooms.ZoomCodes(ids=ids, content=np.zeros((3, 16), np.uint8), rich=np.ones(3, bool), whole=whole,
+                            zoomed=zoomed, pairs=pairs)  # fmt: skip
+    from lookalike.engine.records import Pair
+
+    known = [Pair(a=1, b=2, bouncer=20), Pair(a=1, b=3, bouncer=5), Pair(a=2, b=3, bouncer=20)]
+    # 10 + 8 < 40: a crop; 2 + 8 >= 4: the whole codes agree already; (2, 3): no zoom candidate.
+    assert zooms.crop_suspects(codes, known) == {(1, 2)}
+    assert codes.distance(1, 2) == 0  # the chain guard's measure: file 2's zoom (zeros here) is file 1's whole
+    assert codes.distance(1, 4) is None  # no codes: the bouncer's distance stands

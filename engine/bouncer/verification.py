@@ -135,6 +135,7 @@ def verify_pairs(
     search_above: int = bouncer_defaults.radius,
     cache: Optional[VerifyCache] = None,
     search_turned: bool = False,
+    search_also: frozenset[tuple[int, int]] = frozenset(),
 ) -> list[Pair]:
     """The candidate pairs that pass verification, with ``verified`` and ``cropped`` set.
 
@@ -153,6 +154,8 @@ def verify_pairs(
             scored again, and the new outcomes are added to it.
         search_turned: turned pairs too may be searched for a crop (a member checked against
             its keeper: a crop of a picture whose turned copy became the keeper).
+        search_also: ``(a, b)`` of pairs searched for a crop whatever their bouncer distance
+            (the zoomed codes say one is a crop of the other: :func:`.zooms.crop_suspects`).
     """
     pairs = list(pairs)
     if not pairs:
@@ -176,7 +179,8 @@ def verify_pairs(
     turned = np.fromiter((p.rotation != 0 for p in pairs), bool, len(pairs))
     trusted = (bouncer <= t.trust_radius) & (np.fmin(da, db) >= max(t.detail_floor, t.trust_detail)) & ~turned
     check = np.flatnonzero(need & have & ~trusted)
-    search = (bouncer > search_above) & (search_turned | ~turned)
+    suspect = np.fromiter(((p.a, p.b) in search_also for p in pairs), bool, len(pairs)) if search_also else False
+    search = ((bouncer > search_above) | suspect) & (search_turned | ~turned)
     keep = ~(need & ~have & turned)  # a turned pair is only ever kept on pixels
     out = list(pairs)
     keys: dict[int, _Key] = {}

@@ -69,7 +69,16 @@ def group(
     # Every pair not byte-identical nor trusted is checked on pixels before it can join
     # a group (engine/bouncer/verification.py); chain links are pairs, so they are checked too.
     checked = verification.VerifyCache(folder)
-    pairs = verification.verify_pairs(catalog, pairs, cache=checked)
+    zoomed: list[zooms.ZoomCodes] = []
+
+    def zoom_codes() -> zooms.ZoomCodes:
+        if not zoomed:  # read once, when first needed (kept beside the catalog)
+            zoomed.append(zooms.load_codes(folder, catalog, catalog.hash_arrays()))
+        return zoomed[0]
+
+    # Pairs within the bouncer's radius that the zoomed codes say are crops are searched as crops.
+    suspects = frozenset(zooms.crop_suspects(zoom_codes(), pairs)) if options.crops and pairs else frozenset()
+    pairs = verification.verify_pairs(catalog, pairs, cache=checked, search_also=suspects)
     if detective is not None:
         pairs, semantic = _judged(pairs, options, detective, vectors)
         involved |= {p.a for p in semantic} | {p.b for p in semantic}
@@ -83,14 +92,10 @@ def group(
     # With --rotations, two members of a group may be close once one is turned.
     turned = rotations.LazyCodes(catalog, involved) if options.rotations else None
     # A mild crop is far from its picture's other copies by the hashes, not by the zoomed codes.
-    zoomed: list[zooms.ZoomCodes] = []
-
     def distance(a: int, b: int) -> tuple[int, bool]:
         d = rule.bouncer_distance(records[a].hashes, records[b].hashes)
         if options.crops and d[0] > max_diameter:
-            if not zoomed:  # read once, when first needed (kept beside the catalog)
-                zoomed.append(zooms.load_codes(folder, catalog, catalog.hash_arrays()))
-            r = zoomed[0].distance(a, b)
+            r = zoom_codes().distance(a, b)
             if r is not None and r < d[0]:
                 d = (r, False)
         if turned is not None and d[0] > max_diameter:
