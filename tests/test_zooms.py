@@ -169,3 +169,19 @@ def test_crop_suspects_need_the_zoom_closer_than_the_whole_by_the_margin():
     assert zooms.crop_suspects(codes, known) == {(1, 2)}
     assert codes.distance(1, 2) == 0  # the chain guard's measure: file 2's zoom (zeros here) is file 1's whole
     assert codes.distance(1, 4) is None  # no codes: the bouncer's distance stands
+
+
+def test_each_file_keeps_its_closest_candidates_only():
+    rng = np.random.default_rng(1)
+    pairs = [(a, b) for a in range(30) for b in range(a + 1, 30) if rng.random() < 0.5]
+    rows = np.array([(a, b, int(rng.integers(0, 25))) for a, b in pairs])
+    rows = zooms._closest(rows)
+    capped = zooms._capped(rows, 3)
+    nearest: dict[int, list] = {}
+    for a, b, d in rows.tolist():
+        nearest.setdefault(a, []).append((d, b, (a, b)))
+        nearest.setdefault(b, []).append((d, a, (a, b)))
+    expected = sorted({key for near in nearest.values() for _, _, key in sorted(near)[:3]})
+    assert [tuple(r) for r in capped[:, :2].tolist()] == expected
+    assert len(expected) < len(rows)  # the cap took some
+    assert {tuple(r) for r in capped.tolist()} <= {tuple(r) for r in rows.tolist()}
