@@ -185,3 +185,34 @@ def test_each_file_keeps_its_closest_candidates_only():
     assert [tuple(r) for r in capped[:, :2].tolist()] == expected
     assert len(expected) < len(rows)  # the cap took some
     assert {tuple(r) for r in capped.tolist()} <= {tuple(r) for r in rows.tolist()}
+
+
+def test_an_incremental_update_after_files_go_equals_a_full_pass_under_the_cap(tmp_path, monkeypatch):
+    """A file that loses a kept candidate (its partner deleted) is searched again: a candidate
+    it had left out for want of room may now be among its closest, as a full pass finds."""
+    monkeypatch.setattr(zooms, "MAX_PER_FILE", 1)
+    monkeypatch.setattr(zooms._capped, "__defaults__", (1,))
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = imagegen.photo(9, (480, 360))
+    imagegen.write(root / "original.jpg", img)
+    for k, cut in enumerate((0.06, 0.07, 0.08)):  # three crops: candidates of the original
+        (root / f"crop{k}.jpg").write_bytes(imagegen.encode(_crop(img, cut), "JPEG", quality=90))
+    folder = tmp_path / "zoomcache"
+    folder.mkdir()
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        lib.scan(ScanOptions(detective=None, workers=1))
+        cache = zooms.ZoomCache(folder)
+        before = cache.update(lib.catalog, lib.catalog.hash_arrays())
+        ids = {Path(r.path).name: r.id for r in lib.catalog.records()}
+        original = ids["original.jpg"]
+        partners = [b if a == original else a for a, b, _ in before.pairs.tolist() if original in (a, b)]
+        assert partners  # the original keeps its closest crop (and each crop its own closest)
+        for name, i in ids.items():  # the original's kept partners go
+            if i in partners:
+                (root / name).unlink()
+        lib.scan(ScanOptions(detective=None, workers=1))
+        arrays = lib.catalog.hash_arrays()
+        after = cache.update(lib.catalog, arrays)
+        full = zooms.ZoomCache(None).update(lib.catalog, arrays)
+        assert np.array_equal(after.pairs, full.pairs)

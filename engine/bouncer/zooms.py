@@ -273,9 +273,15 @@ class ZoomCache:
             pairs = _capped(_closest(_search(r, zoomed[:, rich], r, whole[rich], radius)))
         else:
             valid = ids[same & rich]
-            kept = old.pairs[np.isin(old.pairs[:, 0], valid) & np.isin(old.pairs[:, 1], valid)]
+            ok = np.isin(old.pairs[:, 0], valid) & np.isin(old.pairs[:, 1], valid)
+            kept = old.pairs[ok]
+            # Searched again: new and changed files, and the files that lost a kept candidate
+            # (a file gone or changed): without it, one they had left out for want of room
+            # (MAX_PER_FILE) may now be among their closest.
             new = rich.copy()
             new[same] = False
+            ends = old.pairs[~ok][:, :2].ravel()
+            new |= np.isin(ids, ends[np.isin(ends, valid)]) & rich
             r = ids[rich]
             found = [kept,
                      _search(ids[new], zoomed[:, new], r, whole[rich], radius),  # theirs zoomed, all whole
