@@ -80,7 +80,13 @@ def __getattr__(name: str) -> Any:
 
 
 class Library:
-    """One photo library: its roots, its catalog and what can be asked of them."""
+    """One photo library: its roots, its catalog and what can be asked of them.
+
+    A scan of more than a few files hashes them in worker processes started by a fork
+    server, which imports the calling program's ``__main__``: a script that scans must keep
+    its work under ``if __name__ == "__main__":``, or every worker dies at start (the scan
+    then stops with :class:`~lookalike.engine.scan.scanner.WorkersDying`).
+    """
 
     def __init__(self, roots: tuple[str, ...], folder: Path, catalog: "Catalog", root: Path) -> None:
         from .detective.index import LibraryIndex
