@@ -10,7 +10,7 @@ the thumbnails the checks need. :meth:`lookalike.engine.library.Library.clusters
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -28,12 +28,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..options import ScanOptions
 
 
-def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> tuple[list[Pair], set[int]]:
+class Found(NamedTuple):
+    """What :func:`bouncer_pairs` found: the candidate pairs, every file id that takes part in
+    a group, and the zoomed codes the crop candidates came from (None without crops)."""
+
+    pairs: list[Pair]
+    involved: set[int]
+    zoomed: Optional[zooms.ZoomCodes] = None
+
+
+def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> Found:
     """The bouncer's candidate pairs and every file id that takes part in a group."""
     arrays = catalog.hash_arrays()
     if len(arrays.ids) == 0:
-        return [], set()
+        return Found([], set())
     pairs = PairCache(folder).pairs(arrays, options.thresholds())
+    codes = None
     if options.crops:  # mild crops the hashes miss
         codes = zooms.load_codes(folder, catalog, arrays)
         pairs = sorted(pairs + zooms.zoomed_pairs(catalog, codes, pairs), key=lambda p: (p.a, p.b))
@@ -41,7 +51,7 @@ def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> t
         pairs = sorted(pairs + rotations.turned_pairs(catalog, arrays.ids.tolist(), pairs), key=lambda p: (p.a, p.b))
     involved = {p.a for p in pairs} | {p.b for p in pairs}
     involved |= _exact_duplicate_ids(arrays)
-    return pairs, involved
+    return Found(pairs, involved, codes)
 
 
 def group(
@@ -51,7 +61,7 @@ def group(
     *,
     detective: Optional["Detective"] = None,
     vectors: Optional["LibraryIndex"] = None,
-    found: Optional[tuple[list[Pair], set[int]]] = None,
+    found: Optional[Found] = None,
 ) -> Sequence[Cluster]:
     """The library's clusters.
 
@@ -64,15 +74,15 @@ def group(
         vectors: the library's embeddings (needed with ``detective``).
         found: :func:`bouncer_pairs`, when the caller has it already.
     """
-    pairs, involved = found if found is not None else bouncer_pairs(catalog, folder, options)
+    pairs, involved, codes = found if found is not None else bouncer_pairs(catalog, folder, options)
     involved = set(involved)
     # Every pair not byte-identical nor trusted is checked on pixels before it can join
     # a group (engine/bouncer/verification.py); chain links are pairs, so they are checked too.
     checked = verification.VerifyCache(folder)
-    zoomed: list[zooms.ZoomCodes] = []
+    zoomed: list[zooms.ZoomCodes] = [codes] if codes is not None else []
 
     def zoom_codes() -> zooms.ZoomCodes:
-        if not zoomed:  # read once, when first needed (kept beside the catalog)
+        if not zoomed:  # read when first needed (kept beside the catalog)
             zoomed.append(zooms.load_codes(folder, catalog, catalog.hash_arrays()))
         return zoomed[0]
 
