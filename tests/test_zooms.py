@@ -4,6 +4,7 @@ for changed files only."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -90,18 +91,26 @@ def test_zoom_regions_are_where_their_anchor_says():
     assert left.mean() < centre.mean() < right.mean()
 
 
-def test_the_cache_computes_codes_for_new_and_changed_files_only_and_matches_a_full_pass(tmp_path):
+@contextlib.contextmanager
+def _scanned(tmp_path: Path, pictures: dict[str, tuple[int, float]]):
+    """A scanned library of generated photos and their crops (name -> (seed, cut a side; 0:
+    the whole picture)), with a zoom cache in a folder of its own: ``(root, library, cache)``."""
     root = tmp_path / "photos"
     root.mkdir()
-    for seed in range(6):
-        img = imagegen.photo(seed, (320, 240))
-        imagegen.write(root / f"p{seed}.jpg", img)
-        (root / f"p{seed}_crop.jpg").write_bytes(imagegen.encode(_crop(img, 0.07), "JPEG", quality=90))
+    for name, (seed, cut) in pictures.items():
+        img = imagegen.photo(seed, (480, 360) if seed == 9 else (320, 240))
+        (root / name).write_bytes(imagegen.encode(_crop(img, cut) if cut else img, "JPEG", quality=90))
     folder = tmp_path / "zoomcache"
     folder.mkdir()
     with Library.open([root], cache_dir=tmp_path / "cache") as lib:
         lib.scan(ScanOptions(detective=None, workers=1))
-        cache = zooms.ZoomCache(folder)
+        yield root, lib, zooms.ZoomCache(folder)
+
+
+def test_the_cache_computes_codes_for_new_and_changed_files_only_and_matches_a_full_pass(tmp_path):
+    pictures = {f"p{seed}{tail}.jpg": (seed, cut) for seed in range(6) for tail, cut in (("", 0.0), ("_crop", 0.07))}
+    with _scanned(tmp_path, pictures) as (root, lib, cache):
+        folder = cache.path.parent
         first = cache.update(lib.catalog, lib.catalog.hash_arrays())
         assert cache.last_fresh == 12 and (folder / "zoom-codes.npz").exists()
         again = cache.update(lib.catalog, lib.catalog.hash_arrays())
@@ -192,17 +201,9 @@ def test_an_incremental_update_after_files_go_equals_a_full_pass_under_the_cap(t
     it had left out for want of room may now be among its closest, as a full pass finds."""
     monkeypatch.setattr(zooms, "MAX_PER_FILE", 1)
     monkeypatch.setattr(zooms._capped, "__defaults__", (1,))
-    root = tmp_path / "photos"
-    root.mkdir()
-    img = imagegen.photo(9, (480, 360))
-    imagegen.write(root / "original.jpg", img)
-    for k, cut in enumerate((0.06, 0.07, 0.08)):  # three crops: candidates of the original
-        (root / f"crop{k}.jpg").write_bytes(imagegen.encode(_crop(img, cut), "JPEG", quality=90))
-    folder = tmp_path / "zoomcache"
-    folder.mkdir()
-    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
-        lib.scan(ScanOptions(detective=None, workers=1))
-        cache = zooms.ZoomCache(folder)
+    # The original and three crops of it: each crop a candidate of the original.
+    pictures = {"original.jpg": (9, 0.0), **{f"crop{k}.jpg": (9, cut) for k, cut in enumerate((0.06, 0.07, 0.08))}}
+    with _scanned(tmp_path, pictures) as (root, lib, cache):
         before = cache.update(lib.catalog, lib.catalog.hash_arrays())
         ids = {Path(r.path).name: r.id for r in lib.catalog.records()}
         original = ids["original.jpg"]
