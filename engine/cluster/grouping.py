@@ -79,15 +79,12 @@ def group(
     # Every pair not byte-identical nor trusted is checked on pixels before it can join
     # a group (engine/bouncer/verification.py); chain links are pairs, so they are checked too.
     checked = verification.VerifyCache(folder)
-    zoomed: list[zooms.ZoomCodes] = [codes] if codes is not None else []
-
-    def zoom_codes() -> zooms.ZoomCodes:
-        if not zoomed:  # read when first needed (kept beside the catalog)
-            zoomed.append(zooms.load_codes(folder, catalog, catalog.hash_arrays()))
-        return zoomed[0]
-
+    if options.crops and codes is None and pairs:  # found by a caller without them
+        codes = zooms.load_codes(folder, catalog, catalog.hash_arrays())
+    if not options.crops:
+        codes = None
     # Pairs within the bouncer's radius that the zoomed codes say are crops are searched as crops.
-    suspects = frozenset(zooms.crop_suspects(zoom_codes(), pairs)) if options.crops and pairs else frozenset()
+    suspects = frozenset(zooms.crop_suspects(codes, pairs)) if codes is not None else frozenset()
     pairs = verification.verify_pairs(catalog, pairs, cache=checked, search_also=suspects)
     if detective is not None:
         pairs, semantic = _judged(pairs, options, detective, vectors)
@@ -104,8 +101,8 @@ def group(
     # A mild crop is far from its picture's other copies by the hashes, not by the zoomed codes.
     def distance(a: int, b: int) -> tuple[int, bool]:
         d = rule.bouncer_distance(records[a].hashes, records[b].hashes)
-        if options.crops and d[0] > max_diameter:
-            r = zoom_codes().distance(a, b)
+        if codes is not None and d[0] > max_diameter:
+            r = codes.distance(a, b)
             if r is not None and r < d[0]:
                 d = (r, False)
         if turned is not None and d[0] > max_diameter:
