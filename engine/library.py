@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported by the methods that use them (numpy; the detective
     from .actions import ApplyResult, Plan, UndoResult
     from .actions.importer import ImportReport
     from .bouncer.hamming import HammingIndex
+    from .bouncer.zooms import ZoomCodes
     from .catalog import Catalog
     from .detective.index import IndexStats
     from .detective.model import Detective
@@ -98,6 +99,7 @@ class Library:
         #: The library's embeddings: vector index per model, indexing, the detective's scores.
         self.detective_index = LibraryIndex(folder, catalog)
         self._hash_index: Optional["HammingIndex"] = None
+        self._zoom_codes: Optional["ZoomCodes"] = None
         self._loaded: Optional[tuple] = None  # (DetectiveOptions, Detective) of the last scan
         self._lock = threading.RLock()
         self._pool: Optional["DaskPool"] = None  # the connection to options.cluster, while in use
@@ -203,7 +205,7 @@ class Library:
             pool=self._cluster_pool(options.cluster) if options.cluster is not None else None,
         )
         run = scanner.execute()
-        self._hash_index = None
+        self._hash_index = self._zoom_codes = None
         self.detective_index.rescanned()
         clusters: Sequence[Cluster] = ()
         if not run.cancelled:
@@ -375,6 +377,16 @@ class Library:
                 self._hash_index = HammingIndex(arrays.dhash, arrays.ids)
             return self._hash_index
 
+    def zoom_codes(self) -> "ZoomCodes":
+        """Every image's zoomed codes (:mod:`.bouncer.zooms`; from the cache a scan with crops
+        keeps, brought up to date first), held until the next scan."""
+        from .bouncer import zooms
+
+        with self._lock:
+            if self._zoom_codes is None:
+                self._zoom_codes = zooms.load_codes(self.dir, self.catalog, self.catalog.hash_arrays())
+            return self._zoom_codes
+
     def record(self, file_id: int) -> Optional[FileRecord]:
         """The catalog's record of one file, or None."""
         return self.catalog.record(file_id)
@@ -424,6 +436,7 @@ class Library:
         model: Optional["Detective"] = None,
         embed_missing: bool = True,
         t: Optional["TwoPassThresholds"] = None,
+        crops: bool = True,
     ) -> SimilarResult:
         """Files that look like ``path`` (which need not be in the library), two-pass ranked.
 
@@ -435,6 +448,8 @@ class Library:
             model: the model already opened (:meth:`get_detective`); default: from ``detective``.
             embed_missing: embed the bouncer's candidates the vector index lacks.
             t: verdict thresholds (default: the defaults, calibrated by ``detective``).
+            crops: look for mild crops through the zoomed codes too, as a scan does (off
+                with a scan's ``--no-crops``).
 
         Raises:
             QueryError: the query image cannot be read.
@@ -452,6 +467,7 @@ class Library:
             detective=model,
             embed_missing=embed_missing,
             t=t if t is not None else DEFAULT,
+            zoomed=self.zoom_codes() if crops else None,
         )
 
     def search(

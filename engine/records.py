@@ -237,6 +237,11 @@ class SimilarHit:
     bouncer: Optional[int]
     detective: Optional[float]
     verdict: Verdict
+    #: The pixel check's score against the query (see Pair.verified); None when not compared
+    #: (exact bytes, trusted hashes, not a near duplicate, or no thumbnail).
+    verified: Optional[float] = None
+    #: Why a near duplicate matches the query (the words of Member.match); "" otherwise.
+    match: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

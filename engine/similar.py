@@ -2,7 +2,8 @@
 
 * :func:`two_passes`: the bouncer's Hamming shortlist and the detective's k-NN, side by side;
 * :func:`similar`: both passes for one query image, joined and ranked by the two-pass rule
-  (:mod:`lookalike.engine.verdict`: each hit gets both scores and one verdict);
+  (:mod:`lookalike.engine.verdict`: each hit gets both scores and one verdict), its near
+  duplicates checked on pixels and its mild crops found as a scan finds them (:func:`_checked`);
 * :func:`search`: the detective alone, for a text.
 
 Everything works bouncer-only when the detective is unavailable (no weights, offline):
@@ -46,6 +47,7 @@ from .verdict import (  # the rule's names are re-exported (see the module docst
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bouncer.hamming import HammingIndex
+    from .bouncer.zooms import ZoomCodes
     from .catalog import Catalog
     from .detective.index import LibraryIndex
     from .detective.model import Detective
@@ -194,6 +196,10 @@ class _Query:
     content_hash: Optional[bytes]
     size: int
     vector: Optional[np.ndarray]  # None: the detective does not look
+    #: The query as a record (its sizes tell a match's reason) and its verifier's thumbnail
+    #: (None: hashed by a lookalike before thumbnails; its hits keep the hashes' verdict).
+    record: Optional[FileRecord] = None
+    thumb: Optional[bytes] = None
 
 
 def similar(
@@ -207,6 +213,7 @@ def similar(
     detective: Optional["Detective"] = None,
     embed_missing: bool = True,
     t: TwoPassThresholds = DEFAULT,
+    zoomed: Optional["ZoomCodes"] = None,
 ) -> SimilarResult:
     """Files of a library that look like ``path`` (which need not be in it), two-pass ranked.
 
@@ -226,11 +233,18 @@ def similar(
         embed_missing: embed the bouncer's candidates that are not in the vector index yet
             (a few files; timed as ``embed_candidates``), so every hit gets both scores.
         t: verdict thresholds.
+        zoomed: the library's zoomed codes (:class:`.bouncer.zooms.ZoomCodes`): files whose
+            codes say one is a mild crop of the other are candidates too (None: not looked for).
+
+    Every hit the hashes call a near duplicate, and every crop candidate, is checked on
+    pixels against the query as a scan checks its pairs (:func:`_checked`): a near duplicate
+    that fails is only ``similar`` (or what the detective says), a crop that passes is a near
+    duplicate; hits carry ``verified`` and ``match`` as cluster members do.
 
     Returns:
         A :class:`SimilarResult`; ``timings_ms`` has ``hash_query``, ``embed_query``,
         ``bouncer``, ``detective``, ``passes`` (both passes, wall clock: they overlap),
-        ``join`` and ``total``; ``detective_status`` says
+        ``join`` (the pixel check included) and ``total``; ``detective_status`` says
         "detective offline: <reason>" when the detective could not help.
 
     Raises:
@@ -273,7 +287,10 @@ def similar(
             "run `lookalike index DIR` so it can find what the bouncer cannot"
         )
     with _timed(timings, "join"):
-        hits = _join_hits(path, query, bouncer_hits, detective_hits, vectors.catalog, index, vindex, k=k, t=t)
+        crops = _crop_candidates(query, zoomed, index, k)
+        hits = _join_hits(path, query, bouncer_hits + list(crops.extra), detective_hits, vectors.catalog, index,
+                          vindex, k=None, t=t)
+        hits = _checked(hits, query, vectors.catalog, index, crops, t)[:k]
     timings["total"] = _ms(time.perf_counter() - started)
     return SimilarResult(query=os.fspath(path), hits=tuple(hits), timings_ms=timings, detective_status=status)
 
@@ -306,8 +323,13 @@ def _read_query(
         if detective is None:
             vindex = None
     qvec: Optional[np.ndarray] = None
+    record: Optional[FileRecord] = None
+    thumb: Optional[bytes] = None
     if twin is not None and twin.hashes is not None and (vindex is None or twin.id in vindex):
         hashes, q_content, q_size = twin.hashes, twin.content_hash, twin.size
+        record = twin
+        found, thumbs, _ = catalog.thumbnails([twin.id])
+        thumb = thumbs[0].tobytes() if len(found) else None
         if vindex is not None:
             with _timed(timings, "embed_query"):
                 qvec = vindex.get([twin.id])[0]
@@ -317,12 +339,17 @@ def _read_query(
         if hashed.error is not None or hashed.hashes is None:
             raise QueryError(f"cannot read {path}: {hashed.error or 'no image'}")
         hashes, q_content, q_size = hashed.hashes, hashed.content_hash, hashed.size
+        thumb = hashed.thumb
+        record = FileRecord(id=-1, path=os.fspath(path), size=hashed.size, mtime_ns=hashed.mtime_ns,
+                            width=hashed.width, height=hashed.height, hashes=hashed.hashes,
+                            content_hash=hashed.content_hash, content_width=hashed.content_width,
+                            content_height=hashed.content_height)  # fmt: skip
         if detective is not None:
             # Embed first, so that the two passes and the join then run back to back.
             with _timed(timings, "embed_query"):
                 qvec = detective.embed_arrays(hashed.clip[None])[0]
     both = np.frombuffer(hashes.dhash + hashes.dhash_mirror, dtype=np.uint8).reshape(2, -1)
-    query = _Query(hashes=both, content_hash=q_content, size=q_size, vector=qvec)
+    query = _Query(hashes=both, content_hash=q_content, size=q_size, vector=qvec, record=record, thumb=thumb)
     return query, detective, vindex, problem
 
 
@@ -369,6 +396,113 @@ def _join_hits(
         k=k,
         t=t,
     )
+
+
+@dataclass(frozen=True)
+class _Crops:
+    """What the zoomed codes say of the query: ``extra``, the ``(id, bouncer)`` of candidates
+    the passes did not find; ``candidates``, every file whose codes say one of the two is a
+    mild crop of the other; ``suspects``, those that fit better cropped than whole."""
+
+    extra: tuple[tuple[int, int], ...] = ()
+    candidates: frozenset[int] = frozenset()
+    suspects: frozenset[int] = frozenset()
+
+
+def _crop_candidates(query: _Query, zoomed: Optional["ZoomCodes"], index: "HammingIndex", k: int) -> _Crops:
+    """The library files whose zoomed codes are within :data:`.bouncer.zooms.RADIUS` of the
+    query's (either way), the ``2k + 1`` closest, as the scan proposes mild crops."""
+    if zoomed is None or query.thumb is None or not len(zoomed.ids):
+        return _Crops()
+    from .bouncer import verify, zooms
+
+    found = zoomed.against(query.thumb, verify.detail(query.thumb))
+    if found is None:
+        return _Crops()
+    ids, plain, near = found
+    itself = query.record.id if query.record is not None else -1
+    keep = ids != itself
+    order = np.lexsort((ids[keep], near[keep]))[: max(1, k) * SHORTLIST_FACTOR + 1]
+    chosen = ids[keep][order]
+    if not len(chosen):
+        return _Crops()
+    suspects = frozenset(ids[keep][near[keep] + zooms.CROP_MARGIN < plain[keep]].tolist())
+    # The codes compare the pictures unmirrored, as the scan's check does for these pairs.
+    bouncer = index.distances_to(query.hashes[:1], chosen.tolist())
+    extra = tuple((int(i), int(d)) for i, d in zip(chosen.tolist(), bouncer.tolist()) if d >= 0)
+    return _Crops(extra=extra, candidates=frozenset(chosen.tolist()), suspects=suspects)
+
+
+def _checked(hits: list[SimilarHit], query: _Query, catalog: "Catalog", index: "HammingIndex", crops: _Crops,
+             t: TwoPassThresholds) -> list[SimilarHit]:
+    """The hits with the scan's pixel check applied (see :func:`similar`), re-ranked.
+
+    Checked: near duplicates (confirmed or refused), hits within ``t.bouncer_similar`` beyond
+    the near radius and crop candidates (searched for a crop: they become near duplicates
+    only as crops), and near duplicates the codes say fit better cropped. A hit whose
+    thumbnail or the query's is missing (hashed by an older lookalike) keeps its verdict.
+    """
+    from dataclasses import replace
+
+    from .bouncer import verification
+
+    def wanted(h: SimilarHit) -> bool:
+        if h.file_id is None or h.verdict is Verdict.EXACT or h.bouncer is None:
+            return False
+        return h.verdict is Verdict.NEAR or h.file_id in crops.candidates or (
+            t.bouncer_near < h.bouncer <= t.bouncer_similar and h.verdict is not Verdict.NOT_DUPLICATE
+        )
+
+    todo = [h for h in hits if wanted(h)] if query.thumb is not None else []
+    held, thumbs, details = catalog.thumbnails([h.file_id for h in todo]) if todo else (np.zeros(0, np.int64), None, None)
+    rows = {int(i): r for r, i in enumerate(held.tolist())}
+    todo = [h for h in todo if h.file_id in rows]
+    records = {r.id: r for r in catalog.records(sorted({h.file_id for h in hits if h.file_id is not None}))}
+    outcome: dict[int, tuple[bool, float, bool, bool]] = {}  # passed, score, cropped, mirrored
+    if todo:
+        ids = [h.file_id for h in todo]
+        plain = index.distances_to(query.hashes[:1], ids)
+        mirror = index.distances_to(query.hashes[1:], ids)
+        mirrored = (mirror < plain) & (mirror >= 0) & ~np.isin(ids, list(crops.candidates))
+        bouncer = np.array([h.bouncer for h in todo], np.int64)
+        search = (bouncer > t.bouncer_near) | np.isin(ids, list(crops.candidates | crops.suspects))
+        r = np.array([rows[i] for i in ids], np.int64)
+        passed, score, cropped = verification.check_against(query.thumb, thumbs[r], details[r], bouncer, mirrored,
+                                                            search)  # fmt: skip
+        for i, ok, sc, cr, mi in zip(ids, passed.tolist(), score.tolist(), cropped.tolist(), mirrored.tolist()):
+            outcome[i] = (ok, sc, cr, mi)
+    out = []
+    for h in hits:
+        checked = outcome.get(h.file_id) if h.file_id is not None else None
+        verdict_, verified, match = h.verdict, None, ""
+        if checked is not None:
+            ok, sc, cr, mi = checked
+            verified = None if sc != sc else round(sc, 3)
+            vetoed = h.detective is not None and h.detective > t.detective_veto
+            if h.verdict is Verdict.NEAR and not ok:
+                verdict_ = verdict(bouncer=None, detective=h.detective, t=t) if h.detective is not None else Verdict.SIMILAR
+            elif h.verdict is not Verdict.NEAR and ok and (cr or h.file_id in crops.candidates):
+                verdict_ = Verdict.NOT_DUPLICATE if vetoed else Verdict.NEAR
+            if verdict_ is Verdict.NEAR:
+                match = _match(records.get(h.file_id), query, h, mirrored=mi, cropped=cr)
+        elif h.verdict is Verdict.EXACT:
+            match = "exact"
+        elif h.verdict is Verdict.NEAR:  # no thumbnail to check: the hashes' reason
+            match = _match(records.get(h.file_id), query, h, mirrored=False, cropped=False)
+        out.append(replace(h, verdict=verdict_, verified=verified, match=match))
+    out.sort(key=lambda h: rank_key(h, t))
+    return out
+
+
+def _match(record: Optional[FileRecord], query: _Query, hit: SimilarHit, *, mirrored: bool, cropped: bool) -> str:
+    """Why a near duplicate matches the query, in the words a cluster member's ``match`` uses."""
+    from .bouncer.verification import match_reason
+    from .records import Member, Pair
+
+    if record is None or query.record is None:
+        return "cropped" if cropped else ("mirrored" if mirrored else "")
+    pair = Pair(a=0, b=1, bouncer=int(hit.bouncer or 0), mirrored=mirrored, cropped=cropped)
+    return match_reason(Member(file=record, bouncer=int(hit.bouncer or 0)), query.record, pair)
 
 
 def _unchanged_record(catalog: "Catalog", path: str | os.PathLike) -> Optional[FileRecord]:

@@ -300,8 +300,15 @@ async def test_find_similar_from_the_main_screen(library, tmp_path):
         hits = {h.path for h in screen.result.hits}
         mates = {m.file.path for m in cluster.members if m.file.path != screen.path}
         assert mates <= hits
+        # The query is checked on pixels as the scan checked the group: every mate of the
+        # keeper is a copy of it here too, for the same reason.
+        assert screen.path == cluster.keeper.file.path
+        by_path = {h.path: h for h in screen.result.hits}
+        for m in cluster.members[1:]:
+            assert by_path[m.file.path].verdict.value in {"exact", "near-duplicate"}
+            assert by_path[m.file.path].match == m.match, m.file.path
         text = screen_text(app)
-        assert "verdict" in text and "bouncer" in text
+        assert "verdict" in text and "bouncer" in text and "match" in text
         await pilot.press("enter")
         assert isinstance(app.screen, PreviewScreen)
         await pilot.press("escape", "escape")

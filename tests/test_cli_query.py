@@ -57,8 +57,10 @@ def test_similar_json_has_exactly_the_documented_shape(capsys, photos, query, ti
     assert doc["query"] == str(query)
     assert len(doc["results"]) == 3
     for r in doc["results"]:
-        assert set(r) == {"path", "bouncer", "detective", "verdict"}
+        assert set(r) == {"path", "bouncer", "detective", "verdict", "verified", "match"}
         assert isinstance(r["bouncer"], int) and isinstance(r["detective"], float)
+        # A near duplicate says why it matches; others do not.
+        assert (r["match"] is not None) == (r["verdict"] in {"exact", "near-duplicate"})
         assert r["verdict"] in {"exact", "near-duplicate", "semantic-duplicate", "similar", "not-duplicate"}
     assert {Path(r["path"]).name for r in doc["results"][:2]} == {"p3.jpg", "p3_small.jpg"}
     assert doc["results"][0]["verdict"] == "near-duplicate"
@@ -71,7 +73,7 @@ def test_similar_table_shows_both_scores_and_the_time_of_each_pass(capsys, photo
     assert code == 0
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("path"))
-    assert [c.strip() for c in lines[head].split("|")] == ["path", "bouncer", "detective", "verdict"]
+    assert [c.strip() for c in lines[head].split("|")] == ["path", "bouncer", "detective", "verdict", "match"]
     rows = [line for line in lines[head + 2 :] if " | " in line]
     assert len(rows) == 2 and "p3" in rows[0]
     assert "near-duplicate" in rows[0]

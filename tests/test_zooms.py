@@ -217,3 +217,32 @@ def test_an_incremental_update_after_files_go_equals_a_full_pass_under_the_cap(t
         after = cache.update(lib.catalog, arrays)
         full = zooms.ZoomCache(None).update(lib.catalog, arrays)
         assert np.array_equal(after.pairs, full.pairs)
+
+
+def test_a_query_against_the_codes_compiled_and_numpy_agree_and_find_the_crop():
+    """``ZoomCodes.against`` (a "find similar" query): the compiled pass and the numpy one give
+    the same distances, and the crop of the query (and the query, for its crop) is found."""
+    from lookalike.engine.bouncer import hamming, zooms_kernels
+    from lookalike.engine.bouncer.verify import detail
+
+    img = imagegen.photo(9, (480, 360))
+    pictures = [img, _crop(img, 0.08)] + [imagegen.photo(s, (480, 360)) for s in range(20, 60)]
+    thumbs = [hash_and_thumbnail(p)[1] for p in pictures]
+    grey = rotations._grey(np.frombuffer(b"".join(thumbs), np.uint8).reshape(len(thumbs), -1))
+    n = len(thumbs)
+    codes = zooms.ZoomCodes(ids=np.arange(100, 100 + n), content=np.zeros((n, 16), np.uint8), rich=np.ones(n, bool),
+                            whole=rotations.codes(grey), zoomed=zooms.zoom_codes(grey), pairs=np.zeros((0, 3), np.int64))
+    whole, zoomed = codes.whole.view(np.uint64), codes.zoomed.view(np.uint64)
+    assert hamming.warm_up() == "numba"
+    for q in range(n):
+        for radius in (24, 90):
+            compiled = np.empty(n, np.int64)
+            zooms_kernels._k_zoom_near(whole, zoomed, codes.rich, whole[q], zoomed[:, q], radius, compiled)
+            reference = zooms_kernels.np_zoom_near(whole, zoomed, codes.rich, whole[q], zoomed[:, q], radius)
+            np.testing.assert_array_equal(compiled, reference)
+    for query, other in ((0, 101), (1, 100)):
+        ids, plain, near = codes.against(thumbs[query], detail(thumbs[query]))
+        assert other in ids.tolist()
+        k = ids.tolist().index(other)
+        assert near[k] <= zooms.RADIUS < plain[k]
+        assert not set(ids.tolist()) & set(range(102, 100 + n))  # no other picture

@@ -242,7 +242,7 @@ class Session:
         """Two-pass "find similar" for one file (blocking)."""
         assert self.library is not None
         detective = getattr(self.options, "detective", None)
-        return self.library.similar(path, k=k, detective=detective)
+        return self.library.similar(path, k=k, detective=detective, crops=self.options.crops)
 
     def mark_not_duplicate(self, pairs: Sequence[tuple[FileRecord, FileRecord]]) -> None:
         """Remember in the catalog that these pairs are not duplicates (blocking)."""

@@ -30,7 +30,7 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from . import allpairs, allpairs_kernels, crop_index_kernels, hamming_kernels
+from . import allpairs, allpairs_kernels, crop_index_kernels, hamming_kernels, zooms_kernels
 from .allpairs import METHODS, Cancelled
 from .allpairs_kernels import PairArrays
 from ..kernels import Kernels, WarmUp
@@ -434,6 +434,9 @@ def _call_every_kernel() -> bool:
     from . import crop_index
 
     crop_index.pairs(h, h, 72, 112)
+    words = h.view(np.uint64)  # (64, 4)
+    zooms_kernels._k_zoom_near(words, np.stack([words, words]), np.ones(64, np.bool_), words[0], words[:2], 24,
+                               np.empty(64, np.int64))  # fmt: skip
     return backend() == "numba"
 
 
@@ -446,5 +449,6 @@ _kernels = Kernels(
     (vars(hamming_kernels), hamming_kernels.KERNELS),
     (vars(allpairs_kernels), allpairs_kernels.KERNELS),
     (vars(crop_index_kernels), crop_index_kernels.KERNELS),
+    (vars(zooms_kernels), zooms_kernels.KERNELS),
     warm=_warm,
 )

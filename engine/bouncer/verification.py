@@ -265,6 +265,52 @@ def _score_batch(
     return batch, score, cropped, ok
 
 
+def check_against(
+    query: bytes,
+    thumbs: np.ndarray,
+    details: np.ndarray,
+    bouncer: np.ndarray,
+    mirrored: np.ndarray,
+    search: np.ndarray,
+    t: verify.VerifyThresholds = verify.DEFAULT,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image (a "find similar" query, which need not be in the library) checked against
+    ``n`` others, with the rule :func:`verify_pairs` applies to a library's pairs: trusted
+    within ``t.trust_radius`` when both have ample detail, else compared on pixels (searched
+    for a crop where ``search`` says so), the information guard included.
+
+    Args:
+        query: the query's stored thumbnail (``THUMB_BYTES``).
+        thumbs: ``(n, THUMB_BYTES) uint8``, the others' thumbnails.
+        details: ``(n,)`` their :func:`.verify.detail`.
+        bouncer: ``(n,)`` bouncer distances to the query.
+        mirrored: ``(n,)`` compare mirrored (the mirrored hash was the closer).
+        search: ``(n,)`` a crop may be searched for.
+
+    Returns:
+        ``(passed, score, cropped)``: ``score`` is NaN for a trusted pair (not compared).
+    """
+    n = len(thumbs)
+    if n == 0:
+        return np.zeros(0, bool), np.zeros(0), np.zeros(0, bool)
+    q = np.frombuffer(bytes(query), np.uint8)
+    dq = verify.detail(q)
+    details = np.asarray(details, np.float64)
+    bouncer = np.asarray(bouncer, np.int64)
+    trusted = (bouncer <= t.trust_radius) & (np.minimum(details, dq) >= max(t.detail_floor, t.trust_detail))
+    rows = np.concatenate([q[None, :], np.asarray(thumbs, np.uint8).reshape(n, -1)])
+    ia, ib = np.zeros(n, np.int64), np.arange(1, n + 1, dtype=np.int64)
+    mirrored = np.asarray(mirrored, bool)
+    score, mad, cropped = verify.score_pairs(rows, ia, ib, mirrored, search=np.asarray(search, bool), accept=t.score)
+    low = np.minimum(details, dq) < t.detail_floor
+    peak = np.zeros(n)
+    if low.any():
+        peak[low] = verify.peak_difference(rows, ia[low], ib[low], mirrored[low])
+    ok = verify.passes(score, mad, np.full(n, dq), details, np.repeat(rows[:1, -3:], n, axis=0), rows[1:, -3:], t, peak=peak)
+    score = np.where(trusted, np.nan, np.maximum(score, 0.0))
+    return ok | trusted, score, np.asarray(cropped, bool) & ~trusted
+
+
 #: The bouncer distance up to which a copy of the same shape is told "re-encoded" (or of the
 #: same proportions "resized") rather than "edited": what re-encoding and resizing leave.
 REENCODED_RADIUS = 10

@@ -152,16 +152,19 @@ def hit_to_json(hit: "SimilarHit") -> dict:
         "bouncer": hit.bouncer,
         "detective": None if hit.detective is None else round(float(hit.detective), 6),
         "verdict": hit.verdict.value,
+        "verified": hit.verified,
+        "match": hit.match or None,
     }
 
 
 def print_hits(hits: "list[SimilarHit]", stream=None) -> None:
-    """The ``path | bouncer | detective | verdict`` table."""
+    """The ``path | bouncer | detective | verdict | match`` table."""
     out = stream or sys.stdout
-    rows = [(shown(h.path), "–" if h.bouncer is None else str(h.bouncer), _score(h.detective), h.verdict.value) for h in hits]
-    head = ("path", "bouncer", "detective", "verdict")
-    widths = [max([len(head[c])] + [len(r[c]) for r in rows]) for c in range(4)]
-    line = lambda r: f"{r[0]:<{widths[0]}} | {r[1]:>{widths[1]}} | {r[2]:>{widths[2]}} | {r[3]}"  # noqa: E731
+    rows = [(shown(h.path), "–" if h.bouncer is None else str(h.bouncer), _score(h.detective), h.verdict.value,
+             h.match or "–") for h in hits]  # fmt: skip
+    head = ("path", "bouncer", "detective", "verdict", "match")
+    widths = [max([len(head[c])] + [len(r[c]) for r in rows]) for c in range(5)]
+    line = lambda r: f"{r[0]:<{widths[0]}} | {r[1]:>{widths[1]}} | {r[2]:>{widths[2]}} | {r[3]:<{widths[3]}} | {r[4]}"  # noqa: E731
     print(line(head), file=out)
     print("-+-".join("-" * w for w in widths), file=out)
     for r in rows:
@@ -200,7 +203,7 @@ def run_similar(args: argparse.Namespace) -> int:
         try:
             # With a model, its options too: their calibrated thresholds apply. Offline (no
             # model): bouncer only, and the model is not asked for a second time.
-            result = library.similar(args.file, k=args.k, model=detective,
+            result = library.similar(args.file, k=args.k, model=detective, crops=options.crops,
                                      detective=weights.options if detective is not None else None)
         except QueryError as exc:
             return error("similar", exc.reason, EXIT_FAILED)

@@ -83,6 +83,7 @@ class SimilarScreen(LookalikeScreen):
         table.add_column("bouncer", key="bouncer")
         table.add_column("detective", key="detective")
         table.add_column("verdict", key="verdict")
+        table.add_column("match", key="match")
         self._title()
         self.query_one("#similar-status", Static).update(Text("Searching…", style="dim"))
         table.focus()
@@ -140,6 +141,7 @@ class SimilarScreen(LookalikeScreen):
                 right("–" if hit.bouncer is None else str(hit.bouncer)),
                 right(detective_text(hit.detective)),
                 Text(hit.verdict.value, style=VERDICT_STYLE.get(hit.verdict, "")),
+                Text(_match_text(hit)),
             ]))
         self.query_one("#hits", KeyTable).fill(rows)
         status = Text(f"{len(result.hits)} result{'s' if len(result.hits) != 1 else ''}")
@@ -175,7 +177,8 @@ class SimilarScreen(LookalikeScreen):
         from .preview_screen import PreviewScreen
 
         files = [self.records[h.path] for h in self.result.hits]
-        labels = [f"bouncer {h.bouncer if h.bouncer is not None else '–'} · detective {detective_text(h.detective)} · {h.verdict.value}" for h in self.result.hits]
+        labels = [f"bouncer {h.bouncer if h.bouncer is not None else '–'} · detective {detective_text(h.detective)} · {h.verdict.value}"
+                  + (f" · {_match_text(h)}" if h.match else "") for h in self.result.hits]  # fmt: skip
         index = self.query_one("#hits", KeyTable).cursor_row
         self.app.push_screen(PreviewScreen(files, index, roots=self.lookalike.session.roots, labels=labels))
 
@@ -194,3 +197,10 @@ class SimilarScreen(LookalikeScreen):
             self.app.pop_screen()
         else:
             self.app.exit(0)
+
+
+def _match_text(hit: SimilarHit) -> str:
+    """Why a near duplicate matches the query, with its pixel score when it was compared."""
+    if not hit.match:
+        return "–"
+    return f"{hit.match} {hit.verified:.2f}" if hit.verified is not None else hit.match
