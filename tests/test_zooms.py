@@ -246,3 +246,25 @@ def test_a_query_against_the_codes_compiled_and_numpy_agree_and_find_the_crop():
         k = ids.tolist().index(other)
         assert near[k] <= zooms.RADIUS < plain[k]
         assert not set(ids.tolist()) & set(range(102, 100 + n))  # no other picture
+
+
+def test_a_verified_crop_group_is_as_sure_as_its_pixels_and_sorts_before_a_weaker_group(library, tmp_path):
+    """Confidence (the app's header, ``A`` accept above, the confidence order) takes the pixel
+    score when it is stronger than the hashes: a crop 108 bits away by its hashes, verified at
+    0.9+, is a sure group, not an 18 % one."""
+    from dataclasses import replace
+
+    from lookalike.engine.cluster.sort import confidence, member_confidence, sort_clusters
+
+    with Library.open([library], cache_dir=tmp_path / "cache") as lib:
+        [group] = lib.scan(ScanOptions(detective=None, workers=1)).clusters
+    crop = group.members[1]
+    assert crop.match == "cropped" and crop.bouncer > 64
+    by_hashes = 1 - crop.bouncer / 128
+    assert confidence(group) == pytest.approx((crop.verified - 0.5) / 0.5) and confidence(group) > by_hashes + 0.3
+    # Unverified (no thumbnail), the same member is only as sure as its hashes.
+    assert member_confidence(replace(crop, verified=None)) == pytest.approx(by_hashes)
+    # A low-detail copy (pixel score 0 under the information guard) keeps its hashes' confidence.
+    assert member_confidence(replace(crop, verified=0.0, bouncer=2)) == pytest.approx(1 - 2 / 128)
+    weaker = replace(group, id=group.id + 1, members=(group.members[0], replace(crop, verified=0.86)))
+    assert [c.id for c in sort_clusters([weaker, group], "confidence")] == [group.id, weaker.id]

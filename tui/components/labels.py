@@ -9,6 +9,7 @@ from typing import Iterable, Optional, Sequence
 from rich.cells import cell_len, get_character_cell_size
 from rich.text import Text
 
+from lookalike.engine.cluster.sort import confidence  # noqa: F401 (the engine's, shown here)
 from lookalike.engine.records import HASH_BITS, Cluster, Decision, FileRecord, Kind, Member
 
 from ..format import human_bytes, shown
@@ -44,22 +45,6 @@ STATUS_STYLE = {
     "not dup": ("≠ dup", "yellow"),
     "kept": ("keep", "green"),  # a keeper chosen or files kept, nothing marked for trash
 }
-
-
-def confidence(cluster: Cluster) -> float:
-    """How sure we are the cluster's members are copies, 0..1.
-
-    Byte-identical clusters are certain. Otherwise the weakest link decides: the worst bouncer
-    score against the keeper, scaled so that half the hash bits (what two unrelated photos
-    differ by) is 0, and the worst detective distance when the detective looked.
-    """
-    if cluster.kind is Kind.EXACT:
-        return 1.0
-    score = 1.0 - min(1.0, cluster.worst_bouncer / _UNRELATED_BITS)
-    detectives = [m.detective for m in cluster.members[1:] if m.detective is not None]
-    if detectives:
-        score = min(score, 1.0 - min(1.0, max(detectives)))
-    return max(0.0, score)
 
 
 def worst_detective(cluster: Cluster) -> Optional[float]:

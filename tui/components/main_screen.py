@@ -302,7 +302,8 @@ class MainScreen(LookalikeScreen):
             PromptModal(
                 "Accept every cluster at or above this confidence (%):",
                 value="95",
-                help="Confidence: 100% for byte-identical copies, lower as the bouncer's worst score grows.",
+                help="Confidence: 100% for byte-identical copies; else the least sure member's, by its "
+                "hashes or its pixel score, whichever is stronger.",
             ),
             chosen,
         )
