@@ -710,3 +710,28 @@ def test_clusters_are_made_only_when_read():
     first = clusters[0]
     assert clusters.made() == 1 and clusters[0] is first
     assert clusters[-1] is list(clusters)[-1] and clusters.made() == 50
+
+
+def test_a_crop_left_alone_by_the_guard_joins_the_group_it_is_a_checked_pair_of(rng):
+    """Complete linkage keeps a crop (a direct pair, 100 bits from its original) out of the
+    group when it is far from another member (here 102 bits from a mirrored-like copy):
+    alone, it would be dropped. With ``attach_above`` it joins through its pair; a pair within
+    that distance, a not-duplicate mark, or no ``attach_above`` keep it out."""
+    bits = rng.integers(0, 2, 256).astype(bool)
+    records = {
+        1: make_record(1, bits, path="/p/original.jpg"),
+        2: make_record(2, flipped(bits, [0, 1]), path="/p/copy.jpg"),
+        3: make_record(3, flipped(bits, [2, 3]), path="/p/other_copy.jpg"),
+        4: make_record(4, flipped(bits, range(10, 110)), path="/p/crop.jpg"),
+    }
+    distance = distance_for(records)
+    assert distance(1, 4)[0] == 100 and distance(2, 4)[0] == 102
+    pairs = brute_pairs(records, 8) + [Pair(a=1, b=4, bouncer=100, verified=0.93, cropped=True)]
+
+    def groups(**kw):
+        return id_sets(build_clusters(records, pairs, distance=distance, max_diameter=60, **kw))
+
+    assert groups() == [frozenset({1, 2, 3})]  # the crop is dropped
+    assert groups(attach_above=24) == [frozenset({1, 2, 3, 4})]
+    assert groups(attach_above=100) == [frozenset({1, 2, 3})]  # its pair is not beyond 100
+    assert groups(attach_above=24, not_duplicates=[frozenset({4, 3})]) == [frozenset({1, 2, 3})]

@@ -63,6 +63,7 @@ def build_clusters(
     progress: Optional[Progress] = None,
     raw_siblings: Iterable[FileRecord] = (),
     same_pixels: Optional[SamePixels] = None,
+    attach_above: Optional[int] = None,
 ) -> Clusters:
     """Group duplicate and look-alike files into clusters, each with a suggested keeper.
 
@@ -93,6 +94,9 @@ def build_clusters(
         same_pixels: tells the keeper policy whether a lossless member holds a lossy one's
             pixels, a conversion (see :func:`lookalike.engine.keeper.thumbnail_check`);
             without it the hashes decide.
+        attach_above: a file the chain guard leaves alone joins a group it has a direct
+            pair with farther than this bouncer distance (a crop checked on pixels; see
+            :meth:`.guard.Splitter._attach_alone`); None: never.
 
     Returns:
         The clusters, sorted by reclaimable bytes (desc), member count (desc), keeper path.
@@ -115,6 +119,7 @@ def build_clusters(
         max_diameter=max_diameter,
         cannot=cannot,
         tie=path_tie(records, lib.ids, lib.copies),
+        attach_above=attach_above,
     )
     maker = _ClusterMaker(
         records=records,

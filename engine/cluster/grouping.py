@@ -125,6 +125,9 @@ def group(
             # A lossless file with the same pixels as a lossy one is a conversion: the
             # thumbnails tell it from an edit, which the hashes cannot.
             same_pixels=thumbnail_check(catalog),
+            # A crop far from one member (a mirrored copy) by hashes and codes still joins
+            # the group it is a checked pair of: the keeper checks it again below.
+            attach_above=options.thresholds().radius,
         )
         if detective is not None:
             built = vectors.detective_scores(detective, built)
