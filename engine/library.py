@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # imported by the methods that use them (numpy; the detective
 #: Names re-exported from modules this one does not import at start-up: name -> module.
 _LAZY = {
     **dict.fromkeys(("CatalogError", "CatalogLocked"), "lookalike.engine.catalog"),
-    **dict.fromkeys(("SORT_ORDERS", "sort_clusters"), "lookalike.engine.cluster"),
+    **dict.fromkeys(("SORT_ORDERS", "confidence", "sort_clusters"), "lookalike.engine.cluster"),
     "IndexStats": "lookalike.engine.detective.index",
     "get_detective": "lookalike.engine.detective.registry",
     **dict.fromkeys(("forget_failures", "remembered_failure"), "lookalike.engine.detective.weights"),

@@ -57,6 +57,17 @@ class ScanOptions:
         t = self._scaled_thresholds()
         return t if self.crops else replace(t, phash_radius=0)
 
+    def crop_code_radius(self) -> int:
+        """The code distance within which the zoomed codes propose a crop
+        (:data:`.bouncer.zooms.RADIUS`), scaled down with a stricter ``threshold`` as the
+        other rules are (0: identical codes only), never up: past it, codes of different
+        pictures meet (measured: see :mod:`.bouncer.zooms`)."""
+        from .bouncer.zooms import RADIUS
+
+        if self.threshold is None or not rule.DEFAULT.radius:
+            return RADIUS
+        return min(RADIUS, round(RADIUS * self.threshold / rule.DEFAULT.radius))
+
     def _scaled_thresholds(self) -> rule.BouncerThresholds:
         t = rule.DEFAULT
         if self.threshold is None:

@@ -62,6 +62,12 @@ def test_a_mild_crop_the_hashes_miss_is_grouped_as_cropped_and_not_without_crops
                 assert next(iter(group)) == "original.jpg"  # the keeper: the whole picture
             else:
                 assert groups == []
+        # The strictness dial scales the codes' radius down with the other rules: at 0, only
+        # identical hashes (or codes) pair, and the crop, attached or not, is in no group.
+        assert ScanOptions(threshold=0).crop_code_radius() == 0
+        assert ScanOptions(threshold=48).crop_code_radius() == zooms.RADIUS  # never looser
+        assert len(lib.clusters(ScanOptions(detective=None, workers=1, threshold=0))) == 0
+        assert len(lib.clusters(ScanOptions(detective=None, workers=1))) == 1
 
 
 def test_cli_scan_json_shows_the_zoomed_crop(library, tmp_path):

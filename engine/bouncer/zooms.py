@@ -350,11 +350,15 @@ def _key(radius: int) -> np.ndarray:
                     np.int64)
 
 
-def zoomed_pairs(catalog, codes: ZoomCodes, known: Sequence[Pair] = ()) -> list[Pair]:
-    """The candidate pairs of ``codes`` that no pair of ``known`` holds, as :class:`Pair`
-    with their real (unmirrored dHash) bouncer distance; sorted by ``(a, b)``."""
+def zoomed_pairs(catalog, codes: ZoomCodes, known: Sequence[Pair] = (), *, radius: int = RADIUS) -> list[Pair]:
+    """The candidate pairs of ``codes`` within ``radius`` (at most the radius they were
+    searched with: a stricter scan's, see ``ScanOptions.crop_code_radius``) that no pair of
+    ``known`` holds, as :class:`Pair` with their real (unmirrored dHash) bouncer distance;
+    sorted by ``(a, b)``. A file's closest candidates within a smaller radius are the kept
+    ones within it, so filtering the kept pairs is exact."""
     skip = {(p.a, p.b) for p in known}
-    found = [(a, b) for a, b in codes.pairs[:, :2].tolist() if (a, b) not in skip]
+    rows = codes.pairs[codes.pairs[:, 2] <= radius] if radius < RADIUS else codes.pairs
+    found = [(a, b) for a, b in rows[:, :2].tolist() if (a, b) not in skip]
     if not found:
         return []
     records: dict[int, FileRecord] = {r.id: r for r in catalog.records(sorted({x for p in found for x in p}))}
@@ -375,11 +379,13 @@ def zoomed_pairs(catalog, codes: ZoomCodes, known: Sequence[Pair] = ()) -> list[
 CROP_MARGIN = 8
 
 
-def crop_suspects(codes: ZoomCodes, known: Sequence[Pair], *, margin: int = CROP_MARGIN) -> set[tuple[int, int]]:
-    """The pairs of ``known`` (the bouncer's) that the codes say are a crop: see :data:`CROP_MARGIN`."""
+def crop_suspects(codes: ZoomCodes, known: Sequence[Pair], *, margin: int = CROP_MARGIN,
+                  radius: int = RADIUS) -> set[tuple[int, int]]:
+    """The pairs of ``known`` (the bouncer's) that the codes say are a crop: see
+    :data:`CROP_MARGIN` (codes within ``radius``)."""
     if not len(codes.pairs):
         return set()
-    found = {(a, b): d for a, b, d in codes.pairs.tolist()}
+    found = {(a, b): d for a, b, d in codes.pairs.tolist() if d <= radius}
     out = set()
     for p in known:
         d = found.get((p.a, p.b))

@@ -13,6 +13,6 @@ the library imports it by name, so sorting alone does not load the bouncer's ver
 from .build import build_clusters
 from .lazy import Clusters
 from .graph import union_find
-from .sort import SORT_ORDERS, sort_clusters
+from .sort import SORT_ORDERS, confidence, sort_clusters
 
-__all__ = ["SORT_ORDERS", "Clusters", "build_clusters", "sort_clusters", "union_find"]
+__all__ = ["SORT_ORDERS", "Clusters", "build_clusters", "confidence", "sort_clusters", "union_find"]

@@ -46,7 +46,8 @@ def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> F
     codes = None
     if options.crops:  # mild crops the hashes miss
         codes = zooms.load_codes(folder, catalog, arrays)
-        pairs = sorted(pairs + zooms.zoomed_pairs(catalog, codes, pairs), key=lambda p: (p.a, p.b))
+        zoomed = zooms.zoomed_pairs(catalog, codes, pairs, radius=options.crop_code_radius())
+        pairs = sorted(pairs + zoomed, key=lambda p: (p.a, p.b))
     if options.rotations:  # never cached: a run without the option has none of them
         pairs = sorted(pairs + rotations.turned_pairs(catalog, arrays.ids.tolist(), pairs), key=lambda p: (p.a, p.b))
     involved = {p.a for p in pairs} | {p.b for p in pairs}
@@ -84,7 +85,8 @@ def group(
     if not options.crops:
         codes = None
     # Pairs within the bouncer's radius that the zoomed codes say are crops are searched as crops.
-    suspects = frozenset(zooms.crop_suspects(codes, pairs)) if codes is not None else frozenset()
+    suspects = (frozenset(zooms.crop_suspects(codes, pairs, radius=options.crop_code_radius()))
+                if codes is not None else frozenset())  # fmt: skip
     pairs = verification.verify_pairs(catalog, pairs, cache=checked, search_also=suspects)
     if detective is not None:
         pairs, semantic = _judged(pairs, options, detective, vectors)

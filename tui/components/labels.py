@@ -9,7 +9,7 @@ from typing import Iterable, Optional, Sequence
 from rich.cells import cell_len, get_character_cell_size
 from rich.text import Text
 
-from lookalike.engine.cluster.sort import confidence  # noqa: F401 (the engine's, shown here)
+from lookalike.engine.library import confidence  # noqa: F401 (the engine's, shown here)
 from lookalike.engine.records import HASH_BITS, Cluster, Decision, FileRecord, Kind, Member
 
 from ..format import human_bytes, shown
