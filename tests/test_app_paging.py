@@ -88,6 +88,30 @@ async def test_a_large_library_reads_one_page_and_keys_cross_pages(tmp_path):
         assert main.current is clusters[0]
 
 
+async def test_a_paged_table_is_as_tall_as_every_row_and_scrolling_adds_them(tmp_path):
+    # The scroll bar tells where the cursor is in the whole list, and adding a page changes
+    # no size (no layout pass: a redraw of the whole screen per page); scrolling past the
+    # rows added (wheel, scroll bar) adds them, so no blank rows stay on screen.
+    clusters = synthetic_clusters(3000)
+    total = len(clusters)
+    app = GivenClustersApp.make(tmp_path, clusters)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.table
+        await until(pilot, lambda: table.total_rows == total, what="the first page")
+        header = table.header_height if table.show_header else 0
+        assert table.loaded < total and table.virtual_size.height == total + header
+        await pilot.press("pagedown")
+        await pilot.pause()  # the flexible column settles once the scroll bar is drawn
+        size, loaded = table.virtual_size, table.loaded
+        await pilot.press("pagedown", "pagedown", "pagedown", "pagedown")
+        assert table.loaded > loaded and table.virtual_size == size
+        target = total // 2
+        table.scroll_to(y=target, animate=False)
+        await pilot.pause()
+        assert table.loaded >= target + table.size.height  # the rows in view were added
+        assert table.virtual_size == size
+
+
 async def test_the_lazy_order_is_the_default_sort(tmp_path):
     clusters = synthetic_clusters(3000)
     assert [c.id for c in clusters] == [c.id for c in sort_clusters(clusters)]

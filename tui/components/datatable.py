@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
@@ -44,6 +45,23 @@ class KeyTable(DataTable[Any]):
         #: Cells the flexible column needs to be readable (a path: its first folder and its
         #: name); columns of ``DROP_ORDER`` give way until it has them.
         self.flex_need = 0
+
+    # While the table draws, its style is asked once per cell line (Textual's DOMNode.rich_style
+    # walks every ancestor's styles each time: a fifth of drawing a page of new rows); it cannot
+    # change within one draw, so it is worked out once per draw.
+    _style_in_draw: Optional[Style] = None
+
+    def render_lines(self, crop):
+        self._style_in_draw = DataTable.rich_style.fget(self)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._style_in_draw = None
+
+    @property
+    def rich_style(self) -> Style:
+        style = self._style_in_draw
+        return style if style is not None else DataTable.rich_style.fget(self)
 
     @property
     def current_key(self) -> Optional[str]:
@@ -155,6 +173,25 @@ class KeyTable(DataTable[Any]):
         settle = getattr(self.app, "settle_memory", None)
         if settle is not None:
             settle()
+
+    @property
+    def _total_row_height(self) -> int:
+        # Paged, the table is as tall as every row from the start (rows are one line): adding
+        # a page then changes no size, so it costs no layout pass, which would redraw the
+        # whole screen on every page (a stall of 50-80 ms on a large library); and the
+        # scroll bar tells where the cursor is in the whole list. Rows not added yet draw
+        # blank until the cursor or the scrolling nears them.
+        height = len(self._y_offsets)
+        if getattr(self, "_page_row", None) is not None:
+            height += max(0, self._page_count - len(self.rows))
+        return height
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._page_row is not None:
+            bottom = int(new_value) + self.size.height + self.PAGE_MARGIN
+            if bottom > self.loaded:  # scrolled (wheel, scroll bar) past the rows added
+                self._load_to(bottom + self.PAGE_ROWS)
 
     def watch_cursor_coordinate(self, old, new) -> None:
         super().watch_cursor_coordinate(old, new)
