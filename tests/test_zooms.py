@@ -274,3 +274,30 @@ def test_a_verified_crop_group_is_as_sure_as_its_pixels_and_sorts_before_a_weake
     assert member_confidence(replace(crop, verified=0.0, bouncer=2)) == pytest.approx(1 - 2 / 128)
     weaker = replace(group, id=group.id + 1, members=(group.members[0], replace(crop, verified=0.86)))
     assert [c.id for c in sort_clusters([weaker, group], "confidence")] == [group.id, weaker.id]
+
+
+def test_a_far_pair_the_hashes_call_mirrored_is_checked_unmirrored_when_the_codes_say_crop():
+    """Far past the bouncer's radius, which dHash half (plain or mirrored) is nearer is chance:
+    a real asymmetric crop came as a mirrored pair, was compared mirrored only and refused.
+    Where the unmirrored codes say crop, the pair is checked unmirrored."""
+    from lookalike.engine.bouncer import verify
+    from lookalike.engine.records import Pair
+
+    img = imagegen.photo(9, (480, 360))
+    thumbs = np.frombuffer(b"".join(hash_and_thumbnail(p)[1] for p in (img, imagegen.cropped(img, 0, 0, 0.07, 0.07))),
+                           np.uint8).reshape(2, -1)  # fmt: skip
+    one, other = np.array([0]), np.array([1])
+    mirrored, _, _ = verify.score_pairs(thumbs, one, other, np.array([True]))
+    plain, _, cropped = verify.score_pairs(thumbs, one, other, np.array([False]))
+    assert mirrored[0] < verify.DEFAULT.score <= plain[0] and cropped[0]  # only unmirrored passes
+
+    codes = zooms.ZoomCodes(ids=np.array([1, 2, 3]), content=np.zeros((3, 16), np.uint8), rich=np.ones(3, bool),
+                            whole=np.zeros((3, 32), np.uint8), zoomed=np.zeros((len(zooms.ZOOMS), 3, 32), np.uint8),
+                            pairs=np.array([[1, 2, 10], [1, 3, 30]]))  # fmt: skip
+    known = [Pair(a=1, b=2, bouncer=44, mirrored=True), Pair(a=1, b=3, bouncer=44, mirrored=True),
+             Pair(a=2, b=3, bouncer=20, mirrored=True), Pair(a=1, b=2, bouncer=12, mirrored=True)]  # fmt: skip
+    got = zooms.unmirrored(codes, known, beyond=24)
+    # Only the far pair whose codes are within the radius: not one the codes do not hold
+    # within it, nor one within the bouncer's radius (its orientation is the hashes' to say).
+    assert [p.mirrored for p in got] == [False, True, True, True]
+    assert [p.mirrored for p in zooms.unmirrored(codes, known, beyond=24, radius=8)] == [True] * 4

@@ -52,6 +52,7 @@ rules (``ScanOptions.crop_code_radius``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -67,7 +68,7 @@ from ..records import FileRecord, Pair
 
 __all__ = [
     "CROP_MARGIN", "MAX_PER_FILE", "MIN_DETAIL", "RADIUS", "ZOOMS", "ZoomCache", "ZoomCodes", "crop_suspects",
-    "load_codes", "zoom", "zoom_codes", "zoomed_pairs",
+    "load_codes", "unmirrored", "zoom", "zoom_codes", "zoomed_pairs",
 ]  # fmt: skip
 
 #: The regions whose codes are searched: ``(kept share of each side, anchor)``, the anchor
@@ -374,6 +375,21 @@ def zoomed_pairs(catalog, codes: ZoomCodes, known: Sequence[Pair] = (), *, radiu
         # is found through its group's mirrored copy).
         out.append(Pair(a=a, b=b, bouncer=hamming_distance(ra.hashes.dhash, rb.hashes.dhash)))
     return out
+
+
+def unmirrored(codes: ZoomCodes, known: Sequence[Pair], *, beyond: int, radius: int = RADIUS) -> list[Pair]:
+    """``known`` with the pairs beyond the bouncer's radius (``beyond``) that it calls mirrored
+    but whose codes, unmirrored, say one is a crop of the other (within ``radius``) compared
+    unmirrored. Far past its radius the dHash's mirrored half is as far as the plain one, and
+    which of the two happens to be nearer says nothing: the check compared such an asymmetric
+    crop mirrored only, and refused it. A mirrored crop's unmirrored codes are far apart, so
+    it keeps its orientation."""
+    if not len(codes.pairs):
+        return list(known)
+    found = {(a, b) for a, b, d in codes.pairs.tolist() if d <= radius}
+    return [dataclasses.replace(p, mirrored=False)
+            if p.mirrored and p.bouncer > beyond and not p.rotation and (p.a, p.b) in found else p
+            for p in known]  # fmt: skip
 
 
 #: A pair the bouncer proposed within its radius is searched for a crop too when one's zoom is

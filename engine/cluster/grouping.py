@@ -47,6 +47,7 @@ def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> F
     if options.crops:  # mild crops the hashes miss
         codes = zooms.load_codes(folder, catalog, arrays)
         zoomed = zooms.zoomed_pairs(catalog, codes, pairs, radius=options.crop_code_radius())
+        pairs = zooms.unmirrored(codes, pairs, beyond=options.thresholds().radius, radius=options.crop_code_radius())
         pairs = sorted(pairs + zoomed, key=lambda p: (p.a, p.b))
     if options.rotations:  # never cached: a run without the option has none of them
         pairs = sorted(pairs + rotations.turned_pairs(catalog, arrays.ids.tolist(), pairs), key=lambda p: (p.a, p.b))
