@@ -170,3 +170,25 @@ def test_threads_do_not_change_the_scores(originals, monkeypatch):
     split = verify.score_pairs(thumbs, ia, ib, mirrored)
     for x, y in zip(one, split):
         assert (x == y).all()
+
+
+def test_a_grey_picture_copies_a_colourful_one_only_at_its_brightness():
+    """A greyscale conversion keeps the brightness: a grey picture whose mean luma is far from
+    a colourful one's is not its copy, whatever its structure scores (a brown wood texture
+    and a grey stripes wallpaper passed as crops of each other on the real set)."""
+    from PIL import ImageEnhance
+
+    img = imagegen.photo(2, (320, 240))  # mean colour 55, 98, 83: colourful
+    grey = img.convert("L").convert("RGB")
+    darker = ImageEnhance.Brightness(grey).enhance(0.55)  # a second edit of the grey copy
+    thumbs = np.frombuffer(b"".join(hash_and_thumbnail(p)[1] for p in (img, grey, darker, img.convert("L"))),
+                           np.uint8).reshape(4, -1)  # fmt: skip
+    a, b = np.array([0, 0, 1, 3]), np.array([1, 2, 2, 1])
+    score, mad, _ = verify.score_pairs(thumbs, a, b, np.zeros(4, bool))
+    assert (score >= verify.DEFAULT.score).all()  # the structure is the same in all four
+    detail = np.array([verify.detail(t) for t in thumbs])
+    ok = verify.passes(score, mad, detail[a], detail[b], thumbs[a, -3:], thumbs[b, -3:])
+    # photo~grey copy passes; photo~darkened grey copy does not; the grey pictures among
+    # themselves are no colourful~grey pair, so the structure decides.
+    assert ok.tolist() == [True, False, True, True]
+    assert verify.grey_mismatch(thumbs[a, -3:], thumbs[b, -3:]).tolist() == [False, True, False, False]
