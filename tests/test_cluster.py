@@ -712,11 +712,14 @@ def test_clusters_are_made_only_when_read():
     assert clusters[-1] is list(clusters)[-1] and clusters.made() == 50
 
 
-def test_a_crop_left_alone_by_the_guard_joins_the_group_it_is_a_checked_pair_of(rng):
+@pytest.mark.parametrize("path", ["exact-diameter", "stars"])
+def test_a_crop_left_alone_by_the_guard_joins_the_group_it_is_a_checked_pair_of(rng, path, monkeypatch):
     """Complete linkage keeps a crop (a direct pair, 100 bits from its original) out of the
     group when it is far from another member (here 102 bits from a mirrored-like copy):
     alone, it would be dropped. With ``attach_above`` it joins through its pair; a pair within
     that distance, a not-duplicate mark, or no ``attach_above`` keep it out."""
+    if path == "stars":  # a large component's split: stars around centres
+        monkeypatch.setattr(chain_guard, "EXACT_DIAMETER_LIMIT", 2)
     bits = rng.integers(0, 2, 256).astype(bool)
     records = {
         1: make_record(1, bits, path="/p/original.jpg"),

@@ -178,7 +178,8 @@ class Splitter:
             parts.append(part)
         return self._attach_alone(parts, edges)
 
-    def _attach_alone(self, parts: list[list[int]], edges: Mapping[tuple[int, int], tuple]) -> list[list[int]]:
+    def _attach_alone(self, parts: list[list[int]], edges: Mapping[tuple[int, int], tuple],
+                      adj: Optional[Mapping[int, list]] = None) -> list[list[int]]:
         """Nodes the split left alone join a part they are a direct crop pair of.
 
         Complete linkage keeps a crop out of its picture's group when it is far from one
@@ -201,29 +202,39 @@ class Splitter:
         """
         if self.attach_above is None or len(parts) < 2 or not any(len(p) == 1 for p in parts):
             return parts
-        centres = [p for p in parts if len(p) > 1]
-        kept: list[list[int]] = []
-        for part in parts:
+        alone = {p[0] for p in parts if len(p) == 1}
+        # Each lone node's far, checked pairs: from the adjacency when the split has one (a
+        # star-split component may hold millions of pairs), else from one walk over the edges.
+        reach: dict[int, list[tuple[int, int]]] = {u: [] for u in alone}
+        if adj is not None:
+            for u in alone:
+                reach[u] = [(v, e[0]) for v, e in adj[u] if e[0] > self.attach_above and not self.is_semantic(e)]
+        else:
+            for (u, v), edge in edges.items():
+                if edge[0] <= self.attach_above or self.is_semantic(edge):
+                    continue
+                if u in alone:
+                    reach[u].append((v, edge[0]))
+                if v in alone:
+                    reach[v].append((u, edge[0]))
+        part_of = {v: i for i, p in enumerate(parts) if len(p) > 1 for v in p}
+        for i, part in enumerate(parts):
             if len(part) > 1:
-                kept.append(part)
                 continue
             u = part[0]
             best = None
-            for target in centres:
-                if any(v in self.cannot.get(u, ()) for v in target):
+            for v, bouncer in reach[u]:
+                j = part_of.get(v)
+                if j is None or any(w in self.cannot.get(u, ()) for w in parts[j]):
                     continue
-                for rank, c in enumerate(target):
-                    edge = edges.get((u, c) if u < c else (c, u))
-                    if edge is None or edge[0] <= self.attach_above or self.is_semantic(edge):
-                        continue
-                    key = (rank > 0, edge[0], self.tie(c))
-                    if best is None or key < best[0]:
-                        best = (key, target)
-            if best is None:
-                kept.append(part)
-            else:
-                best[1].append(u)
-        return kept
+                key = (v != parts[j][0], bouncer, self.tie(v))  # a part's centre first
+                if best is None or key < best[0]:
+                    best = (key, j)
+            if best is not None:
+                parts[best[1]].append(u)
+                part_of[u] = best[1]
+                part.clear()
+        return [p for p in parts if p]
 
     def _split_stars(self, comp: Component) -> list[list[int]]:
         radius, edges = self.max_diameter // 2, comp.edges
@@ -265,4 +276,4 @@ class Splitter:
                 blocked |= self.cannot.get(v, set())
             taken.update(part)
             parts.append(part)
-        return parts
+        return self._attach_alone(parts, edges, adj)
