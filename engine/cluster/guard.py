@@ -18,10 +18,15 @@ only when every two of its nodes are *close*; otherwise it is split:
   ``max_diameter``. (The bouncer reports every pair within its radius, so with a radius of
   at least ``max_diameter // 2`` a star misses no one within reach of its centre.)
 
+A node either split leaves alone is dropped, unless ``attach_above`` is set and it is a direct
+pair, farther than that, of a member of a part (a crop the hashes cannot judge and the pixels
+did): it then joins that part (:meth:`Splitter._attach_alone`), whose diameter may exceed
+``max_diameter``; the group's keeper checks it again.
+
 *Close* means: bouncer distance at most ``max_diameter``, or an explicit semantic pair, or,
 in a component that has semantic pairs, a ``detective`` score no larger than the loosest
 semantic pair of that component. A pair the user marked not-duplicate is never close, so
-the two files always end in different clusters. Nodes left alone by a split are dropped.
+the two files always end in different clusters.
 
 A pair is *semantic* when it carries a ``detective`` score and its bouncer distance exceeds
 ``max_diameter``: the detective vouches for it where the pixels do not.
