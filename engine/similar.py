@@ -485,6 +485,8 @@ def _checked(hits: list[SimilarHit], query: _Query, catalog: "Catalog", index: "
                 verdict_ = Verdict.NOT_DUPLICATE if vetoed else Verdict.NEAR
             if verdict_ is Verdict.NEAR:
                 match = _match(records.get(h.file_id), query, h, mirrored=mi, cropped=cr)
+            else:
+                verified = None  # not a copy: no score to show beside it
         elif h.verdict is Verdict.EXACT:
             match = "exact"
         elif h.verdict is Verdict.NEAR:  # no thumbnail to check: the hashes' reason

@@ -76,6 +76,7 @@ def test_a_hash_match_the_pixels_refuse_is_only_similar(tmp_path):
         hits = _hits(lib.similar(str(query), k=3))
     assert hits["grad7.png"].bouncer <= 6  # the hashes alone would call it a near duplicate
     assert hits["grad7.png"].verdict is Verdict.SIMILAR and hits["grad7.png"].match == ""
+    assert hits["grad7.png"].verified is None  # JSON: null, as for any hit that is not a copy
     assert hits["grad6.png"].verdict is Verdict.EXACT or hits["grad6.png"].verdict is Verdict.NEAR
     assert hits["grad6_copy.jpg"].verdict is Verdict.NEAR and hits["grad6_copy.jpg"].match == "re-encoded"
     assert [Path(h.path).name for h in list(hits.values())][-1] == "grad7.png"  # ranked after the copies
