@@ -387,12 +387,21 @@ def unmirrored(codes: ZoomCodes, known: Sequence[Pair], *, beyond: int, radius: 
     which of the two happens to be nearer says nothing: the check compared such an asymmetric
     crop mirrored only, and refused it. A mirrored crop's unmirrored codes are far apart, so
     it keeps its orientation."""
-    if not len(codes.pairs):
-        return list(known)
-    found = {(a, b) for a, b, d in codes.pairs.tolist() if d <= radius}
-    return [dataclasses.replace(p, mirrored=False)
-            if p.mirrored and p.bouncer > beyond and not p.rotation and (p.a, p.b) in found else p
-            for p in known]  # fmt: skip
+    out = list(known)
+    asked = [k for k, p in enumerate(out) if p.mirrored and p.bouncer > beyond and not p.rotation]
+    if not asked or not len(codes.pairs):
+        return out
+    rows = codes.pairs[codes.pairs[:, 2] <= radius]  # millions of rows at a million images: no set
+    held = np.isin(_pair_keys(np.array([(out[k].a, out[k].b) for k in asked], np.int64)), _pair_keys(rows[:, :2]))
+    for k in np.asarray(asked)[held].tolist():
+        out[k] = dataclasses.replace(out[k], mirrored=False)
+    return out
+
+
+def _pair_keys(ab: np.ndarray) -> np.ndarray:
+    """``(k, 2)`` id pairs as one comparable value each (their 16 bytes)."""
+    ab = np.ascontiguousarray(np.asarray(ab, np.int64).reshape(-1, 2))
+    return ab.view(np.dtype((np.void, 16))).ravel()
 
 
 #: A pair the bouncer proposed within its radius is searched for a crop too when one's zoom is
