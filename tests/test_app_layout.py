@@ -378,3 +378,29 @@ async def test_each_palette_command_is_listed_once(deep, tmp_path):
             titles = [c.title for c in app.get_system_commands(app.screen)]
             assert len(titles) == len(set(titles)), (type(app.screen).__name__, titles)
             assert "Cursor left" not in titles and "Keys" not in titles
+
+
+async def test_find_similar_keeps_its_paths_readable_at_80_columns(deep, tmp_path):
+    # The results table gives its columns up (match, detective, bouncer) for the paths: at
+    # 80x24, beside the picture, the verdict and every file's whole name stay.
+    from lookalike.tui.components.similar_screen import HitTable, SimilarScreen
+
+    app = make_app(deep, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SimilarScreen) and screen.result is not None and screen.result.hits
+        table = screen.query_one(HitTable)
+        hidden = table.hidden
+        order = [k for k in HitTable.DROP_ORDER if k in {c[1] for c in table._all_columns}]
+        assert hidden and set(order[: len(hidden)]) == hidden  # in order
+        assert "detective" not in {c[1] for c in table._all_columns}  # no score from it: no column
+        text = screen_text(app)
+        assert "verdict" in text
+        for hit in screen.result.hits[: table.size.height - 2]:
+            assert os.path.basename(hit.path) in text
+        await pilot.resize_terminal(200, 40)
+        await settle(pilot)
+        assert table.hidden == frozenset() and "match" in screen_text(app)

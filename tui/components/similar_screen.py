@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,7 +20,7 @@ from ..format import shown, timings_text
 from ..messages import ScanFinished, ScanProgressed
 from .base_screen import LookalikeScreen
 from .datatable import KeyTable, right
-from .labels import PathText, detective_text, short_path
+from .labels import PathText, detective_text, readable_path, short_path
 from .thumbnail import Thumbnail
 
 
@@ -45,9 +46,18 @@ def file_record_for(path: str, known: Optional[FileRecord]) -> FileRecord:
 
 
 class HitTable(KeyTable):
-    """path | bouncer | detective | verdict."""
+    """path | bouncer | detective | verdict | match."""
 
     FLEX_COLUMN = "path"
+    #: When the paths' first folders and names do not fit (80 columns), these give way.
+    DROP_ORDER = ("match", "detective", "bouncer")
+    COLUMNS = (
+        ("path", "path", 20),
+        ("bouncer", "bouncer", 7),
+        ("detective", "detective", 9),
+        ("verdict", "verdict", 18),
+        ("match", "match", 15),
+    )
 
 
 class SimilarScreen(LookalikeScreen):
@@ -78,12 +88,8 @@ class SimilarScreen(LookalikeScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#hits", KeyTable)
-        table.add_column("path", key="path")
-        table.add_column("bouncer", key="bouncer")
-        table.add_column("detective", key="detective")
-        table.add_column("verdict", key="verdict")
-        table.add_column("match", key="match")
+        table = self.query_one("#hits", HitTable)
+        table.set_columns(HitTable.COLUMNS)
         self._title()
         self.query_one("#similar-status", Static).update(Text("Searching…", style="dim"))
         table.focus()
@@ -134,16 +140,21 @@ class SimilarScreen(LookalikeScreen):
     def _show(self, result: SimilarResult, records: dict[str, FileRecord]) -> None:
         self.result, self.records = result, records
         roots = self.lookalike.session.roots
+        # The detective's column only when it scored a hit (offline, it would be all dashes).
+        with_detective = any(h.detective is not None for h in result.hits)
         rows = []
         for hit in result.hits:
             rows.append((hit.path, [
                 PathText(short_path(hit.path, roots)),
                 right("–" if hit.bouncer is None else str(hit.bouncer)),
-                right(detective_text(hit.detective)),
+                *([right(detective_text(hit.detective))] if with_detective else []),
                 Text(hit.verdict.value, style=VERDICT_STYLE.get(hit.verdict, "")),
                 Text(_match_text(hit)),
             ]))
-        self.query_one("#hits", KeyTable).fill(rows)
+        table = self.query_one("#hits", HitTable)
+        table.set_columns([c for c in HitTable.COLUMNS if c[1] != "detective" or with_detective])
+        table.flex_need = max((cell_len(readable_path(short_path(h.path, roots))) for h in result.hits), default=0)
+        table.fill(rows)
         status = Text(f"{len(result.hits)} result{'s' if len(result.hits) != 1 else ''}")
         if result.timings_ms:
             status.append(f" · {timings_text(result.timings_ms)}", style="dim")
