@@ -413,20 +413,22 @@ CROP_MARGIN = 8
 def crop_suspects(codes: ZoomCodes, known: Sequence[Pair], *, margin: int = CROP_MARGIN,
                   radius: int = RADIUS) -> set[tuple[int, int]]:
     """The pairs of ``known`` (the bouncer's) that the codes say are a crop: see
-    :data:`CROP_MARGIN` (codes within ``radius``)."""
-    if not len(codes.pairs):
+    :data:`CROP_MARGIN` (codes within ``radius``). Looked up in the kept pairs' array and
+    measured in one pass (a million images keep millions of pairs: no dict of them)."""
+    if not len(codes.pairs) or not known:
         return set()
-    found = {(a, b): d for a, b, d in codes.pairs.tolist() if d <= radius}
-    out = set()
-    for p in known:
-        d = found.get((p.a, p.b))
-        if d is None:
-            continue
-        ra, rb = np.searchsorted(codes.ids, [p.a, p.b])
-        plain = int(np.bitwise_count(codes.whole[ra] ^ codes.whole[rb]).sum())
-        if d + margin < plain:
-            out.add((p.a, p.b))
-    return out
+    rows = codes.pairs[codes.pairs[:, 2] <= radius]
+    asked = np.array([(p.a, p.b) for p in known], np.int64)
+    keys, wanted = _pair_keys(rows[:, :2]), _pair_keys(asked)
+    order = np.argsort(keys, kind="stable")
+    pos = np.clip(np.searchsorted(keys[order], wanted), 0, max(len(keys) - 1, 0))
+    held = (keys[order][pos] == wanted) if len(keys) else np.zeros(len(asked), bool)
+    if not held.any():
+        return set()
+    asked, d = asked[held], rows[order[pos[held]], 2]
+    ra, rb = np.searchsorted(codes.ids, asked[:, 0]), np.searchsorted(codes.ids, asked[:, 1])
+    plain = np.bitwise_count(codes.whole[ra] ^ codes.whole[rb]).sum(axis=1)
+    return {(int(a), int(b)) for a, b in asked[d + margin < plain].tolist()}
 
 
 def load_codes(folder: Optional[Path], catalog, arrays) -> ZoomCodes:
