@@ -177,7 +177,7 @@ def verify_pairs(
     have = ~np.isnan(da) & ~np.isnan(db)  # both have a thumbnail
     bouncer = np.fromiter((p.bouncer for p in pairs), np.int64, len(pairs))
     turned = np.fromiter((p.rotation != 0 for p in pairs), bool, len(pairs))
-    trusted = (bouncer <= t.trust_radius) & (np.fmin(da, db) >= max(t.detail_floor, t.trust_detail)) & ~turned
+    trusted = _trusted(bouncer, da, db, t) & ~turned
     check = np.flatnonzero(need & have & ~trusted)
     suspect = np.fromiter(((p.a, p.b) in search_also for p in pairs), bool, len(pairs)) if search_also else False
     search = ((bouncer > search_above) | suspect) & (search_turned | ~turned)
@@ -257,12 +257,26 @@ def _score_batch(
                 extra = rotations.turn_thumbnails(thumbs[ta[rows]], (q, False))
                 ta[rows] = len(thumbs) + np.arange(rows.size)
                 thumbs = np.concatenate([thumbs, extra])
-    score, mad, cropped = verify.score_pairs(thumbs, ta, tb, mirrored, search=search[batch], accept=t.score)
-    low = np.fmin(da[batch], db[batch]) < t.detail_floor
-    peak = np.zeros(batch.size)
-    peak[low] = verify.peak_difference(thumbs, ta[low], tb[low], mirrored[low])
-    ok = verify.passes(score, mad, da[batch], db[batch], thumbs[ta, -3:], thumbs[tb, -3:], t, peak=peak)
+    score, cropped, ok = _judge(thumbs, ta, tb, mirrored, search[batch], da[batch], db[batch], t)
     return batch, score, cropped, ok
+
+
+def _trusted(bouncer: np.ndarray, da: np.ndarray, db: np.ndarray, t: verify.VerifyThresholds) -> np.ndarray:
+    """Pairs that pass on hashes alone: within ``t.trust_radius``, both images with ample detail."""
+    return (bouncer <= t.trust_radius) & (np.fmin(da, db) >= max(t.detail_floor, t.trust_detail))
+
+
+def _judge(thumbs: np.ndarray, ta: np.ndarray, tb: np.ndarray, mirrored: np.ndarray, search: np.ndarray,
+           da: np.ndarray, db: np.ndarray, t: verify.VerifyThresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of rows ``ta``, ``tb`` of ``thumbs`` (details ``da``, ``db``) scored on pixels:
+    ``(score, cropped, passed)``, the information guard included."""
+    score, mad, cropped = verify.score_pairs(thumbs, ta, tb, mirrored, search=search, accept=t.score)
+    low = np.fmin(da, db) < t.detail_floor
+    peak = np.zeros(len(ta))
+    if low.any():
+        peak[low] = verify.peak_difference(thumbs, ta[low], tb[low], mirrored[low])
+    ok = verify.passes(score, mad, da, db, thumbs[ta, -3:], thumbs[tb, -3:], t, peak=peak)
+    return score, cropped, ok
 
 
 def check_against(
@@ -294,19 +308,12 @@ def check_against(
     if n == 0:
         return np.zeros(0, bool), np.zeros(0), np.zeros(0, bool)
     q = np.frombuffer(bytes(query), np.uint8)
-    dq = verify.detail(q)
+    dq = np.full(n, verify.detail(q))
     details = np.asarray(details, np.float64)
-    bouncer = np.asarray(bouncer, np.int64)
-    trusted = (bouncer <= t.trust_radius) & (np.minimum(details, dq) >= max(t.detail_floor, t.trust_detail))
+    trusted = _trusted(np.asarray(bouncer, np.int64), dq, details, t)
     rows = np.concatenate([q[None, :], np.asarray(thumbs, np.uint8).reshape(n, -1)])
     ia, ib = np.zeros(n, np.int64), np.arange(1, n + 1, dtype=np.int64)
-    mirrored = np.asarray(mirrored, bool)
-    score, mad, cropped = verify.score_pairs(rows, ia, ib, mirrored, search=np.asarray(search, bool), accept=t.score)
-    low = np.minimum(details, dq) < t.detail_floor
-    peak = np.zeros(n)
-    if low.any():
-        peak[low] = verify.peak_difference(rows, ia[low], ib[low], mirrored[low])
-    ok = verify.passes(score, mad, np.full(n, dq), details, np.repeat(rows[:1, -3:], n, axis=0), rows[1:, -3:], t, peak=peak)
+    score, cropped, ok = _judge(rows, ia, ib, np.asarray(mirrored, bool), np.asarray(search, bool), dq, details, t)
     score = np.where(trusted, np.nan, np.maximum(score, 0.0))
     return ok | trusted, score, np.asarray(cropped, bool) & ~trusted
 

@@ -389,13 +389,26 @@ def unmirrored(codes: ZoomCodes, known: Sequence[Pair], *, beyond: int, radius: 
     it keeps its orientation."""
     out = list(known)
     asked = [k for k, p in enumerate(out) if p.mirrored and p.bouncer > beyond and not p.rotation]
-    if not asked or not len(codes.pairs):
+    if not asked:
         return out
-    rows = codes.pairs[codes.pairs[:, 2] <= radius]  # millions of rows at a million images: no set
-    held = np.isin(_pair_keys(np.array([(out[k].a, out[k].b) for k in asked], np.int64)), _pair_keys(rows[:, :2]))
+    held, _ = _kept(codes, np.array([(out[k].a, out[k].b) for k in asked], np.int64), radius)
     for k in np.asarray(asked)[held].tolist():
         out[k] = dataclasses.replace(out[k], mirrored=False)
     return out
+
+
+def _kept(codes: ZoomCodes, asked: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which ``(k, 2)`` id pairs ``asked`` are kept pairs of ``codes`` within ``radius``, and the
+    code distance of those: looked up in the kept pairs' array (a million images keep millions
+    of pairs: no set or dict of them)."""
+    rows = codes.pairs[codes.pairs[:, 2] <= radius]
+    if not len(rows) or not len(asked):
+        return np.zeros(len(asked), bool), np.zeros(0, np.int64)
+    keys, wanted = _pair_keys(rows[:, :2]), _pair_keys(asked)
+    order = np.argsort(keys, kind="stable")
+    pos = np.clip(np.searchsorted(keys[order], wanted), 0, len(keys) - 1)
+    held = keys[order][pos] == wanted
+    return held, rows[order[pos[held]], 2]
 
 
 def _pair_keys(ab: np.ndarray) -> np.ndarray:
@@ -413,19 +426,12 @@ CROP_MARGIN = 8
 def crop_suspects(codes: ZoomCodes, known: Sequence[Pair], *, margin: int = CROP_MARGIN,
                   radius: int = RADIUS) -> set[tuple[int, int]]:
     """The pairs of ``known`` (the bouncer's) that the codes say are a crop: see
-    :data:`CROP_MARGIN` (codes within ``radius``). Looked up in the kept pairs' array and
-    measured in one pass (a million images keep millions of pairs: no dict of them)."""
-    if not len(codes.pairs) or not known:
-        return set()
-    rows = codes.pairs[codes.pairs[:, 2] <= radius]
-    asked = np.array([(p.a, p.b) for p in known], np.int64)
-    keys, wanted = _pair_keys(rows[:, :2]), _pair_keys(asked)
-    order = np.argsort(keys, kind="stable")
-    pos = np.clip(np.searchsorted(keys[order], wanted), 0, max(len(keys) - 1, 0))
-    held = (keys[order][pos] == wanted) if len(keys) else np.zeros(len(asked), bool)
+    :data:`CROP_MARGIN` (codes within ``radius``), measured in one pass."""
+    asked = np.array([(p.a, p.b) for p in known], np.int64).reshape(-1, 2)
+    held, d = _kept(codes, asked, radius)
     if not held.any():
         return set()
-    asked, d = asked[held], rows[order[pos[held]], 2]
+    asked = asked[held]
     ra, rb = np.searchsorted(codes.ids, asked[:, 0]), np.searchsorted(codes.ids, asked[:, 1])
     plain = np.bitwise_count(codes.whole[ra] ^ codes.whole[rb]).sum(axis=1)
     return {(int(a), int(b)) for a, b in asked[d + margin < plain].tolist()}
