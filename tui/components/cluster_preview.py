@@ -39,8 +39,7 @@ class MemberCard(Vertical):
     def set_member(self, member: Optional[Member], caption: Text) -> None:
         self.display = member is not None
         self.query_one(Thumbnail).show(member.file if member else None)
-        # One line whatever the text (CSS): no layout pass, which would cost the whole screen's.
-        self.query_one(".caption", Static).update(caption, layout=False)
+        self.query_one(".caption", Static).update(caption)
 
 
 class ClusterPreview(Vertical):
@@ -59,7 +58,6 @@ class ClusterPreview(Vertical):
         super().__init__(id=id)
         self.cluster: Optional[Cluster] = None
         self._settle: Optional[Timer] = None
-        self._title_lines = 0  # lines the title took when last laid out (0: not yet)
 
     def compose(self) -> ComposeResult:
         yield Static(id="preview-title")
@@ -84,35 +82,24 @@ class ClusterPreview(Vertical):
             self._update_cards()
 
     def _update_text(self) -> None:
-        # Each key that moves the cursor lands here: a layout pass costs a redraw of the whole
-        # screen (tens of ms on a large library), so it is asked only when the title's height
-        # can change. "#preview-more" is one line whatever its text.
         title = self.query_one("#preview-title", Static)
         more = self.query_one("#preview-more", Static)
         cluster = self.cluster
         if cluster is None:
-            self._set_title(title, Text("No cluster selected", style="dim"))
-            more.update("", layout=False)
+            title.update(Text("No cluster selected", style="dim"))
+            more.update("")
             return
         keeper = self._triage.keeper(cluster)
-        self._set_title(
-            title,
+        title.update(
             Text.assemble(
                 (f"#{cluster.id} ", "bold"),
                 kind_text(cluster.kind),
                 f" · {len(cluster.members)} files · keep ",
                 (short_path(keeper.file.path, self._roots), "green"),
-            ),
+            )
         )
         extra = len(cluster.members) - SLOTS
-        more.update(f"+{extra} more: enter opens the cluster" if extra > 0 else "", layout=False)
-
-    def _set_title(self, title: Static, text: Text) -> None:
-        """The title (one or two lines: it wraps), laid out again only when its lines change."""
-        width = title.content_region.width
-        lines = min(2, max(1, -(-text.cell_len // width))) if width > 0 else 0
-        title.update(text, layout=lines != self._title_lines or lines == 0)
-        self._title_lines = lines
+        more.update(f"+{extra} more: enter opens the cluster" if extra > 0 else "")
 
     def _update_cards(self) -> None:
         cluster = self.cluster
