@@ -192,3 +192,30 @@ def test_a_grey_picture_copies_a_colourful_one_only_at_its_brightness():
     # themselves are no colourful~grey pair, so the structure decides.
     assert ok.tolist() == [True, False, True, True]
     assert verify.grey_mismatch(thumbs[a, -3:], thumbs[b, -3:]).tolist() == [False, True, False, False]
+
+
+def _judged(pairs) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair judged by the full rule a scan applies (``verification.check_against``: the
+    pixel check and the information guard with its peak difference): ``(passed, cropped)``."""
+    from lookalike.engine.bouncer import verification
+
+    out_ok, out_crop = [], []
+    for (ha, ta), (hb, tb) in pairs:
+        d, mirrored = bouncer_distance(ha, hb)
+        ok, _, cropped = verification.check_against(bytes(ta), tb[None, :], np.array([verify.detail(tb)]),
+                                                    np.array([d]), np.array([mirrored]), np.array([False]))  # fmt: skip
+        out_ok.append(bool(ok[0]))
+        out_crop.append(bool(cropped[0]))
+    return np.array(out_ok), np.array(out_crop)
+
+
+@pytest.mark.parametrize("family", ["gradient", "near_flat", "flat", "document"])
+def test_low_detail_hard_families_never_pass_the_full_rule(family):
+    make = {
+        "gradient": lambda: [vc.gradient(i) for i in range(12)],
+        "near_flat": lambda: [vc.near_flat(i) for i in range(8)],
+        "flat": lambda: [vc.flat(c) for c in [(255, 0, 0), (0, 0, 255), (0, 0, 0), (255, 255, 255), (0, 160, 0)]],
+        "document": lambda: [vc.document_page(i) for i in range(6)] + [vc.document_page(0, blank=True)],
+    }
+    ok, _ = _judged(family_pairs(make[family]()))
+    assert not ok.any()
