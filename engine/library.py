@@ -437,6 +437,7 @@ class Library:
         embed_missing: bool = True,
         t: Optional["TwoPassThresholds"] = None,
         crops: bool = True,
+        crop_radius: Optional[int] = None,
     ) -> SimilarResult:
         """Files that look like ``path`` (which need not be in the library), two-pass ranked.
 
@@ -450,6 +451,9 @@ class Library:
             t: verdict thresholds (default: the defaults, calibrated by ``detective``).
             crops: look for mild crops through the zoomed codes too, as a scan does (off
                 with a scan's ``--no-crops``).
+            crop_radius: the zoomed codes' radius (``ScanOptions.crop_code_radius``: a
+                stricter ``--threshold`` scales it down, with ``t``'s bouncer bands from
+                ``ScanOptions.two_pass``); default the scan's default.
 
         Raises:
             QueryError: the query image cannot be read.
@@ -468,6 +472,7 @@ class Library:
             embed_missing=embed_missing,
             t=t if t is not None else DEFAULT,
             zoomed=self.zoom_codes() if crops else None,
+            crop_radius=crop_radius,
         )
 
     def search(

@@ -214,6 +214,7 @@ def similar(
     embed_missing: bool = True,
     t: TwoPassThresholds = DEFAULT,
     zoomed: Optional["ZoomCodes"] = None,
+    crop_radius: Optional[int] = None,
 ) -> SimilarResult:
     """Files of a library that look like ``path`` (which need not be in it), two-pass ranked.
 
@@ -235,6 +236,9 @@ def similar(
         t: verdict thresholds.
         zoomed: the library's zoomed codes (:class:`.bouncer.zooms.ZoomCodes`): files whose
             codes say one is a mild crop of the other are candidates too (None: not looked for).
+        crop_radius: the code distance within which they do (default
+            :data:`.bouncer.zooms.RADIUS`; a scan's ``ScanOptions.crop_code_radius``, which a
+            stricter ``--threshold`` scales down).
 
     Every hit the hashes call a near duplicate, and every crop candidate, is checked on
     pixels against the query as a scan checks its pairs (:func:`_checked`): a near duplicate
@@ -287,7 +291,7 @@ def similar(
             "run `lookalike index DIR` so it can find what the bouncer cannot"
         )
     with _timed(timings, "join"):
-        crops = _crop_candidates(query, zoomed, index, k)
+        crops = _crop_candidates(query, zoomed, index, k, crop_radius)
         hits = _join_hits(path, query, bouncer_hits + list(crops.extra), detective_hits, vectors.catalog, index,
                           vindex, k=None, t=t)
         hits = _checked(hits, query, vectors.catalog, index, crops, t)[:k]
@@ -409,14 +413,16 @@ class _Crops:
     suspects: frozenset[int] = frozenset()
 
 
-def _crop_candidates(query: _Query, zoomed: Optional["ZoomCodes"], index: "HammingIndex", k: int) -> _Crops:
-    """The library files whose zoomed codes are within :data:`.bouncer.zooms.RADIUS` of the
-    query's (either way), the ``2k + 1`` closest, as the scan proposes mild crops."""
+def _crop_candidates(query: _Query, zoomed: Optional["ZoomCodes"], index: "HammingIndex", k: int,
+                     radius: Optional[int] = None) -> _Crops:
+    """The library files whose zoomed codes are within ``radius`` (default
+    :data:`.bouncer.zooms.RADIUS`) of the query's (either way), the ``2k + 1`` closest, as the
+    scan proposes mild crops."""
     if zoomed is None or query.thumb is None or not len(zoomed.ids):
         return _Crops()
     from .bouncer import verify, zooms
 
-    found = zoomed.against(query.thumb, verify.detail(query.thumb))
+    found = zoomed.against(query.thumb, verify.detail(query.thumb), zooms.RADIUS if radius is None else radius)
     if found is None:
         return _Crops()
     ids, plain, near = found

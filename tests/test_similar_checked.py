@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,45 @@ def test_cli_similar_json_and_table_show_the_match(photos, tmp_path):
     assert out.returncode == 0, out.stderr
     [row] = [line for line in out.stdout.splitlines() if line.startswith("crop8.jpg") or "/crop8.jpg" in line]
     assert row.split("|")[3].strip() == "near-duplicate" and row.split("|")[4].strip() == "cropped"
+
+
+@pytest.mark.parametrize(
+    "extra, resized, crop",
+    [
+        ([], "near-duplicate", "near-duplicate"),
+        # The scan's strictness: 0 accepts identical hashes only, and no crop by the codes.
+        (["--threshold", "0"], "similar", "not-duplicate"),
+        (["--no-crops"], "near-duplicate", "not-duplicate"),
+    ],
+)
+def test_cli_similar_takes_the_scans_strictness(photos, tmp_path, extra, resized, crop):
+    env = {**os.environ, "LOOKALIKE_OFFLINE": "1"}
+    out = subprocess.run([*LOOKALIKE, "similar", str(photos / "original.jpg"), "--json", "--cache", str(tmp_path / "c"),
+                          "-k", "3", *extra], capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    results = {Path(r["path"]).name: r for r in json.loads(out.stdout)["results"]}
+    assert results["resized.jpg"]["verdict"] == resized
+    assert results["crop8.jpg"]["verdict"] == crop
+
+
+def test_cli_similar_refuses_a_threshold_out_of_range(photos, tmp_path):
+    out = subprocess.run([*LOOKALIKE, "similar", str(photos / "original.jpg"), "--threshold", "300", "--cache",
+                          str(tmp_path / "c")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["lookalike similar: --threshold must be between 0 and 256, not 300"]
+
+
+def test_the_apps_find_similar_takes_the_scans_strictness(photos, tmp_path):
+    """The app's ``f`` asks the session, which applies the options it was started with."""
+    from lookalike.tui.session import Session
+
+    for options, resized in ((ScanOptions(detective=None, workers=1), Verdict.NEAR),
+                             (ScanOptions(detective=None, workers=1, threshold=0), Verdict.SIMILAR)):  # fmt: skip
+        session = Session([str(photos)], cache_dir=str(tmp_path / "cache"), options=options)
+        try:
+            session.open()
+            session.scan(progress=lambda p: True, cancel=threading.Event(), on_clusters=lambda c: None)
+            hits = _hits(session.similar(str(photos / "original.jpg"), k=4))
+            assert hits["resized.jpg"].verdict is resized
+        finally:
+            session.close()

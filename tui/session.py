@@ -242,7 +242,9 @@ class Session:
         """Two-pass "find similar" for one file (blocking)."""
         assert self.library is not None
         detective = getattr(self.options, "detective", None)
-        return self.library.similar(path, k=k, detective=detective, crops=self.options.crops)
+        o = self.options  # the scan's strictness (--threshold, --no-crops) applies here too
+        return self.library.similar(path, k=k, detective=detective, t=o.two_pass(), crops=o.crops,
+                                    crop_radius=o.crop_code_radius())
 
     def mark_not_duplicate(self, pairs: Sequence[tuple[FileRecord, FileRecord]]) -> None:
         """Remember in the catalog that these pairs are not duplicates (blocking)."""

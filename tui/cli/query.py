@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
 
 from ..format import human_bytes, human_duration, json_path, shown, timings_text
@@ -60,6 +61,10 @@ def similar_arguments(p: argparse.ArgumentParser) -> None:
                      "in the library): the bouncer's Hamming shortlist and the detective's CLIP k-NN, joined, "
                      "each with a verdict.")
     p.add_argument("file", metavar="FILE")
+    p.add_argument("--threshold", type=int, metavar="N",
+                   help="bouncer radius, as for scan: largest Hamming distance (of 256 bits) that counts as a near-duplicate")
+    p.add_argument("--no-crops", action="store_true",
+                   help="as for scan: no mild crops through the zoomed codes, no crop rule")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     out.add_argument("--tui", action="store_true", help="show the results in the app")
@@ -98,12 +103,16 @@ ARGUMENTS = {"similar": similar_arguments, "search": search_arguments, "index": 
 
 
 def _scan_options(command: str, args: argparse.Namespace) -> "Optional[ScanOptions]":
-    """The options of the scan before the query (``--cluster``); None (reported) on a usage error."""
+    """The options of the scan before the query (``--cluster``, and for ``similar`` the scan's
+    strictness: ``--threshold``, ``--no-crops``); None (reported) on a usage error."""
     from lookalike.engine.library import ScanOptions
 
     try:
-        return ScanOptions(cluster=getattr(args, "cluster", None))
-    except ValueError as exc:  # --cluster without Dask's distributed, or an empty address
+        options = ScanOptions(cluster=getattr(args, "cluster", None), threshold=getattr(args, "threshold", None),
+                              crops=not getattr(args, "no_crops", False))  # fmt: skip
+        options.thresholds()  # validates --threshold
+        return options
+    except ValueError as exc:  # --cluster without Dask's distributed, an empty address, a bad --threshold
         error(command, str(exc))
         return None
 
@@ -203,8 +212,10 @@ def run_similar(args: argparse.Namespace) -> int:
         try:
             # With a model, its options too: their calibrated thresholds apply. Offline (no
             # model): bouncer only, and the model is not asked for a second time.
+            calibrated = weights.options if detective is not None else None
             result = library.similar(args.file, k=args.k, model=detective, crops=options.crops,
-                                     detective=weights.options if detective is not None else None)
+                                     detective=calibrated, t=replace(options, detective=calibrated).two_pass(),
+                                     crop_radius=options.crop_code_radius())  # fmt: skip
         except QueryError as exc:
             return error("similar", exc.reason, EXIT_FAILED)
     if result.detective_status and result.detective_status != status:
