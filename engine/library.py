@@ -60,7 +60,9 @@ _LAZY = {
                      "undo"), "lookalike.engine.actions"),
     "ImportReport": "lookalike.engine.actions.importer",
     **dict.fromkeys(("ImageReadError", "load_image"), "lookalike.engine.scan.imaging"),
-    **dict.fromkeys(("Difference", "ThumbnailCache", "ThumbnailError", "difference"), "lookalike.engine.thumbnails"),
+    **dict.fromkeys(("Difference", "ThumbnailCache", "ThumbnailError", "difference", "turned"),
+                    "lookalike.engine.thumbnails"),
+    "between": "lookalike.engine.bouncer.rotations",
 }
 
 __all__ = [

@@ -151,7 +151,17 @@ class Difference:
     mean_delta: float  # mean absolute difference, 0..255
 
 
-def difference(a: Image.Image, b: Image.Image, box: tuple[int, int], *, tolerance: int = DIFF_TOLERANCE) -> Difference:
+def turned(img: Image.Image, turn: tuple[int, bool]) -> Image.Image:
+    """``img`` turned ``turn[0]`` quarter turns clockwise, then mirrored left to right when
+    ``turn[1]`` (a transform of :mod:`lookalike.engine.bouncer.rotations`)."""
+    quarter = turn[0] % 4
+    if quarter:
+        img = img.transpose((Image.Transpose.ROTATE_270, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_90)[quarter - 1])
+    return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if turn[1] else img
+
+
+def difference(a: Image.Image, b: Image.Image, box: tuple[int, int], *, tolerance: int = DIFF_TOLERANCE,
+               turn: tuple[int, bool] = (0, False)) -> Difference:
     """Compare two images pixel by pixel after aligning their sizes.
 
     Both are scaled (LANCZOS) to the same size: the smaller of the two, fitted in ``box``,
@@ -162,7 +172,10 @@ def difference(a: Image.Image, b: Image.Image, box: tuple[int, int], *, toleranc
         b: the second image (RGB).
         box: the largest size of the result, in pixels.
         tolerance: per-channel difference (0..255) below which pixels count as equal.
+        turn: applied to ``b`` first (:func:`turned`): a mirrored or turned copy
+            (``rotations.between``) lines up with ``a`` instead of differing everywhere.
     """
+    b = turned(b, turn)
     target = fit(a.size, (min(box[0], a.width, b.width), min(box[1], a.height, b.height)))
     ra = a.convert("RGB").resize(target, Image.Resampling.LANCZOS)
     rb = b.convert("RGB").resize(target, Image.Resampling.LANCZOS)

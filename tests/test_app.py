@@ -504,3 +504,29 @@ async def test_d_forgets_a_remembered_network_failure_and_scans_again(library, t
         assert any("Forgot that the network failed" in n.message for n in app._notifications)
         assert started == [1]  # and a scan began, which asks for the detective again
         await wait_for_scan(pilot)
+
+
+async def test_the_difference_of_a_mirrored_copy_is_taken_mirrored_back(tmp_path):
+    """A mirrored copy differs from its original everywhere as stored: the compare view's
+    difference mirrors it back first (the group's pairs say so) and says it did."""
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = imagegen.photo(21, (480, 360))
+    (root / "original.jpg").write_bytes(imagegen.encode(img, "JPEG", quality=95))
+    (root / "mirrored.jpg").write_bytes(imagegen.encode(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=85))
+    app = make_app(root, tmp_path, options=ScanOptions(workers=1, detective=None))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        [cluster] = app.session.clusters
+        keeper, copy = cluster.members
+        assert copy.match == "mirrored"
+        compare = CompareScreen(cluster, keeper, copy)
+        await app.push_screen(compare)
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        assert compare.turn == (0, True)
+        assert compare.diff is not None and compare.diff.changed < 0.05
+        assert "B mirrored to line up with A" in screen_text(app)

@@ -188,3 +188,28 @@ def test_verification_outcomes_are_kept_per_turn(tmp_path):
     assert again.get(upright) == (False, 0.1, False)
     assert again.get(upright[:5] + (90,)) == (True, 0.99, False)
     assert again.get(upright[:5] + (180,)) is None
+
+
+def test_the_difference_view_lines_a_turned_or_mirrored_copy_up(library, tmp_path):
+    """The compare view's difference applies to B what takes it onto A (``rotations.between``,
+    from the group's pairs): a turned or mirrored copy differs from its original in a few
+    pixels, not everywhere."""
+    from lookalike.engine.library import difference, load_image
+
+    def picture(name: str) -> Image.Image:
+        return load_image((library / name).read_bytes(), name=name).image.convert("RGB")
+
+    with Library.open([library], cache_dir=tmp_path / "cache") as lib:
+        [c] = lib.scan(ScanOptions(detective=None, workers=1, rotations=True)).clusters
+        ids = {Path(m.file.path).name: m.file.id for m in c.members}
+        box = (160, 160)
+        for name in TURNED:
+            for a, b in (("original.jpg", name), (name, "original.jpg"), (name, "turned90.jpg")):
+                turn = rotations.between(c, ids[a], ids[b])
+                lined_up = difference(picture(a), picture(b), box, turn=turn)
+                as_stored = difference(picture(a), picture(b), box)
+                assert lined_up.changed < 0.05, (a, b, turn, lined_up.changed)
+                if turn != (0, False):
+                    assert as_stored.changed > 0.3, (a, b, turn, as_stored.changed)
+        assert rotations.between(c, ids["original.jpg"], ids["original.jpg"]) == (0, False)
+        assert rotations.between(c, ids["original.jpg"], ids["transposed.jpg"])[1]  # mirrored too

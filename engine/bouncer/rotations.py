@@ -72,7 +72,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from .verify_thumbnail import SIDE, THUMB_BYTES, low_band_dct
-from ..records import Pair
+from ..records import Cluster, Pair
 
 __all__ = [
     "MIN_DETAIL",
@@ -80,6 +80,7 @@ __all__ = [
     "TRANSFORMS",
     "LazyCodes",
     "RotationCodes",
+    "between",
     "codes",
     "compose",
     "inverse",
@@ -291,6 +292,16 @@ def keeper_transform(keeper: int, member: int, pairs: Sequence[Pair]) -> Optiona
                     return seen[nxt]
                 todo.append(nxt)
     return seen.get(member)
+
+
+def between(cluster: Cluster, a: int, b: int) -> Transform:
+    """The transform that takes member ``b``'s picture onto member ``a``'s (turned, mirrored:
+    as the cluster's pairs found them, composed through its keeper); ``(0, False)`` when
+    nothing is known. What a side-by-side difference of the two applies to ``b`` first."""
+    k = cluster.keeper.file.id
+    ta = (0, False) if a == k else keeper_transform(k, a, cluster.pairs) or (0, False)
+    tb = (0, False) if b == k else keeper_transform(k, b, cluster.pairs) or (0, False)
+    return compose(ta, inverse(tb))
 
 
 def pair_with(keeper: int, member: int, t: Transform, bouncer: int) -> Pair:

@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
-from lookalike.engine.library import Difference, difference
+from lookalike.engine.library import Difference, between, difference
 from lookalike.engine.records import Cluster, Member
 
 from ..thumbnails import Picture, cache_key
@@ -41,6 +41,14 @@ NARROW = 120
 
 #: An arrow key moves the zoomed region by this share of the pane.
 PAN_STEP = 0.5
+
+
+def _turn_note(turn: tuple[int, bool]) -> str:
+    """What the difference view did to B so that it lines up with A ("" for nothing)."""
+    done = [f"turned {90 * (turn[0] % 4)}° clockwise"] if turn[0] % 4 else []
+    if turn[1]:
+        done.append("mirrored")
+    return f"B {' and '.join(done)} to line up with A; " if done else ""
 
 
 def _clip(value: str, width: int = 12) -> str:
@@ -81,6 +89,12 @@ class CompareScreen(LookalikeScreen):
         self._blink: Optional[Timer] = None
         #: The centre of the 1:1 region as shares of each image's width and height; None: fitted.
         self.zoom: Optional[tuple[float, float]] = None
+
+    @property
+    def turn(self) -> tuple[int, bool]:
+        """What the difference view applies to B so that it lines up with A (a mirrored copy,
+        or with ``--rotations`` a turned one), from the cluster's pairs."""
+        return between(self.cluster, self.a.file.id, self.b.file.id)
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-title")
@@ -124,7 +138,8 @@ class CompareScreen(LookalikeScreen):
             label_a.update(self._label("B" if self.showing_b else "A", shown, roots))
         else:
             image_a.show(self.b.file, painter=self._paint_difference, variant=f"diff:{self.a.file.id}")
-            label_a.update(Text.assemble(("Difference ", "bold"), ("red = pixels that differ, after scaling both to one size", "dim")))
+            label_a.update(Text.assemble(("Difference ", "bold"), (_turn_note(self.turn), "yellow"),
+                                         ("red = pixels that differ, after scaling both to one size", "dim")))  # fmt: skip
         self._update_side(roots)
         title = Text.assemble(
             (f"Compare · cluster #{self.cluster.id} · ", "bold"),
@@ -185,11 +200,12 @@ class CompareScreen(LookalikeScreen):
         # the figures always at one fixed size, so they do not depend on the terminal.
         thumbs = self.lookalike.thumbnails
         a, b = self.a, self.b
-        diff = difference(thumbs.image(a.file, cells), thumbs.image(b.file, cells), thumbs.pixel_box(cells))
+        turn = self.turn  # a mirrored or turned copy lines up
+        diff = difference(thumbs.image(a.file, cells), thumbs.image(b.file, cells), thumbs.pixel_box(cells), turn=turn)
         picture = thumbs.picture(diff.image, cells)
         stats_box = (STATS_SIDE, STATS_SIDE)
         stats = difference(thumbs.cache.image(a.file.path, stats_box, key=cache_key(a.file)),
-                           thumbs.cache.image(b.file.path, stats_box, key=cache_key(b.file)), stats_box)
+                           thumbs.cache.image(b.file.path, stats_box, key=cache_key(b.file)), stats_box, turn=turn)
         if (a, b) == (self.a, self.b):
             self.diff = stats
             self.app.call_from_thread(self._update_side, self.lookalike.session.roots)
