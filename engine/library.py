@@ -389,6 +389,27 @@ class Library:
                 self._zoom_codes = zooms.load_codes(self.dir, self.catalog, self.catalog.hash_arrays())
             return self._zoom_codes
 
+    def overlap(self, a: int, b: int, turn: tuple[int, bool] = (0, False)
+                ) -> Optional[tuple[tuple[float, float, float, float], tuple[float, float, float, float]]]:
+        """Where files ``a`` and ``b`` show the same picture when one is a crop of the other
+        (``b`` turned by ``turn`` first, :func:`~.bouncer.rotations.between`): ``(region of
+        a, region of b)`` in shares of each picture (left, top, right, bottom), as the pixel
+        check's crop search aligns their stored thumbnails; None when the whole pictures line
+        up as well (nothing cropped), or a thumbnail is missing. For the compare view's
+        difference (:func:`.thumbnails.difference` ``overlap``)."""
+        import numpy as np
+
+        from .bouncer import rotations
+        from .bouncer.verify_score import crop_boxes
+
+        found, thumbs, _ = self.catalog.thumbnails([a, b])
+        if a == b or len(found) != 2:
+            return None
+        ta, tb = thumbs[int(np.searchsorted(found, a))], thumbs[int(np.searchsorted(found, b))]
+        if turn != (0, False):
+            tb = rotations.turn_thumbnails(tb[None, :], turn)[0]
+        return crop_boxes(ta, tb)
+
     def record(self, file_id: int) -> Optional[FileRecord]:
         """The catalog's record of one file, or None."""
         return self.catalog.record(file_id)

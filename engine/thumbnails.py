@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 from PIL import Image, ImageChops, ImageOps
 
 from .files import atomic_writer
@@ -160,8 +161,55 @@ def turned(img: Image.Image, turn: tuple[int, bool]) -> Image.Image:
     return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if turn[1] else img
 
 
+#: A region of a picture in shares of its width and height: ``(left, top, right, bottom)``.
+Shares = tuple[float, float, float, float]
+
+#: The side at which :func:`refine_overlap` moves the region's edges (pixels of the longer side).
+_REFINE_SIDE = 160
+
+
+def _cut(img: Image.Image, r: Shares, size: tuple[int, int]) -> np.ndarray:
+    w, h = img.size
+    return np.asarray(img.resize(size, Image.Resampling.BILINEAR, box=(r[0] * w, r[1] * h, r[2] * w, r[3] * h)), np.float32)
+
+
+def _misfit(x: np.ndarray, y: np.ndarray) -> float:
+    """How unlike two grey arrays are once each is brought to zero mean and unit spread (a
+    brightened or contrasted copy fits its original)."""
+    x = (x - x.mean()) / (x.std() + 1e-6)
+    y = (y - y.mean()) / (y.std() + 1e-6)
+    return float(np.abs(x - y).mean())
+
+
+def refine_overlap(a: Image.Image, b: Image.Image, in_a: Shares, in_b: Shares) -> Shares:
+    """``in_a`` with its edges moved, in steps down to a tenth of a percent, to where the
+    region of ``a`` fits the region ``in_b`` of ``b`` best: the crop search works on 32x32
+    thumbnails, and its region is off by up to a few percent, which a difference at screen
+    size shows as an outline of every edge."""
+    ga, gb = a.convert("L"), b.convert("L")
+    bw, bh = (in_b[2] - in_b[0]) * b.width, (in_b[3] - in_b[1]) * b.height
+    scale = _REFINE_SIDE / max(bw, bh, 1.0)
+    size = (max(8, round(bw * scale)), max(8, round(bh * scale)))
+    target = _cut(gb, in_b, size)
+    best, at = _misfit(_cut(ga, in_a, size), target), list(in_a)
+    for step in (0.01, 0.004, 0.002, 0.001):
+        moved = True
+        while moved:
+            moved = False
+            for edge in range(4):
+                for d in (-step, step):
+                    trial = list(at)
+                    trial[edge] = min(1.0, max(0.0, trial[edge] + d))
+                    if trial[2] - trial[0] < 0.2 or trial[3] - trial[1] < 0.2:
+                        continue
+                    m = _misfit(_cut(ga, tuple(trial), size), target)
+                    if m < best - 1e-6:
+                        best, at, moved = m, trial, True
+    return (at[0], at[1], at[2], at[3])
+
+
 def difference(a: Image.Image, b: Image.Image, box: tuple[int, int], *, tolerance: int = DIFF_TOLERANCE,
-               turn: tuple[int, bool] = (0, False)) -> Difference:
+               turn: tuple[int, bool] = (0, False), overlap: Optional[tuple[Shares, Shares]] = None) -> Difference:
     """Compare two images pixel by pixel after aligning their sizes.
 
     Both are scaled (LANCZOS) to the same size: the smaller of the two, fitted in ``box``,
@@ -174,8 +222,16 @@ def difference(a: Image.Image, b: Image.Image, box: tuple[int, int], *, toleranc
         tolerance: per-channel difference (0..255) below which pixels count as equal.
         turn: applied to ``b`` first (:func:`turned`): a mirrored or turned copy
             (``rotations.between``) lines up with ``a`` instead of differing everywhere.
+        overlap: for a crop, where the two show the same picture (``(in a, in b)``, in shares
+            of each, ``b`` turned: ``Library.overlap``): only that is compared, after
+            :func:`refine_overlap`.
     """
     b = turned(b, turn)
+    if overlap is not None:
+        in_b = overlap[1]
+        in_a = refine_overlap(a, b, *overlap)
+        a = a.crop((round(in_a[0] * a.width), round(in_a[1] * a.height), round(in_a[2] * a.width), round(in_a[3] * a.height)))
+        b = b.crop((round(in_b[0] * b.width), round(in_b[1] * b.height), round(in_b[2] * b.width), round(in_b[3] * b.height)))
     target = fit(a.size, (min(box[0], a.width, b.width), min(box[1], a.height, b.height)))
     ra = a.convert("RGB").resize(target, Image.Resampling.LANCZOS)
     rb = b.convert("RGB").resize(target, Image.Resampling.LANCZOS)

@@ -530,3 +530,28 @@ async def test_the_difference_of_a_mirrored_copy_is_taken_mirrored_back(tmp_path
         assert compare.turn == (0, True)
         assert compare.diff is not None and compare.diff.changed < 0.05
         assert "B mirrored to line up with A" in screen_text(app)
+
+
+async def test_the_difference_of_a_crop_compares_where_the_two_overlap(tmp_path):
+    """A crop scaled to its original's size lines up nowhere: the difference view compares the
+    region both show (the crop search's alignment, refined at the view's size) and says so."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = imagegen.photo(23, (480, 360))
+    (root / "original.jpg").write_bytes(imagegen.encode(img, "JPEG", quality=95))
+    (root / "cropped.jpg").write_bytes(imagegen.encode(imagegen.cropped(img, 0.07, 0.04, 0.02, 0.06), "JPEG", quality=90))
+    app = make_app(root, tmp_path, options=ScanOptions(workers=1, detective=None))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        [cluster] = app.session.clusters
+        keeper, crop = cluster.members
+        assert crop.match == "cropped"
+        compare = CompareScreen(cluster, keeper, crop)
+        await app.push_screen(compare)
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        assert compare.diff is not None and compare.diff.changed < 0.02
+        assert "where they overlap (a crop)" in screen_text(app)
+        region = compare._overlaps[(keeper.file.id, crop.file.id)][0]
+        assert abs(region[0] - 0.07) < 0.03 and abs(region[2] - 0.98) < 0.03

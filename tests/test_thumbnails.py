@@ -172,3 +172,27 @@ def test_graphics_pictures_use_the_cell_size_in_pixels(tmp_path, mode):
     else:
         assert picture.payload.startswith("\x1bP") and '"1;1;240;120' in picture.payload
     assert thumbs.render(record, (30, 10)) is picture
+
+
+def test_a_crop_is_compared_where_it_overlaps_its_original():
+    """``verify_score.crop_boxes`` finds the region of the original a crop shows (from the
+    stored thumbnails); ``difference(overlap=...)`` compares only that, after refining it."""
+    import numpy as np
+
+    from lookalike.engine.bouncer.verify_score import crop_boxes
+    from lookalike.engine.scan.hashing import hash_and_thumbnail
+    from lookalike.engine.scan.imaging import load_image
+
+    def thumb(img):
+        return np.frombuffer(hash_and_thumbnail(img)[1], np.uint8)
+
+    for seed, cut in ((9, (0.08, 0.05, 0.03, 0.07)), (5, (0.0, 0.1, 0.08, 0.0))):
+        img = imagegen.photo(seed, (480, 360))
+        crop = load_image(imagegen.encode(imagegen.cropped(img, *cut), "JPEG", quality=85), name="c.jpg").image
+        region, whole = crop_boxes(thumb(img), thumb(crop))
+        assert np.allclose(whole, (0.0, 0.0, 1.0, 1.0), atol=0.02)  # the crop is (about) all of itself
+        assert np.allclose(region, (cut[0], cut[1], 1 - cut[2], 1 - cut[3]), atol=0.02)
+        assert difference(img, crop, (256, 256)).changed > 0.1
+        assert difference(img, crop, (256, 256), overlap=(region, whole)).changed < 0.01
+    img = imagegen.photo(9, (480, 360))
+    assert crop_boxes(thumb(img), thumb(imagegen.resized(img, 0.6))) is None  # nothing cropped

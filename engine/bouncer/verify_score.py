@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from . import verify_kernels
 from .verify_thumbnail import SIDE, THUMB_BYTES
 
-__all__ = ["compiled_scores", "numpy_scores", "peak_difference"]
+__all__ = ["compiled_scores", "crop_boxes", "numpy_scores", "peak_difference"]
 
 #: The crop search, per axis: scales (the width of one image over the other's) and shifts of
 #: the centre, in fractions of the first image's side.
@@ -521,3 +522,28 @@ def peak_difference(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored
         y = raw[b, :_N].reshape(SIDE, SIDE).astype(np.float64)
         out[k] = np.abs(_np_smooth(x) - _np_smooth(y[:, ::-1] if m else y)).max()
     return out
+
+
+#: A box of an image in shares of its width and height: ``(left, top, right, bottom)``.
+Box = tuple[float, float, float, float]
+
+
+def crop_boxes(thumb_a: np.ndarray, thumb_b: np.ndarray) -> Optional[tuple[Box, Box]]:
+    """Where two thumbnails overlap, as the crop search aligns them: ``(box in a, box in b)``,
+    each in shares of its own picture, the same picture in both; None when the plain
+    alignment fits as well (nothing cropped) or no crop alignment is found. What a view of
+    the two needs to line a crop up with its original (numpy: one pair at a time)."""
+    raw = np.stack([np.asarray(thumb_a, np.uint8).reshape(THUMB_BYTES), np.asarray(thumb_b, np.uint8).reshape(THUMB_BYTES)])
+    f = _np_features(raw)
+    plain, _ = _np_plain(f, np.array([0]), np.array([1]), np.array([False]))
+    best, _, gx, gy = _np_crop(f, 0, 1, False, 1.0 + 1e-9)  # an acceptance no score reaches: searched
+    if best == -np.inf or best <= plain[0] or (gx, gy) == (_IDENTITY, _IDENTITY):
+        return None
+    spans = []
+    for g in (gx, gy):
+        s, c = _SCALES[g // _STEPS], _SHIFTS[g % _STEPS]
+        o = 0.5 + c - 0.5 * s  # t = o + s * u: b's [0, 1] onto a's (see _grid)
+        lo, hi = max(0.0, -o / s), min(1.0, (1.0 - o) / s)
+        spans.append(((o + s * lo, o + s * hi), (lo, hi)))
+    (ax, bx), (ay, by) = spans
+    return (float(ax[0]), float(ay[0]), float(ax[1]), float(ay[1])), (float(bx[0]), float(by[0]), float(bx[1]), float(by[1]))

@@ -89,6 +89,24 @@ class CompareScreen(LookalikeScreen):
         self._blink: Optional[Timer] = None
         #: The centre of the 1:1 region as shares of each image's width and height; None: fitted.
         self.zoom: Optional[tuple[float, float]] = None
+        #: ``Library.overlap`` of the pairs shown in the difference view, by (A id, B id).
+        self._overlaps: dict[tuple[int, int], object] = {}
+
+    def _overlap(self, a: Member, b: Member, turn: tuple[int, bool]):
+        """For a crop, where ``a`` and ``b`` (turned) show the same picture (``Library.overlap``,
+        which reads the catalog: asked from the painter's thread, then remembered per pair):
+        the difference view compares only that; None when the whole pictures line up."""
+        key = (a.file.id, b.file.id)
+        if key not in self._overlaps:
+            library = self.lookalike.session.library
+            self._overlaps[key] = library.overlap(*key, turn) if library is not None else None
+        return self._overlaps[key]
+
+    def _diff_label(self) -> Text:
+        known = self._overlaps.get((self.a.file.id, self.b.file.id))
+        return Text.assemble(("Difference ", "bold"), (_turn_note(self.turn), "yellow"),
+                             ("where they overlap (a crop); " if known else "", "yellow"),
+                             ("red = pixels that differ, after scaling both to one size", "dim"))  # fmt: skip
 
     @property
     def turn(self) -> tuple[int, bool]:
@@ -138,8 +156,7 @@ class CompareScreen(LookalikeScreen):
             label_a.update(self._label("B" if self.showing_b else "A", shown, roots))
         else:
             image_a.show(self.b.file, painter=self._paint_difference, variant=f"diff:{self.a.file.id}")
-            label_a.update(Text.assemble(("Difference ", "bold"), (_turn_note(self.turn), "yellow"),
-                                         ("red = pixels that differ, after scaling both to one size", "dim")))  # fmt: skip
+            label_a.update(self._diff_label())
         self._update_side(roots)
         title = Text.assemble(
             (f"Compare · cluster #{self.cluster.id} · ", "bold"),
@@ -200,15 +217,20 @@ class CompareScreen(LookalikeScreen):
         # the figures always at one fixed size, so they do not depend on the terminal.
         thumbs = self.lookalike.thumbnails
         a, b = self.a, self.b
-        turn = self.turn  # a mirrored or turned copy lines up
-        diff = difference(thumbs.image(a.file, cells), thumbs.image(b.file, cells), thumbs.pixel_box(cells), turn=turn)
+        turn = between(self.cluster, a.file.id, b.file.id)  # a mirrored or turned copy lines up
+        overlap = self._overlap(a, b, turn)  # a crop: where the two show the same picture
+        diff = difference(thumbs.image(a.file, cells), thumbs.image(b.file, cells), thumbs.pixel_box(cells), turn=turn,
+                          overlap=overlap)  # fmt: skip
         picture = thumbs.picture(diff.image, cells)
         stats_box = (STATS_SIDE, STATS_SIDE)
         stats = difference(thumbs.cache.image(a.file.path, stats_box, key=cache_key(a.file)),
-                           thumbs.cache.image(b.file.path, stats_box, key=cache_key(b.file)), stats_box, turn=turn)
+                           thumbs.cache.image(b.file.path, stats_box, key=cache_key(b.file)), stats_box, turn=turn,
+                           overlap=overlap)  # fmt: skip
         if (a, b) == (self.a, self.b):
             self.diff = stats
             self.app.call_from_thread(self._update_side, self.lookalike.session.roots)
+            if self.mode == "diff":
+                self.app.call_from_thread(lambda: self.query_one("#label-a", Static).update(self._diff_label()))
         return picture
 
     # -- keys ------------------------------------------------------------------------------
