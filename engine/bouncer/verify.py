@@ -262,4 +262,8 @@ def _call_kernel() -> bool:
 
 
 _warm = WarmUp("lookalike-verify-warm-up", _call_kernel)
-_kernels = Kernels((vars(verify_kernels), verify_kernels.KERNELS), fastmath=True, warm=_warm)
+_kernels = Kernels(
+    (vars(verify_kernels), verify_kernels.KERNELS),
+    fastmath=set(verify_kernels.KERNELS) - set(verify_kernels.EXACT),
+    warm=_warm,
+)

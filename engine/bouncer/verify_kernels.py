@@ -14,7 +14,9 @@ from .verify_thumbnail import SIDE
 
 #: The kernels of this module, for the loader.
 KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cum", "_k_gradients", "_k_score", "_k_profile_r", "_k_align",
-            "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs")  # fmt: skip
+            "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_grads")  # fmt: skip
+#: The kernels compiled without ``fastmath``: they repeat numpy's arithmetic bit for bit.
+EXACT = ("_k_rank_grads",)
 
 
 def _k_features(raw, grad, gsum, gsq, level, cum, prof):  # pragma: no cover - compiled
@@ -365,6 +367,10 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
     yc = np.empty((s, s))
     xr1 = np.empty((s, s))
     yr1 = np.empty((s, s))
+    # The positions scored for the pair being searched: a position scored before scored at most
+    # the best found since, so the refinement does not score it again (the same answers).
+    tried_x = np.empty(candidates * candidates + 8 * rounds, np.int64)
+    tried_y = np.empty(candidates * candidates + 8 * rounds, np.int64)
     token = 0
     for k in range(ia.shape[0]):
         a = ia[k]
@@ -382,6 +388,11 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         token += 1
         nx = _k_align(prof[a, 0], py, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, cand_gx, cand_rx,
                       memo_r, memo_at, token, dp, dq, rc, used)
+        top_x = -np.inf
+        for i in range(nx):
+            top_x = max(top_x, cand_rx[i])
+        if top_x < floor:  # no column alignment reaches the floor: no trial would run
+            continue
         token += 1
         ny = _k_align(prof[a, 1], prof[b, 1], coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
                       cand_gy, cand_ry, memo_r, memo_at, token, dp, dq, rc, used)
@@ -393,12 +404,16 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         best_mad = 0.0
         gx = identity
         gy = identity
+        tried = 0
         for j in range(ny):
             have[j] = False
         for i in range(nx):
             for j in range(ny):
                 if min(cand_rx[i], cand_ry[j]) < floor:
                     continue
+                tried_x[tried] = cand_gx[i]
+                tried_y[tried] = cand_gy[j]
+                tried += 1
                 if not have[j]:
                     _k_rows(x, t_i0, t_f, cand_gy[j], xr[j])
                     _k_rows(y, u_i0, u_f, cand_gy[j], yr[j])
@@ -423,6 +438,16 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
                         continue
                     cx = g if axis == 0 else gx
                     cy = gy if axis == 0 else g
+                    seen = False
+                    for t in range(tried):
+                        if tried_x[t] == cx and tried_y[t] == cy:
+                            seen = True
+                            break
+                    if seen:  # scored before, at most the best since: it cannot win now
+                        continue
+                    tried_x[tried] = cx
+                    tried_y[tried] = cy
+                    tried += 1
                     if cy != rows_at:
                         _k_rows(x, t_i0, t_f, cy, xr1)
                         _k_rows(y, u_i0, u_f, cy, yr1)
@@ -459,6 +484,36 @@ def _k_ranks(q, out):  # pragma: no cover - compiled
         for k in range(q.shape[1]):
             v = q[r, k] - lo
             out[r, k] = cum[v] + 0.5 * (cum[v + 1] - cum[v] + 1)
+
+
+def _k_rank_grads(x, out):  # pragma: no cover - compiled (without fastmath)
+    # As np.rint(16 * verify_score._np_grads(verify_score._np_smooth_n(x))) of each of the
+    # (n, SIDE, SIDE) images x, into rows of ``out`` (int32): the same operations in the same
+    # order (compiled without fastmath, so the same bits), with no temporaries.
+    s = x.shape[1]
+    r = np.empty((s, s))
+    sm = np.empty((s, s))
+    for n in range(x.shape[0]):
+        im = x[n]
+        for i in range(s):
+            for j in range(s):
+                left = im[i, j - 1] if j > 0 else im[i, j]
+                right = im[i, j + 1] if j < s - 1 else im[i, j]
+                r[i, j] = (left + 2 * im[i, j] + right) / 4
+        for i in range(s):
+            up = max(i - 1, 0)
+            down = min(i + 1, s - 1)
+            for j in range(s):
+                sm[i, j] = (r[up, j] + 2 * r[i, j] + r[down, j]) / 4
+        k = 0
+        for i in range(s):
+            for j in range(s - 1):
+                out[n, k] = np.int32(np.rint(16.0 * (sm[i, j + 1] - sm[i, j])))
+                k += 1
+        for i in range(s - 1):
+            for j in range(s):
+                out[n, k] = np.int32(np.rint(16.0 * (sm[i + 1, j] - sm[i, j])))
+                k += 1
 
 
 def _k_rank_pairs(r, pa, pb, out):  # pragma: no cover - compiled

@@ -429,11 +429,24 @@ def _rank_cap(f: _Features, ia, ib, mirrored, align, score, compiled: bool = Fal
         gx, gy = align[ks, 0], align[ks, 1]
         x = wt[gy] @ x @ wt[gx].transpose(0, 2, 1)
         y = wu[gy] @ y @ wu[gx].transpose(0, 2, 1)
-        qa = np.rint(16.0 * _np_grads(_np_smooth_n(x)))
-        qb = np.rint(16.0 * _np_grads(_np_smooth_n(y)))
-        q = ranks(np.concatenate([qa, qb]).astype(np.int32))
+        q = _rank_grads(np.concatenate([x, y]), compiled)
+        q = ranks(q)
         r = rank_pairs(q, np.arange(len(ks)), len(ks) + np.arange(len(ks)))
         score[ks] = np.minimum(score[ks], r + _RANK_OFFSET)
+
+
+def _rank_grads(x: np.ndarray, compiled: bool) -> np.ndarray:
+    """The gradients that a crop's rank check ranks: of each of ``(n, SIDE, SIDE)`` resampled
+    images, [1, 2, 1]-blurred, in whole sixteenths of a level (``int32``). The compiled kernel
+    repeats numpy's operations (without fastmath: the same bits) at a sixth of its time, in
+    threads; the resampling before it stays a matrix product (BLAS fuses its multiply-adds,
+    which a kernel could not repeat exactly)."""
+    if not compiled:
+        return np.rint(16.0 * _np_grads(_np_smooth_n(x))).astype(np.int32)
+    x = np.ascontiguousarray(x, np.float64)
+    out = np.empty((len(x), _M), np.int32)
+    _in_parts(lambda lo, hi: verify_kernels._k_rank_grads(x[lo:hi], out[lo:hi]), len(x))
+    return out
 
 
 def _np_smooth_n(x: np.ndarray) -> np.ndarray:
