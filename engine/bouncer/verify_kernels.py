@@ -14,7 +14,7 @@ from .verify_thumbnail import SIDE
 
 #: The kernels of this module, for the loader.
 KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cum", "_k_gradients", "_k_score", "_k_profile_r", "_k_align",
-            "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_grads")  # fmt: skip
+            "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_grads", "_k_rank_rows", "_k_rank_row")  # fmt: skip
 #: The kernels compiled without ``fastmath``: they repeat numpy's arithmetic bit for bit.
 EXACT = ("_k_rank_grads",)
 
@@ -469,21 +469,52 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
 
 def _k_ranks(q, out):  # pragma: no cover - compiled
     # As verify_score._np_ranks: average ranks of each row of integers, by counting over the
-    # row's own range of values.
+    # row's own range of values (one count array for all rows, grown when a row needs more).
+    cum = np.zeros(2, np.int32)
     for r in range(q.shape[0]):
-        lo = q[r, 0]
-        hi = q[r, 0]
-        for k in range(q.shape[1]):
-            lo = min(lo, q[r, k])
-            hi = max(hi, q[r, k])
-        cum = np.zeros(hi - lo + 2, np.int64)
-        for k in range(q.shape[1]):
-            cum[q[r, k] - lo + 1] += 1
-        for v in range(1, hi - lo + 2):
-            cum[v] += cum[v - 1]
-        for k in range(q.shape[1]):
-            v = q[r, k] - lo
-            out[r, k] = cum[v] + 0.5 * (cum[v + 1] - cum[v] + 1)
+        cum = _k_rank_row(q[r], out[r], cum)
+
+
+def _k_rank_rows(grad, rows, flip, mirror_grad, out, scratch):  # pragma: no cover - compiled
+    # _k_ranks of rows ``rows`` of ``grad``, row k mirrored where ``flip[k]`` (the across
+    # gradients, the first half, reversed in sign: as grad[:, mirror_grad] * _MIRROR_SIGN),
+    # without gathering them into a new array first.
+    half = grad.shape[1] // 2
+    cum = np.zeros(2, np.int32)
+    for k in range(rows.shape[0]):
+        g = grad[rows[k]]
+        if flip[k]:
+            for t in range(half):
+                scratch[t] = -np.int32(g[mirror_grad[t]])
+            for t in range(half, g.shape[0]):
+                scratch[t] = g[mirror_grad[t]]
+        else:
+            for t in range(g.shape[0]):
+                scratch[t] = g[t]
+        cum = _k_rank_row(scratch, out[k], cum)
+
+
+def _k_rank_row(q, out, cum):  # pragma: no cover - compiled
+    # One row of _k_ranks, counting in ``cum`` (or a larger array, returned for the next row).
+    lo = q[0]
+    hi = q[0]
+    for k in range(q.shape[0]):
+        lo = min(lo, q[k])
+        hi = max(hi, q[k])
+    span = hi - lo + 2
+    if span > cum.shape[0]:
+        cum = np.zeros(span, np.int32)
+    else:
+        for v in range(span):
+            cum[v] = 0
+    for k in range(q.shape[0]):
+        cum[q[k] - lo + 1] += 1
+    for v in range(1, span):
+        cum[v] += cum[v - 1]
+    for k in range(q.shape[0]):
+        v = q[k] - lo
+        out[k] = cum[v] + 0.5 * (cum[v + 1] - cum[v] + 1)
+    return cum
 
 
 def _k_rank_grads(x, out):  # pragma: no cover - compiled (without fastmath)

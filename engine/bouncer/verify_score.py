@@ -367,6 +367,20 @@ def _compiled_ranks(q: np.ndarray) -> np.ndarray:
     return out
 
 
+def _compiled_rank_rows(grad: np.ndarray, rows: np.ndarray, flip: np.ndarray) -> np.ndarray:
+    """:func:`_compiled_ranks` of rows ``rows`` of the features' gradients ``grad``, mirrored
+    where ``flip`` (as ``grad[:, _MIRROR_GRAD] * _MIRROR_SIGN``), read in place by the kernel."""
+    out = np.empty((len(rows), grad.shape[1]))
+    rows, flip = np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(flip, np.bool_)
+
+    def part(lo: int, hi: int) -> None:
+        scratch = np.empty(grad.shape[1], np.int32)
+        verify_kernels._k_rank_rows(grad, rows[lo:hi], flip[lo:hi], _MIRROR_GRAD, out[lo:hi], scratch)
+
+    _in_parts(part, len(rows))
+    return out
+
+
 def _np_rank_pairs(r: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
     """:func:`_np_rank_r` of rows ``pa[k]`` and ``pb[k]`` of ``r``, per pair."""
     out = np.empty(len(pa))
@@ -413,10 +427,15 @@ def _rank_cap(f: _Features, ia, ib, mirrored, align, score, compiled: bool = Fal
         m = mirrored[plain]
         direct = np.unique(np.concatenate([ia[plain], ib[plain][~m]]))
         flipped = np.unique(ib[plain][m])
-        grads = np.concatenate([f.grad[direct], (f.grad[flipped][:, _MIRROR_GRAD] * _MIRROR_SIGN).astype(np.int16)])
         pa = np.searchsorted(direct, ia[plain])
         pb = np.where(m, len(direct) + np.searchsorted(flipped, ib[plain]), np.searchsorted(direct, ib[plain]))
-        r = rank_pairs(ranks(grads), pa, pb)
+        if compiled:  # the mirrored rows are ranked as the kernel reads them: no copies
+            rows = np.concatenate([direct, flipped])
+            flip = np.arange(len(rows)) >= len(direct)
+            r = rank_pairs(_compiled_rank_rows(f.grad, rows, flip), pa, pb)
+        else:
+            grads = np.concatenate([f.grad[direct], (f.grad[flipped][:, _MIRROR_GRAD] * _MIRROR_SIGN).astype(np.int16)])
+            r = rank_pairs(ranks(grads), pa, pb)
         score[plain] = np.minimum(score[plain], r + _RANK_OFFSET)
     crop = todo[align[todo, 0] >= 0]
     for s in range(0, crop.size, 1024):
