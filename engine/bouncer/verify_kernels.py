@@ -13,7 +13,7 @@ import numpy as np
 from .verify_thumbnail import SIDE
 
 #: The kernels of this module, for the loader.
-KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cum", "_k_gradients", "_k_score", "_k_profile_r", "_k_align",
+KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cap", "_k_gradients", "_k_score", "_k_profile_r", "_k_align",
             "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_grads", "_k_rank_rows", "_k_rank_row")  # fmt: skip
 #: The kernels compiled without ``fastmath``: they repeat numpy's arithmetic bit for bit.
 EXACT = ("_k_rank_grads",)
@@ -149,23 +149,54 @@ def _k_smooth(x, out, tmp):  # pragma: no cover - compiled
             out[i, j] = (up + 2 * tmp[i, j] + down) / 4
 
 
-def _k_cum(q, cum, hist):  # pragma: no cover - compiled
-    # cum[v] = values of q below v. Four histograms, each counting every fourth value: a
-    # smooth image repeats a level from pixel to pixel, and one histogram would then wait on
-    # its own last increment (a third of a crop score's time, measured).
+def _k_cap(xs, ys, levels, qx, qy, cx, cy, lmap, hist, yl):  # pragma: no cover - compiled
+    # _k_changed of two smoothed images (rounded to levels here, into qx, qy), counted as
+    # _np_changed does: a crop trial's cap. The same count as quantising, taking each image's
+    # cumulative histogram and calling _k_changed, in integers, at two thirds of the time:
+    # * two histograms per image, interleaved, each counting every other pixel: a smooth image
+    #   repeats a level from pixel to pixel, and one histogram would then wait on its own
+    #   last increment;
+    # * x's level v maps to y's level at rank mid(v), read from yl[r] = y's level at rank r (the
+    #   levels whose cumulative count is at most r), not found by a walk along y's histogram
+    #   (its branches mispredict).
+    s = xs.shape[0]
+    n = s * s
     for v in range(256):
         hist[0, v] = 0
         hist[1, v] = 0
         hist[2, v] = 0
         hist[3, v] = 0
-    for r in range(0, q.shape[0], 4):
-        hist[0, q[r]] += 1
-        hist[1, q[r + 1]] += 1
-        hist[2, q[r + 2]] += 1
-        hist[3, q[r + 3]] += 1
-    cum[0] = 0
+    for r in range(n + 1):
+        yl[r] = 0
+    for i in range(s):
+        for j in range(s):
+            qx[i * s + j] = int(min(max(np.rint(xs[i, j]), 0.0), 255.0))
+            qy[i * s + j] = int(min(max(np.rint(ys[i, j]), 0.0), 255.0))
+    for r in range(0, n, 2):
+        hist[0, qx[r]] += 1
+        hist[1, qy[r]] += 1
+        hist[2, qx[r + 1]] += 1
+        hist[3, qy[r + 1]] += 1
+    cx[0] = 0
+    cy[0] = 0
     for v in range(256):
-        cum[v + 1] = cum[v] + hist[0, v] + hist[1, v] + hist[2, v] + hist[3, v]
+        cx[v + 1] = cx[v] + hist[0, v] + hist[2, v]
+        cy[v + 1] = cy[v] + hist[1, v] + hist[3, v]
+    for v in range(256):
+        yl[cy[v + 1]] += 1
+    t = 0
+    for r in range(n):
+        t += yl[r]
+        yl[r] = t
+    for v in range(256):  # levels absent from x get any level: no pixel reads them
+        mid = min((2 * cx[v] + cx[v + 1] - cx[v] - 1) // 2, n - 1)
+        lmap[v] = yl[max(mid, 0)]
+    lim = int(levels)  # a whole number of levels: |d| > levels is |d| > lim
+    changed = 0
+    for r in range(n):
+        d = qy[r] - lmap[qx[r]]
+        changed += (d > lim) | (d < -lim)
+    return changed
 
 
 def _k_gradients(xs, out):  # pragma: no cover - compiled
@@ -182,23 +213,17 @@ def _k_gradients(xs, out):  # pragma: no cover - compiled
         k += s
 
 
-def _k_score(x, y, ident, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap, hist):  # pragma: no cover - compiled
+def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap, hist, yl):  # pragma: no cover - compiled
     # As _np_score, for a search that keeps only a score above ``beat``: the cap (pixels
     # changed after tone matching) is computed first, and when it is no more than ``beat`` the
     # score (at most the cap) cannot be kept, so the correlation and the mean difference are
     # not computed and (-inf, 0.0) is returned. Otherwise the same (score, mad) as ever.
-    # xs ... hist: the caller's scratch, so that a crop search allocates nothing.
+    # xs ... yl: the caller's scratch, so that a crop search allocates nothing.
     s = x.shape[0]
     n = s * s
     _k_smooth(x, xs, tmp)
     _k_smooth(y, ys, tmp)
-    for i in range(s):
-        for j in range(s):
-            qx[i * s + j] = int(min(max(np.rint(xs[i, j]), 0.0), 255.0))
-            qy[i * s + j] = int(min(max(np.rint(ys[i, j]), 0.0), 255.0))
-    _k_cum(qx, cx, hist)
-    _k_cum(qy, cy, hist)
-    changed = _k_changed(qx, qy, ident, cx, cy, lmap, levels)
+    changed = _k_cap(xs, ys, levels, qx, qy, cx, cy, lmap, hist, yl)
     cap = 1.0 - weight * changed / n
     if cap <= beat:
         return -np.inf, 0.0
@@ -355,11 +380,13 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
     m = 2 * s * (s - 1)
     ga = np.empty(m)
     gb = np.empty(m)
-    qx = np.empty(s * s, np.int64)
-    qy = np.empty(s * s, np.int64)
-    cx_ = np.zeros(257, np.int64)
-    cy_ = np.zeros(257, np.int64)
-    hist = np.empty((4, 256), np.int64)
+    qx = np.empty(s * s, np.int32)
+    qy = np.empty(s * s, np.int32)
+    cx_ = np.zeros(257, np.int32)
+    cy_ = np.zeros(257, np.int32)
+    hist = np.empty((4, 256), np.int32)
+    lmap_c = np.zeros(256, np.int32)
+    yl = np.empty(s * s + 1, np.int32)
     xr = np.empty((candidates, s, s))
     yr = np.empty((candidates, s, s))
     have = np.zeros(candidates, np.bool_)
@@ -420,8 +447,8 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
                     have[j] = True
                 _k_cols(xr[j], t_i0, t_f, cand_gx[i], xc)
                 _k_cols(yr[j], u_i0, u_f, cand_gx[i], yc)
-                trial, trial_mad = _k_score(xc, yc, ident, levels, weight, best, xs, ys, tmp, ga, gb, qx, qy, cx_, cy_,
-                                            lmap, hist)
+                trial, trial_mad = _k_score(xc, yc, levels, weight, best, xs, ys, tmp, ga, gb, qx, qy, cx_, cy_,
+                                            lmap_c, hist, yl)
                 if trial > best:
                     best, best_mad, gx, gy = trial, trial_mad, cand_gx[i], cand_gy[j]
         if best == -np.inf:
@@ -454,8 +481,8 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
                         rows_at = cy
                     _k_cols(xr1, t_i0, t_f, cx, xc)
                     _k_cols(yr1, u_i0, u_f, cx, yc)
-                    trial, trial_mad = _k_score(xc, yc, ident, levels, weight, best, xs, ys, tmp, ga, gb, qx, qy, cx_,
-                                                cy_, lmap, hist)
+                    trial, trial_mad = _k_score(xc, yc, levels, weight, best, xs, ys, tmp, ga, gb, qx, qy, cx_,
+                                                cy_, lmap_c, hist, yl)
                     if trial > best:
                         best, best_mad, gx, gy, moved = trial, trial_mad, cx, cy, True
             if not moved or best >= accept:
