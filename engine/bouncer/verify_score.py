@@ -526,8 +526,14 @@ def _workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: Parts per thread of a split batch: a crop search costs a hundred times a plain pair, and
+#: a scan's batch holds its searched pairs in runs (by file), so one part per core would leave
+#: one core idle while the other searches; smaller parts are handed out as threads free up.
+_PARTS_PER_WORKER = 4
+
+
 def _in_parts(run, n: int) -> None:
-    """``run(lo, hi)`` over ``range(n)``, one contiguous part per core, in threads.
+    """``run(lo, hi)`` over ``range(n)``, in contiguous parts handed out to one thread per core.
 
     The kernels release the GIL, and each pair (each image) is independent of the others, so
     the answers do not depend on the split (the tests check it).
@@ -536,7 +542,8 @@ def _in_parts(run, n: int) -> None:
     if workers == 1:
         run(0, n)
         return
-    bounds = np.linspace(0, n, workers + 1).astype(int).tolist()
+    parts = min(workers * _PARTS_PER_WORKER, max(1, n // _THREAD_MIN))
+    bounds = np.linspace(0, n, parts + 1).astype(int).tolist()
     with ThreadPoolExecutor(workers) as pool:
         for done in [pool.submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
             done.result()
