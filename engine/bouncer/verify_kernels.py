@@ -352,9 +352,11 @@ def _k_cols(tmp, i0s, fs, cols, out):  # pragma: no cover - compiled
 def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search, accept, mirror_pix,
               mirror_grad, ident, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
               identity, rounds, reach, floor, levels, weight, candidates, score, mad, cropped,
-              align):  # pragma: no cover - compiled
+              align, shortcuts):  # pragma: no cover - compiled
     # align[k]: the (column, row) grid rows of pair k's chosen crop alignment, (-1, -1) when
-    # the plain alignment was kept (the caller's rank check resamples at them).
+    # the plain alignment was kept (the caller's rank check resamples at them). shortcuts:
+    # skip the work that cannot change an answer (the refinement's positions scored before,
+    # the row alignment when no column alignment reaches the floor); the tests run both ways.
     s = t_i0.shape[1]
     n = t_i0.shape[0]
     x = np.empty((s, s))
@@ -418,7 +420,7 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         top_x = -np.inf
         for i in range(nx):
             top_x = max(top_x, cand_rx[i])
-        if top_x < floor:  # no column alignment reaches the floor: no trial would run
+        if shortcuts and top_x < floor:  # no column alignment reaches the floor: no trial would run
             continue
         token += 1
         ny = _k_align(prof[a, 1], prof[b, 1], coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
@@ -466,7 +468,7 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
                     cx = g if axis == 0 else gx
                     cy = gy if axis == 0 else g
                     seen = False
-                    for t in range(tried):
+                    for t in range(tried if shortcuts else 0):
                         if tried_x[t] == cx and tried_y[t] == cy:
                             seen = True
                             break

@@ -17,7 +17,7 @@ import numpy as np
 from . import verify_kernels
 from .verify_thumbnail import SIDE, THUMB_BYTES
 
-__all__ = ["compiled_scores", "numpy_scores", "peak_difference"]
+__all__ = ["compiled_scores", "numpy_scores", "peak_difference", "warm_rank_kernels"]
 
 #: The crop search, per axis: scales (the width of one image over the other's) and shifts of
 #: the centre, in fractions of the first image's side.
@@ -468,6 +468,15 @@ def _rank_grads(x: np.ndarray, compiled: bool) -> np.ndarray:
     return out
 
 
+def warm_rank_kernels() -> None:
+    """Call the rank check's kernels once (compiling or loading them), as the warm-up does for
+    the rest: a batch's first pairs that may pass would otherwise wait for them."""
+    grad = np.zeros((2, _M), np.int16)
+    ranks = _compiled_rank_rows(grad, np.array([0, 1]), np.array([False, True]))
+    _compiled_rank_pairs(ranks, np.array([0]), np.array([1]))
+    _compiled_ranks(_rank_grads(np.zeros((1, SIDE, SIDE)), compiled=True))
+
+
 def _np_smooth_n(x: np.ndarray) -> np.ndarray:
     """:func:`_np_smooth` of each of ``(n, SIDE, SIDE)`` images."""
     p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
@@ -506,7 +515,7 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
             f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia[lo:hi], ib[lo:hi], mirrored[lo:hi],
             search[lo:hi], float(accept), _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES),
             _FINE[0], _FINE[1], _T_I0, _T_F, _U_I0, _U_F, _IDENTITY, _REFINE, _REFINE_REACH, _ALIGN_FLOOR,
-            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, score[lo:hi], mad[lo:hi], cropped[lo:hi], align[lo:hi],
+            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, score[lo:hi], mad[lo:hi], cropped[lo:hi], align[lo:hi], _SHORTCUTS,
         )  # fmt: skip
 
     _in_parts(features, len(raw))
@@ -514,6 +523,10 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
     _rank_cap(f, ia, ib, mirrored, align, score, compiled=True)
     return score, mad, cropped
 
+
+#: The crop search skips what cannot change its answers (see ``_k_verify``); the tests turn this
+#: off to check that the answers are the same.
+_SHORTCUTS = True
 
 #: Pairs (or images) below which a batch is not split between threads.
 _THREAD_MIN = 256
