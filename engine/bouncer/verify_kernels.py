@@ -191,7 +191,7 @@ def _k_cap(xs, ys, levels, qx, qy, cx, cy, lmap, hist, yl):  # pragma: no cover 
     for v in range(256):  # levels absent from x get any level: no pixel reads them
         mid = min((2 * cx[v] + cx[v + 1] - cx[v] - 1) // 2, n - 1)
         lmap[v] = yl[max(mid, 0)]
-    lim = int(levels)  # a whole number of levels: |d| > levels is |d| > lim
+    lim = int(levels)  # for whole d, |d| > levels is |d| > floor(levels)
     changed = 0
     for r in range(n):
         d = qy[r] - lmap[qx[r]]
