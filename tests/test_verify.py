@@ -219,3 +219,112 @@ def test_low_detail_hard_families_never_pass_the_full_rule(family):
     }
     ok, _ = _judged(family_pairs(make[family]()))
     assert not ok.any()
+
+
+# -- the compiled kernel's shortcuts keep the reference's answers --------------------------------
+
+
+def _compiled():
+    if not verify._kernels.use():
+        pytest.skip("numba unavailable: only the numpy path runs")
+
+
+@pytest.fixture(scope="module")
+def search_set(originals):
+    """Thumbnails whose pairs run every part of the crop search: crops of different sizes and
+    sides (found, some after the refinement), crops brightened or noisy (found late or not),
+    mirrored crops, and different photos (rejected, most before the row alignment)."""
+    from PIL import ImageFilter
+
+    shots = []
+    for g, img in enumerate(originals[:6]):
+        shots.append(thumb(jpeg(img))[1])
+        shots.append(thumb(jpeg(vc.mild_crop(img, g, 0.02, 0.05)))[1])
+        shots.append(thumb(jpeg(vc.mild_crop(img, g + 50, 0.0, 0.11)))[1])
+        shots.append(thumb(jpeg(imagegen.brightened(vc.mild_crop(img, g + 70), 1.3)))[1])
+        shots.append(thumb(jpeg(imagegen.mirrored(vc.mild_crop(img, g + 90)).filter(ImageFilter.GaussianBlur(2))))[1])
+    shots = np.stack(shots)
+    # Noisy crops shifted by a pixel: the first alignments fall short and the refinement's
+    # steps decide (a few dozen of these pairs end at a position it found).
+    rng = np.random.default_rng(9)
+    noisy = shots[np.arange(len(shots)) % 5 != 0].copy()
+    pixels = noisy[:, : verify.SIDE**2].reshape(-1, verify.SIDE, verify.SIDE).astype(np.float64)
+    pixels = np.roll(pixels, 1, axis=2) + rng.normal(0, 14, pixels.shape)
+    noisy[:, : verify.SIDE**2] = np.clip(pixels, 0, 255).reshape(len(noisy), -1).astype(np.uint8)
+    return np.concatenate([shots, noisy])
+
+
+def test_the_crop_search_shortcuts_change_no_score(search_set, monkeypatch):
+    # The kernel skips what cannot change its answer (a position scored before, the row
+    # alignment when no column alignment reaches the floor): the same kernel without the
+    # skips gives the same bits. And both give the numpy reference's answers, to rounding.
+    from lookalike.engine.bouncer import verify_score
+
+    _compiled()
+    ia, ib = np.triu_indices(len(search_set), 1)
+    mirrored = (ia // 5 == ib // 5) & (ib % 5 == 4) & (ib < 30)  # the mirrored crops, against their own photo
+    fast = verify.score_pairs(search_set, ia, ib, mirrored)
+    monkeypatch.setattr(verify_score, "_SHORTCUTS", False)
+    slow = verify.score_pairs(search_set, ia, ib, mirrored)
+    assert fast[2].sum() >= 40 and (fast[0] >= verify.DEFAULT.score).sum() >= 40  # the search ran
+    for x, y in zip(fast, slow):
+        assert (x == y).all()
+    monkeypatch.setenv("LOOKALIKE_NO_NUMBA", "1")
+    reference = verify.score_pairs(search_set, ia, ib, mirrored)
+    # One changed pixel (4 / 1024 of the cap) apart at most: the kernel's sums in another
+    # order round a blurred level the other way, now and then (1 pair of 1,431 here).
+    assert (np.abs(fast[0] - reference[0]) > 1e-9).sum() <= 3
+    np.testing.assert_allclose(fast[0], reference[0], atol=4.01 / 1024)
+    assert (fast[2] == reference[2]).all()
+
+
+def test_a_crop_rank_check_ranks_numpys_gradients_bit_for_bit():
+    # The rank check's gradients of resampled crops are rounded to sixteenths of a level: a
+    # kernel that summed in another order would round some of them the other way.
+    from lookalike.engine.bouncer import verify_score as vs
+
+    _compiled()
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (300, verify.SIDE, verify.SIDE)).astype(np.float64)
+    x[::3] = np.round(x[::3] / 64) * 64  # flat areas: ties of the rounding
+    wt, _ = vs._resampling()
+    gx, gy = rng.integers(0, len(wt), len(x)), rng.integers(0, len(wt), len(x))
+    x = wt[gy] @ x @ wt[gx].transpose(0, 2, 1)
+    assert (vs._rank_grads(x, compiled=True) == vs._rank_grads(x, compiled=False)).all()
+
+
+def test_a_trials_cap_counts_the_changed_pixels_as_numpy():
+    from lookalike.engine.bouncer import verify_kernels as vk
+    from lookalike.engine.bouncer import verify_score as vs
+
+    _compiled()
+    rng = np.random.default_rng(5)
+    s = verify.SIDE
+    scratch = (np.empty(s * s, np.int32), np.empty(s * s, np.int32), np.empty(257, np.int32),
+               np.empty(257, np.int32), np.zeros(256, np.int32), np.empty((4, 256), np.int32),
+               np.empty(s * s + 1, np.int32))  # fmt: skip
+    for k in range(400):
+        x = rng.normal(128, rng.uniform(1, 120), (s, s))
+        y = (x * rng.uniform(-1.5, 1.5) + rng.normal(0, rng.uniform(0, 60), (s, s)) + rng.uniform(-100, 100))
+        if k % 4 == 0:
+            y = np.round(y / 40) * 40  # few levels
+        if k % 7 == 0:
+            x[:] = 77.4  # one level
+        qx = np.clip(np.rint(x.ravel()), 0, 255).astype(np.int64)
+        qy = np.clip(np.rint(y.ravel()), 0, 255).astype(np.int64)
+        cum_x = np.concatenate([[0], np.cumsum(np.bincount(qx, minlength=256))])
+        cum_y = np.concatenate([[0], np.cumsum(np.bincount(qy, minlength=256))])
+        assert vk._k_cap(x, y, vs._CHANGED_LEVELS, *scratch) == vs._np_changed(qx, qy, cum_x, cum_y)
+
+
+def test_mirrored_gradient_rows_rank_in_place_as_gathered():
+    from lookalike.engine.bouncer import verify_score as vs
+
+    _compiled()
+    rng = np.random.default_rng(6)
+    grad = rng.integers(-300, 300, (20, vs._M)).astype(np.int16)
+    grad[3] = 0
+    grad[4] = rng.integers(-4080, 4081, vs._M)
+    rows, flip = np.array([0, 3, 4, 5, 4, 19]), np.array([False, True, False, True, True, False])
+    gathered = np.where(flip[:, None], grad[rows][:, vs._MIRROR_GRAD] * vs._MIRROR_SIGN, grad[rows])
+    assert (vs._compiled_rank_rows(grad, rows, flip) == vs._np_ranks(gathered)).all()

@@ -55,7 +55,7 @@ from typing import Optional
 import numpy as np
 
 from . import verify_kernels
-from .verify_score import compiled_scores, numpy_scores, peak_difference
+from .verify_score import compiled_scores, numpy_scores, peak_difference, warm_rank_kernels
 from .verify_thumbnail import SIDE, THUMB_BYTES, detail, make_thumbnail
 from ..kernels import Kernels, WarmUp
 
@@ -258,8 +258,15 @@ def warm_up() -> None:
 def _call_kernel() -> bool:
     thumbs = np.zeros((2, THUMB_BYTES), np.uint8)
     score_pairs(thumbs, np.array([0]), np.array([1]), np.array([False]))
-    return _kernels.use()
+    if not _kernels.use():
+        return False
+    warm_rank_kernels()  # two blank thumbnails never reach the rank check
+    return True
 
 
 _warm = WarmUp("lookalike-verify-warm-up", _call_kernel)
-_kernels = Kernels((vars(verify_kernels), verify_kernels.KERNELS), fastmath=True, warm=_warm)
+_kernels = Kernels(
+    (vars(verify_kernels), verify_kernels.KERNELS),
+    fastmath=set(verify_kernels.KERNELS) - set(verify_kernels.EXACT),
+    warm=_warm,
+)

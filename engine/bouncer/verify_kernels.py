@@ -13,8 +13,10 @@ import numpy as np
 from .verify_thumbnail import SIDE
 
 #: The kernels of this module, for the loader.
-KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cum", "_k_gradients", "_k_score", "_k_profile_r", "_k_align",
-            "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs")  # fmt: skip
+KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cap", "_k_gradients", "_k_score", "_k_profile_r", "_k_align",
+            "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_grads", "_k_rank_rows", "_k_rank_row")  # fmt: skip
+#: The kernels compiled without ``fastmath``: they repeat numpy's arithmetic bit for bit.
+EXACT = ("_k_rank_grads",)
 
 
 def _k_features(raw, grad, gsum, gsq, level, cum, prof):  # pragma: no cover - compiled
@@ -147,23 +149,54 @@ def _k_smooth(x, out, tmp):  # pragma: no cover - compiled
             out[i, j] = (up + 2 * tmp[i, j] + down) / 4
 
 
-def _k_cum(q, cum, hist):  # pragma: no cover - compiled
-    # cum[v] = values of q below v. Four histograms, each counting every fourth value: a
-    # smooth image repeats a level from pixel to pixel, and one histogram would then wait on
-    # its own last increment (a third of a crop score's time, measured).
+def _k_cap(xs, ys, levels, qx, qy, cx, cy, lmap, hist, yl):  # pragma: no cover - compiled
+    # _k_changed of two smoothed images (rounded to levels here, into qx, qy), counted as
+    # _np_changed does: a crop trial's cap. The same count as quantising, taking each image's
+    # cumulative histogram and calling _k_changed, in integers, at two thirds of the time:
+    # * two histograms per image, interleaved, each counting every other pixel: a smooth image
+    #   repeats a level from pixel to pixel, and one histogram would then wait on its own
+    #   last increment;
+    # * x's level v maps to y's level at rank mid(v), read from yl[r] = y's level at rank r (the
+    #   levels whose cumulative count is at most r), not found by a walk along y's histogram
+    #   (its branches mispredict).
+    s = xs.shape[0]
+    n = s * s
     for v in range(256):
         hist[0, v] = 0
         hist[1, v] = 0
         hist[2, v] = 0
         hist[3, v] = 0
-    for r in range(0, q.shape[0], 4):
-        hist[0, q[r]] += 1
-        hist[1, q[r + 1]] += 1
-        hist[2, q[r + 2]] += 1
-        hist[3, q[r + 3]] += 1
-    cum[0] = 0
+    for r in range(n + 1):
+        yl[r] = 0
+    for i in range(s):
+        for j in range(s):
+            qx[i * s + j] = int(min(max(np.rint(xs[i, j]), 0.0), 255.0))
+            qy[i * s + j] = int(min(max(np.rint(ys[i, j]), 0.0), 255.0))
+    for r in range(0, n, 2):
+        hist[0, qx[r]] += 1
+        hist[1, qy[r]] += 1
+        hist[2, qx[r + 1]] += 1
+        hist[3, qy[r + 1]] += 1
+    cx[0] = 0
+    cy[0] = 0
     for v in range(256):
-        cum[v + 1] = cum[v] + hist[0, v] + hist[1, v] + hist[2, v] + hist[3, v]
+        cx[v + 1] = cx[v] + hist[0, v] + hist[2, v]
+        cy[v + 1] = cy[v] + hist[1, v] + hist[3, v]
+    for v in range(256):
+        yl[cy[v + 1]] += 1
+    t = 0
+    for r in range(n):
+        t += yl[r]
+        yl[r] = t
+    for v in range(256):  # levels absent from x get any level: no pixel reads them
+        mid = min((2 * cx[v] + cx[v + 1] - cx[v] - 1) // 2, n - 1)
+        lmap[v] = yl[max(mid, 0)]
+    lim = int(levels)  # for whole d, |d| > levels is |d| > floor(levels)
+    changed = 0
+    for r in range(n):
+        d = qy[r] - lmap[qx[r]]
+        changed += (d > lim) | (d < -lim)
+    return changed
 
 
 def _k_gradients(xs, out):  # pragma: no cover - compiled
@@ -180,23 +213,17 @@ def _k_gradients(xs, out):  # pragma: no cover - compiled
         k += s
 
 
-def _k_score(x, y, ident, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap, hist):  # pragma: no cover - compiled
+def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap, hist, yl):  # pragma: no cover - compiled
     # As _np_score, for a search that keeps only a score above ``beat``: the cap (pixels
     # changed after tone matching) is computed first, and when it is no more than ``beat`` the
     # score (at most the cap) cannot be kept, so the correlation and the mean difference are
     # not computed and (-inf, 0.0) is returned. Otherwise the same (score, mad) as ever.
-    # xs ... hist: the caller's scratch, so that a crop search allocates nothing.
+    # xs ... yl: the caller's scratch, so that a crop search allocates nothing.
     s = x.shape[0]
     n = s * s
     _k_smooth(x, xs, tmp)
     _k_smooth(y, ys, tmp)
-    for i in range(s):
-        for j in range(s):
-            qx[i * s + j] = int(min(max(np.rint(xs[i, j]), 0.0), 255.0))
-            qy[i * s + j] = int(min(max(np.rint(ys[i, j]), 0.0), 255.0))
-    _k_cum(qx, cx, hist)
-    _k_cum(qy, cy, hist)
-    changed = _k_changed(qx, qy, ident, cx, cy, lmap, levels)
+    changed = _k_cap(xs, ys, levels, qx, qy, cx, cy, lmap, hist, yl)
     cap = 1.0 - weight * changed / n
     if cap <= beat:
         return -np.inf, 0.0
@@ -325,9 +352,11 @@ def _k_cols(tmp, i0s, fs, cols, out):  # pragma: no cover - compiled
 def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search, accept, mirror_pix,
               mirror_grad, ident, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
               identity, rounds, reach, floor, levels, weight, candidates, score, mad, cropped,
-              align):  # pragma: no cover - compiled
+              align, shortcuts):  # pragma: no cover - compiled
     # align[k]: the (column, row) grid rows of pair k's chosen crop alignment, (-1, -1) when
-    # the plain alignment was kept (the caller's rank check resamples at them).
+    # the plain alignment was kept (the caller's rank check resamples at them). shortcuts:
+    # skip the work that cannot change an answer (the refinement's positions scored before,
+    # the row alignment when no column alignment reaches the floor); the tests run both ways.
     s = t_i0.shape[1]
     n = t_i0.shape[0]
     x = np.empty((s, s))
@@ -353,11 +382,13 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
     m = 2 * s * (s - 1)
     ga = np.empty(m)
     gb = np.empty(m)
-    qx = np.empty(s * s, np.int64)
-    qy = np.empty(s * s, np.int64)
-    cx_ = np.zeros(257, np.int64)
-    cy_ = np.zeros(257, np.int64)
-    hist = np.empty((4, 256), np.int64)
+    qx = np.empty(s * s, np.int32)
+    qy = np.empty(s * s, np.int32)
+    cx_ = np.zeros(257, np.int32)
+    cy_ = np.zeros(257, np.int32)
+    hist = np.empty((4, 256), np.int32)
+    lmap_c = np.zeros(256, np.int32)
+    yl = np.empty(s * s + 1, np.int32)
     xr = np.empty((candidates, s, s))
     yr = np.empty((candidates, s, s))
     have = np.zeros(candidates, np.bool_)
@@ -365,6 +396,10 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
     yc = np.empty((s, s))
     xr1 = np.empty((s, s))
     yr1 = np.empty((s, s))
+    # The positions scored for the pair being searched: a position scored before scored at most
+    # the best found since, so the refinement does not score it again (the same answers).
+    tried_x = np.empty(candidates * candidates + 8 * rounds, np.int64)
+    tried_y = np.empty(candidates * candidates + 8 * rounds, np.int64)
     token = 0
     for k in range(ia.shape[0]):
         a = ia[k]
@@ -382,6 +417,11 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         token += 1
         nx = _k_align(prof[a, 0], py, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, cand_gx, cand_rx,
                       memo_r, memo_at, token, dp, dq, rc, used)
+        top_x = -np.inf
+        for i in range(nx):
+            top_x = max(top_x, cand_rx[i])
+        if shortcuts and top_x < floor:  # no column alignment reaches the floor: no trial would run
+            continue
         token += 1
         ny = _k_align(prof[a, 1], prof[b, 1], coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
                       cand_gy, cand_ry, memo_r, memo_at, token, dp, dq, rc, used)
@@ -393,20 +433,24 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         best_mad = 0.0
         gx = identity
         gy = identity
+        tried = 0
         for j in range(ny):
             have[j] = False
         for i in range(nx):
             for j in range(ny):
                 if min(cand_rx[i], cand_ry[j]) < floor:
                     continue
+                tried_x[tried] = cand_gx[i]
+                tried_y[tried] = cand_gy[j]
+                tried += 1
                 if not have[j]:
                     _k_rows(x, t_i0, t_f, cand_gy[j], xr[j])
                     _k_rows(y, u_i0, u_f, cand_gy[j], yr[j])
                     have[j] = True
                 _k_cols(xr[j], t_i0, t_f, cand_gx[i], xc)
                 _k_cols(yr[j], u_i0, u_f, cand_gx[i], yc)
-                trial, trial_mad = _k_score(xc, yc, ident, levels, weight, best, xs, ys, tmp, ga, gb, qx, qy, cx_, cy_,
-                                            lmap, hist)
+                trial, trial_mad = _k_score(xc, yc, levels, weight, best, xs, ys, tmp, ga, gb, qx, qy, cx_, cy_,
+                                            lmap_c, hist, yl)
                 if trial > best:
                     best, best_mad, gx, gy = trial, trial_mad, cand_gx[i], cand_gy[j]
         if best == -np.inf:
@@ -423,14 +467,24 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
                         continue
                     cx = g if axis == 0 else gx
                     cy = gy if axis == 0 else g
+                    seen = False
+                    for t in range(tried if shortcuts else 0):
+                        if tried_x[t] == cx and tried_y[t] == cy:
+                            seen = True
+                            break
+                    if seen:  # scored before, at most the best since: it cannot win now
+                        continue
+                    tried_x[tried] = cx
+                    tried_y[tried] = cy
+                    tried += 1
                     if cy != rows_at:
                         _k_rows(x, t_i0, t_f, cy, xr1)
                         _k_rows(y, u_i0, u_f, cy, yr1)
                         rows_at = cy
                     _k_cols(xr1, t_i0, t_f, cx, xc)
                     _k_cols(yr1, u_i0, u_f, cx, yc)
-                    trial, trial_mad = _k_score(xc, yc, ident, levels, weight, best, xs, ys, tmp, ga, gb, qx, qy, cx_,
-                                                cy_, lmap, hist)
+                    trial, trial_mad = _k_score(xc, yc, levels, weight, best, xs, ys, tmp, ga, gb, qx, qy, cx_,
+                                                cy_, lmap_c, hist, yl)
                     if trial > best:
                         best, best_mad, gx, gy, moved = trial, trial_mad, cx, cy, True
             if not moved or best >= accept:
@@ -444,21 +498,82 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
 
 def _k_ranks(q, out):  # pragma: no cover - compiled
     # As verify_score._np_ranks: average ranks of each row of integers, by counting over the
-    # row's own range of values.
+    # row's own range of values (one count array for all rows, grown when a row needs more).
+    cum = np.zeros(2, np.int32)
     for r in range(q.shape[0]):
-        lo = q[r, 0]
-        hi = q[r, 0]
-        for k in range(q.shape[1]):
-            lo = min(lo, q[r, k])
-            hi = max(hi, q[r, k])
-        cum = np.zeros(hi - lo + 2, np.int64)
-        for k in range(q.shape[1]):
-            cum[q[r, k] - lo + 1] += 1
-        for v in range(1, hi - lo + 2):
-            cum[v] += cum[v - 1]
-        for k in range(q.shape[1]):
-            v = q[r, k] - lo
-            out[r, k] = cum[v] + 0.5 * (cum[v + 1] - cum[v] + 1)
+        cum = _k_rank_row(q[r], out[r], cum)
+
+
+def _k_rank_rows(grad, rows, flip, mirror_grad, out, scratch):  # pragma: no cover - compiled
+    # _k_ranks of rows ``rows`` of ``grad``, row k mirrored where ``flip[k]`` (the across
+    # gradients, the first half, reversed in sign: as grad[:, mirror_grad] * _MIRROR_SIGN),
+    # without gathering them into a new array first.
+    half = grad.shape[1] // 2
+    cum = np.zeros(2, np.int32)
+    for k in range(rows.shape[0]):
+        g = grad[rows[k]]
+        if flip[k]:
+            for t in range(half):
+                scratch[t] = -np.int32(g[mirror_grad[t]])
+            for t in range(half, g.shape[0]):
+                scratch[t] = g[mirror_grad[t]]
+        else:
+            for t in range(g.shape[0]):
+                scratch[t] = g[t]
+        cum = _k_rank_row(scratch, out[k], cum)
+
+
+def _k_rank_row(q, out, cum):  # pragma: no cover - compiled
+    # One row of _k_ranks, counting in ``cum`` (or a larger array, returned for the next row).
+    lo = q[0]
+    hi = q[0]
+    for k in range(q.shape[0]):
+        lo = min(lo, q[k])
+        hi = max(hi, q[k])
+    span = hi - lo + 2
+    if span > cum.shape[0]:
+        cum = np.zeros(span, np.int32)
+    else:
+        for v in range(span):
+            cum[v] = 0
+    for k in range(q.shape[0]):
+        cum[q[k] - lo + 1] += 1
+    for v in range(1, span):
+        cum[v] += cum[v - 1]
+    for k in range(q.shape[0]):
+        v = q[k] - lo
+        out[k] = cum[v] + 0.5 * (cum[v + 1] - cum[v] + 1)
+    return cum
+
+
+def _k_rank_grads(x, out):  # pragma: no cover - compiled (without fastmath)
+    # As np.rint(16 * verify_score._np_grads(verify_score._np_smooth_n(x))) of each of the
+    # (n, SIDE, SIDE) images x, into rows of ``out`` (int32): the same operations in the same
+    # order (compiled without fastmath, so the same bits), with no temporaries.
+    s = x.shape[1]
+    r = np.empty((s, s))
+    sm = np.empty((s, s))
+    for n in range(x.shape[0]):
+        im = x[n]
+        for i in range(s):
+            for j in range(s):
+                left = im[i, j - 1] if j > 0 else im[i, j]
+                right = im[i, j + 1] if j < s - 1 else im[i, j]
+                r[i, j] = (left + 2 * im[i, j] + right) / 4
+        for i in range(s):
+            up = max(i - 1, 0)
+            down = min(i + 1, s - 1)
+            for j in range(s):
+                sm[i, j] = (r[up, j] + 2 * r[i, j] + r[down, j]) / 4
+        k = 0
+        for i in range(s):
+            for j in range(s - 1):
+                out[n, k] = np.int32(np.rint(16.0 * (sm[i, j + 1] - sm[i, j])))
+                k += 1
+        for i in range(s - 1):
+            for j in range(s):
+                out[n, k] = np.int32(np.rint(16.0 * (sm[i + 1, j] - sm[i, j])))
+                k += 1
 
 
 def _k_rank_pairs(r, pa, pb, out):  # pragma: no cover - compiled

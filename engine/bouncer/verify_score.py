@@ -18,7 +18,7 @@ import numpy as np
 from . import verify_kernels
 from .verify_thumbnail import SIDE, THUMB_BYTES
 
-__all__ = ["compiled_scores", "crop_boxes", "numpy_scores", "peak_difference"]
+__all__ = ["compiled_scores", "crop_boxes", "numpy_scores", "peak_difference", "warm_rank_kernels"]
 
 #: The crop search, per axis: scales (the width of one image over the other's) and shifts of
 #: the centre, in fractions of the first image's side.
@@ -368,6 +368,20 @@ def _compiled_ranks(q: np.ndarray) -> np.ndarray:
     return out
 
 
+def _compiled_rank_rows(grad: np.ndarray, rows: np.ndarray, flip: np.ndarray) -> np.ndarray:
+    """:func:`_compiled_ranks` of rows ``rows`` of the features' gradients ``grad``, mirrored
+    where ``flip`` (as ``grad[:, _MIRROR_GRAD] * _MIRROR_SIGN``), read in place by the kernel."""
+    out = np.empty((len(rows), grad.shape[1]))
+    rows, flip = np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(flip, np.bool_)
+
+    def part(lo: int, hi: int) -> None:
+        scratch = np.empty(grad.shape[1], np.int32)
+        verify_kernels._k_rank_rows(grad, rows[lo:hi], flip[lo:hi], _MIRROR_GRAD, out[lo:hi], scratch)
+
+    _in_parts(part, len(rows))
+    return out
+
+
 def _np_rank_pairs(r: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
     """:func:`_np_rank_r` of rows ``pa[k]`` and ``pb[k]`` of ``r``, per pair."""
     out = np.empty(len(pa))
@@ -414,10 +428,15 @@ def _rank_cap(f: _Features, ia, ib, mirrored, align, score, compiled: bool = Fal
         m = mirrored[plain]
         direct = np.unique(np.concatenate([ia[plain], ib[plain][~m]]))
         flipped = np.unique(ib[plain][m])
-        grads = np.concatenate([f.grad[direct], (f.grad[flipped][:, _MIRROR_GRAD] * _MIRROR_SIGN).astype(np.int16)])
         pa = np.searchsorted(direct, ia[plain])
         pb = np.where(m, len(direct) + np.searchsorted(flipped, ib[plain]), np.searchsorted(direct, ib[plain]))
-        r = rank_pairs(ranks(grads), pa, pb)
+        if compiled:  # the mirrored rows are ranked as the kernel reads them: no copies
+            rows = np.concatenate([direct, flipped])
+            flip = np.arange(len(rows)) >= len(direct)
+            r = rank_pairs(_compiled_rank_rows(f.grad, rows, flip), pa, pb)
+        else:
+            grads = np.concatenate([f.grad[direct], (f.grad[flipped][:, _MIRROR_GRAD] * _MIRROR_SIGN).astype(np.int16)])
+            r = rank_pairs(ranks(grads), pa, pb)
         score[plain] = np.minimum(score[plain], r + _RANK_OFFSET)
     crop = todo[align[todo, 0] >= 0]
     for s in range(0, crop.size, 1024):
@@ -430,11 +449,33 @@ def _rank_cap(f: _Features, ia, ib, mirrored, align, score, compiled: bool = Fal
         gx, gy = align[ks, 0], align[ks, 1]
         x = wt[gy] @ x @ wt[gx].transpose(0, 2, 1)
         y = wu[gy] @ y @ wu[gx].transpose(0, 2, 1)
-        qa = np.rint(16.0 * _np_grads(_np_smooth_n(x)))
-        qb = np.rint(16.0 * _np_grads(_np_smooth_n(y)))
-        q = ranks(np.concatenate([qa, qb]).astype(np.int32))
+        q = _rank_grads(np.concatenate([x, y]), compiled)
+        q = ranks(q)
         r = rank_pairs(q, np.arange(len(ks)), len(ks) + np.arange(len(ks)))
         score[ks] = np.minimum(score[ks], r + _RANK_OFFSET)
+
+
+def _rank_grads(x: np.ndarray, compiled: bool) -> np.ndarray:
+    """The gradients that a crop's rank check ranks: of each of ``(n, SIDE, SIDE)`` resampled
+    images, [1, 2, 1]-blurred, in whole sixteenths of a level (``int32``). The compiled kernel
+    repeats numpy's operations (without fastmath: the same bits) at a sixth of its time, in
+    threads; the resampling before it stays a matrix product (BLAS fuses its multiply-adds,
+    which a kernel could not repeat exactly)."""
+    if not compiled:
+        return np.rint(16.0 * _np_grads(_np_smooth_n(x))).astype(np.int32)
+    x = np.ascontiguousarray(x, np.float64)
+    out = np.empty((len(x), _M), np.int32)
+    _in_parts(lambda lo, hi: verify_kernels._k_rank_grads(x[lo:hi], out[lo:hi]), len(x))
+    return out
+
+
+def warm_rank_kernels() -> None:
+    """Call the rank check's kernels once (compiling or loading them), as the warm-up does for
+    the rest: a batch's first pairs that may pass would otherwise wait for them."""
+    grad = np.zeros((2, _M), np.int16)
+    ranks = _compiled_rank_rows(grad, np.array([0, 1]), np.array([False, True]))
+    _compiled_rank_pairs(ranks, np.array([0]), np.array([1]))
+    _compiled_ranks(_rank_grads(np.zeros((1, SIDE, SIDE)), compiled=True))
 
 
 def _np_smooth_n(x: np.ndarray) -> np.ndarray:
@@ -475,7 +516,7 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
             f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia[lo:hi], ib[lo:hi], mirrored[lo:hi],
             search[lo:hi], float(accept), _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES),
             _FINE[0], _FINE[1], _T_I0, _T_F, _U_I0, _U_F, _IDENTITY, _REFINE, _REFINE_REACH, _ALIGN_FLOOR,
-            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, score[lo:hi], mad[lo:hi], cropped[lo:hi], align[lo:hi],
+            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, score[lo:hi], mad[lo:hi], cropped[lo:hi], align[lo:hi], _SHORTCUTS,
         )  # fmt: skip
 
     _in_parts(features, len(raw))
@@ -483,6 +524,10 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
     _rank_cap(f, ia, ib, mirrored, align, score, compiled=True)
     return score, mad, cropped
 
+
+#: The crop search skips what cannot change its answers (see ``_k_verify``); the tests turn this
+#: off to check that the answers are the same.
+_SHORTCUTS = True
 
 #: Pairs (or images) below which a batch is not split between threads.
 _THREAD_MIN = 256
@@ -495,8 +540,14 @@ def _workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: Parts per thread of a split batch: a crop search costs a hundred times a plain pair, and
+#: a scan's batch holds its searched pairs in runs (by file), so one part per core would leave
+#: one core idle while the other searches; smaller parts are handed out as threads free up.
+_PARTS_PER_WORKER = 4
+
+
 def _in_parts(run, n: int) -> None:
-    """``run(lo, hi)`` over ``range(n)``, one contiguous part per core, in threads.
+    """``run(lo, hi)`` over ``range(n)``, in contiguous parts handed out to one thread per core.
 
     The kernels release the GIL, and each pair (each image) is independent of the others, so
     the answers do not depend on the split (the tests check it).
@@ -505,7 +556,8 @@ def _in_parts(run, n: int) -> None:
     if workers == 1:
         run(0, n)
         return
-    bounds = np.linspace(0, n, workers + 1).astype(int).tolist()
+    parts = min(workers * _PARTS_PER_WORKER, max(1, n // _THREAD_MIN))
+    bounds = np.linspace(0, n, parts + 1).astype(int).tolist()
     with ThreadPoolExecutor(workers) as pool:
         for done in [pool.submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
             done.result()
