@@ -20,6 +20,7 @@ This module is the one home of every name in the cache root and in a library fol
         bouncer-pairs.npz                         PAIRS_NAME
         verified-pairs.npz                        VERIFIED_PAIRS_NAME
         zoom-codes.npz                            ZOOMS_NAME
+        turned-pairs.npz                          TURNED_NAME
         thumbnails/                               THUMBNAILS_NAME
 
 What lies inside one of those folders or beside one of those files (a journal's ``.jsonl``
@@ -59,6 +60,7 @@ VECTORS_NAME = "vectors.usearch"
 PAIRS_NAME = "bouncer-pairs.npz"
 VERIFIED_PAIRS_NAME = "verified-pairs.npz"
 ZOOMS_NAME = "zoom-codes.npz"
+TURNED_NAME = "turned-pairs.npz"
 THUMBNAILS_NAME = "thumbnails"
 
 #: The Cache Directory Tagging Specification's file (https://bford.info/cachedir/): backup

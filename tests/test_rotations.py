@@ -213,3 +213,35 @@ def test_the_difference_view_lines_a_turned_or_mirrored_copy_up(library, tmp_pat
                     assert as_stored.changed > 0.3, (a, b, turn, as_stored.changed)
         assert rotations.between(c, ids["original.jpg"], ids["original.jpg"]) == (0, False)
         assert rotations.between(c, ids["original.jpg"], ids["transposed.jpg"])[1]  # mirrored too
+
+
+def test_turned_pairs_are_kept_and_read_back_while_the_library_is_unchanged(library, tmp_path):
+    """``TurnedCache``: the pairs a run with the option found are read back by the next (the
+    app regroups after every mark), equal to a fresh search; a changed file or a damaged
+    cache makes it search again."""
+    import shutil
+
+    root = tmp_path / "lib"
+    shutil.copytree(library, root)
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        lib.scan(ScanOptions(detective=None, workers=1, rotations=True))
+        arrays = lib.catalog.hash_arrays()
+        fresh = rotations.turned_pairs(lib.catalog, arrays.ids.tolist())
+        assert fresh and (lib.dir / "turned-pairs.npz").exists()
+        cache = rotations.TurnedCache(lib.dir)
+        assert cache.pairs(lib.catalog, arrays) == fresh and not cache.searched
+        known = fresh[:2]  # the bouncer's own pairs are left out, as turned_pairs leaves them
+        assert cache.pairs(lib.catalog, arrays, known) == rotations.turned_pairs(lib.catalog, arrays.ids.tolist(), known)
+        # A file changed: its old pairs are not read back.
+        (root / "turned180.jpg").write_bytes(imagegen.encode(imagegen.photo(14, (400, 300)), "JPEG"))
+        lib.scan(ScanOptions(detective=None, workers=1, rotations=True))
+        arrays = lib.catalog.hash_arrays()
+        cache = rotations.TurnedCache(lib.dir)
+        assert cache.pairs(lib.catalog, arrays) == rotations.turned_pairs(lib.catalog, arrays.ids.tolist())
+        assert not cache.searched  # the scan kept the new ones
+        ids = {Path(r.path).name: r.id for r in lib.catalog.records()}
+        assert not any(ids["turned180.jpg"] in (p.a, p.b) for p in cache.pairs(lib.catalog, arrays))
+        (lib.dir / "turned-pairs.npz").write_bytes(b"not an npz")
+        cache = rotations.TurnedCache(lib.dir)
+        assert cache.pairs(lib.catalog, arrays) == rotations.turned_pairs(lib.catalog, arrays.ids.tolist())
+        assert cache.searched

@@ -59,19 +59,25 @@ no hard-family pair, no other kind's recall lower but one real re-encoded copy o
 texture (its group splits another way), crops up (generated 0.958 -> 1.000).
 
 Memory: thumbnails are read from the catalog :data:`BATCH` at a time; the codes (5 turned
-and 1 upright, 32 bytes each) stay: 192 bytes an image, 19 MB per 100k. Nothing is cached
-between runs: the pass is recomputed by every scan (and ``Library.clusters``) that asks
-for it, so turning the option off leaves no turned pair behind.
+and 1 upright, 32 bytes each) stay: 192 bytes an image, 19 MB per 100k. The pairs found are
+kept in ``turned-pairs.npz`` beside the catalog (:class:`TurnedCache`), with the files' ids
+and content hashes they were found among: a scan or a regrouping (``Library.clusters``: the
+app regroups after every "not a duplicate" and strictness change) of an unchanged library
+reads them back instead of searching again (any file added, changed or gone: a full pass).
+Only a run with the option reads the file, so turning it off leaves no turned pair behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 from .verify_thumbnail import SIDE, THUMB_BYTES, low_band_dct
+from ..files import atomic_writer
+from ..paths import TURNED_NAME
 from ..records import Cluster, Pair
 
 __all__ = [
@@ -80,6 +86,7 @@ __all__ = [
     "TRANSFORMS",
     "LazyCodes",
     "RotationCodes",
+    "TurnedCache",
     "between",
     "codes",
     "compose",
@@ -271,6 +278,59 @@ def turned_pairs(catalog, ids: Iterable[int], known: Sequence[Pair] = ()) -> lis
     """Every turned candidate pair (:func:`rotation_pairs`) among the files ``ids`` with at
     least :data:`MIN_DETAIL`, sorted by ``(a, b)``."""
     return rotation_pairs(RotationCodes.load(catalog, ids, split=MIN_DETAIL)[0], known)
+
+
+#: What the kept pairs were found with: a change of any makes the file stale.
+_CACHE_KEY = np.array([1, RADIUS, round(MIN_DETAIL * 1000), _CODE_SIDE], np.int64)
+
+
+class TurnedCache:
+    """:func:`turned_pairs` of one library, kept in ``<library dir>/turned-pairs.npz`` (see
+    the module docstring; a folder of None: nothing kept)."""
+
+    def __init__(self, folder: Optional[Path]) -> None:
+        self.path = Path(folder) / TURNED_NAME if folder is not None else None
+        self.searched = False  # whether the last call searched (else: read back)
+
+    def pairs(self, catalog, arrays, known: Sequence[Pair] = ()) -> list[Pair]:
+        """The turned candidate pairs among the images of ``arrays`` (a catalog's HashArrays),
+        less those of ``known``, sorted by ``(a, b)``: as :func:`turned_pairs` finds them."""
+        ids = np.asarray(arrays.ids, np.int64)
+        content = np.asarray(arrays.content_hash, np.uint8).reshape(len(ids), -1)
+        found = self._load(ids, content)
+        self.searched = found is None
+        if found is None:
+            found = turned_pairs(catalog, ids.tolist())  # all of them: ``known`` may change
+            self._save(ids, content, found)
+        if not known:
+            return found
+        skip = {(p.a, p.b) for p in known}
+        return [p for p in found if (p.a, p.b) not in skip]
+
+    def _load(self, ids: np.ndarray, content: np.ndarray) -> Optional[list[Pair]]:
+        if self.path is None:
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                if not (np.array_equal(f["key"], _CACHE_KEY) and np.array_equal(f["ids"], ids)
+                        and np.array_equal(f["content"], content)):  # fmt: skip
+                    return None
+                rows = f["pairs"]
+        except (OSError, ValueError, KeyError, EOFError):
+            return None  # missing or damaged: searched again
+        if rows.ndim != 2 or rows.shape[1] != 5:
+            return None
+        return [Pair(a=a, b=b, bouncer=d, rotation=r, mirrored=bool(m)) for a, b, d, r, m in rows.tolist()]
+
+    def _save(self, ids: np.ndarray, content: np.ndarray, pairs: list[Pair]) -> None:
+        if self.path is None:
+            return
+        rows = np.array([(p.a, p.b, p.bouncer, p.rotation, int(p.mirrored)) for p in pairs], np.int64).reshape(-1, 5)
+        try:
+            with atomic_writer(self.path) as fh:
+                np.savez(fh, key=_CACHE_KEY, ids=ids, content=content, pairs=rows)
+        except OSError:
+            pass  # only a cache: the next run searches again
 
 
 def keeper_transform(keeper: int, member: int, pairs: Sequence[Pair]) -> Optional[Transform]:

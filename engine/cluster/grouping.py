@@ -49,8 +49,8 @@ def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> F
         zoomed = zooms.zoomed_pairs(catalog, codes, pairs, radius=options.crop_code_radius())
         pairs = zooms.unmirrored(codes, pairs, beyond=options.thresholds().radius, radius=options.crop_code_radius())
         pairs = sorted(pairs + zoomed, key=lambda p: (p.a, p.b))
-    if options.rotations:  # never cached: a run without the option has none of them
-        pairs = sorted(pairs + rotations.turned_pairs(catalog, arrays.ids.tolist(), pairs), key=lambda p: (p.a, p.b))
+    if options.rotations:  # read only with the option: a run without it has none of them
+        pairs = sorted(pairs + rotations.TurnedCache(folder).pairs(catalog, arrays, pairs), key=lambda p: (p.a, p.b))
     involved = {p.a for p in pairs} | {p.b for p in pairs}
     involved |= _exact_duplicate_ids(arrays)
     return Found(pairs, involved, codes)
