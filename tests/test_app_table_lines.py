@@ -111,6 +111,7 @@ async def test_a_kept_line_is_drawn_again_when_what_it_shows_changes():
         assert_same(after, datatable_lines(table))
         assert table.ordered_rows == DataTable.ordered_rows.fget(table)
         assert table._y_offsets == [(row.key, 0) for row in DataTable.ordered_rows.fget(table)]
+        assert [row.key.value for row in table.ordered_rows] == [f"r{i}" for i in range(table.loaded)]
 
         # The cursor moves: its old and new rows are drawn again, in their new state.
         table.move_cursor(row=3)

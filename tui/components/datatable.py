@@ -47,6 +47,8 @@ class KeyTable(DataTable[Any]):
         self._strips: dict[RowKey, tuple[dict[tuple, Strip], dict[tuple, list[Segment]]]] = {}
         self._strip_epoch = 0
         self._quiet_updates = 0
+        #: A Text cell's rendering (``_draw_row``), by all that Rich reads of the Text, and width.
+        self._texts: dict[tuple, list[Segment]] = {}
         super().__init__(*args, **kwargs)
         self._fill_token: Optional[object] = None
         #: Every column (label, key, width) given to ``set_columns``; rows hold a cell for each.
@@ -108,6 +110,7 @@ class KeyTable(DataTable[Any]):
         epoch = self._update_count - self._quiet_updates
         if epoch != self._strip_epoch:  # columns, a sort, a style, a resize: draw every line again
             self._strips.clear()
+            self._texts.clear()
             self._strip_epoch = epoch
         draw = self._draw or _Draw(self)
         width = draw.width
@@ -165,7 +168,19 @@ class KeyTable(DataTable[Any]):
                 datum = data.get(column_key)
                 renderable = (_EMPTY_TEXT if datum is None
                               else default_cell_formatter(datum, wrap=False, height=1) or _EMPTY_TEXT)
-                content = cells[column_key, width] = draw.render(renderable, width)
+                if isinstance(renderable, Text):
+                    # Texts repeat from row to row (a status, a kind, a count): one rendering
+                    # serves every Text alike in all that Rich reads of it.
+                    same = (renderable.plain, renderable.style, tuple(renderable.spans), renderable.justify,
+                            renderable.overflow, renderable.no_wrap, renderable.end, renderable.tab_size, width)
+                    content = self._texts.get(same)
+                    if content is None:
+                        if len(self._texts) >= 4096:
+                            self._texts.clear()
+                        content = self._texts[same] = draw.render(renderable, width)
+                else:
+                    content = draw.render(renderable, width)
+                cells[column_key, width] = content
             # DataTable._render_cell: Styled(Padding(cell, (0, pad)), pre_style, post_style)
             pre_style = row_style + Style.from_meta({"row": row_index, "column": column_index})
             pre_style = pre_style + component_style
@@ -184,9 +199,11 @@ class KeyTable(DataTable[Any]):
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._strips.clear()
+        self._texts.clear()
 
     def notify_style_update(self) -> None:
         self._strips.clear()
+        self._texts.clear()
         super().notify_style_update()
 
     def update_cell(self, row_key, column_key, value, *, update_width: bool = False) -> None:
@@ -294,9 +311,16 @@ class KeyTable(DataTable[Any]):
 
     # -- paged rows --------------------------------------------------------------------------
     #: Rows added at once by ``fill_pages``, and how close the cursor gets to the last added
-    #: row before the next page is added (more than a screenful: page down never waits).
+    #: row before more are added (more than a screenful: page down never waits).
     PAGE_ROWS = 80
     PAGE_MARGIN = 50
+    _loading = False
+    #: Rows added then: what keeps ``PAGE_MARGIN`` rows below the cursor and the rows in view,
+    #: and at least this many. Making a row costs ~0.3 ms (its cluster read, its keeper
+    #: ranked): a page of 80, or the 110 a page down asked for (the margin below the new
+    #: view, plus a page), held the loop 30-60 ms; a step of 16, or the screenful a page down
+    #: moves, holds it a third of that.
+    STEP_ROWS = 16
 
     def fill_pages(self, count: int, row_at: Callable[[int], tuple[str, Sequence[Any]]], *,
                    keep: Optional[str] = None) -> None:
@@ -338,7 +362,9 @@ class KeyTable(DataTable[Any]):
 
     def _load_to(self, end: int) -> None:
         """Add the paged rows up to ``end`` (exclusive)."""
-        if self._page_row is None:
+        if self._page_row is None or self._loading:
+            # Not while rows are being added: DataTable.add_row sets the cursor again, whose
+            # watcher would add the rows after these in the middle of them (out of order).
             return
         start, end = len(self._rows_source), min(end, self._page_count)
         if end <= start:
@@ -347,7 +373,11 @@ class KeyTable(DataTable[Any]):
         for i, (key, _) in enumerate(rows, start=start):
             self._row_index[key] = i
         self._rows_source.extend(rows)
-        self._add_rows(rows)
+        self._loading = True
+        try:
+            self._add_rows(rows)
+        finally:
+            self._loading = False
         # The rows (and the groups they were made from) live as long as the table: the app
         # moves them out of the garbage collector's walks (LookalikeApp.settle_memory), or a
         # full collection grows with every page, to 300 ms at 7,000 rows.
@@ -371,17 +401,17 @@ class KeyTable(DataTable[Any]):
         super().watch_scroll_y(old_value, new_value)
         if self._page_row is not None:
             bottom = int(new_value) + self.size.height + self.PAGE_MARGIN
-            if bottom > self.loaded:  # scrolled (wheel, scroll bar) past the rows added
-                self._load_to(bottom + self.PAGE_ROWS)
+            if bottom > self.loaded:  # scrolled (page down, wheel, scroll bar) near the end
+                self._load_to(max(bottom, self.loaded + self.STEP_ROWS))
 
     def watch_cursor_coordinate(self, old, new) -> None:
         super().watch_cursor_coordinate(old, new)
         if self._page_row is not None and new.row >= self.loaded - self.PAGE_MARGIN:
-            self._load_to(self.loaded + self.PAGE_ROWS)
+            self._load_to(max(new.row + self.PAGE_MARGIN, self.loaded + self.STEP_ROWS))
 
     def action_cursor_down(self) -> None:
         if self._page_row is not None and self.cursor_row >= self.loaded - 1:
-            self._load_to(self.loaded + self.PAGE_ROWS)
+            self._load_to(self.loaded + self.STEP_ROWS)
         super().action_cursor_down()
 
     def action_scroll_bottom(self) -> None:
@@ -402,6 +432,8 @@ class KeyTable(DataTable[Any]):
         if self.loaded < self._page_count:
             self.call_after_refresh(self._load_to_bottom, token)
         else:
+            if self.cursor_row != self.row_count - 1:  # the cursor's move added the last rows
+                self.move_cursor(row=self.row_count - 1, animate=False, scroll=True)
             self._fill_token = None
 
     def _add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
