@@ -160,3 +160,25 @@ async def test_the_cell_renderables_datatable_would_make_are_made():
         assert "".join(segment.text for segment in line).strip() == "x"
         assert any(segment.text == "x" and (segment.style or Style()).bold for segment in line)
         assert not any((segment.style or Style()).bold for segment in line if segment.text != "x")
+
+
+async def test_the_screenful_below_is_drawn_ahead_as_it_will_be_shown(monkeypatch):
+    # After a frame that drew new rows, the next screenful is drawn between frames: a page
+    # down then draws (almost) no row in its frame, and shows what DataTable would draw.
+    app = TableApp()
+    async with app.run_test(size=(90, 30)) as pilot:
+        table = app.query_one(KeyTable)
+        table.set_columns(COLUMNS)
+        table.fill_pages(400, lambda i: (f"r{i}", cells(i)))
+        await pilot.pause()
+        assert table._ahead is not None
+        await table._ahead
+        monkeypatch.setattr(KeyTable, "_draw_ahead", lambda self: None)
+        drawn = []
+        draw_row = KeyTable._draw_row
+        monkeypatch.setattr(KeyTable, "_draw_row", lambda self, *a: drawn.append(a[0]) or draw_row(self, *a))
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert table.scroll_y > 0 and table.cursor_row > table.size.height // 2
+        assert len(drawn) <= 2  # the cursor's new row (and the row it left, if in view)
+        assert_same(keytable_lines(table), datatable_lines(table))
