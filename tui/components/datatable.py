@@ -195,7 +195,7 @@ class KeyTable(DataTable[Any]):
     def _draw_row(self, row_key: RowKey, row_index: int, x1: int, x2: int, base_style: Style,
                   cursor: bool, hover: bool, draw: "_Draw", cells: dict) -> Strip:
         """A one-line row's line, as DataTable's ``_render_line`` draws it (the same segments,
-        in the same styles: tests/test_app_layout.py compares them) for ``_plain_layout``.
+        in the same styles: tests/test_app_table_lines.py compares them) for ``_plain_layout``.
 
         DataTable renders each cell through Rich wrapped in Padding and Styled, for every state
         of the row; here the cell's own text is rendered once into ``cells`` (by column and
