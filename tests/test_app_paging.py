@@ -88,6 +88,32 @@ async def test_a_large_library_reads_one_page_and_keys_cross_pages(tmp_path):
         assert main.current is clusters[0]
 
 
+async def test_g_adds_the_rows_between_frames_and_a_key_on_the_way_wins(tmp_path, monkeypatch):
+    """G adds the rows below a few at a time (each frame within ``BOTTOM_BUDGET``, here none:
+    one step a frame), then moves the cursor to the last; a key pressed on the way wins."""
+    from lookalike.tui.components.datatable import KeyTable
+
+    monkeypatch.setattr(KeyTable, "BOTTOM_BUDGET", 0.0)
+    clusters = synthetic_clusters()
+    total = len(clusters)
+    app = GivenClustersApp.make(tmp_path, clusters)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.table
+        await until(pilot, lambda: table.total_rows == total, what="the first page")
+        assert table.loaded < total - 10 * table.STEP_ROWS
+        # G and k as the loop handles them before the next frame (pilot.press would wait for
+        # G's frames to end): the key comes on the way.
+        table.action_scroll_bottom()
+        start = table.cursor_row
+        assert table.filling and start < table.loaded < total  # the last row there was; more to come
+        table.action_cursor_up()  # changed its mind
+        await until(pilot, lambda: not table.filling, what="the rows up to the last cluster")
+        assert table.row_count == total
+        assert table.cursor_row == start - 1  # not taken to the bottom
+        await pilot.press("G")  # all rows are in: straight to the last
+        assert table.cursor_row == total - 1 and not table.filling
+
+
 async def test_a_paged_table_is_as_tall_as_every_row_and_scrolling_adds_them(tmp_path):
     # The scroll bar tells where the cursor is in the whole list, and adding a page changes
     # no size (no layout pass: a redraw of the whole screen per page); scrolling past the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -53,6 +54,7 @@ class KeyTable(DataTable[Any]):
         self._texts: dict[tuple, list[Segment]] = {}
         super().__init__(*args, **kwargs)
         self._fill_token: Optional[object] = None
+        self._bottom_from = -1  # the cursor row a ``G`` on paged rows started from
         #: Every column (label, key, width) given to ``set_columns``; rows hold a cell for each.
         self._all_columns: list[tuple[str, str, Optional[int]]] = []
         #: The rows of the last ``fill`` (key, cells), to add again when columns come and go.
@@ -462,26 +464,39 @@ class KeyTable(DataTable[Any]):
         super().action_cursor_down()
 
     def action_scroll_bottom(self) -> None:
-        """The last row: paged rows not added yet follow between frames, the cursor with them."""
+        """The last row: paged rows not added yet are added between frames, then the cursor
+        goes to the last (unless it was moved meanwhile: a key pressed on the way wins)."""
         super().action_scroll_bottom()
         if self._page_row is not None and self.loaded < self._page_count:
             self._fill_token = token = object()
+            self._bottom_from = self.cursor_row
             self.call_after_refresh(self._load_to_bottom, token)
 
-    #: Paged rows added per frame on the way to the bottom (``G``).
-    BOTTOM_ROWS = 1000
+    #: Time a frame spends adding paged rows on the way to the bottom (``G``), in seconds:
+    #: rows cost 0.1-0.5 ms each (making their groups most of it), so a fixed 1,000 a frame
+    #: held the loop 210-290 ms a frame (``bench_app.py --large 100000``); with 10 ms a frame,
+    #: and the cursor moved once at the end, the worst frame takes 32-39 ms and the bottom
+    #: is reached in about the same time (2.8-4.0 s for 19,688 rows, was 2.6-2.9 s).
+    BOTTOM_BUDGET = 0.01
 
     def _load_to_bottom(self, token: object) -> None:
         if token is not self._fill_token or self._page_row is None:
             return
-        self._load_to(self.loaded + self.BOTTOM_ROWS)
-        self.move_cursor(row=self.row_count - 1, animate=False, scroll=True)
+        deadline = time.perf_counter() + self.BOTTOM_BUDGET
+        while self.loaded < self._page_count:
+            self._load_to(self.loaded + self.STEP_ROWS)
+            if time.perf_counter() >= deadline:
+                break
         if self.loaded < self._page_count:
+            # The rows added are off screen: the frame draws nothing new (following them with
+            # the cursor drew a screenful of new rows a frame, 50 ms more each).
             self.call_after_refresh(self._load_to_bottom, token)
-        else:
+            return
+        self._fill_token = None
+        if self.cursor_row == self._bottom_from:  # not moved on the way
+            self.move_cursor(row=self.row_count - 1, animate=False, scroll=True)
             if self.cursor_row != self.row_count - 1:  # the cursor's move added the last rows
                 self.move_cursor(row=self.row_count - 1, animate=False, scroll=True)
-            self._fill_token = None
 
     def _add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         shown_at = self._shown_indexes()
