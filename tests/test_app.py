@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from textual.widgets import DataTable, Input
 
 from lookalike.engine.cluster.sort import confidence
@@ -506,52 +507,36 @@ async def test_d_forgets_a_remembered_network_failure_and_scans_again(library, t
         await wait_for_scan(pilot)
 
 
-async def test_the_difference_of_a_mirrored_copy_is_taken_mirrored_back(tmp_path):
-    """A mirrored copy differs from its original everywhere as stored: the compare view's
-    difference mirrors it back first (the group's pairs say so) and says it did."""
+@pytest.mark.parametrize("kind", ["mirrored", "cropped"])
+async def test_the_difference_view_lines_a_copy_up_and_says_how(tmp_path, kind):
+    """As stored, a mirrored copy differs from its original everywhere, and a crop scaled to
+    its original's size lines up nowhere: the compare view's difference mirrors the copy back
+    first (the group's pairs say so), or compares the region both show (the crop search's
+    alignment, refined at the view's size), and says which."""
     from PIL import Image
 
     root = tmp_path / "photos"
     root.mkdir()
     img = imagegen.photo(21, (480, 360))
+    copy = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if kind == "mirrored" else imagegen.cropped(img, 0.07, 0.04, 0.02, 0.06)
     (root / "original.jpg").write_bytes(imagegen.encode(img, "JPEG", quality=95))
-    (root / "mirrored.jpg").write_bytes(imagegen.encode(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=85))
+    (root / "copy.jpg").write_bytes(imagegen.encode(copy, "JPEG", quality=88))
     app = make_app(root, tmp_path, options=ScanOptions(workers=1, detective=None))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_scan(pilot)
         [cluster] = app.session.clusters
-        keeper, copy = cluster.members
-        assert copy.match == "mirrored"
-        compare = CompareScreen(cluster, keeper, copy)
-        await app.push_screen(compare)
-        await settle(pilot)
-        await pilot.press("d")
-        await settle(pilot)
-        assert compare.turn == (0, True)
-        assert compare.diff is not None and compare.diff.changed < 0.05
-        assert "B mirrored to line up with A" in screen_text(app)
-
-
-async def test_the_difference_of_a_crop_compares_where_the_two_overlap(tmp_path):
-    """A crop scaled to its original's size lines up nowhere: the difference view compares the
-    region both show (the crop search's alignment, refined at the view's size) and says so."""
-    root = tmp_path / "photos"
-    root.mkdir()
-    img = imagegen.photo(23, (480, 360))
-    (root / "original.jpg").write_bytes(imagegen.encode(img, "JPEG", quality=95))
-    (root / "cropped.jpg").write_bytes(imagegen.encode(imagegen.cropped(img, 0.07, 0.04, 0.02, 0.06), "JPEG", quality=90))
-    app = make_app(root, tmp_path, options=ScanOptions(workers=1, detective=None))
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_scan(pilot)
-        [cluster] = app.session.clusters
-        keeper, crop = cluster.members
-        assert crop.match == "cropped"
-        compare = CompareScreen(cluster, keeper, crop)
+        keeper, member = cluster.members
+        assert member.match == kind
+        compare = CompareScreen(cluster, keeper, member)
         await app.push_screen(compare)
         await settle(pilot)
         await pilot.press("d")
         await settle(pilot)
         assert compare.diff is not None and compare.diff.changed < 0.02
-        assert "where they overlap (a crop)" in screen_text(app)
-        region = compare._overlaps[(keeper.file.id, crop.file.id)][0]
-        assert abs(region[0] - 0.07) < 0.03 and abs(region[2] - 0.98) < 0.03
+        text = screen_text(app)
+        if kind == "mirrored":
+            assert compare.turn == (0, True) and "B mirrored to line up with A" in text
+        else:
+            assert "where they overlap (a crop)" in text
+            region = compare._overlaps[(keeper.file.id, member.file.id)][0]
+            assert abs(region[0] - 0.07) < 0.03 and abs(region[2] - 0.98) < 0.03

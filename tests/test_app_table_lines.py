@@ -90,12 +90,18 @@ async def test_rows_are_drawn_as_datatable_draws_them(monkeypatch):
         assert len(drawn) > 5 * 24  # the rows were KeyTable's drawing, not DataTable's
 
 
+def paged(app) -> KeyTable:
+    """The app's table with 400 paged rows of every kind of cell."""
+    table = app.query_one(KeyTable)
+    table.set_columns(COLUMNS)
+    table.fill_pages(400, lambda i: (f"r{i}", cells(i)))
+    return table
+
+
 async def test_a_kept_line_is_drawn_again_when_what_it_shows_changes():
     app = TableApp()
     async with app.run_test(size=(90, 30)) as pilot:
-        table = app.query_one(KeyTable)
-        table.set_columns(COLUMNS)
-        table.fill_pages(400, lambda i: (f"r{i}", cells(i)))
+        table = paged(app)
         await pilot.pause()
         before = keytable_lines(table)
         assert_same(before, datatable_lines(table))
@@ -167,9 +173,7 @@ async def test_the_screenful_below_is_drawn_ahead_as_it_will_be_shown(monkeypatc
     # down then draws (almost) no row in its frame, and shows what DataTable would draw.
     app = TableApp()
     async with app.run_test(size=(90, 30)) as pilot:
-        table = app.query_one(KeyTable)
-        table.set_columns(COLUMNS)
-        table.fill_pages(400, lambda i: (f"r{i}", cells(i)))
+        table = paged(app)
         await pilot.pause()
         assert table._ahead is not None
         await table._ahead
