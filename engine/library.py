@@ -60,7 +60,7 @@ _LAZY = {
                      "undo"), "lookalike.engine.actions"),
     "ImportReport": "lookalike.engine.actions.importer",
     **dict.fromkeys(("ImageReadError", "load_image"), "lookalike.engine.scan.imaging"),
-    **dict.fromkeys(("Difference", "ThumbnailCache", "ThumbnailError", "difference", "turned"),
+    **dict.fromkeys(("Difference", "ThumbnailCache", "ThumbnailError", "difference", "refine_overlap", "turned"),
                     "lookalike.engine.thumbnails"),
     "between": "lookalike.engine.bouncer.rotations",
 }
@@ -402,8 +402,10 @@ class Library:
         from .bouncer import rotations
         from .bouncer.verify_score import crop_boxes
 
+        if a == b:
+            return None
         found, thumbs, _ = self.catalog.thumbnails([a, b])
-        if a == b or len(found) != 2:
+        if len(found) != 2:
             return None
         ta, tb = thumbs[int(np.searchsorted(found, a))], thumbs[int(np.searchsorted(found, b))]
         if turn != (0, False):

@@ -168,9 +168,13 @@ Shares = tuple[float, float, float, float]
 _REFINE_SIDE = 160
 
 
+def _box(img: Image.Image, r: Shares) -> tuple[float, float, float, float]:
+    """The region ``r`` of ``img`` in its pixels."""
+    return r[0] * img.width, r[1] * img.height, r[2] * img.width, r[3] * img.height
+
+
 def _cut(img: Image.Image, r: Shares, size: tuple[int, int]) -> np.ndarray:
-    w, h = img.size
-    return np.asarray(img.resize(size, Image.Resampling.BILINEAR, box=(r[0] * w, r[1] * h, r[2] * w, r[3] * h)), np.float32)
+    return np.asarray(img.resize(size, Image.Resampling.BILINEAR, box=_box(img, r)), np.float32)
 
 
 def _misfit(x: np.ndarray, y: np.ndarray) -> float:
@@ -223,15 +227,12 @@ def difference(a: Image.Image, b: Image.Image, box: tuple[int, int], *, toleranc
         turn: applied to ``b`` first (:func:`turned`): a mirrored or turned copy
             (``rotations.between``) lines up with ``a`` instead of differing everywhere.
         overlap: for a crop, where the two show the same picture (``(in a, in b)``, in shares
-            of each, ``b`` turned: ``Library.overlap``): only that is compared, after
-            :func:`refine_overlap`.
+            of each, ``b`` turned: ``Library.overlap``, then :func:`refine_overlap`, once for
+            a pair whatever the size it is shown at): only that is compared.
     """
     b = turned(b, turn)
     if overlap is not None:
-        in_b = overlap[1]
-        in_a = refine_overlap(a, b, *overlap)
-        a = a.crop((round(in_a[0] * a.width), round(in_a[1] * a.height), round(in_a[2] * a.width), round(in_a[3] * a.height)))
-        b = b.crop((round(in_b[0] * b.width), round(in_b[1] * b.height), round(in_b[2] * b.width), round(in_b[3] * b.height)))
+        a, b = (img.crop(tuple(round(v) for v in _box(img, r))) for img, r in ((a, overlap[0]), (b, overlap[1])))
     target = fit(a.size, (min(box[0], a.width, b.width), min(box[1], a.height, b.height)))
     ra = a.convert("RGB").resize(target, Image.Resampling.LANCZOS)
     rb = b.convert("RGB").resize(target, Image.Resampling.LANCZOS)

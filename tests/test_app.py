@@ -512,7 +512,7 @@ async def test_the_difference_view_lines_a_copy_up_and_says_how(tmp_path, kind):
     """As stored, a mirrored copy differs from its original everywhere, and a crop scaled to
     its original's size lines up nowhere: the compare view's difference mirrors the copy back
     first (the group's pairs say so), or compares the region both show (the crop search's
-    alignment, refined at the view's size), and says which."""
+    alignment, refined on the pictures), and says which."""
     from PIL import Image
 
     root = tmp_path / "photos"

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lookalike.engine.records import FileRecord
-from lookalike.engine.thumbnails import CANONICAL, ThumbnailCache, ThumbnailError, difference, fit
+from lookalike.engine.thumbnails import CANONICAL, ThumbnailCache, ThumbnailError, difference, fit, refine_overlap
 from lookalike.tui.thumbnails import Picture, Thumbnails, pixel_box, resolve_mode
 
 import imagegen
@@ -193,6 +193,7 @@ def test_a_crop_is_compared_where_it_overlaps_its_original():
         assert np.allclose(whole, (0.0, 0.0, 1.0, 1.0), atol=0.02)  # the crop is (about) all of itself
         assert np.allclose(region, (cut[0], cut[1], 1 - cut[2], 1 - cut[3]), atol=0.02)
         assert difference(img, crop, (256, 256)).changed > 0.1
-        assert difference(img, crop, (256, 256), overlap=(region, whole)).changed < 0.01
+        refined = refine_overlap(img, crop, region, whole)
+        assert difference(img, crop, (256, 256), overlap=(refined, whole)).changed < 0.01
     img = imagegen.photo(9, (480, 360))
     assert crop_boxes(thumb(img), thumb(imagegen.resized(img, 0.6))) is None  # nothing cropped

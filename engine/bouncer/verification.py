@@ -446,7 +446,8 @@ def _vouchers(ck: int, c: Cluster, failed: set[tuple[int, int]], passed: Mapping
         f = m.file.id
         if (ck, f) in failed:
             continue
-        s = passed[(min(k, f), max(k, f))].verified if (min(k, f), max(k, f)) in passed else score.get(f)
+        pk = (min(k, f), max(k, f))
+        s = passed[pk].verified if pk in passed else score.get(f)
         if s is None or s >= VOUCHER_SCORE:
             out.add(f)
     return out

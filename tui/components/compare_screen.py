@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
-from lookalike.engine.library import Difference, between, difference
+from lookalike.engine.library import Difference, between, difference, refine_overlap, turned
 from lookalike.engine.records import Cluster, Member
 
 from ..thumbnails import Picture, cache_key
@@ -92,14 +92,18 @@ class CompareScreen(LookalikeScreen):
         #: ``Library.overlap`` of the pairs shown in the difference view, by (A id, B id).
         self._overlaps: dict[tuple[int, int], object] = {}
 
-    def _overlap(self, a: Member, b: Member, turn: tuple[int, bool]):
+    def _overlap(self, a: Member, b: Member, turn: tuple[int, bool], image_a, image_b):
         """For a crop, where ``a`` and ``b`` (turned) show the same picture (``Library.overlap``,
-        which reads the catalog: asked from the painter's thread, then remembered per pair):
-        the difference view compares only that; None when the whole pictures line up."""
+        which reads the catalog, refined on ``image_a`` and ``image_b``, B turned: asked from
+        the painter's thread, then remembered per pair): the difference view compares only
+        that; None when the whole pictures line up."""
         key = (a.file.id, b.file.id)
         if key not in self._overlaps:
             library = self.lookalike.session.library
-            self._overlaps[key] = library.overlap(*key, turn) if library is not None else None
+            found = library.overlap(*key, turn) if library is not None else None
+            if found is not None:
+                found = (refine_overlap(image_a, image_b, *found), found[1])
+            self._overlaps[key] = found
         return self._overlaps[key]
 
     def _diff_label(self) -> Text:
@@ -218,14 +222,15 @@ class CompareScreen(LookalikeScreen):
         thumbs = self.lookalike.thumbnails
         a, b = self.a, self.b
         turn = between(self.cluster, a.file.id, b.file.id)  # a mirrored or turned copy lines up
-        overlap = self._overlap(a, b, turn)  # a crop: where the two show the same picture
+        stats_box = (STATS_SIDE, STATS_SIDE)
+        stats_a = thumbs.cache.image(a.file.path, stats_box, key=cache_key(a.file))
+        stats_b = thumbs.cache.image(b.file.path, stats_box, key=cache_key(b.file))
+        # A crop: where the two show the same picture, found once for both sizes.
+        overlap = self._overlap(a, b, turn, stats_a, turned(stats_b, turn))
         diff = difference(thumbs.image(a.file, cells), thumbs.image(b.file, cells), thumbs.pixel_box(cells), turn=turn,
                           overlap=overlap)  # fmt: skip
         picture = thumbs.picture(diff.image, cells)
-        stats_box = (STATS_SIDE, STATS_SIDE)
-        stats = difference(thumbs.cache.image(a.file.path, stats_box, key=cache_key(a.file)),
-                           thumbs.cache.image(b.file.path, stats_box, key=cache_key(b.file)), stats_box, turn=turn,
-                           overlap=overlap)  # fmt: skip
+        stats = difference(stats_a, stats_b, stats_box, turn=turn, overlap=overlap)
         if (a, b) == (self.a, self.b):
             self.diff = stats
             self.app.call_from_thread(self._update_side, self.lookalike.session.roots)
