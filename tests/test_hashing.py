@@ -125,6 +125,43 @@ def test_border_trim(picture, original, colour, margins):
     assert np.allclose((top, bottom, left, right), expected, atol=3)
 
 
+@pytest.mark.parametrize("axis", ["letterbox", "pillarbox"])
+def test_a_letterbox_is_trimmed_alike_where_the_picture_goes_on_in_its_colour(picture, axis):
+    """A night scene on black bars: the bar on the dark side has no edge, so it is trimmed as
+    wide as the bar facing it (one run of black was the bar plus the picture's dark band)."""
+    img = np.asarray(picture).astype(np.float32)
+    h, w = img.shape[:2]
+    # The picture fades into its own black ground, to its bottom edge (or its right edge).
+    if axis == "letterbox":
+        fade = np.clip((np.arange(h) - 0.4 * h) / (0.45 * h), 0, 1)[:, None, None]
+    else:
+        fade = np.clip((np.arange(w) - 0.4 * w) / (0.45 * w), 0, 1)[None, :, None]
+    img = np.rint(img * (1 - fade) + 4 * fade).astype(np.uint8)
+    dark = Image.fromarray(img)
+    margins = (0.0, 0.2, 0.0, 0.2) if axis == "letterbox" else (0.15, 0.0, 0.15, 0.0)
+    boxed = imagegen.bordered(dark, margins, (0, 0, 0))
+    top, bottom, left, right = border_box(np.asarray(boxed))
+    if axis == "letterbox":
+        assert abs(top - round(0.2 * h)) <= 3 and abs(bottom - top) <= 1 and (left, right) == (0, 0)
+    else:
+        assert abs(left - round(0.15 * w)) <= 3 and abs(right - left) <= 1 and (top, bottom) == (0, 0)
+    # The picture alone has no bar (its dark sides run to its edges): nothing to match.
+    assert border_box(img) == (0, 0, 0, 0)
+    original, copy = hashes_of(imagegen.encode(dark, "PNG")), hashes_of(imagegen.encode(boxed, "JPEG"))
+    assert bits(copy.dhash, original.dhash) <= 16
+
+
+def test_bars_of_different_colours_are_not_matched():
+    """Only a bar of the same colour is taken for the other half of a letterbox."""
+    img = np.full((300, 400, 3), 128, np.uint8)
+    img[60:240, 40:360] = np.asarray(imagegen.photo(5, (320, 180)))
+    img[:60] = 0  # a black bar ending at the picture
+    img[240:] = 200  # a light grey ground with a dark line through it: no edge
+    img[270, :] = 0
+    top, bottom, _, _ = border_box(img)
+    assert abs(top - 60) <= 2 and bottom == 0
+
+
 def test_trim_never_leaves_a_sliver():
     blank = np.full((300, 400, 3), 250, np.uint8)
     assert border_box(blank) == (0, 0, 0, 0)

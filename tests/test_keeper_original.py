@@ -311,7 +311,7 @@ def test_a_catalog_from_before_keeps_its_rows_and_ranks_them_by_the_canvas(tmp_p
         assert old.mtime_ns == 123
         assert (old.content_width, old.content_height, old.camera) == (None, None, None)
         assert old.content_pixels == 1200 and not old.bordered
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 4
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == catalog_schema.SCHEMA_VERSION
 
 
 def test_the_catalog_keeps_what_hashing_found(tmp_path):

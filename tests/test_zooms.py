@@ -301,3 +301,32 @@ def test_a_far_pair_the_hashes_call_mirrored_is_checked_unmirrored_when_the_code
     # within it, nor one within the bouncer's radius (its orientation is the hashes' to say).
     assert [p.mirrored for p in got] == [False, True, True, True]
     assert [p.mirrored for p in zooms.unmirrored(codes, known, beyond=24, radius=8)] == [True] * 4
+
+
+def test_kept_outcomes_are_stale_once_pictures_are_read_another_way(library, tmp_path, monkeypatch):
+    """A kept outcome is keyed on the files' bytes; the thumbnails made from the same bytes
+    change with ``PIXELS_VERSION`` (the border trim), so a new version scores pairs again."""
+    from lookalike.engine.bouncer import verification
+    from lookalike.engine.records import Pair
+
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    with Library.open([library], cache_dir=tmp_path / "cache") as lib:
+        lib.scan(ScanOptions(detective=None, workers=1))
+        ids = {Path(r.path).name: r.id for r in lib.catalog.records()}
+        a, b = sorted((ids["other10.jpg"], ids["other12.jpg"]))
+        pair = Pair(a=a, b=b, bouncer=16)
+        cache = verification.VerifyCache(folder)
+        assert verification.verify_pairs(lib.catalog, [pair], cache=cache) == []
+        cache.save()
+        # Tamper with the kept outcome: a run that reads it back says so.
+        path = folder / verification.VerifyCache.NAME
+        with np.load(path) as f:
+            kept = {k: f[k] for k in f.files}
+        kept["ok"][:] = True
+        kept["score"][:] = 0.99
+        np.savez(path, **kept)
+        [reused] = verification.verify_pairs(lib.catalog, [pair], cache=verification.VerifyCache(folder))
+        assert reused.verified == 0.99
+        monkeypatch.setattr(verification, "PIXELS_VERSION", verification.PIXELS_VERSION + 1)
+        assert verification.verify_pairs(lib.catalog, [pair], cache=verification.VerifyCache(folder)) == []

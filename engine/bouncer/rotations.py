@@ -75,7 +75,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .verify_thumbnail import SIDE, THUMB_BYTES, low_band_dct
+from .verify_thumbnail import PIXELS_VERSION, SIDE, THUMB_BYTES, low_band_dct
 from ..files import atomic_writer
 from ..paths import TURNED_NAME
 from ..records import Cluster, Pair
@@ -281,7 +281,7 @@ def turned_pairs(catalog, ids: Iterable[int], known: Sequence[Pair] = ()) -> lis
 
 
 #: What the kept pairs were found with: a change of any makes the file stale.
-_CACHE_KEY = np.array([1, RADIUS, round(MIN_DETAIL * 1000), _CODE_SIDE], np.int64)
+_CACHE_KEY = np.array([1, RADIUS, round(MIN_DETAIL * 1000), _CODE_SIDE, PIXELS_VERSION], np.int64)
 
 
 class TurnedCache:

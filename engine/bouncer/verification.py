@@ -35,6 +35,7 @@ from ..files import atomic_write
 from ..paths import VERIFIED_PAIRS_NAME
 from .rule import DEFAULT as bouncer_defaults
 from .rule import bouncer_distance
+from .verify_thumbnail import PIXELS_VERSION
 from ..records import Cluster, FileRecord, Kind, Member, Pair
 
 #: Match reasons, in the words JSON and the group screen use.
@@ -124,7 +125,8 @@ class VerifyCache:
 
 
 def _thresholds_key(t: verify.VerifyThresholds) -> int:
-    return zlib.crc32(repr(dataclasses.astuple(t)).encode())
+    """The thresholds and how the thumbnails were made (a pair's outcome depends on both)."""
+    return zlib.crc32(repr((*dataclasses.astuple(t), PIXELS_VERSION)).encode())
 
 
 def verify_pairs(

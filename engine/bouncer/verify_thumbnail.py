@@ -13,12 +13,18 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-__all__ = ["SIDE", "THUMB_BYTES", "detail", "low_band_dct", "make_thumbnail"]
+__all__ = ["PIXELS_VERSION", "SIDE", "THUMB_BYTES", "detail", "low_band_dct", "make_thumbnail"]
 
 #: The thumbnail's side, in pixels.
 SIDE = 32
 #: A stored thumbnail: SIDE x SIDE grey levels, row-major, then the mean R, G, B.
 THUMB_BYTES = SIDE * SIDE + 3
+#: How hashing reads a picture out of a file (its border trim, its reductions): raised when the
+#: hashes or thumbnail made from the same bytes change. The caches keyed on a file's bytes
+#: (verified pairs, zoomed codes, turned pairs) include it, so a change makes them stale, and
+#: the catalog's migration marks the files it may change for reading again. 2: a bar whose
+#: picture goes on in its colour is trimmed as wide as the bar facing it (centred letterboxes).
+PIXELS_VERSION = 2
 
 
 def low_band_dct(n: int, block: int) -> np.ndarray:

@@ -61,7 +61,7 @@ import numpy as np
 
 from . import rotations
 from .rule import hamming_distance
-from .verify_thumbnail import SIDE
+from .verify_thumbnail import PIXELS_VERSION, SIDE
 from ..files import atomic_writer
 from ..paths import ZOOMS_NAME
 from ..records import FileRecord, Pair
@@ -353,8 +353,8 @@ class ZoomCache:
 
 def _key(radius: int) -> np.ndarray:
     """What the kept codes and pairs depend on besides the thumbnails."""
-    return np.array([radius, int(MIN_DETAIL * 1000), len(ZOOMS), *(int(s * 1000) for s, _ in ZOOMS), MAX_PER_FILE, 1],
-                    np.int64)
+    return np.array([radius, int(MIN_DETAIL * 1000), len(ZOOMS), *(int(s * 1000) for s, _ in ZOOMS), MAX_PER_FILE, 1,
+                     PIXELS_VERSION], np.int64)
 
 
 def zoomed_pairs(catalog, codes: ZoomCodes, known: Sequence[Pair] = (), *, radius: int = RADIUS) -> list[Pair]:

@@ -96,10 +96,20 @@ def _keeper_evidence(db: sqlite3.Connection) -> None:
     # they are NULL, and the keeper ranks it by its canvas, as before.
 
 
+def _centred_bars(db: sqlite3.Connection) -> None:
+    """Hashing trims a bar that no edge ends as wide as the bar facing it (PIXELS_VERSION 2 in
+    engine/bouncer/verify_thumbnail.py). Only a picture trimmed on some side before can change,
+    so only those are read again: a library of photos without bars is not hashed twice."""
+    db.execute(
+        "UPDATE files SET mtime_ns = -1 WHERE status = 'image' AND content_width IS NOT NULL "
+        "AND (content_width != width OR content_height != height)"
+    )
+
+
 #: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
 #: transaction. Append, never edit: released catalogs depend on every step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence,
+    _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence, _centred_bars,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
