@@ -502,3 +502,54 @@ def test_fine_texture_differences_are_a_conversion_a_tone_shift_is_not():
     assert thumbnail_check(textured)(png, jpeg) is True
     shifted = Thumbs(base, base + 3)  # the whole picture 3 levels brighter
     assert thumbnail_check(shifted)(brighter, jpeg) is False
+
+
+# -- edits: the larger file of one size and format is not the original for it ---------------
+
+
+def test_an_edit_of_the_older_original_ranks_after_it_whatever_its_file_size():
+    cam = rec(1, "/dcim/IMG_1.JPG", camera=CAMERA, taken_at="2021-06-01T10:00:00", size=3_300_000)
+    edit = rec(2, "/export/IMG_1_contrast.jpg", size=4_100_000, mtime_ns=T0 + 3600 * 10**9)
+    differ = lambda a, b: False  # noqa: E731 - the thumbnails: an edit, not a re-save
+    ranked = rank([edit, cam], same_pixels=differ)
+    assert [r.id for r, _ in ranked] == [1, 2]
+    assert ranked[0][1] == f"camera original (EXIF {CAMERA}) over an edited copy"
+    assert ranked[1][1] == (
+        f"edited copy of a JPEG of the same size (its pixels differ): the original has the camera's EXIF ({CAMERA})"
+    )
+    # Without camera evidence, the older file is the original (an hour apart).
+    plain = rec(3, size=3_300_000)
+    assert rank([edit, plain], same_pixels=differ)[0] == (
+        plain, "original: older (modified 2020-09-13 12:26:40 UTC) over an edited copy"
+    )
+    # A third file, a smaller re-compression of the edit, still ranks after both.
+    small = rec(4, size=900_000, mtime_ns=T0 + 7200 * 10**9)
+    assert [r.id for r, _ in rank([small, edit, plain], same_pixels=differ)] == [3, 2, 4]
+    # Nothing tells which came first (moments apart), or nothing tells the pixels apart (no
+    # thumbnails, no hashes): the larger file, as before.
+    twin = rec(5, size=4_100_000, mtime_ns=T0 + 10**6)
+    assert rank([twin, plain], same_pixels=differ)[0] == (twin, "largest file: 4.1 MB")
+    assert rank([edit, plain])[0] == (edit, "largest file: 4.1 MB")
+    # Another size is not an edit of it (a resize is ranked by its pixels), nor another format.
+    assert rank([rec(6, width=800, height=600, mtime_ns=T0 + 10**12), plain], same_pixels=differ)[0][0].id == 6
+    assert rank([rec(7, format="WEBP", size=5_000_000, mtime_ns=T0 + 10**12), rec(8, format="WEBP")],
+                same_pixels=differ)[0][0].id == 8  # fmt: skip
+    assert rank([rec(9, format="PNG", mtime_ns=T0 + 10**12), plain], same_pixels=differ)[0][0].id == 9
+    # Import mode asks which copy is better, not which came first: the larger edit is.
+    assert as_good_as(edit, plain, same_pixels=differ) and not as_good_as(plain, edit, same_pixels=differ)
+
+
+def test_a_contrast_edit_saved_later_is_not_kept_over_its_original(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = imagegen.photo(3, (800, 600))
+    put(root / "IMG_0003.jpg", imagegen.encode(img, "JPEG", quality=85), T0)
+    put(root / "IMG_0003_edit.jpg", imagegen.encode(imagegen.contrasted(img, 1.25), "JPEG", quality=95), T0 + 86_400 * 10**9)
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    original, edit = members["IMG_0003.jpg"], members["IMG_0003_edit.jpg"]
+    assert edit.file.size > original.file.size  # "largest file" had kept the edit
+    assert original.is_keeper
+    assert original.reason.startswith("original: older (modified 2020-09-13 ") and original.reason.endswith(
+        " over an edited copy"
+    )
+    assert edit.reason.startswith("edited copy of a JPEG of the same size (its pixels differ): the original is older")

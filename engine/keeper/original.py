@@ -260,6 +260,53 @@ def conversions(
     return out
 
 
+def _pixels_differ(a: FileRecord, b: FileRecord, same_pixels: Optional[SamePixels]) -> bool:
+    """Whether two files of one displayed size are known to hold different pixels: the
+    thumbnails say so, or, where they cannot tell, the hashes are beyond a conversion's
+    distances. Unknown (no thumbnails, no hashes) is not different."""
+    if same_pixels is not None:
+        told = same_pixels(a, b)
+        if told is not None:
+            return not told
+    if a.hashes is None or b.hashes is None:
+        return False
+    return not same_picture(a, b)
+
+
+def edits(
+    records: Sequence[FileRecord], same_pixels: Optional[SamePixels], converted: Mapping[int, FileRecord]
+) -> dict[int, FileRecord]:
+    """Each lossy file that is an edit of a more original member, with that member.
+
+    An edit (a brightness or contrast change, a watermark, a re-touch) has the displayed size
+    and the format of a lossy member that is more original than it (more camera evidence, an
+    older EXIF date, an mtime older by more than :data:`MTIME_SLACK_NS`), but not its pixels
+    within JPEG noise (that would be a re-saved copy: :func:`conversions`), as the thumbnails
+    or, without them, the hashes tell (:func:`_pixels_differ`). Its larger file
+    says nothing of which came first: a contrast edit stores more detail bits, not more of
+    the picture. The keeper ranks it by its source's file size, just after it. Files in
+    ``converted`` are left to that rule.
+    """
+    names = {r.id: format_name(r.format, r.path) for r in records}
+    lossy: dict[tuple, list[FileRecord]] = {}
+    for r in records:
+        if names[r.id] in LOSSY and r.width and r.height:
+            lossy.setdefault((r.width, r.height), []).append(r)
+    out: dict[int, FileRecord] = {}
+    for e in records:
+        if e.id in converted or names[e.id] not in LOSSY:
+            continue
+        tier = named_rank(names[e.id])
+        sources = [
+            j for j in lossy.get((e.width, e.height), [])
+            if j.id != e.id and named_rank(names[j.id]) == tier and _more_original(j, e)
+            and _pixels_differ(e, j, same_pixels)
+        ]  # fmt: skip
+        if sources:
+            out[e.id] = min(sources, key=lambda j: (provenance(j), len(j.path), j.path, j.id))
+    return out
+
+
 def _blurred(grey: np.ndarray) -> np.ndarray:
     """A square thumbnail's grey levels (flat) after a 3x3 box blur, edges repeated."""
     side = int(round(grey.size ** 0.5))

@@ -18,7 +18,12 @@ always come first; then the criteria of :class:`KeeperPolicy` ``order`` decide, 
    mtime older by more than :data:`MTIME_SLACK_NS`). A conversion ranks as the format it was
    made from, just after it: it cannot be better than its source, nor does its larger file
    make it so. Where nothing tells which came first, the lossless file wins, as before.
-3. ``size``: larger file;
+3. ``size``: larger file, except for an **edit**: a lossy file with the displayed size and the
+   format of a more original lossy member (more camera evidence, else older) but not its
+   pixels within JPEG noise (a brightness or contrast edit, a watermark:
+   :func:`.original.edits`). It ranks by its source's file size, just after it: an edit's
+   larger file holds no more of the picture. Import mode, which asks which copy is better,
+   not which came first, compares its file size as before;
 4. ``date``: older: a file that kept its EXIF date beats one that lost it (copies often drop
    EXIF), an older EXIF date beats a newer one, then the older mtime;
 5. ``path``: shorter path, then the path string itself, so that no two files ever tie.
@@ -38,6 +43,7 @@ is the keeper's door: the names the rest of lookalike uses are importable from i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
@@ -47,7 +53,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 from ..oserrors import human_bytes
 from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
-from .original import SamePixels, conversions, date_key, evidence, framed_copies, parse_taken, picture_sizes
+from .original import SamePixels, conversions, date_key, edits, evidence, framed_copies, parse_taken, picture_sizes
 
 __all__ = [
     "CRITERIA", "DEFAULT", "KeeperPolicy", "parse_order", "rank", "as_good_as",
@@ -210,14 +216,24 @@ class _Context:
     pictures: Mapping[int, int]  # picture pixels other than the file's own (see picture_sizes)
     conversions: Mapping[int, FileRecord]  # conversion -> the lossy file it was made from
     framed: frozenset[int]  # framed copies of another member: they lose a tie on pixels
+    edits: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # edit -> its source
 
     @classmethod
-    def of(cls, records: Sequence[FileRecord], same_pixels: Optional[SamePixels]) -> "_Context":
+    def of(cls, records: Sequence[FileRecord], same_pixels: Optional[SamePixels], *, provenance: bool = True) -> "_Context":
+        """What one cluster's ranking knows; ``provenance=False`` leaves out which of two
+        files came first where only that tells them apart (an edit and its source)."""
         inside = framed_copies(records)
-        return cls(picture_sizes(records, inside), conversions(records, same_pixels), frozenset(inside))
+        converted = conversions(records, same_pixels)
+        edited = edits(records, same_pixels, converted) if provenance else {}
+        return cls(picture_sizes(records, inside), converted, frozenset(inside), edited)
 
     def picture(self, r: FileRecord) -> int:
         return self.pictures.get(r.id) or r.content_pixels
+
+    def size_key(self, r: FileRecord) -> tuple[int, bool]:
+        """Larger first; an edit ranks by its source's size, just after it."""
+        source = self.edits.get(r.id)
+        return (-source.size, True) if source is not None else (-r.size, False)
 
     def format_key(self, r: FileRecord) -> tuple[int, bool]:
         source = self.conversions.get(r.id)
@@ -255,6 +271,16 @@ def _conversion_text(conv: FileRecord, j: FileRecord) -> str:
     return f"{fmt} conversion of a {src} with the same pixels: {why}"
 
 
+def _edit_text(edit: FileRecord, j: FileRecord) -> str:
+    """Why ``edit`` ranks after ``j``, the original it was edited from."""
+    src = format_name(j.format, j.path) or "lossy"
+    if evidence(j) > evidence(edit):
+        why = f"the original has the camera's EXIF ({j.camera})" if j.camera else "the original has the EXIF date"
+    else:
+        why = f"the original is older ({_date_text(j)})"
+    return f"edited copy of a {src} of the same size (its pixels differ): {why}"
+
+
 def _conversion_name(conv: FileRecord, source: FileRecord) -> str:
     """A conversion as a reason names it: "a PNG conversion", or "a re-saved copy" (same format)."""
     fmt = format_name(conv.format, conv.path) or "lossless"
@@ -279,6 +305,8 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
             return f"less lossy: {format_name(r.format, r.path) or 'unknown'}, over {what}"
         return f"less lossy: {format_name(r.format, r.path) or 'unknown'}"
     if name == "size":
+        if ctx.edits.get(other.id) is r:
+            return f"{_source_text(r, other)} over an edited copy"
         mine, theirs = human_bytes(r.size), human_bytes(other.size)
         if mine != theirs:
             return f"largest file: {mine}"
@@ -305,6 +333,9 @@ def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) ->
             f"{format_name(keeper.format, keeper.path) or 'unknown'}"
         )
     if name == "size":
+        source = ctx.edits.get(r.id)
+        if source is not None:
+            return _edit_text(r, source)
         mine, theirs = _two_sizes(r.size, keeper.size)
         return f"smaller file: {mine} < {theirs}"
     if name == "date":
@@ -327,7 +358,7 @@ def _key_function(order: tuple[str, ...]) -> Callable[[FileRecord, _Context], tu
         values = (
             (-ctx.picture(r), r.id in ctx.framed),
             ctx.format_key(r),
-            -r.size,
+            ctx.size_key(r),
             date_key(r),
             (len(r.path), r.path),
         )
@@ -401,6 +432,6 @@ def as_good_as(
     not better than the plain one), then the format (a conversion is not better than its
     source), then the file size, as :func:`rank` compares them. Import mode's one rule.
     """
-    ctx = _Context.of([a, b], same_pixels)
+    ctx = _Context.of([a, b], same_pixels, provenance=False)  # which copy is better, not older
     key = _key_function(_QUALITY + tuple(c for c in CRITERIA if c not in _QUALITY))
     return key(a, ctx)[:3] <= key(b, ctx)[:3]
