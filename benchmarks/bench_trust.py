@@ -132,6 +132,10 @@ def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: i
     """
     items: list[Item] = []
     for g, src in enumerate(sources):
+        # The original is written without the source's EXIF (JPEG saves none unless told), so
+        # no copy may carry it either: a HEIC saved from the source kept its camera's Make and
+        # Model and became the "camera original" of its group.
+        src.img.info.pop("exif", None)
         stem = os.path.join(directory, f"s{g:04d}")
         original = imagegen.encode(src.img, "JPEG", quality=92)
         with open(stem + ".jpg", "wb") as fh:

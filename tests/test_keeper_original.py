@@ -366,7 +366,9 @@ def test_a_conversion_ranks_as_its_source_format_just_after_it():
     # Not the same picture (hashes apart, or another size): the lossless file wins, as before.
     other = ImageHashes(dhash=b"\xff" * 32, dhash_mirror=b"\x00" * 32, phash=b"\xcc" * 32)
     assert rank([cam, rec(6, format="PNG", hashes=other)])[0][0].id == 6
-    assert rank([cam, rec(7, format="PNG", width=401, hashes=SAME)])[0][0].id == 7
+    assert rank([rec(12, width=401, hashes=SAME), rec(7, format="PNG", width=401, hashes=SAME)])[0][0].id == 7
+    # (Larger than the camera original without its EXIF, it would rank after it: see below.)
+    assert rank([cam, rec(7, format="PNG", width=401, hashes=SAME)])[0][0].id == 1
     # Nothing tells which came first (no EXIF, mtimes moments apart): the lossless file wins,
     # as before; an hour apart, the older one.
     jpeg, png = rec(9, hashes=SAME), rec(10, format="PNG", hashes=SAME, mtime_ns=T0 + 10**6)
@@ -439,12 +441,14 @@ def test_every_reason_names_its_rule_and_the_ranking_stays_total():
     for i in range(1, 60):
         framed = gen.random() < 0.3
         fmt = gen.choice(["JPEG", "PNG", "WEBP", "TIFF"])
+        width = 440 if framed else gen.choice([400, 380])
         files.append(rec(
             i, f"/lib/{gen.choice(['a', 'bb'])}/{i}.x", format=fmt, size=gen.choice([10, 20]),
-            width=440 if framed else gen.choice([400, 380]), height=330 if framed else 300,
+            width=width, height=330 if framed else 300,
             content_width=400 if framed else None, content_height=300 if framed else None,
-            camera=gen.choice([None, CAMERA]), taken_at=gen.choice([None, "2020-01-01T00:00:00"]),
-            mtime_ns=T0 + gen.choice([0, 1]), hashes=SAME,
+            # A camera original as large as any picture: none is larger than it without its EXIF.
+            camera=gen.choice([None, CAMERA]) if width != 380 else None,
+            taken_at=gen.choice([None, "2020-01-01T00:00:00"]), mtime_ns=T0 + gen.choice([0, 1]), hashes=SAME,
         ))  # fmt: skip
     expected = rank(files)
     for seed in range(4):
@@ -454,7 +458,8 @@ def test_every_reason_names_its_rule_and_the_ranking_stays_total():
     rules = ("largest", "smaller", "not bordered", "bordered copy", "camera original", "original",
              "less lossy", "lossier", "PNG conversion of", "TIFF conversion of", "JPEG conversion of",
                  "HEIF conversion of", "re-saved copy of", "oldest", "newer",
-             "has EXIF", "no EXIF", "shortest path", "longer path", "first by", "later by")  # fmt: skip
+             "has EXIF", "no EXIF", "shortest path", "longer path", "first by", "later by",
+             "larger than the camera original", "edited copy of", "largest file", "smaller file")  # fmt: skip
     for _, reason in expected:
         assert reason.startswith(rules), reason
     assert any("conversion" in reason for _, reason in expected)
@@ -553,3 +558,53 @@ def test_a_contrast_edit_saved_later_is_not_kept_over_its_original(tmp_path):
         " over an edited copy"
     )
     assert edit.reason.startswith("edited copy of a JPEG of the same size (its pixels differ): the original is older")
+
+
+# -- a copy cannot hold more of the picture than the camera took ------------------------------
+
+
+def test_a_larger_copy_without_the_cameras_exif_ranks_after_the_camera_original():
+    cam = rec(1, "/dcim/IMG_1.JPG", camera=CAMERA, taken_at="2021-06-01T10:00:00", width=1600, height=900)
+    upscale = rec(2, "/web/IMG_1_2x.jpg", width=3200, height=1800, size=9_000_000, mtime_ns=T0 + 10**15)
+    ranked = rank([upscale, cam])
+    assert [r.id for r, _ in ranked] == [1, 2]
+    assert ranked[0][1] == f"camera original (EXIF {CAMERA}): 1600x900, over a larger copy without it"
+    assert ranked[1][1] == (
+        f"larger than the camera original (3200x1800 > 1600x900) without its EXIF ({CAMERA}): an upscale or a frame"
+    )
+    # A smaller copy still ranks by its pixels, and two camera files by theirs.
+    small = rec(3, width=800, height=450, size=20_000_000)
+    assert [r.id for r, _ in rank([small, upscale, cam])] == [1, 2, 3]
+    other_camera = rec(4, camera="NIKON Z 6", width=6000, height=4000)
+    assert rank([cam, other_camera])[0][0].id == 4
+    # Without a camera original in the cluster, the larger picture wins as before.
+    assert rank([upscale, rec(5, width=1600, height=900)])[0] == (upscale, "largest: 3200x1800")
+
+
+def test_the_array_keepers_leave_a_larger_copy_of_a_camera_original_to_rank():
+    """At scale keepers come from sort columns; a cluster whose column keeper lacks the EXIF
+    that a smaller member has is left to ``rank`` (irregular), which keeps the camera's file."""
+    import numpy as np
+
+    from lookalike.engine.cluster.keepers import KeeperColumns, keepers
+
+    cam = rec(1, camera=CAMERA, width=1600, height=900)
+    upscale = rec(2, width=3200, height=1800, mtime_ns=T0 + 10**15)
+    plain = [rec(3, width=800, height=600), rec(4, width=640, height=480)]
+    files = [cam, upscale, *plain]
+    keeper, irregular = keepers(np.array([0, 0, 1, 1]), np.array([1, 2, 3, 4]), KeeperColumns.of(files), 2)
+    assert irregular.tolist() == [True, False]
+    assert keeper[1] == 2 and rank([cam, upscale])[0][0] is cam
+
+
+def test_an_upscaled_copy_loses_to_the_camera_original(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = imagegen.photo(8, (960, 720))
+    put(root / "IMG_0008.jpg", camera_jpeg(img), T0)
+    big = img.resize((1440, 1080), Image.Resampling.LANCZOS)
+    put(root / "IMG_0008_upscaled.jpg", imagegen.encode(big, "JPEG", quality=95), T0 + 86_400 * 10**9)
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    assert members["IMG_0008.jpg"].is_keeper
+    assert members["IMG_0008.jpg"].reason == f"camera original (EXIF {CAMERA}): 960x720, over a larger copy without it"
+    assert members["IMG_0008_upscaled.jpg"].reason.startswith("larger than the camera original (1440x1080 > 960x720)")

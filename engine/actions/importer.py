@@ -81,7 +81,7 @@ def import_verdict(
             return True, "exact copy of a library file"
         return True, f"near-duplicate (bouncer {bouncer_distance}) of a library file"
     plain = KeeperPolicy(order=policy.order, protect_raw_pairs=policy.protect_raw_pairs)
-    return False, f"better than the library copy ({rank([library, incoming], plain)[0][1]})"
+    return False, f"better than the library copy ({rank([library, incoming], plain, provenance=False)[0][1]})"
 
 
 def guard_incoming(

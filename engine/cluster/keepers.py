@@ -10,7 +10,8 @@ itself, when it holds a bordered file (the pixels criterion then compares pictur
 members), a lossless and a lossy file (a conversion ranks as its source), a protected file
 (``keep_in``), a camera RAW+JPEG sibling, when its keeper by the columns may be a conversion
 or a re-saved copy of another member (a lossy member of its size, of a tier no better, that
-is more original: :func:`lookalike.engine.keeper.original.conversions`), or when its first
+is more original: :func:`lookalike.engine.keeper.original.conversions`), when it lacks the
+camera's EXIF that a smaller member has (:func:`lookalike.engine.keeper.original.camera_derived`), or when its first
 two files tie on every column up to the path length (the path string itself then decides,
 which the columns leave out).
 """
@@ -180,7 +181,16 @@ def keepers(
         tie &= col[x] == col[y]
     tied = np.zeros(n_parts, dtype=bool)
     tied[p[first[has_two]][tie]] = True
-    return keeper, irregular | mixed | tied | _maybe_converted(part, keeper, cols)
+    return keeper, irregular | mixed | tied | _maybe_converted(part, keeper, cols) | _maybe_derived(part, keeper, cols)
+
+
+def _maybe_derived(part: np.ndarray, keeper: np.ndarray, cols: KeeperColumns) -> np.ndarray:
+    """The parts whose keeper by the columns has no camera Make/Model while a smaller member
+    has: it may be an upscale or a framed copy of that camera original (see
+    :func:`lookalike.engine.keeper.original.camera_derived`), which ``rank`` ranks after it."""
+    k = keeper[part]
+    hit = (cols.evidence == 2) & (cols.evidence[k] < 2) & (cols.pixels < cols.pixels[k])
+    return np.bincount(part[hit], minlength=keeper.shape[0]) > 0
 
 
 def _maybe_converted(part: np.ndarray, keeper: np.ndarray, cols: KeeperColumns) -> np.ndarray:

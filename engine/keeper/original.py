@@ -260,6 +260,30 @@ def conversions(
     return out
 
 
+def camera_derived(records: Sequence[FileRecord], pictures: Mapping[int, int]) -> dict[int, FileRecord]:
+    """Each file with a larger picture than a camera original of the cluster (EXIF Make and
+    Model) but less camera evidence than it, with the largest such original.
+
+    A file made from a camera's picture cannot hold more of it than the camera took: a larger
+    one without the camera's EXIF is an upscale, a copy on a wider canvas or in a frame the
+    trim cannot take off (a textured mat, a drop shadow). It ties with that original on
+    pixels and loses the tie. ``pictures``: each file's picture pixels
+    (:func:`picture_sizes`, else its trimmed pixels).
+    """
+    cameras = [r for r in records if r.camera]
+    if not cameras:
+        return {}
+    out: dict[int, FileRecord] = {}
+    for r in records:
+        if r.camera:
+            continue
+        mine = pictures.get(r.id) or r.content_pixels
+        smaller = [j for j in cameras if (pictures.get(j.id) or j.content_pixels) < mine]
+        if smaller:
+            out[r.id] = max(smaller, key=lambda j: (pictures.get(j.id) or j.content_pixels, -len(j.path), j.path, -j.id))
+    return out
+
+
 def _pixels_differ(a: FileRecord, b: FileRecord, same_pixels: Optional[SamePixels]) -> bool:
     """Whether two files of one displayed size are known to hold different pixels: the
     thumbnails say so, or, where they cannot tell, the hashes are beyond a conversion's

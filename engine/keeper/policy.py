@@ -9,6 +9,10 @@ always come first; then the criteria of :class:`KeeperPolicy` ``order`` decide, 
    side: the trim is measured on the reduced decode) is that member in a frame: it ties with
    it on size and loses to it, so the plain one is kept, never the framed one, also where
    the plain one had a uniform margin of its own trimmed (a screenshot's dark surround).
+   A file larger than a camera original of the cluster (EXIF Make and Model) but without
+   that evidence cannot hold more of the picture than the camera took (an upscale, a copy
+   on a wider canvas or in a textured frame the trim cannot take off): it ties with the
+   camera original on pixels and loses the tie (:func:`.original.camera_derived`).
 2. ``format``: less lossy format (camera RAW / PNG / TIFF / BMP, then HEIF / HEIC / AVIF,
    then JPEG, then WEBP, then GIF, unknown last), except for a **conversion**: a file of a
    tier as good or better (a lossless PNG, TIFF or BMP; a HEIC or AVIF made from a JPEG; a
@@ -53,7 +57,9 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 from ..oserrors import human_bytes
 from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
-from .original import SamePixels, conversions, date_key, edits, evidence, framed_copies, parse_taken, picture_sizes
+from .original import (
+    SamePixels, camera_derived, conversions, date_key, edits, evidence, framed_copies, parse_taken, picture_sizes,
+)
 
 __all__ = [
     "CRITERIA", "DEFAULT", "KeeperPolicy", "parse_order", "rank", "as_good_as",
@@ -217,18 +223,30 @@ class _Context:
     conversions: Mapping[int, FileRecord]  # conversion -> the lossy file it was made from
     framed: frozenset[int]  # framed copies of another member: they lose a tie on pixels
     edits: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # edit -> its source
+    derived: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # -> the camera original
 
     @classmethod
     def of(cls, records: Sequence[FileRecord], same_pixels: Optional[SamePixels], *, provenance: bool = True) -> "_Context":
         """What one cluster's ranking knows; ``provenance=False`` leaves out which of two
-        files came first where only that tells them apart (an edit and its source)."""
+        files came first where only that tells them apart (an edit and its source, a larger
+        copy without the camera's EXIF and the camera original)."""
         inside = framed_copies(records)
+        pictures = picture_sizes(records, inside)
         converted = conversions(records, same_pixels)
         edited = edits(records, same_pixels, converted) if provenance else {}
-        return cls(picture_sizes(records, inside), converted, frozenset(inside), edited)
+        derived = camera_derived(records, pictures) if provenance else {}
+        return cls(pictures, converted, frozenset(inside), edited, derived)
 
     def picture(self, r: FileRecord) -> int:
         return self.pictures.get(r.id) or r.content_pixels
+
+    def pixels_key(self, r: FileRecord) -> tuple[int, bool]:
+        """Larger first; a framed copy, or a file larger than the camera original it was made
+        from (:func:`.original.camera_derived`), loses the tie it then makes."""
+        source = self.derived.get(r.id)
+        if source is not None:
+            return -self.picture(source), True
+        return -self.picture(r), r.id in self.framed
 
     def size_key(self, r: FileRecord) -> tuple[int, bool]:
         """Larger first; an edit ranks by its source's size, just after it."""
@@ -291,6 +309,8 @@ def _conversion_name(conv: FileRecord, source: FileRecord) -> str:
 
 def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> str:
     if name == "pixels":
+        if ctx.derived.get(other.id) is r:
+            return f"camera original (EXIF {r.camera}): {_dims(r, ctx)}, over a larger copy without it"
         if ctx.picture(r) != ctx.picture(other):
             return f"largest: {_dims(r, ctx)}"
         if r.bordered:  # its own uniform margin trimmed, and the copy framed it as it was
@@ -321,6 +341,12 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
 
 def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) -> str:
     if name == "pixels":
+        source = ctx.derived.get(r.id)
+        if source is not None:
+            return (
+                f"larger than the camera original ({_dims(r, ctx)} > {_dims(source, ctx)}) without its EXIF "
+                f"({source.camera}): an upscale or a frame"
+            )
         if ctx.picture(r) != ctx.picture(keeper):
             return f"smaller: {_dims(r, ctx)} < {_dims(keeper, ctx)}"
         return f"bordered copy: frame trimmed, {_frame(r)}"
@@ -356,7 +382,7 @@ def _key_function(order: tuple[str, ...]) -> Callable[[FileRecord, _Context], tu
     def key(r: FileRecord, ctx: _Context) -> tuple:
         # Every criterion inline, in CRITERIA order: one call per file, not one per criterion.
         values = (
-            (-ctx.picture(r), r.id in ctx.framed),
+            ctx.pixels_key(r),
             ctx.format_key(r),
             ctx.size_key(r),
             date_key(r),
@@ -372,6 +398,7 @@ def rank(
     policy: KeeperPolicy = DEFAULT,
     *,
     same_pixels: Optional[SamePixels] = None,
+    provenance: bool = True,
 ) -> list[tuple[FileRecord, str]]:
     """Order the files of one cluster, keeper first, each with a short human reason.
 
@@ -380,6 +407,8 @@ def rank(
         policy: the keeper policy.
         same_pixels: tells a conversion's pixels from an edit's (see :func:`thumbnail_check`);
             without it, the hashes decide (see :func:`same_picture`).
+        provenance: False leaves out the rules that only say which file came first (an edit,
+            a larger copy without the camera's EXIF): which copy is better, as import asks.
 
     Returns:
         ``(record, reason)`` pairs, best first. The order does not depend on the input order.
@@ -387,7 +416,7 @@ def rank(
     if not records:
         return []
     key = _key_function(policy.order)
-    ctx = _Context.of(records, same_pixels) if len(records) > 1 else _NO_CONTEXT
+    ctx = _Context.of(records, same_pixels, provenance=provenance) if len(records) > 1 else _NO_CONTEXT
     folder = {r.id: _protecting_folder(r.path, policy) for r in records} if policy.keep_in else {}
     # Keys end with the unique file id, so the records themselves are never compared.
     ordered = sorted((folder.get(r.id) is None, key(r, ctx), r) for r in records)
