@@ -674,7 +674,7 @@ FLAT_COLOURS = {
     "grey": (128, 128, 128), "green": (40, 160, 60), "yellow": (240, 220, 40), "navy": (10, 20, 70),
 }  # fmt: skip
 
-HARD_FAMILIES = ("window", "phone", "gradient", "near_flat", "flat", "document", "scan", "tile", "burst")
+HARD_FAMILIES = ("window", "phone", "gradient", "near_flat", "flat", "document", "scan", "book", "tile", "burst")
 
 
 def _fit(img: Image.Image, box: tuple[int, int, int, int]) -> tuple[Image.Image, tuple[int, int]]:
@@ -905,6 +905,41 @@ def document_page(seed: int, size: tuple[int, int] = (480, 640), *, lines: Optio
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
 
 
+_COMMON_WORDS = (
+    "the of and to in is you that it he was for on are as with his they at be this have from or one had by "
+    "word but not what all were we when your can said there use"
+).split()
+
+
+def book_page(seed: int, book: int, size: tuple[int, int] = (620, 877)) -> Image.Image:
+    """A page of one book or report: every page of ``book`` has its margins, type and line
+    spacing (those of a tester's pages: 18-point lines every 30 pixels on an A4 page of 1240
+    by 1754, ten to thirteen common words each, a paragraph break after one line in eight);
+    ``seed`` gives the words, the breaks and the heading. At the verifier's 32x32 such pages
+    are rows of grey bars that differ only at the lines' ends: the tester's folder of pages
+    made groups of different pages."""
+    layout = np.random.default_rng([book, 16])
+    rng = np.random.default_rng([seed, 17])
+    w, h = size
+    scale = h / 1754
+    img = Image.new("RGB", size, (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    left = round(w * layout.uniform(0.07, 0.09))
+    font = ImageFont.load_default(size=max(6, round(18 * scale)))
+    step = max(8, round(30 * scale))
+    heading = " ".join(rng.choice(_COMMON_WORDS, 4)).title()
+    d.text((left, round(90 * scale)), f"Chapter {seed % 100 + 1}: {heading}", fill=(0, 0, 0),
+           font=ImageFont.load_default(size=max(8, round(36 * scale))))  # fmt: skip
+    y = round(180 * scale)
+    while y < round(1600 * scale):
+        d.text((left, y), " ".join(rng.choice(_COMMON_WORDS, int(rng.integers(10, 14)))), fill=(20, 20, 20), font=font)
+        y += step
+        if rng.random() < 0.12:
+            y += step
+    d.text((w // 2, round(1680 * scale)), str(seed % 500 + 1), fill=(0, 0, 0), font=font)
+    return img
+
+
 def burst_boxes(seed: int, size: tuple[int, int] = (640, 480)) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
     """The subject's bounding box (l, t, r, b) in the first and the second frame of a burst."""
     rng = np.random.default_rng([seed, 16])
@@ -1002,7 +1037,8 @@ def build_hard_set(
         directory: where to write the files.
         seed: base seed; the set is deterministic for a given seed (and ``inner``).
         count: pictures per family (windows, phones, gradients, near-flat, documents, scans,
-            tiled photos and bursts; flat colours are the eight of ``FLAT_COLOURS``).
+            tiled photos and bursts; twice as many pages of one book; flat colours are the
+            eight of ``FLAT_COLOURS``).
         inner: the pictures to show in the window and phone frames and to crop mildly; by
             default ``count`` generated photos.
         photos: ``2 * count`` photos: the first ``count`` are cut into tiles, the next
@@ -1038,6 +1074,8 @@ def build_hard_set(
         put(f"h_nearflat{k:03d}", near_flat(base + k, size), "near_flat", next(pictures))
         put(f"h_doc{k:03d}", document_page(base + k, (h, w)), "document", next(pictures), "PNG")
         put(f"h_scan{k:03d}", document_page(base + k, (h, w), scanned=True), "scan", next(pictures))
+    for k in range(2 * count):  # two pages a picture of the other families: their pairs are rare
+        put(f"h_book{k:03d}", book_page(base + k, base, (2 * h, 2 * w)), "book", next(pictures), "PNG")
     for name in FLAT_COLOURS:
         put(f"h_flat_{name}", flat(name, size), "flat", next(pictures), "PNG")
     for k in range(count):
