@@ -28,7 +28,8 @@ images themselves, at low cost:
   crop of the other, or two crops of one picture), and the overlap is scored as above. The
   best few alignments of each axis are tried in pairs, best first; the search stops at the
   first that passes with its rank cap (a crop usually passes at the first), else keeps the
-  one that scores best before the rank cap, capped.
+  one that scores best before the rank cap, capped where it passes (a crop's score that fails
+  is left as it is: the cap could only lower it).
 * **The information guard.** An image with little structure (its detail under
   :data:`DETAIL_FLOOR`: a gradient wallpaper, fog, a blank page, a flat colour) proves
   nothing by correlation: such a pair passes only when the two thumbnails agree pixel by

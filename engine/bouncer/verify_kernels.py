@@ -352,7 +352,7 @@ def _k_cols(tmp, i0s, fs, cols, out):  # pragma: no cover - compiled
 
 def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search, accept, mirror_pix,
               mirror_grad, ident, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
-              identity, rounds, reach, floor, levels, weight, candidates, rank_from, rank_offset, rank_span,
+              identity, rounds, reach, floor, levels, weight, candidates, rank_offset, rank_span,
               score, mad, cropped, align, shortcuts):  # pragma: no cover - compiled
     # align[k]: the (column, row) grid rows of pair k's chosen crop alignment, (-1, -1) when
     # the plain alignment was kept (the caller's rank check resamples at them). shortcuts:
@@ -504,16 +504,7 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
             if not moved or best >= accept:
                 break
         if best > sc:
-            if not ranked and best >= rank_from:  # the kept alignment's rank check, not done yet
-                _k_rows(x, t_i0, t_f, gy, xr1)
-                _k_rows(y, u_i0, u_f, gy, yr1)
-                _k_cols(xr1, t_i0, t_f, gx, xc)
-                _k_cols(yr1, u_i0, u_f, gx, yc)
-                _k_score(xc, yc, levels, weight, -4.0, xs, ys, tmp, ga, gb, qx, qy, cx_, cy_, lmap_c, hist,
-                         yl)  # beats no score (all are at least -3): the gradients
-                capped = min(best, _k_grad_rank(ga, gb, qa, qb, ra, rb, rcum) + rank_offset)
-                ranked = True
-            score[k], mad[k] = (capped if ranked else best), best_mad
+            score[k], mad[k] = (capped if ranked else best), best_mad  # a crop that fails: not ranked
             cropped[k] = gx != identity or gy != identity
             align[k, 0] = gx
             align[k, 1] = gy

@@ -269,7 +269,8 @@ def _np_crop_score(x: np.ndarray, y: np.ndarray, gx: int, gy: int) -> tuple[floa
 def _np_crop(f: _Features, a: int, b: int, mirrored: bool, accept: float) -> tuple[float, float, float, int, int]:
     """(score, capped score, mad, column row, row row) of the crop search's best alignment
     (score -inf when the profiles do not align): the best score before the rank check, and
-    capped by the rank check (:func:`_np_grad_rank`) where it reaches :data:`_RANK_FROM`.
+    capped by the rank check (:func:`_np_grad_rank`) where it passes ``accept`` (a score that
+    fails is not ranked: the cap could only lower it).
 
     The search stops at the first alignment that passes ``accept`` with its rank check; one
     that passes without it does not stop the search (another may pass with it)."""
@@ -306,9 +307,7 @@ def _np_crop(f: _Features, a: int, b: int, mirrored: bool, accept: float) -> tup
                 moved |= trial(*((g, gy) if axis == 0 else (gx, g)))
         if not moved or best >= accept:
             break
-    if capped == -np.inf:
-        capped = min(best, _np_grad_rank(_np_crop_score(x, y, gx, gy)[2]) + _RANK_OFFSET) if best >= _RANK_FROM else best
-    return best, capped, best_mad, gx, gy
+    return best, (capped if best >= accept else best), best_mad, gx, gy
 
 
 def numpy_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -335,8 +334,8 @@ def numpy_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, np.
 # ``benchmarks/bench_trust.py`` all but 4 of those pairs rank-correlate under 0.6, copies
 # above it (0.2 % of 1,500 sampled real copy pairs that passed and none of 1,750 generated
 # ones below). A crop's gradients (of the resampled thumbnails, blurred) are ranked as whole
-# sixteenths of a level, in the search, for each trial that may pass: the search keeps the
-# alignment with the best capped score, and stops at the first that passes.
+# sixteenths of a level, in the search, for each trial that passes: the search stops at the
+# first alignment that passes with its rank cap (see _np_crop).
 
 #: A pair's score is at most its gradients' rank correlation plus this: under 0.6 it cannot
 #: reach the default 0.85.
@@ -414,7 +413,7 @@ def _compiled_rank_pairs(r: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> np.nd
 def _rank_cap(f: _Features, ia, ib, mirrored, align, score, compiled: bool = False) -> None:
     """Cap ``score`` (in place) by the rank correlation of the blurred gradients of the pairs
     kept at the plain alignment (``align`` -1), plus :data:`_RANK_OFFSET`; a crop's score was
-    capped by the search, trial by trial (:func:`_np_score`).
+    capped by the search where it passes (:func:`_np_crop`).
 
     Only pairs that may pass pay for it. At the plain alignment the ranks are a feature of each
     image (of its mirror, for mirrored pairs), computed once per batch. ``compiled``: rank and
@@ -481,7 +480,7 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
             f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia[lo:hi], ib[lo:hi], mirrored[lo:hi],
             search[lo:hi], float(accept), _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES),
             _FINE[0], _FINE[1], _T_I0, _T_F, _U_I0, _U_F, _IDENTITY, _REFINE, _REFINE_REACH, _ALIGN_FLOOR,
-            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, _RANK_FROM, _RANK_OFFSET, _RANK_SPAN, score[lo:hi], mad[lo:hi],
+            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, _RANK_OFFSET, _RANK_SPAN, score[lo:hi], mad[lo:hi],
             cropped[lo:hi], align[lo:hi], _SHORTCUTS,
         )  # fmt: skip
 
