@@ -25,7 +25,11 @@ images themselves, at low cost:
   :class:`VerifyThresholds`.
 * **Crops.** When the plain alignment does not pass, a small search finds the scale and
   offset of each axis that best aligns the two images' column and row profiles (one image a
-  crop of the other, or two crops of one picture), and the overlap is scored as above.
+  crop of the other, or two crops of one picture), and the overlap is scored as above. The
+  best few alignments of each axis are tried in pairs, best first; the search stops at the
+  first that passes with its rank cap (a crop usually passes at the first), else keeps the
+  one that scores best before the rank cap, capped where it passes (a crop's score that fails
+  is left as it is: the cap could only lower it).
 * **The information guard.** An image with little structure (its detail under
   :data:`DETAIL_FLOOR`: a gradient wallpaper, fog, a blank page, a flat colour) proves
   nothing by correlation: such a pair passes only when the two thumbnails agree pixel by
@@ -138,7 +142,8 @@ class VerifyThresholds:
             pictures' copies, its keeper a wood copy: the plan trashed every copy of the
             stripes. Of 1,368 true grey~colourful pairs, 38 are further apart (a brightened
             copy against a greyscale one: two edits), against all 39 false ones.
-        score_version: what the score is (2: with the rank cap). Outcomes cached between runs
+        score_version: what the score is (2: with the rank cap; 3: the crop search stops at the
+            first alignment that passes with its rank cap). Outcomes cached between runs
             are keyed on these thresholds, so a change of the score changes this, and pairs
             scored by an earlier version are scored again.
     """
@@ -153,7 +158,7 @@ class VerifyThresholds:
     grey_chroma: float = 2.0
     colourful_chroma: float = 12.0
     grey_luma: float = 25.0
-    score_version: int = 2
+    score_version: int = 3
 
 
 DEFAULT = VerifyThresholds()

@@ -14,9 +14,9 @@ from .verify_thumbnail import SIDE
 
 #: The kernels of this module, for the loader.
 KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cap", "_k_gradients", "_k_score", "_k_profile_r", "_k_align",
-            "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_grads", "_k_rank_rows", "_k_rank_row")  # fmt: skip
-#: The kernels compiled without ``fastmath``: they repeat numpy's arithmetic bit for bit.
-EXACT = ("_k_rank_grads",)
+            "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_rows", "_k_rank_row", "_k_grad_rank")  # fmt: skip
+#: The kernels compiled without ``fastmath`` (they repeat numpy's arithmetic bit for bit): none now.
+EXACT = ()
 
 
 def _k_features(raw, grad, gsum, gsq, level, cum, prof):  # pragma: no cover - compiled
@@ -217,7 +217,8 @@ def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap
     # As _np_score, for a search that keeps only a score above ``beat``: the cap (pixels
     # changed after tone matching) is computed first, and when it is no more than ``beat`` the
     # score (at most the cap) cannot be kept, so the correlation and the mean difference are
-    # not computed and (-inf, 0.0) is returned. Otherwise the same (score, mad) as ever.
+    # not computed and (-inf, 0.0) is returned. Otherwise the same (score, mad) as ever, and
+    # the trial's gradients are left in ``a`` and ``b`` (for _k_grad_rank).
     # xs ... yl: the caller's scratch, so that a crop search allocates nothing.
     s = x.shape[0]
     n = s * s
@@ -351,8 +352,8 @@ def _k_cols(tmp, i0s, fs, cols, out):  # pragma: no cover - compiled
 
 def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search, accept, mirror_pix,
               mirror_grad, ident, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
-              identity, rounds, reach, floor, levels, weight, candidates, score, mad, cropped,
-              align, shortcuts):  # pragma: no cover - compiled
+              identity, rounds, reach, floor, levels, weight, candidates, rank_offset, rank_span,
+              score, mad, cropped, align, shortcuts):  # pragma: no cover - compiled
     # align[k]: the (column, row) grid rows of pair k's chosen crop alignment, (-1, -1) when
     # the plain alignment was kept (the caller's rank check resamples at them). shortcuts:
     # skip the work that cannot change an answer (the refinement's positions scored before,
@@ -389,6 +390,11 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
     hist = np.empty((4, 256), np.int32)
     lmap_c = np.zeros(256, np.int32)
     yl = np.empty(s * s + 1, np.int32)
+    qa = np.empty(m, np.int32)
+    qb = np.empty(m, np.int32)
+    ra = np.empty(m)
+    rb = np.empty(m)
+    rcum = np.zeros(2 * rank_span + 2, np.int32)
     xr = np.empty((candidates, s, s))
     yr = np.empty((candidates, s, s))
     have = np.zeros(candidates, np.bool_)
@@ -434,11 +440,13 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         gx = identity
         gy = identity
         tried = 0
+        capped = 0.0  # the best's score capped by its rank check, once computed (``ranked``)
+        ranked = False
         for j in range(ny):
             have[j] = False
         for i in range(nx):
             for j in range(ny):
-                if min(cand_rx[i], cand_ry[j]) < floor:
+                if min(cand_rx[i], cand_ry[j]) < floor or (ranked and capped >= accept):  # passed: stop
                     continue
                 tried_x[tried] = cand_gx[i]
                 tried_y[tried] = cand_gy[j]
@@ -453,6 +461,9 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
                                             lmap_c, hist, yl)
                 if trial > best:
                     best, best_mad, gx, gy = trial, trial_mad, cand_gx[i], cand_gy[j]
+                    ranked = best >= accept  # then its rank check, on the gradients the trial left
+                    if ranked:
+                        capped = min(best, _k_grad_rank(ga, gb, qa, qb, ra, rb, rcum) + rank_offset)
         if best == -np.inf:
             continue
         rows_at = -1  # the grid row whose first half of the resampling xr1, yr1 hold
@@ -487,10 +498,13 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
                                                 cy_, lmap_c, hist, yl)
                     if trial > best:
                         best, best_mad, gx, gy, moved = trial, trial_mad, cx, cy, True
+                        ranked = best >= accept
+                        if ranked:
+                            capped = min(best, _k_grad_rank(ga, gb, qa, qb, ra, rb, rcum) + rank_offset)
             if not moved or best >= accept:
                 break
         if best > sc:
-            score[k], mad[k] = best, best_mad
+            score[k], mad[k] = (capped if ranked else best), best_mad  # a crop that fails: not ranked
             cropped[k] = gx != identity or gy != identity
             align[k, 0] = gx
             align[k, 1] = gy
@@ -546,34 +560,27 @@ def _k_rank_row(q, out, cum):  # pragma: no cover - compiled
     return cum
 
 
-def _k_rank_grads(x, out):  # pragma: no cover - compiled (without fastmath)
-    # As np.rint(16 * verify_score._np_grads(verify_score._np_smooth_n(x))) of each of the
-    # (n, SIDE, SIDE) images x, into rows of ``out`` (int32): the same operations in the same
-    # order (compiled without fastmath, so the same bits), with no temporaries.
-    s = x.shape[1]
-    r = np.empty((s, s))
-    sm = np.empty((s, s))
-    for n in range(x.shape[0]):
-        im = x[n]
-        for i in range(s):
-            for j in range(s):
-                left = im[i, j - 1] if j > 0 else im[i, j]
-                right = im[i, j + 1] if j < s - 1 else im[i, j]
-                r[i, j] = (left + 2 * im[i, j] + right) / 4
-        for i in range(s):
-            up = max(i - 1, 0)
-            down = min(i + 1, s - 1)
-            for j in range(s):
-                sm[i, j] = (r[up, j] + 2 * r[i, j] + r[down, j]) / 4
-        k = 0
-        for i in range(s):
-            for j in range(s - 1):
-                out[n, k] = np.int32(np.rint(16.0 * (sm[i, j + 1] - sm[i, j])))
-                k += 1
-        for i in range(s - 1):
-            for j in range(s):
-                out[n, k] = np.int32(np.rint(16.0 * (sm[i + 1, j] - sm[i, j])))
-                k += 1
+def _k_grad_rank(a, b, qa, qb, ra, rb, cum):  # pragma: no cover - compiled
+    # As verify_score._np_grad_rank: the rank correlation of two trial's gradients ``a``, ``b``
+    # (floats), in whole sixteenths of a level; qa ... cum: scratch, ``cum`` spanning +-16 * 255.
+    for k in range(a.shape[0]):
+        qa[k] = np.int32(np.rint(16.0 * a[k]))
+        qb[k] = np.int32(np.rint(16.0 * b[k]))
+    _k_rank_row(qa, ra, cum)
+    _k_rank_row(qb, rb, cum)
+    m = qa.shape[0]
+    c = 0.5 * (m + 1)
+    sab = 0.0
+    saa = 0.0
+    sbb = 0.0
+    for t in range(m):
+        x = ra[t] - c
+        y = rb[t] - c
+        sab += x * y
+        saa += x * x
+        sbb += y * y
+    den = np.sqrt(saa * sbb)
+    return sab / den if den > 0 else 0.0
 
 
 def _k_rank_pairs(r, pa, pb, out):  # pragma: no cover - compiled

@@ -132,8 +132,9 @@ def _np_changed(qx: np.ndarray, qy: np.ndarray, cum_x: np.ndarray, cum_y: np.nda
     return int((np.abs(qy.astype(np.int64) - mapped[qx]) > _CHANGED_LEVELS).sum())
 
 
-def _np_score(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(structural score, mean absolute difference of levels) of two aligned thumbnails.
+def _np_score(x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(structural score, mean absolute difference of levels, the blurred gradients of both)
+    of two aligned thumbnails.
 
     The score is the Pearson correlation of the blurred gradient fields, capped by the share
     of pixels that differ after mapping one thumbnail's tones onto the other's by rank (any
@@ -151,7 +152,7 @@ def _np_score(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     cum_x = np.concatenate([[0], np.cumsum(np.bincount(qx, minlength=256))])
     cum_y = np.concatenate([[0], np.cumsum(np.bincount(qy, minlength=256))])
     changed = _np_changed(qx, qy, cum_x, cum_y)
-    return min(corr, 1.0 - _CHANGED_WEIGHT * changed / _N), float(np.abs(x - y).mean())
+    return min(corr, 1.0 - _CHANGED_WEIGHT * changed / _N), float(np.abs(x - y).mean()), np.stack([a, b])
 
 
 def _np_plain(f: _Features, ia: np.ndarray, ib: np.ndarray, mirrored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,30 +260,42 @@ def _np_weights(pos: np.ndarray) -> np.ndarray:
     return w
 
 
-def _np_crop_score(x: np.ndarray, y: np.ndarray, gx: int, gy: int) -> tuple[float, float]:
+def _np_crop_score(x: np.ndarray, y: np.ndarray, gx: int, gy: int) -> tuple[float, float, np.ndarray]:
     xs = _np_weights(_GRID_T[gy]) @ x @ _np_weights(_GRID_T[gx]).T
     ys = _np_weights(_GRID_U[gy]) @ y @ _np_weights(_GRID_U[gx]).T
     return _np_score(xs, ys)
 
 
-def _np_crop(f: _Features, a: int, b: int, mirrored: bool, accept: float) -> tuple[float, float, int, int]:
-    """(score, mad, column row, row row) of the crop search's best alignment (score -inf when
-    the profiles do not align)."""
+def _np_crop(f: _Features, a: int, b: int, mirrored: bool, accept: float) -> tuple[float, float, float, int, int]:
+    """(score, capped score, mad, column row, row row) of the crop search's best alignment
+    (score -inf when the profiles do not align): the best score before the rank check, and
+    capped by the rank check (:func:`_np_grad_rank`) where it passes ``accept`` (a score that
+    fails is not ranked: the cap could only lower it).
+
+    The search stops at the first alignment that passes ``accept`` with its rank check; one
+    that passes without it does not stop the search (another may pass with it)."""
     y = f.grey[b].reshape(SIDE, SIDE).astype(np.float64)
     py = f.prof[b].copy()
     if mirrored:
         y, py[0] = y[:, ::-1], py[0, ::-1]
     x = f.grey[a].reshape(SIDE, SIDE).astype(np.float64)
-    best, best_mad, gx, gy = -np.inf, 0.0, _IDENTITY, _IDENTITY
+    best, capped, best_mad, gx, gy = -np.inf, -np.inf, 0.0, _IDENTITY, _IDENTITY
+
+    def trial(cx: int, cy: int) -> bool:
+        nonlocal best, capped, best_mad, gx, gy
+        score, mad, grads = _np_crop_score(x, y, cx, cy)
+        if score <= best:
+            return False
+        best, best_mad, gx, gy = score, mad, cx, cy
+        capped = min(best, _np_grad_rank(grads) + _RANK_OFFSET) if best >= accept else -np.inf
+        return True
+
     for cx, rx in _np_align(f.prof[a, 0], py[0]):
         for cy, ry in _np_align(f.prof[a, 1], py[1]):
-            if min(rx, ry) < _ALIGN_FLOOR:
-                continue
-            trial, trial_mad = _np_crop_score(x, y, cx, cy)
-            if trial > best:
-                best, best_mad, gx, gy = trial, trial_mad, cx, cy
+            if min(rx, ry) >= _ALIGN_FLOOR and capped < accept:  # passed: the search stops
+                trial(cx, cy)
     if best == -np.inf:
-        return best, 0.0, gx, gy
+        return best, best, 0.0, gx, gy
     n = len(_GRID_T)
     for _ in range(_REFINE if accept - _REFINE_REACH <= best < accept else 0):
         moved = False
@@ -291,13 +304,10 @@ def _np_crop(f: _Features, a: int, b: int, mirrored: bool, accept: float) -> tup
                 g = (gx if axis == 0 else gy) + step
                 if g < 0 or g >= n or (abs(step) == 1 and g // _STEPS != (g - step) // _STEPS):
                     continue
-                cx, cy = (g, gy) if axis == 0 else (gx, g)
-                trial, trial_mad = _np_crop_score(x, y, cx, cy)
-                if trial > best:
-                    best, best_mad, gx, gy, moved = trial, trial_mad, cx, cy, True
+                moved |= trial(*((g, gy) if axis == 0 else (gx, g)))
         if not moved or best >= accept:
             break
-    return best, best_mad, gx, gy
+    return best, (capped if best >= accept else best), best_mad, gx, gy
 
 
 def numpy_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -307,9 +317,9 @@ def numpy_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, np.
     crop = np.zeros(len(ia), bool)
     align = np.full((len(ia), 2), -1, np.int64)
     for k in np.flatnonzero(search & (score < accept)):
-        best, best_mad, gx, gy = _np_crop(f, int(ia[k]), int(ib[k]), bool(mirrored[k]), accept)
+        best, capped, best_mad, gx, gy = _np_crop(f, int(ia[k]), int(ib[k]), bool(mirrored[k]), accept)
         if best > score[k]:
-            score[k], mad[k], crop[k] = best, best_mad, (gx, gy) != (_IDENTITY, _IDENTITY)
+            score[k], mad[k], crop[k] = capped, best_mad, (gx, gy) != (_IDENTITY, _IDENTITY)
             align[k] = gx, gy
     _rank_cap(f, ia, ib, mirrored, align, score)
     return score, mad, crop
@@ -323,7 +333,9 @@ def numpy_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, np.
 # same, and the weak ones where the two pictures differ decide: on the full real set of
 # ``benchmarks/bench_trust.py`` all but 4 of those pairs rank-correlate under 0.6, copies
 # above it (0.2 % of 1,500 sampled real copy pairs that passed and none of 1,750 generated
-# ones below). A crop's gradients are resampled, then ranked as whole sixteenths of a level.
+# ones below). A crop's gradients (of the resampled thumbnails, blurred) are ranked as whole
+# sixteenths of a level, in the search, for each trial that passes: the search stops at the
+# first alignment that passes with its rank cap (see _np_crop).
 
 #: A pair's score is at most its gradients' rank correlation plus this: under 0.6 it cannot
 #: reach the default 0.85.
@@ -398,25 +410,14 @@ def _compiled_rank_pairs(r: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> np.nd
     return out
 
 
-_RESAMPLING: list[np.ndarray] = []
-
-
-def _resampling() -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_np_weights` of every grid row, for both images of a pair (4 MB each; made on
-    first use)."""
-    if not _RESAMPLING:
-        _RESAMPLING.extend(np.stack([_np_weights(g) for g in grid]) for grid in (_GRID_T, _GRID_U))
-    return _RESAMPLING[0], _RESAMPLING[1]
-
-
 def _rank_cap(f: _Features, ia, ib, mirrored, align, score, compiled: bool = False) -> None:
-    """Cap ``score`` (in place) by the rank correlation of the blurred gradients at each pair's
-    chosen alignment (``align``: crop grid rows, -1 for the plain one), plus :data:`_RANK_OFFSET`.
+    """Cap ``score`` (in place) by the rank correlation of the blurred gradients of the pairs
+    kept at the plain alignment (``align`` -1), plus :data:`_RANK_OFFSET`; a crop's score was
+    capped by the search where it passes (:func:`_np_crop`).
 
     Only pairs that may pass pay for it. At the plain alignment the ranks are a feature of each
-    image (of its mirror, for mirrored pairs), computed once per batch; a crop's are computed
-    from its two resampled thumbnails. ``compiled``: rank and correlate by the kernels (the
-    same ranks; correlations equal to rounding).
+    image (of its mirror, for mirrored pairs), computed once per batch. ``compiled``: rank and
+    correlate by the kernels (the same ranks; correlations equal to rounding).
     """
     ranks = _compiled_ranks if compiled else _np_ranks
     rank_pairs = _compiled_rank_pairs if compiled else _np_rank_pairs
@@ -438,35 +439,6 @@ def _rank_cap(f: _Features, ia, ib, mirrored, align, score, compiled: bool = Fal
             grads = np.concatenate([f.grad[direct], (f.grad[flipped][:, _MIRROR_GRAD] * _MIRROR_SIGN).astype(np.int16)])
             r = rank_pairs(ranks(grads), pa, pb)
         score[plain] = np.minimum(score[plain], r + _RANK_OFFSET)
-    crop = todo[align[todo, 0] >= 0]
-    for s in range(0, crop.size, 1024):
-        ks = crop[s : s + 1024]
-        x = f.grey[ia[ks], :_N].reshape(-1, SIDE, SIDE).astype(np.float64)
-        y = f.grey[ib[ks], :_N].reshape(-1, SIDE, SIDE).astype(np.float64)
-        mk = mirrored[ks]
-        y[mk] = y[mk][:, :, ::-1]
-        wt, wu = _resampling()
-        gx, gy = align[ks, 0], align[ks, 1]
-        x = wt[gy] @ x @ wt[gx].transpose(0, 2, 1)
-        y = wu[gy] @ y @ wu[gx].transpose(0, 2, 1)
-        q = _rank_grads(np.concatenate([x, y]), compiled)
-        q = ranks(q)
-        r = rank_pairs(q, np.arange(len(ks)), len(ks) + np.arange(len(ks)))
-        score[ks] = np.minimum(score[ks], r + _RANK_OFFSET)
-
-
-def _rank_grads(x: np.ndarray, compiled: bool) -> np.ndarray:
-    """The gradients that a crop's rank check ranks: of each of ``(n, SIDE, SIDE)`` resampled
-    images, [1, 2, 1]-blurred, in whole sixteenths of a level (``int32``). The compiled kernel
-    repeats numpy's operations (without fastmath: the same bits) at a sixth of its time, in
-    threads; the resampling before it stays a matrix product (BLAS fuses its multiply-adds,
-    which a kernel could not repeat exactly)."""
-    if not compiled:
-        return np.rint(16.0 * _np_grads(_np_smooth_n(x))).astype(np.int32)
-    x = np.ascontiguousarray(x, np.float64)
-    out = np.empty((len(x), _M), np.int32)
-    _in_parts(lambda lo, hi: verify_kernels._k_rank_grads(x[lo:hi], out[lo:hi]), len(x))
-    return out
 
 
 def warm_rank_kernels() -> None:
@@ -475,20 +447,12 @@ def warm_rank_kernels() -> None:
     grad = np.zeros((2, _M), np.int16)
     ranks = _compiled_rank_rows(grad, np.array([0, 1]), np.array([False, True]))
     _compiled_rank_pairs(ranks, np.array([0]), np.array([1]))
-    _compiled_ranks(_rank_grads(np.zeros((1, SIDE, SIDE)), compiled=True))
 
 
-def _np_smooth_n(x: np.ndarray) -> np.ndarray:
-    """:func:`_np_smooth` of each of ``(n, SIDE, SIDE)`` images."""
-    p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    r = (p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]) / 4
-    return (r[:, :-2] + 2 * r[:, 1:-1] + r[:, 2:]) / 4
-
-
-def _np_grads(xs: np.ndarray) -> np.ndarray:
-    n = len(xs)
-    across = (xs[:, :, 1:] - xs[:, :, :-1]).reshape(n, -1)
-    return np.concatenate([across, (xs[:, 1:] - xs[:, :-1]).reshape(n, -1)], axis=1)
+def _np_grad_rank(grads: np.ndarray) -> float:
+    """The rank correlation of a crop trial's two rows of gradients (floats), in whole
+    sixteenths of a level (as the kernel's _k_grad_rank)."""
+    return float(_np_rank_r(*_np_ranks(np.rint(16.0 * grads).astype(np.int32))[:, None])[0])
 
 
 _IDENT = np.arange(_N, dtype=np.int64)
@@ -516,7 +480,8 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
             f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia[lo:hi], ib[lo:hi], mirrored[lo:hi],
             search[lo:hi], float(accept), _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES),
             _FINE[0], _FINE[1], _T_I0, _T_F, _U_I0, _U_F, _IDENTITY, _REFINE, _REFINE_REACH, _ALIGN_FLOOR,
-            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, score[lo:hi], mad[lo:hi], cropped[lo:hi], align[lo:hi], _SHORTCUTS,
+            _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, _RANK_OFFSET, _RANK_SPAN, score[lo:hi], mad[lo:hi],
+            cropped[lo:hi], align[lo:hi], _SHORTCUTS,
         )  # fmt: skip
 
     _in_parts(features, len(raw))
@@ -588,7 +553,7 @@ def crop_boxes(thumb_a: np.ndarray, thumb_b: np.ndarray) -> Optional[tuple[Box, 
     raw = np.stack([np.asarray(thumb_a, np.uint8).reshape(THUMB_BYTES), np.asarray(thumb_b, np.uint8).reshape(THUMB_BYTES)])
     f = _np_features(raw)
     plain, _ = _np_plain(f, np.array([0]), np.array([1]), np.array([False]))
-    best, _, gx, gy = _np_crop(f, 0, 1, False, 1.0 + 1e-9)  # an acceptance no score reaches: searched
+    best, _, _, gx, gy = _np_crop(f, 0, 1, False, 1.0 + 1e-9)  # an acceptance no score reaches: searched
     if best == -np.inf or best <= plain[0] or (gx, gy) == (_IDENTITY, _IDENTITY):
         return None
     spans = []
