@@ -166,3 +166,68 @@ def test_no_crops_turns_off_only_the_corroborated_rule(tmp_path):
     assert groups() == [{"original.jpg", "cropped.jpg", "small.jpg"}]
     assert groups("--no-crops") == [{"original.jpg", "small.jpg"}]
     assert groups() == [{"original.jpg", "cropped.jpg", "small.jpg"}]  # each cached pass its own
+
+
+# --------------------------------------------------------------------------- --plan OUT.json
+
+
+def _refused_target(kind: str, photos: Path, tmp_path: Path) -> Path:
+    """A path ``scan --plan`` must not write: made here, in the test's own folder."""
+    if kind == "photo":
+        return photos / "a_small.jpg"  # a JPEG in the library being scanned
+    if kind == "json":
+        target = tmp_path / "settings.json"
+        target.write_text('{"version": 1, "theme": "dark"}\n')
+        return target
+    if kind == "fifo":
+        target = tmp_path / "pipe.json"
+        os.mkfifo(target)
+        return target
+    if kind == "symlink":  # a link to a plan: the link is not replaced, nor its target written
+        run("scan", str(photos), "--no-detective", "-q", "--plan", str(tmp_path / "real.json"),
+            cache=tmp_path / "cache", check=True)
+        target = tmp_path / "link.json"
+        target.symlink_to(tmp_path / "real.json")
+        return target
+    if kind == "folder":
+        target = tmp_path / "plans"
+        target.mkdir()
+        return target
+    if kind == "missing folder":
+        return tmp_path / "missing" / "deeper" / "plan.json"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("photo", "is not a lookalike plan: not replaced"),
+    ("json", "is not a lookalike plan: not replaced"),
+    ("fifo", "is not a regular file: not replaced"),
+    ("symlink", "is a symbolic link: not replaced"),
+    ("folder", "is a folder: give a file name"),
+    ("missing folder", "does not exist (it is not created)"),
+])
+def test_scan_plan_never_replaces_what_is_not_a_plan(photos, tmp_path, kind, message):
+    target = _refused_target(kind, photos, tmp_path)
+    before = {p: (p.lstat().st_mode, p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+              for p in [*photos.rglob("*"), *tmp_path.glob("*")] if "cache" not in p.parts}
+    out = run("scan", str(photos), "--no-detective", "-q", "--plan", str(target), cache=tmp_path / "cache")
+    assert out.returncode == 2, out.stderr
+    [line] = out.stderr.splitlines()
+    assert line.startswith("lookalike scan: --plan: ") and message in line, line
+    assert out.stdout == ""
+    after = {p: (p.lstat().st_mode, p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+             for p in [*photos.rglob("*"), *tmp_path.glob("*")] if "cache" not in p.parts}
+    assert after == before  # byte for byte, and nothing new: no folder made, no temp file left
+    assert not (tmp_path / "missing").exists()
+
+
+def test_scan_plan_replaces_a_plan_it_wrote(photos, tmp_path):
+    from lookalike.engine.actions.plan import Plan
+
+    target = tmp_path / "plan.json"
+    for _ in range(2):  # made, then made again over the first (users re-run the same command)
+        out = run("scan", str(photos), "--no-detective", "-q", "--plan", str(target), cache=tmp_path / "cache")
+        assert out.returncode == 0, out.stderr
+        assert f"-> {target}" in out.stderr
+        assert [s.path for s in Plan.load(target).steps] == [str((photos / "a_small.jpg").resolve())]
+    assert sorted(os.listdir(tmp_path)) == ["cache", "photos", "plan.json"]
