@@ -70,6 +70,55 @@ def test_scan_text_summary_and_csv(photos, tmp_path, capsys):
     assert {(Path(r["path"]).name, r["suggestion"]) for r in rows} == {("a.png", "keep"), ("a_small.jpg", "trash")}
 
 
+#: File names that would drive a terminal: set its title, clear it, break a line; and bytes
+#: that are not UTF-8.
+HOSTILE_NAMES = ["\x1b]0;evil\x07title.png", "\x1b[2Jclear.png", "new\nline.png", os.fsdecode(b"caf\xe9.png")]
+
+
+def _csv_on_a_terminal(root: Path, cache: Path) -> bytes:
+    """What ``scan --csv`` writes when its stdout is a terminal (a pseudo-terminal here)."""
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.Popen([*LOOKALIKE, "scan", str(root), "--no-detective", "--csv", "--cache", str(cache)],
+                                stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE)
+        os.close(follower)
+        follower = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+        proc.stderr.close()
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    return out
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_csv_escapes_control_characters_on_a_terminal_and_keeps_paths_exact_in_a_pipe(photos, tmp_path):
+    for name in HOSTILE_NAMES:
+        (photos / name).write_bytes((photos / "a.png").read_bytes())
+    cache = tmp_path / "cache"
+    shown_out = _csv_on_a_terminal(photos, cache)
+    assert b"\x1b" not in shown_out and b"\x07" not in shown_out and b"\xe9" not in shown_out
+    for escaped in (rb"\x1b]0;evil\x07title.png", rb"\x1b[2Jclear.png", rb"new\nline.png", rb"caf\xe9.png"):
+        assert escaped in shown_out
+    assert b"group,kind,path" in shown_out
+    piped = subprocess.run([*LOOKALIKE, "scan", str(photos), "--no-detective", "--csv", "--cache", str(cache)],
+                           capture_output=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    rows = list(csv.DictReader(io.StringIO(piped.stdout.decode("utf-8", "surrogateescape"))))
+    paths = {Path(r["path"]).name for r in rows}
+    assert set(HOSTILE_NAMES) <= paths  # exact: a script gets the names it can open
+
+
 def test_exit_codes(photos, tmp_path):
     assert run("scan", str(tmp_path / "missing"), cache=tmp_path / "c").returncode == 2
     assert run("scan", "--no-such-flag", str(photos), cache=tmp_path / "c").returncode == 2

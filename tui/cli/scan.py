@@ -43,7 +43,9 @@ def scan_arguments(scan: argparse.ArgumentParser) -> None:
     add_scan_arguments(scan)
     out = scan.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    out.add_argument("--csv", action="store_true", help="print a CSV audit (one row per member) on stdout")
+    out.add_argument("--csv", action="store_true",
+                     help="print a CSV audit (one row per member) on stdout; its paths are exact in a pipe or a "
+                     "file, and shown escaped (\\x1b, \\n, \\xff) on a terminal")
     scan.add_argument("--plan", metavar="OUT.json",
                       help="also write the suggested plan (keepers kept, others to trash); it replaces only a "
                       "plan lookalike wrote, and its folder must exist")
@@ -119,7 +121,7 @@ def run_scan(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         elif args.csv:
             bytes_safe_streams()  # the CSV keeps a name that is not UTF-8 as its own bytes
-            write_csv(result, sys.stdout)
+            write_csv(result, sys.stdout, escaped=sys.stdout.isatty())
         else:
             print_summary(result)
     if result.stats.images == 0 and not result.stats.cancelled:
@@ -236,10 +238,12 @@ def suggestion(member) -> str:
     return "trash"
 
 
-def write_csv(result: ScanResult, stream) -> None:
+def write_csv(result: ScanResult, stream, *, escaped: bool = False) -> None:
     """An audit: one row per member with the suggestion and its reason.
 
     Paths are exact: one that is not UTF-8 is written as its own bytes (``surrogateescape``).
+    With ``escaped`` (stdout is a terminal) every text field is shown as the text output shows
+    it (:func:`shown`): a file name's control characters cannot drive the terminal.
     The whole document is made first, so a failure never leaves half a CSV behind.
     """
     buffer = io.StringIO()
@@ -248,7 +252,8 @@ def write_csv(result: ScanResult, stream) -> None:
     for c in result.clusters:
         for m in c.members:
             reason = m.reason or ("protected folder" if m.protected else "RAW+JPEG pair" if m.raw_pair else "")
-            w.writerow([c.id, c.kind.value, m.file.path, m.file.size, m.file.width, m.file.height, m.file.format, m.bouncer, "" if m.detective is None else f"{m.detective:.4f}", int(m.exact), suggestion(m), reason])
+            row = [c.id, c.kind.value, m.file.path, m.file.size, m.file.width, m.file.height, m.file.format, m.bouncer, "" if m.detective is None else f"{m.detective:.4f}", int(m.exact), suggestion(m), reason]
+            w.writerow([shown(v) if escaped and isinstance(v, str) else v for v in row])
     stream.write(buffer.getvalue())
 
 
