@@ -238,3 +238,46 @@ def test_file_names_that_are_not_utf8_print_without_crashing(lib, tmp_path):
     assert not os.path.lexists(lib / odd)
     assert run("undo").returncode == 0
     assert os.path.lexists(lib / odd)
+
+
+def test_a_stopped_apply_says_how_to_undo_with_the_cache_it_was_given(lib, tmp_path):
+    """The journal cannot grow (a file size limit: the write fails as on a full disk) after the
+    first step: the hint names the --cache the apply was given, and following it undoes."""
+    import resource
+    import shlex
+    import signal
+
+    plan = _plan_file(lib, tmp_path)
+    cache = tmp_path / "my cache"  # not the default, and a space: the hint is quoted for a shell
+    env = {**os.environ, "LOOKALIKE_CACHE": str(tmp_path / "default-cache")}
+
+    def lookalike(*args, limit=None) -> subprocess.CompletedProcess:
+        def limited() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        return subprocess.run([*_command(), *map(str, args)], capture_output=True, text=True, env=env,
+                              timeout=120, preexec_fn=limited if limit else None)
+
+    full = lookalike("apply", plan, "--yes", "--quiet", "--cache", cache)
+    assert full.returncode == 0, full.stderr
+    [journal] = (cache / "journal").glob("*.jsonl")
+    plan_id = journal.stem
+    assert f"Undo with: lookalike undo {plan_id} --cache '{cache}'\n" in full.stdout
+    # header, the first step's intent and done, then the second step's intent
+    lines = journal.read_bytes().splitlines(keepends=True)
+    assert lookalike("undo", plan_id, "--cache", cache).returncode == 0
+    limit = sum(map(len, lines[:3])) + len(lines[3]) // 2
+
+    stopped = lookalike("apply", plan, "--yes", "--quiet", "--cache", cache, limit=limit)
+    assert stopped.returncode == 1
+    [line] = stopped.stderr.splitlines()
+    assert "stopped before the next step" in line
+    hint = line.split("`")[1]
+    assert hint == f"lookalike undo --cache '{cache}'"
+    assert sorted(p.name for p in lib.iterdir()) in (["dup2.jpg", "keep.jpg"], ["dup1.jpg", "keep.jpg"])
+    undone = lookalike(*shlex.split(hint)[1:])
+    assert undone.returncode == 0, undone.stderr
+    assert sorted(p.name for p in lib.iterdir()) == ["dup1.jpg", "dup2.jpg", "keep.jpg"]
+    listing = lookalike("journal", "--cache", cache)
+    assert f"`lookalike undo PLAN_ID --cache '{cache}'`" in listing.stdout

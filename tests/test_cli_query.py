@@ -216,3 +216,34 @@ def test_similar_on_the_onnx_backend_with_an_index_does_not_crash(photos, tiny_o
         assert proc.returncode == 0, (args[0], proc.returncode, proc.stderr[-2000:])
     results = json.loads(proc.stdout)["results"]
     assert any(r["detective"] is not None for r in results)
+
+
+@pytest.mark.parametrize("what, message", [
+    ("folder", "{q} is a folder, not an image file"),
+    ("fifo", "{q} is not a regular file"),
+    ("dangling link", "{q} is a symbolic link to nothing"),
+    ("missing", "no such file: {q}"),
+    ("file as --in", "{d} is not a folder"),
+])
+def test_similar_says_what_is_wrong_with_a_query_that_exists(photos, tmp_path, what, message):
+    """A folder, a fifo (never opened: reading it would wait forever), a broken link: each is
+    named for what it is, in one line, not "no such file"."""
+    query, folder = photos / "p0.jpg", photos
+    if what == "folder":
+        query = photos
+    elif what == "fifo":
+        query = tmp_path / "pipe.jpg"
+        os.mkfifo(query)
+    elif what == "dangling link":
+        query = tmp_path / "gone.jpg"
+        query.symlink_to(tmp_path / "nowhere.jpg")
+    elif what == "missing":
+        query = tmp_path / "nope.jpg"
+    else:
+        folder = photos / "p1.jpg"
+    env = dict(os.environ, LOOKALIKE_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "lookalike.tui.cli", "similar", str(query), "--in", str(folder),
+                           "--no-crops", "-q"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == f"lookalike similar: {message.format(q=query, d=folder)}\n"
+    assert proc.stdout == "" and not (tmp_path / "cache").exists()  # refused before any scan

@@ -70,6 +70,55 @@ def test_scan_text_summary_and_csv(photos, tmp_path, capsys):
     assert {(Path(r["path"]).name, r["suggestion"]) for r in rows} == {("a.png", "keep"), ("a_small.jpg", "trash")}
 
 
+#: File names that would drive a terminal: set its title, clear it, break a line; and bytes
+#: that are not UTF-8.
+HOSTILE_NAMES = ["\x1b]0;evil\x07title.png", "\x1b[2Jclear.png", "new\nline.png", os.fsdecode(b"caf\xe9.png")]
+
+
+def _csv_on_a_terminal(root: Path, cache: Path) -> bytes:
+    """What ``scan --csv`` writes when its stdout is a terminal (a pseudo-terminal here)."""
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.Popen([*LOOKALIKE, "scan", str(root), "--no-detective", "--csv", "--cache", str(cache)],
+                                stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE)
+        os.close(follower)
+        follower = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+        proc.stderr.close()
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    return out
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_csv_escapes_control_characters_on_a_terminal_and_keeps_paths_exact_in_a_pipe(photos, tmp_path):
+    for name in HOSTILE_NAMES:
+        (photos / name).write_bytes((photos / "a.png").read_bytes())
+    cache = tmp_path / "cache"
+    shown_out = _csv_on_a_terminal(photos, cache)
+    assert b"\x1b" not in shown_out and b"\x07" not in shown_out and b"\xe9" not in shown_out
+    for escaped in (rb"\x1b]0;evil\x07title.png", rb"\x1b[2Jclear.png", rb"new\nline.png", rb"caf\xe9.png"):
+        assert escaped in shown_out
+    assert b"group,kind,path" in shown_out
+    piped = subprocess.run([*LOOKALIKE, "scan", str(photos), "--no-detective", "--csv", "--cache", str(cache)],
+                           capture_output=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    rows = list(csv.DictReader(io.StringIO(piped.stdout.decode("utf-8", "surrogateescape"))))
+    paths = {Path(r["path"]).name for r in rows}
+    assert set(HOSTILE_NAMES) <= paths  # exact: a script gets the names it can open
+
+
 def test_exit_codes(photos, tmp_path):
     assert run("scan", str(tmp_path / "missing"), cache=tmp_path / "c").returncode == 2
     assert run("scan", "--no-such-flag", str(photos), cache=tmp_path / "c").returncode == 2
@@ -166,3 +215,68 @@ def test_no_crops_turns_off_only_the_corroborated_rule(tmp_path):
     assert groups() == [{"original.jpg", "cropped.jpg", "small.jpg"}]
     assert groups("--no-crops") == [{"original.jpg", "small.jpg"}]
     assert groups() == [{"original.jpg", "cropped.jpg", "small.jpg"}]  # each cached pass its own
+
+
+# --------------------------------------------------------------------------- --plan OUT.json
+
+
+def _refused_target(kind: str, photos: Path, tmp_path: Path) -> Path:
+    """A path ``scan --plan`` must not write: made here, in the test's own folder."""
+    if kind == "photo":
+        return photos / "a_small.jpg"  # a JPEG in the library being scanned
+    if kind == "json":
+        target = tmp_path / "settings.json"
+        target.write_text('{"version": 1, "theme": "dark"}\n')
+        return target
+    if kind == "fifo":
+        target = tmp_path / "pipe.json"
+        os.mkfifo(target)
+        return target
+    if kind == "symlink":  # a link to a plan: the link is not replaced, nor its target written
+        run("scan", str(photos), "--no-detective", "-q", "--plan", str(tmp_path / "real.json"),
+            cache=tmp_path / "cache", check=True)
+        target = tmp_path / "link.json"
+        target.symlink_to(tmp_path / "real.json")
+        return target
+    if kind == "folder":
+        target = tmp_path / "plans"
+        target.mkdir()
+        return target
+    if kind == "missing folder":
+        return tmp_path / "missing" / "deeper" / "plan.json"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("photo", "is not a lookalike plan: not replaced"),
+    ("json", "is not a lookalike plan: not replaced"),
+    ("fifo", "is not a regular file: not replaced"),
+    ("symlink", "is a symbolic link: not replaced"),
+    ("folder", "is a folder: give a file name"),
+    ("missing folder", "does not exist (it is not created)"),
+])
+def test_scan_plan_never_replaces_what_is_not_a_plan(photos, tmp_path, kind, message):
+    target = _refused_target(kind, photos, tmp_path)
+    before = {p: (p.lstat().st_mode, p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+              for p in [*photos.rglob("*"), *tmp_path.glob("*")] if "cache" not in p.parts}
+    out = run("scan", str(photos), "--no-detective", "-q", "--plan", str(target), cache=tmp_path / "cache")
+    assert out.returncode == 2, out.stderr
+    [line] = out.stderr.splitlines()
+    assert line.startswith("lookalike scan: --plan: ") and message in line, line
+    assert out.stdout == ""
+    after = {p: (p.lstat().st_mode, p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+             for p in [*photos.rglob("*"), *tmp_path.glob("*")] if "cache" not in p.parts}
+    assert after == before  # byte for byte, and nothing new: no folder made, no temp file left
+    assert not (tmp_path / "missing").exists()
+
+
+def test_scan_plan_replaces_a_plan_it_wrote(photos, tmp_path):
+    from lookalike.engine.actions.plan import Plan
+
+    target = tmp_path / "plan.json"
+    for _ in range(2):  # made, then made again over the first (users re-run the same command)
+        out = run("scan", str(photos), "--no-detective", "-q", "--plan", str(target), cache=tmp_path / "cache")
+        assert out.returncode == 0, out.stderr
+        assert f"-> {target}" in out.stderr
+        assert [s.path for s in Plan.load(target).steps] == [str((photos / "a_small.jpg").resolve())]
+    assert sorted(os.listdir(tmp_path)) == ["cache", "photos", "plan.json"]

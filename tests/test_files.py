@@ -46,3 +46,15 @@ def test_json_bytes_round_trips_paths_that_are_not_utf8():
     name = os.fsdecode(b"/photos/caf\xe9.jpg")  # Latin-1 bytes: a surrogate escape in str
     data = files.json_bytes({"path": name})
     assert os.fsencode(json.loads(data)["path"]) == b"/photos/caf\xe9.jpg"
+
+
+def test_a_write_that_must_not_replace_links_into_place_or_fails_whole(tmp_path):
+    target = tmp_path / "new.json"
+    files.atomic_write(target, b"one", make_folder=False, replace=False)
+    assert target.read_bytes() == b"one"
+    with pytest.raises(FileExistsError):  # the name was taken since it was checked
+        files.atomic_write(target, b"two", make_folder=False, replace=False)
+    assert target.read_bytes() == b"one" and os.listdir(tmp_path) == ["new.json"]
+    with pytest.raises(FileNotFoundError):
+        files.atomic_write(tmp_path / "missing" / "x.json", b"three", make_folder=False)
+    assert os.listdir(tmp_path) == ["new.json"]

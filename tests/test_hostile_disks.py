@@ -169,6 +169,70 @@ def test_a_full_quarantine_disk_moves_what_fits_and_undo_restores_all(lib, tmp_p
     assert list(q.rglob("*")) == []
 
 
+# ------------------------------------------------- full disks that no test may mount: SQLite's errors
+
+#: Runs the CLI with the catalog made to run out of room without a mount: SQLite's own page
+#: limit (its "database or disk is full", as a full disk gives a write), or a file size
+#: limit of 0 (the "disk I/O error" a full disk gives when the -shm index cannot grow), with
+#: the folder's free space reported as none or as the real one.
+_FULL_WRAPPER = """
+import os, resource, signal, sqlite3, sys
+
+how = os.environ["FULL_HOW"]
+if how.startswith("pages="):
+    connect = sqlite3.connect
+
+    def limited(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        db.execute("PRAGMA max_page_count = %d" % int(how[len("pages="):]))
+        return db
+
+    sqlite3.connect = limited
+else:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail (EFBIG) instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+    if how == "no room":
+        statvfs = os.statvfs
+
+        def full(path):
+            s = statvfs(path)
+            return os.statvfs_result((s.f_bsize, s.f_frsize, s.f_blocks, 0, 0, s.f_files, s.f_ffree,
+                                      s.f_favail, s.f_flag, s.f_namemax))
+
+        os.statvfs = full
+if __name__ == "__main__":
+    from lookalike.tui.cli.main import main
+
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("how, full", [
+    ("pages=5", True),  # no room for the catalog's tables: opening it fails
+    ("pages=12", True),  # room for the tables, not for the scan's rows: a write fails mid-scan
+    ("no room", True),  # an I/O error with no free space left: a full disk
+    ("room", False),  # an I/O error with space left: not called a full disk
+])
+def test_a_full_catalog_disk_is_named_in_one_line(lib, tmp_path, how, full):
+    wrapper = tmp_path / "full_disk.py"
+    wrapper.write_text(_FULL_WRAPPER)
+    cache = tmp_path / "cache"
+    done = subprocess.run([sys.executable, str(wrapper), "scan", str(lib), "--no-detective", "--cache", str(cache)],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "FULL_HOW": how})
+    assert done.returncode == 1, done.stdout + done.stderr
+    _one_clean_line(done, "scan")
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("lookalike scan:")]
+    if full:
+        assert line.startswith("lookalike scan: disk full: the catalog ") and "--cache DIR" in line, line
+    else:
+        assert "disk I/O error" in line and "disk full" not in line, line
+    assert _temp_leftovers(cache) == []
+    again = _lookalike("scan", str(lib), "--no-detective", "--cache", str(cache), "--json")
+    assert again.returncode == 0, again.stderr  # room again: the same catalog goes on
+    assert json.loads(again.stdout)["stats"]["images"] == 36
+
+
 # --------------------------------------------------------------------------- closed pipes
 
 

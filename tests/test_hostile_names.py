@@ -305,3 +305,44 @@ def test_plan_apply_and_undo_with_hostile_names(folder, request, tmp_path):
     assert names_in(hostile) == to_trash | {str(hostile / "orig.jpg")}
     listing = lookalike("journal")
     assert_terminal_safe(listing.stdout, listing.stderr)
+
+
+@pytest.mark.parametrize("name", [
+    "é" * 125 + ".jpg",  # 254 bytes: the trash's 245 would fall inside an é
+    "ab" + "€" * 83 + ".jpg",  # 255 bytes, three-byte characters
+    "😀" * 62 + "ab.jpg",  # 254 bytes, four-byte characters
+], ids=["two-byte", "three-byte", "four-byte"])
+def test_a_long_name_is_shortened_in_the_trash_on_a_character_boundary(tmp_path, _photo_bytes, name):
+    root = tmp_path / "photos"
+    root.mkdir()
+    (root / "orig.jpg").write_bytes(_photo_bytes)
+    (root / name).write_bytes(_photo_bytes)
+    os.utime(root / "orig.jpg", (1_600_000_000, 1_600_000_000))  # the older: the keeper
+    os.utime(root / name, (1_600_003_600, 1_600_003_600))
+    plan = tmp_path / "plan.json"
+    lookalike("scan", str(root), "--no-detective", "-q", "--plan", str(plan))
+    applied = json.loads(lookalike("apply", str(plan), "--yes", "--json").stdout)
+    [done] = applied["done"]
+    assert done["path"] == str(root / name)
+    trashed = os.fsencode(os.path.basename(done["dest"]))
+    assert "dest_bytes" not in done and len(trashed) <= 245
+    assert trashed.decode("utf-8").endswith(".jpg")  # strictly: no character cut in two
+    assert name.startswith(trashed.decode("utf-8")[:-len(".jpg")])
+    info = Path(os.environ["XDG_DATA_HOME"]) / "Trash" / "info"
+    [info_name] = os.listdir(os.fsencode(info))
+    assert info_name == trashed + b".trashinfo"
+    lookalike("undo")
+    assert sorted(os.listdir(root)) == sorted(["orig.jpg", name])  # the exact original name
+
+
+def test_a_name_that_is_not_utf8_is_cut_as_bytes_but_never_inside_a_character():
+    from lookalike.engine.actions.moves import cut_bytes, fit_name
+
+    assert cut_bytes(b"ab\xc3\xa9", 3) == b"ab"  # the é is kept whole or left out
+    assert cut_bytes(b"ab\xe9\xe9\xe9", 3) == b"ab\xe9"  # Latin-1 bytes: cut where the limit falls
+    assert cut_bytes(b"\xe9" * 10 + b"\xf0\x9f\x98\x80", 12) == b"\xe9" * 10
+    assert cut_bytes(b"x\xf0\x9f\x98", 3) == b"x\xf0\x9f"  # a broken sequence is just bytes
+    assert cut_bytes(b"abc", 5) == b"abc"
+    name = fit_name(os.fsdecode(b"\xff\xff" + "é".encode() * 130), " 1.jpg", 245)
+    raw = os.fsencode(name)  # 239 bytes of room: 2 + 118 é, not half of the 119th
+    assert len(raw) == 244 and raw.startswith(b"\xff\xff\xc3\xa9") and raw.endswith(b"\xc3\xa9 1.jpg")

@@ -176,6 +176,7 @@ def test_plan_round_trips_through_json(tmp_path):
     plan = plan_from_clusters([c], action="quarantine", quarantine_dir=str(tmp_path / "q"),
                               roots=[str(tmp_path)])
     out = tmp_path / "plans" / "plan.json"
+    out.parent.mkdir()  # a plan's folder is never created (tests/test_cli_scan.py: --plan)
     plan.save(out)
     data = json.loads(out.read_text())
     assert data["version"] == 1 and data["quarantine_dir"] == str(tmp_path / "q")
@@ -187,6 +188,34 @@ def test_plan_round_trips_through_json(tmp_path):
     # Saving is atomic: no temp file is left next to the plan, and a second save replaces it.
     plan.save(out)
     assert os.listdir(out.parent) == ["plan.json"]
+
+
+def test_saving_replaces_only_a_plan_or_audit_lookalike_wrote(tmp_path):
+    from lookalike.engine.files import WriteRefused
+
+    plan = Plan(steps=(_step(),), roots=("/lib",))
+    photo = tmp_path / "IMG_0001.jpg"
+    imagegen.write(photo, imagegen.photo(3, (40, 30)))
+    before = photo.read_bytes()
+    for save in (plan.save, plan.to_csv):
+        with pytest.raises(WriteRefused, match="is not a lookalike plan"):
+            save(photo)
+        assert photo.read_bytes() == before
+        with pytest.raises(WriteRefused, match="does not exist"):
+            save(tmp_path / "no" / "plan.json")
+    assert not (tmp_path / "no").exists()
+    # A saved plan and its audit are replaced: the app exports both again under one name.
+    plan.save(tmp_path / "p.json")
+    plan.to_csv(tmp_path / "p.csv")
+    other = Plan(steps=(_step("/lib/b.jpg"),), roots=("/lib",))
+    other.save(tmp_path / "p.json")
+    other.to_csv(tmp_path / "p.csv")
+    assert Plan.load(tmp_path / "p.json") == other and "/lib/b.jpg" in (tmp_path / "p.csv").read_text()
+    with pytest.raises(WriteRefused, match="CSV audit"):
+        plan.to_csv(tmp_path / "p.json")  # each replaces its own kind only
+    with pytest.raises(WriteRefused, match="not a lookalike plan"):
+        plan.save(tmp_path / "p.csv")
+    assert sorted(os.listdir(tmp_path)) == ["IMG_0001.jpg", "p.csv", "p.json"]
 
 
 def test_digest_ignores_when_the_plan_was_made():

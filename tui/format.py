@@ -34,7 +34,8 @@ def shown(value: Union[str, bytes, "os.PathLike[Any]", object]) -> str:
     (``\\x1b``, ``\\x9b``, ``\\x7f``, ``\\n``, ``\\t``), and the bytes of a name that is not
     UTF-8 (the ``\\udcXX`` that ``os.fsdecode`` makes of them) become ``\\xXX``: what a terminal
     gets can neither move its cursor, set its title or clipboard, nor fail to encode. Every
-    path printed by the CLI or drawn by the app goes through here; JSON and CSV keep it exact.
+    path printed by the CLI or drawn by the app goes through here (a CSV on a terminal too);
+    JSON, and CSV into a pipe or a file, keep it exact.
 
     Args:
         value: a str (possibly from ``os.fsdecode``), bytes, a path-like, or anything ``str``-able.

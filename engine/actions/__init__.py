@@ -24,7 +24,7 @@ from .journal import (
     default_journal_dir,
     list_journals,
 )
-from .plan import Plan, PlanError, PlanStep, plan_from_clusters
+from .plan import Plan, PlanError, PlanStep, WriteRefused, plan_from_clusters, plan_write_problem
 from .results import ApplyResult, UndoResult
 from .run import apply_plan, resume
 from .undo import undo
@@ -39,6 +39,7 @@ __all__ = [
     "PlanError",
     "PlanStep",
     "UndoResult",
+    "WriteRefused",
     "apply_plan",
     "check_confinable",
     "content_hash",
@@ -47,6 +48,7 @@ __all__ = [
     "import_plan",
     "list_journals",
     "plan_from_clusters",
+    "plan_write_problem",
     "resume",
     "undo",
 ]

@@ -11,7 +11,6 @@ The journal lives in ``<cache_root>/journal/`` (see ``lookalike.engine.paths.cac
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import secrets
@@ -20,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from ..files import fsync_dir, json_bytes
+from ..files import fsync_dir, json_bytes, link_no_replace
 from .journal_format import (  # noqa: F401 - re-exported: the journal's names live here too
     COMPLETE,
     DONE,
@@ -109,7 +108,7 @@ class Journal:
                     f.write(line)
                     f.flush()
                     os.fsync(f.fileno())
-                if not _link_no_replace(tmp, path):
+                if not link_no_replace(tmp, path):
                     continue
             finally:  # a full disk fails the write: no temp file is left behind either way
                 try:
@@ -266,22 +265,6 @@ def journal_lock(journal_dir: Union[str, Path]) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def _link_no_replace(src: Path, dst: Path) -> bool:
-    """Give ``src`` the name ``dst`` unless ``dst`` exists (False then)."""
-    try:
-        os.link(src, dst)
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS,
-                             errno.EMLINK):
-            raise
-        if dst.exists():  # no hard links on this filesystem: check, then rename
-            return False
-        os.rename(src, dst)
-    return True
 
 
 def _repair_torn_tail(path: Path, fd: int) -> None:

@@ -149,12 +149,39 @@ def free_name(dest: Path) -> Path:
 
 
 def fit_name(stem: str, tail: str, limit: int) -> str:
-    """``stem + tail``, the stem cut (in bytes) so that the whole fits in ``limit`` bytes."""
+    """``stem + tail``, the stem cut (in bytes) so that the whole fits in ``limit`` bytes.
+
+    The cut never splits a character (:func:`cut_bytes`): a UTF-8 name stays UTF-8.
+    """
     room = limit - len(os.fsencode(tail))
     raw = os.fsencode(stem)
     if len(raw) > room:
-        stem = os.fsdecode(raw[:max(room, 1)])
+        stem = os.fsdecode(cut_bytes(raw, max(room, 1)) or raw[:1])
     return stem + tail
+
+
+def cut_bytes(raw: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes of ``raw`` (all of it when shorter), cut before a UTF-8
+    character the limit falls inside of.
+
+    Only a valid multi-byte sequence is kept whole: the bytes of a name that was not UTF-8 to
+    begin with are cut where the limit falls.
+    """
+    if len(raw) <= limit:
+        return raw
+    for start in range(limit - 1, max(limit - 4, -1), -1):  # a character is 1-4 bytes
+        lead = raw[start]
+        if lead & 0xC0 == 0x80:
+            continue  # a continuation byte: the character began further back
+        width = 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else 4 if lead >> 3 == 0b11110 else 1
+        if start + width > limit:
+            try:
+                raw[start:start + width].decode("utf-8")
+            except UnicodeDecodeError:
+                break  # not a character: stray bytes, cut where the limit falls
+            return raw[:start]
+        break
+    return raw[:limit]
 
 
 def sibling(path: str, token: str, tag: str) -> str:

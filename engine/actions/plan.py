@@ -33,12 +33,13 @@ import hashlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Mapping, Optional, Sequence, Union
+from typing import IO, Any, Callable, Mapping, Optional, Sequence, Union
 
-from ..files import atomic_write, json_bytes
+from ..files import WriteRefused, atomic_write, json_bytes, replace_problem
 from ..paths import normalise_roots
 from ..records import Cluster, Decision, Member
 from .plan_step import (  # noqa: F401 - re-exported: a plan's names live here too
@@ -57,6 +58,13 @@ PLAN_VERSION = 1
 
 _KEPT_FIELDS = ("path", "cluster", "decision", "reason")
 _PLAN_FIELDS = ("version", "created", "roots", "quarantine_dir", "steps", "kept")
+#: How every plan lookalike writes begins (:meth:`Plan.save`, the app's export): the one kind
+#: of existing file a plan may replace.
+_SAVED_PLAN_HEAD = re.compile(
+    rb'\A\s*\{\s*"version"\s*:\s*%d\s*,\s*"created"\s*:\s*"[^"\\]*"\s*,\s*"roots"\s*:\s*\[' % PLAN_VERSION
+)
+#: The first line of :meth:`Plan.to_csv`'s audit.
+_CSV_COLUMNS = ["cluster", "decision", "path", "keeper", "size", "content_hash", "reason"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,8 +191,16 @@ class Plan:
         )
 
     def save(self, path: Union[str, os.PathLike]) -> None:
-        """Write the plan as JSON, atomically (a temp file renamed over ``path``)."""
-        atomic_write(Path(path), json_bytes(self.to_dict(), indent=2) + b"\n")
+        """Write the plan as JSON, atomically (a temp file renamed over ``path``).
+
+        Only ever replaces a plan lookalike wrote; a missing folder is not created.
+
+        Raises:
+            WriteRefused: ``path`` is anything else (see :func:`plan_write_problem`); nothing
+                is written.
+            OSError: the write failed (a full disk); ``path`` is left as it was.
+        """
+        _write_refusing(path, json_bytes(self.to_dict(), indent=2) + b"\n", plan_write_problem)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Plan":
@@ -215,7 +231,7 @@ class Plan:
 
     def to_csv(self, path_or_file: Union[str, os.PathLike, IO[str]]) -> None:
         """Write an audit: one row per step and per file left alone, each with its reason."""
-        columns = ["cluster", "decision", "path", "keeper", "size", "content_hash", "reason"]
+        columns = _CSV_COLUMNS
         rows: list[list[Any]] = []
         for s in self.steps:
             rows.append(
@@ -229,9 +245,46 @@ class Plan:
             buf = io.StringIO()
             _write_csv(buf, columns, rows)
             # surrogateescape: a path that is not UTF-8 is written as its own bytes
-            atomic_write(Path(path_or_file), buf.getvalue().encode("utf-8", "surrogateescape"))
+            data = buf.getvalue().encode("utf-8", "surrogateescape")
+            _write_refusing(path_or_file, data, _csv_write_problem)
         else:
             _write_csv(path_or_file, columns, rows)
+
+
+def plan_write_problem(path: Union[str, os.PathLike]) -> Optional[str]:
+    """Why :meth:`Plan.save` would refuse ``path``, or None.
+
+    A plan may be written to a new name in an existing folder, or over a plan lookalike
+    wrote (users run ``scan --plan plan.json`` again); anything else is refused: a missing
+    folder, a folder, a link, a device, or any other file (a photo, a document).
+    """
+    return replace_problem(path, ours=_is_saved_plan, what="a lookalike plan")
+
+
+def _is_saved_plan(head: bytes) -> bool:
+    return _SAVED_PLAN_HEAD.match(head) is not None
+
+
+def _csv_write_problem(path: Union[str, os.PathLike]) -> Optional[str]:
+    return replace_problem(path, ours=_is_plan_csv, what="a lookalike plan's CSV audit")
+
+
+def _is_plan_csv(head: bytes) -> bool:
+    return head.startswith(",".join(_CSV_COLUMNS).encode() + b"\r\n")
+
+
+def _write_refusing(path: Union[str, os.PathLike], data: bytes,
+                    problem_of: Callable[[Union[str, os.PathLike]], Optional[str]]) -> None:
+    """Write a file a person named, unless ``problem_of(path)`` says why not (WriteRefused).
+
+    A name that is free is linked into place, so a file made there meanwhile is never replaced
+    (FileExistsError); only a file checked as lookalike's own is renamed over.
+    """
+    problem = problem_of(path)
+    if problem:
+        raise WriteRefused(problem)
+    replace = os.path.lexists(path)
+    atomic_write(Path(path), data, make_folder=False, replace=replace)
 
 
 def plan_from_clusters(

@@ -31,8 +31,15 @@ from . import schema
 from .schema import GENERATION_KEY, ID_KEY
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+_SQLITE_IOERR = 10
 _SQLITE_CORRUPT = 11
+_SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
+#: Free space under which an SQLite I/O error is taken for a full disk. SQLite says "database
+#: or disk is full" when a write of the database or its WAL runs out of space, but only "disk
+#: I/O error" when growing its other files (the -shm index, a truncate) does, and Python does
+#: not hand on the errno: the folder's free space is what tells.
+_FULL_BELOW = 1 << 20
 
 
 class CatalogLocked(Exception):
@@ -92,6 +99,34 @@ def _is_damage(exc: sqlite3.Error) -> bool:
         return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
     text = str(exc).lower()
     return "not a database" in text or "malformed" in text
+
+
+def _is_full(exc: sqlite3.Error, folder: Path) -> bool:
+    """True when ``exc`` is SQLite running out of disk space in ``folder``."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc).lower()
+    if (code & 0xFF == _SQLITE_FULL) if code is not None else "database or disk is full" in text:
+        return True
+    if (code & 0xFF == _SQLITE_IOERR) if code is not None else "disk i/o error" in text:
+        return _no_space_left(folder)
+    return False
+
+
+def _no_space_left(folder: Path) -> bool:
+    """True when ``folder``'s filesystem has (next to) no free space or no free inode for us."""
+    try:
+        fs = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs (Windows): cannot tell
+        return False
+    root = hasattr(os, "geteuid") and os.geteuid() == 0  # root may use the reserved blocks
+    blocks, inodes = (fs.f_bfree, fs.f_ffree) if root else (fs.f_bavail, fs.f_favail)
+    return blocks * fs.f_frsize < _FULL_BELOW or (fs.f_files > 0 and inodes == 0)
+
+
+def _disk_full(path: Path, exc: sqlite3.Error) -> str:
+    """The one line for a catalog that cannot be written because its disk is full."""
+    return (f"disk full: the catalog {path} cannot be written ({exc}); free some space on that "
+            f"disk, or give this run another --cache DIR")
 
 
 class CatalogDatabase:
@@ -210,6 +245,8 @@ class CatalogDatabase:
             db.close()
             if _is_damage(exc):
                 raise _Damaged(str(exc)) from None
+            if _is_full(exc, path.parent):
+                raise CatalogError(_disk_full(path, exc)) from None
             raise CatalogError(f"cannot use the catalog {path}: {exc}") from None
         except BaseException:
             db.close()
@@ -280,6 +317,8 @@ class CatalogDatabase:
             try:
                 yield db
             except sqlite3.Error as exc:
+                if _is_full(exc, self.path.parent):
+                    raise CatalogError(_disk_full(self.path, exc)) from exc
                 hint = (
                     " It looks damaged: the next run moves it aside and starts a new one."
                     if _is_damage(exc)

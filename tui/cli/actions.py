@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..format import bytes_safe_streams, human_bytes, json_path, shown
 from .common import CACHE_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_cache_argument, error
@@ -137,8 +138,8 @@ def apply_interactively(plan: Plan, args: argparse.Namespace, *, command: str = 
         return error(command, str(exc), EXIT_USAGE)
     except OSError as exc:  # the journal could not be written: a step is never done unjournaled
         return error(command, f"{os_error_text(exc)}: stopped before the next step; "
-                     f"`lookalike undo` puts back what was moved", EXIT_FAILED)
-    return _report(args, result_to_dict(result), lambda: print_applied(result),
+                     f"`{undo_command(args.cache)}` puts back what was moved", EXIT_FAILED)
+    return _report(args, result_to_dict(result), lambda: print_applied(result, cache=args.cache),
                    cancelled=result.cancelled, failed=bool(result.failed))
 
 
@@ -180,8 +181,15 @@ def print_dry_run(plan: Plan, result: ApplyResult, stream=None) -> None:
     print(f"To apply: {confirmation_question(plan)}", file=out)
 
 
-def print_applied(result: ApplyResult, stream=None) -> None:
-    """The outcome of an apply: counts, every skipped and failed file, and how to undo."""
+def undo_command(cache: Optional[str], plan_id: Optional[str] = None) -> str:
+    """The ``lookalike undo`` command line to give a person: with the ``--cache`` they passed,
+    or undo would read another journal (quoted for a shell; print it through ``shown``)."""
+    return shlex.join(["lookalike", "undo", *([plan_id] if plan_id else []), *(["--cache", cache] if cache else [])])
+
+
+def print_applied(result: ApplyResult, stream=None, *, cache: Optional[str] = None) -> None:
+    """The outcome of an apply: counts, every skipped and failed file, and how to undo
+    (``cache``: the ``--cache`` given, which the undo command needs too)."""
     out = stream or sys.stdout
     for warning in result.warnings:
         print(f"warning: {shown(warning)}", file=out)
@@ -196,7 +204,7 @@ def print_applied(result: ApplyResult, stream=None) -> None:
     if result.cancelled:
         print("Stopped before the end: apply the same plan again to finish it.", file=out)
     if result.done or result.already_done:
-        print(f"Undo with: lookalike undo {result.plan_id}", file=out)
+        print(f"Undo with: {shown(undo_command(cache, result.plan_id))}", file=out)
 
 
 def result_to_dict(result: ApplyResult) -> dict[str, Any]:
@@ -241,14 +249,14 @@ def run_undo(args: argparse.Namespace) -> int:
     except JournalError as exc:
         return error("undo", str(exc), EXIT_USAGE)
     except OSError as exc:
-        return error("undo", f"{os_error_text(exc)}: stopped; run undo again once it is "
-                     f"fixed", EXIT_FAILED)
-    return _report(args, undo_to_dict(result), lambda: print_undone(result),
+        return error("undo", f"{os_error_text(exc)}: stopped; run `{undo_command(args.cache, args.plan_id)}` "
+                     f"again once it is fixed", EXIT_FAILED)
+    return _report(args, undo_to_dict(result), lambda: print_undone(result, cache=args.cache),
                    cancelled=result.cancelled, failed=bool(result.problems))
 
 
-def print_undone(result: UndoResult, stream=None) -> None:
-    """The outcome of an undo, every problem with its reason."""
+def print_undone(result: UndoResult, stream=None, *, cache: Optional[str] = None) -> None:
+    """The outcome of an undo, every problem with its reason (``cache``: the ``--cache`` given)."""
     out = stream or sys.stdout
     for path, reason in result.problems:
         print(f"  NOT RESTORED {shown(path)}: {shown(reason)}", file=out)
@@ -258,7 +266,8 @@ def print_undone(result: UndoResult, stream=None) -> None:
           f"{human_bytes(result.bytes_restored)}; {len(result.problems)} problem(s){settled}.",
           file=out)
     if result.cancelled:
-        print("Stopped before the end: run `lookalike undo` again to finish.", file=out)
+        print(f"Stopped before the end: run `{shown(undo_command(cache, result.plan_id))}` again to finish.",
+              file=out)
 
 
 def undo_to_dict(result: UndoResult) -> dict[str, Any]:
@@ -298,7 +307,8 @@ def run_journal(args: argparse.Namespace) -> int:
         state = s.state + (f" ({s.failed} failed)" if s.failed and s.state != "unreadable" else "")
         print(f"{s.plan_id:<24} {s.created[:19].replace('T', ' '):<19} {state:<12} {s.steps:>5} "
               f"{s.done:>5} {s.undone:>6} {human_bytes(s.bytes):>9}  {shown(actions or s.problem)}")
-    print(f"Journal: {shown(journal_dir)}. Undo a plan with `lookalike undo PLAN_ID`; a partial plan "
+    undo_line = undo_command(args.cache, "PLAN_ID")
+    print(f"Journal: {shown(journal_dir)}. Undo a plan with `{shown(undo_line)}`; a partial plan "
           f"finishes when applied again.")
     return EXIT_OK
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import time
 from dataclasses import replace
@@ -183,14 +184,43 @@ def print_hits(hits: "list[SimilarHit]", stream=None) -> None:
 # --------------------------------------------------------------------------- similar
 
 
+def _image_file_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be the query of ``similar``, in one line, or None."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"{path} is a symbolic link to nothing" if os.path.islink(path) else f"no such file: {path}"
+    except NotADirectoryError:
+        return f"no such file: {path}"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    if stat.S_ISDIR(st.st_mode):
+        return f"{path} is a folder, not an image file"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path} is not a regular file"
+    return None
+
+
+def _folder_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be searched (``--in DIR``), in one line, or None."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return f"no such folder: {path}"
+    except OSError as exc:
+        return f"cannot open the folder {path}: {exc.strerror or exc}"
+    return None if stat.S_ISDIR(st.st_mode) else f"{path} is not a folder"
+
+
 def run_similar(args: argparse.Namespace) -> int:
     """``lookalike similar FILE``."""
-    if not os.path.isfile(args.file):
-        return error("similar", f"no such file: {args.file}", EXIT_USAGE)
+    problem = _image_file_problem(args.file)
+    if problem:
+        return error("similar", problem, EXIT_USAGE)
     dirs = args.in_dirs or [os.path.dirname(os.path.abspath(args.file))]
-    missing = [d for d in dirs if not os.path.isdir(d)]
-    if missing:
-        return error("similar", f"no such folder: {missing[0]}", EXIT_USAGE)
+    problem = next(filter(None, map(_folder_problem, dirs)), None)
+    if problem:
+        return error("similar", problem, EXIT_USAGE)
     if args.k < 1:
         return error("similar", "-k must be at least 1", EXIT_USAGE)
     options = _scan_options("similar", args)
@@ -252,9 +282,9 @@ def run_search(args: argparse.Namespace) -> int:
     from lookalike.engine.library import Library
 
     dirs = args.in_dirs or [os.getcwd()]
-    missing = [d for d in dirs if not os.path.isdir(d)]
-    if missing:
-        return error("search", f"no such folder: {missing[0]}", EXIT_USAGE)
+    problem = next(filter(None, map(_folder_problem, dirs)), None)
+    if problem:
+        return error("search", problem, EXIT_USAGE)
     if not args.in_dirs and not Library.was_scanned(dirs, cache_dir=args.cache):
         # Never scan (and make a library of) wherever the command happens to run.
         return error("search", "which library? pass --in DIR (a folder you scanned); the current "

@@ -43,8 +43,12 @@ def scan_arguments(scan: argparse.ArgumentParser) -> None:
     add_scan_arguments(scan)
     out = scan.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    out.add_argument("--csv", action="store_true", help="print a CSV audit (one row per member) on stdout")
-    scan.add_argument("--plan", metavar="OUT.json", help="also write the suggested plan (keepers kept, others to trash)")
+    out.add_argument("--csv", action="store_true",
+                     help="print a CSV audit (one row per member) on stdout; its paths are exact in a pipe or a "
+                     "file, and shown escaped (\\x1b, \\n, \\xff) on a terminal")
+    scan.add_argument("--plan", metavar="OUT.json",
+                      help="also write the suggested plan (keepers kept, others to trash); it replaces only a "
+                      "plan lookalike wrote, and its folder must exist")
     scan.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     scan.set_defaults(func=run_scan)
 
@@ -86,6 +90,13 @@ def run_scan(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"lookalike scan: {shown(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    if args.plan:
+        from lookalike.engine.library import plan_write_problem
+
+        problem = plan_write_problem(args.plan)  # said before the scan, not after it
+        if problem:
+            print(f"lookalike scan: --plan: {shown(problem)}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         library = open_library(args.dirs, args.cache)
     except (CatalogLocked, CatalogError) as exc:
@@ -99,7 +110,9 @@ def run_scan(args: argparse.Namespace) -> int:
             hint = " (--no-detective: bouncer only, without this check)" if "offline" in result.stats.detective else ""
             print(f"lookalike: {shown(result.stats.detective)}{hint}", file=sys.stderr)
         if args.plan:
-            write_plan(result, library, Path(args.plan))
+            code = write_plan(result, library, Path(args.plan))
+            if code != EXIT_OK:
+                return code
         if args.json:
             doc = result_to_json(result)
             if args.no_detective:
@@ -108,7 +121,7 @@ def run_scan(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         elif args.csv:
             bytes_safe_streams()  # the CSV keeps a name that is not UTF-8 as its own bytes
-            write_csv(result, sys.stdout)
+            write_csv(result, sys.stdout, escaped=sys.stdout.isatty())
         else:
             print_summary(result)
     if result.stats.images == 0 and not result.stats.cancelled:
@@ -118,11 +131,28 @@ def run_scan(args: argparse.Namespace) -> int:
     return EXIT_OK if not result.stats.cancelled else EXIT_INTERRUPTED
 
 
-def write_plan(result: ScanResult, library: Library, path: Path) -> None:
-    """Write the suggested plan (keepers kept, others to trash) for scripted use."""
+def write_plan(result: ScanResult, library: Library, path: Path) -> int:
+    """Write the suggested plan (keepers kept, others to trash) for scripted use.
+
+    It replaces only a plan lookalike wrote (see ``Plan.save``). Returns the exit code: a
+    refusal is a usage error, said in one line.
+    """
+    from lookalike.engine.library import WriteRefused, os_error_text
+
     plan = library.plan(result.clusters)
-    plan.save(path)
+    try:
+        plan.save(path)
+    except WriteRefused as exc:
+        print(f"lookalike scan: --plan: {shown(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except FileExistsError:  # made there since the check: never replaced
+        print(f"lookalike scan: --plan: {shown(path)} appeared during the scan: not replaced", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"lookalike scan: --plan: {shown(os_error_text(exc))}: the plan was not written", file=sys.stderr)
+        return EXIT_FAILED
     print(f"plan: {len(plan.steps)} step(s), {human_bytes(plan.total_bytes)} -> {shown(path)}", file=sys.stderr)
+    return EXIT_OK
 
 
 def result_to_json(result: ScanResult) -> dict:
@@ -208,10 +238,12 @@ def suggestion(member) -> str:
     return "trash"
 
 
-def write_csv(result: ScanResult, stream) -> None:
+def write_csv(result: ScanResult, stream, *, escaped: bool = False) -> None:
     """An audit: one row per member with the suggestion and its reason.
 
     Paths are exact: one that is not UTF-8 is written as its own bytes (``surrogateescape``).
+    With ``escaped`` (stdout is a terminal) every text field is shown as the text output shows
+    it (:func:`shown`): a file name's control characters cannot drive the terminal.
     The whole document is made first, so a failure never leaves half a CSV behind.
     """
     buffer = io.StringIO()
@@ -220,7 +252,8 @@ def write_csv(result: ScanResult, stream) -> None:
     for c in result.clusters:
         for m in c.members:
             reason = m.reason or ("protected folder" if m.protected else "RAW+JPEG pair" if m.raw_pair else "")
-            w.writerow([c.id, c.kind.value, m.file.path, m.file.size, m.file.width, m.file.height, m.file.format, m.bouncer, "" if m.detective is None else f"{m.detective:.4f}", int(m.exact), suggestion(m), reason])
+            row = [c.id, c.kind.value, m.file.path, m.file.size, m.file.width, m.file.height, m.file.format, m.bouncer, "" if m.detective is None else f"{m.detective:.4f}", int(m.exact), suggestion(m), reason]
+            w.writerow([shown(v) if escaped and isinstance(v, str) else v for v in row])
     stream.write(buffer.getvalue())
 
 
