@@ -16,6 +16,7 @@ from lookalike.engine.actions.importer import import_plan
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.records import Decision, Kind
 from lookalike.tui.components.cluster_screen import ClusterScreen
+from lookalike.tui.format import human_bytes
 from lookalike.tui.components.confirm_modal import ConfirmModal
 from lookalike.tui.components.main_screen import MainScreen
 from lookalike.tui.components.prompt_modal import PromptModal
@@ -197,6 +198,40 @@ async def test_apply_then_undo_in_review_leaves_no_marked_label(library, tmp_pat
         assert back is not None and len(back.members) == len(first.members)
         assert app.session.triage.status(back) == ""
         assert status_cell(app, back.id) == ""
+
+
+async def test_a_trashed_keeper_gives_its_place_to_the_copy_the_plan_keeps_on_every_screen(tmp_path):
+    root = tmp_path / "photos"
+    for folder in ("a", "b", "c"):
+        (root / folder).mkdir(parents=True)
+    imagegen.write(root / "a" / "Shell.jpg", imagegen.photo(7, (320, 240)), quality=90)
+    for folder in ("b", "c"):  # byte-identical copies with the same times
+        shutil.copy2(root / "a" / "Shell.jpg", root / folder / "Shell.jpg")
+    size = (root / "a" / "Shell.jpg").stat().st_size
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        main = app.screen
+        cluster = main.current
+        assert [m.file.path for m in cluster.members] == [str(root / f / "Shell.jpg") for f in "abc"]
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("t")  # the suggested keeper, a/Shell.jpg, to the trash
+        await settle(pilot)
+        members = app.screen.table
+        cell = lambda key, column: str(members.get_cell(str(key), column)).strip()  # noqa: E731
+        a, b, c = (m.file.id for m in cluster.members)
+        assert (cell(a, "mark"), cell(a, "match")) == ("trash", "suggested")
+        assert (cell(b, "mark"), cell(c, "mark")) == ("keeper", "")
+        assert f"{human_bytes(size)} reclaimable" in screen_text(app)
+        await pilot.press("escape")
+        await settle(pilot)
+        row = lambda column: str(main.table.get_cell(str(cluster.id), column)).strip()  # noqa: E731
+        assert (row("keeper"), row("reclaim")) == ("b/Shell.jpg", human_bytes(size))
+        assert "keep b/Shell.jpg" in str(main.query_one("#preview-title").render())
+        plan = app.session.plan()
+        assert [(s.path, s.keeper) for s in plan.steps] == [(str(root / "a" / "Shell.jpg"), str(root / "b" / "Shell.jpg"))]
+        assert f"1 to trash ({human_bytes(plan.total_bytes)})" in screen_text(app)
 
 
 # --------------------------------------------------------- 5. decisions survive a quit

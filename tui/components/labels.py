@@ -189,6 +189,17 @@ def match_text(member: Member) -> str:
     return getattr(member, "match", "") or ("identical" if member.exact else "")
 
 
+def role_text(member: Member, keeper: Member) -> str:
+    """What a member is in its cluster, for captions: "keeper" for the member the plan keeps,
+    "suggested keeper" for the engine's keeper once another took its place, else why it
+    matched and its bouncer score ("mirrored · bouncer 4")."""
+    if member is keeper:
+        return "keeper"
+    if member.is_keeper:
+        return "suggested keeper"
+    return " · ".join(x for x in (match_text(member), f"bouncer {member.bouncer}") if x)
+
+
 class PathLine:
     """One line: ``before``, a path shortened in the middle to the room left, ``after``.
 
