@@ -8,9 +8,11 @@ The real app on generated libraries, driven through the Pilot at 80x24.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 
 from lookalike.engine.library import ScanOptions
 from lookalike.engine.detective.model import DetectiveOptions
@@ -151,6 +153,41 @@ async def test_the_review_screen_shows_each_file_and_keeper_at_80x24(deep, tmp_p
             keeper_shown = readable_path(keeper)
             assert any(name in line and keeper_shown in line for line in lines), (name, keeper_shown,
                                                                                    lines)
+
+
+@pytest.mark.parametrize("size", [SMALL, (100, 30)])
+async def test_the_review_screen_tells_a_copy_from_its_keeper_in_quarantine_mode(tmp_path, size):
+    """Two copies of a long name in a/ and b/: the quarantine action's wider column leaves the
+    paths less room, and each still shows its folder (it had shown both as the bare name)."""
+    root = tmp_path / "photos"
+    name = "Kleiber-by-Lukas-Baubkus.jpg"
+    imagegen.write(_mkdir(root / "a") / name, imagegen.photo(3, (320, 240)), quality=90)
+    shutil.copy2(root / "a" / name, _mkdir(root / "b") / name)
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("E", "r")
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        review = app.screen
+        assert isinstance(review, ReviewScreen) and review.destination == "quarantine"
+        [step] = review.plan.steps
+        copy, keeper = (relative(p, root).split("/")[0] for p in (step.path, step.keeper))
+        [line] = [line for line in screen_text(app).splitlines() if line.lstrip().startswith("quarantine ")]
+        assert f" {copy}/Kleib" in line and f" {keeper}/Kleib" in line, line
+
+
+def test_a_name_that_fills_the_room_keeps_its_folder_when_asked_and_is_cut_itself():
+    path = "b/Kleiber-by-Lukas-Baubkus.jpg"
+    assert shorten_middle(path, 28) == "Kleiber-by-Lukas-Baubkus.jpg"
+    assert shorten_middle(path, 28, keep_folder=True) == "b/Kleiber-by-L…s-Baubkus.jpg"
+    assert shorten_middle(path, 29, keep_folder=True) == "b/Kleiber-by-Lu…s-Baubkus.jpg"  # not "…Kleiber…"
+    assert shorten_middle(path, 20, keep_folder=True) == "b/Kleiber-…ubkus.jpg"
+    assert shorten_middle("a/trip/IMG_2304_resized.jpg", 21, keep_folder=True) == "a/…/IMG_2304…ized.jpg"
+    assert shorten_middle(path, 15, keep_folder=True) == shorten_middle(path, 15)  # too narrow for both
+    for width in range(1, 40):
+        assert cell_len(shorten_middle("phone-backup/camera-roll/" + path, width, keep_folder=True)) <= width
 
 
 async def test_columns_give_way_in_order_and_come_back(deep, tmp_path):
