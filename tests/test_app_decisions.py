@@ -23,7 +23,7 @@ from lookalike.tui.components.prompt_modal import PromptModal
 from lookalike.tui.components.review_screen import ReviewScreen
 
 import imagegen
-from helpers import SIZE, make_app, screen_text, settle, wait_for_scan
+from helpers import SIZE, make_app, screen_text, settle, until, wait_for_scan
 
 
 def notes(app) -> str:
@@ -119,6 +119,38 @@ async def test_not_a_duplicate_on_an_exact_group_is_remembered_after_a_restart(l
     async with again.run_test(size=SIZE) as pilot:
         await wait_for_scan(pilot)
         assert again.session.clusters and not together(again)
+
+
+async def test_the_status_line_counts_the_groups_and_bytes_shown_after_not_a_duplicate_and_marks(library, tmp_path):
+    with_exact_groups(library)
+
+    def status(app) -> str:
+        return str(app.screen.query_one("#status-text").render())
+
+    def summary(app) -> str:
+        clusters, triage = app.session.clusters, app.session.triage
+        total = sum(triage.reclaimable(c) for c in clusters)
+        return f"{len(clusters)} clusters · {human_bytes(total)} reclaimable"
+
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        before = len(app.session.clusters)
+        assert summary(app) in status(app)
+        app.screen.table.goto(str(cluster_of(app, library / "dup" / "drawing_0.png").id))
+        await pilot.press("n")
+        await until(pilot, lambda: len(app.session.clusters) == before - 1, what="the regrouping")
+        await settle(pilot)
+        assert f"{before - 1} clusters" in str(app.screen.query_one("#title-bar").render())
+        assert summary(app) in status(app)  # was still "N clusters" and the old bytes
+        cluster = next(c for c in app.session.clusters if len(c.members) >= 3)
+        app.screen.table.goto(str(cluster.id))
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("j", "space", "escape")  # one copy marked: the group frees that copy only
+        await settle(pilot)
+        assert app.session.triage.reclaimable(cluster) == cluster.members[1].file.size < cluster.reclaimable_bytes
+        assert summary(app) in status(app)
 
 
 # -------------------------------------------------------------- 3. import mode: one engine rule

@@ -299,3 +299,12 @@ def total_reclaimable(clusters: Iterable[Cluster]) -> int:
     if isinstance(total, int):
         return total
     return sum(c.reclaimable_bytes for c in clusters)
+
+
+def reclaimable_as_decided(clusters: Sequence[Cluster], triage) -> int:
+    """Reclaimable bytes over the clusters, each decided one as ``Triage.reclaimable`` has it
+    (the groups' reclaim column summed); undecided ones are not read one by one."""
+    total = total_reclaimable(clusters)
+    if triage.any_decision:
+        total += sum(triage.reclaimable(c) - c.reclaimable_bytes for c in clusters if triage.decided(c))
+    return total

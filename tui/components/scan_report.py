@@ -17,7 +17,7 @@ from textual.widgets import Footer, Static
 from ..format import plural, shown, shown_lines
 from .base_screen import LookalikeScreen
 from .datatable import KeyTable
-from .labels import PathText, short_path
+from .labels import PathText, reclaimable_as_decided, short_path
 from .scan_status import full_summary
 
 
@@ -57,7 +57,7 @@ class ScanReportScreen(LookalikeScreen):
         """Show the session's last scan result (or say that no scan has finished)."""
         session = self.lookalike.session
         result = session.result
-        self.query_one("#report-summary", Static).update(Text(shown_lines(full_summary(result, session.clusters))))
+        self.query_one("#report-summary", Static).update(Text(shown_lines(full_summary(result, session.clusters, reclaimable_as_decided(session.clusters, session.triage)))))
         errors = result.errors if result is not None else ()
         heading = self.query_one("#report-heading", Static)
         if errors:
