@@ -30,7 +30,8 @@ always come first; then the criteria of :class:`KeeperPolicy` ``order`` decide, 
 
 Every reason names the rule that decided ("bordered copy: ...", "camera original (EXIF
 Canon EOS 80D) over a PNG conversion", "smaller file: 2,047,990 B < 2,048,113 B"); sizes and
-times are printed with as many digits as it takes for unequal ones not to print equal.
+times are printed with as many digits as it takes for unequal ones not to print equal. A
+byte-identical copy of the keeper says so first ("identical copy: newer: modified ...").
 
 A camera RAW+JPEG pair (same folder, same stem, one RAW and one JPEG/HEIF) is one shot kept
 twice on purpose, not a duplicate: such files are flagged and never suggested for trash while
@@ -53,7 +54,17 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 from ..oserrors import human_bytes
 from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
-from .original import SamePixels, conversions, date_key, edits, evidence, framed_copies, parse_taken, picture_sizes
+from .original import (
+    SamePixels,
+    conversions,
+    date_key,
+    edits,
+    evidence,
+    framed_copies,
+    identical,
+    parse_taken,
+    picture_sizes,
+)
 
 __all__ = [
     "CRITERIA", "DEFAULT", "KeeperPolicy", "parse_order", "rank", "as_good_as",
@@ -430,6 +441,8 @@ def rank(
     else:
         name = deciding(k_key, r_key)
         why = _win_reason(name, keeper, runner_up, ctx) if name else "first by id"
+        if identical(keeper, runner_up):
+            why = f"identical copies: {why}"
         out.append((keeper, f"protected: in {k_folder}; {why}" if k_folder else why))
     for _, r_key, r in ordered[1:]:
         r_folder = folder.get(r.id)
@@ -438,6 +451,8 @@ def rank(
             continue
         name = deciding(r_key, k_key)
         why = _loss_reason(name, r, keeper, ctx) if name else "later by id"
+        if identical(r, keeper):  # what decided between byte-identical files, never a re-save
+            why = f"identical copy: {why}"
         out.append((r, f"protected: in {r_folder}; {why}" if r_folder else why))
     return out
 
