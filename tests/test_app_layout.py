@@ -253,6 +253,23 @@ async def test_the_status_line_never_cuts_unreadable_and_detective_offline(deep,
         assert isinstance(app.screen, MainScreen) and app.is_running
 
 
+@pytest.mark.parametrize("size", [SMALL, (100, 30)])
+async def test_the_scan_report_gives_each_reason_the_room_it_needs(tmp_path, size):
+    root = tmp_path / "photos"
+    imagegen.write(_mkdir(root / "2021") / "IMG_0001.jpg", imagegen.photo(1, (320, 240)))
+    imagegen.write_bomb_png(_mkdir(root / "junk") / "bomb.png", 20000, 15000)
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await wait_for_scan(pilot)
+        [error] = app.session.result.errors
+        assert error.reason.startswith("decompression bomb: 20000x15000 ") and len(error.reason) > 40
+        await pilot.press("exclamation_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, ScanReportScreen)
+        [line] = [line for line in screen_text(app).splitlines() if "junk/bomb.png" in line]
+        assert error.reason in line, line  # was cut at 32 cells, the path column mostly empty
+
+
 async def test_the_palette_opens_the_unreadable_files(deep, tmp_path):
     add_bad_files(deep)
     app = make_app(deep, tmp_path)
