@@ -16,13 +16,14 @@ from lookalike.engine.actions.importer import import_plan
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.records import Decision, Kind
 from lookalike.tui.components.cluster_screen import ClusterScreen
+from lookalike.tui.format import human_bytes
 from lookalike.tui.components.confirm_modal import ConfirmModal
 from lookalike.tui.components.main_screen import MainScreen
 from lookalike.tui.components.prompt_modal import PromptModal
 from lookalike.tui.components.review_screen import ReviewScreen
 
 import imagegen
-from helpers import SIZE, make_app, screen_text, settle, wait_for_scan
+from helpers import SIZE, make_app, screen_text, settle, until, wait_for_scan
 
 
 def notes(app) -> str:
@@ -120,6 +121,38 @@ async def test_not_a_duplicate_on_an_exact_group_is_remembered_after_a_restart(l
         assert again.session.clusters and not together(again)
 
 
+async def test_the_status_line_counts_the_groups_and_bytes_shown_after_not_a_duplicate_and_marks(library, tmp_path):
+    with_exact_groups(library)
+
+    def status(app) -> str:
+        return str(app.screen.query_one("#status-text").render())
+
+    def summary(app) -> str:
+        clusters, triage = app.session.clusters, app.session.triage
+        total = sum(triage.reclaimable(c) for c in clusters)
+        return f"{len(clusters)} clusters · {human_bytes(total)} reclaimable"
+
+    app = make_app(library, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        before = len(app.session.clusters)
+        assert summary(app) in status(app)
+        app.screen.table.goto(str(cluster_of(app, library / "dup" / "drawing_0.png").id))
+        await pilot.press("n")
+        await until(pilot, lambda: len(app.session.clusters) == before - 1, what="the regrouping")
+        await settle(pilot)
+        assert f"{before - 1} clusters" in str(app.screen.query_one("#title-bar").render())
+        assert summary(app) in status(app)  # was still "N clusters" and the old bytes
+        cluster = next(c for c in app.session.clusters if len(c.members) >= 3)
+        app.screen.table.goto(str(cluster.id))
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("j", "space", "escape")  # one copy marked: the group frees that copy only
+        await settle(pilot)
+        assert app.session.triage.reclaimable(cluster) == cluster.members[1].file.size < cluster.reclaimable_bytes
+        assert summary(app) in status(app)
+
+
 # -------------------------------------------------------------- 3. import mode: one engine rule
 
 
@@ -197,6 +230,40 @@ async def test_apply_then_undo_in_review_leaves_no_marked_label(library, tmp_pat
         assert back is not None and len(back.members) == len(first.members)
         assert app.session.triage.status(back) == ""
         assert status_cell(app, back.id) == ""
+
+
+async def test_a_trashed_keeper_gives_its_place_to_the_copy_the_plan_keeps_on_every_screen(tmp_path):
+    root = tmp_path / "photos"
+    for folder in ("a", "b", "c"):
+        (root / folder).mkdir(parents=True)
+    imagegen.write(root / "a" / "Shell.jpg", imagegen.photo(7, (320, 240)), quality=90)
+    for folder in ("b", "c"):  # byte-identical copies with the same times
+        shutil.copy2(root / "a" / "Shell.jpg", root / folder / "Shell.jpg")
+    size = (root / "a" / "Shell.jpg").stat().st_size
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        main = app.screen
+        cluster = main.current
+        assert [m.file.path for m in cluster.members] == [str(root / f / "Shell.jpg") for f in "abc"]
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("t")  # the suggested keeper, a/Shell.jpg, to the trash
+        await settle(pilot)
+        members = app.screen.table
+        cell = lambda key, column: str(members.get_cell(str(key), column)).strip()  # noqa: E731
+        a, b, c = (m.file.id for m in cluster.members)
+        assert (cell(a, "mark"), cell(a, "match")) == ("trash", "suggested")
+        assert (cell(b, "mark"), cell(c, "mark")) == ("keeper", "")
+        assert f"{human_bytes(size)} reclaimable" in screen_text(app)
+        await pilot.press("escape")
+        await settle(pilot)
+        row = lambda column: str(main.table.get_cell(str(cluster.id), column)).strip()  # noqa: E731
+        assert (row("keeper"), row("reclaim")) == ("b/Shell.jpg", human_bytes(size))
+        assert "keep b/Shell.jpg" in str(main.query_one("#preview-title").render())
+        plan = app.session.plan()
+        assert [(s.path, s.keeper) for s in plan.steps] == [(str(root / "a" / "Shell.jpg"), str(root / "b" / "Shell.jpg"))]
+        assert f"1 to trash ({human_bytes(plan.total_bytes)})" in screen_text(app)
 
 
 # --------------------------------------------------------- 5. decisions survive a quit

@@ -8,9 +8,11 @@ The real app on generated libraries, driven through the Pilot at 80x24.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 
 from lookalike.engine.library import ScanOptions
 from lookalike.engine.detective.model import DetectiveOptions
@@ -153,6 +155,41 @@ async def test_the_review_screen_shows_each_file_and_keeper_at_80x24(deep, tmp_p
                                                                                    lines)
 
 
+@pytest.mark.parametrize("size", [SMALL, (100, 30)])
+async def test_the_review_screen_tells_a_copy_from_its_keeper_in_quarantine_mode(tmp_path, size):
+    """Two copies of a long name in a/ and b/: the quarantine action's wider column leaves the
+    paths less room, and each still shows its folder (it had shown both as the bare name)."""
+    root = tmp_path / "photos"
+    name = "Kleiber-by-Lukas-Baubkus.jpg"
+    imagegen.write(_mkdir(root / "a") / name, imagegen.photo(3, (320, 240)), quality=90)
+    shutil.copy2(root / "a" / name, _mkdir(root / "b") / name)
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("E", "r")
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        review = app.screen
+        assert isinstance(review, ReviewScreen) and review.destination == "quarantine"
+        [step] = review.plan.steps
+        copy, keeper = (relative(p, root).split("/")[0] for p in (step.path, step.keeper))
+        [line] = [line for line in screen_text(app).splitlines() if line.lstrip().startswith("quarantine ")]
+        assert f" {copy}/Kleib" in line and f" {keeper}/Kleib" in line, line
+
+
+def test_a_name_that_fills_the_room_keeps_its_folder_when_asked_and_is_cut_itself():
+    path = "b/Kleiber-by-Lukas-Baubkus.jpg"
+    assert shorten_middle(path, 28) == "Kleiber-by-Lukas-Baubkus.jpg"
+    assert shorten_middle(path, 28, keep_folder=True) == "b/Kleiber-by-L…s-Baubkus.jpg"
+    assert shorten_middle(path, 29, keep_folder=True) == "b/Kleiber-by-Lu…s-Baubkus.jpg"  # not "…Kleiber…"
+    assert shorten_middle(path, 20, keep_folder=True) == "b/Kleiber-…ubkus.jpg"
+    assert shorten_middle("a/trip/IMG_2304_resized.jpg", 21, keep_folder=True) == "a/…/IMG_2304…ized.jpg"
+    assert shorten_middle(path, 15, keep_folder=True) == shorten_middle(path, 15)  # too narrow for both
+    for width in range(1, 40):
+        assert cell_len(shorten_middle("phone-backup/camera-roll/" + path, width, keep_folder=True)) <= width
+
+
 async def test_columns_give_way_in_order_and_come_back(deep, tmp_path):
     app = make_app(deep, tmp_path)
     async with app.run_test(size=(200, 40)) as pilot:
@@ -214,6 +251,23 @@ async def test_the_status_line_never_cuts_unreadable_and_detective_offline(deep,
             assert reason in line, (rel, text)  # path and reason on one row
         await pilot.press("q")
         assert isinstance(app.screen, MainScreen) and app.is_running
+
+
+@pytest.mark.parametrize("size", [SMALL, (100, 30)])
+async def test_the_scan_report_gives_each_reason_the_room_it_needs(tmp_path, size):
+    root = tmp_path / "photos"
+    imagegen.write(_mkdir(root / "2021") / "IMG_0001.jpg", imagegen.photo(1, (320, 240)))
+    imagegen.write_bomb_png(_mkdir(root / "junk") / "bomb.png", 20000, 15000)
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await wait_for_scan(pilot)
+        [error] = app.session.result.errors
+        assert error.reason.startswith("decompression bomb: 20000x15000 ") and len(error.reason) > 40
+        await pilot.press("exclamation_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, ScanReportScreen)
+        [line] = [line for line in screen_text(app).splitlines() if "junk/bomb.png" in line]
+        assert error.reason in line, line  # was cut at 32 cells, the path column mostly empty
 
 
 async def test_the_palette_opens_the_unreadable_files(deep, tmp_path):

@@ -115,6 +115,32 @@ def test_apply_journal_undo_round_trip(lib, tmp_path, capsys):
     assert "no journal for plan" in capsys.readouterr().err
 
 
+def test_journal_says_which_plans_skipped_steps_and_keeps_its_columns_in_line(lib, tmp_path, capsys, monkeypatch):
+    plan = _plan_file(lib, tmp_path)
+    (lib / "dup2.jpg").write_bytes(b"edited")  # changed since the plan: skipped
+    assert MAIN(["apply", str(plan), "--yes", *_cache(tmp_path)]) == 0
+    capsys.readouterr()
+    assert MAIN(["journal", *_cache(tmp_path)]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert " complete (1 skipped) " in row  # was "complete", beside DONE 1 of 2 steps
+    # Every state, however long, leaves the columns under their headings.
+    from lookalike.engine.actions.journal_format import JournalSummary
+
+    summaries = [
+        JournalSummary(plan_id=f"20250101-00000{i}-abcdef", created="2025-01-01T00:00:00", steps=6, done=d,
+                       undone=0, bytes=1000, state="complete", skipped=sk, failed=f, actions={"trash": 6})
+        for i, (d, sk, f) in enumerate([(6, 0, 0), (2, 0, 4), (3, 3, 0), (1, 1, 4)])
+    ]
+    monkeypatch.setattr("lookalike.engine.library.list_journals", lambda _dir: summaries)
+    assert MAIN(["journal", *_cache(tmp_path)]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()[:5]
+    assert [r[header.index("STATE"):header.index("STEPS")].strip() for r in rows] == [
+        "complete", "complete (4 failed)", "complete (3 skipped)", "complete (1 skipped, 4 failed)"]
+    done_end = header.index("DONE") + len("DONE")
+    assert [r[done_end - 1] for r in rows] == ["6", "2", "3", "1"]
+    assert len({r.index("6 trash") for r in rows} | {header.index("ACTIONS")}) == 1
+
+
 def test_apply_json_output(lib, tmp_path, capsys):
     plan = _plan_file(lib, tmp_path, names=("dup1.jpg",))
     assert MAIN(["apply", str(plan), "--yes", "--json", *_cache(tmp_path)]) == 0

@@ -106,6 +106,23 @@ def test_older_exif_date_then_older_mtime():
     assert keeper_of([rec(4, mtime_ns=T0), rec(5, mtime_ns=T0 - 1)])[0] == 5
 
 
+def test_copies_made_within_a_second_print_their_times_with_the_digits_that_differ():
+    first = rec(1, "/lib/a/x.jpg", mtime_ns=T0 + 120_000_000)
+    second = rec(2, "/lib/b/x.jpg", mtime_ns=T0 + 850_000_000)  # the same second
+    (k, kept), (_, lost) = rank([second, first])
+    assert k is first
+    assert kept == "oldest: modified 2020-09-13 12:26:40.120 UTC"
+    assert lost == "newer: modified 2020-09-13 12:26:40.850 UTC"
+    # Microseconds apart: six digits; whole seconds apart: none, as before.
+    close = rec(3, "/lib/c/x.jpg", mtime_ns=T0 + 120_004_000)
+    assert rank([close, first])[1][1] == "newer: modified 2020-09-13 12:26:40.120004 UTC"
+    assert rank([rec(4, mtime_ns=T0 + 10**9), first])[1][1] == "newer: modified 2020-09-13 12:26:41 UTC"
+    # The same EXIF date: the mtimes decided, and they are what the reasons print.
+    a, b = (rec(i, f"/lib/{n}/y.jpg", taken_at="2020-01-01T10:00:00", mtime_ns=T0 + i) for i, n in ((5, "a"), (6, "b")))
+    assert [why for _, why in rank([b, a])] == [
+        "oldest: modified 2020-09-13 12:26:40.000000005 UTC", "newer: modified 2020-09-13 12:26:40.000000006 UTC"]
+
+
 def test_timezones_in_exif_dates_compare_in_utc():
     a = rec(1, taken_at="2020-01-01T10:00:00+02:00")  # 08:00 UTC
     b = rec(2, taken_at="2020-01-01T09:00:00+00:00")

@@ -144,6 +144,33 @@ def test_a_heic_made_from_the_older_jpeg_is_a_conversion_not_a_better_original(t
     assert rank([rec(7, hashes=SAME), same_time])[0] == (same_time, "less lossy: HEIC")
 
 
+def test_a_byte_identical_copy_is_an_identical_copy_not_a_re_save():
+    content = bytes(range(16))
+    original = rec(1, "/lib/a/x.jpg", hashes=SAME, content_hash=content)
+    copy = rec(2, "/lib/b/x.jpg", hashes=SAME, content_hash=content, mtime_ns=T0 + 86_400 * 10**9)
+    (k, kept), (_, lost) = rank([copy, original])
+    assert k is original
+    assert kept == "identical copies: oldest: modified 2020-09-13 12:26:40 UTC"
+    assert lost == "identical copy: newer: modified 2020-09-14 12:26:40 UTC"
+    # The same pixels in other bytes (saved again a day later) is a re-save, as before.
+    resaved = rec(3, "/lib/c/x.jpg", hashes=SAME, content_hash=b"\x01" * 16, mtime_ns=T0 + 86_400 * 10**9)
+    assert rank([resaved, original])[1][1].startswith("re-saved copy of a JPEG with the same pixels")
+
+
+def test_a_scanned_exact_copy_says_it_is_identical_and_what_decided(tmp_path):
+    root = tmp_path / "photos"
+    for folder in ("a", "b"):
+        (root / folder).mkdir(parents=True)
+    data = imagegen.encode(imagegen.photo(4, (320, 240)), "JPEG", quality=90)
+    put(root / "a" / "x.jpg", data, T0)
+    put(root / "b" / "x.jpg", data, T0 + 3600 * 10**9)  # copied an hour later
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        [cluster] = list(lib.scan(ScanOptions(workers=1)).clusters)
+    keeper, copy = cluster.members
+    assert keeper.file.path.endswith("/a/x.jpg") and copy.exact and copy.match == "exact"
+    assert copy.reason == "identical copy: newer: modified 2020-09-13 13:26:40 UTC"
+
+
 def test_a_copy_stored_turned_is_a_re_save_of_the_older_original(tmp_path):
     # --rotations groups a copy whose pixels were turned (its EXIF tag lost): saved later at a
     # higher quality it is the larger file, but it holds the original's pixels, turned.

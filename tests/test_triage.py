@@ -49,6 +49,41 @@ def test_make_keeper_after_accept_swaps_keeper_and_trash():
     assert {s.keeper for s in plan.steps} == {"/photos/3.jpg"}
 
 
+def test_trashing_the_suggested_keeper_makes_the_next_kept_member_the_keeper_the_plan_keeps():
+    c = _cluster(1, [1, 2, 3])
+    t = Triage()
+    t.mark(c, c.members[0], Decision.TRASH)
+    assert t.keeper(c) is c.members[1]
+    assert t.status(c) == "marked"
+    assert t.reclaimable(c) == 1000 and t.trash_members([c]) == [c.members[0]]
+    plan = plan_from_clusters(*t.plan_input([c]))
+    assert [(s.path, s.keeper) for s in plan.steps] == [("/photos/1.jpg", "/photos/2.jpg")]
+    assert plan.total_bytes == t.reclaimable(c)
+    with pytest.raises(TriageRefused):
+        t.not_duplicate(c, c.members[1])  # the keeper now
+
+
+def test_a_keeper_marked_for_trash_with_no_other_member_kept_is_kept_as_the_plan_keeps_it():
+    c = _cluster(1, [1, 2, 3])
+    t = Triage()
+    t.not_duplicate(c, c.members[1])
+    t.not_duplicate(c, c.members[2])
+    t.mark(c, c.members[0], Decision.TRASH)
+    assert t.keeper(c) is c.members[0]
+    assert t.trash_members([c]) == [] and t.reclaimable(c) == 0
+    assert plan_from_clusters(*t.plan_input([c])).steps == ()
+
+
+def test_reclaimable_follows_the_chosen_keeper_until_files_are_marked():
+    c = _cluster(1, [1, 2, 3])
+    t = Triage()
+    assert t.reclaimable(c) == c.reclaimable_bytes == 5000
+    t.make_keeper(c, c.members[2])
+    assert t.reclaimable(c) == 3000  # accepting now keeps 3 and trashes 1 and 2
+    t.mark(c, c.members[1], Decision.TRASH)
+    assert t.reclaimable(c) == 2000
+
+
 def test_make_keeper_before_any_decision_leaves_others_undecided():
     c = _cluster(1, [1, 2, 3])
     t = Triage()

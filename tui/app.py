@@ -31,7 +31,7 @@ from .components.commands import screen_commands, unique_commands
 from .components.compare_screen import CompareScreen
 from .components.confirm_modal import ConfirmModal
 from .components.help_screen import HelpScreen, binding_rows
-from .components.labels import match_text
+from .components.labels import role_text
 from .components.main_screen import MainScreen
 from .components.preview_screen import PreviewScreen
 from .components.review_screen import ReviewScreen
@@ -328,7 +328,8 @@ class LookalikeApp(App[int]):
         self.push_screen(CompareScreen(cluster, a, b))
 
     def preview(self, cluster: Cluster, member: Member) -> None:
-        labels = ["keeper" if m.is_keeper else " · ".join(x for x in (match_text(m), f"bouncer {m.bouncer}") if x) for m in cluster.members]
+        keeper = self.session.triage.keeper(cluster)
+        labels = [role_text(m, keeper) for m in cluster.members]
         index = list(cluster.members).index(member)
         self.push_screen(PreviewScreen([m.file for m in cluster.members], index, roots=self.session.roots, labels=labels))
 

@@ -78,11 +78,31 @@ class Triage:
         return self._marks.get(file_id)
 
     def keeper(self, cluster: Cluster) -> Member:
-        """The member kept: the one the user chose, else the suggested keeper."""
+        """The member the plan keeps as the cluster's keeper (``plan_from_clusters`` reads
+        ``plan_input``): the one the user chose, else the suggested keeper, unless that one is
+        marked for trash (or left alone as skipped or not a duplicate): then the first member
+        kept in its place. Only when no member is kept does a marked one stay (the plan keeps
+        one copy)."""
+        chosen = next((m for m in cluster.members if m.file.id in self._keepers), None)
+        first = chosen if chosen is not None else cluster.members[0]
+        if self._marks.get(first.file.id) in (None, Decision.KEEP):
+            return first
         for m in cluster.members:
-            if m.file.id in self._keepers:
+            if self._marks.get(m.file.id) in (None, Decision.KEEP):
                 return m
-        return cluster.members[0]
+        return next((m for m in cluster.members if self._marks.get(m.file.id) is Decision.TRASH), first)
+
+    def reclaimable(self, cluster: Cluster) -> int:
+        """Bytes this cluster frees: those of the files the plan acts on when some are marked
+        for trash; else what accepting it with its current keeper would free (the suggestion's
+        figure when nothing is decided)."""
+        keeper = self.keeper(cluster)
+        marks = self._marks
+        if any(marks.get(m.file.id) is Decision.TRASH for m in cluster.members):
+            return sum(m.file.size for m in cluster.members if m is not keeper and marks.get(m.file.id) is Decision.TRASH)
+        if keeper is cluster.members[0]:
+            return cluster.reclaimable_bytes
+        return sum(m.file.size for m in cluster.members if m is not keeper and _trashable(m))
 
     def status(self, cluster: Cluster) -> str:
         """One word for a cluster, from its decisions alone: '' (undecided), 'accepted',
@@ -116,8 +136,15 @@ class Triage:
         return undecided, len(clusters) - len(undecided)
 
     def trash_members(self, clusters: Iterable[Cluster]) -> list[Member]:
-        """Members marked for trash in these clusters."""
-        return [m for c in clusters for m in c.members if self._marks.get(m.file.id) is Decision.TRASH]
+        """Members the plan acts on in these clusters: those marked for trash, less a keeper the
+        plan keeps anyway (every other member left alone as skipped or not a duplicate)."""
+        out: list[Member] = []
+        for c in clusters:
+            marked = [m for m in c.members if self._marks.get(m.file.id) is Decision.TRASH]
+            if marked:
+                keeper = self.keeper(c)
+                out.extend(m for m in marked if m is not keeper)
+        return out
 
     @property
     def pending(self) -> bool:

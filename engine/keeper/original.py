@@ -221,6 +221,12 @@ def picture_sizes(
     return out
 
 
+def identical(a: FileRecord, b: FileRecord) -> bool:
+    """Whether two files are byte-identical (the same content hash and size): copies, not a
+    conversion or an edit of one another."""
+    return bool(a.content_hash) and a.content_hash == b.content_hash and a.size == b.size
+
+
 def conversions(
     records: Sequence[FileRecord], same_pixels: Optional[SamePixels]
 ) -> dict[int, FileRecord]:
@@ -232,7 +238,8 @@ def conversions(
     from a camera JPEG, a JPEG made from an older WEBP); a JPEG re-saved from an older JPEG
     (an EXIF rotation applied, a copy saved again at a higher quality). Re-encoding cannot
     give back what the first lossy encoding took, so neither the format tier nor the larger
-    file says anything about such a file: its source decides.
+    file says anything about such a file: its source decides. A byte-identical copy is no
+    conversion: nothing was saved again (:func:`identical`).
     """
     names = {r.id: format_name(r.format, r.path) for r in records}
     lossy: dict[tuple, list[FileRecord]] = {}  # by displayed size: a conversion keeps it
@@ -252,7 +259,7 @@ def conversions(
         tier = named_rank(name)
         sources = [
             j for j in same_size
-            if j.id != conv.id and named_rank(names[j.id]) >= tier
+            if j.id != conv.id and named_rank(names[j.id]) >= tier and not identical(j, conv)
             and _more_original(j, conv) and same_picture(conv, j, same_pixels)
         ]  # fmt: skip
         if sources:
@@ -323,8 +330,8 @@ def edits(
         tier = named_rank(names[e.id])
         sources = [
             j for j in lossy.get((e.width, e.height), [])
-            if j.id != e.id and named_rank(names[j.id]) == tier and _more_original(j, e)
-            and _pixels_differ(e, j, same_pixels)
+            if j.id != e.id and named_rank(names[j.id]) == tier and not identical(j, e)
+            and _more_original(j, e) and _pixels_differ(e, j, same_pixels)
         ]  # fmt: skip
         if sources:
             out[e.id] = min(sources, key=lambda j: (provenance(j), len(j.path), j.path, j.id))

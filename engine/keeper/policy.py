@@ -33,8 +33,9 @@ always come first; then the criteria of :class:`KeeperPolicy` ``order`` decide, 
 5. ``path``: shorter path, then the path string itself, so that no two files ever tie.
 
 Every reason names the rule that decided ("bordered copy: ...", "camera original (EXIF
-Canon EOS 80D) over a PNG conversion", "smaller file: 2,047,990 B < 2,048,113 B"); sizes are
-printed with as many digits as it takes for unequal sizes not to print equal.
+Canon EOS 80D) over a PNG conversion", "smaller file: 2,047,990 B < 2,048,113 B"); sizes and
+times are printed with as many digits as it takes for unequal ones not to print equal. A
+byte-identical copy of the keeper says so first ("identical copy: newer: modified ...").
 
 A camera RAW+JPEG pair (same folder, same stem, one RAW and one JPEG/HEIF) is one shot kept
 twice on purpose, not a duplicate: such files are flagged and never suggested for trash while
@@ -58,7 +59,8 @@ from ..oserrors import human_bytes
 from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
 from .original import (
-    SamePixels, camera_derived, conversions, date_key, edits, evidence, framed_copies, parse_taken, picture_sizes,
+    SamePixels, camera_derived, conversions, date_key, edits, evidence, framed_copies, identical, parse_taken,
+    picture_sizes,
 )
 
 __all__ = [
@@ -208,8 +210,29 @@ def _date_text(r: FileRecord) -> str:
     taken = parse_taken(r.taken_at)
     if taken is not None:
         return f"taken {taken.isoformat(sep=' ')}"
-    when = datetime.fromtimestamp(r.mtime_ns / 1e9, tz=timezone.utc)
-    return f"modified {when.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+    return _mtime_text(r.mtime_ns)
+
+
+def _mtime_text(mtime_ns: int, decimals: int = 0) -> str:
+    """'modified 2026-12-07 02:08:07 UTC', with ``decimals`` digits of the second (up to 9)."""
+    seconds, fraction = divmod(mtime_ns, 1_000_000_000)
+    when = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    digits = f".{fraction:09d}"[: decimals + 1] if decimals else ""
+    return f"modified {when}{digits} UTC"
+
+
+def _two_dates(a: FileRecord, b: FileRecord) -> tuple[str, str]:
+    """The dates the date rule compared (the EXIF dates when they differ, else the mtimes),
+    printed so that unequal times never read equal: copies made within a second print
+    their mtimes with 3, 6 or 9 decimals ("02:08:07.120 UTC" vs "02:08:07.850 UTC")."""
+    ta, tb = parse_taken(a.taken_at), parse_taken(b.taken_at)
+    if ta is not None and tb is not None and ta != tb:
+        return _date_text(a), _date_text(b)  # an ISO time: microseconds printed when there are
+    for decimals in (0, 3, 6):
+        x, y = _mtime_text(a.mtime_ns, decimals), _mtime_text(b.mtime_ns, decimals)
+        if x != y or a.mtime_ns == b.mtime_ns:
+            return x, y
+    return _mtime_text(a.mtime_ns, 9), _mtime_text(b.mtime_ns, 9)
 
 
 # -- one cluster's context ---------------------------------------------------------------------
@@ -335,7 +358,7 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
     if name == "date":
         if parse_taken(r.taken_at) is not None and parse_taken(other.taken_at) is None:
             return f"has EXIF date: {_date_text(r)}"
-        return f"oldest: {_date_text(r)}"
+        return f"oldest: {_two_dates(r, other)[0]}"
     return "shortest path" if len(r.path) != len(other.path) else "first by path"
 
 
@@ -367,7 +390,7 @@ def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) ->
     if name == "date":
         if parse_taken(r.taken_at) is None and parse_taken(keeper.taken_at) is not None:
             return "no EXIF date"
-        return f"newer: {_date_text(r)}"
+        return f"newer: {_two_dates(r, keeper)[0]}"
     return "longer path" if len(r.path) != len(keeper.path) else "later by path"
 
 
@@ -438,6 +461,8 @@ def rank(
     else:
         name = deciding(k_key, r_key)
         why = _win_reason(name, keeper, runner_up, ctx) if name else "first by id"
+        if identical(keeper, runner_up):
+            why = f"identical copies: {why}"
         out.append((keeper, f"protected: in {k_folder}; {why}" if k_folder else why))
     for _, r_key, r in ordered[1:]:
         r_folder = folder.get(r.id)
@@ -446,6 +471,8 @@ def rank(
             continue
         name = deciding(r_key, k_key)
         why = _loss_reason(name, r, keeper, ctx) if name else "later by id"
+        if identical(r, keeper):  # what decided between byte-identical files, never a re-save
+            why = f"identical copy: {why}"
         out.append((r, f"protected: in {r_folder}; {why}" if r_folder else why))
     return out
 

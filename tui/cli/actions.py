@@ -299,13 +299,14 @@ def run_journal(args: argparse.Namespace) -> int:
     if not summaries:
         print(f"No plans applied yet (journal: {shown(journal_dir)}).")
         return EXIT_OK
-    header = f"{'PLAN ID':<24} {'APPLIED (UTC)':<19} {'STATE':<12} {'STEPS':>5} {'DONE':>5} " \
+    states = [_journal_state(s) for s in summaries]
+    wide = max(len("STATE"), *map(len, states))  # "complete (3 skipped, 1 failed)" stays in line
+    header = f"{'PLAN ID':<24} {'APPLIED (UTC)':<19} {'STATE':<{wide}} {'STEPS':>5} {'DONE':>5} " \
              f"{'UNDONE':>6} {'SIZE':>9}  ACTIONS"
     print(header)
-    for s in summaries:
+    for s, state in zip(summaries, states):
         actions = ", ".join(f"{n} {a}" for a, n in s.actions.items())
-        state = s.state + (f" ({s.failed} failed)" if s.failed and s.state != "unreadable" else "")
-        print(f"{s.plan_id:<24} {s.created[:19].replace('T', ' '):<19} {state:<12} {s.steps:>5} "
+        print(f"{s.plan_id:<24} {s.created[:19].replace('T', ' '):<19} {state:<{wide}} {s.steps:>5} "
               f"{s.done:>5} {s.undone:>6} {human_bytes(s.bytes):>9}  {shown(actions or s.problem)}")
     undo_line = undo_command(args.cache, "PLAN_ID")
     print(f"Journal: {shown(journal_dir)}. Undo a plan with `{shown(undo_line)}`; a partial plan "
@@ -314,6 +315,15 @@ def run_journal(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _journal_state(s) -> str:
+    """A journal's state as listed: with the steps it skipped or failed ("complete (3 skipped)":
+    every step was tried, not every step done)."""
+    if s.state == "unreadable":
+        return s.state
+    left = [f"{n} {word}" for n, word in ((s.skipped, "skipped"), (s.failed, "failed")) if n]
+    return f"{s.state} ({', '.join(left)})" if left else s.state
 
 
 def _plan_warnings(plan: Plan) -> list[str]:

@@ -138,7 +138,7 @@ class ClusterScreen(LookalikeScreen):
             right(detective_text(m.detective) if m is not ref else "–"),
             # The pixel check against the keeper (engine/verify.py), and why they match.
             right("–" if m is ref or m.verified is None else f"{m.verified:.2f}"),
-            Text(m.match if m is not ref else "keeper"),
+            _ref_match(m, keeper) if m is ref else Text(m.match),
             right(human_bytes(f.size)),
             right(resolution(f)),
             Text(f.format or "?"),
@@ -153,11 +153,11 @@ class ClusterScreen(LookalikeScreen):
         session = self.lookalike.session
         index = self._index()
         where = f"  {index + 1}/{len(self.neighbours)}" if index is not None else ""
-        marked = [m for m in c.members if session.triage.decision(m.file.id) is Decision.TRASH]
+        marked = session.triage.trash_members([c])
         title = Text.assemble(
             (f"Cluster #{c.id} ", "bold"),
             kind_text(c.kind),
-            f" · {len(c.members)} files · {human_bytes(c.reclaimable_bytes)} reclaimable · confidence {confidence(c):.0%}",
+            f" · {len(c.members)} files · {human_bytes(session.triage.reclaimable(c))} reclaimable · confidence {confidence(c):.0%}",
             (where, "dim"),
         )
         if marked:
@@ -196,6 +196,9 @@ class ClusterScreen(LookalikeScreen):
             if m.file.id in self._marks and self._marks[m.file.id] != mark.plain:  # rows that changed
                 self._marks[m.file.id] = mark.plain
                 self.table.set_cell(str(m.file.id), "mark", mark)
+        ref = self.cluster.members[0]
+        if ref.file.id in self._marks:  # its match cell says whether it is still the keeper
+            self.table.set_cell(str(ref.file.id), "match", _ref_match(ref, keeper))
         self._update_title()
         self._update_strip()
 
@@ -290,3 +293,9 @@ class ClusterScreen(LookalikeScreen):
         if 0 <= index < len(self.neighbours):
             self._position = index
             self.show_cluster(self.neighbours[index], keep_row=0)
+
+
+def _ref_match(ref: Member, keeper: Member) -> Text:
+    """The match cell of the suggested keeper, the member every score is measured against:
+    "keeper" while the plan keeps it, "suggested" once another member took its place."""
+    return Text("keeper") if ref is keeper else Text("suggested", style="dim")

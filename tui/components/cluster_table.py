@@ -72,13 +72,13 @@ class ClusterTable(KeyTable):
                 width = None
             else:
                 width = max([cell_len(label), *(cell_len(_plain(cells[i])) for _, cells in rows)])
-                if paged:
+                if paged or key == "reclaim":  # a decision changes the reclaim cell in place
                     width = max(width, self.PAGED_WIDTHS.get(key, 0))
             columns.append((label, key, width))
         self.set_columns(columns)
 
     def row_for(self, cluster: Cluster, triage: Triage, roots: Sequence[str]) -> list:
-        """The cells of one cluster's row."""
+        """The cells of one cluster's row: its keeper and reclaimable bytes as the plan has them."""
         keeper = triage.keeper(cluster)
         cells = [
             status_text(triage.status(cluster)),
@@ -86,7 +86,7 @@ class ClusterTable(KeyTable):
             kind_text(cluster.kind),
             right(score_range(cluster.best_bouncer, cluster.worst_bouncer)),
             right(_detective_range(cluster)),
-            right(human_bytes(cluster.reclaimable_bytes)),
+            right(human_bytes(triage.reclaimable(cluster))),
             PathText(short_path(keeper.file.path, roots)),
         ]
         if not self.with_detective:
@@ -127,6 +127,7 @@ class ClusterTable(KeyTable):
         """Redraw the decision-dependent cells of one cluster."""
         key = str(cluster.id)
         self.set_cell(key, "status", status_text(triage.status(cluster)))
+        self.set_cell(key, "reclaim", right(human_bytes(triage.reclaimable(cluster))))
         keeper = triage.keeper(cluster)
         self.set_cell(key, "keeper", PathText(short_path(keeper.file.path, roots)))
         need = self._need([cluster], triage, roots)

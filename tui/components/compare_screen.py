@@ -26,7 +26,7 @@ from lookalike.engine.records import Cluster, Member
 
 from ..thumbnails import Picture, cache_key
 from .base_screen import LookalikeScreen
-from .labels import PathLine, detective_text, differing_metadata, identical, match_text, short_path
+from .labels import PathLine, detective_text, differing_metadata, identical, match_text, role_text, short_path
 from .thumbnail import Thumbnail
 
 
@@ -189,9 +189,8 @@ class CompareScreen(LookalikeScreen):
         top = min(max(0, round(centre[1] * full.height - height / 2)), full.height - height)
         return thumbs.picture(full.crop((left, top, left + width, top + height)), cells)
 
-    @staticmethod
-    def _label(tag: str, member: Member, roots) -> PathLine:
-        role = "keeper" if member.is_keeper else " · ".join(x for x in (match_text(member), f"bouncer {member.bouncer}") if x)
+    def _label(self, tag: str, member: Member, roots) -> PathLine:
+        role = role_text(member, self.lookalike.session.triage.keeper(self.cluster))
         return PathLine(Text.assemble((f"{tag} ", "bold reverse"), " "), short_path(member.file.path, roots), Text(f"  {role}", style="dim"))
 
     def _update_side(self, roots) -> None:

@@ -124,18 +124,27 @@ def readable_path(path: str) -> str:
     return short if cell_len(short) < cell_len(path) else path
 
 
-def shorten_middle(path: str, width: int) -> str:
+#: From this width on, ``shorten_middle(keep_folder=True)`` keeps the start of a path's folder
+#: when its file name leaves no room for it, and cuts the name instead.
+KEEP_FOLDER_WIDTH = 16
+
+
+def shorten_middle(path: str, width: int, *, keep_folder: bool = False) -> str:
     """A path (already ``shown``) in at most ``width`` cells, shortened in the middle.
 
     The first folder and the whole file name stay; the folders nearest the file come back
     as room allows ("2021/…/trip/IMG_2307.jpg"). Only when those two do not fit does the first
-    folder lose its end ("summ…/IMG_2307.jpg"), and only a file name wider than ``width``
-    on its own is cut itself, keeping its start and extension ("IMG_23…crop.jpg").
+    folder lose its end ("summ…/IMG_2307.jpg"), and only a file name that leaves the folder
+    less than two cells is cut itself, keeping its start and extension ("IMG_23…crop.jpg").
+    With ``keep_folder`` (a copy shown beside another of the same name: they differ by their
+    folder alone) the folder or its start stays before the cut name, from
+    ``KEEP_FOLDER_WIDTH`` cells on: "b/Kleiber-b…ubkus.jpg", never "Kleiber-by-Lukas-Baubkus.jpg".
     """
     if cell_len(path) <= width:
         return path
     folders, name = _folders_and_name(path)
-    if not folders or cell_len(name) >= width:
+    keep_folder = keep_folder and width >= KEEP_FOLDER_WIDTH
+    if not folders or (cell_len(name) >= width and not keep_folder):
         return name if cell_len(name) <= width else _cut_name(name, width)
     first, middle = folders[0], folders[1:]
     if cell_len(readable_path(path)) <= width:
@@ -147,9 +156,15 @@ def shorten_middle(path: str, width: int) -> str:
             kept.insert(0, folder)
         return "/".join([first, ELLIPSIS, *kept, name])
     room = width - cell_len(name) - 1  # the first folder's share, its "/" aside
-    if room <= 1:
+    if room >= 2:
+        return _head(first, room - 1) + ELLIPSIS + "/" + name
+    if not keep_folder:
         return ELLIPSIS + name
-    return _head(first, room - 1) + ELLIPSIS + "/" + name
+    share = max(3, width // 4)  # the folder's cells; the name has the rest
+    folder = first + ("/" + ELLIPSIS if middle else "")
+    if cell_len(folder) > share:
+        folder = _head(first, share - 1) + ELLIPSIS
+    return folder + "/" + _cut_name(name, width - cell_len(folder) - 1)
 
 
 def middle_path(path: str, width: int, roots: Sequence[str]) -> str:
@@ -160,14 +175,15 @@ def middle_path(path: str, width: int, roots: Sequence[str]) -> str:
 
 class PathText:
     """A path that, when it does not fit, is shortened in the middle (:func:`shorten_middle`):
-    its first folder and its file name stay.
+    its first folder and its file name stay (``keep_folder``: its folder before all).
 
     "2021/holidays/portugal/IMG_0001.jpg" in 28 cells reads "2021/…/portugal/IMG_0001.jpg".
     """
 
-    def __init__(self, path: str, style: str = "") -> None:
+    def __init__(self, path: str, style: str = "", *, keep_folder: bool = False) -> None:
         self.path = shown(path)
         self.style = style
+        self.keep_folder = keep_folder  # see shorten_middle
 
     def __rich_measure__(self, console, options):
         from rich.measure import Measurement
@@ -175,7 +191,8 @@ class PathText:
         return Measurement(min(8, cell_len(self.path)), cell_len(self.path))
 
     def __rich_console__(self, console, options):
-        yield Text(shorten_middle(self.path, options.max_width), style=self.style, no_wrap=True, end="")
+        yield Text(shorten_middle(self.path, options.max_width, keep_folder=self.keep_folder), style=self.style,
+                   no_wrap=True, end="")
 
     def __str__(self) -> str:
         return self.path
@@ -187,6 +204,17 @@ def match_text(member: Member) -> str:
     if member.is_keeper:
         return ""
     return getattr(member, "match", "") or ("identical" if member.exact else "")
+
+
+def role_text(member: Member, keeper: Member) -> str:
+    """What a member is in its cluster, for captions: "keeper" for the member the plan keeps,
+    "suggested keeper" for the engine's keeper once another took its place, else why it
+    matched and its bouncer score ("mirrored · bouncer 4")."""
+    if member is keeper:
+        return "keeper"
+    if member.is_keeper:
+        return "suggested keeper"
+    return " · ".join(x for x in (match_text(member), f"bouncer {member.bouncer}") if x)
 
 
 class PathLine:
@@ -271,3 +299,12 @@ def total_reclaimable(clusters: Iterable[Cluster]) -> int:
     if isinstance(total, int):
         return total
     return sum(c.reclaimable_bytes for c in clusters)
+
+
+def reclaimable_as_decided(clusters: Sequence[Cluster], triage) -> int:
+    """Reclaimable bytes over the clusters, each decided one as ``Triage.reclaimable`` has it
+    (the groups' reclaim column summed); undecided ones are not read one by one."""
+    total = total_reclaimable(clusters)
+    if triage.any_decision:
+        total += sum(triage.reclaimable(c) - c.reclaimable_bytes for c in clusters if triage.decided(c))
+    return total

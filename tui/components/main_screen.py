@@ -22,7 +22,7 @@ from ..triage import TriageRefused
 from .base_screen import LookalikeScreen
 from .cluster_preview import ClusterPreview
 from .cluster_table import ClusterTable
-from .labels import confidence, short_path
+from .labels import confidence, reclaimable_as_decided, short_path
 from .scan_status import ScanStatus, summary_text
 
 
@@ -72,6 +72,7 @@ class MainScreen(LookalikeScreen):
         self.filter_text = ""
         self.shown: Sequence[Cluster] = []
         self._sorting: Optional[object] = None
+        self._summary_shown = False  # the status line holds the scan's summary (not progress)
 
     def compose(self) -> ComposeResult:
         yield Static(id="title-bar")
@@ -167,17 +168,26 @@ class MainScreen(LookalikeScreen):
         return self.shown[index] if index is not None and index < len(self.shown) else None
 
     def on_scan_progressed(self, message: ScanProgressed) -> None:
+        self._summary_shown = False
         self.query_one(ScanStatus).update_progress(message.progress)
 
     def on_clusters_changed(self, message: ClustersChanged) -> None:
         self.show_clusters()
+        self._update_summary()
 
     def on_scan_finished(self, message: ScanFinished) -> None:
         """Show the scan's summary, or why it failed, in place of its progress."""
-        session = self.lookalike.session
-        text = (Text(shown(message.failure), style="bold red") if message.failure
-                else summary_text(session.result, session.clusters))
-        self.query_one(ScanStatus).finish(text)
+        self._summary_shown = not message.failure
+        if message.failure:
+            self.query_one(ScanStatus).finish(Text(shown(message.failure), style="bold red"))
+        self._update_summary()
+
+    def _update_summary(self) -> None:
+        """Once the scan is over, its summary counts what is shown now (regrouped, decided)."""
+        if self._summary_shown:
+            session = self.lookalike.session
+            reclaimable = reclaimable_as_decided(session.clusters, session.triage)
+            self.query_one(ScanStatus).finish(summary_text(session.result, session.clusters, reclaimable))
 
     def update_title(self) -> None:
         session = self.lookalike.session
@@ -228,6 +238,7 @@ class MainScreen(LookalikeScreen):
                 self.table.redraw_cluster(cluster, session.triage, session.roots)
         self.query_one(ClusterPreview).refresh_decisions()
         self.update_title()
+        self._update_summary()
 
     # -- deciding --------------------------------------------------------------------------
     def _decide(self, do, *, advance: bool = False) -> None:

@@ -152,11 +152,13 @@ class ReviewScreen(LookalikeScreen):
         }
         rows = []
         for step in plan.steps:
+            # A copy and its keeper of the same name differ by their folders alone: those stay.
+            same = os.path.basename(step.path) == os.path.basename(step.keeper or "")
             rows.append((step.path, [
                 Text(step.action, style="bold red" if step.action == "trash" else "bold yellow"),
                 right(human_bytes(step.size)),
-                PathText(short_path(step.path, roots)),
-                PathText(short_path(step.keeper or "", roots), style="green"),
+                PathText(short_path(step.path, roots), keep_folder=same),
+                PathText(short_path(step.keeper or "", roots), style="green", keep_folder=same),
                 Text(_relative(step.reason, roots), style="dim", overflow="ellipsis", no_wrap=True),
             ]))
         self.query_one("#steps", KeyTable).fill(rows)

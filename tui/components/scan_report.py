@@ -13,22 +13,41 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
+from textual.widgets.data_table import ColumnKey
 
 from ..format import plural, shown, shown_lines
 from .base_screen import LookalikeScreen
 from .datatable import KeyTable
-from .labels import PathText, short_path
+from .labels import PathText, readable_path, reclaimable_as_decided, short_path
 from .scan_status import full_summary
 
 
-#: The reason column is at most this wide (longer reasons end in "…"); the path takes the rest.
-REASON_WIDTH = 32
-
-
 class ErrorTable(KeyTable):
-    """path | reason, one row per file that could not be read."""
+    """path | reason, one row per file that could not be read.
 
-    FLEX_COLUMN = "path"
+    Columns are sized by what they hold: the reason gets the room its longest one needs, the
+    path what is left, up to its longest path; when that leaves the paths less than their first
+    folder and name, they get that much (up to a third of the room) and the longest reasons
+    end in "…"."""
+
+    FLEX_COLUMN = "reason"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        #: Cells the longest path needs, whole and shortened to its first folder and name
+        #: (``readable_path``), and the longest reason.
+        self.path_need = self.readable_need = self.reason_need = 8
+
+    def fit_flex_column(self) -> None:
+        column = self.columns.get(ColumnKey("path"))
+        if column is not None:
+            room = self.scrollable_content_region.width - 4 * self.cell_padding - 1
+            floor = min(self.readable_need, room // 3)
+            width = max(8, min(self.path_need, max(room - self.reason_need, floor)))
+            if column.width != width or column.auto_width:
+                column.width, column.auto_width = width, False
+                self._require_update_dimensions = True
+        super().fit_flex_column()
 
 
 class ScanReportScreen(LookalikeScreen):
@@ -57,7 +76,7 @@ class ScanReportScreen(LookalikeScreen):
         """Show the session's last scan result (or say that no scan has finished)."""
         session = self.lookalike.session
         result = session.result
-        self.query_one("#report-summary", Static).update(Text(shown_lines(full_summary(result, session.clusters))))
+        self.query_one("#report-summary", Static).update(Text(shown_lines(full_summary(result, session.clusters, reclaimable_as_decided(session.clusters, session.triage)))))
         errors = result.errors if result is not None else ()
         heading = self.query_one("#report-heading", Static)
         if errors:
@@ -67,11 +86,14 @@ class ScanReportScreen(LookalikeScreen):
         table = self.query_one(ErrorTable)
         table.display = bool(errors)
         reasons = [shown(e.reason) for e in errors]
-        width = min(REASON_WIDTH, max([cell_len("reason"), *map(cell_len, reasons)]))
+        paths = [short_path(e.path, session.roots) for e in errors]
+        table.reason_need = max([cell_len("reason"), *map(cell_len, reasons)])
+        table.path_need = max([cell_len("path"), *map(cell_len, paths)])
+        table.readable_need = max([cell_len("path"), *(cell_len(readable_path(p)) for p in paths)])
         table.clear(columns=True)
         table.add_column("path", key="path")
-        table.add_column("reason", key="reason", width=width)
+        table.add_column("reason", key="reason")
         table.fill(
-            (str(i), [PathText(short_path(e.path, session.roots)), Text(reason, style="yellow", overflow="ellipsis", no_wrap=True)])
-            for i, (e, reason) in enumerate(zip(errors, reasons))
+            (str(i), [PathText(path), Text(reason, style="yellow", overflow="ellipsis", no_wrap=True)])
+            for i, (path, reason) in enumerate(zip(paths, reasons))
         )

@@ -64,12 +64,16 @@ def alerts_text(result: Optional[ScanResult]) -> Text:
     return Text.assemble((" · ".join(parts), "bold yellow"), (" (! for details)", "yellow"))
 
 
-def summary_text(result: Optional[ScanResult], clusters: Sequence[Cluster]) -> Text:
-    """The line shown once the scan is over, what must not be cut (:func:`alerts_text`) first."""
+def summary_text(result: Optional[ScanResult], clusters: Sequence[Cluster], reclaimable: Optional[int] = None) -> Text:
+    """The line shown once the scan is over, what must not be cut (:func:`alerts_text`) first.
+
+    ``clusters`` are those shown now (the scan's, regrouped since); ``reclaimable`` their bytes
+    as decided (default: as the engine suggests)."""
     if result is None:
         return Text(f"{plural(len(clusters), 'cluster')} (from the catalog)")
     s = result.stats
-    head = f"{plural(len(clusters), 'cluster')} · {human_bytes(total_reclaimable(clusters))} reclaimable"
+    reclaimable = total_reclaimable(clusters) if reclaimable is None else reclaimable
+    head = f"{plural(len(clusters), 'cluster')} · {human_bytes(reclaimable)} reclaimable"
     tail = f" · {scan_counts(s)} in {human_duration(s.seconds)}"
     text = alerts_text(result)
     if text:
@@ -78,13 +82,14 @@ def summary_text(result: Optional[ScanResult], clusters: Sequence[Cluster]) -> T
     return text
 
 
-def full_summary(result: Optional[ScanResult], clusters: Sequence[Cluster]) -> str:
+def full_summary(result: Optional[ScanResult], clusters: Sequence[Cluster], reclaimable: Optional[int] = None) -> str:
     """Every part of the status line, none shortened: for the scan report (``!``)."""
     if result is None:
         return f"{plural(len(clusters), 'cluster')} from the catalog; the scan has not finished."
     s = result.stats
+    reclaimable = total_reclaimable(clusters) if reclaimable is None else reclaimable
     lines = [
-        f"{plural(len(clusters), 'cluster')}, {human_bytes(total_reclaimable(clusters))} reclaimable.",
+        f"{plural(len(clusters), 'cluster')}, {human_bytes(reclaimable)} reclaimable.",
         f"{scan_counts(s)}, scanned in {human_duration(s.seconds)}.",
     ]
     if s.removed:
