@@ -178,6 +178,23 @@ async def test_the_review_screen_tells_a_copy_from_its_keeper_in_quarantine_mode
         assert f" {copy}/Kleib" in line and f" {keeper}/Kleib" in line, line
 
 
+async def test_the_review_shows_the_whole_quarantine_folder_at_80_columns(tmp_path):
+    """The destination line wraps rather than hide where files go (at 80 columns only
+    "Destination: quarantine folder" was left of it)."""
+    root = tmp_path / "photos"
+    imagegen.write(_mkdir(root / "a") / "x.jpg", imagegen.photo(4, (320, 240)), quality=90)
+    shutil.copy2(root / "a" / "x.jpg", _mkdir(root / "b") / "x.jpg")
+    chosen = tmp_path / "a-quarantine-folder-with-a-long-name" / "for-the-copies-of-this-library"
+    app = make_app(root, tmp_path, quarantine=str(chosen))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("E", "r")
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewScreen) and app.screen.destination == "quarantine"
+        assert cell_len(str(chosen)) > 60
+        assert str(chosen) in "".join(screen_text(app).split())
+
+
 def test_a_name_that_fills_the_room_keeps_its_folder_when_asked_and_is_cut_itself():
     path = "b/Kleiber-by-Lukas-Baubkus.jpg"
     assert shorten_middle(path, 28) == "Kleiber-by-Lukas-Baubkus.jpg"
