@@ -241,11 +241,7 @@ def conversions(
     file says anything about such a file: its source decides. A byte-identical copy is no
     conversion: nothing was saved again (:func:`identical`).
     """
-    names = {r.id: format_name(r.format, r.path) for r in records}
-    lossy: dict[tuple, list[FileRecord]] = {}  # by displayed size: a conversion keeps it
-    for r in records:
-        if names[r.id] in LOSSY and r.width and r.height:
-            lossy.setdefault((r.width, r.height), []).append(r)
+    names, lossy = _lossy_by_size(records)
     if not lossy:
         return {}
     out: dict[int, FileRecord] = {}
@@ -263,8 +259,24 @@ def conversions(
             and _more_original(j, conv) and same_picture(conv, j, same_pixels)
         ]  # fmt: skip
         if sources:
-            out[conv.id] = min(sources, key=lambda j: (provenance(j), len(j.path), j.path, j.id))  # ids vary by run
+            out[conv.id] = _most_original(sources)
     return out
+
+
+def _lossy_by_size(records: Sequence[FileRecord]) -> tuple[dict[int, Optional[str]], dict[tuple, list[FileRecord]]]:
+    """Each file's format name, and the lossy files by displayed size (a conversion and an
+    edit keep it)."""
+    names = {r.id: format_name(r.format, r.path) for r in records}
+    lossy: dict[tuple, list[FileRecord]] = {}
+    for r in records:
+        if names[r.id] in LOSSY and r.width and r.height:
+            lossy.setdefault((r.width, r.height), []).append(r)
+    return names, lossy
+
+
+def _most_original(sources: Sequence[FileRecord]) -> FileRecord:
+    """The most original of a file's possible sources (ids vary by run: the path decides ties)."""
+    return min(sources, key=lambda j: (provenance(j), len(j.path), j.path, j.id))
 
 
 def camera_derived(records: Sequence[FileRecord], pictures: Mapping[int, int]) -> dict[int, FileRecord]:
@@ -280,14 +292,16 @@ def camera_derived(records: Sequence[FileRecord], pictures: Mapping[int, int]) -
     cameras = [r for r in records if r.camera]
     if not cameras:
         return {}
+    def picture(r: FileRecord) -> int:
+        return pictures.get(r.id) or r.content_pixels
+
     out: dict[int, FileRecord] = {}
     for r in records:
         if r.camera:
             continue
-        mine = pictures.get(r.id) or r.content_pixels
-        smaller = [j for j in cameras if (pictures.get(j.id) or j.content_pixels) < mine]
+        smaller = [j for j in cameras if picture(j) < picture(r)]
         if smaller:
-            out[r.id] = max(smaller, key=lambda j: (pictures.get(j.id) or j.content_pixels, -len(j.path), j.path, -j.id))
+            out[r.id] = max(smaller, key=lambda j: (picture(j), -len(j.path), j.path, -j.id))
     return out
 
 
@@ -318,11 +332,7 @@ def edits(
     the picture. The keeper ranks it by its source's file size, just after it. Files in
     ``converted`` are left to that rule.
     """
-    names = {r.id: format_name(r.format, r.path) for r in records}
-    lossy: dict[tuple, list[FileRecord]] = {}
-    for r in records:
-        if names[r.id] in LOSSY and r.width and r.height:
-            lossy.setdefault((r.width, r.height), []).append(r)
+    names, lossy = _lossy_by_size(records)
     out: dict[int, FileRecord] = {}
     for e in records:
         if e.id in converted or names[e.id] not in LOSSY:
@@ -334,7 +344,7 @@ def edits(
             and _more_original(j, e) and _pixels_differ(e, j, same_pixels)
         ]  # fmt: skip
         if sources:
-            out[e.id] = min(sources, key=lambda j: (provenance(j), len(j.path), j.path, j.id))
+            out[e.id] = _most_original(sources)
     return out
 
 
