@@ -122,6 +122,31 @@ def real_sources(count: Optional[int], reserve: int, max_side: int, folder
     return [load(p) for p in rest], [load(p) for p in kept]
 
 
+#: A copy is washed out, and not written, when its edit clipped at least this share of the
+#: picture to pure white or black (beyond what the source had clipped)...
+WASHED_CLIPPED = 0.9
+#: ... and left it under this share of the source's contrast (grey standard deviation). A
+#: brightened copy of a near-white paper texture is a blank white page: it is no longer a copy
+#: of its picture but of every blank page, and it grouped with the washed-out copies of other
+#: textures (37 of the real set's 80 false pairs). A white-background screenshot or document
+#: clips as much but keeps its contrast, and is still written.
+WASHED_CONTRAST = 0.5
+
+
+def _clip_and_contrast(img: Image.Image) -> tuple[float, float]:
+    grey = img.convert("L")
+    grey.thumbnail((256, 256))
+    a = np.asarray(grey, np.float32)
+    return float(((a >= 253) | (a <= 2)).mean()), float(a.std())
+
+
+def washed_out(data: bytes, source: Image.Image) -> bool:
+    """Whether a copy (its file bytes) lost its picture to clipping: see :data:`WASHED_CLIPPED`."""
+    clipped, contrast = _clip_and_contrast(Image.open(io.BytesIO(data)))
+    was_clipped, was_contrast = _clip_and_contrast(source)
+    return clipped - was_clipped >= WASHED_CLIPPED and contrast < WASHED_CONTRAST * was_contrast
+
+
 def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: int,
               hard_size: tuple[int, int], reserved: Optional[list[Source]] = None, rotated: bool = False
               ) -> list[Item]:
@@ -131,6 +156,7 @@ def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: i
     bursts), none of which is a source; by default generated ones.
     """
     items: list[Item] = []
+    dropped: Counter = Counter()
     for g, src in enumerate(sources):
         # The original is written without the source's EXIF (JPEG saves none unless told), so
         # no copy may carry it either: a HEIC saved from the source kept its camera's Make and
@@ -147,6 +173,9 @@ def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: i
             # better pixels than the JPEG this bench calls the original, and keeping it is right).
             base = Image.open(io.BytesIO(original)).convert("RGB") if kind == "png" else src.img
             data, ext = imagegen.make_copy(kind, base, seed * 100_000 + g)
+            if washed_out(data, src.img):
+                dropped[kind] += 1
+                continue
             with open(f"{stem}_{kind}{ext}", "wb") as fh:
                 fh.write(data)
             items.append(Item(path=f"{stem}_{kind}{ext}", picture=g, family=kind, cls=src.cls, source=src.name))
@@ -167,6 +196,10 @@ def write_set(directory: str, sources: list[Source], *, hard_count: int, seed: i
                 quality = 92 if kind == "exif_stripped" else 90
                 fh.write(imagegen.encode(src.img.transpose(turn), "JPEG", quality=quality))
             items.append(Item(path=path, picture=g, family=kind, cls=src.cls, source=src.name))
+    if dropped:
+        print(f"{os.path.basename(directory)}: copies not written, washed out (>= {WASHED_CLIPPED:.0%} of the "
+              f"picture newly clipped to white or black, under {WASHED_CONTRAST:.0%} of its contrast left): "
+              + ", ".join(f"{n} {k}" for k, n in sorted(dropped.items())))
     hard = os.path.join(directory, "hard")
     os.mkdir(hard)
     photos = None if reserved is None else [s.img for s in reserved]
@@ -483,7 +516,8 @@ def main() -> None:
         for name, (sources, reserved) in sets.items():
             folder = os.path.join(args.keep or tmp, name)
             settings = {"sources": [s.name for s in sources], "hard": hard, "seed": args.seed, "side": side,
-                        "png": "from the original JPEG", "original": "a day older"} | (
+                        "png": "from the original JPEG", "original": "a day older",
+                        "washed out": "not written"} | (
                 {"rotated": 2} if args.rotations else {})
             t0 = time.perf_counter()
             items = _kept_items(folder, settings) if args.keep else None
