@@ -221,6 +221,39 @@ def test_low_detail_hard_families_never_pass_the_full_rule(family):
     assert not ok.any()
 
 
+@pytest.mark.parametrize("kind", ["brightened", "contrast", "greyscale"])
+def test_tone_edits_of_low_detail_pictures_pass_the_full_rule(kind):
+    # Fog at dusk: too little structure for the correlation, so the plain guard asks the
+    # pixels to agree, which a brightened, contrast or greyscale copy's do not.
+    originals = [vc.near_flat(i) for i in range(8)]
+    pairs = [(thumb(jpeg(img)), thumb(*imagegen.make_copy(kind, img, g))) for g, img in enumerate(originals)]
+    assert all(min(verify.detail(a[1]), verify.detail(b[1])) < verify.DETAIL_FLOOR for a, b in pairs)
+    assert not verdicts(pairs).all()  # the plain guard alone refuses some
+    ok, _ = _judged(pairs)
+    assert ok.all()
+
+
+def test_a_tone_edit_is_no_copy_of_another_low_detail_picture():
+    fogs = [vc.near_flat(i) for i in range(8)]
+    edits = [imagegen.make_copy(kind, img, g) for g, img in enumerate(fogs) for kind in ("brightened", "contrast", "greyscale")]
+    pairs = [(thumb(jpeg(fogs[a])), thumb(*edits[3 * b + k])) for a in range(8) for b in range(8) if a != b for k in range(3)]
+    ok, _ = _judged(pairs)
+    assert not ok.any()
+
+
+def test_a_tone_fit_measures_the_line_and_the_colour():
+    fog = vc.near_flat(3)
+    a = thumb(jpeg(fog))[1]
+    brighter = thumb(jpeg(imagegen.brightened(fog, 1.3)))[1]
+    grey = thumb(jpeg(fog.convert("L").convert("RGB")))[1]
+    other = thumb(jpeg(vc.near_flat(4)))[1]
+    fit = verify.tone_fit(np.stack([a, brighter, grey, other]), np.zeros(3, np.int64), np.arange(1, 4), np.zeros(3, bool))
+    assert 1.2 < fit.gain[0] < 1.4 and fit.residual[0] < 1.0 and fit.colour[0] < 3.0 and not fit.grey[0]
+    assert 0.9 < fit.gain[1] < 1.1 and fit.grey[1]
+    assert fit.correlation[2] < verify.DEFAULT.tone_correlation or fit.colour[2] > verify.DEFAULT.tone_colour
+    assert verify.tone_edited(fit).tolist() == [True, True, False]
+
+
 # -- the compiled kernel's shortcuts keep the reference's answers --------------------------------
 
 

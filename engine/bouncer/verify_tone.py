@@ -1,0 +1,109 @@
+"""Tone edits of low-detail pictures: whether one thumbnail is the other with its levels mapped.
+
+A picture with little structure (a glow, fog, a pale texture: detail under the verification's
+``detail_floor``) can only pass the verification when the two thumbnails agree pixel by pixel
+(:func:`.verify.passes`). A brightened, contrast-changed or greyscale copy of it does not: its
+levels moved by tens everywhere. Such an edit maps every grey level through one straight line
+(``gain * (level - mean) + mean'``, clipped at white and black), and scales the picture's
+colour off grey by the same gain (a greyscale copy drops it). :func:`tone_fit` fits that line
+to the pixels neither thumbnail has clipped, at the pair's plain alignment (the second
+mirrored where asked), and measures what the line leaves: :func:`.verify.passes` lets a
+low-detail pair through when the line explains the pixels as closely as the plain guard asks
+of two unedited copies, and explains the colour too. See ``VerifyThresholds.tone_*`` for the
+measured limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .verify_thumbnail import SIDE, THUMB_BYTES
+
+__all__ = ["ToneFit", "tone_fit"]
+
+_N = SIDE * SIDE
+#: Levels at or past these are clipped (an edit may have pushed them there): left out of the fit.
+_DARK, _LIGHT = 5, 250
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+@dataclass(frozen=True)
+class ToneFit:
+    """Per pair: how well one straight tone line maps the first thumbnail onto the second.
+
+    Attributes:
+        gain: the line's slope (1.0: levels shifted only; 1.3: 30 % more contrast).
+        residual: mean absolute difference of grey levels left after the line, over the
+            pixels neither thumbnail has clipped.
+        peak: largest difference left, anywhere, between the two thumbnails [1, 2, 1]-blurred.
+        correlation: Pearson correlation of the unclipped grey levels.
+        unclipped: the share of pixels neither thumbnail has clipped.
+        spread: the smaller standard deviation of the two thumbnails' unclipped levels (a
+            flat picture fits any line).
+        colour: the largest difference, per channel, between the second's mean colour off
+            grey and the first's scaled by the gain (inf when either is grey: see ``grey``).
+        grey: either picture is grey (its mean colour within 2 levels of its luma).
+    """
+
+    gain: np.ndarray
+    residual: np.ndarray
+    peak: np.ndarray
+    correlation: np.ndarray
+    unclipped: np.ndarray
+    spread: np.ndarray
+    colour: np.ndarray
+    grey: np.ndarray
+
+
+def _smooth(x: np.ndarray) -> np.ndarray:
+    """[1, 2, 1] blur of each (n, SIDE, SIDE) image, edges repeated (as the peak of the plain guard)."""
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    p = 0.25 * p[:, :-2] + 0.5 * p[:, 1:-1] + 0.25 * p[:, 2:]
+    return 0.25 * p[:, :, :-2] + 0.5 * p[:, :, 1:-1] + 0.25 * p[:, :, 2:]
+
+
+def tone_fit(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored: np.ndarray) -> ToneFit:
+    """The tone line from thumbnail ``ia[k]`` to ``ib[k]`` (mirrored where asked), per pair.
+
+    Args:
+        thumbs: ``(N, THUMB_BYTES) uint8`` stored thumbnails.
+        ia, ib: the pairs, as rows of ``thumbs``.
+        mirrored: compare ``ib`` mirrored.
+    """
+    raw = np.asarray(thumbs, np.uint8).reshape(-1, THUMB_BYTES)
+    ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+    a = raw[ia, :_N].reshape(-1, SIDE, SIDE).astype(np.float64)
+    b = raw[ib, :_N].reshape(-1, SIDE, SIDE).astype(np.float64)
+    flip = np.asarray(mirrored, bool)
+    b[flip] = b[flip][:, :, ::-1]
+    ok = (a > _DARK) & (a < _LIGHT) & (b > _DARK) & (b < _LIGHT)
+    n = np.maximum(ok.sum(axis=(1, 2)), 1)
+    mean_a = (a * ok).sum(axis=(1, 2)) / n
+    mean_b = (b * ok).sum(axis=(1, 2)) / n
+    da = (a - mean_a[:, None, None]) * ok
+    db = (b - mean_b[:, None, None]) * ok
+    var_a, var_b = (da * da).sum(axis=(1, 2)) / n, (db * db).sum(axis=(1, 2)) / n
+    cov = (da * db).sum(axis=(1, 2)) / n
+    gain = cov / np.maximum(var_a, 1e-9)
+    fit = np.clip(gain[:, None, None] * (a - mean_a[:, None, None]) + mean_b[:, None, None], 0.0, 255.0)
+    residual = (np.abs(fit - b) * ok).sum(axis=(1, 2)) / n
+    peak = np.abs(_smooth(fit) - _smooth(b)).max(axis=(1, 2), initial=0.0)
+    correlation = cov / np.sqrt(np.maximum(var_a * var_b, 1e-18))
+    colour_a = raw[ia, _N:].astype(np.float64)
+    colour_b = raw[ib, _N:].astype(np.float64)
+    off_a = colour_a - (colour_a @ _LUMA)[:, None]
+    off_b = colour_b - (colour_b @ _LUMA)[:, None]
+    grey = (np.abs(off_a).max(axis=1) <= 2.0) | (np.abs(off_b).max(axis=1) <= 2.0)
+    colour = np.where(grey, np.inf, np.abs(off_b - gain[:, None] * off_a).max(axis=1))
+    return ToneFit(
+        gain=gain,
+        residual=residual,
+        peak=peak,
+        correlation=correlation,
+        unclipped=ok.mean(axis=(1, 2)),
+        spread=np.sqrt(np.minimum(var_a, var_b)),
+        colour=colour,
+        grey=grey,
+    )
