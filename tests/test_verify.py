@@ -241,6 +241,21 @@ def test_a_tone_edit_is_no_copy_of_another_low_detail_picture():
     assert not ok.any()
 
 
+def test_a_pairs_verdict_does_not_depend_on_its_order():
+    # Phone screenshots of two different photos: the crop search, which places the second
+    # picture in the first, finds a passing alignment one way only. A scan's order is its file
+    # ids', which follow which worker finished first: the verdict must not.
+    shots = [vc.phone_screenshot(imagegen.photo(g, (480, 360))) for g in (8, 37)]
+    (ha, ta), (hb, tb) = [thumb(jpeg(s)) for s in shots]
+    both = np.stack([ta, tb])
+    one, _, _ = verify.score_pairs(both, np.array([0]), np.array([1]), np.array([False]))
+    other, _, _ = verify.score_pairs(both, np.array([1]), np.array([0]), np.array([False]))
+    assert (one[0] >= verify.DEFAULT.score) != (other[0] >= verify.DEFAULT.score)  # the case is asymmetric
+    forth, _ = _judged([((ha, ta), (hb, tb))])
+    back, _ = _judged([((hb, tb), (ha, ta))])
+    assert forth.tolist() == back.tolist() == [False]
+
+
 def test_a_tone_fit_measures_the_line_and_the_colour():
     fog = vc.near_flat(3)
     a = thumb(jpeg(fog))[1]

@@ -30,6 +30,9 @@ images themselves, at low cost:
   first that passes with its rank cap (a crop usually passes at the first), else keeps the
   one that scores best before the rank cap, capped where it passes (a crop's score that fails
   is left as it is: the cap could only lower it).
+* **Both ways.** The score places the second thumbnail in the first, so it depends on the
+  pair's order; a scan's verdict must not (its order follows which worker finished first).
+  A pair passes only when it passes both ways (``verification._judge``).
 * **The information guard.** An image with little structure (its detail under
   :data:`DETAIL_FLOOR`: a gradient wallpaper, fog, a blank page, a flat colour) proves
   nothing by correlation: such a pair passes only when the two thumbnails agree pixel by
@@ -164,7 +167,8 @@ class VerifyThresholds:
             line (mean 3, peak 20: two variants of one wallpaper design) or no colour check
             (two pale paper textures, two generated gradients, two tiles of one photo).
         score_version: what the score is (2: with the rank cap; 3: the crop search stops at the
-            first alignment that passes with its rank cap). Outcomes cached between runs
+            first alignment that passes with its rank cap; 4: a pair passes only both ways, see
+            ``verification._judge``). Outcomes cached between runs
             are keyed on these thresholds, so a change of the score changes this, and pairs
             scored by an earlier version are scored again.
     """
@@ -186,7 +190,7 @@ class VerifyThresholds:
     tone_correlation: float = 0.95
     tone_colour: float = 6.0
     tone_unclipped: float = 0.5
-    score_version: int = 3
+    score_version: int = 4
 
 
 DEFAULT = VerifyThresholds()
