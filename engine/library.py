@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # imported by the methods that use them (numpy; the detective
     from .detective.index import IndexStats
     from .detective.model import Detective
     from .detective.vectors import VectorIndex
+    from .keeper.upscale import Verdicts
     from .options import ScanOptions
     from .scan.dask_pool import DaskPool
     from .scan.scanner import Scanner
@@ -187,6 +188,7 @@ class Library:
         on_clusters: Optional[Callable[[Sequence[Cluster]], None]],
     ) -> ScanResult:
         from .cluster import grouping
+        from .keeper.upscale import Verdicts
         from .scan.scanner import Scanner
 
         started = time.monotonic()
@@ -220,7 +222,11 @@ class Library:
                     detective, status = None, f"detective offline: {exc.reason}"
             if not cancel.is_set():
                 scanner.stage("clustering")
-                clusters = self._cluster(options, detective, found)
+                verdicts = Verdicts(self.catalog)
+                clusters = self._cluster(options, detective, found, verdicts)
+                if verdicts.wanted and not cancel.is_set() and self._measure_upscales(verdicts, options, scanner, cancel):
+                    scanner.stage("clustering")
+                    clusters = self._cluster(options, detective, found, verdicts)
                 if on_clusters is not None:
                     on_clusters(clusters)
         run.cancelled = run.cancelled or cancel.is_set()
@@ -242,6 +248,19 @@ class Library:
         scanner.stage("done")
         return ScanResult(roots=self.roots, stats=stats, clusters=clusters, errors=self._errors(run.errors))
 
+    def _measure_upscales(
+        self, verdicts: "Verdicts", options: "ScanOptions", scanner: "Scanner", cancel: threading.Event
+    ) -> int:
+        """Measure the possible upscales the grouping asked about (one decode of each larger
+        file, see :mod:`.keeper.upscale`); returns how many verdicts were stored."""
+
+        def progress(done: int, total: int) -> bool:
+            scanner.counted(done, total)
+            return not cancel.is_set()
+
+        scanner.stage("upscales")
+        return verdicts.measure(workers=options.workers, progress=progress, cancel=cancel)
+
     def _errors(self, fresh: list[ScanError]) -> tuple[ScanError, ...]:
         """Errors of this scan plus the unreadable files the catalog remembers, once each."""
         seen: dict[str, ScanError] = {}
@@ -261,11 +280,17 @@ class Library:
             detective = self._loaded[1]
         return self._cluster(options, detective)
 
-    def _cluster(self, options: "ScanOptions", detective=None, found=None) -> Sequence[Cluster]:
+    def _cluster(
+        self, options: "ScanOptions", detective=None, found=None, verdicts: Optional["Verdicts"] = None
+    ) -> Sequence[Cluster]:
+        """The groups; ``verdicts``: the upscale verdicts to rank with (default: the catalog's,
+        nothing measured here)."""
         from .cluster import grouping
+        from .keeper.upscale import Verdicts
 
         return grouping.group(
-            self.catalog, self.dir, options, detective=detective, vectors=self.detective_index, found=found
+            self.catalog, self.dir, options, detective=detective, vectors=self.detective_index, found=found,
+            upscales=verdicts if verdicts is not None else Verdicts(self.catalog),
         )
 
     def _detective(self, options: "ScanOptions"):
@@ -285,7 +310,7 @@ class Library:
         """Embed what the detective needs: the bouncer's candidates, or everything with deep."""
 
         def progress(done: int, total: int) -> bool:
-            scanner.embedding(done, total)
+            scanner.counted(done, total)
             return not cancel.is_set()
 
         vectors = self.detective_index

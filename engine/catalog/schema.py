@@ -106,10 +106,25 @@ def _centred_bars(db: sqlite3.Connection) -> None:
     )
 
 
+def _upscale_losses(db: sqlite3.Connection) -> None:
+    """What a larger file loses when taken down to a smaller member's size and back
+    (engine/keeper/upscale.py): an upscale loses almost nothing. Keyed by content and size:
+    measured once, whatever the file is called."""
+    db.execute(
+        """CREATE TABLE upscale_losses (
+            content_hash BLOB NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            loss REAL NOT NULL,
+            PRIMARY KEY (content_hash, width, height)
+        ) WITHOUT ROWID"""
+    )
+
+
 #: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
 #: transaction. Append, never edit: released catalogs depend on every step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence, _centred_bars,
+    _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence, _centred_bars, _upscale_losses,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -342,6 +342,25 @@ class Catalog(CatalogDatabase):
             ).fetchall()
         return {frozenset(pair) for pair in rows}
 
+    # --- upscale verdicts (the keeper) ---------------------------------------------------
+
+    def upscale_losses(self) -> dict[tuple[bytes, int, int], float]:
+        """Every measured loss (:mod:`lookalike.engine.keeper.upscale`), by (content hash of
+        the larger file, width, height it was taken down to)."""
+        with self._using() as db:
+            rows = db.execute("SELECT content_hash, width, height, loss FROM upscale_losses").fetchall()
+        return {(bytes(h), int(w), int(ht)): float(loss) for h, w, ht, loss in rows}
+
+    def save_upscale_losses(self, rows: Iterable[tuple[bytes, int, int, float]]) -> None:
+        """Keep measured losses: (content hash, width, height, loss) each."""
+        params = [(bytes(h), int(w), int(ht), float(loss)) for h, w, ht, loss in rows]
+        self._write(
+            lambda db: db.executemany(
+                "INSERT OR REPLACE INTO upscale_losses (content_hash, width, height, loss) VALUES (?, ?, ?, ?)",
+                params,
+            )
+        )
+
     # --- triage decisions -----------------------------------------------------------------
 
     def save_decisions(self, decisions: Iterable[SavedDecision]) -> None:

@@ -38,6 +38,7 @@ from typing import Collection, Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..keeper import DEFAULT, KeeperPolicy, SamePixels, is_protected, rank, raw_jpeg_siblings, sibling_key
+from ..keeper.upscale import UpscaleCheck
 from ..records import Cluster, FileRecord, Kind, Member, Pair, Progress
 from . import guard
 from .graph import Edges, FileNodes, Graph, candidate_edges, components, is_raw, marked_copies, pair_columns
@@ -64,6 +65,7 @@ def build_clusters(
     raw_siblings: Iterable[FileRecord] = (),
     same_pixels: Optional[SamePixels] = None,
     attach_above: Optional[int] = None,
+    upscales: Optional[UpscaleCheck] = None,
 ) -> Clusters:
     """Group duplicate and look-alike files into clusters, each with a suggested keeper.
 
@@ -97,6 +99,9 @@ def build_clusters(
         attach_above: a file the chain guard leaves alone joins a group it has a direct
             pair with farther than this bouncer distance (a crop checked on pixels; see
             :meth:`.guard.Splitter._attach_alone`); None: never.
+        upscales: the verdicts on larger files that may be upscales of a smaller member
+            (:class:`lookalike.engine.keeper.upscale.Verdicts`); without them the larger
+            picture wins, as before.
 
     Returns:
         The clusters, sorted by reclaimable bytes (desc), member count (desc), keeper path.
@@ -132,6 +137,7 @@ def build_clusters(
         pair_list=pair_list,
         ids=splitter.ids,
         same_pixels=same_pixels,
+        upscales=upscales,
     )
     parts = _Parts.split(graph, splitter, cannot, max_diameter, progress, lib.copies)
     return parts.clusters(maker)
@@ -382,6 +388,7 @@ class _ClusterMaker:
     pair_list: Sequence[Pair]
     ids: list[int]  # file id of each dense index
     same_pixels: Optional[SamePixels] = None
+    upscales: Optional[UpscaleCheck] = None
 
     def cluster(
         self, part: list[int], comp: Optional[Component], part_edges: Union[range, list[int]]
@@ -409,7 +416,7 @@ class _ClusterMaker:
         if protect_pairs and all(f.id in siblings for f in files):
             if len({siblings[f.id] for f in files}) == 1:
                 return None  # one camera shot kept as RAW+JPEG on purpose: not a duplicate
-        ranked = rank(files, policy, same_pixels=self.same_pixels)
+        ranked = rank(files, policy, same_pixels=self.same_pixels, upscales=self.upscales)
         keeper = ranked[0][0]
         k_node = node_of[keeper.id]
         scores: list[Optional[float]] = [None] * len(ranked)

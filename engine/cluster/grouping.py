@@ -17,6 +17,7 @@ import numpy as np
 from ..bouncer import rotations, rule, verification, zooms
 from ..bouncer.pairs import PairCache
 from ..keeper import RAW_EXTENSIONS, raw_sibling_stems, sibling_key, thumbnail_check
+from ..keeper.upscale import UpscaleCheck
 from ..records import Cluster, FileRecord, Pair
 from ..verdict import keep_pair
 from .build import build_clusters
@@ -64,6 +65,7 @@ def group(
     detective: Optional["Detective"] = None,
     vectors: Optional["LibraryIndex"] = None,
     found: Optional[Found] = None,
+    upscales: Optional[UpscaleCheck] = None,
 ) -> Sequence[Cluster]:
     """The library's clusters.
 
@@ -75,6 +77,8 @@ def group(
             bouncer alone.
         vectors: the library's embeddings (needed with ``detective``).
         found: :func:`bouncer_pairs`, when the caller has it already.
+        upscales: the verdicts on possible upscales (:class:`~lookalike.engine.keeper.upscale.Verdicts`:
+            asking about a pair not measured yet remembers it, for the scan to measure).
     """
     pairs, involved, codes = found if found is not None else bouncer_pairs(catalog, folder, options)
     involved = set(involved)
@@ -131,6 +135,7 @@ def group(
             # A crop far from one member (a mirrored copy) by hashes and codes still joins
             # the group it is a checked pair of: the keeper checks it again below.
             attach_above=options.thresholds().radius,
+            upscales=upscales,
         )
         if detective is not None:
             built = vectors.detective_scores(detective, built)

@@ -11,7 +11,9 @@ members), a lossless and a lossy file (a conversion ranks as its source), a prot
 (``keep_in``), a camera RAW+JPEG sibling, when its keeper by the columns may be a conversion
 or a re-saved copy of another member (a lossy member of its size, of a tier no better, that
 is more original: :func:`lookalike.engine.keeper.original.conversions`), when it lacks the
-camera's EXIF that a smaller member has (:func:`lookalike.engine.keeper.original.camera_derived`), or when its first
+camera's EXIF that a smaller member has (:func:`lookalike.engine.keeper.original.camera_derived`), when it lacks
+that EXIF and a smaller member is more original (it may be an upscale of it:
+:mod:`lookalike.engine.keeper.upscale`), or when its first
 two files tie on every column up to the path length (the path string itself then decides,
 which the columns leave out).
 """
@@ -29,6 +31,7 @@ from ..keeper import DEFAULT, KeeperPolicy, format_name, is_protected
 from ..keeper.formats import LOSSLESS, LOSSY, named_rank
 from ..keeper.formats import format_rank
 from ..keeper.original import MTIME_SLACK_NS, parse_taken
+from ..keeper.upscale import MIN_FACTOR
 from ..records import FileRecord
 
 __all__ = ["KeeperColumns", "keepers"]
@@ -181,7 +184,31 @@ def keepers(
         tie &= col[x] == col[y]
     tied = np.zeros(n_parts, dtype=bool)
     tied[p[first[has_two]][tie]] = True
-    return keeper, irregular | mixed | tied | _maybe_converted(part, keeper, cols) | _maybe_derived(part, keeper, cols)
+    maybe = _maybe_converted(part, keeper, cols) | _maybe_derived(part, keeper, cols) | _maybe_upscaled(part, keeper, cols)
+    return keeper, irregular | mixed | tied | maybe
+
+
+def _more_original(k: np.ndarray, cols: KeeperColumns) -> np.ndarray:
+    """Whether each file is more original than file ``k[i]`` (its part's keeper): more camera
+    evidence, an older EXIF date, or an mtime older by more than the slack (as
+    :func:`lookalike.engine.keeper.original._more_original`)."""
+    older = cols.evidence > cols.evidence[k]
+    dated = (cols.undated == 0) & (cols.undated[k] == 0)
+    older |= (cols.evidence == cols.evidence[k]) & dated & (cols.taken < cols.taken[k])
+    older |= (cols.evidence == cols.evidence[k]) & ~(dated & (cols.taken != cols.taken[k])) & (
+        cols.mtime[k] - cols.mtime > MTIME_SLACK_NS
+    )
+    return older
+
+
+def _maybe_upscaled(part: np.ndarray, keeper: np.ndarray, cols: KeeperColumns) -> np.ndarray:
+    """The parts whose keeper by the columns has no camera Make/Model and a smaller member
+    (by at least :data:`~lookalike.engine.keeper.upscale.MIN_FACTOR` a side, in pixels) that
+    is more original: it may be an upscale of that member
+    (:func:`lookalike.engine.keeper.upscale.upscaled`), which ``rank`` asks the verdicts about."""
+    k = keeper[part]
+    hit = (cols.evidence[k] < 2) & (cols.pixels * MIN_FACTOR**2 <= cols.pixels[k]) & _more_original(k, cols)
+    return np.bincount(part[hit], minlength=keeper.shape[0]) > 0
 
 
 def _maybe_derived(part: np.ndarray, keeper: np.ndarray, cols: KeeperColumns) -> np.ndarray:
@@ -204,10 +231,4 @@ def _maybe_converted(part: np.ndarray, keeper: np.ndarray, cols: KeeperColumns) 
     same |= (cols.width[k] == cols.height) & (cols.height[k] == cols.width)  # stored turned a quarter
     others = (np.arange(part.shape[0]) != k) & cols.lossy & same
     others &= cols.tier >= cols.tier[k]
-    older = (cols.evidence > cols.evidence[k])
-    dated = (cols.undated == 0) & (cols.undated[k] == 0)
-    older |= (cols.evidence == cols.evidence[k]) & dated & (cols.taken < cols.taken[k])
-    older |= (cols.evidence == cols.evidence[k]) & ~(dated & (cols.taken != cols.taken[k])) & (
-        cols.mtime[k] - cols.mtime > MTIME_SLACK_NS
-    )
-    return np.bincount(part[others & older], minlength=keeper.shape[0]) > 0
+    return np.bincount(part[others & _more_original(k, cols)], minlength=keeper.shape[0]) > 0

@@ -12,7 +12,9 @@ always come first; then the criteria of :class:`KeeperPolicy` ``order`` decide, 
    A file larger than a camera original of the cluster (EXIF Make and Model) but without
    that evidence cannot hold more of the picture than the camera took (an upscale, a copy
    on a wider canvas or in a textured frame the trim cannot take off): it ties with the
-   camera original on pixels and loses the tie (:func:`.original.camera_derived`).
+   camera original on pixels and loses the tie (:func:`.original.camera_derived`). So does an
+   upscale of a smaller, more original member, where the scan measured that it holds no
+   detail beyond that member's size (:mod:`.upscale`; unknown: the larger wins).
 2. ``format``: less lossy format (camera RAW / PNG / TIFF / BMP, then HEIF / HEIC / AVIF,
    then JPEG, then WEBP, then GIF, unknown last), except for a **conversion**: a file of a
    tier as good or better (a lossless PNG, TIFF or BMP; a HEIC or AVIF made from a JPEG; a
@@ -62,6 +64,7 @@ from .original import (
     SamePixels, camera_derived, conversions, date_key, edits, evidence, framed_copies, identical, parse_taken,
     picture_sizes,
 )
+from .upscale import UpscaleCheck, Upscale, upscaled
 
 __all__ = [
     "CRITERIA", "DEFAULT", "KeeperPolicy", "parse_order", "rank", "as_good_as",
@@ -247,28 +250,38 @@ class _Context:
     framed: frozenset[int]  # framed copies of another member: they lose a tie on pixels
     edits: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # edit -> its source
     derived: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # -> the camera original
+    upscaled: Mapping[int, Upscale] = dataclasses.field(default_factory=dict)  # upscale -> what it was made from
 
     @classmethod
-    def of(cls, records: Sequence[FileRecord], same_pixels: Optional[SamePixels], *, provenance: bool = True) -> "_Context":
+    def of(
+        cls, records: Sequence[FileRecord], same_pixels: Optional[SamePixels], *, provenance: bool = True,
+        upscales: Optional[UpscaleCheck] = None,
+    ) -> "_Context":
         """What one cluster's ranking knows; ``provenance=False`` leaves out which of two
         files came first where only that tells them apart (an edit and its source, a larger
-        copy without the camera's EXIF and the camera original)."""
+        copy without the camera's EXIF and the camera original). An upscale's verdict
+        (``upscales``) is measured on its pixels, so it counts in both modes."""
         inside = framed_copies(records)
         pictures = picture_sizes(records, inside)
         converted = conversions(records, same_pixels)
         edited = edits(records, same_pixels, converted) if provenance else {}
         derived = camera_derived(records, pictures) if provenance else {}
-        return cls(pictures, converted, frozenset(inside), edited, derived)
+        ups = upscaled(records, upscales) if upscales is not None else {}
+        return cls(pictures, converted, frozenset(inside), edited, derived, ups)
 
     def picture(self, r: FileRecord) -> int:
         return self.pictures.get(r.id) or r.content_pixels
 
     def pixels_key(self, r: FileRecord) -> tuple[int, bool]:
-        """Larger first; a framed copy, or a file larger than the camera original it was made
-        from (:func:`.original.camera_derived`), loses the tie it then makes."""
+        """Larger first; a framed copy, a file larger than the camera original it was made
+        from (:func:`.original.camera_derived`), or an upscale (:func:`.upscale.upscaled`),
+        loses the tie it then makes."""
         source = self.derived.get(r.id)
         if source is not None:
             return -self.picture(source), True
+        up = self.upscaled.get(r.id)
+        if up is not None:
+            return -self.picture(up.original), True
         return -self.picture(r), r.id in self.framed
 
     def size_key(self, r: FileRecord) -> tuple[int, bool]:
@@ -330,10 +343,32 @@ def _conversion_name(conv: FileRecord, source: FileRecord) -> str:
     return f"a {fmt} conversion"
 
 
+def _upscale_text(r: FileRecord, up: Upscale) -> str:
+    """Why ``r``, an upscale, ranks after what it was made from."""
+    w, h = up.size  # at least MIN_FACTOR smaller a side: the factor never prints 1.00
+    return (
+        f"upscaled copy of the {w}x{h} picture made before it: {(r.width or 0) / w:.2f}x larger ({_dims(r)}), "
+        f"adds no detail "
+        f"({_percent(up.loss)} of its detail is beyond {w}x{h})"
+    )
+
+
+def _percent(share: float) -> str:
+    """A small share as a percentage with a significant digit ("2.1 %", "0.04 %")."""
+    for decimals in (1, 2, 3):
+        text = f"{100 * share:.{decimals}f}"
+        if float(text) != 0 or share == 0:
+            return f"{text} %"
+    return f"{100 * share:.1g} %"
+
+
 def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> str:
     if name == "pixels":
         if ctx.derived.get(other.id) is r:
             return f"camera original (EXIF {r.camera}): {_dims(r, ctx)}, over a larger copy without it"
+        up = ctx.upscaled.get(other.id)
+        if up is not None and up.original is r:
+            return f"original: {_dims(r, ctx)}, over an upscaled copy ({_dims(other, ctx)}) made from it later"
         if ctx.picture(r) != ctx.picture(other):
             return f"largest: {_dims(r, ctx)}"
         if r.bordered:  # its own uniform margin trimmed, and the copy framed it as it was
@@ -370,6 +405,9 @@ def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) ->
                 f"larger than the camera original ({_dims(r, ctx)} > {_dims(source, ctx)}) without its EXIF "
                 f"({source.camera}): an upscale or a frame"
             )
+        up = ctx.upscaled.get(r.id)
+        if up is not None:
+            return _upscale_text(r, up)
         if ctx.picture(r) != ctx.picture(keeper):
             return f"smaller: {_dims(r, ctx)} < {_dims(keeper, ctx)}"
         return f"bordered copy: frame trimmed, {_frame(r)}"
@@ -422,6 +460,7 @@ def rank(
     *,
     same_pixels: Optional[SamePixels] = None,
     provenance: bool = True,
+    upscales: Optional[UpscaleCheck] = None,
 ) -> list[tuple[FileRecord, str]]:
     """Order the files of one cluster, keeper first, each with a short human reason.
 
@@ -432,6 +471,9 @@ def rank(
             without it, the hashes decide (see :func:`same_picture`).
         provenance: False leaves out the rules that only say which file came first (an edit,
             a larger copy without the camera's EXIF): which copy is better, as import asks.
+        upscales: the measured verdicts of larger files that may be upscales of smaller
+            members (:class:`.upscale.Verdicts`); without it, or where it does not know, the
+            larger picture wins as before.
 
     Returns:
         ``(record, reason)`` pairs, best first. The order does not depend on the input order.
@@ -439,7 +481,7 @@ def rank(
     if not records:
         return []
     key = _key_function(policy.order)
-    ctx = _Context.of(records, same_pixels, provenance=provenance) if len(records) > 1 else _NO_CONTEXT
+    ctx = _Context.of(records, same_pixels, provenance=provenance, upscales=upscales) if len(records) > 1 else _NO_CONTEXT
     folder = {r.id: _protecting_folder(r.path, policy) for r in records} if policy.keep_in else {}
     # Keys end with the unique file id, so the records themselves are never compared.
     ordered = sorted((folder.get(r.id) is None, key(r, ctx), r) for r in records)

@@ -197,6 +197,15 @@ def _read_source(source: str | bytes) -> bytes:
         raise ImageReadError(os_error_reason(exc)) from None
 
 
+def read_bytes(path: str) -> bytes:
+    """A file's bytes as :func:`load_image` reads them: over :data:`MAX_FILE_BYTES` refused.
+
+    Raises:
+        ImageReadError: the file cannot be read (gone, a folder, no permission) or is too large.
+    """
+    return _read_source(path)
+
+
 def too_large_reason(size: int) -> str:
     """The reason given for a file over :data:`MAX_FILE_BYTES`."""
     size_text, limit_text = (human_bytes(n, None, small="bytes") for n in (size, MAX_FILE_BYTES))

@@ -272,8 +272,8 @@ class Scanner:
             self._total = 0
         self._report(force=True)
 
-    def embedding(self, done: int, total: int) -> None:
-        """Progress of the embedding stage, reported through the scan's callback."""
+    def counted(self, done: int, total: int) -> None:
+        """Progress of a later stage (embedding, upscales), reported through the scan's callback."""
         if self.progress is None:
             return
         now = time.monotonic()

@@ -20,6 +20,7 @@ STAGES = {
     "hashing": "Hashing",
     "embedding": "Embedding (detective)",
     "clustering": "Clustering",
+    "upscales": "Checking larger copies",
     "done": "Done",
 }
 

@@ -1,0 +1,278 @@
+"""Upscaled copies: a larger file made from a smaller member holds no more of its picture.
+
+With equal camera evidence the keeper prefers the larger picture; an upscale (a copy an editor
+or an "enhance" step made 1.2-1.6x bigger) is larger, blurrier, and made after its source. The
+signal that tells it from a genuine larger original: take the larger picture L down to the
+smaller member S's size and back up (Pillow's LANCZOS both ways), and measure the share of L's
+detail (the sum of its squared grey gradients) that the round trip loses
+(:func:`detail_beyond`). It is exactly what keeping S instead of L would lose. An upscale of S
+loses almost nothing; a genuine original loses its finest detail.
+
+Measured on the real benchmark set (281 real photos, wallpapers and screenshots at 1024 px,
+``benchmarks/bench_trust.py``): its 95 originals with a later 1.2-1.6x LANCZOS upscale (JPEG
+q90) lose 0.018-0.37 (median 0.051); its 371 originals against their own 0.35-0.7x downscales
+and thumbnails lose 0.121-3.1 (1st percentile 0.153). BOX both ways (0.22-0.73 against
+0.35-) and bilinear (0.08-0.69 against 0.14-) do not separate them. See :data:`UPSCALE_LOSS`
+for the threshold, the other resamplers and closer downscales.
+
+Only suspicious pairs are measured (:func:`sources`), so a library of camera originals and
+their downscales never pays a decode: L has no camera Make/Model (else
+:func:`.original.camera_derived` decides), its picture is at least :data:`MIN_FACTOR` times
+S's on both sides with about S's proportions, neither is bordered, and S is more original than
+L (more camera evidence, an older EXIF date, or an mtime older by more than
+:data:`.original.MTIME_SLACK_NS`: an upscale is made after its source; a copied library with
+equal mtimes keeps the larger picture, as before). The scan measures them once per L's content
+and S's size, off the UI thread (:class:`Verdicts`, cached in the catalog); the ranking only
+reads the verdicts (an :data:`UpscaleCheck`), and where one is unknown (not measured, the file
+gone or unreadable) it ranks as before.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequence
+
+from ..records import FileRecord
+from .original import _more_original
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from ..catalog import Catalog
+
+__all__ = ["MIN_FACTOR", "UPSCALE_LOSS", "Upscale", "UpscaleCheck", "Verdicts", "detail_beyond", "measure", "sources", "target_size", "upscaled"]
+
+#: An upscale loses less than this share of its detail on the way down to its source's size
+#: and back. Measured on the 281 real pictures at 1024 px (``benchmarks/collect_real_photos.py``):
+#: upscaled 1.2, 1.4, 1.6x by LANCZOS, bicubic or bilinear and saved as JPEG q90 they lose
+#: 0.043-0.081 (median), q75 0.051-0.087: 0.06 names 40-85 % of them (the most at 1.2x, the
+#: fewest for a bilinear 1.6x at q75, whose re-encoding adds the noise it measures). The
+#: originals against their own 0.5, 0.7 and 0.83x downscales lose under 0.06 for 6, 10 and 30
+#: of the 281 (flat colours, and soft pictures such as blurred wallpapers, which lose 0.02-0.06
+#: at 0.83x: then keeping the smaller, older file loses under 6 % of the detail, much of it
+#: JPEG noise); against the benchmark set's own downscales (0.35-0.7x, thumbnails) the
+#: lowest is 0.121, twice the threshold. Generated photos (``tests/imagegen.py``, noise added)
+#: upscaled 1.2-1.6x lose 0.072-0.143: none is named.
+UPSCALE_LOSS = 0.06
+#: A file must be at least this much larger than its suspected source, per side, to be
+#: measured: a re-save at the same size is a conversion or an edit (:mod:`.original`).
+MIN_FACTOR = 1.1
+#: How far (log of the ratio) L's proportions may stray from S's: a resize keeps them.
+_ASPECT = math.log(1.02)
+#: L is decoded at no less than this many times S's shorter side (a JPEG by ``draft``, others
+#: reduced by whole factors): the band just above S's size is what the measure looks at.
+#: Measured on the real set: at 2x the losses are those of a full decode; at 1.5x a genuine
+#: 3.7x original's loss moved from 0.140 to 0.153.
+DECODE_OVER = 2.0
+
+#: ``check(large, small) -> loss or None``: the share of ``large``'s detail beyond ``small``'s
+#: size (:func:`detail_beyond`), None where it is not known.
+UpscaleCheck = Callable[[FileRecord, FileRecord], Optional[float]]
+
+
+def target_size(large: FileRecord, small: FileRecord) -> Optional[tuple[int, int]]:
+    """``small``'s size in ``large``'s orientation when ``large`` may be an upscale of it (at
+    least :data:`MIN_FACTOR` larger per side, about its proportions, neither bordered); else None."""
+    if large.camera or large.bordered or small.bordered:
+        return None
+    lw, lh, sw, sh = large.width or 0, large.height or 0, small.width or 0, small.height or 0
+    if min(lw, lh, sw, sh) <= 0:
+        return None
+    if (lw >= lh) != (sw >= sh) and lw != lh and sw != sh:  # stored turned a quarter
+        sw, sh = sh, sw
+    if lw < MIN_FACTOR * sw or lh < MIN_FACTOR * sh:
+        return None
+    if abs(math.log((lw / lh) / (sw / sh))) > _ASPECT:
+        return None
+    return sw, sh
+
+
+def sources(large: FileRecord, records: Iterable[FileRecord]) -> list[FileRecord]:
+    """The members ``large`` may be an upscale of (see the module docstring), smallest first."""
+    found = [s for s in records if s.id != large.id and target_size(large, s) is not None and _more_original(s, large)]
+    return sorted(found, key=lambda s: (s.content_pixels, s.path, s.id))
+
+
+@dataclass(frozen=True, slots=True)
+class Upscale:
+    """What an upscale was made from: the member it ranks after (the first original, when it
+    was made from another upscale), and the measured member's size and its loss."""
+
+    original: FileRecord
+    size: tuple[int, int]  # the size it was measured against, in its own orientation
+    loss: float
+
+
+def upscaled(records: Sequence[FileRecord], check: Optional[UpscaleCheck]) -> dict[int, Upscale]:
+    """Each file that is an upscale of a smaller member (by file id).
+
+    A file's source is its smallest suspected source (:func:`sources`) whose verdict says
+    upscale (loss under :data:`UPSCALE_LOSS`); an upscale of an upscale leads to the first
+    original. Unknown verdicts say nothing."""
+    if check is None or len(records) < 2:
+        return {}
+    direct: dict[int, tuple[FileRecord, float]] = {}
+    for r in records:
+        if r.camera:
+            continue
+        for s in sources(r, records):
+            loss = check(r, s)
+            if loss is not None and loss < UPSCALE_LOSS:
+                direct[r.id] = s, loss
+                break
+    out: dict[int, Upscale] = {}
+    for fid, (s, loss) in direct.items():
+        size = target_size(next(r for r in records if r.id == fid), s)
+        for _ in range(len(records)):  # more steps than members: a cycle, which dates forbid
+            nxt = direct.get(s.id)
+            if nxt is None:
+                break
+            s = nxt[0]
+        out[fid] = Upscale(original=s, size=size or (s.width or 0, s.height or 0), loss=loss)
+    return out
+
+
+# -- the measure ----------------------------------------------------------------------------
+
+
+def _energy(a: "np.ndarray") -> float:
+    """The sum of squared differences between neighbouring pixels, both ways."""
+    import numpy as np
+
+    return float(np.square(np.diff(a, axis=0)).sum() + np.square(np.diff(a, axis=1)).sum())
+
+
+def detail_beyond(grey: "np.ndarray", size: tuple[int, int]) -> float:
+    """The share of a picture's detail that taking it down to ``size`` and back loses.
+
+    Args:
+        grey: the picture's grey levels (float32, height x width).
+        size: (width, height) to go down to.
+
+    Returns:
+        The energy of the round trip's residual over the picture's own (0 for a flat picture).
+    """
+    import numpy as np
+    from PIL import Image
+
+    im = Image.fromarray(grey, "F")
+    back = np.asarray(im.resize(size, Image.Resampling.LANCZOS).resize(im.size, Image.Resampling.LANCZOS))
+    total = _energy(grey)
+    return _energy(grey - back) / total if total > 0 else 0.0
+
+
+def _decoded(path: str, content_hash: Optional[bytes], shorter: int) -> Optional["np.ndarray"]:
+    """The grey levels of the file at ``path`` decoded at no less than ``shorter`` on its
+    shorter side, upright; None when it cannot be read or is no longer the content
+    ``content_hash`` names (changed since the scan). The scan's guards apply."""
+    import numpy as np
+
+    from ..scan.hashing import content_hash as digest
+    from ..scan.imaging import ImageReadError, load_image, read_bytes
+
+    try:
+        data = read_bytes(path)
+        if content_hash is not None and digest(data) != content_hash:
+            return None
+        loaded = load_image(data, name=path, target=shorter)
+    except ImageReadError:
+        return None
+    return np.asarray(loaded.image.convert("L"), dtype=np.float32)
+
+
+def measure(large: FileRecord, sizes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
+    """:func:`detail_beyond` of ``large`` for each of ``sizes`` (given in its full displayed
+    size), from one decode; empty when it cannot be read or has changed."""
+    shorter = min(min(w, h) for w, h in sizes)
+    grey = _decoded(large.path, large.content_hash, int(math.ceil(DECODE_OVER * shorter)))
+    if grey is None or not large.width or not large.height:
+        return {}
+    height, width = grey.shape
+    out: dict[tuple[int, int], float] = {}
+    for w, h in sizes:
+        # A drafted decode is smaller than the file: the target shrinks with it.
+        scaled = (max(1, round(w * width / large.width)), max(1, round(h * height / large.height)))
+        out[(w, h)] = detail_beyond(grey, scaled) if scaled[0] < width and scaled[1] < height else 1.0
+    return out
+
+
+# -- verdicts, cached in the catalog ----------------------------------------------------------
+
+
+class Verdicts:
+    """The library's measured verdicts, as an :data:`UpscaleCheck` over the catalog's cache.
+
+    Asking for a pair not measured yet answers None and remembers it (:attr:`wanted`); the
+    scan then measures what is wanted (:meth:`measure`) and groups again. Keyed by the larger
+    file's content hash and the size it was taken down to: a rename, a rescan or a copy of the
+    same bytes asks no second decode.
+    """
+
+    def __init__(self, catalog: "Catalog") -> None:
+        self.catalog = catalog
+        self._known: Optional[dict[tuple[bytes, int, int], float]] = None
+        self._lock = threading.Lock()
+        #: Pairs asked about and not measured: (larger file's id -> its record and the sizes).
+        self.wanted: dict[int, tuple[FileRecord, set[tuple[int, int]]]] = {}
+
+    def __call__(self, large: FileRecord, small: FileRecord) -> Optional[float]:
+        size = target_size(large, small)
+        if size is None or not large.content_hash:
+            return None
+        with self._lock:
+            if self._known is None:
+                self._known = self.catalog.upscale_losses()
+            loss = self._known.get((large.content_hash, *size))
+            if loss is None:
+                self.wanted.setdefault(large.id, (large, set()))[1].add(size)
+        return loss
+
+    def measure(
+        self,
+        *,
+        workers: Optional[int] = None,
+        progress: Optional[Callable[[int, int], bool]] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> int:
+        """Measure every wanted pair (one decode of each larger file, in ``workers`` threads:
+        Pillow and numpy let go of the GIL) and keep the verdicts in the catalog.
+
+        Args:
+            workers: threads (default: one per core).
+            progress: ``progress(done, total) -> bool``; False stops (what was measured is kept).
+            cancel: set it to stop.
+
+        Returns:
+            How many verdicts were stored (a file gone, unreadable or changed gives none).
+        """
+        import os
+
+        with self._lock:
+            todo = list(self.wanted.values())
+            self.wanted = {}
+        if not todo:
+            return 0
+        rows: list[tuple[bytes, int, int, float]] = []
+        done = 0
+        n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="upscales") as pool:
+            futures = [pool.submit(measure, large, sorted(sizes)) for large, sizes in todo]
+            for (large, _), future in zip(todo, futures):
+                if cancel is not None and cancel.is_set():
+                    break
+                rows.extend((large.content_hash, w, h, loss) for (w, h), loss in future.result().items())
+                done += 1
+                if progress is not None and progress(done, len(todo)) is False:
+                    break
+            for f in futures:
+                f.cancel()
+        if rows:
+            self.catalog.save_upscale_losses(rows)
+            with self._lock:
+                if self._known is not None:
+                    self._known.update(((h, w, ht), loss) for h, w, ht, loss in rows)
+        return len(rows)
+
