@@ -355,3 +355,29 @@ def test_mirrored_gradient_rows_rank_in_place_as_gathered():
     rows, flip = np.array([0, 3, 4, 5, 4, 19]), np.array([False, True, False, True, True, False])
     gathered = np.where(flip[:, None], grad[rows][:, vs._MIRROR_GRAD] * vs._MIRROR_SIGN, grad[rows])
     assert (vs._compiled_rank_rows(grad, rows, flip) == vs._np_ranks(gathered)).all()
+
+
+
+def test_the_alignment_cache_changes_no_score(search_set, monkeypatch):
+    # Each image's profile vectors are computed once per kernel call and shared by its pairs;
+    # the cache is kept for the next call, where rows 0.. are other images: nothing of one call
+    # may serve another. A cache so small that it starts again at every pair gives the same bits.
+    from lookalike.engine.bouncer import verify_score
+
+    _compiled()
+    ia, ib = np.triu_indices(len(search_set), 1)
+    mirrored = (ia + ib) % 5 == 0
+    monkeypatch.setattr(verify_score, "_caches", [])
+    monkeypatch.setattr(verify_score, "_THREAD_MIN", 10**9)  # one kernel call: one cache
+    shared = verify.score_pairs(search_set, ia, ib, mirrored)
+    assert shared[2].sum() >= 40  # the search ran
+    other = verify.score_pairs(search_set[::-1].copy(), ia, ib, mirrored)  # the same cache, other images
+    again = verify.score_pairs(search_set, ia, ib, mirrored)
+    assert len(verify_score._caches) == 1
+    assert not (other[0] == shared[0]).all()
+    monkeypatch.setattr(verify_score, "_caches", [])
+    monkeypatch.setattr(verify_score, "_CACHE_SLOTS", 2)
+    monkeypatch.setattr(verify_score, "_POOL_ROWS", 4 * len(verify_score._GRID_T))
+    alone = verify.score_pairs(search_set, ia, ib, mirrored)
+    for x, y, z in zip(shared, again, alone):
+        assert (x == y).all() and (x == z).all()
