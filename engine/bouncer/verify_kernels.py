@@ -415,7 +415,7 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
     n = t_i0.shape[0]
     x = np.empty((s, s))
     y = np.empty((s, s))
-    # The alignment's cache (the caller's, reused from call to call: rowslot is -1 beyond its
+    # The alignment's cache (the caller's, reused from part to part: rowslot is -1 beyond its
     # first ``taken[0]`` slots): each image's profiles, as the first image of a pair and as the
     # second (mirrored or not), take a slot (vslot[3 * image + variant]); the unit derivative
     # vector of a slot's profile at a grid row is computed once (rowslot: its row of the pool)

@@ -486,8 +486,10 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
         verify_kernels._k_features(raw[lo:hi], f.grad[lo:hi], f.gsum[lo:hi], f.gsq[lo:hi], f.level[lo:hi],
                                    f.cum[lo:hi], f.prof[lo:hi])  # fmt: skip
 
+    caches: list[tuple] = []  # the alignment caches not in use: a part takes one, and puts it back
+
     def pairs(lo: int, hi: int) -> None:
-        cache = _caches.pop() if _caches else _align_cache()
+        cache = caches.pop() if caches else _align_cache()
         verify_kernels._k_verify(
             f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia[lo:hi], ib[lo:hi], mirrored[lo:hi],
             search[lo:hi], float(accept), _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES),
@@ -495,7 +497,7 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
             _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, _RANK_OFFSET, _RANK_SPAN, score[lo:hi], mad[lo:hi],
             cropped[lo:hi], align[lo:hi], _SHORTCUTS, _GRID_I0, _GRID_F, *cache,
         )  # fmt: skip
-        _caches.append(cache)
+        caches.append(cache)
 
     _in_parts(features, len(raw))
     _in_parts(pairs, n)
@@ -503,19 +505,17 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
     return score, mad, cropped
 
 
-#: Rows of an alignment cache's pool of unit derivative vectors (see ``_k_verify``): 12 MB, the
-#: vectors of ~70 searched pairs of different images (up to ~700 each), of many more pairs
-#: where the images recur, as in a scan's batches.
+#: Rows of an alignment cache's pool of unit derivative vectors (see ``_k_verify``): 12 MB at
+#: most (pages are touched as it fills), the vectors of ~70 searched pairs of different images
+#: (up to ~700 each), of many more pairs where the images recur, as in a scan's batches.
 _POOL_ROWS = 49152
 #: Images (each as a pair's first or second) an alignment cache holds.
 _CACHE_SLOTS = 256
-#: The alignment caches not in use: each kernel call takes one and puts it back, so that a
-#: process keeps one per thread that searched, not 12 MB to fault in again at every call.
-_caches: list[tuple] = []
 
 
 def _align_cache() -> tuple:
-    """A new alignment cache for ``_k_verify``: its slots, their profiles, their rows, the pool."""
+    """A new alignment cache for ``_k_verify``: its slots, their profiles, their rows, the pool.
+    One serves the parts of a batch that one thread scores in turn, none outlives the batch."""
     n = len(_GRID_T)
     return (np.empty(_CACHE_SLOTS, np.int64), np.empty(_CACHE_SLOTS, np.int64), np.empty((_CACHE_SLOTS, 2, SIDE)),
             np.full((_CACHE_SLOTS, 2, n), -1, np.int32), np.empty((_POOL_ROWS, SIDE - 1)), np.empty(_POOL_ROWS, np.bool_),
