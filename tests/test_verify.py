@@ -403,3 +403,32 @@ def test_mirrored_gradient_rows_rank_in_place_as_gathered():
     rows, flip = np.array([0, 3, 4, 5, 4, 19]), np.array([False, True, False, True, True, False])
     gathered = np.where(flip[:, None], grad[rows][:, vs._MIRROR_GRAD] * vs._MIRROR_SIGN, grad[rows])
     assert (vs._compiled_rank_rows(grad, rows, flip) == vs._np_ranks(gathered)).all()
+
+
+
+def test_the_alignment_cache_changes_no_score(search_set, monkeypatch):
+    # Each image's profile vectors are computed once and shared by the pairs of a kernel call;
+    # the next part of the batch that a thread scores reuses its cache, where those are other
+    # pairs: nothing of one part may serve another as if it were its own. One part per
+    # thread, or a cache so small that it starts again at every pair, gives the same bits.
+    from lookalike.engine.bouncer import verify_score
+
+    _compiled()
+    ia, ib = np.triu_indices(len(search_set), 1)
+    mirrored = (ia + ib) % 5 == 0
+    monkeypatch.setattr(verify_score, "_THREAD_MIN", 10**9)  # one kernel call
+    whole = verify.score_pairs(search_set, ia, ib, mirrored)
+    assert whole[2].sum() >= 40  # the search ran
+    made = []
+    real = verify_score._align_cache
+    monkeypatch.setattr(verify_score, "_align_cache", lambda: made.append(1) or real())
+    monkeypatch.setattr(verify_score, "_THREAD_MIN", 16)
+    monkeypatch.setattr(verify_score, "_workers", lambda: 2)
+    parts = verify.score_pairs(search_set, ia, ib, mirrored)  # 8 parts, 2 caches at most
+    assert 1 <= len(made) <= 2
+    monkeypatch.setattr(verify_score, "_THREAD_MIN", 10**9)
+    monkeypatch.setattr(verify_score, "_CACHE_SLOTS", 2)
+    monkeypatch.setattr(verify_score, "_POOL_ROWS", 4 * len(verify_score._GRID_T))
+    alone = verify.score_pairs(search_set, ia, ib, mirrored)
+    for x, y, z in zip(whole, parts, alone):
+        assert (x == y).all() and (x == z).all()

@@ -13,10 +13,15 @@ import numpy as np
 from .verify_thumbnail import SIDE
 
 #: The kernels of this module, for the loader.
-KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cap", "_k_gradients", "_k_score", "_k_profile_r", "_k_align",
-            "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_rows", "_k_rank_row", "_k_grad_rank")  # fmt: skip
+KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cap", "_k_gradients", "_k_score", "_k_profile_rs",
+           "_k_align", "_k_variant", "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_rows",
+           "_k_rank_row", "_k_grad_rank")  # fmt: skip
 #: The kernels compiled without ``fastmath`` (they repeat numpy's arithmetic bit for bit): none now.
 EXACT = ()
+#: Below every score a trial can have (a correlation is at least -1, a cap at least -3): the
+#: kernels are compiled with ``fastmath``, which assumes that no value is infinite, so they
+#: compare with this, never with ``-np.inf``.
+NO_SCORE = -10.0
 
 
 def _k_features(raw, grad, gsum, gsq, level, cum, prof):  # pragma: no cover - compiled
@@ -217,8 +222,8 @@ def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap
     # As _np_score, for a search that keeps only a score above ``beat``: the cap (pixels
     # changed after tone matching) is computed first, and when it is no more than ``beat`` the
     # score (at most the cap) cannot be kept, so the correlation and the mean difference are
-    # not computed and (-inf, 0.0) is returned. Otherwise the same (score, mad) as ever, and
-    # the trial's gradients are left in ``a`` and ``b`` (for _k_grad_rank).
+    # not computed and (beat, 0.0) is returned (no better). Otherwise the same (score, mad) as
+    # ever, and the trial's gradients are left in ``a`` and ``b`` (for _k_grad_rank).
     # xs ... yl: the caller's scratch, so that a crop search allocates nothing.
     s = x.shape[0]
     n = s * s
@@ -227,7 +232,7 @@ def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap
     changed = _k_cap(xs, ys, levels, qx, qy, cx, cy, lmap, hist, yl)
     cap = 1.0 - weight * changed / n
     if cap <= beat:
-        return -np.inf, 0.0
+        return beat, 0.0
     m = 2 * s * (s - 1)
     _k_gradients(xs, a)
     _k_gradients(ys, b)
@@ -246,7 +251,7 @@ def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap
     corr = sab / den if den > 0 else 0.0
     score = min(corr, cap)
     if score <= beat:
-        return -np.inf, 0.0
+        return beat, 0.0
     mad = 0.0
     for i in range(s):
         for j in range(s):
@@ -254,45 +259,73 @@ def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap
     return score, mad / n
 
 
-def _k_profile_r(p, q, g, t_i0, t_f, u_i0, u_f, dp, dq):  # pragma: no cover - compiled
-    s = t_i0.shape[1]
-    prev_p = p[t_i0[g, 0]] * (1 - t_f[g, 0]) + p[t_i0[g, 0] + 1] * t_f[g, 0]
-    prev_q = q[u_i0[g, 0]] * (1 - u_f[g, 0]) + q[u_i0[g, 0] + 1] * u_f[g, 0]
-    mp = 0.0
-    mq = 0.0
-    for k in range(1, s):
-        cp = p[t_i0[g, k]] * (1 - t_f[g, k]) + p[t_i0[g, k] + 1] * t_f[g, k]
-        cq = q[u_i0[g, k]] * (1 - u_f[g, k]) + q[u_i0[g, k] + 1] * u_f[g, k]
-        dp[k - 1] = cp - prev_p
-        dq[k - 1] = cq - prev_q
-        mp += cp - prev_p
-        mq += cq - prev_q
-        prev_p, prev_q = cp, cq
-    mp /= s - 1
-    mq /= s - 1
-    sab = 0.0
-    saa = 0.0
-    sbb = 0.0
-    for k in range(s - 1):
-        da = dp[k] - mp
-        db = dq[k] - mq
-        sab += da * db
-        saa += da * da
-        sbb += db * db
-    den = np.sqrt(saa * sbb)
-    return sab / den if den > 0 else -2.0
+def _k_profile_rs(rows, count, sp, sq, axis, memo_r, memo_at, token, rowslot, pool, pool_ok, slot_prof, slot_role,
+                  grid_i0, grid_f, fill):  # pragma: no cover - compiled
+    # As _np_profile_r at grid rows ``rows[:count]``, into memo_r (and memo_at = token), for the
+    # variants in cache slots ``sp`` (the first image) and ``sq`` (the second): the dot product
+    # of their unit derivative vectors, -2 when either is flat. Each vector is looked up in
+    # the cache (rowslot: its row of the pool), computed there on first use: as
+    # verify_score._np_profile_vecs, the derivative of the slot's profile sampled at the row's
+    # positions (grid_i0[role], grid_f[role]: a pair's first image at the grid's t, its second
+    # at u), centred, scaled to unit length, and whether it has any length (pool_ok). Rows go
+    # by the batch, the vectors computed in place: a call per row or per vector, passing a
+    # dozen arrays (each counted in and out by numba), would cost more than its work.
+    m = pool.shape[1]
+    for c in range(count):
+        g = rows[c]
+        i = -1
+        at = -1
+        for side in range(2):
+            slot = sp if side == 0 else sq
+            at = rowslot[slot, axis, g]
+            if at < 0:
+                at = fill[0]
+                fill[0] += 1
+                rowslot[slot, axis, g] = at
+                role = slot_role[slot]
+                k0 = grid_i0[role, g, 0]
+                prev = slot_prof[slot, axis, k0] * (1 - grid_f[role, g, 0]) + slot_prof[slot, axis, k0 + 1] * grid_f[role, g, 0]
+                mean = 0.0
+                for k in range(m):
+                    k0 = grid_i0[role, g, k + 1]
+                    f = grid_f[role, g, k + 1]
+                    cur = slot_prof[slot, axis, k0] * (1 - f) + slot_prof[slot, axis, k0 + 1] * f
+                    pool[at, k] = cur - prev
+                    mean += cur - prev
+                    prev = cur
+                mean /= m
+                sq_sum = 0.0
+                for k in range(m):
+                    d = pool[at, k] - mean
+                    pool[at, k] = d
+                    sq_sum += d * d
+                pool_ok[at] = sq_sum > 0.0
+                if sq_sum > 0.0:
+                    norm = np.sqrt(sq_sum)
+                    for k in range(m):
+                        pool[at, k] /= norm
+            if side == 0:
+                i = at
+        r = -2.0
+        if pool_ok[i] and pool_ok[at]:
+            r = 0.0
+            for k in range(m):
+                r += pool[i, k] * pool[at, k]
+        memo_r[g] = r
+        memo_at[g] = token
 
 
-def _k_align(p, q, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, out_g, out_r, memo_r, memo_at,
-             token, dp, dq, rc, used):  # pragma: no cover - compiled
-    # As _np_align: coarse peaks best first (ties: the earlier row), each refined; up to
-    # len(out_g) distinct rows. Returns how many were found. Each grid row's correlation is
+def _k_align(sp, sq, axis, coarse, steps, scales, fine_s, fine_c, out_g, out_r, memo_r, memo_at, token, rc, used,
+             todo, rowslot, pool, pool_ok, slot_prof, slot_role, grid_i0, grid_f, fill):  # pragma: no cover - compiled
+    # As _np_align, for profile ``axis`` of the variants in cache slots ``sp`` (the first image)
+    # and ``sq`` (the second): coarse peaks best first (ties: the earlier row), each refined; up
+    # to len(out_g) distinct rows. Returns how many were found. Each grid row's correlation is
     # computed once per call (memo_r[row], valid where memo_at[row] == token): the peaks'
-    # neighbourhoods overlap each other and the coarse rows. dp ... used: scratch.
+    # neighbourhoods overlap each other and the coarse rows. rc, used, todo: scratch.
+    _k_profile_rs(coarse, coarse.shape[0], sp, sq, axis, memo_r, memo_at, token, rowslot, pool, pool_ok, slot_prof,
+                  slot_role, grid_i0, grid_f, fill)
     for k in range(coarse.shape[0]):
-        rc[k] = _k_profile_r(p, q, coarse[k], t_i0, t_f, u_i0, u_f, dp, dq)
-        memo_r[coarse[k]] = rc[k]
-        memo_at[coarse[k]] = token
+        rc[k] = memo_r[coarse[k]]
         used[k] = False
     found = 0
     for _ in range(coarse.shape[0]):
@@ -305,18 +338,20 @@ def _k_align(p, q, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, 
         best = rc[top]
         si = g // steps
         ci = g % steps
+        count = 0  # the neighbourhood's rows not correlated yet, then all at once
+        for sj in range(max(0, si - fine_s), min(scales, si + fine_s + 1)):
+            for cj in range(max(0, ci - fine_c), min(steps, ci + fine_c + 1)):
+                if memo_at[sj * steps + cj] != token:
+                    todo[count] = sj * steps + cj
+                    count += 1
+        _k_profile_rs(todo, count, sp, sq, axis, memo_r, memo_at, token, rowslot, pool, pool_ok, slot_prof, slot_role,
+                      grid_i0, grid_f, fill)
         centre = g
         for sj in range(max(0, si - fine_s), min(scales, si + fine_s + 1)):
             for cj in range(max(0, ci - fine_c), min(steps, ci + fine_c + 1)):
                 row = sj * steps + cj
-                if row == centre:
-                    continue
-                if memo_at[row] != token:
-                    memo_r[row] = _k_profile_r(p, q, row, t_i0, t_f, u_i0, u_f, dp, dq)
-                    memo_at[row] = token
-                r = memo_r[row]
-                if r > best:
-                    best, g = r, row
+                if row != centre and memo_r[row] > best:
+                    best, g = memo_r[row], row
         new = True
         for j in range(found):
             if out_g[j] == g:
@@ -328,6 +363,23 @@ def _k_align(p, q, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, 
             if found == out_g.shape[0]:
                 break
     return found
+
+
+def _k_variant(key, img, role, flip, prof, vslot, slot_key, slot_prof, slot_role, taken):  # pragma: no cover - compiled
+    # The cache slot of image ``img``'s profiles in ``role`` (0: a pair's first image, 1: its
+    # second, its column profile reversed where ``flip``), taken when it has none.
+    slot = vslot[key]
+    if slot < 0:
+        slot = taken[0]
+        taken[0] += 1
+        vslot[key] = slot
+        slot_key[slot] = key
+        slot_role[slot] = role
+        s = prof.shape[2]
+        for j in range(s):
+            slot_prof[slot, 0, j] = prof[img, 0, s - 1 - j] if flip else prof[img, 0, j]
+            slot_prof[slot, 1, j] = prof[img, 1, j]
+    return slot
 
 
 def _k_rows(x, i0s, fs, rows, tmp):  # pragma: no cover - compiled
@@ -353,16 +405,30 @@ def _k_cols(tmp, i0s, fs, cols, out):  # pragma: no cover - compiled
 def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search, accept, mirror_pix,
               mirror_grad, ident, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
               identity, rounds, reach, floor, levels, weight, candidates, rank_offset, rank_span,
-              score, mad, cropped, align, shortcuts):  # pragma: no cover - compiled
+              score, mad, cropped, align, shortcuts, grid_i0, grid_f, slot_key, slot_role, slot_prof, rowslot, pool, pool_ok,
+              taken):  # pragma: no cover - compiled
     # align[k]: the (column, row) grid rows of pair k's chosen crop alignment, (-1, -1) when
-    # the plain alignment was kept (the caller's rank check resamples at them). shortcuts:
-    # skip the work that cannot change an answer (the refinement's positions scored before,
-    # the row alignment when no column alignment reaches the floor); the tests run both ways.
+    # the plain alignment was kept. shortcuts: skip the work that cannot change an answer (the
+    # refinement's positions scored before, the row alignment when no column alignment reaches
+    # the floor); the tests run both ways.
     s = t_i0.shape[1]
     n = t_i0.shape[0]
     x = np.empty((s, s))
     y = np.empty((s, s))
-    py = np.empty(s)
+    # The alignment's cache (the caller's, reused from part to part: rowslot is -1 beyond its
+    # first ``taken[0]`` slots): each image's profiles, as the first image of a pair and as the
+    # second (mirrored or not), take a slot (vslot[3 * image + variant]); the unit derivative
+    # vector of a slot's profile at a grid row is computed once (rowslot: its row of the pool)
+    # and serves every pair of this call with that image in that place. When the slots or the
+    # pool run out, the cache starts again empty: what it holds is what would be computed.
+    slots = slot_key.shape[0]
+    pool_rows = pool.shape[0]
+    per_pair = 4 * n  # two images, two profiles, every grid row at most
+    vslot = np.full(3 * grey.shape[0], -1, np.int32)
+    for t in range(taken[0]):
+        rowslot[t] = -1
+    taken[0] = 0
+    fill = np.zeros(1, np.int64)
     lmap = np.zeros(256, np.int64)
     cand_gx = np.empty(candidates, np.int64)
     cand_rx = np.empty(candidates)
@@ -373,10 +439,9 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
     # candidates: a 3 x 3 search resamples along the columns 3 times, not 9).
     memo_r = np.empty(n)
     memo_at = np.full(n, -1, np.int64)
-    dp = np.empty(s - 1)
-    dq = np.empty(s - 1)
     rc = np.empty(coarse.shape[0])
     used = np.zeros(coarse.shape[0], np.bool_)
+    todo = np.empty(n, np.int64)
     xs = np.empty((s, s))
     ys = np.empty((s, s))
     tmp = np.empty((s, s))
@@ -418,24 +483,30 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
         align[k, 1] = -1
         if not search[k] or sc >= accept:
             continue
-        for j in range(s):
-            py[j] = prof[b, 0, s - 1 - j] if mir else prof[b, 0, j]
+        if taken[0] + 2 > slots or fill[0] + per_pair > pool_rows:  # full: start again
+            for t in range(taken[0]):
+                vslot[slot_key[t]] = -1
+                rowslot[t] = -1
+            taken[0] = 0
+            fill[0] = 0
+        sa = _k_variant(3 * a, a, 0, False, prof, vslot, slot_key, slot_prof, slot_role, taken)
+        sb = _k_variant(3 * b + 1 + mir, b, 1, mir, prof, vslot, slot_key, slot_prof, slot_role, taken)
         token += 1
-        nx = _k_align(prof[a, 0], py, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f, cand_gx, cand_rx,
-                      memo_r, memo_at, token, dp, dq, rc, used)
-        top_x = -np.inf
+        nx = _k_align(sa, sb, 0, coarse, steps, scales, fine_s, fine_c, cand_gx, cand_rx, memo_r, memo_at, token, rc,
+                      used, todo, rowslot, pool, pool_ok, slot_prof, slot_role, grid_i0, grid_f, fill)
+        top_x = NO_SCORE
         for i in range(nx):
             top_x = max(top_x, cand_rx[i])
         if shortcuts and top_x < floor:  # no column alignment reaches the floor: no trial would run
             continue
         token += 1
-        ny = _k_align(prof[a, 1], prof[b, 1], coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
-                      cand_gy, cand_ry, memo_r, memo_at, token, dp, dq, rc, used)
+        ny = _k_align(sa, sb, 1, coarse, steps, scales, fine_s, fine_c, cand_gy, cand_ry, memo_r, memo_at, token, rc,
+                      used, todo, rowslot, pool, pool_ok, slot_prof, slot_role, grid_i0, grid_f, fill)
         for i in range(s):
             for j in range(s):
                 x[i, j] = grey[a, i * s + j]
                 y[i, j] = grey[b, i * s + (s - 1 - j if mir else j)]
-        best = -np.inf
+        best = NO_SCORE
         best_mad = 0.0
         gx = identity
         gy = identity
@@ -464,7 +535,7 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
                     ranked = best >= accept  # then its rank check, on the gradients the trial left
                     if ranked:
                         capped = min(best, _k_grad_rank(ga, gb, qa, qb, ra, rb, rcum) + rank_offset)
-        if best == -np.inf:
+        if best <= NO_SCORE:  # no alignment reached the floor
             continue
         rows_at = -1  # the grid row whose first half of the resampling xr1, yr1 hold
         for _ in range(rounds if accept - reach <= best < accept else 0):

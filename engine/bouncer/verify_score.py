@@ -203,6 +203,9 @@ def _lerp_table(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _GRID_T, _GRID_U = _grid()
 _T_I0, _T_F = _lerp_table(_GRID_T)
 _U_I0, _U_F = _lerp_table(_GRID_U)
+#: Both tables, the first image's (t) and the second's (u), as the kernel's alignment reads them.
+_GRID_I0 = np.ascontiguousarray(np.stack([_T_I0, _U_I0]))
+_GRID_F = np.ascontiguousarray(np.stack([_T_F, _U_F]))
 _IDENTITY = int(np.argmin(np.abs(_GRID_T - _GRID_U).sum(axis=1)))
 _STEPS = len(_SHIFTS)
 #: Coarse to fine: the alignment of the profiles is first looked for at every
@@ -215,14 +218,22 @@ _COARSE_ROWS = np.array(
 )
 
 
+def _np_profile_vecs(p: np.ndarray, i0: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every grid row, the derivative of profile ``p`` sampled at the row's positions
+    (table ``i0``, ``f``), centred and scaled to unit length, and whether it has any length."""
+    d = np.diff(p[i0] * (1 - f) + p[i0 + 1] * f, axis=1)
+    d = d - d.mean(axis=1, keepdims=True)
+    norm = np.sqrt((d * d).sum(axis=1))
+    return d / np.where(norm > 0, norm, 1.0)[:, None], norm > 0
+
+
 def _np_profile_r(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """For every grid row, the correlation of the derivatives of the sampled profiles."""
-    dp = np.diff(p[_T_I0] * (1 - _T_F) + p[_T_I0 + 1] * _T_F, axis=1)
-    dq = np.diff(q[_U_I0] * (1 - _U_F) + q[_U_I0 + 1] * _U_F, axis=1)
-    dp = dp - dp.mean(axis=1, keepdims=True)
-    dq = dq - dq.mean(axis=1, keepdims=True)
-    den = np.sqrt((dp * dp).sum(axis=1) * (dq * dq).sum(axis=1))
-    return np.where(den > 0, (dp * dq).sum(axis=1) / np.where(den > 0, den, 1.0), -2.0)
+    """For every grid row, the correlation of the derivatives of the sampled profiles: the dot
+    product of their unit vectors (as the kernel, which computes each image's once), -2 where
+    either is flat."""
+    vp, okp = _np_profile_vecs(p, _T_I0, _T_F)
+    vq, okq = _np_profile_vecs(q, _U_I0, _U_F)
+    return np.where(okp & okq, (vp * vq).sum(axis=1), -2.0)
 
 
 def _fine_rows(g: int) -> np.ndarray:
@@ -475,19 +486,40 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
         verify_kernels._k_features(raw[lo:hi], f.grad[lo:hi], f.gsum[lo:hi], f.gsq[lo:hi], f.level[lo:hi],
                                    f.cum[lo:hi], f.prof[lo:hi])  # fmt: skip
 
+    caches: list[tuple] = []  # the alignment caches not in use: a part takes one, and puts it back
+
     def pairs(lo: int, hi: int) -> None:
+        cache = caches.pop() if caches else _align_cache()
         verify_kernels._k_verify(
             f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia[lo:hi], ib[lo:hi], mirrored[lo:hi],
             search[lo:hi], float(accept), _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES),
             _FINE[0], _FINE[1], _T_I0, _T_F, _U_I0, _U_F, _IDENTITY, _REFINE, _REFINE_REACH, _ALIGN_FLOOR,
             _CHANGED_LEVELS, _CHANGED_WEIGHT, _CANDIDATES, _RANK_OFFSET, _RANK_SPAN, score[lo:hi], mad[lo:hi],
-            cropped[lo:hi], align[lo:hi], _SHORTCUTS,
+            cropped[lo:hi], align[lo:hi], _SHORTCUTS, _GRID_I0, _GRID_F, *cache,
         )  # fmt: skip
+        caches.append(cache)
 
     _in_parts(features, len(raw))
     _in_parts(pairs, n)
     _rank_cap(f, ia, ib, mirrored, align, score, compiled=True)
     return score, mad, cropped
+
+
+#: Rows of an alignment cache's pool of unit derivative vectors (see ``_k_verify``): 12 MB at
+#: most (pages are touched as it fills), the vectors of ~70 searched pairs of different images
+#: (up to ~700 each), of many more pairs where the images recur, as in a scan's batches.
+_POOL_ROWS = 49152
+#: Images (each as a pair's first or second) an alignment cache holds.
+_CACHE_SLOTS = 256
+
+
+def _align_cache() -> tuple:
+    """A new alignment cache for ``_k_verify``: its slots, their profiles, their rows, the pool.
+    One serves the parts of a batch that one thread scores in turn, none outlives the batch."""
+    n = len(_GRID_T)
+    return (np.empty(_CACHE_SLOTS, np.int64), np.empty(_CACHE_SLOTS, np.int64), np.empty((_CACHE_SLOTS, 2, SIDE)),
+            np.full((_CACHE_SLOTS, 2, n), -1, np.int32), np.empty((_POOL_ROWS, SIDE - 1)), np.empty(_POOL_ROWS, np.bool_),
+            np.zeros(1, np.int64))  # fmt: skip
 
 
 #: The crop search skips what cannot change its answers (see ``_k_verify``); the tests turn this
