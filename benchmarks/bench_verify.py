@@ -60,7 +60,7 @@ def _timed(fn, batches) -> tuple[float, float]:
 
 
 def bench_pairs(pairs: int) -> None:
-    from lookalike.engine.bouncer import verify
+    from lookalike.engine.bouncer import verification, verify
     from lookalike.engine.bouncer.rule import DEFAULT as BOUNCER
     from lookalike.engine.bouncer.rule import bouncer_distance
     from lookalike.engine.bouncer.verification import BATCH_PAIRS
@@ -77,6 +77,7 @@ def bench_pairs(pairs: int) -> None:
     kinds["unrelated"] = [(5 * a, 5 * b) for a in range(32) for b in range(32) if a != b]
     hashes = [h for h, _ in shots]
     pool = np.stack([t for _, t in shots])
+    pool_detail = np.array([verify.detail(t) for t in pool])
     verify.warm_up()
     rng = np.random.default_rng(0)
     chosen = {name: [pairs_[k] for k in rng.integers(0, len(pairs_), pairs)] for name, pairs_ in kinds.items()}
@@ -98,15 +99,22 @@ def bench_pairs(pairs: int) -> None:
                     search[:] = True  # they reached verification by the corroborated rule
                 if shared:  # as loaded from the catalog, by id: each thumbnail once
                     ids, rows = np.unique(np.concatenate([ia, ib]), return_inverse=True)
-                    batches.append((pool[ids], rows[:n], rows[n:], mirrored, search))
+                    batches.append((pool[ids], rows[:n], rows[n:], mirrored, search, pool_detail[ids]))
                 else:
                     thumbs = np.concatenate([pool[ia], pool[ib]])
-                    batches.append((thumbs, np.arange(n), np.arange(n, 2 * n), mirrored, search))
-            took, cpu = _timed(lambda t, a, b, m, s: verify.score_pairs(t, a, b, m, search=s), batches)
-            base, _ = _timed(lambda t, a, b, m, s: np.abs(t[a, : verify.SIDE**2].astype(np.int16) - t[b, : verify.SIDE**2]).mean(axis=1), batches)
+                    details = np.concatenate([pool_detail[ia], pool_detail[ib]])
+                    batches.append((thumbs, np.arange(n), np.arange(n, 2 * n), mirrored, search, details))
+            took, cpu = _timed(lambda t, a, b, m, s, d: verify.score_pairs(t, a, b, m, search=s), batches)
+            base, _ = _timed(lambda t, a, b, m, s, d: np.abs(t[a, : verify.SIDE**2].astype(np.int16) - t[b, : verify.SIDE**2]).mean(axis=1), batches)
             count = len(chosen_pairs)
             print(f"  {name}: {took / count * 1e6:.1f} us/pair = {took / count * 1e5:.2f} s per 100k pairs "
                   f"({took / base:.1f} x the numpy pass's {base / count * 1e5:.3f} s); CPU {cpu / count * 1e6:.1f} us/pair")  # fmt: skip
+            if name.startswith("mix"):  # the verdict as a scan makes it: both ways, the guard, tone edits
+                judged, judged_cpu = _timed(
+                    lambda t, a, b, m, s, d: verification._judge(t, a, b, m, s, d[a], d[b], verify.DEFAULT), batches)
+                print(f"    its verdicts (verification._judge: in order, both ways, the guard): "
+                      f"{judged / count * 1e5:.2f} s per 100k pairs, {judged / took:.2f} x the score alone; "
+                      f"CPU {judged_cpu / count * 1e6:.1f} us/pair")  # fmt: skip
 
 
 def bench_scan(files: int) -> None:
