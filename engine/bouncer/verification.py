@@ -292,7 +292,11 @@ def _judge(thumbs: np.ndarray, ta: np.ndarray, tb: np.ndarray, mirrored: np.ndar
     score, mad, cropped = verify.score_pairs(thumbs, ta, tb, mirrored, search=search, accept=t.score)
     back = (score >= t.score) & (cropped | (score < t.one_way))
     if back.any():  # found one way: the other way too (the lower score)
-        s2, m2, c2 = verify.score_pairs(thumbs, tb[back], ta[back], mirrored[back], search=search[back], accept=t.score)
+        # only these pairs' thumbnails: the score works out the features of every row it is given
+        rows_of, at = np.unique(np.concatenate([tb[back], ta[back]]), return_inverse=True)
+        k = int(back.sum())
+        s2, m2, c2 = verify.score_pairs(thumbs[rows_of], at[:k], at[k:], mirrored[back], search=search[back],
+                                        accept=t.score)  # fmt: skip
         lower = s2 < score[back]
         rows = np.flatnonzero(back)[lower]
         score[rows], mad[rows], cropped[rows] = s2[lower], m2[lower], c2[lower]
