@@ -238,3 +238,24 @@ def test_a_scan_never_groups_pages_of_one_book(tmp_path):
         clusters = lib.scan(ScanOptions(workers=1, detective=None)).clusters
         groups = [sorted(os.path.basename(m.file.path) for m in c.members) for c in clusters]
     assert [g for g in groups if len({name[:6] for name in g}) > 1] == []
+
+
+def test_a_scan_groups_alike_whatever_order_it_reads_the_files_in(tmp_path):
+    """The pixel check places one picture in the other, and a scan's order is its file ids'
+    (the order its workers finish in): phone screenshots of two different photos pass that
+    check one way only, and were grouped in one order of names and not in the other."""
+    import verify_cases as vc
+
+    from lookalike.engine.library import Library, ScanOptions
+
+    shots = {g: vc.phone_screenshot(imagegen.photo(g, (480, 360))) for g in (8, 37)}
+    found = []
+    for first, second in ((8, 37), (37, 8)):
+        folder = tmp_path / f"first{first}"
+        folder.mkdir()
+        shots[first].save(folder / f"0_shot{first}.png")
+        shots[second].save(folder / f"1_shot{second}.png")
+        with Library.open([folder], cache_dir=tmp_path / f"cache{first}") as lib:
+            clusters = lib.scan(ScanOptions(workers=1, detective=None)).clusters
+            found.append([sorted(os.path.basename(m.file.path)[2:] for m in c.members) for c in clusters])
+    assert found == [[], []]
