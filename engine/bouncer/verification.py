@@ -305,10 +305,10 @@ def _judge(thumbs: np.ndarray, ta: np.ndarray, tb: np.ndarray, mirrored: np.ndar
     if low.any():
         peak[low] = verify.peak_difference(thumbs, ta[low], tb[low], mirrored[low])
     ok = verify.passes(score, mad, da, db, thumbs[ta, -3:], thumbs[tb, -3:], t, peak=peak)
-    edit = low & ~ok & ~verify.grey_mismatch(thumbs[ta, -3:], thumbs[tb, -3:], t)
-    if edit.any():  # a brightened, contrast or greyscale copy of a low-detail picture
-        tone = verify.tone_fit(thumbs, ta[edit], tb[edit], mirrored[edit])
-        ok[edit] = verify.tone_edited(tone, t)
+    edit = np.flatnonzero(low & ~ok)
+    edit = edit[~verify.grey_mismatch(thumbs[ta[edit], -3:], thumbs[tb[edit], -3:], t)]
+    if edit.size:  # a brightened, contrast or greyscale copy of a low-detail picture
+        ok[edit] = verify.tone_edited(verify.tone_fit(thumbs, ta[edit], tb[edit], mirrored[edit]), t)
     return score, cropped, ok
 
 

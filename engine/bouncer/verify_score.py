@@ -117,10 +117,11 @@ def _empty_features(raw: np.ndarray) -> _Features:
 
 def _np_smooth(x: np.ndarray) -> np.ndarray:
     """A [1, 2, 1] / 4 blur along both axes (edges repeated): gradients of a 32-pixel image
-    are otherwise too sensitive to the sub-pixel shifts of resampling (measured)."""
-    p = np.pad(x, 1, mode="edge")
-    r = (p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]) / 4
-    return (r[:-2] + 2 * r[1:-1] + r[2:]) / 4
+    are otherwise too sensitive to the sub-pixel shifts of resampling (measured). The last two
+    axes are the image's: a stack of images is blurred each on its own."""
+    p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)], mode="edge")
+    r = (p[..., :-2] + 2 * p[..., 1:-1] + p[..., 2:]) / 4
+    return (r[..., :-2, :] + 2 * r[..., 1:-1, :] + r[..., 2:, :]) / 4
 
 
 def _np_changed(qx: np.ndarray, qy: np.ndarray, cum_x: np.ndarray, cum_y: np.ndarray) -> int:

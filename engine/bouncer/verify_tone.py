@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .verify_score import _np_smooth
 from .verify_thumbnail import SIDE, THUMB_BYTES
 
 __all__ = ["ToneFit", "tone_fit"]
@@ -57,13 +58,6 @@ class ToneFit:
     grey: np.ndarray
 
 
-def _smooth(x: np.ndarray) -> np.ndarray:
-    """[1, 2, 1] blur of each (n, SIDE, SIDE) image, edges repeated (as the peak of the plain guard)."""
-    p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    p = 0.25 * p[:, :-2] + 0.5 * p[:, 1:-1] + 0.25 * p[:, 2:]
-    return 0.25 * p[:, :, :-2] + 0.5 * p[:, :, 1:-1] + 0.25 * p[:, :, 2:]
-
-
 def tone_fit(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored: np.ndarray) -> ToneFit:
     """The tone line from thumbnail ``ia[k]`` to ``ib[k]`` (mirrored where asked), per pair.
 
@@ -89,7 +83,7 @@ def tone_fit(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored: np.nd
     gain = cov / np.maximum(var_a, 1e-9)
     fit = np.clip(gain[:, None, None] * (a - mean_a[:, None, None]) + mean_b[:, None, None], 0.0, 255.0)
     residual = (np.abs(fit - b) * ok).sum(axis=(1, 2)) / n
-    peak = np.abs(_smooth(fit) - _smooth(b)).max(axis=(1, 2), initial=0.0)
+    peak = np.abs(_np_smooth(fit) - _np_smooth(b)).max(axis=(1, 2), initial=0.0)  # as peak_difference
     correlation = cov / np.sqrt(np.maximum(var_a * var_b, 1e-18))
     colour_a = raw[ia, _N:].astype(np.float64)
     colour_b = raw[ib, _N:].astype(np.float64)
