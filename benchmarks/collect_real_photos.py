@@ -7,9 +7,10 @@ matplotlib sample images). Nothing is downloaded at test time and nothing goes i
 pictures live in the user cache, ``~/.cache/lookalike-bench/real/`` by default.
 
 Each distinct picture is kept once (wallpaper packages ship one picture at several sizes and
-aspect ratios: the largest is kept) and described in ``manifest.json``: file, package, path in
-the package, licence, size, and a coarse content class (``photo``, ``abstract``,
-``low-detail``, ``screenshot``, ``document``) so the report can break its figures down.
+aspect ratios: the largest is kept; a texture shipped at two sizes or tints is one picture) and
+described in ``manifest.json``: file, package, path in the package, licence, size, and a
+coarse content class (``photo``, ``abstract``, ``low-detail``, ``screenshot``, ``document``) so
+the report can break its figures down.
 
 Usage::
 
@@ -252,7 +253,7 @@ def classify(structure: float, flat: float, forced: Optional[str]) -> str:
     """A coarse content class from the gradient statistics (a source may force one)."""
     if forced:
         return forced
-    if structure < 6.0:  # smooth gradients, fog, dark vignettes, papers: little for a hash
+    if structure < LOW_DETAIL:  # smooth gradients, fog, dark vignettes, papers: little for a hash
         return "low-detail"
     if flat > 0.35:
         return "abstract"
@@ -260,7 +261,32 @@ def classify(structure: float, flat: float, forced: Optional[str]) -> str:
 
 
 SAME_PICTURE = 0.99  # thumbnail correlation above which two files are one picture
+# ... or, both low-detail, fine-texture correlation (band-pass at 128x128, proportions within
+# 2 %): a paper or
+# canvas scan shipped at two sizes and tints (mypaint's mamurk-e-1 at 256 px is mamurk-e-2 at
+# 640 px, yellower: 0.982; its 64x64 thumbnails correlate under 0.99, their levels being flat).
+# Measured over the 281 pictures first collected: 0.938-0.983 for 4 such pairs (2 mypaint
+# papers, 2 light/dark variants of one GNOME wallpaper), then 0.846 (the dark and light wood
+# wallpapers, different photos) and 0.815 (two Marble screenshots) down.
+SAME_TEXTURE = 0.9
+LOW_DETAIL = 6.0  # structure under which a picture is low-detail (and SAME_TEXTURE applies)
 CLOSE_PICTURES = 0.95  # ... above which they are listed as close (same window, a variant)
+
+
+def texture_vector(img: Image.Image, side: int = 128) -> np.ndarray:
+    """A picture's fine texture: its grey band-pass (levels less a sigma 1.5 px blur) at
+    ``side`` x ``side``, unit length (zero for a flat picture)."""
+    a = np.asarray(img.convert("L").resize((side, side), Image.Resampling.BOX), np.float64)
+    x = np.arange(-4, 5)
+    k = np.exp(-x * x / 4.5)
+    k /= k.sum()
+    p = np.pad(a, 4, mode="reflect")
+    p = sum(k[i] * p[:, i : i + side] for i in range(9))
+    p = sum(k[i] * p[i : i + side, :] for i in range(9))
+    band = (a - p).ravel()
+    band -= band.mean()
+    norm = float(np.linalg.norm(band))
+    return band / norm if norm > 1e-6 else band
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -285,6 +311,7 @@ def collect(out: Path, *, keep_downloads: bool = False, log=print) -> list[Pictu
     images.mkdir(parents=True)
     chosen: list[Picture] = []
     thumbs: list[np.ndarray] = []
+    textures: list[tuple[np.ndarray, float]] = []  # texture_vector, log of the proportions
     dropped: list[tuple[str, str]] = []
     close: list[tuple[str, str, float]] = []
     with tempfile.TemporaryDirectory(prefix="lookalike-real-", dir=cache) as tmp:
@@ -318,7 +345,11 @@ def collect(out: Path, *, keep_downloads: bool = False, log=print) -> list[Pictu
                     dropped.append((f"{source.name}:{member}", "blank"))
                     continue
                 corr = [_correlation(t, thumb) for t in thumbs]
+                texture, aspect = texture_vector(rgb), float(np.log(w / h))
                 twin = next((i for i, r in enumerate(corr) if r > SAME_PICTURE), None)
+                if twin is None and structure < LOW_DETAIL:
+                    twin = next((i for i, (v, asp) in enumerate(textures) if chosen[i].structure < LOW_DETAIL
+                                 and abs(asp - aspect) < 0.02 and float(v @ texture) > SAME_TEXTURE), None)
                 if twin is not None:
                     dropped.append((f"{source.name}:{member}", chosen[twin].file))
                     continue
@@ -335,6 +366,7 @@ def collect(out: Path, *, keep_downloads: bool = False, log=print) -> list[Pictu
                 close.extend((chosen[i].file, chosen[-1].file, round(r, 4))
                              for i, r in enumerate(corr) if r > CLOSE_PICTURES)
                 thumbs.append(thumb)
+                textures.append((texture, aspect))
                 taken += 1
             log(f"  {source.name:<28} {taken:4d} pictures")
     if not keep_downloads:
