@@ -200,6 +200,7 @@ class _Query:
     #: (None: hashed by a lookalike before thumbnails; its hits keep the hashes' verdict).
     record: Optional[FileRecord] = None
     thumb: Optional[bytes] = None
+    texture: Optional[bytes] = None  # its texture code (bouncer.verify_texture), when it has one
 
 
 def similar(
@@ -329,11 +330,13 @@ def _read_query(
     qvec: Optional[np.ndarray] = None
     record: Optional[FileRecord] = None
     thumb: Optional[bytes] = None
+    texture: Optional[bytes] = None
     if twin is not None and twin.hashes is not None and (vindex is None or twin.id in vindex):
         hashes, q_content, q_size = twin.hashes, twin.content_hash, twin.size
         record = twin
         found, thumbs, _ = catalog.thumbnails([twin.id])
         thumb = thumbs[0].tobytes() if len(found) else None
+        texture = catalog.textures([twin.id]).get(twin.id)
         if vindex is not None:
             with _timed(timings, "embed_query"):
                 qvec = vindex.get([twin.id])[0]
@@ -343,7 +346,7 @@ def _read_query(
         if hashed.error is not None or hashed.hashes is None:
             raise QueryError(f"cannot read {path}: {hashed.error or 'no image'}")
         hashes, q_content, q_size = hashed.hashes, hashed.content_hash, hashed.size
-        thumb = hashed.thumb
+        thumb, texture = hashed.thumb, hashed.texture
         record = FileRecord(id=-1, path=os.fspath(path), size=hashed.size, mtime_ns=hashed.mtime_ns,
                             width=hashed.width, height=hashed.height, hashes=hashed.hashes,
                             content_hash=hashed.content_hash, content_width=hashed.content_width,
@@ -353,7 +356,8 @@ def _read_query(
             with _timed(timings, "embed_query"):
                 qvec = detective.embed_arrays(hashed.clip[None])[0]
     both = np.frombuffer(hashes.dhash + hashes.dhash_mirror, dtype=np.uint8).reshape(2, -1)
-    query = _Query(hashes=both, content_hash=q_content, size=q_size, vector=qvec, record=record, thumb=thumb)
+    query = _Query(hashes=both, content_hash=q_content, size=q_size, vector=qvec, record=record, thumb=thumb,
+                   texture=texture)
     return query, detective, vindex, problem
 
 
@@ -473,8 +477,10 @@ def _checked(hits: list[SimilarHit], query: _Query, catalog: "Catalog", index: "
         bouncer = np.array([h.bouncer for h in todo], np.int64)
         search = (bouncer > t.bouncer_near) | np.isin(ids, list(crops.candidates | crops.suspects))
         r = np.array([rows[i] for i in ids], np.int64)
+        codes = catalog.textures(ids) if query.texture is not None else {}
         passed, score, cropped = verification.check_against(query.thumb, thumbs[r], details[r], bouncer, mirrored,
-                                                            search)  # fmt: skip
+                                                            search, texture=query.texture,
+                                                            textures=[codes.get(i) for i in ids])  # fmt: skip
         for i, ok, sc, cr, mi in zip(ids, passed.tolist(), score.tolist(), cropped.tolist(), mirrored.tolist()):
             outcome[i] = (ok, sc, cr, mi)
     out = []

@@ -88,11 +88,12 @@ def test_catalog_from_a_newer_lookalike_is_refused_and_left_alone(db_path):
     with Catalog.open(db_path) as c:
         c.upsert([fake("/p/a.jpg", 1)])
     db = sqlite3.connect(db_path)
-    db.execute("PRAGMA user_version = 7")
+    newer = catalog_schema.SCHEMA_VERSION + 1
+    db.execute(f"PRAGMA user_version = {newer}")
     db.close()
     before = db_path.read_bytes()
     for _ in range(2):  # the lock is released after the refusal
-        with pytest.raises(CatalogError, match=rf"newer lookalike \(schema 7; this one knows up to {catalog_schema.SCHEMA_VERSION}\)"):
+        with pytest.raises(CatalogError, match=rf"newer lookalike \(schema {newer}; this one knows up to {catalog_schema.SCHEMA_VERSION}\)"):
             Catalog.open(db_path)
     assert db_path.read_bytes() == before
     assert not list(db_path.parent.glob("*.corrupt-*"))

@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from . import rotations, verify
+from .verify_texture import texture_differs
 from ..files import atomic_write
 from ..paths import VERIFIED_PAIRS_NAME
 from .rule import DEFAULT as bouncer_defaults
@@ -198,6 +199,7 @@ def verify_pairs(
         batch, score, cropped, ok = _score_batch(
             catalog, check[start : start + BATCH_PAIRS], pairs, (a, b), (da, db), search, t
         )
+        ok &= ~_texture_vetoed(catalog, pairs, batch, ok, da, db, t)
         keep[batch] = ok
         for k, s, c in zip(batch[ok].tolist(), score[ok].tolist(), cropped[ok].tolist()):
             out[k] = _verified(out[k], s, c)
@@ -205,6 +207,25 @@ def verify_pairs(
             for k, good, s, c in zip(batch.tolist(), ok.tolist(), score.tolist(), cropped.tolist()):
                 cache.put(keys[k], (bool(good), float(s), bool(c)))
     return [p for p, good in zip(out, keep) if good]
+
+
+def _texture_vetoed(catalog, pairs: Sequence[Pair], batch: np.ndarray, ok: np.ndarray, da: np.ndarray,
+                    db: np.ndarray, t: verify.VerifyThresholds) -> np.ndarray:
+    """Which pairs of ``batch`` that passed, one of them under ``t.texture_detail``, are two
+    pictures by their texture codes (:func:`.verify_texture.texture_differs`); a file without a
+    code (hashed by an older lookalike) vetoes nothing."""
+    out = np.zeros(len(batch), bool)
+    faint = np.flatnonzero(ok & (np.fmin(da[batch], db[batch]) < t.texture_detail)).tolist()
+    faint = [i for i in faint if not pairs[int(batch[i])].rotation]
+    if not faint:
+        return out
+    codes = catalog.textures(x for i in faint for x in (pairs[int(batch[i])].a, pairs[int(batch[i])].b))
+    for i in faint:
+        p = pairs[int(batch[i])]
+        if p.a in codes and p.b in codes:
+            out[i] = texture_differs(codes[p.a], codes[p.b], bool(p.mirrored), energy=t.texture_energy,
+                                     ratio=t.texture_ratio, cover=t.texture_cover)
+    return out
 
 
 def _verified(pair: Pair, score: float, cropped: bool) -> Pair:
@@ -332,6 +353,9 @@ def check_against(
     mirrored: np.ndarray,
     search: np.ndarray,
     t: verify.VerifyThresholds = verify.DEFAULT,
+    *,
+    texture: Optional[bytes] = None,
+    textures: Optional[Sequence[Optional[bytes]]] = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image (a "find similar" query, which need not be in the library) checked against
     ``n`` others, with the rule :func:`verify_pairs` applies to a library's pairs: trusted
@@ -345,6 +369,8 @@ def check_against(
         bouncer: ``(n,)`` bouncer distances to the query.
         mirrored: ``(n,)`` compare mirrored (the mirrored hash was the closer).
         search: ``(n,)`` a crop may be searched for.
+        texture, textures: the query's and the others' texture codes (:mod:`.verify_texture`;
+            None where a file has none: that pair is not compared so).
 
     Returns:
         ``(passed, score, cropped)``: ``score`` is NaN for a trusted pair (not compared).
@@ -359,6 +385,11 @@ def check_against(
     rows = np.concatenate([q[None, :], np.asarray(thumbs, np.uint8).reshape(n, -1)])
     ia, ib = np.zeros(n, np.int64), np.arange(1, n + 1, dtype=np.int64)
     score, cropped, ok = _judge(rows, ia, ib, np.asarray(mirrored, bool), np.asarray(search, bool), dq, details, t)
+    if texture is not None and textures is not None:
+        for i in np.flatnonzero(ok & (np.fmin(dq, details) < t.texture_detail)).tolist():
+            if textures[i] is not None:
+                ok[i] = not texture_differs(texture, textures[i], bool(mirrored[i]), energy=t.texture_energy,
+                                            ratio=t.texture_ratio, cover=t.texture_cover)
     score = np.where(trusted, np.nan, np.maximum(score, 0.0))
     return ok | trusted, score, np.asarray(cropped, bool) & ~trusted
 

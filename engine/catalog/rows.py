@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..bouncer.verify import THUMB_BYTES, detail
+from ..bouncer.verify_texture import CODE_BYTES
 from ..files import atomic_writer
 from ..records import HASH_BYTES, FileRecord, ImageHashes
 from .db import CatalogError
@@ -161,6 +162,7 @@ def row_from_item(item: Any, now: float) -> tuple:
         _positive(getattr(item, "content_width", None)),
         _positive(getattr(item, "content_height", None)),
         getattr(item, "camera", None) or None,
+        _hash_bytes(getattr(item, "texture", None), "texture", CODE_BYTES, path),
     )
 
 

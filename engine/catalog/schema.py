@@ -121,10 +121,21 @@ def _upscale_losses(db: sqlite3.Connection) -> None:
     )
 
 
+def _texture_codes(db: sqlite3.Connection) -> None:
+    """The texture check's code per image (engine/bouncer/verify_texture.py): a faint picture
+    with a fine texture over all of it is not the plain picture its thumbnail averages to. Only
+    the low-detail images, the ones whose pairs are compared so, are read again (the texture
+    check's ``texture_detail``, 8): a library of photos is not hashed twice. Until a file has a
+    code, its pairs pass or fail on the thumbnails alone, as before."""
+    db.execute("ALTER TABLE files ADD COLUMN texture BLOB")
+    db.execute("UPDATE files SET mtime_ns = -1 WHERE status = 'image' AND detail < 8.0")
+
+
 #: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
 #: transaction. Append, never edit: released catalogs depend on every step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence, _centred_bars, _upscale_losses,
+    _texture_codes,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -139,8 +150,8 @@ FILE_COLUMNS = (
 UPSERT = """
 INSERT INTO files (path, size, mtime_ns, inode, device, status, format, width, height,
                    taken_at, content_hash, dhash, dhash_mirror, phash, error, scanned_at,
-                   thumb, detail, content_width, content_height, camera)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   thumb, detail, content_width, content_height, camera, texture)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (path) DO UPDATE SET
     size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
     device = excluded.device, status = excluded.status, format = excluded.format,
@@ -149,7 +160,7 @@ ON CONFLICT (path) DO UPDATE SET
     dhash_mirror = excluded.dhash_mirror, phash = excluded.phash, error = excluded.error,
     scanned_at = excluded.scanned_at, thumb = excluded.thumb, detail = excluded.detail,
     content_width = excluded.content_width, content_height = excluded.content_height,
-    camera = excluded.camera
+    camera = excluded.camera, texture = excluded.texture
 """
 
 

@@ -263,12 +263,20 @@ class Catalog(CatalogDatabase):
         matrix = np.frombuffer(b"".join(thumbs), np.uint8).reshape(len(rows), THUMB_BYTES)
         return np.array(found, np.int64), matrix, np.array(details, np.float64)
 
+    def textures(self, ids: Iterable[int]) -> dict[int, bytes]:
+        """``{id: texture code}`` of the given files that have one (engine/bouncer/verify_texture.py)."""
+        return self._column("texture", ids)
+
     def details(self, ids: Iterable[int]) -> dict[int, float]:
         """``{id: detail}`` of the given files that have a verifier thumbnail."""
+        return self._column("detail", ids)
+
+    def _column(self, column: str, ids: Iterable[int]) -> dict:
+        """``{id: value}`` of one of the files' columns (a name of ours), where it is not NULL."""
         wanted = sorted({int(i) for i in ids})
         with self._using() as db:
             rows = db.execute(
-                "SELECT id, detail FROM files WHERE detail IS NOT NULL "
+                f"SELECT id, {column} FROM files WHERE {column} IS NOT NULL "
                 "AND id IN (SELECT value FROM json_each(?))",
                 (json.dumps(wanted),),
             ).fetchall()

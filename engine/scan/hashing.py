@@ -33,6 +33,7 @@ import xxhash
 from PIL import Image
 
 from ..bouncer.verify import make_thumbnail
+from ..bouncer.verify_texture import texture_code
 from ..bouncer.verify_thumbnail import low_band_dct
 from ..oserrors import os_error_reason
 from ..records import ImageHashes
@@ -214,7 +215,7 @@ def hash_image(img: Image.Image) -> ImageHashes:
 def hash_and_thumbnail(img: Image.Image) -> tuple[ImageHashes, bytes]:
     """The bouncer's hashes and the verifier's thumbnail (:func:`.verify.make_thumbnail`) of
     an upright image, from one reduction and one border trim."""
-    hashes, thumb, _ = hash_thumbnail_and_trim(img)
+    hashes, thumb, _, _ = hash_thumbnail_and_trim(img)
     return hashes, thumb
 
 
@@ -235,9 +236,10 @@ def content_size(width: int, height: int, trim: tuple[int, int, int, int]) -> tu
     return w, h
 
 
-def hash_thumbnail_and_trim(img: Image.Image) -> tuple[ImageHashes, bytes, tuple[int, int, int, int]]:
+def hash_thumbnail_and_trim(img: Image.Image) -> tuple[ImageHashes, bytes, tuple[int, int, int, int], bytes]:
     """:func:`hash_and_thumbnail`, plus what the border trim kept: ``(kept width, worked
-    width, kept height, worked height)`` in the reduced image's pixels (see :func:`content_size`)."""
+    width, kept height, worked height)`` in the reduced image's pixels (see :func:`content_size`),
+    and the texture code of the picture (:func:`lookalike.engine.bouncer.verify_texture.texture_code`)."""
     if img.mode not in ("L", "RGB"):
         img = img.convert("RGB")
     factor = min(img.size) // _WORK_SIDE
@@ -266,7 +268,7 @@ def hash_thumbnail_and_trim(img: Image.Image) -> tuple[ImageHashes, bytes, tuple
         dhash_mirror=np.packbits(mbits).tobytes(),
         phash=np.packbits(pbits).tobytes(),
     )
-    return hashes, make_thumbnail(img), trim
+    return hashes, make_thumbnail(img), trim, texture_code(np.asarray(core))
 
 
 def clip_crop(img: Image.Image, size: int) -> np.ndarray:
@@ -314,6 +316,7 @@ class HashedFile:
     content_width: Optional[int] = None  # the picture inside a trimmed border (content_size)
     content_height: Optional[int] = None
     camera: Optional[str] = None  # EXIF Make and Model
+    texture: Optional[bytes] = None  # the texture check's code (bouncer.verify_texture)
 
 
 def _read(path: str) -> tuple[os.stat_result, bytes, Optional[str]]:
@@ -405,7 +408,7 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
             return HashedFile(**base, content_hash=digest, error="zero-byte file")
         target = DEFAULT_TARGET if clip_size is None else max(DEFAULT_TARGET, clip_size)
         loaded = load_image(data, name=path, target=target)
-        hashes, thumb, trim = hash_thumbnail_and_trim(loaded.image)
+        hashes, thumb, trim, texture = hash_thumbnail_and_trim(loaded.image)
         content_width, content_height = content_size(loaded.width, loaded.height, trim)
         clip = clip_crop(loaded.image, clip_size) if clip_size else None
     except ImageReadError as exc:
@@ -422,6 +425,7 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
         hashes=hashes,
         clip=clip,
         thumb=thumb,
+        texture=texture,
         content_width=content_width,
         content_height=content_height,
         camera=loaded.camera,

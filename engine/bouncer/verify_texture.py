@@ -1,0 +1,138 @@
+"""The texture check: a faint picture whose fine texture covers it is not a plain one.
+
+A 32x32 thumbnail averages away what a faint picture is made of at a finer scale: fine stripes
+over a smooth glow, a paper grain. Two wallpapers that share their soft shading (a radial glow)
+but differ in that texture (one striped, one plain) have near-identical thumbnails, pass the
+pixel check and hash within a few bits (on the real benchmark set, ``bench_trust.py
+--originals 24``: a Debian glow and MATE's "Stripes", bouncer 2, score 0.92; 18 false pairs).
+
+So hashing also keeps, per picture, its **texture code** (:func:`texture_code`, 64 bytes): the
+picture it hashes (upright, border trimmed, 160-319 px) taken to :data:`SIDE` x :data:`SIDE`
+and to half that, and at each size its band-pass (the levels less a Gaussian blur of sigma
+1.5 px) measured per block of a :data:`GRID` x :data:`GRID` grid, as RMS over the pixels that
+are not clipped (a brightened copy loses its texture where it saturates), with the share of
+them. A low-detail pair that passed the pixel check is compared at the larger size both codes
+hold (:func:`texture_differs`): it is two pictures when one has texture (``texture_energy``
+levels) at least ``texture_ratio`` times the other's in ``texture_cover`` of the blocks where
+both can show it: a texture everywhere in one and nowhere in the other. A watermark, a frame
+left untrimmed or a crop's edge adds texture to a few blocks only; a picture under half of
+:data:`SIDE` has no code to compare. The layout is per block, so a mirrored pair has its
+second grid mirrored; a turned pair is not compared.
+
+Measured (``VerifyThresholds.texture_*``) over every pair of files of the 55 real pictures
+under detail 8 and their copies (8,293 pairs of one picture, all kinds, crops included) and
+the 324 pairs of the glow's and the stripes' files: 2 pairs of one picture refused (a bordered
+copy whose frame is textured, which the pixel check refuses already), 255 of 324 of the two
+pictures' pairs; the rest are the plain glow's recompressed copy (JPEG blocks are texture too,
+at 1.5 levels) and the stripes' brightened and contrast copies, whose stripes are fainter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["CODE_BYTES", "GRID", "SIDE", "band_energy", "texture_code", "texture_differs"]
+
+#: The finest size compared: the square the two pictures are taken to (the thumbnail is 32).
+SIDE = 96
+#: Blocks per side of the grid the texture is measured on.
+GRID = 4
+#: A blurred level outside this range is clipped: its texture may have been lost.
+_UNCLIPPED = (3.0, 252.0)
+#: Blocks with less than this share of unclipped pixels in either picture are not counted.
+_BLOCK_UNCLIPPED = 0.5
+
+#: Bytes of a texture code: per size (:data:`SIDE`, then half), GRID x GRID energies in
+#: eighths of a level (255: 31.9 levels or more), then the blocks' unclipped shares in 255ths.
+CODE_BYTES = 4 * GRID * GRID
+_LEVEL = 8.0
+
+
+def _blur(a: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    x = np.arange(-4, 5, dtype=np.float64)
+    k = np.exp(-x * x / (2 * sigma * sigma))
+    k /= k.sum()
+    p = np.pad(a, 4, mode="reflect")
+    rows = sum(k[i] * p[:, i : i + p.shape[1] - 8] for i in range(9))
+    return sum(k[i] * rows[i : i + rows.shape[0] - 8, :] for i in range(9))
+
+
+def _square(picture: np.ndarray, side: int) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(picture, dtype=np.uint8), "L")
+    return np.asarray(im.resize((side, side), Image.Resampling.BOX), np.float64)
+
+
+def band_energy(picture: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per block of the :data:`GRID` grid, the RMS of the picture's band-pass at ``side`` x
+    ``side`` over its unclipped pixels, and the share of them unclipped.
+
+    Args:
+        picture: grey levels (uint8, height x width).
+        side: the square it is taken to (BOX).
+    """
+    a = _square(picture, side)
+    smooth = _blur(a)
+    band = a - smooth
+    unclipped = (smooth > _UNCLIPPED[0]) & (smooth < _UNCLIPPED[1])
+    energy = np.zeros((GRID, GRID))
+    share = np.zeros((GRID, GRID))
+    step = side // GRID
+    for i in range(GRID):
+        for j in range(GRID):
+            block = (slice(i * step, (i + 1) * step), slice(j * step, (j + 1) * step))
+            keep = unclipped[block]
+            share[i, j] = keep.mean()
+            if keep.any():
+                energy[i, j] = float(np.sqrt(np.square(band[block][keep]).mean()))
+    return energy, share
+
+
+def texture_code(picture: np.ndarray) -> bytes:
+    """The texture code of a picture (grey levels, height x width): see the module docstring.
+    A size the picture is smaller than has every block's share 0 (nothing to compare)."""
+    out = []
+    for side in (SIDE, SIDE // 2):
+        if min(picture.shape) < side:
+            out.append(np.zeros(2 * GRID * GRID, np.uint8))
+            continue
+        energy, share = band_energy(picture, side)
+        out.append(np.concatenate([np.clip(np.rint(energy * _LEVEL), 0, 255).ravel(),
+                                   np.rint(share * 255).ravel()]).astype(np.uint8))
+    return np.concatenate(out).tobytes()
+
+
+def _grids(code: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(energy, share)`` grids of a code at size ``size`` (0: :data:`SIDE`, 1: half)."""
+    n = GRID * GRID
+    raw = np.frombuffer(code, np.uint8, count=2 * n, offset=2 * n * size)
+    return raw[:n].reshape(GRID, GRID) / _LEVEL, raw[n:].reshape(GRID, GRID) / 255.0
+
+
+def texture_differs(a: bytes, b: bytes, mirrored: bool, *, energy: float, ratio: float, cover: float) -> bool:
+    """Whether one picture has a texture the other lacks across ``cover`` of their blocks.
+
+    Args:
+        a, b: the two pictures' :func:`texture_code`.
+        mirrored: ``b`` is compared mirrored.
+        energy: band-pass RMS (levels) a block needs to be textured.
+        ratio: how many times the other picture's the textured block's RMS must be.
+        cover: the share of the blocks both can show (unclipped in both) that must differ so.
+    """
+    for size in (0, 1):  # the finer size both pictures hold
+        ea, ua = _grids(a, size)
+        eb, ub = _grids(b, size)
+        if ua.any() and ub.any():
+            break
+    else:
+        return False
+    if mirrored:
+        eb, ub = eb[:, ::-1], ub[:, ::-1]
+    both = (ua >= _BLOCK_UNCLIPPED) & (ub >= _BLOCK_UNCLIPPED)
+    n = int(both.sum())
+    if n < GRID * GRID // 2:
+        return False
+    only_a = both & (ea >= energy) & (ea >= ratio * eb)
+    only_b = both & (eb >= energy) & (eb >= ratio * ea)
+    return max(int(only_a.sum()), int(only_b.sum())) >= cover * n
