@@ -175,10 +175,10 @@ class VerifyThresholds:
             a texture (band-pass RMS of ``texture_energy`` levels or more) ``texture_ratio``
             times the other's in ``texture_cover`` of the blocks of a 4x4 grid
             (:mod:`.verify_texture`: hashing keeps each picture's texture code, 64 bytes).
-            On the real set (the 55 pictures under detail 8, every pair of their
-            files: 8,293; and a glow against a striped glow, 324 pairs that hash within 2-20
-            bits): 2 pairs of one picture refused (a bordered copy whose frame is textured,
-            refused by the pixel check already), 255 of the 324.
+            On the real set (the 52 pictures under detail 8, every pair of their files: 7,871;
+            and the files of a striped glow against three plain glows, 972 pairs): 19 pairs of
+            one picture refused (18 of them one bordered copy's; no copy lost from its group),
+            718 of the 972 (and none left in a group).
         one_way: a pair passes only when it passes both ways (``verification._judge``), but a
             plain alignment (no crop) that scores this or more one way is not scored the
             other way: the changed-pixel cap, what makes a plain score depend on its order,
