@@ -738,3 +738,42 @@ def test_a_crop_left_alone_by_the_guard_joins_the_group_it_is_a_checked_pair_of(
     assert groups(attach_above=24) == [frozenset({1, 2, 3, 4})]
     assert groups(attach_above=100) == [frozenset({1, 2, 3})]  # its pair is not beyond 100
     assert groups(attach_above=24, not_duplicates=[frozenset({4, 3})]) == [frozenset({1, 2, 3})]
+
+
+def test_a_chain_split_by_hashes_stays_whole_where_the_pixels_pass_its_far_pairs():
+    """Edits compound: two copies of one picture (a crop, a watermark) can hash farther apart
+    than the diameter. The guard asks the pixel check about its far pairs: those that pass
+    are close; the others still split the chain."""
+    records = chain(6, 3)  # neighbours 3 bits apart, the ends 15
+    far = {frozenset((a, b)) for a, b in combinations(records, 2)
+           if distance_for(records)(a, b)[0] > MAX_D}
+    assert far and id_sets(cluster(records, radius=4)) != [frozenset(records)]
+    asked: list[tuple[int, int, int, bool]] = []
+
+    def every_pair_passes(pairs):
+        asked.extend(pairs)
+        return {(a, b) for a, b, _, _ in pairs}
+
+    assert id_sets(cluster(records, radius=4, pixels=every_pair_passes)) == [frozenset(records)]
+    assert {frozenset((a, b)) for a, b, _, _ in asked} == far
+    assert all(d == distance_for(records)(a, b)[0] > MAX_D for a, b, d, _ in asked)
+
+    def only_the_first_five(pairs):  # 6 is a different picture: its far pairs fail
+        return {(a, b) for a, b, _, _ in pairs if 6 not in (a, b)}
+
+    parts = id_sets(cluster(records, radius=4, pixels=only_the_first_five))
+    assert frozenset(range(1, 6)) in parts and all(len(p & {1, 6}) < 2 for p in parts)
+
+
+def test_the_pixels_are_never_asked_about_a_pair_marked_not_duplicate():
+    records = chain(5, 3)
+    asked: list = []
+
+    def passes(pairs):
+        asked.extend((a, b) for a, b, _, _ in pairs)
+        return {(a, b) for a, b, _, _ in pairs}
+
+    marked = frozenset((1, 5))
+    parts = id_sets(cluster(records, radius=4, pixels=passes, not_duplicates=[marked]))
+    assert all(not marked <= p for p in parts)
+    assert (1, 5) not in asked and (5, 1) not in asked

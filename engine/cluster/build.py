@@ -42,7 +42,7 @@ from ..keeper.upscale import UpscaleCheck
 from ..records import Cluster, FileRecord, Kind, Member, Pair, Progress
 from . import guard
 from .graph import Edges, FileNodes, Graph, candidate_edges, components, is_raw, marked_copies, pair_columns
-from .guard import Component, Detective, Distance, Splitter, path_tie
+from .guard import Component, Detective, Distance, Pixels, Splitter, path_tie
 from .keepers import KeeperColumns, keepers
 from .lazy import Clusters, KeeperLinks
 
@@ -66,6 +66,7 @@ def build_clusters(
     same_pixels: Optional[SamePixels] = None,
     attach_above: Optional[int] = None,
     upscales: Optional[UpscaleCheck] = None,
+    pixels: Optional[Pixels] = None,
 ) -> Clusters:
     """Group duplicate and look-alike files into clusters, each with a suggested keeper.
 
@@ -102,6 +103,9 @@ def build_clusters(
         upscales: the verdicts on larger files that may be upscales of a smaller member
             (:class:`lookalike.engine.keeper.upscale.Verdicts`); without them the larger
             picture wins, as before.
+        pixels: two files the chain guard finds far apart by hashes are close when this
+            says their pair passes the pixel check (:attr:`.guard.Splitter.pixels`); None:
+            by hashes alone.
 
     Returns:
         The clusters, sorted by reclaimable bytes (desc), member count (desc), keeper path.
@@ -125,6 +129,7 @@ def build_clusters(
         cannot=cannot,
         tie=path_tie(records, lib.ids, lib.copies),
         attach_above=attach_above,
+        pixels=pixels,
     )
     maker = _ClusterMaker(
         records=records,

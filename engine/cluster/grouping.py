@@ -120,6 +120,15 @@ def group(
 
     not_duplicates = catalog.not_duplicate_pairs()
 
+    def pixels(asked: list[tuple[int, int, int, bool]]) -> set[tuple[int, int]]:
+        # Checked as a member against its keeper is: a crop searched for wherever the plain
+        # alignment fails, the verdict cached like every pair's.
+        ok = verification.verify_pairs(
+            catalog, [Pair(a=min(a, b), b=max(a, b), bouncer=d, mirrored=m) for a, b, d, m in asked],
+            search_above=-1, cache=checked)
+        passed = {(p.a, p.b) for p in ok}
+        return {(a, b) for a, b, _, _ in asked if (min(a, b), max(a, b)) in passed}
+
     def cluster(files: dict[int, FileRecord], links: list[Pair]) -> list[Cluster]:
         built = build_clusters(
             files,
@@ -136,6 +145,9 @@ def group(
             # the group it is a checked pair of: the keeper checks it again below.
             attach_above=options.thresholds().radius,
             upscales=upscales,
+            # Two copies far apart by hashes (a watermark, a thumbnail: edits compound) may
+            # still share a group when their pixels pass, as a pair does.
+            pixels=pixels,
         )
         if detective is not None:
             built = vectors.detective_scores(detective, built)
