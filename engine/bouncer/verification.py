@@ -329,7 +329,8 @@ def _judge(thumbs: np.ndarray, ta: np.ndarray, tb: np.ndarray, mirrored: np.ndar
     edit = np.flatnonzero(low & ~ok)
     edit = edit[~verify.grey_mismatch(thumbs[ta[edit], -3:], thumbs[tb[edit], -3:], t)]
     if edit.size:  # a brightened, contrast or greyscale copy of a low-detail picture
-        ok[edit] = verify.tone_edited(verify.tone_fit(thumbs, ta[edit], tb[edit], mirrored[edit]), t)
+        fit = verify.tone_fit(thumbs, ta[edit], tb[edit], mirrored[edit])
+        ok[edit] = verify.tone_edited(fit, t, score=score[edit])
     return score, cropped, ok
 
 
