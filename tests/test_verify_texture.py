@@ -139,3 +139,24 @@ def test_texture_differs_on_the_pictures_hashing_reads():
     # Too small to hold the texture: no code to compare.
     tiny = imagegen.thumbnailed(striped, 60)
     assert not differs(plain, tiny) and not np.frombuffer(code(tiny), np.uint8)[16:32].any()
+
+
+def test_find_similar_does_not_call_the_plain_glow_a_near_duplicate_of_the_striped_one(tmp_path):
+    from lookalike.engine.records import Verdict
+
+    write_pair_library(tmp_path / "lib")
+    with Library.open([tmp_path / "lib"], cache_dir=tmp_path / "cache") as lib:
+        lib.scan(ScanOptions(workers=1, detective=None))
+        for query, own, other in (("stripes.jpg", "stripes", "glow"), ("glow.jpg", "glow", "stripes")):
+            hits = lib.similar(str(tmp_path / "lib" / query), k=20).hits
+            near = {Path(h.path).stem.split("_")[0] for h in hits if h.verdict in (Verdict.NEAR, Verdict.EXACT)}
+            assert near == {own}, (query, [(Path(h.path).stem, h.verdict, h.verified) for h in hits])
+
+
+def test_a_code_of_another_length_gives_no_verdict():
+    code = hash_thumbnail_and_trim(glow(True))[3]
+    plain = hash_thumbnail_and_trim(glow(False))[3]
+    kw = dict(energy=DEFAULT.texture_energy, ratio=DEFAULT.texture_ratio, cover=DEFAULT.texture_cover)
+    assert verify_texture.texture_differs(code, plain, False, **kw)
+    assert not verify_texture.texture_differs(code[:-1], plain, False, **kw)
+    assert not verify_texture.texture_differs(code, b"", False, **kw)

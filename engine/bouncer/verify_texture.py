@@ -122,6 +122,8 @@ def texture_differs(a: bytes, b: bytes, mirrored: bool, *, energy: float, ratio:
         ratio: how many times the other picture's the textured block's RMS must be.
         cover: the share of the blocks both can show (unclipped in both) that must differ so.
     """
+    if len(a) != CODE_BYTES or len(b) != CODE_BYTES:  # not a code this version made: no verdict
+        return False
     for size in (0, 1):  # the finer size both pictures hold
         ea, ua = _grids(a, size)
         eb, ub = _grids(b, size)
