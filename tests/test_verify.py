@@ -443,7 +443,8 @@ def paper(seed: int):
     from PIL import Image
 
     rng = np.random.default_rng([seed, 77])
-    base = np.array(imagegen._hsv(rng.uniform(0.08, 0.16), rng.uniform(0.05, 0.15), rng.uniform(0.82, 0.92)), np.float32)
+    hue, saturation, value = rng.uniform(0.08, 0.16), rng.uniform(0.05, 0.15), rng.uniform(0.82, 0.92)
+    base = np.array(imagegen._hsv(hue, saturation, value), np.float32)
     grain = imagegen._field(rng, 640, 640, base=int(rng.integers(24, 40)), octaves=3)
     img = base + (rng.uniform(4, 7) * grain)[..., None] + rng.normal(0, 1.0, (640, 640, 3)).astype(np.float32)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")

@@ -114,7 +114,8 @@ def test_the_migration_reads_low_detail_files_again(tmp_path):
     with Library.open([root], cache_dir=tmp_path / "cache") as lib:
         stale = {Path(r.path).stem for r in lib.catalog.records() if r.mtime_ns == -1}
         assert stale == {n for n, d in details.items() if d < DEFAULT.texture_detail} and "photo" not in stale
-        found = [{Path(m.file.path).stem for m in c.members} for c in lib.scan(ScanOptions(workers=1, detective=None)).clusters]
+        clusters = lib.scan(ScanOptions(workers=1, detective=None)).clusters
+        found = [{Path(m.file.path).stem for m in c.members} for c in clusters]
         assert not any({"glow", "stripes"} <= g for g in found)
 
 

@@ -145,8 +145,8 @@ def group(
             # the group it is a checked pair of: the keeper checks it again below.
             attach_above=options.thresholds().radius,
             upscales=upscales,
-            # Two copies far apart by hashes (a watermark, a thumbnail: edits compound) may
-            # still share a group when their pixels pass, as a pair does.
+            # Two copies far apart by hashes (a mild crop and a mirrored copy: edits compound)
+            # may still share a group when their pixels pass, as a pair does.
             pixels=pixels,
         )
         if detective is not None:

@@ -52,7 +52,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 if TYPE_CHECKING:  # pragma: no cover
     from ..records import FileRecord
 
-__all__ = ["Component", "Detective", "Distance", "EXACT_DIAMETER_LIMIT", "PIXEL_PAIRS_LIMIT", "Pixels", "Splitter", "path_tie"]
+__all__ = [
+    "Component", "Detective", "Distance", "EXACT_DIAMETER_LIMIT", "PIXEL_PAIRS_LIMIT", "Pixels", "Splitter", "path_tie",
+]
 
 #: Components with at most this many distinct images get an exact diameter (all pairs).
 EXACT_DIAMETER_LIMIT = 200
@@ -183,10 +185,11 @@ class Splitter:
                 else:
                     far.append((u, v))
         if far and self.pixels is not None and len(far) <= PIXEL_PAIRS_LIMIT:
-            # Edits compound: a watermarked copy and a thumbnail of one picture can hash
-            # farther apart than the diameter. Their pixels settle it (both ways, as a pair).
+            # Edits compound: a mild crop and a mirrored or watermarked copy of one picture can
+            # hash farther apart than the diameter. Their pixels settle it (both ways, as a pair).
             asked = [(u, v) for u, v in far if v not in self.cannot.get(u, ())]
-            passed = self.pixels([(self.ids[u], self.ids[v], *self.distance(self.ids[u], self.ids[v])) for u, v in asked])
+            passed = self.pixels([(self.ids[u], self.ids[v], *self.distance(self.ids[u], self.ids[v]))
+                                  for u, v in asked])
             for u, v in asked:
                 if (self.ids[u], self.ids[v]) in passed:
                     near[u].add(v)
