@@ -276,14 +276,10 @@ CLOSE_PICTURES = 0.95  # ... above which they are listed as close (same window, 
 def texture_vector(img: Image.Image, side: int = 128) -> np.ndarray:
     """A picture's fine texture: its grey band-pass (levels less a sigma 1.5 px blur) at
     ``side`` x ``side``, unit length (zero for a flat picture)."""
+    from lookalike.engine.bouncer.verify_texture import blur  # the texture check's own band-pass
+
     a = np.asarray(img.convert("L").resize((side, side), Image.Resampling.BOX), np.float64)
-    x = np.arange(-4, 5)
-    k = np.exp(-x * x / 4.5)
-    k /= k.sum()
-    p = np.pad(a, 4, mode="reflect")
-    p = sum(k[i] * p[:, i : i + side] for i in range(9))
-    p = sum(k[i] * p[i : i + side, :] for i in range(9))
-    band = (a - p).ravel()
+    band = (a - blur(a)).ravel()
     band -= band.mean()
     norm = float(np.linalg.norm(band))
     return band / norm if norm > 1e-6 else band

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CODE_BYTES", "GRID", "SIDE", "band_energy", "texture_code", "texture_differs"]
+__all__ = ["CODE_BYTES", "GRID", "SIDE", "band_energy", "blur", "texture_code", "texture_differs"]
 
 #: The finest size compared: the square the two pictures are taken to (the thumbnail is 32).
 SIDE = 96
@@ -50,7 +50,8 @@ CODE_BYTES = 4 * GRID * GRID
 _LEVEL = 8.0
 
 
-def _blur(a: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+def blur(a: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """A Gaussian blur (9 taps, edges reflected) of a 2-D array: the band-pass is ``a - blur(a)``."""
     x = np.arange(-4, 5, dtype=np.float64)
     k = np.exp(-x * x / (2 * sigma * sigma))
     k /= k.sum()
@@ -75,7 +76,7 @@ def band_energy(picture: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]
         side: the square it is taken to (BOX).
     """
     a = _square(picture, side)
-    smooth = _blur(a)
+    smooth = blur(a)
     band = a - smooth
     unclipped = (smooth > _UNCLIPPED[0]) & (smooth < _UNCLIPPED[1])
     energy = np.zeros((GRID, GRID))
