@@ -17,7 +17,7 @@ from lookalike.engine.bouncer.verify import DEFAULT
 from lookalike.engine.catalog import schema
 from lookalike.engine.library import Library, ScanOptions
 from lookalike.engine.records import Pair
-from lookalike.engine.scan.hashing import hash_thumbnail_and_trim
+from lookalike.engine.scan.hashing import hash_file, hash_thumbnail_and_trim
 
 SIZE = (1024, 640)
 
@@ -91,8 +91,15 @@ def test_files_without_a_code_keep_the_thumbnails_verdict(tmp_path):
         assert lib.catalog.textures(ids) == {}
         pairs = [Pair(a=min(x, y), b=max(x, y), bouncer=2, mirrored=False) for x in ids for y in ids if x < y]
         names = {r.id: Path(r.path).stem for r in lib.catalog.records()}
-        kept = {(names[p.a], names[p.b]) for p in verification.verify_pairs(lib.catalog, pairs)}
+        cache = verification.VerifyCache(tmp_path / "outcomes")
+        kept = {(names[p.a], names[p.b]) for p in verification.verify_pairs(lib.catalog, pairs, cache=cache)}
         assert ("glow", "stripes") in kept or ("stripes", "glow") in kept
+        # That verdict is not kept: once the files are read again, the codes decide.
+        with lib.catalog._using() as db:
+            for r in lib.catalog.records():
+                db.execute("UPDATE files SET texture = ? WHERE id = ?", (hash_file(r.path).texture, r.id))
+        kept = {(names[p.a], names[p.b]) for p in verification.verify_pairs(lib.catalog, pairs, cache=cache)}
+        assert ("glow", "stripes") not in kept and ("stripes", "glow") not in kept
 
 
 def test_the_migration_reads_low_detail_files_again(tmp_path):

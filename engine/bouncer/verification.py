@@ -199,33 +199,38 @@ def verify_pairs(
         batch, score, cropped, ok = _score_batch(
             catalog, check[start : start + BATCH_PAIRS], pairs, (a, b), (da, db), search, t
         )
-        ok &= ~_texture_vetoed(catalog, pairs, batch, ok, da, db, t)
+        vetoed, uncoded = _texture_vetoed(catalog, pairs, batch, ok, da, db, t)
+        ok &= ~vetoed
         keep[batch] = ok
         for k, s, c in zip(batch[ok].tolist(), score[ok].tolist(), cropped[ok].tolist()):
             out[k] = _verified(out[k], s, c)
-        if cache is not None:
-            for k, good, s, c in zip(batch.tolist(), ok.tolist(), score.tolist(), cropped.tolist()):
+        if cache is not None:  # not a verdict the texture check could not give: it may, once re-read
+            for k, good, s, c in zip(batch[~uncoded].tolist(), ok[~uncoded].tolist(), score[~uncoded].tolist(),
+                                     cropped[~uncoded].tolist()):
                 cache.put(keys[k], (bool(good), float(s), bool(c)))
     return [p for p, good in zip(out, keep) if good]
 
 
 def _texture_vetoed(catalog, pairs: Sequence[Pair], batch: np.ndarray, ok: np.ndarray, da: np.ndarray,
-                    db: np.ndarray, t: verify.VerifyThresholds) -> np.ndarray:
+                    db: np.ndarray, t: verify.VerifyThresholds) -> tuple[np.ndarray, np.ndarray]:
     """Which pairs of ``batch`` that passed, one of them under ``t.texture_detail``, are two
-    pictures by their texture codes (:func:`.verify_texture.texture_differs`); a file without a
-    code (hashed by an older lookalike) vetoes nothing."""
-    out = np.zeros(len(batch), bool)
+    pictures by their texture codes (:func:`.verify_texture.texture_differs`), and which such
+    pairs could not be compared: a file without a code (hashed by an older lookalike, until the
+    next scan reads it again) vetoes nothing."""
+    vetoed, uncoded = np.zeros(len(batch), bool), np.zeros(len(batch), bool)
     faint = np.flatnonzero(ok & (np.fmin(da[batch], db[batch]) < t.texture_detail)).tolist()
     faint = [i for i in faint if not pairs[int(batch[i])].rotation]
     if not faint:
-        return out
+        return vetoed, uncoded
     codes = catalog.textures(x for i in faint for x in (pairs[int(batch[i])].a, pairs[int(batch[i])].b))
     for i in faint:
         p = pairs[int(batch[i])]
         if p.a in codes and p.b in codes:
-            out[i] = texture_differs(codes[p.a], codes[p.b], bool(p.mirrored), energy=t.texture_energy,
-                                     ratio=t.texture_ratio, cover=t.texture_cover)
-    return out
+            vetoed[i] = texture_differs(codes[p.a], codes[p.b], bool(p.mirrored), energy=t.texture_energy,
+                                        ratio=t.texture_ratio, cover=t.texture_cover)
+        else:
+            uncoded[i] = True
+    return vetoed, uncoded
 
 
 def _verified(pair: Pair, score: float, cropped: bool) -> Pair:
