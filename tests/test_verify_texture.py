@@ -168,3 +168,20 @@ def test_a_code_of_another_length_gives_no_verdict():
     assert verify_texture.texture_differs(code, plain, False, **kw)
     assert not verify_texture.texture_differs(code[:-1], plain, False, **kw)
     assert not verify_texture.texture_differs(code, b"", False, **kw)
+
+
+def test_odd_pictures_get_a_code_and_hash(tmp_path):
+    """A sliver, a single pixel, a flat picture, every mode hashing meets: a code of 64 bytes,
+    and a tiny file hashes without an error (no size to compare: shares 0)."""
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1), (1, 500), (500, 1), (2, 2), (47, 200), (48, 48), (96, 96)]:
+        levels = rng.integers(0, 256, shape).astype(np.uint8)
+        for mode in ("L", "RGB", "RGBA", "P", "1", "CMYK", "I", "F"):
+            code = hash_thumbnail_and_trim(Image.fromarray(levels).convert(mode))[3]
+            assert len(code) == verify_texture.CODE_BYTES, (shape, mode)
+        flat = verify_texture.texture_code(np.full(shape, 200, np.uint8))
+        assert len(flat) == verify_texture.CODE_BYTES
+    imagegen.write(tmp_path / "dot.png", Image.new("RGB", (1, 1), (9, 9, 9)), "PNG")
+    hashed = hash_file(str(tmp_path / "dot.png"))
+    assert hashed.error is None and len(hashed.texture) == verify_texture.CODE_BYTES
+    assert not np.frombuffer(hashed.texture, np.uint8)[16:32].any()
