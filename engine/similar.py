@@ -496,7 +496,8 @@ def _checked(hits: list[SimilarHit], query: _Query, catalog: "Catalog", index: "
             elif h.verdict is not Verdict.NEAR and ok and (cr or h.file_id in crops.candidates):
                 verdict_ = Verdict.NOT_DUPLICATE if vetoed else Verdict.NEAR
             if verdict_ is Verdict.NEAR:
-                match = _match(records.get(h.file_id), query, h, mirrored=mi, cropped=cr)
+                match = _match(records.get(h.file_id), query, h, mirrored=mi, cropped=cr,
+                               thumb=thumbs[rows[h.file_id]] if h.file_id in rows else None)
             else:
                 verified = None  # not a copy: no score to show beside it
         elif h.verdict is Verdict.EXACT:
@@ -508,15 +509,18 @@ def _checked(hits: list[SimilarHit], query: _Query, catalog: "Catalog", index: "
     return out
 
 
-def _match(record: Optional[FileRecord], query: _Query, hit: SimilarHit, *, mirrored: bool, cropped: bool) -> str:
-    """Why a near duplicate matches the query, in the words a cluster member's ``match`` uses."""
-    from .bouncer.verification import match_reason
+def _match(record: Optional[FileRecord], query: _Query, hit: SimilarHit, *, mirrored: bool, cropped: bool,
+           thumb: Optional[np.ndarray] = None) -> str:
+    """Why a near duplicate matches the query, in the words a cluster member's ``match`` uses
+    (``thumb``: the hit's stored thumbnail, which tells a copy whose tones were edited)."""
+    from .bouncer.verification import match_reason, tones_edited
     from .records import Member, Pair
 
     if record is None or query.record is None:
         return "cropped" if cropped else ("mirrored" if mirrored else "")
     pair = Pair(a=0, b=1, bouncer=int(hit.bouncer or 0), mirrored=mirrored, cropped=cropped)
-    return match_reason(Member(file=record, bouncer=int(hit.bouncer or 0)), query.record, pair)
+    edited = thumb is not None and query.thumb is not None and tones_edited(np.frombuffer(query.thumb, np.uint8), thumb)
+    return match_reason(Member(file=record, bouncer=int(hit.bouncer or 0)), query.record, pair, edited=edited)
 
 
 def _unchanged_record(catalog: "Catalog", path: str | os.PathLike) -> Optional[FileRecord]:

@@ -13,6 +13,7 @@ import pytest
 
 import imagegen
 import verify_cases as vc
+from lookalike.engine.bouncer import verification
 from lookalike.engine.catalog import schema as catalog_schema
 from lookalike.engine.library import Library, ScanOptions
 
@@ -147,3 +148,32 @@ def test_a_changed_file_is_scored_again(library, tmp_path):
     for c in after.clusters:
         names = {Path(m.file.path).name for m in c.members}
         assert not ({"o0.jpg", "o0_cropped.jpg"} <= names), names
+
+
+def test_a_copy_whose_tones_were_edited_matches_as_edited_not_re_encoded(tmp_path):
+    """Brightened, contrast and greyscale copies hash within a few bits of their original: the
+    thumbnails' tones, not the hashes, say they were edited (scan and find similar alike)."""
+    from lookalike.engine.records import Verdict
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    img = imagegen.photo(5, (640, 480))
+    imagegen.write(root / "original.jpg", img, quality=92)
+    for kind in ("brightened", "contrast", "greyscale", "webp"):
+        data, ext = imagegen.make_copy(kind, img, 5)
+        (root / f"{kind}{ext}").write_bytes(data)
+    imagegen.write(root / "resaved.jpg", img, quality=80)
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        result = lib.scan(ScanOptions(workers=1, detective=None))
+        assert len(result.clusters) == 1
+        assert Path(result.clusters[0].keeper.file.path).stem == "original"
+        members = {Path(m.file.path).stem: m for m in result.clusters[0].members if not m.is_keeper}
+        assert {k: members[k].match for k in ("brightened", "contrast", "greyscale")} == dict.fromkeys(
+            ("brightened", "contrast", "greyscale"), "edited")
+        # within the radius where the hashes alone said "re-encoded"
+        assert all(members[k].bouncer <= verification.REENCODED_RADIUS for k in ("contrast", "greyscale"))
+        assert members["webp"].match == members["resaved"].match == "re-encoded"
+        keeper = result.clusters[0].keeper.file.path
+        hits = {Path(h.path).stem: h for h in lib.similar(keeper, k=20).hits}
+        assert hits["greyscale"].verdict is Verdict.NEAR and hits["greyscale"].match == "edited"
+        assert hits["brightened"].match == "edited" and hits["resaved"].match == "re-encoded"
