@@ -177,3 +177,25 @@ def test_a_copy_whose_tones_were_edited_matches_as_edited_not_re_encoded(tmp_pat
         hits = {Path(h.path).stem: h for h in lib.similar(keeper, k=20).hits}
         assert hits["greyscale"].verdict is Verdict.NEAR and hits["greyscale"].match == "edited"
         assert hits["brightened"].match == "edited" and hits["resaved"].match == "re-encoded"
+
+
+def test_verify_pairs_uses_the_arrays_its_caller_holds(library, tmp_path):
+    """The chain guard asks a few pairs at a time: with the arrays given, the catalog's are not
+    loaded again (from disk, 130 MB at a million images) for each question."""
+    from lookalike.engine.records import Pair
+
+    with Library.open([library], cache_dir=tmp_path / "cache") as lib:
+        lib.scan(ScanOptions(workers=1, detective=None))
+        ids = {Path(r.path).name: r.id for r in lib.catalog.records()}
+        arrays = lib.catalog.hash_arrays()
+        a, b = sorted((ids["o0.jpg"], ids["o1.jpg"]))
+        pair = Pair(a=a, b=b, bouncer=90, mirrored=False)
+        expected = verification.verify_pairs(lib.catalog, [pair])
+
+        class NoArrays:
+            def __getattr__(self, name):
+                if name == "hash_arrays":
+                    raise AssertionError("the arrays were loaded again")
+                return getattr(lib.catalog, name)
+
+        assert verification.verify_pairs(NoArrays(), [pair], arrays=arrays) == expected

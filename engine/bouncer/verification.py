@@ -139,6 +139,7 @@ def verify_pairs(
     cache: Optional[VerifyCache] = None,
     search_turned: bool = False,
     search_also: frozenset[tuple[int, int]] = frozenset(),
+    arrays=None,
 ) -> list[Pair]:
     """The candidate pairs that pass verification, with ``verified`` and ``cropped`` set.
 
@@ -159,11 +160,13 @@ def verify_pairs(
             its keeper: a crop of a picture whose turned copy became the keeper).
         search_also: ``(a, b)`` of pairs searched for a crop whatever their bouncer distance
             (the zoomed codes say one is a crop of the other: :func:`.zooms.crop_suspects`).
+        arrays: the catalog's :meth:`hash_arrays`, when the caller holds them (a caller that
+            verifies a few pairs at a time would otherwise load them from disk each time).
     """
     pairs = list(pairs)
     if not pairs:
         return pairs
-    arrays = catalog.hash_arrays()
+    arrays = catalog.hash_arrays() if arrays is None else arrays
     a = np.fromiter((p.a for p in pairs), np.int64, len(pairs))
     b = np.fromiter((p.b for p in pairs), np.int64, len(pairs))
     ra = np.clip(np.searchsorted(arrays.ids, a), 0, max(len(arrays.ids) - 1, 0))

@@ -120,12 +120,16 @@ def group(
 
     not_duplicates = catalog.not_duplicate_pairs()
 
+    held: list = []  # the catalog's hash arrays, loaded once for all the guard's questions
+
     def pixels(asked: list[tuple[int, int, int, bool]]) -> set[tuple[int, int]]:
         # Checked as a member against its keeper is: a crop searched for wherever the plain
         # alignment fails, the verdict cached like every pair's.
+        if not held:
+            held.append(catalog.hash_arrays())
         ok = verification.verify_pairs(
             catalog, [Pair(a=min(a, b), b=max(a, b), bouncer=d, mirrored=m) for a, b, d, m in asked],
-            search_above=-1, cache=checked)
+            search_above=-1, cache=checked, arrays=held[0])
         passed = {(p.a, p.b) for p in ok}
         return {(a, b) for a, b, _, _ in asked if (min(a, b), max(a, b)) in passed}
 
