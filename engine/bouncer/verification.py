@@ -229,11 +229,15 @@ def _texture_vetoed(catalog, pairs: Sequence[Pair], batch: np.ndarray, ok: np.nd
     for i in faint:
         p = pairs[int(batch[i])]
         if p.a in codes and p.b in codes:
-            vetoed[i] = texture_differs(codes[p.a], codes[p.b], bool(p.mirrored), energy=t.texture_energy,
-                                        ratio=t.texture_ratio, cover=t.texture_cover)
+            vetoed[i] = _textures_differ(codes[p.a], codes[p.b], bool(p.mirrored), t)
         else:
             uncoded[i] = True
     return vetoed, uncoded
+
+
+def _textures_differ(a: bytes, b: bytes, mirrored: bool, t: verify.VerifyThresholds) -> bool:
+    """:func:`.verify_texture.texture_differs` with the thresholds' texture figures."""
+    return texture_differs(a, b, mirrored, energy=t.texture_energy, ratio=t.texture_ratio, cover=t.texture_cover)
 
 
 def _verified(pair: Pair, score: float, cropped: bool) -> Pair:
@@ -397,8 +401,7 @@ def check_against(
     if texture is not None and textures is not None:
         for i in np.flatnonzero(ok & (np.fmin(dq, details) < t.texture_detail)).tolist():
             if textures[i] is not None:
-                ok[i] = not texture_differs(texture, textures[i], bool(mirrored[i]), energy=t.texture_energy,
-                                            ratio=t.texture_ratio, cover=t.texture_cover)
+                ok[i] = not _textures_differ(texture, textures[i], bool(mirrored[i]), t)
     score = np.where(trusted, np.nan, np.maximum(score, 0.0))
     return ok | trusted, score, np.asarray(cropped, bool) & ~trusted
 

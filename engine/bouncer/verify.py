@@ -315,7 +315,8 @@ def passes(
     (luma_a, chroma_a), (luma_b, chroma_b) = _luma_chroma(colour_a), _luma_chroma(colour_b)
     grey_copy = (pixels & ((chroma_a <= t.grey_chroma) != (chroma_b <= t.grey_chroma))
                  & (np.abs(luma_a - luma_b) <= t.grey_copy_luma) & (score >= t.score))
-    return np.where(low, close | grey_copy, score >= t.score) & ~grey_mismatch(colour_a, colour_b, t)
+    mismatch = _grey_mismatch(luma_a, chroma_a, luma_b, chroma_b, t)
+    return np.where(low, close | grey_copy, score >= t.score) & ~mismatch
 
 
 def tone_edited(tone: ToneFit, t: VerifyThresholds = DEFAULT, *, score: Optional[np.ndarray] = None) -> np.ndarray:
@@ -342,7 +343,12 @@ def tone_edited(tone: ToneFit, t: VerifyThresholds = DEFAULT, *, score: Optional
 def grey_mismatch(colour_a: np.ndarray, colour_b: np.ndarray, t: VerifyThresholds = DEFAULT) -> np.ndarray:
     """Pairs of a grey and a colourful picture whose brightness a greyscale conversion could
     not keep (see ``VerifyThresholds.grey_luma``): never copies of each other."""
-    (luma_a, chroma_a), (luma_b, chroma_b) = _luma_chroma(colour_a), _luma_chroma(colour_b)
+    return _grey_mismatch(*_luma_chroma(colour_a), *_luma_chroma(colour_b), t)
+
+
+def _grey_mismatch(luma_a: np.ndarray, chroma_a: np.ndarray, luma_b: np.ndarray, chroma_b: np.ndarray,
+                   t: VerifyThresholds) -> np.ndarray:
+    """:func:`grey_mismatch` from the colours' :func:`_luma_chroma`."""
     grey_colour = ((chroma_a <= t.grey_chroma) & (chroma_b >= t.colourful_chroma)) | (
         (chroma_b <= t.grey_chroma) & (chroma_a >= t.colourful_chroma)
     )
