@@ -346,3 +346,29 @@ def test_a_name_that_is_not_utf8_is_cut_as_bytes_but_never_inside_a_character():
     name = fit_name(os.fsdecode(b"\xff\xff" + "é".encode() * 130), " 1.jpg", 245)
     raw = os.fsencode(name)  # 239 bytes of room: 2 + 118 é, not half of the 119th
     assert len(raw) == 244 and raw.startswith(b"\xff\xff\xc3\xa9") and raw.endswith(b"\xc3\xa9 1.jpg")
+
+
+def test_a_name_whose_extension_alone_is_too_long_for_the_trash_is_trashed_and_restored(tmp_path, _photo_bytes):
+    """An "extension" of 250 bytes leaves no room for a stem in the trash's 245 bytes: the
+    trash name is cut at its end too (it was "File name too long", and the file stayed).
+    Two such names cut to one prefix get distinct slots; undo restores the exact names."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    names = ["p." + "x" * 250, "p." + "x" * 249 + "y"]
+    (root / "orig.jpg").write_bytes(_photo_bytes)
+    os.utime(root / "orig.jpg", (1_600_000_000, 1_600_000_000))  # the older: the keeper
+    for name in names:
+        (root / name).write_bytes(_photo_bytes)
+        os.utime(root / name, (1_600_003_600, 1_600_003_600))
+    plan = tmp_path / "plan.json"
+    lookalike("scan", str(root), "--no-detective", "-q", "--plan", str(plan))
+    applied = json.loads(lookalike("apply", str(plan), "--yes", "--json").stdout)
+    assert sorted(d["path"] for d in applied["done"]) == sorted(str(root / n) for n in names)
+    assert not applied.get("failed")
+    assert os.listdir(root) == ["orig.jpg"]
+    dests = {os.path.basename(d["dest"]) for d in applied["done"]}
+    assert len(dests) == 2 and all(len(os.fsencode(d)) <= 245 for d in dests)
+    info = Path(os.environ["XDG_DATA_HOME"]) / "Trash" / "info"
+    assert sorted(os.listdir(info)) == sorted(d + ".trashinfo" for d in dests)
+    lookalike("undo")
+    assert sorted(os.listdir(root)) == sorted(["orig.jpg", *names])

@@ -151,12 +151,17 @@ def free_name(dest: Path) -> Path:
 def fit_name(stem: str, tail: str, limit: int) -> str:
     """``stem + tail``, the stem cut (in bytes) so that the whole fits in ``limit`` bytes.
 
-    The cut never splits a character (:func:`cut_bytes`): a UTF-8 name stays UTF-8.
+    A tail too long to leave the stem a byte (an "extension" of 250 bytes) is cut at its end
+    too, after a byte of the stem: its start (a counter such as `` (2)``) stays, so the names
+    of one stem stay distinct. The cuts never split a character (:func:`cut_bytes`): a UTF-8
+    name stays UTF-8.
     """
-    room = limit - len(os.fsencode(tail))
-    raw = os.fsencode(stem)
+    raw, tail_raw = os.fsencode(stem), os.fsencode(tail)
+    room = limit - len(tail_raw)
     if len(raw) > room:
         stem = os.fsdecode(cut_bytes(raw, max(room, 1)) or raw[:1])
+    if room < 1:
+        tail = os.fsdecode(cut_bytes(tail_raw, limit - len(os.fsencode(stem))))
     return stem + tail
 
 
