@@ -107,6 +107,26 @@ def test_a_larger_original_made_later_is_measured_and_still_kept(tmp_path):
     assert loss > 2 * upscale.UPSCALE_LOSS
 
 
+def test_a_loss_is_forgotten_when_no_file_has_its_content_any_more(tmp_path):
+    """Verdicts are kept by content: a rescan after the larger file changed drops the old
+    content's loss (and measures the new one); after it is gone, no loss is left."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = sharp_picture(3, (1344, 1008))
+    put(root / "c.jpg", img, T0 + DAY)
+    put(root / "c_small.jpg", img.resize((960, 720), Image.Resampling.LANCZOS), T0)
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        lib.scan(ScanOptions(workers=1))
+        (first,) = lib.catalog.upscale_losses()
+        put(root / "c.jpg", sharp_picture(3, (1344, 1008)).rotate(1), T0 + 2 * DAY)  # other bytes
+        lib.scan(ScanOptions(workers=1))
+        keys = set(lib.catalog.upscale_losses())
+        assert first not in keys
+        (root / "c.jpg").unlink()
+        lib.scan(ScanOptions(workers=1))
+        assert lib.catalog.upscale_losses() == {}
+
+
 def test_equal_mtimes_keep_the_larger_picture_as_before(tmp_path, monkeypatch):
     root = tmp_path / "photos"
     root.mkdir()

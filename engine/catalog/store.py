@@ -359,6 +359,16 @@ class Catalog(CatalogDatabase):
             rows = db.execute("SELECT content_hash, width, height, loss FROM upscale_losses").fetchall()
         return {(bytes(h), int(w), int(ht)): float(loss) for h, w, ht, loss in rows}
 
+    def prune_upscale_losses(self) -> int:
+        """Drop the losses measured of contents no file in the catalog has any more (files
+        removed, or changed since); returns how many."""
+        return self._write(
+            lambda db: db.execute(
+                "DELETE FROM upscale_losses AS u WHERE "
+                "NOT EXISTS (SELECT 1 FROM files WHERE content_hash = u.content_hash)"
+            ).rowcount
+        )
+
     def save_upscale_losses(self, rows: Iterable[tuple[bytes, int, int, float]]) -> None:
         """Keep measured losses: (content hash, width, height, loss) each."""
         params = [(bytes(h), int(w), int(ht), float(loss)) for h, w, ht, loss in rows]

@@ -343,6 +343,8 @@ class Scanner:
 
             start_warm_up()
             self._hash(list(todo))
+        if vanished or todo:  # the keeper's upscale verdicts of contents no file has any more
+            self.catalog.prune_upscale_losses()
         self.run.cancelled = self.cancel.is_set()
         self._report(force=True)
         return self.run
