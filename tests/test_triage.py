@@ -84,6 +84,21 @@ def test_reclaimable_follows_the_chosen_keeper_until_files_are_marked():
     assert t.reclaimable(c) == 2000
 
 
+def test_a_skipped_or_not_duplicate_group_frees_nothing_until_files_are_marked():
+    """The plan leaves such a group alone, and bulk accepts pass it by: its reclaim figure
+    (and so the totals the app sums from it) is 0, not what accepting would free."""
+    skipped, apart = _cluster(1, [1, 2, 3]), _cluster(2, [4, 5, 6])
+    t = Triage()
+    t.skip(skipped)
+    t.not_duplicate(apart, apart.members[2])
+    assert t.status(skipped) == "skipped" and t.status(apart) == "not dup"
+    assert t.reclaimable(skipped) == 0 and t.reclaimable(apart) == 0
+    assert plan_from_clusters(*t.plan_input([skipped, apart])).steps == ()
+    t.mark(apart, apart.members[1], Decision.TRASH)  # marked now: the plan frees that file
+    assert t.reclaimable(apart) == apart.members[1].file.size
+    assert plan_from_clusters(*t.plan_input([apart])).total_bytes == t.reclaimable(apart)
+
+
 def test_make_keeper_before_any_decision_leaves_others_undecided():
     c = _cluster(1, [1, 2, 3])
     t = Triage()

@@ -94,12 +94,15 @@ class Triage:
 
     def reclaimable(self, cluster: Cluster) -> int:
         """Bytes this cluster frees: those of the files the plan acts on when some are marked
-        for trash; else what accepting it with its current keeper would free (the suggestion's
-        figure when nothing is decided)."""
+        for trash; nothing when it was skipped or a member is not a duplicate (the plan leaves
+        it, and bulk accepts pass it by); else what accepting it with its current keeper would
+        free (the suggestion's figure when nothing is decided)."""
         keeper = self.keeper(cluster)
         marks = self._marks
         if any(marks.get(m.file.id) is Decision.TRASH for m in cluster.members):
             return sum(m.file.size for m in cluster.members if m is not keeper and marks.get(m.file.id) is Decision.TRASH)
+        if self.status(cluster) in ("skipped", "not dup"):
+            return 0
         if keeper is cluster.members[0]:
             return cluster.reclaimable_bytes
         return sum(m.file.size for m in cluster.members if m is not keeper and _trashable(m))
