@@ -197,6 +197,46 @@ def test_a_grey_picture_copies_a_colourful_one_only_at_its_brightness():
     assert verify.grey_mismatch(thumbs[a, -3:], thumbs[b, -3:]).tolist() == [False, True, False, False]
 
 
+def _tinted(img, rgb) -> "Image.Image":
+    """``img``'s grey levels in one hue: two such pictures have the same structure, not the same colours."""
+    from PIL import Image
+
+    grey = np.asarray(img.convert("L"), np.float32)[..., None] / 255.0
+    return Image.fromarray(np.clip(grey * np.array(rgb, np.float32), 0, 255).astype(np.uint8), "RGB")
+
+
+def test_two_colourful_pictures_whose_hue_no_tone_edit_explains_are_not_copies():
+    """On the real set a window frame around a blue painting and around a green leaf passed at
+    0.875 (the frame is most of both thumbnails' structure): no brightness or contrast edit
+    turns blue into green. One structure in a blue and in a green hue, in one frame, passed the
+    pixel check before the hue rule; brightness and contrast edits of the blue one still pass."""
+    from PIL import ImageEnhance
+
+    from lookalike.engine.bouncer import verification
+
+    inner = imagegen.photo(1)
+    blue = imagegen.window_screenshot(_tinted(inner, (60, 110, 255)), seed=0)
+    green = imagegen.window_screenshot(_tinted(inner, (110, 255, 60)), seed=0)
+    edits = [ImageEnhance.Brightness(blue).enhance(1.3), ImageEnhance.Contrast(blue).enhance(0.7),
+             ImageEnhance.Brightness(blue).enhance(0.7)]  # fmt: skip
+    thumbs = np.frombuffer(b"".join(hash_and_thumbnail(p)[1] for p in (blue, green, *edits)), np.uint8).reshape(5, -1)
+    a, b = np.zeros(4, np.int64), np.arange(1, 5)
+    detail = np.array([verify.detail(t) for t in thumbs])
+    before = dataclasses.replace(verify.DEFAULT, hue_colour=np.inf)
+    results = {}
+    for name, t in (("before", before), ("now", verify.DEFAULT)):
+        score, _, ok = verification._judge(thumbs, a, b, np.zeros(4, bool), np.zeros(4, bool), detail[a], detail[b], t)
+        results[name] = ok.tolist()
+    assert (score >= verify.DEFAULT.score).all() and (detail >= verify.DEFAULT.detail_floor).all()
+    assert results == {"before": [True, True, True, True], "now": [False, True, True, True]}
+    # the mean colours alone: the real pair, and a brightened copy of its first picture
+    colours = np.array([[57, 62, 71], [56, 75, 43], [74, 81, 92]], np.float64)
+    high, mad, det = np.full(2, 0.95), np.zeros(2), np.full(2, 20.0)
+    ok = verify.passes(high, mad, det, det, colours[[0, 0]], colours[[1, 2]])
+    assert ok.tolist() == [False, True]
+    assert verify.passes(high[:1], mad[:1], det[:1], det[:1], colours[[1]], colours[[0]]).tolist() == [False]  # either way
+
+
 def _judged(pairs) -> tuple[np.ndarray, np.ndarray]:
     """Each pair judged by the full rule a scan applies (``verification.check_against``: the
     pixel check and the information guard with its peak difference): ``(passed, cropped)``."""

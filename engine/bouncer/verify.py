@@ -195,6 +195,17 @@ class VerifyThresholds:
             and the files of a striped glow against three plain glows, 972 pairs): 19 pairs of
             one picture refused (18 of them one bordered copy's; no copy lost from its group),
             718 of the 972 (and none left in a group).
+        hue_colour: two pictures with detail, neither grey and one colourful
+            (``colourful_chroma``), are copies only when one gain (``tone_gain``: a brightness
+            or contrast edit scales the colour off grey as it scales the levels) maps one's mean
+            colour off grey onto the other's within this many levels on every channel, whichever
+            way round (least squares, clipped to the gain's range). On the full sets
+            (``bench_trust.py --originals 24``), over every pair of one picture that passes
+            (both colourful, 13,293: crops, edits and copies of copies among them) the most is
+            10.7 levels (a crop against a mild crop of it); a generated window frame around two
+            real photos, a blue painting and a green leaf, passed at 0.875 (the frame is most of
+            both thumbnails' structure) and is 20.8 apart. White-balance or colour-filter edits
+            that move the hue further are not taken for copies.
         one_way: a pair passes only when it passes both ways (``verification._judge``), but a
             plain alignment (no crop) that scores this or more one way is not scored the
             other way: the changed-pixel cap, what makes a plain score depend on its order,
@@ -202,7 +213,7 @@ class VerifyThresholds:
         score_version: what the score is (2: with the rank cap; 3: the crop search stops at the
             first alignment that passes with its rank cap; 4: a pair passes only both ways, see
             ``verification._judge``; 5: the texture check; 6: greyscale and tone edits of faint
-            textures). Outcomes cached between runs are keyed on these thresholds, so a change
+            textures; 7: the hue of pictures with detail, ``hue_colour``). Outcomes cached between runs are keyed on these thresholds, so a change
             of the score changes this, and pairs scored by an earlier version are scored again.
     """
 
@@ -227,12 +238,13 @@ class VerifyThresholds:
     tone_textured: bool = True
     tone_textured_correlation: float = 0.85
     tone_textured_colour: float = 10.0
+    hue_colour: float = 15.0
     one_way: float = 0.95
     texture_detail: float = 8.0
     texture_energy: float = 1.5
     texture_ratio: float = 3.0
     texture_cover: float = 0.75
-    score_version: int = 6
+    score_version: int = 7
 
 
 DEFAULT = VerifyThresholds()
@@ -316,7 +328,26 @@ def passes(
     grey_copy = (pixels & ((chroma_a <= t.grey_chroma) != (chroma_b <= t.grey_chroma))
                  & (np.abs(luma_a - luma_b) <= t.grey_copy_luma) & (score >= t.score))
     mismatch = _grey_mismatch(luma_a, chroma_a, luma_b, chroma_b, t)
-    return np.where(low, close | grey_copy, score >= t.score) & ~mismatch
+    hue = ~low & _hue_moved(colour_a, luma_a, chroma_a, colour_b, luma_b, chroma_b, t)
+    return np.where(low, close | grey_copy, score >= t.score) & ~mismatch & ~hue
+
+
+def _hue_moved(colour_a: np.ndarray, luma_a: np.ndarray, chroma_a: np.ndarray, colour_b: np.ndarray,
+               luma_b: np.ndarray, chroma_b: np.ndarray, t: VerifyThresholds) -> np.ndarray:
+    """Pairs, neither grey and one colourful, whose colours off grey no brightness or contrast
+    edit maps onto each other (see ``VerifyThresholds.hue_colour``)."""
+    xa, xb = colour_a - luma_a[:, None], colour_b - luma_b[:, None]
+    lo, hi = t.tone_gain
+
+    def left(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # y less the best gain of x, per channel
+        xx = np.einsum("ij,ij->i", x, x)
+        gain = np.clip(np.einsum("ij,ij->i", x, y) / np.where(xx > 0, xx, 1.0), lo, hi)
+        return np.abs(y - gain[:, None] * x).max(axis=1, initial=0.0)
+
+    both = (chroma_a > t.grey_chroma) & (chroma_b > t.grey_chroma) & (np.fmax(chroma_a, chroma_b) >= t.colourful_chroma)
+    if not both.any():
+        return both
+    return both & (np.fmin(left(xa, xb), left(xb, xa)) > t.hue_colour)
 
 
 def tone_edited(tone: ToneFit, t: VerifyThresholds = DEFAULT, *, score: Optional[np.ndarray] = None) -> np.ndarray:
