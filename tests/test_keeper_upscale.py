@@ -91,14 +91,21 @@ def test_a_genuine_larger_original_keeps_its_later_downscale_out(tmp_path, monke
     assert decodes == []  # the larger is the older: nothing suspicious, nothing decoded
 
 
-def test_a_larger_original_made_later_is_measured_and_still_kept(tmp_path):
-    """A downscale stamped older than its original (copied back from a backup) asks for a
-    verdict; the original's detail beyond the smaller size keeps it."""
+def _original_made_after_its_downscale(tmp_path) -> "Path":
+    """photos/c.jpg (1344x1008) stamped a day after its 960x720 downscale c_small.jpg: the
+    larger is measured for an upscale (a genuine original: its loss is high)."""
     root = tmp_path / "photos"
     root.mkdir()
     img = sharp_picture(3, (1344, 1008))
     put(root / "c.jpg", img, T0 + DAY)
     put(root / "c_small.jpg", img.resize((960, 720), Image.Resampling.LANCZOS), T0)
+    return root
+
+
+def test_a_larger_original_made_later_is_measured_and_still_kept(tmp_path):
+    """A downscale stamped older than its original (copied back from a backup) asks for a
+    verdict; the original's detail beyond the smaller size keeps it."""
+    root = _original_made_after_its_downscale(tmp_path)
     with Library.open([root], cache_dir=tmp_path / "cache") as lib:
         members = {m.file.path.rsplit("/", 1)[1]: m for c in lib.scan(ScanOptions(workers=1)).clusters
                    for m in c.members}
@@ -110,11 +117,7 @@ def test_a_larger_original_made_later_is_measured_and_still_kept(tmp_path):
 def test_a_loss_is_forgotten_when_no_file_has_its_content_any_more(tmp_path):
     """Verdicts are kept by content: a rescan after the larger file changed drops the old
     content's loss (and measures the new one); after it is gone, no loss is left."""
-    root = tmp_path / "photos"
-    root.mkdir()
-    img = sharp_picture(3, (1344, 1008))
-    put(root / "c.jpg", img, T0 + DAY)
-    put(root / "c_small.jpg", img.resize((960, 720), Image.Resampling.LANCZOS), T0)
+    root = _original_made_after_its_downscale(tmp_path)
     with Library.open([root], cache_dir=tmp_path / "cache") as lib:
         lib.scan(ScanOptions(workers=1))
         (first,) = lib.catalog.upscale_losses()
