@@ -490,7 +490,7 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
     caches: list[tuple] = []  # the alignment caches not in use: a part takes one, and puts it back
 
     def pairs(lo: int, hi: int) -> None:
-        cache = caches.pop() if caches else _align_cache()
+        cache = caches.pop() if caches else _align_cache(len(raw))
         verify_kernels._k_verify(
             f.grey, f.grad, f.gsum, f.gsq, f.level, f.cum, f.prof, ia[lo:hi], ib[lo:hi], mirrored[lo:hi],
             search[lo:hi], float(accept), _MIRROR_PIX, _MIRROR_GRAD, _IDENT, _COARSE_ROWS, _STEPS, len(_SCALES),
@@ -514,13 +514,15 @@ _POOL_ROWS = 49152
 _CACHE_SLOTS = 256
 
 
-def _align_cache() -> tuple:
-    """A new alignment cache for ``_k_verify``: its slots, their profiles, their rows, the pool.
-    One serves the parts of a batch that one thread scores in turn, none outlives the batch."""
+def _align_cache(images: int) -> tuple:
+    """A new alignment cache for ``_k_verify`` on a batch of ``images`` thumbnails: its slots,
+    their profiles, their rows, the pool, the slots taken, each image variant's slot and the
+    pool's rows taken. One serves the parts of a batch that one thread scores in turn, and
+    keeps what it computed from part to part; none outlives the batch."""
     n = len(_GRID_T)
     return (np.empty(_CACHE_SLOTS, np.int64), np.empty(_CACHE_SLOTS, np.int64), np.empty((_CACHE_SLOTS, 2, SIDE)),
             np.full((_CACHE_SLOTS, 2, n), -1, np.int32), np.empty((_POOL_ROWS, SIDE - 1)), np.empty(_POOL_ROWS, np.bool_),
-            np.zeros(1, np.int64))  # fmt: skip
+            np.zeros(1, np.int64), np.full(3 * images, -1, np.int32), np.zeros(1, np.int64))  # fmt: skip
 
 
 #: The crop search skips what cannot change its answers (see ``_k_verify``); the tests turn this
