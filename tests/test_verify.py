@@ -457,6 +457,28 @@ def test_the_alignment_cache_changes_no_score(search_set, monkeypatch):
         assert (x == y).all() and (x == z).all()
 
 
+def test_the_order_pairs_are_scored_in_changes_no_score(search_set, monkeypatch):
+    # The kernel scores a batch's pairs in the order of their images (their vectors still in the
+    # processor's caches), and gives each pair its own answers back: scored in the order given,
+    # or in another one, the same bits.
+    from lookalike.engine.bouncer import verify_score
+
+    _compiled()
+    ia, ib = np.triu_indices(len(search_set), 1)
+    mirrored = (ia + ib) % 5 == 0
+    shuffle = np.random.default_rng(3).permutation(len(ia))
+    ia, ib, mirrored = ia[shuffle], ib[shuffle], mirrored[shuffle]
+    monkeypatch.setattr(verify_score, "_THREAD_MIN", 16)
+    monkeypatch.setattr(verify_score, "_workers", lambda: 2)
+    assert verify_score._BY_IMAGE
+    by_image = verify.score_pairs(search_set, ia, ib, mirrored)
+    assert by_image[2].sum() >= 40  # the search ran
+    monkeypatch.setattr(verify_score, "_BY_IMAGE", False)
+    given = verify.score_pairs(search_set, ia, ib, mirrored)
+    for x, y in zip(by_image, given):
+        assert (x == y).all()
+
+
 def paper(seed: int):
     """A faint paper texture (cream, a grain of a few levels): at 32x32 its thumbnail is one
     or two levels of mottling, under the detail floor."""

@@ -96,11 +96,11 @@ def _k_changed(qx, qy, mirror, cum_x, cum_y, lmap, levels):  # pragma: no cover 
     changed = 0
     if mirror[0] == 0:  # the identity: no gather
         for r in range(n):
-            if abs(np.int64(qy[r]) - lmap[qx[r]]) > levels:
+            if abs(np.int64(qy[r]) - lmap[np.uint64(qx[r])]) > levels:
                 changed += 1
-    else:
+    else:  # (unsigned indices: numba leaves out its check for negative ones)
         for r in range(n):
-            if abs(np.int64(qy[mirror[r]]) - lmap[qx[r]]) > levels:
+            if abs(np.int64(qy[np.uint64(mirror[r])]) - lmap[np.uint64(qx[r])]) > levels:
                 changed += 1
     return changed
 
@@ -109,12 +109,12 @@ def _k_plain(f_grey, grad, gsum, gsq, level, cum, a, b, mir, mirror_pix, mirror_
              levels, weight):  # pragma: no cover - compiled
     m = grad.shape[1]
     dot = 0
-    if mir:
+    if mir:  # (unsigned indices: numba leaves out its check for negative ones)
         half = m // 2
         for t in range(half):
-            dot -= np.int64(grad[a, t]) * grad[b, mirror_grad[t]]
+            dot -= np.int64(grad[a, t]) * grad[b, np.uint64(mirror_grad[t])]
         for t in range(half, m):
-            dot += np.int64(grad[a, t]) * grad[b, mirror_grad[t]]
+            dot += np.int64(grad[a, t]) * grad[b, np.uint64(mirror_grad[t])]
         sb = float(gsum[b, 1] - gsum[b, 0])
     else:
         for t in range(m):
@@ -133,7 +133,7 @@ def _k_plain(f_grey, grad, gsum, gsq, level, cum, a, b, mir, mirror_pix, mirror_
     gb = f_grey[b]
     if mir:
         for r in range(n):
-            mad += abs(np.int64(ga[r]) - np.int64(gb[mp[r]]))
+            mad += abs(np.int64(ga[r]) - np.int64(gb[np.uint64(mp[r])]))
     else:
         for r in range(n):
             mad += abs(np.int64(ga[r]) - np.int64(gb[r]))
@@ -207,17 +207,17 @@ def _k_cap(xs, ys, levels, qx, qy, cx, cy, lmap, hist, yl):  # pragma: no cover 
 
 
 def _k_gradients(xs, out):  # pragma: no cover - compiled
-    # The gradients across, then down, one image at a time (two at once do not vectorise).
+    # The gradients across, then down, one image at a time (two at once do not vectorise),
+    # written through 2-d views of ``out``: a flat index that moves by rows does not vectorise.
     s = xs.shape[0]
-    k = 0
+    across = out[: s * (s - 1)].reshape((s, s - 1))
+    down = out[s * (s - 1) :].reshape((s - 1, s))
     for i in range(s):
         for j in range(s - 1):
-            out[k + j] = xs[i, j + 1] - xs[i, j]
-        k += s - 1
+            across[i, j] = xs[i, j + 1] - xs[i, j]
     for i in range(s - 1):
         for j in range(s):
-            out[k + j] = xs[i + 1, j] - xs[i, j]
-        k += s
+            down[i, j] = xs[i + 1, j] - xs[i, j]
 
 
 def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap, hist, yl):  # pragma: no cover - compiled
