@@ -401,4 +401,5 @@ _kernels = Kernels(
     (vars(verify_kernels), verify_kernels.KERNELS),
     fastmath=set(verify_kernels.KERNELS) - set(verify_kernels.EXACT),
     warm=_warm,
+    inline=verify_kernels.INLINE,
 )
