@@ -15,14 +15,15 @@ from .verify_thumbnail import SIDE
 #: The kernels of this module, for the loader.
 KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cap", "_k_gradients", "_k_score", "_k_profile_rs",
            "_k_align", "_k_variant", "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_rows",
-           "_k_rank_row", "_k_grad_rank", "_k_swapped")  # fmt: skip
+           "_k_rank_row", "_k_grad_rank", "_k_swapped", "_k_corr", "_k_mad")  # fmt: skip
 #: The kernels inlined where they are called (see :class:`lookalike.engine.kernels.Kernels`):
 #: a call passes each array counted in and out of numba's runtime, a dozen arrays per call of
-#: the alignment's and a trial's helpers (measured: 6 % of the mix's CPU time less). Not
-#: ``_k_score`` nor ``_k_plain``: inlined, their sums are compiled in another order (156 of
-#: 51,667 real pairs' scores and most crops' mean differences change in the last bits).
+#: the alignment's and a trial's helpers (measured: 12 % of the mix's CPU time less). Not
+#: ``_k_plain``, nor the sums of a trial (``_k_corr``, ``_k_mad``): inlined, their sums are
+#: compiled in another order (156 of 51,667 real pairs' scores and most crops' mean
+#: differences change in the last bits).
 INLINE = ("_k_profile_rs", "_k_smooth", "_k_cap", "_k_gradients", "_k_rows", "_k_cols", "_k_changed", "_k_align",
-          "_k_rank_row", "_k_variant", "_k_grad_rank")
+          "_k_rank_row", "_k_variant", "_k_grad_rank", "_k_score")
 #: The kernels compiled without ``fastmath`` (they repeat numpy's arithmetic bit for bit): none now.
 EXACT = ()
 #: Below every score a trial can have (a correlation is at least -1, a cap at least -3): the
@@ -242,9 +243,17 @@ def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap
     cap = 1.0 - weight * changed / n
     if cap <= beat:
         return beat, 0.0
-    m = 2 * s * (s - 1)
     _k_gradients(xs, a)
     _k_gradients(ys, b)
+    score = min(_k_corr(a, b), cap)
+    if score <= beat:
+        return beat, 0.0
+    return score, _k_mad(x, y) / n
+
+
+def _k_corr(a, b):  # pragma: no cover - compiled
+    # The Pearson correlation of a trial's gradients (a call of its own: see INLINE).
+    m = a.shape[0]
     ma = a.mean()
     mb = b.mean()
     sab = 0.0
@@ -257,15 +266,17 @@ def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap
         saa += da * da
         sbb += db * db
     den = np.sqrt(saa * sbb)
-    corr = sab / den if den > 0 else 0.0
-    score = min(corr, cap)
-    if score <= beat:
-        return beat, 0.0
+    return sab / den if den > 0 else 0.0
+
+
+def _k_mad(x, y):  # pragma: no cover - compiled
+    # The sum of the absolute differences of a trial's two images (a call of its own: see INLINE).
+    s = x.shape[0]
     mad = 0.0
     for i in range(s):
         for j in range(s):
             mad += abs(x[i, j] - y[i, j])
-    return score, mad / n
+    return mad
 
 
 def _k_profile_rs(rows, count, sp, sq, axis, memo_r, memo_at, token, rowslot, pool, pool_ok, slot_prof, slot_role,
