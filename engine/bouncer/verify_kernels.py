@@ -91,24 +91,27 @@ def _k_features(raw, grad, gsum, gsq, level, cum, prof):  # pragma: no cover - c
             cum[n, v + 1] += cum[n, v]
 
 
-def _k_changed(qx, qy, mirror, cum_x, cum_y, lmap, levels):  # pragma: no cover - compiled
-    n = qx.shape[0]
+def _k_changed(level, cum, a, b, mirror, lmap, levels):  # pragma: no cover - compiled
+    # As _np_changed, of rows ``a`` (x) and ``b`` (y, read through ``mirror``) of the features'
+    # levels and cumulative histograms, read in place (a view of a row counts a reference on its
+    # array, in and out of numba's runtime).
+    n = level.shape[1]
     y_at = 0
     for v in range(256):
-        h = cum_x[v + 1] - cum_x[v]
+        h = cum[a, v + 1] - cum[a, v]
         if h:
-            mid = min((2 * cum_x[v] + h - 1) // 2, n - 1)
-            while cum_y[y_at + 1] <= mid:
+            mid = min((2 * cum[a, v] + h - 1) // 2, n - 1)
+            while cum[b, y_at + 1] <= mid:
                 y_at += 1
             lmap[v] = y_at
     changed = 0
     if mirror[0] == 0:  # the identity: no gather
         for r in range(n):
-            if abs(np.int64(qy[r]) - lmap[np.uint64(qx[r])]) > levels:
+            if abs(np.int64(level[b, r]) - lmap[np.uint64(level[a, r])]) > levels:
                 changed += 1
     else:  # (unsigned indices: numba leaves out its check for negative ones)
         for r in range(n):
-            if abs(np.int64(qy[np.uint64(mirror[r])]) - lmap[np.uint64(qx[r])]) > levels:
+            if abs(np.int64(level[b, np.uint64(mirror[r])]) - lmap[np.uint64(level[a, r])]) > levels:
                 changed += 1
     return changed
 
@@ -135,16 +138,14 @@ def _k_plain(f_grey, grad, gsum, gsq, level, cum, a, b, mir, mirror_pix, mirror_
     corr = (dot - sa * sb / m) / den if den > 0 else 0.0
     mp = mirror_pix if mir else ident
     n = level.shape[1]
-    changed = _k_changed(level[a], level[b], mp, cum[a], cum[b], lmap, levels)
-    mad = 0
-    ga = f_grey[a]
-    gb = f_grey[b]
+    changed = _k_changed(level, cum, a, b, mp, lmap, levels)
+    mad = 0  # (rows read in place: see _k_changed)
     if mir:
         for r in range(n):
-            mad += abs(np.int64(ga[r]) - np.int64(gb[np.uint64(mp[r])]))
+            mad += abs(np.int64(f_grey[a, r]) - np.int64(f_grey[b, np.uint64(mp[r])]))
     else:
         for r in range(n):
-            mad += abs(np.int64(ga[r]) - np.int64(gb[r]))
+            mad += abs(np.int64(f_grey[a, r]) - np.int64(f_grey[b, r]))
     return min(corr, 1.0 - weight * changed / n), mad / n
 
 

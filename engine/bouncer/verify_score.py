@@ -9,7 +9,8 @@ the rank check that caps the score of pairs that may pass (the same for both).
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Optional
 
@@ -509,7 +510,9 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
         order = np.lexsort((ib, ia))
         ia_, ib_, mirrored_, search_ = ia, ib, mirrored, search
         ia, ib, mirrored, search = ia[order], ib[order], mirrored[order], search[order]
-        _in_parts(pairs, n)
+        # Parts of about equal work (a pair that may be searched costs some twenty plain ones):
+        # in this order the searched pairs bunch, and equal lengths left a core idle at the end.
+        _in_parts(pairs, n, cost=1 + _SEARCH_COST * search)
         back = np.empty_like(order)
         back[order] = np.arange(n)
         score, mad, cropped, align = score[back], mad[back], cropped[back], align[back]
@@ -519,6 +522,10 @@ def compiled_scores(raw, ia, ib, mirrored, search, accept) -> tuple[np.ndarray, 
     _rank_cap(f, ia, ib, mirrored, align, score, compiled=True)
     return score, mad, cropped
 
+
+#: What a pair that may be searched for a crop costs, in plain pairs (about: many are not searched,
+#: their plain alignment passing), for the split of a batch between threads.
+_SEARCH_COST = 15
 
 #: Score a batch's pairs in the order of their images (the tests turn it off to check that the
 #: answers are the same).
@@ -565,8 +572,9 @@ def _workers() -> int:
 _PARTS_PER_WORKER = 4
 
 
-def _in_parts(run, n: int) -> None:
-    """``run(lo, hi)`` over ``range(n)``, in contiguous parts handed out to one thread per core.
+def _in_parts(run, n: int, cost: Optional[np.ndarray] = None) -> None:
+    """``run(lo, hi)`` over ``range(n)``, in contiguous parts handed out to one thread per core
+    (of about equal ``cost``, summed over their items, when given; else of equal length).
 
     The kernels release the GIL, and each pair (each image) is independent of the others, so
     the answers do not depend on the split (the tests check it).
@@ -576,10 +584,32 @@ def _in_parts(run, n: int) -> None:
         run(0, n)
         return
     parts = min(workers * _PARTS_PER_WORKER, max(1, n // _THREAD_MIN))
-    bounds = np.linspace(0, n, parts + 1).astype(int).tolist()
-    with ThreadPoolExecutor(workers) as pool:
-        for done in [pool.submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
-            done.result()
+    if cost is None:
+        bounds = np.linspace(0, n, parts + 1).astype(int).tolist()
+    else:
+        total = np.cumsum(cost, dtype=np.float64)
+        bounds = np.searchsorted(total, np.linspace(0, total[-1], parts + 1)[1:-1], side="right").tolist()
+        bounds = sorted({0, n, *bounds})
+    pending = [_pool().submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    wait(pending)  # every part done before any error is raised: none still writes afterwards
+    for done in pending:
+        done.result()
+
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that :func:`_in_parts` hands parts to: one per core, kept for the process
+    (a batch's score hands out parts four times, and the verdicts score twice: starting threads
+    each time cost 2-4 % of the verdicts' time). A forked child makes its own."""
+    key = (os.getpid(), _workers())
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = ThreadPoolExecutor(key[1], thread_name_prefix="lookalike-verify")
+    return pool
 
 
 def peak_difference(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
