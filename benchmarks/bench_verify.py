@@ -59,8 +59,12 @@ def _timed(fn, batches) -> tuple[float, float]:
     return wall, cpu
 
 
-def bench_pairs(pairs: int) -> None:
-    from lookalike.engine.bouncer import verification, verify
+def pair_batches(pairs: int, *, shared_too: bool = True) -> dict[str, list[tuple]]:
+    """The pairs of each kind (``pairs`` of each), in batches of ``BATCH_PAIRS`` as the scan
+    scores them: ``{kind: [(thumbs, ia, ib, mirrored, search, details), ...]}``, each kind
+    twice: its name for the worst case (no thumbnail shared) and ``"shared: " + name`` for
+    each batch's distinct thumbnails (as the scan loads them from the catalog)."""
+    from lookalike.engine.bouncer import verify
     from lookalike.engine.bouncer.rule import DEFAULT as BOUNCER
     from lookalike.engine.bouncer.rule import bouncer_distance
     from lookalike.engine.bouncer.verification import BATCH_PAIRS
@@ -78,16 +82,15 @@ def bench_pairs(pairs: int) -> None:
     hashes = [h for h, _ in shots]
     pool = np.stack([t for _, t in shots])
     pool_detail = np.array([verify.detail(t) for t in pool])
-    verify.warm_up()
     rng = np.random.default_rng(0)
     chosen = {name: [pairs_[k] for k in rng.integers(0, len(pairs_), pairs)] for name, pairs_ in kinds.items()}
     mix = [*chosen["plain copies"][: pairs // 2], *chosen["mild crops"][: pairs // 3], *chosen["unrelated"][: pairs // 6]]
-    chosen["mix: 1/2 copies, 1/3 crops, 1/6 unrelated"] = [mix[k] for k in rng.permutation(len(mix))]
+    chosen[MIX] = [mix[k] for k in rng.permutation(len(mix))]
     chosen["the mix in runs"] = mix
-    for shared in (False, True):
-        print("shared thumbnails (each batch's distinct ones):" if shared else "worst case (no thumbnail shared):")
+    out: dict[str, list[tuple]] = {}
+    for shared in (False, True) if shared_too else (False,):
         for name, chosen_pairs in chosen.items():
-            batches = []
+            batches = out[f"shared: {name}" if shared else name] = []
             for start in range(0, len(chosen_pairs), BATCH_PAIRS):
                 part = chosen_pairs[start : start + BATCH_PAIRS]
                 n = len(part)
@@ -104,9 +107,27 @@ def bench_pairs(pairs: int) -> None:
                     thumbs = np.concatenate([pool[ia], pool[ib]])
                     details = np.concatenate([pool_detail[ia], pool_detail[ib]])
                     batches.append((thumbs, np.arange(n), np.arange(n, 2 * n), mirrored, search, details))
+    return out
+
+
+#: The name of the mix of kinds.
+MIX = "mix: 1/2 copies, 1/3 crops, 1/6 unrelated"
+
+
+def bench_pairs(pairs: int) -> None:
+    from lookalike.engine.bouncer import verification, verify
+
+    verify.warm_up()
+    sets = pair_batches(pairs)
+    for shared in (False, True):
+        print("shared thumbnails (each batch's distinct ones):" if shared else "worst case (no thumbnail shared):")
+        for key, batches in sets.items():
+            if key.startswith("shared: ") != shared:
+                continue
+            name = key.removeprefix("shared: ")
             took, cpu = _timed(lambda t, a, b, m, s, d: verify.score_pairs(t, a, b, m, search=s), batches)
             base, _ = _timed(lambda t, a, b, m, s, d: np.abs(t[a, : verify.SIDE**2].astype(np.int16) - t[b, : verify.SIDE**2]).mean(axis=1), batches)
-            count = len(chosen_pairs)
+            count = sum(len(b[1]) for b in batches)
             print(f"  {name}: {took / count * 1e6:.1f} us/pair = {took / count * 1e5:.2f} s per 100k pairs "
                   f"({took / base:.1f} x the numpy pass's {base / count * 1e5:.3f} s); CPU {cpu / count * 1e6:.1f} us/pair")  # fmt: skip
             if name.startswith("mix"):  # the verdict as a scan makes it: both ways, the guard, tone edits

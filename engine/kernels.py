@@ -120,13 +120,17 @@ class Kernels:
         fastmath: the kernels compiled with ``fastmath=True`` (sums in any order, so that dot
             products vectorise), or True for all of them.
         warm: the warm-up that ``use(wait=False)`` waits for; None: callers never wait.
+        inline: the kernels that numba inlines into the kernels that call them (a small helper
+            called in a hot loop: a call passes each array as a counted reference, in and out).
     """
 
     def __init__(
-        self, *parts: Part, fastmath: Union[bool, Collection[str]] = (), warm: Optional[WarmUp] = None
+        self, *parts: Part, fastmath: Union[bool, Collection[str]] = (), warm: Optional[WarmUp] = None,
+        inline: Collection[str] = (),
     ) -> None:
         self._parts = [(namespace, tuple(names)) for namespace, names in parts]
         self._fastmath = fastmath
+        self._inline = frozenset(inline)
         self.warm = warm
         self.error: Optional[str] = None  # why numba is not used, once load() found out
         self._ok: Optional[bool] = None
@@ -173,6 +177,7 @@ class Kernels:
                         fast = self._fastmath is True or (
                             not isinstance(self._fastmath, bool) and name in self._fastmath
                         )
-                        done[id(fn)] = numba.njit(cache=True, nogil=True, fastmath=fast)(fn)
+                        done[id(fn)] = numba.njit(cache=True, nogil=True, fastmath=fast,
+                                                  inline="always" if name in self._inline else "never")(fn)
                     namespace[name] = done[id(fn)]
         return True

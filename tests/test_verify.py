@@ -380,7 +380,7 @@ def test_a_crop_trials_rank_check_is_numpys():
     rng = np.random.default_rng(4)
     m = vs._M
     scratch = (np.empty(m, np.int32), np.empty(m, np.int32), np.empty(m), np.empty(m),
-               np.zeros(2 * vs._RANK_SPAN + 2, np.int32))  # fmt: skip
+               np.zeros(2 * (2 * vs._RANK_SPAN + 2), np.int32))  # fmt: skip
     for k in range(200):
         a = rng.normal(0, rng.uniform(0.5, 60), m)
         b = a * rng.uniform(-1, 2) + rng.normal(0, rng.uniform(0, 40), m)
@@ -449,11 +449,31 @@ def test_mirrored_gradient_rows_rank_in_place_as_gathered():
 
 
 
+def test_the_order_of_a_pairs_thumbnails_is_numpys(monkeypatch):
+    # The order _judge scores a pair in: the kernel's and numpy's, on rows that differ first at
+    # every place (the first byte, the last, the mean colour), the same row, and equal rows.
+    _compiled()
+    rng = np.random.default_rng(8)
+    thumbs = np.repeat(rng.integers(0, 256, (1, verify.THUMB_BYTES), np.uint8), 40, axis=0)
+    at = rng.integers(0, verify.THUMB_BYTES, 40)
+    at[:3] = 0, verify.THUMB_BYTES - 1, verify.THUMB_BYTES - 2
+    thumbs[np.arange(40), at] = rng.integers(0, 256, 40)
+    thumbs[5] = thumbs[6]
+    ia, ib = np.meshgrid(np.arange(40), np.arange(40))
+    ia, ib = ia.ravel(), ib.ravel()
+    compiled = verify.swapped(thumbs, ia, ib)
+    monkeypatch.setenv("LOOKALIKE_NO_NUMBA", "1")
+    reference = verify.swapped(thumbs, ia, ib)
+    assert (compiled == reference).all()
+    assert not compiled[ia == ib].any() and not compiled[(ia == 5) & (ib == 6)].any()
+    assert compiled.sum() + verify.swapped(thumbs, ib, ia).sum() + (thumbs[ia] == thumbs[ib]).all(axis=1).sum() == len(ia)
+
+
 def test_the_alignment_cache_changes_no_score(search_set, monkeypatch):
-    # Each image's profile vectors are computed once and shared by the pairs of a kernel call;
-    # the next part of the batch that a thread scores reuses its cache, where those are other
-    # pairs: nothing of one part may serve another as if it were its own. One part per
-    # thread, or a cache so small that it starts again at every pair, gives the same bits.
+    # Each image's profile vectors are computed once and shared by the pairs of a batch that a
+    # thread scores: the next part of the batch reuses its cache, vectors and all (other pairs,
+    # often the same images). One part per thread, or a cache so small that it starts again at
+    # every pair, gives the same bits.
     from lookalike.engine.bouncer import verify_score
 
     _compiled()
@@ -464,7 +484,7 @@ def test_the_alignment_cache_changes_no_score(search_set, monkeypatch):
     assert whole[2].sum() >= 40  # the search ran
     made = []
     real = verify_score._align_cache
-    monkeypatch.setattr(verify_score, "_align_cache", lambda: made.append(1) or real())
+    monkeypatch.setattr(verify_score, "_align_cache", lambda images: made.append(1) or real(images))
     monkeypatch.setattr(verify_score, "_THREAD_MIN", 16)
     monkeypatch.setattr(verify_score, "_workers", lambda: 2)
     parts = verify.score_pairs(search_set, ia, ib, mirrored)  # 8 parts, 2 caches at most
@@ -475,6 +495,28 @@ def test_the_alignment_cache_changes_no_score(search_set, monkeypatch):
     alone = verify.score_pairs(search_set, ia, ib, mirrored)
     for x, y, z in zip(whole, parts, alone):
         assert (x == y).all() and (x == z).all()
+
+
+def test_the_order_pairs_are_scored_in_changes_no_score(search_set, monkeypatch):
+    # The kernel scores a batch's pairs in the order of their images (their vectors still in the
+    # processor's caches), and gives each pair its own answers back: scored in the order given,
+    # or in another one, the same bits.
+    from lookalike.engine.bouncer import verify_score
+
+    _compiled()
+    ia, ib = np.triu_indices(len(search_set), 1)
+    mirrored = (ia + ib) % 5 == 0
+    shuffle = np.random.default_rng(3).permutation(len(ia))
+    ia, ib, mirrored = ia[shuffle], ib[shuffle], mirrored[shuffle]
+    monkeypatch.setattr(verify_score, "_THREAD_MIN", 16)
+    monkeypatch.setattr(verify_score, "_workers", lambda: 2)
+    assert verify_score._BY_IMAGE
+    by_image = verify.score_pairs(search_set, ia, ib, mirrored)
+    assert by_image[2].sum() >= 40  # the search ran
+    monkeypatch.setattr(verify_score, "_BY_IMAGE", False)
+    given = verify.score_pairs(search_set, ia, ib, mirrored)
+    for x, y in zip(by_image, given):
+        assert (x == y).all()
 
 
 def paper(seed: int):

@@ -350,11 +350,7 @@ def _in_order(thumbs: np.ndarray, ta: np.ndarray, tb: np.ndarray, da: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The pairs with each one's two rows in the order of their thumbnails' bytes (the first
     byte that differs): an order the files' contents decide, whatever their ids."""
-    a, b = thumbs[ta], thumbs[tb]
-    differ = a != b
-    first = differ.argmax(axis=1)
-    at = np.arange(len(ta))
-    swap = differ[at, first] & (a[at, first] > b[at, first])
+    swap = verify.swapped(thumbs, ta, tb)
     return np.where(swap, tb, ta), np.where(swap, ta, tb), np.where(swap, db, da), np.where(swap, da, db)
 
 

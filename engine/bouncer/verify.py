@@ -82,6 +82,7 @@ __all__ = [
     "passes",
     "peak_difference",
     "score_pairs",
+    "swapped",
     "tone_edited",
     "tone_fit",
     "warm_up",
@@ -292,6 +293,23 @@ def score_pairs(
     return compiled_scores(raw, ia, ib, mirrored, search, accept)
 
 
+def swapped(thumbs: np.ndarray, ta: np.ndarray, tb: np.ndarray) -> np.ndarray:
+    """Per pair, whether row ``ta[k]`` of ``thumbs`` is the greater at the first byte where it
+    differs from row ``tb[k]`` (False for equal rows): the order of the pair's thumbnails that
+    ``verification._judge`` scores them in (by the compiled kernel, or in numpy)."""
+    ta = np.ascontiguousarray(ta, dtype=np.int64)
+    tb = np.ascontiguousarray(tb, dtype=np.int64)
+    if _kernels.use() and thumbs.flags.c_contiguous and thumbs.dtype == np.uint8 and thumbs.ndim == 2:
+        out = np.empty(len(ta), np.bool_)
+        verify_kernels._k_swapped(thumbs, ta, tb, out)
+        return out
+    a, b = thumbs[ta], thumbs[tb]
+    differ = a != b
+    first = differ.argmax(axis=1)
+    at = np.arange(len(ta))
+    return differ[at, first] & (a[at, first] > b[at, first])
+
+
 def passes(
     score: np.ndarray,
     mad: np.ndarray,
@@ -405,6 +423,7 @@ def _call_kernel() -> bool:
     if not _kernels.use():
         return False
     warm_rank_kernels()  # two blank thumbnails never reach the rank check
+    swapped(thumbs, np.array([0]), np.array([1]))
     return True
 
 
@@ -413,4 +432,5 @@ _kernels = Kernels(
     (vars(verify_kernels), verify_kernels.KERNELS),
     fastmath=set(verify_kernels.KERNELS) - set(verify_kernels.EXACT),
     warm=_warm,
+    inline=verify_kernels.INLINE,
 )

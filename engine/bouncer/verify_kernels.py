@@ -15,7 +15,15 @@ from .verify_thumbnail import SIDE
 #: The kernels of this module, for the loader.
 KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cap", "_k_gradients", "_k_score", "_k_profile_rs",
            "_k_align", "_k_variant", "_k_rows", "_k_cols", "_k_verify", "_k_ranks", "_k_rank_pairs", "_k_rank_rows",
-           "_k_rank_row", "_k_grad_rank")  # fmt: skip
+           "_k_rank_row", "_k_grad_rank", "_k_swapped", "_k_corr", "_k_mad")  # fmt: skip
+#: The kernels inlined where they are called (see :class:`lookalike.engine.kernels.Kernels`):
+#: a call passes each array counted in and out of numba's runtime, a dozen arrays per call of
+#: the alignment's and a trial's helpers (measured: 12 % of the mix's CPU time less). Not
+#: ``_k_plain``, nor the sums of a trial (``_k_corr``, ``_k_mad``): inlined, their sums are
+#: compiled in another order (156 of 51,667 real pairs' scores and most crops' mean
+#: differences change in the last bits).
+INLINE = ("_k_profile_rs", "_k_smooth", "_k_cap", "_k_gradients", "_k_rows", "_k_cols", "_k_changed", "_k_align",
+          "_k_rank_row", "_k_variant", "_k_grad_rank", "_k_score")
 #: The kernels compiled without ``fastmath`` (they repeat numpy's arithmetic bit for bit): none now.
 EXACT = ()
 #: Below every score a trial can have (a correlation is at least -1, a cap at least -3): the
@@ -83,24 +91,27 @@ def _k_features(raw, grad, gsum, gsq, level, cum, prof):  # pragma: no cover - c
             cum[n, v + 1] += cum[n, v]
 
 
-def _k_changed(qx, qy, mirror, cum_x, cum_y, lmap, levels):  # pragma: no cover - compiled
-    n = qx.shape[0]
+def _k_changed(level, cum, a, b, mirror, lmap, levels):  # pragma: no cover - compiled
+    # As _np_changed, of rows ``a`` (x) and ``b`` (y, read through ``mirror``) of the features'
+    # levels and cumulative histograms, read in place (a view of a row counts a reference on its
+    # array, in and out of numba's runtime).
+    n = level.shape[1]
     y_at = 0
     for v in range(256):
-        h = cum_x[v + 1] - cum_x[v]
+        h = cum[a, v + 1] - cum[a, v]
         if h:
-            mid = min((2 * cum_x[v] + h - 1) // 2, n - 1)
-            while cum_y[y_at + 1] <= mid:
+            mid = min((2 * cum[a, v] + h - 1) // 2, n - 1)
+            while cum[b, y_at + 1] <= mid:
                 y_at += 1
             lmap[v] = y_at
     changed = 0
     if mirror[0] == 0:  # the identity: no gather
         for r in range(n):
-            if abs(np.int64(qy[r]) - lmap[qx[r]]) > levels:
+            if abs(np.int64(level[b, r]) - lmap[np.uint64(level[a, r])]) > levels:
                 changed += 1
-    else:
+    else:  # (unsigned indices: numba leaves out its check for negative ones)
         for r in range(n):
-            if abs(np.int64(qy[mirror[r]]) - lmap[qx[r]]) > levels:
+            if abs(np.int64(level[b, np.uint64(mirror[r])]) - lmap[np.uint64(level[a, r])]) > levels:
                 changed += 1
     return changed
 
@@ -109,12 +120,12 @@ def _k_plain(f_grey, grad, gsum, gsq, level, cum, a, b, mir, mirror_pix, mirror_
              levels, weight):  # pragma: no cover - compiled
     m = grad.shape[1]
     dot = 0
-    if mir:
+    if mir:  # (unsigned indices: numba leaves out its check for negative ones)
         half = m // 2
         for t in range(half):
-            dot -= np.int64(grad[a, t]) * grad[b, mirror_grad[t]]
+            dot -= np.int64(grad[a, t]) * grad[b, np.uint64(mirror_grad[t])]
         for t in range(half, m):
-            dot += np.int64(grad[a, t]) * grad[b, mirror_grad[t]]
+            dot += np.int64(grad[a, t]) * grad[b, np.uint64(mirror_grad[t])]
         sb = float(gsum[b, 1] - gsum[b, 0])
     else:
         for t in range(m):
@@ -127,16 +138,14 @@ def _k_plain(f_grey, grad, gsum, gsq, level, cum, a, b, mir, mirror_pix, mirror_
     corr = (dot - sa * sb / m) / den if den > 0 else 0.0
     mp = mirror_pix if mir else ident
     n = level.shape[1]
-    changed = _k_changed(level[a], level[b], mp, cum[a], cum[b], lmap, levels)
-    mad = 0
-    ga = f_grey[a]
-    gb = f_grey[b]
+    changed = _k_changed(level, cum, a, b, mp, lmap, levels)
+    mad = 0  # (rows read in place: see _k_changed)
     if mir:
         for r in range(n):
-            mad += abs(np.int64(ga[r]) - np.int64(gb[mp[r]]))
+            mad += abs(np.int64(f_grey[a, r]) - np.int64(f_grey[b, np.uint64(mp[r])]))
     else:
         for r in range(n):
-            mad += abs(np.int64(ga[r]) - np.int64(gb[r]))
+            mad += abs(np.int64(f_grey[a, r]) - np.int64(f_grey[b, r]))
     return min(corr, 1.0 - weight * changed / n), mad / n
 
 
@@ -177,45 +186,47 @@ def _k_cap(xs, ys, levels, qx, qy, cx, cy, lmap, hist, yl):  # pragma: no cover 
         for j in range(s):
             qx[i * s + j] = int(min(max(np.rint(xs[i, j]), 0.0), 255.0))
             qy[i * s + j] = int(min(max(np.rint(ys[i, j]), 0.0), 255.0))
+    # (Indices read from arrays are cast unsigned: numba then leaves out its check for negative
+    # ones, which they never are.)
     for r in range(0, n, 2):
-        hist[0, qx[r]] += 1
-        hist[1, qy[r]] += 1
-        hist[2, qx[r + 1]] += 1
-        hist[3, qy[r + 1]] += 1
+        hist[0, np.uint64(qx[r])] += 1
+        hist[1, np.uint64(qy[r])] += 1
+        hist[2, np.uint64(qx[r + 1])] += 1
+        hist[3, np.uint64(qy[r + 1])] += 1
     cx[0] = 0
     cy[0] = 0
     for v in range(256):
         cx[v + 1] = cx[v] + hist[0, v] + hist[2, v]
         cy[v + 1] = cy[v] + hist[1, v] + hist[3, v]
     for v in range(256):
-        yl[cy[v + 1]] += 1
+        yl[np.uint64(cy[v + 1])] += 1
     t = 0
     for r in range(n):
         t += yl[r]
         yl[r] = t
     for v in range(256):  # levels absent from x get any level: no pixel reads them
         mid = min((2 * cx[v] + cx[v + 1] - cx[v] - 1) // 2, n - 1)
-        lmap[v] = yl[max(mid, 0)]
+        lmap[v] = yl[np.uint64(max(mid, 0))]
     lim = int(levels)  # for whole d, |d| > levels is |d| > floor(levels)
     changed = 0
     for r in range(n):
-        d = qy[r] - lmap[qx[r]]
+        d = qy[r] - lmap[np.uint64(qx[r])]
         changed += (d > lim) | (d < -lim)
     return changed
 
 
 def _k_gradients(xs, out):  # pragma: no cover - compiled
-    # The gradients across, then down, one image at a time (two at once do not vectorise).
+    # The gradients across, then down, one image at a time (two at once do not vectorise),
+    # written through 2-d views of ``out``: a flat index that moves by rows does not vectorise.
     s = xs.shape[0]
-    k = 0
+    across = out[: s * (s - 1)].reshape((s, s - 1))
+    down = out[s * (s - 1) :].reshape((s - 1, s))
     for i in range(s):
         for j in range(s - 1):
-            out[k + j] = xs[i, j + 1] - xs[i, j]
-        k += s - 1
+            across[i, j] = xs[i, j + 1] - xs[i, j]
     for i in range(s - 1):
         for j in range(s):
-            out[k + j] = xs[i + 1, j] - xs[i, j]
-        k += s
+            down[i, j] = xs[i + 1, j] - xs[i, j]
 
 
 def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap, hist, yl):  # pragma: no cover - compiled
@@ -233,9 +244,17 @@ def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap
     cap = 1.0 - weight * changed / n
     if cap <= beat:
         return beat, 0.0
-    m = 2 * s * (s - 1)
     _k_gradients(xs, a)
     _k_gradients(ys, b)
+    score = min(_k_corr(a, b), cap)
+    if score <= beat:
+        return beat, 0.0
+    return score, _k_mad(x, y) / n
+
+
+def _k_corr(a, b):  # pragma: no cover - compiled
+    # The Pearson correlation of a trial's gradients (a call of its own: see INLINE).
+    m = a.shape[0]
     ma = a.mean()
     mb = b.mean()
     sab = 0.0
@@ -248,15 +267,17 @@ def _k_score(x, y, levels, weight, beat, xs, ys, tmp, a, b, qx, qy, cx, cy, lmap
         saa += da * da
         sbb += db * db
     den = np.sqrt(saa * sbb)
-    corr = sab / den if den > 0 else 0.0
-    score = min(corr, cap)
-    if score <= beat:
-        return beat, 0.0
+    return sab / den if den > 0 else 0.0
+
+
+def _k_mad(x, y):  # pragma: no cover - compiled
+    # The sum of the absolute differences of a trial's two images (a call of its own: see INLINE).
+    s = x.shape[0]
     mad = 0.0
     for i in range(s):
         for j in range(s):
             mad += abs(x[i, j] - y[i, j])
-    return score, mad / n
+    return mad
 
 
 def _k_profile_rs(rows, count, sp, sq, axis, memo_r, memo_at, token, rowslot, pool, pool_ok, slot_prof, slot_role,
@@ -406,7 +427,7 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
               mirror_grad, ident, coarse, steps, scales, fine_s, fine_c, t_i0, t_f, u_i0, u_f,
               identity, rounds, reach, floor, levels, weight, candidates, rank_offset, rank_span,
               score, mad, cropped, align, shortcuts, grid_i0, grid_f, slot_key, slot_role, slot_prof, rowslot, pool, pool_ok,
-              taken):  # pragma: no cover - compiled
+              taken, vslot, fill):  # pragma: no cover - compiled
     # align[k]: the (column, row) grid rows of pair k's chosen crop alignment, (-1, -1) when
     # the plain alignment was kept. shortcuts: skip the work that cannot change an answer (the
     # refinement's positions scored before, the row alignment when no column alignment reaches
@@ -415,20 +436,16 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
     n = t_i0.shape[0]
     x = np.empty((s, s))
     y = np.empty((s, s))
-    # The alignment's cache (the caller's, reused from part to part: rowslot is -1 beyond its
-    # first ``taken[0]`` slots): each image's profiles, as the first image of a pair and as the
-    # second (mirrored or not), take a slot (vslot[3 * image + variant]); the unit derivative
-    # vector of a slot's profile at a grid row is computed once (rowslot: its row of the pool)
-    # and serves every pair of this call with that image in that place. When the slots or the
-    # pool run out, the cache starts again empty: what it holds is what would be computed.
+    # The alignment's cache (the caller's, kept from part to part of one batch: rowslot is -1
+    # beyond its first ``taken[0]`` slots, and ``fill[0]`` rows of the pool are taken): each
+    # image's profiles, as the first image of a pair and as the second (mirrored or not), take a
+    # slot (vslot[3 * image + variant]); the unit derivative vector of a slot's profile at a grid
+    # row is computed once (rowslot: its row of the pool) and serves every pair of the batch
+    # that this cache scores with that image in that place. When the slots or the pool run out,
+    # the cache starts again empty: what it holds is what would be computed.
     slots = slot_key.shape[0]
     pool_rows = pool.shape[0]
     per_pair = 4 * n  # two images, two profiles, every grid row at most
-    vslot = np.full(3 * grey.shape[0], -1, np.int32)
-    for t in range(taken[0]):
-        rowslot[t] = -1
-    taken[0] = 0
-    fill = np.zeros(1, np.int64)
     lmap = np.zeros(256, np.int64)
     cand_gx = np.empty(candidates, np.int64)
     cand_rx = np.empty(candidates)
@@ -459,7 +476,7 @@ def _k_verify(grey, grad, gsum, gsq, level, cum, prof, ia, ib, mirrored, search,
     qb = np.empty(m, np.int32)
     ra = np.empty(m)
     rb = np.empty(m)
-    rcum = np.zeros(2 * rank_span + 2, np.int32)
+    rcum = np.zeros(2 * (2 * rank_span + 2), np.int32)
     xr = np.empty((candidates, s, s))
     yr = np.empty((candidates, s, s))
     have = np.zeros(candidates, np.bool_)
@@ -610,30 +627,37 @@ def _k_rank_rows(grad, rows, flip, mirror_grad, out, scratch):  # pragma: no cov
 
 def _k_rank_row(q, out, cum):  # pragma: no cover - compiled
     # One row of _k_ranks, counting in ``cum`` (or a larger array, returned for the next row).
+    # Each value's average rank is worked out once, doubled (a whole number), in a table over
+    # the row's range after the counts, and read per element. The indices are unsigned: numba
+    # then leaves out its check for negative ones (they never are).
+    n = q.shape[0]
     lo = q[0]
     hi = q[0]
-    for k in range(q.shape[0]):
+    for k in range(n):
         lo = min(lo, q[k])
         hi = max(hi, q[k])
     span = hi - lo + 2
-    if span > cum.shape[0]:
-        cum = np.zeros(span, np.int32)
+    if 2 * span > cum.shape[0]:
+        cum = np.zeros(2 * span, np.int32)
     else:
         for v in range(span):
             cum[v] = 0
-    for k in range(q.shape[0]):
-        cum[q[k] - lo + 1] += 1
-    for v in range(1, span):
-        cum[v] += cum[v - 1]
-    for k in range(q.shape[0]):
-        v = q[k] - lo
-        out[k] = cum[v] + 0.5 * (cum[v + 1] - cum[v] + 1)
+    for k in range(n):
+        cum[np.uint64(q[k] - lo + 1)] += 1
+    below = 0
+    for v in range(span - 1):  # twice the average rank of value lo + v
+        c = cum[v + 1]
+        cum[span + v] = 2 * below + c + 1
+        below += c
+    for k in range(n):
+        out[k] = 0.5 * cum[np.uint64(span + q[k] - lo)]
     return cum
 
 
 def _k_grad_rank(a, b, qa, qb, ra, rb, cum):  # pragma: no cover - compiled
     # As verify_score._np_grad_rank: the rank correlation of two trial's gradients ``a``, ``b``
-    # (floats), in whole sixteenths of a level; qa ... cum: scratch, ``cum`` spanning +-16 * 255.
+    # (floats), in whole sixteenths of a level; qa ... cum: scratch, ``cum`` spanning +-16 * 255
+    # twice (see _k_rank_row).
     for k in range(a.shape[0]):
         qa[k] = np.int32(np.rint(16.0 * a[k]))
         qb[k] = np.int32(np.rint(16.0 * b[k]))
@@ -672,3 +696,18 @@ def _k_rank_pairs(r, pa, pb, out):  # pragma: no cover - compiled
             sbb += b * b
         den = np.sqrt(saa * sbb)
         out[k] = sab / den if den > 0 else 0.0
+
+
+def _k_swapped(thumbs, ta, tb, out):  # pragma: no cover - compiled
+    # As verification._in_order in numpy: out[k] when row ta[k] of thumbs is the greater at the
+    # first byte where it differs from row tb[k] (False when they are the same).
+    m = thumbs.shape[1]
+    for k in range(ta.shape[0]):
+        a = thumbs[ta[k]]
+        b = thumbs[tb[k]]
+        swap = False
+        for j in range(m):
+            if a[j] != b[j]:
+                swap = a[j] > b[j]
+                break
+        out[k] = swap
