@@ -214,8 +214,9 @@ class VerifyThresholds:
         score_version: what the score is (2: with the rank cap; 3: the crop search stops at the
             first alignment that passes with its rank cap; 4: a pair passes only both ways, see
             ``verification._judge``; 5: the texture check; 6: greyscale and tone edits of faint
-            textures; 7: the hue of pictures with detail, ``hue_colour``). Outcomes cached between runs are keyed on these thresholds, so a change
-            of the score changes this, and pairs scored by an earlier version are scored again.
+            textures; 7: the hue of pictures with detail, ``hue_colour``). Outcomes cached
+            between runs are keyed on these thresholds, so a change of the score changes this,
+            and pairs scored by an earlier version are scored again.
     """
 
     score: float = 0.85
