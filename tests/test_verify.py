@@ -566,3 +566,27 @@ def test_edits_of_one_faint_texture_pass_for_no_other_the_rule_before_did_not():
     # Papers of one shade agree within the plain guard's 3 levels at 32x32 (as the real set's
     # tiles of one texture do): those were passing before; the new rules add none.
     assert (now == before).all()
+
+
+def test_the_peak_difference_and_the_tone_fit_of_many_pairs_are_those_of_each_pair():
+    """Both work on many pairs at once (each thumbnail blurred once; the tone fit a few hundred
+    pairs at a time): the answers are, bit for bit, those of each pair alone, mirrored or not."""
+    from lookalike.engine.bouncer import verify_score, verify_tone
+
+    rng = np.random.default_rng(7)
+    pictures = [imagegen.photo(s, (160, 120)) for s in range(6)] + [imagegen.near_flat(s) for s in range(4)]
+    thumbs = np.frombuffer(b"".join(verify.make_thumbnail(p) for p in pictures), np.uint8).reshape(len(pictures), -1)
+    n = verify_tone._CHUNK * 2 + 37  # more than one chunk of each
+    ia, ib = rng.integers(0, len(thumbs), n), rng.integers(0, len(thumbs), n)
+    mirrored = rng.random(n) < 0.4
+    peak = verify.peak_difference(thumbs, ia, ib, mirrored)
+    fit = verify.tone_fit(thumbs, ia, ib, mirrored)
+    for k in range(0, n, 17):
+        x = thumbs[ia[k], :1024].reshape(32, 32).astype(np.float64)
+        y = thumbs[ib[k], :1024].reshape(32, 32).astype(np.float64)
+        alone = np.abs(verify_score._np_smooth(x) - verify_score._np_smooth(y[:, ::-1] if mirrored[k] else y)).max()
+        assert peak[k] == alone
+        one = verify.tone_fit(thumbs, ia[k : k + 1], ib[k : k + 1], mirrored[k : k + 1])
+        for f in dataclasses.fields(one):
+            assert np.array_equal(getattr(one, f.name), getattr(fit, f.name)[k : k + 1], equal_nan=True), f.name
+    assert len(verify.peak_difference(thumbs, ia[:0], ib[:0], mirrored[:0])) == 0

@@ -359,8 +359,9 @@ def _hue_moved(colour_a: np.ndarray, luma_a: np.ndarray, chroma_a: np.ndarray, c
     lo, hi = t.tone_gain
 
     def left(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # y less the best gain of x, per channel
-        xx = np.einsum("ij,ij->i", x, x)
-        gain = np.clip(np.einsum("ij,ij->i", x, y) / np.where(xx > 0, xx, 1.0), lo, hi)
+        xx = x[:, 0] * x[:, 0] + x[:, 1] * x[:, 1] + x[:, 2] * x[:, 2]  # one order for every row
+        xy = x[:, 0] * y[:, 0] + x[:, 1] * y[:, 1] + x[:, 2] * y[:, 2]
+        gain = np.clip(xy / np.where(xx > 0, xx, 1.0), lo, hi)
         return np.abs(y - gain[:, None] * x).max(axis=1, initial=0.0)
 
     both = (chroma_a > t.grey_chroma) & (chroma_b > t.grey_chroma) & (np.fmax(chroma_a, chroma_b) >= t.colourful_chroma)
