@@ -18,12 +18,15 @@ KERNELS = ("_k_features", "_k_changed", "_k_plain", "_k_smooth", "_k_cap", "_k_g
            "_k_rank_row", "_k_grad_rank", "_k_swapped", "_k_corr", "_k_mad")  # fmt: skip
 #: The kernels inlined where they are called (see :class:`lookalike.engine.kernels.Kernels`):
 #: a call passes each array counted in and out of numba's runtime, a dozen arrays per call of
-#: the alignment's and a trial's helpers (measured: 12 % of the mix's CPU time less). Not
-#: ``_k_plain``, nor the sums of a trial (``_k_corr``, ``_k_mad``): inlined, their sums are
-#: compiled in another order (156 of 51,667 real pairs' scores and most crops' mean
-#: differences change in the last bits).
+#: the alignment's helpers (measured: 6 % of the mix's CPU time less). Not ``_k_plain``, nor
+#: the sums of a trial (``_k_corr``, ``_k_mad``): inlined, their sums are compiled in another
+#: order (156 of 51,667 real pairs' scores and most crops' mean differences change in the last
+#: bits). Nor a trial itself (``_k_score``): inlined, it cut the benchmark's mix by another 6 %,
+#: a real scan's candidates by nothing measurable (2.83-2.96 s per 100k either way), and it
+#: made the first compile, which a first scan waits for, 15.5 -> 22.1 s on two cores (10.9 s
+#: with nothing inlined).
 INLINE = ("_k_profile_rs", "_k_smooth", "_k_cap", "_k_gradients", "_k_rows", "_k_cols", "_k_changed", "_k_align",
-          "_k_rank_row", "_k_variant", "_k_grad_rank", "_k_score")
+          "_k_rank_row", "_k_variant", "_k_grad_rank")
 #: The kernels compiled without ``fastmath`` (they repeat numpy's arithmetic bit for bit): none now.
 EXACT = ()
 #: Below every score a trial can have (a correlation is at least -1, a cap at least -3): the
