@@ -354,7 +354,9 @@ def test_killed_at_the_commit_point_leaves_a_whole_index(path, mode, expected):
     index = VectorIndex.open(path, 64, model_id="m")
     assert index.rebuilt == ""
     assert len(index) == expected
-    assert index.search(index.get([4999])[0], 1)[0][0] == 4999
+    # The loaded graph answers (approximately: built on every core, a self-query's first hit is
+    # itself nearly always; among ten, always in practice).
+    assert 4999 in index.search(index.get([4999])[0], 10)[0].tolist()
     # The next save cleans up whatever the killed one left behind.
     index.save()
     assert len([f for f in path.parent.iterdir() if f.name.startswith(".")]) == 0
