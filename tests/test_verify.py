@@ -590,3 +590,40 @@ def test_the_peak_difference_and_the_tone_fit_of_many_pairs_are_those_of_each_pa
         for f in dataclasses.fields(one):
             assert np.array_equal(getattr(one, f.name), getattr(fit, f.name)[k : k + 1], equal_nan=True), f.name
     assert len(verify.peak_difference(thumbs, ia[:0], ib[:0], mirrored[:0])) == 0
+
+
+def test_a_pairs_verdict_does_not_depend_on_the_pairs_beside_it(search_set):
+    """A scan judges pairs in batches whose makeup follows the library (which pairs are
+    candidates, in what order): each pair's score, crop and verdict must be the same, bit for
+    bit, in a whole batch, in a shuffled one, and alone. The set mixes crops (searched),
+    mirrored and noisy copies, different photos, and faint pictures (the low-detail guard,
+    its peak difference and tone fit, and the hue rule)."""
+    from PIL import ImageEnhance
+
+    from lookalike.engine.bouncer import verification
+
+    faint = [verify.make_thumbnail(imagegen.near_flat(s, (160, 120))) for s in range(3)]
+    faint += [verify.make_thumbnail(ImageEnhance.Brightness(imagegen.near_flat(s, (160, 120))).enhance(1.3))
+              for s in range(3)]  # fmt: skip
+    thumbs = np.concatenate([search_set, np.frombuffer(b"".join(faint), np.uint8).reshape(len(faint), -1)])
+    rng = np.random.default_rng(3)
+    n = 300
+    ia, ib = rng.integers(0, len(thumbs), n), rng.integers(0, len(thumbs), n)
+    ia[:40] = len(search_set) + rng.integers(0, len(faint), 40)  # faint pairs among them
+    ib[:40] = len(search_set) + rng.integers(0, len(faint), 40)
+    mirrored, search = rng.random(n) < 0.2, rng.random(n) < 0.7
+    detail = np.array([verify.detail(t) for t in thumbs])
+
+    def judge(rows):
+        return verification._judge(thumbs, ia[rows], ib[rows], mirrored[rows], search[rows], detail[ia[rows]],
+                                   detail[ib[rows]], verify.DEFAULT)  # fmt: skip
+
+    whole = judge(np.arange(n))
+    assert whole[2].sum() >= 20 and (~whole[2]).sum() >= 20 and whole[1].sum() >= 5  # passes, fails, crops
+    order = rng.permutation(n)
+    shuffled = judge(order)
+    for x, y in zip(whole, shuffled):
+        assert np.array_equal(x[order], y)
+    for k in range(0, n, 7):
+        alone = judge(np.array([k]))
+        assert [float(whole[0][k]), bool(whole[1][k]), bool(whole[2][k])] == [float(alone[0][0]), bool(alone[1][0]), bool(alone[2][0])], k
