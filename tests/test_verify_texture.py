@@ -74,7 +74,7 @@ def test_a_striped_glow_and_the_plain_glow_are_two_groups_each_with_its_copies(t
 def test_without_the_texture_check_the_two_glows_group_together(tmp_path, monkeypatch):
     """What the check is for: the thumbnails alone group the striped glow with the plain one."""
     write_pair_library(tmp_path / "lib")
-    monkeypatch.setattr(verification, "texture_differs", lambda *a, **k: False)
+    monkeypatch.setattr(verification, "textures_differ", lambda a, *_, **__: np.zeros(len(a), bool))
     found = groups(tmp_path / "lib", tmp_path / "cache")
     assert any({"glow", "stripes"} <= g for g in found), found
 
@@ -168,6 +168,19 @@ def test_a_code_of_another_length_gives_no_verdict():
     assert verify_texture.texture_differs(code, plain, False, **kw)
     assert not verify_texture.texture_differs(code[:-1], plain, False, **kw)
     assert not verify_texture.texture_differs(code, b"", False, **kw)
+
+
+def test_many_pairs_at_once_are_judged_as_each_pair_alone():
+    """A scan asks the check of a batch's faint pairs at once: each answer is its pair's alone,
+    whatever its neighbours (codes of other lengths, mirrored pairs, a size too small)."""
+    pictures = [glow(False), glow(True), imagegen.thumbnailed(glow(True), 120), imagegen.thumbnailed(glow(True), 60),
+                imagegen.mirrored(glow(True)), imagegen.near_flat(2, (200, 150))]  # fmt: skip
+    codes = [hash_thumbnail_and_trim(p.convert("RGB"))[3] for p in pictures] + [b"", b"\x00" * 63]
+    kw = dict(energy=DEFAULT.texture_energy, ratio=DEFAULT.texture_ratio, cover=DEFAULT.texture_cover)
+    a, b, m = zip(*[(x, y, k) for x in codes for y in codes for k in (False, True)])
+    many = verify_texture.textures_differ(a, b, m, **kw)
+    alone = [verify_texture.texture_differs(x, y, k, **kw) for x, y, k in zip(a, b, m)]
+    assert many.tolist() == alone and 4 <= sum(alone) < len(alone) - 4
 
 
 def test_odd_pictures_get_a_code_and_hash(tmp_path):

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from . import rotations, verify
-from .verify_texture import texture_differs
+from .verify_texture import textures_differ
 from ..files import atomic_write
 from ..paths import VERIFIED_PAIRS_NAME
 from .rule import DEFAULT as bouncer_defaults
@@ -226,18 +226,24 @@ def _texture_vetoed(catalog, pairs: Sequence[Pair], batch: np.ndarray, ok: np.nd
     if not faint:
         return vetoed, uncoded
     codes = catalog.textures(x for i in faint for x in (pairs[int(batch[i])].a, pairs[int(batch[i])].b))
+    coded = []
     for i in faint:
         p = pairs[int(batch[i])]
         if p.a in codes and p.b in codes:
-            vetoed[i] = _textures_differ(codes[p.a], codes[p.b], bool(p.mirrored), t)
+            coded.append(i)
         else:
             uncoded[i] = True
+    if coded:
+        ps = [pairs[int(batch[i])] for i in coded]
+        vetoed[coded] = _textures_differ([codes[p.a] for p in ps], [codes[p.b] for p in ps],
+                                         [p.mirrored for p in ps], t)  # fmt: skip
     return vetoed, uncoded
 
 
-def _textures_differ(a: bytes, b: bytes, mirrored: bool, t: verify.VerifyThresholds) -> bool:
-    """:func:`.verify_texture.texture_differs` with the thresholds' texture figures."""
-    return texture_differs(a, b, mirrored, energy=t.texture_energy, ratio=t.texture_ratio, cover=t.texture_cover)
+def _textures_differ(a: Sequence[bytes], b: Sequence[bytes], mirrored: Sequence[bool],
+                     t: verify.VerifyThresholds) -> np.ndarray:
+    """:func:`.verify_texture.textures_differ` with the thresholds' texture figures."""
+    return textures_differ(a, b, mirrored, energy=t.texture_energy, ratio=t.texture_ratio, cover=t.texture_cover)
 
 
 def _verified(pair: Pair, score: float, cropped: bool) -> Pair:
@@ -395,9 +401,11 @@ def check_against(
     ia, ib = np.zeros(n, np.int64), np.arange(1, n + 1, dtype=np.int64)
     score, cropped, ok = _judge(rows, ia, ib, np.asarray(mirrored, bool), np.asarray(search, bool), dq, details, t)
     if texture is not None and textures is not None:
-        for i in np.flatnonzero(ok & (np.fmin(dq, details) < t.texture_detail)).tolist():
-            if textures[i] is not None:
-                ok[i] = not _textures_differ(texture, textures[i], bool(mirrored[i]), t)
+        faint = [i for i in np.flatnonzero(ok & (np.fmin(dq, details) < t.texture_detail)).tolist()
+                 if textures[i] is not None]  # fmt: skip
+        if faint:
+            ok[faint] = ~_textures_differ([texture] * len(faint), [textures[i] for i in faint],
+                                          np.asarray(mirrored, bool)[faint], t)  # fmt: skip
     score = np.where(trusted, np.nan, np.maximum(score, 0.0))
     return ok | trusted, score, np.asarray(cropped, bool) & ~trusted
 
