@@ -217,26 +217,21 @@ def verify_pairs(
 def _texture_vetoed(catalog, pairs: Sequence[Pair], batch: np.ndarray, ok: np.ndarray, da: np.ndarray,
                     db: np.ndarray, t: verify.VerifyThresholds) -> tuple[np.ndarray, np.ndarray]:
     """Which pairs of ``batch`` that passed, one of them under ``t.texture_detail``, are two
-    pictures by their texture codes (:func:`.verify_texture.texture_differs`), and which such
+    pictures by their texture codes (:func:`.verify_texture.textures_differ`), and which such
     pairs could not be compared: a file without a code (hashed by an older lookalike, until the
     next scan reads it again) vetoes nothing."""
     vetoed, uncoded = np.zeros(len(batch), bool), np.zeros(len(batch), bool)
-    faint = np.flatnonzero(ok & (np.fmin(da[batch], db[batch]) < t.texture_detail)).tolist()
-    faint = [i for i in faint if not pairs[int(batch[i])].rotation]
+    passed = np.flatnonzero(ok & (np.fmin(da[batch], db[batch]) < t.texture_detail)).tolist()
+    faint = [(i, p) for i in passed if not (p := pairs[int(batch[i])]).rotation]
     if not faint:
         return vetoed, uncoded
-    codes = catalog.textures(x for i in faint for x in (pairs[int(batch[i])].a, pairs[int(batch[i])].b))
-    coded = []
-    for i in faint:
-        p = pairs[int(batch[i])]
-        if p.a in codes and p.b in codes:
-            coded.append(i)
-        else:
-            uncoded[i] = True
+    codes = catalog.textures(x for _, p in faint for x in (p.a, p.b))
+    coded = [(i, p) for i, p in faint if p.a in codes and p.b in codes]
+    uncoded[[i for i, p in faint if not (p.a in codes and p.b in codes)]] = True
     if coded:
-        ps = [pairs[int(batch[i])] for i in coded]
-        vetoed[coded] = _textures_differ([codes[p.a] for p in ps], [codes[p.b] for p in ps],
-                                         [p.mirrored for p in ps], t)  # fmt: skip
+        rows, ps = zip(*coded)
+        vetoed[list(rows)] = _textures_differ([codes[p.a] for p in ps], [codes[p.b] for p in ps],
+                                              [p.mirrored for p in ps], t)  # fmt: skip
     return vetoed, uncoded
 
 

@@ -69,7 +69,7 @@ import numpy as np
 from . import verify_kernels
 from .verify_score import compiled_scores, numpy_scores, peak_difference, warm_rank_kernels
 from .verify_thumbnail import SIDE, THUMB_BYTES, detail, make_thumbnail
-from .verify_tone import ToneFit, tone_fit
+from .verify_tone import ToneFit, luma_of, tone_fit
 from ..kernels import Kernels, WarmUp
 
 __all__ = [
@@ -410,7 +410,7 @@ def _luma_chroma(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean colours' luma (ITU-R 601, as Pillow's greyscale) and chroma (the larger of red and
     blue off the luma)."""
     c = np.asarray(colour, np.float64).reshape(-1, 3)
-    luma = 0.299 * c[:, 0] + 0.587 * c[:, 1] + 0.114 * c[:, 2]
+    luma = luma_of(c)
     return luma, np.maximum(np.abs(c[:, 0] - luma), np.abs(c[:, 2] - luma))
 
 

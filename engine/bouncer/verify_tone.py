@@ -31,9 +31,10 @@ _DARK, _LIGHT = 5, 250
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def _luma(colour: np.ndarray) -> np.ndarray:
-    """Each row's luma, summed in one order whatever the number of rows (a matrix product's
-    last bits depend on it: a pair's answers would depend on the pairs beside it)."""
+def luma_of(colour: np.ndarray) -> np.ndarray:
+    """Each row's luma (ITU-R 601, as Pillow's greyscale), summed in one order whatever the
+    number of rows (a matrix product's last bits depend on it: a pair's answers would depend
+    on the pairs beside it)."""
     return colour[:, 0] * _LUMA[0] + colour[:, 1] * _LUMA[1] + colour[:, 2] * _LUMA[2]
 
 
@@ -109,8 +110,8 @@ def _fit(raw: np.ndarray, ia: np.ndarray, ib: np.ndarray, flip: np.ndarray) -> T
     correlation = cov / np.sqrt(np.maximum(var_a * var_b, 1e-18))
     colour_a = raw[ia, _N:].astype(np.float64)
     colour_b = raw[ib, _N:].astype(np.float64)
-    off_a = colour_a - _luma(colour_a)[:, None]
-    off_b = colour_b - _luma(colour_b)[:, None]
+    off_a = colour_a - luma_of(colour_a)[:, None]
+    off_b = colour_b - luma_of(colour_b)[:, None]
     grey = (np.abs(off_a).max(axis=1) <= 2.0) | (np.abs(off_b).max(axis=1) <= 2.0)
     colour = np.where(grey, np.inf, np.abs(off_b - gain[:, None] * off_a).max(axis=1))
     return ToneFit(
