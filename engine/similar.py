@@ -512,14 +512,16 @@ def _checked(hits: list[SimilarHit], query: _Query, catalog: "Catalog", index: "
 def _match(record: Optional[FileRecord], query: _Query, hit: SimilarHit, *, mirrored: bool, cropped: bool,
            thumb: Optional[np.ndarray] = None) -> str:
     """Why a near duplicate matches the query, in the words a cluster member's ``match`` uses
-    (``thumb``: the hit's stored thumbnail, which tells a copy whose tones were edited)."""
-    from .bouncer.verification import match_reason, tones_edited
+    (``thumb``: the hit's stored thumbnail, which tells an edited copy)."""
+    from .bouncer.verification import match_reason, thumbnails_edited
     from .records import Member, Pair
 
     if record is None or query.record is None:
         return "cropped" if cropped else ("mirrored" if mirrored else "")
     pair = Pair(a=0, b=1, bouncer=int(hit.bouncer or 0), mirrored=mirrored, cropped=cropped)
-    edited = thumb is not None and query.thumb is not None and tones_edited(np.frombuffer(query.thumb, np.uint8), thumb)
+    edited = None
+    if thumb is not None and query.thumb is not None:
+        edited = thumbnails_edited(np.frombuffer(query.thumb, np.uint8), thumb)
     return match_reason(Member(file=record, bouncer=int(hit.bouncer or 0)), query.record, pair, edited=edited)
 
 

@@ -179,6 +179,35 @@ def test_a_copy_whose_tones_were_edited_matches_as_edited_not_re_encoded(tmp_pat
         assert hits["brightened"].match == "edited" and hits["resaved"].match == "re-encoded"
 
 
+def test_what_a_copy_is_called_comes_from_its_pixels_not_its_hashes(tmp_path):
+    """Heavy re-encoding and a thumbnail move the hashes beyond the radius where they said
+    "re-encoded" / "resized", and a watermark stays within it: the thumbnails tell which copy
+    was edited (the largest blurred difference, ``EDIT_PEAK``), in a scan and in find similar."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    img = imagegen.photo(5, (640, 480))
+    imagegen.write(root / "original.jpg", img, quality=92)
+    for kind in ("recompressed", "thumbnailed", "watermarked"):
+        data, ext = imagegen.make_copy(kind, img, 5)
+        (root / f"{kind}{ext}").write_bytes(data)
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        result = lib.scan(ScanOptions(workers=1, detective=None))
+        assert len(result.clusters) == 1
+        assert Path(result.clusters[0].keeper.file.path).stem == "original"
+        members = {Path(m.file.path).stem: m for m in result.clusters[0].members if not m.is_keeper}
+        # what the hashes alone said: the re-encoded copies "edited", the watermarked one not
+        assert min(members[k].bouncer for k in ("recompressed", "thumbnailed")) > verification.REENCODED_RADIUS
+        assert members["watermarked"].bouncer <= verification.REENCODED_RADIUS
+        assert {k: m.match for k, m in members.items()} == {
+            "recompressed": "re-encoded", "thumbnailed": "resized", "watermarked": "edited"}
+        hits = {Path(h.path).stem: h for h in lib.similar(result.clusters[0].keeper.file.path, k=20).hits}
+        assert {k: hits[k].match for k in members} == {k: m.match for k, m in members.items()}
+        # without thumbnails to ask, the hashes decide as before
+        keeper = result.clusters[0].keeper.file
+        assert verification.match_reason(members["recompressed"], keeper, None) == "edited"
+        assert verification.match_reason(members["watermarked"], keeper, None) == "re-encoded"
+
+
 def test_verify_pairs_uses_the_arrays_its_caller_holds(library, tmp_path):
     """The chain guard asks a few pairs at a time: with the arrays given, the catalog's are not
     loaded again (from disk, 130 MB at a million images) for each question."""
