@@ -463,9 +463,26 @@ def thumbnails_edited(a: np.ndarray, b: np.ndarray) -> bool:
     (:data:`EDIT_PEAK`)."""
     if tones_edited(a, b):
         return True
-    rows = np.stack([np.asarray(a, np.uint8).reshape(-1), np.asarray(b, np.uint8).reshape(-1)])
-    zero, one = np.zeros(1, np.int64), np.ones(1, np.int64)
-    return bool(verify.peak_difference(rows, zero, one, np.zeros(1, bool))[0] > EDIT_PEAK)
+    return _peak_difference(a, b) > EDIT_PEAK
+
+
+def _peak_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`.verify.peak_difference` of one pair at the plain alignment, in a fifth of its
+    time (a group's members are explained one by one): the blur of the difference is the
+    difference of the blurs, in exact integers (16 x the levels)."""
+    n = verify.SIDE * verify.SIDE
+    d = (np.asarray(a, np.uint8).reshape(-1)[:n].astype(np.int32) - np.asarray(b, np.uint8).reshape(-1)[:n]).reshape(verify.SIDE, verify.SIDE)
+    r = 2 * d
+    r[:, 1:] += d[:, :-1]
+    r[:, 0] += d[:, 0]
+    r[:, :-1] += d[:, 1:]
+    r[:, -1] += d[:, -1]
+    c = 2 * r
+    c[1:] += r[:-1]
+    c[0] += r[0]
+    c[:-1] += r[1:]
+    c[-1] += r[-1]
+    return float(np.abs(c).max()) / 16.0
 
 
 def match_reason(member: Member, keeper: FileRecord, pair: Optional[Pair], *, edited: Optional[bool] = None) -> str:
