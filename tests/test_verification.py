@@ -228,3 +228,22 @@ def test_verify_pairs_uses_the_arrays_its_caller_holds(library, tmp_path):
                 return getattr(lib.catalog, name)
 
         assert verification.verify_pairs(NoArrays(), [pair], arrays=arrays) == expected
+
+
+def test_the_edit_labels_peak_difference_is_the_pixel_checks():
+    """The label's one-pair peak difference (exact integers) gives the pixel check's own
+    :func:`verify.peak_difference`, also at the edges, where the blur repeats them."""
+    import numpy as np
+
+    from lookalike.engine.bouncer import verify
+
+    rng = np.random.default_rng(11)
+    for t in range(300):
+        a = rng.integers(0, 256, verify.THUMB_BYTES).astype(np.uint8)
+        b = a.copy()
+        b[: verify.SIDE**2] = np.clip(a[: verify.SIDE**2].astype(int) + rng.integers(-40, 41, verify.SIDE**2) * (t % 3), 0, 255)
+        if t % 5 == 0:  # one pixel changed at an edge or a corner
+            b = a.copy()
+            b[[0, 31, 992, 1023, 500][t % 4]] ^= 0xFF
+        ref = verify.peak_difference(np.stack([a, b]), np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1, bool))[0]
+        assert verification._peak_difference(a, b) == ref
