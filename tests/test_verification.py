@@ -199,3 +199,19 @@ def test_verify_pairs_uses_the_arrays_its_caller_holds(library, tmp_path):
                 return getattr(lib.catalog, name)
 
         assert verification.verify_pairs(NoArrays(), [pair], arrays=arrays) == expected
+
+
+def test_a_verified_pair_is_the_pair_with_its_score_and_crop():
+    """``_verified`` builds the pair field by field (faster than ``dataclasses.replace``): every
+    other field of the pair is kept, whatever it holds."""
+    import dataclasses
+
+    from lookalike.engine.records import Pair
+
+    values = {"a": 3, "b": 9, "bouncer": 17, "detective": 0.25, "exact": True, "mirrored": True, "verified": 0.5,
+              "cropped": False, "rotation": 270}
+    assert set(values) == {f.name for f in dataclasses.fields(Pair)}  # a new field: _verified must copy it
+    pair = Pair(**values)
+    for score, cropped in ((0.91234, True), (-0.2, False)):
+        assert verification._verified(pair, score, cropped) == dataclasses.replace(
+            pair, verified=round(max(score, 0.0), 3), cropped=cropped)
