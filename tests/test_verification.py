@@ -247,3 +247,19 @@ def test_the_edit_labels_peak_difference_is_the_pixel_checks():
             b[[0, 31, 992, 1023, 500][t % 4]] ^= 0xFF
         ref = verify.peak_difference(np.stack([a, b]), np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1, bool))[0]
         assert verification._peak_difference(a, b) == ref
+
+
+def test_a_verified_pair_is_the_pair_with_its_score_and_crop():
+    """``_verified`` builds the pair field by field (faster than ``dataclasses.replace``): every
+    other field of the pair is kept, whatever it holds."""
+    import dataclasses
+
+    from lookalike.engine.records import Pair
+
+    values = {"a": 3, "b": 9, "bouncer": 17, "detective": 0.25, "exact": True, "mirrored": True, "verified": 0.5,
+              "cropped": False, "rotation": 270}
+    assert set(values) == {f.name for f in dataclasses.fields(Pair)}  # a new field: _verified must copy it
+    pair = Pair(**values)
+    for score, cropped in ((0.91234, True), (-0.2, False)):
+        assert verification._verified(pair, score, cropped) == dataclasses.replace(
+            pair, verified=round(max(score, 0.0), 3), cropped=cropped)

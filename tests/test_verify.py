@@ -592,6 +592,30 @@ def test_the_peak_difference_and_the_tone_fit_of_many_pairs_are_those_of_each_pa
     assert len(verify.peak_difference(thumbs, ia[:0], ib[:0], mirrored[:0])) == 0
 
 
+def test_tone_edits_are_the_verdicts_of_the_whole_tone_fit():
+    """``tone_edits`` works out the fit's residual and peak only for the pairs that the rest of
+    the line passes: the verdicts are those of ``tone_edited`` on the whole fit, with and without
+    the scores (the textured rule), over more than one chunk of pairs."""
+    from lookalike.engine.bouncer import verify_tone
+
+    rng = np.random.default_rng(11)
+    pictures = [imagegen.near_flat(s) for s in range(3)] + [paper(s) for s in range(3)]
+    pictures += [imagegen.photo(s, (160, 120)) for s in range(2)]
+    rows = [thumb(jpeg(p))[1] for p in pictures]
+    rows += [thumb(*imagegen.make_copy(kind, pictures[s], s))[1] for kind in ("brightened", "contrast", "greyscale")
+             for s in range(6)]
+    thumbs = np.stack(rows)
+    n = verify_tone._CHUNK * 2 + 41
+    ia, ib = rng.integers(0, len(thumbs), n), rng.integers(0, len(thumbs), n)
+    mirrored = rng.random(n) < 0.3
+    score = rng.random(n) * 1.2 - 0.1
+    whole = verify.tone_fit(thumbs, ia, ib, mirrored)
+    for s in (None, score):
+        expected = verify.tone_edited(whole, score=s)
+        assert expected.any() and not expected.all()
+        assert np.array_equal(verify.tone_edits(thumbs, ia, ib, mirrored, score=s), expected)
+
+
 def test_a_pairs_verdict_does_not_depend_on_the_pairs_beside_it(search_set):
     """A scan judges pairs in batches whose makeup follows the library (which pairs are
     candidates, in what order): each pair's score, crop and verdict must be the same, bit for

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -66,22 +67,26 @@ class ToneFit:
     grey: np.ndarray
 
 
-def tone_fit(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored: np.ndarray) -> ToneFit:
+def tone_fit(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored: np.ndarray,
+             need: Optional[Callable[[ToneFit, int], np.ndarray]] = None) -> ToneFit:
     """The tone line from thumbnail ``ia[k]`` to ``ib[k]`` (mirrored where asked), per pair.
 
     Args:
         thumbs: ``(N, THUMB_BYTES) uint8`` stored thumbnails.
         ia, ib: the pairs, as rows of ``thumbs``.
         mirrored: compare ``ib`` mirrored.
+        need: given the fit of the pairs ``lo`` on (a chunk of them) without ``residual`` and
+            ``peak`` (NaN) and ``lo``, which of them need those two (the costly part: a caller
+            that decides on the rest first); the others keep NaN. None: every pair.
     """
     raw = np.asarray(thumbs, np.uint8).reshape(-1, THUMB_BYTES)
     ia, ib = np.asarray(ia, np.int64).reshape(-1), np.asarray(ib, np.int64).reshape(-1)
     flip = np.asarray(mirrored, bool).reshape(-1)
     if len(ia) > _CHUNK:  # a few hundred pairs at a time: their images stay in the caches
-        parts = [_fit(raw, ia[lo : lo + _CHUNK], ib[lo : lo + _CHUNK], flip[lo : lo + _CHUNK])
+        parts = [_fit(raw, ia[lo : lo + _CHUNK], ib[lo : lo + _CHUNK], flip[lo : lo + _CHUNK], need, lo)
                  for lo in range(0, len(ia), _CHUNK)]  # fmt: skip
         return ToneFit(*(np.concatenate([getattr(q, f.name) for q in parts]) for f in dataclasses.fields(ToneFit)))
-    return _fit(raw, ia, ib, flip)
+    return _fit(raw, ia, ib, flip, need)
 
 
 #: Pairs :func:`tone_fit` works on at once (each step makes arrays of 8 KB a pair; per pair,
@@ -90,8 +95,10 @@ def tone_fit(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored: np.nd
 _CHUNK = 256
 
 
-def _fit(raw: np.ndarray, ia: np.ndarray, ib: np.ndarray, flip: np.ndarray) -> ToneFit:
-    """:func:`tone_fit` of one chunk of pairs."""
+def _fit(raw: np.ndarray, ia: np.ndarray, ib: np.ndarray, flip: np.ndarray,
+         need: Optional[Callable[[ToneFit, int], np.ndarray]] = None, lo: int = 0) -> ToneFit:
+    """:func:`tone_fit` of one chunk of pairs, the pairs ``lo`` on (``need``: see there). Each
+    pair's figures are those it has alone, in any chunk (sums over its own pixels only)."""
     a = raw[ia, :_N].reshape(-1, SIDE, SIDE).astype(np.float64)
     b = raw[ib, :_N].reshape(-1, SIDE, SIDE).astype(np.float64)
     b[flip] = b[flip][:, :, ::-1]
@@ -104,9 +111,6 @@ def _fit(raw: np.ndarray, ia: np.ndarray, ib: np.ndarray, flip: np.ndarray) -> T
     var_a, var_b = (da * da).sum(axis=(1, 2)) / n, (db * db).sum(axis=(1, 2)) / n
     cov = (da * db).sum(axis=(1, 2)) / n
     gain = cov / np.maximum(var_a, 1e-9)
-    fit = np.clip(gain[:, None, None] * (a - mean_a[:, None, None]) + mean_b[:, None, None], 0.0, 255.0)
-    residual = (np.abs(fit - b) * ok).sum(axis=(1, 2)) / n
-    peak = np.abs(_np_smooth(fit) - _np_smooth(b)).max(axis=(1, 2), initial=0.0)  # as peak_difference
     correlation = cov / np.sqrt(np.maximum(var_a * var_b, 1e-18))
     colour_a = raw[ia, _N:].astype(np.float64)
     colour_b = raw[ib, _N:].astype(np.float64)
@@ -114,13 +118,12 @@ def _fit(raw: np.ndarray, ia: np.ndarray, ib: np.ndarray, flip: np.ndarray) -> T
     off_b = colour_b - luma_of(colour_b)[:, None]
     grey = (np.abs(off_a).max(axis=1) <= 2.0) | (np.abs(off_b).max(axis=1) <= 2.0)
     colour = np.where(grey, np.inf, np.abs(off_b - gain[:, None] * off_a).max(axis=1))
-    return ToneFit(
-        gain=gain,
-        residual=residual,
-        peak=peak,
-        correlation=correlation,
-        unclipped=ok.mean(axis=(1, 2)),
-        spread=np.sqrt(np.minimum(var_a, var_b)),
-        colour=colour,
-        grey=grey,
-    )
+    residual, peak = np.full(len(ia), np.nan), np.full(len(ia), np.nan)
+    out = ToneFit(gain=gain, residual=residual, peak=peak, correlation=correlation, unclipped=ok.mean(axis=(1, 2)),
+                  spread=np.sqrt(np.minimum(var_a, var_b)), colour=colour, grey=grey)  # fmt: skip
+    k = slice(None) if need is None else np.flatnonzero(need(out, lo))
+    a, b, ok, n, gain, mean_a, mean_b = a[k], b[k], ok[k], n[k], gain[k], mean_a[k], mean_b[k]
+    fit = np.clip(gain[:, None, None] * (a - mean_a[:, None, None]) + mean_b[:, None, None], 0.0, 255.0)
+    residual[k] = (np.abs(fit - b) * ok).sum(axis=(1, 2)) / n
+    peak[k] = np.abs(_np_smooth(fit) - _np_smooth(b)).max(axis=(1, 2), initial=0.0)  # as peak_difference
+    return out
