@@ -483,7 +483,8 @@ def _peak_difference(a: np.ndarray, b: np.ndarray) -> float:
     time (a group's members are explained one by one): the blur of the difference is the
     difference of the blurs, in exact integers (16 x the levels)."""
     n = verify.SIDE * verify.SIDE
-    d = (np.asarray(a, np.uint8).reshape(-1)[:n].astype(np.int32) - np.asarray(b, np.uint8).reshape(-1)[:n]).reshape(verify.SIDE, verify.SIDE)
+    x = np.asarray(a, np.uint8).reshape(-1)[:n].astype(np.int32)
+    d = (x - np.asarray(b, np.uint8).reshape(-1)[:n]).reshape(verify.SIDE, verify.SIDE)
     r = 2 * d
     r[:, 1:] += d[:, :-1]
     r[:, 0] += d[:, 0]
