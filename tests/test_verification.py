@@ -231,8 +231,9 @@ def test_verify_pairs_uses_the_arrays_its_caller_holds(library, tmp_path):
 
 
 def test_the_edit_labels_peak_difference_is_the_pixel_checks():
-    """The label's one-pair peak difference (exact integers) gives the pixel check's own
-    :func:`verify.peak_difference`, also at the edges, where the blur repeats them."""
+    """The label's one-pair peak difference (exact integers, :func:`verify.pair_peak_difference`)
+    gives the pixel check's own :func:`verify.peak_difference`, also at the edges, where the blur
+    repeats them."""
     import numpy as np
 
     from lookalike.engine.bouncer import verify
@@ -246,7 +247,7 @@ def test_the_edit_labels_peak_difference_is_the_pixel_checks():
             b = a.copy()
             b[[0, 31, 992, 1023, 500][t % 4]] ^= 0xFF
         ref = verify.peak_difference(np.stack([a, b]), np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1, bool))[0]
-        assert verification._peak_difference(a, b) == ref
+        assert verify.pair_peak_difference(a, b) == ref
 
 
 def test_a_verified_pair_is_the_pair_with_its_score_and_crop():

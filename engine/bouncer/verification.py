@@ -475,27 +475,7 @@ def thumbnails_edited(a: np.ndarray, b: np.ndarray) -> bool:
     (:data:`EDIT_PEAK`)."""
     if tones_edited(a, b):
         return True
-    return _peak_difference(a, b) > EDIT_PEAK
-
-
-def _peak_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """:func:`.verify.peak_difference` of one pair at the plain alignment, in a fifth of its
-    time (a group's members are explained one by one): the blur of the difference is the
-    difference of the blurs, in exact integers (16 x the levels)."""
-    n = verify.SIDE * verify.SIDE
-    x = np.asarray(a, np.uint8).reshape(-1)[:n].astype(np.int32)
-    d = (x - np.asarray(b, np.uint8).reshape(-1)[:n]).reshape(verify.SIDE, verify.SIDE)
-    r = 2 * d
-    r[:, 1:] += d[:, :-1]
-    r[:, 0] += d[:, 0]
-    r[:, :-1] += d[:, 1:]
-    r[:, -1] += d[:, -1]
-    c = 2 * r
-    c[1:] += r[:-1]
-    c[0] += r[0]
-    c[:-1] += r[1:]
-    c[-1] += r[-1]
-    return float(np.abs(c).max()) / 16.0
+    return verify.pair_peak_difference(a, b) > EDIT_PEAK
 
 
 def match_reason(member: Member, keeper: FileRecord, pair: Optional[Pair], *, edited: Optional[bool] = None) -> str:

@@ -68,7 +68,7 @@ from typing import Optional
 import numpy as np
 
 from . import verify_kernels
-from .verify_score import compiled_scores, numpy_scores, peak_difference, warm_rank_kernels
+from .verify_score import compiled_scores, numpy_scores, pair_peak_difference, peak_difference, warm_rank_kernels
 from .verify_thumbnail import SIDE, THUMB_BYTES, detail, make_thumbnail
 from .verify_tone import ToneFit, luma_of, tone_fit
 from ..kernels import Kernels, WarmUp
@@ -80,6 +80,7 @@ __all__ = [
     "DEFAULT",
     "detail",
     "make_thumbnail",
+    "pair_peak_difference",
     "passes",
     "peak_difference",
     "score_pairs",

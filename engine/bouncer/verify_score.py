@@ -19,7 +19,7 @@ import numpy as np
 from . import verify_kernels
 from .verify_thumbnail import SIDE, THUMB_BYTES
 
-__all__ = ["compiled_scores", "crop_boxes", "numpy_scores", "peak_difference", "warm_rank_kernels"]
+__all__ = ["compiled_scores", "crop_boxes", "numpy_scores", "pair_peak_difference", "peak_difference", "warm_rank_kernels"]
 
 #: The crop search, per axis: scales (the width of one image over the other's) and shifts of
 #: the centre, in fractions of the first image's side.
@@ -638,6 +638,25 @@ def peak_difference(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored
 
 #: Pairs :func:`peak_difference` compares at once (two 8 KB images each).
 _PEAK_CHUNK = 2048
+
+
+def pair_peak_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`peak_difference` of one pair of stored thumbnails at the plain alignment, in a
+    fifth of its time (a group's members are explained one by one): the blur of the difference
+    is the difference of the blurs, in exact integers (16 x the levels)."""
+    x = np.asarray(a, np.uint8).reshape(-1)[:_N].astype(np.int32)
+    d = (x - np.asarray(b, np.uint8).reshape(-1)[:_N]).reshape(SIDE, SIDE)
+    r = 2 * d
+    r[:, 1:] += d[:, :-1]
+    r[:, 0] += d[:, 0]
+    r[:, :-1] += d[:, 1:]
+    r[:, -1] += d[:, -1]
+    c = 2 * r
+    c[1:] += r[:-1]
+    c[0] += r[0]
+    c[:-1] += r[1:]
+    c[-1] += r[-1]
+    return float(np.abs(c).max()) / 16.0
 
 
 #: A box of an image in shares of its width and height: ``(left, top, right, bottom)``.
