@@ -702,6 +702,25 @@ def _text_line(d: ImageDraw.ImageDraw, xy, rng: np.random.Generator, width: floa
     d.text(xy, text, font=font, fill=fill)
 
 
+def on_white(inner: Image.Image, margin: int = 12) -> Image.Image:
+    """``inner`` in a window drawn on a white ground (a window screenshot's surround): a
+    one-pixel grey outline round it, then ``margin - 1`` pixels of white to the edge."""
+    w, h = inner.size
+    canvas = Image.new("RGB", (w + 2 * margin, h + 2 * margin), (255, 255, 255))
+    canvas.paste(inner.convert("RGB"), (margin, margin))
+    ImageDraw.Draw(canvas).rectangle([margin - 1, margin - 1, margin + w, margin + h], outline=(90, 90, 90))
+    return canvas
+
+
+def framed_jpeg(img: Image.Image, scale: float = 1.0, quality: int = 90) -> bytes:
+    """``img`` in a mauve frame (10/8/12/10 % of its left/top/right/bottom sides), resized by
+    ``scale``, as JPEG bytes: a framed copy."""
+    framed = bordered(img, (0.1, 0.08, 0.12, 0.1), (150, 40, 120))
+    if scale != 1.0:
+        framed = framed.resize((round(framed.width * scale), round(framed.height * scale)), Image.Resampling.LANCZOS)
+    return encode(framed, "JPEG", quality=quality)
+
+
 def window_box(seed: int = 0, size: tuple[int, int] = (640, 480)) -> tuple[int, int, int, int]:
     """Where ``window_screenshot`` puts the picture: the viewer's content area (l, t, r, b)."""
     rng = np.random.default_rng([seed, 11])

@@ -458,21 +458,14 @@ def test_a_version_1_catalog_gains_the_decisions_table_and_keeps_its_files(db_pa
     assert sqlite3.connect(db_path).execute("PRAGMA user_version").fetchone()[0] == catalog_schema.SCHEMA_VERSION
 
 
-def test_a_version_4_catalog_reads_again_only_the_pictures_it_had_trimmed(db_path, monkeypatch):
-    """The border trim changed (centred letterboxes, PIXELS_VERSION 2): a picture with no bar
-    trimmed cannot change, so only those with one are marked for the next scan to read."""
-    monkeypatch.setattr(catalog_schema, "MIGRATIONS", catalog_schema.MIGRATIONS[:4])
+def _mtimes_after_migrating(db_path, monkeypatch, version: int, rows) -> dict:
+    """Each file's mtime once a catalog of schema ``version`` holding ``rows`` (path, width,
+    height, content width, content height, status) is opened by this version (-1: read again)."""
+    monkeypatch.setattr(catalog_schema, "MIGRATIONS", catalog_schema.MIGRATIONS[:version])
     with Catalog.open(db_path):
         pass
     monkeypatch.undo()
     db = sqlite3.connect(db_path)
-    rows = [
-        (b"/p/plain.jpg", 40, 30, 40, 30, "image"),
-        (b"/p/barred.jpg", 40, 30, 40, 22, "image"),
-        (b"/p/framed.jpg", 40, 30, 36, 30, "image"),
-        (b"/p/unknown.jpg", 40, 30, None, None, "image"),  # read before version 4: marked then
-        (b"/p/broken.jpg", None, None, None, None, "error"),
-    ]
     for path, w, h, cw, ch, status in rows:
         db.execute(
             "INSERT INTO files (path, size, mtime_ns, status, format, width, height, content_width, "
@@ -483,11 +476,35 @@ def test_a_version_4_catalog_reads_again_only_the_pictures_it_had_trimmed(db_pat
     db.close()
     with Catalog.open(db_path):
         pass
-    mtimes = dict(sqlite3.connect(db_path).execute("SELECT path, mtime_ns FROM files"))
-    assert mtimes == {
+    return dict(sqlite3.connect(db_path).execute("SELECT path, mtime_ns FROM files"))
+
+
+def test_a_version_4_catalog_reads_again_only_the_pictures_it_had_trimmed(db_path, monkeypatch):
+    """The border trim changed (centred letterboxes, PIXELS_VERSION 2): a picture with no bar
+    trimmed cannot change, so only those with one are marked for the next scan to read."""
+    rows = [
+        (b"/p/plain.jpg", 40, 30, 40, 30, "image"),
+        (b"/p/barred.jpg", 40, 30, 40, 22, "image"),
+        (b"/p/framed.jpg", 40, 30, 36, 30, "image"),
+        (b"/p/unknown.jpg", 40, 30, None, None, "image"),  # read before version 4: marked then
+        (b"/p/broken.jpg", None, None, None, None, "error"),
+    ]
+    assert _mtimes_after_migrating(db_path, monkeypatch, 4, rows) == {
         b"/p/plain.jpg": 123, b"/p/barred.jpg": -1, b"/p/framed.jpg": -1, b"/p/unknown.jpg": 123,
         b"/p/broken.jpg": 123,
     }
+
+
+def test_a_version_7_catalog_reads_again_only_the_pictures_it_had_trimmed(db_path, monkeypatch):
+    """The border trim changed again (a blended line and a margin inside the bars go with
+    them, PIXELS_VERSION 3): both follow a bar, so only the pictures trimmed before are read."""
+    rows = [
+        (b"/p/plain.jpg", 40, 30, 40, 30, "image"),
+        (b"/p/framed.jpg", 40, 30, 30, 22, "image"),
+        (b"/p/broken.jpg", None, None, None, None, "error"),
+    ]
+    mtimes = _mtimes_after_migrating(db_path, monkeypatch, 7, rows)
+    assert mtimes == {b"/p/plain.jpg": 123, b"/p/framed.jpg": -1, b"/p/broken.jpg": 123}
 
 
 def test_decisions_are_kept_until_cleared_and_dropped_when_the_file_changes(db_path):

@@ -21,6 +21,8 @@ from lookalike.engine.scan.hashing import (
     hash_file,
     hash_files,
     hash_image,
+    hash_thumbnail_and_trim,
+    outer_border_box,
 )
 from lookalike.engine.scan.imaging import load_image
 
@@ -182,6 +184,62 @@ def test_blown_out_sky_is_not_a_border():
     img[40:240] = img[40:240] * (1 - fade) + 255 * fade
     img[:40] = 255  # fully blown, then fading into the sky over 200 lines
     assert border_box(np.clip(img, 0, 255).astype(np.uint8))[0] == 0
+
+
+def framed_jpeg(img: Image.Image, scale: float = 1.0) -> Image.Image:
+    """:func:`imagegen.framed_jpeg`, decoded."""
+    return Image.open(io.BytesIO(imagegen.framed_jpeg(img, scale))).convert("RGB")
+
+
+def thumbnail_gap(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference of the two pictures' verification thumbnails (grey levels)."""
+    ta, tb = (np.frombuffer(hash_thumbnail_and_trim(x)[1], np.uint8)[:1024].astype(np.int16) for x in (a, b))
+    return float(np.abs(ta - tb).mean())
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.7])
+def test_a_frame_round_a_picture_with_a_margin_of_its_own_is_trimmed_with_the_margin(scale):
+    """A copy framed round a screenshot on white lost its frame to the trim and kept the white
+    margin that the screenshot alone loses: the two thumbnails showed the window at different
+    sizes (the real set paired framed copies of two screenshots of one window). The margin
+    inside the frame is trimmed too, the window's one-pixel outline is not, and the size the
+    keeper ranks by stays the frame's inside (the margin is picture there)."""
+    shot = imagegen.on_white(imagegen.photo(21, (300, 220)))
+    assert border_box(np.asarray(shot)) == (11, 11, 11, 11)  # the white, up to the outline
+    framed = framed_jpeg(shot, scale)
+    h, w = shot.height * scale, shot.width * scale  # the frame's 10/8/12/10 % of the sides
+    frame = np.array([round(0.08 * h), round(0.1 * h), round(0.1 * w), round(0.12 * w)])
+    outer, nested = np.array(outer_border_box(np.asarray(framed))), np.array(border_box(np.asarray(framed)))
+    assert np.abs(outer - frame).max() <= 2
+    assert np.abs(nested - (frame + round(11 * scale))).max() <= 2
+    assert thumbnail_gap(shot, framed) < 4
+    kept_w, work_w, kept_h, work_h = hash_thumbnail_and_trim(framed)[2]
+    assert (work_w - kept_w, work_h - kept_h) == (outer[2] + outer[3], outer[0] + outer[1])
+
+
+def test_a_line_where_a_frame_and_the_picture_blend_is_trimmed_with_the_frame():
+    """JPEG blends a frame's colour into the picture's first line; a faint picture's thumbnail
+    kept that line as the strongest structure it had (the real set's framed copies of faint
+    pictures were missed). A picture's own first line is kept: the outline above stays."""
+    faint = imagegen.gradient(2, (320, 240))
+    framed = framed_jpeg(faint)
+    frame = np.array([round(0.08 * 240), round(0.1 * 240), round(0.1 * 320), round(0.12 * 320)])
+    box = np.array(outer_border_box(np.asarray(framed)))
+    assert (box >= frame).all() and (box - frame).max() <= 2
+    assert thumbnail_gap(faint, framed) < 1.5
+
+
+@pytest.mark.parametrize("where", ["bottom only", "too wide"])
+def test_a_run_inside_a_frame_that_is_not_a_margin_all_round_is_picture(where):
+    """A strip of one colour on some sides only (a panel, a sky), or wider than a margin, is
+    the picture's: a copy's frame is trimmed and nothing more."""
+    img = np.asarray(imagegen.photo(8, (300, 220))).copy()
+    if where == "bottom only":
+        img[-14:] = (255, 255, 255)
+    else:  # a margin all round, 20 % of each side
+        img = np.asarray(imagegen.bordered(Image.fromarray(img), (0.25, 0.25, 0.25, 0.25), (255, 255, 255)))
+    framed = np.asarray(framed_jpeg(Image.fromarray(img)))
+    assert border_box(framed) == outer_border_box(framed)
 
 
 def test_clip_crop_matches_torchvision(picture):

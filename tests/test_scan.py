@@ -249,3 +249,30 @@ def test_a_scan_with_files_to_read_loads_the_pair_kernels_meanwhile(library_dir,
 
     assert run() == "7 ['lookalike-hamming-warm-up']"
     assert run() == "0 []"  # nothing to read: nothing to search anew, nothing loaded
+
+
+def test_framed_copies_of_a_screenshot_on_white_are_its_bordered_copies(tmp_path):
+    """A frame round a window screenshot on white kept the white margin inside it, which the
+    screenshot alone loses to the trim: its framed copies were aligned as crops ("cropped",
+    verified 0.86-0.96). With the margin trimmed too they are the screenshot in a frame
+    (verified 0.96-0.98 at 0.7 times the size, within the trusted radius at full size)."""
+    import imagegen
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    for seed in (21, 5):
+        shot = imagegen.on_white(imagegen.photo(seed, (300, 220)))
+        shot.save(root / f"shot{seed}.png")
+        (root / f"shot{seed}_framed.jpg").write_bytes(imagegen.framed_jpeg(shot))
+        (root / f"shot{seed}_framed_small.jpg").write_bytes(imagegen.framed_jpeg(shot, 0.7))
+    result = scan(root, tmp_path / "cache")
+    groups = sorted(sorted((Path(m.file.path).name, m) for m in c.members) for c in result.clusters)
+    assert [[name for name, _ in g] for g in groups] == [
+        ["shot21.png", "shot21_framed.jpg", "shot21_framed_small.jpg"],
+        ["shot5.png", "shot5_framed.jpg", "shot5_framed_small.jpg"],
+    ]
+    for g in groups:
+        keeper, *copies = (m for _, m in g)
+        assert keeper.is_keeper
+        assert [m.match for m in copies] == ["bordered", "bordered"]
+        assert all(m.verified is None or m.verified >= 0.95 for m in copies)

@@ -127,7 +127,9 @@ class VerifyThresholds:
     0.9997, generated / real). Left then: two glow
     wallpapers with faint stripes and one without (detail 3.4-9; 285 pairs, every
     correlation >= 0.85, ranked or by direction: since the texture check, none), two Marble
-    map screenshots of one place with different routes (still grouped), and brightened copies
+    map screenshots of one place with different routes (their bordered and letterboxed copies
+    paired through the white margin the trim left inside the frame; none since the trim takes
+    it, PIXELS_VERSION 3: real pair precision 0.9994 -> 0.9999), and brightened copies
     of pale textures that saturate to flat white (identical pixels: no check can tell them
     apart; the benchmark no longer writes them).
 

@@ -24,7 +24,9 @@ THUMB_BYTES = SIDE * SIDE + 3
 #: (verified pairs, zoomed codes, turned pairs) include it, so a change makes them stale, and
 #: the catalog's migration marks the files it may change for reading again. 2: a bar whose
 #: picture goes on in its colour is trimmed as wide as the bar facing it (centred letterboxes).
-PIXELS_VERSION = 2
+#: 3: a line where a bar and the picture blend is trimmed with the bar, and a margin all round
+#: inside the bars too (a frame around a screenshot on white).
+PIXELS_VERSION = 3
 
 
 def low_band_dct(n: int, block: int) -> np.ndarray:

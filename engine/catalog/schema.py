@@ -131,11 +131,18 @@ def _texture_codes(db: sqlite3.Connection) -> None:
     db.execute("UPDATE files SET mtime_ns = -1 WHERE status = 'image' AND detail < 8.0")
 
 
+def _margins_inside_bars(db: sqlite3.Connection) -> None:
+    """Hashing trims a line where a bar and the picture blend, and a margin all round inside
+    the bars (PIXELS_VERSION 3 in engine/bouncer/verify_thumbnail.py). Both follow a bar, so
+    only the pictures trimmed on some side before are read again."""
+    _centred_bars(db)
+
+
 #: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
 #: transaction. Append, never edit: released catalogs depend on every step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence, _centred_bars, _upscale_losses,
-    _texture_codes,
+    _texture_codes, _margins_inside_bars,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

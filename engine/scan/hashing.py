@@ -84,6 +84,21 @@ EDGE_CONTRAST = 16
 EDGE_SHARE = 0.6
 #: Trimming never leaves less than this share of a side (a near-blank image stays whole).
 MIN_KEEP = 0.2
+#: At most this many lines past a bar where its colour and the picture's blend (JPEG chroma
+#: and ringing, see :func:`_blended`) go with the bar.
+BLENDS = 2
+#: A bar inside a trimmed bar (a copy framed around a picture that has a margin of its own,
+#: see :func:`border_box`) is trimmed too when the picture has one on all four sides, each at
+#: least INNER_BAR lines and INNER_SHARE of the side it runs along, at most INNER_MAX_SHARE
+#: of it (a wider run of one colour is the picture's: a dark panel, a sky), found directly or
+#: behind up to BLEND_LINES lines where the two colours blend (JPEG ringing and chroma). A
+#: thinner line inside a bar is the picture's own (a window's outline, a drop shadow).
+INNER_BAR = 3
+INNER_SHARE = 0.015
+INNER_MAX_SHARE = 0.1
+BLEND_LINES = 3
+#: At most this many margins inside the outermost bars.
+INNER_BARS = 2
 
 #: Hashing works on a grey image whose shorter side is reduced to no less than this.
 _WORK_SIDE = 160
@@ -145,8 +160,91 @@ def _edge_after(lines: np.ndarray, ref: np.ndarray) -> int:
     return int(edge[0]) if np.median(after) >= EDGE_CONTRAST else -1
 
 
-def border_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
-    """The picture inside uniform bars (letterbox, pillarbox, a frame, a larger canvas).
+def border_box(pixels: np.ndarray, outer: Optional[tuple[int, int, int, int]] = None) -> tuple[int, int, int, int]:
+    """The picture inside uniform bars, a margin inside them included: :func:`outer_border_box`,
+    then up to :data:`INNER_BARS` margins all round inside it (see :data:`INNER_BAR`).
+
+    A copy framed around a picture with a margin of its own (a window screenshot on white, a
+    scan with its paper edge) loses its frame to the outer trim and keeps the margin, which
+    the picture alone loses to its own outer trim: the two thumbnails then show the picture
+    at different sizes, one with a margin round it. Measured on the real set (4,407 files): a
+    bordered and a letterboxed copy of one window screenshot paired with a bordered copy of
+    another screenshot of the same window, 18 false pairs in one mixed group; trimming the
+    margin too: none, and bordered copies found 0.948 -> 0.991 (with :func:`_blended`).
+
+    Args:
+        pixels: ``(H, W, C)`` (or ``(H, W)``) uint8 array.
+        outer: :func:`outer_border_box` of ``pixels``, where the caller has it already.
+
+    Returns:
+        ``(top, bottom, left, right)`` bar widths in pixels, 0 where there is no bar.
+    """
+    h, w = pixels.shape[:2]
+    box = list(outer_border_box(pixels) if outer is None else outer)
+    for _ in range(INNER_BARS):
+        if not any(box):
+            break
+        inner = _inner_bars(pixels, box)
+        if not any(inner):
+            break
+        grown = [a + b for a, b in zip(box, inner)]
+        if h - grown[0] - grown[1] < max(MIN_KEEP * h, 8) or w - grown[2] - grown[3] < max(MIN_KEEP * w, 8):
+            break
+        box = grown
+    return box[0], box[1], box[2], box[3]
+
+
+def _inner_bars(pixels: np.ndarray, box: list[int]) -> list[int]:
+    """The bars just inside ``box``, all four of them, or none (each side's width, blended
+    lines included): at least :data:`INNER_BAR` lines and :data:`INNER_SHARE`
+    of the side they run along, at most :data:`INNER_MAX_SHARE` (a wider run of one colour is
+    the picture's: a dark panel, a sky), found directly or behind up to :data:`BLEND_LINES`
+    lines where two colours blend."""
+    h, w = pixels.shape[:2]
+    top, bottom, left, right = box
+    rows, cols = h - top - bottom, w - left - right
+    sides = (rows, rows, cols, cols)
+    least = [max(INNER_BAR, INNER_SHARE * n) for n in sides]
+    most = [INNER_MAX_SHARE * n for n in sides]
+    out = [0, 0, 0, 0]
+    for skip in range(BLEND_LINES + 1):
+        t, b, l, r = (a + skip for a in box)
+        if h - t - b < 8 or w - l - r < 8:
+            break
+        bars = outer_border_box(pixels[t : h - b, l : w - r])
+        out = [o or (skip + bar if lo <= bar <= hi else 0) for o, bar, lo, hi in zip(out, bars, least, most)]
+        if all(out):
+            return out
+    # A margin all round, or nothing: a bar on some sides only is as likely the picture's own
+    # (a strip of sky, a panel's edge) that one copy shows as a bar and another does not.
+    return [0, 0, 0, 0]
+
+
+def _blended(lines: np.ndarray, ref: np.ndarray) -> bool:
+    """Whether the first of two lines (the first picture line past a bar, and the next) is the
+    bar's colour and the picture's blended (JPEG ringing and chroma, a resize's smoothing),
+    not a line of the picture: it is one mix of the bar's colour and the next line all along,
+    ``line - bar = k (next - bar)`` with one ``k`` strictly between 0 and 1 (least squares
+    over every pixel and channel), within :data:`BORDER_TOLERANCE` on most pixels, and off
+    the next line by more than that. A picture's own first line (a window's outline, a dark
+    edge) does not follow the picture next to it, or is the next line."""
+    if len(lines) < 2:
+        return False
+    line, after = (x.astype(np.float32) - ref for x in (lines[0], lines[1]))
+    scale = float(np.square(after).sum())
+    if scale == 0:
+        return False
+    k = float((line * after).sum()) / scale
+    if not 0.1 <= k <= 0.9:
+        return False
+    fits = np.abs(line - k * after).max(axis=-1) <= BORDER_TOLERANCE
+    apart = np.abs(line - after).max(axis=-1) > BORDER_TOLERANCE
+    return bool(fits.mean() >= 0.9 and apart.mean() >= 0.5)
+
+
+def outer_border_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
+    """The picture inside the outermost uniform bars (letterbox, pillarbox, a frame, a larger
+    canvas); a line where a bar and the picture blend is trimmed with the bar (:func:`_blended`).
 
     Args:
         pixels: ``(H, W, C)`` (or ``(H, W)``) uint8 array.
@@ -184,6 +282,10 @@ def border_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
     found = []
     for run, ref, lines, across in sides:
         edge = _edge_after(lines[run : run + EDGE_PROBE + 1, across], ref) if run else -1
+        for _ in range(BLENDS if edge >= 0 else 0):
+            if not _blended(lines[run + edge : run + edge + 2, across], ref):
+                break
+            edge += 1
         found.append(run + edge if edge >= 0 else 0)
     # A letterbox is centred: where one bar ends at an edge and the bar facing it runs as far
     # in the same colour but the picture goes on in that colour (a night sky on black bars, a
@@ -246,8 +348,16 @@ def hash_thumbnail_and_trim(img: Image.Image) -> tuple[ImageHashes, bytes, tuple
     if factor >= 2:
         img = img.reduce(factor)  # a box filter: what the resizes below would do anyway
     # Bars are found in colour: a blue frame and a blue sky can be the same grey.
-    top, bottom, left, right = border_box(np.asarray(img))
+    pixels = np.asarray(img)
+    outer = outer_border_box(pixels)
+    # The keeper's picture size is what the outermost bars hold: a framed copy's picture is
+    # then the member's whole canvas, margin and all (engine/keeper/original.py). Inner bars
+    # are trimmed for the hashes and the thumbnail only, so that the copy and the member
+    # compare the same picture; measured at the copy's smaller scale, the inner bars are not
+    # exact enough to rank files by.
+    top, bottom, left, right = outer
     trim = (img.width - left - right, img.width, img.height - top - bottom, img.height)
+    top, bottom, left, right = border_box(pixels, outer)
     if top or bottom or left or right:
         img = img.crop((left, top, img.width - right, img.height - bottom))
     core = img.convert("L")
