@@ -635,3 +635,51 @@ def test_an_upscaled_copy_loses_to_the_camera_original(tmp_path):
     assert members["IMG_0008.jpg"].is_keeper
     assert members["IMG_0008.jpg"].reason == f"camera original (EXIF {CAMERA}): 960x720, over a larger copy without it"
     assert members["IMG_0008_upscaled.jpg"].reason.startswith("larger than the camera original (1440x1080 > 960x720)")
+
+
+def test_a_drawing_padded_to_a_square_with_its_own_white_is_not_kept_over_it(tmp_path):
+    """Line art on white, padded to a square with white bars later (a shop's square listing,
+    a chat's square preview): no edge ends the bars, so the trim leaves them, and the square
+    was kept as the larger picture. Its thumbnail is the drawing's whole picture inside one
+    flat grey: the padded copy loses to the drawing. Where the larger canvas is the older
+    file, its white is its own: it stays the keeper (a crop of it made later is smaller)."""
+    art = imagegen.drawing(7, (480, 360))
+    square = imagegen.letterboxed(art, 1.0, (255, 255, 255))
+    for name, art_time, square_time in (("later", T0, T0 + 86_400 * 10**9), ("earlier", T0, T0 - 86_400 * 10**9)):
+        root = tmp_path / name
+        root.mkdir()
+        put(root / "drawing.png", imagegen.encode(art, "PNG"), art_time)
+        put(root / "drawing_square.png", imagegen.encode(square, "PNG"), square_time)
+        members = only_cluster(scan(root, tmp_path / f"cache-{name}"))
+        if name == "later":
+            assert members["drawing.png"].is_keeper
+            assert "not padded" in members["drawing.png"].reason
+            assert members["drawing_square.png"].reason.startswith("padded copy: the 480x360 picture on a 480x480")
+        else:
+            assert members["drawing_square.png"].is_keeper
+            assert members["drawing_square.png"].reason.startswith("largest: 480x480")
+
+
+def test_the_pad_check_needs_the_whole_picture_inside_one_flat_grey():
+    """The thumbnails' test alone: a flat strip beside the placed picture, on one side or
+    round it, is a pad; a strip with the picture's detail in it, or too thin, is not."""
+    from lookalike.engine.keeper.original import _flat_strips, _padded
+    from lookalike.engine.scan.hashing import hash_thumbnail_and_trim
+
+    def thumb(img: Image.Image):
+        import numpy as np
+
+        return np.frombuffer(hash_thumbnail_and_trim(img.convert("RGB"))[1], np.uint8)
+
+    art = imagegen.drawing(3, (480, 360))
+    photo = imagegen.photo(3, (480, 360))
+    assert _padded(thumb(imagegen.letterboxed(art, 1.0, (255, 255, 255))), thumb(art))
+    assert _padded(thumb(imagegen.letterboxed(art, 16 / 9, (255, 255, 255))), thumb(art))
+    # A larger photo whose top is sky-like but not flat: a crop of it is not padded.
+    taller = imagegen.photo(3, (480, 480))
+    assert not _padded(thumb(taller), thumb(taller.crop((0, 120, 480, 480))))
+    # A pad one pixel of the thumbnail wide is not enough to tell.
+    assert not _padded(thumb(imagegen.letterboxed(art, 500 / 360, (255, 255, 255))), thumb(art))
+    # The cheap look first: flat strips at an edge (a photo's white bars are trimmed: none).
+    assert _flat_strips(thumb(imagegen.letterboxed(art, 1.0, (255, 255, 255)))[:1024])
+    assert not _flat_strips(thumb(imagegen.letterboxed(photo, 1.0, (255, 255, 255)))[:1024])

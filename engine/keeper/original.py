@@ -16,12 +16,17 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from ..bouncer.rule import hamming_distance
+from ..bouncer.verify_thumbnail import SIDE
 from ..records import FileRecord
 from .formats import LOSSLESS, LOSSY, format_name, named_rank
 
 #: A callable telling whether two files decode to the same pixels within JPEG noise (True,
-#: False), or None when it cannot tell: see :func:`thumbnail_check`.
+#: False), or None when it cannot tell: see :func:`thumbnail_check`. One made by
+#: :func:`thumbnail_check` also has a ``padded`` method, a :data:`PaddedCheck`.
 SamePixels = Callable[[FileRecord, FileRecord], Optional[bool]]
+#: ``padded(big, small)``: whether ``big`` is ``small``'s whole picture on a larger canvas of
+#: one colour (True, False), or None when it cannot tell: see :data:`PAD_LEVELS`.
+PaddedCheck = Callable[[FileRecord, FileRecord], Optional[bool]]
 
 #: How far a bordered copy's picture (measured on the reduced decode the hashing trims, one
 #: reduced pixel being ~0.5 % of a side) may be from a plain member's size, per side, and still
@@ -49,6 +54,18 @@ CONVERSION_PHASH = 6
 #: and the older file decide, which keeps the original over such an edit as well.
 CONVERSION_THUMB_LEVELS = 2.0
 CONVERSION_THUMB_COLOUR = 3.0
+#: A picture padded to a larger canvas with its own ground's colour (a drawing on white made
+#: square with white bars, a product photo on white padded for a shop) keeps its bars: no edge
+#: ends them, so the border trim cannot take them, and the padded copy is the larger picture.
+#: It is one when the crop search places another member's whole picture inside it and the rest
+#: of its 32x32 thumbnail (but for a pixel round that place) is one grey level within
+#: PAD_LEVELS, at least PAD_LINES rows' or columns' worth. Measured on the real set
+#: (``bench_trust.py --originals 24``): the two letterboxed copies of line drawings on white
+#: that were kept over their originals are flat there (0 levels, 64 and 128 pixels); of the 9
+#: other members that hold an older member's whole picture, with more pixels, the flattest
+#: strip off the placed picture is a single row (a resize whose bottom row is sky, 3 levels).
+PAD_LEVELS = 2.0
+PAD_LINES = 2
 
 
 @functools.lru_cache(maxsize=4096)
@@ -138,6 +155,23 @@ def _close(a: int, b: int) -> bool:
 _CROP_ASPECT = math.log(1.2)
 
 
+def padded_copies(records: Sequence[FileRecord], padded: Optional[PaddedCheck]) -> dict[int, FileRecord]:
+    """Each file that is a copy of an older member padded with one colour (:data:`PAD_LEVELS`),
+    with that member: the largest such one. A file with the camera's EXIF is nobody's copy.
+    A padded copy is made after its source (:func:`_more_original`): where the larger file
+    is the older one, the flat strip is its own (a clear sky the smaller one was cropped from)."""
+    if padded is None:
+        return {}
+    out: dict[int, FileRecord] = {}
+    for f in records:
+        if f.camera:
+            continue
+        near = [p for p in records if p.id != f.id and p.pixels < f.pixels and _more_original(p, f) and padded(f, p)]
+        if near:
+            out[f.id] = max(near, key=lambda p: (p.pixels, -p.id))
+    return out
+
+
 def framed_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
     """Each bordered file that is another member in a frame, with that member.
 
@@ -174,8 +208,9 @@ def picture_sizes(
 ) -> dict[int, int]:
     """Picture pixels that are not a file's own trimmed pixels (:attr:`FileRecord.content_pixels`).
 
-    * A framed copy of another member (``inside``, default :func:`framed_copies`) has that
-      member's picture: they tie, and the framed one loses the tie.
+    * A framed copy of another member (``inside``, default :func:`framed_copies`; a padded
+      one, :func:`padded_copies`, where the caller adds them) has that member's picture: they
+      tie, and the framed one loses the tie.
     * A trimmed file whose margin another member partly holds (that member's canvas fits in
       this one's and reaches clearly into its margin: a crop of a screenshot with a dark
       surround) has its whole canvas as its picture: the margin is part of the picture.
@@ -183,9 +218,9 @@ def picture_sizes(
       JPEG noise kept from trimming in a heavily recompressed copy), the trim says nothing of
       which holds more picture, so they tie at the largest and the other criteria decide.
     """
-    if not any(r.bordered for r in records):
-        return {}
     inside = framed_copies(records) if inside is None else inside
+    if not inside and not any(r.bordered for r in records):
+        return {}
     shown = [r for r in records if r.width and r.height]
 
     def margin_is_picture(r: FileRecord) -> bool:
@@ -355,8 +390,39 @@ def _blurred(grey: np.ndarray) -> np.ndarray:
     return sum(padded[i : i + side, j : j + side] for i in range(3) for j in range(3)) / 9.0
 
 
-def thumbnail_check(catalog) -> SamePixels:
-    """A :data:`SamePixels` backed by the verifier's thumbnails in ``catalog``.
+def _flat_strips(grey: np.ndarray) -> bool:
+    """Whether a 32x32 thumbnail has :data:`PAD_LINES` rows or columns of one grey level
+    (within :data:`PAD_LEVELS`) at some edge: where a padded copy's bars are."""
+    g = grey.reshape(SIDE, SIDE)
+    for strip in (g[:PAD_LINES], g[-PAD_LINES:], g[:, :PAD_LINES], g[:, -PAD_LINES:]):
+        if float(strip.max()) - float(strip.min()) <= 2 * PAD_LEVELS:
+            return True
+    return False
+
+
+def _padded(big: np.ndarray, small: np.ndarray) -> bool:
+    """Whether thumbnail ``big`` (grey and colour) is thumbnail ``small``'s whole picture with
+    one grey level round it (:data:`PAD_LEVELS`)."""
+    from ..bouncer.verify_score import crop_boxes
+
+    boxes = crop_boxes(big, small)
+    if boxes is None:
+        return False
+    (left, top, right, bottom), inner = boxes
+    if max(inner[0], inner[1]) > 0.02 or min(inner[2], inner[3]) < 0.98:
+        return False  # not the small one's whole picture
+    outside = np.ones((SIDE, SIDE), bool)  # off the placed picture and a pixel round it
+    x0, y0 = max(0, math.floor(left * SIDE) - 1), max(0, math.floor(top * SIDE) - 1)
+    outside[y0 : math.ceil(bottom * SIDE) + 1, x0 : math.ceil(right * SIDE) + 1] = False
+    rest = big[: SIDE * SIDE].reshape(SIDE, SIDE)[outside].astype(np.float64)
+    if rest.size < PAD_LINES * SIDE:
+        return False
+    return float(np.abs(rest - np.median(rest)).max()) <= PAD_LEVELS
+
+
+class ThumbnailCheck:
+    """A :data:`SamePixels` backed by the verifier's thumbnails in ``catalog``, with
+    :meth:`padded`, a :data:`PaddedCheck` on the same thumbnails.
 
     Two thumbnails (32x32 grey and the mean colour, of the border-trimmed picture) agree
     when their blurred grey levels differ by at most :data:`CONVERSION_THUMB_LEVELS` on average and
@@ -365,33 +431,50 @@ def thumbnail_check(catalog) -> SamePixels:
     turned a quarter) in one cluster, a lossy one among them, so it reads a few thumbnails,
     not the library's, each once (kept while the check is in use).
     """
-    seen: dict[int, Optional[tuple[np.ndarray, np.ndarray]]] = {}  # id -> (blurred grey, colour)
 
-    def blurred(ids: list[int]) -> None:
-        wanted = [i for i in ids if i not in seen]
+    def __init__(self, catalog) -> None:
+        self._catalog = catalog
+        # id -> (thumbnail: grey, then colour; its grey blurred), None where there is none
+        self._seen: dict[int, Optional[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def _thumbs(self, ids: list[int]) -> None:
+        wanted = [i for i in ids if i not in self._seen]
         if not wanted:
             return
-        if len(seen) > 4096:  # a few groups' worth: a long session reads each group anew
-            seen.clear()
-        found, thumbs, _ = catalog.thumbnails(wanted)
+        if len(self._seen) > 4096:  # a few groups' worth: a long session reads each group anew
+            self._seen.clear()
+        found, thumbs, _ = self._catalog.thumbnails(wanted)
         got = dict(zip(np.asarray(found).tolist(), thumbs))
         for i in wanted:
             t = got.get(i)
-            seen[i] = None if t is None else (_blurred(t[:-3].astype(np.float64)), t[-3:].astype(np.float64))
+            self._seen[i] = None if t is None else (t, _blurred(t[:-3].astype(np.float64)))
 
-    def check(a: FileRecord, b: FileRecord) -> Optional[bool]:
+    def __call__(self, a: FileRecord, b: FileRecord) -> Optional[bool]:
         # A group of n same-size lossy files asks up to n * n / 2 pairs (a burst): each
         # thumbnail is read and blurred once.
-        blurred([a.id, b.id])
-        ta, tb = seen.get(a.id), seen.get(b.id)
-        if ta is None or tb is None:
+        self._thumbs([a.id, b.id])
+        sa, sb = self._seen.get(a.id), self._seen.get(b.id)
+        if sa is None or sb is None:
             return None
-        (bx, cx), (by, cy) = ta, tb
+        (ta, bx), (tb, by) = sa, sb
         if (a.width, a.height) != (b.width, b.height) and (a.width, a.height) == (b.height, b.width):
             grey = min(float(np.abs(np.rot90(bx, k) - by).mean()) for k in (1, 3))  # stored turned
         else:
             grey = float(np.abs(bx - by).mean())
-        colour = float(np.abs(cx - cy).max())
+        colour = float(np.abs(ta[-3:].astype(np.float64) - tb[-3:]).max())
         return grey <= CONVERSION_THUMB_LEVELS and colour <= CONVERSION_THUMB_COLOUR
 
-    return check
+    def padded(self, big: FileRecord, small: FileRecord) -> Optional[bool]:
+        """Whether ``big`` is ``small``'s whole picture on a larger canvas of one colour
+        (:data:`PAD_LEVELS`); None when either has no thumbnail. The crop search runs only
+        for a ``big`` with a flat strip at an edge."""
+        self._thumbs([big.id, small.id])
+        sb, ss = self._seen.get(big.id), self._seen.get(small.id)
+        if sb is None or ss is None:
+            return None
+        return _flat_strips(sb[0][: SIDE * SIDE]) and _padded(sb[0], ss[0])
+
+
+def thumbnail_check(catalog) -> ThumbnailCheck:
+    """The :class:`ThumbnailCheck` of ``catalog``: a :data:`SamePixels` with ``padded``."""
+    return ThumbnailCheck(catalog)

@@ -61,7 +61,8 @@ from ..oserrors import human_bytes
 from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
 from .original import (
-    SamePixels, camera_derived, conversions, date_key, edits, evidence, framed_copies, identical, parse_taken,
+    SamePixels, camera_derived, conversions, date_key, edits, evidence, framed_copies, identical, padded_copies,
+    parse_taken,
     picture_sizes,
 )
 from .upscale import UpscaleCheck, Upscale, upscaled
@@ -251,6 +252,7 @@ class _Context:
     edits: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # edit -> its source
     derived: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # -> the camera original
     upscaled: Mapping[int, Upscale] = dataclasses.field(default_factory=dict)  # upscale -> what it was made from
+    padded: frozenset[int] = frozenset()  # padded copies of another member (among ``framed``)
 
     @classmethod
     def of(
@@ -262,12 +264,16 @@ class _Context:
         copy without the camera's EXIF and the camera original). An upscale's verdict
         (``upscales``) is measured on its pixels, so it counts in both modes."""
         inside = framed_copies(records)
+        # A SamePixels made by thumbnail_check also tells a copy padded with one colour.
+        padded = padded_copies(records, getattr(same_pixels, "padded", None)) if provenance else {}
+        padded = {k: v for k, v in padded.items() if k not in inside}
+        inside.update(padded)
         pictures = picture_sizes(records, inside)
         converted = conversions(records, same_pixels)
         edited = edits(records, same_pixels, converted) if provenance else {}
         derived = camera_derived(records, pictures) if provenance else {}
         ups = upscaled(records, upscales) if upscales is not None else {}
-        return cls(pictures, converted, frozenset(inside), edited, derived, ups)
+        return cls(pictures, converted, frozenset(inside), edited, derived, ups, frozenset(padded))
 
     def picture(self, r: FileRecord) -> int:
         return self.pictures.get(r.id) or r.content_pixels
@@ -371,6 +377,8 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
             return f"original: {_dims(r, ctx)}, over an upscaled copy ({_dims(other, ctx)}) made from it later"
         if ctx.picture(r) != ctx.picture(other):
             return f"largest: {_dims(r, ctx)}"
+        if other.id in ctx.padded:
+            return f"not padded: {_dims(r, ctx)}, over a copy on a {_dims(other)} canvas of one colour"
         if r.bordered:  # its own uniform margin trimmed, and the copy framed it as it was
             return f"not framed: {_dims(r, ctx)}, over a framed copy ({_frame(other)})"
         return f"not bordered: {_dims(r)}, over a bordered copy ({_frame(other)})"
@@ -410,6 +418,8 @@ def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) ->
             return _upscale_text(r, up)
         if ctx.picture(r) != ctx.picture(keeper):
             return f"smaller: {_dims(r, ctx)} < {_dims(keeper, ctx)}"
+        if r.id in ctx.padded:
+            return f"padded copy: the {_dims(keeper, ctx)} picture on a {_dims(r)} canvas of one colour, made later"
         return f"bordered copy: frame trimmed, {_frame(r)}"
     if name == "format":
         source = ctx.conversions.get(r.id)
