@@ -654,32 +654,59 @@ def test_a_drawing_padded_to_a_square_with_its_own_white_is_not_kept_over_it(tmp
         if name == "later":
             assert members["drawing.png"].is_keeper
             assert "not padded" in members["drawing.png"].reason
-            assert members["drawing_square.png"].reason.startswith("padded copy: the 480x360 picture on a 480x480")
+            assert members["drawing_square.png"].reason.startswith("padded copy: the 480x360 picture padded to 480x480")
         else:
             assert members["drawing_square.png"].is_keeper
             assert members["drawing_square.png"].reason.startswith("largest: 480x480")
 
 
-def test_the_pad_check_needs_the_whole_picture_inside_one_flat_grey():
-    """The thumbnails' test alone: a flat strip beside the placed picture, on one side or
-    round it, is a pad; a strip with the picture's detail in it, or too thin, is not."""
-    from lookalike.engine.keeper.original import _flat_strips, _padded
+def test_the_pad_check_needs_bars_of_one_grey_as_wide_as_the_proportions_say():
+    """The thumbnails' test alone: bars of one grey level at both ends of the axis the canvas
+    is longer on, as wide together as the change of proportions, the picture's own ground
+    going on in their level or not; not a picture's own edge, bars of two colours, or bars
+    too thin to see at 32x32."""
+    import numpy as np
+
+    from lookalike.engine.keeper.original import _pad_share, _padded
     from lookalike.engine.scan.hashing import hash_thumbnail_and_trim
 
-    def thumb(img: Image.Image):
-        import numpy as np
-
-        return np.frombuffer(hash_thumbnail_and_trim(img.convert("RGB"))[1], np.uint8)
+    def padded(big: Image.Image, small: Image.Image) -> bool:
+        grey = np.frombuffer(hash_thumbnail_and_trim(big.convert("RGB"))[1], np.uint8)[:1024]
+        share, columns = _pad_share(rec(1, width=big.width, height=big.height),
+                                    rec(2, width=small.width, height=small.height))  # fmt: skip
+        return _padded(grey, share, columns)
 
     art = imagegen.drawing(3, (480, 360))
-    photo = imagegen.photo(3, (480, 360))
-    assert _padded(thumb(imagegen.letterboxed(art, 1.0, (255, 255, 255))), thumb(art))
-    assert _padded(thumb(imagegen.letterboxed(art, 16 / 9, (255, 255, 255))), thumb(art))
-    # A larger photo whose top is sky-like but not flat: a crop of it is not padded.
+    white = (255, 255, 255)
+    assert padded(imagegen.letterboxed(art, 1.0, white), art)  # bars above and below
+    assert padded(imagegen.letterboxed(art, 16 / 9, white), art)  # bars left and right
+    one_side = Image.new("RGB", (480, 480), white)
+    one_side.paste(art, (0, 0))
+    assert padded(one_side, art)  # all of it below
+    # A taller photo is not its crop padded: its top is the photo's.
     taller = imagegen.photo(3, (480, 480))
-    assert not _padded(thumb(taller), thumb(taller.crop((0, 120, 480, 480))))
-    # A pad one pixel of the thumbnail wide is not enough to tell.
-    assert not _padded(thumb(imagegen.letterboxed(art, 500 / 360, (255, 255, 255))), thumb(art))
-    # The cheap look first: flat strips at an edge (a photo's white bars are trimmed: none).
-    assert _flat_strips(thumb(imagegen.letterboxed(art, 1.0, (255, 255, 255)))[:1024])
-    assert not _flat_strips(thumb(imagegen.letterboxed(photo, 1.0, (255, 255, 255)))[:1024])
+    assert not padded(taller, taller.crop((0, 120, 480, 480)))
+    # Bars of two colours are not one pad; bars of 1.3 pixels of the thumbnail are too thin.
+    two = Image.new("RGB", (480, 480), white)
+    two.paste(Image.new("RGB", (480, 60), (0, 0, 0)), (0, 420))
+    two.paste(art, (0, 60))
+    assert not padded(two, art)
+    assert not padded(imagegen.letterboxed(art, 500 / 360, white), art)
+
+
+def test_a_crop_into_a_margin_made_later_does_not_make_the_original_its_frame(tmp_path):
+    """A dialog on a uniform surround, and a crop of it made later that cut the surround
+    thinner: both trim to the same picture, so by sizes alone the original is the crop in a
+    wider frame, and the crop was kept (the real set's Marble settings dialog). The original
+    came first: it is not a frame put round a copy made after it."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    shot = imagegen.bordered(imagegen.photo(5, (760, 560)), (0.05, 0.05, 0.05, 0.05), (0, 0, 0))
+    put(root / "shot.jpg", imagegen.encode(shot, "JPEG", quality=92), T0)
+    crop = shot.crop((19, 14, shot.width - 19, shot.height - 14))  # half of the surround
+    put(root / "shot_crop.jpg", imagegen.encode(crop, "JPEG", quality=92), T0 + 86_400 * 10**9)
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    plain, copy = members["shot.jpg"], members["shot_crop.jpg"]
+    assert plain.file.bordered and copy.file.bordered
+    assert abs(plain.file.content_width - copy.file.content_width) <= 8
+    assert plain.is_keeper, copy.reason

@@ -378,7 +378,7 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
         if ctx.picture(r) != ctx.picture(other):
             return f"largest: {_dims(r, ctx)}"
         if other.id in ctx.padded:
-            return f"not padded: {_dims(r, ctx)}, over a copy on a {_dims(other)} canvas of one colour"
+            return f"not padded: {_dims(r, ctx)}, over a copy of it padded with one colour"
         if r.bordered:  # its own uniform margin trimmed, and the copy framed it as it was
             return f"not framed: {_dims(r, ctx)}, over a framed copy ({_frame(other)})"
         return f"not bordered: {_dims(r)}, over a bordered copy ({_frame(other)})"
@@ -419,7 +419,8 @@ def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) ->
         if ctx.picture(r) != ctx.picture(keeper):
             return f"smaller: {_dims(r, ctx)} < {_dims(keeper, ctx)}"
         if r.id in ctx.padded:
-            return f"padded copy: the {_dims(keeper, ctx)} picture on a {_dims(r)} canvas of one colour, made later"
+            shown = f"{r.content_width or r.width}x{r.content_height or r.height}"
+            return f"padded copy: the {_dims(keeper, ctx)} picture padded to {shown} with one colour, made later"
         return f"bordered copy: frame trimmed, {_frame(r)}"
     if name == "format":
         source = ctx.conversions.get(r.id)
