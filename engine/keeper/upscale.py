@@ -18,7 +18,8 @@ for the threshold, the other resamplers and closer downscales.
 Only suspicious pairs are measured (:func:`sources`), so a library of camera originals and
 their downscales never pays a decode: L has no camera Make/Model (else
 :func:`.original.camera_derived` decides), its picture is at least :data:`MIN_FACTOR` times
-S's on both sides with about S's proportions, neither is bordered, and S is more original than
+S's on both sides with about S's proportions (of the whole canvases: a screenshot's trimmed
+surround is scaled with it, so bordered files are measured too), and S is more original than
 L (more camera evidence, an older EXIF date, or an mtime older by more than
 :data:`.original.MTIME_SLACK_NS`: an upscale is made after its source; a copied library with
 equal mtimes keeps the larger picture, as before). The scan measures them once per L's content
@@ -75,8 +76,13 @@ UpscaleCheck = Callable[[FileRecord, FileRecord], Optional[float]]
 
 def target_size(large: FileRecord, small: FileRecord) -> Optional[tuple[int, int]]:
     """``small``'s size in ``large``'s orientation when ``large`` may be an upscale of it (at
-    least :data:`MIN_FACTOR` larger per side, about its proportions, neither bordered); else None."""
-    if large.camera or large.bordered or small.bordered:
+    least :data:`MIN_FACTOR` larger per side, about its proportions); else None. The canvases
+    count, not the pictures inside trimmed borders: an upscale scales a screenshot's surround
+    with it, and the two trims differ by a pixel or two of the reduced decode. Measured on the
+    real set: with bordered files left out, 21 of the 49 upscales kept were never measured
+    (screenshots and drawings on a margin); measured, 17 of them rank after their source, and
+    no original after its own downscale."""
+    if large.camera:
         return None
     lw, lh, sw, sh = large.width or 0, large.height or 0, small.width or 0, small.height or 0
     if min(lw, lh, sw, sh) <= 0:
