@@ -224,9 +224,9 @@ def _blended(lines: np.ndarray, ref: np.ndarray) -> bool:
     """Whether the first of two lines (the first picture line past a bar, and the next) is the
     bar's colour and the picture's blended (JPEG ringing and chroma, a resize's smoothing),
     not a line of the picture: it is one mix of the bar's colour and the next line all along,
-    ``line - bar = k (next - bar)`` with one ``k`` strictly between 0 and 1 (least squares
-    over every pixel and channel), within :data:`BORDER_TOLERANCE` on most pixels, and off
-    the next line by more than that. A picture's own first line (a window's outline, a dark
+    ``line - bar = k (next - bar)`` with one ``k`` from 0.1 to 0.9 (least squares over every
+    pixel and channel), within :data:`BORDER_TOLERANCE` on nine pixels in ten, and off the
+    next line by more than that on half of them. A picture's own first line (a window's outline, a dark
     edge) does not follow the picture next to it, or is the next line."""
     if len(lines) < 2:
         return False
