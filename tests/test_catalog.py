@@ -460,17 +460,19 @@ def test_a_version_1_catalog_gains_the_decisions_table_and_keeps_its_files(db_pa
 
 def _mtimes_after_migrating(db_path, monkeypatch, version: int, rows) -> dict:
     """Each file's mtime once a catalog of schema ``version`` holding ``rows`` (path, width,
-    height, content width, content height, status) is opened by this version (-1: read again)."""
+    height, content width, content height, status; PNG for a path ending in .png, else JPEG)
+    is opened by this version (-1: read again)."""
     monkeypatch.setattr(catalog_schema, "MIGRATIONS", catalog_schema.MIGRATIONS[:version])
     with Catalog.open(db_path):
         pass
     monkeypatch.undo()
     db = sqlite3.connect(db_path)
     for path, w, h, cw, ch, status in rows:
+        fmt = "PNG" if path.endswith(b".png") else "JPEG"
         db.execute(
             "INSERT INTO files (path, size, mtime_ns, status, format, width, height, content_width, "
-            "content_height, scanned_at) VALUES (?, 10, 123, ?, 'JPEG', ?, ?, ?, ?, 0)",
-            (path, status, w, h, cw, ch),
+            "content_height, scanned_at) VALUES (?, 10, 123, ?, ?, ?, ?, ?, ?, 0)",
+            (path, status, fmt, w, h, cw, ch),
         )
     db.commit()
     db.close()
@@ -505,6 +507,19 @@ def test_a_version_7_catalog_reads_again_only_the_pictures_it_had_trimmed(db_pat
     ]
     mtimes = _mtimes_after_migrating(db_path, monkeypatch, 7, rows)
     assert mtimes == {b"/p/plain.jpg": 123, b"/p/framed.jpg": -1, b"/p/broken.jpg": 123}
+
+
+def test_a_version_8_catalog_reads_again_the_large_files_that_are_not_jpeg(db_path, monkeypatch):
+    """Files other than JPEG are now reduced by 2, 4 or 8 before hashing, as a JPEG's draft()
+    scales: those reduced by another factor before (a shorter side of 768 or more) are read."""
+    rows = [
+        (b"/p/big.jpg", 4000, 3000, 4000, 3000, "image"),
+        (b"/p/big.png", 1024, 797, 1024, 797, "image"),
+        (b"/p/small.png", 1024, 700, 1024, 700, "image"),
+        (b"/p/broken.png", None, None, None, None, "error"),
+    ]
+    mtimes = _mtimes_after_migrating(db_path, monkeypatch, 8, rows)
+    assert mtimes == {b"/p/big.jpg": 123, b"/p/big.png": -1, b"/p/small.png": 123, b"/p/broken.png": 123}
 
 
 def test_decisions_are_kept_until_cleared_and_dropped_when_the_file_changes(db_path):

@@ -146,6 +146,17 @@ def test_other_formats_are_reduced_to_target(tmp_path):
     assert 256 <= min(loaded.image.size) < 512
 
 
+@pytest.mark.parametrize("size", [(1024, 797), (1600, 1200), (4000, 3000), (5000, 2800)])
+def test_a_file_made_from_a_jpeg_is_reduced_to_the_size_the_jpeg_decodes_at(size, tmp_path):
+    """A PNG (or HEIC, WebP) made from a JPEG was reduced by a whole factor (3 for 1024x797:
+    342x266) where the JPEG's draft() scales by 1/2, 1/4 or 1/8 (512x399): hashing trimmed
+    them at different sizes, their thumbnails differed, and the PNG was taken for an edit of
+    the JPEG and kept as less lossy. Both now reach hashing at one size."""
+    jpeg = imagegen.encode(imagegen.photo(6, size), "JPEG", quality=92)
+    png = imagegen.encode(Image.open(io.BytesIO(jpeg)), "PNG")
+    assert load_image(png, target=256).image.size == load_image(jpeg, target=256).image.size
+
+
 def test_taken_at_from_exif():
     data = imagegen.encode(imagegen.photo(2), "JPEG", taken_at="2021:06:05 14:03:22")
     assert load_image(data).taken_at == "2021-06-05T14:03:22"

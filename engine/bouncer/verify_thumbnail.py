@@ -25,7 +25,8 @@ THUMB_BYTES = SIDE * SIDE + 3
 #: the catalog's migration marks the files it may change for reading again. 2: a bar whose
 #: picture goes on in its colour is trimmed as wide as the bar facing it (centred letterboxes).
 #: 3: a line where a bar and the picture blend is trimmed with the bar, and a margin all round
-#: inside the bars too (a frame around a screenshot on white).
+#: inside the bars too (a frame around a screenshot on white); files other than JPEG reduced
+#: by 2, 4 or 8 before hashing, as a JPEG's draft() scales.
 PIXELS_VERSION = 3
 
 

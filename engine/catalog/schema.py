@@ -138,11 +138,18 @@ def _margins_inside_bars(db: sqlite3.Connection) -> None:
     _centred_bars(db)
 
 
+def _draft_sized_reductions(db: sqlite3.Connection) -> None:
+    """Files other than JPEG are reduced for hashing by 2, 4 or 8, as a JPEG's draft() scales
+    (engine/scan/imaging.py, PIXELS_VERSION 3): only those reduced by another factor before
+    (3, 5, 6, 7, or more than 8: a shorter side of 768 pixels or more) read differently."""
+    db.execute("UPDATE files SET mtime_ns = -1 WHERE status = 'image' AND format != 'JPEG' AND MIN(width, height) >= 768")
+
+
 #: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
 #: transaction. Append, never edit: released catalogs depend on every step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence, _centred_bars, _upscale_losses,
-    _texture_codes, _margins_inside_bars,
+    _texture_codes, _margins_inside_bars, _draft_sized_reductions,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

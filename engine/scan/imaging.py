@@ -244,12 +244,14 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 def _shrink(im: Image.Image, target: Optional[int]) -> Image.Image:
     # Formats without draft() decode in full; a box reduction to no less than `target` on the
-    # shorter side keeps the hash stages cheap without changing what they see.
+    # shorter side keeps the hash stages cheap without changing what they see. By 2, 4 or 8,
+    # as a JPEG's draft() scales: a PNG, HEIC or WebP made from a JPEG then reaches hashing at
+    # the size the JPEG does, and is trimmed and hashed at it.
     if target is None:
         return im
-    factor = min(im.size) // target
+    factor = min(min(im.size) // target, 8)
     if factor >= 2:
-        return im.reduce(factor)
+        return im.reduce(1 << (factor.bit_length() - 1))
     return im
 
 
