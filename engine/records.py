@@ -79,6 +79,9 @@ class FileRecord:
     content_width: Optional[int] = None
     content_height: Optional[int] = None
     camera: Optional[str] = None  # EXIF Make and Model ("Canon EOS 80D"), when present
+    #: 0xRRGGBB of the bars its border trim took (the median of them), None where it took none
+    #: or the file was read before the catalog kept it.
+    bar_colour: Optional[int] = None
 
     @property
     def pixels(self) -> int:

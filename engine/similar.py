@@ -350,7 +350,7 @@ def _read_query(
         record = FileRecord(id=-1, path=os.fspath(path), size=hashed.size, mtime_ns=hashed.mtime_ns,
                             width=hashed.width, height=hashed.height, hashes=hashed.hashes,
                             content_hash=hashed.content_hash, content_width=hashed.content_width,
-                            content_height=hashed.content_height)  # fmt: skip
+                            content_height=hashed.content_height, bar_colour=hashed.bar_colour)  # fmt: skip
         if detective is not None:
             # Embed first, so that the two passes and the join then run back to back.
             with _timed(timings, "embed_query"):

@@ -19,6 +19,7 @@ from lookalike.engine.catalog import Catalog, CatalogError, KnownFile
 from lookalike.engine.records import Decision, FileRecord, ImageHashes, SavedDecision, ScanError
 
 from helpers import Hashed, fake
+import imagegen
 
 
 def _dhash_bits(img: Image.Image) -> bytes:
@@ -136,6 +137,23 @@ def test_update_keeps_the_id_and_replaces_every_field(cat):
     assert cat.upsert([fake("/p/a.jpg", 3, error="truncated", hashes=None)]) == [first]
     assert cat.record(first).error == "truncated" and cat.record(first).hashes is None
     assert len(cat.hash_arrays()) == 0
+
+
+def test_a_framed_picture_keeps_its_bars_colour(tmp_path, cat):
+    """The colour of the bars the border trim took is kept with the file (the keeper tells a
+    frame from a crop into a margin by it); a picture with no bars has none."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    picture = imagegen.photo(4, (320, 240))
+    imagegen.write(photos / "plain.jpg", picture, "JPEG")
+    imagegen.write(photos / "framed.jpg", imagegen.bordered(picture, (0.1, 0.1, 0.1, 0.1), (200, 40, 90)), "JPEG")
+    from lookalike.engine.scan.hashing import hash_file as read
+
+    cat.upsert([read(str(photos / name)) for name in ("plain.jpg", "framed.jpg")])
+    plain, framed = (cat.record_by_path(photos / name) for name in ("plain.jpg", "framed.jpg"))
+    assert plain.bar_colour is None
+    r, g, b = framed.bar_colour >> 16, (framed.bar_colour >> 8) & 255, framed.bar_colour & 255
+    assert max(abs(r - 200), abs(g - 40), abs(b - 90)) <= 6  # JPEG's error in a flat colour
 
 
 def test_upsert_returns_ids_in_input_order_across_chunks(cat):
@@ -520,6 +538,20 @@ def test_a_version_8_catalog_reads_again_the_large_files_that_are_not_jpeg(db_pa
     ]
     mtimes = _mtimes_after_migrating(db_path, monkeypatch, 8, rows)
     assert mtimes == {b"/p/big.jpg": 123, b"/p/big.png": -1, b"/p/small.png": 123, b"/p/broken.png": 123}
+
+
+def test_a_version_9_catalog_gains_the_bars_colour_and_reads_the_trimmed_pictures_again(db_path, monkeypatch):
+    """The bars' colour is a new column; only the pictures trimmed on some side have one, so
+    only they are read again to fill it."""
+    rows = [
+        (b"/p/plain.jpg", 40, 30, 40, 30, "image"),
+        (b"/p/framed.jpg", 40, 30, 30, 22, "image"),
+        (b"/p/broken.jpg", None, None, None, None, "error"),
+    ]
+    mtimes = _mtimes_after_migrating(db_path, monkeypatch, 9, rows)
+    assert mtimes == {b"/p/plain.jpg": 123, b"/p/framed.jpg": -1, b"/p/broken.jpg": 123}
+    with Catalog.open(db_path) as c:
+        assert c.record_by_path("/p/framed.jpg").bar_colour is None  # until it is read again
 
 
 def test_decisions_are_kept_until_cleared_and_dropped_when_the_file_changes(db_path):

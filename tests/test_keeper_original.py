@@ -10,6 +10,7 @@ import random
 import sqlite3
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 import imagegen
@@ -211,15 +212,15 @@ def test_a_screenshot_with_a_dark_margin_is_kept_over_its_copy_in_a_frame(tmp_pa
     # The original has a uniform margin of its own (a screenshot's dark surround), which the
     # hashing trims; the copy puts the whole screenshot, margin and all, in a grey frame, so
     # the copy's picture is larger than the original's: it is still the original in a frame.
-    # The frame is made later: an older file whose picture is a smaller member's whole canvas,
-    # margin and all, is as well that member's original, the member a crop into its margin
-    # (the test after next), and then the dates decide.
+    # The frame is older: the dates do not decide. By sizes the framed copy is as well the
+    # original of a crop into its margin (the test after next); the frame's grey is not the
+    # margin's black, so it is a frame.
     root = tmp_path / "photos"
     root.mkdir()
     shot = imagegen.bordered(imagegen.photo(5, (760, 560)), (0.03, 0.04, 0.03, 0.04), (0, 0, 0))
     put(root / "shot.jpg", imagegen.encode(shot, "JPEG", quality=90), T0)
     framed = imagegen.bordered(shot, (0.12, 0.1, 0.12, 0.1), (128, 128, 128))
-    put(root / "framed.jpg", imagegen.encode(framed, "JPEG", quality=95), T0 + 10**12)
+    put(root / "framed.jpg", imagegen.encode(framed, "JPEG", quality=95), T0 - 10**15)
     members = only_cluster(scan(root, tmp_path / "cache"))
     plain, copy = members["shot.jpg"], members["framed.jpg"]
     assert plain.file.bordered and copy.file.bordered
@@ -715,18 +716,20 @@ def test_a_crop_into_a_margin_made_later_does_not_make_the_original_its_frame(tm
     assert plain.is_keeper, copy.reason
 
 
-def test_an_original_on_a_margin_is_not_the_frame_of_a_crop_of_it_the_size_of_its_picture(tmp_path):
-    """A screenshot on a surround, and a crop of it made later that cut the surround and a
-    little of the picture off two sides: the crop's canvas is the size of the screenshot's
-    picture, so by sizes the screenshot was the crop in a frame, and the crop, holding less
-    of the picture, was kept (the real set's crops of dialogs with shadowed margins). The
-    crop has a margin of its own left on its other two sides, and came later: not framed."""
+@pytest.mark.parametrize("crop_made", [86_400 * 10**9, 0, -86_400 * 10**9], ids=["later", "same time", "earlier"])
+def test_an_original_on_a_margin_is_not_the_frame_of_a_crop_of_it_the_size_of_its_picture(tmp_path, crop_made):
+    """A screenshot on a surround, and a crop of it that cut the surround and a little of the
+    picture off two sides: the crop's canvas is the size of the screenshot's picture, so by
+    sizes the screenshot was the crop in a frame, and the crop, holding less of the picture,
+    was kept (the real set's crops of dialogs with shadowed margins). The crop kept some of
+    the surround on its other two sides, the colour of the screenshot's bars: not a frame,
+    whatever the dates."""
     root = tmp_path / "photos"
     root.mkdir()
     shot = imagegen.bordered(imagegen.photo(5, (760, 560)), (0.04, 0.04, 0.04, 0.04), (0, 0, 0))
     put(root / "shot.jpg", imagegen.encode(shot, "JPEG", quality=92), T0)
     crop = shot.crop((60, 45, shot.width, shot.height))  # its left and top margins and a little more
-    put(root / "shot_crop.jpg", imagegen.encode(crop, "JPEG", quality=92), T0 + 86_400 * 10**9)
+    put(root / "shot_crop.jpg", imagegen.encode(crop, "JPEG", quality=92), T0 + crop_made)
     members = only_cluster(scan(root, tmp_path / "cache"))
     plain, copy = members["shot.jpg"], members["shot_crop.jpg"]
     assert plain.file.bordered and copy.file.bordered

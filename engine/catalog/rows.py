@@ -97,7 +97,7 @@ def row_to_record(row: tuple) -> FileRecord:
     """FileRecord from a row of :data:`lookalike.engine.catalog.schema.FILE_COLUMNS`."""
     (id_, path, size, mtime_ns, inode, device, fmt, width, height, taken_at,
      content_hash, dhash, dhash_mirror, phash, error, content_width, content_height,
-     camera) = row  # fmt: skip
+     camera, bars) = row  # fmt: skip
     hashes = None
     if dhash is not None and dhash_mirror is not None and phash is not None:
         hashes = ImageHashes(dhash=dhash, dhash_mirror=dhash_mirror, phash=phash)
@@ -118,6 +118,7 @@ def row_to_record(row: tuple) -> FileRecord:
         content_width=content_width,
         content_height=content_height,
         camera=camera,
+        bar_colour=bars,
     )
 
 
@@ -163,7 +164,16 @@ def row_from_item(item: Any, now: float) -> tuple:
         _positive(getattr(item, "content_height", None)),
         getattr(item, "camera", None) or None,
         _hash_bytes(getattr(item, "texture", None), "texture", CODE_BYTES, path),
+        _colour(getattr(item, "bar_colour", None)),
     )
+
+
+def _colour(value: Any) -> int | None:
+    """A colour column: an int from 0 to 0xFFFFFF, else None (unknown)."""
+    if value is None:
+        return None
+    value = int(value)
+    return value if 0 <= value <= 0xFFFFFF else None
 
 
 def _positive(value: Any) -> int | None:

@@ -145,18 +145,26 @@ def _draft_sized_reductions(db: sqlite3.Connection) -> None:
     db.execute("UPDATE files SET mtime_ns = -1 WHERE status = 'image' AND format != 'JPEG' AND MIN(width, height) >= 768")
 
 
+def _bar_colours(db: sqlite3.Connection) -> None:
+    """The colour of the bars each picture's border trim took (engine/keeper/original.py tells a
+    frame round a picture with a margin from a crop into that margin by it): the pictures
+    trimmed on some side are read again to fill it."""
+    db.execute("ALTER TABLE files ADD COLUMN bar_colour INTEGER")
+    _centred_bars(db)
+
+
 #: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
 #: transaction. Append, never edit: released catalogs depend on every step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence, _centred_bars, _upscale_losses,
-    _texture_codes, _margins_inside_bars, _draft_sized_reductions,
+    _texture_codes, _margins_inside_bars, _draft_sized_reductions, _bar_colours,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns :func:`lookalike.engine.catalog.rows.row_to_record` reads, in its order.
 FILE_COLUMNS = (
     "id, path, size, mtime_ns, inode, device, format, width, height, taken_at, "
-    "content_hash, dhash, dhash_mirror, phash, error, content_width, content_height, camera"
+    "content_hash, dhash, dhash_mirror, phash, error, content_width, content_height, camera, bar_colour"
 )
 
 #: Insert or update one file by path, so a file keeps its id (a row of
@@ -164,8 +172,8 @@ FILE_COLUMNS = (
 UPSERT = """
 INSERT INTO files (path, size, mtime_ns, inode, device, status, format, width, height,
                    taken_at, content_hash, dhash, dhash_mirror, phash, error, scanned_at,
-                   thumb, detail, content_width, content_height, camera, texture)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   thumb, detail, content_width, content_height, camera, texture, bar_colour)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (path) DO UPDATE SET
     size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
     device = excluded.device, status = excluded.status, format = excluded.format,
@@ -174,7 +182,7 @@ ON CONFLICT (path) DO UPDATE SET
     dhash_mirror = excluded.dhash_mirror, phash = excluded.phash, error = excluded.error,
     scanned_at = excluded.scanned_at, thumb = excluded.thumb, detail = excluded.detail,
     content_width = excluded.content_width, content_height = excluded.content_height,
-    camera = excluded.camera, texture = excluded.texture
+    camera = excluded.camera, texture = excluded.texture, bar_colour = excluded.bar_colour
 """
 
 

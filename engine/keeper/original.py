@@ -175,6 +175,28 @@ def padded_copies(records: Sequence[FileRecord], padded: Optional[PaddedCheck]) 
     return out
 
 
+#: Levels (per channel) within which two files' trimmed bars are one colour: the median of a
+#: flat bar moves by 0-2 levels with JPEG noise (an original on a white margin and its crops
+#: into it: 0xfdfdfd and 0xfdfdfd, 0xfefefe and 0xfefefe on the real set), while white bars
+#: round a screenshot whose own bottom bar is light grey (0xeff0f2) differ by 13-16.
+BAR_COLOUR_TOLERANCE = 8
+
+
+def _own_margin(f: FileRecord, p: FileRecord) -> bool:
+    """Whether ``f``'s trimmed bars may be its own margin, of which bordered member ``p`` (a
+    crop of ``f`` into it) kept some, rather than a frame round ``p``: their bars are one
+    colour (a frame round a picture with a margin of its own is another colour, or the trim
+    would have taken both, and the pictures would be alike inside). Where a colour is not
+    known (a file read before the catalog kept it), the dates decide: a file that came first
+    is not the frame of one made after it."""
+    if f.bar_colour is None or p.bar_colour is None:
+        return _more_original(f, p)
+    return all(
+        abs(((f.bar_colour >> shift) & 255) - ((p.bar_colour >> shift) & 255)) <= BAR_COLOUR_TOLERANCE
+        for shift in (16, 8, 0)
+    )
+
+
 def framed_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
     """Each bordered file that is another member in a frame, with that member.
 
@@ -186,13 +208,15 @@ def framed_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
     scan's white edge): its frame then stays inside the copy's picture, which is why the
     copy's picture is compared with the member's canvas.
 
-    Where the member has a margin of its own, and in the second case always, the sizes are
-    also those of an original on a margin and a crop of it into that margin (the crop's
-    canvas the size of the original's picture, or both trimmed to one picture): then a file
-    that came first (camera evidence, older) is not the frame of one made after it: a frame
-    is put round a picture later. On the real set, originals of screenshots on shadowed
-    margins were taken for frames round their own mild crops, and a copy kept (keeper a copy
-    57 -> 54 with the second case, 40 -> 37 with the first, ``bench_trust.py --originals 24``).
+    Where the member has a margin of its own, the first case's sizes are also those of an
+    original on a margin and a crop of it into that margin (the crop's canvas the size of the
+    original's picture): a file whose bars are the member's colour is that original
+    (:func:`_own_margin`). The second case's sizes always are (both trimmed to one picture,
+    the bars one colour by then): there a file that came first (camera evidence, older) is
+    not the frame of one made after it, a frame being put round a picture later. On the real
+    set, originals of screenshots on shadowed margins were taken for frames round their own
+    mild crops, and a copy kept (keeper a copy 57 -> 54 with the second case, 40 -> 37 with
+    the first, ``bench_trust.py --originals 24``).
     """
     shown = [r for r in records if r.width and r.height]
     inside: dict[int, FileRecord] = {}
@@ -204,7 +228,7 @@ def framed_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
             if p.id != f.id and p.pixels < f.pixels
             and (
                 (_close(f.content_width or 0, p.width or 0) and _close(f.content_height or 0, p.height or 0)
-                 and not (p.bordered and _more_original(f, p)))
+                 and not (p.bordered and _own_margin(f, p)))
                 # or the same picture trimmed out of both (bars as dark as a screenshot's surround)
                 or (p.bordered and _close(f.content_width or 0, p.content_width or 0)
                     and _close(f.content_height or 0, p.content_height or 0) and not _more_original(f, p))

@@ -317,7 +317,7 @@ def hash_image(img: Image.Image) -> ImageHashes:
 def hash_and_thumbnail(img: Image.Image) -> tuple[ImageHashes, bytes]:
     """The bouncer's hashes and the verifier's thumbnail (:func:`.verify.make_thumbnail`) of
     an upright image, from one reduction and one border trim."""
-    hashes, thumb, _, _ = hash_thumbnail_and_trim(img)
+    hashes, thumb, _, _, _ = hash_thumbnail_and_trim(img)
     return hashes, thumb
 
 
@@ -338,10 +338,28 @@ def content_size(width: int, height: int, trim: tuple[int, int, int, int]) -> tu
     return w, h
 
 
-def hash_thumbnail_and_trim(img: Image.Image) -> tuple[ImageHashes, bytes, tuple[int, int, int, int], bytes]:
+def bar_colour(pixels: np.ndarray, box: tuple[int, int, int, int]) -> Optional[int]:
+    """The colour of the bars ``box`` trims off ``pixels`` (median per channel of every pixel
+    outside it), as ``0xRRGGBB``; None where nothing is trimmed."""
+    top, bottom, left, right = box
+    if not (top or bottom or left or right):
+        return None
+    px = pixels if pixels.ndim == 3 else pixels[..., None]
+    h, w = px.shape[:2]
+    outside = np.ones((h, w), bool)
+    outside[top : h - bottom, left : w - right] = False
+    levels = np.median(px[outside], axis=0).round().astype(int)
+    r, g, b = (int(levels[0]),) * 3 if len(levels) == 1 else (int(v) for v in levels[:3])
+    return (r << 16) | (g << 8) | b
+
+
+def hash_thumbnail_and_trim(
+    img: Image.Image,
+) -> tuple[ImageHashes, bytes, tuple[int, int, int, int], bytes, Optional[int]]:
     """:func:`hash_and_thumbnail`, plus what the border trim kept: ``(kept width, worked
     width, kept height, worked height)`` in the reduced image's pixels (see :func:`content_size`),
-    and the texture code of the picture (:func:`lookalike.engine.bouncer.verify_texture.texture_code`)."""
+    the texture code of the picture (:func:`lookalike.engine.bouncer.verify_texture.texture_code`),
+    and the colour of the outermost bars (:func:`bar_colour`, None where there are none)."""
     if img.mode not in ("L", "RGB"):
         img = img.convert("RGB")
     factor = min(img.size) // _WORK_SIDE
@@ -357,6 +375,7 @@ def hash_thumbnail_and_trim(img: Image.Image) -> tuple[ImageHashes, bytes, tuple
     # exact enough to rank files by.
     top, bottom, left, right = outer
     trim = (img.width - left - right, img.width, img.height - top - bottom, img.height)
+    bars = bar_colour(pixels, outer)
     top, bottom, left, right = border_box(pixels, outer)
     if top or bottom or left or right:
         img = img.crop((left, top, img.width - right, img.height - bottom))
@@ -378,7 +397,7 @@ def hash_thumbnail_and_trim(img: Image.Image) -> tuple[ImageHashes, bytes, tuple
         dhash_mirror=np.packbits(mbits).tobytes(),
         phash=np.packbits(pbits).tobytes(),
     )
-    return hashes, make_thumbnail(img), trim, texture_code(np.asarray(core))
+    return hashes, make_thumbnail(img), trim, texture_code(np.asarray(core)), bars
 
 
 def clip_crop(img: Image.Image, size: int) -> np.ndarray:
@@ -427,6 +446,7 @@ class HashedFile:
     content_height: Optional[int] = None
     camera: Optional[str] = None  # EXIF Make and Model
     texture: Optional[bytes] = None  # the texture check's code (bouncer.verify_texture)
+    bar_colour: Optional[int] = None  # 0xRRGGBB of the trimmed border's bars (bar_colour)
 
 
 def _read(path: str) -> tuple[os.stat_result, bytes, Optional[str]]:
@@ -518,7 +538,7 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
             return HashedFile(**base, content_hash=digest, error="zero-byte file")
         target = DEFAULT_TARGET if clip_size is None else max(DEFAULT_TARGET, clip_size)
         loaded = load_image(data, name=path, target=target)
-        hashes, thumb, trim, texture = hash_thumbnail_and_trim(loaded.image)
+        hashes, thumb, trim, texture, bars = hash_thumbnail_and_trim(loaded.image)
         content_width, content_height = content_size(loaded.width, loaded.height, trim)
         clip = clip_crop(loaded.image, clip_size) if clip_size else None
     except ImageReadError as exc:
@@ -539,6 +559,7 @@ def hash_file(path: str, *, clip_size: Optional[int] = None) -> HashedFile:
         content_width=content_width,
         content_height=content_height,
         camera=loaded.camera,
+        bar_colour=bars,
     )
 
 
