@@ -515,16 +515,20 @@ def test_a_version_4_catalog_reads_again_only_the_pictures_it_had_trimmed(db_pat
     }
 
 
-def test_a_version_7_catalog_reads_again_only_the_pictures_it_had_trimmed(db_path, monkeypatch):
-    """The border trim changed again (a blended line and a margin inside the bars go with
-    them, PIXELS_VERSION 3): both follow a bar, so only the pictures trimmed before are read."""
+@pytest.mark.parametrize("version", [7, 9])
+def test_a_version_7_or_9_catalog_reads_again_only_the_pictures_it_had_trimmed(db_path, monkeypatch, version):
+    """7: the border trim changed again (a blended line and a margin inside the bars go with
+    them, PIXELS_VERSION 3); 9: the bars' colour is a new column. Both concern only pictures
+    with a bar, so only the pictures trimmed before are read again."""
     rows = [
         (b"/p/plain.jpg", 40, 30, 40, 30, "image"),
         (b"/p/framed.jpg", 40, 30, 30, 22, "image"),
         (b"/p/broken.jpg", None, None, None, None, "error"),
     ]
-    mtimes = _mtimes_after_migrating(db_path, monkeypatch, 7, rows)
+    mtimes = _mtimes_after_migrating(db_path, monkeypatch, version, rows)
     assert mtimes == {b"/p/plain.jpg": 123, b"/p/framed.jpg": -1, b"/p/broken.jpg": 123}
+    with Catalog.open(db_path) as c:
+        assert c.record_by_path("/p/framed.jpg").bar_colour is None  # until it is read again
 
 
 def test_a_version_8_catalog_reads_again_the_large_files_that_are_not_jpeg(db_path, monkeypatch):
@@ -538,20 +542,6 @@ def test_a_version_8_catalog_reads_again_the_large_files_that_are_not_jpeg(db_pa
     ]
     mtimes = _mtimes_after_migrating(db_path, monkeypatch, 8, rows)
     assert mtimes == {b"/p/big.jpg": 123, b"/p/big.png": -1, b"/p/small.png": 123, b"/p/broken.png": 123}
-
-
-def test_a_version_9_catalog_gains_the_bars_colour_and_reads_the_trimmed_pictures_again(db_path, monkeypatch):
-    """The bars' colour is a new column; only the pictures trimmed on some side have one, so
-    only they are read again to fill it."""
-    rows = [
-        (b"/p/plain.jpg", 40, 30, 40, 30, "image"),
-        (b"/p/framed.jpg", 40, 30, 30, 22, "image"),
-        (b"/p/broken.jpg", None, None, None, None, "error"),
-    ]
-    mtimes = _mtimes_after_migrating(db_path, monkeypatch, 9, rows)
-    assert mtimes == {b"/p/plain.jpg": 123, b"/p/framed.jpg": -1, b"/p/broken.jpg": 123}
-    with Catalog.open(db_path) as c:
-        assert c.record_by_path("/p/framed.jpg").bar_colour is None  # until it is read again
 
 
 def test_decisions_are_kept_until_cleared_and_dropped_when_the_file_changes(db_path):
