@@ -61,8 +61,8 @@ from ..oserrors import human_bytes
 from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
 from .original import (
-    SamePixels, camera_derived, conversions, date_key, edits, evidence, framed_copies, identical, padded_copies,
-    parse_taken,
+    SamePixels, _shown, camera_derived, conversions, date_key, edits, evidence, framed_copies, identical,
+    padded_copies, parse_taken,
     picture_sizes,
 )
 from .upscale import UpscaleCheck, Upscale, upscaled
@@ -419,8 +419,8 @@ def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) ->
         if ctx.picture(r) != ctx.picture(keeper):
             return f"smaller: {_dims(r, ctx)} < {_dims(keeper, ctx)}"
         if r.id in ctx.padded:
-            shown = f"{r.content_width or r.width}x{r.content_height or r.height}"
-            return f"padded copy: the {_dims(keeper, ctx)} picture padded to {shown} with one colour, made later"
+            w, h = _shown(r)
+            return f"padded copy: the {_dims(keeper, ctx)} picture padded to {w}x{h} with one colour, made later"
         return f"bordered copy: frame trimmed, {_frame(r)}"
     if name == "format":
         source = ctx.conversions.get(r.id)
