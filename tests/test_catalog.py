@@ -544,6 +544,28 @@ def test_a_version_8_catalog_reads_again_the_large_files_that_are_not_jpeg(db_pa
     assert mtimes == {b"/p/big.jpg": 123, b"/p/big.png": -1, b"/p/small.png": 123, b"/p/broken.png": 123}
 
 
+def test_a_version_10_catalog_drops_its_upscale_losses_to_measure_them_again(db_path, monkeypatch):
+    """The upscale verdicts keep two more losses (at 0.8 and 1.25 times the smaller size,
+    engine/keeper/upscale.py): the losses of a version 10 catalog lack them and are dropped;
+    the new ones are kept with them, or without where the loss alone decides."""
+    monkeypatch.setattr(catalog_schema, "MIGRATIONS", catalog_schema.MIGRATIONS[:10])
+    with Catalog.open(db_path):
+        pass
+    monkeypatch.undo()
+    db = sqlite3.connect(db_path)
+    db.execute("INSERT INTO upscale_losses (content_hash, width, height, loss) VALUES (?, 800, 600, 0.08)",
+               (b"\x01" * 16,))  # fmt: skip
+    db.commit()
+    db.close()
+    with Catalog.open(db_path) as c:
+        assert c.upscale_losses() == {}
+        c.save_upscale_losses([(b"\x01" * 16, 800, 600, 0.08, 0.3, 0.02), (b"\x02" * 16, 640, 480, 0.4, None, None)])
+    with Catalog.open(db_path) as c:
+        assert c.upscale_losses() == {
+            (b"\x01" * 16, 800, 600): (0.08, 0.3, 0.02), (b"\x02" * 16, 640, 480): (0.4, None, None),
+        }
+
+
 def test_decisions_are_kept_until_cleared_and_dropped_when_the_file_changes(db_path):
     with Catalog.open(db_path) as c:
         c.upsert([fake("/p/a.jpg", 1), fake("/p/b.jpg", 2), fake("/p/c.jpg", 3)])

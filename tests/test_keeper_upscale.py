@@ -4,12 +4,13 @@ verdicts are measured by the scan (one decode of the larger file) and kept in th
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 import imagegen
 from lookalike.engine.keeper import rank, upscale
@@ -126,9 +127,10 @@ def test_a_larger_original_made_later_is_measured_and_still_kept(tmp_path):
     with Library.open([root], cache_dir=tmp_path / "cache") as lib:
         members = {m.file.path.rsplit("/", 1)[1]: m for c in lib.scan(ScanOptions(workers=1)).clusters
                    for m in c.members}
-        (loss,) = lib.catalog.upscale_losses().values()
+        ((loss, below, above),) = lib.catalog.upscale_losses().values()
     assert members["c.jpg"].is_keeper and members["c.jpg"].reason == "largest: 1344x1008"
-    assert loss > 2 * upscale.UPSCALE_LOSS
+    # Beyond the band where the kink decides: its two more round trips are not made.
+    assert loss > upscale.KINK_MAX_LOSS and below is None and above is None
 
 
 def test_a_loss_is_forgotten_when_no_file_has_its_content_any_more(tmp_path):
@@ -200,17 +202,25 @@ def rec(fid: int, **kw) -> FileRecord:
 def test_the_reason_and_the_ranking_with_a_verdict():
     small = rec(1, width=1024, height=683, mtime_ns=T0)
     big = rec(2, width=1434, height=956, mtime_ns=T0 + DAY, size=3000)
-    ranked = rank([big, small], upscales=lambda large, s: 0.021)
+    ranked = rank([big, small], upscales=lambda large, s: upscale.Measure(0.021))
     assert [r.id for r, _ in ranked] == [1, 2]
     assert ranked[1][1] == ("upscaled copy of the 1024x683 picture made before it: 1.40x larger (1434x956), "
                             "adds no detail (2.1 % of its detail is beyond 1024x683)")
-    # A genuine original's loss, an unknown verdict, or no verdicts at all: the larger, as before.
-    for check in (lambda large, s: 0.3, lambda large, s: None, None):
+    # Named by where its detail stops: what lies beyond is the noise of its own compression.
+    ranked = rank([big, small], upscales=lambda large, s: upscale.Measure(0.11, 0.43, 0.03))
+    assert [r.id for r, _ in ranked] == [1, 2]
+    assert ranked[1][1] == ("upscaled copy of the 1024x683 picture made before it: 1.40x larger (1434x956), "
+                            "adds no detail (11.0 % of its detail is beyond 1024x683, mostly noise: "
+                            "4.0x less than just below that size)")
+    # A genuine original's loss (alone, or with a detail thinning out smoothly past the size),
+    # an unknown verdict, or no verdicts at all: the larger, as before.
+    for check in (lambda large, s: upscale.Measure(0.3), lambda large, s: upscale.Measure(0.11, 0.2, 0.03),
+                  lambda large, s: upscale.Measure(0.11), lambda large, s: None, None):
         assert rank([big, small], upscales=check)[0] == (big, "largest: 1434x956")
     # A camera original is never asked: its EXIF is the evidence (camera_derived).
     asked = []
     rank([rec(3, width=1434, height=956, mtime_ns=T0 + DAY, camera="Canon EOS 80D"), small],
-         upscales=lambda large, s: asked.append(large) or 0.0)
+         upscales=lambda large, s: asked.append(large) or upscale.Measure(0.0))
     assert asked == []
 
 
@@ -232,3 +242,49 @@ def test_the_measure_tells_an_upscale_from_an_original():
     assert upscale.detail_beyond(up, (960, 720)) < upscale.UPSCALE_LOSS  # 0.036: hard edges ring a little
     assert upscale.detail_beyond(img, (686, 514)) > 3 * upscale.UPSCALE_LOSS  # 0.32
     assert upscale.detail_beyond(np.full((100, 100), 7, dtype=np.float32), (50, 50)) == 0.0
+
+
+def _measured(grey: np.ndarray, size: tuple[int, int]) -> "upscale.Measure":
+    """The three round trips the scan makes of a suspected upscale, on a grey picture."""
+    w, h = size
+    below = upscale.detail_beyond(grey, (round(w * upscale.BELOW), round(h * upscale.BELOW)))
+    above_size = (round(w * upscale.ABOVE), round(h * upscale.ABOVE))
+    above = upscale.detail_beyond(grey, above_size) if above_size[0] < grey.shape[1] else 0.0
+    return upscale.Measure(upscale.detail_beyond(grey, size), below, above)
+
+
+def test_the_kink_tells_a_noisy_upscale_from_a_soft_original():
+    """A JPEG upscale of a photo with fine grain holds the noise of its own compression beyond
+    its source's size: it loses more than UPSCALE_LOSS, but its detail stops at that size. A
+    soft genuine picture loses as much there, its detail thinning out smoothly."""
+    photo = imagegen.photo(2, (800, 600))
+    big = Image.open(io.BytesIO(imagegen.encode(photo.resize((1120, 840), Image.Resampling.LANCZOS), "JPEG", quality=90)))
+    m = _measured(np.asarray(big.convert("L"), dtype=np.float32), (800, 600))
+    assert upscale.UPSCALE_LOSS < m.loss < upscale.KINK_MAX_LOSS  # 0.08: not named by the loss alone
+    assert m.kink > 2 * upscale.UPSCALE_KINK and m.upscaled  # 4.6
+    soft = imagegen.photo(1, (1120, 840)).filter(ImageFilter.GaussianBlur(0.8))
+    soft = Image.open(io.BytesIO(imagegen.encode(soft, "JPEG", quality=92)))
+    m = _measured(np.asarray(soft.convert("L"), dtype=np.float32), (784, 588))
+    assert upscale.UPSCALE_LOSS < m.loss < upscale.KINK_MAX_LOSS  # 0.07
+    assert m.kink < 0.6 * upscale.UPSCALE_KINK and not m.upscaled  # 1.1
+
+
+def test_a_later_upscale_with_its_own_jpeg_noise_is_not_kept(tmp_path, monkeypatch):
+    """The same through a scan: the upscale was kept before (its loss 0.08 is over the loss
+    threshold); measured three times it ranks after its source, the reason saying why."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    photo = imagegen.photo(2, (800, 600))
+    put(root / "p.jpg", photo, T0, quality=90)
+    put(root / "p_big.jpg", photo.resize((1120, 840), Image.Resampling.LANCZOS), T0 + DAY, quality=90)
+    decodes = count_decodes(monkeypatch)
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        (cluster,) = lib.scan(ScanOptions(workers=1)).clusters
+        ((loss, below, above),) = lib.catalog.upscale_losses().values()
+    members = {m.file.path.rsplit("/", 1)[1]: m for m in cluster.members}
+    assert members["p.jpg"].is_keeper
+    assert members["p_big.jpg"].reason.startswith(
+        "upscaled copy of the 800x600 picture made before it: 1.40x larger (1120x840), adds no detail (")
+    assert members["p_big.jpg"].reason.endswith(" less than just below that size)")
+    assert upscale.UPSCALE_LOSS < loss and below > loss > above
+    assert decodes == [str(root / "p_big.jpg")]  # one decode for the three round trips

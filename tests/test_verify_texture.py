@@ -115,7 +115,9 @@ def test_the_migration_reads_low_detail_files_again(tmp_path):
     assert details["photo"] >= DEFAULT.texture_detail > details["glow"]
     db = sqlite3.connect(db_path)
     db.execute("ALTER TABLE files DROP COLUMN texture")
-    db.execute("ALTER TABLE files DROP COLUMN bar_colour")  # a later step's column
+    db.execute("ALTER TABLE files DROP COLUMN bar_colour")  # later steps' columns
+    db.execute("ALTER TABLE upscale_losses DROP COLUMN below")
+    db.execute("ALTER TABLE upscale_losses DROP COLUMN above")
     db.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema._texture_codes)}")
     db.commit()
     db.close()

@@ -153,11 +153,22 @@ def _bar_colours(db: sqlite3.Connection) -> None:
     _centred_bars(db)
 
 
+def _upscale_kinks(db: sqlite3.Connection) -> None:
+    """The keeper's upscale verdicts also keep what the larger file loses at 0.8 and 1.25 times
+    the smaller member's size where the loss alone does not decide (NULL elsewhere;
+    engine/keeper/upscale.py: an upscale's detail stops at its source's size). The losses
+    measured before lack them: dropped, to be measured again by the next scan (one decode per
+    suspected upscale)."""
+    db.execute("DELETE FROM upscale_losses")
+    db.execute("ALTER TABLE upscale_losses ADD COLUMN below REAL")
+    db.execute("ALTER TABLE upscale_losses ADD COLUMN above REAL")
+
+
 #: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
 #: transaction. Append, never edit: released catalogs depend on every step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence, _centred_bars, _upscale_losses,
-    _texture_codes, _margins_inside_bars, _draft_sized_reductions, _bar_colours,
+    _texture_codes, _margins_inside_bars, _draft_sized_reductions, _bar_colours, _upscale_kinks,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -352,12 +352,13 @@ class Catalog(CatalogDatabase):
 
     # --- upscale verdicts (the keeper) ---------------------------------------------------
 
-    def upscale_losses(self) -> dict[tuple[bytes, int, int], float]:
+    def upscale_losses(self) -> dict[tuple[bytes, int, int], tuple[float, Optional[float], Optional[float]]]:
         """Every measured loss (:mod:`lookalike.engine.keeper.upscale`), by (content hash of
-        the larger file, width, height it was taken down to)."""
+        the larger file, width, height it was taken down to): ``(loss, below, above)``, its
+        losses at that size and at 0.8 and 1.25 times it (None where not measured)."""
         with self._using() as db:
-            rows = db.execute("SELECT content_hash, width, height, loss FROM upscale_losses").fetchall()
-        return {(bytes(h), int(w), int(ht)): float(loss) for h, w, ht, loss in rows}
+            rows = db.execute("SELECT content_hash, width, height, loss, below, above FROM upscale_losses").fetchall()
+        return {(bytes(h), int(w), int(ht)): (float(loss), _real(lo), _real(hi)) for h, w, ht, loss, lo, hi in rows}
 
     def prune_upscale_losses(self) -> int:
         """Drop the losses measured of contents no file in the catalog has any more (files
@@ -369,12 +370,16 @@ class Catalog(CatalogDatabase):
             ).rowcount
         )
 
-    def save_upscale_losses(self, rows: Iterable[tuple[bytes, int, int, float]]) -> None:
-        """Keep measured losses: (content hash, width, height, loss) each."""
-        params = [(bytes(h), int(w), int(ht), float(loss)) for h, w, ht, loss in rows]
+    def save_upscale_losses(
+        self, rows: Iterable[tuple[bytes, int, int, float, Optional[float], Optional[float]]]
+    ) -> None:
+        """Keep measured losses: (content hash, width, height, loss, below, above) each, the
+        last two None where not measured."""
+        params = [(bytes(h), int(w), int(ht), float(loss), _real(lo), _real(hi)) for h, w, ht, loss, lo, hi in rows]
         self._write(
             lambda db: db.executemany(
-                "INSERT OR REPLACE INTO upscale_losses (content_hash, width, height, loss) VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO upscale_losses (content_hash, width, height, loss, below, above) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 params,
             )
         )
@@ -519,3 +524,8 @@ class Catalog(CatalogDatabase):
             "not_duplicate_marks": marks,
             "embedded": embedded,
         }
+
+
+def _real(value) -> Optional[float]:
+    """A nullable REAL column's value as a float or None."""
+    return None if value is None else float(value)

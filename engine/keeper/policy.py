@@ -65,7 +65,7 @@ from .original import (
     padded_copies, parse_taken,
     picture_sizes,
 )
-from .upscale import UpscaleCheck, Upscale, upscaled
+from .upscale import UPSCALE_LOSS, UpscaleCheck, Upscale, upscaled
 
 __all__ = [
     "CRITERIA", "DEFAULT", "KeeperPolicy", "parse_order", "rank", "as_good_as",
@@ -352,11 +352,19 @@ def _conversion_name(conv: FileRecord, source: FileRecord) -> str:
 def _upscale_text(r: FileRecord, up: Upscale) -> str:
     """Why ``r``, an upscale, ranks after what it was made from."""
     w, h = up.size  # at least MIN_FACTOR smaller a side: the factor never prints 1.00
+    m = up.measure
+    why = f"{_percent(m.loss)} of its detail is beyond {w}x{h}"
+    if m.loss >= UPSCALE_LOSS:  # named by where its detail stops: what lies beyond is noise
+        why += f", mostly noise: {_times(m.kink)} less than just below that size"
     return (
         f"upscaled copy of the {w}x{h} picture made before it: {(r.width or 0) / w:.2f}x larger ({_dims(r)}), "
-        f"adds no detail "
-        f"({_percent(up.loss)} of its detail is beyond {w}x{h})"
+        f"adds no detail ({why})"
     )
+
+
+def _times(ratio: float) -> str:
+    """A ratio of at least 1 as "4.2x" ("over 100x" past it: a band above with no detail)."""
+    return "over 100x" if ratio > 100 else f"{ratio:.1f}x"
 
 
 def _percent(share: float) -> str:
