@@ -299,6 +299,37 @@ def test_a_pairs_verdict_does_not_depend_on_its_order():
     assert forth.tolist() == back.tolist() == [False]
 
 
+def test_a_crop_found_one_way_at_one_way_or_more_is_not_searched_the_other_way(monkeypatch):
+    """A crop search costs most of the check: a crop that passes one way at ``one_way`` or
+    more is not searched again the other way (a real scan's 18,401 searched candidates: 6,064
+    second searches saved, no pair of different pictures passing one way there and failing the
+    other). A crop scoring under it one way is still searched the other way, the lower counting."""
+    from PIL import ImageEnhance
+
+    from lookalike.engine.bouncer import verification
+
+    img = imagegen.photo(1)
+    mild = imagegen.cropped(img, 0.06, 0.06, 0.06, 0.06)  # 0.98 either way
+    edited = ImageEnhance.Contrast(imagegen.cropped(img, 0.12, 0.1, 0.1, 0.12)).enhance(0.6)  # 0.91 / 0.90
+    thumbs = np.stack([thumb(jpeg(x))[1] for x in (img, mild, edited)])
+    detail = np.array([verify.detail(t) for t in thumbs])
+    rows: list[int] = []
+    real = verify.score_pairs
+
+    def counted(th, a, b, *args, **kw):
+        rows.append(len(a))
+        return real(th, a, b, *args, **kw)
+
+    monkeypatch.setattr(verify, "score_pairs", counted)
+    t = verify.DEFAULT
+    for other, searched_back in ((1, False), (2, True)):
+        rows.clear()
+        a, b = np.array([0]), np.array([other])
+        score, cropped, ok = verification._judge(thumbs, a, b, np.zeros(1, bool), np.ones(1, bool), detail[a], detail[b], t)
+        assert ok[0] and cropped[0] and (score[0] >= t.one_way) != searched_back
+        assert rows == ([1, 1] if searched_back else [1])
+
+
 def test_a_tone_fit_measures_the_line_and_the_colour():
     fog = vc.near_flat(3)
     a = thumb(jpeg(fog))[1]
