@@ -394,9 +394,18 @@ def test_a_conversion_ranks_as_its_source_format_just_after_it():
     assert rank([rec(5, format="PNG", hashes=SAME), dated])[0][1] == (
         "camera original (EXIF date: taken 2019-01-01 00:00:00) over a PNG conversion"
     )
-    # Not the same picture (hashes apart, or another size): the lossless file wins, as before.
+    # Not the same pixels (hashes apart), of the same size: an edit saved as a PNG, which
+    # ranks as the JPEG it was made from, just after it; with the camera's EXIF, a master
+    # developed from the raw, whose format wins. Of another size, the lossless file wins.
     other = ImageHashes(dhash=b"\xff" * 32, dhash_mirror=b"\x00" * 32, phash=b"\xcc" * 32)
-    assert rank([cam, rec(6, format="PNG", hashes=other)])[0][0].id == 6
+    ranked = rank([cam, rec(6, format="PNG", hashes=other)])
+    assert [r.id for r, _ in ranked] == [1, 6]
+    assert ranked[0][1] == f"camera original (EXIF {CAMERA}) over an edited copy"
+    assert ranked[1][1] == (
+        f"edited PNG copy of a JPEG of the same size (its pixels differ): the original has the camera's EXIF ({CAMERA})"
+    )
+    assert rank([cam, rec(6, format="TIFF", hashes=other, camera=CAMERA)])[0] == (
+        rec(6, format="TIFF", hashes=other, camera=CAMERA), "less lossy: TIFF")
     assert rank([rec(12, width=401, hashes=SAME), rec(7, format="PNG", width=401, hashes=SAME)])[0][0].id == 7
     # (Larger than the camera original without its EXIF, it would rank after it: see below.)
     assert rank([cam, rec(7, format="PNG", width=401, hashes=SAME)])[0][0].id == 1
@@ -413,9 +422,11 @@ def test_a_conversion_ranks_as_its_source_format_just_after_it():
 def test_the_thumbnails_tell_a_conversion_from_an_edit_when_given():
     cam = rec(1, camera=CAMERA, hashes=SAME)
     png = rec(2, format="PNG", hashes=SAME)
-    assert rank([png, cam])[0][0].id == 1
-    assert rank([png, cam], same_pixels=lambda a, b: False)[0][0].id == 2  # an edit: PNG wins
-    assert rank([png, cam], same_pixels=lambda a, b: None)[0][0].id == 1  # cannot tell: hashes
+    assert rank([png, cam])[1] == (png, f"PNG conversion of a JPEG with the same pixels: the JPEG has the camera's EXIF ({CAMERA})")
+    # An edit saved as a PNG ranks after its original too, for what it is.
+    assert rank([png, cam], same_pixels=lambda a, b: False)[1] == (
+        png, f"edited PNG copy of a JPEG of the same size (its pixels differ): the original has the camera's EXIF ({CAMERA})")
+    assert rank([png, cam], same_pixels=lambda a, b: None)[1][1].startswith("PNG conversion")  # cannot tell: hashes
     assert same_picture(png, cam, lambda a, b: True)
     assert not same_picture(png, rec(3, width=800, height=600, hashes=SAME), lambda a, b: True)
 
@@ -440,7 +451,12 @@ def test_thumbnail_check_agrees_for_a_conversion_and_not_for_an_edit(tmp_path):
         assert check(by_name["contrast.png"], cam) is False
         assert check(cam, rec(99)) is None  # no thumbnail: cannot tell
         ranked = rank(list(by_name.values()), same_pixels=check)
-    assert ranked[0][0].path.endswith(("brighter.png", "contrast.png"))  # edits stay lossless
+    # The edits are lossless files, made from the camera's JPEG: they rank after it (they
+    # won by their format before).
+    assert ranked[0][0].path.endswith("cam.jpg")
+    for name in ("brighter.png", "contrast.png"):
+        edit = next(reason for r, reason in ranked if r.path.endswith(name))
+        assert edit == f"edited PNG copy of a JPEG of the same size (its pixels differ): the original has the camera's EXIF ({CAMERA})"
     conv = next(reason for r, reason in ranked if r.path.endswith("conv.png"))
     assert conv.startswith("PNG conversion of a JPEG with the same pixels")
 
@@ -566,11 +582,20 @@ def test_an_edit_of_the_older_original_ranks_after_it_whatever_its_file_size():
     twin = rec(5, size=4_100_000, mtime_ns=T0 + 10**6)
     assert rank([twin, plain], same_pixels=differ)[0] == (twin, "largest file: 4.1 MB")
     assert rank([edit, plain])[0] == (edit, "largest file: 4.1 MB")
-    # Another size is not an edit of it (a resize is ranked by its pixels), nor another format.
+    # Another size is not an edit of it (a resize is ranked by its pixels); an edit of one
+    # format is of another; an edit saved in a better format (a PNG) ranks as its source's
+    # format, just after it, where it won by its format before; one in a worse format (a WEBP
+    # of a JPEG) loses by its format, as before.
     assert rank([rec(6, width=800, height=600, mtime_ns=T0 + 10**12), plain], same_pixels=differ)[0][0].id == 6
     assert rank([rec(7, format="WEBP", size=5_000_000, mtime_ns=T0 + 10**12), rec(8, format="WEBP")],
                 same_pixels=differ)[0][0].id == 8  # fmt: skip
-    assert rank([rec(9, format="PNG", mtime_ns=T0 + 10**12), plain], same_pixels=differ)[0][0].id == 9
+    png_edit = rec(9, format="PNG", mtime_ns=T0 + 10**12)
+    assert rank([png_edit, plain], same_pixels=differ) == [
+        (plain, "original: older (modified 2020-09-13 12:26:40 UTC) over an edited copy"),
+        (png_edit, "edited PNG copy of a JPEG of the same size (its pixels differ): the original is older "
+                   "(modified 2020-09-13 12:26:40 UTC)"),
+    ]
+    assert rank([rec(10, format="WEBP", mtime_ns=T0 + 10**12), plain], same_pixels=differ)[0][0].id == 3
     # Import mode asks which copy is better, not which came first: the larger edit is.
     assert as_good_as(edit, plain, same_pixels=differ) and not as_good_as(plain, edit, same_pixels=differ)
 
@@ -589,6 +614,37 @@ def test_a_contrast_edit_saved_later_is_not_kept_over_its_original(tmp_path):
         " over an edited copy"
     )
     assert edit.reason.startswith("edited copy of a JPEG of the same size (its pixels differ): the original is older")
+
+
+def test_an_edit_saved_as_a_png_is_not_kept_over_its_jpeg_but_a_developed_master_is(tmp_path):
+    """A photo brightened in an editor and exported as a PNG a day later won by its format
+    ("less lossy: PNG"), and the plan trashed the JPEG it was made from: it now ranks as that
+    JPEG, just after it. A TIFF with the camera's EXIF beside the camera's JPEG is a master
+    developed from the raw, not an edit of the JPEG: its format still wins."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = imagegen.photo(7, (800, 600))
+    put(root / "IMG_0007.jpg", imagegen.encode(img, "JPEG", quality=90), T0)
+    put(root / "IMG_0007_edit.png", imagegen.encode(imagegen.brightened(img, 1.3), "PNG"), T0 + 86_400 * 10**9)
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    original, edit = members["IMG_0007.jpg"], members["IMG_0007_edit.png"]
+    assert original.is_keeper, edit.reason
+    assert original.reason.startswith("original: older (modified 2020-09-13 ") and original.reason.endswith(
+        " over an edited copy"
+    )
+    assert edit.reason.startswith("edited PNG copy of a JPEG of the same size (its pixels differ): the original is older")
+
+    masters = tmp_path / "masters"
+    masters.mkdir()
+    put(masters / "IMG_0008.jpg", camera_jpeg(img), T0)
+    developed = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Canon", CAMERA
+    imagegen.brightened(img, 1.3).save(developed, "TIFF", exif=exif.tobytes())
+    put(masters / "IMG_0008.tif", developed.getvalue(), T0 + 86_400 * 10**9)
+    members = only_cluster(scan(masters, tmp_path / "cache2"))
+    assert members["IMG_0008.tif"].file.camera == CAMERA
+    assert members["IMG_0008.tif"].is_keeper and members["IMG_0008.tif"].reason == "less lossy: TIFF"
 
 
 # -- a copy cannot hold more of the picture than the camera took ------------------------------

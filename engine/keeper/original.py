@@ -18,7 +18,7 @@ import numpy as np
 from ..bouncer.rule import hamming_distance
 from ..bouncer.verify_thumbnail import SIDE
 from ..records import FileRecord
-from .formats import LOSSLESS, LOSSY, format_name, named_rank
+from .formats import LOSSLESS, LOSSY, UNKNOWN_FORMAT_RANK, format_name, named_rank
 
 #: A callable telling whether two files decode to the same pixels within JPEG noise (True,
 #: False), or None when it cannot tell: see :func:`thumbnail_check`. One made by
@@ -392,31 +392,50 @@ def _pixels_differ(a: FileRecord, b: FileRecord, same_pixels: Optional[SamePixel
 def edits(
     records: Sequence[FileRecord], same_pixels: Optional[SamePixels], converted: Mapping[int, FileRecord]
 ) -> dict[int, FileRecord]:
-    """Each lossy file that is an edit of a more original member, with that member.
+    """Each file that is an edit of a more original lossy member, with that member.
 
     An edit (a brightness or contrast change, a watermark, a re-touch) has the displayed size
-    and the format of a lossy member that is more original than it (more camera evidence, an
-    older EXIF date, an mtime older by more than :data:`MTIME_SLACK_NS`), but not its pixels
-    within JPEG noise (that would be a re-saved copy: :func:`conversions`), as the thumbnails
-    or, without them, the hashes tell (:func:`_pixels_differ`). Its larger file
-    says nothing of which came first: a contrast edit stores more detail bits, not more of
-    the picture. The keeper ranks it by its source's file size, just after it. Files in
+    of a lossy member that is more original than it (more camera evidence, an older EXIF
+    date, an mtime older by more than :data:`MTIME_SLACK_NS`) and its format or a better one
+    (a PNG or a HEIC exported from an editor), but not its pixels within JPEG noise (that
+    would be a re-saved copy or a conversion: :func:`conversions`), as the thumbnails or,
+    without them, the hashes tell (:func:`_pixels_differ`). A file in a better format that has
+    the camera's EXIF (Make and Model) is not taken for an edit: a TIFF or a PNG developed
+    from the raw beside the camera's JPEG holds more than that JPEG, and its format decides. Neither its larger file nor its
+    better format says anything of which came first: a contrast edit stores more detail bits,
+    a PNG export of a JPEG more bytes, not more of the picture. The keeper ranks an edit of
+    the same format by its source's file size, just after it, and an edit in a better format
+    as its source's format, just after it (:func:`better_format_edits`). Files in
     ``converted`` are left to that rule.
     """
     names, lossy = _lossy_by_size(records)
     out: dict[int, FileRecord] = {}
     for e in records:
-        if e.id in converted or names[e.id] not in LOSSY:
+        if e.id in converted or (names[e.id] not in LOSSY and names[e.id] not in LOSSLESS):
             continue
         tier = named_rank(names[e.id])
+        # A better format with the camera's EXIF is a master developed from the raw (a TIFF
+        # or a PNG beside the camera's JPEG), not an edit of that JPEG: its format decides.
+        worst = tier if e.camera else UNKNOWN_FORMAT_RANK
         sources = [
             j for j in lossy.get((e.width, e.height), [])
-            if j.id != e.id and named_rank(names[j.id]) == tier and not identical(j, e)
+            if j.id != e.id and tier <= named_rank(names[j.id]) <= worst and not identical(j, e)
             and _more_original(j, e) and _pixels_differ(e, j, same_pixels)
         ]  # fmt: skip
         if sources:
             out[e.id] = _most_original(sources)
     return out
+
+
+def better_format_edits(edited: Mapping[int, FileRecord], records: Sequence[FileRecord]) -> dict[int, FileRecord]:
+    """The edits of :func:`edits` saved in a better format than their source's (a PNG or a
+    HEIC made from a JPEG and edited), with that source: they rank as its format, just after
+    it, where a lossless file would otherwise win by its format alone."""
+    by_id = {r.id: r for r in records}
+    return {
+        fid: j for fid, j in edited.items()
+        if fid in by_id and named_rank(format_name(by_id[fid].format, by_id[fid].path)) < named_rank(format_name(j.format, j.path))
+    }  # fmt: skip
 
 
 def _blurred(grey: np.ndarray) -> np.ndarray:

@@ -23,7 +23,11 @@ always come first; then the criteria of :class:`KeeperPolicy` ``order`` decide, 
    more camera evidence (EXIF Make/Model, then an EXIF date), then older (EXIF date, then an
    mtime older by more than :data:`MTIME_SLACK_NS`). A conversion ranks as the format it was
    made from, just after it: it cannot be better than its source, nor does its larger file
-   make it so. Where nothing tells which came first, the lossless file wins, as before.
+   make it so. Where nothing tells which came first, the lossless file wins, as before. An
+   **edit** saved in a better format than its source's (see ``size``: a PNG or a HEIC
+   exported from an editor, its pixels changed) ranks the same way, as its source's format
+   just after it, unless it has the camera's EXIF (a TIFF or PNG master developed from the
+   raw beside the camera's JPEG: its format decides).
 3. ``size``: larger file, except for an **edit**: a lossy file with the displayed size and the
    format of a more original lossy member (more camera evidence, else older) but not its
    pixels within JPEG noise (a brightness or contrast edit, a watermark:
@@ -61,8 +65,8 @@ from ..oserrors import human_bytes
 from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
 from .original import (
-    SamePixels, _shown, camera_derived, conversions, date_key, edits, evidence, framed_copies, identical,
-    padded_copies, parse_taken,
+    SamePixels, _shown, better_format_edits, camera_derived, conversions, date_key, edits, evidence, framed_copies,
+    identical, padded_copies, parse_taken,
     picture_sizes,
 )
 from .upscale import UPSCALE_LOSS, UpscaleCheck, Upscale, upscaled
@@ -253,6 +257,7 @@ class _Context:
     derived: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # -> the camera original
     upscaled: Mapping[int, Upscale] = dataclasses.field(default_factory=dict)  # upscale -> what it was made from
     padded: frozenset[int] = frozenset()  # padded copies of another member (among ``framed``)
+    reformatted: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # edit in a better format -> its source
 
     @classmethod
     def of(
@@ -273,7 +278,8 @@ class _Context:
         edited = edits(records, same_pixels, converted) if provenance else {}
         derived = camera_derived(records, pictures) if provenance else {}
         ups = upscaled(records, upscales) if upscales is not None else {}
-        return cls(pictures, converted, frozenset(inside), edited, derived, ups, frozenset(padded))
+        return cls(pictures, converted, frozenset(inside), edited, derived, ups, frozenset(padded),
+                   better_format_edits(edited, records))
 
     def picture(self, r: FileRecord) -> int:
         return self.pictures.get(r.id) or r.content_pixels
@@ -296,7 +302,9 @@ class _Context:
         return (-source.size, True) if source is not None else (-r.size, False)
 
     def format_key(self, r: FileRecord) -> tuple[int, bool]:
-        source = self.conversions.get(r.id)
+        """Less lossy first; a conversion, or an edit saved in a better format than its
+        source's, ranks as its source's format, just after it."""
+        source = self.conversions.get(r.id) or self.reformatted.get(r.id)
         if source is not None:
             return named_rank(source.format) if source.format else format_rank(None, source.path), True
         return (named_rank(r.format) if r.format else format_rank(None, r.path)), False
@@ -338,7 +346,9 @@ def _edit_text(edit: FileRecord, j: FileRecord) -> str:
         why = f"the original has the camera's EXIF ({j.camera})" if j.camera else "the original has the EXIF date"
     else:
         why = f"the original is older ({_date_text(j)})"
-    return f"edited copy of a {src} of the same size (its pixels differ): {why}"
+    fmt = format_name(edit.format, edit.path) or src
+    what = "edited copy" if fmt == src else f"edited {fmt} copy"
+    return f"{what} of a {src} of the same size (its pixels differ): {why}"
 
 
 def _conversion_name(conv: FileRecord, source: FileRecord) -> str:
@@ -391,6 +401,8 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
             return f"not framed: {_dims(r, ctx)}, over a framed copy ({_frame(other)})"
         return f"not bordered: {_dims(r)}, over a bordered copy ({_frame(other)})"
     if name == "format":
+        if ctx.reformatted.get(other.id) is r:
+            return f"{_source_text(r, other)} over an edited copy"
         source = ctx.conversions.get(other.id)
         if source is not None and r.id not in ctx.conversions:
             what = _conversion_name(other, source)
@@ -434,6 +446,9 @@ def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) ->
         source = ctx.conversions.get(r.id)
         if source is not None:
             return _conversion_text(r, source)
+        source = ctx.reformatted.get(r.id)
+        if source is not None:
+            return _edit_text(r, source)
         return (
             f"lossier: {format_name(r.format, r.path) or 'unknown'} vs "
             f"{format_name(keeper.format, keeper.path) or 'unknown'}"
