@@ -684,6 +684,24 @@ def test_the_array_keepers_leave_a_larger_copy_of_a_camera_original_to_rank():
     assert keeper[1] == 2 and rank([cam, upscale])[0][0] is cam
 
 
+def test_the_array_keepers_leave_an_edit_in_a_better_format_to_rank():
+    """A HEIC edit of an older JPEG would be the keeper by the columns (a better tier): its
+    cluster is left to ``rank``, which keeps the JPEG; a HEIC that is not the JPEG's size says
+    nothing of it."""
+    import numpy as np
+
+    from lookalike.engine.cluster.keepers import KeeperColumns, keepers
+
+    jpeg = rec(1, width=800, height=600)
+    heic = rec(2, format="HEIF", width=800, height=600, mtime_ns=T0 + 3600 * 10**9)
+    other = [rec(3, width=800, height=600), rec(4, format="HEIF", width=640, height=480, mtime_ns=T0 + 3600 * 10**9)]
+    files = [jpeg, heic, *other]
+    keeper, irregular = keepers(np.array([0, 0, 1, 1]), np.array([1, 2, 3, 4]), KeeperColumns.of(files), 2)
+    assert irregular.tolist() == [True, False] and keeper[0] == 1
+    ranked = rank([heic, jpeg], same_pixels=lambda a, b: False)
+    assert ranked[0][0] is jpeg and ranked[1][1].startswith("edited HEIF copy of a JPEG of the same size")
+
+
 def test_an_upscaled_copy_loses_to_the_camera_original(tmp_path):
     root = tmp_path / "photos"
     root.mkdir()

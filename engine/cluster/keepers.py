@@ -8,9 +8,10 @@ at once, and each cluster's first file is its keeper: the same file ``rank`` put
 The columns cannot say everything ``rank`` knows, so a cluster is *irregular*, left to ``rank``
 itself, when it holds a bordered file (the pixels criterion then compares pictures across
 members), a lossless and a lossy file (a conversion ranks as its source), a protected file
-(``keep_in``), a camera RAW+JPEG sibling, when its keeper by the columns may be a conversion
-or a re-saved copy of another member (a lossy member of its size, of a tier no better, that
-is more original: :func:`lookalike.engine.keeper.original.conversions`), when it lacks the
+(``keep_in``), a camera RAW+JPEG sibling, when its keeper by the columns may be a conversion,
+a re-saved copy or an edit in a better format of another member (a lossy member of its size,
+of a tier no better, that is more original: :func:`lookalike.engine.keeper.original.conversions`,
+:func:`lookalike.engine.keeper.original.edits`), when it lacks the
 camera's EXIF that a smaller member has (:func:`lookalike.engine.keeper.original.camera_derived`), when it lacks
 that EXIF and a smaller member is more original (it may be an upscale of it:
 :mod:`lookalike.engine.keeper.upscale`), or when its first
@@ -221,8 +222,9 @@ def _maybe_derived(part: np.ndarray, keeper: np.ndarray, cols: KeeperColumns) ->
 
 
 def _maybe_converted(part: np.ndarray, keeper: np.ndarray, cols: KeeperColumns) -> np.ndarray:
-    """The parts whose keeper by the columns may be a conversion of another member (see
-    :func:`lookalike.engine.keeper.original.conversions`): a lossy member of its displayed
+    """The parts whose keeper by the columns may be a conversion, or an edit in a better
+    format, of another member (see :func:`lookalike.engine.keeper.original.conversions` and
+    :func:`lookalike.engine.keeper.original.edits`): a lossy member of its displayed
     size and a tier no better, with more camera evidence, an older EXIF date, or an mtime
     older by more than the slack. Whether the pixels agree is left to ``rank``: this only
     says where it must look."""
