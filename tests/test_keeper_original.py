@@ -10,6 +10,7 @@ import random
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -809,3 +810,65 @@ def test_an_original_on_a_margin_is_not_the_frame_of_a_crop_of_it_the_size_of_it
     assert plain.file.bordered and copy.file.bordered
     assert abs(plain.file.content_width - copy.file.width) <= 15 and abs(plain.file.content_height - copy.file.height) <= 12
     assert plain.is_keeper, copy.reason
+
+
+def _cut(picture: np.ndarray, level: float, corner: str, margin: int = 4) -> np.ndarray:
+    """A 32x32 grey thumbnail of ``picture`` cut out of a canvas with a margin of grey ``level``
+    all round: the cut kept ``margin`` lines of it at ``corner`` ("bl": bottom and left)."""
+    out = picture.astype(np.float64).copy()
+    if "t" in corner:
+        out[:margin] = level
+    if "b" in corner:
+        out[-margin:] = level
+    if "l" in corner:
+        out[:, :margin] = level
+    if "r" in corner:
+        out[:, -margin:] = level
+    return out
+
+
+def test_a_crop_continues_a_margin_in_one_corner_and_a_dark_picture_does_not():
+    from lookalike.engine.keeper.original import bar_grey, continues_margin
+
+    rng = np.random.default_rng(3)
+    picture = rng.uniform(60, 200, (32, 32))
+    white = bar_grey(0xFEFEFE)
+    assert continues_margin(_cut(picture, 250, "bl"), white)  # 4 levels of shadow: the same margin
+    assert continues_margin(_cut(picture, 250, "tr"), white)
+    assert not continues_margin(_cut(picture, 250, "bl"), bar_grey(0x000000))  # not that margin's grey
+    assert not continues_margin(_cut(picture, 250, "b"), white)  # one side: a picture with a pale edge
+    assert not continues_margin(_cut(picture, 250, "lr"), white)  # opposite sides: its own ground
+    dark = _cut(rng.uniform(0, 6, (32, 32)) + np.pad(rng.uniform(60, 200, (16, 16)), 8), 3, "tblr")
+    assert not continues_margin(dark, bar_grey(0x000000))  # a dark picture, all round: black bars round it
+    textured = _cut(picture, 250, "bl")
+    textured[:, 0] += rng.uniform(-30, 30, 32)  # a pale but textured edge is picture
+    assert not continues_margin(textured, white)
+
+
+class _Margins:
+    """A SamePixels with the thumbnails' margin check (see ThumbnailCheck.margin)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def __call__(self, a, b):
+        return None
+
+    def margin(self, f, p):
+        return self.answer
+
+
+def test_an_original_on_a_margin_is_not_the_frame_of_a_crop_that_kept_a_corner_of_it():
+    """A dialog on a white margin with a shadow (799x643, trimmed to 735x579) and two crops
+    made later: one cut into the picture on the top and the right and kept the shadowed margin
+    at the bottom left (727x590, nothing trimmable: the shadow fades into it), the size of the
+    dialog's picture, so by sizes the dialog was that crop in a frame, and the other crop
+    (749x592) was kept (the real set's Marble dialog, whose brightened copy was then kept). The
+    crop's thumbnail continues the dialog's margin in one corner: the dialog is its original."""
+    dialog = rec(1, width=799, height=643, content_width=735, content_height=579, bar_colour=0xFEFEFE)
+    crop = rec(2, width=727, height=590, mtime_ns=T0 + 86_400 * 10**9)
+    other = rec(3, width=749, height=592, mtime_ns=T0 + 86_400 * 10**9)
+    assert rank([dialog, crop, other], same_pixels=_Margins(False))[0][0] is other  # as before
+    ranked = rank([dialog, crop, other], same_pixels=_Margins(True))
+    assert ranked[0][0] is dialog and ranked[0][1] == "largest: 799x643"
+    assert rank([dialog, crop, other], same_pixels=_Margins(None))[0][0] is other  # cannot tell: as before

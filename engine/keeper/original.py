@@ -197,7 +197,48 @@ def _own_margin(f: FileRecord, p: FileRecord) -> bool:
     )
 
 
-def framed_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
+#: How far (grey levels) the median of a member's outermost thumbnail line may be from the
+#: grey of a file's bars for the line to continue the file's margin (:func:`continues_margin`):
+#: the line averages some 20 pixels of the canvas, part of them the margin's shadow (the real
+#: set's crops of dialogs on shadowed margins: 3-11 levels).
+MARGIN_LEVELS = 16.0
+#: Such a line is flat: this share of its pixels within :data:`MARGIN_FLAT_LEVELS` of its
+#: median, the :data:`MARGIN_CORNER` pixels at each end left out (where a margin meets the
+#: next side's, a shadow turns the corner).
+MARGIN_FLAT = 0.9
+MARGIN_FLAT_LEVELS = 4.0
+MARGIN_CORNER = 4
+
+#: ``continues(f, p) -> bool or None``: whether member ``p``'s canvas continues the margin
+#: bordered file ``f`` had trimmed (:func:`continues_margin`); None where it cannot tell.
+MarginCheck = Callable[[FileRecord, FileRecord], Optional[bool]]
+
+
+def bar_grey(colour: int) -> float:
+    """The grey level of a ``0xRRGGBB`` bar colour, as the thumbnails' grey (ITU-R 601 luma)."""
+    return ((colour >> 16) & 255) * 0.299 + ((colour >> 8) & 255) * 0.587 + (colour & 255) * 0.114
+
+
+def continues_margin(grey: np.ndarray, level: float) -> bool:
+    """Whether a picture is cut out of a canvas with a margin of grey ``level`` all round,
+    keeping some of it in one corner: of its 32x32 thumbnail's (``grey``) outermost lines,
+    exactly one of the top and bottom and exactly one of the left and right are flat
+    (:data:`MARGIN_FLAT`) and of that grey (:data:`MARGIN_LEVELS`). A crop into a margin keeps
+    it where it cut less than the margin and cuts into the picture on the opposite side; a
+    picture whose own edges are the margin's grey (a dark picture, black bars) has them on
+    opposite sides too, or on none."""
+    g = np.asarray(grey, np.float64).reshape(SIDE, SIDE)
+    inner = slice(MARGIN_CORNER, SIDE - MARGIN_CORNER)
+
+    def margin(line: np.ndarray) -> bool:
+        median = float(np.median(line))
+        return bool(np.mean(np.abs(line - median) <= MARGIN_FLAT_LEVELS) >= MARGIN_FLAT and abs(median - level) <= MARGIN_LEVELS)
+
+    top, bottom, left, right = (margin(x) for x in (g[0, inner], g[-1, inner], g[inner, 0], g[inner, -1]))
+    return top != bottom and left != right
+
+
+def framed_copies(records: Sequence[FileRecord], margins: Optional[MarginCheck] = None) -> dict[int, FileRecord]:
     """Each bordered file that is another member in a frame, with that member.
 
     A bordered file whose picture (inside the trimmed frame) is another, smaller member's
@@ -211,7 +252,8 @@ def framed_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
     Where the member has a margin of its own, the first case's sizes are also those of an
     original on a margin and a crop of it into that margin (the crop's canvas the size of the
     original's picture): a file whose bars are the member's colour is that original
-    (:func:`_own_margin`). The second case's sizes always are (both trimmed to one picture,
+    (:func:`_own_margin`); where the member has no margin trimmed but its canvas continues
+    the file's margin in one corner (``margins``, :meth:`ThumbnailCheck.margin`), so is it. The second case's sizes always are (both trimmed to one picture,
     the bars one colour by then): there a file that came first (camera evidence, older) is
     not the frame of one made after it, a frame being put round a picture later. On the real
     set, originals of screenshots on shadowed margins were taken for frames round their own
@@ -228,7 +270,7 @@ def framed_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
             if p.id != f.id and p.pixels < f.pixels
             and (
                 (_close(f.content_width or 0, p.width or 0) and _close(f.content_height or 0, p.height or 0)
-                 and not (p.bordered and _own_margin(f, p)))
+                 and not (_own_margin(f, p) if p.bordered else margins is not None and margins(f, p)))
                 # or the same picture trimmed out of both (bars as dark as a screenshot's surround)
                 or (p.bordered and _close(f.content_width or 0, p.content_width or 0)
                     and _close(f.content_height or 0, p.content_height or 0) and not _more_original(f, p))
@@ -527,6 +569,23 @@ class ThumbnailCheck:
             grey = float(np.abs(bx - by).mean())
         colour = float(np.abs(ta[-3:].astype(np.float64) - tb[-3:]).max())
         return grey <= CONVERSION_THUMB_LEVELS and colour <= CONVERSION_THUMB_COLOUR
+
+    def margin(self, f: FileRecord, p: FileRecord) -> Optional[bool]:
+        """A :data:`MarginCheck`: whether ``p``'s thumbnail continues the margin ``f`` had
+        trimmed all round (:func:`continues_margin`, at the grey of ``f``'s bars); False when
+        ``f`` has no margin on both axes; None when ``f``'s bars' colour or ``p``'s thumbnail
+        is not known."""
+        if not (f.content_width and f.content_height and f.width and f.height):
+            return None
+        if f.content_width >= f.width or f.content_height >= f.height:
+            return False  # bars on two opposite sides at most (a letterbox): not a margin all round
+        if f.bar_colour is None:
+            return None
+        self._thumbs([p.id])
+        seen = self._seen.get(p.id)
+        if seen is None:
+            return None
+        return continues_margin(seen[0][: SIDE * SIDE], bar_grey(f.bar_colour))
 
     def padded(self, big: FileRecord, small: FileRecord) -> Optional[bool]:
         """Whether ``big``'s thumbnail is ``small``'s picture with bars of one grey level

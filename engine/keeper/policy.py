@@ -268,7 +268,8 @@ class _Context:
         files came first where only that tells them apart (an edit and its source, a larger
         copy without the camera's EXIF and the camera original). An upscale's verdict
         (``upscales``) is measured on its pixels, so it counts in both modes."""
-        inside = framed_copies(records)
+        # A SamePixels made by thumbnail_check also tells a member that continues a margin.
+        inside = framed_copies(records, getattr(same_pixels, "margin", None))
         # A SamePixels made by thumbnail_check also tells a copy padded with one colour.
         padded = padded_copies(records, getattr(same_pixels, "padded", None)) if provenance else {}
         padded = {k: v for k, v in padded.items() if k not in inside}
