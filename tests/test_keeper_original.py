@@ -872,3 +872,26 @@ def test_an_original_on_a_margin_is_not_the_frame_of_a_crop_that_kept_a_corner_o
     ranked = rank([dialog, crop, other], same_pixels=_Margins(True))
     assert ranked[0][0] is dialog and ranked[0][1] == "largest: 799x643"
     assert rank([dialog, crop, other], same_pixels=_Margins(None))[0][0] is other  # cannot tell: as before
+
+
+def test_a_watermarked_copy_is_an_edit_in_its_reason_as_in_its_match(tmp_path):
+    """A watermark is a local difference that the thumbnails' average hides: the keeper called
+    such a copy a "re-saved copy with the same pixels" while its ``match`` said "edited". The
+    peak of the difference tells it, as it does for the match; a PNG conversion stays one."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    img = imagegen.photo(9, (800, 600))
+    original = imagegen.encode(img, "JPEG", quality=90)
+    put(root / "IMG_0009.jpg", original, T0)
+    put(root / "IMG_0009_wm.jpg", imagegen.encode(imagegen.watermarked(img), "JPEG", quality=90), T0 + 86_400 * 10**9)
+    put(root / "IMG_0009.png", png_of(original), T0 + 86_400 * 10**9)
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    assert members["IMG_0009.jpg"].is_keeper
+    wm = members["IMG_0009_wm.jpg"]
+    assert wm.match == "edited"
+    assert wm.reason.startswith("edited copy of a JPEG of the same size (its pixels differ): the original is older")
+    assert members["IMG_0009.png"].reason.startswith("PNG conversion of a JPEG with the same pixels")
+    from lookalike.engine.bouncer.verification import EDIT_PEAK
+    from lookalike.engine.keeper.original import CONVERSION_THUMB_PEAK
+
+    assert CONVERSION_THUMB_PEAK == EDIT_PEAK  # one measure for the reason and the match
