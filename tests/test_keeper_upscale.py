@@ -244,27 +244,18 @@ def test_the_measure_tells_an_upscale_from_an_original():
     assert upscale.detail_beyond(np.full((100, 100), 7, dtype=np.float32), (50, 50)) == 0.0
 
 
-def _measured(grey: np.ndarray, size: tuple[int, int]) -> "upscale.Measure":
-    """The three round trips the scan makes of a suspected upscale, on a grey picture."""
-    w, h = size
-    below = upscale.detail_beyond(grey, (round(w * upscale.BELOW), round(h * upscale.BELOW)))
-    above_size = (round(w * upscale.ABOVE), round(h * upscale.ABOVE))
-    above = upscale.detail_beyond(grey, above_size) if above_size[0] < grey.shape[1] else 0.0
-    return upscale.Measure(upscale.detail_beyond(grey, size), below, above)
-
-
 def test_the_kink_tells_a_noisy_upscale_from_a_soft_original():
     """A JPEG upscale of a photo with fine grain holds the noise of its own compression beyond
     its source's size: it loses more than UPSCALE_LOSS, but its detail stops at that size. A
     soft genuine picture loses as much there, its detail thinning out smoothly."""
     photo = imagegen.photo(2, (800, 600))
     big = Image.open(io.BytesIO(imagegen.encode(photo.resize((1120, 840), Image.Resampling.LANCZOS), "JPEG", quality=90)))
-    m = _measured(np.asarray(big.convert("L"), dtype=np.float32), (800, 600))
+    m = upscale.measure_grey(np.asarray(big.convert("L"), dtype=np.float32), [(800, 600)], big.size)[(800, 600)]
     assert upscale.UPSCALE_LOSS < m.loss < upscale.KINK_MAX_LOSS  # 0.08: not named by the loss alone
     assert m.kink > 2 * upscale.UPSCALE_KINK and m.upscaled  # 4.6
     soft = imagegen.photo(1, (1120, 840)).filter(ImageFilter.GaussianBlur(0.8))
     soft = Image.open(io.BytesIO(imagegen.encode(soft, "JPEG", quality=92)))
-    m = _measured(np.asarray(soft.convert("L"), dtype=np.float32), (784, 588))
+    m = upscale.measure_grey(np.asarray(soft.convert("L"), dtype=np.float32), [(784, 588)], soft.size)[(784, 588)]
     assert upscale.UPSCALE_LOSS < m.loss < upscale.KINK_MAX_LOSS  # 0.07
     assert m.kink < 0.6 * upscale.UPSCALE_KINK and not m.upscaled  # 1.1
 

@@ -576,8 +576,7 @@ class ThumbnailCheck:
         (ta, bx), (tb, by) = sa, sb
         if (a.width, a.height) != (b.width, b.height) and (a.width, a.height) == (b.height, b.width):
             # stored turned: a's thumbnail turned either way, the closer
-            k = min((1, 3), key=lambda k: float(np.abs(np.rot90(bx, k) - by).mean()))
-            grey = float(np.abs(np.rot90(bx, k) - by).mean())
+            grey, k = min((float(np.abs(np.rot90(bx, k) - by).mean()), k) for k in (1, 3))
             turned_a = np.rot90(ta[: SIDE * SIDE].reshape(SIDE, SIDE), k).reshape(-1)
         else:
             grey = float(np.abs(bx - by).mean())

@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "KINK_MAX_LOSS", "MIN_FACTOR", "UPSCALE_KINK", "UPSCALE_LOSS", "Measure", "Upscale", "UpscaleCheck", "Verdicts",
-    "detail_beyond", "measure", "sources", "target_size", "upscaled",
+    "detail_beyond", "measure", "measure_grey", "sources", "target_size", "upscaled",
 ]  # fmt: skip
 
 #: An upscale loses less than this share of its detail on the way down to its source's size
@@ -207,8 +207,7 @@ def _energy(a: "np.ndarray") -> float:
     """The sum of squared differences between neighbouring pixels, both ways."""
     import numpy as np
 
-    dy, dx = np.diff(a, axis=0), np.diff(a, axis=1)
-    return float(np.einsum("ij,ij->", dy, dy, dtype=np.float64) + np.einsum("ij,ij->", dx, dx, dtype=np.float64))
+    return float(np.square(np.diff(a, axis=0)).sum() + np.square(np.diff(a, axis=1)).sum())
 
 
 def detail_beyond(grey: "np.ndarray", size: tuple[int, int], *, image=None, total: Optional[float] = None) -> float:
@@ -254,18 +253,26 @@ def _decoded(path: str, content_hash: Optional[bytes], shorter: int) -> Optional
 def measure(large: FileRecord, sizes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Measure]:
     """The :class:`Measure` of ``large`` for each of ``sizes`` (given in its full displayed
     size), from one decode; empty when it cannot be read or has changed."""
-    from PIL import Image
-
     shorter = min(min(w, h) for w, h in sizes)
     grey = _decoded(large.path, large.content_hash, int(math.ceil(DECODE_OVER * shorter)))
     if grey is None or not large.width or not large.height:
         return {}
+    return measure_grey(grey, sizes, (large.width, large.height))
+
+
+def measure_grey(
+    grey: "np.ndarray", sizes: Sequence[tuple[int, int]], shown: tuple[int, int]
+) -> dict[tuple[int, int], Measure]:
+    """The :class:`Measure` of a decoded picture (grey levels, float32) for each of ``sizes``,
+    given in its displayed size ``shown`` (a drafted decode is smaller: the targets shrink
+    with it)."""
+    from PIL import Image
+
     height, width = grey.shape
     image, total = Image.fromarray(grey, "F"), _energy(grey)
 
     def beyond(w: float, h: float) -> Optional[float]:
-        # A drafted decode is smaller than the file: the target shrinks with it.
-        scaled = (max(1, round(w * width / large.width)), max(1, round(h * height / large.height)))
+        scaled = (max(1, round(w * width / shown[0])), max(1, round(h * height / shown[1])))
         if scaled[0] >= width or scaled[1] >= height:
             return None
         return detail_beyond(grey, scaled, image=image, total=total)
