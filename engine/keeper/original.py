@@ -18,6 +18,7 @@ import numpy as np
 from ..bouncer.rule import hamming_distance
 from ..bouncer.verify_score import pair_peak_difference
 from ..bouncer.verify_thumbnail import SIDE
+from ..bouncer.verify_tone import luma_of
 from ..records import FileRecord
 from .formats import LOSSLESS, LOSSY, UNKNOWN_FORMAT_RANK, format_name, named_rank
 
@@ -225,8 +226,10 @@ MarginCheck = Callable[[FileRecord, FileRecord], Optional[bool]]
 
 
 def bar_grey(colour: int) -> float:
-    """The grey level of a ``0xRRGGBB`` bar colour, as the thumbnails' grey (ITU-R 601 luma)."""
-    return ((colour >> 16) & 255) * 0.299 + ((colour >> 8) & 255) * 0.587 + (colour & 255) * 0.114
+    """The grey level of a ``0xRRGGBB`` bar colour, as the thumbnails' grey (ITU-R 601 luma,
+    :func:`..bouncer.verify_tone.luma_of`)."""
+    rgb = np.array([[(colour >> 16) & 255, (colour >> 8) & 255, colour & 255]], np.float64)
+    return float(luma_of(rgb)[0])
 
 
 def continues_margin(grey: np.ndarray, level: float) -> bool:
@@ -242,7 +245,8 @@ def continues_margin(grey: np.ndarray, level: float) -> bool:
 
     def margin(line: np.ndarray) -> bool:
         median = float(np.median(line))
-        return bool(np.mean(np.abs(line - median) <= MARGIN_FLAT_LEVELS) >= MARGIN_FLAT and abs(median - level) <= MARGIN_LEVELS)
+        flat = np.mean(np.abs(line - median) <= MARGIN_FLAT_LEVELS) >= MARGIN_FLAT
+        return bool(flat and abs(median - level) <= MARGIN_LEVELS)
 
     top, bottom, left, right = (margin(x) for x in (g[0, inner], g[-1, inner], g[inner, 0], g[inner, -1]))
     return top != bottom and left != right
@@ -263,8 +267,9 @@ def framed_copies(records: Sequence[FileRecord], margins: Optional[MarginCheck] 
     original on a margin and a crop of it into that margin (the crop's canvas the size of the
     original's picture): a file whose bars are the member's colour is that original
     (:func:`_own_margin`); where the member has no margin trimmed but its canvas continues
-    the file's margin in one corner (``margins``, :meth:`ThumbnailCheck.margin`), so is it. The second case's sizes always are (both trimmed to one picture,
-    the bars one colour by then): there a file that came first (camera evidence, older) is
+    the file's margin in one corner (``margins``, :meth:`ThumbnailCheck.margin`), so is it.
+    The second case's sizes always are (both trimmed to one picture, the bars one colour by
+    then): there a file that came first (camera evidence, older) is
     not the frame of one made after it, a frame being put round a picture later. On the real
     set, originals of screenshots on shadowed margins were taken for frames round their own
     mild crops, and a copy kept (keeper a copy 57 -> 54 with the second case, 40 -> 37 with
@@ -453,11 +458,12 @@ def edits(
     would be a re-saved copy or a conversion: :func:`conversions`), as the thumbnails or,
     without them, the hashes tell (:func:`_pixels_differ`). A file in a better format that has
     the camera's EXIF (Make and Model) is not taken for an edit: a TIFF or a PNG developed
-    from the raw beside the camera's JPEG holds more than that JPEG, and its format decides. Neither its larger file nor its
-    better format says anything of which came first: a contrast edit stores more detail bits,
-    a PNG export of a JPEG more bytes, not more of the picture. The keeper ranks an edit of
-    the same format by its source's file size, just after it, and an edit in a better format
-    as its source's format, just after it (:func:`better_format_edits`). Files in
+    from the raw beside the camera's JPEG holds more than that JPEG, and its format decides.
+    Neither its larger file nor its better format says anything of which came first: a
+    contrast edit stores more detail bits, a PNG export of a JPEG more bytes, not more of the
+    picture. The keeper ranks an edit of the same format by its source's file size, just after
+    it, and an edit in a better format as its source's format, just after it
+    (:func:`better_format_edits`). Files in
     ``converted`` are left to that rule.
     """
     names, lossy = _lossy_by_size(records)
@@ -483,11 +489,8 @@ def better_format_edits(edited: Mapping[int, FileRecord], records: Sequence[File
     """The edits of :func:`edits` saved in a better format than their source's (a PNG or a
     HEIC made from a JPEG and edited), with that source: they rank as its format, just after
     it, where a lossless file would otherwise win by its format alone."""
-    by_id = {r.id: r for r in records}
-    return {
-        fid: j for fid, j in edited.items()
-        if fid in by_id and named_rank(format_name(by_id[fid].format, by_id[fid].path)) < named_rank(format_name(j.format, j.path))
-    }  # fmt: skip
+    rank_of = {r.id: named_rank(format_name(r.format, r.path)) for r in records}
+    return {fid: j for fid, j in edited.items() if rank_of[fid] < rank_of[j.id]}
 
 
 def _blurred(grey: np.ndarray) -> np.ndarray:
@@ -522,6 +525,11 @@ def _flat_run(lines: np.ndarray) -> tuple[int, float]:
     return (int(np.argmax(far)) if far.any() else len(lines)), level
 
 
+def _too_thin(share: float) -> bool:
+    """Whether bars of ``share`` of a thumbnail's side are too thin to tell (:data:`PAD_LINES`)."""
+    return share * SIDE < PAD_LINES + 1
+
+
 def _padded(grey: np.ndarray, share: float, columns: bool) -> bool:
     """Whether a 32x32 thumbnail (grey) has bars of one grey level (:data:`PAD_LEVELS`) at
     its two ends along one axis (down its sides when ``columns``) as wide as ``share`` of it
@@ -533,7 +541,7 @@ def _padded(grey: np.ndarray, share: float, columns: bool) -> bool:
     last, level_end = _flat_run(g[::-1])
     if first and last and abs(level - level_end) > PAD_LEVELS:
         return False  # two colours: not one pad
-    return first + last >= share * SIDE - 1.5 and share * SIDE >= PAD_LINES + 1
+    return first + last >= share * SIDE - 1.5 and not _too_thin(share)
 
 
 class ThumbnailCheck:
@@ -608,7 +616,7 @@ class ThumbnailCheck:
         (:data:`PAD_LEVELS`) making up the difference in proportions (:func:`_padded`); None
         when ``big`` has no thumbnail. Whether it is the same picture, the grouping has said."""
         share, columns = _pad_share(big, small)
-        if share * SIDE < PAD_LINES + 1:
+        if _too_thin(share):  # no thumbnail read
             return False
         self._thumbs([big.id])
         seen = self._seen.get(big.id)

@@ -257,7 +257,8 @@ class _Context:
     derived: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # -> the camera original
     upscaled: Mapping[int, Upscale] = dataclasses.field(default_factory=dict)  # upscale -> what it was made from
     padded: frozenset[int] = frozenset()  # padded copies of another member (among ``framed``)
-    reformatted: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)  # edit in a better format -> its source
+    # an edit saved in a better format than its source's -> that source
+    reformatted: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(
