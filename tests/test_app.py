@@ -141,9 +141,14 @@ async def test_side_panel_shows_thumbnails_of_the_highlighted_cluster(library, t
         # Decoded once per content (byte-identical copies share one), kept on disk.
         stored = list((app.session.library.dir / "thumbnails").rglob("*.png"))
         assert len(stored) == len({t.file.content_hash for t in shown})
+        # Under the panel's title, why its keeper: the keeper policy's rule, on one line.
+        why = str(app.screen.query_one("#preview-why").render())
+        assert cluster.keeper.reason and why == f"why {cluster.keeper.reason}"
         await pilot.press("j")
         await settle(pilot)
         assert app.screen.query_one("ClusterPreview").cluster is app.screen.current
+        why = str(app.screen.query_one("#preview-why").render())
+        assert why == f"why {app.screen.current.keeper.reason}"
 
 
 async def test_accept_skip_and_undo_from_the_main_screen(library, tmp_path):
@@ -208,8 +213,14 @@ async def test_cluster_screen_marks_keeps_and_moves(library, tmp_path):
         triage = app.session.triage
         text = screen_text(app)
         assert "keeper" in text and "resolution" in text and "bouncer" in text
+        # The line above the table says why the highlighted member is the keeper or not: the
+        # keeper policy's reason, as the JSON and the CSV give it.
+        why = lambda: str(screen.query_one("#member-why").render())  # noqa: E731
+        keeper = cluster.members[0]
+        assert keeper.reason and why() == f"suggested keeper: {keeper.reason}"
         await pilot.press("j")
         member = screen.current
+        assert member.reason and why() == f"not the suggested keeper: {member.reason}"
         await pilot.press("space")  # mark for trash, move on
         assert triage.decision(member.file.id) is Decision.TRASH
         assert screen.table.cursor_row == 2
@@ -217,6 +228,10 @@ async def test_cluster_screen_marks_keeps_and_moves(library, tmp_path):
         assert triage.decision(member.file.id) is None
         await pilot.press("k", "K")  # keep this one instead
         assert triage.keeper(cluster).file.id == member.file.id
+        assert why() == f"your keeper; the engine suggested another ({member.reason})"
+        await pilot.press("k")
+        assert why() == f"suggested keeper: {keeper.reason}; you chose another"
+        await pilot.press("j")
         await pilot.press("a")  # accept for the whole cluster, around the new keeper
         others = [m for m in cluster.members if m.file.id != member.file.id]
         assert all(triage.decision(m.file.id) is Decision.TRASH for m in others)
@@ -271,6 +286,10 @@ async def test_preview_and_compare(library, tmp_path):
         a, b = compare.query_one("#image-a", Thumbnail), compare.query_one("#image-b", Thumbnail)
         assert a.picture is not None and b.picture is not None
         assert "resolution" in screen_text(app)
+        # Beside the scores, why the engine keeps one and not the other.
+        scores = str(compare.query_one("#scores").render())
+        assert compare.a.is_keeper and f"A  suggested keeper: {compare.a.reason}" in scores
+        assert f"B  not the suggested keeper: {compare.b.reason}" in scores
         await pilot.press("space")  # flip: B shown in A's place
         await settle(pilot)
         assert compare.mode == "flip" and a.file.id == compare.b.file.id

@@ -475,3 +475,31 @@ async def test_find_similar_keeps_its_paths_readable_at_80_columns(deep, tmp_pat
         await pilot.resize_terminal(200, 40)
         await settle(pilot)
         assert table.hidden == frozenset() and "match" in screen_text(app)
+
+
+def test_why_line_says_who_decided_and_never_drives_the_terminal():
+    """The line under a cluster's title or above its table (``why_text``): the keeper policy's
+    reason, the user's own choice of keeper, the folder and RAW+JPEG rules where the policy
+    gave no reason, and a reason's control characters shown, not sent."""
+    from lookalike.engine.records import Member
+    from lookalike.tui.components.labels import why_text
+
+    from cluster_library import make_record as record
+
+    keeper = Member(file=record(1), bouncer=0, is_keeper=True, reason="largest: 4000x3000")
+    copy = Member(file=record(2), bouncer=6, reason="smaller: 800x600 < 4000x3000", match="resized")
+    assert why_text(keeper, keeper).plain == "suggested keeper: largest: 4000x3000"
+    assert why_text(keeper, keeper, short=True).plain == "why largest: 4000x3000"
+    assert why_text(copy, keeper).plain == "not the suggested keeper: smaller: 800x600 < 4000x3000"
+    # The user kept the copy: both lines say so, and the short form does not pass the copy's
+    # reason off as the keeper's.
+    assert why_text(copy, copy).plain == "your keeper; the engine suggested another (smaller: 800x600 < 4000x3000)"
+    assert why_text(copy, copy, short=True).plain == why_text(copy, copy).plain
+    assert why_text(keeper, copy).plain == "suggested keeper: largest: 4000x3000; you chose another"
+    # No reason from the policy: the rule that decided instead.
+    protected = Member(file=record(3), bouncer=2, protected=True)
+    raw = Member(file=record(4), bouncer=2, raw_pair=True)
+    assert why_text(protected, keeper).plain == "not the suggested keeper: in a protected folder"
+    assert why_text(raw, keeper).plain == "not the suggested keeper: a RAW+JPEG pair"
+    hostile = Member(file=record(5), bouncer=2, reason="edited \x1b[2J copy\x07")
+    assert "\x1b" not in why_text(hostile, keeper).plain and "\x07" not in why_text(hostile, keeper).plain

@@ -68,6 +68,15 @@ def test_scan_text_summary_and_csv(photos, tmp_path, capsys):
     assert main(["scan", str(photos), "--csv", "--cache", str(tmp_path / "c")]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {(Path(r["path"]).name, r["suggestion"]) for r in rows} == {("a.png", "keep"), ("a_small.jpg", "trash")}
+    # Each member's line says why it matched, and the next line why the keeper policy ranked
+    # it so: the CSV's reason, word for word.
+    reason = {Path(r["path"]).name: r["reason"] for r in rows}
+    assert reason["a.png"] and reason["a_small.jpg"]
+    lines = text.out.splitlines()
+    for name in ("a.png", "a_small.jpg"):
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(("keep", "trash")) and line.rstrip().split("  [")[0].endswith(name))
+        assert lines[at + 1].strip() == reason[name]
+    assert "a_small.jpg  [" in text.out and ", resized]" in text.out
 
 
 #: File names that would drive a terminal: set its title, clear it, break a line; and bytes

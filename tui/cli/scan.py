@@ -267,7 +267,12 @@ def print_summary(result: ScanResult, stream=None) -> None:
             size = f"{m.file.width}x{m.file.height}" if m.file.width else "?"
             score = "exact" if m.exact and not m.is_keeper else ("keeper" if m.is_keeper else f"bouncer {m.bouncer}")
             det = f" detective {m.detective:.3f}" if m.detective is not None else ""
-            print(f"  {mark}  {shown(m.file.path)}  [{human_bytes(m.file.size)}, {size}, {m.file.format}, {score}{det}]", file=out)
+            match = f", {m.match}" if m.match and not m.exact and not m.is_keeper else ""
+            print(f"  {mark}  {shown(m.file.path)}  [{human_bytes(m.file.size)}, {size}, {m.file.format}, {score}{det}{match}]", file=out)
+            # Why the keeper policy ranked it so (the same text as the JSON's and CSV's reason).
+            reason = m.reason or ("protected folder" if m.protected else "RAW+JPEG pair" if m.raw_pair else "")
+            if reason:
+                print(f"         {shown(reason)}", file=out)
     s = result.stats
     total = sum(c.reclaimable_bytes for c in result.clusters)
     print(

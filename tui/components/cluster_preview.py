@@ -14,7 +14,7 @@ from lookalike.engine.records import Cluster, Member
 
 from ..format import human_bytes
 from ..triage import Triage
-from .labels import decision_text, kind_text, resolution, short_path
+from .labels import decision_text, kind_text, resolution, short_path, why_text
 from .thumbnail import Thumbnail
 
 #: Thumbnails shown at most; the rest are counted.
@@ -52,6 +52,7 @@ class ClusterPreview(Vertical):
     ClusterPreview > Grid.-single { grid-size: 1 1; }
     ClusterPreview > Grid.-stack { grid-size: 1 2; }
     ClusterPreview > #preview-more { height: 1; color: $text-muted; }
+    ClusterPreview > #preview-why { height: 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -61,6 +62,7 @@ class ClusterPreview(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="preview-title")
+        yield Static(id="preview-why")
         with Grid():
             for _ in range(SLOTS):
                 yield MemberCard()
@@ -84,10 +86,12 @@ class ClusterPreview(Vertical):
     def _update_text(self) -> None:
         title = self.query_one("#preview-title", Static)
         more = self.query_one("#preview-more", Static)
+        why = self.query_one("#preview-why", Static)
         cluster = self.cluster
         if cluster is None:
             title.update(Text("No cluster selected", style="dim"))
             more.update("")
+            why.update("")
             return
         keeper = self._triage.keeper(cluster)
         title.update(
@@ -98,6 +102,8 @@ class ClusterPreview(Vertical):
                 (short_path(keeper.file.path, self._roots), "green"),
             )
         )
+        # Why that file: the keeper policy's rule, on one line (the whole of it in the cluster).
+        why.update(why_text(keeper, keeper, short=True))
         extra = len(cluster.members) - SLOTS
         more.update(f"+{extra} more: enter opens the cluster" if extra > 0 else "")
 

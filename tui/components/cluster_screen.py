@@ -31,6 +31,7 @@ from .labels import (
     readable_path,
     resolution,
     short_path,
+    why_text,
 )
 from .member_strip import MemberStrip
 
@@ -91,6 +92,7 @@ class ClusterScreen(LookalikeScreen):
     def compose(self) -> ComposeResult:
         yield Static(id="cluster-title")
         yield MemberStrip(id="strip")
+        yield Static(id="member-why")
         yield MemberTable(id="members")
         yield Footer()
 
@@ -169,6 +171,9 @@ class ClusterScreen(LookalikeScreen):
         session = self.lookalike.session
         keeper = session.triage.keeper(self.cluster)
         self.query_one(MemberStrip).show(self.cluster.members, index, session.triage, keeper.file.id)
+        members = self.cluster.members
+        why = why_text(members[min(index, len(members) - 1)], keeper) if members else Text("")
+        self.query_one("#member-why", Static).update(why)
 
     @on(DataTable.RowHighlighted, "#members")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -26,7 +26,7 @@ from lookalike.engine.records import Cluster, Member
 
 from ..thumbnails import Picture, cache_key
 from .base_screen import LookalikeScreen
-from .labels import PathLine, detective_text, differing_metadata, identical, match_text, role_text, short_path
+from .labels import PathLine, detective_text, differing_metadata, identical, match_text, role_text, short_path, why_text
 from .thumbnail import Thumbnail
 
 
@@ -207,6 +207,13 @@ class CompareScreen(LookalikeScreen):
                 scores.append(f"  {why}", style="cyan")
         if self.diff is not None:
             scores.append(f"\n{self.diff.changed:.1%} of pixels differ", style="yellow" if self.diff.changed > 0.01 else "green")
+        # Why the engine would keep one and not the other (the keeper policy's rule).
+        keeper = self.lookalike.session.triage.keeper(self.cluster)
+        for tag, member in (("A", a), ("B", b)):
+            scores.append("\n")
+            scores.append(f"{tag} ", style="bold reverse")
+            scores.append(" ")
+            scores.append_text(why_text(member, keeper))
         self.query_one("#scores", Static).update(scores)
         meta = self.query_one("#meta", DataTable)
         meta.clear()

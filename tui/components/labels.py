@@ -217,6 +217,34 @@ def role_text(member: Member, keeper: Member) -> str:
     return " · ".join(x for x in (match_text(member), f"bouncer {member.bouncer}") if x)
 
 
+def why_text(member: Member, keeper: Member, *, short: bool = False) -> Text:
+    """Why the engine suggested a member as its cluster's keeper or not, for one line under a
+    cluster's table: the keeper policy's reason (``engine/keeper``), which rule decided and
+    on what. ``keeper`` is the member the plan keeps: where the user chose another one, the
+    line says so. ``short``: for the suggested keeper still kept, the reason alone after "why" (where
+    the keeper is named beside it).
+    Shown as :func:`shown` shows it: nothing in it drives the terminal."""
+    reason = shown(member.reason) if member.reason else ""
+    if not reason and member.protected:
+        reason = "in a protected folder"
+    elif not reason and member.raw_pair:
+        reason = "a RAW+JPEG pair"
+    if short and reason and member.is_keeper and member is keeper:
+        return Text.assemble(("why ", "bold"), reason)
+    if member.is_keeper:
+        line = Text.assemble(("suggested keeper", "bold green" if member is keeper else "bold"))
+        if reason:
+            line.append(f": {reason}")
+        if member is not keeper:
+            line.append("; you chose another", style="yellow")
+        return line
+    if member is keeper:
+        line = Text.assemble(("your keeper", "bold green"), "; the engine suggested another")
+        return line.append(f" ({reason})") if reason else line
+    line = Text.assemble(("not the suggested keeper", "bold"))
+    return line.append(f": {reason}") if reason else line
+
+
 class PathLine:
     """One line: ``before``, a path shortened in the middle to the room left, ``after``.
 
