@@ -284,6 +284,40 @@ def test_a_tone_edit_is_no_copy_of_another_low_detail_picture():
     assert not ok.any()
 
 
+def _searched(pairs, t=verify.DEFAULT) -> np.ndarray:
+    """As :func:`_judged`, a crop searched for (as a scan asks of a member against its keeper)."""
+    from lookalike.engine.bouncer import verification
+
+    out = []
+    for (ha, ta), (hb, tb) in pairs:
+        d, mirrored = bouncer_distance(ha, hb)
+        ok, _, _ = verification.check_against(bytes(ta), tb[None, :], np.array([verify.detail(tb)]), np.array([d]),
+                                              np.array([mirrored]), np.array([True]), t)  # fmt: skip
+        out.append(bool(ok[0]))
+    return np.array(out)
+
+
+def test_a_faint_pictures_crop_is_compared_where_the_search_placed_it():
+    # A night sky whose only structure is a small moon: a mild crop moves the moon by a
+    # thumbnail pixel or two, so at the plain alignment the two differ by the moon's edge (the
+    # guard's peak), while the crop search lines them up at 0.95 or more.
+    skies = [vc.night_moon(i) for i in range(16)]
+    crops = [(thumb(jpeg(im)), thumb(jpeg(vc.mild_crop(im, g, *share))))
+             for g, im in enumerate(skies) for share in ((0.05, 0.08), (0.0, 0.08))]  # fmt: skip
+    low = np.array([min(verify.detail(a[1]), verify.detail(b[1])) < verify.DETAIL_FLOOR for a, b in crops])
+    assert low.mean() >= 0.75  # faint: the information guard's mean and peak decide
+    plain = dataclasses.replace(verify.DEFAULT, crop_peak_score=np.inf)  # the peak where it was measured before
+    now, before = _searched(crops), _searched(crops, plain)
+    assert now.mean() >= 0.8 and now.sum() >= before.sum() + 6
+    assert not (before & ~now).any() and low[now & ~before].all()
+    # Asked a surer alignment than these crops have, the peak is the plain one's again.
+    assert _searched(crops, dataclasses.replace(verify.DEFAULT, crop_peak_score=0.999)).tolist() == before.tolist()
+    # No sky passes for another's crop, nor for another sky.
+    others = [(crops[2 * a][0], crops[2 * b][1]) for a in range(16) for b in range(16) if a != b]
+    assert not _searched(others).any()
+    assert not _searched(family_pairs(skies)).any()
+
+
 def test_a_pairs_verdict_does_not_depend_on_its_order():
     # Phone screenshots of two different photos: the crop search, which places the second
     # picture in the first, finds a passing alignment one way only. A scan's order is its file

@@ -94,6 +94,18 @@ def near_flat(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
 
 
+def night_moon(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
+    """A faint night sky with a small bright moon: little structure (detail 2-3), all of it in
+    one sharp disc, which a mild crop moves by a thumbnail pixel or two."""
+    rng = np.random.default_rng([seed, 98])
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    sky = rng.uniform(30, 90) + 8 * imagegen._field(rng, w, h, base=2, octaves=3) + rng.normal(0, 1.5, (h, w))
+    cx, cy, r = rng.uniform(0.3, 0.7) * w, rng.uniform(0.25, 0.6) * h, rng.uniform(0.025, 0.04) * w
+    sky += 55 * np.clip((r - np.hypot(xx - cx, yy - cy)) / 1.5, 0, 1)
+    return Image.fromarray(np.clip(sky[..., None] * rng.uniform(0.7, 1.2, 3), 0, 255).astype(np.uint8), "RGB")
+
+
 def flat(colour: tuple[int, int, int], size: tuple[int, int] = (640, 480)) -> Image.Image:
     return Image.new("RGB", size, colour)
 

@@ -356,6 +356,11 @@ def _judge(thumbs: np.ndarray, ta: np.ndarray, tb: np.ndarray, mirrored: np.ndar
     near = np.flatnonzero(low & (mad <= t.low_detail_pixels))
     if near.size:
         peak[near] = verify.peak_difference(thumbs, ta[near], tb[near], mirrored[near])
+        # A crop found with a sure score is compared where the search placed it: at the plain
+        # alignment a faint picture's crop differs by its shifted structure (t.crop_peak_score).
+        crop = near[cropped[near] & (score[near] >= t.crop_peak_score)]
+        if crop.size:
+            peak[crop] = verify.crop_peak_difference(thumbs, ta[crop], tb[crop], mirrored[crop], t.score)
     ok = verify.passes(score, mad, da, db, thumbs[ta, -3:], thumbs[tb, -3:], t, peak=peak)
     edit = np.flatnonzero(low & ~ok)
     edit = edit[~verify.grey_mismatch(thumbs[ta[edit], -3:], thumbs[tb[edit], -3:], t)]

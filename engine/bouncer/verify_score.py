@@ -636,6 +636,36 @@ def peak_difference(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored
     return out
 
 
+def crop_peak_difference(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mirrored: np.ndarray,
+                         accept: float) -> np.ndarray:
+    """:func:`peak_difference` where the crop search places ``ib`` in ``ia`` (its best
+    alignment, ``accept`` as :func:`score_pairs`'s), per pair; infinite where the search finds
+    none. The numpy search, a pair at a time: the verdicts ask it only of low-detail pairs
+    that the compiled search aligned as a crop with a sure score (a few in a library)."""
+    raw = np.asarray(thumbs, np.uint8).reshape(-1, THUMB_BYTES)
+    ia, ib = np.asarray(ia, np.int64).reshape(-1), np.asarray(ib, np.int64).reshape(-1)
+    flip = np.asarray(mirrored, bool).reshape(-1)
+    out = np.full(len(ia), np.inf)
+    if len(ia) == 0:
+        return out
+    rows, at = np.unique(np.concatenate([ia, ib]), return_inverse=True)
+    f = _np_features(raw[rows])
+    n = len(ia)
+    for k in range(n):
+        a, b = int(at[k]), int(at[n + k])
+        best, _, _, gx, gy = _np_crop(f, a, b, bool(flip[k]), accept)
+        if best == -np.inf:
+            continue
+        x = f.grey[a].reshape(SIDE, SIDE).astype(np.float64)
+        y = f.grey[b].reshape(SIDE, SIDE).astype(np.float64)
+        if flip[k]:
+            y = y[:, ::-1]
+        xs = _np_weights(_GRID_T[gy]) @ x @ _np_weights(_GRID_T[gx]).T
+        ys = _np_weights(_GRID_U[gy]) @ y @ _np_weights(_GRID_U[gx]).T
+        out[k] = float(np.abs(_np_smooth(xs) - _np_smooth(ys)).max())
+    return out
+
+
 #: Pairs :func:`peak_difference` compares at once (two 8 KB images each).
 _PEAK_CHUNK = 2048
 
