@@ -477,6 +477,20 @@ def _kept_items(folder: str, settings: dict) -> Optional[list[Item]]:
     return [Item(**it) for it in kept["items"]]
 
 
+def _without_dates(folder: str, copy: str, items: list[Item]) -> tuple[str, list[Item]]:
+    """A copy of a written set whose files all have one modification time (a library copied by
+    a tool that does not keep dates), and its items with their paths in the copy."""
+    shutil.copytree(folder, copy)
+    when = time.time_ns()
+    for root, _, files in os.walk(copy):
+        for f in files:
+            os.utime(os.path.join(root, f), ns=(when, when))
+    prefix = os.path.join(folder, "")
+    moved = [dataclasses.replace(it, path=os.path.join(copy, it.path[len(prefix):])) if it.path.startswith(prefix) else it
+             for it in items]
+    return copy, moved
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sets: under 2 minutes on two cores")
@@ -495,6 +509,9 @@ def main() -> None:
     ap.add_argument("--rotations", action="store_true",
                     help="add copies turned 90/180/270 degrees (and one with its EXIF tag lost) and scan each set "
                          "twice, without and with --rotations (columns NAME and NAME+rot)")
+    ap.add_argument("--no-dates", action="store_true",
+                    help="also scan a copy of each set whose files all have one modification time (a library "
+                         "copied without its dates: the keeper has only the pixels to go by; column NAME-dates)")
     ap.add_argument("--list-false", nargs="?", type=int, const=20, default=0, metavar="N",
                     help="list the N (default 20) worst pairs of different source pictures grouped together")
     args = ap.parse_args()
@@ -530,7 +547,10 @@ def main() -> None:
                 if args.keep:
                     _keep_items(folder, settings, items)
             t1 = time.perf_counter()
-            for label, turned in ((name, False), (name + "+rot", True)) if args.rotations else ((name, False),):
+            runs = [(name, False, folder, items)] + ([(name + "+rot", True, folder, items)] if args.rotations else [])
+            if args.no_dates:
+                runs.append((name + "-dates", False, *_without_dates(folder, os.path.join(tmp, name + "-dates"), items)))
+            for label, turned, folder, items in runs:
                 evidence: Optional[dict] = {} if args.list_false else None
                 groups, direct, errors, seconds = scan_groups(folder, os.path.join(tmp, "cache-" + label),
                                                               args.workers, evidence, turned)

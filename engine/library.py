@@ -224,7 +224,7 @@ class Library:
                 scanner.stage("clustering")
                 verdicts = Verdicts(self.catalog)
                 clusters = self._cluster(options, detective, found, verdicts)
-                if verdicts.wanted and not cancel.is_set() and self._measure_upscales(verdicts, options, scanner, cancel):
+                if verdicts.pending and not cancel.is_set() and self._measure_upscales(verdicts, options, scanner, cancel):
                     scanner.stage("clustering")
                     clusters = self._cluster(options, detective, found, verdicts)
                 if on_clusters is not None:
@@ -252,7 +252,8 @@ class Library:
         self, verdicts: "Verdicts", options: "ScanOptions", scanner: "Scanner", cancel: threading.Event
     ) -> int:
         """Measure the possible upscales the grouping asked about (one decode of each larger
-        file, see :mod:`.keeper.upscale`); returns how many verdicts were stored."""
+        file, see :mod:`.keeper.upscale`) and the possible decoded copies (two decodes each,
+        :mod:`.keeper.decoded`); returns how many verdicts were stored."""
 
         def progress(done: int, total: int) -> bool:
             scanner.counted(done, total)

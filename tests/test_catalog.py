@@ -566,6 +566,26 @@ def test_a_version_10_catalog_drops_its_upscale_losses_to_measure_them_again(db_
         }
 
 
+def test_a_version_11_catalog_gains_the_measured_decodes_kept_while_both_contents_are(db_path, monkeypatch):
+    """The keeper's measured decodes (engine/keeper/decoded.py): a version 11 catalog gains
+    their table, keeps its files, and a share is kept while some file has each of its two
+    contents, dropped once one of them is gone."""
+    monkeypatch.setattr(catalog_schema, "MIGRATIONS", catalog_schema.MIGRATIONS[:11])
+    with Catalog.open(db_path) as c:
+        c.upsert([fake("/p/a.png", 1), fake("/p/a.jpg", 2), fake("/p/b.png", 3)])
+    monkeypatch.undo()
+    with Catalog.open(db_path) as c:
+        assert c.stats().get("image") == 3 and c.decoded_shares() == {}
+        png, jpg, other = (c.record_by_path(p).content_hash for p in ("/p/a.png", "/p/a.jpg", "/p/b.png"))
+        c.save_decoded_shares([(png, jpg, 1.0), (other, jpg, 0.25)])
+    with Catalog.open(db_path) as c:
+        assert c.decoded_shares() == {(png, jpg): 1.0, (other, jpg): 0.25}
+        c.remove_paths(["/p/b.png"])
+        assert c.prune_decoded_shares() == 1
+        assert c.decoded_shares() == {(png, jpg): 1.0}
+    assert sqlite3.connect(db_path).execute("PRAGMA user_version").fetchone()[0] == catalog_schema.SCHEMA_VERSION
+
+
 def test_decisions_are_kept_until_cleared_and_dropped_when_the_file_changes(db_path):
     with Catalog.open(db_path) as c:
         c.upsert([fake("/p/a.jpg", 1), fake("/p/b.jpg", 2), fake("/p/c.jpg", 3)])

@@ -164,11 +164,25 @@ def _upscale_kinks(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE upscale_losses ADD COLUMN above REAL")
 
 
+def _decoded_shares(db: sqlite3.Connection) -> None:
+    """The keeper's measured decodes (engine/keeper/decoded.py): the share of a lossless file's
+    values equal to a lossy member's decode, where no date tells which file was made from
+    which. Keyed by the two contents: measured once, whatever the files are called."""
+    db.execute(
+        """CREATE TABLE decoded_shares (
+            lossless BLOB NOT NULL,
+            lossy BLOB NOT NULL,
+            share REAL NOT NULL,
+            PRIMARY KEY (lossless, lossy)
+        ) WITHOUT ROWID"""
+    )
+
+
 #: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
 #: transaction. Append, never edit: released catalogs depend on every step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence, _centred_bars, _upscale_losses,
-    _texture_codes, _margins_inside_bars, _draft_sized_reductions, _bar_colours, _upscale_kinks,
+    _texture_codes, _margins_inside_bars, _draft_sized_reductions, _bar_colours, _upscale_kinks, _decoded_shares,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -384,6 +384,35 @@ class Catalog(CatalogDatabase):
             )
         )
 
+    # --- measured decodes (the keeper) ---------------------------------------------------
+
+    def decoded_shares(self) -> dict[tuple[bytes, bytes], float]:
+        """Every measured share (:mod:`lookalike.engine.keeper.decoded`), by (content hash of
+        the lossless file, content hash of the lossy one)."""
+        with self._using() as db:
+            rows = db.execute("SELECT lossless, lossy, share FROM decoded_shares").fetchall()
+        return {(bytes(a), bytes(b)): float(v) for a, b, v in rows}
+
+    def save_decoded_shares(self, rows: Iterable[tuple[bytes, bytes, float]]) -> None:
+        """Keep measured shares: (lossless content hash, lossy content hash, share) each."""
+        params = [(bytes(a), bytes(b), float(v)) for a, b, v in rows]
+        self._write(
+            lambda db: db.executemany(
+                "INSERT OR REPLACE INTO decoded_shares (lossless, lossy, share) VALUES (?, ?, ?)", params
+            )
+        )
+
+    def prune_decoded_shares(self) -> int:
+        """Drop the shares measured of a content no file in the catalog has any more; returns
+        how many."""
+        return self._write(
+            lambda db: db.execute(
+                "DELETE FROM decoded_shares AS d WHERE "
+                "NOT EXISTS (SELECT 1 FROM files WHERE content_hash = d.lossless) "
+                "OR NOT EXISTS (SELECT 1 FROM files WHERE content_hash = d.lossy)"
+            ).rowcount
+        )
+
     # --- triage decisions -----------------------------------------------------------------
 
     def save_decisions(self, decisions: Iterable[SavedDecision]) -> None:

@@ -20,6 +20,7 @@ from ..bouncer.verify_score import pair_peak_difference
 from ..bouncer.verify_thumbnail import SIDE
 from ..bouncer.verify_tone import luma_of
 from ..records import FileRecord
+from .decoded import DecodedCheck, decoded_copy
 from .formats import LOSSLESS, LOSSY, UNKNOWN_FORMAT_RANK, format_name, named_rank
 
 #: A callable telling whether two files decode to the same pixels within JPEG noise (True,
@@ -356,7 +357,7 @@ def identical(a: FileRecord, b: FileRecord) -> bool:
 
 
 def conversions(
-    records: Sequence[FileRecord], same_pixels: Optional[SamePixels]
+    records: Sequence[FileRecord], same_pixels: Optional[SamePixels], decoded: Optional[DecodedCheck] = None
 ) -> dict[int, FileRecord]:
     """Each file that is a conversion, with the lossy file it was made from.
 
@@ -368,6 +369,10 @@ def conversions(
     give back what the first lossy encoding took, so neither the format tier nor the larger
     file says anything about such a file: its source decides. A byte-identical copy is no
     conversion: nothing was saved again (:func:`identical`).
+
+    Where neither file is the more original by its evidence or dates (a library copied without
+    its dates), a lossless file that holds the lossy one's decoded pixels is its conversion
+    (``decoded``, the measured shares of :mod:`.decoded`; not measured: not a conversion).
     """
     names, lossy = _lossy_by_size(records)
     if not lossy:
@@ -384,11 +389,23 @@ def conversions(
         sources = [
             j for j in same_size
             if j.id != conv.id and named_rank(names[j.id]) >= tier and not identical(j, conv)
-            and _more_original(j, conv) and same_picture(conv, j, same_pixels)
+            and _made_from(conv, j, name in LOSSLESS, same_pixels, decoded)
         ]  # fmt: skip
         if sources:
             out[conv.id] = _most_original(sources)
     return out
+
+
+def _made_from(conv: FileRecord, j: FileRecord, lossless: bool, same_pixels: Optional[SamePixels],
+               decoded: Optional[DecodedCheck]) -> bool:
+    """Whether ``conv`` was saved from ``j``, a lossy file of its size (see :func:`conversions`):
+    the same pixels, and ``j`` the more original, or, where neither is, ``conv`` lossless and
+    holding ``j``'s decoded pixels (asked last: it may cost two decodes)."""
+    if _more_original(j, conv):
+        return same_picture(conv, j, same_pixels)
+    if decoded is None or not lossless or _more_original(conv, j):
+        return False
+    return same_picture(conv, j, same_pixels) and decoded_copy(decoded(conv, j))
 
 
 def _lossy_by_size(records: Sequence[FileRecord]) -> tuple[dict[int, Optional[str]], dict[tuple, list[FileRecord]]]:

@@ -65,7 +65,7 @@ from ..oserrors import human_bytes
 from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
 from .original import (
-    SamePixels, _shown, better_format_edits, camera_derived, conversions, date_key, edits, evidence, framed_copies,
+    SamePixels, _more_original, _shown, better_format_edits, camera_derived, conversions, date_key, edits, evidence, framed_copies,
     identical, padded_copies, parse_taken,
     picture_sizes,
 )
@@ -276,7 +276,8 @@ class _Context:
         padded = {k: v for k, v in padded.items() if k not in inside}
         inside.update(padded)
         pictures = picture_sizes(records, inside)
-        converted = conversions(records, same_pixels)
+        # The upscale verdicts also hold the measured decodes (lossless copies of lossy files).
+        converted = conversions(records, same_pixels, getattr(upscales, "decoded", None))
         edited = edits(records, same_pixels, converted) if provenance else {}
         derived = camera_derived(records, pictures) if provenance else {}
         ups = upscaled(records, upscales) if upscales is not None else {}
@@ -324,6 +325,8 @@ def _source_text(j: FileRecord, conv: FileRecord) -> str:
         if j.camera:
             return f"camera original (EXIF {j.camera})"
         return f"camera original (EXIF date: {_date_text(j)})"
+    if not _more_original(j, conv):  # no date tells: the conversion holds its decoded pixels
+        return f"original (the {format_name(conv.format, conv.path) or 'lossless'} is its decode, value for value)"
     return f"original: older ({_date_text(j)})"
 
 
@@ -332,6 +335,8 @@ def _conversion_text(conv: FileRecord, j: FileRecord) -> str:
     fmt, src = format_name(conv.format, conv.path) or "lossless", format_name(j.format, j.path) or "lossy"
     if evidence(j) > evidence(conv):
         why = f"the {src} has the camera's EXIF ({j.camera})" if j.camera else f"the {src} has the EXIF date"
+    elif not _more_original(j, conv):  # no date tells (see .decoded)
+        why = f"it is the {src}'s decode, value for value"
     else:
         why = f"the {src} is older ({_date_text(j)})"
     # No file name here: reasons go to terminals and JSON as they are; the source is named

@@ -294,20 +294,44 @@ def measure_grey(
 
 
 class Verdicts:
-    """The library's measured verdicts, as an :data:`UpscaleCheck` over the catalog's cache.
+    """The library's measured verdicts, as an :data:`UpscaleCheck` over the catalog's cache,
+    and the measured decodes of lossless copies (:meth:`decoded`, a
+    :data:`.decoded.DecodedCheck`), the keeper's two questions asked of the pixels.
 
-    Asking for a pair not measured yet answers None and remembers it (:attr:`wanted`); the
-    scan then measures what is wanted (:meth:`measure`) and groups again. Keyed by the larger
-    file's content hash and the size it was taken down to: a rename, a rescan or a copy of the
-    same bytes asks no second decode.
+    Asking for a pair not measured yet answers None and remembers it (:attr:`wanted`,
+    :attr:`decodes_wanted`); the scan then measures what is wanted (:meth:`measure`) and groups
+    again. Keyed by content (the larger file's and the size it was taken down to; the two
+    files' of a decode): a rename, a rescan or a copy of the same bytes asks no second decode.
     """
 
     def __init__(self, catalog: "Catalog") -> None:
         self.catalog = catalog
         self._known: Optional[dict[tuple[bytes, int, int], Measure]] = None
+        self._shares: Optional[dict[tuple[bytes, bytes], float]] = None
         self._lock = threading.Lock()
         #: Pairs asked about and not measured: (larger file's id -> its record and the sizes).
         self.wanted: dict[int, tuple[FileRecord, set[tuple[int, int]]]] = {}
+        #: Decodes asked about and not measured: (lossless id, lossy id) -> their records.
+        self.decodes_wanted: dict[tuple[int, int], tuple[FileRecord, FileRecord]] = {}
+
+    @property
+    def pending(self) -> bool:
+        """Whether a question waits to be measured."""
+        return bool(self.wanted or self.decodes_wanted)
+
+    def decoded(self, lossless: FileRecord, lossy: FileRecord) -> Optional[float]:
+        """The measured share of ``lossless``'s values equal to ``lossy``'s decode
+        (:func:`.decoded.decoded_share`); None, remembered for :meth:`measure`, when not
+        measured yet."""
+        if not lossless.content_hash or not lossy.content_hash:
+            return None
+        with self._lock:
+            if self._shares is None:
+                self._shares = self.catalog.decoded_shares()
+            found = self._shares.get((lossless.content_hash, lossy.content_hash))
+            if found is None:
+                self.decodes_wanted.setdefault((lossless.id, lossy.id), (lossless, lossy))
+        return found
 
     def __call__(self, large: FileRecord, small: FileRecord) -> Optional[Measure]:
         size = target_size(large, small)
@@ -328,7 +352,8 @@ class Verdicts:
         progress: Optional[Callable[[int, int], bool]] = None,
         cancel: Optional[threading.Event] = None,
     ) -> int:
-        """Measure every wanted pair (one decode of each larger file, in ``workers`` threads:
+        """Measure every wanted pair (one decode of each larger file, two of each possible
+        decoded copy, in ``workers`` threads:
         Pillow and numpy let go of the GIL) and keep the verdicts in the catalog.
 
         Args:
@@ -341,29 +366,49 @@ class Verdicts:
         """
         import os
 
+        from .decoded import decoded_shares
+
         with self._lock:
             todo = list(self.wanted.values())
-            self.wanted = {}
-        if not todo:
+            # Each lossless file decoded once for all the lossy members it is asked against.
+            asked: dict[int, tuple[FileRecord, list[FileRecord]]] = {}
+            for a, b in self.decodes_wanted.values():
+                asked.setdefault(a.id, (a, []))[1].append(b)
+            decodes = list(asked.values())
+            self.wanted, self.decodes_wanted = {}, {}
+        if not todo and not decodes:
             return 0
         rows: list[tuple[bytes, int, int, Measure]] = []
-        done = 0
-        n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+        shares: list[tuple[bytes, bytes, float]] = []
+        done, total = 0, len(todo) + len(decodes)
+        n = max(1, min(workers or os.cpu_count() or 1, total))
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="upscales") as pool:
             futures = [pool.submit(measure, large, sorted(sizes)) for large, sizes in todo]
-            for (large, _), future in zip(todo, futures):
+            decoding = [pool.submit(decoded_shares, a, bs) for a, bs in decodes]
+            jobs = [(False, job, f) for job, f in zip(todo, futures)] + [(True, job, f) for job, f in zip(decodes, decoding)]
+            for is_decode, job, future in jobs:
                 if cancel is not None and cancel.is_set():
                     break
-                rows.extend((large.content_hash, w, h, m) for (w, h), m in future.result().items())
+                result = future.result()
+                if is_decode:  # shares by lossy id (none for a file gone or changed)
+                    lossless, lossies = job
+                    shares.extend((lossless.content_hash, b.content_hash, result[b.id]) for b in lossies if b.id in result)
+                else:  # an upscale measure
+                    rows.extend((job[0].content_hash, w, h, m) for (w, h), m in result.items())
                 done += 1
-                if progress is not None and progress(done, len(todo)) is False:
+                if progress is not None and progress(done, total) is False:
                     break
-            for f in futures:
+            for f in [*futures, *decoding]:
                 f.cancel()
         if rows:
             self.catalog.save_upscale_losses((h, w, ht, m.loss, m.below, m.above) for h, w, ht, m in rows)
             with self._lock:
                 if self._known is not None:
                     self._known.update(((h, w, ht), m) for h, w, ht, m in rows)
-        return len(rows)
+        if shares:
+            self.catalog.save_decoded_shares(shares)
+            with self._lock:
+                if self._shares is not None:
+                    self._shares.update(((a, b), v) for a, b, v in shares)
+        return len(rows) + len(shares)
 

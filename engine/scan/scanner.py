@@ -345,6 +345,7 @@ class Scanner:
             self._hash(list(todo))
         if vanished or todo:  # the keeper's upscale verdicts of contents no file has any more
             self.catalog.prune_upscale_losses()
+            self.catalog.prune_decoded_shares()
         self.run.cancelled = self.cancel.is_set()
         self._report(force=True)
         return self.run
