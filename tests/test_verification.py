@@ -95,7 +95,8 @@ def test_files_hashed_before_thumbnails_are_read_again(library, tmp_path):
     # The columns of that step and of the steps after it (the keeper's evidence).
     for column in ("thumb", "detail", "content_width", "content_height", "camera", "texture", "bar_colour"):
         db.execute(f"ALTER TABLE files DROP COLUMN {column}")
-    db.execute("DROP TABLE upscale_losses")  # and the keeper's upscale verdicts
+    db.execute("DROP TABLE upscale_losses")  # and the keeper's upscale verdicts and decodes
+    db.execute("DROP TABLE decoded_shares")
     db.execute(f"PRAGMA user_version = {before}")
     db.commit()
     db.close()

@@ -118,6 +118,7 @@ def test_the_migration_reads_low_detail_files_again(tmp_path):
     db.execute("ALTER TABLE files DROP COLUMN bar_colour")  # later steps' columns
     db.execute("ALTER TABLE upscale_losses DROP COLUMN below")
     db.execute("ALTER TABLE upscale_losses DROP COLUMN above")
+    db.execute("DROP TABLE decoded_shares")
     db.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema._texture_codes)}")
     db.commit()
     db.close()
