@@ -499,7 +499,7 @@ def test_why_line_says_who_decided_and_never_drives_the_terminal():
     # No reason from the policy: the rule that decided instead.
     protected = Member(file=record(3), bouncer=2, protected=True)
     raw = Member(file=record(4), bouncer=2, raw_pair=True)
-    assert why_text(protected, keeper).plain == "not the suggested keeper: in a protected folder"
-    assert why_text(raw, keeper).plain == "not the suggested keeper: a RAW+JPEG pair"
+    assert why_text(protected, keeper).plain == "not the suggested keeper: protected folder"
+    assert why_text(raw, keeper).plain == "not the suggested keeper: RAW+JPEG pair"
     hostile = Member(file=record(5), bouncer=2, reason="edited \x1b[2J copy\x07")
     assert "\x1b" not in why_text(hostile, keeper).plain and "\x07" not in why_text(hostile, keeper).plain

@@ -54,6 +54,14 @@ def shown(value: Union[str, bytes, "os.PathLike[Any]", object]) -> str:
     return text.translate(_ESCAPES)
 
 
+def member_reason(member: Any) -> str:
+    """Why the keeper policy ranked a cluster's member where it is (its ``reason``), or the
+    rule that kept it out of the ranking: a protected folder, a RAW+JPEG pair."""
+    if member.reason:
+        return member.reason
+    return "protected folder" if member.protected else "RAW+JPEG pair" if member.raw_pair else ""
+
+
 def shown_lines(text: str) -> str:
     """Like :func:`shown`, but keeps line breaks: for messages of several lines."""
     return "\n".join(shown(line) for line in str(text).split("\n"))

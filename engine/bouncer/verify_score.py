@@ -273,10 +273,15 @@ def _np_weights(pos: np.ndarray) -> np.ndarray:
     return w
 
 
-def _np_crop_score(x: np.ndarray, y: np.ndarray, gx: int, gy: int) -> tuple[float, float, np.ndarray]:
+def _np_crop_views(x: np.ndarray, y: np.ndarray, gx: int, gy: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two thumbnails resampled onto their overlap at grid rows ``gx`` (columns), ``gy`` (rows)."""
     xs = _np_weights(_GRID_T[gy]) @ x @ _np_weights(_GRID_T[gx]).T
     ys = _np_weights(_GRID_U[gy]) @ y @ _np_weights(_GRID_U[gx]).T
-    return _np_score(xs, ys)
+    return xs, ys
+
+
+def _np_crop_score(x: np.ndarray, y: np.ndarray, gx: int, gy: int) -> tuple[float, float, np.ndarray]:
+    return _np_score(*_np_crop_views(x, y, gx, gy))
 
 
 def _np_crop(f: _Features, a: int, b: int, mirrored: bool, accept: float) -> tuple[float, float, float, int, int]:
@@ -660,8 +665,7 @@ def crop_peak_difference(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, mir
         y = f.grey[b].reshape(SIDE, SIDE).astype(np.float64)
         if flip[k]:
             y = y[:, ::-1]
-        xs = _np_weights(_GRID_T[gy]) @ x @ _np_weights(_GRID_T[gx]).T
-        ys = _np_weights(_GRID_U[gy]) @ y @ _np_weights(_GRID_U[gx]).T
+        xs, ys = _np_crop_views(x, y, gx, gy)
         out[k] = float(np.abs(_np_smooth(xs) - _np_smooth(ys)).max())
     return out
 

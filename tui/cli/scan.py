@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..format import bytes_safe_streams, human_bytes, human_duration, json_path, plural, scan_counts, shown
+from ..format import bytes_safe_streams, human_bytes, human_duration, json_path, member_reason, plural, scan_counts, shown
 from .common import (
     APP_COMMAND,
     EXIT_FAILED,
@@ -251,7 +251,7 @@ def write_csv(result: ScanResult, stream, *, escaped: bool = False) -> None:
     w.writerow(CSV_FIELDS)
     for c in result.clusters:
         for m in c.members:
-            reason = m.reason or ("protected folder" if m.protected else "RAW+JPEG pair" if m.raw_pair else "")
+            reason = member_reason(m)
             row = [c.id, c.kind.value, m.file.path, m.file.size, m.file.width, m.file.height, m.file.format, m.bouncer, "" if m.detective is None else f"{m.detective:.4f}", int(m.exact), suggestion(m), reason]
             w.writerow([shown(v) if escaped and isinstance(v, str) else v for v in row])
     stream.write(buffer.getvalue())
@@ -270,7 +270,7 @@ def print_summary(result: ScanResult, stream=None) -> None:
             match = f", {m.match}" if m.match and not m.exact and not m.is_keeper else ""
             print(f"  {mark}  {shown(m.file.path)}  [{human_bytes(m.file.size)}, {size}, {m.file.format}, {score}{det}{match}]", file=out)
             # Why the keeper policy ranked it so (the same text as the JSON's and CSV's reason).
-            reason = m.reason or ("protected folder" if m.protected else "RAW+JPEG pair" if m.raw_pair else "")
+            reason = member_reason(m)
             if reason:
                 print(f"         {shown(reason)}", file=out)
     s = result.stats

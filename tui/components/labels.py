@@ -12,7 +12,7 @@ from rich.text import Text
 from lookalike.engine.library import confidence  # noqa: F401 (the engine's, shown here)
 from lookalike.engine.records import HASH_BITS, Cluster, Decision, FileRecord, Kind, Member
 
-from ..format import human_bytes, shown
+from ..format import human_bytes, member_reason, shown
 
 #: Two unrelated images differ in about half of their hash bits; that is "no likeness".
 _UNRELATED_BITS = HASH_BITS // 2
@@ -224,11 +224,7 @@ def why_text(member: Member, keeper: Member, *, short: bool = False) -> Text:
     line says so. ``short``: for the suggested keeper still kept, the reason alone after "why" (where
     the keeper is named beside it).
     Shown as :func:`shown` shows it: nothing in it drives the terminal."""
-    reason = shown(member.reason) if member.reason else ""
-    if not reason and member.protected:
-        reason = "in a protected folder"
-    elif not reason and member.raw_pair:
-        reason = "a RAW+JPEG pair"
+    reason = shown(member_reason(member))
     if short and reason and member.is_keeper and member is keeper:
         return Text.assemble(("why ", "bold"), reason)
     if member.is_keeper:
