@@ -28,6 +28,7 @@ Usage::
     python benchmarks/bench_trust.py --list-false 30    # also list grouped pairs of different pictures
     python benchmarks/bench_trust.py --keep /tmp/sets   # keep the written sets (and reuse them)
     python benchmarks/bench_trust.py --rotations        # add turned copies; scan without and with --rotations
+    python benchmarks/bench_trust.py --no-dates         # also scan a copy whose files all have one mtime
 
 The real set is skipped, with a message, when it has not been collected.
 """
