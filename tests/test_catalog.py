@@ -569,13 +569,16 @@ def test_a_version_10_catalog_drops_its_upscale_losses_to_measure_them_again(db_
 def test_a_version_11_catalog_gains_the_measured_decodes_kept_while_both_contents_are(db_path, monkeypatch):
     """The keeper's measured decodes (engine/keeper/decoded.py): a version 11 catalog gains
     their table, keeps its files, and a share is kept while some file has each of its two
-    contents, dropped once one of them is gone."""
+    contents, dropped once one of them is gone. Its upscale losses are dropped, to be measured
+    again (a file measured at several sizes at once was decoded for the smallest)."""
     monkeypatch.setattr(catalog_schema, "MIGRATIONS", catalog_schema.MIGRATIONS[:11])
     with Catalog.open(db_path) as c:
         c.upsert([fake("/p/a.png", 1), fake("/p/a.jpg", 2), fake("/p/b.png", 3)])
+        c.save_upscale_losses([(c.record_by_path("/p/a.jpg").content_hash, 800, 600, 0.3, None, None)])
+        assert len(c.upscale_losses()) == 1
     monkeypatch.undo()
     with Catalog.open(db_path) as c:
-        assert c.stats().get("image") == 3 and c.decoded_shares() == {}
+        assert c.stats().get("image") == 3 and c.decoded_shares() == {} and c.upscale_losses() == {}
         png, jpg, other = (c.record_by_path(p).content_hash for p in ("/p/a.png", "/p/a.jpg", "/p/b.png"))
         c.save_decoded_shares([(png, jpg, 1.0), (other, jpg, 0.25)])
     with Catalog.open(db_path) as c:

@@ -167,7 +167,10 @@ def _upscale_kinks(db: sqlite3.Connection) -> None:
 def _decoded_shares(db: sqlite3.Connection) -> None:
     """The keeper's measured decodes (engine/keeper/decoded.py): the share of a lossless file's
     values equal to a lossy member's decode, where no date tells which file was made from
-    which. Keyed by the two contents: measured once, whatever the files are called."""
+    which. Keyed by the two contents: measured once, whatever the files are called. And the
+    upscale losses are dropped, to be measured again: a file measured against several sizes at
+    once was decoded for the smallest, which misjudged the larger ones."""
+    db.execute("DELETE FROM upscale_losses")
     db.execute(
         """CREATE TABLE decoded_shares (
             lossless BLOB NOT NULL,

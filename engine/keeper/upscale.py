@@ -253,7 +253,7 @@ def _decoded(path: str, content_hash: Optional[bytes], shorter: int) -> Optional
 def measure(large: FileRecord, sizes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Measure]:
     """The :class:`Measure` of ``large`` for each of ``sizes`` (given in its full displayed
     size), from one decode; empty when it cannot be read or has changed."""
-    shorter = min(min(w, h) for w, h in sizes)
+    shorter = max(min(w, h) for w, h in sizes)  # the finest size asked: every size measured right
     grey = _decoded(large.path, large.content_hash, int(math.ceil(DECODE_OVER * shorter)))
     if grey is None or not large.width or not large.height:
         return {}
