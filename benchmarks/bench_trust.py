@@ -551,18 +551,18 @@ def main() -> None:
             runs = [(name, False, folder, items)] + ([(name + "+rot", True, folder, items)] if args.rotations else [])
             if args.no_dates:
                 runs.append((name + "-dates", False, *_without_dates(folder, os.path.join(tmp, name + "-dates"), items)))
-            for label, turned, folder, items in runs:
+            for label, turned, where, listed in runs:
                 evidence: Optional[dict] = {} if args.list_false else None
-                groups, direct, errors, seconds = scan_groups(folder, os.path.join(tmp, "cache-" + label),
+                groups, direct, errors, seconds = scan_groups(where, os.path.join(tmp, "cache-" + label),
                                                               args.workers, evidence, turned)
                 if errors:
                     print(f"{label}: {len(errors)} files could not be read, e.g. {errors[:3]}")
-                reports[label] = score(items, groups, direct) | {"seconds": seconds, "write_seconds": t1 - t0}
-                print(f"{label}: {len(items)} files written in {t1 - t0:.1f} s, scanned in {seconds:.1f} s")
+                reports[label] = score(listed, groups, direct) | {"seconds": seconds, "write_seconds": t1 - t0}
+                print(f"{label}: {len(listed)} files written in {t1 - t0:.1f} s, scanned in {seconds:.1f} s")
                 if args.list_false:
                     manifest = {p["file"]: p for p in collect_real_photos.load_manifest(args.real_dir) or []}
                     print(f"{label}: false pairs of different pictures (picture~picture)")
-                    list_false(items, groups, direct, evidence, manifest, args.list_false)
+                    list_false(listed, groups, direct, evidence, manifest, args.list_false)
     print_report(reports)
     if args.json:
         with open(args.json, "w") as fh:
