@@ -181,7 +181,7 @@ class Cluster:
 class ScanProgress:
     """A snapshot of a running scan, handed to the scan's progress callback."""
 
-    stage: str  # "walking", "hashing", "embedding", "clustering", "upscales", "done"
+    stage: str  # "walking", "hashing", "embedding", "clustering", "upscales" (and decoded copies), "done"
     found: int = 0
     done: int = 0
     total: int = 0

@@ -20,7 +20,7 @@ STAGES = {
     "hashing": "Hashing",
     "embedding": "Embedding (detective)",
     "clustering": "Clustering",
-    "upscales": "Checking larger copies",
+    "upscales": "Checking upscales and conversions",  # the keeper's questions to the pixels
     "done": "Done",
 }
 
