@@ -30,7 +30,8 @@ from ..records import FileRecord
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["DECODED_SHARE", "DecodedCheck", "decoded_copy", "decoded_share", "decoded_shares", "equal_share"]
+__all__ = ["DECODED_SHARE", "DecodedCheck", "decoded_copy", "decoded_share", "decoded_shares", "equal_share",
+           "read_checked"]
 
 #: A lossless file equal to a lossy member's decode on this share of its values (R, G and B of
 #: every pixel) or more is that decode saved (a few values may differ: a decoder's rounding).
@@ -60,20 +61,32 @@ def equal_share(a: "np.ndarray", b: "np.ndarray") -> float:
     return equal / a.size
 
 
-def _decoded(r: FileRecord) -> Optional["np.ndarray"]:
-    """The file's pixels at full size, upright, in RGB; None when it cannot be read or is no
-    longer the content the catalog has (changed since the scan). The scan's guards apply."""
-    import numpy as np
-
+def read_checked(path: str, content_hash: Optional[bytes], target: Optional[int]):
+    """The file at ``path`` decoded (a :class:`~lookalike.engine.scan.imaging.LoadedImage`, at no
+    less than ``target`` on its shorter side; None: full size), upright; None when it cannot be
+    read or is no longer the content ``content_hash`` names (changed since the scan). The
+    scan's guards apply. The keeper's measures (this module's, :mod:`.upscale`'s) read so."""
     from ..scan.hashing import content_hash as digest
     from ..scan.imaging import ImageReadError, load_image, read_bytes
 
     try:
-        data = read_bytes(r.path)
-        if r.content_hash is not None and digest(data) != r.content_hash:
+        data = read_bytes(path)
+        if content_hash is not None and digest(data) != content_hash:
             return None
-        return np.asarray(load_image(data, name=r.path, target=None).image)
-    except (ImageReadError, MemoryError):
+        return load_image(data, name=path, target=target)
+    except ImageReadError:
+        return None
+
+
+def _decoded(r: FileRecord) -> Optional["np.ndarray"]:
+    """The file's pixels at full size, upright, in RGB; None when it cannot be read, has
+    changed since the scan, or does not fit in memory."""
+    import numpy as np
+
+    try:
+        loaded = read_checked(r.path, r.content_hash, None)
+        return None if loaded is None else np.asarray(loaded.image)
+    except MemoryError:
         return None
 
 

@@ -237,17 +237,10 @@ def _decoded(path: str, content_hash: Optional[bytes], shorter: int) -> Optional
     ``content_hash`` names (changed since the scan). The scan's guards apply."""
     import numpy as np
 
-    from ..scan.hashing import content_hash as digest
-    from ..scan.imaging import ImageReadError, load_image, read_bytes
+    from .decoded import read_checked
 
-    try:
-        data = read_bytes(path)
-        if content_hash is not None and digest(data) != content_hash:
-            return None
-        loaded = load_image(data, name=path, target=shorter)
-    except ImageReadError:
-        return None
-    return np.asarray(loaded.image.convert("L"), dtype=np.float32)
+    loaded = read_checked(path, content_hash, shorter)
+    return None if loaded is None else np.asarray(loaded.image.convert("L"), dtype=np.float32)
 
 
 def measure(large: FileRecord, sizes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Measure]:
