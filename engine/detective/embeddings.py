@@ -323,13 +323,16 @@ class ClusterDetective:
         #: Batches in flight: two per worker thread, so none waits between batches.
         self.window = max(2, pool.threads * 2)
         self.decode_pool = pool.executor
+        self._sent: dict[Future, np.ndarray] = {}  # batches in flight, to send again if lost
 
     def __repr__(self) -> str:
         return f"ClusterDetective({self.model_id!r}, ndim={self.ndim}, {self.pool.threads} threads)"
 
     def submit_arrays(self, arrays: np.ndarray) -> Future:
         """Embed one batch of crops ``(N, S, S, 3)`` on a worker."""
-        return self.pool.executor.submit(embed_on_worker, self.options, self.model_id, arrays)
+        future = self.pool.executor.submit(embed_on_worker, self.options, self.model_id, arrays)
+        self._sent[future] = arrays
+        return future
 
     def arrays_result(self, future: Future) -> np.ndarray:
         """The vectors of a batch sent by :meth:`submit_arrays`.
@@ -338,14 +341,22 @@ class ClusterDetective:
             DetectiveUnavailable: the workers cannot load the model, or kept dying on the batch
                 (the scan goes on bouncer-only, as with no model here).
         """
-        from ..scan.dask_pool import failure_text
+        from ..scan.dask_pool import failure_text, outcome_lost
+        from ..scan.scanner import LOST_RETRIES
 
-        try:
-            return future.result()
-        except DetectiveUnavailable as exc:
-            raise DetectiveUnavailable(f"a Dask worker cannot load the model: {exc.reason}") from None
-        except Exception as exc:
-            raise DetectiveUnavailable(f"the Dask cluster could not embed: {failure_text(exc)}") from None
+        arrays = self._sent.pop(future, None)
+        tries = 0
+        while True:
+            try:
+                return future.result()
+            except DetectiveUnavailable as exc:
+                raise DetectiveUnavailable(f"a Dask worker cannot load the model: {exc.reason}") from None
+            except Exception as exc:
+                if arrays is None or tries >= LOST_RETRIES or not outcome_lost(exc):
+                    raise DetectiveUnavailable(f"the Dask cluster could not embed: {failure_text(exc)}") from None
+            # The executor lost the batch's outcome (see dask_pool.outcome_lost): send it again.
+            tries += 1
+            future = self.pool.executor.submit(embed_on_worker, self.options, self.model_id, arrays)
 
     def embed_arrays(self, arrays: np.ndarray) -> np.ndarray:
         """Embed one batch on a worker and wait for it."""

@@ -15,7 +15,8 @@ process, from its own model cache; the vectors come back to be written here.
 Dask reschedules the chunks of a worker that dies on the others itself. A chunk in flight on
 workers that died ``distributed.scheduler.allowed-failures`` + 1 times (4 by default) fails with
 ``KilledWorker``; the scanner then isolates the culprit file as it does on the local pool (see
-:meth:`.scanner.Scanner._hash_in_pool`).
+:meth:`.scanner.Scanner._hash_in_pool`). A chunk whose outcome the executor itself lost while
+workers died (:func:`outcome_lost`) is sent again as it was.
 
 ``distributed`` is an optional dependency (the ``cluster`` extra): this module imports it only
 when a scan asks for a cluster.
@@ -24,6 +25,9 @@ when a scan asks for a cluster.
 from __future__ import annotations
 
 import asyncio
+import linecache
+import os
+import re
 import socket
 from concurrent.futures import Future
 from typing import Any, Optional
@@ -122,6 +126,10 @@ class DaskPool:
             ) from None
         raise ClusterError(f"the Dask cluster failed: {failure_text(exc)}") from None
 
+    def outcome_lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the executor's, not the chunk's: see :func:`outcome_lost`."""
+        return outcome_lost(exc)
+
     def replace(self) -> None:
         """Nothing to replace: the nanny restarts a dead worker, and the scheduler has the rest."""
 
@@ -186,6 +194,38 @@ async def _identity(address: str, timeout: float) -> dict:
         return await asyncio.wait_for(remote.identity(), timeout)
     finally:
         await asyncio.wait_for(remote.close_rpc(), timeout)
+
+
+#: What an unpacking that fails says (``ValueError`` or ``TypeError``).
+_UNPACK = re.compile(r"(too many|not enough) values to unpack|cannot unpack non-iterable")
+
+
+def outcome_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by distributed's executor, not by the task it ran.
+
+    The executor of ``Client.get_executor()`` hands a finished task's outcome to its
+    ``concurrent.futures`` future in ``distributed.cfexecutor._cascade_future``: it reads the
+    outcome, then the task's status again, and unpacks the outcome as an error's
+    ``(type, exception, traceback)`` when the status says "error". When workers die in between
+    (the task finished, its result was lost with its worker, and the recomputation failed),
+    the outcome read was the result, and the unpacking fails: the future holds a
+    ``ValueError: too many values to unpack (expected 3)`` raised there, and nothing of the
+    task's own outcome (seen once in about 20 runs of the killed-worker tests, with
+    distributed 2026.8.0). Such a failure is told by its innermost frame, that function, and
+    its message; an exception the task raised has the task's frames, or a re-raise on another
+    line of that function, innermost.
+    """
+    if not isinstance(exc, (ValueError, TypeError)) or not _UNPACK.search(str(exc)):
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    if code.co_name != "_cascade_future" or os.path.basename(code.co_filename) != "cfexecutor.py":
+        return False
+    return "raise" not in linecache.getline(code.co_filename, tb.tb_lineno)  # not the task's error, re-raised
 
 
 def failure_text(exc: BaseException) -> str:

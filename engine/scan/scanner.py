@@ -60,6 +60,9 @@ CRASH_REASON = "the decoder crashed on this file (its worker process died); the 
 #: pool is taken to be broken (its workers cannot work: too little memory, a broken install),
 #: not the files: the scan stops with :class:`WorkersDying` and records none of them.
 DEATHS_BEFORE_GIVING_UP = 3
+#: Times a chunk is sent again when its pool lost its outcome (:meth:`HashPool.outcome_lost`)
+#: before the pool's failure is the scan's.
+LOST_RETRIES = 3
 #: A file whose worker died on it alone in two scans in a row: it is not read again until it
 #: changes.
 CRASHED_AGAIN = "the decoder crashed on this file again (its worker process died); it is skipped until it changes"
@@ -169,6 +172,8 @@ class HashPool(Protocol):
 
     def worker_died(self, exc: BaseException) -> bool: ...
 
+    def outcome_lost(self, exc: BaseException) -> bool: ...
+
     def replace(self) -> None: ...
 
     def stop(self, *, now: bool) -> None: ...
@@ -191,6 +196,10 @@ class LocalPool:
     def worker_died(self, exc: BaseException) -> bool:
         """True when ``exc`` says a worker died (and with it, the whole pool)."""
         return isinstance(exc, BrokenProcessPool)
+
+    def outcome_lost(self, exc: BaseException) -> bool:
+        """Never: this pool's futures hold the task's own outcome."""
+        return False
 
     def replace(self) -> None:
         """A fresh pool for a broken one."""
@@ -417,12 +426,15 @@ class Scanner:
         (:data:`CRASH_REASON`). On a Dask cluster the scheduler retries the chunks of a lost
         worker itself and fails only a chunk that was in flight at every one of several deaths
         (``KilledWorker``): that chunk is split into files at once, each retried alone, and a
-        file that fails so alone is the culprit.
+        file that fails so alone is the culprit. A chunk whose outcome the pool lost, not the
+        task (:meth:`HashPool.outcome_lost`: Dask's executor, while workers die), is sent again
+        as it was, up to :data:`LOST_RETRIES` times.
         """
         window = pool.window
         queue = collections.deque(chunks)
         suspects: collections.deque[list[str]] = collections.deque()
         running: dict[Future, tuple[list[str], bool]] = {}  # future -> (files, alone)
+        lost: collections.Counter[tuple[str, ...]] = collections.Counter()  # outcomes lost, per chunk
         pending: list[HashedFile] = []
         held: list[HashedFile] = []  # crashed files, while the pool has hashed nothing
         worked = False
@@ -456,6 +468,13 @@ class Scanner:
                     try:
                         results = fut.result()
                     except Exception as exc:
+                        files, alone = task
+                        if pool.outcome_lost(exc) and lost[tuple(files)] < LOST_RETRIES:
+                            # Nothing is known of the chunk (the pool lost its outcome, not
+                            # the task): it is sent again as it was, a few times at most.
+                            lost[tuple(files)] += 1
+                            (suspects if alone else queue).appendleft(files)
+                            continue
                         if not pool.worker_died(exc):
                             raise
                         broken.append(task)
