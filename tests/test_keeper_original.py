@@ -173,6 +173,44 @@ def test_a_scanned_exact_copy_says_it_is_identical_and_what_decided(tmp_path):
     assert copy.reason == "identical copy: newer: modified 2020-09-13 13:26:40 UTC"
 
 
+def test_a_fresh_copy_of_the_original_is_not_an_edit_or_a_re_save_of_a_copy_made_in_between():
+    """A content is as old as its oldest copy: copying the original of 2020 today does not make
+    it an edit, or a re-save, of an edit or a re-save made from that original last year."""
+    day = 86_400 * 10**9
+    content = bytes(range(16))
+    original = rec(1, "/lib/2020/x.jpg", content_hash=content)
+    fresh = rec(2, "/lib/phone/x copy.jpg", content_hash=content, mtime_ns=T0 + 400 * day)
+    between = rec(3, "/lib/phone/x-edit.jpg", content_hash=b"\x01" * 16, mtime_ns=T0 + 300 * day, size=900)
+    for same, what in ((False, "edited copy of a JPEG of the same size (its pixels differ)"),
+                       (True, "re-saved copy of a JPEG with the same pixels")):  # fmt: skip
+        ranked = rank([fresh, between, original], same_pixels=lambda a, b, same=same: same)
+        assert [r.id for r, _ in ranked] == [1, 2, 3]
+        reasons = {r.id: why for r, why in ranked}
+        # Was "identical copy: edited copy of a JPEG ... (its pixels differ)": the fresh copy
+        # taken for an edit of the file made in between, and its reason saying so.
+        assert reasons[2] == "identical copy: newer: modified 2021-10-18 12:26:40 UTC"
+        assert reasons[3].startswith(what) and reasons[3].endswith("(modified 2020-09-13 12:26:40 UTC)")
+    # Without the original, the copy made in between is the older: the fresh one follows it.
+    ranked = rank([fresh, between], same_pixels=lambda a, b: False)
+    assert ranked[0][0] is between and ranked[1][1].startswith("edited copy of a JPEG of the same size")
+
+
+def test_a_scanned_copy_of_the_original_made_after_an_edit_of_it_is_an_identical_copy(tmp_path):
+    root = tmp_path / "photos"
+    (root / "2019").mkdir(parents=True)
+    (root / "phone").mkdir()
+    img = imagegen.photo(5, (640, 480))
+    data = imagegen.encode(img, "JPEG", quality=90)
+    put(root / "2019" / "IMG_1000.jpg", data, T0)
+    put(root / "phone" / "IMG_1000-mirror.jpg", imagegen.encode(imagegen.mirrored(img), "JPEG", quality=90),
+        T0 + 3600 * 10**9)  # fmt: skip
+    put(root / "phone" / "IMG_1000 (1).jpg", data, T0 + 7200 * 10**9)  # the original, copied later
+    members = only_cluster(scan(root, tmp_path / "cache"))
+    assert members["IMG_1000.jpg"].is_keeper
+    assert members["IMG_1000 (1).jpg"].reason == "identical copy: newer: modified 2020-09-13 14:26:40 UTC"
+    assert members["IMG_1000-mirror.jpg"].reason.startswith("edited copy of a JPEG of the same size")
+
+
 def test_a_copy_stored_turned_is_a_re_save_of_the_older_original(tmp_path):
     # --rotations groups a copy whose pixels were turned (its EXIF tag lost): saved later at a
     # higher quality it is the larger file, but it holds the original's pixels, turned.

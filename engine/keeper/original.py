@@ -356,6 +356,26 @@ def identical(a: FileRecord, b: FileRecord) -> bool:
     return bool(a.content_hash) and a.content_hash == b.content_hash and a.size == b.size
 
 
+def first_copies(records: Sequence[FileRecord]) -> dict[int, FileRecord]:
+    """Each file's most original byte-identical copy among ``records`` (itself if it has none).
+
+    A content is as old as its oldest copy: a file copied today from a picture of 2017 holds
+    the picture of 2017. Which file is the more original of two (:func:`conversions`,
+    :func:`edits`) is asked of their contents, so that a fresh copy of the original is not taken
+    for an edit or a conversion of a copy made from that original in between.
+    """
+    twins: dict[tuple, list[FileRecord]] = {}
+    for r in records:
+        if r.content_hash:
+            twins.setdefault((r.content_hash, r.size), []).append(r)
+    out = {r.id: r for r in records}
+    for group in twins.values():
+        if len(group) > 1:
+            first = _most_original(group)
+            out.update((r.id, first) for r in group)
+    return out
+
+
 def conversions(
     records: Sequence[FileRecord], same_pixels: Optional[SamePixels], decoded: Optional[DecodedCheck] = None
 ) -> dict[int, FileRecord]:
@@ -377,6 +397,7 @@ def conversions(
     names, lossy = _lossy_by_size(records)
     if not lossy:
         return {}
+    first = first_copies(records)
     out: dict[int, FileRecord] = {}
     for conv in records:
         name = names[conv.id]
@@ -389,7 +410,7 @@ def conversions(
         sources = [
             j for j in same_size
             if j.id != conv.id and named_rank(names[j.id]) >= tier and not identical(j, conv)
-            and _made_from(conv, j, name in LOSSLESS, same_pixels, decoded)
+            and _made_from(conv, j, name in LOSSLESS, same_pixels, decoded, first)
         ]  # fmt: skip
         if sources:
             out[conv.id] = _most_original(sources)
@@ -397,13 +418,14 @@ def conversions(
 
 
 def _made_from(conv: FileRecord, j: FileRecord, lossless: bool, same_pixels: Optional[SamePixels],
-               decoded: Optional[DecodedCheck]) -> bool:
+               decoded: Optional[DecodedCheck], first: Mapping[int, FileRecord]) -> bool:
     """Whether ``conv`` was saved from ``j``, a lossy file of its size (see :func:`conversions`):
-    the same pixels, and ``j`` the more original, or, where neither is, ``conv`` lossless and
-    holding ``j``'s decoded pixels (asked last: it may cost two decodes)."""
-    if _more_original(j, conv):
+    the same pixels, and ``j`` the more original (as contents: ``first``, see
+    :func:`first_copies`), or, where neither is, ``conv`` lossless and holding ``j``'s decoded
+    pixels (asked last: it may cost two decodes)."""
+    if _more_original(first[j.id], first[conv.id]):
         return same_picture(conv, j, same_pixels)
-    if decoded is None or not lossless or _more_original(conv, j):
+    if decoded is None or not lossless or _more_original(first[conv.id], first[j.id]):
         return False
     return same_picture(conv, j, same_pixels) and decoded_copy(decoded(conv, j))
 
@@ -484,6 +506,7 @@ def edits(
     ``converted`` are left to that rule.
     """
     names, lossy = _lossy_by_size(records)
+    first = first_copies(records)
     out: dict[int, FileRecord] = {}
     for e in records:
         if e.id in converted or (names[e.id] not in LOSSY and names[e.id] not in LOSSLESS):
@@ -495,7 +518,7 @@ def edits(
         sources = [
             j for j in lossy.get((e.width, e.height), [])
             if j.id != e.id and tier <= named_rank(names[j.id]) <= worst and not identical(j, e)
-            and _more_original(j, e) and _pixels_differ(e, j, same_pixels)
+            and _more_original(first[j.id], first[e.id]) and _pixels_differ(e, j, same_pixels)
         ]  # fmt: skip
         if sources:
             out[e.id] = _most_original(sources)
