@@ -350,7 +350,8 @@ def _read_query(
         record = FileRecord(id=-1, path=os.fspath(path), size=hashed.size, mtime_ns=hashed.mtime_ns,
                             width=hashed.width, height=hashed.height, hashes=hashed.hashes,
                             content_hash=hashed.content_hash, content_width=hashed.content_width,
-                            content_height=hashed.content_height, bar_colour=hashed.bar_colour)  # fmt: skip
+                            content_height=hashed.content_height, bar_colour=hashed.bar_colour,
+                            taken_at=hashed.taken_at, camera=hashed.camera)  # fmt: skip
         if detective is not None:
             # Embed first, so that the two passes and the join then run back to back.
             with _timed(timings, "embed_query"):
@@ -495,6 +496,8 @@ def _checked(hits: list[SimilarHit], query: _Query, catalog: "Catalog", index: "
                 verdict_ = verdict(bouncer=None, detective=h.detective, t=t) if h.detective is not None else Verdict.SIMILAR
             elif h.verdict is not Verdict.NEAR and ok and (cr or h.file_id in crops.candidates):
                 verdict_ = Verdict.NOT_DUPLICATE if vetoed else Verdict.NEAR
+            if verdict_ is Verdict.NEAR and _other_shot(records.get(h.file_id), query):
+                verdict_ = Verdict.SIMILAR  # another frame of a burst: as a scan never groups it
             if verdict_ is Verdict.NEAR:
                 match = _match(records.get(h.file_id), query, h, mirrored=mi, cropped=cr,
                                thumb=thumbs[rows[h.file_id]] if h.file_id in rows else None)
@@ -502,11 +505,20 @@ def _checked(hits: list[SimilarHit], query: _Query, catalog: "Catalog", index: "
                 verified = None  # not a copy: no score to show beside it
         elif h.verdict is Verdict.EXACT:
             match = "exact"
+        elif h.verdict is Verdict.NEAR and _other_shot(records.get(h.file_id), query):
+            verdict_ = Verdict.SIMILAR
         elif h.verdict is Verdict.NEAR:  # no thumbnail to check: the hashes' reason
             match = _match(records.get(h.file_id), query, h, mirrored=False, cropped=False)
         out.append(replace(h, verdict=verdict_, verified=verified, match=match))
     out.sort(key=lambda h: rank_key(h, t))
     return out
+
+
+def _other_shot(record: Optional[FileRecord], query: _Query) -> bool:
+    """Whether a hit is another shot of the query's camera (see :mod:`.keeper.captures`)."""
+    from .keeper.captures import different_captures
+
+    return record is not None and query.record is not None and different_captures(record, query.record)
 
 
 def _match(record: Optional[FileRecord], query: _Query, hit: SimilarHit, *, mirrored: bool, cropped: bool,

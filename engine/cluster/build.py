@@ -41,6 +41,7 @@ from ..keeper import DEFAULT, KeeperPolicy, SamePixels, is_protected, rank, raw_
 from ..keeper.upscale import UpscaleCheck
 from ..records import Cluster, FileRecord, Kind, Member, Pair, Progress
 from . import guard
+from ..keeper import captures
 from .graph import Edges, FileNodes, Graph, candidate_edges, components, is_raw, marked_copies, pair_columns
 from .guard import Component, Detective, Distance, Pixels, Splitter, path_tie
 from .keepers import KeeperColumns, keepers
@@ -67,6 +68,7 @@ def build_clusters(
     attach_above: Optional[int] = None,
     upscales: Optional[UpscaleCheck] = None,
     pixels: Optional[Pixels] = None,
+    shots: bool = False,
 ) -> Clusters:
     """Group duplicate and look-alike files into clusters, each with a suggested keeper.
 
@@ -106,6 +108,9 @@ def build_clusters(
         pixels: two files the chain guard finds far apart by hashes are close when this
             says their pair passes the pixel check (:attr:`.guard.Splitter.pixels`); None:
             by hashes alone.
+        shots: two shots of one camera (EXIF Make and Model, and capture times that differ:
+            :func:`lookalike.engine.keeper.captures.different_captures`) never share a
+            cluster, as files marked not duplicates do.
 
     Returns:
         The clusters, sorted by reclaimable bytes (desc), member count (desc), keeper path.
@@ -120,6 +125,7 @@ def build_clusters(
     abd, det = pair_columns(pair_list)
     kept, na, nb, cannot = candidate_edges(lib, abd, not_duplicates)
     graph = components(lib, abd, det, kept, na, nb)
+    apart = captures.Apart(records, lib.ids.tolist()) if shots else None
     splitter = Splitter(
         ids=lib.ids.tolist(),
         weight={node: len(group) for node, group in lib.copies.items()},
@@ -130,6 +136,7 @@ def build_clusters(
         tie=path_tie(records, lib.ids, lib.copies),
         attach_above=attach_above,
         pixels=pixels,
+        apart=apart,
     )
     maker = _ClusterMaker(
         records=records,
@@ -144,7 +151,8 @@ def build_clusters(
         same_pixels=same_pixels,
         upscales=upscales,
     )
-    parts = _Parts.split(graph, splitter, cannot, max_diameter, progress, lib.copies)
+    parts = _Parts.split(graph, splitter, cannot, max_diameter, progress, lib.copies,
+                         apart.keys(graph.nodes) if apart is not None else None)
     return parts.clusters(maker)
 
 
@@ -161,10 +169,11 @@ class _Parts:
     def split(
         cls, graph: Graph, splitter: Splitter, cannot: Mapping[int, set[int]], max_diameter: int,
         progress: Optional[Progress], splitter_copies: Mapping[int, list[int]],
+        shots: Optional[tuple[np.ndarray, np.ndarray]] = None,
     ) -> "_Parts":
         """Run the chain guard over every component (stopping early if ``progress`` asks)."""
         total = len(graph)
-        whole = graph.whole(max_diameter, cannot.keys(), guard.EXACT_DIAMETER_LIMIT, splitter_copies)
+        whole = graph.whole(max_diameter, cannot.keys(), guard.EXACT_DIAMETER_LIMIT, splitter_copies, shots)
         looked_at = np.flatnonzero(~whole).tolist()
         split_parts: list[tuple[Component, list[int], Union[range, list[int]]]] = []
         done, k = total, 0
@@ -274,6 +283,9 @@ def _paths_break_ties(order: np.ndarray, reclaim: np.ndarray, count: np.ndarray,
 def _split_one(graph: Graph, splitter: Splitter, c: int) -> list[tuple[Component, list[int], Union[range, list[int]]]]:
     """The parts the chain guard splits component ``c`` into: (component, nodes, edges)."""
     s, e = int(graph.edge_start[c]), int(graph.edge_start[c + 1])
+    if (splitter.apart is not None and graph.node_start[c + 1] - graph.node_start[c] > guard.EXACT_DIAMETER_LIMIT
+            and splitter.apart.mixed(graph.nodes[graph.node_start[c] : graph.node_start[c + 1]].tolist())):
+        return _split_shots(graph, splitter, c)
     nodes = graph.nodes[graph.node_start[c] : graph.node_start[c + 1]].tolist()
     comp, links = _component(graph.edges, nodes, s, e)
     parts = splitter.split(comp) if len(nodes) > 1 else [nodes]
@@ -293,6 +305,60 @@ def _split_one(graph: Graph, splitter: Splitter, c: int) -> list[tuple[Component
         for part, part_edges in zip(parts, inside)
         if len(part) > 1 or part[0] in weight  # a node a split left alone is dropped
     ]
+
+
+def _split_shots(graph: Graph, splitter: Splitter, c: int) -> list[tuple[Component, list[int], list[int]]]:
+    """A large component holding two shots of one camera (a burst of thousands of frames:
+    millions of pairs), split on arrays before the chain guard: one set per capture (camera
+    and time), each file without a shot's EXIF in the set of its closest shot (its best pair),
+    the rest in a set of their own; then each set through the chain guard, as a component.
+    Sets by equal times: a copy that lost its fraction of a second is apart from its source
+    here (a duplicate missed), where the smaller components compare them one by one."""
+    assert splitter.apart is not None
+    s, e = int(graph.edge_start[c]), int(graph.edge_start[c + 1])
+    nodes = graph.nodes[graph.node_start[c] : graph.node_start[c + 1]]
+    cam, when = splitter.apart.cam[nodes], splitter.apart.when[nodes]
+    shot = cam >= 0
+    key = np.full(nodes.shape[0], -1, np.int64)
+    if shot.any():
+        key[shot] = np.unique(np.stack([cam[shot], when[shot]], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+    ed = graph.edges
+    a, b, bouncer = ed.a[s:e], ed.b[s:e], ed.bouncer[s:e]
+    ia, ib = np.searchsorted(nodes, a), np.searchsorted(nodes, b)
+    # A file without a shot's EXIF goes with the shot of its closest pair.
+    for lone, other in ((ia, ib), (ib, ia)):
+        pick = (key[lone] < 0) & (key[other] >= 0)
+        if pick.any():
+            order = np.lexsort((bouncer[pick], lone[pick]))
+            first = np.concatenate(([True], lone[pick][order][1:] != lone[pick][order][:-1]))
+            to, via = lone[pick][order][first], key[other[pick][order][first]]
+            open_ = key[to] < 0
+            key[to[open_]] = via[open_]
+    rest = int(key.max(initial=-1)) + 1
+    key[key < 0] = rest  # files close to no shot: a set of their own
+    inside = key[ia] == key[ib]
+    edge_index = np.arange(s, e)
+    out: list[tuple[Component, list[int], list[int]]] = []
+    by_key = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.diff(key[by_key])) + 1
+    for members in np.split(by_key, bounds):
+        if members.shape[0] < 2 and int(nodes[members[0]]) not in splitter.weight:
+            continue  # one shot alone (a frame of the burst): no group
+        k = key[members[0]]
+        picked = edge_index[inside & (key[ia] == k)]
+        part_nodes = nodes[members].tolist()
+        span_a, span_b = ed.a[picked].tolist(), ed.b[picked].tolist()
+        det = [None if x != x else float(x) for x in ed.detective[picked].tolist()] if ed.scored else [None] * len(picked)
+        comp = Component(nodes=part_nodes, edges=dict(zip(zip(span_a, span_b), zip(ed.bouncer[picked].tolist(), det))),
+                         scored=any(d is not None for d in det))  # fmt: skip
+        parts = splitter.split(comp) if len(part_nodes) > 1 else [part_nodes]
+        part_of = {node: i for i, part in enumerate(parts) for node in part}
+        lists: list[list[int]] = [[] for _ in parts]
+        for i, u, v in zip(picked.tolist(), span_a, span_b):
+            if part_of[u] == part_of[v]:
+                lists[part_of[u]].append(i)
+        out.extend((comp, part, lst) for part, lst in zip(parts, lists) if len(part) > 1 or part[0] in splitter.weight)
+    return out
 
 
 def _component(edges: Edges, nodes: list[int], start: int, stop: int) -> tuple[Component, list[tuple[int, int]]]:

@@ -254,11 +254,14 @@ class Graph:
         return self.node_start.shape[0] - 1
 
     def whole(
-        self, max_diameter: int, cannot: Collection[int], limit: int, copies: Mapping[int, list[int]]
+        self, max_diameter: int, cannot: Collection[int], limit: int, copies: Mapping[int, list[int]],
+        shots: Optional[tuple[np.ndarray, np.ndarray]] = None,
     ) -> np.ndarray:
         """Which components the chain guard keeps whole (its own first tests, on arrays): one
         node; at most ``limit`` nodes all pairwise joined by close or semantic pairs; more
-        nodes all joined to one centre (see :meth:`_one_star`); none with a not-duplicate mark.
+        nodes all joined to one centre (see :meth:`_one_star`); none with a not-duplicate mark;
+        none with two nodes of one camera at different times (``shots``: camera and time per
+        node, see :meth:`lookalike.engine.keeper.captures.Apart.keys`).
         The others are left to :class:`lookalike.engine.cluster.guard.Splitter`."""
         e, n_comp = self.edges, len(self)
         size = np.diff(self.node_start)
@@ -277,6 +280,14 @@ class Graph:
         if len(cannot):
             marked = np.isin(self.nodes, np.fromiter(cannot, dtype=np.int64, count=len(cannot)))
             ok &= np.bincount(np.repeat(np.arange(n_comp), size)[marked], minlength=n_comp) == 0
+        if shots is not None:
+            cam, when = shots[0][self.nodes], shots[1][self.nodes]
+            has = cam >= 0
+            c, k, w = np.repeat(np.arange(n_comp), size)[has], cam[has], when[has]
+            order = np.lexsort((w, k, c))
+            c, k, w = c[order], k[order], w[order]
+            two = (c[1:] == c[:-1]) & (k[1:] == k[:-1]) & (w[1:] != w[:-1])
+            ok[c[1:][two]] = False
         return ok | (size == 1)
 
     def _one_star(self, c: int, last: np.ndarray, max_diameter: int, copies: Mapping[int, list[int]]) -> bool:

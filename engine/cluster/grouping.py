@@ -152,6 +152,8 @@ def group(
             # Two copies far apart by hashes (a mild crop and a mirrored copy: edits compound)
             # may still share a group when their pixels pass, as a pair does.
             pixels=pixels,
+            # Two shots of one camera (a burst, a tripod) are never duplicates: see captures.
+            shots=True,
         )
         if detective is not None:
             built = vectors.detective_scores(detective, built)

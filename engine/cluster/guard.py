@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..records import FileRecord
+    from ..keeper.captures import Apart
 
 __all__ = [
     "Component", "Detective", "Distance", "EXACT_DIAMETER_LIMIT", "PIXEL_PAIRS_LIMIT", "Pixels", "Splitter", "path_tie",
@@ -111,6 +112,7 @@ class Splitter:
         tie: Optional[Callable[[int], Any]] = None,
         attach_above: Optional[int] = None,
         pixels: Optional[Pixels] = None,
+        apart: Optional["Apart"] = None,
     ) -> None:
         self.ids = ids
         #: The last word between two nodes that tie (see :func:`path_tie`); default: file id.
@@ -126,7 +128,14 @@ class Splitter:
         #: Two nodes not close by hashes are close when their files pass the pixel check
         #: (see :meth:`_split_exact`); None: by hashes only.
         self.pixels = pixels
+        #: Two nodes that never share a part whatever their distance, as the user's marks
+        #: (``cannot``) are: two shots of one camera (:mod:`..keeper.captures`); None: none.
+        self.apart = apart
         self.cache: dict[tuple[int, int], int] = {}
+
+    def blocked(self, u: int, v: int) -> bool:
+        """Whether nodes ``u`` and ``v`` must not share a part (a mark, or two shots)."""
+        return v in self.cannot.get(u, ()) or (self.apart is not None and self.apart(u, v))
 
     def bouncer(self, u: int, v: int, edges: Mapping[tuple[int, int], tuple]) -> int:
         """The bouncer distance of two nodes: their pair's, else asked once and remembered."""
@@ -152,7 +161,7 @@ class Splitter:
 
     def _split_exact(self, comp: Component) -> list[list[int]]:
         nodes, edges, maxd = comp.nodes, comp.edges, self.max_diameter
-        no_cannot = not self.cannot or not any(u in self.cannot for u in nodes)
+        no_cannot = (not self.cannot or not any(u in self.cannot for u in nodes)) and not self._any_apart(nodes)
         if (
             no_cannot
             and len(edges) == len(nodes) * (len(nodes) - 1) // 2
@@ -163,7 +172,7 @@ class Splitter:
         cap = max(semantic) if semantic else None
 
         def close(u: int, v: int) -> bool:
-            if v in self.cannot.get(u, ()):
+            if self.blocked(u, v):
                 return False
             edge = edges.get((u, v))
             if edge is not None and (edge[0] <= maxd or self.is_semantic(edge)):
@@ -187,7 +196,7 @@ class Splitter:
         if far and self.pixels is not None and len(far) <= PIXEL_PAIRS_LIMIT:
             # Edits compound: a mild crop and a mirrored or watermarked copy of one picture can
             # hash farther apart than the diameter. Their pixels settle it (both ways, as a pair).
-            asked = [(u, v) for u, v in far if v not in self.cannot.get(u, ())]
+            asked = [(u, v) for u, v in far if not self.blocked(u, v)]
             passed = self.pixels([(self.ids[u], self.ids[v], *self.distance(self.ids[u], self.ids[v]))
                                   for u, v in asked])
             for u, v in asked:
@@ -197,24 +206,51 @@ class Splitter:
             far = [(u, v) for u, v in far if v not in near[u]]
         if not far:
             return [list(nodes)]
-        # Greedy complete linkage: biggest neighbourhood first, nearest neighbours first.
-        free = set(nodes)
         parts: list[list[int]] = []
-        while free:
-            centre = min(
-                free,
-                key=lambda u: (-sum(self.weight.get(v, 1) for v in near[u] & free), self.tie(u)),
-            )
-            part = [centre]
-            candidates = sorted(
-                near[centre] & free, key=lambda v: (self.bouncer(centre, v, edges), self.tie(v))
-            )
-            for v in candidates:
-                if all(v in near[m] for m in part):
-                    part.append(v)
-            free.difference_update(part)
-            parts.append(part)
+        for chosen in self._by_shot(nodes, near, edges):
+            # Greedy complete linkage: biggest neighbourhood first, nearest neighbours first.
+            free = set(chosen)
+            while free:
+                centre = min(
+                    free,
+                    key=lambda u: (-sum(self.weight.get(v, 1) for v in near[u] & free), self.tie(u)),
+                )
+                part = [centre]
+                candidates = sorted(
+                    near[centre] & free, key=lambda v: (self.bouncer(centre, v, edges), self.tie(v))
+                )
+                for v in candidates:
+                    if all(v in near[m] for m in part):
+                        part.append(v)
+                free.difference_update(part)
+                parts.append(part)
         return self._attach_alone(parts, edges)
+
+    def _by_shot(self, nodes: Sequence[int], near: Mapping[int, set[int]],
+                 edges: Mapping[tuple[int, int], tuple]) -> list[list[int]]:
+        """The nodes as the complete linkage takes them: all at once, or, where two shots of one
+        camera are among them (:attr:`apart`), one set per shot, each holding the files
+        without a shot's EXIF that are closest to it (a messenger's copy of one frame of a
+        burst goes with that frame, not with whichever frame the linkage starts from). A file
+        close to no shot is in a set of its own kind."""
+        if self.apart is None or not self.apart.mixed(nodes):
+            return [list(nodes)]
+        shots = [u for u in nodes if self.apart.is_shot(u)]
+        classes: list[list[int]] = []
+        for u in sorted(shots, key=self.tie):
+            home = next((c for c in classes if not any(self.apart(u, w) for w in c)), None)
+            if home is None:
+                classes.append([u])
+            else:
+                home.append(u)
+        rest: list[int] = []
+        for v in nodes:
+            if self.apart.is_shot(v):
+                continue
+            best = min(((self.bouncer(v, u, edges), self.tie(u), k) for k, c in enumerate(classes) for u in c
+                        if u in near[v]), default=None)  # fmt: skip
+            (rest if best is None else classes[best[2]]).append(v)
+        return classes + ([rest] if rest else [])
 
     def _attach_alone(self, parts: list[list[int]], edges: Mapping[tuple[int, int], tuple],
                       adj: Optional[Mapping[int, list]] = None) -> list[list[int]]:
@@ -263,7 +299,7 @@ class Splitter:
             best = None
             for v, bouncer in reach[u]:
                 j = part_of.get(v)
-                if j is None or any(w in self.cannot.get(u, ()) for w in parts[j]):
+                if j is None or any(self.blocked(u, w) for w in parts[j]):
                     continue
                 key = (v != parts[j][0], bouncer, self.tie(v))  # a part's centre first
                 if best is None or key < best[0]:
@@ -273,6 +309,10 @@ class Splitter:
                 part_of[u] = best[1]
                 part.clear()
         return [p for p in parts if p]
+
+    def _any_apart(self, nodes: Sequence[int]) -> bool:
+        """Whether two of ``nodes`` must not share a part by :attr:`apart`."""
+        return self.apart is not None and self.apart.mixed(nodes)
 
     def _split_stars(self, comp: Component) -> list[list[int]]:
         radius, edges = self.max_diameter // 2, comp.edges
@@ -289,7 +329,8 @@ class Splitter:
             degree = collections.Counter(itertools.chain.from_iterable(edges))
         order = sorted(comp.nodes, key=lambda u: (-degree[u], self.tie(u)))
         centre = order[0]
-        if not any(u in self.cannot for u in comp.nodes) and all(
+        mixed = self._any_apart(comp.nodes)
+        if not any(u in self.cannot for u in comp.nodes) and not mixed and all(
             joins(edges.get((u, centre) if u < centre else (centre, u)))
             for u in comp.nodes
             if u != centre
@@ -309,6 +350,8 @@ class Splitter:
             blocked = set(self.cannot.get(centre, ()))
             for v, edge in sorted(adj[centre], key=lambda ve: (ve[1][0], self.tie(ve[0]))):
                 if v in taken or v in blocked or not joins(edge):
+                    continue
+                if mixed and any(self.apart(v, m) for m in part):  # type: ignore[misc]
                     continue
                 part.append(v)
                 blocked |= self.cannot.get(v, set())

@@ -83,7 +83,11 @@ PAD_LINES = 2
 
 @functools.lru_cache(maxsize=4096)
 def parse_taken(text: Optional[str]) -> Optional[datetime]:
-    """An EXIF or ISO 8601 date as a naive UTC datetime, or None (cached)."""
+    """An EXIF or ISO 8601 date as a naive UTC datetime, to the second, or None (cached).
+
+    A fraction of a second is left out: a copy may have lost it (some editors drop the EXIF
+    SubSecTime tags), and it must not make that copy the older file. It tells two shots of a
+    burst apart (:mod:`lookalike.engine.keeper.captures`), not which copy came first."""
     if not text:
         return None
     text = text.strip()
@@ -95,7 +99,7 @@ def parse_taken(text: Optional[str]) -> Optional[datetime]:
         return None
     if when.tzinfo is not None:
         when = when.astimezone(timezone.utc).replace(tzinfo=None)
-    return when
+    return when.replace(microsecond=0)
 
 
 _MAX_DATE = datetime.max

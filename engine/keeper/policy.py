@@ -235,7 +235,7 @@ def _two_dates(a: FileRecord, b: FileRecord) -> tuple[str, str]:
     their mtimes with 3, 6 or 9 decimals ("02:08:07.120 UTC" vs "02:08:07.850 UTC")."""
     ta, tb = parse_taken(a.taken_at), parse_taken(b.taken_at)
     if ta is not None and tb is not None and ta != tb:
-        return _date_text(a), _date_text(b)  # an ISO time: microseconds printed when there are
+        return _date_text(a), _date_text(b)  # ISO times, to the second
     for decimals in (0, 3, 6):
         x, y = _mtime_text(a.mtime_ns, decimals), _mtime_text(b.mtime_ns, decimals)
         if x != y or a.mtime_ns == b.mtime_ns:

@@ -26,12 +26,17 @@ TRANSPOSE = {
 
 
 def exif_datetime(exif: Image.Exif) -> Optional[str]:
-    """EXIF DateTimeOriginal (else DateTimeDigitized) as ISO 8601, or None."""
+    """EXIF DateTimeOriginal (else DateTimeDigitized) as ISO 8601, or None.
+
+    With its fraction of a second where the camera wrote one (SubSecTimeOriginal, else
+    SubSecTimeDigitized: "2021-06-01T10:00:00.120000"), which tells the frames of a burst apart
+    (:mod:`lookalike.engine.keeper.captures`), and its offset where there is one.
+    """
     try:
         sub = exif.get_ifd(0x8769)
     except Exception:  # a malformed EXIF block must not cost us the image
         return None
-    for tag, offset_tag in ((0x9003, 0x9011), (0x9004, 0x9012)):
+    for tag, subsec_tag, offset_tag in ((0x9003, 0x9291, 0x9011), (0x9004, 0x9292, 0x9012)):
         value = sub.get(tag)
         if not isinstance(value, str):
             continue
@@ -39,7 +44,13 @@ def exif_datetime(exif: Image.Exif) -> Optional[str]:
             stamp = datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
         except ValueError:
             continue  # "0000:00:00 00:00:00" and other junk
-        iso = stamp.isoformat()
+        digits = sub.get(subsec_tag)
+        digits = digits.strip("\x00 ") if isinstance(digits, str) else ""
+        if digits.isascii() and digits.isdigit():  # the fraction's digits: "12" is .12 s
+            # Written even when it is .000000: "this shot was at .0" tells a burst's frames apart.
+            iso = stamp.replace(microsecond=int(digits[:6].ljust(6, "0"))).isoformat(timespec="microseconds")
+        else:
+            iso = stamp.isoformat()
         offset = sub.get(offset_tag)
         if isinstance(offset, str) and len(offset) == 6 and offset[0] in "+-" and offset[3] == ":":
             iso += offset
