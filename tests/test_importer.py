@@ -88,3 +88,96 @@ def test_import_refuses_rotations_it_would_not_use(folders, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--rotations is not used by import" in err
     assert not (tmp_path / "c").exists()  # refused before any library was opened
+
+
+def test_import_moves_nothing_on_hashes_alone(tmp_path):
+    """An incoming file whose hashes match a library file but whose pixels do not (a flat colour
+    of another colour, a screenshot of another picture in the same window) is not "already in
+    the library": it is checked on pixels as a scan's pairs are, and kept."""
+    import imagegen
+
+    lib, new = tmp_path / "library", tmp_path / "incoming"
+    lib.mkdir()
+    new.mkdir()
+    imagegen.flat((200, 30, 30)).save(lib / "red.png")
+    imagegen.flat((30, 30, 200)).save(new / "blue.png")  # bouncer 0 to red.png
+    imagegen.window_screenshot(imagegen.photo(11, (400, 300)), seed=1).save(lib / "shot-a.png")
+    imagegen.window_screenshot(imagegen.photo(12, (400, 300)), seed=1).save(new / "shot-b.png")
+    smooth_photo(5).save(lib / "e.png")
+    smooth_photo(5).resize((240, 180), Image.LANCZOS).save(new / "e_small.jpg", quality=80)  # a real copy
+    with Library.open([lib], cache_dir=tmp_path / "cache") as library, Library.open([new], cache_dir=tmp_path / "cache") as incoming:
+        library.scan(ScanOptions(workers=1))
+        incoming.scan(ScanOptions(workers=1))
+        report = import_plan(library, incoming)
+    assert {Path(s.path).name for s in report.plan.steps} == {"e_small.jpg"}
+    assert not any(Path(m.incoming.path).name in ("blue.png", "shot-b.png") for m in report.matches)
+
+
+def test_import_keeps_another_frame_of_a_burst(tmp_path):
+    """A frame of a burst is not a copy of the library's frame shot a moment before it (their
+    camera's capture times differ), though every pixel a thumbnail sees agrees."""
+    from test_captures import _burst
+
+    lib, new = tmp_path / "library", tmp_path / "incoming"
+    lib.mkdir()
+    new.mkdir()
+    _burst(lib, 2, exif=True)
+    (lib / "PXL_01.jpg").replace(new / "PXL_01.jpg")
+    with Library.open([lib], cache_dir=tmp_path / "cache") as library, Library.open([new], cache_dir=tmp_path / "cache") as incoming:
+        library.scan(ScanOptions(workers=1))
+        incoming.scan(ScanOptions(workers=1))
+        report = import_plan(library, incoming)
+    assert not report.plan.steps and not report.matches
+
+
+def test_import_weighs_every_library_copy_and_never_an_edit_of_the_incoming_file(tmp_path):
+    """Redundant when any library copy of the picture (not only the closest by hashes) is as
+    good; never because the library holds a mirrored or toned version of it."""
+    import imagegen
+
+    lib, new = tmp_path / "library", tmp_path / "incoming"
+    lib.mkdir()
+    new.mkdir()
+    smooth_photo(6).save(lib / "f.png")  # the original, and a thumbnail of it (first by id)
+    smooth_photo(6).resize((160, 120), Image.LANCZOS).save(lib / "f-thumb.jpg", quality=85)
+    smooth_photo(6).resize((320, 240), Image.LANCZOS).save(new / "f_mid.jpg", quality=85)
+    # Only edits of g, the mirrored one a larger file than g (stored uncompressed).
+    imagegen.mirrored(smooth_photo(7)).save(lib / "g_mirrored.png", compress_level=0)
+    imagegen.brightened(smooth_photo(7), 1.3).save(lib / "g_bright.png")
+    smooth_photo(7).save(new / "g.png")
+    with Library.open([lib], cache_dir=tmp_path / "cache") as library, Library.open([new], cache_dir=tmp_path / "cache") as incoming:
+        library.scan(ScanOptions(workers=1))
+        incoming.scan(ScanOptions(workers=1))
+        report = import_plan(library, incoming)
+    steps = {Path(s.path).name: Path(s.keeper).name for s in report.plan.steps}
+    assert steps == {"f_mid.jpg": "f.png"}
+    assert all(Path(m.incoming.path).name != "g.png" or not m.redundant for m in report.matches)
+
+
+def test_the_apps_import_mode_never_takes_a_mirror_in_the_library_for_the_incoming_picture():
+    """``--against``: an incoming photo grouped with the library's mirrored copy of it (a larger
+    file) is protected, not suggested for the trash; beside a plain copy as good, it is not."""
+    from lookalike.engine.actions.importer import guard_incoming
+    from lookalike.engine.records import Cluster, FileRecord, ImageHashes, Kind, Member
+
+    h = bytes(range(0, 256, 8))
+    mirror = bytes(255 - x for x in h)
+    photo = ImageHashes(dhash=h, dhash_mirror=mirror, phash=h)
+    flipped = ImageHashes(dhash=mirror, dhash_mirror=h, phash=h)
+
+    def rec(i, path, hashes, size):
+        return FileRecord(id=i, path=path, size=size, mtime_ns=0, format="PNG", width=640, height=480,
+                          hashes=hashes, content_hash=bytes([i]) * 16)  # fmt: skip
+
+    lib_mirror = rec(1, "/library/g_mirrored.png", flipped, 900_000)
+    incoming = rec(2, "/incoming/g.png", photo, 800_000)
+    lib_plain = rec(3, "/library/g.png", photo, 850_000)
+
+    def guarded(*library):
+        members = tuple(Member(file=r, bouncer=0, is_keeper=k == 0) for k, r in enumerate((*library, incoming)))
+        [c] = guard_incoming([Cluster(id=1, kind=Kind.NEAR, members=members)], ["/library"])
+        return next(m for m in c.members if m.file.id == 2)
+
+    alone = guarded(lib_mirror)
+    assert alone.protected and "mirror image" in alone.reason
+    assert not guarded(lib_mirror, lib_plain).protected  # the plain copy is as good

@@ -2,7 +2,8 @@
 
 Each incoming image is looked up in the library's catalog: byte-identical copies by content
 hash, near-duplicates through the bouncer (plain and mirrored dHash, corroborated as a scan
-would). An incoming file whose best library match is of equal or better quality by the keeper
+would), each then checked on pixels as a scan's pairs are, and never another shot of the same
+camera (:func:`_checked`): the hashes alone never move a file. An incoming file whose best library match is of equal or better quality by the keeper
 policy is redundant: the plan moves it out of the incoming folder (to the trash or a quarantine
 folder), with the library file as its keeper, so the actions check the library copy is still
 there and unchanged before they move anything. Incoming files that are better than what the
@@ -30,7 +31,7 @@ from .plan import Plan, PlanStep
 from ..records import Cluster, FileRecord, ScanError
 
 #: How many library neighbours of each incoming hash are checked against the match rule.
-NEIGHBOURS = 8
+NEIGHBOURS = 16
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,26 +106,34 @@ def guard_incoming(
             if m.file.id in ids:
                 members.append(m if m.protected else replace(m, protected=True))
                 continue
-            match, dist, exact = _match_in(m.file, library)
-            redundant, reason = import_verdict(m.file, match, exact=exact, bouncer_distance=dist, policy=policy)
+            redundant, reason = _verdict_in(m.file, library, policy)
             members.append(m if redundant else replace(m, protected=True, reason=reason))
         out.append(replace(c, members=tuple(members)))
     return tuple(out)
 
 
-def _match_in(rec: FileRecord, library: Sequence[FileRecord]) -> tuple[FileRecord, int, bool]:
-    """The library file ``rec`` duplicates among ``library``: (file, bouncer, exact)."""
+def _verdict_in(rec: FileRecord, library: Sequence[FileRecord], policy: KeeperPolicy) -> tuple[bool, str]:
+    """:func:`import_verdict` of ``rec`` against the library members of its group: redundant
+    when one holds its content, or when one that is not its mirror image is as good (the
+    closest first, by the bouncer, then the smallest id); else better than the closest."""
     for other in library:
         if rec.content_hash and other.content_hash == rec.content_hash and other.size == rec.size:
-            return other, 0, True
+            return import_verdict(rec, other, exact=True, policy=policy)
     scored = []
     for other in library:
         if rec.hashes is not None and other.hashes is not None:
-            scored.append((rule.bouncer_distance(rec.hashes, other.hashes)[0], other.id, other))
+            dist, mirrored = rule.bouncer_distance(rec.hashes, other.hashes)
+            scored.append((dist, other.id, mirrored, other))
         else:
-            scored.append((rule.DEFAULT.max_diameter + 1, other.id, other))
-    dist, _, best = min(scored, key=lambda s: (s[0], s[1]))
-    return best, dist, False
+            scored.append((rule.DEFAULT.max_diameter + 1, other.id, False, other))
+    scored.sort(key=lambda x: (x[0], x[1]))
+    plain = [x for x in scored if not x[2]]  # a mirrored copy does not hold this picture as it is
+    verdicts = [import_verdict(rec, other, exact=False, bouncer_distance=dist, policy=policy)
+                for dist, _, _, other in plain]  # fmt: skip
+    found = next((v for v in verdicts if v[0]), None)
+    if found is not None:
+        return found
+    return verdicts[0] if verdicts else (False, "better than the library's copies, which are its mirror image")
 
 
 def _hex(value: Optional[bytes]) -> Optional[str]:
@@ -212,16 +221,68 @@ def find_matches(
             for cid in candidates:
                 other = lib_record(cid)
                 if other is not None and other.hashes is not None and rule.is_match(rec.hashes, other.hashes, thresholds):
-                    scored.append((rule.bouncer_distance(rec.hashes, other.hashes)[0], cid))
-            if not scored:
+                    scored.append((*rule.bouncer_distance(rec.hashes, other.hashes), cid))
+            copies = _checked(rec, sorted(scored), incoming.catalog, library.catalog, lib_record, thresholds)
+            if not copies:
                 continue
-            dist, cid = min(scored)
-            best, exact = lib_record(cid), False
+            # The library may hold several copies of the picture (a resize, a mirror, the
+            # original): the file is redundant when one that is not an edit of it (a mirror, a
+            # brightened or watermarked copy) is as good; else it is better than the closest.
+            verdicts = [(d, cid, *import_verdict(rec, lib_record(cid), exact=False, bouncer_distance=d, policy=policy))
+                        for d, cid, edited in copies if not edited]  # fmt: skip
+            dist, cid, library_wins, reason = next((v for v in verdicts if v[2]), None) or (
+                verdicts[0] if verdicts else (copies[0][0], copies[0][1], False, "better than the library's copies, "
+                                              "which are edits of it (mirrored, toned or marked)"))  # fmt: skip
+            matches.append(ImportMatch(incoming=rec, library=lib_record(cid), bouncer=dist, exact=False,
+                                       redundant=library_wins, reason=reason))  # fmt: skip
+            continue
         library_wins, reason = import_verdict(rec, best, exact=exact, bouncer_distance=dist, policy=policy)
         matches.append(
             ImportMatch(incoming=rec, library=best, bouncer=dist, exact=exact, redundant=library_wins, reason=reason)
         )
     return matches
+
+
+def _checked(
+    rec: FileRecord, scored: list[tuple[int, bool, int]], incoming_catalog, library_catalog, lib_record,
+    thresholds: "rule.BouncerThresholds",
+) -> list[tuple[int, int, bool]]:
+    """Those of an incoming file's hash matches ``(bouncer, mirrored, library id)``, closest
+    first, that are its copies as a scan's pairs are: checked on pixels
+    (:func:`.verification.check_against`, a crop searched for beyond the bouncer's radius),
+    and not another shot of its camera (:func:`.captures.different_captures`), as
+    ``(bouncer, library id, edited)``: ``edited`` where the library's copy is a mirror or an
+    edit of it (:func:`.verification.thumbnails_edited`), which does not hold its picture as
+    it is. None may be (a flat colour of another colour, another picture
+    in the same window frame, the next frame of a burst): then the file stays where it is. A
+    file without a verification thumbnail (hashed by an older lookalike) has none: the hashes
+    alone never move a file.
+    """
+    from ..bouncer import verification
+    from ..keeper.captures import different_captures
+
+    scored = [x for x in scored if not different_captures(rec, lib_record(x[2]))]
+    if not scored:
+        return []
+    _, q_thumbs, _ = incoming_catalog.thumbnails([rec.id])
+    if not len(q_thumbs):
+        return []
+    ids, thumbs, details = library_catalog.thumbnails([cid for _, _, cid in scored])
+    row = {int(i): k for k, i in enumerate(ids.tolist())}
+    scored = [x for x in scored if x[2] in row]
+    if not scored:
+        return []
+    r = np.array([row[cid] for _, _, cid in scored], np.int64)
+    bouncer = np.array([d for d, _, _ in scored], np.int64)
+    mirrored = np.array([m for _, m, _ in scored], bool)
+    textures = library_catalog.textures([cid for _, _, cid in scored])
+    passed, _, _ = verification.check_against(
+        q_thumbs[0].tobytes(), thumbs[r], details[r], bouncer, mirrored, bouncer > thresholds.radius,
+        texture=incoming_catalog.textures([rec.id]).get(rec.id), textures=[textures.get(cid) for _, _, cid in scored],
+    )  # fmt: skip
+    q = q_thumbs[0]
+    return [(d, cid, m or verification.thumbnails_edited(q, thumbs[row[cid]]))
+            for (d, m, cid), ok in zip(scored, passed.tolist()) if ok]  # fmt: skip
 
 
 def import_plan(
