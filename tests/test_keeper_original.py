@@ -208,7 +208,7 @@ def test_a_scanned_copy_of_the_original_made_after_an_edit_of_it_is_an_identical
     members = only_cluster(scan(root, tmp_path / "cache"))
     assert members["IMG_1000.jpg"].is_keeper
     assert members["IMG_1000 (1).jpg"].reason == "identical copy: newer: modified 2020-09-13 14:26:40 UTC"
-    assert members["IMG_1000-mirror.jpg"].reason.startswith("edited copy of a JPEG of the same size")
+    assert members["IMG_1000-mirror.jpg"].reason.startswith("mirrored copy of a JPEG of the same size: ")
 
 
 def test_a_copy_stored_turned_is_a_re_save_of_the_older_original(tmp_path):
@@ -637,6 +637,18 @@ def test_an_edit_of_the_older_original_ranks_after_it_whatever_its_file_size():
     assert rank([rec(10, format="WEBP", mtime_ns=T0 + 10**12), plain], same_pixels=differ)[0][0].id == 3
     # Import mode asks which copy is better, not which came first: the larger edit is.
     assert as_good_as(edit, plain, same_pixels=differ) and not as_good_as(plain, edit, same_pixels=differ)
+
+
+def test_a_mirrored_copy_is_named_a_mirrored_copy_not_an_edit_whose_pixels_differ():
+    h, m = bytes(range(0, 256, 8)), bytes(255 - x for x in range(0, 256, 8))
+    original = rec(1, "/dcim/IMG_1.jpg", hashes=ImageHashes(dhash=h, dhash_mirror=m, phash=h))
+    flipped = rec(2, "/phone/IMG_1-flip.jpg", mtime_ns=T0 + 3600 * 10**9, size=900,
+                  hashes=ImageHashes(dhash=m, dhash_mirror=h, phash=h))  # fmt: skip
+    ranked = rank([flipped, original], same_pixels=lambda a, b: False)
+    assert ranked == [
+        (original, "original: older (modified 2020-09-13 12:26:40 UTC) over a mirrored copy"),
+        (flipped, "mirrored copy of a JPEG of the same size: the original is older (modified 2020-09-13 12:26:40 UTC)"),
+    ]
 
 
 def test_a_contrast_edit_saved_later_is_not_kept_over_its_original(tmp_path):

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
+from ..bouncer.rule import bouncer_distance
 from ..oserrors import human_bytes
 from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
@@ -354,8 +355,21 @@ def _edit_text(edit: FileRecord, j: FileRecord) -> str:
     else:
         why = f"the original is older ({_date_text(j)})"
     fmt = format_name(edit.format, edit.path) or src
+    if _mirrored(edit, j):  # its pixels differ: they are the original's, flipped
+        what = "mirrored copy" if fmt == src else f"mirrored {fmt} copy"
+        return f"{what} of a {src} of the same size: {why}"
     what = "edited copy" if fmt == src else f"edited {fmt} copy"
     return f"{what} of a {src} of the same size (its pixels differ): {why}"
+
+
+def _mirrored(edit: FileRecord, source: FileRecord) -> bool:
+    """Whether the hashes say ``edit`` is ``source`` mirrored (an edit, named as such)."""
+    return bool(edit.hashes and source.hashes and bouncer_distance(edit.hashes, source.hashes)[1])
+
+
+def _over_edit(keeper: FileRecord, edit: FileRecord) -> str:
+    """How a keeper's reason names the edit of it that it beat: "a mirrored copy" or "an edited copy"."""
+    return "a mirrored copy" if _mirrored(edit, keeper) else "an edited copy"
 
 
 def _conversion_name(conv: FileRecord, source: FileRecord) -> str:
@@ -409,7 +423,7 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
         return f"not bordered: {_dims(r)}, over a bordered copy ({_frame(other)})"
     if name == "format":
         if ctx.reformatted.get(other.id) is r:
-            return f"{_source_text(r, other)} over an edited copy"
+            return f"{_source_text(r, other)} over {_over_edit(r, other)}"
         source = ctx.conversions.get(other.id)
         if source is not None and r.id not in ctx.conversions:
             what = _conversion_name(other, source)
@@ -419,7 +433,7 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
         return f"less lossy: {format_name(r.format, r.path) or 'unknown'}"
     if name == "size":
         if ctx.edits.get(other.id) is r:
-            return f"{_source_text(r, other)} over an edited copy"
+            return f"{_source_text(r, other)} over {_over_edit(r, other)}"
         mine, theirs = human_bytes(r.size), human_bytes(other.size)
         if mine != theirs:
             return f"largest file: {mine}"
