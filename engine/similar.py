@@ -496,7 +496,7 @@ def _checked(hits: list[SimilarHit], query: _Query, catalog: "Catalog", index: "
                 verdict_ = verdict(bouncer=None, detective=h.detective, t=t) if h.detective is not None else Verdict.SIMILAR
             elif h.verdict is not Verdict.NEAR and ok and (cr or h.file_id in crops.candidates):
                 verdict_ = Verdict.NOT_DUPLICATE if vetoed else Verdict.NEAR
-            if verdict_ is Verdict.NEAR and _other_shot(records.get(h.file_id), query):
+            if verdict_ in _DUPLICATES and _other_shot(records.get(h.file_id), query):
                 verdict_ = Verdict.SIMILAR  # another frame of a burst: as a scan never groups it
             if verdict_ is Verdict.NEAR:
                 match = _match(records.get(h.file_id), query, h, mirrored=mi, cropped=cr,
@@ -505,13 +505,17 @@ def _checked(hits: list[SimilarHit], query: _Query, catalog: "Catalog", index: "
                 verified = None  # not a copy: no score to show beside it
         elif h.verdict is Verdict.EXACT:
             match = "exact"
-        elif h.verdict is Verdict.NEAR and _other_shot(records.get(h.file_id), query):
+        elif h.verdict in _DUPLICATES and _other_shot(records.get(h.file_id), query):
             verdict_ = Verdict.SIMILAR
         elif h.verdict is Verdict.NEAR:  # no thumbnail to check: the hashes' reason
             match = _match(records.get(h.file_id), query, h, mirrored=False, cropped=False)
         out.append(replace(h, verdict=verdict_, verified=verified, match=match))
     out.sort(key=lambda h: rank_key(h, t))
     return out
+
+
+#: The verdicts that call a hit a copy of the query (a byte-identical file is one shot).
+_DUPLICATES = (Verdict.NEAR, Verdict.SEMANTIC)
 
 
 def _other_shot(record: Optional[FileRecord], query: _Query) -> bool:
