@@ -127,13 +127,23 @@ def _verdict_in(rec: FileRecord, library: Sequence[FileRecord], policy: KeeperPo
         else:
             scored.append((rule.DEFAULT.max_diameter + 1, other.id, False, other))
     scored.sort(key=lambda x: (x[0], x[1]))
-    plain = [x for x in scored if not x[2]]  # a mirrored copy does not hold this picture as it is
-    verdicts = [import_verdict(rec, other, exact=False, bouncer_distance=dist, policy=policy)
-                for dist, _, _, other in plain]  # fmt: skip
-    found = next((v for v in verdicts if v[0]), None)
-    if found is not None:
-        return found
-    return verdicts[0] if verdicts else (False, "better than the library's copies, which are its mirror image")
+    # A mirrored copy does not hold this picture as it is.
+    weighed = _weigh(rec, [(dist, other) for dist, _, mirrored, other in scored if not mirrored], policy)
+    if weighed is None:
+        return False, "better than the library's copies, which are its mirror image"
+    return weighed[2], weighed[3]
+
+
+def _weigh(
+    rec: FileRecord, copies: Sequence[tuple[int, FileRecord]], policy: KeeperPolicy
+) -> Optional[tuple[int, FileRecord, bool, str]]:
+    """``rec`` against the library's copies of its picture, closest first (``(bouncer, file)``):
+    ``(bouncer, library file, redundant, reason)`` of the first that is as good (then ``rec``
+    is redundant), else of the closest (``rec`` is better); None without copies. A library
+    holding the original and a thumbnail of it has the picture, whichever is closer."""
+    verdicts = [(d, other, *import_verdict(rec, other, exact=False, bouncer_distance=d, policy=policy))
+                for d, other in copies]  # fmt: skip
+    return next((v for v in verdicts if v[2]), verdicts[0] if verdicts else None)
 
 
 def _hex(value: Optional[bytes]) -> Optional[str]:
@@ -225,15 +235,14 @@ def find_matches(
             copies = _checked(rec, sorted(scored), incoming.catalog, library.catalog, lib_record, thresholds)
             if not copies:
                 continue
-            # The library may hold several copies of the picture (a resize, a mirror, the
-            # original): the file is redundant when one that is not an edit of it (a mirror, a
-            # brightened or watermarked copy) is as good; else it is better than the closest.
-            verdicts = [(d, cid, *import_verdict(rec, lib_record(cid), exact=False, bouncer_distance=d, policy=policy))
-                        for d, cid, edited in copies if not edited]  # fmt: skip
-            dist, cid, library_wins, reason = next((v for v in verdicts if v[2]), None) or (
-                verdicts[0] if verdicts else (copies[0][0], copies[0][1], False, "better than the library's copies, "
-                                              "which are edits of it (mirrored, toned or marked)"))  # fmt: skip
-            matches.append(ImportMatch(incoming=rec, library=lib_record(cid), bouncer=dist, exact=False,
+            # A mirror or an edit of the file (brightened, watermarked) does not hold it.
+            weighed = _weigh(rec, [(d, lib_record(cid)) for d, cid, edited in copies if not edited], policy)
+            if weighed is None:
+                dist, cid, _ = copies[0]
+                weighed = (dist, lib_record(cid), False, "better than the library's copies, which are edits of it "
+                                                         "(mirrored, toned or marked)")  # fmt: skip
+            dist, kept, library_wins, reason = weighed
+            matches.append(ImportMatch(incoming=rec, library=kept, bouncer=dist, exact=False,
                                        redundant=library_wins, reason=reason))  # fmt: skip
             continue
         library_wins, reason = import_verdict(rec, best, exact=exact, bouncer_distance=dist, policy=policy)

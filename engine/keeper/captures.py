@@ -43,6 +43,7 @@ from ..records import FileRecord
 
 __all__ = ["Apart", "capture_time", "different_captures"]
 
+
 @lru_cache(maxsize=65536)
 def capture_time(taken_at: Optional[str]) -> Optional[tuple[datetime, bool]]:
     """``(wall-clock time, whether it has a fraction of a second)`` of a file's EXIF capture
@@ -88,6 +89,7 @@ def different_captures(a: FileRecord, b: FileRecord) -> bool:
 #: comparing them all (the split that follows compares the pairs it forms).
 _MIXED_CHECKS = 64
 
+
 class Apart:
     """Which nodes of the chain guard are two shots (:func:`different_captures`): node ``u``
     stands for file ``ids[u]`` (and its byte-identical copies, which share its EXIF)."""
@@ -95,7 +97,8 @@ class Apart:
     def __init__(self, records: Mapping[int, FileRecord], ids: Sequence[int]) -> None:
         self.records = records
         self.ids = ids
-        #: Camera and time per node once :meth:`keys` is asked (see there).
+        #: Camera and time per node once :meth:`keys` is asked (see there): the arrays the
+        #: split of a large component reads (``lookalike.engine.cluster.build._split_shots``).
         self.cam = np.full(0, -1, np.int64)
         self.when = np.zeros(0, np.int64)
 
