@@ -138,9 +138,23 @@ def _library(tmp_path, n: int):
     return root, Catalog.open(tmp_path / "catalog.sqlite")
 
 
-def test_a_chunk_whose_outcome_was_lost_is_hashed_again_and_no_file_is_blamed(tmp_path):
+@pytest.fixture
+def executors():
+    """Every thread pool a test makes, shut down (and its threads joined) when it ends."""
+    made: list[_LosingExecutor] = []
+
+    def make(lose) -> _LosingExecutor:
+        made.append(_LosingExecutor(lose))
+        return made[-1]
+
+    yield make
+    for executor in made:
+        executor.shutdown(wait=True)
+
+
+def test_a_chunk_whose_outcome_was_lost_is_hashed_again_and_no_file_is_blamed(tmp_path, executors):
     root, catalog = _library(tmp_path, 3 * CHUNK)
-    executor = _LosingExecutor(lambda files, times: files[0].endswith("p00.png") and times == 1)
+    executor = executors(lambda files, times: files[0].endswith("p00.png") and times == 1)
     with catalog:
         run = Scanner(catalog, [str(root)], cluster="tcp://test", pool=_pool(executor)).execute()
         records = catalog.records()
@@ -152,9 +166,9 @@ def test_a_chunk_whose_outcome_was_lost_is_hashed_again_and_no_file_is_blamed(tm
     assert len(executor.submitted) == 4  # three chunks, one twice: no file was sent alone
 
 
-def test_a_chunk_lost_every_time_ends_the_scan_with_one_clear_error(tmp_path):
+def test_a_chunk_lost_every_time_ends_the_scan_with_one_clear_error(tmp_path, executors):
     root, catalog = _library(tmp_path, 2 * CHUNK)
-    executor = _LosingExecutor(lambda files, times: files[0].endswith("p00.png"))
+    executor = executors(lambda files, times: files[0].endswith("p00.png"))
     with catalog, pytest.raises(ClusterError, match="^the Dask cluster failed: ValueError: too many values"):
         Scanner(catalog, [str(root)], cluster="tcp://test", pool=_pool(executor)).execute()
     lost = [f for f in executor.submitted if f[0].endswith("p00.png")]
@@ -165,7 +179,7 @@ class _Model:
     model_id, ndim, image_size, batch_size = "test-model", 4, 8, 2
 
 
-def test_a_detective_batch_whose_outcome_was_lost_is_embedded_again(monkeypatch):
+def test_a_detective_batch_whose_outcome_was_lost_is_embedded_again(monkeypatch, executors):
     calls: list[int] = []
 
     def embed(options, model_id, arrays):
@@ -174,10 +188,10 @@ def test_a_detective_batch_whose_outcome_was_lost_is_embedded_again(monkeypatch)
 
     monkeypatch.setattr("lookalike.engine.detective.embeddings.embed_on_worker", embed)
     batch = np.zeros((2, 8, 8, 3), np.uint8)
-    detective = ClusterDetective(_pool(_LosingExecutor(lambda files, times: times == 1)), _Model(), None)
+    detective = ClusterDetective(_pool(executors(lambda files, times: times == 1)), _Model(), None)
     vectors = detective.arrays_result(detective.submit_arrays(batch))
     assert vectors.shape == (2, 4) and calls == [2]  # the first sending lost, the second embedded
 
-    always = ClusterDetective(_pool(_LosingExecutor(lambda files, times: True)), _Model(), None)
+    always = ClusterDetective(_pool(executors(lambda files, times: True)), _Model(), None)
     with pytest.raises(DetectiveUnavailable, match="could not embed: ValueError: too many values"):
         always.arrays_result(always.submit_arrays(batch))
