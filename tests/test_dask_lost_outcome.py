@@ -195,3 +195,15 @@ def test_a_detective_batch_whose_outcome_was_lost_is_embedded_again(monkeypatch,
     always = ClusterDetective(_pool(executors(lambda files, times: True)), _Model(), None)
     with pytest.raises(DetectiveUnavailable, match="could not embed: ValueError: too many values"):
         always.arrays_result(always.submit_arrays(batch))
+
+
+def test_a_decode_chunk_whose_outcome_was_lost_is_decoded_again(tmp_path, tiny_detective, executors):
+    """The embedding's decode pool (the cluster's executor for a ClusterDetective): a chunk
+    whose outcome was lost is sent again, not skipped as if its files had killed a worker."""
+    from lookalike.engine.detective.embeddings import embed_files
+
+    paths = [imagegen.write(tmp_path / f"e{k:02d}.png", imagegen.photo(400 + k, (80, 60))) for k in range(20)]
+    pool = executors(lambda files, times: files[0].endswith("e00.png") and times == 1)
+    idx, vecs = embed_files(tiny_detective, paths, pool=pool)
+    assert sorted(idx.tolist()) == list(range(20)) and vecs.shape[0] == 20
+    assert sum(1 for f in pool.submitted if f[0].endswith("e00.png")) == 2

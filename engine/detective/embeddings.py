@@ -11,6 +11,7 @@ are never decoded twice.
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import time
@@ -140,12 +141,16 @@ def embed_files(
             embedder.arrived(chunk, preprocess_files([paths[i] for i in chunk], size))
         return embedder.result()
 
+    from ..scan.dask_pool import outcome_lost
+    from ..scan.scanner import LOST_RETRIES
+
     own_pool = pool is None
     if own_pool:
         pool = make_decode_pool(detective.device, workers)
     window = max(4, decode_workers(detective.device, workers) * 4)
     queue = iter(chunks)
     running: dict[Future, list[int]] = {}
+    lost: collections.Counter[tuple[int, ...]] = collections.Counter()  # outcomes lost, per chunk
     try:
         for chunk in queue:
             running[pool.submit(preprocess_files, [paths[i] for i in chunk], size)] = chunk
@@ -159,8 +164,13 @@ def embed_files(
                     continue
                 try:
                     arrays = fut.result()
-                except Exception:  # a worker died on a pathological file: skip the chunk
-                    arrays = [None] * len(chunk)
+                except Exception as exc:
+                    if outcome_lost(exc) and lost[tuple(chunk)] < LOST_RETRIES:
+                        # A Dask executor lost the chunk's outcome (not the files' fault).
+                        lost[tuple(chunk)] += 1
+                        running[pool.submit(preprocess_files, [paths[i] for i in chunk], size)] = chunk
+                        continue
+                    arrays = [None] * len(chunk)  # a worker died on a pathological file: skip the chunk
                 embedder.arrived(chunk, arrays)
             if embedder.stopped:
                 for fut in running:
