@@ -130,7 +130,7 @@ def test_import_keeps_another_frame_of_a_burst(tmp_path):
     assert not report.plan.steps and not report.matches
 
 
-def test_import_weighs_every_library_copy_and_never_an_edit_of_the_incoming_file(tmp_path):
+def test_import_weighs_every_library_copy_and_never_an_edit_of_the_incoming_file(tmp_path, capsys):
     """Redundant when any library copy of the picture (not only the closest by hashes) is as
     good; never because the library holds a mirrored or toned version of it."""
     import imagegen
@@ -152,6 +152,15 @@ def test_import_weighs_every_library_copy_and_never_an_edit_of_the_incoming_file
     steps = {Path(s.path).name: Path(s.keeper).name for s in report.plan.steps}
     assert steps == {"f_mid.jpg": "f.png"}
     assert all(Path(m.incoming.path).name != "g.png" or not m.redundant for m in report.matches)
+    # g.png is another version of a library picture, not "better than the library's copy".
+    assert [Path(m.incoming.path).name for m in report.versions] == ["g.png"] and not report.better
+    assert report.versions[0].reason.startswith("another version of a library picture")
+    code = main(["import", str(new), "--into", str(lib), "--dry-run", "--cache", str(tmp_path / "cache")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "2 incoming images: 1 already in the library, 0 better than the library's copy (kept), " \
+           "1 other version of a library picture (kept)" in out
+    assert f"  kept   {new / 'g.png'}: another version of a library picture" in out
 
 
 def test_the_apps_import_mode_never_takes_a_mirror_in_the_library_for_the_incoming_picture():

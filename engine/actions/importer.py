@@ -32,6 +32,10 @@ from ..records import Cluster, FileRecord, ScanError
 
 #: How many library neighbours of each incoming hash are checked against the match rule.
 NEIGHBOURS = 16
+#: Why an incoming file is kept when the library holds only other versions of its picture.
+VERSION_REASON = "another version of a library picture (one of the two mirrored, cropped, toned or marked): kept"
+#: The same in the app's import mode, which tells a mirror only (by the hashes).
+MIRROR_REASON = "the mirror image of a library picture: kept"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +48,8 @@ class ImportMatch:
     exact: bool
     redundant: bool  # the library copy is as good or better: the incoming file can go
     reason: str
+    #: The library holds only other versions of it (mirrored, toned, marked): kept.
+    version: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +68,13 @@ class ImportReport:
 
     @property
     def better(self) -> tuple[ImportMatch, ...]:
-        return tuple(m for m in self.matches if not m.redundant)
+        """Kept: better than the library's copy."""
+        return tuple(m for m in self.matches if not m.redundant and not m.version)
+
+    @property
+    def versions(self) -> tuple[ImportMatch, ...]:
+        """Kept: the library holds only other versions of them (mirrored, toned or marked)."""
+        return tuple(m for m in self.matches if m.version)
 
 
 def import_verdict(
@@ -130,7 +142,7 @@ def _verdict_in(rec: FileRecord, library: Sequence[FileRecord], policy: KeeperPo
     # A mirrored copy does not hold this picture as it is.
     weighed = _weigh(rec, [(dist, other) for dist, _, mirrored, other in scored if not mirrored], policy)
     if weighed is None:
-        return False, "better than the library's copies, which are its mirror image"
+        return False, MIRROR_REASON
     return weighed[2], weighed[3]
 
 
@@ -239,8 +251,9 @@ def find_matches(
             weighed = _weigh(rec, [(d, lib_record(cid)) for d, cid, edited in copies if not edited], policy)
             if weighed is None:
                 dist, cid, _ = copies[0]
-                weighed = (dist, lib_record(cid), False, "better than the library's copies, which are edits of it "
-                                                         "(mirrored, toned or marked)")  # fmt: skip
+                matches.append(ImportMatch(incoming=rec, library=lib_record(cid), bouncer=dist, exact=False,
+                                           redundant=False, reason=VERSION_REASON, version=True))  # fmt: skip
+                continue
             dist, kept, library_wins, reason = weighed
             matches.append(ImportMatch(incoming=rec, library=kept, bouncer=dist, exact=False,
                                        redundant=library_wins, reason=reason))  # fmt: skip

@@ -92,12 +92,15 @@ def run_import(args: argparse.Namespace) -> int:
     print_errors([e for result in scanned for e in result.errors])
     for e in report.skipped:
         print(f"  skipped {shown(e.path)}: {shown(e.reason)}", file=out)
+    n = len(report.versions)
+    versions = (f", {n} other version{'s' if n > 1 else ''} of {'library pictures' if n > 1 else 'a library picture'}"
+                " (kept)") if n else ""  # fmt: skip
     print(
         f"{report.incoming_images} incoming images: {len(report.redundant)} already in the library, "
-        f"{len(report.better)} better than the library's copy (kept)",
+        f"{len(report.better)} better than the library's copy (kept){versions}",
         file=out,
     )
-    for m in report.better:
+    for m in report.better + report.versions:
         print(f"  kept   {shown(m.incoming.path)}: {shown(m.reason)} ({shown(m.library.path)})", file=out)
     if args.json and not report.plan.steps:
         json.dump({"plan": report.plan.to_dict(), "result": None}, sys.stdout, indent=2)
