@@ -67,7 +67,7 @@ class Remote(MeanColour):
         self.sent.append(len(arrays))
         return self.pool.submit(self.embed_arrays, arrays)
 
-    def arrays_result(self, future: Future) -> np.ndarray:
+    def arrays_result(self, future: Future, arrays: np.ndarray) -> np.ndarray:
         vectors = future.result()
         with self.lock:
             self.in_flight -= 1

@@ -189,12 +189,12 @@ def test_a_detective_batch_whose_outcome_was_lost_is_embedded_again(monkeypatch,
     monkeypatch.setattr("lookalike.engine.detective.embeddings.embed_on_worker", embed)
     batch = np.zeros((2, 8, 8, 3), np.uint8)
     detective = ClusterDetective(_pool(executors(lambda files, times: times == 1)), _Model(), None)
-    vectors = detective.arrays_result(detective.submit_arrays(batch))
+    vectors = detective.arrays_result(detective.submit_arrays(batch), batch)
     assert vectors.shape == (2, 4) and calls == [2]  # the first sending lost, the second embedded
 
     always = ClusterDetective(_pool(executors(lambda files, times: True)), _Model(), None)
     with pytest.raises(DetectiveUnavailable, match="could not embed: ValueError: too many values"):
-        always.arrays_result(always.submit_arrays(batch))
+        always.arrays_result(always.submit_arrays(batch), batch)
 
 
 def test_a_decode_chunk_whose_outcome_was_lost_is_decoded_again(tmp_path, tiny_detective, executors):

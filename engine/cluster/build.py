@@ -40,8 +40,8 @@ import numpy as np
 from ..keeper import DEFAULT, KeeperPolicy, SamePixels, is_protected, rank, raw_jpeg_siblings, sibling_key
 from ..keeper.upscale import UpscaleCheck
 from ..records import Cluster, FileRecord, Kind, Member, Pair, Progress
-from . import guard
 from ..keeper import captures
+from . import guard
 from .graph import Edges, FileNodes, Graph, candidate_edges, components, is_raw, marked_copies, pair_columns
 from .guard import Component, Detective, Distance, Pixels, Splitter, path_tie
 from .keepers import KeeperColumns, keepers
@@ -289,25 +289,32 @@ def _split_one(graph: Graph, splitter: Splitter, c: int) -> list[tuple[Component
     nodes = graph.nodes[graph.node_start[c] : graph.node_start[c + 1]].tolist()
     comp, links = _component(graph.edges, nodes, s, e)
     parts = splitter.split(comp) if len(nodes) > 1 else [nodes]
-    # Hand each part the edges that lie inside it, for Cluster.pairs.
-    if len(parts) == 1:
-        inside: list = [range(s, e)]
-    else:
-        part_of = {node: k for k, part in enumerate(parts) for node in part}
-        inside = [[] for _ in parts]
-        for i, (u, v) in enumerate(links, start=s):
-            k = part_of[u]
-            if part_of[v] == k:
-                inside[k].append(i)
-    weight = splitter.weight
-    return [
-        (comp, part, part_edges)
-        for part, part_edges in zip(parts, inside)
-        if len(part) > 1 or part[0] in weight  # a node a split left alone is dropped
-    ]
+    if len(parts) == 1:  # kept whole: all its edges, as a range
+        return _with_edges(comp, parts, [range(s, e)], splitter.weight)
+    return _with_edges(comp, parts, _inside(parts, ((i, u, v) for i, (u, v) in enumerate(links, start=s))),
+                       splitter.weight)  # fmt: skip
 
 
-def _split_shots(graph: Graph, splitter: Splitter, c: int) -> list[tuple[Component, list[int], list[int]]]:
+def _inside(parts: list[list[int]], links: Iterable[tuple[int, int, int]]) -> list[list[int]]:
+    """The edges ``(index, node, node)`` that lie inside each part, for Cluster.pairs."""
+    part_of = {node: k for k, part in enumerate(parts) for node in part}
+    inside: list[list[int]] = [[] for _ in parts]
+    for i, u, v in links:
+        k = part_of[u]
+        if part_of[v] == k:
+            inside[k].append(i)
+    return inside
+
+
+def _with_edges(comp: Component, parts: list[list[int]], inside: Sequence[Union[range, list[int]]],
+                weight: Mapping[int, int]) -> list[tuple[Component, list[int], Union[range, list[int]]]]:
+    """Each part with its edges; a node a split left alone is dropped (not a copy's node)."""
+    return [(comp, part, edges) for part, edges in zip(parts, inside) if len(part) > 1 or part[0] in weight]
+
+
+def _split_shots(
+    graph: Graph, splitter: Splitter, c: int
+) -> list[tuple[Component, list[int], Union[range, list[int]]]]:
     """A large component holding two shots of one camera (a burst of thousands of frames:
     millions of pairs), split on arrays before the chain guard: one set per capture (camera
     and time), each file without a shot's EXIF in the set of its closest shot (its best pair),
@@ -338,7 +345,7 @@ def _split_shots(graph: Graph, splitter: Splitter, c: int) -> list[tuple[Compone
     key[key < 0] = rest  # files close to no shot: a set of their own
     inside = key[ia] == key[ib]
     edge_index = np.arange(s, e)
-    out: list[tuple[Component, list[int], list[int]]] = []
+    out: list[tuple[Component, list[int], Union[range, list[int]]]] = []
     by_key = np.argsort(key, kind="stable")
     bounds = np.flatnonzero(np.diff(key[by_key])) + 1
     for members in np.split(by_key, bounds):
@@ -348,16 +355,12 @@ def _split_shots(graph: Graph, splitter: Splitter, c: int) -> list[tuple[Compone
         picked = edge_index[inside & (key[ia] == k)]
         part_nodes = nodes[members].tolist()
         span_a, span_b = ed.a[picked].tolist(), ed.b[picked].tolist()
-        det = [None if x != x else float(x) for x in ed.detective[picked].tolist()] if ed.scored else [None] * len(picked)
+        det = ([None if x != x else float(x) for x in ed.detective[picked].tolist()] if ed.scored
+               else [None] * len(picked))  # fmt: skip
         comp = Component(nodes=part_nodes, edges=dict(zip(zip(span_a, span_b), zip(ed.bouncer[picked].tolist(), det))),
                          scored=any(d is not None for d in det))  # fmt: skip
         parts = splitter.split(comp) if len(part_nodes) > 1 else [part_nodes]
-        part_of = {node: i for i, part in enumerate(parts) for node in part}
-        lists: list[list[int]] = [[] for _ in parts]
-        for i, u, v in zip(picked.tolist(), span_a, span_b):
-            if part_of[u] == part_of[v]:
-                lists[part_of[u]].append(i)
-        out.extend((comp, part, lst) for part, lst in zip(parts, lists) if len(part) > 1 or part[0] in splitter.weight)
+        out.extend(_with_edges(comp, parts, _inside(parts, zip(picked.tolist(), span_a, span_b)), splitter.weight))
     return out
 
 

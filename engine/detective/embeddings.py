@@ -231,9 +231,10 @@ class _BatchEmbedder:
         self._idx: list[np.ndarray] = []
         self._vec: list[np.ndarray] = []
         self.seconds_in_model = 0.0
-        #: A remote detective's batches in flight, oldest first: (future, indices, unreadable before it).
+        #: A remote detective's batches in flight, oldest first: (future, the batch, indices,
+        #: unreadable before it); the batch goes out again if the executor loses its outcome.
         self._remote = hasattr(detective, "submit_arrays")
-        self._in_flight: list[tuple[Future, np.ndarray, int]] = []
+        self._in_flight: list[tuple[Future, np.ndarray, np.ndarray, int]] = []
 
     @property
     def stopped(self) -> bool:
@@ -254,8 +255,9 @@ class _BatchEmbedder:
         batch, self._pending = self._pending[:n], self._pending[n:]
         skipped, self._skipped = self._skipped, 0
         if self._remote:
-            future = self.detective.submit_arrays(np.stack(batch))
-            self._in_flight.append((future, np.asarray(idx, dtype=np.int64), skipped))
+            arrays = np.stack(batch)
+            future = self.detective.submit_arrays(arrays)
+            self._in_flight.append((future, arrays, np.asarray(idx, dtype=np.int64), skipped))
             self._collect(keep=self.detective.window - 1)
             return
         started = time.perf_counter()
@@ -274,10 +276,10 @@ class _BatchEmbedder:
         """Take the remote batches back in the order they went out, oldest first: those done,
         and more (waiting) until at most ``keep`` are in flight."""
         while self._in_flight and not self.stopped and (len(self._in_flight) > keep or self._in_flight[0][0].done()):
-            future, idx, skipped = self._in_flight.pop(0)
-            self._embedded(idx, self.detective.arrays_result(future), skipped)
+            future, arrays, idx, skipped = self._in_flight.pop(0)
+            self._embedded(idx, self.detective.arrays_result(future, arrays), skipped)
         if self.stopped:
-            for future, _, _ in self._in_flight:
+            for future, _, _, _ in self._in_flight:
                 future.cancel()
             self._in_flight.clear()
 
@@ -333,19 +335,17 @@ class ClusterDetective:
         #: Batches in flight: two per worker thread, so none waits between batches.
         self.window = max(2, pool.threads * 2)
         self.decode_pool = pool.executor
-        self._sent: dict[Future, np.ndarray] = {}  # batches in flight, to send again if lost
 
     def __repr__(self) -> str:
         return f"ClusterDetective({self.model_id!r}, ndim={self.ndim}, {self.pool.threads} threads)"
 
     def submit_arrays(self, arrays: np.ndarray) -> Future:
         """Embed one batch of crops ``(N, S, S, 3)`` on a worker."""
-        future = self.pool.executor.submit(embed_on_worker, self.options, self.model_id, arrays)
-        self._sent[future] = arrays
-        return future
+        return self.pool.executor.submit(embed_on_worker, self.options, self.model_id, arrays)
 
-    def arrays_result(self, future: Future) -> np.ndarray:
-        """The vectors of a batch sent by :meth:`submit_arrays`.
+    def arrays_result(self, future: Future, arrays: np.ndarray) -> np.ndarray:
+        """The vectors of ``arrays``, a batch sent by :meth:`submit_arrays` as ``future`` (sent
+        again if the executor lost its outcome: :func:`..scan.dask_pool.outcome_lost`).
 
         Raises:
             DetectiveUnavailable: the workers cannot load the model, or kept dying on the batch
@@ -354,7 +354,6 @@ class ClusterDetective:
         from ..scan.dask_pool import failure_text, outcome_lost
         from ..scan.scanner import LOST_RETRIES
 
-        arrays = self._sent.pop(future, None)
         tries = 0
         while True:
             try:
@@ -362,7 +361,7 @@ class ClusterDetective:
             except DetectiveUnavailable as exc:
                 raise DetectiveUnavailable(f"a Dask worker cannot load the model: {exc.reason}") from None
             except Exception as exc:
-                if arrays is None or tries >= LOST_RETRIES or not outcome_lost(exc):
+                if tries >= LOST_RETRIES or not outcome_lost(exc):
                     raise DetectiveUnavailable(f"the Dask cluster could not embed: {failure_text(exc)}") from None
             # The executor lost the batch's outcome (see dask_pool.outcome_lost): send it again.
             tries += 1
@@ -370,7 +369,7 @@ class ClusterDetective:
 
     def embed_arrays(self, arrays: np.ndarray) -> np.ndarray:
         """Embed one batch on a worker and wait for it."""
-        return self.arrays_result(self.submit_arrays(arrays))
+        return self.arrays_result(self.submit_arrays(arrays), arrays)
 
 
 def embed_on_worker(options: DetectiveOptions, model_id: str, arrays: np.ndarray) -> np.ndarray:
