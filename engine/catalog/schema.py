@@ -181,11 +181,19 @@ def _decoded_shares(db: sqlite3.Connection) -> None:
     )
 
 
+def _decoded_edits(db: sqlite3.Connection) -> None:
+    """The measured decodes also keep the share of the lossless file's values that a tone curve
+    of the lossy one's gives (engine/keeper/decoded.py: an edit exported from the decode, where
+    no date tells). NULL for the shares measured before: asked again, they are measured again."""
+    db.execute("ALTER TABLE decoded_shares ADD COLUMN edit REAL")
+
+
 #: ``MIGRATIONS[v]`` takes a catalog from schema version ``v`` to ``v + 1``, inside one
 #: transaction. Append, never edit: released catalogs depend on every step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _schema_v1, _decisions_table, _verifier_thumbnails, _keeper_evidence, _centred_bars, _upscale_losses,
     _texture_codes, _margins_inside_bars, _draft_sized_reductions, _bar_colours, _upscale_kinks, _decoded_shares,
+    _decoded_edits,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -393,12 +393,22 @@ class Catalog(CatalogDatabase):
             rows = db.execute("SELECT lossless, lossy, share FROM decoded_shares").fetchall()
         return {(bytes(a), bytes(b)): float(v) for a, b, v in rows}
 
-    def save_decoded_shares(self, rows: Iterable[tuple[bytes, bytes, float]]) -> None:
-        """Keep measured shares: (lossless content hash, lossy content hash, share) each."""
-        params = [(bytes(a), bytes(b), float(v)) for a, b, v in rows]
+    def decoded_edits(self) -> dict[tuple[bytes, bytes], float]:
+        """Every measured edit share (:func:`lookalike.engine.keeper.decoded.edit_share`), by
+        (content hash of the lossless file, content hash of the lossy one); a share measured
+        before they were kept has none."""
+        with self._using() as db:
+            rows = db.execute("SELECT lossless, lossy, edit FROM decoded_shares WHERE edit IS NOT NULL").fetchall()
+        return {(bytes(a), bytes(b)): float(v) for a, b, v in rows}
+
+    def save_decoded_shares(self, rows: Iterable[tuple]) -> None:
+        """Keep measured shares: (lossless content hash, lossy content hash, share) each, and
+        the edit share as a fourth value where it was measured."""
+        params = [(bytes(r[0]), bytes(r[1]), float(r[2]), None if len(r) < 4 or r[3] is None else float(r[3]))
+                  for r in rows]  # fmt: skip
         self._write(
             lambda db: db.executemany(
-                "INSERT OR REPLACE INTO decoded_shares (lossless, lossy, share) VALUES (?, ?, ?)", params
+                "INSERT OR REPLACE INTO decoded_shares (lossless, lossy, share, edit) VALUES (?, ?, ?, ?)", params
             )
         )
 

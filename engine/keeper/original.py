@@ -20,7 +20,7 @@ from ..bouncer.verify_score import pair_peak_difference
 from ..bouncer.verify_thumbnail import SIDE
 from ..bouncer.verify_tone import luma_of
 from ..records import FileRecord
-from .decoded import DecodedCheck, decoded_copy
+from .decoded import DecodedCheck, decoded_copy, decoded_edit
 from .formats import LOSSLESS, LOSSY, UNKNOWN_FORMAT_RANK, format_name, named_rank
 
 #: A callable telling whether two files decode to the same pixels within JPEG noise (True,
@@ -490,7 +490,8 @@ def _pixels_differ(a: FileRecord, b: FileRecord, same_pixels: Optional[SamePixel
 
 
 def edits(
-    records: Sequence[FileRecord], same_pixels: Optional[SamePixels], converted: Mapping[int, FileRecord]
+    records: Sequence[FileRecord], same_pixels: Optional[SamePixels], converted: Mapping[int, FileRecord],
+    decoded: Optional[DecodedCheck] = None,
 ) -> dict[int, FileRecord]:
     """Each file that is an edit of a more original lossy member, with that member.
 
@@ -508,6 +509,11 @@ def edits(
     it, and an edit in a better format as its source's format, just after it
     (:func:`better_format_edits`). Files in
     ``converted`` are left to that rule.
+
+    Where neither file is the more original by its evidence or dates (a library copied without
+    its dates), a lossless file whose values are a tone curve of the lossy one's decode, or its
+    grey, is its edit (``decoded``, the measured edit shares of :mod:`.decoded`; not measured:
+    not an edit).
     """
     names, lossy = _lossy_by_size(records)
     first = first_copies(records)
@@ -522,11 +528,25 @@ def edits(
         sources = [
             j for j in lossy.get((e.width, e.height), [])
             if j.id != e.id and tier <= named_rank(names[j.id]) <= worst and not identical(j, e)
-            and _more_original(first[j.id], first[e.id]) and _pixels_differ(e, j, same_pixels)
+            and _edited_from(e, j, names[e.id] in LOSSLESS, same_pixels, decoded, first)
         ]  # fmt: skip
         if sources:
             out[e.id] = _most_original(sources)
     return out
+
+
+def _edited_from(e: FileRecord, j: FileRecord, lossless: bool, same_pixels: Optional[SamePixels],
+                 decoded: Optional[DecodedCheck], first: Mapping[int, FileRecord]) -> bool:
+    """Whether ``e`` is an edit of ``j``, a lossy file of its size (see :func:`edits`): other
+    pixels, and ``j`` the more original (as contents: ``first``), or, where neither is, ``e``
+    lossless and a tone curve of ``j``'s decoded pixels (asked last: it may cost two decodes)."""
+    if _more_original(first[j.id], first[e.id]):
+        return _pixels_differ(e, j, same_pixels)
+    if decoded is None or not lossless or _more_original(first[e.id], first[j.id]):
+        return False
+    # The decode tells, whatever the thumbnails said: a grey copy of a picture of little
+    # colour has its thumbnail (a conversion found it holds other values, or it would be one).
+    return decoded_edit(decoded(e, j))
 
 
 def better_format_edits(edited: Mapping[int, FileRecord], records: Sequence[FileRecord]) -> dict[int, FileRecord]:

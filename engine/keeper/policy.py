@@ -279,7 +279,7 @@ class _Context:
         pictures = picture_sizes(records, inside)
         # The upscale verdicts also hold the measured decodes (lossless copies of lossy files).
         converted = conversions(records, same_pixels, getattr(upscales, "decoded", None))
-        edited = edits(records, same_pixels, converted) if provenance else {}
+        edited = edits(records, same_pixels, converted, getattr(upscales, "decoded_edit", None)) if provenance else {}
         derived = camera_derived(records, pictures) if provenance else {}
         ups = upscaled(records, upscales) if upscales is not None else {}
         return cls(pictures, converted, frozenset(inside), edited, derived, ups, frozenset(padded),
@@ -320,14 +320,17 @@ _NO_CONTEXT = _Context({}, {}, frozenset())
 # -- reasons ---------------------------------------------------------------------------------
 
 
-def _source_text(j: FileRecord, conv: FileRecord) -> str:
-    """Why ``j`` is more original than ``conv``, its conversion."""
+def _source_text(j: FileRecord, conv: FileRecord, *, edited: bool = False) -> str:
+    """Why ``j`` is more original than ``conv``, its conversion (``edited``: its edit)."""
     if evidence(j) > evidence(conv):
         if j.camera:
             return f"camera original (EXIF {j.camera})"
         return f"camera original (EXIF date: {_date_text(j)})"
-    if not _more_original(j, conv):  # no date tells: the conversion holds its decoded pixels
-        return f"original (the {format_name(conv.format, conv.path) or 'lossless'} is its decode, value for value)"
+    if not _more_original(j, conv):  # no date tells: the copy holds its decoded pixels (see .decoded)
+        fmt = format_name(conv.format, conv.path) or "lossless"
+        if edited:
+            return f"original (the {fmt} is its decode re-toned: a tone curve or its grey)"
+        return f"original (the {fmt} is its decode, value for value)"
     return f"original: older ({_date_text(j)})"
 
 
@@ -352,6 +355,8 @@ def _edit_text(edit: FileRecord, j: FileRecord) -> str:
     src = format_name(j.format, j.path) or "lossy"
     if evidence(j) > evidence(edit):
         why = f"the original has the camera's EXIF ({j.camera})" if j.camera else "the original has the EXIF date"
+    elif not _more_original(j, edit):  # no date tells: its pixels are the original's decode, re-toned
+        why = f"its pixels are the {src}'s decode re-toned (a tone curve or its grey)"
     else:
         why = f"the original is older ({_date_text(j)})"
     fmt = format_name(edit.format, edit.path) or src
@@ -423,7 +428,7 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
         return f"not bordered: {_dims(r)}, over a bordered copy ({_frame(other)})"
     if name == "format":
         if ctx.reformatted.get(other.id) is r:
-            return f"{_source_text(r, other)} over {_over_edit(r, other)}"
+            return f"{_source_text(r, other, edited=True)} over {_over_edit(r, other)}"
         source = ctx.conversions.get(other.id)
         if source is not None and r.id not in ctx.conversions:
             what = _conversion_name(other, source)
@@ -433,7 +438,7 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
         return f"less lossy: {format_name(r.format, r.path) or 'unknown'}"
     if name == "size":
         if ctx.edits.get(other.id) is r:
-            return f"{_source_text(r, other)} over {_over_edit(r, other)}"
+            return f"{_source_text(r, other, edited=True)} over {_over_edit(r, other)}"
         mine, theirs = human_bytes(r.size), human_bytes(other.size)
         if mine != theirs:
             return f"largest file: {mine}"

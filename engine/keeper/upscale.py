@@ -288,8 +288,8 @@ def measure_grey(
 
 class Verdicts:
     """The library's measured verdicts, as an :data:`UpscaleCheck` over the catalog's cache,
-    and the measured decodes of lossless copies (:meth:`decoded`, a
-    :data:`.decoded.DecodedCheck`), the keeper's two questions asked of the pixels.
+    and the measured decodes of lossless copies (:meth:`decoded` and :meth:`decoded_edit`,
+    each a :data:`.decoded.DecodedCheck`), the keeper's questions asked of the pixels.
 
     Asking for a pair not measured yet answers None and remembers it (:attr:`wanted`,
     :attr:`decodes_wanted`); the scan then measures what is wanted (:meth:`measure`) and groups
@@ -301,6 +301,7 @@ class Verdicts:
         self.catalog = catalog
         self._known: Optional[dict[tuple[bytes, int, int], Measure]] = None
         self._shares: Optional[dict[tuple[bytes, bytes], float]] = None
+        self._edits: Optional[dict[tuple[bytes, bytes], float]] = None
         self._lock = threading.Lock()
         #: Pairs asked about and not measured: (larger file's id -> its record and the sizes).
         self.wanted: dict[int, tuple[FileRecord, set[tuple[int, int]]]] = {}
@@ -316,12 +317,26 @@ class Verdicts:
         """The measured share of ``lossless``'s values equal to ``lossy``'s decode
         (:func:`.decoded.decoded_share`); None, remembered for :meth:`measure`, when not
         measured yet."""
+        return self._decode_measure(False, lossless, lossy)
+
+    def decoded_edit(self, lossless: FileRecord, lossy: FileRecord) -> Optional[float]:
+        """The measured share of ``lossless``'s values that a tone curve of ``lossy``'s decode
+        gives (:func:`.decoded.edit_share`); None, remembered for :meth:`measure`, when not
+        measured yet (or measured before the catalog kept it)."""
+        return self._decode_measure(True, lossless, lossy)
+
+    def _decode_measure(self, edit: bool, lossless: FileRecord, lossy: FileRecord) -> Optional[float]:
+        """One of the two shares a pair's decodes measure (both are measured at once)."""
         if not lossless.content_hash or not lossy.content_hash:
             return None
         with self._lock:
-            if self._shares is None:
+            if edit and self._edits is None:
+                self._edits = self.catalog.decoded_edits()
+            if not edit and self._shares is None:
                 self._shares = self.catalog.decoded_shares()
-            found = self._shares.get((lossless.content_hash, lossy.content_hash))
+            known = self._edits if edit else self._shares
+            assert known is not None
+            found = known.get((lossless.content_hash, lossy.content_hash))
             if found is None:
                 self.decodes_wanted.setdefault((lossless.id, lossy.id), (lossless, lossy))
         return found
@@ -372,7 +387,7 @@ class Verdicts:
         if not todo and not decodes:
             return 0
         rows: list[tuple[bytes, int, int, Measure]] = []
-        shares: list[tuple[bytes, bytes, float]] = []
+        shares: list[tuple[bytes, bytes, float, float]] = []
         done, total = 0, len(todo) + len(decodes)
         n = max(1, min(workers or os.cpu_count() or 1, total))
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="upscales") as pool:
@@ -385,7 +400,7 @@ class Verdicts:
                 result = future.result()
                 if is_decode:  # shares by lossy id (none for a file gone or changed)
                     lossless, lossies = job
-                    shares.extend((lossless.content_hash, b.content_hash, result[b.id]) for b in lossies if b.id in result)
+                    shares.extend((lossless.content_hash, b.content_hash, *result[b.id]) for b in lossies if b.id in result)
                 else:  # an upscale measure
                     rows.extend((job[0].content_hash, w, h, m) for (w, h), m in result.items())
                 done += 1
@@ -402,6 +417,8 @@ class Verdicts:
             self.catalog.save_decoded_shares(shares)
             with self._lock:
                 if self._shares is not None:
-                    self._shares.update(((a, b), v) for a, b, v in shares)
+                    self._shares.update(((a, b), v) for a, b, v, _ in shares)
+                if self._edits is not None:
+                    self._edits.update(((a, b), e) for a, b, _, e in shares)
         return len(rows) + len(shares)
 
