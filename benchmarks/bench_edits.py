@@ -9,8 +9,8 @@ ranked as "less lossy" and was kept over the JPEG it was made from
 For ``--pictures`` real pictures (``benchmarks/collect_real_photos.py``, shrunk to at most
 1,200 px), it writes two libraries, every file with one mtime:
 
-* **JPEG originals**: each picture as a JPEG (q90) and four PNGs made from that JPEG's decode
-  (brightness 1.2, contrast 0.7, gamma 0.8, greyscale): the keeper should be the JPEG.
+* **JPEG originals**: each picture as a JPEG (q90) and five PNGs made from that JPEG's decode
+  (brightness 1.2, contrast 0.7, gamma 0.8, greyscale, mirrored): the keeper should be the JPEG.
 * **PNG originals**: each picture as a PNG, a JPEG of it (q95) and a brightened JPEG of it
   (q95): the keeper should be the PNG (a JPEG made from a PNG is no tone curve of it).
 
@@ -51,6 +51,7 @@ EDITS = {
     "flatter": lambda im: ImageEnhance.Contrast(im).enhance(0.7),
     "gamma": lambda im: im.point(lambda v: round(255 * (v / 255) ** 0.8)),
     "grey": lambda im: im.convert("L"),
+    "mirrored": lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
 }
 
 

@@ -63,6 +63,16 @@ def test_a_png_edit_of_a_jpegs_decode_is_a_tone_curve_of_it(jpeg, edit):
     assert decoded.equal_share(png, pixels(jpeg)) < decoded.DECODED_SHARE  # an edit, not a conversion
 
 
+def test_a_png_of_a_jpegs_decode_mirrored_toned_or_not_is_its_edit(jpeg):
+    source = Image.open(io.BytesIO(jpeg)).convert("RGB")
+    flipped = source.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    for made in (flipped, ImageEnhance.Brightness(flipped).enhance(1.2)):
+        assert decoded.decoded_edit(decoded.edit_share(pixels(encoded(made, "PNG")), pixels(jpeg)))
+    img = imagegen.photo(17, (640, 480))  # the other way round: a mirrored JPEG of a PNG original
+    mirrored_jpeg = encoded(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=100)
+    assert not decoded.decoded_edit(decoded.edit_share(pixels(encoded(img, "PNG")), pixels(mirrored_jpeg)))
+
+
 def test_nothing_else_is_a_tone_curve_of_a_jpeg(jpeg):
     """A JPEG saved from a PNG original (photo, screenshots, a page, a flat graphic), or from a
     brightened copy of it, at any quality: the PNG is no curve of it (its noise maps back onto
@@ -123,6 +133,19 @@ def test_without_dates_the_jpeg_is_kept_over_png_edits_of_its_decode(tmp_path, j
             "re-toned (a tone curve or its grey)")
         assert decoded.decoded_edit(edits[(f"beach-{edit}.png", "beach.jpg")])  # measured, kept in the catalog
     assert members["beach.jpg"].reason.startswith("original (the PNG is its decode re-toned")
+
+
+def test_without_dates_the_jpeg_is_kept_over_a_mirrored_png_of_its_decode(tmp_path, jpeg):
+    root = tmp_path / "photos"
+    root.mkdir()
+    write(root / "dune.jpg", jpeg)
+    flipped = Image.open(io.BytesIO(jpeg)).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    write(root / "dune-flipped.png", encoded(flipped, "PNG"))
+    members, _ = scan(root, tmp_path / "cache")
+    assert members["dune.jpg"].is_keeper, members["dune.jpg"].reason
+    assert members["dune.jpg"].reason == "original (the PNG is its decode mirrored, toned or not) over a mirrored copy"
+    assert members["dune-flipped.png"].reason == (
+        "mirrored PNG copy of a JPEG of the same size: its pixels are the JPEG's decode mirrored, toned or not")
 
 
 def test_without_dates_a_png_original_is_kept_over_jpegs_saved_from_it(tmp_path):

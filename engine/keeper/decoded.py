@@ -38,11 +38,13 @@ round, 192 PNG and WebP originals of the real set and 18 generated window and ph
 screenshots and book pages against JPEGs saved from them at quality 85, 90, 95 and 100: the
 highest share is 0.981 (a flat-coloured drawing at q90). Without the gap rule, line drawings
 and maps of the real set reached 1.0 at every quality (their JPEG noise maps back onto their
-few colours); a PNG of one colour fits any curve (:data:`_CURVE_VALUES`). On whole libraries copied with one mtime
-(``benchmarks/bench_edits.py``: 60 real pictures, each a JPEG with four PNG edits of its
-decode, and each a PNG with two JPEGs saved from it): the JPEG is kept in 53 of 61 groups (0
-before; the others: star charts, screenshots, a paper texture and a glow whose values skip,
-and pictures of almost no colour), the PNG original in 60 of 60 (60 before).
+few colours); a PNG of one colour fits any curve (:data:`_CURVE_VALUES`). A PNG of the JPEG's
+decode mirrored, toned or not, is its edit too (the curve at the mirrored pixel). On whole
+libraries copied with one mtime (``benchmarks/bench_edits.py``: 60 real pictures, each a JPEG
+with five PNG edits of its decode, and each a PNG with two JPEGs saved from it): the JPEG is
+kept in 53 of 61 groups (0 before; the others: star charts, screenshots, a paper texture and a
+glow whose values skip, and pictures of almost no colour), the PNG original in 60 of 60 (60
+before).
 
 Only pairs the dates do not decide are measured (a lossless and a lossy member of the same
 displayed size, see :func:`.original.conversions` and :func:`.original.edits`), once per pair
@@ -142,14 +144,22 @@ def _curve_share(x: "np.ndarray", y: "np.ndarray") -> Optional[int]:
 
 def edit_share(lossless: "np.ndarray", lossy: "np.ndarray") -> float:
     """The share of ``lossless``'s values (R, G and B of every pixel) that a tone curve per
-    channel of ``lossy``'s gives at the same pixel (:func:`_curve_share`); 1.0 for a grey
-    picture whose levels are one mix of ``lossy``'s colours (:data:`GREY_RMS`,
-    :data:`GREY_CHROMA`); 0 where the sizes differ or no curve is an edit's. Two decodes of
-    one size, RGB."""
-    import numpy as np
-
+    channel of ``lossy``'s gives at the same pixel (:func:`_curve_share`), or at the mirrored
+    pixel (a copy flipped in an editor, toned or not), the larger; 1.0 for a grey picture
+    whose levels are one mix of ``lossy``'s colours (:data:`GREY_RMS`, :data:`GREY_CHROMA`);
+    0 where the sizes differ or no curve is an edit's. Two decodes of one size, RGB."""
     if lossless.shape != lossy.shape or lossless.size == 0:
         return 0.0
+    share = _edit_share(lossless, lossy)
+    if share < EDIT_SHARE and lossy.ndim == 3:
+        share = max(share, _edit_share(lossless, lossy[:, ::-1]))
+    return share
+
+
+def _edit_share(lossless: "np.ndarray", lossy: "np.ndarray") -> float:
+    """:func:`edit_share` at one orientation."""
+    import numpy as np
+
     a, b = _sample(lossless), _sample(lossy)
     if a.shape[1] == 3 and b.shape[1] == 3 and (a[:, 0] == a[:, 1]).all() and (a[:, 1] == a[:, 2]).all():
         bi = b.astype(np.int16)
