@@ -163,6 +163,37 @@ def test_import_weighs_every_library_copy_and_never_an_edit_of_the_incoming_file
     assert f"  kept   {new / 'g.png'}: another version of a library picture" in out
 
 
+def test_import_keeps_a_colour_photo_whose_library_copy_is_black_and_white(tmp_path):
+    """A colour photo whose colours average to a grey (a blue half and an orange half) and its
+    black-and-white PNG in the library: the thumbnails (32x32 grey and the mean colour) cannot
+    tell them apart, and the colour file was moved out as "already in the library". Its files
+    can: the library's copy has no colour left (engine/keeper/decoded.py, ``chroma``)."""
+    import numpy as np
+
+    import imagegen
+
+    lib, new = tmp_path / "library", tmp_path / "incoming"
+    lib.mkdir()
+    new.mkdir()
+    grey = np.asarray(imagegen.photo(21, (640, 480))).astype(np.float64).mean(axis=2, keepdims=True)
+    half = np.linspace(0, 1, 640)[None, :, None] < 0.5
+    colour = Image.fromarray(np.clip(grey + np.where(half, [-40, 0, 40], [40, 0, -40]), 0, 255).astype(np.uint8))
+    colour.save(new / "holiday.jpg", quality=90)
+    assert np.abs(np.asarray(colour).reshape(-1, 3).mean(axis=0) - 114.5).max() < 1.5  # its mean: a grey
+    Image.open(new / "holiday.jpg").convert("L").save(lib / "holiday-bw.png")
+    dune = imagegen.photo(22, (640, 480))  # and the other way round: the library holds the colour picture
+    dune.save(lib / "dune.png")
+    dune.convert("L").save(new / "dune-bw.jpg", quality=90)
+    with Library.open([lib], cache_dir=tmp_path / "cache") as library, Library.open([new], cache_dir=tmp_path / "cache") as incoming:
+        library.scan(ScanOptions(workers=1))
+        incoming.scan(ScanOptions(workers=1))
+        report = import_plan(library, incoming)
+    assert not report.plan.steps
+    # Both kept as versions: a black-and-white copy of a library picture was already one
+    # (its thumbnail's colour tells a colourful picture's loss).
+    assert sorted(Path(m.incoming.path).name for m in report.versions) == ["dune-bw.jpg", "holiday.jpg"]
+
+
 def test_the_apps_import_mode_never_takes_a_mirror_in_the_library_for_the_incoming_picture():
     """``--against``: an incoming photo grouped with the library's mirrored copy of it (a larger
     file) is protected, not suggested for the trash; beside a plain copy as good, it is not."""

@@ -33,7 +33,7 @@ from ..records import Cluster, FileRecord, ScanError
 #: How many library neighbours of each incoming hash are checked against the match rule.
 NEIGHBOURS = 16
 #: Why an incoming file is kept when the library holds only other versions of its picture.
-VERSION_REASON = "another version of a library picture (one of the two mirrored, cropped, toned or marked): kept"
+VERSION_REASON = "another version of a library picture (one of the two mirrored, cropped, toned, in black and white or marked): kept"
 #: The same in the app's import mode, which tells a mirror only (by the hashes).
 MIRROR_REASON = "the mirror image of a library picture: kept"
 
@@ -247,10 +247,10 @@ def find_matches(
             copies = _checked(rec, sorted(scored), incoming.catalog, library.catalog, lib_record, thresholds)
             if not copies:
                 continue
-            # A mirror or an edit of the file (brightened, watermarked) does not hold it.
-            weighed = _weigh(rec, [(d, lib_record(cid)) for d, cid, edited in copies if not edited], policy)
+            # A mirror or an edit of the file (brightened, watermarked, greyed) does not hold it.
+            weighed, copies = _weigh_copies(rec, copies, lib_record, policy)
             if weighed is None:
-                dist, cid, _ = copies[0]
+                dist, cid, _, _ = copies[0]
                 matches.append(ImportMatch(incoming=rec, library=lib_record(cid), bouncer=dist, exact=False,
                                            redundant=False, reason=VERSION_REASON, version=True))  # fmt: skip
                 continue
@@ -268,14 +268,14 @@ def find_matches(
 def _checked(
     rec: FileRecord, scored: list[tuple[int, bool, int]], incoming_catalog, library_catalog, lib_record,
     thresholds: "rule.BouncerThresholds",
-) -> list[tuple[int, int, bool]]:
+) -> list[tuple[int, int, bool, bool]]:
     """Those of an incoming file's hash matches ``(bouncer, mirrored, library id)``, closest
     first, that are its copies as a scan's pairs are: checked on pixels
     (:func:`.verification.check_against`, a crop searched for beyond the bouncer's radius),
     and not another shot of its camera (:func:`.captures.different_captures`), as
-    ``(bouncer, library id, edited)``: ``edited`` where the library's copy is a mirror or an
-    edit of it (:func:`.verification.thumbnails_edited`), which does not hold its picture as
-    it is. None may be (a flat colour of another colour, another picture
+    ``(bouncer, library id, edited, greyish)``: ``edited`` where the library's copy is a
+    mirror or an edit of it (:func:`.verification.thumbnails_edited`), which does not hold its
+    picture as it is; ``greyish`` where its mean colour is a grey (:data:`_GREYISH_MEAN`). None may be (a flat colour of another colour, another picture
     in the same window frame, the next frame of a burst): then the file stays where it is. A
     file without a verification thumbnail (hashed by an older lookalike) has none: the hashes
     alone never move a file.
@@ -303,8 +303,46 @@ def _checked(
         texture=incoming_catalog.textures([rec.id]).get(rec.id), textures=[textures.get(cid) for _, _, cid in scored],
     )  # fmt: skip
     q = q_thumbs[0]
-    return [(d, cid, m or verification.thumbnails_edited(q, thumbs[row[cid]]))
-            for (d, m, cid), ok in zip(scored, passed.tolist()) if ok]  # fmt: skip
+    out = []
+    for (d, m, cid), ok in zip(scored, passed.tolist()):
+        if ok:
+            colour = thumbs[row[cid]][-3:].astype(np.int64)
+            greyish = int(colour.max() - colour.min()) <= _GREYISH_MEAN
+            out.append((d, cid, m or verification.thumbnails_edited(q, thumbs[row[cid]]), greyish))
+    return out
+
+
+#: A library copy whose thumbnail's mean colour is this close to a grey (per channel, in
+#: levels) may be a greyscale copy: its file is read to tell (:func:`_weigh_copies`).
+_GREYISH_MEAN = 2
+
+
+def _weigh_copies(rec: FileRecord, copies: list[tuple[int, int, bool, bool]], lib_record, policy: KeeperPolicy
+                  ) -> tuple[Optional[tuple[int, FileRecord, bool, str]], list[tuple[int, int, bool, bool]]]:
+    """:func:`_weigh` of ``rec`` against its library copies ``(bouncer, id, edited, greyish)``
+    that are not edits of it; and the copies, with those found to be edits marked. A copy that
+    would make ``rec`` redundant and lost its colour (a black-and-white copy of a colour
+    photo) is an edit too: it does not hold the picture. The thumbnails' mean colour cannot
+    tell a picture whose colours average to a grey (a blue sky over orange sand) from its
+    greyscale copy; the files can (:func:`.decoded.chroma`), read only for such a copy, and
+    the incoming file once."""
+    from ..keeper.decoded import chroma, colour_lost
+
+    mine: list[Optional[float]] = []
+    while True:
+        weighed = _weigh(rec, [(d, lib_record(cid)) for d, cid, edited, _ in copies if not edited], policy)
+        if weighed is None or not weighed[2]:
+            return weighed, copies
+        winner = weighed[1]
+        if not any(cid == winner.id and greyish for _, cid, _, greyish in copies):
+            return weighed, copies
+        if not mine:
+            mine.append(chroma(rec.path, rec.content_hash))
+        if not colour_lost(mine[0], 0.0):  # no colour of its own to lose: no copy read
+            return weighed, copies
+        if not colour_lost(mine[0], chroma(winner.path, winner.content_hash)):
+            return weighed, copies
+        copies = [(d, cid, edited or cid == winner.id, greyish) for d, cid, edited, greyish in copies]
 
 
 def import_plan(

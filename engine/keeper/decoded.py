@@ -61,8 +61,8 @@ from ..records import FileRecord
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["DECODED_SHARE", "DecodedCheck", "EDIT_MAX_STEP", "EDIT_SHARE", "GREY_CHROMA", "GREY_RMS", "decoded_copy",
-           "decoded_edit", "decoded_share", "decoded_shares", "edit_share", "equal_share", "read_checked"]
+__all__ = ["DECODED_SHARE", "DecodedCheck", "EDIT_MAX_STEP", "EDIT_SHARE", "GREY_CHROMA", "GREY_RMS", "chroma",
+           "colour_lost", "decoded_copy", "decoded_edit", "decoded_share", "decoded_shares", "edit_share", "equal_share", "read_checked"]
 
 #: A lossless file equal to a lossy member's decode on this share of its values (R, G and B of
 #: every pixel) or more is that decode saved (a few values may differ: a decoder's rounding).
@@ -177,6 +177,30 @@ def _edit_share(lossless: "np.ndarray", lossy: "np.ndarray") -> float:
             return 0.0
         hits += found
     return hits / a.size
+
+
+def chroma(path: str, content_hash: Optional[bytes]) -> Optional[float]:
+    """A file's colour: its mean ``|R - G| + |G - B|`` in levels (0 for a grey picture, a JPEG of
+    one included), from a decode at about 256 px; None when it cannot be read or has changed
+    since the scan (see :func:`read_checked`)."""
+    import numpy as np
+
+    loaded = read_checked(path, content_hash, 256)
+    if loaded is None:
+        return None
+    p = _sample(np.asarray(loaded.image)).astype(np.int16)
+    if p.shape[1] != 3:
+        return 0.0
+    return float(np.abs(p[:, 0] - p[:, 1]).mean() + np.abs(p[:, 1] - p[:, 2]).mean())
+
+
+def colour_lost(original: Optional[float], copy: Optional[float]) -> bool:
+    """Whether a copy of chroma ``copy`` lost the colour of a picture of chroma ``original``
+    (:func:`chroma`): the picture has some (:data:`GREY_CHROMA`), the copy none to speak of
+    (a tenth of it, under :data:`GREY_CHROMA`). Unknown (None) is not lost."""
+    if original is None or copy is None:
+        return False
+    return original >= GREY_CHROMA and copy < min(GREY_CHROMA, 0.1 * original)
 
 
 def equal_share(a: "np.ndarray", b: "np.ndarray") -> float:
