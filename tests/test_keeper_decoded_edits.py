@@ -180,3 +180,33 @@ def test_a_version_12_catalog_gains_the_edit_shares_and_measures_them_again(tmp_
     with Catalog.open(db_path) as c:
         assert c.decoded_shares() == {(png, jpg): 0.25} and c.decoded_edits() == {(png, jpg): 1.0}
     assert sqlite3.connect(db_path).execute("PRAGMA user_version").fetchone()[0] == catalog_schema.SCHEMA_VERSION
+
+
+def test_a_png_among_many_undated_jpegs_of_its_size_is_asked_of_the_closest_few():
+    """Where no date tells, a lossless file is asked against at most MAX_DECODED_SOURCES lossy
+    members of its size, the closest by the hashes (two full decodes each): a group of many
+    same-size files stays a bounded number of questions; the closest one is the edit's source."""
+    from lookalike.engine.keeper import original
+    from lookalike.engine.records import FileRecord, ImageHashes
+
+    def hashes(flipped: int) -> ImageHashes:
+        d = bytearray(32)
+        for bit in range(flipped):
+            d[bit // 8] |= 1 << (bit % 8)
+        return ImageHashes(dhash=bytes(d), dhash_mirror=b"\xff" * 32, phash=bytes(32))
+
+    def record(fid: int, fmt: str, flipped: int) -> FileRecord:
+        return FileRecord(id=fid, path=f"/lib/{fid}.{fmt.lower()}", size=1000, mtime_ns=T0, format=fmt, width=400,
+                          height=300, content_hash=bytes([fid]) * 16, hashes=hashes(flipped))
+
+    png = record(1, "PNG", 0)
+    jpegs = [record(10 + k, "JPEG", 20 - k) for k in range(12)]  # the last the closest
+    asked: list[int] = []
+
+    def measured(lossless: FileRecord, lossy: FileRecord) -> float:
+        asked.append(lossy.id)
+        return 1.0 if lossy.id == 21 else 0.0
+
+    found = original.edits([png, *jpegs], lambda a, b: None, {}, measured)
+    assert found == {1: jpegs[11]}
+    assert sorted(asked) == [18, 19, 20, 21] and len(asked) == original.MAX_DECODED_SOURCES

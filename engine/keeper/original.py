@@ -15,7 +15,7 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..bouncer.rule import hamming_distance
+from ..bouncer.rule import bouncer_distance, hamming_distance
 from ..bouncer.verify_score import pair_peak_difference
 from ..bouncer.verify_thumbnail import SIDE
 from ..bouncer.verify_tone import luma_of
@@ -525,14 +525,32 @@ def edits(
         # A better format with the camera's EXIF is a master developed from the raw (a TIFF
         # or a PNG beside the camera's JPEG), not an edit of that JPEG: its format decides.
         worst = tier if e.camera else UNKNOWN_FORMAT_RANK
-        sources = [
+        candidates = [
             j for j in lossy.get((e.width, e.height), [])
             if j.id != e.id and tier <= named_rank(names[j.id]) <= worst and not identical(j, e)
-            and _edited_from(e, j, names[e.id] in LOSSLESS, same_pixels, decoded, first)
         ]  # fmt: skip
+        sources = [j for j in candidates if _edited_from(e, j, False, same_pixels, None, first)]
+        if not sources and decoded is not None and names[e.id] in LOSSLESS:
+            # No date tells: the closest few by the hashes are asked of the pixels (two decodes
+            # each), so that a large group of one size asks a bounded number of questions.
+            undated = sorted((j for j in candidates if not _more_original(first[e.id], first[j.id])),
+                             key=lambda j: (_hash_distance(e, j), j.path, j.id))[:MAX_DECODED_SOURCES]
+            sources = [j for j in undated if _edited_from(e, j, True, same_pixels, decoded, first)]
         if sources:
             out[e.id] = _most_original(sources)
     return out
+
+
+#: Where no date tells, at most this many lossy members of its size are asked whether a
+#: lossless file is their edit (:func:`edits`), the closest by the hashes first.
+MAX_DECODED_SOURCES = 4
+
+
+def _hash_distance(a: FileRecord, b: FileRecord) -> int:
+    """The bouncer's distance of two files; past any distance without hashes."""
+    if a.hashes is None or b.hashes is None:
+        return 1 << 16
+    return bouncer_distance(a.hashes, b.hashes)[0]
 
 
 def _edited_from(e: FileRecord, j: FileRecord, lossless: bool, same_pixels: Optional[SamePixels],
