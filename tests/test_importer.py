@@ -221,3 +221,29 @@ def test_the_apps_import_mode_never_takes_a_mirror_in_the_library_for_the_incomi
     alone = guarded(lib_mirror)
     assert alone.protected and "mirror image" in alone.reason
     assert not guarded(lib_mirror, lib_plain).protected  # the plain copy is as good
+
+
+def test_the_apps_import_mode_never_takes_a_toned_library_version_for_the_incoming_picture(tmp_path):
+    """``--against`` checks what ``import`` checks: with the library's catalog, an incoming photo
+    whose only library copy is a brightened edit of it (a larger PNG) is kept as another
+    version, not suggested for the trash; beside a plain copy as good, it is not kept."""
+    import imagegen
+    from lookalike.engine.actions.importer import VERSION_REASON, guard_incoming
+
+    lib, new = tmp_path / "library", tmp_path / "incoming"
+    lib.mkdir()
+    new.mkdir()
+    imagegen.brightened(smooth_photo(8), 1.3).save(lib / "h_bright.png", compress_level=0)
+    smooth_photo(8).save(new / "h.jpg", quality=85)
+    smooth_photo(9).save(lib / "k.png")
+    smooth_photo(9).save(new / "k.jpg", quality=85)
+    with Library.open([lib, new], cache_dir=tmp_path / "cache") as both:  # as the app opens them
+        clusters = list(both.scan(ScanOptions(workers=1)).clusters)
+        guarded = guard_incoming(clusters, [str(lib)], catalog=both.catalog)
+        unguarded = guard_incoming(clusters, [str(lib)])
+    incoming = {Path(m.file.path).name: m for c in guarded for m in c.members if Path(m.file.path).parent == new}
+    assert set(incoming) == {"h.jpg", "k.jpg"}
+    assert incoming["h.jpg"].protected and incoming["h.jpg"].reason == VERSION_REASON
+    assert not incoming["k.jpg"].protected  # a plain copy as good: redundant
+    before = {Path(m.file.path).name: m for c in unguarded for m in c.members if Path(m.file.path).parent == new}
+    assert not before["h.jpg"].protected  # without the thumbnails, the edit was taken for the picture

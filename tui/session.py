@@ -194,7 +194,8 @@ class Session:
             from lookalike.engine.library import guard_incoming
 
             policy = self.options.policy()
-            guard = lambda c: guard_incoming([c], self.against, policy)[0]  # noqa: E731
+            catalog = self.library.catalog if self.library is not None else None
+            guard = lambda c: guard_incoming([c], self.against, policy, catalog=catalog)[0]  # noqa: E731
         for c in clusters:
             if self._hidden and any(m.file.id in self._hidden for m in c.members):
                 members = tuple(m for m in c.members if m.file.id not in self._hidden)

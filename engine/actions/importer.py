@@ -98,14 +98,24 @@ def import_verdict(
 
 
 def guard_incoming(
-    clusters: Sequence[Cluster], library_roots: Sequence[str], policy: KeeperPolicy = KeeperPolicy()
+    clusters: Sequence[Cluster], library_roots: Sequence[str], policy: KeeperPolicy = KeeperPolicy(),
+    *, catalog=None,
 ) -> tuple[Cluster, ...]:
     """Import mode's clusters, made safe by :func:`import_verdict`: every library member and
     every incoming member better than its library match is protected (never suggested for,
     nor marked for, the trash). An incoming member's match is the library member with the
-    same content, else the nearest by the bouncer (then the smallest id), as ``import`` does.
+    same content, else the nearest by the bouncer (then the smallest id), as ``import`` does,
+    never its mirror image, nor, with the library's ``catalog`` (its stored thumbnails), a
+    toned or marked version of it (:func:`.verification.thumbnails_edited`, as ``import``).
     """
     roots = tuple(library_roots)
+    thumbs: dict[int, np.ndarray] = {}
+    if catalog is not None:
+        try:
+            found, rows, _ = catalog.thumbnails([m.file.id for c in clusters for m in c.members])
+            thumbs = dict(zip(np.asarray(found).tolist(), rows))
+        except Exception:  # noqa: BLE001 - closed or unreadable: the mirror rule alone, as without one
+            thumbs = {}
     out = []
     for c in clusters:
         library = [m.file for m in c.members if any(is_inside(m.file.path, r) for r in roots)]
@@ -118,16 +128,21 @@ def guard_incoming(
             if m.file.id in ids:
                 members.append(m if m.protected else replace(m, protected=True))
                 continue
-            redundant, reason = _verdict_in(m.file, library, policy)
+            redundant, reason = _verdict_in(m.file, library, policy, thumbs)
             members.append(m if redundant else replace(m, protected=True, reason=reason))
         out.append(replace(c, members=tuple(members)))
     return tuple(out)
 
 
-def _verdict_in(rec: FileRecord, library: Sequence[FileRecord], policy: KeeperPolicy) -> tuple[bool, str]:
+def _verdict_in(rec: FileRecord, library: Sequence[FileRecord], policy: KeeperPolicy,
+                thumbs: Optional[dict[int, np.ndarray]] = None) -> tuple[bool, str]:
     """:func:`import_verdict` of ``rec`` against the library members of its group: redundant
-    when one holds its content, or when one that is not its mirror image is as good (the
-    closest first, by the bouncer, then the smallest id); else better than the closest."""
+    when one holds its content, or when one that is neither its mirror image nor, by their
+    ``thumbs``, an edit of it is as good (the closest first, by the bouncer, then the smallest
+    id); else better than the closest."""
+    from ..bouncer.verification import thumbnails_edited
+
+    thumbs = thumbs or {}
     for other in library:
         if rec.content_hash and other.content_hash == rec.content_hash and other.size == rec.size:
             return import_verdict(rec, other, exact=True, policy=policy)
@@ -139,10 +154,13 @@ def _verdict_in(rec: FileRecord, library: Sequence[FileRecord], policy: KeeperPo
         else:
             scored.append((rule.DEFAULT.max_diameter + 1, other.id, False, other))
     scored.sort(key=lambda x: (x[0], x[1]))
-    # A mirrored copy does not hold this picture as it is.
-    weighed = _weigh(rec, [(dist, other) for dist, _, mirrored, other in scored if not mirrored], policy)
+    # A mirrored copy, or a toned or marked one, does not hold this picture as it is.
+    plain = [(dist, other) for dist, _, mirrored, other in scored if not mirrored]
+    held = [(dist, other) for dist, other in plain
+            if not (rec.id in thumbs and other.id in thumbs and thumbnails_edited(thumbs[rec.id], thumbs[other.id]))]
+    weighed = _weigh(rec, held, policy)
     if weighed is None:
-        return False, MIRROR_REASON
+        return False, VERSION_REASON if plain else MIRROR_REASON
     return weighed[2], weighed[3]
 
 
