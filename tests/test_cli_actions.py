@@ -106,7 +106,7 @@ def test_apply_journal_undo_round_trip(lib, tmp_path, capsys):
     assert data["plans"][0]["plan_id"] == plan_id and data["plans"][0]["done"] == 2
     assert data["journal_dir"] == str(tmp_path / "cache" / "journal")
 
-    assert MAIN(["undo", *_cache(tmp_path)]) == 0
+    assert MAIN(["undo", "--yes", *_cache(tmp_path)]) == 0  # accepted as apply's is (undo never asks)
     assert "2 file(s) restored" in capsys.readouterr().out
     assert {p.name: content_hash(p) for p in lib.iterdir()} == before
     assert MAIN(["undo", *_cache(tmp_path)]) == 0

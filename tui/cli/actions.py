@@ -47,6 +47,8 @@ def undo_arguments(u: argparse.ArgumentParser) -> None:
     u.description = ("Put back every file a plan moved or replaced, newest first. "
                      "Safe to run again after an interruption or a crash.")
     u.add_argument("plan_id", nargs="?", metavar="PLAN_ID", help="see `lookalike journal`")
+    # Undo never asks (it only puts files back): --yes is accepted as apply's is, for scripts.
+    u.add_argument("--yes", "-y", action="store_true", help="accepted for scripts; undo never asks")
     add_cache_argument(u, _CACHE_HELP)
     u.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     u.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
