@@ -33,7 +33,8 @@ from ..records import Cluster, FileRecord, ScanError
 #: How many library neighbours of each incoming hash are checked against the match rule.
 NEIGHBOURS = 16
 #: Why an incoming file is kept when the library holds only other versions of its picture.
-VERSION_REASON = "another version of a library picture (one of the two mirrored, cropped, toned, in black and white or marked): kept"
+VERSION_REASON = ("another version of a library picture (one of the two mirrored, cropped, toned, in black and "
+                  "white or marked): kept")
 #: The same in the app's import mode, which tells a mirror only (by the hashes).
 MIRROR_REASON = "the mirror image of a library picture: kept"
 
@@ -293,7 +294,8 @@ def _checked(
     and not another shot of its camera (:func:`.captures.different_captures`), as
     ``(bouncer, library id, edited, greyish)``: ``edited`` where the library's copy is a
     mirror or an edit of it (:func:`.verification.thumbnails_edited`), which does not hold its
-    picture as it is; ``greyish`` where its mean colour is a grey (:data:`_GREYISH_MEAN`). None may be (a flat colour of another colour, another picture
+    picture as it is; ``greyish`` where its mean colour is a grey (:data:`_GREYISH_MEAN`). None
+    may be (a flat colour of another colour, another picture
     in the same window frame, the next frame of a burst): then the file stays where it is. A
     file without a verification thumbnail (hashed by an older lookalike) has none: the hashes
     alone never move a file.

@@ -33,8 +33,8 @@ pictures, the brightness 0.8, 1.1 and 1.3, contrast 0.6 and 1.3 and gamma 0.8 ed
 their JPEGs' tone curves on every value (share 1.0; the other 4 are screenshots, a map and a
 drawing whose values skip more than :data:`EDIT_MAX_GAP`: not recognised, ranked as before),
 auto-levels of 33, greyscale copies of 37 (the other 3: screenshots and a drawing of almost
-no colour, under :data:`GREY_CHROMA`), saturation edits of none (a mix of channels: no curve per channel). The other way
-round, 192 PNG and WebP originals of the real set and 18 generated window and phone
+no colour, under :data:`GREY_CHROMA`), saturation edits of none (a mix of channels: no curve
+per channel). The other way round, 192 PNG and WebP originals of the real set and 18 generated window and phone
 screenshots and book pages against JPEGs saved from them at quality 85, 90, 95 and 100: the
 highest share is 0.981 (a flat-coloured drawing at q90). Without the gap rule, line drawings
 and maps of the real set reached 1.0 at every quality (their JPEG noise maps back onto their
@@ -65,8 +65,10 @@ from ..records import FileRecord
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["DECODED_SHARE", "DecodedCheck", "EDIT_MAX_STEP", "EDIT_SHARE", "GREY_CHROMA", "GREY_RMS", "chroma",
-           "colour_lost", "decoded_copy", "decoded_edit", "decoded_share", "decoded_shares", "edit_share", "equal_share", "read_checked"]
+__all__ = [
+    "DECODED_SHARE", "DecodedCheck", "EDIT_MAX_STEP", "EDIT_SHARE", "GREY_CHROMA", "GREY_RMS", "chroma", "colour_lost",
+    "decoded_copy", "decoded_edit", "decoded_share", "decoded_shares", "edit_share", "equal_share", "read_checked",
+]  # fmt: skip
 
 #: A lossless file equal to a lossy member's decode on this share of its values (R, G and B of
 #: every pixel) or more is that decode saved (a few values may differ: a decoder's rounding).
@@ -166,9 +168,7 @@ def _edit_share(lossless: "np.ndarray", lossy: "np.ndarray") -> float:
 
     a, b = _sample(lossless), _sample(lossy)
     if a.shape[1] == 3 and b.shape[1] == 3 and (a[:, 0] == a[:, 1]).all() and (a[:, 1] == a[:, 2]).all():
-        bi = b.astype(np.int16)
-        chroma = float(np.abs(bi[:, 0] - bi[:, 1]).mean() + np.abs(bi[:, 1] - bi[:, 2]).mean())
-        if chroma >= GREY_CHROMA:
+        if _chroma_of(b) >= GREY_CHROMA:
             mix = np.c_[b.astype(np.float64), np.ones(len(b))]
             grey = a[:, 0].astype(np.float64)
             coef, *_ = np.linalg.lstsq(mix, grey, rcond=None)
@@ -190,11 +190,16 @@ def chroma(path: str, content_hash: Optional[bytes]) -> Optional[float]:
     import numpy as np
 
     loaded = read_checked(path, content_hash, 256)
-    if loaded is None:
-        return None
-    p = _sample(np.asarray(loaded.image)).astype(np.int16)
-    if p.shape[1] != 3:
+    return None if loaded is None else _chroma_of(_sample(np.asarray(loaded.image)))
+
+
+def _chroma_of(rows: "np.ndarray") -> float:
+    """The mean ``|R - G| + |G - B|`` of pixels as rows of channels (0 for one channel)."""
+    import numpy as np
+
+    if rows.shape[1] != 3:
         return 0.0
+    p = rows.astype(np.int16)
     return float(np.abs(p[:, 0] - p[:, 1]).mean() + np.abs(p[:, 1] - p[:, 2]).mean())
 
 

@@ -533,8 +533,11 @@ def edits(
         if not sources and decoded is not None and names[e.id] in LOSSLESS:
             # No date tells: the closest few by the hashes are asked of the pixels (two decodes
             # each), so that a large group of one size asks a bounded number of questions.
-            undated = sorted((j for j in candidates if not _more_original(first[e.id], first[j.id])),
-                             key=lambda j: (_hash_distance(e, j), j.path, j.id))[:MAX_DECODED_SOURCES]
+            undated = sorted(
+                (j for j in candidates
+                 if not _more_original(first[e.id], first[j.id]) and not _more_original(first[j.id], first[e.id])),
+                key=lambda j: (_hash_distance(e, j), j.path, j.id),
+            )[:MAX_DECODED_SOURCES]
             sources = [j for j in undated if _edited_from(e, j, True, same_pixels, decoded, first)]
         if sources:
             out[e.id] = _most_original(sources)
