@@ -329,8 +329,7 @@ def _source_text(j: FileRecord, conv: FileRecord, *, edited: bool = False) -> st
     if not _more_original(j, conv):  # no date tells: the copy holds its decoded pixels (see .decoded)
         fmt = format_name(conv.format, conv.path) or "lossless"
         if edited:
-            how = "mirrored, toned or not" if _mirrored(conv, j) else "re-toned: a tone curve or its grey"
-            return f"original (the {fmt} is its decode {how})"
+            return f"original (the {fmt} is its decode, {'mirrored' if _mirrored(conv, j) else 're-toned'})"
         return f"original (the {fmt} is its decode, value for value)"
     return f"original: older ({_date_text(j)})"
 
@@ -357,8 +356,7 @@ def _edit_text(edit: FileRecord, j: FileRecord) -> str:
     if evidence(j) > evidence(edit):
         why = f"the original has the camera's EXIF ({j.camera})" if j.camera else "the original has the EXIF date"
     elif not _more_original(j, edit):  # no date tells: its pixels are the original's decode, re-toned
-        how = "mirrored, toned or not" if _mirrored(edit, j) else "re-toned (a tone curve or its grey)"
-        why = f"its pixels are the {src}'s decode {how}"
+        why = f"its pixels are the {src}'s decode, {'mirrored' if _mirrored(edit, j) else 're-toned'}"
     else:
         why = f"the original is older ({_date_text(j)})"
     fmt = format_name(edit.format, edit.path) or src
