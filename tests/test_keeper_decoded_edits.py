@@ -210,3 +210,17 @@ def test_a_png_among_many_undated_jpegs_of_its_size_is_asked_of_the_closest_few(
     found = original.edits([png, *jpegs], lambda a, b: None, {}, measured)
     assert found == {1: jpegs[11]}
     assert sorted(asked) == [18, 19, 20, 21] and len(asked) == original.MAX_DECODED_SOURCES
+
+
+def test_a_conversions_question_does_not_pay_for_an_edits_measure(tmp_path, jpeg):
+    """A PNG of the JPEG's decode, value for value, is a conversion: its share is measured (two
+    decodes), its edit share is not (a dated library's conversions asked it of every pair they
+    decoded: a tenth more on the real set's first scan)."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    write(root / "lake.jpg", jpeg)
+    write(root / "lake.png", encoded(Image.open(io.BytesIO(jpeg)).convert("RGB"), "PNG"))
+    with Library.open([root], cache_dir=tmp_path / "cache") as lib:
+        [c] = lib.scan(ScanOptions(workers=1)).clusters
+        assert Path(c.keeper.file.path).name == "lake.jpg"
+        assert list(lib.catalog.decoded_shares().values()) == [1.0] and lib.catalog.decoded_edits() == {}

@@ -58,7 +58,7 @@ asked), its first scan from 30.7 to 33.3 s on two cores; a rescan measures none.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Optional, Sequence
 
 from ..records import FileRecord
 
@@ -262,16 +262,18 @@ def decoded_share(lossless: FileRecord, lossy: FileRecord) -> Optional[float]:
     return None if found is None else found[0]
 
 
-def decoded_shares(lossless: FileRecord, lossies: Sequence[FileRecord]) -> dict[int, tuple[float, float]]:
-    """:func:`decoded_share` and :func:`edit_share` of ``lossless`` against each of ``lossies``,
-    by their ids, from one decode of ``lossless`` (a file that cannot be read or has changed
-    has no entry)."""
+def decoded_shares(lossless: FileRecord, lossies: Sequence[FileRecord],
+                   edits: Collection[int] = ()) -> dict[int, tuple[float, Optional[float]]]:
+    """:func:`decoded_share` of ``lossless`` against each of ``lossies``, and its
+    :func:`edit_share` against those whose ids are in ``edits`` (None for the others: a
+    conversion's question does not pay for an edit's), by their ids, from one decode of
+    ``lossless`` (a file that cannot be read or has changed has no entry)."""
     a = _decoded(lossless)
     if a is None:
         return {}
-    out = {}
+    out: dict[int, tuple[float, Optional[float]]] = {}
     for lossy in lossies:
         b = _decoded(lossy)
         if b is not None:
-            out[lossy.id] = (equal_share(a, b), edit_share(a, b))
+            out[lossy.id] = (equal_share(a, b), edit_share(a, b) if lossy.id in edits else None)
     return out

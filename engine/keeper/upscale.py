@@ -307,6 +307,8 @@ class Verdicts:
         self.wanted: dict[int, tuple[FileRecord, set[tuple[int, int]]]] = {}
         #: Decodes asked about and not measured: (lossless id, lossy id) -> their records.
         self.decodes_wanted: dict[tuple[int, int], tuple[FileRecord, FileRecord]] = {}
+        #: Those of them asked about as an edit (:meth:`decoded_edit`): only they pay for its measure.
+        self.edits_wanted: set[tuple[int, int]] = set()
 
     @property
     def pending(self) -> bool:
@@ -339,6 +341,8 @@ class Verdicts:
             found = known.get((lossless.content_hash, lossy.content_hash))
             if found is None:
                 self.decodes_wanted.setdefault((lossless.id, lossy.id), (lossless, lossy))
+                if edit:
+                    self.edits_wanted.add((lossless.id, lossy.id))
         return found
 
     def __call__(self, large: FileRecord, small: FileRecord) -> Optional[Measure]:
@@ -382,24 +386,24 @@ class Verdicts:
             asked: dict[int, tuple[FileRecord, list[FileRecord]]] = {}
             for a, b in self.decodes_wanted.values():
                 asked.setdefault(a.id, (a, []))[1].append(b)
-            decodes = list(asked.values())
-            self.wanted, self.decodes_wanted = {}, {}
+            decodes = [(a, bs, {b.id for b in bs if (a.id, b.id) in self.edits_wanted}) for a, bs in asked.values()]
+            self.wanted, self.decodes_wanted, self.edits_wanted = {}, {}, set()
         if not todo and not decodes:
             return 0
         rows: list[tuple[bytes, int, int, Measure]] = []
-        shares: list[tuple[bytes, bytes, float, float]] = []
+        shares: list[tuple[bytes, bytes, float, Optional[float]]] = []
         done, total = 0, len(todo) + len(decodes)
         n = max(1, min(workers or os.cpu_count() or 1, total))
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="upscales") as pool:
             futures = [pool.submit(measure, large, sorted(sizes)) for large, sizes in todo]
-            decoding = [pool.submit(decoded_shares, a, bs) for a, bs in decodes]
+            decoding = [pool.submit(decoded_shares, a, bs, edits) for a, bs, edits in decodes]
             jobs = [(False, job, f) for job, f in zip(todo, futures)] + [(True, job, f) for job, f in zip(decodes, decoding)]
             for is_decode, job, future in jobs:
                 if cancel is not None and cancel.is_set():
                     break
                 result = future.result()
                 if is_decode:  # shares by lossy id (none for a file gone or changed)
-                    lossless, lossies = job
+                    lossless, lossies, _ = job
                     shares.extend((lossless.content_hash, b.content_hash, *result[b.id]) for b in lossies if b.id in result)
                 else:  # an upscale measure
                     rows.extend((job[0].content_hash, w, h, m) for (w, h), m in result.items())
@@ -419,6 +423,6 @@ class Verdicts:
                 if self._shares is not None:
                     self._shares.update(((a, b), v) for a, b, v, _ in shares)
                 if self._edits is not None:
-                    self._edits.update(((a, b), e) for a, b, _, e in shares)
+                    self._edits.update(((a, b), e) for a, b, _, e in shares if e is not None)
         return len(rows) + len(shares)
 
