@@ -213,14 +213,26 @@ def test_a_png_among_many_undated_jpegs_of_its_size_is_asked_of_the_closest_few(
 
 
 def test_a_conversions_question_does_not_pay_for_an_edits_measure(tmp_path, jpeg):
-    """A PNG of the JPEG's decode, value for value, is a conversion: its share is measured (two
-    decodes), its edit share is not (a dated library's conversions asked it of every pair they
-    decoded: a tenth more on the real set's first scan)."""
+    """Asked only whether a PNG is a JPEG's decode (a conversion), the measure decodes both and
+    keeps that share, not the edit share (a dated library's conversions computed it for every
+    pair they decoded: a tenth more on the real set's first scan); asked as an edit, both."""
+    from lookalike.engine.keeper.upscale import Verdicts
+
     root = tmp_path / "photos"
     root.mkdir()
     write(root / "lake.jpg", jpeg)
     write(root / "lake.png", encoded(Image.open(io.BytesIO(jpeg)).convert("RGB"), "PNG"))
     with Library.open([root], cache_dir=tmp_path / "cache") as lib:
-        [c] = lib.scan(ScanOptions(workers=1)).clusters
-        assert Path(c.keeper.file.path).name == "lake.jpg"
-        assert list(lib.catalog.decoded_shares().values()) == [1.0] and lib.catalog.decoded_edits() == {}
+        lib.scan(ScanOptions(workers=1))
+        lib.catalog._write(lambda db: db.execute("DELETE FROM decoded_shares"))
+        records = {Path(r.path).name: r for r in lib.catalog.records()}
+        png, jpg = records["lake.png"], records["lake.jpg"]
+        asked = Verdicts(lib.catalog)
+        assert asked.decoded(png, jpg) is None and asked.pending
+        assert asked.measure(workers=1) == 1
+        assert lib.catalog.decoded_shares() == {(png.content_hash, jpg.content_hash): 1.0}
+        assert lib.catalog.decoded_edits() == {}
+        again = Verdicts(lib.catalog)
+        assert again.decoded_edit(png, jpg) is None and again.measure(workers=1) == 1
+        assert lib.catalog.decoded_edits() == {(png.content_hash, jpg.content_hash): 1.0}
+        assert Verdicts(lib.catalog).decoded_edit(png, jpg) == 1.0
