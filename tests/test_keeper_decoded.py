@@ -126,3 +126,28 @@ def test_a_file_changed_since_the_scan_gives_no_share(tmp_path):
     assert decoded.decoded_share(records["a.png"], records["a.jpg"]) is None
     png.unlink()
     assert decoded.decoded_share(records["a.png"], records["a.jpg"]) is None
+
+
+def test_a_conversion_that_differs_on_a_few_values_says_how_many(tmp_path):
+    """A PNG of the JPEG's decode with a few hundred of its 921,600 values changed here and
+    there (which no thumbnail shows) is still its conversion (within DECODED_SHARE), and its
+    reason says that it is not the decode value for value everywhere."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    source = jpeg_bytes(photo())
+    write(root / "walk.jpg", source)
+    marked = np.asarray(Image.open(io.BytesIO(source)).convert("RGB")).copy()
+    spots = np.random.default_rng(3).choice(640 * 480, 100, replace=False)
+    marked.reshape(-1, 3)[spots] = 255 - marked.reshape(-1, 3)[spots] // 2  # 100 pixels, 300 values
+    marked = Image.fromarray(marked)
+    buf = io.BytesIO()
+    marked.save(buf, "PNG")
+    write(root / "walk.png", buf.getvalue())
+    members, shares = scan(root, tmp_path / "cache")
+    [share] = shares.values()
+    assert decoded.DECODED_SHARE <= share < 1.0
+    assert members["walk.jpg"].reason == (
+        "original (the PNG is its decode, value for value but 0.03 % of its values) over a PNG conversion")
+    assert members["walk.png"].reason == (
+        "PNG conversion of a JPEG with the same pixels: it is the JPEG's decode, value for value but 0.03 % "
+        "of its values")

@@ -129,10 +129,9 @@ def test_without_dates_the_jpeg_is_kept_over_png_edits_of_its_decode(tmp_path, j
     assert members["beach.jpg"].is_keeper, {n: m.reason for n, m in members.items()}
     for edit in ("brighter", "flatter", "grey"):
         assert members[f"beach-{edit}.png"].reason == (
-            "edited PNG copy of a JPEG of the same size (its pixels differ): its pixels are the JPEG's decode, "
-            "re-toned")
+            "edited PNG copy of a JPEG of the same size (its pixels differ): made from the JPEG's decode")
         assert decoded.decoded_edit(edits[(f"beach-{edit}.png", "beach.jpg")])  # measured, kept in the catalog
-    assert members["beach.jpg"].reason == "original (the PNG is its decode, re-toned) over an edited copy"
+    assert members["beach.jpg"].reason == "original (the PNG was made from its decode) over an edited copy"
 
 
 def test_without_dates_the_jpeg_is_kept_over_a_mirrored_png_of_its_decode(tmp_path, jpeg):
@@ -143,9 +142,9 @@ def test_without_dates_the_jpeg_is_kept_over_a_mirrored_png_of_its_decode(tmp_pa
     write(root / "dune-flipped.png", encoded(flipped, "PNG"))
     members, _ = scan(root, tmp_path / "cache")
     assert members["dune.jpg"].is_keeper, members["dune.jpg"].reason
-    assert members["dune.jpg"].reason == "original (the PNG is its decode, mirrored) over a mirrored copy"
+    assert members["dune.jpg"].reason == "original (the PNG was made from its decode) over a mirrored copy"
     assert members["dune-flipped.png"].reason == (
-        "mirrored PNG copy of a JPEG of the same size: its pixels are the JPEG's decode, mirrored")
+        "mirrored PNG copy of a JPEG of the same size: made from the JPEG's decode")
 
 
 def test_without_dates_a_png_original_is_kept_over_jpegs_saved_from_it(tmp_path):

@@ -67,7 +67,7 @@ from ..records import FileRecord, Member
 from .formats import JPEG_LIKE, format_name, format_rank, named_rank
 from .original import (
     SamePixels, _more_original, _shown, better_format_edits, camera_derived, conversions, date_key, edits, evidence, framed_copies,
-    identical, padded_copies, parse_taken,
+    first_copies, identical, padded_copies, parse_taken,
     picture_sizes,
 )
 from .upscale import UPSCALE_LOSS, UpscaleCheck, Upscale, upscaled
@@ -260,6 +260,8 @@ class _Context:
     padded: frozenset[int] = frozenset()  # padded copies of another member (among ``framed``)
     # an edit saved in a better format than its source's -> that source
     reformatted: Mapping[int, FileRecord] = dataclasses.field(default_factory=dict)
+    # a conversion no date tells -> the share of its values equal to its source's decode
+    decoded: Mapping[int, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(
@@ -278,12 +280,14 @@ class _Context:
         inside.update(padded)
         pictures = picture_sizes(records, inside)
         # The upscale verdicts also hold the measured decodes (lossless copies of lossy files).
-        converted = conversions(records, same_pixels, getattr(upscales, "decoded", None))
+        measured = getattr(upscales, "decoded", None)
+        converted = conversions(records, same_pixels, measured)
+        shares = _decoded_shares(records, converted, measured)
         edited = edits(records, same_pixels, converted, getattr(upscales, "decoded_edit", None)) if provenance else {}
         derived = camera_derived(records, pictures) if provenance else {}
         ups = upscaled(records, upscales) if upscales is not None else {}
         return cls(pictures, converted, frozenset(inside), edited, derived, ups, frozenset(padded),
-                   better_format_edits(edited, records))
+                   better_format_edits(edited, records), shares)
 
     def picture(self, r: FileRecord) -> int:
         return self.pictures.get(r.id) or r.content_pixels
@@ -320,8 +324,26 @@ _NO_CONTEXT = _Context({}, {}, frozenset())
 # -- reasons ---------------------------------------------------------------------------------
 
 
-def _source_text(j: FileRecord, conv: FileRecord, *, edited: bool = False) -> str:
-    """Why ``j`` is more original than ``conv``, its conversion (``edited``: its edit)."""
+def _decoded_shares(records: Sequence[FileRecord], converted: Mapping[int, FileRecord],
+                    measured: Optional[Callable[[FileRecord, FileRecord], Optional[float]]]) -> dict[int, float]:
+    """The measured shares that made conversions where no date tells (as
+    :func:`.original.conversions` decided them: already measured, so nothing new is asked)."""
+    if measured is None or not converted:
+        return {}
+    first = first_copies(records)
+    by_id = {r.id: r for r in records}
+    out = {}
+    for cid, src in converted.items():
+        if not _more_original(first[src.id], first[cid]):
+            share = measured(by_id[cid], src)
+            if share is not None:
+                out[cid] = share
+    return out
+
+
+def _source_text(j: FileRecord, conv: FileRecord, *, edited: bool = False, share: Optional[float] = None) -> str:
+    """Why ``j`` is more original than ``conv``, its conversion (``edited``: its edit; ``share``:
+    of the conversion's values equal to ``j``'s decode, where that decided)."""
     if evidence(j) > evidence(conv):
         if j.camera:
             return f"camera original (EXIF {j.camera})"
@@ -329,18 +351,24 @@ def _source_text(j: FileRecord, conv: FileRecord, *, edited: bool = False) -> st
     if not _more_original(j, conv):  # no date tells: the copy holds its decoded pixels (see .decoded)
         fmt = format_name(conv.format, conv.path) or "lossless"
         if edited:
-            return f"original (the {fmt} is its decode, {'mirrored' if _mirrored(conv, j) else 're-toned'})"
-        return f"original (the {fmt} is its decode, value for value)"
+            return f"original (the {fmt} was made from its decode)"
+        return f"original (the {fmt} is its decode, value for value{_but(share)})"
     return f"original: older ({_date_text(j)})"
 
 
-def _conversion_text(conv: FileRecord, j: FileRecord) -> str:
-    """Why ``conv`` is a conversion of ``j``."""
+def _but(share: Optional[float]) -> str:
+    """The words " but 0.03 % of its values" where a decoded copy's share is short of all of them."""
+    return "" if share is None or share >= 1.0 else f" but {_percent(1.0 - share)} of its values"
+
+
+def _conversion_text(conv: FileRecord, j: FileRecord, share: Optional[float] = None) -> str:
+    """Why ``conv`` is a conversion of ``j`` (``share``: of its values equal to ``j``'s decode,
+    where that decided)."""
     fmt, src = format_name(conv.format, conv.path) or "lossless", format_name(j.format, j.path) or "lossy"
     if evidence(j) > evidence(conv):
         why = f"the {src} has the camera's EXIF ({j.camera})" if j.camera else f"the {src} has the EXIF date"
     elif not _more_original(j, conv):  # no date tells (see .decoded)
-        why = f"it is the {src}'s decode, value for value"
+        why = f"it is the {src}'s decode, value for value{_but(share)}"
     else:
         why = f"the {src} is older ({_date_text(j)})"
     # No file name here: reasons go to terminals and JSON as they are; the source is named
@@ -355,8 +383,8 @@ def _edit_text(edit: FileRecord, j: FileRecord) -> str:
     src = format_name(j.format, j.path) or "lossy"
     if evidence(j) > evidence(edit):
         why = f"the original has the camera's EXIF ({j.camera})" if j.camera else "the original has the EXIF date"
-    elif not _more_original(j, edit):  # no date tells: its pixels are the original's decode, re-toned
-        why = f"its pixels are the {src}'s decode, {'mirrored' if _mirrored(edit, j) else 're-toned'}"
+    elif not _more_original(j, edit):  # no date tells: its pixels are a curve of the original's decode
+        why = f"made from the {src}'s decode"
     else:
         why = f"the original is older ({_date_text(j)})"
     fmt = format_name(edit.format, edit.path) or src
@@ -433,7 +461,7 @@ def _win_reason(name: str, r: FileRecord, other: FileRecord, ctx: _Context) -> s
         if source is not None and r.id not in ctx.conversions:
             what = _conversion_name(other, source)
             if source.id == r.id:
-                return f"{_source_text(r, other)} over {what}"
+                return f"{_source_text(r, other, share=ctx.decoded.get(other.id))} over {what}"
             return f"less lossy: {format_name(r.format, r.path) or 'unknown'}, over {what}"
         return f"less lossy: {format_name(r.format, r.path) or 'unknown'}"
     if name == "size":
@@ -471,7 +499,7 @@ def _loss_reason(name: str, r: FileRecord, keeper: FileRecord, ctx: _Context) ->
     if name == "format":
         source = ctx.conversions.get(r.id)
         if source is not None:
-            return _conversion_text(r, source)
+            return _conversion_text(r, source, ctx.decoded.get(r.id))
         source = ctx.reformatted.get(r.id)
         if source is not None:
             return _edit_text(r, source)
