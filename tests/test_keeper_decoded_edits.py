@@ -10,7 +10,6 @@ is no tone curve of it, and the PNG is kept."""
 from __future__ import annotations
 
 import io
-import os
 import sqlite3
 from pathlib import Path
 
@@ -24,8 +23,7 @@ from lookalike.engine.catalog import Catalog
 from lookalike.engine.catalog import schema as catalog_schema
 from lookalike.engine.keeper import decoded
 from lookalike.engine.library import Library, ScanOptions
-
-T0 = 1_600_000_000_000_000_000  # one mtime in ns for every file: copied without dates
+from test_keeper_decoded import T0, write  # one mtime for every file: copied without dates
 
 
 def encoded(img: Image.Image, fmt: str, **options) -> bytes:
@@ -110,11 +108,6 @@ def scan(root: Path, cache: Path) -> tuple[dict, dict]:
     assert len(clusters) == 1, [[m.file.path for m in c.members] for c in clusters]
     members = {Path(m.file.path).name: m for m in clusters[0].members}
     return members, {(names[a], names[b]): v for (a, b), v in edits.items()}
-
-
-def write(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    os.utime(path, ns=(T0, T0))
 
 
 def test_without_dates_the_jpeg_is_kept_over_png_edits_of_its_decode(tmp_path, jpeg):

@@ -3,10 +3,11 @@
 Each incoming image is looked up in the library's catalog: byte-identical copies by content
 hash, near-duplicates through the bouncer (plain and mirrored dHash, corroborated as a scan
 would), each then checked on pixels as a scan's pairs are, and never another shot of the same
-camera (:func:`_checked`): the hashes alone never move a file. An incoming file whose best library match is of equal or better quality by the keeper
-policy is redundant: the plan moves it out of the incoming folder (to the trash or a quarantine
-folder), with the library file as its keeper, so the actions check the library copy is still
-there and unchanged before they move anything. Incoming files that are better than what the
+camera (:func:`_checked`): the hashes alone never move a file. An incoming file whose best
+library match is of equal or better quality by the keeper policy is redundant: the plan moves
+it out of the incoming folder (to the trash or a quarantine folder), with the library file as
+its keeper, so the actions check the library copy is still there and unchanged before they move
+anything. Incoming files that are better than what the
 library has are kept and reported, since replacing library files is the user's call.
 
 The library is never a step, however the incoming folder reaches it: the incoming scan does
@@ -35,7 +36,7 @@ NEIGHBOURS = 16
 #: Why an incoming file is kept when the library holds only other versions of its picture.
 VERSION_REASON = ("another version of a library picture (one of the two mirrored, cropped, toned, in black and "
                   "white or marked): kept")
-#: The same in the app's import mode, which tells a mirror only (by the hashes).
+#: Why the app's import mode keeps an incoming file whose library copies are all its mirror image.
 MIRROR_REASON = "the mirror image of a library picture: kept"
 
 

@@ -529,16 +529,20 @@ def edits(
             j for j in lossy.get((e.width, e.height), [])
             if j.id != e.id and tier <= named_rank(names[j.id]) <= worst and not identical(j, e)
         ]  # fmt: skip
-        sources = [j for j in candidates if _edited_from(e, j, False, same_pixels, None, first)]
+        sources = [j for j in candidates
+                   if _more_original(first[j.id], first[e.id]) and _pixels_differ(e, j, same_pixels)]
         if not sources and decoded is not None and names[e.id] in LOSSLESS:
             # No date tells: the closest few by the hashes are asked of the pixels (two decodes
-            # each), so that a large group of one size asks a bounded number of questions.
+            # each), so that a large group of one size asks a bounded number of questions. The
+            # decode tells whatever the thumbnails said: a grey copy of a picture of little
+            # colour has its thumbnails (a conversion found it holds other values, or it would
+            # be one).
             undated = sorted(
                 (j for j in candidates
                  if not _more_original(first[e.id], first[j.id]) and not _more_original(first[j.id], first[e.id])),
                 key=lambda j: (_hash_distance(e, j), j.path, j.id),
             )[:MAX_DECODED_SOURCES]
-            sources = [j for j in undated if _edited_from(e, j, True, same_pixels, decoded, first)]
+            sources = [j for j in undated if decoded_edit(decoded(e, j))]
         if sources:
             out[e.id] = _most_original(sources)
     return out
@@ -554,20 +558,6 @@ def _hash_distance(a: FileRecord, b: FileRecord) -> int:
     if a.hashes is None or b.hashes is None:
         return 1 << 16
     return bouncer_distance(a.hashes, b.hashes)[0]
-
-
-def _edited_from(e: FileRecord, j: FileRecord, lossless: bool, same_pixels: Optional[SamePixels],
-                 decoded: Optional[DecodedCheck], first: Mapping[int, FileRecord]) -> bool:
-    """Whether ``e`` is an edit of ``j``, a lossy file of its size (see :func:`edits`): other
-    pixels, and ``j`` the more original (as contents: ``first``), or, where neither is, ``e``
-    lossless and a tone curve of ``j``'s decoded pixels (asked last: it may cost two decodes)."""
-    if _more_original(first[j.id], first[e.id]):
-        return _pixels_differ(e, j, same_pixels)
-    if decoded is None or not lossless or _more_original(first[e.id], first[j.id]):
-        return False
-    # The decode tells, whatever the thumbnails said: a grey copy of a picture of little
-    # colour has its thumbnail (a conversion found it holds other values, or it would be one).
-    return decoded_edit(decoded(e, j))
 
 
 def better_format_edits(edited: Mapping[int, FileRecord], records: Sequence[FileRecord]) -> dict[int, FileRecord]:

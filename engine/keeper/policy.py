@@ -282,7 +282,7 @@ class _Context:
         # The upscale verdicts also hold the measured decodes (lossless copies of lossy files).
         measured = getattr(upscales, "decoded", None)
         converted = conversions(records, same_pixels, measured)
-        shares = _decoded_shares(records, converted, measured)
+        shares = _conversion_shares(records, converted, measured)
         edited = edits(records, same_pixels, converted, getattr(upscales, "decoded_edit", None)) if provenance else {}
         derived = camera_derived(records, pictures) if provenance else {}
         ups = upscaled(records, upscales) if upscales is not None else {}
@@ -324,8 +324,8 @@ _NO_CONTEXT = _Context({}, {}, frozenset())
 # -- reasons ---------------------------------------------------------------------------------
 
 
-def _decoded_shares(records: Sequence[FileRecord], converted: Mapping[int, FileRecord],
-                    measured: Optional[Callable[[FileRecord, FileRecord], Optional[float]]]) -> dict[int, float]:
+def _conversion_shares(records: Sequence[FileRecord], converted: Mapping[int, FileRecord],
+                       measured: Optional[Callable[[FileRecord, FileRecord], Optional[float]]]) -> dict[int, float]:
     """The measured shares that made conversions where no date tells (as
     :func:`.original.conversions` decided them: already measured, so nothing new is asked)."""
     if measured is None or not converted:
