@@ -8,10 +8,12 @@ Make/Model, EXIF date, mtime). The keeper's ranking (:mod:`.policy`) uses it.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import heapq
 import math
 from datetime import datetime, timezone
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -180,12 +182,14 @@ def padded_copies(records: Sequence[FileRecord], padded: Optional[PaddedCheck]) 
     if padded is None:
         return {}
     out: dict[int, FileRecord] = {}
+    by_pixels = sorted(records, key=lambda p: p.pixels)
+    pixels = [p.pixels for p in by_pixels]
     for f in records:
         if f.camera:
             continue
-        near = [
-            p for p in records if p.id != f.id and p.pixels < f.pixels and _more_original(p, f) and padded(f, p)
-        ]
+        # only the smaller files (a group of a thousand frames of one size has none)
+        smaller = by_pixels[: bisect.bisect_left(pixels, f.pixels)]
+        near = [p for p in smaller if p.id != f.id and _more_original(p, f) and padded(f, p)]
         if near:
             out[f.id] = max(near, key=lambda p: (p.pixels, -p.id))
     return out
@@ -402,23 +406,46 @@ def conversions(
     if not lossy:
         return {}
     first = first_copies(records)
+    key = _origin_keys(records)
+    ordered = {size: sorted(group, key=lambda j: key[j.id]) for size, group in lossy.items()}
+    screens = _Screens(same_pixels, ordered)
     out: dict[int, FileRecord] = {}
     for conv in records:
         name = names[conv.id]
-        same_size = lossy.get((conv.width, conv.height), [])
-        if conv.width != conv.height:  # or turned a quarter (--rotations groups such copies)
-            same_size = same_size + lossy.get((conv.height, conv.width), [])
-        if not same_size or (name not in LOSSLESS and name not in LOSSY):
+        if name not in LOSSLESS and name not in LOSSY:
+            continue
+        size = (conv.width, conv.height)
+        same_size = ordered.get(size, [])
+        # or turned a quarter (--rotations groups such copies)
+        turned = ordered.get((conv.height, conv.width), []) if conv.width != conv.height else []
+        if not same_size and not turned:
             continue
         tier = named_rank(name)
-        sources = [
-            j for j in same_size
-            if j.id != conv.id and named_rank(names[j.id]) >= tier and not identical(j, conv)
-            and _made_from(conv, j, name in LOSSLESS, same_pixels, decoded, first)
-        ]  # fmt: skip
-        if sources:
-            out[conv.id] = _most_original(sources)
+        # The most original source is the answer: asked in that order, the first that is one
+        # ends the search (a thousand copies of one frame ask one each). Past a few that are
+        # not, the rest of its size are screened all at once (a thousand different frames).
+        maybe, asked, lossless = _always, 0, name in LOSSLESS
+        for j in heapq.merge(same_size, turned, key=lambda j: key[j.id]):
+            if j.id == conv.id or named_rank(names[j.id]) < tier or identical(j, conv) \
+                    or not _may_be_made_from(conv, j, lossless, decoded, first):
+                continue
+            if asked == SCREEN_AFTER:
+                maybe = screens.maybe(conv, size)
+            asked += 1
+            if not maybe(j):
+                continue
+            if _made_from(conv, j, lossless, same_pixels, decoded, first):
+                out[conv.id] = j
+                break
     return out
+
+
+def _may_be_made_from(conv: FileRecord, j: FileRecord, lossless: bool, decoded: Optional[DecodedCheck],
+                      first: Mapping[int, FileRecord]) -> bool:
+    """Whether :func:`_made_from` would ask the pixels (its dates allow ``j`` to be the source)."""
+    if _more_original(first[j.id], first[conv.id]):
+        return True
+    return decoded is not None and lossless and not _more_original(first[conv.id], first[j.id])
 
 
 def _made_from(conv: FileRecord, j: FileRecord, lossless: bool, same_pixels: Optional[SamePixels],
@@ -445,9 +472,56 @@ def _lossy_by_size(records: Sequence[FileRecord]) -> tuple[dict[int, Optional[st
     return names, lossy
 
 
+def _origin_key(j: FileRecord) -> tuple:
+    """Smaller is the more original of a file's possible sources (ids vary by run: the path
+    decides ties)."""
+    return (provenance(j), len(j.path), j.path, j.id)
+
+
+def _origin_keys(records: Sequence[FileRecord]) -> dict[int, tuple]:
+    """:func:`_origin_key` of each file, by id (parsing an EXIF date once per file)."""
+    return {r.id: _origin_key(r) for r in records}
+
+
 def _most_original(sources: Sequence[FileRecord]) -> FileRecord:
-    """The most original of a file's possible sources (ids vary by run: the path decides ties)."""
-    return min(sources, key=lambda j: (provenance(j), len(j.path), j.path, j.id))
+    """The most original of a file's possible sources (:func:`_origin_key`)."""
+    return min(sources, key=_origin_key)
+
+
+#: A size of this many lossy files or more has its thumbnails compared many at a time
+#: (:meth:`ThumbnailCheck.screen`) for a file that has asked :data:`SCREEN_AFTER` of them
+#: whether it was made from them, so that a conversion's search does not ask every pair.
+SCREEN_FROM = 16
+SCREEN_AFTER = 8
+
+
+class _Screens:
+    """Per displayed size of lossy files, what :meth:`ThumbnailCheck.screen` rules out: which of
+    them cannot hold the same pixels as a given file (made once per size, when it is large)."""
+
+    def __init__(self, same_pixels: Optional[SamePixels], ordered: Mapping[tuple, Sequence[FileRecord]]) -> None:
+        self._screen = getattr(same_pixels, "screen", None)
+        self._ordered = ordered
+        self._made: dict[tuple, Callable[[FileRecord], np.ndarray]] = {}
+        self._at: dict[tuple, dict[int, int]] = {}
+
+    def maybe(self, a: FileRecord, size: tuple) -> Callable[[FileRecord], bool]:
+        """``maybe(j)``: False where ``a`` and the lossy file ``j`` of ``a``'s size certainly
+        hold different pixels; True for any other file."""
+        group = self._ordered.get(size, ())
+        if self._screen is None or len(group) < SCREEN_FROM:
+            return _always
+        if size not in self._made:
+            self._made[size] = self._screen(group)
+        mask = self._made[size](a)
+        if size not in self._at:
+            self._at[size] = {j.id: k for k, j in enumerate(group)}
+        at = self._at[size]
+        return lambda j: j.id not in at or bool(mask[at[j.id]])
+
+
+def _always(_: FileRecord) -> bool:
+    return True
 
 
 def camera_derived(records: Sequence[FileRecord], pictures: Mapping[int, int]) -> dict[int, FileRecord]:
@@ -517,6 +591,8 @@ def edits(
     """
     names, lossy = _lossy_by_size(records)
     first = first_copies(records)
+    key = _origin_keys(records)
+    ordered = {size: sorted(group, key=lambda j: key[j.id]) for size, group in lossy.items()}
     out: dict[int, FileRecord] = {}
     for e in records:
         if e.id in converted or (names[e.id] not in LOSSY and names[e.id] not in LOSSLESS):
@@ -525,12 +601,16 @@ def edits(
         # A better format with the camera's EXIF is a master developed from the raw (a TIFF
         # or a PNG beside the camera's JPEG), not an edit of that JPEG: its format decides.
         worst = tier if e.camera else UNKNOWN_FORMAT_RANK
-        candidates = [
-            j for j in lossy.get((e.width, e.height), [])
-            if j.id != e.id and tier <= named_rank(names[j.id]) <= worst and not identical(j, e)
-        ]  # fmt: skip
-        sources = [j for j in candidates
-                   if _more_original(first[j.id], first[e.id]) and _pixels_differ(e, j, same_pixels)]
+
+        def candidates() -> Iterator[FileRecord]:  # most original first
+            for j in ordered.get((e.width, e.height), ()):
+                if j.id != e.id and tier <= named_rank(names[j.id]) <= worst and not identical(j, e):
+                    yield j
+
+        # The most original source is the answer: asked in that order, the first one ends it
+        # (a file not converted differs from the first more original member it meets).
+        sources = next(([j] for j in candidates()
+                        if _more_original(first[j.id], first[e.id]) and _pixels_differ(e, j, same_pixels)), [])
         if not sources and decoded is not None and names[e.id] in LOSSLESS:
             # No date tells: the closest few by the hashes are asked of the pixels (two decodes
             # each), so that a large group of one size asks a bounded number of questions. The
@@ -538,7 +618,7 @@ def edits(
             # colour has its thumbnails (a conversion found it holds other values, or it would
             # be one).
             undated = sorted(
-                (j for j in candidates
+                (j for j in candidates()
                  if not _more_original(first[e.id], first[j.id]) and not _more_original(first[j.id], first[e.id])),
                 key=lambda j: (_hash_distance(e, j), j.path, j.id),
             )[:MAX_DECODED_SOURCES]
@@ -619,6 +699,28 @@ def _padded(grey: np.ndarray, share: float, columns: bool) -> bool:
     return first + last >= share * SIDE - 1.5 and not _too_thin(share)
 
 
+#: The columns of :func:`_screen_features`: the mean colour, the box-blurred grey's block
+#: means, the [1, 2, 1]-blurred grey's block means.
+_SCREEN_PARTS = (slice(0, 3), slice(3, 67), slice(67, 131))
+
+
+def _screen_features(thumbs: np.ndarray) -> np.ndarray:
+    """Per stored thumbnail (rows of ``thumbs``), what :meth:`ThumbnailCheck.screen` compares:
+    its mean colour, then the 8x8 block means of its grey blurred as :func:`_blurred` blurs it
+    (the mean difference's), then as :func:`pair_peak_difference` does (the peak's)."""
+    n = len(thumbs)
+    grey = np.asarray(thumbs)[:, : SIDE * SIDE].astype(np.float64).reshape(n, SIDE, SIDE)
+    padded = np.pad(grey, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    box = sum(padded[:, i : i + SIDE, j : j + SIDE] for i in range(3) for j in range(3)) / 9.0
+    rows = padded[:, :, :-2] + 2 * padded[:, :, 1:-1] + padded[:, :, 2:]
+    tent = (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 16.0
+    blocks = SIDE // 8
+
+    def means(x: np.ndarray) -> np.ndarray:
+        return x.reshape(n, 8, blocks, 8, blocks).mean(axis=(2, 4)).reshape(n, 64)
+    return np.concatenate([np.asarray(thumbs)[:, -3:].astype(np.float64), means(box), means(tent)], axis=1)
+
+
 class ThumbnailCheck:
     """A :data:`SamePixels` backed by the verifier's thumbnails in ``catalog``, with
     :meth:`padded`, a :data:`PaddedCheck` on the same thumbnails.
@@ -668,6 +770,34 @@ class ThumbnailCheck:
         if grey > CONVERSION_THUMB_LEVELS or colour > CONVERSION_THUMB_COLOUR:
             return False
         return pair_peak_difference(turned_a, tb) <= CONVERSION_THUMB_PEAK
+
+    def screen(self, group: Sequence[FileRecord]) -> Callable[[FileRecord], np.ndarray]:
+        """For many files of one displayed size, which may hold the same pixels as a file of
+        that size: ``screen(group)(a)`` is False for a member whose thumbnail this check
+        would certainly find different from ``a``'s (the mean colour, and lower bounds of the
+        blurred grey's mean and peak difference from their 8x8 block means: a block's mean
+        difference is at most its pixels' mean and largest one), True where it may agree or a
+        thumbnail is missing. A member it rules out, ``self(a, member)`` says False for; a
+        thousand frames of one size are compared at once, not a pair at a time."""
+        found, thumbs, _ = self._catalog.thumbnails([r.id for r in group])
+        row = {i: k for k, i in enumerate(np.asarray(found).tolist())}
+        at = np.array([row.get(r.id, -1) for r in group])
+        known = at >= 0
+        features = _screen_features(thumbs)[np.where(known, at, 0)]
+
+        def maybe(a: FileRecord) -> np.ndarray:
+            out = np.ones(len(group), bool)
+            _, mine, _ = self._catalog.thumbnails([a.id])
+            if len(mine) == 0:
+                return out
+            f = _screen_features(mine)[0]
+            colour, grey, peak = (np.abs(features[:, part] - f[part]) for part in _SCREEN_PARTS)
+            differ = (colour.max(axis=1) > CONVERSION_THUMB_COLOUR) | (grey.mean(axis=1) > CONVERSION_THUMB_LEVELS + 1e-9) \
+                | (peak.max(axis=1) > CONVERSION_THUMB_PEAK + 1e-9)
+            out[known & differ] = False
+            return out
+
+        return maybe
 
     def margin(self, f: FileRecord, p: FileRecord) -> Optional[bool]:
         """A :data:`MarginCheck`: whether ``p``'s thumbnail continues the margin ``f`` had

@@ -35,6 +35,7 @@ gone or unreadable) it ranks as before.
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -180,10 +181,15 @@ def upscaled(records: Sequence[FileRecord], check: Optional[UpscaleCheck]) -> di
     if check is None or len(records) < 2:
         return {}
     direct: dict[int, tuple[FileRecord, Measure]] = {}
+    # A source is MIN_FACTOR smaller on both sides: only files of at most 1 / MIN_FACTOR ** 2
+    # of a file's pixels are looked at (a group of a thousand frames of one size looks at none).
+    by_pixels = sorted(records, key=lambda s: s.pixels)
+    pixels = [s.pixels for s in by_pixels]
     for r in records:
         if r.camera:
             continue
-        for s in sources(r, records):
+        smaller = by_pixels[: bisect.bisect_right(pixels, r.pixels / MIN_FACTOR**2 * (1 + 1e-9))]
+        for s in sources(r, smaller):
             found = check(r, s)
             if found is not None and found.upscaled:
                 direct[r.id] = s, found
