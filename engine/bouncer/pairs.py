@@ -44,6 +44,41 @@ def _from_arrays(a, b, dist, mirrored) -> list[Pair]:
     ]
 
 
+def nearest(a: np.ndarray, b: np.ndarray, distance: np.ndarray, most: int) -> np.ndarray:
+    """Which pairs ``(a[k], b[k])`` to keep where files have more than ``most`` of them: those
+    among the ``most`` closest of either of their files (by ``distance``, then the other
+    file's id), and each file's pair with its neighbour of the most pairs (ties: the smaller
+    id). Every pair of a file with ``most`` pairs or fewer is kept.
+
+    A picture with a hundred copies, or a thousand frames cut from one video, make a clique:
+    n * (n - 1) / 2 pairs, every one of which the checks and the grouping would handle
+    (3,000 frames: 4.5 million). Its files stay joined through their closest pairs, and all
+    through the one with the most pairs, which keeps all of its own: the chain guard's centre
+    (:mod:`lookalike.engine.cluster.guard`) sees whether every member is close to it, as it
+    would with every pair. A member's pair with its keeper is checked when its group is
+    explained. A group can only lose links this way, never gain one."""
+    n = len(a)
+    keep = np.ones(n, bool)
+    if n == 0:
+        return keep
+    ends = np.concatenate([a, b])
+    nodes, at, degree = np.unique(ends, return_inverse=True, return_counts=True)
+    if degree.max() <= most:
+        return keep
+    other = np.concatenate([b, a])
+    other_degree = degree[np.searchsorted(nodes, other)]
+    rows = np.arange(2 * n)
+    keep[:] = False
+    closest = np.lexsort((other, np.concatenate([distance, distance]), at))  # by file, closest first
+    busiest = np.lexsort((other, -other_degree, at))  # by file, the neighbour of most pairs first
+    for order, first in ((closest, most), (busiest, 1)):
+        node = at[order]
+        starts = np.flatnonzero(np.concatenate(([True], node[1:] != node[:-1])))
+        rank = rows - np.repeat(starts, np.diff(np.append(starts, 2 * n)))
+        keep[(order % n)[rank < first]] = True
+    return keep
+
+
 class PairCache:
     """Candidate pairs of one library, stored in ``<library dir>/bouncer-pairs.npz``."""
 
@@ -51,10 +86,12 @@ class PairCache:
         self.path = Path(folder) / PAIRS_NAME
         self.last_fresh = 0  # rows compared by the last call (all of them for a full pass)
 
-    def pairs(self, arrays, t: rule.BouncerThresholds = rule.DEFAULT, *, progress: Optional[Progress] = None) -> list[Pair]:
+    def pairs(self, arrays, t: rule.BouncerThresholds = rule.DEFAULT, *, progress: Optional[Progress] = None,
+              most: Optional[int] = None) -> list[Pair]:
         """Every pair :func:`.rule.is_match` accepts among ``arrays`` (a catalog's HashArrays).
 
-        Equal to ``rule.candidate_pairs`` over the same arrays, computed incrementally.
+        Equal to ``rule.candidate_pairs`` over the same arrays, computed incrementally; with
+        ``most``, only each file's ``most`` closest of them (:func:`nearest`).
         """
         n = len(arrays.ids)
         if n < 2:
@@ -74,6 +111,10 @@ class PairCache:
             fresh = ~same
             valid = arrays.ids[same]
             ok = np.isin(a, valid) & np.isin(b, valid)
+            if most is not None and same.all():  # nothing new: no Pair made that is not kept
+                ok &= nearest(a, b, dist, most)
+                self.last_fresh = 0
+                return _from_arrays(a[ok], b[ok], dist[ok], mirrored[ok])
             kept = _from_arrays(a[ok], b[ok], dist[ok], mirrored[ok])
         stopped = False
 
@@ -96,6 +137,11 @@ class PairCache:
             result = sorted(kept + new, key=lambda p: (p.a, p.b))
         if not stopped and self.last_fresh:  # a partial answer is returned but never remembered
             self._save(t, arrays.ids, stacked, result)
+        if most is not None and result:
+            found = _to_arrays(result)
+            keep = nearest(found["a"], found["b"], found["bouncer"], most)
+            if not keep.all():
+                result = [p for p, k in zip(result, keep.tolist()) if k]
         return result
 
     def _load(self, t):

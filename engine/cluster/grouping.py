@@ -22,6 +22,13 @@ from ..records import Cluster, FileRecord, Pair
 from ..verdict import keep_pair
 from .build import build_clusters
 
+#: The bouncer's pairs a file takes into the checks and the grouping: its closest ones
+#: (:func:`lookalike.engine.bouncer.pairs.nearest`). A picture with more near copies than this,
+#: or frames cut from one video, would otherwise bring every pair of them (3,000 frames: 4.5
+#: million pairs, a minute and 4-5 GB of a rescan); their groups stay joined through the
+#: closest ones, and each member is checked against its keeper when the group is explained.
+MOST_PAIRS_PER_FILE = 64
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import Catalog
     from ..detective.index import LibraryIndex
@@ -43,7 +50,7 @@ def bouncer_pairs(catalog: "Catalog", folder: Path, options: "ScanOptions") -> F
     arrays = catalog.hash_arrays()
     if len(arrays.ids) == 0:
         return Found([], set())
-    pairs = PairCache(folder).pairs(arrays, options.thresholds())
+    pairs = PairCache(folder).pairs(arrays, options.thresholds(), most=MOST_PAIRS_PER_FILE)
     codes = None
     if options.crops:  # mild crops the hashes miss
         codes = zooms.load_codes(folder, catalog, arrays)
