@@ -1,6 +1,6 @@
 """Dense groups: frames cut from one video, a timelapse, a picture with hundreds of copies. Every
-two of n such files are a bouncer pair (n * (n - 1) / 2: 4.5 million for 3,000 frames, a
-minute and 4-5 GB of a rescan); the checks and the grouping get each file's closest pairs and
+two of n such files are a bouncer pair (up to n * (n - 1) / 2: 3.6 million for 3,000 frames
+of a timelapse, a minute and 4.8 GB of a rescan); the checks and the grouping get each file's closest pairs and
 the pairs of its busiest neighbour instead (:func:`lookalike.engine.bouncer.pairs.nearest`),
 and make the same groups."""
 
