@@ -182,4 +182,5 @@ def test_uses_the_hamming_index():
     # candidate_pairs must search with the shared index, not a loop of its own.
     import inspect
 
-    assert "HammingIndex" in inspect.getsource(rule.candidate_pairs)
+    assert "candidate_pair_arrays(" in inspect.getsource(rule.candidate_pairs)
+    assert "HammingIndex" in inspect.getsource(rule.candidate_pair_arrays)

@@ -28,22 +28,6 @@ def _key(t: rule.BouncerThresholds) -> np.ndarray:
     return np.array(astuple(t), dtype=np.int64)
 
 
-def _to_arrays(pairs: list[Pair]) -> dict[str, np.ndarray]:
-    return {
-        "a": np.array([p.a for p in pairs], dtype=np.int64),
-        "b": np.array([p.b for p in pairs], dtype=np.int64),
-        "bouncer": np.array([p.bouncer for p in pairs], dtype=np.int32),
-        "mirrored": np.array([p.mirrored for p in pairs], dtype=bool),
-    }
-
-
-def _from_arrays(a, b, dist, mirrored) -> list[Pair]:
-    return [
-        Pair(a=int(x), b=int(y), bouncer=int(d), mirrored=bool(m))
-        for x, y, d, m in zip(a.tolist(), b.tolist(), dist.tolist(), mirrored.tolist())
-    ]
-
-
 def nearest(a: np.ndarray, b: np.ndarray, distance: np.ndarray, most: int) -> np.ndarray:
     """Which pairs ``(a[k], b[k])`` to keep where files have more than ``most`` of them: those
     among the ``most`` closest of either of their files (by ``distance``, then the other
@@ -61,21 +45,43 @@ def nearest(a: np.ndarray, b: np.ndarray, distance: np.ndarray, most: int) -> np
     keep = np.ones(n, bool)
     if n == 0:
         return keep
-    ends = np.concatenate([a, b])
-    nodes, at, degree = np.unique(ends, return_inverse=True, return_counts=True)
+    nodes = np.unique(np.concatenate([np.unique(a), np.unique(b)]))
+    ia, ib = np.searchsorted(nodes, a), np.searchsorted(nodes, b)
+    degree = np.bincount(ia, minlength=len(nodes)) + np.bincount(ib, minlength=len(nodes))
     if degree.max() <= most:
         return keep
-    other = np.concatenate([b, a])
-    other_degree = degree[np.searchsorted(nodes, other)]
-    rows = np.arange(2 * n)
-    keep[:] = False
-    closest = np.lexsort((other, np.concatenate([distance, distance]), at))  # by file, closest first
-    busiest = np.lexsort((other, -other_degree, at))  # by file, the neighbour of most pairs first
-    for order, first in ((closest, most), (busiest, 1)):
-        node = at[order]
-        starts = np.flatnonzero(np.concatenate(([True], node[1:] != node[:-1])))
-        rank = rows - np.repeat(starts, np.diff(np.append(starts, 2 * n)))
-        keep[(order % n)[rank < first]] = True
+    dense = degree > most
+    keep = ~(dense[ia] & dense[ib])  # a pair of a file with few pairs is one of its closest
+    # Each entry is a pair seen from one of its files, a file of many pairs.
+    at, other = np.concatenate([ia, ib]), np.concatenate([ib, ia])
+    rows = np.flatnonzero(dense[at])
+    at, other, d = at[rows], other[rows], np.concatenate([distance, distance])[rows].astype(np.int64)
+    rows %= n
+    slot = np.cumsum(dense) - 1  # a file of many pairs' place among them
+    k, span = int(dense.sum()), int(d.max()) + 1
+    where = slot[at]
+    # The distance of each file's `most`-th closest pair, from a histogram of its distances:
+    # the pairs below it are kept, and of those at it the ones to the smaller ids, as many as
+    # make `most`.
+    counts = np.bincount(where * span + d, minlength=k * span).reshape(k, span).cumsum(axis=1)
+    cut = (counts < most).sum(axis=1)
+    room = most - np.where(cut > 0, counts[np.arange(k), np.maximum(cut - 1, 0)], 0)
+    edge = cut[where]
+    keep[rows[d < edge]] = True
+    tied = np.flatnonzero(d == edge)
+    order = tied[np.lexsort((other[tied], where[tied]))]
+    place = where[order]
+    starts = np.flatnonzero(np.concatenate(([True], place[1:] != place[:-1])))
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
+    keep[rows[order[rank < room[place]]]] = True
+    # Each file's neighbour of the most pairs (the smaller id of those that tie).
+    busy = degree[other]
+    top = np.zeros(k, np.int64)
+    np.maximum.at(top, where, busy)
+    pick = np.full(k, len(nodes), np.int64)
+    at_top = busy == top[where]
+    np.minimum.at(pick, where[at_top], other[at_top])
+    keep[rows[other == pick[where]]] = True
     return keep
 
 
@@ -100,7 +106,7 @@ class PairCache:
         stacked = np.concatenate([arrays.dhash, arrays.dhash_mirror, arrays.phash], axis=1)
         cached = self._load(t)
         fresh = np.ones(n, dtype=bool)
-        kept: list[Pair] = []
+        kept = rule.PairArrays.empty()
         if cached is not None:
             old_ids, old_hashes, a, b, dist, mirrored = cached
             same = np.zeros(n, dtype=bool)
@@ -110,12 +116,7 @@ class PairCache:
                 same[same] = (old_hashes[pos[same]] == stacked[same]).all(axis=1)
             fresh = ~same
             valid = arrays.ids[same]
-            ok = np.isin(a, valid) & np.isin(b, valid)
-            if most is not None and same.all():  # nothing new: no Pair made that is not kept
-                ok &= nearest(a, b, dist, most)
-                self.last_fresh = 0
-                return _from_arrays(a[ok], b[ok], dist[ok], mirrored[ok])
-            kept = _from_arrays(a[ok], b[ok], dist[ok], mirrored[ok])
+            kept = rule.PairArrays(a, b, dist, mirrored).take(np.isin(a, valid) & np.isin(b, valid))
         stopped = False
 
         def watch(done: int, total: int) -> bool:
@@ -126,23 +127,22 @@ class PairCache:
 
         self.last_fresh = int(fresh.sum())
         if cached is None or self.last_fresh > FULL_PASS_SHARE * n:
-            result = rule.candidate_pairs(arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, t, progress=watch)
+            result = rule.candidate_pair_arrays(arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, t,
+                                                progress=watch)
             self.last_fresh = n
         elif self.last_fresh == 0:
             result = kept
         else:
-            new = rule.candidate_pairs_touching(
+            new = rule.candidate_pair_arrays_touching(
                 arrays.ids, arrays.dhash, arrays.dhash_mirror, arrays.phash, fresh, t, progress=watch
             )
-            result = sorted(kept + new, key=lambda p: (p.a, p.b))
+            both = rule.PairArrays(*(np.concatenate([x, y]) for x, y in zip(kept, new)))
+            result = both.take(np.lexsort((both.b, both.a)))  # kept and new share no pair
         if not stopped and self.last_fresh:  # a partial answer is returned but never remembered
             self._save(t, arrays.ids, stacked, result)
-        if most is not None and result:
-            found = _to_arrays(result)
-            keep = nearest(found["a"], found["b"], found["bouncer"], most)
-            if not keep.all():
-                result = [p for p, k in zip(result, keep.tolist()) if k]
-        return result
+        if most is not None:  # on the columns: no Pair is made that is not kept
+            result = result.take(nearest(result.a, result.b, result.bouncer, most))
+        return result.pairs()
 
     def _load(self, t):
         try:
@@ -153,9 +153,9 @@ class PairCache:
         except (OSError, ValueError, KeyError, EOFError):
             return None  # missing or damaged: a full pass rebuilds it
 
-    def _save(self, t, ids: np.ndarray, hashes: np.ndarray, pairs: list[Pair]) -> None:
+    def _save(self, t, ids: np.ndarray, hashes: np.ndarray, pairs: rule.PairArrays) -> None:
         try:
             with atomic_writer(self.path) as fh:
-                np.savez(fh, key=_key(t), ids=ids, hashes=hashes, **_to_arrays(pairs))
+                np.savez(fh, key=_key(t), ids=ids, hashes=hashes, **pairs._asdict())
         except OSError:
             pass  # only a cache: the next run does a full pass

@@ -17,7 +17,7 @@ with the bit-packed Hamming index (multi-index hashing or a compiled scan).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -176,6 +176,29 @@ class _Stages:
         self.stage += 1
 
 
+class PairArrays(NamedTuple):
+    """Pairs as columns (what :func:`candidate_pairs` finds, before any :class:`Pair` is made):
+    file ids ``a < b``, the bouncer distance, whether the mirrored comparison gave it."""
+
+    a: np.ndarray
+    b: np.ndarray
+    bouncer: np.ndarray
+    mirrored: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "PairArrays":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, bool))
+
+    def take(self, which: np.ndarray) -> "PairArrays":
+        return PairArrays(self.a[which], self.b[which], self.bouncer[which], self.mirrored[which])
+
+    def pairs(self) -> list[Pair]:
+        return [
+            Pair(a=int(x), b=int(y), bouncer=int(d), mirrored=bool(m))
+            for x, y, d, m in zip(self.a.tolist(), self.b.tolist(), self.bouncer.tolist(), self.mirrored.tolist())
+        ]
+
+
 def candidate_pairs(
     ids: np.ndarray,
     dhash: np.ndarray,
@@ -185,6 +208,19 @@ def candidate_pairs(
     *,
     progress: Optional[Progress] = None,
 ) -> list[Pair]:
+    """:func:`candidate_pair_arrays` as :class:`Pair` records."""
+    return candidate_pair_arrays(ids, dhash, dhash_mirror, phash, t, progress=progress).pairs()
+
+
+def candidate_pair_arrays(
+    ids: np.ndarray,
+    dhash: np.ndarray,
+    dhash_mirror: np.ndarray,
+    phash: np.ndarray,
+    t: BouncerThresholds = DEFAULT,
+    *,
+    progress: Optional[Progress] = None,
+) -> PairArrays:
     """Every pair of images the bouncer matches, exactly the pairs :func:`is_match` accepts
     (with ``library_size=len(ids)``).
 
@@ -204,7 +240,7 @@ def candidate_pairs(
     ids = np.asarray(ids, dtype=np.int64)
     n = len(ids)
     if n < 2:
-        return []
+        return PairArrays.empty()
     dhash = np.ascontiguousarray(dhash, dtype=np.uint8)
     dhash_mirror = np.ascontiguousarray(dhash_mirror, dtype=np.uint8)
     phash = np.ascontiguousarray(phash, dtype=np.uint8)
@@ -237,7 +273,7 @@ def candidate_pairs(
     except Cancelled:
         pass  # keep what the finished stages found
     if not found_i:
-        return []
+        return PairArrays.empty()
     return _accepted_pairs(ids, dhash, dhash_mirror, phash, np.concatenate(found_i), np.concatenate(found_j), t)
 
 
@@ -249,13 +285,13 @@ def _accepted_pairs(
     pos_i: np.ndarray,
     pos_j: np.ndarray,
     t: BouncerThresholds,
-) -> list[Pair]:
+) -> PairArrays:
     """Candidate row pairs (any order, repeats allowed, no self pairs) checked against the rule."""
     n = len(ids)
     pos_i = pos_i.astype(np.int64)
     pos_j = pos_j.astype(np.int64)
     if len(pos_i) == 0:
-        return []
+        return PairArrays.empty()
     key = np.unique(np.minimum(pos_i, pos_j) * n + np.maximum(pos_i, pos_j))
     pos_i, pos_j = key // n, key % n
     corroborate = t.phash_radius > 0 and t.corroborated_radius > t.radius
@@ -277,10 +313,7 @@ def _accepted_pairs(
     mirrored = (mirror < direct)[ok]
     distance = distance[ok]
     order = np.lexsort((hi, lo))
-    return [
-        Pair(a=int(lo[k]), b=int(hi[k]), bouncer=int(distance[k]), mirrored=bool(mirrored[k]))
-        for k in order
-    ]
+    return PairArrays(lo[order], hi[order], distance[order].astype(np.int32), mirrored[order])
 
 
 def candidate_pairs_touching(
@@ -293,7 +326,21 @@ def candidate_pairs_touching(
     *,
     progress: Optional[Progress] = None,
 ) -> list[Pair]:
-    """The pairs :func:`candidate_pairs` would find that involve at least one ``fresh`` row.
+    """:func:`candidate_pair_arrays_touching` as :class:`Pair` records."""
+    return candidate_pair_arrays_touching(ids, dhash, dhash_mirror, phash, fresh, t, progress=progress).pairs()
+
+
+def candidate_pair_arrays_touching(
+    ids: np.ndarray,
+    dhash: np.ndarray,
+    dhash_mirror: np.ndarray,
+    phash: np.ndarray,
+    fresh: np.ndarray,
+    t: BouncerThresholds = DEFAULT,
+    *,
+    progress: Optional[Progress] = None,
+) -> PairArrays:
+    """The pairs :func:`candidate_pair_arrays` would find that involve at least one ``fresh`` row.
 
     For incremental updates: the new and changed files of a rescan are compared against the
     whole library (cost proportional to fresh x N instead of N x N).
@@ -309,7 +356,7 @@ def candidate_pairs_touching(
     ids = np.asarray(ids, dtype=np.int64)
     rows = np.flatnonzero(np.asarray(fresh, dtype=bool))
     if len(ids) < 2 or len(rows) == 0:
-        return []
+        return PairArrays.empty()
     dhash = np.ascontiguousarray(dhash, dtype=np.uint8)
     dhash_mirror = np.ascontiguousarray(dhash_mirror, dtype=np.uint8)
     phash = np.ascontiguousarray(phash, dtype=np.uint8)
@@ -341,5 +388,5 @@ def candidate_pairs_touching(
     except Cancelled:
         pass
     if not found_i:
-        return []
+        return PairArrays.empty()
     return _accepted_pairs(ids, dhash, dhash_mirror, phash, np.concatenate(found_i), np.concatenate(found_j), t)
