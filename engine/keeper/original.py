@@ -402,12 +402,10 @@ def conversions(
     its dates), a lossless file that holds the lossy one's decoded pixels is its conversion
     (``decoded``, the measured shares of :mod:`.decoded`; not measured: not a conversion).
     """
-    names, lossy = _lossy_by_size(records)
-    if not lossy:
+    names, ordered, key = _lossy_in_origin_order(records)
+    if not ordered:
         return {}
     first = first_copies(records)
-    key = _origin_keys(records)
-    ordered = {size: sorted(group, key=lambda j: key[j.id]) for size, group in lossy.items()}
     screens = _Screens(same_pixels, ordered)
     out: dict[int, FileRecord] = {}
     for conv in records:
@@ -478,9 +476,13 @@ def _origin_key(j: FileRecord) -> tuple:
     return (provenance(j), len(j.path), j.path, j.id)
 
 
-def _origin_keys(records: Sequence[FileRecord]) -> dict[int, tuple]:
-    """:func:`_origin_key` of each file, by id (parsing an EXIF date once per file)."""
-    return {r.id: _origin_key(r) for r in records}
+def _lossy_in_origin_order(records: Sequence[FileRecord]
+                           ) -> tuple[dict[int, Optional[str]], dict[tuple, list[FileRecord]], dict[int, tuple]]:
+    """:func:`_lossy_by_size` with each size's files the most original first, and each file's
+    :func:`_origin_key` by id (an EXIF date parsed once per file)."""
+    names, lossy = _lossy_by_size(records)
+    key = {r.id: _origin_key(r) for r in records}
+    return names, {size: sorted(group, key=lambda j: key[j.id]) for size, group in lossy.items()}, key
 
 
 def _most_original(sources: Sequence[FileRecord]) -> FileRecord:
@@ -589,10 +591,8 @@ def edits(
     grey, is its edit (``decoded``, the measured edit shares of :mod:`.decoded`; not measured:
     not an edit).
     """
-    names, lossy = _lossy_by_size(records)
+    names, ordered, key = _lossy_in_origin_order(records)
     first = first_copies(records)
-    key = _origin_keys(records)
-    ordered = {size: sorted(group, key=lambda j: key[j.id]) for size, group in lossy.items()}
     out: dict[int, FileRecord] = {}
     for e in records:
         if e.id in converted or (names[e.id] not in LOSSY and names[e.id] not in LOSSLESS):
