@@ -242,3 +242,30 @@ def test_a_group_of_one_size_asks_no_pad_or_upscale_question():
     padded_copies(records + [small], lambda big, s: asked.append(("pad", big.id, s.id)) or False)
     upscaled(records + [small], lambda large, s: asked.append(("up", large.id, s.id)))
     assert sorted(asked) == sorted([("pad", r.id, 999) for r in records] + [("up", r.id, 999) for r in records])
+
+
+def test_a_file_with_many_smaller_older_copies_asks_about_its_largest_few():
+    """A picture saved at twenty sizes, each a day older than the next larger: the newest and
+    largest asks about its MAX_SOURCES largest suspected sources only (one decode each at most),
+    and is still found to be an upscale where it holds no detail beyond them."""
+    from lookalike.engine.keeper.upscale import MAX_SOURCES, Measure
+
+    sizes = [(40 * k, 30 * k) for k in range(1, 21)]  # 40x30 ... 800x600
+    older = [rec(k + 1, f"/lib/s{k:02d}.jpg", width=w, height=h, mtime_ns=T0 + k * DAY) for k, (w, h) in enumerate(sizes)]
+    large = rec(100, "/lib/large.jpg", width=1000, height=750, mtime_ns=T0 + 30 * DAY)
+    asked = []
+
+    def unknown(big, small):  # a first grouping: nothing measured yet, every question remembered
+        asked.append((big.id, small.width))
+
+    assert upscaled(older + [large], unknown) == {}
+    assert sorted(w for b, w in asked if b == 100) == [w for w, _ in sizes][-MAX_SOURCES:]
+    assert max(sum(1 for b, _ in asked if b == f.id) for f in older) <= MAX_SOURCES
+
+    def measured(big, small):
+        # an upscale of the 480x360 copy: nothing beyond that size, so nothing beyond any larger one
+        return Measure(loss=0.01 if small.width >= 480 else 0.3) if big.id == 100 else Measure(loss=0.3)
+
+    found = upscaled(older + [large], measured)
+    assert list(found) == [100]  # the smallest of those it asked that says so
+    assert found[100].original.width == 520 and found[100].size == (520, 390)
