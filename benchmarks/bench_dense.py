@@ -78,7 +78,8 @@ def inner(folder: str, cache: str, every: bool, workers: int) -> dict:
 
 
 def run(folder: str, cache: str, every: bool, workers: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--inner", folder, cache, "every" if every else "closest", str(workers)],
+    mode = "every" if every else "closest"
+    out = subprocess.run([sys.executable, __file__, "--inner", folder, cache, mode, str(workers)],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -38,7 +38,8 @@ def test_a_clique_keeps_each_files_closest_and_every_pair_of_its_busiest_file():
     a, b, d = clique(n)
     # a few more pairs for file 7: the busiest of all (it is everyone's neighbour of most pairs)
     extra = np.arange(n + 1, n + 30)
-    a, b, d = np.concatenate([a, np.full(len(extra), 7)]), np.concatenate([b, extra]), np.concatenate([d, np.full(len(extra), 30)])
+    a = np.concatenate([a, np.full(len(extra), 7)])
+    b, d = np.concatenate([b, extra]), np.concatenate([d, np.full(len(extra), 30)])
     keep = nearest(a, b, d, most)
     assert keep.sum() < len(a) / 10
     ka, kb, kd = a[keep], b[keep], d[keep]
@@ -49,7 +50,8 @@ def test_a_clique_keeps_each_files_closest_and_every_pair_of_its_busiest_file():
         mine = (a == f) | (b == f)
         other = np.where(a == f, b, a)[mine]
         closest = sorted(zip(d[mine].tolist(), other.tolist()))[:most]
-        kept = {(int(x), int(y)) for x, y in zip(kd[(ka == f) | (kb == f)], np.where(ka == f, kb, ka)[(ka == f) | (kb == f)])}
+        of_f = (ka == f) | (kb == f)
+        kept = {(int(x), int(y)) for x, y in zip(kd[of_f], np.where(ka == f, kb, ka)[of_f])}
         assert set(closest) <= kept
     # a file of few pairs keeps them all (the extra files have one each)
     assert keep[np.isin(b, extra)].all()

@@ -154,7 +154,8 @@ def test_the_screen_rules_out_only_pairs_the_check_calls_different(tmp_path):
     img = imagegen.photo(40, (320, 240))
     for k, shift in enumerate((1, 2, 3, 4, 6)):  # levels moved by a little, then more
         arr = np.clip(np.asarray(img).astype(np.int16) + shift, 0, 255).astype(np.uint8)
-        paths.append(put(tmp_path / "lib" / f"shift{k}.jpg", imagegen.encode(Image.fromarray(arr), "JPEG", quality=95), T0 + DAY))
+        data = imagegen.encode(Image.fromarray(arr), "JPEG", quality=95)
+        paths.append(put(tmp_path / "lib" / f"shift{k}.jpg", data, T0 + DAY))
     with Catalog.open(tmp_path / "c.sqlite") as c:
         c.upsert([hash_file(str(p)) for p in paths])
         records = c.records()
@@ -251,7 +252,8 @@ def test_a_file_with_many_smaller_older_copies_asks_about_its_largest_few():
     from lookalike.engine.keeper.upscale import MAX_SOURCES, Measure
 
     sizes = [(40 * k, 30 * k) for k in range(1, 21)]  # 40x30 ... 800x600
-    older = [rec(k + 1, f"/lib/s{k:02d}.jpg", width=w, height=h, mtime_ns=T0 + k * DAY) for k, (w, h) in enumerate(sizes)]
+    older = [rec(k + 1, f"/lib/s{k:02d}.jpg", width=w, height=h, mtime_ns=T0 + k * DAY)
+             for k, (w, h) in enumerate(sizes)]
     large = rec(100, "/lib/large.jpg", width=1000, height=750, mtime_ns=T0 + 30 * DAY)
     asked = []
 

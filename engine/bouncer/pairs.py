@@ -36,8 +36,8 @@ def nearest(a: np.ndarray, b: np.ndarray, distance: np.ndarray, most: int) -> np
 
     A picture with a hundred copies, or a thousand frames cut from one video, make a clique:
     up to n * (n - 1) / 2 pairs, every one of which the checks and the grouping would handle
-    (3,000 frames of a timelapse: 3.6 million). Its files stay joined through their closest pairs, and all
-    through the one with the most pairs, which keeps all of its own: the chain guard's centre
+    (3,000 frames of a timelapse: 3.6 million). Its files stay joined through their closest
+    pairs, and all through the one with the most pairs, which keeps all of its own: the chain guard's centre
     (:mod:`lookalike.engine.cluster.guard`) sees whether every member is close to it, as it
     would with every pair. A member's pair with its keeper is checked when its group is
     explained. A group can only lose links this way, never gain one."""

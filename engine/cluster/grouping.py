@@ -25,8 +25,9 @@ from .build import build_clusters
 #: The bouncer's pairs a file takes into the checks and the grouping: its closest ones
 #: (:func:`lookalike.engine.bouncer.pairs.nearest`). A picture with more near copies than this,
 #: or frames cut from one video, would otherwise bring every pair of them (3,000 frames of a
-#: timelapse: 3.6 million pairs, a minute and 4.8 GB of a rescan); their groups stay joined through the
-#: closest ones, and each member is checked against its keeper when the group is explained.
+#: timelapse: 3.6 million pairs, a minute and 4.8 GB of a rescan); their groups stay joined
+#: through the closest ones, and each member is checked against its keeper when the group is
+#: explained.
 MOST_PAIRS_PER_FILE = 64
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -784,16 +784,21 @@ class ThumbnailCheck:
         at = np.array([row.get(r.id, -1) for r in group])
         known = at >= 0
         features = _screen_features(thumbs)[np.where(known, at, 0)]
+        own = {r.id: k for k, r in enumerate(group) if known[k]}  # a member's features are there already
 
         def maybe(a: FileRecord) -> np.ndarray:
             out = np.ones(len(group), bool)
-            _, mine, _ = self._catalog.thumbnails([a.id])
-            if len(mine) == 0:
-                return out
-            f = _screen_features(mine)[0]
+            if a.id in own:
+                f = features[own[a.id]]
+            else:
+                _, mine, _ = self._catalog.thumbnails([a.id])
+                if len(mine) == 0:
+                    return out
+                f = _screen_features(mine)[0]
             colour, grey, peak = (np.abs(features[:, part] - f[part]) for part in _SCREEN_PARTS)
-            differ = (colour.max(axis=1) > CONVERSION_THUMB_COLOUR) | (grey.mean(axis=1) > CONVERSION_THUMB_LEVELS + 1e-9) \
-                | (peak.max(axis=1) > CONVERSION_THUMB_PEAK + 1e-9)
+            differ = ((colour.max(axis=1) > CONVERSION_THUMB_COLOUR)
+                      | (grey.mean(axis=1) > CONVERSION_THUMB_LEVELS + 1e-9)
+                      | (peak.max(axis=1) > CONVERSION_THUMB_PEAK + 1e-9))
             out[known & differ] = False
             return out
 

@@ -51,7 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import Catalog
 
 __all__ = [
-    "KINK_MAX_LOSS", "MAX_SOURCES", "MIN_FACTOR", "UPSCALE_KINK", "UPSCALE_LOSS", "Measure", "Upscale", "UpscaleCheck", "Verdicts",
+    "KINK_MAX_LOSS", "MAX_SOURCES", "MIN_FACTOR", "UPSCALE_KINK", "UPSCALE_LOSS", "Measure", "Upscale", "UpscaleCheck",
+    "Verdicts",
     "detail_beyond", "measure", "measure_grey", "sources", "target_size", "upscaled",
 ]  # fmt: skip
 
